@@ -1,0 +1,96 @@
+/* The resolved run configuration (SPEC.md "Config") and the strict YAML reader that fills it. */
+#ifndef DTRAIN_CONFIG_H
+#define DTRAIN_CONFIG_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "dtrain/error.h"
+
+typedef enum { DT_RESIZE_SQUASH, DT_RESIZE_CENTER } dt_resize_mode;
+typedef enum { DT_AUGMENT_NONE, DT_AUGMENT_FLIP, DT_AUGMENT_CROP_FLIP } dt_augment_mode;
+typedef enum { DT_FREEZE_NONE, DT_FREEZE_BACKBONE } dt_freeze_mode;
+typedef enum { DT_SCHEDULE_CONSTANT, DT_SCHEDULE_STEP, DT_SCHEDULE_COSINE } dt_schedule_kind;
+typedef enum { DT_DEVICE_AUTO, DT_DEVICE_CPU, DT_DEVICE_CUDA } dt_device_kind;
+typedef enum { DT_PRECISION_FP32, DT_PRECISION_TF32, DT_PRECISION_BF16 } dt_precision_kind;
+
+typedef struct dt_class_rename {
+    char *folder;  /* class folder name, e.g. "cane" */
+    char *display; /* name shown in logs and plots, e.g. "dog" */
+} dt_class_rename;
+
+typedef struct dt_config {
+    struct {
+        char *root; /* required */
+        double val_fraction;
+        uint64_t split_seed;
+        int image_size;
+        dt_resize_mode resize;
+        float mean[3];
+        float std[3];
+        int workers; /* 0 = choose */
+        dt_augment_mode augment;
+        dt_class_rename *class_names; /* in file order */
+        int n_class_names;
+    } data;
+    struct {
+        char *arch;       /* "resnet18" */
+        char *pretrained; /* NULL when not given */
+        dt_freeze_mode freeze;
+    } model;
+    struct {
+        int epochs;
+        int batch_size; /* per rank */
+        int accumulate;
+        double lr;
+        double momentum;
+        bool nesterov;
+        double weight_decay;
+        dt_schedule_kind schedule;
+        int step_size;   /* schedule=step: epochs between decays (torch StepLR step_size) */
+        double gamma;    /* schedule=step: decay factor (torch StepLR gamma) */
+        double warmup_epochs;
+        bool shuffle;
+        uint64_t seed;
+    } train;
+    struct {
+        dt_device_kind device;
+        int threads; /* 0 = cores / local ranks */
+        dt_precision_kind precision;
+    } runtime;
+    struct {
+        char *dir;
+        int log_every;
+    } output;
+} dt_config;
+
+/* Fills cfg with the defaults of SPEC.md (data.root NULL). Strings are heap copies. */
+void dt_config_defaults(dt_config *cfg);
+
+/* Reads the YAML file at path, then applies overrides ("key.path=value", YAML-style values),
+ * then validates. Any problem fails with exit code 2 and a message
+ * "FILE:LINE:COL: key.path: what is wrong" (overrides report "override 'arg': key.path: ..."). */
+int dt_config_load(const char *path, int n_overrides, char *const *overrides, dt_config *cfg,
+                   dt_error *err);
+
+/* Writes the resolved config as YAML that dt_config_load reads back to the same values. */
+int dt_config_write_yaml(const dt_config *cfg, FILE *out);
+
+/* 64-bit FNV-1a hash of the resolved YAML text (same config => same hash on every rank). */
+uint64_t dt_config_hash(const dt_config *cfg);
+
+/* Display name of a class folder: the class_names mapping if present, else the folder name. */
+const char *dt_config_display_name(const dt_config *cfg, const char *folder);
+
+void dt_config_free(dt_config *cfg);
+
+/* Names used in YAML for the enums (for printing). */
+const char *dt_resize_mode_name(dt_resize_mode v);
+const char *dt_augment_mode_name(dt_augment_mode v);
+const char *dt_freeze_mode_name(dt_freeze_mode v);
+const char *dt_schedule_kind_name(dt_schedule_kind v);
+const char *dt_device_kind_name(dt_device_kind v);
+const char *dt_precision_kind_name(dt_precision_kind v);
+
+#endif

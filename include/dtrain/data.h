@@ -1,0 +1,127 @@
+/* Data: ImageFolder scan, seeded train/val split, per-epoch sharding, image decode and the
+ * threaded batch loader that feeds the model uint8 NHWC batches. */
+#ifndef DTRAIN_DATA_H
+#define DTRAIN_DATA_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "dtrain/config.h"
+#include "dtrain/error.h"
+
+/* ---- ImageFolder scan ------------------------------------------------------------------ */
+
+typedef struct dt_image_file {
+    char *path; /* full path: root/class/.../file */
+    int label;  /* index into class_names */
+} dt_image_file;
+
+typedef struct dt_dataset {
+    char *root;
+    char **class_names; /* sub-folder names, sorted by byte order (strcmp) */
+    int n_classes;
+    dt_image_file *files; /* sorted like torchvision ImageFolder: by class, then by path */
+    size_t n_files;
+} dt_dataset;
+
+/* Scans root as torchvision's ImageFolder does: classes = sorted sub-folders, files found
+ * recursively under each, extensions .jpg .jpeg .png (any case), names starting with '.'
+ * ignored. Errors (missing root, no classes, a class without images) name the path. */
+int dt_dataset_scan(const char *root, dt_dataset *ds, dt_error *err);
+void dt_dataset_free(dt_dataset *ds);
+
+/* 64-bit hash of the file list (paths relative to root, and labels): ranks compare it. */
+uint64_t dt_dataset_hash(const dt_dataset *ds);
+
+/* ---- split and sharding ------------------------------------------------------------------ */
+
+typedef struct dt_split {
+    uint32_t *train; /* indices into ds->files, ascending */
+    size_t n_train;
+    uint32_t *val; /* ascending */
+    size_t n_val;
+} dt_split;
+
+/* Deterministic function of (n_files, val_fraction, seed): a seeded permutation (own PRNG,
+ * identical on every machine) whose first round(n*val_fraction) entries form the val part. */
+int dt_split_make(size_t n_files, double val_fraction, uint64_t seed, dt_split *split,
+                  dt_error *err);
+void dt_split_free(dt_split *split);
+
+/* The global order of training samples for one epoch: a seeded permutation of split->train
+ * (seed mixed with epoch) when shuffle, else split->train in order, padded by wrapping around
+ * to a multiple of global_batch. *out_n is the padded length. Caller frees *out. */
+int dt_epoch_order(const dt_split *split, uint64_t seed, int epoch, int shuffle, size_t global_batch,
+                   uint32_t **out, size_t *out_n, dt_error *err);
+
+/* ---- decode ----------------------------------------------------------------------------- */
+
+/* Largest image accepted, checked from the header before any pixel buffer is allocated. */
+#define DT_MAX_IMAGE_PIXELS (178956970u) /* PIL's default decompression-bomb limit */
+
+typedef struct dt_image {
+    uint8_t *pixels; /* height x width x 3, RGB */
+    int width, height;
+} dt_image;
+
+/* Decodes a JPEG or PNG file (sniffed from its bytes, not its name) to RGB. Grayscale, palette,
+ * 16-bit, alpha, CMYK/YCCK are converted. Corrupt data, including a libjpeg warning, fails
+ * with a message naming the file. */
+int dt_image_decode_file(const char *path, dt_image *img, dt_error *err);
+int dt_image_decode_memory(const uint8_t *bytes, size_t size, const char *name, dt_image *img,
+                           dt_error *err);
+void dt_image_free(dt_image *img);
+
+/* Antialiased resize (as PIL/torchvision bilinear with antialias) of src to a size x size RGB
+ * output. squash: whole image to size x size; center: shorter side to size*8/7 then center crop. */
+int dt_image_resize_to_square(const dt_image *src, dt_resize_mode mode, int size, uint8_t *dst,
+                              dt_error *err);
+
+/* ---- loader ------------------------------------------------------------------------------ */
+
+typedef struct dt_batch {
+    uint8_t *pixels;       /* batch_size x image_size x image_size x 3, uint8 RGB (NHWC) */
+    int32_t *labels;       /* batch_size */
+    uint8_t *counts;       /* batch_size: 1 = sample counts in loss/accuracy, 0 = filler */
+    uint32_t *file_index;  /* batch_size: index into ds->files of the image in that slot */
+    int n_counted;         /* number of slots with counts[i] == 1 */
+    int batch_size;
+} dt_batch;
+
+typedef struct dt_loader_options {
+    int batch_size;
+    int image_size;
+    dt_resize_mode resize;
+    dt_augment_mode augment; /* applied only when the epoch is started with training = 1 */
+    int workers;             /* decode threads (>= 1) */
+    int prefetch_batches;    /* ring depth (>= 2) */
+    uint64_t seed;           /* augmentation seed */
+} dt_loader_options;
+
+typedef struct dt_loader dt_loader;
+
+int dt_loader_create(const dt_dataset *ds, const dt_loader_options *opt, dt_loader **out,
+                     dt_error *err);
+
+/* Starts delivering batches of the given indices, in order, batch_size each. A final partial
+ * batch is filled with filler slots (counts 0). Undecodable files: their slot is filled with a
+ * copy of a decodable image of the same batch and counts 0; each such file is reported once to
+ * stderr as "warning: skipping FILE: reason" and counted. */
+int dt_loader_start(dt_loader *loader, const uint32_t *indices, size_t n_indices, int epoch,
+                    int training, dt_error *err);
+
+/* Blocks until the next batch is ready. Sets *batch to NULL after the last one. */
+int dt_loader_next(dt_loader *loader, const dt_batch **batch, dt_error *err);
+
+/* Returns the batch's buffer to the ring. */
+void dt_loader_release(dt_loader *loader, const dt_batch *batch);
+
+/* Number of distinct files found undecodable so far. */
+size_t dt_loader_skipped_files(const dt_loader *loader);
+
+/* Seconds the consumer spent blocked in dt_loader_next since creation (data-wait share). */
+double dt_loader_wait_seconds(const dt_loader *loader);
+
+void dt_loader_destroy(dt_loader *loader);
+
+#endif

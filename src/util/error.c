@@ -1,0 +1,43 @@
+/* Error reporting helpers: format messages into a dt_error and return -1. */
+#include "dtrain/error.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+static int fail_with_code(dt_error *err, int code, const char *fmt, va_list args) {
+    if (err) {
+        vsnprintf(err->message, sizeof err->message, fmt, args);
+        err->exit_code = code;
+    }
+    return -1;
+}
+
+int dt_fail(dt_error *err, const char *fmt, ...) {
+    va_list args;
+    va_start(args, fmt);
+    fail_with_code(err, DT_EXIT_RUNTIME, fmt, args);
+    va_end(args);
+    return -1;
+}
+
+int dt_fail_usage(dt_error *err, const char *fmt, ...) {
+    va_list args;
+    va_start(args, fmt);
+    fail_with_code(err, DT_EXIT_USAGE, fmt, args);
+    va_end(args);
+    return -1;
+}
+
+int dt_error_prefix(dt_error *err, const char *fmt, ...) {
+    if (!err) return -1;
+    char prefix[512];
+    va_list args;
+    va_start(args, fmt);
+    vsnprintf(prefix, sizeof prefix, fmt, args);
+    va_end(args);
+    char old[sizeof err->message];
+    memcpy(old, err->message, sizeof old);
+    snprintf(err->message, sizeof err->message, "%s: %s", prefix, old);
+    return -1;
+}
