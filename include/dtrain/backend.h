@@ -159,9 +159,13 @@ typedef struct dt_backend_options {
 /* CPU backend (oneDNN). Always compiled in. */
 int dt_backend_cpu_create(const dt_backend_options *opt, dt_backend *out, dt_error *err);
 
-/* CUDA backend: compiled in when DTRAIN_HAVE_CUDA; returns an error otherwise. */
+/* CUDA training backend: fails with a clear message while it is not built in. */
 int dt_backend_cuda_create(const dt_backend_options *opt, dt_backend *out, dt_error *err);
+int dt_backend_cuda_training_available(void);
+/* GPUs visible to this process (0 without the CUDA toolkit, driver or device). */
 int dt_backend_cuda_device_count(void);
+/* "runtime 13.0, driver ..., cuDNN 9.x.y, NCCL 2.x.y" (DTRAIN_HAVE_CUDA builds only). */
+const char *dt_backend_cuda_library_versions(void);
 
 /* Library version strings for --version ("oneDNN 2.6.3", ...). */
 const char *dt_backend_cpu_library_version(void);

@@ -40,11 +40,17 @@ int dt_comm_init(int *argc, char ***argv, dt_comm *comm, dt_error *err);
 int dt_comm_launched_by_mpi(void);
 /* Rank as the launcher's environment says, or 0 (for error printing before init). */
 int dt_comm_env_rank(void);
+/* Number of ranks the launcher's environment announces, or 0 when it does not say. */
+int dt_comm_env_size(void);
 
 int dt_comm_single_init(dt_comm *comm);
 #ifdef DTRAIN_HAVE_MPI
 int dt_comm_mpi_init(int *argc, char ***argv, dt_comm *comm, dt_error *err);
 const char *dt_comm_mpi_library_version(void);
+/* Largest element (or byte) count handed to one MPI call; bigger transfers go in chunks of at
+ * most this many. Defaults to INT_MAX; tests lower it to exercise the chunking. Clamped to
+ * [1, INT_MAX]. Only for a comm made by dt_comm_mpi_init. */
+void dt_comm_mpi_set_chunk_limit(dt_comm *comm, size_t max_count);
 #endif
 
 #endif

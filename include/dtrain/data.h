@@ -72,10 +72,37 @@ int dt_image_decode_memory(const uint8_t *bytes, size_t size, const char *name, 
                            dt_error *err);
 void dt_image_free(dt_image *img);
 
+/* Same, but a JPEG at least twice as large as min_width x min_height is decoded at a reduced
+ * DCT scale (1/2, 1/4 or 1/8, the smallest that keeps both sides >= the minimum): much faster
+ * for big photos, close to but not bit-identical with a full decode followed by the resize.
+ * min_width or min_height <= 0 means full size. PNGs are always decoded at full size. */
+int dt_image_decode_file_scaled(const char *path, int min_width, int min_height, dt_image *img,
+                                dt_error *err);
+int dt_image_decode_memory_scaled(const uint8_t *bytes, size_t size, const char *name,
+                                  int min_width, int min_height, dt_image *img, dt_error *err);
+
 /* Antialiased resize (as PIL/torchvision bilinear with antialias) of src to a size x size RGB
  * output. squash: whole image to size x size; center: shorter side to size*8/7 then center crop. */
 int dt_image_resize_to_square(const dt_image *src, dt_resize_mode mode, int size, uint8_t *dst,
                               dt_error *err);
+
+/* PIL's img.crop((x, y, x + width, y + height)).resize((out_width, out_height), BILINEAR):
+ * the region is resampled with PIL's antialiased bilinear filter and 8-bit fixed-point
+ * arithmetic (horizontal pass, rounded to 8 bits, then vertical pass), bit-identical with
+ * Pillow. dst receives out_height x out_width x 3 bytes. */
+int dt_image_resize_region(const dt_image *src, int x, int y, int width, int height,
+                           int out_width, int out_height, uint8_t *dst, dt_error *err);
+
+/* Shorter side used by resize=center before the crop: round(size * 8 / 7) (256 for 224). */
+int dt_center_resize_short_side(int size);
+
+/* ---- encode (tools, tests, benchmarks) --------------------------------------------------- */
+
+/* Writes a baseline (or progressive) JPEG with libjpeg. components: 1 = grayscale samples,
+ * 3 = RGB, 4 = CMYK samples written as they are (with libjpeg's Adobe marker, so readers that
+ * follow the Adobe convention, PIL and dtrain included, take them as inverted CMYK). */
+int dt_jpeg_write_file(const char *path, const uint8_t *samples, int width, int height,
+                       int components, int quality, int progressive, dt_error *err);
 
 /* ---- loader ------------------------------------------------------------------------------ */
 
@@ -96,21 +123,33 @@ typedef struct dt_loader_options {
     int workers;             /* decode threads (>= 1) */
     int prefetch_batches;    /* ring depth (>= 2) */
     uint64_t seed;           /* augmentation seed */
+    /* Optional, zero = off/default: */
+    int jpeg_dct_scaling; /* 1: decode big JPEGs at a reduced DCT scale (dt_image_decode_*_scaled)
+                             when no random crop follows; faster, not bit-identical with PIL */
+    void *(*alloc_pixels)(size_t bytes, void *ctx); /* batch pixel buffers, e.g. pinned memory; */
+    void (*free_pixels)(void *pixels, void *ctx);   /* NULL = malloc/free */
+    void *alloc_ctx;
 } dt_loader_options;
 
 typedef struct dt_loader dt_loader;
 
+/* ds must outlive the loader. */
 int dt_loader_create(const dt_dataset *ds, const dt_loader_options *opt, dt_loader **out,
                      dt_error *err);
 
 /* Starts delivering batches of the given indices, in order, batch_size each. A final partial
  * batch is filled with filler slots (counts 0). Undecodable files: their slot is filled with a
  * copy of a decodable image of the same batch and counts 0; each such file is reported once to
- * stderr as "warning: skipping FILE: reason" and counted. */
+ * stderr as "warning: skipping FILE: reason" and counted. A filler or undecodable slot carries
+ * the label and file_index of the image copied into it (zero pixels, its own file_index and
+ * label when nothing in the batch decodes). Augmentation draws come from (seed, epoch, file
+ * index) only, so batches do not depend on the number of workers or thread timing. May be
+ * called mid-epoch: pending work is dropped and batches handed out earlier become invalid. */
 int dt_loader_start(dt_loader *loader, const uint32_t *indices, size_t n_indices, int epoch,
                     int training, dt_error *err);
 
-/* Blocks until the next batch is ready. Sets *batch to NULL after the last one. */
+/* Blocks until the next batch is ready. Sets *batch to NULL after the last one. Fails (rather
+ * than waiting forever) when every prefetch buffer is held by the caller, unreleased. */
 int dt_loader_next(dt_loader *loader, const dt_batch **batch, dt_error *err);
 
 /* Returns the batch's buffer to the ring. */
@@ -118,6 +157,9 @@ void dt_loader_release(dt_loader *loader, const dt_batch *batch);
 
 /* Number of distinct files found undecodable so far. */
 size_t dt_loader_skipped_files(const dt_loader *loader);
+
+/* One flag per file of the dataset (ds->n_files): 1 when that file was found undecodable. */
+const uint8_t *dt_loader_bad_files(const dt_loader *loader);
 
 /* Seconds the consumer spent blocked in dt_loader_next since creation (data-wait share). */
 double dt_loader_wait_seconds(const dt_loader *loader);

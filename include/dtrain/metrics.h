@@ -1,0 +1,43 @@
+/* The metrics files of SPEC.md: metrics.jsonl (one JSON object per line) and metrics.csv (the
+ * same train/eval rows), appended and flushed as training goes. */
+#ifndef DTRAIN_METRICS_H
+#define DTRAIN_METRICS_H
+
+#include <stdio.h>
+
+#include "dtrain/error.h"
+
+typedef struct dt_metrics {
+    FILE *jsonl, *csv;
+    char jsonl_path[4096], csv_path[4096];
+} dt_metrics;
+
+typedef struct dt_train_row {
+    int epoch;
+    long step;
+    double loss, acc, lr, img_per_s, elapsed_s;
+} dt_train_row;
+
+typedef struct dt_eval_row {
+    int epoch;
+    long step;
+    double val_loss, val_acc;
+    long n;
+    double elapsed_s;
+} dt_eval_row;
+
+typedef struct dt_done_row {
+    int epochs;
+    double best_val_acc;
+    long skipped_files;
+    double elapsed_s;
+} dt_done_row;
+
+/* Creates (truncates) dir/metrics.jsonl and dir/metrics.csv. */
+int dt_metrics_open(dt_metrics *m, const char *dir, dt_error *err);
+int dt_metrics_train(dt_metrics *m, const dt_train_row *row, dt_error *err);
+int dt_metrics_eval(dt_metrics *m, const dt_eval_row *row, dt_error *err);
+int dt_metrics_done(dt_metrics *m, const dt_done_row *row, dt_error *err);
+void dt_metrics_close(dt_metrics *m);
+
+#endif

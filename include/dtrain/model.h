@@ -1,0 +1,88 @@
+/* The ResNet-18 model: torchvision's exact topology and parameter names, its parameters in one
+ * flat buffer (gradients and momentum likewise), and forward/backward written once over the
+ * backend interface. */
+#ifndef DTRAIN_MODEL_H
+#define DTRAIN_MODEL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "dtrain/backend.h"
+#include "dtrain/error.h"
+
+typedef enum {
+    DT_TENSOR_PARAMETER,     /* trainable: lives in model->params (grads, momentum alike) */
+    DT_TENSOR_RUNNING_MEAN,  /* BatchNorm buffer: lives in model->stats */
+    DT_TENSOR_RUNNING_VAR,   /* BatchNorm buffer: lives in model->stats */
+    DT_TENSOR_BATCHES_TRACKED /* BatchNorm num_batches_tracked: int64 scalar, host counter */
+} dt_tensor_role;
+
+/* One entry of the model's state dict, in torchvision's state_dict() order. */
+typedef struct dt_state_entry {
+    char name[64]; /* e.g. "layer2.0.downsample.1.running_var" */
+    dt_tensor_role role;
+    int ndim;
+    int64_t shape[4];
+    size_t offset; /* in floats, into params (PARAMETER) or stats (RUNNING_*) */
+    size_t count;
+    int in_classifier; /* 1 for fc.weight and fc.bias */
+} dt_state_entry;
+
+typedef struct dt_model dt_model;
+
+typedef struct dt_model_options {
+    int batch;        /* every forward/backward runs at this batch size */
+    int image_size;   /* square input side */
+    int n_classes;
+    int freeze_backbone; /* train fc only; backbone BN in inference mode */
+} dt_model_options;
+
+int dt_model_create(const dt_backend *backend, const dt_model_options *opt, dt_model **out,
+                    dt_error *err);
+void dt_model_destroy(dt_model *model);
+
+/* torchvision's initialisation (conv: kaiming_normal fan_out relu; BN: 1, 0; fc: nn.Linear's
+ * default uniform), drawn from the documented generator in rng.h seeded with seed. */
+int dt_model_init_weights(dt_model *model, uint64_t seed, dt_error *err);
+
+const dt_state_entry *dt_model_state(const dt_model *model, size_t *n_entries);
+const dt_state_entry *dt_model_find(const dt_model *model, const char *name);
+
+/* Flat buffers in backend memory. */
+float *dt_model_params(dt_model *model);
+float *dt_model_grads(dt_model *model);
+float *dt_model_momentum(dt_model *model);
+float *dt_model_stats(dt_model *model);
+size_t dt_model_param_count(const dt_model *model);
+size_t dt_model_stats_count(const dt_model *model);
+/* The span of the parameter buffer that is trained: all, or fc only when frozen. */
+void dt_model_trainable_span(const dt_model *model, size_t *offset, size_t *count);
+int64_t dt_model_batches_tracked(const dt_model *model);
+void dt_model_set_batches_tracked(dt_model *model, int64_t value);
+
+/* Forward pass on a uint8 NHWC batch (batch x size x size x 3), normalised with mean/std.
+ * training: BN batch statistics (running stats updated), activations kept for backward. */
+int dt_model_forward(dt_model *model, const uint8_t *pixels_nhwc, const float mean[3],
+                     const float std[3], int training, dt_error *err);
+
+/* Loss on the last forward's logits: softmax cross-entropy with labels and per-sample weights.
+ * Returns the weighted loss sum and writes argmax predictions. When grad_scale != 0 the logits
+ * gradient (grad_scale * weight_i * (softmax - onehot)) is kept for dt_model_backward. */
+int dt_model_loss(dt_model *model, const int32_t *labels, const float *weights, float grad_scale,
+                  double *loss_sum, int32_t *predictions, dt_error *err);
+
+/* Backward pass after a training forward and dt_model_loss with grad_scale != 0. Writes the
+ * gradients into the flat grads buffer (overwriting), or adds them when accumulate is set. */
+int dt_model_backward(dt_model *model, int accumulate, dt_error *err);
+
+/* Host copies of the whole parameter and running-statistics buffers. */
+int dt_model_download_state(dt_model *model, float *host_params, float *host_stats,
+                            dt_error *err);
+/* Replaces both buffers from host copies (pretrained weights, broadcasts). */
+int dt_model_upload_state(dt_model *model, const float *host_params, const float *host_stats,
+                          dt_error *err);
+
+/* Logits of the last forward, host copy (batch x n_classes). */
+int dt_model_logits(dt_model *model, float *host_logits, dt_error *err);
+
+#endif

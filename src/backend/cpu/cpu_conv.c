@@ -1,0 +1,262 @@
+/* Convolution layer of the CPU backend (no bias): oneDNN forward, backward-data and
+ * backward-weights primitives created once per layer for the activations' layouts, with the
+ * weights in oneDNN's preferred format. The OIHW weights are reordered once per forward and the
+ * result is reused by the backward of the same step; weight gradients are computed in the
+ * preferred format and reordered into the OIHW gradient view. */
+#include "cpu_internal.h"
+
+#include <stdlib.h>
+
+/* Weights in one primitive's format: either the user's OIHW buffer itself (same format) or a
+ * private buffer filled by a reorder. */
+typedef struct conv_weights {
+    int reordered;         /* 0: the primitive reads/writes the OIHW buffer directly */
+    float *buffer;         /* private copy when reordered */
+    dnnl_memory_t memory;  /* what the primitive gets */
+    cpu_primitive reorder; /* OIHW -> format (or format -> OIHW for gradients) */
+} conv_weights;
+
+typedef struct cpu_conv {
+    dt_layer base;
+    cpu_ctx *ctx;
+    dt_conv_desc d;
+    int out_height, out_width;
+    dnnl_memory_desc_t oihw_md;
+    dnnl_memory_t user_weights; /* OIHW view, handle set per call */
+    dnnl_memory_t user_grad;    /* OIHW gradient view, handle set per call */
+    cpu_primitive forward, backward_data, backward_weights;
+    conv_weights forward_weights, data_weights, grad_weights;
+    int data_weights_share_forward; /* backward-data wants the forward format */
+    /* the OIHW pointer whose reorder forward_weights holds (NULL: none yet) */
+    const float *forward_weights_source;
+} cpu_conv;
+
+static void conv_weights_free(conv_weights *w) {
+    cpu_primitive_destroy(&w->reorder);
+    if (w->memory) dnnl_memory_destroy(w->memory);
+    cpu_aligned_free(w->buffer);
+}
+
+static void conv_destroy(dt_layer *layer) {
+    cpu_conv *conv = (cpu_conv *)layer;
+    cpu_primitive_destroy(&conv->forward);
+    cpu_primitive_destroy(&conv->backward_data);
+    cpu_primitive_destroy(&conv->backward_weights);
+    conv_weights_free(&conv->forward_weights);
+    conv_weights_free(&conv->data_weights);
+    conv_weights_free(&conv->grad_weights);
+    if (conv->user_weights) dnnl_memory_destroy(conv->user_weights);
+    if (conv->user_grad) dnnl_memory_destroy(conv->user_grad);
+    free(conv);
+}
+
+/* Sets up w for a primitive whose weights format is md. to_user: gradients (format -> OIHW). */
+static int conv_weights_init(cpu_conv *conv, conv_weights *w, const dnnl_memory_desc_t *md,
+                             int to_user, dt_error *err) {
+    if (dnnl_memory_desc_equal(md, &conv->oihw_md))
+        return cpu_memory_create(conv->ctx, md, NULL, &w->memory, err);
+    w->reordered = 1;
+    w->buffer = cpu_aligned_alloc(dnnl_memory_desc_get_size(md), 1);
+    if (!w->buffer) return dt_fail(err, "out of memory for convolution weights");
+    if (cpu_memory_create(conv->ctx, md, w->buffer, &w->memory, err) != 0) return -1;
+    return to_user ? cpu_reorder_create(conv->ctx, md, &conv->oihw_md, &w->reorder, err,
+                                        "creating the weight-gradient reorder")
+                   : cpu_reorder_create(conv->ctx, &conv->oihw_md, md, &w->reorder, err,
+                                        "creating the weight reorder");
+}
+
+/* Creates the three primitives for the layouts of x (in) and y (out). */
+static int conv_build(cpu_conv *conv, dt_error *err) {
+    const dt_conv_desc *d = &conv->d;
+    dnnl_memory_desc_t src_md, dst_md, any_weights_md;
+    const dnnl_dims_t weight_dims = {d->out_channels, d->in_channels, d->kernel, d->kernel};
+    const dnnl_dims_t strides = {d->stride, d->stride};
+    const dnnl_dims_t padding = {d->padding, d->padding};
+    if (cpu_activation_md(&src_md, d->batch, d->in_channels, d->in_height, d->in_width, err) ||
+        cpu_activation_md(&dst_md, d->batch, d->out_channels, conv->out_height, conv->out_width,
+                          err) ||
+        cpu_check(dnnl_memory_desc_init_by_tag(&any_weights_md, 4, weight_dims, dnnl_f32,
+                                               dnnl_format_tag_any),
+                  err, "describing convolution weights") ||
+        cpu_check(dnnl_memory_desc_init_by_tag(&conv->oihw_md, 4, weight_dims, dnnl_f32, dnnl_oihw),
+                  err, "describing convolution weights"))
+        return -1;
+
+    dnnl_convolution_desc_t forward_desc, data_desc, weights_desc;
+    if (cpu_check(dnnl_convolution_forward_desc_init(
+                      &forward_desc, dnnl_forward_training, dnnl_convolution_direct, &src_md,
+                      &any_weights_md, NULL, &dst_md, strides, padding, padding),
+                  err, "describing the convolution forward") ||
+        cpu_check(dnnl_convolution_backward_data_desc_init(&data_desc, dnnl_convolution_direct,
+                                                           &src_md, &any_weights_md, &dst_md,
+                                                           strides, padding, padding),
+                  err, "describing the convolution backward-data") ||
+        cpu_check(dnnl_convolution_backward_weights_desc_init(
+                      &weights_desc, dnnl_convolution_direct, &src_md, &any_weights_md, NULL,
+                      &dst_md, strides, padding, padding),
+                  err, "describing the convolution backward-weights"))
+        return -1;
+
+    dnnl_primitive_desc_t forward_pd = NULL, data_pd = NULL, weights_pd = NULL;
+    int rc = -1;
+    if (cpu_primitive_desc_create(conv->ctx, &forward_desc, NULL, &forward_pd, err,
+                                  "convolution forward") ||
+        cpu_primitive_desc_create(conv->ctx, &data_desc, forward_pd, &data_pd, err,
+                                  "convolution backward-data") ||
+        cpu_primitive_desc_create(conv->ctx, &weights_desc, forward_pd, &weights_pd, err,
+                                  "convolution backward-weights"))
+        goto done;
+    const dnnl_memory_desc_t *forward_md =
+        dnnl_primitive_desc_query_md(forward_pd, dnnl_query_weights_md, 0);
+    const dnnl_memory_desc_t *data_md =
+        dnnl_primitive_desc_query_md(data_pd, dnnl_query_weights_md, 0);
+    const dnnl_memory_desc_t *grad_md =
+        dnnl_primitive_desc_query_md(weights_pd, dnnl_query_diff_weights_md, 0);
+    conv->data_weights_share_forward = dnnl_memory_desc_equal(forward_md, data_md);
+    if (cpu_primitive_create(conv->ctx, forward_pd, &conv->forward, err, "convolution forward") ||
+        cpu_primitive_create(conv->ctx, data_pd, &conv->backward_data, err,
+                             "convolution backward-data") ||
+        cpu_primitive_create(conv->ctx, weights_pd, &conv->backward_weights, err,
+                             "convolution backward-weights") ||
+        conv_weights_init(conv, &conv->forward_weights, forward_md, 0, err) ||
+        (!conv->data_weights_share_forward &&
+         conv_weights_init(conv, &conv->data_weights, data_md, 0, err)) ||
+        conv_weights_init(conv, &conv->grad_weights, grad_md, 1, err) ||
+        cpu_memory_create(conv->ctx, &conv->oihw_md, NULL, &conv->user_weights, err) ||
+        cpu_memory_create(conv->ctx, &conv->oihw_md, NULL, &conv->user_grad, err))
+        goto done;
+    rc = 0;
+done:
+    if (forward_pd) dnnl_primitive_desc_destroy(forward_pd);
+    if (data_pd) dnnl_primitive_desc_destroy(data_pd);
+    if (weights_pd) dnnl_primitive_desc_destroy(weights_pd);
+    return rc;
+}
+
+dt_layer *cpu_conv_create(void *ctx, const dt_conv_desc *d, dt_error *err) {
+    if (d->batch <= 0 || d->in_channels <= 0 || d->out_channels <= 0 || d->in_height <= 0 ||
+        d->in_width <= 0 || d->kernel <= 0 || d->stride <= 0 || d->padding < 0) {
+        dt_fail(err,
+                "conv_create: invalid description (batch %d, channels %d->%d, %dx%d, "
+                "kernel %d, stride %d, padding %d)",
+                d->batch, d->in_channels, d->out_channels, d->in_height, d->in_width, d->kernel,
+                d->stride, d->padding);
+        return NULL;
+    }
+    int out_height = (d->in_height + 2 * d->padding - d->kernel) / d->stride + 1;
+    int out_width = (d->in_width + 2 * d->padding - d->kernel) / d->stride + 1;
+    if (d->in_height + 2 * d->padding < d->kernel || d->in_width + 2 * d->padding < d->kernel) {
+        dt_fail(err, "conv_create: kernel %d is larger than the padded %dx%d input", d->kernel,
+                d->in_height, d->in_width);
+        return NULL;
+    }
+    cpu_conv *conv = calloc(1, sizeof *conv);
+    if (!conv) {
+        dt_fail(err, "out of memory creating a convolution");
+        return NULL;
+    }
+    conv->base = (dt_layer){CPU_LAYER_CONV, conv_destroy};
+    conv->ctx = ctx;
+    conv->d = *d;
+    conv->out_height = out_height;
+    conv->out_width = out_width;
+    if (conv_build(conv, err) != 0) {
+        dt_error_prefix(err, "conv_create (%d->%d, kernel %d, stride %d, %dx%d)", d->in_channels,
+                        d->out_channels, d->kernel, d->stride, d->in_height, d->in_width);
+        conv_destroy(&conv->base);
+        return NULL;
+    }
+    return &conv->base;
+}
+
+static int conv_expect_x(const cpu_conv *conv, const dt_tensor *x, const char *op, dt_error *err) {
+    const dt_conv_desc *d = &conv->d;
+    return cpu_tensor_expect(x, d->batch, d->in_channels, d->in_height, d->in_width, op, "x", err);
+}
+
+static int conv_expect_y(const cpu_conv *conv, const dt_tensor *y, const char *op, const char *name,
+                         dt_error *err) {
+    const dt_conv_desc *d = &conv->d;
+    return cpu_tensor_expect(y, d->batch, d->out_channels, conv->out_height, conv->out_width, op,
+                             name, err);
+}
+
+/* Brings weights (OIHW) into w's format; the primitive then reads w->memory. */
+static int conv_weights_load(cpu_conv *conv, conv_weights *w, const float *weight, dt_error *err) {
+    if (!w->reordered) return cpu_memory_point(w->memory, weight, err);
+    if (cpu_memory_point(conv->user_weights, weight, err) != 0) return -1;
+    dnnl_exec_arg_t args[] = {{DNNL_ARG_FROM, conv->user_weights}, {DNNL_ARG_TO, w->memory}};
+    return cpu_primitive_execute(conv->ctx, &w->reorder, 2, args, err, "reordering weights");
+}
+
+int cpu_conv_forward(void *ctx, dt_layer *l, const float *weight, const dt_tensor *x, dt_tensor *y,
+                     dt_error *err) {
+    cpu_conv *conv = (cpu_conv *)l;
+    (void)ctx;
+    if (conv_expect_x(conv, x, "conv_forward", err) ||
+        conv_expect_y(conv, y, "conv_forward", "y", err))
+        return -1;
+    conv->forward_weights_source = NULL;
+    if (conv_weights_load(conv, &conv->forward_weights, weight, err) != 0) return -1;
+    conv->forward_weights_source = weight;
+    dnnl_exec_arg_t args[] = {{DNNL_ARG_SRC, x->memory},
+                              {DNNL_ARG_WEIGHTS, conv->forward_weights.memory},
+                              {DNNL_ARG_DST, y->memory}};
+    return cpu_primitive_execute(conv->ctx, &conv->forward, 3, args, err, "convolution forward");
+}
+
+/* Weights for backward-data: the forward's reorder when it was made from the same buffer in
+ * this step (the weights do not change between a forward and its backward), else a new one. */
+static int conv_data_weights(cpu_conv *conv, const float *weight, dnnl_memory_t *out,
+                             dt_error *err) {
+    if (conv->data_weights_share_forward) {
+        if (conv->forward_weights_source != weight &&
+            conv_weights_load(conv, &conv->forward_weights, weight, err) != 0)
+            return -1;
+        conv->forward_weights_source = weight;
+        *out = conv->forward_weights.memory;
+        return 0;
+    }
+    if (conv_weights_load(conv, &conv->data_weights, weight, err) != 0) return -1;
+    *out = conv->data_weights.memory;
+    return 0;
+}
+
+int cpu_conv_backward(void *ctx, dt_layer *l, const float *weight, const dt_tensor *x,
+                      const dt_tensor *dy, dt_tensor *dx, float *weight_grad, dt_error *err) {
+    cpu_conv *conv = (cpu_conv *)l;
+    (void)ctx;
+    if (conv_expect_x(conv, x, "conv_backward", err) ||
+        conv_expect_y(conv, dy, "conv_backward", "dy", err) ||
+        (dx && conv_expect_x(conv, dx, "conv_backward", err)))
+        return -1;
+    if (weight_grad) {
+        conv_weights *g = &conv->grad_weights;
+        if (cpu_memory_point(g->reordered ? conv->user_grad : g->memory, weight_grad, err) != 0)
+            return -1;
+        dnnl_exec_arg_t args[] = {{DNNL_ARG_SRC, x->memory},
+                                  {DNNL_ARG_DIFF_DST, dy->memory},
+                                  {DNNL_ARG_DIFF_WEIGHTS, g->memory}};
+        if (cpu_primitive_execute(conv->ctx, &conv->backward_weights, 3, args, err,
+                                  "convolution backward-weights") != 0)
+            return -1;
+        if (g->reordered) {
+            dnnl_exec_arg_t to_user[] = {{DNNL_ARG_FROM, g->memory},
+                                         {DNNL_ARG_TO, conv->user_grad}};
+            if (cpu_primitive_execute(conv->ctx, &g->reorder, 2, to_user, err,
+                                      "reordering the weight gradient") != 0)
+                return -1;
+        }
+    }
+    if (dx) {
+        dnnl_memory_t weights_memory;
+        if (conv_data_weights(conv, weight, &weights_memory, err) != 0) return -1;
+        dnnl_exec_arg_t args[] = {{DNNL_ARG_DIFF_DST, dy->memory},
+                                  {DNNL_ARG_WEIGHTS, weights_memory},
+                                  {DNNL_ARG_DIFF_SRC, dx->memory}};
+        if (cpu_primitive_execute(conv->ctx, &conv->backward_data, 3, args, err,
+                                  "convolution backward-data") != 0)
+            return -1;
+    }
+    return 0;
+}

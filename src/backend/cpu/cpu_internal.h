@@ -1,0 +1,157 @@
+/* Private declarations shared by the files of the CPU backend (oneDNN 2.6, OpenMP): the
+ * context, the activation tensor and its memory format, the layer base, and the helpers that
+ * wrap oneDNN primitives (one shared user scratchpad, reorders, status messages). */
+#ifndef DTRAIN_CPU_INTERNAL_H
+#define DTRAIN_CPU_INTERNAL_H
+
+#include <stddef.h>
+
+#include <oneapi/dnnl/dnnl.h>
+
+#include "dtrain/backend.h"
+
+/* One engine, one in-order stream; primitives run one after another, so they can all share
+ * one scratchpad buffer (grown to the largest need when layers are created). */
+typedef struct cpu_ctx {
+    dnnl_engine_t engine;
+    dnnl_stream_t stream;
+    int threads;   /* OpenMP threads the primitives were created for */
+    int precision; /* dt_precision_kind */
+    void *scratchpad;
+    size_t scratchpad_size;
+} cpu_ctx;
+
+/* Physical layout of an activation. One rule for every tensor (cpu_layout_for_channels), so
+ * that two tensors of the same shape always share a layout and every primitive of a layer is
+ * created for the layouts its tensors will have: no activation reorder in the steady state.
+ * Neither layout has padding, so a tensor holds exactly n*c*h*w floats, and element-wise ops
+ * can run over the flat buffer. With h = w = 1 both layouts are the plain [n][c] matrix. */
+typedef enum {
+    CPU_LAYOUT_NCHW,    /* plain, used when channels % 16 != 0 (e.g. the RGB input) */
+    CPU_LAYOUT_NCHW16C, /* oneDNN nChw16c: blocks of 16 channels innermost */
+} cpu_layout;
+
+struct dt_tensor {
+    int n, c, h, w;
+    cpu_layout layout;
+    size_t count; /* n * c * h * w */
+    float *data;  /* 64-byte aligned */
+    dnnl_memory_desc_t md;
+    dnnl_memory_t memory; /* wraps data; passed straight to primitives */
+};
+
+typedef enum {
+    CPU_LAYER_CONV,
+    CPU_LAYER_BATCHNORM,
+    CPU_LAYER_MAXPOOL,
+    CPU_LAYER_LINEAR,
+} cpu_layer_kind;
+
+/* First member of every layer struct. */
+struct dt_layer {
+    cpu_layer_kind kind;
+    void (*destroy)(dt_layer *layer);
+};
+
+/* A primitive plus the memory object through which it sees the shared scratchpad. */
+typedef struct cpu_primitive {
+    dnnl_primitive_t primitive;
+    dnnl_memory_t scratchpad; /* NULL when the primitive needs none */
+} cpu_primitive;
+
+/* ---- oneDNN helpers (cpu_primitive.c) ---------------------------------------------------- */
+
+/* 0 on dnnl_success, else -1 with "oneDNN <what>: <status>" in err. */
+int cpu_check(dnnl_status_t status, dt_error *err, const char *what);
+
+/* Primitive descriptor for op_desc with the backend's attributes (user scratchpad, fpmath). */
+int cpu_primitive_desc_create(cpu_ctx *ctx, const_dnnl_op_desc_t op_desc,
+                              const_dnnl_primitive_desc_t hint, dnnl_primitive_desc_t *pd,
+                              dt_error *err, const char *what);
+/* Creates the primitive of pd (pd stays owned by the caller) and grows the shared scratchpad. */
+int cpu_primitive_create(cpu_ctx *ctx, const_dnnl_primitive_desc_t pd, cpu_primitive *out,
+                         dt_error *err, const char *what);
+/* Reorder primitive from one memory description to another. */
+int cpu_reorder_create(cpu_ctx *ctx, const dnnl_memory_desc_t *from, const dnnl_memory_desc_t *to,
+                       cpu_primitive *out, dt_error *err, const char *what);
+void cpu_primitive_destroy(cpu_primitive *p);
+/* Runs the primitive on the stream (synchronous on the CPU engine); the scratchpad argument is
+ * added here. At most 15 arguments. */
+int cpu_primitive_execute(cpu_ctx *ctx, const cpu_primitive *p, int nargs,
+                          const dnnl_exec_arg_t *args, dt_error *err, const char *what);
+
+/* A memory object over handle (may be NULL and set later with cpu_memory_point). */
+int cpu_memory_create(cpu_ctx *ctx, const dnnl_memory_desc_t *md, void *handle, dnnl_memory_t *out,
+                      dt_error *err);
+int cpu_memory_point(dnnl_memory_t memory, const void *handle, dt_error *err);
+/* 64-byte aligned allocation of bytes (rounded up); zero-filled when zero is set. */
+void *cpu_aligned_alloc(size_t bytes, int zero);
+void cpu_aligned_free(void *p);
+
+/* ---- activations (cpu_tensor.c) ----------------------------------------------------------- */
+
+cpu_layout cpu_layout_for_channels(int channels);
+/* The oneDNN description of an activation of this shape in its layout. */
+int cpu_activation_md(dnnl_memory_desc_t *md, int n, int c, int h, int w, dt_error *err);
+/* -1 with "<op>: <name> is ... but the layer expects ..." unless t has the shape n,c,h,w. */
+int cpu_tensor_expect(const dt_tensor *t, int n, int c, int h, int w, const char *op,
+                      const char *name, dt_error *err);
+/* -1 unless a and b have the same shape. */
+int cpu_tensor_same_shape(const dt_tensor *a, const dt_tensor *b, const char *op, dt_error *err);
+
+/* ---- the ops (one file each), in the order of dt_backend_ops -------------------------------- */
+
+float *cpu_buffer_alloc(void *ctx, size_t count, dt_error *err);
+void cpu_buffer_free(void *ctx, float *buffer);
+int cpu_buffer_upload(void *ctx, float *dst, const float *host_src, size_t count, dt_error *err);
+int cpu_buffer_download(void *ctx, float *host_dst, const float *src, size_t count, dt_error *err);
+int cpu_buffer_fill(void *ctx, float *dst, float value, size_t count, dt_error *err);
+int cpu_buffer_axpy(void *ctx, float *y, float alpha, const float *x, size_t count, dt_error *err);
+int cpu_sgd_step(void *ctx, const dt_sgd_params *p, float *params, const float *grads,
+                 float *momentum, size_t count, dt_error *err);
+int cpu_buffer_sum_squares(void *ctx, const float *src, size_t count, double *out, dt_error *err);
+
+dt_tensor *cpu_tensor_create(void *ctx, int n, int c, int h, int w, dt_error *err);
+void cpu_tensor_destroy(void *ctx, dt_tensor *t);
+int cpu_tensor_upload(void *ctx, dt_tensor *dst, const float *host_nchw, dt_error *err);
+int cpu_tensor_download(void *ctx, const dt_tensor *src, float *host_nchw, dt_error *err);
+int cpu_tensor_from_images(void *ctx, dt_tensor *dst, const uint8_t *pixels_nhwc,
+                           const float mean[3], const float std[3], dt_error *err);
+int cpu_tensor_add(void *ctx, dt_tensor *dst, const dt_tensor *src, dt_error *err);
+
+dt_layer *cpu_conv_create(void *ctx, const dt_conv_desc *d, dt_error *err);
+int cpu_conv_forward(void *ctx, dt_layer *l, const float *weight, const dt_tensor *x, dt_tensor *y,
+                     dt_error *err);
+int cpu_conv_backward(void *ctx, dt_layer *l, const float *weight, const dt_tensor *x,
+                      const dt_tensor *dy, dt_tensor *dx, float *weight_grad, dt_error *err);
+
+dt_layer *cpu_batchnorm_create(void *ctx, const dt_batchnorm_desc *d, dt_error *err);
+int cpu_batchnorm_forward(void *ctx, dt_layer *l, const float *gamma, const float *beta,
+                          float *running_mean, float *running_var, int training, const dt_tensor *x,
+                          dt_tensor *y, dt_error *err);
+int cpu_batchnorm_backward(void *ctx, dt_layer *l, const float *gamma, const float *beta,
+                           const dt_tensor *x, const dt_tensor *y, const dt_tensor *dy,
+                           dt_tensor *dx, float *dgamma, float *dbeta, dt_error *err);
+
+int cpu_add_relu_forward(void *ctx, dt_tensor *y, const dt_tensor *x, dt_error *err);
+int cpu_relu_backward(void *ctx, const dt_tensor *y, const dt_tensor *dy, dt_tensor *dx,
+                      dt_error *err);
+
+dt_layer *cpu_maxpool_create(void *ctx, const dt_pool_desc *d, dt_error *err);
+int cpu_maxpool_forward(void *ctx, dt_layer *l, const dt_tensor *x, dt_tensor *y, dt_error *err);
+int cpu_maxpool_backward(void *ctx, dt_layer *l, const dt_tensor *dy, dt_tensor *dx, dt_error *err);
+int cpu_avgpool_forward(void *ctx, const dt_tensor *x, dt_tensor *y, dt_error *err);
+int cpu_avgpool_backward(void *ctx, const dt_tensor *dy, dt_tensor *dx, dt_error *err);
+
+dt_layer *cpu_linear_create(void *ctx, const dt_linear_desc *d, dt_error *err);
+int cpu_linear_forward(void *ctx, dt_layer *l, const float *weight, const float *bias,
+                       const dt_tensor *x, dt_tensor *y, dt_error *err);
+int cpu_linear_backward(void *ctx, dt_layer *l, const float *weight, const dt_tensor *x,
+                        const dt_tensor *dy, dt_tensor *dx, float *weight_grad, float *bias_grad,
+                        dt_error *err);
+
+int cpu_softmax_cross_entropy(void *ctx, const dt_tensor *logits, const int32_t *labels,
+                              const float *weights, double *loss_sum, int32_t *predictions,
+                              dt_tensor *dlogits, float grad_scale, dt_error *err);
+
+#endif

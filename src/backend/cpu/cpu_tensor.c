@@ -1,0 +1,159 @@
+/* Activation tensors of the CPU backend: creation in the one layout rule (nChw16c when the
+ * channels are a multiple of 16, plain nchw otherwise), conversion from and to host NCHW
+ * arrays, the fused uint8-image normalisation, and element-wise add. */
+#include "cpu_internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+enum { CPU_BLOCK = 16 };
+
+cpu_layout cpu_layout_for_channels(int channels) {
+    return channels % CPU_BLOCK == 0 ? CPU_LAYOUT_NCHW16C : CPU_LAYOUT_NCHW;
+}
+
+int cpu_activation_md(dnnl_memory_desc_t *md, int n, int c, int h, int w, dt_error *err) {
+    const dnnl_dims_t dims = {n, c, h, w};
+    dnnl_format_tag_t tag =
+        cpu_layout_for_channels(c) == CPU_LAYOUT_NCHW16C ? dnnl_nChw16c : dnnl_nchw;
+    return cpu_check(dnnl_memory_desc_init_by_tag(md, 4, dims, dnnl_f32, tag), err,
+                     "describing an activation");
+}
+
+int cpu_tensor_expect(const dt_tensor *t, int n, int c, int h, int w, const char *op,
+                      const char *name, dt_error *err) {
+    if (!t) return dt_fail(err, "%s: tensor %s is missing", op, name);
+    if (t->n == n && t->c == c && t->h == h && t->w == w) return 0;
+    return dt_fail(err, "%s: %s is %dx%dx%dx%d but the layer expects %dx%dx%dx%d", op, name, t->n,
+                   t->c, t->h, t->w, n, c, h, w);
+}
+
+int cpu_tensor_same_shape(const dt_tensor *a, const dt_tensor *b, const char *op, dt_error *err) {
+    if (!a || !b) return dt_fail(err, "%s: a tensor is missing", op);
+    if (a->n == b->n && a->c == b->c && a->h == b->h && a->w == b->w) return 0;
+    return dt_fail(err, "%s: shapes differ (%dx%dx%dx%d vs %dx%dx%dx%d)", op, a->n, a->c, a->h,
+                   a->w, b->n, b->c, b->h, b->w);
+}
+
+dt_tensor *cpu_tensor_create(void *opaque, int n, int c, int h, int w, dt_error *err) {
+    cpu_ctx *ctx = opaque;
+    if (n <= 0 || c <= 0 || h <= 0 || w <= 0) {
+        dt_fail(err, "tensor_create: shape %dx%dx%dx%d has a non-positive size", n, c, h, w);
+        return NULL;
+    }
+    size_t count = (size_t)n * (size_t)c * (size_t)h * (size_t)w;
+    if (count / (size_t)n / (size_t)c / (size_t)h != (size_t)w ||
+        count > ((size_t)-1) / sizeof(float)) {
+        dt_fail(err, "tensor_create: shape %dx%dx%dx%d is too large", n, c, h, w);
+        return NULL;
+    }
+    dt_tensor *t = calloc(1, sizeof *t);
+    if (!t) {
+        dt_fail(err, "out of memory creating a tensor");
+        return NULL;
+    }
+    *t = (dt_tensor){.n = n, .c = c, .h = h, .w = w, .count = count};
+    t->layout = cpu_layout_for_channels(c);
+    t->data = cpu_aligned_alloc(count * sizeof(float), 1);
+    if (!t->data) {
+        dt_fail(err, "out of memory for a %dx%dx%dx%d tensor", n, c, h, w);
+        cpu_tensor_destroy(ctx, t);
+        return NULL;
+    }
+    if (cpu_activation_md(&t->md, n, c, h, w, err) != 0 ||
+        cpu_memory_create(ctx, &t->md, t->data, &t->memory, err) != 0) {
+        cpu_tensor_destroy(ctx, t);
+        return NULL;
+    }
+    return t;
+}
+
+void cpu_tensor_destroy(void *ctx, dt_tensor *t) {
+    (void)ctx;
+    if (!t) return;
+    if (t->memory) dnnl_memory_destroy(t->memory);
+    cpu_aligned_free(t->data);
+    free(t);
+}
+
+int cpu_tensor_upload(void *ctx, dt_tensor *dst, const float *host_nchw, dt_error *err) {
+    (void)ctx;
+    (void)err;
+    if (dst->layout == CPU_LAYOUT_NCHW) {
+        memcpy(dst->data, host_nchw, dst->count * sizeof(float));
+        return 0;
+    }
+    const long long blocks = (long long)dst->n * (dst->c / CPU_BLOCK);
+    const long long plane = (long long)dst->h * dst->w;
+#pragma omp parallel for schedule(static)
+    for (long long b = 0; b < blocks; b++) {
+        /* block b holds channels 16*(b % C/16) .. +15 of image b / (C/16): in NCHW these are
+         * 16 consecutive planes starting at b * 16 * plane */
+        const float *src = host_nchw + b * CPU_BLOCK * plane;
+        float *out = dst->data + b * CPU_BLOCK * plane;
+        for (long long p = 0; p < plane; p++)
+            for (int k = 0; k < CPU_BLOCK; k++) out[p * CPU_BLOCK + k] = src[k * plane + p];
+    }
+    return 0;
+}
+
+int cpu_tensor_download(void *ctx, const dt_tensor *src, float *host_nchw, dt_error *err) {
+    (void)ctx;
+    (void)err;
+    if (src->layout == CPU_LAYOUT_NCHW) {
+        memcpy(host_nchw, src->data, src->count * sizeof(float));
+        return 0;
+    }
+    const long long blocks = (long long)src->n * (src->c / CPU_BLOCK);
+    const long long plane = (long long)src->h * src->w;
+#pragma omp parallel for schedule(static)
+    for (long long b = 0; b < blocks; b++) {
+        const float *in = src->data + b * CPU_BLOCK * plane;
+        float *out = host_nchw + b * CPU_BLOCK * plane;
+        for (int k = 0; k < CPU_BLOCK; k++)
+            for (long long p = 0; p < plane; p++) out[k * plane + p] = in[p * CPU_BLOCK + k];
+    }
+    return 0;
+}
+
+int cpu_tensor_from_images(void *ctx, dt_tensor *dst, const uint8_t *pixels_nhwc,
+                           const float mean[3], const float std[3], dt_error *err) {
+    (void)ctx;
+    if (dst->c != 3 || dst->layout != CPU_LAYOUT_NCHW)
+        return dt_fail(err, "tensor_from_images: the tensor has %d channels, expected 3 (RGB)",
+                       dst->c);
+    /* one table per channel: exactly (p / 255 - mean) / std for every byte value */
+    float table[3][256];
+    for (int c = 0; c < 3; c++) {
+        if (!(std[c] != 0.0f))
+            return dt_fail(err, "tensor_from_images: std[%d] is %g", c, (double)std[c]);
+        for (int p = 0; p < 256; p++) table[c][p] = ((float)p / 255.0f - mean[c]) / std[c];
+    }
+    const int h = dst->h, w = dst->w;
+    const long long rows = (long long)dst->n * h;
+    const size_t plane = (size_t)h * w;
+#pragma omp parallel for schedule(static)
+    for (long long r = 0; r < rows; r++) {
+        const long long n = r / h, y = r % h;
+        const uint8_t *in = pixels_nhwc + (size_t)r * w * 3;
+        float *red = dst->data + (size_t)n * 3 * plane + (size_t)y * w;
+        float *green = red + plane, *blue = green + plane;
+        for (int x = 0; x < w; x++) {
+            red[x] = table[0][in[3 * x]];
+            green[x] = table[1][in[3 * x + 1]];
+            blue[x] = table[2][in[3 * x + 2]];
+        }
+    }
+    return 0;
+}
+
+int cpu_tensor_add(void *ctx, dt_tensor *dst, const dt_tensor *src, dt_error *err) {
+    (void)ctx;
+    if (cpu_tensor_same_shape(dst, src, "tensor_add", err) != 0) return -1;
+    float *y = dst->data;
+    const float *x = src->data;
+    const long long n = (long long)dst->count;
+#pragma omp parallel for simd schedule(static)
+    for (long long i = 0; i < n; i++) y[i] += x[i];
+    return 0;
+}

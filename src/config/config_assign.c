@@ -1,0 +1,337 @@
+/* Typing and range checks of one config value against its key, without YAML 1.1 implicit typing:
+ * a plain scalar is read as whatever the key expects (integer, number, true/false, string), a
+ * quoted scalar is always a string, null is only accepted where the key allows it. */
+#include <errno.h>
+#include <float.h>
+#include <limits.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "config/config_internal.h"
+
+typedef struct assignment {
+    const dt_config_key *key;
+    const dt_config_origin *origin;
+    dt_error *err;
+} assignment;
+
+static int fail_on(const assignment *a, const dt_yaml_node *node, const char *path,
+                   const char *message) {
+    return dt_config_fail_at(a->err, a->origin, node->line, node->column, path, "%s", message);
+}
+
+static int type_error(const assignment *a, const dt_yaml_node *node, const char *path,
+                      const char *expected) {
+    char got[128];
+    char message[256];
+    snprintf(message, sizeof message, "expected %s, got %s", expected,
+             dt_yaml_describe(node, got, sizeof got));
+    return fail_on(a, node, path, message);
+}
+
+static bool is_plain_text(const dt_yaml_node *node) {
+    return node->kind == DT_YAML_SCALAR && !node->quoted && !dt_yaml_is_null(node);
+}
+
+static bool all_digits(const char *text) {
+    if (*text < '0' || *text > '9') return false;
+    while (*text >= '0' && *text <= '9') text++;
+    return *text == '\0';
+}
+
+/* [-+]?[0-9]+ */
+static bool is_integer_text(const char *text) {
+    if (*text == '-' || *text == '+') text++;
+    return all_digits(text);
+}
+
+/* [-+]? (digits (. digits?)? | . digits) ([eE] [-+]? digits)? */
+static bool is_number_text(const char *text) {
+    if (*text == '-' || *text == '+') text++;
+    size_t digits_before = strspn(text, "0123456789");
+    text += digits_before;
+    size_t digits_after = 0;
+    if (*text == '.') {
+        text++;
+        digits_after = strspn(text, "0123456789");
+        text += digits_after;
+    }
+    if (digits_before == 0 && digits_after == 0) return false;
+    if (*text == 'e' || *text == 'E') {
+        text++;
+        if (*text == '-' || *text == '+') text++;
+        return all_digits(text);
+    }
+    return *text == '\0';
+}
+
+static int read_number(const assignment *a, const dt_yaml_node *node, const char *path,
+                       double *value) {
+    if (!is_plain_text(node) || !is_number_text(node->text))
+        return type_error(a, node, path, "a number");
+    errno = 0;
+    *value = strtod(node->text, NULL);
+    if (!isfinite(*value)) {
+        char message[256];
+        snprintf(message, sizeof message, "number out of range, got %.64s", node->text);
+        return fail_on(a, node, path, message);
+    }
+    return 0;
+}
+
+/* Checks the number bounds of the key (for RGB keys, of each item). */
+static int check_number_bounds(const assignment *a, const dt_yaml_node *node, const char *path,
+                               double value) {
+    const dt_config_key *k = a->key;
+    bool below = k->has_min && (k->min_exclusive ? value <= k->min : value < k->min);
+    bool above = k->has_max && (k->max_exclusive ? value >= k->max : value > k->max);
+    if (!below && !above) return 0;
+    char bounds[96];
+    if (k->has_min && k->has_max)
+        snprintf(bounds, sizeof bounds, "must be in %c%g, %g%c", k->min_exclusive ? '(' : '[',
+                 k->min, k->max, k->max_exclusive ? ')' : ']');
+    else if (k->has_min)
+        snprintf(bounds, sizeof bounds, "must be %s %g", k->min_exclusive ? ">" : ">=", k->min);
+    else
+        snprintf(bounds, sizeof bounds, "must be %s %g", k->max_exclusive ? "<" : "<=", k->max);
+    char message[256];
+    snprintf(message, sizeof message, "%s, got %.64s", bounds, node->text);
+    return fail_on(a, node, path, message);
+}
+
+static int assign_number(const assignment *a, const dt_yaml_node *node, double *field) {
+    double value;
+    if (read_number(a, node, a->key->path, &value)) return -1;
+    if (check_number_bounds(a, node, a->key->path, value)) return -1;
+    *field = value;
+    return 0;
+}
+
+static int assign_int(const assignment *a, const dt_yaml_node *node, int *field) {
+    const dt_config_key *k = a->key;
+    if (!is_plain_text(node) || !is_integer_text(node->text))
+        return type_error(a, node, k->path, "an integer");
+    errno = 0;
+    long long value = strtoll(node->text, NULL, 10);
+    bool overflow = errno == ERANGE;
+    if (overflow || value < k->int_min || value > k->int_max) {
+        char message[256];
+        if (k->int_max != INT_MAX)
+            snprintf(message, sizeof message, "must be in [%lld, %lld], got %.64s", k->int_min,
+                     k->int_max, node->text);
+        else if (value < k->int_min)
+            snprintf(message, sizeof message, "must be >= %lld, got %.64s", k->int_min,
+                     node->text);
+        else
+            snprintf(message, sizeof message, "must be <= %lld, got %.64s", k->int_max,
+                     node->text);
+        return fail_on(a, node, k->path, message);
+    }
+    *field = (int)value;
+    return 0;
+}
+
+static int assign_seed(const assignment *a, const dt_yaml_node *node, uint64_t *field) {
+    if (!is_plain_text(node) || !is_integer_text(node->text))
+        return type_error(a, node, a->key->path, "a non-negative integer");
+    const char *digits = node->text[0] == '+' || node->text[0] == '-' ? node->text + 1 : node->text;
+    errno = 0;
+    unsigned long long value = strtoull(digits, NULL, 10);
+    bool negative = node->text[0] == '-' && value != 0;
+    if (negative || errno == ERANGE) {
+        char message[256];
+        snprintf(message, sizeof message, "must be in [0, %llu], got %.64s",
+                 (unsigned long long)UINT64_MAX, node->text);
+        return fail_on(a, node, a->key->path, message);
+    }
+    *field = (uint64_t)value;
+    return 0;
+}
+
+static int assign_bool(const assignment *a, const dt_yaml_node *node, bool *field) {
+    if (is_plain_text(node) && strcasecmp(node->text, "true") == 0) {
+        *field = true;
+        return 0;
+    }
+    if (is_plain_text(node) && strcasecmp(node->text, "false") == 0) {
+        *field = false;
+        return 0;
+    }
+    return type_error(a, node, a->key->path, "true or false");
+}
+
+/* "must be one of a, b, c; got 'x'" (or "must be 'a'" for a single allowed value). */
+static int choice_error(const assignment *a, const dt_yaml_node *node) {
+    const dt_config_key *k = a->key;
+    char allowed[256] = "";
+    size_t used = 0;
+    for (int i = 0; i < k->n_choices && used < sizeof allowed; i++) {
+        int n = snprintf(allowed + used, sizeof allowed - used, "%s%s", i ? ", " : "",
+                         k->choices[i]);
+        if (n < 0) break;
+        used += (size_t)n;
+    }
+    char got[128];
+    char message[512];
+    dt_yaml_describe(node, got, sizeof got);
+    if (k->n_choices == 1)
+        snprintf(message, sizeof message, "must be %s (the only supported value), got %s",
+                 allowed, got);
+    else
+        snprintf(message, sizeof message, "must be one of %s; got %s", allowed, got);
+    return fail_on(a, node, k->path, message);
+}
+
+static int assign_enum(const assignment *a, const dt_yaml_node *node, int *field) {
+    if (node->kind == DT_YAML_SCALAR && !dt_yaml_is_null(node))
+        for (int i = 0; i < a->key->n_choices; i++)
+            if (strcmp(node->text, a->key->choices[i]) == 0) {
+                *field = i;
+                return 0;
+            }
+    return choice_error(a, node);
+}
+
+static char *copy_text(const assignment *a, const char *text) {
+    size_t length = strlen(text) + 1;
+    char *copy = malloc(length);
+    if (!copy) {
+        dt_fail(a->err, "out of memory reading the config");
+        return NULL;
+    }
+    memcpy(copy, text, length);
+    return copy;
+}
+
+/* A non-null, non-empty scalar, as a string. */
+static int read_string(const assignment *a, const dt_yaml_node *node, const char *path) {
+    if (node->kind != DT_YAML_SCALAR || dt_yaml_is_null(node))
+        return type_error(a, node, path, "a string");
+    if (node->text[0] == '\0') return fail_on(a, node, path, "must not be an empty string");
+    return 0;
+}
+
+static int assign_string(const assignment *a, const dt_yaml_node *node, char **field,
+                         bool null_allowed) {
+    if (null_allowed && dt_yaml_is_null(node)) {
+        free(*field);
+        *field = NULL;
+        return 0;
+    }
+    if (read_string(a, node, a->key->path)) return -1;
+    if (a->key->choices) {
+        bool allowed = false;
+        for (int i = 0; i < a->key->n_choices; i++)
+            if (strcmp(node->text, a->key->choices[i]) == 0) allowed = true;
+        if (!allowed) return choice_error(a, node);
+    }
+    char *copy = copy_text(a, node->text);
+    if (!copy) return -1;
+    free(*field);
+    *field = copy;
+    return 0;
+}
+
+static int assign_rgb(const assignment *a, const dt_yaml_node *node, float *field) {
+    const char *path = a->key->path;
+    if (node->kind != DT_YAML_SEQUENCE) return type_error(a, node, path, "a list of 3 numbers");
+    if (node->n_children != 3) {
+        char message[128];
+        snprintf(message, sizeof message, "expected a list of 3 numbers (R, G, B), got %d %s",
+                 node->n_children, node->n_children == 1 ? "item" : "items");
+        return fail_on(a, node, path, message);
+    }
+    float values[3];
+    for (int i = 0; i < 3; i++) {
+        const dt_yaml_node *item = &node->children[i];
+        char item_path[64];
+        snprintf(item_path, sizeof item_path, "%s[%d]", path, i);
+        double value;
+        if (read_number(a, item, item_path, &value)) return -1;
+        if (fabs(value) > FLT_MAX) {
+            char message[256];
+            snprintf(message, sizeof message, "out of range for a 32-bit float, got %.64s",
+                     item->text);
+            return fail_on(a, item, item_path, message);
+        }
+        if (check_number_bounds(a, item, item_path, value)) return -1;
+        values[i] = (float)value;
+    }
+    memcpy(field, values, sizeof values);
+    return 0;
+}
+
+static void free_renames(dt_class_rename *renames, int count) {
+    for (int i = 0; i < count; i++) {
+        free(renames[i].folder);
+        free(renames[i].display);
+    }
+    free(renames);
+}
+
+static int assign_name_map(const assignment *a, const dt_yaml_node *node, dt_config *cfg) {
+    const char *path = a->key->path;
+    if (node->kind != DT_YAML_MAPPING)
+        return type_error(a, node, path, "a mapping of class folder names to display names");
+    int count = node->n_children / 2;
+    dt_class_rename *renames = calloc(count ? (size_t)count : 1, sizeof *renames);
+    if (!renames) return dt_fail(a->err, "out of memory reading the config");
+    for (int i = 0; i < count; i++) {
+        const dt_yaml_node *folder = &node->children[2 * i], *display = &node->children[2 * i + 1];
+        char entry_path[256];
+        snprintf(entry_path, sizeof entry_path, "%s.%.128s", path,
+                 folder->kind == DT_YAML_SCALAR ? folder->text : "?");
+        int rc = 0;
+        if (folder->kind != DT_YAML_SCALAR || folder->text[0] == '\0') {
+            rc = type_error(a, folder, path, "class folder names as keys");
+        } else {
+            for (int j = 0; j < i && !rc; j++) {
+                const dt_yaml_node *earlier = &node->children[2 * j];
+                if (strcmp(earlier->text, folder->text) != 0) continue;
+                if (a->origin->file)
+                    rc = dt_config_fail_at(a->err, a->origin, folder->line, folder->column,
+                                           entry_path, "duplicate key (first given at line %d)",
+                                           earlier->line);
+                else
+                    rc = fail_on(a, folder, entry_path, "duplicate key");
+            }
+        }
+        if (!rc) rc = read_string(a, display, entry_path);
+        if (!rc) {
+            renames[i].folder = copy_text(a, folder->text);
+            renames[i].display = renames[i].folder ? copy_text(a, display->text) : NULL;
+            if (!renames[i].display) rc = -1;
+        }
+        if (rc) {
+            free_renames(renames, count);
+            return -1;
+        }
+    }
+    free_renames(cfg->data.class_names, cfg->data.n_class_names);
+    cfg->data.class_names = count ? renames : NULL;
+    cfg->data.n_class_names = count;
+    if (!count) free(renames);
+    return 0;
+}
+
+int dt_config_assign(dt_config *cfg, const dt_config_key *key, const dt_yaml_node *value,
+                     const dt_config_origin *origin, dt_error *err) {
+    assignment a = {.key = key, .origin = origin, .err = err};
+    void *field = (char *)cfg + key->offset;
+    switch (key->type) {
+    case DT_KEY_STRING: return assign_string(&a, value, field, false);
+    case DT_KEY_OPTIONAL_STRING: return assign_string(&a, value, field, true);
+    case DT_KEY_INT: return assign_int(&a, value, field);
+    case DT_KEY_SEED: return assign_seed(&a, value, field);
+    case DT_KEY_NUMBER: return assign_number(&a, value, field);
+    case DT_KEY_BOOL: return assign_bool(&a, value, field);
+    case DT_KEY_ENUM: return assign_enum(&a, value, field);
+    case DT_KEY_RGB: return assign_rgb(&a, value, field);
+    case DT_KEY_NAME_MAP: return assign_name_map(&a, value, cfg);
+    }
+    return dt_fail(err, "%s: internal error: unknown key type", key->path);
+}

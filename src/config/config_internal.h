@@ -1,0 +1,128 @@
+/* Private parts of the config reader shared by the src/config files: the key table, a small YAML node
+ * tree that keeps source positions, and errors located at FILE:LINE:COL or at an override. */
+#ifndef DTRAIN_CONFIG_INTERNAL_H
+#define DTRAIN_CONFIG_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "dtrain/config.h"
+#include "dtrain/error.h"
+
+/* ---- where a value came from ---------------------------------------------------------------- */
+
+/* Exactly one of file and override_arg is set. */
+typedef struct dt_config_origin {
+    const char *file;         /* the config file's path */
+    const char *override_arg; /* the whole "key.path=value" command-line argument */
+} dt_config_origin;
+
+/* Fails with exit code 2 and "FILE:LINE:COL: key_path: message" (file origin) or
+ * "override 'ARG': key_path: message" (override origin). key_path may be NULL. Returns -1. */
+int dt_config_fail_at(dt_error *err, const dt_config_origin *origin, int line, int column,
+                      const char *key_path, const char *fmt, ...)
+    __attribute__((format(printf, 6, 7)));
+
+/* ---- YAML node tree ------------------------------------------------------------------------- */
+
+typedef enum { DT_YAML_SCALAR, DT_YAML_SEQUENCE, DT_YAML_MAPPING } dt_yaml_kind;
+
+typedef struct dt_yaml_node {
+    dt_yaml_kind kind;
+    int line, column; /* 1-based position where the node starts */
+    char *text;       /* scalars: the value, NUL-terminated (values holding NUL are refused) */
+    bool quoted;      /* scalars: quoted or block (| >) style, so always a string */
+    struct dt_yaml_node *children; /* sequence: items; mapping: key, value, key, value, ... */
+    int n_children;
+} dt_yaml_node;
+
+/* Parses one YAML document from text[0..length). *root is NULL when the text holds no document
+ * (empty, or only comments). Anchors, aliases, tags and a second document are refused. For an
+ * override, key_path names the key being set and prefixes syntax errors. */
+int dt_yaml_parse(const char *text, size_t length, const dt_config_origin *origin,
+                  const char *key_path, dt_yaml_node **root, dt_error *err);
+
+/* Frees a tree from dt_yaml_parse or dt_yaml_new_plain_scalar (NULL is fine). */
+void dt_yaml_free(dt_yaml_node *root);
+
+/* A one-node tree holding a plain scalar (an override's unquoted value), or NULL if out of
+ * memory. */
+dt_yaml_node *dt_yaml_new_plain_scalar(const char *text);
+
+/* True for the plain scalars that mean null: empty, ~, null, Null, NULL. */
+bool dt_yaml_is_null(const dt_yaml_node *node);
+
+/* Describes a node for "got ..." in messages: null, a sequence, a mapping, 'text' or the quoted
+ * string "text". Writes into buffer (truncating long text) and returns it. */
+const char *dt_yaml_describe(const dt_yaml_node *node, char *buffer, size_t size);
+
+/* ---- the key table ---------------------------------------------------------------------------- */
+
+typedef enum {
+    DT_KEY_STRING,          /* char *, non-empty; choices (if any) restrict it */
+    DT_KEY_OPTIONAL_STRING, /* char *, non-empty string or null (NULL) */
+    DT_KEY_INT,             /* int in [int_min, int_max] */
+    DT_KEY_SEED,            /* uint64_t, 0 .. 2^64-1 */
+    DT_KEY_NUMBER,          /* double, finite, within the number bounds */
+    DT_KEY_BOOL,            /* bool: true or false in any letter case */
+    DT_KEY_ENUM,            /* one of choices, stored as the enum's int value (choice index) */
+    DT_KEY_RGB,             /* float[3]: three numbers, each within the number bounds */
+    DT_KEY_NAME_MAP,        /* data.class_names: mapping of strings to strings */
+} dt_key_type;
+
+typedef struct dt_config_key {
+    const char *section; /* "data" */
+    const char *name;    /* "val_fraction" */
+    const char *path;    /* "data.val_fraction" */
+    dt_key_type type;
+    size_t offset; /* of the field in dt_config */
+    long long int_min, int_max;
+    bool has_min, has_max; /* number bounds (NUMBER and each RGB item) */
+    bool min_exclusive, max_exclusive;
+    double min, max;
+    const char *const *choices; /* ENUM: names in enum order; STRING: allowed values or NULL */
+    int n_choices;
+} dt_config_key;
+
+/* All keys, in SPEC.md order (section by section). */
+const dt_config_key *dt_config_keys(int *count);
+
+/* Section names in SPEC.md order. */
+const char *const *dt_config_sections(int *count);
+
+/* The key section.name, or NULL. */
+const dt_config_key *dt_config_find_key(const char *section, const char *name);
+
+/* Index of a key in dt_config_keys(). */
+int dt_config_key_index(const dt_config_key *key);
+
+/* Names of the keys of one section, in table order; returns how many (at most max). */
+int dt_config_section_key_names(const char *section, const char **names, int max);
+
+/* ---- assignment and suggestions --------------------------------------------------------------- */
+
+/* Checks value against key's type and range and stores it in cfg (replacing what was there).
+ * Errors are located at the offending node. */
+int dt_config_assign(dt_config *cfg, const dt_config_key *key, const dt_yaml_node *value,
+                     const dt_config_origin *origin, dt_error *err);
+
+/* The candidate closest to given (edit distance up to 2, or a prefix either way), or NULL.
+ * Letter case is ignored. */
+const char *dt_config_suggest(const char *given, const char *const *candidates, int n_candidates);
+
+/* Writes " (did you mean 'x'?)"-style advice for an unknown key name inside section (NULL for the
+ * top level) into buffer: a close key of that section, else the same name in another section,
+ * else the list of valid names. full_paths selects "train.epochs" over "epochs" in suggestions. */
+void dt_config_unknown_key_advice(const char *section, const char *given, bool full_paths,
+                                  char *buffer, size_t size);
+
+/* Parses one command-line override "section.key=value": finds the key (with did-you-mean advice
+ * when unknown) and reads the value, which is YAML when it starts with [ { " or ' and otherwise
+ * taken literally as a plain scalar. origin must name the argument. */
+int dt_config_parse_override(const char *arg, const dt_config_origin *origin,
+                             const dt_config_key **key, dt_yaml_node **value, dt_error *err);
+
+/* Renders the resolved config as YAML into a heap string (*length bytes, NUL-terminated). */
+char *dt_config_render_yaml(const dt_config *cfg, size_t *length);
+
+#endif

@@ -1,0 +1,122 @@
+/* The config key table: every key of SPEC.md's "Config" section in SPEC order, with its type,
+ * its field in dt_config and its allowed range or values. */
+#include <limits.h>
+#include <stddef.h>
+#include <string.h>
+
+#include "config/config_internal.h"
+
+/* Enum keys are stored through an int pointer; the enums must be int-sized for that. */
+_Static_assert(sizeof(dt_resize_mode) == sizeof(int), "enum size");
+_Static_assert(sizeof(dt_augment_mode) == sizeof(int), "enum size");
+_Static_assert(sizeof(dt_freeze_mode) == sizeof(int), "enum size");
+_Static_assert(sizeof(dt_schedule_kind) == sizeof(int), "enum size");
+_Static_assert(sizeof(dt_device_kind) == sizeof(int), "enum size");
+_Static_assert(sizeof(dt_precision_kind) == sizeof(int), "enum size");
+
+/* Names in the order of the C enums of dtrain/config.h. */
+static const char *const resize_names[] = {"squash", "center"};
+static const char *const augment_names[] = {"none", "flip", "crop_flip"};
+static const char *const freeze_names[] = {"none", "backbone"};
+static const char *const schedule_names[] = {"constant", "step", "cosine"};
+static const char *const device_names[] = {"auto", "cpu", "cuda"};
+static const char *const precision_names[] = {"fp32", "tf32", "bf16"};
+static const char *const arch_names[] = {"resnet18"};
+
+static const char *const section_names[] = {"data", "model", "train", "runtime", "output"};
+
+#define FIELD(member) offsetof(dt_config, member)
+#define COUNT(array) ((int)(sizeof(array) / sizeof((array)[0])))
+
+#define STRING_KEY(sec, key) {.section = #sec, .name = #key, .path = #sec "." #key,               \
+                              .type = DT_KEY_STRING, .offset = FIELD(sec.key)}
+#define INT_KEY(sec, key, lo, hi) {.section = #sec, .name = #key, .path = #sec "." #key,          \
+                                   .type = DT_KEY_INT, .offset = FIELD(sec.key), .int_min = (lo), \
+                                   .int_max = (hi)}
+#define SEED_KEY(sec, key) {.section = #sec, .name = #key, .path = #sec "." #key,                 \
+                            .type = DT_KEY_SEED, .offset = FIELD(sec.key)}
+#define BOOL_KEY(sec, key) {.section = #sec, .name = #key, .path = #sec "." #key,                 \
+                            .type = DT_KEY_BOOL, .offset = FIELD(sec.key)}
+#define ENUM_KEY(sec, key, names) {.section = #sec, .name = #key, .path = #sec "." #key,          \
+                                   .type = DT_KEY_ENUM, .offset = FIELD(sec.key),                 \
+                                   .choices = (names), .n_choices = COUNT(names)}
+/* A number with a lower bound only (lo, inclusive unless open). */
+#define NUMBER_MIN_KEY(sec, key, lo, open) {.section = #sec, .name = #key,                      \
+                                            .path = #sec "." #key, .type = DT_KEY_NUMBER,       \
+                                            .offset = FIELD(sec.key), .has_min = true,          \
+                                            .min = (lo), .min_exclusive = (open)}
+#define NUMBER_RANGE_KEY(sec, key, lo, lo_open, hi, hi_open)                                     \
+    {.section = #sec, .name = #key, .path = #sec "." #key, .type = DT_KEY_NUMBER,                \
+     .offset = FIELD(sec.key), .has_min = true, .min = (lo), .min_exclusive = (lo_open),         \
+     .has_max = true, .max = (hi), .max_exclusive = (hi_open)}
+
+static const dt_config_key config_keys[] = {
+    STRING_KEY(data, root),
+    NUMBER_RANGE_KEY(data, val_fraction, 0.0, true, 1.0, true),
+    SEED_KEY(data, split_seed),
+    INT_KEY(data, image_size, 16, 1024),
+    ENUM_KEY(data, resize, resize_names),
+    {.section = "data", .name = "mean", .path = "data.mean", .type = DT_KEY_RGB,
+     .offset = FIELD(data.mean)},
+    {.section = "data", .name = "std", .path = "data.std", .type = DT_KEY_RGB,
+     .offset = FIELD(data.std), .has_min = true, .min = 0.0, .min_exclusive = true},
+    INT_KEY(data, workers, 0, INT_MAX),
+    ENUM_KEY(data, augment, augment_names),
+    {.section = "data", .name = "class_names", .path = "data.class_names",
+     .type = DT_KEY_NAME_MAP, .offset = FIELD(data.class_names)},
+
+    {.section = "model", .name = "arch", .path = "model.arch", .type = DT_KEY_STRING,
+     .offset = FIELD(model.arch), .choices = arch_names, .n_choices = COUNT(arch_names)},
+    {.section = "model", .name = "pretrained", .path = "model.pretrained",
+     .type = DT_KEY_OPTIONAL_STRING, .offset = FIELD(model.pretrained)},
+    ENUM_KEY(model, freeze, freeze_names),
+
+    INT_KEY(train, epochs, 1, INT_MAX),
+    INT_KEY(train, batch_size, 1, INT_MAX),
+    INT_KEY(train, accumulate, 1, INT_MAX),
+    NUMBER_MIN_KEY(train, lr, 0.0, true),
+    NUMBER_RANGE_KEY(train, momentum, 0.0, false, 1.0, true),
+    BOOL_KEY(train, nesterov),
+    NUMBER_MIN_KEY(train, weight_decay, 0.0, false),
+    ENUM_KEY(train, schedule, schedule_names),
+    INT_KEY(train, step_size, 1, INT_MAX),
+    NUMBER_RANGE_KEY(train, gamma, 0.0, true, 1.0, false),
+    NUMBER_MIN_KEY(train, warmup_epochs, 0.0, false),
+    BOOL_KEY(train, shuffle),
+    SEED_KEY(train, seed),
+
+    ENUM_KEY(runtime, device, device_names),
+    INT_KEY(runtime, threads, 0, INT_MAX),
+    ENUM_KEY(runtime, precision, precision_names),
+
+    STRING_KEY(output, dir),
+    INT_KEY(output, log_every, 1, INT_MAX),
+};
+
+const dt_config_key *dt_config_keys(int *count) {
+    *count = COUNT(config_keys);
+    return config_keys;
+}
+
+const char *const *dt_config_sections(int *count) {
+    *count = COUNT(section_names);
+    return section_names;
+}
+
+const dt_config_key *dt_config_find_key(const char *section, const char *name) {
+    for (int i = 0; i < COUNT(config_keys); i++)
+        if (strcmp(config_keys[i].section, section) == 0 && strcmp(config_keys[i].name, name) == 0)
+            return &config_keys[i];
+    return NULL;
+}
+
+int dt_config_key_index(const dt_config_key *key) {
+    return (int)(key - config_keys);
+}
+
+int dt_config_section_key_names(const char *section, const char **names, int max) {
+    int n = 0;
+    for (int i = 0; i < COUNT(config_keys) && n < max; i++)
+        if (strcmp(config_keys[i].section, section) == 0) names[n++] = config_keys[i].name;
+    return n;
+}

@@ -1,0 +1,83 @@
+/* Writers for metrics.jsonl and metrics.csv (SPEC.md "Files written under output.dir"). */
+#include "dtrain/metrics.h"
+
+#include <errno.h>
+#include <math.h>
+#include <string.h>
+
+static const char csv_header[] = "event,epoch,step,loss,acc,lr,img_per_s,val_loss,val_acc,n,elapsed_s\n";
+
+/* JSON has no NaN/Infinity: such values are written as null. */
+static void json_number(char *buf, size_t size, const char *fmt, double v) {
+    if (isfinite(v))
+        snprintf(buf, size, fmt, v);
+    else
+        snprintf(buf, size, "null");
+}
+
+static int flush_both(dt_metrics *m, dt_error *err) {
+    if (fflush(m->jsonl) != 0 || ferror(m->jsonl))
+        return dt_fail(err, "writing %s: %s", m->jsonl_path, strerror(errno));
+    if (fflush(m->csv) != 0 || ferror(m->csv))
+        return dt_fail(err, "writing %s: %s", m->csv_path, strerror(errno));
+    return 0;
+}
+
+int dt_metrics_open(dt_metrics *m, const char *dir, dt_error *err) {
+    memset(m, 0, sizeof *m);
+    snprintf(m->jsonl_path, sizeof m->jsonl_path, "%s/metrics.jsonl", dir);
+    snprintf(m->csv_path, sizeof m->csv_path, "%s/metrics.csv", dir);
+    if (!(m->jsonl = fopen(m->jsonl_path, "w")))
+        return dt_fail(err, "creating %s: %s", m->jsonl_path, strerror(errno));
+    if (!(m->csv = fopen(m->csv_path, "w"))) {
+        dt_fail(err, "creating %s: %s", m->csv_path, strerror(errno));
+        dt_metrics_close(m);
+        return -1;
+    }
+    fputs(csv_header, m->csv);
+    return flush_both(m, err);
+}
+
+int dt_metrics_train(dt_metrics *m, const dt_train_row *r, dt_error *err) {
+    char loss[32], acc[32], lr[32], ips[32];
+    json_number(loss, sizeof loss, "%.6g", r->loss);
+    json_number(acc, sizeof acc, "%.6g", r->acc);
+    json_number(lr, sizeof lr, "%.8g", r->lr);
+    json_number(ips, sizeof ips, "%.1f", r->img_per_s);
+    fprintf(m->jsonl,
+            "{\"event\":\"train\",\"epoch\":%d,\"step\":%ld,\"loss\":%s,\"acc\":%s,\"lr\":%s,"
+            "\"img_per_s\":%s,\"elapsed_s\":%.3f}\n",
+            r->epoch, r->step, loss, acc, lr, ips, r->elapsed_s);
+    fprintf(m->csv, "train,%d,%ld,%.6g,%.6g,%.8g,%.1f,,,,%.3f\n", r->epoch, r->step, r->loss,
+            r->acc, r->lr, r->img_per_s, r->elapsed_s);
+    return flush_both(m, err);
+}
+
+int dt_metrics_eval(dt_metrics *m, const dt_eval_row *r, dt_error *err) {
+    char loss[32], acc[32];
+    json_number(loss, sizeof loss, "%.6g", r->val_loss);
+    json_number(acc, sizeof acc, "%.6g", r->val_acc);
+    fprintf(m->jsonl,
+            "{\"event\":\"eval\",\"epoch\":%d,\"step\":%ld,\"val_loss\":%s,\"val_acc\":%s,"
+            "\"n\":%ld,\"elapsed_s\":%.3f}\n",
+            r->epoch, r->step, loss, acc, r->n, r->elapsed_s);
+    fprintf(m->csv, "eval,%d,%ld,,,,,%.6g,%.6g,%ld,%.3f\n", r->epoch, r->step, r->val_loss,
+            r->val_acc, r->n, r->elapsed_s);
+    return flush_both(m, err);
+}
+
+int dt_metrics_done(dt_metrics *m, const dt_done_row *r, dt_error *err) {
+    char best[32];
+    json_number(best, sizeof best, "%.6g", r->best_val_acc);
+    fprintf(m->jsonl,
+            "{\"event\":\"done\",\"epochs\":%d,\"best_val_acc\":%s,\"skipped_files\":%ld,"
+            "\"elapsed_s\":%.3f}\n",
+            r->epochs, best, r->skipped_files, r->elapsed_s);
+    return flush_both(m, err);
+}
+
+void dt_metrics_close(dt_metrics *m) {
+    if (m->jsonl) fclose(m->jsonl);
+    if (m->csv) fclose(m->csv);
+    m->jsonl = m->csv = NULL;
+}

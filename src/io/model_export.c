@@ -1,0 +1,100 @@
+/* Writes model.safetensors with torchvision's resnet18 state_dict keys, plus classes.txt and
+ * config.yaml. */
+#include "dtrain/export.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "dtrain/safetensors.h"
+
+int dt_make_directories(const char *path, dt_error *err) {
+    char buf[4096];
+    if (snprintf(buf, sizeof buf, "%s", path) >= (int)sizeof buf)
+        return dt_fail(err, "output directory path too long: %s", path);
+    for (char *p = buf + 1;; p++) {
+        if (*p == '/' || *p == '\0') {
+            char saved = *p;
+            *p = '\0';
+            if (mkdir(buf, 0777) != 0 && errno != EEXIST)
+                return dt_fail(err, "creating directory %s: %s", buf, strerror(errno));
+            *p = saved;
+            if (saved == '\0') break;
+        }
+    }
+    struct stat st;
+    if (stat(path, &st) != 0 || !S_ISDIR(st.st_mode))
+        return dt_fail(err, "%s exists and is not a directory", path);
+    return 0;
+}
+
+int dt_export_model(dt_model *model, const char *path, char *const *class_names, int n_classes,
+                    uint64_t config_hash, dt_error *err) {
+    size_t n_params = dt_model_param_count(model), n_stats = dt_model_stats_count(model);
+    float *params = malloc(n_params * sizeof *params);
+    float *stats = malloc((n_stats ? n_stats : 1) * sizeof *stats);
+    dt_st_writer *w = dt_st_writer_create();
+    int rc = -1;
+    if (!params || !stats || !w) {
+        dt_fail(err, "writing %s: out of memory", path);
+        goto done;
+    }
+    if (dt_model_download_state(model, params, stats, err)) goto done;
+    int64_t tracked = dt_model_batches_tracked(model);
+    size_t n_entries;
+    const dt_state_entry *entries = dt_model_state(model, &n_entries);
+    for (size_t i = 0; i < n_entries; i++) {
+        const dt_state_entry *e = &entries[i];
+        int r;
+        if (e->role == DT_TENSOR_BATCHES_TRACKED)
+            r = dt_st_writer_add(w, e->name, DT_ST_I64, 0, e->shape, &tracked, err);
+        else
+            r = dt_st_writer_add(w, e->name, DT_ST_F32, e->ndim, e->shape,
+                                 (e->role == DT_TENSOR_PARAMETER ? params : stats) + e->offset,
+                                 err);
+        if (r) goto done;
+    }
+    size_t classes_len = 1;
+    for (int i = 0; i < n_classes; i++) classes_len += strlen(class_names[i]) + 1;
+    char *classes = calloc(classes_len, 1);
+    if (!classes) {
+        dt_fail(err, "writing %s: out of memory", path);
+        goto done;
+    }
+    for (int i = 0; i < n_classes; i++) {
+        if (i) strcat(classes, "\n");
+        strcat(classes, class_names[i]);
+    }
+    char hash[32];
+    snprintf(hash, sizeof hash, "%016llx", (unsigned long long)config_hash);
+    int meta = dt_st_writer_add_metadata(w, "format", "pt", err) ||
+               dt_st_writer_add_metadata(w, "arch", "resnet18", err) ||
+               dt_st_writer_add_metadata(w, "classes", classes, err) ||
+               dt_st_writer_add_metadata(w, "config_hash", hash, err);
+    free(classes);
+    if (meta || dt_st_writer_write(w, path, err)) goto done;
+    rc = 0;
+done:
+    if (w) dt_st_writer_destroy(w);
+    free(params);
+    free(stats);
+    return rc;
+}
+
+int dt_export_classes(const char *path, char *const *class_names, int n_classes, dt_error *err) {
+    FILE *f = fopen(path, "w");
+    if (!f) return dt_fail(err, "creating %s: %s", path, strerror(errno));
+    for (int i = 0; i < n_classes; i++) fprintf(f, "%s\n", class_names[i]);
+    if (fclose(f) != 0) return dt_fail(err, "writing %s: %s", path, strerror(errno));
+    return 0;
+}
+
+int dt_export_config(const char *path, const dt_config *cfg, dt_error *err) {
+    FILE *f = fopen(path, "w");
+    if (!f) return dt_fail(err, "creating %s: %s", path, strerror(errno));
+    int rc = dt_config_write_yaml(cfg, f);
+    if (fclose(f) != 0 || rc != 0) return dt_fail(err, "writing %s: %s", path, strerror(errno));
+    return 0;
+}

@@ -1,0 +1,140 @@
+/* dtrain's command line: parses arguments, loads the config, starts the comm layer and runs the
+ * training; maps errors to exit codes and makes a failing rank end the whole job. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jpeglib.h>
+#include <png.h>
+#include <yaml.h>
+
+#include "dtrain/backend.h"
+#include "dtrain/comm.h"
+#include "dtrain/config.h"
+#include "dtrain/train.h"
+
+#define DT_STRINGIFY_(x) #x
+#define DT_STRINGIFY(x) DT_STRINGIFY_(x)
+
+static void print_usage(FILE *out) {
+    fputs("usage: dtrain CONFIG.yaml [key.path=value ...]      train\n"
+          "       dtrain CONFIG.yaml --print-config [overrides]  print the resolved config\n"
+          "       mpirun -np N dtrain CONFIG.yaml                 data-parallel on N ranks\n"
+          "       dtrain --version | --help\n"
+          "\n"
+          "Overrides change any config key, e.g. train.epochs=1 runtime.device=cpu\n"
+          "data.mean=[0.5,0.5,0.5]. Outputs go to output.dir: config.yaml, metrics.jsonl,\n"
+          "metrics.csv, model.safetensors, best.safetensors, classes.txt.\n"
+          "Exit codes: 0 done, 1 runtime failure, 2 usage or config error.\n",
+          out);
+}
+
+static void print_version(void) {
+    printf("dtrain %s\n", DTRAIN_VERSION);
+    printf("backends: cpu");
+#ifdef DTRAIN_HAVE_CUDA
+    printf(" cuda");
+#endif
+#ifdef DTRAIN_HAVE_MPI
+    printf(" mpi");
+#endif
+#ifdef DTRAIN_HAVE_NCCL
+    printf(" nccl");
+#endif
+    printf("\n");
+    printf("oneDNN: %s\n", dt_backend_cpu_library_version());
+#ifdef LIBJPEG_TURBO_VERSION
+    printf("libjpeg-turbo: %s\n", DT_STRINGIFY(LIBJPEG_TURBO_VERSION));
+#endif
+    printf("libpng: %s\n", png_get_libpng_ver(NULL));
+    printf("libyaml: %s\n", yaml_get_version_string());
+#ifdef DTRAIN_HAVE_MPI
+    printf("MPI: %s\n", dt_comm_mpi_library_version());
+#endif
+#ifdef DTRAIN_HAVE_CUDA
+    printf("CUDA: %s\n", dt_backend_cuda_library_versions());
+#endif
+}
+
+static void print_error(const dt_comm *comm, int env_rank, const dt_error *err) {
+    int rank = comm ? comm->rank : env_rank;
+    int size = comm ? comm->size : 1;
+    if (size > 1 || rank != 0)
+        fprintf(stderr, "dtrain: rank %d: error: %s\n", rank, err->message);
+    else
+        fprintf(stderr, "dtrain: error: %s\n", err->message);
+}
+
+int main(int argc, char **argv) {
+    const char *config_path = NULL;
+    int print_config = 0, n_overrides = 0;
+    char **overrides = calloc((size_t)argc + 1, sizeof *overrides);
+    if (!overrides) return DT_EXIT_RUNTIME;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+            print_usage(stdout);
+            free(overrides);
+            return DT_EXIT_OK;
+        } else if (strcmp(a, "--version") == 0) {
+            print_version();
+            free(overrides);
+            return DT_EXIT_OK;
+        } else if (strcmp(a, "--print-config") == 0) {
+            print_config = 1;
+        } else if (a[0] == '-' && a[1] == '-') {
+            fprintf(stderr, "dtrain: unknown option '%s' (see dtrain --help)\n", a);
+            free(overrides);
+            return DT_EXIT_USAGE;
+        } else if (!config_path && !strchr(a, '=')) {
+            config_path = a;
+        } else if (strchr(a, '=')) {
+            overrides[n_overrides++] = argv[i];
+        } else {
+            fprintf(stderr, "dtrain: unexpected argument '%s': overrides are key.path=value\n", a);
+            free(overrides);
+            return DT_EXIT_USAGE;
+        }
+    }
+    if (!config_path) {
+        print_usage(stderr);
+        free(overrides);
+        return DT_EXIT_USAGE;
+    }
+
+    int env_rank = dt_comm_env_rank();
+    dt_config cfg;
+    dt_error err = {{0}, 0};
+    if (dt_config_load(config_path, n_overrides, overrides, &cfg, &err)) {
+        if (env_rank == 0) print_error(NULL, env_rank, &err);
+        free(overrides);
+        return err.exit_code ? err.exit_code : DT_EXIT_USAGE;
+    }
+    free(overrides);
+    if (print_config) {
+        int rc = env_rank == 0 ? dt_config_write_yaml(&cfg, stdout) : 0;
+        dt_config_free(&cfg);
+        return rc ? DT_EXIT_RUNTIME : DT_EXIT_OK;
+    }
+
+    dt_comm comm;
+    if (dt_comm_init(&argc, &argv, &comm, &err)) {
+        print_error(NULL, env_rank, &err);
+        dt_config_free(&cfg);
+        return DT_EXIT_RUNTIME;
+    }
+    int rc = dt_train_run(&cfg, &comm, &err);
+    if (rc) {
+        int code = err.exit_code ? err.exit_code : DT_EXIT_RUNTIME;
+        print_error(&comm, env_rank, &err);
+        fflush(stdout);
+        fflush(stderr);
+        if (comm.size > 1) comm.ops->abort(comm.ctx, code); /* ends every rank */
+        comm.ops->finalize(comm.ctx);
+        dt_config_free(&cfg);
+        return code;
+    }
+    comm.ops->finalize(comm.ctx);
+    dt_config_free(&cfg);
+    return DT_EXIT_OK;
+}

@@ -1,0 +1,164 @@
+/* Model lifetime and state: flat buffers, torchvision-style initialisation, accessors. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dtrain/rng.h"
+#include "nn/model_internal.h"
+
+int dt_model_create(const dt_backend *backend, const dt_model_options *opt, dt_model **out,
+                    dt_error *err) {
+    *out = NULL;
+    if (opt->batch < 1 || opt->n_classes < 2 || opt->image_size < 16)
+        return dt_fail(err, "model: needs batch >= 1, at least 2 classes and image_size >= 16 "
+                            "(got batch %d, %d classes, image_size %d)",
+                       opt->batch, opt->n_classes, opt->image_size);
+    dt_model *m = calloc(1, sizeof *m);
+    if (!m) return dt_fail(err, "model: out of memory");
+    m->backend = *backend;
+    m->batch = opt->batch;
+    m->image_size = opt->image_size;
+    m->n_classes = opt->n_classes;
+    m->freeze_backbone = opt->freeze_backbone;
+    const dt_backend_ops *ops = backend->ops;
+    if (dt_state_layout_resnet18(opt->n_classes, &m->layout, err)) goto fail;
+    size_t n = m->layout.n_params;
+    if (!(m->params = ops->buffer_alloc(backend->ctx, n, err)) ||
+        !(m->grads = ops->buffer_alloc(backend->ctx, n, err)) ||
+        !(m->momentum = ops->buffer_alloc(backend->ctx, n, err)) ||
+        !(m->stats = ops->buffer_alloc(backend->ctx, m->layout.n_stats, err))) {
+        dt_error_prefix(err, "model: allocating %zu parameters", n);
+        goto fail;
+    }
+    m->grad_target = m->grads;
+    if (dt_resnet18_build(m, err)) goto fail;
+    *out = m;
+    return 0;
+fail:
+    dt_model_destroy(m);
+    return -1;
+}
+
+void dt_model_destroy(dt_model *m) {
+    if (!m) return;
+    dt_resnet18_free(m);
+    const dt_backend_ops *ops = m->backend.ops;
+    float *buffers[] = {m->params, m->grads, m->momentum, m->stats, m->grad_scratch};
+    for (size_t i = 0; i < sizeof buffers / sizeof buffers[0]; i++)
+        if (buffers[i]) ops->buffer_free(m->backend.ctx, buffers[i]);
+    free(m);
+}
+
+static void init_entry(const dt_state_entry *e, uint64_t seed, size_t index, float *params,
+                       float *stats) {
+    dt_rng rng = dt_rng_seeded(dt_rng_mix(seed, index));
+    if (e->role == DT_TENSOR_RUNNING_MEAN || e->role == DT_TENSOR_RUNNING_VAR) {
+        float value = e->role == DT_TENSOR_RUNNING_VAR ? 1.0f : 0.0f;
+        for (size_t i = 0; i < e->count; i++) stats[e->offset + i] = value;
+        return;
+    }
+    if (e->role != DT_TENSOR_PARAMETER) return;
+    float *dst = params + e->offset;
+    size_t len = strlen(e->name);
+    int is_weight = len > 7 && strcmp(e->name + len - 7, ".weight") == 0;
+    if (e->in_classifier) {
+        /* nn.Linear default: U(-1/sqrt(in), 1/sqrt(in)) for weight and bias */
+        double bound = 1.0 / sqrt(512.0);
+        for (size_t i = 0; i < e->count; i++)
+            dst[i] = (float)((2.0 * dt_rng_uniform_double(&rng) - 1.0) * bound);
+    } else if (e->ndim == 4) {
+        /* kaiming_normal_(mode="fan_out", nonlinearity="relu"): std = sqrt(2 / fan_out) */
+        double fan_out = (double)(e->shape[0] * e->shape[2] * e->shape[3]);
+        double sd = sqrt(2.0 / fan_out);
+        for (size_t i = 0; i < e->count; i++) dst[i] = (float)(dt_rng_normal(&rng) * sd);
+    } else {
+        /* BatchNorm: weight 1, bias 0 */
+        for (size_t i = 0; i < e->count; i++) dst[i] = is_weight ? 1.0f : 0.0f;
+    }
+}
+
+int dt_model_init_weights(dt_model *m, uint64_t seed, dt_error *err) {
+    float *params = calloc(m->layout.n_params, sizeof *params);
+    float *stats = calloc(m->layout.n_stats, sizeof *stats);
+    int rc = -1;
+    if (!params || !stats) {
+        dt_fail(err, "model: out of memory initialising weights");
+        goto done;
+    }
+    for (size_t i = 0; i < m->layout.n_entries; i++)
+        init_entry(&m->layout.entries[i], seed, i, params, stats);
+    const dt_backend_ops *ops = m->backend.ops;
+    if (ops->buffer_upload(m->backend.ctx, m->params, params, m->layout.n_params, err) ||
+        ops->buffer_upload(m->backend.ctx, m->stats, stats, m->layout.n_stats, err))
+        goto done;
+    m->batches_tracked = 0;
+    rc = 0;
+done:
+    free(params);
+    free(stats);
+    return rc;
+}
+
+const dt_state_entry *dt_model_state(const dt_model *m, size_t *n_entries) {
+    *n_entries = m->layout.n_entries;
+    return m->layout.entries;
+}
+
+const dt_state_entry *dt_model_find(const dt_model *m, const char *name) {
+    return dt_state_layout_find(&m->layout, name);
+}
+
+float *dt_model_params(dt_model *m) {
+    return m->params;
+}
+float *dt_model_grads(dt_model *m) {
+    return m->grads;
+}
+float *dt_model_momentum(dt_model *m) {
+    return m->momentum;
+}
+float *dt_model_stats(dt_model *m) {
+    return m->stats;
+}
+size_t dt_model_param_count(const dt_model *m) {
+    return m->layout.n_params;
+}
+size_t dt_model_stats_count(const dt_model *m) {
+    return m->layout.n_stats;
+}
+
+void dt_model_trainable_span(const dt_model *m, size_t *offset, size_t *count) {
+    if (!m->freeze_backbone) {
+        *offset = 0;
+        *count = m->layout.n_params;
+        return;
+    }
+    /* fc.weight and fc.bias are the last parameters, contiguous */
+    *offset = m->fc_weight;
+    *count = m->layout.n_params - m->fc_weight;
+}
+
+int64_t dt_model_batches_tracked(const dt_model *m) {
+    return m->batches_tracked;
+}
+
+void dt_model_set_batches_tracked(dt_model *m, int64_t value) {
+    m->batches_tracked = value;
+}
+
+int dt_model_download_state(dt_model *m, float *host_params, float *host_stats, dt_error *err) {
+    const dt_backend_ops *ops = m->backend.ops;
+    if (ops->buffer_download(m->backend.ctx, host_params, m->params, m->layout.n_params, err) ||
+        ops->buffer_download(m->backend.ctx, host_stats, m->stats, m->layout.n_stats, err))
+        return dt_error_prefix(err, "model: reading weights back");
+    return 0;
+}
+
+int dt_model_upload_state(dt_model *m, const float *host_params, const float *host_stats,
+                          dt_error *err) {
+    const dt_backend_ops *ops = m->backend.ops;
+    if (ops->buffer_upload(m->backend.ctx, m->params, host_params, m->layout.n_params, err) ||
+        ops->buffer_upload(m->backend.ctx, m->stats, host_stats, m->layout.n_stats, err))
+        return dt_error_prefix(err, "model: loading weights");
+    return 0;
+}

@@ -1,0 +1,304 @@
+/* ResNet-18 (torchvision topology) as a fixed sequence of backend ops: building the layers,
+ * the forward pass, the loss and the backward pass. The graph is written once for every
+ * backend; parameters are views into the model's flat buffers. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "nn/model_internal.h"
+
+#define OPS (m->backend.ops)
+#define CTX (m->backend.ctx)
+
+static dt_tensor *new_tensor(dt_model *m, int c, int h, int w, dt_error *err) {
+    return OPS->tensor_create(CTX, m->batch, c, h, w, err);
+}
+
+static void free_tensor(dt_model *m, dt_tensor **t) {
+    if (*t) OPS->tensor_destroy(CTX, *t);
+    *t = NULL;
+}
+
+static void free_layer(dt_model *m, dt_layer **l) {
+    if (*l) OPS->layer_destroy(CTX, *l);
+    *l = NULL;
+}
+
+static size_t param_offset(dt_model *m, const char *prefix, const char *suffix) {
+    char name[64];
+    snprintf(name, sizeof name, "%s.%s", prefix, suffix);
+    const dt_state_entry *e = dt_state_layout_find(&m->layout, name);
+    return e ? e->offset : 0; /* names come from the same layout builder: always found */
+}
+
+/* conv (no bias) followed by BatchNorm, optionally with the ReLU fused into the BN. */
+static int conv_bn_create(dt_model *m, dt_conv_bn *u, const char *conv_name, const char *bn_name,
+                          int in_c, int out_c, int in_hw, int kernel, int stride, int padding,
+                          int relu, dt_error *err) {
+    memset(u, 0, sizeof *u);
+    int out_hw = (in_hw + 2 * padding - kernel) / stride + 1;
+    dt_conv_desc cd = {.batch = m->batch,
+                       .in_channels = in_c,
+                       .out_channels = out_c,
+                       .in_height = in_hw,
+                       .in_width = in_hw,
+                       .kernel = kernel,
+                       .stride = stride,
+                       .padding = padding};
+    dt_batchnorm_desc bd = {.batch = m->batch,
+                            .channels = out_c,
+                            .height = out_hw,
+                            .width = out_hw,
+                            .momentum = 0.1f,
+                            .epsilon = 1e-5f,
+                            .fuse_relu = relu};
+    u->out_channels = out_c;
+    u->out_hw = out_hw;
+    u->weight = param_offset(m, conv_name, "weight");
+    u->gamma = param_offset(m, bn_name, "weight");
+    u->beta = param_offset(m, bn_name, "bias");
+    u->running_mean = param_offset(m, bn_name, "running_mean");
+    u->running_var = param_offset(m, bn_name, "running_var");
+    if (!(u->conv = OPS->conv_create(CTX, &cd, err)) ||
+        !(u->bn = OPS->batchnorm_create(CTX, &bd, err)) ||
+        !(u->conv_out = new_tensor(m, out_c, out_hw, out_hw, err)) ||
+        !(u->bn_out = new_tensor(m, out_c, out_hw, out_hw, err)))
+        return dt_error_prefix(err, "creating %s", conv_name);
+    return 0;
+}
+
+static void conv_bn_destroy(dt_model *m, dt_conv_bn *u) {
+    free_layer(m, &u->conv);
+    free_layer(m, &u->bn);
+    free_tensor(m, &u->conv_out);
+    free_tensor(m, &u->bn_out);
+}
+
+static int conv_bn_forward(dt_model *m, dt_conv_bn *u, const dt_tensor *x, int training,
+                           dt_error *err) {
+    float *p = m->params, *s = m->stats;
+    if (OPS->conv_forward(CTX, u->conv, p + u->weight, x, u->conv_out, err)) return -1;
+    return OPS->batchnorm_forward(CTX, u->bn, p + u->gamma, p + u->beta, s + u->running_mean,
+                                  s + u->running_var, training, u->conv_out, u->bn_out, err);
+}
+
+/* dy is the gradient w.r.t. bn_out; bn_grad receives the gradient w.r.t. conv_out (it may be dy
+ * itself); dx (may be NULL) receives the gradient w.r.t. the conv input x. */
+static int conv_bn_backward(dt_model *m, dt_conv_bn *u, const dt_tensor *x, const dt_tensor *dy,
+                            dt_tensor *bn_grad, dt_tensor *dx, dt_error *err) {
+    float *p = m->params, *g = m->grad_target;
+    if (OPS->batchnorm_backward(CTX, u->bn, p + u->gamma, p + u->beta, u->conv_out, u->bn_out, dy,
+                                bn_grad, g + u->gamma, g + u->beta, err))
+        return -1;
+    return OPS->conv_backward(CTX, u->conv, p + u->weight, x, bn_grad, dx, g + u->weight, err);
+}
+
+static int block_create(dt_model *m, dt_block *b, int stage, int index, int in_c, int out_c,
+                        int in_hw, dt_error *err) {
+    char prefix[32], conv[64], bn[64];
+    snprintf(prefix, sizeof prefix, "layer%d.%d", stage + 1, index);
+    int stride = (index == 0 && stage > 0) ? 2 : 1;
+    b->has_downsample = stride != 1 || in_c != out_c;
+    snprintf(conv, sizeof conv, "%s.conv1", prefix);
+    snprintf(bn, sizeof bn, "%s.bn1", prefix);
+    if (conv_bn_create(m, &b->unit1, conv, bn, in_c, out_c, in_hw, 3, stride, 1, 1, err))
+        return -1;
+    int out_hw = b->unit1.out_hw;
+    snprintf(conv, sizeof conv, "%s.conv2", prefix);
+    snprintf(bn, sizeof bn, "%s.bn2", prefix);
+    if (conv_bn_create(m, &b->unit2, conv, bn, out_c, out_c, out_hw, 3, 1, 1, 0, err)) return -1;
+    if (b->has_downsample) {
+        snprintf(conv, sizeof conv, "%s.downsample.0", prefix);
+        snprintf(bn, sizeof bn, "%s.downsample.1", prefix);
+        if (conv_bn_create(m, &b->downsample, conv, bn, in_c, out_c, in_hw, 1, stride, 0, 0, err))
+            return -1;
+    }
+    if (m->freeze_backbone) return 0;
+    if (!(b->grad_sum = new_tensor(m, out_c, out_hw, out_hw, err)) ||
+        !(b->grad_work = new_tensor(m, out_c, out_hw, out_hw, err)) ||
+        !(b->grad_mid = new_tensor(m, out_c, out_hw, out_hw, err)) ||
+        !(b->grad_in = new_tensor(m, in_c, in_hw, in_hw, err)))
+        return dt_error_prefix(err, "creating %s gradients", prefix);
+    if (b->has_downsample && !(b->grad_in_downsample = new_tensor(m, in_c, in_hw, in_hw, err)))
+        return dt_error_prefix(err, "creating %s gradients", prefix);
+    return 0;
+}
+
+static void block_destroy(dt_model *m, dt_block *b) {
+    conv_bn_destroy(m, &b->unit1);
+    conv_bn_destroy(m, &b->unit2);
+    conv_bn_destroy(m, &b->downsample);
+    free_tensor(m, &b->grad_sum);
+    free_tensor(m, &b->grad_work);
+    free_tensor(m, &b->grad_mid);
+    free_tensor(m, &b->grad_in);
+    free_tensor(m, &b->grad_in_downsample);
+}
+
+/* out = relu(bn2(conv2(relu(bn1(conv1(x))))) + identity(x)), stored in unit2.bn_out. */
+static int block_forward(dt_model *m, dt_block *b, const dt_tensor *x, int training,
+                         dt_error *err) {
+    if (conv_bn_forward(m, &b->unit1, x, training, err) ||
+        conv_bn_forward(m, &b->unit2, b->unit1.bn_out, training, err))
+        return -1;
+    const dt_tensor *identity = x;
+    if (b->has_downsample) {
+        if (conv_bn_forward(m, &b->downsample, x, training, err)) return -1;
+        identity = b->downsample.bn_out;
+    }
+    return OPS->add_relu_forward(CTX, b->unit2.bn_out, identity, err);
+}
+
+/* dy: gradient w.r.t. the block output. Leaves the gradient w.r.t. x in b->grad_in. */
+static int block_backward(dt_model *m, dt_block *b, const dt_tensor *x, const dt_tensor *dy,
+                          dt_error *err) {
+    if (OPS->relu_backward(CTX, b->unit2.bn_out, dy, b->grad_sum, err)) return -1;
+    if (conv_bn_backward(m, &b->unit2, b->unit1.bn_out, b->grad_sum, b->grad_work, b->grad_mid,
+                         err))
+        return -1;
+    if (conv_bn_backward(m, &b->unit1, x, b->grad_mid, b->grad_mid, b->grad_in, err)) return -1;
+    if (b->has_downsample) {
+        if (conv_bn_backward(m, &b->downsample, x, b->grad_sum, b->grad_work,
+                             b->grad_in_downsample, err))
+            return -1;
+        return OPS->tensor_add(CTX, b->grad_in, b->grad_in_downsample, err);
+    }
+    return OPS->tensor_add(CTX, b->grad_in, b->grad_sum, err);
+}
+
+int dt_resnet18_build(dt_model *m, dt_error *err) {
+    int size = m->image_size;
+    if (conv_bn_create(m, &m->stem, "conv1", "bn1", 3, 64, size, 7, 2, 3, 1, err)) return -1;
+    int hw = m->stem.out_hw;
+    int pooled_hw = (hw + 2 * 1 - 3) / 2 + 1;
+    dt_pool_desc pd = {.batch = m->batch,
+                       .channels = 64,
+                       .in_height = hw,
+                       .in_width = hw,
+                       .kernel = 3,
+                       .stride = 2,
+                       .padding = 1};
+    if (!(m->input = new_tensor(m, 3, size, size, err)) ||
+        !(m->maxpool = OPS->maxpool_create(CTX, &pd, err)) ||
+        !(m->pool_out = new_tensor(m, 64, pooled_hw, pooled_hw, err)))
+        return dt_error_prefix(err, "creating the stem");
+    if (!m->freeze_backbone && !(m->grad_stem = new_tensor(m, 64, hw, hw, err)))
+        return dt_error_prefix(err, "creating the stem gradient");
+
+    int in_c = 64, in_hw = pooled_hw;
+    for (int stage = 0; stage < 4; stage++) {
+        int out_c = 64 << stage;
+        for (int i = 0; i < 2; i++) {
+            dt_block *b = &m->blocks[stage * 2 + i];
+            if (block_create(m, b, stage, i, i == 0 ? in_c : out_c, out_c, in_hw, err)) return -1;
+            in_hw = b->unit1.out_hw;
+        }
+        in_c = out_c;
+    }
+    dt_linear_desc ld = {.batch = m->batch, .in_features = 512, .out_features = m->n_classes};
+    if (!(m->features = new_tensor(m, 512, 1, 1, err)) ||
+        !(m->grad_features = new_tensor(m, 512, 1, 1, err)) ||
+        !(m->fc = OPS->linear_create(CTX, &ld, err)) ||
+        !(m->logits = new_tensor(m, m->n_classes, 1, 1, err)) ||
+        !(m->grad_logits = new_tensor(m, m->n_classes, 1, 1, err)))
+        return dt_error_prefix(err, "creating the classifier");
+    if (!m->freeze_backbone && !(m->grad_last = new_tensor(m, 512, in_hw, in_hw, err)))
+        return dt_error_prefix(err, "creating the classifier gradient");
+    m->fc_weight = param_offset(m, "fc", "weight");
+    m->fc_bias = param_offset(m, "fc", "bias");
+    return 0;
+}
+
+void dt_resnet18_free(dt_model *m) {
+    conv_bn_destroy(m, &m->stem);
+    free_layer(m, &m->maxpool);
+    free_layer(m, &m->fc);
+    for (int i = 0; i < DT_RESNET18_BLOCKS; i++) block_destroy(m, &m->blocks[i]);
+    free_tensor(m, &m->input);
+    free_tensor(m, &m->pool_out);
+    free_tensor(m, &m->grad_stem);
+    free_tensor(m, &m->features);
+    free_tensor(m, &m->grad_features);
+    free_tensor(m, &m->logits);
+    free_tensor(m, &m->grad_logits);
+    free_tensor(m, &m->grad_last);
+}
+
+static const dt_tensor *block_output(const dt_model *m, int i) {
+    return i < 0 ? m->pool_out : m->blocks[i].unit2.bn_out;
+}
+
+int dt_model_forward(dt_model *m, const uint8_t *pixels_nhwc, const float mean[3],
+                     const float std[3], int training, dt_error *err) {
+    int backbone_training = training && !m->freeze_backbone;
+    if (OPS->tensor_from_images(CTX, m->input, pixels_nhwc, mean, std, err) ||
+        conv_bn_forward(m, &m->stem, m->input, backbone_training, err) ||
+        OPS->maxpool_forward(CTX, m->maxpool, m->stem.bn_out, m->pool_out, err))
+        return dt_error_prefix(err, "forward (stem)");
+    for (int i = 0; i < DT_RESNET18_BLOCKS; i++)
+        if (block_forward(m, &m->blocks[i], block_output(m, i - 1), backbone_training, err))
+            return dt_error_prefix(err, "forward (layer%d.%d)", i / 2 + 1, i % 2);
+    float *p = m->params;
+    if (OPS->avgpool_forward(CTX, block_output(m, DT_RESNET18_BLOCKS - 1), m->features, err) ||
+        OPS->linear_forward(CTX, m->fc, p + m->fc_weight, p + m->fc_bias, m->features, m->logits,
+                            err))
+        return dt_error_prefix(err, "forward (classifier)");
+    if (backbone_training) m->batches_tracked++;
+    m->forward_was_training = training;
+    return 0;
+}
+
+int dt_model_loss(dt_model *m, const int32_t *labels, const float *weights, float grad_scale,
+                  double *loss_sum, int32_t *predictions, dt_error *err) {
+    dt_tensor *dlogits = grad_scale != 0.0f ? m->grad_logits : NULL;
+    if (OPS->softmax_cross_entropy(CTX, m->logits, labels, weights, loss_sum, predictions,
+                                   dlogits, grad_scale, err))
+        return dt_error_prefix(err, "loss");
+    m->have_logit_grad = dlogits != NULL;
+    return 0;
+}
+
+static int backward_into(dt_model *m, dt_error *err) {
+    float *p = m->params, *g = m->grad_target;
+    int frozen = m->freeze_backbone;
+    if (OPS->linear_backward(CTX, m->fc, p + m->fc_weight, m->features, m->grad_logits,
+                             frozen ? NULL : m->grad_features, g + m->fc_weight, g + m->fc_bias,
+                             err))
+        return dt_error_prefix(err, "backward (classifier)");
+    if (frozen) return 0;
+    if (OPS->avgpool_backward(CTX, m->grad_features, m->grad_last, err))
+        return dt_error_prefix(err, "backward (avgpool)");
+    const dt_tensor *dy = m->grad_last;
+    for (int i = DT_RESNET18_BLOCKS - 1; i >= 0; i--) {
+        if (block_backward(m, &m->blocks[i], block_output(m, i - 1), dy, err))
+            return dt_error_prefix(err, "backward (layer%d.%d)", i / 2 + 1, i % 2);
+        dy = m->blocks[i].grad_in;
+    }
+    if (OPS->maxpool_backward(CTX, m->maxpool, dy, m->grad_stem, err) ||
+        conv_bn_backward(m, &m->stem, m->input, m->grad_stem, m->grad_stem, NULL, err))
+        return dt_error_prefix(err, "backward (stem)");
+    return 0;
+}
+
+int dt_model_backward(dt_model *m, int accumulate, dt_error *err) {
+    if (!m->forward_was_training || !m->have_logit_grad)
+        return dt_fail(err, "internal: backward needs a training forward and a loss gradient");
+    size_t span_offset, span_count;
+    dt_model_trainable_span(m, &span_offset, &span_count);
+    if (!accumulate) {
+        m->grad_target = m->grads;
+        return backward_into(m, err);
+    }
+    if (!m->grad_scratch && !(m->grad_scratch = OPS->buffer_alloc(CTX, m->layout.n_params, err)))
+        return dt_error_prefix(err, "allocating the accumulation buffer");
+    m->grad_target = m->grad_scratch;
+    int rc = backward_into(m, err);
+    m->grad_target = m->grads;
+    if (rc) return rc;
+    return OPS->buffer_axpy(CTX, m->grads + span_offset, 1.0f, m->grad_scratch + span_offset,
+                            span_count, err);
+}
+
+int dt_model_logits(dt_model *m, float *host_logits, dt_error *err) {
+    return OPS->tensor_download(CTX, m->logits, host_logits, err);
+}

@@ -1,0 +1,62 @@
+/* Rank-0 evaluation of the held-out split at each epoch end: loss and accuracy over samples,
+ * an eval row in the metrics files, best.safetensors when accuracy improves. */
+#include <stdio.h>
+
+#include "dtrain/export.h"
+#include "train/trainer_internal.h"
+
+static int evaluate_on_root(dt_trainer *t, int epoch, long global_step, dt_error *err) {
+    const dt_config *cfg = t->cfg;
+    if (dt_loader_start(t->loader, t->split.val, t->split.n_val, epoch, 0, err)) return -1;
+    double loss_sum = 0, correct = 0, count = 0;
+    for (;;) {
+        const dt_batch *batch = NULL;
+        if (dt_loader_next(t->loader, &batch, err)) return -1;
+        if (!batch) break;
+        for (int i = 0; i < batch->batch_size; i++) t->weights[i] = batch->counts[i] ? 1.0f : 0.0f;
+        double batch_loss = 0;
+        int rc = dt_model_forward(t->model, batch->pixels, cfg->data.mean, cfg->data.std, 0, err) ||
+                 dt_model_loss(t->model, batch->labels, t->weights, 0.0f, &batch_loss,
+                               t->predictions, err);
+        if (!rc) {
+            loss_sum += batch_loss;
+            for (int i = 0; i < batch->batch_size; i++)
+                if (batch->counts[i]) {
+                    count += 1;
+                    correct += t->predictions[i] == batch->labels[i];
+                }
+        }
+        dt_loader_release(t->loader, batch);
+        if (rc) return dt_error_prefix(err, "evaluation");
+    }
+    double val_loss = count > 0 ? loss_sum / count : 0, val_acc = count > 0 ? correct / count : 0;
+    t->last_val_acc = val_acc;
+    dt_eval_row row = {.epoch = epoch,
+                       .step = global_step,
+                       .val_loss = val_loss,
+                       .val_acc = val_acc,
+                       .n = (long)count,
+                       .elapsed_s = dt_now_seconds() - t->start};
+    if (dt_metrics_eval(&t->metrics, &row, err)) return -1;
+    dt_progress_line(&t->progress, "\033[1m",
+                     "epoch %d/%d: validation loss %.4f, accuracy %.4f (%ld images)", epoch,
+                     cfg->train.epochs, val_loss, val_acc, (long)count);
+    if (val_acc > t->best_val_acc || epoch == 1) {
+        if (val_acc > t->best_val_acc) t->best_val_acc = val_acc;
+        char path[4096];
+        snprintf(path, sizeof path, "%s/best.safetensors", cfg->output.dir);
+        if (dt_export_model(t->model, path, t->ds.class_names, t->ds.n_classes,
+                            dt_config_hash(cfg), err))
+            return -1;
+    }
+    return 0;
+}
+
+int dt_train_evaluate(dt_trainer *t, int epoch, long global_step, dt_error *err) {
+    int rc = t->is_root ? evaluate_on_root(t, epoch, global_step, err) : 0;
+    /* A failing rank 0 returns its error and the job is aborted; the others wait here. */
+    if (rc) return rc;
+    if (t->comm->size > 1 && t->comm->ops->barrier(t->comm->ctx, err))
+        return dt_error_prefix(err, "barrier after evaluation");
+    return 0;
+}

@@ -1,0 +1,439 @@
+/* The training run: set-up (data, split, backend, model, loader, outputs), the epoch loop with
+ * gradient accumulation, all-reduce and SGD, rank-0 evaluation, and the final files. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "dtrain/backend.h"
+#include "dtrain/data.h"
+#include "dtrain/export.h"
+#include "dtrain/metrics.h"
+#include "dtrain/model.h"
+#include "dtrain/schedule.h"
+#include "dtrain/rng.h"
+#include "dtrain/train.h"
+#include "train/progress.h"
+#include "train/trainer_internal.h"
+
+double dt_now_seconds(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static int online_cores(void) {
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 0 ? (int)n : 1;
+}
+
+/* Compute threads and decode workers for this rank: the configured values, or its share of
+ * the node's cores. */
+static void choose_threads(const dt_config *cfg, const dt_comm *comm, int *threads,
+                           int *workers) {
+    int share = online_cores() / (comm->local_size > 0 ? comm->local_size : 1);
+    if (share < 1) share = 1;
+    *threads = cfg->runtime.threads > 0 ? cfg->runtime.threads : share;
+    *workers = cfg->data.workers > 0 ? cfg->data.workers : share;
+}
+
+static int create_backend(const dt_config *cfg, const dt_comm *comm, int threads,
+                          dt_backend *backend, dt_error *err) {
+    dt_backend_options opt = {.threads = threads,
+                              .device = 0,
+                              .precision = (int)cfg->runtime.precision};
+    dt_device_kind device = cfg->runtime.device;
+    int gpus = dt_backend_cuda_device_count();
+    if (device == DT_DEVICE_AUTO) {
+        device = gpus > 0 && dt_backend_cuda_training_available() ? DT_DEVICE_CUDA : DT_DEVICE_CPU;
+        if (gpus > 0 && device == DT_DEVICE_CPU && comm->rank == 0)
+            fprintf(stderr, "dtrain: warning: %d GPU%s visible, but this build has no CUDA "
+                            "training backend yet: training on the CPU\n",
+                    gpus, gpus == 1 ? "" : "s");
+    }
+    if (device == DT_DEVICE_CUDA) {
+        if (gpus > 0) opt.device = comm->local_rank % gpus;
+        return dt_backend_cuda_create(&opt, backend, err);
+    }
+    if (cfg->runtime.precision != DT_PRECISION_FP32)
+        return dt_fail_usage(err,
+                             "runtime.precision: '%s' is supported by the CUDA backend only; the "
+                             "CPU backend trains in fp32",
+                             dt_precision_kind_name(cfg->runtime.precision));
+    return dt_backend_cpu_create(&opt, backend, err);
+}
+
+/* Every rank must run the same config on the same file list: compare hashes, name the ranks
+ * that differ from rank 0. */
+static int check_consistency(dt_trainer *t, dt_error *err) {
+    dt_comm *comm = t->comm;
+    if (comm->size == 1) return 0;
+    uint64_t mine[2] = {dt_config_hash(t->cfg), dt_dataset_hash(&t->ds)};
+    const char *salt = getenv("DTRAIN_TEST_HASH_SALT_RANK"); /* test-only fault switch */
+    if (salt && atoi(salt) == comm->rank) mine[0] ^= 0x5bd1e995u;
+    uint64_t *all = calloc((size_t)comm->size * 2, sizeof *all);
+    if (!all) return dt_fail(err, "out of memory");
+    if (comm->ops->allgather(comm->ctx, mine, all, sizeof mine, err)) {
+        free(all);
+        return -1;
+    }
+    char config_ranks[256] = "", data_ranks[256] = "";
+    for (int r = 1; r < comm->size; r++) {
+        char num[16];
+        snprintf(num, sizeof num, "%s%d", "", r);
+        if (all[2 * r] != all[0]) {
+            if (config_ranks[0]) strncat(config_ranks, ",", sizeof config_ranks - strlen(config_ranks) - 1);
+            strncat(config_ranks, num, sizeof config_ranks - strlen(config_ranks) - 1);
+        }
+        if (all[2 * r + 1] != all[1]) {
+            if (data_ranks[0]) strncat(data_ranks, ",", sizeof data_ranks - strlen(data_ranks) - 1);
+            strncat(data_ranks, num, sizeof data_ranks - strlen(data_ranks) - 1);
+        }
+    }
+    free(all);
+    if (config_ranks[0])
+        return dt_fail(err, "ranks %s resolved a different config than rank 0 (compare their "
+                            "config files and overrides)",
+                       config_ranks);
+    if (data_ranks[0])
+        return dt_fail(err, "ranks %s see a different file list under %s than rank 0 (is "
+                            "data.root the same shared folder on every node?)",
+                       data_ranks, t->cfg->data.root);
+    return 0;
+}
+
+/* Rank 0's weights and statistics become every rank's. */
+static int broadcast_model(dt_trainer *t, dt_error *err) {
+    dt_comm *comm = t->comm;
+    if (comm->size == 1) return 0;
+    size_t np = dt_model_param_count(t->model), ns = dt_model_stats_count(t->model);
+    float *params = malloc(np * sizeof *params), *stats = malloc(ns * sizeof *stats);
+    int rc = -1;
+    if (!params || !stats) {
+        dt_fail(err, "out of memory");
+        goto done;
+    }
+    if (dt_model_download_state(t->model, params, stats, err) ||
+        comm->ops->broadcast(comm->ctx, params, np * sizeof *params, 0, err) ||
+        comm->ops->broadcast(comm->ctx, stats, ns * sizeof *stats, 0, err) ||
+        dt_model_upload_state(t->model, params, stats, err))
+        goto done;
+    rc = 0;
+done:
+    free(params);
+    free(stats);
+    return rc;
+}
+
+static int open_outputs(dt_trainer *t, dt_error *err) {
+    if (!t->is_root) return 0;
+    const char *dir = t->cfg->output.dir;
+    char path[4096];
+    if (dt_make_directories(dir, err)) return -1;
+    snprintf(path, sizeof path, "%s/config.yaml", dir);
+    if (dt_export_config(path, t->cfg, err)) return -1;
+    snprintf(path, sizeof path, "%s/classes.txt", dir);
+    if (dt_export_classes(path, t->ds.class_names, t->ds.n_classes, err)) return -1;
+    return dt_metrics_open(&t->metrics, dir, err);
+}
+
+static int setup(dt_trainer *t, dt_error *err) {
+    const dt_config *cfg = t->cfg;
+    dt_comm *comm = t->comm;
+    choose_threads(cfg, comm, &t->threads, &t->workers);
+    if (dt_dataset_scan(cfg->data.root, &t->ds, err)) {
+        err->exit_code = DT_EXIT_USAGE;
+        return dt_error_prefix(err, "data.root");
+    }
+    if (check_consistency(t, err)) return -1;
+    if (dt_split_make(t->ds.n_files, cfg->data.val_fraction, cfg->data.split_seed, &t->split, err))
+        return -1;
+    t->global_batch = (size_t)cfg->train.batch_size * (size_t)comm->size * (size_t)cfg->train.accumulate;
+    if (t->split.n_train < (size_t)cfg->train.batch_size * (size_t)comm->size)
+        return dt_fail_usage(err,
+                             "%s: the training part has %zu images, fewer than one batch per rank "
+                             "(train.batch_size %d x %d ranks); lower train.batch_size or "
+                             "data.val_fraction, or use fewer ranks",
+                             cfg->data.root, t->split.n_train, cfg->train.batch_size, comm->size);
+    t->steps_per_epoch = (long)((t->split.n_train + t->global_batch - 1) / t->global_batch);
+    dt_lr_schedule_from_config(cfg, t->steps_per_epoch, &t->schedule);
+
+    if (create_backend(cfg, comm, t->threads, &t->backend, err)) return -1;
+    t->have_backend = 1;
+    dt_model_options mo = {.batch = cfg->train.batch_size,
+                           .image_size = cfg->data.image_size,
+                           .n_classes = t->ds.n_classes,
+                           .freeze_backbone = cfg->model.freeze == DT_FREEZE_BACKBONE};
+    if (dt_model_create(&t->backend, &mo, &t->model, err) ||
+        dt_model_init_weights(t->model, cfg->train.seed, err))
+        return -1;
+    if (cfg->model.pretrained && dt_train_load_pretrained(t, err)) return -1;
+    if (broadcast_model(t, err)) return -1;
+
+    dt_loader_options lo = {.batch_size = cfg->train.batch_size,
+                            .image_size = cfg->data.image_size,
+                            .resize = cfg->data.resize,
+                            .augment = cfg->data.augment,
+                            .workers = t->workers,
+                            .prefetch_batches = 2 * cfg->train.accumulate + 2,
+                            .seed = dt_rng_mix(cfg->train.seed, 0xA06u)};
+    if (dt_loader_create(&t->ds, &lo, &t->loader, err)) return -1;
+    size_t b = (size_t)cfg->train.batch_size;
+    if (!(t->weights = calloc(b, sizeof *t->weights)) ||
+        !(t->predictions = calloc(b, sizeof *t->predictions)))
+        return dt_fail(err, "out of memory");
+    return open_outputs(t, err);
+}
+
+static void teardown(dt_trainer *t) {
+    if (t->loader) dt_loader_destroy(t->loader);
+    if (t->model) dt_model_destroy(t->model);
+    if (t->have_backend) t->backend.ops->destroy(t->backend.ctx);
+    if (t->is_root) dt_metrics_close(&t->metrics);
+    dt_split_free(&t->split);
+    dt_dataset_free(&t->ds);
+    free(t->weights);
+    free(t->predictions);
+    free(t->order);
+    free(t->rank_indices);
+}
+
+/* This rank's samples for the epoch: the global order cut into global batches; inside each,
+ * micro-batch j = rank * accumulate + m (a contiguous slice per rank). */
+static int plan_epoch(dt_trainer *t, int epoch, dt_error *err) {
+    free(t->order);
+    t->order = NULL;
+    size_t n_order;
+    if (dt_epoch_order(&t->split, t->cfg->train.seed, epoch, t->cfg->train.shuffle,
+                       t->global_batch, &t->order, &n_order, err))
+        return -1;
+    size_t b = (size_t)t->cfg->train.batch_size, accumulate = (size_t)t->cfg->train.accumulate;
+    size_t per_rank = b * accumulate;
+    size_t steps = n_order / t->global_batch;
+    if ((long)steps != t->steps_per_epoch)
+        return dt_fail(err, "internal: epoch order has %zu steps, expected %ld", steps,
+                       t->steps_per_epoch);
+    free(t->rank_indices);
+    if (!(t->rank_indices = malloc(steps * per_rank * sizeof *t->rank_indices)))
+        return dt_fail(err, "out of memory");
+    for (size_t s = 0; s < steps; s++)
+        memcpy(t->rank_indices + s * per_rank,
+               t->order + s * t->global_batch + (size_t)t->comm->rank * per_rank,
+               per_rank * sizeof *t->rank_indices);
+    t->n_rank_indices = steps * per_rank;
+    return 0;
+}
+
+static int fault_injected(const dt_trainer *t, long global_step) {
+    const char *rank = getenv("DTRAIN_TEST_FAIL_RANK"), *step = getenv("DTRAIN_TEST_FAIL_STEP");
+    return rank && step && atoi(rank) == t->comm->rank && atol(step) == global_step;
+}
+
+/* One micro-batch: forward, loss, backward (accumulating after the first). */
+static int train_micro_batch(dt_trainer *t, const dt_batch *batch, int micro, dt_window *w,
+                             dt_error *err) {
+    const dt_config *cfg = t->cfg;
+    int b = batch->batch_size;
+    for (int i = 0; i < b; i++) t->weights[i] = batch->counts[i] ? 1.0f : 0.0f;
+    int counted = batch->n_counted > 0 ? batch->n_counted : 1;
+    float grad_scale = 1.0f / ((float)counted * (float)cfg->train.accumulate);
+    double loss_sum = 0;
+    if (dt_model_forward(t->model, batch->pixels, cfg->data.mean, cfg->data.std, 1, err) ||
+        dt_model_loss(t->model, batch->labels, t->weights, grad_scale, &loss_sum, t->predictions,
+                      err) ||
+        dt_model_backward(t->model, micro > 0, err))
+        return -1;
+    w->loss_sum += loss_sum;
+    for (int i = 0; i < b; i++)
+        if (batch->counts[i]) {
+            w->count += 1;
+            w->correct += t->predictions[i] == batch->labels[i];
+        }
+    return 0;
+}
+
+static int optimizer_step(dt_trainer *t, long global_step, dt_window *w, dt_error *err) {
+    size_t offset, count;
+    dt_model_trainable_span(t->model, &offset, &count);
+    float *grads = dt_model_grads(t->model) + offset;
+    if (t->comm->size > 1) {
+        double t0 = dt_now_seconds();
+        if (t->backend.ops->synchronize(t->backend.ctx, err) ||
+            t->comm->ops->allreduce_float(t->comm->ctx, grads, count, DT_REDUCE_AVG, err))
+            return dt_error_prefix(err, "all-reduce of gradients");
+        w->allreduce_s += dt_now_seconds() - t0;
+    }
+    const dt_config *cfg = t->cfg;
+    double lr = dt_lr_at(&t->schedule, global_step);
+    dt_sgd_params p = {.lr = (float)lr,
+                       .momentum = (float)cfg->train.momentum,
+                       .weight_decay = (float)cfg->train.weight_decay,
+                       .nesterov = cfg->train.nesterov,
+                       .first_step = global_step == 0};
+    w->lr = lr;
+    return t->backend.ops->sgd_step(t->backend.ctx, &p, dt_model_params(t->model) + offset, grads,
+                                    dt_model_momentum(t->model) + offset, count, err);
+}
+
+/* All ranks: sum the window's statistics, then rank 0 logs them. */
+static int log_window(dt_trainer *t, int epoch, long step_in_epoch, long global_step,
+                      dt_window *w, dt_error *err) {
+    double sums[5] = {w->loss_sum, w->correct, w->count, w->allreduce_s, w->data_wait_s};
+    if (t->comm->size > 1 &&
+        t->comm->ops->allreduce_double(t->comm->ctx, sums, 5, DT_REDUCE_SUM, err))
+        return dt_error_prefix(err, "all-reduce of training statistics");
+    double now = dt_now_seconds();
+    double seconds = now - w->start;
+    double loss = sums[2] > 0 ? sums[0] / sums[2] : NAN;
+    if (!isfinite(loss))
+        return dt_fail(err, "training diverged: the loss is %s at epoch %d step %ld (try a lower "
+                            "train.lr)",
+                       isnan(loss) ? "NaN" : "infinite", epoch, global_step);
+    if (t->is_root) {
+        double imgs = (double)w->steps * (double)t->global_batch;
+        double img_per_s = seconds > 0 ? imgs / seconds : 0;
+        t->step_seconds_avg = w->steps > 0 ? seconds / w->steps : t->step_seconds_avg;
+        long total_steps = t->steps_per_epoch * t->cfg->train.epochs;
+        dt_progress_state s = {.epoch = epoch,
+                               .epochs = t->cfg->train.epochs,
+                               .step_in_epoch = step_in_epoch,
+                               .steps_per_epoch = t->steps_per_epoch,
+                               .global_step = global_step,
+                               .loss = loss,
+                               .acc = sums[1] / sums[2],
+                               .img_per_s = img_per_s,
+                               .eta_s = (double)(total_steps - global_step) * t->step_seconds_avg,
+                               .lr = w->lr};
+        dt_progress_log(&t->progress, &s);
+        t->last_progress = s;
+        dt_train_row row = {.epoch = epoch,
+                            .step = global_step,
+                            .loss = loss,
+                            .acc = sums[1] / sums[2],
+                            .lr = w->lr,
+                            .img_per_s = img_per_s,
+                            .elapsed_s = now - t->start};
+        if (dt_metrics_train(&t->metrics, &row, err)) return -1;
+        t->allreduce_total_s += sums[3] / t->comm->size;
+        t->data_wait_total_s += sums[4] / t->comm->size;
+        t->window_total_s += seconds;
+    }
+    memset(w, 0, sizeof *w);
+    w->start = now;
+    return 0;
+}
+
+static int train_epoch(dt_trainer *t, int epoch, dt_error *err) {
+    const dt_config *cfg = t->cfg;
+    if (plan_epoch(t, epoch, err) ||
+        dt_loader_start(t->loader, t->rank_indices, t->n_rank_indices, epoch, 1, err))
+        return -1;
+    dt_window w = {.start = dt_now_seconds()};
+    for (long s = 0; s < t->steps_per_epoch; s++) {
+        long global_step = (long)(epoch - 1) * t->steps_per_epoch + s;
+        if (fault_injected(t, global_step))
+            return dt_fail(err, "test fault injected at step %ld (DTRAIN_TEST_FAIL_RANK)",
+                           global_step);
+        for (int m = 0; m < cfg->train.accumulate; m++) {
+            const dt_batch *batch = NULL;
+            double wait0 = dt_loader_wait_seconds(t->loader);
+            if (dt_loader_next(t->loader, &batch, err)) return -1;
+            w.data_wait_s += dt_loader_wait_seconds(t->loader) - wait0;
+            if (!batch) return dt_fail(err, "internal: the loader ran out of batches early");
+            int rc = train_micro_batch(t, batch, m, &w, err);
+            dt_loader_release(t->loader, batch);
+            if (rc) return dt_error_prefix(err, "epoch %d step %ld", epoch, global_step);
+        }
+        if (optimizer_step(t, global_step, &w, err)) return -1;
+        w.steps++;
+        long done = global_step + 1;
+        int last = s + 1 == t->steps_per_epoch;
+        if (done % cfg->output.log_every == 0 || last) {
+            if (log_window(t, epoch, s + 1, done, &w, err)) return -1;
+        } else if (t->is_root && t->progress.live) {
+            dt_progress_state live = t->last_progress;
+            live.epoch = epoch;
+            live.step_in_epoch = s + 1;
+            live.global_step = done;
+            dt_progress_live(&t->progress, &live);
+        }
+    }
+    const dt_batch *end = NULL;
+    if (dt_loader_next(t->loader, &end, err)) return -1;
+    if (end) return dt_fail(err, "internal: the loader has batches left at the end of the epoch");
+    return 0;
+}
+
+static int finish(dt_trainer *t, dt_error *err) {
+    /* distinct undecodable files over all ranks */
+    size_t n = t->ds.n_files;
+    double *bad = calloc(n ? n : 1, sizeof *bad);
+    if (!bad) return dt_fail(err, "out of memory");
+    const uint8_t *flags = dt_loader_bad_files(t->loader);
+    for (size_t i = 0; i < n; i++) bad[i] = flags[i];
+    int rc = t->comm->size > 1
+                 ? t->comm->ops->allreduce_double(t->comm->ctx, bad, n, DT_REDUCE_SUM, err)
+                 : 0;
+    long skipped = 0;
+    for (size_t i = 0; i < n; i++) skipped += bad[i] > 0;
+    free(bad);
+    if (rc) return -1;
+    if (!t->is_root) return 0;
+    char path[4096];
+    snprintf(path, sizeof path, "%s/model.safetensors", t->cfg->output.dir);
+    if (dt_export_model(t->model, path, t->ds.class_names, t->ds.n_classes,
+                        dt_config_hash(t->cfg), err))
+        return -1;
+    double elapsed = dt_now_seconds() - t->start;
+    dt_done_row done = {.epochs = t->cfg->train.epochs,
+                        .best_val_acc = t->best_val_acc,
+                        .skipped_files = skipped,
+                        .elapsed_s = elapsed};
+    if (dt_metrics_done(&t->metrics, &done, err)) return -1;
+    double window = t->window_total_s > 0 ? t->window_total_s : 1;
+    dt_progress_line(&t->progress, NULL,
+                     "time: %.1f s in all; of training steps %.1f%% waiting for data, %.1f%% in "
+                     "all-reduce",
+                     elapsed, 100.0 * t->data_wait_total_s / window,
+                     100.0 * t->allreduce_total_s / window);
+    if (skipped)
+        dt_progress_line(&t->progress, NULL, "skipped %ld undecodable file%s", skipped,
+                         skipped == 1 ? "" : "s");
+    dt_progress_line(&t->progress, "\033[1;32m",
+                     "done: final validation accuracy %.4f (best %.4f); outputs in %s/",
+                     t->last_val_acc, t->best_val_acc, t->cfg->output.dir);
+    return 0;
+}
+
+static int run(dt_trainer *t, dt_error *err) {
+    if (setup(t, err)) return -1;
+    if (t->is_root)
+        dt_progress_line(&t->progress, NULL,
+                         "dtrain: %zu images in %d classes (%zu train, %zu val), %d rank%s on "
+                         "%s, %d threads + %d decode workers per rank, %ld steps/epoch of %zu "
+                         "images",
+                         t->ds.n_files, t->ds.n_classes, t->split.n_train, t->split.n_val,
+                         t->comm->size, t->comm->size == 1 ? "" : "s", t->backend.ops->name,
+                         t->threads, t->workers, t->steps_per_epoch, t->global_batch);
+    for (int epoch = 1; epoch <= t->cfg->train.epochs; epoch++) {
+        if (train_epoch(t, epoch, err)) return -1;
+        if (dt_train_evaluate(t, epoch, (long)epoch * t->steps_per_epoch, err)) return -1;
+    }
+    return finish(t, err);
+}
+
+int dt_train_run(const dt_config *cfg, dt_comm *comm, dt_error *err) {
+    dt_trainer t;
+    memset(&t, 0, sizeof t);
+    t.cfg = cfg;
+    t.comm = comm;
+    t.is_root = comm->rank == 0;
+    t.start = dt_now_seconds();
+    t.best_val_acc = 0;
+    dt_progress_init(&t.progress, stdout);
+    int rc = run(&t, err);
+    teardown(&t);
+    return rc;
+}

@@ -1,0 +1,62 @@
+/* The trainer's state, shared by the training loop, evaluation and pretrained loading. */
+#ifndef DTRAIN_TRAIN_TRAINER_INTERNAL_H
+#define DTRAIN_TRAIN_TRAINER_INTERNAL_H
+
+#include "dtrain/backend.h"
+#include "dtrain/comm.h"
+#include "dtrain/config.h"
+#include "dtrain/data.h"
+#include "dtrain/metrics.h"
+#include "dtrain/model.h"
+#include "dtrain/schedule.h"
+#include "train/progress.h"
+
+/* Statistics gathered between two log lines. */
+typedef struct dt_window {
+    double start;
+    double loss_sum, correct, count;
+    double allreduce_s, data_wait_s, lr;
+    long steps;
+} dt_window;
+
+typedef struct dt_trainer {
+    const dt_config *cfg;
+    dt_comm *comm;
+    int is_root;
+    double start;
+    int threads, workers;
+
+    dt_dataset ds;
+    dt_split split;
+    dt_backend backend;
+    int have_backend;
+    dt_model *model;
+    dt_loader *loader;
+    dt_metrics metrics;
+    dt_progress progress;
+    dt_progress_state last_progress;
+
+    size_t global_batch; /* batch_size x ranks x accumulate */
+    long steps_per_epoch;
+    dt_lr_schedule schedule;
+    uint32_t *order;        /* this epoch's global order (padded) */
+    uint32_t *rank_indices; /* this rank's share of it, in consumption order */
+    size_t n_rank_indices;
+
+    float *weights;        /* per-sample loss weights of a batch */
+    int32_t *predictions;
+
+    double best_val_acc, last_val_acc;
+    double step_seconds_avg;
+    double allreduce_total_s, data_wait_total_s, window_total_s;
+} dt_trainer;
+
+double dt_now_seconds(void);
+
+/* Rank 0 evaluates the held-out part; the other ranks wait at a barrier. */
+int dt_train_evaluate(dt_trainer *t, int epoch, long global_step, dt_error *err);
+
+/* Loads model.pretrained into the model (see src/train/pretrained.c). */
+int dt_train_load_pretrained(dt_trainer *t, dt_error *err);
+
+#endif

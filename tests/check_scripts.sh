@@ -1,0 +1,41 @@
+#!/bin/bash
+# Syntax-checks every shell script under launch/ and cluster/ with `bash -n`, and lints them
+# with the shellcheck linter when it is installed. Usage: check_scripts.sh SOURCE_DIR [LINTER]
+set -u
+source_dir=$1
+shellcheck=${2:-}
+[[ $shellcheck == *NOTFOUND* ]] && shellcheck=""
+
+passed=0
+failed=0
+scripts=()
+for file in "$source_dir"/launch/* "$source_dir"/cluster/*; do
+    [[ -f $file ]] || continue
+    # Shell scripts: *.sh, *.sbatch, or a bash/sh shebang (README.md and the like are skipped).
+    if [[ $file == *.sh || $file == *.sbatch ]] || head -n 1 "$file" | grep -qE '^#!.*\b(ba)?sh\b'; then
+        scripts+=("$file")
+    fi
+done
+
+if [[ ${#scripts[@]} -lt 2 ]]; then
+    echo "check_scripts.sh: expected launch/ and cluster/ scripts, found ${#scripts[@]}" >&2
+    failed=$((failed + 1))
+fi
+for script in "${scripts[@]}"; do
+    if bash -n "$script"; then
+        passed=$((passed + 1))
+    else
+        echo "check_scripts.sh: bash -n failed: $script" >&2
+        failed=$((failed + 1))
+    fi
+    if [[ -n $shellcheck ]]; then
+        if "$shellcheck" --shell=bash --severity=style "$script"; then
+            passed=$((passed + 1))
+        else
+            echo "check_scripts.sh: shellcheck failed: $script" >&2
+            failed=$((failed + 1))
+        fi
+    fi
+done
+echo "scripts (${#scripts[@]} files${shellcheck:+, shellcheck}): $passed passed, $failed failed"
+[[ $failed -eq 0 ]]

@@ -1,0 +1,59 @@
+# Tests of the communication layer that need more than a plain test program: MPI jobs started
+# with mpirun (when dtrain is built with MPI) and a syntax/lint check of the launch scripts.
+# Included from tests/CMakeLists.txt.
+
+# ---- launch/ and cluster/ scripts: bash -n, plus shellcheck when it is installed ----------------
+find_program(DTRAIN_SHELLCHECK shellcheck)
+add_test(NAME comm_scripts_syntax
+  COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/check_scripts.sh ${PROJECT_SOURCE_DIR}
+    "${DTRAIN_SHELLCHECK}")
+set_tests_properties(comm_scripts_syntax PROPERTIES TIMEOUT 60)
+
+# ---- launch/dtrain-run: the command lines it builds ----------------------------------------------
+add_test(NAME comm_dtrain_run_args
+  COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/dtrain_run_check.sh ${PROJECT_SOURCE_DIR}/launch/dtrain-run)
+set_tests_properties(comm_dtrain_run_args PROPERTIES TIMEOUT 60)
+
+# ---- MPI jobs ------------------------------------------------------------------------------------
+if(DTRAIN_HAVE_MPI AND TARGET MPI::MPI_C)
+  if(MPIEXEC_EXECUTABLE)
+    set(DTRAIN_MPIRUN "${MPIEXEC_EXECUTABLE}")
+  else()
+    find_program(DTRAIN_MPIRUN NAMES mpirun mpiexec)
+  endif()
+
+  add_executable(comm_mpi_check comm_mpi_check.c)
+  target_link_libraries(comm_mpi_check PRIVATE dtrain_testlib)
+  add_executable(comm_abort_check comm_abort_check.c)
+  target_link_libraries(comm_abort_check PRIVATE dtrain_testlib)
+
+  if(DTRAIN_MPIRUN)
+    # --allow-run-as-root and --oversubscribe are Open MPI options (CI runs as root on 2 cores).
+    execute_process(COMMAND ${DTRAIN_MPIRUN} --version OUTPUT_VARIABLE dtrain_mpirun_version
+      ERROR_QUIET RESULT_VARIABLE dtrain_mpirun_status)
+    set(DTRAIN_MPIRUN_FLAGS "")
+    if(dtrain_mpirun_version MATCHES "Open MPI")
+      set(DTRAIN_MPIRUN_FLAGS --allow-run-as-root --oversubscribe)
+    endif()
+    set(dtrain_mpi_test_env "OMP_NUM_THREADS=1;DTRAIN_SOURCE_DIR=${PROJECT_SOURCE_DIR}")
+
+    add_test(NAME comm_mpi
+      COMMAND ${DTRAIN_MPIRUN} ${DTRAIN_MPIRUN_FLAGS} -np 3 $<TARGET_FILE:comm_mpi_check>)
+    set_tests_properties(comm_mpi PROPERTIES TIMEOUT 120 ENVIRONMENT "${dtrain_mpi_test_env}")
+
+    add_test(NAME comm_mpi_abort
+      COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/comm_abort_check.sh 3
+        ${DTRAIN_MPIRUN} ${DTRAIN_MPIRUN_FLAGS} -np 3 -- $<TARGET_FILE:comm_abort_check>)
+    set_tests_properties(comm_mpi_abort PROPERTIES TIMEOUT 120
+      ENVIRONMENT "${dtrain_mpi_test_env}")
+
+    # The same MPI checks, started through the user-facing wrapper with 3 ranks (its own choice
+    # of mpirun flags); comm_mpi_check stands in for dtrain and ignores the config argument.
+    add_test(NAME comm_dtrain_run_mpi
+      COMMAND ${PROJECT_SOURCE_DIR}/launch/dtrain-run -n 3 -- config-ignored-by-the-check.yaml)
+    set_tests_properties(comm_dtrain_run_mpi PROPERTIES TIMEOUT 120
+      ENVIRONMENT "${dtrain_mpi_test_env};DTRAIN_BIN=$<TARGET_FILE:comm_mpi_check>;DTRAIN_MPIRUN=${DTRAIN_MPIRUN}")
+  else()
+    message(STATUS "dtrain: no mpirun/mpiexec found; the MPI comm tests are not registered")
+  endif()
+endif()

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Quick start, part 2 (and CI): installs the dependencies, builds with warnings as errors (the
+# CUDA parts too when the toolkit is present), runs the whole test suite, then builds again with
+# AddressSanitizer + UndefinedBehaviorSanitizer and runs the suite there too.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash tools/install-deps.sh
+jobs=$(nproc)
+
+echo "== format check"
+bash tools/check-format.sh
+
+echo "== release build (-Werror)"
+cmake -S . -B build/ci -DCMAKE_BUILD_TYPE=Release -DDTRAIN_WERROR=ON >/dev/null
+cmake --build build/ci -j"$jobs"
+(cd build/ci && ctest --output-on-failure -j"$jobs")
+
+echo "== sanitizer build (ASan + UBSan, -Werror)"
+cmake -S . -B build/asan -DCMAKE_BUILD_TYPE=Debug -DDTRAIN_WERROR=ON -DDTRAIN_SANITIZE=ON \
+  -DDTRAIN_CUDA=OFF >/dev/null
+cmake --build build/asan -j"$jobs"
+export ASAN_OPTIONS="detect_leaks=1"
+export LSAN_OPTIONS="suppressions=$PWD/tests/lsan.supp:print_suppressions=0"
+export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
+(cd build/asan && ctest --output-on-failure -j"$jobs" -LE no_sanitizer)
