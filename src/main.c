@@ -121,7 +121,7 @@ int main(int argc, char **argv) {
     if (dt_comm_init(&argc, &argv, &comm, &err)) {
         print_error(NULL, env_rank, &err);
         dt_config_free(&cfg);
-        return DT_EXIT_RUNTIME;
+        return err.exit_code ? err.exit_code : DT_EXIT_RUNTIME;
     }
     int rc = dt_train_run(&cfg, &comm, &err);
     if (rc) {

@@ -37,6 +37,10 @@ elapsed_ms=$((($(date +%s%N) - start_ns) / 1000000))
 echo "comm_abort_check.sh: launcher exit code $status after ${elapsed_ms} ms"
 
 check "the job exits non-zero (got $status)" test "$status" -ne 0
+# Open MPI's mpirun exits with the code given to MPI_Abort.
+if "${launcher[0]}" --version 2>/dev/null | grep -qE 'Open MPI|OpenRTE|open-mpi'; then
+    check "mpirun exits with the abort code 3 (got $status)" test "$status" -eq 3
+fi
 check "the job was not killed by the 60 s watchdog (got $status)" test "$status" -ne 124 -a "$status" -ne 137
 check "the job ends within 20 s (took ${elapsed_ms} ms)" test "$elapsed_ms" -lt 20000
 

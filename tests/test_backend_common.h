@@ -102,8 +102,8 @@ static inline double test_max_abs(const double *a, size_t n) {
 /* One check for a whole array: |got - want| <= rtol * |want| + atol_scale * max|want| for
  * every element (NaN fails); the message names the worst element. */
 static inline void test_compare_array(const char *file, int line, const char *what,
-                                      const double *got, const double *want, size_t n,
-                                      double rtol, double atol_scale) {
+                                      const double *got, const double *want, size_t n, double rtol,
+                                      double atol_scale) {
     double atol = atol_scale * test_max_abs(want, n);
     size_t worst = 0, bad = 0;
     double worst_excess = -1.0;
@@ -120,7 +120,7 @@ static inline void test_compare_array(const char *file, int line, const char *wh
     dt_check_report(bad == 0, file, line, "%s: %zu of %zu elements off, worst [%zu] %.9g vs %.9g",
                     what, bad, n, worst, n ? got[worst] : 0.0, n ? want[worst] : 0.0);
 }
-#define CHECK_ARRAY_CLOSE(what, got, want, n, rtol, atol_scale)                                  \
+#define CHECK_ARRAY_CLOSE(what, got, want, n, rtol, atol_scale)                                    \
     test_compare_array(__FILE__, __LINE__, what, got, want, n, rtol, atol_scale)
 
 /* d loss / d value[index] by central differences; value is restored. */

@@ -12,10 +12,18 @@
 
 /* Every variable the launcher detection reads; cleared before each scenario. */
 static const char *const launcher_variables[] = {
-    "OMPI_COMM_WORLD_SIZE", "OMPI_COMM_WORLD_RANK", "PMI_SIZE",     "PMI_RANK",
-    "PMIX_RANK",            "MV2_COMM_WORLD_SIZE",  "MV2_COMM_WORLD_RANK",
-    "SLURM_STEP_ID",        "SLURM_PROCID",         "SLURM_STEP_NUM_TASKS",
-    "SLURM_NTASKS",         "SLURM_JOB_ID",
+    "OMPI_COMM_WORLD_SIZE",
+    "OMPI_COMM_WORLD_RANK",
+    "PMI_SIZE",
+    "PMI_RANK",
+    "PMIX_RANK",
+    "MV2_COMM_WORLD_SIZE",
+    "MV2_COMM_WORLD_RANK",
+    "SLURM_STEP_ID",
+    "SLURM_PROCID",
+    "SLURM_STEP_NUM_TASKS",
+    "SLURM_NTASKS",
+    "SLURM_JOB_ID",
 };
 
 static void clear_launcher_environment(void) {

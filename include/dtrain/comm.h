@@ -33,7 +33,9 @@ typedef struct dt_comm {
 } dt_comm;
 
 /* Chooses MPI when built with it and started by a launcher (mpirun, srun), else a single
- * process. Never initialises MPI when no launcher started us. */
+ * process. Never initialises MPI when no launcher started us. Fails (usage error) when started
+ * as one of several ranks by a build without MPI, or when MPI's world size differs from the
+ * launcher's (srun without --mpi=pmix, another MPI's mpirun). The launch rule: src/comm/comm.c. */
 int dt_comm_init(int *argc, char ***argv, dt_comm *comm, dt_error *err);
 
 /* True when the environment says a launcher started this process (before dt_comm_init). */

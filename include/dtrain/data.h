@@ -104,6 +104,22 @@ int dt_center_resize_short_side(int size);
 int dt_jpeg_write_file(const char *path, const uint8_t *samples, int width, int height,
                        int components, int quality, int progressive, dt_error *err);
 
+/* ---- augmentation ------------------------------------------------------------------------ */
+
+/* The random choices for one training sample, drawn from a generator seeded with
+ * (seed, epoch, file_index) only. crop_flip follows torchvision's RandomResizedCrop.get_params
+ * (scale (0.08, 1), ratio (3/4, 4/3): 10 tries of area fraction U(0.08, 1) and aspect
+ * exp(U(ln 3/4, ln 4/3)), sides rounded half-to-even, position uniform; else the central crop
+ * clamped to the ratio range), then a flip with p = 0.5; flip draws the flip only; none draws
+ * nothing (whole image, no flip). */
+typedef struct dt_augment_draw {
+    int crop_x, crop_y, crop_width, crop_height; /* region of the decoded image to use */
+    int flip;                                    /* 1: mirror horizontally after the resize */
+} dt_augment_draw;
+
+void dt_augment_draw_for(dt_augment_mode mode, int width, int height, uint64_t seed, int epoch,
+                         uint32_t file_index, dt_augment_draw *draw);
+
 /* ---- loader ------------------------------------------------------------------------------ */
 
 typedef struct dt_batch {
@@ -132,6 +148,12 @@ typedef struct dt_loader_options {
 } dt_loader_options;
 
 typedef struct dt_loader dt_loader;
+
+/* One sample exactly as the loader makes it: decode path, apply opt->augment when training
+ * (crop_flip: crop then resize to image_size x image_size; flip: resize per opt->resize then
+ * mirror; none: opt->resize), writing image_size x image_size x 3 bytes to dst. */
+int dt_sample_load(const char *path, const dt_loader_options *opt, int training, int epoch,
+                   uint32_t file_index, uint8_t *dst, dt_error *err);
 
 /* ds must outlive the loader. */
 int dt_loader_create(const dt_dataset *ds, const dt_loader_options *opt, dt_loader **out,

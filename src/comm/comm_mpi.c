@@ -12,10 +12,10 @@
 #include <string.h>
 
 typedef struct mpi_context {
-    MPI_Comm world;          /* our own duplicate of MPI_COMM_WORLD, errors returned */
-    int size;                /* ranks in world */
-    size_t chunk_limit;      /* most elements (or bytes) passed to one MPI call */
-    int initialized_here;    /* we called MPI_Init_thread, so we call MPI_Finalize */
+    MPI_Comm world;       /* our own duplicate of MPI_COMM_WORLD, errors returned */
+    int size;             /* ranks in world */
+    size_t chunk_limit;   /* most elements (or bytes) passed to one MPI call */
+    int initialized_here; /* we called MPI_Init_thread, so we call MPI_Finalize */
 } mpi_context;
 
 static const dt_comm_ops mpi_ops;
@@ -41,14 +41,13 @@ static size_t smaller(size_t a, size_t b) {
 }
 
 /* In-place MPI_SUM over `count` elements of `type`, at most chunk_limit elements per call. */
-static int allreduce_sum_in_chunks(mpi_context *ctx, void *buffer, size_t count,
-                                   MPI_Datatype type, size_t element_size, const char *type_name,
-                                   dt_error *err) {
+static int allreduce_sum_in_chunks(mpi_context *ctx, void *buffer, size_t count, MPI_Datatype type,
+                                   size_t element_size, const char *type_name, dt_error *err) {
     char *bytes = buffer;
     for (size_t done = 0; done < count;) {
         size_t chunk = smaller(count - done, ctx->chunk_limit);
-        int rc = MPI_Allreduce(MPI_IN_PLACE, bytes + done * element_size, (int)chunk, type,
-                               MPI_SUM, ctx->world);
+        int rc = MPI_Allreduce(MPI_IN_PLACE, bytes + done * element_size, (int)chunk, type, MPI_SUM,
+                               ctx->world);
         if (rc != MPI_SUCCESS)
             return mpi_fail(err, rc, "MPI_Allreduce of %s %zu..%zu of %zu", type_name, done,
                             done + chunk, count);
@@ -100,8 +99,8 @@ static int mpi_broadcast(void *opaque, void *buffer, size_t bytes, int root, dt_
         size_t chunk = smaller(bytes - done, ctx->chunk_limit);
         int rc = MPI_Bcast(data + done, (int)chunk, MPI_BYTE, root, ctx->world);
         if (rc != MPI_SUCCESS)
-            return mpi_fail(err, rc, "MPI_Bcast from rank %d of bytes %zu..%zu of %zu", root,
-                            done, done + chunk, bytes);
+            return mpi_fail(err, rc, "MPI_Bcast from rank %d of bytes %zu..%zu of %zu", root, done,
+                            done + chunk, bytes);
         done += chunk;
     }
     return 0;
@@ -128,8 +127,7 @@ static int allgather_piece(mpi_context *ctx, const char *send, char *recv, size_
     return 0;
 }
 
-static int mpi_allgather(void *opaque, const void *send, void *recv, size_t bytes,
-                         dt_error *err) {
+static int mpi_allgather(void *opaque, const void *send, void *recv, size_t bytes, dt_error *err) {
     mpi_context *ctx = opaque;
     if (bytes == 0) return 0;
     if (bytes <= ctx->chunk_limit) {
@@ -190,8 +188,8 @@ static void discard_context(mpi_context *ctx) {
 /* Ranks sharing this node's memory give the local rank (which picks the GPU) and size. */
 static int find_local_ranks(mpi_context *ctx, int world_rank, dt_comm *comm, dt_error *err) {
     MPI_Comm node;
-    int rc = MPI_Comm_split_type(ctx->world, MPI_COMM_TYPE_SHARED, world_rank, MPI_INFO_NULL,
-                                 &node);
+    int rc =
+        MPI_Comm_split_type(ctx->world, MPI_COMM_TYPE_SHARED, world_rank, MPI_INFO_NULL, &node);
     if (rc != MPI_SUCCESS) return mpi_fail(err, rc, "MPI_Comm_split_type(MPI_COMM_TYPE_SHARED)");
     rc = MPI_Comm_rank(node, &comm->local_rank);
     if (rc == MPI_SUCCESS) rc = MPI_Comm_size(node, &comm->local_size);

@@ -26,8 +26,7 @@ static int single_broadcast(void *ctx, void *buffer, size_t bytes, int root, dt_
     return 0;
 }
 
-static int single_allgather(void *ctx, const void *send, void *recv, size_t bytes,
-                            dt_error *err) {
+static int single_allgather(void *ctx, const void *send, void *recv, size_t bytes, dt_error *err) {
     if (bytes > 0 && send != recv) memmove(recv, send, bytes);
     return 0;
 }
@@ -41,8 +40,7 @@ static void single_abort(void *ctx, int exit_code) {
     exit(exit_code);
 }
 
-static void single_finalize(void *ctx) {
-}
+static void single_finalize(void *ctx) {}
 
 static const dt_comm_ops single_ops = {
     .name = "single",

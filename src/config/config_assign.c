@@ -124,11 +124,9 @@ static int assign_int(const assignment *a, const dt_yaml_node *node, int *field)
             snprintf(message, sizeof message, "must be in [%lld, %lld], got %.64s", k->int_min,
                      k->int_max, node->text);
         else if (value < k->int_min)
-            snprintf(message, sizeof message, "must be >= %lld, got %.64s", k->int_min,
-                     node->text);
+            snprintf(message, sizeof message, "must be >= %lld, got %.64s", k->int_min, node->text);
         else
-            snprintf(message, sizeof message, "must be <= %lld, got %.64s", k->int_max,
-                     node->text);
+            snprintf(message, sizeof message, "must be <= %lld, got %.64s", k->int_max, node->text);
         return fail_on(a, node, k->path, message);
     }
     *field = (int)value;
@@ -170,8 +168,8 @@ static int choice_error(const assignment *a, const dt_yaml_node *node) {
     char allowed[256] = "";
     size_t used = 0;
     for (int i = 0; i < k->n_choices && used < sizeof allowed; i++) {
-        int n = snprintf(allowed + used, sizeof allowed - used, "%s%s", i ? ", " : "",
-                         k->choices[i]);
+        int n =
+            snprintf(allowed + used, sizeof allowed - used, "%s%s", i ? ", " : "", k->choices[i]);
         if (n < 0) break;
         used += (size_t)n;
     }
@@ -179,8 +177,8 @@ static int choice_error(const assignment *a, const dt_yaml_node *node) {
     char message[512];
     dt_yaml_describe(node, got, sizeof got);
     if (k->n_choices == 1)
-        snprintf(message, sizeof message, "must be %s (the only supported value), got %s",
-                 allowed, got);
+        snprintf(message, sizeof message, "must be %s (the only supported value), got %s", allowed,
+                 got);
     else
         snprintf(message, sizeof message, "must be one of %s; got %s", allowed, got);
     return fail_on(a, node, k->path, message);
@@ -323,15 +321,24 @@ int dt_config_assign(dt_config *cfg, const dt_config_key *key, const dt_yaml_nod
     assignment a = {.key = key, .origin = origin, .err = err};
     void *field = (char *)cfg + key->offset;
     switch (key->type) {
-    case DT_KEY_STRING: return assign_string(&a, value, field, false);
-    case DT_KEY_OPTIONAL_STRING: return assign_string(&a, value, field, true);
-    case DT_KEY_INT: return assign_int(&a, value, field);
-    case DT_KEY_SEED: return assign_seed(&a, value, field);
-    case DT_KEY_NUMBER: return assign_number(&a, value, field);
-    case DT_KEY_BOOL: return assign_bool(&a, value, field);
-    case DT_KEY_ENUM: return assign_enum(&a, value, field);
-    case DT_KEY_RGB: return assign_rgb(&a, value, field);
-    case DT_KEY_NAME_MAP: return assign_name_map(&a, value, cfg);
+    case DT_KEY_STRING:
+        return assign_string(&a, value, field, false);
+    case DT_KEY_OPTIONAL_STRING:
+        return assign_string(&a, value, field, true);
+    case DT_KEY_INT:
+        return assign_int(&a, value, field);
+    case DT_KEY_SEED:
+        return assign_seed(&a, value, field);
+    case DT_KEY_NUMBER:
+        return assign_number(&a, value, field);
+    case DT_KEY_BOOL:
+        return assign_bool(&a, value, field);
+    case DT_KEY_ENUM:
+        return assign_enum(&a, value, field);
+    case DT_KEY_RGB:
+        return assign_rgb(&a, value, field);
+    case DT_KEY_NAME_MAP:
+        return assign_name_map(&a, value, cfg);
     }
     return dt_fail(err, "%s: internal error: unknown key type", key->path);
 }

@@ -1,5 +1,5 @@
-/* Private parts of the config reader shared by the src/config files: the key table, a small YAML node
- * tree that keeps source positions, and errors located at FILE:LINE:COL or at an override. */
+/* Private parts of the config reader shared by the src/config files: the key table, a small YAML
+ * node tree that keeps source positions, and errors located at FILE:LINE:COL or at an override. */
 #ifndef DTRAIN_CONFIG_INTERNAL_H
 #define DTRAIN_CONFIG_INTERNAL_H
 
@@ -9,7 +9,7 @@
 #include "dtrain/config.h"
 #include "dtrain/error.h"
 
-/* ---- where a value came from ---------------------------------------------------------------- */
+/* ---- where a value came from ---- */
 
 /* Exactly one of file and override_arg is set. */
 typedef struct dt_config_origin {
@@ -23,7 +23,7 @@ int dt_config_fail_at(dt_error *err, const dt_config_origin *origin, int line, i
                       const char *key_path, const char *fmt, ...)
     __attribute__((format(printf, 6, 7)));
 
-/* ---- YAML node tree ------------------------------------------------------------------------- */
+/* ---- YAML node tree ---- */
 
 typedef enum { DT_YAML_SCALAR, DT_YAML_SEQUENCE, DT_YAML_MAPPING } dt_yaml_kind;
 
@@ -56,7 +56,7 @@ bool dt_yaml_is_null(const dt_yaml_node *node);
  * string "text". Writes into buffer (truncating long text) and returns it. */
 const char *dt_yaml_describe(const dt_yaml_node *node, char *buffer, size_t size);
 
-/* ---- the key table ---------------------------------------------------------------------------- */
+/* ---- the key table ---- */
 
 typedef enum {
     DT_KEY_STRING,          /* char *, non-empty; choices (if any) restrict it */
@@ -99,20 +99,21 @@ int dt_config_key_index(const dt_config_key *key);
 /* Names of the keys of one section, in table order; returns how many (at most max). */
 int dt_config_section_key_names(const char *section, const char **names, int max);
 
-/* ---- assignment and suggestions --------------------------------------------------------------- */
+/* ---- assignment and suggestions ---- */
 
 /* Checks value against key's type and range and stores it in cfg (replacing what was there).
  * Errors are located at the offending node. */
 int dt_config_assign(dt_config *cfg, const dt_config_key *key, const dt_yaml_node *value,
                      const dt_config_origin *origin, dt_error *err);
 
-/* The candidate closest to given (edit distance up to 2, or a prefix either way), or NULL.
- * Letter case is ignored. */
+/* The candidate closest to given (edit distance up to 2, fewer for short names; else a prefix
+ * either way), or NULL. Letter case is ignored. */
 const char *dt_config_suggest(const char *given, const char *const *candidates, int n_candidates);
 
-/* Writes " (did you mean 'x'?)"-style advice for an unknown key name inside section (NULL for the
- * top level) into buffer: a close key of that section, else the same name in another section,
- * else the list of valid names. full_paths selects "train.epochs" over "epochs" in suggestions. */
+/* Writes the advice that follows "unknown key"/"unknown section" into buffer: ", did you mean
+ * 'x'?" for a close name of that section (section NULL: the top level) or the same name in
+ * another section, a nesting hint for "data.root" written at the top level, else the list of
+ * valid names in parentheses. full_paths selects 'train.epochs' over 'epochs' (overrides). */
 void dt_config_unknown_key_advice(const char *section, const char *given, bool full_paths,
                                   char *buffer, size_t size);
 

@@ -34,8 +34,9 @@ static int read_whole_file(const char *path, char **text, size_t *length, dt_err
     while (!rc) {
         if (used == capacity) {
             if (capacity > LARGEST_CONFIG_BYTES) {
-                rc = dt_fail_usage(err, "config '%s' is larger than %d bytes; is it the right file?",
-                                   path, LARGEST_CONFIG_BYTES);
+                rc =
+                    dt_fail_usage(err, "config '%s' is larger than %d bytes; is it the right file?",
+                                  path, LARGEST_CONFIG_BYTES);
                 break;
             }
             char *grown = realloc(buffer, capacity * 2 + 1);
@@ -210,8 +211,11 @@ static int check_whole_config(loader *l) {
 int dt_config_load(const char *path, int n_overrides, char *const *overrides, dt_config *cfg,
                    dt_error *err) {
     dt_config_defaults(cfg);
-    loader l = {.cfg = cfg, .err = err, .file = {.file = path, .override_arg = NULL},
-                .data_line = 1, .data_column = 1};
+    loader l = {.cfg = cfg,
+                .err = err,
+                .file = {.file = path, .override_arg = NULL},
+                .data_line = 1,
+                .data_column = 1};
     int n_keys = 0;
     dt_config_keys(&n_keys);
     int rc = n_keys <= MAX_KEYS ? 0 : dt_fail(err, "internal error: too many config keys");

@@ -28,27 +28,43 @@ static const char *const section_names[] = {"data", "model", "train", "runtime",
 #define FIELD(member) offsetof(dt_config, member)
 #define COUNT(array) ((int)(sizeof(array) / sizeof((array)[0])))
 
-#define STRING_KEY(sec, key) {.section = #sec, .name = #key, .path = #sec "." #key,               \
-                              .type = DT_KEY_STRING, .offset = FIELD(sec.key)}
-#define INT_KEY(sec, key, lo, hi) {.section = #sec, .name = #key, .path = #sec "." #key,          \
-                                   .type = DT_KEY_INT, .offset = FIELD(sec.key), .int_min = (lo), \
-                                   .int_max = (hi)}
-#define SEED_KEY(sec, key) {.section = #sec, .name = #key, .path = #sec "." #key,                 \
-                            .type = DT_KEY_SEED, .offset = FIELD(sec.key)}
-#define BOOL_KEY(sec, key) {.section = #sec, .name = #key, .path = #sec "." #key,                 \
-                            .type = DT_KEY_BOOL, .offset = FIELD(sec.key)}
-#define ENUM_KEY(sec, key, names) {.section = #sec, .name = #key, .path = #sec "." #key,          \
-                                   .type = DT_KEY_ENUM, .offset = FIELD(sec.key),                 \
-                                   .choices = (names), .n_choices = COUNT(names)}
+#define STRING_KEY(sec, key)                                                                       \
+    {                                                                                              \
+        .section = #sec, .name = #key, .path = #sec "." #key, .type = DT_KEY_STRING,               \
+        .offset = FIELD(sec.key)                                                                   \
+    }
+#define INT_KEY(sec, key, lo, hi)                                                                  \
+    {                                                                                              \
+        .section = #sec, .name = #key, .path = #sec "." #key, .type = DT_KEY_INT,                  \
+        .offset = FIELD(sec.key), .int_min = (lo), .int_max = (hi)                                 \
+    }
+#define SEED_KEY(sec, key)                                                                         \
+    {                                                                                              \
+        .section = #sec, .name = #key, .path = #sec "." #key, .type = DT_KEY_SEED,                 \
+        .offset = FIELD(sec.key)                                                                   \
+    }
+#define BOOL_KEY(sec, key)                                                                         \
+    {                                                                                              \
+        .section = #sec, .name = #key, .path = #sec "." #key, .type = DT_KEY_BOOL,                 \
+        .offset = FIELD(sec.key)                                                                   \
+    }
+#define ENUM_KEY(sec, key, names)                                                                  \
+    {                                                                                              \
+        .section = #sec, .name = #key, .path = #sec "." #key, .type = DT_KEY_ENUM,                 \
+        .offset = FIELD(sec.key), .choices = (names), .n_choices = COUNT(names)                    \
+    }
 /* A number with a lower bound only (lo, inclusive unless open). */
-#define NUMBER_MIN_KEY(sec, key, lo, open) {.section = #sec, .name = #key,                      \
-                                            .path = #sec "." #key, .type = DT_KEY_NUMBER,       \
-                                            .offset = FIELD(sec.key), .has_min = true,          \
-                                            .min = (lo), .min_exclusive = (open)}
-#define NUMBER_RANGE_KEY(sec, key, lo, lo_open, hi, hi_open)                                     \
-    {.section = #sec, .name = #key, .path = #sec "." #key, .type = DT_KEY_NUMBER,                \
-     .offset = FIELD(sec.key), .has_min = true, .min = (lo), .min_exclusive = (lo_open),         \
-     .has_max = true, .max = (hi), .max_exclusive = (hi_open)}
+#define NUMBER_MIN_KEY(sec, key, lo, open)                                                         \
+    {                                                                                              \
+        .section = #sec, .name = #key, .path = #sec "." #key, .type = DT_KEY_NUMBER,               \
+        .offset = FIELD(sec.key), .has_min = true, .min = (lo), .min_exclusive = (open)            \
+    }
+#define NUMBER_RANGE_KEY(sec, key, lo, lo_open, hi, hi_open)                                       \
+    {                                                                                              \
+        .section = #sec, .name = #key, .path = #sec "." #key, .type = DT_KEY_NUMBER,               \
+        .offset = FIELD(sec.key), .has_min = true, .min = (lo), .min_exclusive = (lo_open),        \
+        .has_max = true, .max = (hi), .max_exclusive = (hi_open)                                   \
+    }
 
 static const dt_config_key config_keys[] = {
     STRING_KEY(data, root),
@@ -56,19 +72,39 @@ static const dt_config_key config_keys[] = {
     SEED_KEY(data, split_seed),
     INT_KEY(data, image_size, 16, 1024),
     ENUM_KEY(data, resize, resize_names),
-    {.section = "data", .name = "mean", .path = "data.mean", .type = DT_KEY_RGB,
+    {.section = "data",
+     .name = "mean",
+     .path = "data.mean",
+     .type = DT_KEY_RGB,
      .offset = FIELD(data.mean)},
-    {.section = "data", .name = "std", .path = "data.std", .type = DT_KEY_RGB,
-     .offset = FIELD(data.std), .has_min = true, .min = 0.0, .min_exclusive = true},
+    {.section = "data",
+     .name = "std",
+     .path = "data.std",
+     .type = DT_KEY_RGB,
+     .offset = FIELD(data.std),
+     .has_min = true,
+     .min = 0.0,
+     .min_exclusive = true},
     INT_KEY(data, workers, 0, INT_MAX),
     ENUM_KEY(data, augment, augment_names),
-    {.section = "data", .name = "class_names", .path = "data.class_names",
-     .type = DT_KEY_NAME_MAP, .offset = FIELD(data.class_names)},
+    {.section = "data",
+     .name = "class_names",
+     .path = "data.class_names",
+     .type = DT_KEY_NAME_MAP,
+     .offset = FIELD(data.class_names)},
 
-    {.section = "model", .name = "arch", .path = "model.arch", .type = DT_KEY_STRING,
-     .offset = FIELD(model.arch), .choices = arch_names, .n_choices = COUNT(arch_names)},
-    {.section = "model", .name = "pretrained", .path = "model.pretrained",
-     .type = DT_KEY_OPTIONAL_STRING, .offset = FIELD(model.pretrained)},
+    {.section = "model",
+     .name = "arch",
+     .path = "model.arch",
+     .type = DT_KEY_STRING,
+     .offset = FIELD(model.arch),
+     .choices = arch_names,
+     .n_choices = COUNT(arch_names)},
+    {.section = "model",
+     .name = "pretrained",
+     .path = "model.pretrained",
+     .type = DT_KEY_OPTIONAL_STRING,
+     .offset = FIELD(model.pretrained)},
     ENUM_KEY(model, freeze, freeze_names),
 
     INT_KEY(train, epochs, 1, INT_MAX),

@@ -95,20 +95,6 @@ void dt_config_unknown_key_advice(const char *section, const char *given, bool f
     const char *const *sections = dt_config_sections(&n_sections);
     const char *names[64];
     int n_names = section ? dt_config_section_key_names(section, names, 64) : 0;
-    const char *close = section ? dt_config_suggest(given, names, n_names)
-                                : dt_config_suggest(given, sections, n_sections);
-    if (close) {
-        if (section && full_paths)
-            snprintf(buffer, size, ", did you mean '%s.%s'?", section, close);
-        else
-            snprintf(buffer, size, ", did you mean '%s'?", close);
-        return;
-    }
-    const dt_config_key *elsewhere = same_name_elsewhere(section, given);
-    if (elsewhere) {
-        snprintf(buffer, size, ", did you mean '%s'?", elsewhere->path);
-        return;
-    }
     if (!section) {
         /* "data.root: x" at the top level: a dotted path written where nesting was meant. */
         const char *dot = strchr(given, '.');
@@ -125,6 +111,20 @@ void dt_config_unknown_key_advice(const char *section, const char *given, bool f
                 }
             }
         }
+    }
+    const char *close = section ? dt_config_suggest(given, names, n_names)
+                                : dt_config_suggest(given, sections, n_sections);
+    if (close) {
+        if (section && full_paths)
+            snprintf(buffer, size, ", did you mean '%s.%s'?", section, close);
+        else
+            snprintf(buffer, size, ", did you mean '%s'?", close);
+        return;
+    }
+    const dt_config_key *elsewhere = same_name_elsewhere(section, given);
+    if (elsewhere) {
+        snprintf(buffer, size, ", did you mean '%s'?", elsewhere->path);
+        return;
     }
     char list[512];
     if (section) {

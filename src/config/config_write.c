@@ -67,8 +67,8 @@ static bool can_be_plain(const char *s) {
     for (const char *p = s; *p; p++)
         if (!strchr("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_./+-", *p))
             return false;
-    static const char *const special_words[] = {"y", "n", "yes", "no", "on", "off", "true",
-                                                "false", "null"};
+    static const char *const special_words[] = {"y",   "n",    "yes",   "no",  "on",
+                                                "off", "true", "false", "null"};
     for (size_t i = 0; i < sizeof special_words / sizeof special_words[0]; i++)
         if (strcasecmp(s, special_words[i]) == 0) return false;
     return true;
@@ -125,14 +125,22 @@ static void append_string(text_buffer *t, const char *s) {
             append_bytes(t, (const char *)p, (size_t)n);
             p += n;
         } else {
-            if (code == '"') append_bytes(t, "\\\"", 2);
-            else if (code == '\\') append_bytes(t, "\\\\", 2);
-            else if (code == '\n') append_bytes(t, "\\n", 2);
-            else if (code == '\t') append_bytes(t, "\\t", 2);
-            else if (code == '\r') append_bytes(t, "\\r", 2);
-            else if (code <= 0xFF) append(t, "\\x%02X", code);
-            else if (code <= 0xFFFF) append(t, "\\u%04X", code);
-            else append(t, "\\U%08X", code);
+            if (code == '"')
+                append_bytes(t, "\\\"", 2);
+            else if (code == '\\')
+                append_bytes(t, "\\\\", 2);
+            else if (code == '\n')
+                append_bytes(t, "\\n", 2);
+            else if (code == '\t')
+                append_bytes(t, "\\t", 2);
+            else if (code == '\r')
+                append_bytes(t, "\\r", 2);
+            else if (code <= 0xFF)
+                append(t, "\\x%02X", code);
+            else if (code <= 0xFFFF)
+                append(t, "\\u%04X", code);
+            else
+                append(t, "\\U%08X", code);
             p += n;
         }
     }
@@ -177,14 +185,24 @@ static void append_value(text_buffer *t, const dt_config *cfg, const dt_config_k
     case DT_KEY_STRING:
     case DT_KEY_OPTIONAL_STRING: {
         const char *s = *(char *const *)field;
-        if (s) append_string(t, s);
-        else append(t, "null");
+        if (s)
+            append_string(t, s);
+        else
+            append(t, "null");
         break;
     }
-    case DT_KEY_INT: append(t, "%d", *(const int *)field); break;
-    case DT_KEY_SEED: append(t, "%llu", (unsigned long long)*(const uint64_t *)field); break;
-    case DT_KEY_NUMBER: append_double(t, *(const double *)field); break;
-    case DT_KEY_BOOL: append(t, "%s", *(const bool *)field ? "true" : "false"); break;
+    case DT_KEY_INT:
+        append(t, "%d", *(const int *)field);
+        break;
+    case DT_KEY_SEED:
+        append(t, "%llu", (unsigned long long)*(const uint64_t *)field);
+        break;
+    case DT_KEY_NUMBER:
+        append_double(t, *(const double *)field);
+        break;
+    case DT_KEY_BOOL:
+        append(t, "%s", *(const bool *)field ? "true" : "false");
+        break;
     case DT_KEY_ENUM: {
         int value = *(const int *)field;
         append(t, "%s", value >= 0 && value < key->n_choices ? key->choices[value] : "?");

@@ -51,19 +51,28 @@ static int syntax_error(tree_builder *b) {
     const char *problem = p->problem ? p->problem : "unknown error";
     char message[512];
     int line, column;
+    size_t offset = p->error == YAML_READER_ERROR ? p->problem_offset : p->problem_mark.index;
     if (p->error == YAML_READER_ERROR) {
         offset_to_position(b->text, b->length, p->problem_offset, &line, &column);
-        snprintf(message, sizeof message, "invalid YAML: %s", problem);
     } else {
         line = (int)p->problem_mark.line + 1;
         column = (int)p->problem_mark.column + 1;
-        if (p->context)
-            snprintf(message, sizeof message, "invalid YAML: %s (%s at line %d, column %d)",
-                     problem, p->context, (int)p->context_mark.line + 1,
-                     (int)p->context_mark.column + 1);
-        else
-            snprintf(message, sizeof message, "invalid YAML: %s", problem);
     }
+    if (!b->origin->file) {
+        /* An override is one line: the column says it all. */
+        if (strcmp(problem, "did not find expected <document start>") == 0)
+            problem = "unexpected text after the value";
+        char where[32] = "at the end";
+        if (offset < b->length) snprintf(where, sizeof where, "at column %d", column);
+        return dt_config_fail_at(b->err, b->origin, line, column, b->key_path,
+                                 "invalid YAML value: %s%s%s (%s)", problem, p->context ? " " : "",
+                                 p->context ? p->context : "", where);
+    }
+    if (p->context)
+        snprintf(message, sizeof message, "invalid YAML: %s (%s at line %d, column %d)", problem,
+                 p->context, (int)p->context_mark.line + 1, (int)p->context_mark.column + 1);
+    else
+        snprintf(message, sizeof message, "invalid YAML: %s", problem);
     return fail_at_position(b, line, column, message);
 }
 
@@ -81,9 +90,12 @@ static int refuse_decorations(tree_builder *b, const yaml_char_t *anchor, const 
         return fail_at_position(b, node->line, node->column, message);
     }
     if (tag) {
+        /* libyaml expands "!!int" to "tag:yaml.org,2002:int"; show it as written. */
+        const char *shown = (const char *)tag, *standard = "tag:yaml.org,2002:";
+        bool is_standard = strncmp(shown, standard, strlen(standard)) == 0;
         snprintf(message, sizeof message,
-                 "YAML tags are not supported (%.64s); values are typed by their key",
-                 (const char *)tag);
+                 "YAML tags are not supported (%s%.64s); values are typed by their key",
+                 is_standard ? "!!" : "", is_standard ? shown + strlen(standard) : shown);
         return fail_at_position(b, node->line, node->column, message);
     }
     return 0;
@@ -149,15 +161,15 @@ static int build_node(tree_builder *b, const yaml_event_t *event, dt_yaml_node *
     case YAML_MAPPING_START_EVENT: {
         bool is_sequence = event->type == YAML_SEQUENCE_START_EVENT;
         node->kind = is_sequence ? DT_YAML_SEQUENCE : DT_YAML_MAPPING;
-        const yaml_char_t *anchor = is_sequence ? event->data.sequence_start.anchor
-                                                : event->data.mapping_start.anchor;
+        const yaml_char_t *anchor =
+            is_sequence ? event->data.sequence_start.anchor : event->data.mapping_start.anchor;
         const yaml_char_t *tag =
             is_sequence ? event->data.sequence_start.tag : event->data.mapping_start.tag;
         if (refuse_decorations(b, anchor, tag, node)) return -1;
         if (depth >= MAX_NESTING)
             return fail_at_position(b, node->line, node->column, "YAML nesting is too deep");
-        return build_children(b, node, is_sequence ? YAML_SEQUENCE_END_EVENT : YAML_MAPPING_END_EVENT,
-                              depth);
+        return build_children(
+            b, node, is_sequence ? YAML_SEQUENCE_END_EVENT : YAML_MAPPING_END_EVENT, depth);
     }
     default:
         return fail_at_position(b, node->line, node->column, "unexpected YAML event");
@@ -199,8 +211,8 @@ static int parse_stream(tree_builder *b, dt_yaml_node **root) {
 int dt_yaml_parse(const char *text, size_t length, const dt_config_origin *origin,
                   const char *key_path, dt_yaml_node **root, dt_error *err) {
     *root = NULL;
-    tree_builder b = {.text = text, .length = length, .origin = origin, .key_path = key_path,
-                      .err = err};
+    tree_builder b = {
+        .text = text, .length = length, .origin = origin, .key_path = key_path, .err = err};
     if (!yaml_parser_initialize(&b.parser)) return dt_fail(err, "out of memory reading YAML");
     yaml_parser_set_input_string(&b.parser, (const unsigned char *)text, length);
     int rc = parse_stream(&b, root);

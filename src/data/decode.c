@@ -24,8 +24,7 @@ static int looks_like_text(const uint8_t *bytes, size_t size) {
     return 1;
 }
 
-static int fail_unknown_format(const uint8_t *bytes, size_t size, const char *name,
-                               dt_error *err) {
+static int fail_unknown_format(const uint8_t *bytes, size_t size, const char *name, dt_error *err) {
     char hex[3 * 8 + 1] = "";
     size_t n = size < 8 ? size : 8;
     for (size_t i = 0; i < n; i++)

@@ -93,8 +93,7 @@ static unsigned choose_scale_denominator(unsigned width, unsigned height, int mi
     for (size_t i = 0; i < sizeof denominators / sizeof denominators[0]; i++) {
         unsigned d = denominators[i];
         unsigned scaled_width = (width + d - 1) / d, scaled_height = (height + d - 1) / d;
-        if (scaled_width >= (unsigned)min_width && scaled_height >= (unsigned)min_height)
-            return d;
+        if (scaled_width >= (unsigned)min_width && scaled_height >= (unsigned)min_height) return d;
     }
     return 1;
 }
@@ -186,8 +185,10 @@ static int run_jpeg_decode(jpeg_job *job, const uint8_t *bytes, size_t size, int
         }
         for (int r = 0; r < got && native_components != 3; r++) {
             uint8_t *dst = job->pixels + (size_t)(first + r) * width * 3;
-            if (native_components == 1) gray_row_to_rgb(rows[r], width, dst);
-            else cmyk_row_to_rgb(rows[r], width, dst);
+            if (native_components == 1)
+                gray_row_to_rgb(rows[r], width, dst);
+            else
+                cmyk_row_to_rgb(rows[r], width, dst);
         }
     }
     jpeg_finish_decompress(cinfo);

@@ -210,8 +210,9 @@ static int walk_class(const char *class_dir, scanned_dir **out_dirs, size_t *out
     }
     qsort(dirs, count, sizeof *dirs, compare_scanned_dirs);
     for (size_t i = 0; i < count; i++)
-        qsort(dirs[i].file_names.items, dirs[i].file_names.count, sizeof(char *),
-              compare_strings);
+        if (dirs[i].file_names.count > 1)
+            qsort(dirs[i].file_names.items, dirs[i].file_names.count, sizeof(char *),
+                  compare_strings);
     *out_dirs = dirs;
     *out_count = count;
     return 0;

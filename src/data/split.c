@@ -80,8 +80,8 @@ void dt_split_free(dt_split *split) {
     memset(split, 0, sizeof *split);
 }
 
-int dt_epoch_order(const dt_split *split, uint64_t seed, int epoch, int shuffle, size_t global_batch,
-                   uint32_t **out, size_t *out_n, dt_error *err) {
+int dt_epoch_order(const dt_split *split, uint64_t seed, int epoch, int shuffle,
+                   size_t global_batch, uint32_t **out, size_t *out_n, dt_error *err) {
     *out = NULL;
     *out_n = 0;
     if (global_batch == 0) return dt_fail(err, "epoch order: global batch size is 0");

@@ -30,30 +30,54 @@ dt_json_scan_kind dt_json_scan_peek(dt_json_scan *s) {
     skip_whitespace(s);
     if (s->pos >= s->length) return DT_JSON_SCAN_END;
     switch (s->text[s->pos]) {
-    case '{': return DT_JSON_SCAN_OBJECT;
-    case '[': return DT_JSON_SCAN_ARRAY;
-    case '"': return DT_JSON_SCAN_STRING;
-    case 't': return DT_JSON_SCAN_TRUE;
-    case 'f': return DT_JSON_SCAN_FALSE;
-    case 'n': return DT_JSON_SCAN_NULL;
+    case '{':
+        return DT_JSON_SCAN_OBJECT;
+    case '[':
+        return DT_JSON_SCAN_ARRAY;
+    case '"':
+        return DT_JSON_SCAN_STRING;
+    case 't':
+        return DT_JSON_SCAN_TRUE;
+    case 'f':
+        return DT_JSON_SCAN_FALSE;
+    case 'n':
+        return DT_JSON_SCAN_NULL;
     case '-':
-    case '0': case '1': case '2': case '3': case '4':
-    case '5': case '6': case '7': case '8': case '9': return DT_JSON_SCAN_NUMBER;
-    default: return DT_JSON_SCAN_INVALID;
+    case '0':
+    case '1':
+    case '2':
+    case '3':
+    case '4':
+    case '5':
+    case '6':
+    case '7':
+    case '8':
+    case '9':
+        return DT_JSON_SCAN_NUMBER;
+    default:
+        return DT_JSON_SCAN_INVALID;
     }
 }
 
 const char *dt_json_scan_kind_name(dt_json_scan_kind kind) {
     switch (kind) {
-    case DT_JSON_SCAN_OBJECT: return "an object";
-    case DT_JSON_SCAN_ARRAY: return "an array";
-    case DT_JSON_SCAN_STRING: return "a string";
-    case DT_JSON_SCAN_NUMBER: return "a number";
+    case DT_JSON_SCAN_OBJECT:
+        return "an object";
+    case DT_JSON_SCAN_ARRAY:
+        return "an array";
+    case DT_JSON_SCAN_STRING:
+        return "a string";
+    case DT_JSON_SCAN_NUMBER:
+        return "a number";
     case DT_JSON_SCAN_TRUE:
-    case DT_JSON_SCAN_FALSE: return "a boolean";
-    case DT_JSON_SCAN_NULL: return "null";
-    case DT_JSON_SCAN_END: return "the end of the text";
-    case DT_JSON_SCAN_INVALID: break;
+    case DT_JSON_SCAN_FALSE:
+        return "a boolean";
+    case DT_JSON_SCAN_NULL:
+        return "null";
+    case DT_JSON_SCAN_END:
+        return "the end of the text";
+    case DT_JSON_SCAN_INVALID:
+        break;
     }
     return "not a JSON value";
 }
@@ -174,16 +198,35 @@ static int decode_escape(dt_json_scan *s, char *out, size_t *written) {
     char c = s->text[s->pos++];
     char simple = 0;
     switch (c) {
-    case '"': simple = '"'; break;
-    case '\\': simple = '\\'; break;
-    case '/': simple = '/'; break;
-    case 'b': simple = '\b'; break;
-    case 'f': simple = '\f'; break;
-    case 'n': simple = '\n'; break;
-    case 'r': simple = '\r'; break;
-    case 't': simple = '\t'; break;
-    case 'u': break;
-    default: s->pos--; return scan_fail(s, "invalid escape in a string");
+    case '"':
+        simple = '"';
+        break;
+    case '\\':
+        simple = '\\';
+        break;
+    case '/':
+        simple = '/';
+        break;
+    case 'b':
+        simple = '\b';
+        break;
+    case 'f':
+        simple = '\f';
+        break;
+    case 'n':
+        simple = '\n';
+        break;
+    case 'r':
+        simple = '\r';
+        break;
+    case 't':
+        simple = '\t';
+        break;
+    case 'u':
+        break;
+    default:
+        s->pos--;
+        return scan_fail(s, "invalid escape in a string");
     }
     if (c != 'u') {
         out[0] = simple;
@@ -213,7 +256,8 @@ int dt_json_scan_read_string(dt_json_scan *s, char **out, size_t *out_length) {
     if (dt_json_scan_peek(s) != DT_JSON_SCAN_STRING) return scan_fail(s, "expected a string");
     /* First pass: find the closing quote, so the buffer can be sized (decoding never grows). */
     size_t raw_start = s->pos + 1, raw_end = raw_start;
-    while (raw_end < s->length && s->text[raw_end] != '"') raw_end += s->text[raw_end] == '\\' ? 2 : 1;
+    while (raw_end < s->length && s->text[raw_end] != '"')
+        raw_end += s->text[raw_end] == '\\' ? 2 : 1;
     if (raw_end >= s->length) return scan_fail(s, "unterminated string");
     char *buffer = malloc(raw_end - raw_start + 8); /* decoding never grows; slack for safety */
     if (!buffer) return scan_fail(s, "out of memory reading a string");
@@ -270,8 +314,10 @@ int dt_json_scan_read_number(dt_json_scan *s, dt_json_scan_number *out) {
     } else {
         while (is_digit(s)) {
             uint64_t digit = (uint64_t)(s->text[s->pos] - '0');
-            if (out->magnitude > (UINT64_MAX - digit) / 10) out->overflows = 1;
-            else out->magnitude = out->magnitude * 10 + digit;
+            if (out->magnitude > (UINT64_MAX - digit) / 10)
+                out->overflows = 1;
+            else
+                out->magnitude = out->magnitude * 10 + digit;
             s->pos++;
         }
     }
@@ -331,11 +377,16 @@ int dt_json_scan_skip_value(dt_json_scan *s) {
         dt_json_scan_number number;
         return dt_json_scan_read_number(s, &number);
     }
-    case DT_JSON_SCAN_TRUE: return expect_literal(s, "true");
-    case DT_JSON_SCAN_FALSE: return expect_literal(s, "false");
-    case DT_JSON_SCAN_NULL: return expect_literal(s, "null");
-    case DT_JSON_SCAN_END: return scan_fail(s, "unexpected end of text, expected a value");
-    case DT_JSON_SCAN_INVALID: break;
+    case DT_JSON_SCAN_TRUE:
+        return expect_literal(s, "true");
+    case DT_JSON_SCAN_FALSE:
+        return expect_literal(s, "false");
+    case DT_JSON_SCAN_NULL:
+        return expect_literal(s, "null");
+    case DT_JSON_SCAN_END:
+        return scan_fail(s, "unexpected end of text, expected a value");
+    case DT_JSON_SCAN_INVALID:
+        break;
     }
     return scan_fail(s, "expected a value");
 }
@@ -353,7 +404,8 @@ static size_t utf8_sequence_length(const uint8_t *bytes, size_t available) {
     if (b0 < 0x80) return 1;
     size_t need;
     uint8_t low = 0x80, high = 0xBF; /* allowed range of the second byte */
-    if (b0 >= 0xC2 && b0 <= 0xDF) need = 2;
+    if (b0 >= 0xC2 && b0 <= 0xDF)
+        need = 2;
     else if (b0 >= 0xE0 && b0 <= 0xEF) {
         need = 3;
         if (b0 == 0xE0) low = 0xA0;  /* overlong */

@@ -46,9 +46,9 @@ void dt_json_scan_init(dt_json_scan *s, const char *text, size_t length);
 dt_json_scan_kind dt_json_scan_peek(dt_json_scan *s);
 const char *dt_json_scan_kind_name(dt_json_scan_kind kind);
 
-/* Objects: dt_json_scan_begin_object, then dt_json_scan_next_member until it returns 0 (the closing brace
- * was consumed). next_member returns 1 with a malloc'd key (the ':' consumed, the value next), 0
- * at the end, -1 on error. *first must start at 1. */
+/* Objects: dt_json_scan_begin_object, then dt_json_scan_next_member until it returns 0 (the closing
+ * brace was consumed). next_member returns 1 with a malloc'd key (the ':' consumed, the value
+ * next), 0 at the end, -1 on error. *first must start at 1. */
 int dt_json_scan_begin_object(dt_json_scan *s);
 int dt_json_scan_next_member(dt_json_scan *s, int *first, char **key, size_t *key_length);
 

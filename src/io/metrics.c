@@ -5,7 +5,8 @@
 #include <math.h>
 #include <string.h>
 
-static const char csv_header[] = "event,epoch,step,loss,acc,lr,img_per_s,val_loss,val_acc,n,elapsed_s\n";
+static const char csv_header[] =
+    "event,epoch,step,loss,acc,lr,img_per_s,val_loss,val_acc,n,elapsed_s\n";
 
 /* JSON has no NaN/Infinity: such values are written as null. */
 static void json_number(char *buf, size_t size, const char *fmt, double v) {

@@ -52,8 +52,10 @@ int dt_st_tensor_to_float(const dt_st_tensor *t, float *out, size_t count, dt_er
     size_t width = dt_st_dtype_size(t->dtype);
     if (t->dtype != DT_ST_F32 && t->dtype != DT_ST_F16 && t->dtype != DT_ST_BF16 &&
         t->dtype != DT_ST_F64)
-        return dt_fail(err, "tensor '%s': dtype %s cannot be converted to float (F32, F16, BF16 or F64 expected)",
-                       t->name, dt_st_dtype_name(t->dtype));
+        return dt_fail(
+            err,
+            "tensor '%s': dtype %s cannot be converted to float (F32, F16, BF16 or F64 expected)",
+            t->name, dt_st_dtype_name(t->dtype));
     if (t->end - t->begin != count * width || (count && !t->data))
         return dt_fail(err, "tensor '%s': %zu data bytes do not hold %zu %s elements", t->name,
                        t->end - t->begin, count, dt_st_dtype_name(t->dtype));
@@ -65,8 +67,12 @@ int dt_st_tensor_to_float(const dt_st_tensor *t, float *out, size_t count, dt_er
     for (size_t i = 0; i < count; i++) {
         uint64_t bits = load_le(t->data, i, width, little_endian);
         switch (t->dtype) {
-        case DT_ST_F16: out[i] = dt_f16_to_float((uint16_t)bits); break;
-        case DT_ST_BF16: out[i] = dt_bf16_to_float((uint16_t)bits); break;
+        case DT_ST_F16:
+            out[i] = dt_f16_to_float((uint16_t)bits);
+            break;
+        case DT_ST_BF16:
+            out[i] = dt_bf16_to_float((uint16_t)bits);
+            break;
         case DT_ST_F32: {
             uint32_t narrow = (uint32_t)bits;
             memcpy(&out[i], &narrow, sizeof narrow);

@@ -26,21 +26,32 @@ static int json_syntax_error(header_parser *p) {
     return dt_fail(p->err, "%s: invalid JSON header: %s", p->name, p->scan.error);
 }
 
-static const char *next_kind_name(header_parser *p) {
-    return dt_json_scan_kind_name(dt_json_scan_peek(&p->scan));
+/* Names the kind of the next value for a wrong-type message, after skipping it; a value that is
+ * not even well-formed is reported as the syntax error it is (then NULL is returned). */
+static const char *found_kind(header_parser *p) {
+    const char *name = dt_json_scan_kind_name(dt_json_scan_peek(&p->scan));
+    if (dt_json_scan_skip_value(&p->scan) < 0) {
+        json_syntax_error(p);
+        return NULL;
+    }
+    return name;
 }
 
 /* Reads a non-negative integer (the reference's usize) for the field called label. */
 static int read_size(header_parser *p, const char *tensor, const char *label, uint64_t limit,
                      uint64_t *out) {
-    if (dt_json_scan_peek(&p->scan) != DT_JSON_SCAN_NUMBER)
+    if (dt_json_scan_peek(&p->scan) != DT_JSON_SCAN_NUMBER) {
+        const char *found = found_kind(p);
+        if (!found) return -1;
         return dt_fail(p->err, "%s: tensor '%s': %s must be a non-negative integer, found %s",
-                       p->name, tensor, label, next_kind_name(p));
+                       p->name, tensor, label, found);
+    }
     dt_json_scan_number number;
     if (dt_json_scan_read_number(&p->scan, &number) < 0) return json_syntax_error(p);
     int shown = number.literal_length > 40 ? 40 : (int)number.literal_length;
     const char *ellipsis = number.literal_length > 40 ? "..." : "";
-    if (!number.is_integer || (number.is_negative && number.magnitude != 0))
+    /* Any '-' is refused: the reference's JSON reader takes even "-0" for a float. */
+    if (!number.is_integer || number.is_negative)
         return dt_fail(p->err, "%s: tensor '%s': %s is %.*s%s, must be a non-negative integer",
                        p->name, tensor, label, shown, number.literal, ellipsis);
     if (number.overflows || number.magnitude > limit)
@@ -51,9 +62,12 @@ static int read_size(header_parser *p, const char *tensor, const char *label, ui
 }
 
 static int parse_dtype(header_parser *p, dt_st_tensor *t) {
-    if (dt_json_scan_peek(&p->scan) != DT_JSON_SCAN_STRING)
+    if (dt_json_scan_peek(&p->scan) != DT_JSON_SCAN_STRING) {
+        const char *found = found_kind(p);
+        if (!found) return -1;
         return dt_fail(p->err, "%s: tensor '%s': dtype must be a string, found %s", p->name,
-                       t->name, next_kind_name(p));
+                       t->name, found);
+    }
     char *text;
     size_t length;
     if (dt_json_scan_read_string(&p->scan, &text, &length) < 0) return json_syntax_error(p);
@@ -64,17 +78,20 @@ static int parse_dtype(header_parser *p, dt_st_tensor *t) {
         result = dt_fail(p->err, "%s: tensor '%s': dtype %s (sub-byte elements) is not supported",
                          p->name, t->name, text);
     } else {
-        result = dt_fail(p->err, "%s: tensor '%s': unknown dtype \"%.40s\"", p->name, t->name,
-                         text);
+        result =
+            dt_fail(p->err, "%s: tensor '%s': unknown dtype \"%.40s\"", p->name, t->name, text);
     }
     free(text);
     return result;
 }
 
 static int parse_shape(header_parser *p, dt_st_tensor *t) {
-    if (dt_json_scan_peek(&p->scan) != DT_JSON_SCAN_ARRAY)
+    if (dt_json_scan_peek(&p->scan) != DT_JSON_SCAN_ARRAY) {
+        const char *found = found_kind(p);
+        if (!found) return -1;
         return dt_fail(p->err, "%s: tensor '%s': shape must be an array, found %s", p->name,
-                       t->name, next_kind_name(p));
+                       t->name, found);
+    }
     if (dt_json_scan_begin_array(&p->scan) < 0) return json_syntax_error(p);
     int first = 1, more;
     t->ndim = 0;
@@ -92,9 +109,13 @@ static int parse_shape(header_parser *p, dt_st_tensor *t) {
 }
 
 static int parse_data_offsets(header_parser *p, dt_st_tensor *t) {
-    if (dt_json_scan_peek(&p->scan) != DT_JSON_SCAN_ARRAY)
-        return dt_fail(p->err, "%s: tensor '%s': data_offsets must be an array [begin, end], found %s",
-                       p->name, t->name, next_kind_name(p));
+    if (dt_json_scan_peek(&p->scan) != DT_JSON_SCAN_ARRAY) {
+        const char *found = found_kind(p);
+        if (!found) return -1;
+        return dt_fail(p->err,
+                       "%s: tensor '%s': data_offsets must be an array [begin, end], found %s",
+                       p->name, t->name, found);
+    }
     if (dt_json_scan_begin_array(&p->scan) < 0) return json_syntax_error(p);
     int first = 1, more, count = 0;
     uint64_t offsets[2] = {0, 0};
@@ -106,7 +127,8 @@ static int parse_data_offsets(header_parser *p, dt_st_tensor *t) {
     }
     if (more < 0) return json_syntax_error(p);
     if (count != 2 || more > 0)
-        return dt_fail(p->err, "%s: tensor '%s': data_offsets must have exactly 2 entries [begin, end]",
+        return dt_fail(p->err,
+                       "%s: tensor '%s': data_offsets must have exactly 2 entries [begin, end]",
                        p->name, t->name);
     t->begin = (size_t)offsets[0];
     t->end = (size_t)offsets[1];
@@ -133,11 +155,14 @@ static int parse_tensor(header_parser *p, char *name) {
     dt_st_tensor *t = &st->tensors[st->n_tensors++];
     memset(t, 0, sizeof *t);
     t->name = name;
-    if (dt_json_scan_peek(&p->scan) != DT_JSON_SCAN_OBJECT)
+    if (dt_json_scan_peek(&p->scan) != DT_JSON_SCAN_OBJECT) {
+        const char *found = found_kind(p);
+        if (!found) return -1;
         return dt_fail(p->err,
                        "%s: tensor '%s': expected an object with dtype, shape and data_offsets, "
                        "found %s",
-                       p->name, name, next_kind_name(p));
+                       p->name, name, found);
+    }
     if (dt_json_scan_begin_object(&p->scan) < 0) return json_syntax_error(p);
     int first = 1, more, has_dtype = 0, has_shape = 0, has_offsets = 0;
     char *field;
@@ -157,8 +182,12 @@ static int parse_tensor(header_parser *p, char *name) {
         if (result < 0) return -1;
     }
     if (more < 0) return json_syntax_error(p);
-    const char *missing = !has_dtype ? "dtype" : !has_shape ? "shape" : !has_offsets ? "data_offsets" : NULL;
-    if (missing) return dt_fail(p->err, "%s: tensor '%s': missing field \"%s\"", p->name, name, missing);
+    const char *missing = !has_dtype     ? "dtype"
+                          : !has_shape   ? "shape"
+                          : !has_offsets ? "data_offsets"
+                                         : NULL;
+    if (missing)
+        return dt_fail(p->err, "%s: tensor '%s': missing field \"%s\"", p->name, name, missing);
     return 0;
 }
 
@@ -181,40 +210,50 @@ static int add_metadata_entry(header_parser *p, char *key, char *value) {
     return 0;
 }
 
+/* Reads one "key": "value" entry of __metadata__ (the key already read and owned here). */
+static int parse_metadata_entry(header_parser *p, char *key, size_t key_length) {
+    if (dt_json_scan_peek(&p->scan) != DT_JSON_SCAN_STRING) {
+        const char *found = found_kind(p);
+        int result =
+            found ? dt_fail(p->err, "%s: __metadata__ '%s': value must be a string, found %s",
+                            p->name, key, found)
+                  : -1;
+        free(key);
+        return result;
+    }
+    char *value;
+    size_t value_length;
+    if (dt_json_scan_read_string(&p->scan, &value, &value_length) < 0) {
+        free(key);
+        return json_syntax_error(p);
+    }
+    if (strlen(key) != key_length || strlen(value) != value_length) {
+        int result = dt_fail(p->err, "%s: __metadata__ '%s': NUL characters are not supported",
+                             p->name, key);
+        free(key);
+        free(value);
+        return result;
+    }
+    return add_metadata_entry(p, key, value);
+}
+
 static int parse_metadata(header_parser *p) {
     if (p->seen_metadata++) return dt_fail(p->err, "%s: duplicate key \"__metadata__\"", p->name);
     dt_json_scan_kind kind = dt_json_scan_peek(&p->scan);
     if (kind == DT_JSON_SCAN_NULL) /* an absent map, as the reference reads it */
         return dt_json_scan_skip_value(&p->scan) < 0 ? json_syntax_error(p) : 0;
-    if (kind != DT_JSON_SCAN_OBJECT)
+    if (kind != DT_JSON_SCAN_OBJECT) {
+        const char *found = found_kind(p);
+        if (!found) return -1;
         return dt_fail(p->err, "%s: __metadata__ must be an object of strings, found %s", p->name,
-                       dt_json_scan_kind_name(kind));
+                       found);
+    }
     if (dt_json_scan_begin_object(&p->scan) < 0) return json_syntax_error(p);
     int first = 1, more;
     char *key;
     size_t key_length;
-    while ((more = dt_json_scan_next_member(&p->scan, &first, &key, &key_length)) > 0) {
-        if (dt_json_scan_peek(&p->scan) != DT_JSON_SCAN_STRING) {
-            int result = dt_fail(p->err, "%s: __metadata__ '%s': value must be a string, found %s",
-                                 p->name, key, next_kind_name(p));
-            free(key);
-            return result;
-        }
-        char *value;
-        size_t value_length;
-        if (dt_json_scan_read_string(&p->scan, &value, &value_length) < 0) {
-            free(key);
-            return json_syntax_error(p);
-        }
-        if (strlen(key) != key_length || strlen(value) != value_length) {
-            int result = dt_fail(p->err, "%s: __metadata__ '%s': NUL characters are not supported",
-                                 p->name, key);
-            free(key);
-            free(value);
-            return result;
-        }
-        if (add_metadata_entry(p, key, value) < 0) return -1;
-    }
+    while ((more = dt_json_scan_next_member(&p->scan, &first, &key, &key_length)) > 0)
+        if (parse_metadata_entry(p, key, key_length) < 0) return -1;
     return more < 0 ? json_syntax_error(p) : 0;
 }
 
@@ -254,8 +293,15 @@ int dt_st_parse_header(const char *text, size_t length, const char *name, dt_saf
                        dt_error *err) {
     header_parser p = {.name = name, .st = st, .err = err};
     dt_json_scan_init(&p.scan, text, length);
-    if (length == 0 || text[0] != '{')
-        return dt_fail(err, "%s: header does not start with '{' (not a safetensors file?)", name);
+    dt_json_scan_kind kind = dt_json_scan_peek(&p.scan); /* leading whitespace is allowed */
+    if (kind == DT_JSON_SCAN_END)
+        return dt_fail(err, "%s: header is empty (expected a JSON object)", name);
+    if (kind != DT_JSON_SCAN_OBJECT) {
+        const char *found = found_kind(&p);
+        if (!found) return -1;
+        return dt_fail(err, "%s: header is not a JSON object but %s (not a safetensors file?)",
+                       name, found);
+    }
     if (dt_json_scan_begin_object(&p.scan) < 0) return json_syntax_error(&p);
     int first = 1, more;
     char *key;

@@ -55,20 +55,27 @@ static int check_tensor_span(const char *name, const dt_st_tensor *t, dt_error *
     int overflow = 0;
     for (int i = 0; i < t->ndim && !overflow; i++) {
         size_t dim = (size_t)t->shape[i];
-        if (dim != 0 && elements > SIZE_MAX / dim) overflow = 1;
-        else elements *= dim;
+        if (dim != 0 && elements > SIZE_MAX / dim)
+            overflow = 1;
+        else
+            elements *= dim;
     }
-    if (!overflow && elements > SIZE_MAX / dtype_size) overflow = 1;
-    else bytes = elements * dtype_size;
+    if (!overflow && elements > SIZE_MAX / dtype_size)
+        overflow = 1;
+    else
+        bytes = elements * dtype_size;
     char shape[200];
     format_shape(t, shape, sizeof shape);
     if (overflow)
-        return dt_fail(err, "%s: tensor '%s': shape %s of %s is too large (its byte count overflows)",
+        return dt_fail(err,
+                       "%s: tensor '%s': shape %s of %s is too large (its byte count overflows)",
                        name, t->name, shape, dt_st_dtype_name(t->dtype));
     if (bytes != t->end - t->begin)
-        return dt_fail(err, "%s: tensor '%s': data_offsets [%zu, %zu] span %zu bytes but shape %s of %s needs %zu",
-                       name, t->name, t->begin, t->end, t->end - t->begin, shape,
-                       dt_st_dtype_name(t->dtype), bytes);
+        return dt_fail(
+            err,
+            "%s: tensor '%s': data_offsets [%zu, %zu] span %zu bytes but shape %s of %s needs %zu",
+            name, t->name, t->begin, t->end, t->end - t->begin, shape, dt_st_dtype_name(t->dtype),
+            bytes);
     return 0;
 }
 
@@ -96,14 +103,20 @@ static int validate_layout(const char *name, const dt_safetensors *st, size_t da
             result = dt_fail(err, "%s: tensor '%s': data_offsets [%zu, %zu] end before they begin",
                              name, t->name, t->begin, t->end);
         } else if (t->begin > expected_begin && !previous) {
-            result = dt_fail(err, "%s: tensor '%s': data_offsets [%zu, %zu] leave a hole of %zu bytes at the start of the data",
+            result = dt_fail(err,
+                             "%s: tensor '%s': data_offsets [%zu, %zu] leave a hole of %zu bytes "
+                             "at the start of the data",
                              name, t->name, t->begin, t->end, t->begin);
         } else if (t->begin > expected_begin) {
-            result = dt_fail(err, "%s: tensor '%s': data_offsets [%zu, %zu] leave a hole of %zu bytes after tensor '%s' (which ends at %zu)",
+            result = dt_fail(err,
+                             "%s: tensor '%s': data_offsets [%zu, %zu] leave a hole of %zu bytes "
+                             "after tensor '%s' (which ends at %zu)",
                              name, t->name, t->begin, t->end, t->begin - expected_begin,
                              previous->name, expected_begin);
         } else if (t->begin < expected_begin) {
-            result = dt_fail(err, "%s: tensor '%s': data_offsets [%zu, %zu] overlap tensor '%s' (data_offsets [%zu, %zu])",
+            result = dt_fail(err,
+                             "%s: tensor '%s': data_offsets [%zu, %zu] overlap tensor '%s' "
+                             "(data_offsets [%zu, %zu])",
                              name, t->name, t->begin, t->end, previous->name, previous->begin,
                              previous->end);
         } else {
@@ -115,11 +128,15 @@ static int validate_layout(const char *name, const dt_safetensors *st, size_t da
     free(order);
     if (result < 0) return -1;
     if (expected_begin < data_size)
-        return dt_fail(err, "%s: %zu trailing bytes after the tensor data (the data section is %zu bytes but the tensors end at %zu)",
+        return dt_fail(err,
+                       "%s: %zu trailing bytes after the tensor data (the data section is %zu "
+                       "bytes but the tensors end at %zu)",
                        name, data_size - expected_begin, data_size, expected_begin);
     if (expected_begin > data_size)
-        return dt_fail(err, "%s: truncated file: the tensors need %zu bytes of data but only %zu follow the header",
-                       name, expected_begin, data_size);
+        return dt_fail(
+            err,
+            "%s: truncated file: the tensors need %zu bytes of data but only %zu follow the header",
+            name, expected_begin, data_size);
     return 0;
 }
 
@@ -147,16 +164,18 @@ static int parse_owned(uint8_t *bytes, size_t size, const char *name, dt_safeten
         result = dt_fail(err, "%s: file is %zu bytes, too short for the 8-byte header length", name,
                          size);
     } else if ((header_length = read_le64(bytes)) > DT_ST_MAX_HEADER_SIZE) {
-        result = dt_fail(err, "%s: header length %llu exceeds the limit of %u bytes (not a safetensors file?)",
-                         name, (unsigned long long)header_length, DT_ST_MAX_HEADER_SIZE);
+        result = dt_fail(
+            err, "%s: header length %llu exceeds the limit of %u bytes (not a safetensors file?)",
+            name, (unsigned long long)header_length, DT_ST_MAX_HEADER_SIZE);
     } else if (header_length > size - 8) {
-        result = dt_fail(err, "%s: truncated file: header length %llu needs %llu bytes but the file has %zu",
-                         name, (unsigned long long)header_length,
-                         (unsigned long long)header_length + 8, size);
+        result = dt_fail(
+            err, "%s: truncated file: header length %llu needs %llu bytes but the file has %zu",
+            name, (unsigned long long)header_length, (unsigned long long)header_length + 8, size);
     } else if (dt_json_scan_validate_utf8(bytes + 8, (size_t)header_length, &bad_offset) < 0) {
         result = dt_fail(err, "%s: header is not valid UTF-8 (byte 0x%02X at header byte %zu)",
                          name, bytes[8 + bad_offset], bad_offset);
-    } else if (dt_st_parse_header((const char *)bytes + 8, (size_t)header_length, name, st, err) < 0 ||
+    } else if (dt_st_parse_header((const char *)bytes + 8, (size_t)header_length, name, st, err) <
+                   0 ||
                validate_layout(name, st, size - 8 - (size_t)header_length, err) < 0) {
         result = -1;
     }

@@ -6,10 +6,19 @@
 #include <string.h>
 #include <unistd.h>
 
-void dt_progress_init(dt_progress *p, FILE *out) {
+void dt_progress_init(dt_progress *p, FILE *out, int under_launcher) {
     memset(p, 0, sizeof *p);
     p->out = out;
-    p->live = isatty(fileno(out));
+    /* DTRAIN_PROGRESS=live|plain overrides the guess. Under mpirun every rank's stdout is a
+     * pseudo-terminal even when the job's output goes to a file, so launched ranks default to
+     * plain lines (launch/dtrain-run asks for live when its own stdout is a terminal). */
+    const char *mode = getenv("DTRAIN_PROGRESS");
+    if (mode && strcmp(mode, "live") == 0)
+        p->live = 1;
+    else if (mode && strcmp(mode, "plain") == 0)
+        p->live = 0;
+    else
+        p->live = isatty(fileno(out)) && !under_launcher;
     const char *term = getenv("TERM");
     p->color = p->live && !getenv("NO_COLOR") && !(term && strcmp(term, "dumb") == 0);
 }

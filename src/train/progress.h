@@ -17,7 +17,8 @@ typedef struct dt_progress_state {
     double loss, acc, img_per_s, eta_s, lr;
 } dt_progress_state;
 
-void dt_progress_init(dt_progress *p, FILE *out);
+/* under_launcher: started by mpirun/srun (see progress.c for the DTRAIN_PROGRESS override). */
+void dt_progress_init(dt_progress *p, FILE *out, int under_launcher);
 /* Live redraw (terminal only; does nothing otherwise). */
 void dt_progress_live(dt_progress *p, const dt_progress_state *s);
 /* A permanent log line (train statistics). */

@@ -432,7 +432,7 @@ int dt_train_run(const dt_config *cfg, dt_comm *comm, dt_error *err) {
     t.is_root = comm->rank == 0;
     t.start = dt_now_seconds();
     t.best_val_acc = 0;
-    dt_progress_init(&t.progress, stdout);
+    dt_progress_init(&t.progress, stdout, dt_comm_launched_by_mpi());
     int rc = run(&t, err);
     teardown(&t);
     return rc;

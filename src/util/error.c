@@ -36,8 +36,15 @@ int dt_error_prefix(dt_error *err, const char *fmt, ...) {
     va_start(args, fmt);
     vsnprintf(prefix, sizeof prefix, fmt, args);
     va_end(args);
-    char old[sizeof err->message];
-    memcpy(old, err->message, sizeof old);
-    snprintf(err->message, sizeof err->message, "%s: %s", prefix, old);
+    size_t cap = sizeof err->message;
+    size_t plen = strlen(prefix) + 2; /* "prefix: " */
+    if (plen >= cap) plen = cap - 1;
+    size_t mlen = strnlen(err->message, cap - 1);
+    if (plen + mlen >= cap) mlen = cap - 1 - plen;
+    memmove(err->message + plen, err->message, mlen);
+    err->message[plen + mlen] = '\0';
+    memcpy(err->message, prefix, plen - 2);
+    err->message[plen - 2] = ':';
+    err->message[plen - 1] = ' ';
     return -1;
 }

@@ -205,7 +205,6 @@ int cpu_batchnorm_backward(void *ctx, dt_layer *l, const float *gamma, const flo
                            dt_tensor *dx, float *dgamma, float *dbeta, dt_error *err) {
     cpu_batchnorm *bn = (cpu_batchnorm *)l;
     (void)ctx;
-    (void)beta;
     (void)y; /* the fused ReLU's mask comes from the forward's workspace */
     if (batchnorm_expect(bn, x, "batchnorm_backward", "x", err) ||
         batchnorm_expect(bn, dy, "batchnorm_backward", "dy", err) ||
@@ -213,7 +212,7 @@ int cpu_batchnorm_backward(void *ctx, dt_layer *l, const float *gamma, const flo
         return -1;
     if (!bn->trained)
         return dt_fail(err, "batchnorm_backward: no training forward ran on this layer");
-    if (cpu_memory_point(bn->scale, gamma, err) ||
+    if (cpu_memory_point(bn->scale, gamma, err) || cpu_memory_point(bn->shift, beta, err) ||
         cpu_memory_point(bn->diff_scale, dgamma ? dgamma : bn->spare_diff_scale, err) ||
         cpu_memory_point(bn->diff_shift, dbeta ? dbeta : bn->spare_diff_shift, err))
         return -1;
@@ -221,11 +220,12 @@ int cpu_batchnorm_backward(void *ctx, dt_layer *l, const float *gamma, const flo
                               {DNNL_ARG_DIFF_DST, dy->memory},
                               {DNNL_ARG_DIFF_SRC, dx->memory},
                               {DNNL_ARG_SCALE, bn->scale},
+                              {DNNL_ARG_SHIFT, bn->shift},
                               {DNNL_ARG_MEAN, bn->batch_mean_memory},
                               {DNNL_ARG_VARIANCE, bn->batch_variance_memory},
                               {DNNL_ARG_DIFF_SCALE, bn->diff_scale},
                               {DNNL_ARG_DIFF_SHIFT, bn->diff_shift},
                               {DNNL_ARG_WORKSPACE, bn->workspace_memory}};
-    return cpu_primitive_execute(bn->ctx, &bn->backward, bn->d.fuse_relu ? 9 : 8, args, err,
+    return cpu_primitive_execute(bn->ctx, &bn->backward, bn->d.fuse_relu ? 10 : 9, args, err,
                                  "batchnorm backward");
 }

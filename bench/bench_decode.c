@@ -1,0 +1,143 @@
+/* bench_decode: single-threaded images/s of dtrain's per-image data path on a folder of
+ * JPEG/PNG files: (1) decode + resize to SIZE x SIZE (data.resize=squash, PIL-exact) +
+ * normalise to float CHW (what torchvision's ToTensor + Normalize produce), (2) the same with
+ * reduced-scale JPEG decoding (loader option jpeg_dct_scaling), and (3) decode only. Files are read
+ * from disk each time (page cache warm after the first pass).
+ *
+ *   bench_decode DIR [SIZE=224] [REPEAT=3]
+ *
+ * Prints "key=value" lines for bench/bench_decode.sh. */
+#include <dirent.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "dtrain/data.h"
+
+static double now_seconds(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+static int compare_names(const void *a, const void *b) {
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static int has_image_extension(const char *name) {
+    const char *dot = strrchr(name, '.');
+    return dot && (strcmp(dot, ".jpg") == 0 || strcmp(dot, ".jpeg") == 0 ||
+                   strcmp(dot, ".png") == 0 || strcmp(dot, ".JPG") == 0);
+}
+
+static const float mean[3] = {0.485f, 0.456f, 0.406f}, std_dev[3] = {0.229f, 0.224f, 0.225f};
+
+/* uint8 HWC -> float CHW, (x / 255 - mean) / std, as ToTensor + Normalize. */
+static void normalise(const uint8_t *hwc, int size, float *chw) {
+    size_t plane = (size_t)size * size;
+    for (int c = 0; c < 3; c++) {
+        float scale = 1.0f / (255.0f * std_dev[c]), shift = -mean[c] / std_dev[c];
+        for (size_t i = 0; i < plane; i++) chw[c * plane + i] = hwc[3 * i + c] * scale + shift;
+    }
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) {
+        fprintf(stderr, "usage: bench_decode DIR [SIZE=224] [REPEAT=3]\n");
+        return 2;
+    }
+    const char *dir_path = argv[1];
+    int size = argc > 2 ? atoi(argv[2]) : 224, repeat = argc > 3 ? atoi(argv[3]) : 3;
+    if (size < 1 || repeat < 1) return 2;
+    DIR *dir = opendir(dir_path);
+    if (!dir) {
+        perror(dir_path);
+        return 1;
+    }
+    char **paths = NULL;
+    size_t n = 0, capacity = 0;
+    struct dirent *entry;
+    while ((entry = readdir(dir)) != NULL) {
+        if (entry->d_name[0] == '.' || !has_image_extension(entry->d_name)) continue;
+        if (n == capacity) {
+            capacity = capacity ? 2 * capacity : 256;
+            paths = realloc(paths, capacity * sizeof *paths);
+        }
+        size_t len = strlen(dir_path) + strlen(entry->d_name) + 2;
+        paths[n] = malloc(len);
+        snprintf(paths[n], len, "%s/%s", dir_path, entry->d_name);
+        n++;
+    }
+    closedir(dir);
+    if (n == 0) {
+        fprintf(stderr, "bench_decode: no images in %s\n", dir_path);
+        return 1;
+    }
+    qsort(paths, n, sizeof *paths, compare_names);
+
+    uint8_t *resized = malloc((size_t)size * size * 3);
+    float *tensor = malloc(sizeof(float) * 3 * (size_t)size * size);
+    double checksum = 0, pixels = 0;
+    dt_error err;
+    /* one untimed pass: page cache and allocator warm */
+    for (size_t i = 0; i < n; i++) {
+        dt_image img;
+        if (dt_image_decode_file(paths[i], &img, &err) != 0) {
+            fprintf(stderr, "bench_decode: %s\n", err.message);
+            return 1;
+        }
+        pixels += (double)img.width * img.height;
+        dt_image_free(&img);
+    }
+    double start = now_seconds();
+    for (int r = 0; r < repeat; r++) {
+        for (size_t i = 0; i < n; i++) {
+            dt_image img;
+            if (dt_image_decode_file(paths[i], &img, &err) != 0 ||
+                dt_image_resize_to_square(&img, DT_RESIZE_SQUASH, size, resized, &err) != 0) {
+                fprintf(stderr, "bench_decode: %s\n", err.message);
+                return 1;
+            }
+            dt_image_free(&img);
+            normalise(resized, size, tensor);
+            checksum += tensor[(size_t)(i % 7)];
+        }
+    }
+    double pipeline_seconds = now_seconds() - start;
+    /* the same with loader option jpeg_dct_scaling: JPEGs >= 2x the target decode reduced */
+    start = now_seconds();
+    for (int r = 0; r < repeat; r++) {
+        for (size_t i = 0; i < n; i++) {
+            dt_image img;
+            if (dt_image_decode_file_scaled(paths[i], size, size, &img, &err) != 0 ||
+                dt_image_resize_to_square(&img, DT_RESIZE_SQUASH, size, resized, &err) != 0)
+                return 1;
+            dt_image_free(&img);
+            normalise(resized, size, tensor);
+            checksum += tensor[(size_t)(i % 5)];
+        }
+    }
+    double scaled_seconds = now_seconds() - start;
+    start = now_seconds();
+    for (int r = 0; r < repeat; r++) {
+        for (size_t i = 0; i < n; i++) {
+            dt_image img;
+            if (dt_image_decode_file(paths[i], &img, &err) != 0) return 1;
+            checksum += img.pixels[0];
+            dt_image_free(&img);
+        }
+    }
+    double decode_seconds = now_seconds() - start;
+    double images = (double)n * repeat;
+    printf("files=%zu\nmean_pixels=%.0f\nsize=%d\nrepeat=%d\n", n, pixels / n, size, repeat);
+    printf("dtrain_pipeline_img_per_s=%.1f\n", images / pipeline_seconds);
+    printf("dtrain_pipeline_dct_scaled_img_per_s=%.1f\n", images / scaled_seconds);
+    printf("dtrain_decode_img_per_s=%.1f\n", images / decode_seconds);
+    printf("checksum=%.3f\n", checksum);
+    for (size_t i = 0; i < n; i++) free(paths[i]);
+    free(paths);
+    free(resized);
+    free(tensor);
+    return 0;
+}

@@ -1,0 +1,49 @@
+#!/usr/bin/env python3
+"""PyTorch peer for bench/bench_train.sh: images/s of torchvision resnet18's training step
+(forward, cross-entropy, backward, SGD) on random tensors, compute only, on the CPU.
+
+usage: pytorch_train_step.py --size 224 --batch 64 --threads 2 --steps 5 --warmup 2
+Prints one line: "pytorch img_per_s=<float> step_s=<float>".
+"""
+import argparse
+import time
+
+import torch
+import torchvision
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--size", type=int, default=224)
+    p.add_argument("--batch", type=int, default=64)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--steps", type=int, default=5)
+    p.add_argument("--warmup", type=int, default=2)
+    p.add_argument("--classes", type=int, default=10)
+    a = p.parse_args()
+    torch.set_num_threads(a.threads)
+    torch.manual_seed(0)
+    model = torchvision.models.resnet18(num_classes=a.classes)
+    model.train()
+    opt = torch.optim.SGD(model.parameters(), lr=0.01)
+    loss_fn = torch.nn.CrossEntropyLoss()
+    x = torch.randn(a.batch, 3, a.size, a.size)
+    y = torch.randint(0, a.classes, (a.batch,))
+
+    def step():
+        opt.zero_grad(set_to_none=True)
+        loss = loss_fn(model(x), y)
+        loss.backward()
+        opt.step()
+
+    for _ in range(a.warmup):
+        step()
+    t0 = time.perf_counter()
+    for _ in range(a.steps):
+        step()
+    dt = (time.perf_counter() - t0) / a.steps
+    print(f"pytorch img_per_s={a.batch / dt:.2f} step_s={dt:.4f} torch={torch.__version__}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,82 @@
+/* JPEG writing with libjpeg, for the tools, tests and benchmarks that produce image folders. */
+#include "dtrain/data.h"
+
+#include <errno.h>
+#include <setjmp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jpeglib.h>
+
+typedef struct jpeg_write_failure {
+    struct jpeg_error_mgr manager; /* first member: libjpeg hands us a pointer to it */
+    jmp_buf jump;
+    char message[JMSG_LENGTH_MAX];
+} jpeg_write_failure;
+
+typedef struct jpeg_write_job {
+    struct jpeg_compress_struct cinfo;
+    jpeg_write_failure failure;
+    int created;
+    FILE *file;
+} jpeg_write_job;
+
+static void on_write_error(j_common_ptr cinfo) {
+    jpeg_write_failure *failure = (jpeg_write_failure *)cinfo->err;
+    (*cinfo->err->format_message)(cinfo, failure->message);
+    longjmp(failure->jump, 1);
+}
+
+static int run_jpeg_encode(jpeg_write_job *job, const uint8_t *samples, int width, int height,
+                           int components, int quality, int progressive) {
+    struct jpeg_compress_struct *cinfo = &job->cinfo;
+    cinfo->err = jpeg_std_error(&job->failure.manager);
+    job->failure.manager.error_exit = on_write_error;
+    if (setjmp(job->failure.jump)) return -1;
+    jpeg_create_compress(cinfo);
+    job->created = 1;
+    jpeg_stdio_dest(cinfo, job->file);
+    cinfo->image_width = (JDIMENSION)width;
+    cinfo->image_height = (JDIMENSION)height;
+    cinfo->input_components = components;
+    cinfo->in_color_space = components == 1 ? JCS_GRAYSCALE : components == 3 ? JCS_RGB : JCS_CMYK;
+    jpeg_set_defaults(cinfo);
+    jpeg_set_quality(cinfo, quality, TRUE);
+    if (progressive) jpeg_simple_progression(cinfo);
+    jpeg_start_compress(cinfo, TRUE);
+    while (cinfo->next_scanline < cinfo->image_height) {
+        JSAMPROW row =
+            (JSAMPROW)(samples + (size_t)cinfo->next_scanline * (size_t)width * components);
+        jpeg_write_scanlines(cinfo, &row, 1);
+    }
+    jpeg_finish_compress(cinfo);
+    return 0;
+}
+
+int dt_jpeg_write_file(const char *path, const uint8_t *samples, int width, int height,
+                       int components, int quality, int progressive, dt_error *err) {
+    if (width <= 0 || height <= 0 || width > 65500 || height > 65500)
+        return dt_fail(err, "%s: cannot write a %dx%d JPEG", path, width, height);
+    if (components != 1 && components != 3 && components != 4)
+        return dt_fail(err, "%s: JPEG components must be 1, 3 or 4, got %d", path, components);
+    if (quality < 1 || quality > 100)
+        return dt_fail(err, "%s: JPEG quality must be 1..100, got %d", path, quality);
+    jpeg_write_job *job = calloc(1, sizeof *job);
+    if (!job) return dt_fail(err, "%s: out of memory", path);
+    job->file = fopen(path, "wb");
+    if (!job->file) {
+        int saved = errno;
+        free(job);
+        return dt_fail(err, "%s: cannot create: %s", path, strerror(saved));
+    }
+    int rc = run_jpeg_encode(job, samples, width, height, components, quality, progressive);
+    if (job->created) jpeg_destroy_compress(&job->cinfo);
+    int close_failed = fclose(job->file) != 0;
+    if (rc != 0)
+        dt_fail(err, "%s: JPEG encoder: %s", path, job->failure.message);
+    else if (close_failed)
+        rc = dt_fail(err, "%s: write error: %s", path, strerror(errno));
+    free(job);
+    return rc;
+}

@@ -1,0 +1,381 @@
+/* The batch loader: a pool of decode threads fills a ring of prefetch_batches batch buffers
+ * ahead of the consumer. Work is handed out one image at a time, in order (image j of the
+ * epoch belongs to batch j / batch_size, which lives in ring buffer (j / batch_size) % ring),
+ * so every worker helps with the batch the consumer needs next. A worker only takes an image
+ * whose batch owns its ring buffer, i.e. the batch ring_size earlier has been released.
+ *
+ * Locking: one mutex guards the scheduling state (next job, per-buffer progress, hand-out);
+ * a worker writes its slot's pixels, label and file index outside the lock, and the consumer
+ * reads them only after the buffer's done count (under the lock) says every slot is written.
+ * dt_loader_start drains the in-flight images before resetting, so no worker ever writes into
+ * a buffer that belongs to a new epoch. */
+#include "dtrain/data.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+enum { SLOT_PENDING, SLOT_DECODED, SLOT_UNDECODABLE, SLOT_FILLER };
+
+typedef struct ring_buffer {
+    dt_batch batch;
+    uint8_t *slot_state; /* SLOT_* per slot */
+    size_t batch_number; /* the batch this buffer is filled with (or holds) */
+    int done;            /* slots finished for batch_number */
+    int held;            /* handed to the consumer and not yet released */
+} ring_buffer;
+
+struct dt_loader {
+    const dt_dataset *ds;
+    dt_loader_options opt;
+    size_t slot_bytes;
+
+    pthread_mutex_t lock;
+    pthread_cond_t work_available; /* workers wait on it */
+    pthread_cond_t batch_ready;    /* the consumer waits on it */
+    pthread_cond_t workers_idle;   /* dt_loader_start waits on it */
+    pthread_t *threads;
+    int n_threads;
+    int shutting_down;
+
+    ring_buffer *ring;
+    int ring_size;
+
+    /* The epoch being delivered (changed only while no image is in flight). */
+    uint32_t *indices;
+    size_t n_indices;
+    int epoch, training, started;
+    size_t n_batches, n_jobs, next_job, delivered;
+    int in_flight;
+    double wait_seconds;
+
+    pthread_mutex_t report_lock; /* guards reported and skipped */
+    uint8_t *reported;           /* per file: already named as undecodable */
+    size_t skipped;
+};
+
+static double monotonic_seconds(void) {
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (double)now.tv_sec + 1e-9 * (double)now.tv_nsec;
+}
+
+static void report_undecodable(dt_loader *loader, uint32_t file_index, const char *message) {
+    pthread_mutex_lock(&loader->report_lock);
+    if (!loader->reported[file_index]) {
+        loader->reported[file_index] = 1;
+        loader->skipped++;
+        /* message starts with the file's path: "PATH: what went wrong" */
+        fprintf(stderr, "warning: skipping %s\n", message);
+    }
+    pthread_mutex_unlock(&loader->report_lock);
+}
+
+/* Fills one slot of a batch; returns its SLOT_* state. Runs without the lock. */
+static int fill_slot(dt_loader *loader, dt_batch *batch, size_t batch_number, int slot) {
+    size_t position = batch_number * (size_t)loader->opt.batch_size + (size_t)slot;
+    if (position >= loader->n_indices) {
+        /* Filler of a final partial batch: borrows slot 0's identity (always a real sample). */
+        uint32_t first = loader->indices[batch_number * (size_t)loader->opt.batch_size];
+        batch->file_index[slot] = first;
+        batch->labels[slot] = loader->ds->files[first].label;
+        return SLOT_FILLER;
+    }
+    uint32_t file_index = loader->indices[position];
+    const dt_image_file *file = &loader->ds->files[file_index];
+    batch->file_index[slot] = file_index;
+    batch->labels[slot] = file->label;
+    uint8_t *dst = batch->pixels + (size_t)slot * loader->slot_bytes;
+    dt_error err = {{0}, 0};
+    if (dt_sample_load(file->path, &loader->opt, loader->training, loader->epoch, file_index, dst,
+                       &err) == 0)
+        return SLOT_DECODED;
+    report_undecodable(loader, file_index, err.message);
+    return SLOT_UNDECODABLE;
+}
+
+static int job_available(const dt_loader *loader) {
+    if (!loader->started || loader->next_job >= loader->n_jobs) return 0;
+    size_t batch_number = loader->next_job / (size_t)loader->opt.batch_size;
+    return loader->ring[batch_number % (size_t)loader->ring_size].batch_number == batch_number;
+}
+
+static void *worker_main(void *arg) {
+    dt_loader *loader = arg;
+    pthread_mutex_lock(&loader->lock);
+    for (;;) {
+        while (!loader->shutting_down && !job_available(loader))
+            pthread_cond_wait(&loader->work_available, &loader->lock);
+        if (loader->shutting_down) break;
+        size_t job = loader->next_job++;
+        size_t batch_number = job / (size_t)loader->opt.batch_size;
+        int slot = (int)(job % (size_t)loader->opt.batch_size);
+        ring_buffer *buffer = &loader->ring[batch_number % (size_t)loader->ring_size];
+        loader->in_flight++;
+        pthread_mutex_unlock(&loader->lock);
+
+        int state = fill_slot(loader, &buffer->batch, batch_number, slot);
+
+        pthread_mutex_lock(&loader->lock);
+        buffer->slot_state[slot] = (uint8_t)state;
+        if (++buffer->done == loader->opt.batch_size) pthread_cond_broadcast(&loader->batch_ready);
+        if (--loader->in_flight == 0) pthread_cond_broadcast(&loader->workers_idle);
+    }
+    pthread_mutex_unlock(&loader->lock);
+    return NULL;
+}
+
+static void free_ring(dt_loader *loader) {
+    if (!loader->ring) return;
+    for (int k = 0; k < loader->ring_size; k++) {
+        ring_buffer *buffer = &loader->ring[k];
+        if (buffer->batch.pixels) {
+            if (loader->opt.free_pixels)
+                loader->opt.free_pixels(buffer->batch.pixels, loader->opt.alloc_ctx);
+            else
+                free(buffer->batch.pixels);
+        }
+        free(buffer->batch.labels);
+        free(buffer->batch.counts);
+        free(buffer->batch.file_index);
+        free(buffer->slot_state);
+    }
+    free(loader->ring);
+    loader->ring = NULL;
+}
+
+static int allocate_ring(dt_loader *loader, dt_error *err) {
+    int batch_size = loader->opt.batch_size;
+    loader->ring = calloc((size_t)loader->ring_size, sizeof *loader->ring);
+    if (!loader->ring) return dt_fail(err, "loader: out of memory");
+    size_t pixel_bytes = loader->slot_bytes * (size_t)batch_size;
+    for (int k = 0; k < loader->ring_size; k++) {
+        ring_buffer *buffer = &loader->ring[k];
+        dt_batch *batch = &buffer->batch;
+        batch->pixels = loader->opt.alloc_pixels
+                            ? loader->opt.alloc_pixels(pixel_bytes, loader->opt.alloc_ctx)
+                            : malloc(pixel_bytes);
+        batch->labels = calloc((size_t)batch_size, sizeof *batch->labels);
+        batch->counts = calloc((size_t)batch_size, sizeof *batch->counts);
+        batch->file_index = calloc((size_t)batch_size, sizeof *batch->file_index);
+        buffer->slot_state = calloc((size_t)batch_size, 1);
+        batch->batch_size = batch_size;
+        if (!batch->pixels || !batch->labels || !batch->counts || !batch->file_index ||
+            !buffer->slot_state)
+            return dt_fail(err, "loader: out of memory for %d batches of %d images of %dx%d",
+                           loader->ring_size, batch_size, loader->opt.image_size,
+                           loader->opt.image_size);
+        buffer->batch_number = (size_t)k;
+    }
+    return 0;
+}
+
+int dt_loader_create(const dt_dataset *ds, const dt_loader_options *opt, dt_loader **out,
+                     dt_error *err) {
+    *out = NULL;
+    if (!ds || ds->n_files == 0) return dt_fail(err, "loader: empty dataset");
+    if (opt->batch_size < 1 || opt->batch_size > 65536)
+        return dt_fail(err, "loader: batch size must be 1..65536, got %d", opt->batch_size);
+    if (opt->image_size < 1 || opt->image_size > 4096)
+        return dt_fail(err, "loader: image size must be 1..4096, got %d", opt->image_size);
+    if (opt->workers < 1 || opt->workers > 1024)
+        return dt_fail(err, "loader: workers must be 1..1024, got %d", opt->workers);
+    if (opt->prefetch_batches < 2 || opt->prefetch_batches > 1024)
+        return dt_fail(err, "loader: prefetch_batches must be 2..1024, got %d",
+                       opt->prefetch_batches);
+    if ((opt->alloc_pixels == NULL) != (opt->free_pixels == NULL))
+        return dt_fail(err, "loader: alloc_pixels and free_pixels go together");
+
+    dt_loader *loader = calloc(1, sizeof *loader);
+    if (!loader) return dt_fail(err, "loader: out of memory");
+    loader->ds = ds;
+    loader->opt = *opt;
+    loader->slot_bytes = (size_t)opt->image_size * (size_t)opt->image_size * 3;
+    loader->ring_size = opt->prefetch_batches;
+    loader->reported = calloc(ds->n_files, 1);
+    pthread_mutex_init(&loader->lock, NULL);
+    pthread_mutex_init(&loader->report_lock, NULL);
+    pthread_cond_init(&loader->work_available, NULL);
+    pthread_cond_init(&loader->batch_ready, NULL);
+    pthread_cond_init(&loader->workers_idle, NULL);
+    if (!loader->reported) {
+        dt_loader_destroy(loader);
+        return dt_fail(err, "loader: out of memory");
+    }
+    if (allocate_ring(loader, err) != 0) {
+        dt_loader_destroy(loader);
+        return -1;
+    }
+    loader->threads = calloc((size_t)opt->workers, sizeof *loader->threads);
+    if (!loader->threads) {
+        dt_loader_destroy(loader);
+        return dt_fail(err, "loader: out of memory");
+    }
+    for (int t = 0; t < opt->workers; t++) {
+        int rc = pthread_create(&loader->threads[t], NULL, worker_main, loader);
+        if (rc != 0) {
+            dt_loader_destroy(loader);
+            return dt_fail(err, "loader: cannot start decode thread %d of %d: %s", t + 1,
+                           opt->workers, strerror(rc));
+        }
+        loader->n_threads++;
+    }
+    *out = loader;
+    return 0;
+}
+
+int dt_loader_start(dt_loader *loader, const uint32_t *indices, size_t n_indices, int epoch,
+                    int training, dt_error *err) {
+    for (size_t i = 0; i < n_indices; i++)
+        if (indices[i] >= loader->ds->n_files)
+            return dt_fail(err, "loader: sample index %u out of range (%zu files)", indices[i],
+                           loader->ds->n_files);
+    uint32_t *copy = malloc((n_indices ? n_indices : 1) * sizeof *copy);
+    if (!copy) return dt_fail(err, "loader: out of memory for %zu indices", n_indices);
+    if (n_indices) memcpy(copy, indices, n_indices * sizeof *copy);
+
+    size_t batch_size = (size_t)loader->opt.batch_size;
+    pthread_mutex_lock(&loader->lock);
+    /* Stop handing out the old epoch's images and let the ones in flight finish. */
+    loader->next_job = loader->n_jobs;
+    while (loader->in_flight > 0) pthread_cond_wait(&loader->workers_idle, &loader->lock);
+
+    free(loader->indices);
+    loader->indices = copy;
+    loader->n_indices = n_indices;
+    loader->epoch = epoch;
+    loader->training = training;
+    loader->n_batches = (n_indices + batch_size - 1) / batch_size;
+    loader->n_jobs = loader->n_batches * batch_size;
+    loader->next_job = 0;
+    loader->delivered = 0;
+    for (int k = 0; k < loader->ring_size; k++) {
+        loader->ring[k].batch_number = (size_t)k;
+        loader->ring[k].done = 0;
+        loader->ring[k].held = 0;
+    }
+    loader->started = 1;
+    pthread_cond_broadcast(&loader->work_available);
+    pthread_mutex_unlock(&loader->lock);
+    return 0;
+}
+
+/* Gives every slot that holds no decoded image a copy of the batch's first decoded one. */
+static void finish_batch(dt_loader *loader, ring_buffer *buffer) {
+    dt_batch *batch = &buffer->batch;
+    int first_decoded = -1;
+    for (int s = 0; s < batch->batch_size && first_decoded < 0; s++)
+        if (buffer->slot_state[s] == SLOT_DECODED) first_decoded = s;
+    batch->n_counted = 0;
+    for (int s = 0; s < batch->batch_size; s++) {
+        if (buffer->slot_state[s] == SLOT_DECODED) {
+            batch->counts[s] = 1;
+            batch->n_counted++;
+            continue;
+        }
+        batch->counts[s] = 0;
+        uint8_t *dst = batch->pixels + (size_t)s * loader->slot_bytes;
+        if (first_decoded >= 0) {
+            memcpy(dst, batch->pixels + (size_t)first_decoded * loader->slot_bytes,
+                   loader->slot_bytes);
+            batch->labels[s] = batch->labels[first_decoded];
+            batch->file_index[s] = batch->file_index[first_decoded];
+        } else {
+            memset(dst, 0, loader->slot_bytes);
+        }
+    }
+}
+
+int dt_loader_next(dt_loader *loader, const dt_batch **batch, dt_error *err) {
+    *batch = NULL;
+    pthread_mutex_lock(&loader->lock);
+    if (!loader->started) {
+        pthread_mutex_unlock(&loader->lock);
+        return dt_fail(err, "loader: dt_loader_next called before dt_loader_start");
+    }
+    if (loader->delivered >= loader->n_batches) {
+        pthread_mutex_unlock(&loader->lock);
+        return 0;
+    }
+    size_t wanted = loader->delivered;
+    ring_buffer *buffer = &loader->ring[wanted % (size_t)loader->ring_size];
+    if (buffer->held) {
+        pthread_mutex_unlock(&loader->lock);
+        return dt_fail(err,
+                       "loader: all %d prefetch buffers are held; release batches with "
+                       "dt_loader_release before asking for more",
+                       loader->ring_size);
+    }
+    if (!(buffer->batch_number == wanted && buffer->done == loader->opt.batch_size)) {
+        double start = monotonic_seconds();
+        while (!(buffer->batch_number == wanted && buffer->done == loader->opt.batch_size))
+            pthread_cond_wait(&loader->batch_ready, &loader->lock);
+        loader->wait_seconds += monotonic_seconds() - start;
+    }
+    buffer->held = 1;
+    loader->delivered++;
+    pthread_mutex_unlock(&loader->lock);
+
+    finish_batch(loader, buffer); /* no worker touches a complete buffer */
+    *batch = &buffer->batch;
+    return 0;
+}
+
+void dt_loader_release(dt_loader *loader, const dt_batch *batch) {
+    if (!loader || !batch) return;
+    pthread_mutex_lock(&loader->lock);
+    for (int k = 0; k < loader->ring_size; k++) {
+        ring_buffer *buffer = &loader->ring[k];
+        if (&buffer->batch == batch && buffer->held) {
+            buffer->held = 0;
+            buffer->batch_number += (size_t)loader->ring_size;
+            buffer->done = 0;
+            pthread_cond_broadcast(&loader->work_available);
+            break;
+        }
+    }
+    pthread_mutex_unlock(&loader->lock);
+}
+
+size_t dt_loader_skipped_files(const dt_loader *loader) {
+    dt_loader *mutable_loader = (dt_loader *)loader;
+    pthread_mutex_lock(&mutable_loader->report_lock);
+    size_t skipped = loader->skipped;
+    pthread_mutex_unlock(&mutable_loader->report_lock);
+    return skipped;
+}
+
+/* The flags are written by workers under report_lock; read them between epochs (when every
+ * started image is finished, as after the last batch). */
+const uint8_t *dt_loader_bad_files(const dt_loader *loader) {
+    return loader->reported;
+}
+
+double dt_loader_wait_seconds(const dt_loader *loader) {
+    dt_loader *mutable_loader = (dt_loader *)loader;
+    pthread_mutex_lock(&mutable_loader->lock);
+    double seconds = loader->wait_seconds;
+    pthread_mutex_unlock(&mutable_loader->lock);
+    return seconds;
+}
+
+void dt_loader_destroy(dt_loader *loader) {
+    if (!loader) return;
+    pthread_mutex_lock(&loader->lock);
+    loader->shutting_down = 1;
+    pthread_cond_broadcast(&loader->work_available);
+    pthread_mutex_unlock(&loader->lock);
+    for (int t = 0; t < loader->n_threads; t++) pthread_join(loader->threads[t], NULL);
+    free(loader->threads);
+    free_ring(loader);
+    free(loader->indices);
+    free(loader->reported);
+    pthread_cond_destroy(&loader->work_available);
+    pthread_cond_destroy(&loader->batch_ready);
+    pthread_cond_destroy(&loader->workers_idle);
+    pthread_mutex_destroy(&loader->lock);
+    pthread_mutex_destroy(&loader->report_lock);
+    free(loader);
+}

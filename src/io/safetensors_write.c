@@ -1,0 +1,343 @@
+/* Writes safetensors files laid out byte for byte as the Python safetensors library writes them:
+ * compact JSON header with "__metadata__" first (keys sorted here; Python's order is a hash
+ * order), then tensors sorted by dtype alignment (largest first) and name, data in that order,
+ * header padded with spaces to a multiple of 8 bytes. Files appear atomically (PATH.tmp + rename).
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "dtrain/safetensors.h"
+#include "io/safetensors_dtype.h"
+
+typedef struct pending_tensor {
+    char *name;
+    dt_st_dtype dtype;
+    int ndim;
+    int64_t shape[DT_ST_MAX_DIMS];
+    size_t byte_count;
+    uint8_t *data; /* a copy of the caller's bytes */
+} pending_tensor;
+
+struct dt_st_writer {
+    pending_tensor *tensors;
+    size_t n_tensors, tensor_capacity;
+    dt_st_metadata_entry *metadata;
+    size_t n_metadata, metadata_capacity;
+};
+
+dt_st_writer *dt_st_writer_create(void) {
+    return calloc(1, sizeof(dt_st_writer));
+}
+
+void dt_st_writer_destroy(dt_st_writer *w) {
+    if (!w) return;
+    for (size_t i = 0; i < w->n_tensors; i++) {
+        free(w->tensors[i].name);
+        free(w->tensors[i].data);
+    }
+    for (size_t i = 0; i < w->n_metadata; i++) {
+        free(w->metadata[i].key);
+        free(w->metadata[i].value);
+    }
+    free(w->tensors);
+    free(w->metadata);
+    free(w);
+}
+
+static int grow(void **array, size_t *capacity, size_t needed, size_t element_size) {
+    if (needed <= *capacity) return 0;
+    size_t capacity_new = *capacity ? 2 * *capacity : 16;
+    void *grown = realloc(*array, capacity_new * element_size);
+    if (!grown) return -1;
+    *array = grown;
+    *capacity = capacity_new;
+    return 0;
+}
+
+int dt_st_writer_add(dt_st_writer *w, const char *name, dt_st_dtype dtype, int ndim,
+                     const int64_t *shape, const void *data, dt_error *err) {
+    if (!w || !name) return dt_fail(err, "safetensors writer: no writer or no tensor name");
+    if (strcmp(name, "__metadata__") == 0)
+        return dt_fail(err, "safetensors writer: '__metadata__' cannot name a tensor");
+    if ((int)dtype < 0 || dtype >= DT_ST_DTYPE_COUNT)
+        return dt_fail(err, "safetensors writer: tensor '%s': invalid dtype %d", name, (int)dtype);
+    if (ndim < 0 || ndim > DT_ST_MAX_DIMS || (ndim > 0 && !shape))
+        return dt_fail(err, "safetensors writer: tensor '%s': %d dimensions (0 to %d allowed)",
+                       name, ndim, DT_ST_MAX_DIMS);
+    size_t byte_count = dt_st_dtype_size(dtype);
+    for (int i = 0; i < ndim; i++) {
+        if (shape[i] < 0)
+            return dt_fail(err, "safetensors writer: tensor '%s': shape[%d] is %lld, must be >= 0",
+                           name, i, (long long)shape[i]);
+        size_t dim = (size_t)shape[i];
+        if (dim != 0 && byte_count > SIZE_MAX / dim)
+            return dt_fail(err, "safetensors writer: tensor '%s': too large", name);
+        byte_count *= dim;
+    }
+    if (byte_count > 0 && !data)
+        return dt_fail(err, "safetensors writer: tensor '%s': no data", name);
+    for (size_t i = 0; i < w->n_tensors; i++)
+        if (strcmp(w->tensors[i].name, name) == 0)
+            return dt_fail(err, "safetensors writer: tensor '%s' added twice", name);
+    if (grow((void **)&w->tensors, &w->tensor_capacity, w->n_tensors + 1, sizeof *w->tensors) < 0)
+        return dt_fail(err, "safetensors writer: out of memory");
+    pending_tensor t = {.dtype = dtype, .ndim = ndim, .byte_count = byte_count};
+    for (int i = 0; i < ndim; i++) t.shape[i] = shape[i];
+    t.name = strdup(name);
+    t.data = malloc(byte_count ? byte_count : 1);
+    if (!t.name || !t.data) {
+        free(t.name);
+        free(t.data);
+        return dt_fail(err, "safetensors writer: tensor '%s': out of memory (%zu bytes)", name,
+                       byte_count);
+    }
+    if (byte_count) memcpy(t.data, data, byte_count);
+    w->tensors[w->n_tensors++] = t;
+    return 0;
+}
+
+int dt_st_writer_add_metadata(dt_st_writer *w, const char *key, const char *value, dt_error *err) {
+    if (!w || !key || !value) return dt_fail(err, "safetensors writer: no writer, key or value");
+    for (size_t i = 0; i < w->n_metadata; i++)
+        if (strcmp(w->metadata[i].key, key) == 0)
+            return dt_fail(err, "safetensors writer: metadata key '%s' added twice", key);
+    if (grow((void **)&w->metadata, &w->metadata_capacity, w->n_metadata + 1, sizeof *w->metadata) <
+        0)
+        return dt_fail(err, "safetensors writer: out of memory");
+    dt_st_metadata_entry entry = {strdup(key), strdup(value)};
+    if (!entry.key || !entry.value) {
+        free(entry.key);
+        free(entry.value);
+        return dt_fail(err, "safetensors writer: out of memory");
+    }
+    w->metadata[w->n_metadata++] = entry;
+    return 0;
+}
+
+/* A growable text buffer; a failed allocation sticks and is reported once at the end. */
+typedef struct text_buffer {
+    char *data;
+    size_t length, capacity;
+    int out_of_memory;
+} text_buffer;
+
+static void append_bytes(text_buffer *b, const char *bytes, size_t n) {
+    if (b->out_of_memory) return;
+    if (b->length + n + 1 > b->capacity) {
+        size_t capacity = b->capacity ? b->capacity : 256;
+        while (capacity < b->length + n + 1) capacity *= 2;
+        char *grown = realloc(b->data, capacity);
+        if (!grown) {
+            b->out_of_memory = 1;
+            return;
+        }
+        b->data = grown;
+        b->capacity = capacity;
+    }
+    memcpy(b->data + b->length, bytes, n);
+    b->length += n;
+    b->data[b->length] = '\0';
+}
+
+static void append_text(text_buffer *b, const char *text) {
+    append_bytes(b, text, strlen(text));
+}
+
+/* A JSON string escaped as serde_json escapes it: \" \\ \b \f \n \r \t, other control characters
+ * as \u00xx, everything else (UTF-8 included) as is. */
+static void append_json_string(text_buffer *b, const char *text) {
+    append_bytes(b, "\"", 1);
+    for (const unsigned char *c = (const unsigned char *)text; *c; c++) {
+        char escape[8];
+        switch (*c) {
+        case '"':
+            append_bytes(b, "\\\"", 2);
+            break;
+        case '\\':
+            append_bytes(b, "\\\\", 2);
+            break;
+        case '\b':
+            append_bytes(b, "\\b", 2);
+            break;
+        case '\f':
+            append_bytes(b, "\\f", 2);
+            break;
+        case '\n':
+            append_bytes(b, "\\n", 2);
+            break;
+        case '\r':
+            append_bytes(b, "\\r", 2);
+            break;
+        case '\t':
+            append_bytes(b, "\\t", 2);
+            break;
+        default:
+            if (*c < 0x20) {
+                snprintf(escape, sizeof escape, "\\u%04x", *c);
+                append_text(b, escape);
+            } else {
+                append_bytes(b, (const char *)c, 1);
+            }
+        }
+    }
+    append_bytes(b, "\"", 1);
+}
+
+static int compare_tensor_order(const void *a, const void *b) {
+    const pending_tensor *ta = *(const pending_tensor *const *)a;
+    const pending_tensor *tb = *(const pending_tensor *const *)b;
+    int rank_a = dt_st_dtype_alignment_rank(ta->dtype),
+        rank_b = dt_st_dtype_alignment_rank(tb->dtype);
+    if (rank_a != rank_b) return rank_a > rank_b ? -1 : 1;
+    return strcmp(ta->name, tb->name);
+}
+
+static int compare_metadata_keys(const void *a, const void *b) {
+    return strcmp(((const dt_st_metadata_entry *)a)->key, ((const dt_st_metadata_entry *)b)->key);
+}
+
+/* Builds the padded header and the order in which tensor data follows it. */
+static int build_header(dt_st_writer *w, text_buffer *header, pending_tensor ***order,
+                        size_t *data_size, dt_error *err) {
+    *order = malloc((w->n_tensors ? w->n_tensors : 1) * sizeof **order);
+    if (!*order) return dt_fail(err, "safetensors writer: out of memory");
+    for (size_t i = 0; i < w->n_tensors; i++) (*order)[i] = &w->tensors[i];
+    qsort(*order, w->n_tensors, sizeof **order, compare_tensor_order);
+    if (w->n_metadata > 1)
+        qsort(w->metadata, w->n_metadata, sizeof *w->metadata, compare_metadata_keys);
+
+    append_text(header, "{");
+    if (w->n_metadata > 0) {
+        append_text(header, "\"__metadata__\":{");
+        for (size_t i = 0; i < w->n_metadata; i++) {
+            if (i) append_text(header, ",");
+            append_json_string(header, w->metadata[i].key);
+            append_text(header, ":");
+            append_json_string(header, w->metadata[i].value);
+        }
+        append_text(header, w->n_tensors ? "}," : "}");
+    }
+    size_t offset = 0;
+    for (size_t i = 0; i < w->n_tensors; i++) {
+        const pending_tensor *t = (*order)[i];
+        char number[48];
+        if (i) append_text(header, ",");
+        append_json_string(header, t->name);
+        append_text(header, ":{\"dtype\":\"");
+        append_text(header, dt_st_dtype_name(t->dtype));
+        append_text(header, "\",\"shape\":[");
+        for (int d = 0; d < t->ndim; d++) {
+            snprintf(number, sizeof number, "%s%lld", d ? "," : "", (long long)t->shape[d]);
+            append_text(header, number);
+        }
+        if (t->byte_count > SIZE_MAX - offset) {
+            free(*order);
+            return dt_fail(err, "safetensors writer: total tensor size overflows");
+        }
+        snprintf(number, sizeof number, "],\"data_offsets\":[%zu,%zu]}", offset,
+                 offset + t->byte_count);
+        append_text(header, number);
+        offset += t->byte_count;
+    }
+    append_text(header, "}");
+    while (header->length % 8 != 0) append_text(header, " ");
+    if (header->out_of_memory) {
+        free(*order);
+        return dt_fail(err, "safetensors writer: out of memory building the header");
+    }
+    *data_size = offset;
+    return 0;
+}
+
+static void store_le64(uint8_t *out, uint64_t value) {
+    for (int i = 0; i < 8; i++) out[i] = (uint8_t)(value >> (8 * i));
+}
+
+int dt_st_writer_serialize(dt_st_writer *w, uint8_t **bytes, size_t *size, dt_error *err) {
+    *bytes = NULL;
+    *size = 0;
+    if (!w) return dt_fail(err, "safetensors writer: no writer");
+    text_buffer header = {0};
+    pending_tensor **order;
+    size_t data_size;
+    if (build_header(w, &header, &order, &data_size, err) < 0) {
+        free(header.data);
+        return -1;
+    }
+    size_t total = 8 + header.length + data_size;
+    uint8_t *out = malloc(total);
+    if (!out) {
+        free(header.data);
+        free(order);
+        return dt_fail(err, "safetensors writer: out of memory (%zu bytes)", total);
+    }
+    store_le64(out, header.length);
+    memcpy(out + 8, header.data, header.length);
+    size_t at = 8 + header.length;
+    for (size_t i = 0; i < w->n_tensors; i++) {
+        if (order[i]->byte_count) memcpy(out + at, order[i]->data, order[i]->byte_count);
+        at += order[i]->byte_count;
+    }
+    free(header.data);
+    free(order);
+    *bytes = out;
+    *size = total;
+    return 0;
+}
+
+static int write_all(FILE *file, const void *bytes, size_t n) {
+    return n == 0 || fwrite(bytes, 1, n, file) == n ? 0 : -1;
+}
+
+int dt_st_writer_write(dt_st_writer *w, const char *path, dt_error *err) {
+    if (!w) return dt_fail(err, "%s: no safetensors writer", path);
+    text_buffer header = {0};
+    pending_tensor **order;
+    size_t data_size;
+    if (build_header(w, &header, &order, &data_size, err) < 0) {
+        free(header.data);
+        return dt_error_prefix(err, "%s", path);
+    }
+    size_t path_length = strlen(path);
+    char *temporary = malloc(path_length + 5);
+    if (!temporary) {
+        free(header.data);
+        free(order);
+        return dt_fail(err, "%s: out of memory", path);
+    }
+    memcpy(temporary, path, path_length);
+    memcpy(temporary + path_length, ".tmp", 5);
+
+    int result = 0;
+    FILE *file = fopen(temporary, "wb");
+    if (!file) {
+        result = dt_fail(err, "%s: cannot create %s: %s", path, temporary, strerror(errno));
+    } else {
+        uint8_t length[8];
+        store_le64(length, header.length);
+        int failed = write_all(file, length, 8) || write_all(file, header.data, header.length);
+        for (size_t i = 0; i < w->n_tensors && !failed; i++)
+            failed = write_all(file, order[i]->data, order[i]->byte_count);
+        if (!failed) failed = fflush(file) != 0 || fsync(fileno(file)) != 0;
+        int saved_errno = errno;
+        if (fclose(file) != 0 && !failed) {
+            failed = 1;
+            saved_errno = errno;
+        }
+        if (failed) {
+            result =
+                dt_fail(err, "%s: writing %s failed: %s", path, temporary, strerror(saved_errno));
+        } else if (rename(temporary, path) != 0) {
+            result = dt_fail(err, "%s: cannot rename %s into place: %s", path, temporary,
+                             strerror(errno));
+        }
+        if (result < 0) remove(temporary);
+    }
+    free(temporary);
+    free(header.data);
+    free(order);
+    return result;
+}

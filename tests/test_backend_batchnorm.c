@@ -1,0 +1,204 @@
+/* CPU backend batch normalisation: training forward (batch statistics, biased variance in the
+ * normalisation, running statistics updated with the unbiased variance and momentum 0.1) and
+ * inference forward (running statistics) against double-precision references; the backward
+ * (dx, dgamma, dbeta) against central finite differences of the training reference, with and
+ * without the fused ReLU, in both activation layouts, in place (dx = dy) and with NULL
+ * parameter gradients. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "test_backend_common.h"
+
+typedef struct bn_case {
+    dt_batchnorm_desc d;
+    double *x, *gamma, *beta, *r, *y;
+} bn_case;
+
+static size_t count_of(const bn_case *c) {
+    return (size_t)c->d.batch * c->d.channels * c->d.height * c->d.width;
+}
+
+/* training: batch statistics into mean/var (biased) when not NULL; else the given stats */
+static void reference_bn(const bn_case *c, int training, const double *stat_mean,
+                         const double *stat_var, double *y, double *mean_out, double *var_out) {
+    const dt_batchnorm_desc *d = &c->d;
+    const size_t plane = (size_t)d->height * d->width;
+    for (int ch = 0; ch < d->channels; ch++) {
+        double mean, var;
+        if (training) {
+            double sum = 0.0, sq = 0.0;
+            for (int n = 0; n < d->batch; n++)
+                for (size_t p = 0; p < plane; p++)
+                    sum += c->x[((size_t)n * d->channels + ch) * plane + p];
+            double count = (double)d->batch * plane;
+            mean = sum / count;
+            for (int n = 0; n < d->batch; n++)
+                for (size_t p = 0; p < plane; p++) {
+                    double v = c->x[((size_t)n * d->channels + ch) * plane + p] - mean;
+                    sq += v * v;
+                }
+            var = sq / count;
+            if (mean_out) mean_out[ch] = mean;
+            if (var_out) var_out[ch] = var;
+        } else {
+            mean = stat_mean[ch];
+            var = stat_var[ch];
+        }
+        double inv = 1.0 / sqrt(var + d->epsilon);
+        for (int n = 0; n < d->batch; n++)
+            for (size_t p = 0; p < plane; p++) {
+                size_t i = ((size_t)n * d->channels + ch) * plane + p;
+                double v = c->gamma[ch] * (c->x[i] - mean) * inv + c->beta[ch];
+                y[i] = d->fuse_relu && v < 0.0 ? 0.0 : v;
+            }
+    }
+}
+
+static double bn_loss(void *state) {
+    bn_case *c = state;
+    reference_bn(c, 1, NULL, NULL, c->y, NULL, NULL);
+    return test_dot(c->r, c->y, count_of(c));
+}
+
+static void check_fd(const char *label, const char *name, bn_case *c, double *value, size_t count,
+                     const double *got) {
+    double *fd = test_doubles(count);
+    for (size_t i = 0; i < count; i++) fd[i] = test_finite_difference(value, i, 1e-5, bn_loss, c);
+    char what[200];
+    snprintf(what, sizeof what, "%s %s", label, name);
+    CHECK_ARRAY_CLOSE(what, got, fd, count, 2e-3, 2e-4);
+    free(fd);
+}
+
+static void run_case(dt_backend *b, dt_batchnorm_desc d, int in_place) {
+    dt_error err = {0};
+    bn_case c = {.d = d};
+    const size_t count = count_of(&c), C = (size_t)d.channels;
+    uint64_t state = 777u + (uint64_t)d.channels * 13u + (uint64_t)d.fuse_relu;
+    c.x = test_doubles(count), c.r = test_doubles(count), c.y = test_doubles(count);
+    c.gamma = test_doubles(C), c.beta = test_doubles(C);
+    test_random_fill(c.x, count, -2.0, 3.0, &state);
+    test_random_fill(c.r, count, -1.0, 1.0, &state);
+    test_random_fill(c.gamma, C, 0.5, 1.5, &state);
+    test_random_fill(c.beta, C, -0.5, 0.5, &state);
+    char label[160];
+    snprintf(label, sizeof label, "batchnorm %dx%dx%dx%d%s%s", d.batch, d.channels, d.height,
+             d.width, d.fuse_relu ? " +relu" : "", in_place ? " in-place" : "");
+
+    dt_layer *layer = b->ops->batchnorm_create(b->ctx, &d, &err);
+    CHECK_MSG(layer != NULL, "%s: %s", label, err.message);
+    if (!layer) return;
+    dt_tensor *x = test_tensor(b, d.batch, d.channels, d.height, d.width, c.x);
+    dt_tensor *y = test_tensor(b, d.batch, d.channels, d.height, d.width, NULL);
+    dt_tensor *dy = test_tensor(b, d.batch, d.channels, d.height, d.width, c.r);
+    dt_tensor *dx = in_place ? dy : test_tensor(b, d.batch, d.channels, d.height, d.width, NULL);
+    float *gamma = test_floats(C), *beta = test_floats(C), *rmean = test_floats(C),
+          *rvar = test_floats(C), *dgamma = test_floats(C), *dbeta = test_floats(C);
+    test_to_float(gamma, c.gamma, C);
+    test_to_float(beta, c.beta, C);
+    double *start_mean = test_doubles(C), *start_var = test_doubles(C);
+    test_random_fill(start_mean, C, -0.2, 0.2, &state);
+    test_random_fill(start_var, C, 0.5, 2.0, &state);
+    test_to_float(rmean, start_mean, C);
+    test_to_float(rvar, start_var, C);
+
+    /* training forward */
+    double *want = test_doubles(count), *got = test_doubles(count);
+    double *batch_mean = test_doubles(C), *batch_var = test_doubles(C);
+    reference_bn(&c, 1, NULL, NULL, want, batch_mean, batch_var);
+    CHECK_MSG(b->ops->batchnorm_forward(b->ctx, layer, gamma, beta, rmean, rvar, 1, x, y, &err) ==
+                  0,
+              "%s: %s", label, err.message);
+    test_tensor_read(b, y, got, count);
+    char what[200];
+    snprintf(what, sizeof what, "%s training forward", label);
+    CHECK_ARRAY_CLOSE(what, got, want, count, 1e-4, 1e-5);
+
+    /* running statistics: momentum 0.1, unbiased variance n/(n-1) */
+    double n = (double)d.batch * d.height * d.width;
+    double *want_mean = test_doubles(C), *want_var = test_doubles(C);
+    double *got_mean = test_doubles(C), *got_var = test_doubles(C);
+    for (size_t ch = 0; ch < C; ch++) {
+        want_mean[ch] = 0.9 * start_mean[ch] + 0.1 * batch_mean[ch];
+        want_var[ch] = 0.9 * start_var[ch] + 0.1 * batch_var[ch] * n / (n - 1.0);
+    }
+    test_to_double(got_mean, rmean, C);
+    test_to_double(got_var, rvar, C);
+    snprintf(what, sizeof what, "%s running mean", label);
+    CHECK_ARRAY_CLOSE(what, got_mean, want_mean, C, 1e-5, 1e-6);
+    snprintf(what, sizeof what, "%s running var (unbiased)", label);
+    CHECK_ARRAY_CLOSE(what, got_var, want_var, C, 1e-5, 1e-6);
+
+    /* backward after the training forward */
+    CHECK_MSG(b->ops->batchnorm_backward(b->ctx, layer, gamma, beta, x, y, dy, dx, dgamma, dbeta,
+                                         &err) == 0,
+              "%s: %s", label, err.message);
+    double *dx_got = test_doubles(count), *dgamma_got = test_doubles(C),
+           *dbeta_got = test_doubles(C);
+    test_tensor_read(b, dx, dx_got, count);
+    test_to_double(dgamma_got, dgamma, C);
+    test_to_double(dbeta_got, dbeta, C);
+    check_fd(label, "dx", &c, c.x, count, dx_got);
+    check_fd(label, "dgamma", &c, c.gamma, C, dgamma_got);
+    check_fd(label, "dbeta", &c, c.beta, C, dbeta_got);
+
+    /* NULL parameter gradients: dx alone, same values */
+    if (!in_place) {
+        CHECK(b->ops->batchnorm_backward(b->ctx, layer, gamma, beta, x, y, dy, dx, NULL, NULL,
+                                         &err) == 0);
+        double *again = test_doubles(count);
+        test_tensor_read(b, dx, again, count);
+        snprintf(what, sizeof what, "%s dx without parameter gradients", label);
+        CHECK_ARRAY_CLOSE(what, again, dx_got, count, 0.0, 0.0);
+        free(again);
+    }
+
+    /* inference forward uses the running statistics */
+    double *stat_mean = test_doubles(C), *stat_var = test_doubles(C);
+    test_to_double(stat_mean, rmean, C);
+    test_to_double(stat_var, rvar, C);
+    reference_bn(&c, 0, stat_mean, stat_var, want, NULL, NULL);
+    CHECK(b->ops->batchnorm_forward(b->ctx, layer, gamma, beta, rmean, rvar, 0, x, y, &err) == 0);
+    test_tensor_read(b, y, got, count);
+    snprintf(what, sizeof what, "%s inference forward", label);
+    CHECK_ARRAY_CLOSE(what, got, want, count, 1e-4, 1e-5);
+    /* and leaves them unchanged */
+    test_to_double(got_var, rvar, C);
+    snprintf(what, sizeof what, "%s running var after inference", label);
+    CHECK_ARRAY_CLOSE(what, got_var, stat_var, C, 0.0, 0.0);
+
+    b->ops->layer_destroy(b->ctx, layer);
+    b->ops->tensor_destroy(b->ctx, x);
+    b->ops->tensor_destroy(b->ctx, y);
+    b->ops->tensor_destroy(b->ctx, dy);
+    if (!in_place) b->ops->tensor_destroy(b->ctx, dx);
+    free(gamma), free(beta), free(rmean), free(rvar), free(dgamma), free(dbeta);
+    free(start_mean), free(start_var), free(want), free(got), free(batch_mean), free(batch_var);
+    free(want_mean), free(want_var), free(got_mean), free(got_var), free(dx_got), free(dgamma_got),
+        free(dbeta_got), free(stat_mean), free(stat_var);
+    free(c.x), free(c.r), free(c.y), free(c.gamma), free(c.beta);
+}
+
+int main(void) {
+    dt_backend b = test_backend_open();
+    /* batch, channels, h, w, momentum, eps, fuse_relu */
+    run_case(&b, (dt_batchnorm_desc){4, 16, 5, 5, 0.1f, 1e-5f, 0}, 0);
+    run_case(&b, (dt_batchnorm_desc){4, 16, 5, 5, 0.1f, 1e-5f, 1}, 0);
+    run_case(&b, (dt_batchnorm_desc){2, 32, 3, 4, 0.1f, 1e-5f, 1}, 1);
+    run_case(&b, (dt_batchnorm_desc){3, 6, 4, 4, 0.1f, 1e-5f, 0}, 1);
+    run_case(&b, (dt_batchnorm_desc){3, 6, 4, 4, 0.1f, 1e-5f, 1}, 0);
+
+    /* a backward before any training forward is refused */
+    dt_error err = {0};
+    dt_batchnorm_desc d = {2, 16, 2, 2, 0.1f, 1e-5f, 0};
+    dt_layer *layer = b.ops->batchnorm_create(b.ctx, &d, &err);
+    dt_tensor *t = test_tensor(&b, 2, 16, 2, 2, NULL);
+    float params[16] = {0};
+    CHECK(b.ops->batchnorm_backward(b.ctx, layer, params, params, t, t, t, t, NULL, NULL, &err) ==
+          -1);
+    CHECK(strstr(err.message, "training forward") != NULL);
+    b.ops->layer_destroy(b.ctx, layer);
+    b.ops->tensor_destroy(b.ctx, t);
+    b.ops->destroy(b.ctx);
+    return dt_test_summary("backend_batchnorm");
+}

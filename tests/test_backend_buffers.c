@@ -1,0 +1,153 @@
+/* CPU backend flat buffers: zero-filled allocation, upload/download, fill, axpy, sum of squares
+ * and the SGD update (torch.optim.SGD: plain, weight decay, momentum first and later steps,
+ * nesterov) against hand-computed values and, on large buffers that take the threaded path,
+ * against a double-precision sequential reference. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "test_backend_common.h"
+
+static float *alloc_buffer(dt_backend *b, size_t count) {
+    dt_error err = {0};
+    float *buffer = b->ops->buffer_alloc(b->ctx, count, &err);
+    if (!buffer) {
+        fprintf(stderr, "buffer_alloc: %s\n", err.message);
+        exit(1);
+    }
+    return buffer;
+}
+
+/* Runs one SGD step on {1, -2} with grads {0.5, 0.25}, lr 0.1, from momentum state buf. */
+static void sgd_two(dt_backend *b, dt_sgd_params p, float params[2], float buf[2]) {
+    dt_error err = {0};
+    const float grads[2] = {0.5f, 0.25f};
+    CHECK_MSG(
+        b->ops->sgd_step(b->ctx, &p, params, grads, p.momentum != 0.0f ? buf : NULL, 2, &err) == 0,
+        "%s", err.message);
+}
+
+static void check_sgd_by_hand(dt_backend *b) {
+    float p[2], buf[2];
+    /* plain: p -= lr * g */
+    p[0] = 1.0f, p[1] = -2.0f;
+    sgd_two(b, (dt_sgd_params){.lr = 0.1f}, p, buf);
+    CHECK_CLOSE(p[0], 0.95, 1e-6, 0);
+    CHECK_CLOSE(p[1], -2.025, 1e-6, 0);
+    /* weight decay 0.01: g = {0.51, 0.23} */
+    p[0] = 1.0f, p[1] = -2.0f;
+    sgd_two(b, (dt_sgd_params){.lr = 0.1f, .weight_decay = 0.01f}, p, buf);
+    CHECK_CLOSE(p[0], 0.949, 1e-6, 0);
+    CHECK_CLOSE(p[1], -2.023, 1e-6, 0);
+    /* momentum 0.9: first step buf = g; second buf = 0.9 buf + g = {0.95, 0.475} */
+    p[0] = 1.0f, p[1] = -2.0f;
+    buf[0] = buf[1] = 123.0f; /* garbage: the first step must ignore it */
+    sgd_two(b, (dt_sgd_params){.lr = 0.1f, .momentum = 0.9f, .first_step = 1}, p, buf);
+    CHECK_CLOSE(buf[0], 0.5, 1e-6, 0);
+    CHECK_CLOSE(p[0], 0.95, 1e-6, 0);
+    CHECK_CLOSE(p[1], -2.025, 1e-6, 0);
+    sgd_two(b, (dt_sgd_params){.lr = 0.1f, .momentum = 0.9f}, p, buf);
+    CHECK_CLOSE(buf[0], 0.95, 1e-6, 0);
+    CHECK_CLOSE(buf[1], 0.475, 1e-6, 0);
+    CHECK_CLOSE(p[0], 0.855, 1e-6, 0);
+    CHECK_CLOSE(p[1], -2.0725, 1e-6, 0);
+    /* nesterov: step = g + 0.9 buf; first {0.95, 0.475}, then {1.355, 0.6775} */
+    p[0] = 1.0f, p[1] = -2.0f;
+    sgd_two(b, (dt_sgd_params){.lr = 0.1f, .momentum = 0.9f, .nesterov = 1, .first_step = 1}, p,
+            buf);
+    CHECK_CLOSE(p[0], 0.905, 1e-6, 0);
+    CHECK_CLOSE(p[1], -2.0475, 1e-6, 0);
+    sgd_two(b, (dt_sgd_params){.lr = 0.1f, .momentum = 0.9f, .nesterov = 1}, p, buf);
+    CHECK_CLOSE(p[0], 0.7695, 1e-6, 0);
+    CHECK_CLOSE(p[1], -2.11525, 1e-6, 0);
+    /* momentum without a buffer is an error */
+    dt_error err = {0};
+    dt_sgd_params bad = {.lr = 0.1f, .momentum = 0.9f};
+    const float g[2] = {0};
+    CHECK(b->ops->sgd_step(b->ctx, &bad, p, g, NULL, 2, &err) == -1);
+    CHECK(strstr(err.message, "momentum") != NULL);
+}
+
+/* Three steps on a large buffer against a double-precision reference. */
+static void check_sgd_large(dt_backend *b, dt_sgd_params p) {
+    enum { COUNT = 100003 };
+    dt_error err = {0};
+    uint64_t state = 2024u + (uint64_t)p.nesterov;
+    double *params = test_doubles(COUNT), *grads = test_doubles(COUNT), *buf = test_doubles(COUNT);
+    test_random_fill(params, COUNT, -1.0, 1.0, &state);
+    float *dparams = alloc_buffer(b, COUNT), *dgrads = alloc_buffer(b, COUNT),
+          *dbuf = alloc_buffer(b, COUNT), *host = test_floats(COUNT);
+    test_to_float(host, params, COUNT);
+    CHECK(b->ops->buffer_upload(b->ctx, dparams, host, COUNT, &err) == 0);
+    for (int step = 0; step < 3; step++) {
+        test_random_fill(grads, COUNT, -1.0, 1.0, &state);
+        test_to_float(host, grads, COUNT);
+        CHECK(b->ops->buffer_upload(b->ctx, dgrads, host, COUNT, &err) == 0);
+        p.first_step = step == 0;
+        CHECK(b->ops->sgd_step(b->ctx, &p, dparams, dgrads, dbuf, COUNT, &err) == 0);
+        for (size_t i = 0; i < COUNT; i++) {
+            double g = grads[i] + p.weight_decay * params[i];
+            buf[i] = step == 0 ? g : p.momentum * buf[i] + g;
+            params[i] -= p.lr * (p.nesterov ? g + p.momentum * buf[i] : buf[i]);
+        }
+    }
+    double *got = test_doubles(COUNT);
+    CHECK(b->ops->buffer_download(b->ctx, host, dparams, COUNT, &err) == 0);
+    test_to_double(got, host, COUNT);
+    CHECK_ARRAY_CLOSE(p.nesterov ? "sgd nesterov, 3 steps" : "sgd momentum, 3 steps", got, params,
+                      COUNT, 1e-5, 1e-6);
+    b->ops->buffer_free(b->ctx, dparams);
+    b->ops->buffer_free(b->ctx, dgrads);
+    b->ops->buffer_free(b->ctx, dbuf);
+    free(params), free(grads), free(buf), free(got), free(host);
+}
+
+static void check_buffer_ops(dt_backend *b) {
+    enum { COUNT = 70001 };
+    dt_error err = {0};
+    float *x = alloc_buffer(b, COUNT), *y = alloc_buffer(b, COUNT), *host = test_floats(COUNT);
+    CHECK(b->ops->buffer_download(b->ctx, host, x, COUNT, &err) == 0);
+    int zero = 1;
+    for (size_t i = 0; i < COUNT; i++) zero &= host[i] == 0.0f;
+    CHECK_MSG(zero, "buffer_alloc is zero-filled");
+
+    double *xs = test_doubles(COUNT);
+    uint64_t state = 17u;
+    test_random_fill(xs, COUNT, -2.0, 2.0, &state);
+    test_to_float(host, xs, COUNT);
+    CHECK(b->ops->buffer_upload(b->ctx, x, host, COUNT, &err) == 0);
+    CHECK(b->ops->buffer_fill(b->ctx, y, 0.5f, COUNT, &err) == 0);
+    CHECK(b->ops->buffer_axpy(b->ctx, y, -3.0f, x, COUNT, &err) == 0);
+    CHECK(b->ops->buffer_download(b->ctx, host, y, COUNT, &err) == 0);
+    int exact = 1;
+    for (size_t i = 0; i < COUNT; i++) exact &= host[i] == 0.5f + -3.0f * (float)xs[i];
+    CHECK_MSG(exact, "fill 0.5 then axpy -3");
+
+    double sum = 0.0, want = 0.0;
+    for (size_t i = 0; i < COUNT; i++) want += xs[i] * xs[i];
+    CHECK(b->ops->buffer_sum_squares(b->ctx, x, COUNT, &sum, &err) == 0);
+    CHECK_CLOSE(sum, want, 1e-12, 0);
+    CHECK(b->ops->buffer_sum_squares(b->ctx, x, 0, &sum, &err) == 0);
+    CHECK(sum == 0.0);
+    /* a NaN shows in the sum of squares */
+    host[0] = NAN;
+    CHECK(b->ops->buffer_upload(b->ctx, x, host, 1, &err) == 0);
+    CHECK(b->ops->buffer_sum_squares(b->ctx, x, COUNT, &sum, &err) == 0);
+    CHECK(isnan(sum));
+    b->ops->buffer_free(b->ctx, x);
+    b->ops->buffer_free(b->ctx, y);
+    free(host), free(xs);
+}
+
+int main(void) {
+    dt_backend b = test_backend_open();
+    CHECK_STR_EQ(b.ops->name, "cpu");
+    check_buffer_ops(&b);
+    check_sgd_by_hand(&b);
+    check_sgd_large(&b, (dt_sgd_params){.lr = 0.05f, .momentum = 0.9f, .weight_decay = 1e-4f});
+    check_sgd_large(
+        &b, (dt_sgd_params){.lr = 0.05f, .momentum = 0.9f, .weight_decay = 5e-4f, .nesterov = 1});
+    dt_error err = {0};
+    CHECK(b.ops->synchronize(b.ctx, &err) == 0);
+    b.ops->destroy(b.ctx);
+    return dt_test_summary("backend_buffers");
+}

@@ -1,0 +1,171 @@
+/* CPU backend convolution: forward against a double-precision direct convolution, backward
+ * (input and weight gradients) against central finite differences of that reference, for the
+ * shapes of ResNet-18 (7x7 s2 p3 from RGB, 3x3 s1/s2, 1x1 s2) in both activation layouts, plus
+ * the reuse of forward-reordered weights when the weights change between steps. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "test_backend_common.h"
+
+typedef struct conv_case {
+    dt_conv_desc d;
+    int out_h, out_w;
+    double *x, *weight, *r; /* input, OIHW weights, loss coefficients on y */
+    double *y;              /* reference output scratch */
+} conv_case;
+
+static size_t x_count(const conv_case *c) {
+    const dt_conv_desc *d = &c->d;
+    return (size_t)d->batch * d->in_channels * d->in_height * d->in_width;
+}
+static size_t w_count(const conv_case *c) {
+    const dt_conv_desc *d = &c->d;
+    return (size_t)d->out_channels * d->in_channels * d->kernel * d->kernel;
+}
+static size_t y_count(const conv_case *c) {
+    return (size_t)c->d.batch * c->d.out_channels * c->out_h * c->out_w;
+}
+
+static void reference_conv(const conv_case *c, double *y) {
+    const dt_conv_desc *d = &c->d;
+    const int H = d->in_height, W = d->in_width, K = d->kernel, C = d->in_channels;
+    for (int n = 0; n < d->batch; n++)
+        for (int o = 0; o < d->out_channels; o++)
+            for (int oh = 0; oh < c->out_h; oh++)
+                for (int ow = 0; ow < c->out_w; ow++) {
+                    double sum = 0.0;
+                    for (int ci = 0; ci < C; ci++)
+                        for (int kh = 0; kh < K; kh++)
+                            for (int kw = 0; kw < K; kw++) {
+                                int ih = oh * d->stride - d->padding + kh;
+                                int iw = ow * d->stride - d->padding + kw;
+                                if (ih < 0 || ih >= H || iw < 0 || iw >= W) continue;
+                                sum += c->x[((size_t)(n * C + ci) * H + ih) * W + iw] *
+                                       c->weight[((size_t)(o * C + ci) * K + kh) * K + kw];
+                            }
+                    y[((size_t)(n * d->out_channels + o) * c->out_h + oh) * c->out_w + ow] = sum;
+                }
+}
+
+static double conv_loss(void *state) {
+    conv_case *c = state;
+    reference_conv(c, c->y);
+    return test_dot(c->r, c->y, y_count(c));
+}
+
+/* Compares got (backend gradient, full array) with finite differences at sampled indices. */
+static void check_gradient_samples(const char *what, conv_case *c, double *value, size_t count,
+                                   const double *got) {
+    enum { SAMPLES = 40 };
+    double fd[SAMPLES], analytic[SAMPLES];
+    uint64_t state = 0x9e3779b97f4a7c15ULL ^ count;
+    int samples = count < SAMPLES ? (int)count : SAMPLES;
+    for (int s = 0; s < samples; s++) {
+        size_t index = (size_t)(test_random(&state, 0.0, 1.0) * (double)count) % count;
+        fd[s] = test_finite_difference(value, index, 1e-3, conv_loss, c);
+        analytic[s] = got[index];
+    }
+    CHECK_ARRAY_CLOSE(what, analytic, fd, (size_t)samples, 1e-3, 1e-4);
+}
+
+static void run_case(dt_backend *b, dt_conv_desc d) {
+    dt_error err = {0};
+    conv_case c = {.d = d};
+    c.out_h = (d.in_height + 2 * d.padding - d.kernel) / d.stride + 1;
+    c.out_w = (d.in_width + 2 * d.padding - d.kernel) / d.stride + 1;
+    uint64_t state = 12345u + (uint64_t)d.in_channels * 31u + (uint64_t)d.kernel;
+    c.x = test_doubles(x_count(&c));
+    c.weight = test_doubles(w_count(&c));
+    c.r = test_doubles(y_count(&c));
+    c.y = test_doubles(y_count(&c));
+    test_random_fill(c.x, x_count(&c), -1.0, 1.0, &state);
+    test_random_fill(c.weight, w_count(&c), -0.5, 0.5, &state);
+    test_random_fill(c.r, y_count(&c), -1.0, 1.0, &state);
+    char label[160];
+    snprintf(label, sizeof label, "conv %d->%d k%d s%d p%d %dx%d", d.in_channels, d.out_channels,
+             d.kernel, d.stride, d.padding, d.in_height, d.in_width);
+
+    dt_layer *layer = b->ops->conv_create(b->ctx, &d, &err);
+    CHECK_MSG(layer != NULL, "%s: conv_create: %s", label, err.message);
+    if (!layer) return;
+    dt_tensor *x = test_tensor(b, d.batch, d.in_channels, d.in_height, d.in_width, c.x);
+    dt_tensor *y = test_tensor(b, d.batch, d.out_channels, c.out_h, c.out_w, NULL);
+    dt_tensor *dy = test_tensor(b, d.batch, d.out_channels, c.out_h, c.out_w, c.r);
+    dt_tensor *dx = test_tensor(b, d.batch, d.in_channels, d.in_height, d.in_width, NULL);
+    float *weight = test_floats(w_count(&c)), *weight_grad = test_floats(w_count(&c));
+    test_to_float(weight, c.weight, w_count(&c));
+
+    double *want = test_doubles(y_count(&c)), *got = test_doubles(y_count(&c));
+    reference_conv(&c, want);
+    CHECK_MSG(b->ops->conv_forward(b->ctx, layer, weight, x, y, &err) == 0, "%s: %s", label,
+              err.message);
+    test_tensor_read(b, y, got, y_count(&c));
+    char what[200];
+    snprintf(what, sizeof what, "%s forward", label);
+    CHECK_ARRAY_CLOSE(what, got, want, y_count(&c), 1e-4, 1e-5);
+
+    CHECK_MSG(b->ops->conv_backward(b->ctx, layer, weight, x, dy, dx, weight_grad, &err) == 0,
+              "%s: %s", label, err.message);
+    double *dx_got = test_doubles(x_count(&c)), *dw_got = test_doubles(w_count(&c));
+    test_tensor_read(b, dx, dx_got, x_count(&c));
+    test_to_double(dw_got, weight_grad, w_count(&c));
+    snprintf(what, sizeof what, "%s dx", label);
+    check_gradient_samples(what, &c, c.x, x_count(&c), dx_got);
+    snprintf(what, sizeof what, "%s dweight", label);
+    check_gradient_samples(what, &c, c.weight, w_count(&c), dw_got);
+
+    /* Next step: new weights in the same buffer. Forward must reorder them again and the
+     * backward must use them, also when only dx (no weight gradient) is asked for. */
+    for (size_t i = 0; i < w_count(&c); i++) c.weight[i] = (double)(float)(-0.7 * c.weight[i]);
+    test_to_float(weight, c.weight, w_count(&c));
+    reference_conv(&c, want);
+    CHECK(b->ops->conv_forward(b->ctx, layer, weight, x, y, &err) == 0);
+    test_tensor_read(b, y, got, y_count(&c));
+    snprintf(what, sizeof what, "%s forward with new weights", label);
+    CHECK_ARRAY_CLOSE(what, got, want, y_count(&c), 1e-4, 1e-5);
+    CHECK(b->ops->conv_backward(b->ctx, layer, weight, x, dy, dx, NULL, &err) == 0);
+    test_tensor_read(b, dx, dx_got, x_count(&c));
+    snprintf(what, sizeof what, "%s dx with new weights", label);
+    check_gradient_samples(what, &c, c.x, x_count(&c), dx_got);
+
+    /* weight gradient only: dx must stay untouched */
+    memset(weight_grad, 0, w_count(&c) * sizeof(float));
+    CHECK(b->ops->conv_backward(b->ctx, layer, weight, x, dy, NULL, weight_grad, &err) == 0);
+    test_to_double(dw_got, weight_grad, w_count(&c));
+    snprintf(what, sizeof what, "%s dweight only", label);
+    check_gradient_samples(what, &c, c.weight, w_count(&c), dw_got);
+
+    /* a wrongly shaped tensor is refused with a message */
+    dt_tensor *wrong = test_tensor(b, d.batch + 1, d.in_channels, d.in_height, d.in_width, NULL);
+    err.message[0] = 0;
+    CHECK(b->ops->conv_forward(b->ctx, layer, weight, wrong, y, &err) == -1);
+    CHECK(strstr(err.message, "conv_forward") != NULL);
+    b->ops->tensor_destroy(b->ctx, wrong);
+
+    b->ops->layer_destroy(b->ctx, layer);
+    b->ops->tensor_destroy(b->ctx, x);
+    b->ops->tensor_destroy(b->ctx, y);
+    b->ops->tensor_destroy(b->ctx, dy);
+    b->ops->tensor_destroy(b->ctx, dx);
+    free(weight), free(weight_grad), free(want), free(got), free(dx_got), free(dw_got);
+    free(c.x), free(c.weight), free(c.r), free(c.y);
+}
+
+int main(void) {
+    dt_backend b = test_backend_open();
+    /* batch, in, out, h, w, kernel, stride, padding */
+    run_case(&b, (dt_conv_desc){2, 3, 16, 8, 8, 7, 2, 3});  /* the stem: RGB -> blocked */
+    run_case(&b, (dt_conv_desc){2, 16, 16, 8, 8, 3, 1, 1}); /* blocked -> blocked */
+    run_case(&b, (dt_conv_desc){2, 16, 32, 8, 8, 3, 2, 1}); /* stage entry, stride 2 */
+    run_case(&b, (dt_conv_desc){2, 16, 32, 8, 8, 1, 2, 0}); /* downsample 1x1 s2 */
+    run_case(&b, (dt_conv_desc){3, 32, 16, 7, 7, 3, 2, 1}); /* odd size, stride 2 */
+    run_case(&b, (dt_conv_desc){2, 6, 10, 6, 5, 3, 1, 1});  /* plain -> plain */
+    run_case(&b, (dt_conv_desc){2, 16, 8, 5, 5, 3, 1, 0});  /* blocked -> plain, no pad */
+
+    dt_error err = {0};
+    dt_conv_desc bad = {2, 16, 16, 8, 8, 3, 0, 1};
+    CHECK(b.ops->conv_create(b.ctx, &bad, &err) == NULL);
+    CHECK(strstr(err.message, "stride 0") != NULL);
+    b.ops->destroy(b.ctx);
+    return dt_test_summary("backend_conv");
+}

@@ -1,0 +1,95 @@
+/* CPU backend element-wise ops: the residual join y = relu(y + x) against a reference, and the
+ * ReLU backward against central finite differences of relu(y + x) (also in place, dx = dy), in
+ * both activation layouts; tensor_add; shape mismatches are refused. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "test_backend_common.h"
+
+typedef struct join_case {
+    size_t count;
+    double *a, *b, *r, *y; /* y = relu(a + b) */
+} join_case;
+
+static void reference_join(const join_case *c, double *y) {
+    for (size_t i = 0; i < c->count; i++) {
+        double s = c->a[i] + c->b[i];
+        y[i] = s > 0.0 ? s : 0.0;
+    }
+}
+
+static double join_loss(void *state) {
+    join_case *c = state;
+    reference_join(c, c->y);
+    return test_dot(c->r, c->y, c->count);
+}
+
+static void run_case(dt_backend *be, int n, int ch, int h, int w, int in_place) {
+    dt_error err = {0};
+    join_case c = {.count = (size_t)n * ch * h * w};
+    uint64_t state = 5150u + (uint64_t)ch;
+    c.a = test_doubles(c.count), c.b = test_doubles(c.count);
+    c.r = test_doubles(c.count), c.y = test_doubles(c.count);
+    test_random_fill(c.a, c.count, -1.0, 1.0, &state);
+    test_random_fill(c.b, c.count, -1.0, 1.0, &state);
+    test_random_fill(c.r, c.count, -1.0, 1.0, &state);
+    char label[120];
+    snprintf(label, sizeof label, "eltwise %dx%dx%dx%d%s", n, ch, h, w,
+             in_place ? " in-place" : "");
+
+    dt_tensor *y = test_tensor(be, n, ch, h, w, c.a), *x = test_tensor(be, n, ch, h, w, c.b);
+    dt_tensor *dy = test_tensor(be, n, ch, h, w, c.r);
+    dt_tensor *dx = in_place ? dy : test_tensor(be, n, ch, h, w, NULL);
+    double *want = test_doubles(c.count), *got = test_doubles(c.count);
+    reference_join(&c, want);
+    CHECK_MSG(be->ops->add_relu_forward(be->ctx, y, x, &err) == 0, "%s: %s", label, err.message);
+    test_tensor_read(be, y, got, c.count);
+    char what[200];
+    snprintf(what, sizeof what, "%s add_relu", label);
+    CHECK_ARRAY_CLOSE(what, got, want, c.count, 1e-6, 0.0);
+
+    CHECK_MSG(be->ops->relu_backward(be->ctx, y, dy, dx, &err) == 0, "%s: %s", label, err.message);
+    test_tensor_read(be, dx, got, c.count);
+    /* d loss / d b, where loss = r . relu(a + b) */
+    /* at most ~500 sampled elements: each difference re-evaluates the whole reference */
+    size_t stride = c.count / 500 + 1, samples = 0;
+    double *fd = test_doubles(c.count), *analytic = test_doubles(c.count);
+    for (size_t i = 0; i < c.count; i += stride, samples++) {
+        fd[samples] = test_finite_difference(c.b, i, 1e-6, join_loss, &c);
+        analytic[samples] = got[i];
+    }
+    snprintf(what, sizeof what, "%s relu_backward", label);
+    CHECK_ARRAY_CLOSE(what, analytic, fd, samples, 1e-6, 1e-6);
+
+    /* tensor_add: x += y */
+    CHECK(be->ops->tensor_add(be->ctx, x, y, &err) == 0);
+    test_tensor_read(be, x, got, c.count);
+    for (size_t i = 0; i < c.count; i++) want[i] = (double)(float)(c.b[i] + (double)(float)want[i]);
+    snprintf(what, sizeof what, "%s tensor_add", label);
+    CHECK_ARRAY_CLOSE(what, got, want, c.count, 1e-6, 0.0);
+
+    be->ops->tensor_destroy(be->ctx, y);
+    be->ops->tensor_destroy(be->ctx, x);
+    be->ops->tensor_destroy(be->ctx, dy);
+    if (!in_place) be->ops->tensor_destroy(be->ctx, dx);
+    free(want), free(got), free(fd), free(analytic), free(c.a), free(c.b), free(c.r), free(c.y);
+}
+
+int main(void) {
+    dt_backend b = test_backend_open();
+    run_case(&b, 2, 16, 5, 5, 0);
+    run_case(&b, 2, 16, 5, 5, 1);
+    run_case(&b, 3, 5, 4, 3, 0);
+    run_case(&b, 1, 64, 56, 56, 1); /* large enough for the threaded path */
+
+    dt_error err = {0};
+    dt_tensor *a = test_tensor(&b, 2, 16, 4, 4, NULL), *c = test_tensor(&b, 2, 16, 4, 5, NULL);
+    CHECK(b.ops->add_relu_forward(b.ctx, a, c, &err) == -1);
+    CHECK(strstr(err.message, "add_relu_forward") != NULL);
+    CHECK(b.ops->relu_backward(b.ctx, a, a, c, &err) == -1);
+    CHECK(b.ops->tensor_add(b.ctx, a, c, &err) == -1);
+    b.ops->tensor_destroy(b.ctx, a);
+    b.ops->tensor_destroy(b.ctx, c);
+    b.ops->destroy(b.ctx);
+    return dt_test_summary("backend_eltwise");
+}

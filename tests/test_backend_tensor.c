@@ -1,0 +1,89 @@
+/* CPU backend activation tensors: the layout rule (nChw16c when channels % 16 == 0, else nchw),
+ * exact upload/download round trips with elements at their blocked positions, the fused
+ * uint8 NHWC -> normalised NCHW image conversion (exact values), argument errors, and the
+ * library version string. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "../src/backend/cpu/cpu_internal.h"
+#include "test_backend_common.h"
+
+static void check_round_trip(dt_backend *b, int n, int c, int h, int w) {
+    dt_error err = {0};
+    size_t count = (size_t)n * c * h * w;
+    float *host = test_floats(count), *back = test_floats(count);
+    for (size_t i = 0; i < count; i++) host[i] = (float)i * 0.5f - 7.0f;
+    dt_tensor *t = b->ops->tensor_create(b->ctx, n, c, h, w, &err);
+    CHECK_MSG(t != NULL, "%s", err.message);
+    if (!t) return;
+    CHECK(b->ops->tensor_upload(b->ctx, t, host, &err) == 0);
+    CHECK(b->ops->tensor_download(b->ctx, t, back, &err) == 0);
+    CHECK_MSG(memcmp(host, back, count * sizeof(float)) == 0, "round trip %dx%dx%dx%d", n, c, h, w);
+    cpu_layout want = c % 16 == 0 ? CPU_LAYOUT_NCHW16C : CPU_LAYOUT_NCHW;
+    CHECK_MSG(t->layout == want, "layout of %dx%dx%dx%d", n, c, h, w);
+    /* element (n-1, c-1, h-1, 0) at its physical place */
+    size_t logical = (((size_t)(n - 1) * c + (c - 1)) * h + (h - 1)) * w;
+    size_t physical = logical;
+    if (want == CPU_LAYOUT_NCHW16C)
+        physical = ((((size_t)(n - 1) * (c / 16) + (c - 1) / 16) * h + (h - 1)) * w) * 16 +
+                   (size_t)(c - 1) % 16;
+    CHECK_MSG(t->data[physical] == host[logical], "physical position in %dx%dx%dx%d", n, c, h, w);
+    b->ops->tensor_destroy(b->ctx, t);
+    free(host), free(back);
+}
+
+static void check_from_images(dt_backend *b) {
+    enum { N = 2, H = 5, W = 4 };
+    dt_error err = {0};
+    uint8_t pixels[N * H * W * 3];
+    uint64_t state = 8u;
+    for (size_t i = 0; i < sizeof pixels; i++)
+        pixels[i] = (uint8_t)((int)test_random(&state, 0, 256) & 255);
+    pixels[0] = 0, pixels[1] = 255, pixels[2] = 128;
+    const float mean[3] = {0.485f, 0.456f, 0.406f}, std[3] = {0.229f, 0.224f, 0.225f};
+    dt_tensor *t = b->ops->tensor_create(b->ctx, N, 3, H, W, &err);
+    CHECK(b->ops->tensor_from_images(b->ctx, t, pixels, mean, std, &err) == 0);
+    float got[N * 3 * H * W];
+    CHECK(b->ops->tensor_download(b->ctx, t, got, &err) == 0);
+    int exact = 1;
+    for (int n = 0; n < N; n++)
+        for (int c = 0; c < 3; c++)
+            for (int y = 0; y < H; y++)
+                for (int x = 0; x < W; x++) {
+                    float p = pixels[((n * H + y) * W + x) * 3 + c];
+                    float want = (p / 255.0f - mean[c]) / std[c];
+                    exact &= got[((n * 3 + c) * H + y) * W + x] == want;
+                }
+    CHECK_MSG(exact, "tensor_from_images values");
+    CHECK_CLOSE(got[0], (0.0 - 0.485) / 0.229, 1e-6, 0);                 /* red of pixel 0 */
+    CHECK_CLOSE(got[H * W], (1.0 - 0.456) / 0.224, 1e-6, 0);             /* green of pixel 0 */
+    CHECK_CLOSE(got[2 * H * W], (128 / 255.0 - 0.406) / 0.225, 1e-6, 0); /* blue */
+    b->ops->tensor_destroy(b->ctx, t);
+
+    dt_tensor *wide = b->ops->tensor_create(b->ctx, N, 16, H, W, &err);
+    CHECK(b->ops->tensor_from_images(b->ctx, wide, pixels, mean, std, &err) == -1);
+    CHECK(strstr(err.message, "16 channels") != NULL);
+    b->ops->tensor_destroy(b->ctx, wide);
+}
+
+int main(void) {
+    dt_backend b = test_backend_open();
+    check_round_trip(&b, 2, 3, 5, 7);
+    check_round_trip(&b, 2, 16, 4, 4);
+    check_round_trip(&b, 3, 64, 3, 5);
+    check_round_trip(&b, 2, 32, 1, 1);
+    check_round_trip(&b, 1, 24, 2, 3);
+    check_round_trip(&b, 4, 64, 28, 28); /* threaded path */
+    check_from_images(&b);
+
+    dt_error err = {0};
+    CHECK(b.ops->tensor_create(b.ctx, 0, 3, 4, 4, &err) == NULL);
+    CHECK(strstr(err.message, "tensor_create") != NULL);
+    CHECK(b.ops->tensor_create(b.ctx, 1 << 20, 1 << 20, 1 << 20, 1 << 20, &err) == NULL);
+
+    const char *version = dt_backend_cpu_library_version();
+    CHECK_MSG(strncmp(version, "oneDNN ", 7) == 0 && strlen(version) > 8, "version \"%s\"",
+              version);
+    b.ops->destroy(b.ctx);
+    return dt_test_summary("backend_tensor");
+}

@@ -1,0 +1,179 @@
+/* ResNet-18 model tests on the CPU backend: torchvision's state-dict layout and parameter count,
+ * the whole network's gradient against finite differences, gradient accumulation and the frozen
+ * backbone. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "check.h"
+#include "dtrain/backend.h"
+#include "dtrain/model.h"
+#include "dtrain/rng.h"
+
+static const float mean[3] = {0.5f, 0.5f, 0.5f}, stdev[3] = {0.25f, 0.25f, 0.25f};
+
+static void test_layout(void) {
+    dt_backend be;
+    dt_error err = {{0}, 0};
+    CHECK(dt_backend_cpu_create(&(dt_backend_options){.threads = 2}, &be, &err) == 0);
+    dt_model *m = NULL;
+    dt_model_options opt = {.batch = 2, .image_size = 32, .n_classes = 10};
+    CHECK_MSG(dt_model_create(&be, &opt, &m, &err) == 0, "%s", err.message);
+    if (!m) return;
+    size_t n;
+    const dt_state_entry *e = dt_model_state(m, &n);
+    /* torchvision resnet18(num_classes=10): 122 state-dict entries, 11,181,642 parameters */
+    CHECK_INT_EQ(n, 122);
+    CHECK_INT_EQ(dt_model_param_count(m), 11181642);
+    CHECK_STR_EQ(e[0].name, "conv1.weight");
+    CHECK_STR_EQ(e[5].name, "bn1.num_batches_tracked");
+    CHECK_STR_EQ(e[6].name, "layer1.0.conv1.weight");
+    CHECK_STR_EQ(e[n - 1].name, "fc.bias");
+    const dt_state_entry *ds = dt_model_find(m, "layer3.0.downsample.0.weight");
+    CHECK(ds != NULL);
+    if (ds) {
+        CHECK_INT_EQ(ds->shape[0], 256);
+        CHECK_INT_EQ(ds->shape[1], 128);
+        CHECK_INT_EQ(ds->shape[2], 1);
+    }
+    CHECK(dt_model_find(m, "layer1.0.downsample.0.weight") == NULL);
+    const dt_state_entry *fc = dt_model_find(m, "fc.weight");
+    CHECK(fc && fc->shape[0] == 10 && fc->shape[1] == 512 && fc->in_classifier);
+    dt_model_destroy(m);
+    be.ops->destroy(be.ctx);
+}
+
+static double loss_of(dt_model *m, const uint8_t *px, const int32_t *labels, const float *w,
+                      int32_t *pred, float grad_scale) {
+    dt_error err = {{0}, 0};
+    double loss = 0;
+    if (dt_model_forward(m, px, mean, stdev, 1, &err) ||
+        dt_model_loss(m, labels, w, grad_scale, &loss, pred, &err)) {
+        fprintf(stderr, "forward failed: %s\n", err.message);
+        return NAN;
+    }
+    return loss;
+}
+
+/* Directional derivative of the loss along a random direction over all parameters, by central
+ * differences in double, against the analytic gradient from the backward pass. */
+static void test_whole_network_gradient(void) {
+    enum { B = 4, S = 32, K = 3 };
+    dt_backend be;
+    dt_error err = {{0}, 0};
+    CHECK(dt_backend_cpu_create(&(dt_backend_options){.threads = 2}, &be, &err) == 0);
+    dt_model *m = NULL;
+    dt_model_options opt = {.batch = B, .image_size = S, .n_classes = K};
+    CHECK_MSG(dt_model_create(&be, &opt, &m, &err) == 0, "%s", err.message);
+    if (!m) return;
+    CHECK(dt_model_init_weights(m, 7, &err) == 0);
+    size_t n = dt_model_param_count(m);
+    uint8_t px[B * S * S * 3];
+    dt_rng rng = dt_rng_seeded(11);
+    for (size_t i = 0; i < sizeof px; i++) px[i] = (uint8_t)dt_rng_below(&rng, 256);
+    int32_t labels[B] = {0, 1, 2, 1}, pred[B];
+    float w[B] = {1, 1, 1, 1};
+
+    float *params = malloc(n * sizeof *params), *grads = malloc(n * sizeof *grads);
+    float *dir = malloc(n * sizeof *dir), *base = malloc(n * sizeof *base);
+    size_t ns = dt_model_stats_count(m);
+    float *stats = malloc(ns * sizeof *stats);
+    CHECK(dt_model_download_state(m, base, stats, &err) == 0);
+
+    double loss0 = loss_of(m, px, labels, w, pred, 1.0f / B);
+    CHECK(isfinite(loss0));
+    CHECK(dt_model_backward(m, 0, &err) == 0);
+    CHECK(be.ops->buffer_download(be.ctx, grads, dt_model_grads(m), n, &err) == 0);
+
+    /* a few directions: all parameters, and the classifier alone */
+    for (int trial = 0; trial < 3; trial++) {
+        double analytic = 0, dir_norm = 0;
+        for (size_t i = 0; i < n; i++) {
+            dir[i] = (float)dt_rng_normal(&rng);
+            dir_norm += (double)dir[i] * dir[i];
+        }
+        dir_norm = sqrt(dir_norm);
+        for (size_t i = 0; i < n; i++) {
+            dir[i] = (float)(dir[i] / dir_norm);
+            analytic += (double)dir[i] * grads[i];
+        }
+        double eps = 2e-2, plus, minus;
+        for (size_t i = 0; i < n; i++) params[i] = base[i] + (float)(eps * dir[i]);
+        CHECK(dt_model_upload_state(m, params, stats, &err) == 0);
+        plus = loss_of(m, px, labels, w, pred, 0.0f) / B;
+        for (size_t i = 0; i < n; i++) params[i] = base[i] - (float)(eps * dir[i]);
+        CHECK(dt_model_upload_state(m, params, stats, &err) == 0);
+        minus = loss_of(m, px, labels, w, pred, 0.0f) / B;
+        double numeric = (plus - minus) / (2 * eps);
+        CHECK_MSG(fabs(numeric - analytic) <= 0.03 * fabs(analytic) + 2e-4,
+                  "directional derivative %d: numeric %.6g vs analytic %.6g", trial, numeric,
+                  analytic);
+    }
+    CHECK(dt_model_upload_state(m, base, stats, &err) == 0);
+
+    /* accumulation: two backward passes on the same batch give twice the gradient */
+    float *twice = malloc(n * sizeof *twice);
+    loss_of(m, px, labels, w, pred, 1.0f / B);
+    CHECK(dt_model_backward(m, 0, &err) == 0);
+    CHECK(be.ops->buffer_download(be.ctx, grads, dt_model_grads(m), n, &err) == 0);
+    loss_of(m, px, labels, w, pred, 1.0f / B);
+    CHECK(dt_model_backward(m, 1, &err) == 0);
+    CHECK(be.ops->buffer_download(be.ctx, twice, dt_model_grads(m), n, &err) == 0);
+    double worst = 0;
+    for (size_t i = 0; i < n; i++) {
+        double d = fabs(twice[i] - 2.0 * grads[i]) / (1e-6 + fabs(2.0 * grads[i]));
+        if (d > worst && fabs(grads[i]) > 1e-6) worst = d;
+    }
+    CHECK_MSG(worst < 1e-3, "accumulated gradient differs from 2x by %.3g relative", worst);
+
+    free(params);
+    free(grads);
+    free(dir);
+    free(base);
+    free(stats);
+    free(twice);
+    dt_model_destroy(m);
+    be.ops->destroy(be.ctx);
+}
+
+/* freeze: backbone: only the classifier gets gradients; the rest of the buffer is untouched. */
+static void test_frozen_backbone(void) {
+    enum { B = 2, S = 32, K = 4 };
+    dt_backend be;
+    dt_error err = {{0}, 0};
+    CHECK(dt_backend_cpu_create(&(dt_backend_options){.threads = 2}, &be, &err) == 0);
+    dt_model *m = NULL;
+    dt_model_options opt = {.batch = B, .image_size = S, .n_classes = K, .freeze_backbone = 1};
+    CHECK_MSG(dt_model_create(&be, &opt, &m, &err) == 0, "%s", err.message);
+    if (!m) return;
+    CHECK(dt_model_init_weights(m, 3, &err) == 0);
+    size_t offset, count, n = dt_model_param_count(m);
+    dt_model_trainable_span(m, &offset, &count);
+    CHECK_INT_EQ(count, (size_t)K * 512 + K);
+    CHECK_INT_EQ(offset + count, n);
+    uint8_t px[B * S * S * 3];
+    memset(px, 100, sizeof px);
+    px[5] = 250;
+    int32_t labels[B] = {0, 3}, pred[B];
+    float w[B] = {1, 1};
+    CHECK(isfinite(loss_of(m, px, labels, w, pred, 0.5f)));
+    CHECK(dt_model_backward(m, 0, &err) == 0);
+    float *grads = malloc(n * sizeof *grads);
+    CHECK(be.ops->buffer_download(be.ctx, grads, dt_model_grads(m), n, &err) == 0);
+    double backbone = 0, head = 0;
+    for (size_t i = 0; i < offset; i++) backbone += fabs(grads[i]);
+    for (size_t i = offset; i < n; i++) head += fabs(grads[i]);
+    CHECK(backbone == 0.0);
+    CHECK(head > 0.0);
+    CHECK_INT_EQ(dt_model_batches_tracked(m), 0);
+    free(grads);
+    dt_model_destroy(m);
+    be.ops->destroy(be.ctx);
+}
+
+int main(void) {
+    test_layout();
+    test_whole_network_gradient();
+    test_frozen_backbone();
+    return dt_test_summary("model");
+}

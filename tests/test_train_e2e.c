@@ -1,0 +1,198 @@
+/* End to end: the dtrain binary trains on a generated, learnable JPEG ImageFolder to at least
+ * 90% validation accuracy, writes every file of SPEC.md with the right contents, and maps bad
+ * command lines and configs to exit code 2. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "dtrain/safetensors.h"
+#include "imagegen.h"
+
+static char workdir[256];
+static const char *dtrain_bin;
+
+static int run_command(const char *cmd) {
+    int status = system(cmd);
+    if (status == -1 || !WIFEXITED(status)) return -1;
+    return WEXITSTATUS(status);
+}
+
+static char *read_text(const char *path) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    fseek(f, 0, SEEK_END);
+    long size = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *text = calloc((size_t)size + 1, 1);
+    if (text && fread(text, 1, (size_t)size, f) != (size_t)size) text[0] = '\0';
+    fclose(f);
+    return text;
+}
+
+static int write_text(const char *path, const char *text) {
+    FILE *f = fopen(path, "w");
+    if (!f) return -1;
+    fputs(text, f);
+    return fclose(f);
+}
+
+static int count_lines_with(const char *text, const char *needle) {
+    int n = 0;
+    for (const char *p = text; (p = strstr(p, needle)); p++) n++;
+    return n;
+}
+
+/* Value of "key": in the last line of text that contains marker. */
+static double last_number(const char *text, const char *marker, const char *key) {
+    const char *line = NULL;
+    for (const char *p = text; (p = strstr(p, marker)); p++) line = p;
+    if (!line) return -1;
+    const char *end = strchr(line, '\n');
+    const char *k = strstr(line, key);
+    if (!k || (end && k > end)) return -1;
+    return atof(k + strlen(key));
+}
+
+static void test_training_run(void) {
+    char data[512], cfg_path[512], out[512], cmd[2048], path[1024];
+    snprintf(data, sizeof data, "%s/data", workdir);
+    snprintf(out, sizeof out, "%s/run", workdir);
+    dt_error err = {{0}, 0};
+    CHECK_MSG(dt_testgen_learnable_imagefolder(data, 3, 80, 40, 40, 5, &err) == 0, "%s",
+              err.message);
+    char cfg[2048];
+    snprintf(cfg, sizeof cfg,
+             "data:\n  root: %s\n  val_fraction: 0.25\n  image_size: 32\n"
+             "  mean: [0.5, 0.5, 0.5]\n  std: [0.25, 0.25, 0.25]\n  workers: 2\n"
+             "train:\n  epochs: 4\n  batch_size: 16\n  lr: 0.05\n  momentum: 0.9\n"
+             "  seed: 1\nruntime:\n  device: cpu\n  threads: 2\n"
+             "output:\n  dir: %s\n  log_every: 5\n",
+             data, out);
+    snprintf(cfg_path, sizeof cfg_path, "%s/cfg.yaml", workdir);
+    CHECK(write_text(cfg_path, cfg) == 0);
+    snprintf(cmd, sizeof cmd, "%s %s > %s/log.txt 2>&1", dtrain_bin, cfg_path, workdir);
+    int rc = run_command(cmd);
+    CHECK_INT_EQ(rc, 0);
+    snprintf(path, sizeof path, "%s/log.txt", workdir);
+    char *log = read_text(path);
+    if (rc != 0 && log) fprintf(stderr, "dtrain output:\n%s\n", log);
+    CHECK(log && strstr(log, "done: final validation accuracy"));
+    CHECK(log && !strchr(log, '\r')); /* not a terminal: plain lines only */
+    free(log);
+
+    snprintf(path, sizeof path, "%s/metrics.jsonl", out);
+    char *jsonl = read_text(path);
+    CHECK(jsonl != NULL);
+    if (jsonl) {
+        CHECK_INT_EQ(count_lines_with(jsonl, "\"event\":\"eval\""), 4);
+        CHECK_INT_EQ(count_lines_with(jsonl, "\"event\":\"done\""), 1);
+        CHECK(count_lines_with(jsonl, "\"event\":\"train\"") >= 4);
+        double val_acc = last_number(jsonl, "\"event\":\"eval\"", "\"val_acc\":");
+        CHECK_MSG(val_acc >= 0.9, "final validation accuracy %.4f < 0.9", val_acc);
+        CHECK_INT_EQ((long)last_number(jsonl, "\"event\":\"eval\"", "\"n\":"), 60);
+        CHECK_INT_EQ((long)last_number(jsonl, "\"event\":\"done\"", "\"skipped_files\":"), 0);
+        double best = last_number(jsonl, "\"event\":\"done\"", "\"best_val_acc\":");
+        CHECK(best >= val_acc);
+        /* 180 training images, global batch 16 -> 12 steps per epoch, 48 in all */
+        CHECK_INT_EQ((long)last_number(jsonl, "\"event\":\"eval\"", "\"step\":"), 48);
+        free(jsonl);
+    }
+    snprintf(path, sizeof path, "%s/metrics.csv", out);
+    char *csv = read_text(path);
+    CHECK(csv && strncmp(csv, "event,epoch,step,loss,acc,lr,img_per_s,val_loss,val_acc,n,"
+                              "elapsed_s\n",
+                         70) == 0);
+    CHECK(csv && count_lines_with(csv, "\neval,") == 4);
+    free(csv);
+    snprintf(path, sizeof path, "%s/classes.txt", out);
+    char *classes = read_text(path);
+    CHECK_STR_EQ(classes, "class00\nclass01\nclass02\n");
+    free(classes);
+
+    snprintf(path, sizeof path, "%s/model.safetensors", out);
+    dt_safetensors st;
+    int read_rc = dt_safetensors_read(path, &st, &err);
+    CHECK_MSG(read_rc == 0, "%s", err.message);
+    if (read_rc == 0) {
+        CHECK_INT_EQ(st.n_tensors, 122);
+        const dt_st_tensor *conv1 = dt_safetensors_find(&st, "conv1.weight");
+        CHECK(conv1 && conv1->dtype == DT_ST_F32 && conv1->ndim == 4 && conv1->shape[0] == 64 &&
+              conv1->shape[1] == 3 && conv1->shape[2] == 7);
+        const dt_st_tensor *fc = dt_safetensors_find(&st, "fc.weight");
+        CHECK(fc && fc->ndim == 2 && fc->shape[0] == 3 && fc->shape[1] == 512);
+        const dt_st_tensor *tracked = dt_safetensors_find(&st, "layer4.1.bn2.num_batches_tracked");
+        CHECK(tracked && tracked->dtype == DT_ST_I64 && tracked->ndim == 0);
+        if (tracked) {
+            long long v;
+            memcpy(&v, tracked->data, sizeof v);
+            CHECK_INT_EQ(v, 48);
+        }
+        dt_safetensors_free(&st);
+    }
+    snprintf(path, sizeof path, "%s/best.safetensors", out);
+    struct stat sb;
+    CHECK(stat(path, &sb) == 0 && sb.st_size > 40000000);
+
+    /* the written config.yaml reproduces the run's resolved config */
+    snprintf(cmd, sizeof cmd, "%s %s --print-config > %s/a.yaml && %s %s/config.yaml "
+                              "--print-config > %s/b.yaml && cmp -s %s/a.yaml %s/b.yaml",
+             dtrain_bin, cfg_path, workdir, dtrain_bin, out, workdir, workdir, workdir);
+    CHECK_INT_EQ(run_command(cmd), 0);
+}
+
+static void test_exit_codes(void) {
+    char cmd[2048], cfg_path[512];
+    snprintf(cmd, sizeof cmd, "%s %s/missing.yaml 2>/dev/null", dtrain_bin, workdir);
+    CHECK_INT_EQ(run_command(cmd), 2);
+    snprintf(cmd, sizeof cmd, "%s 2>/dev/null", dtrain_bin);
+    CHECK_INT_EQ(run_command(cmd), 2);
+    snprintf(cmd, sizeof cmd, "%s --bogus 2>/dev/null", dtrain_bin);
+    CHECK_INT_EQ(run_command(cmd), 2);
+    snprintf(cmd, sizeof cmd, "%s --version > /dev/null", dtrain_bin);
+    CHECK_INT_EQ(run_command(cmd), 0);
+    snprintf(cmd, sizeof cmd, "%s --help > /dev/null", dtrain_bin);
+    CHECK_INT_EQ(run_command(cmd), 0);
+
+    snprintf(cfg_path, sizeof cfg_path, "%s/nodata.yaml", workdir);
+    char cfg[512];
+    snprintf(cfg, sizeof cfg, "data:\n  root: %s/does-not-exist\noutput:\n  dir: %s/x\n", workdir,
+             workdir);
+    CHECK(write_text(cfg_path, cfg) == 0);
+    snprintf(cmd, sizeof cmd, "%s %s > %s/err.txt 2>&1", dtrain_bin, cfg_path, workdir);
+    CHECK_INT_EQ(run_command(cmd), 2);
+    char path[600];
+    snprintf(path, sizeof path, "%s/err.txt", workdir);
+    char *text = read_text(path);
+    CHECK(text && strstr(text, "does-not-exist"));
+    free(text);
+    snprintf(cmd, sizeof cmd, "%s %s train.epochs=zero > /dev/null 2>&1", dtrain_bin, cfg_path);
+    CHECK_INT_EQ(run_command(cmd), 2);
+    /* a data set smaller than one batch is a clear usage error */
+    snprintf(cmd, sizeof cmd, "%s %s data.root=%s/data train.batch_size=500 > %s/err.txt 2>&1",
+             dtrain_bin, cfg_path, workdir, workdir);
+    CHECK_INT_EQ(run_command(cmd), 2);
+    text = read_text(path);
+    CHECK(text && strstr(text, "fewer than one batch per rank"));
+    free(text);
+}
+
+int main(void) {
+    dtrain_bin = getenv("DTRAIN_BIN");
+    if (!dtrain_bin) {
+        fprintf(stderr, "DTRAIN_BIN is not set (run through ctest)\n");
+        return 1;
+    }
+    snprintf(workdir, sizeof workdir, "/tmp/dtrain-e2e-XXXXXX");
+    if (!mkdtemp(workdir)) return 1;
+    test_training_run();
+    test_exit_codes();
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", workdir);
+    if (dt_test_failed == 0) run_command(cmd);
+    else fprintf(stderr, "kept %s for inspection\n", workdir);
+    return dt_test_summary("train_e2e");
+}
