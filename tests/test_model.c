@@ -85,30 +85,49 @@ static void test_whole_network_gradient(void) {
     CHECK(dt_model_backward(m, 0, &err) == 0);
     CHECK(be.ops->buffer_download(be.ctx, grads, dt_model_grads(m), n, &err) == 0);
 
-    /* a few directions: all parameters, and the classifier alone */
-    for (int trial = 0; trial < 3; trial++) {
-        double analytic = 0, dir_norm = 0;
-        for (size_t i = 0; i < n; i++) {
-            dir[i] = (float)dt_rng_normal(&rng);
-            dir_norm += (double)dir[i] * dir[i];
-        }
-        dir_norm = sqrt(dir_norm);
-        for (size_t i = 0; i < n; i++) {
-            dir[i] = (float)(dir[i] / dir_norm);
-            analytic += (double)dir[i] * grads[i];
-        }
-        double eps = 2e-2, plus, minus;
-        for (size_t i = 0; i < n; i++) params[i] = base[i] + (float)(eps * dir[i]);
+    /* Along the gradient itself (the largest signal for float32 forwards): the directional
+     * derivative is |g|. BatchNorm over 4 samples makes the loss strongly curved, so the step
+     * must be small (measured: the central difference is within 1% of |g| for steps 1e-5 to
+     * 4e-5, and 20% off at 4e-4); the best of two steps must be within 2%. */
+    double gnorm = 0;
+    for (size_t i = 0; i < n; i++) gnorm += (double)grads[i] * grads[i];
+    gnorm = sqrt(gnorm);
+    double best = INFINITY;
+    const double steps[2] = {4e-5, 1.4e-5};
+    for (int k = 0; k < 2; k++) {
+        double eps = steps[k];
+        for (size_t i = 0; i < n; i++) params[i] = base[i] + (float)(eps * grads[i] / gnorm);
         CHECK(dt_model_upload_state(m, params, stats, &err) == 0);
-        plus = loss_of(m, px, labels, w, pred, 0.0f) / B;
-        for (size_t i = 0; i < n; i++) params[i] = base[i] - (float)(eps * dir[i]);
+        double plus = loss_of(m, px, labels, w, pred, 0.0f) / B;
+        for (size_t i = 0; i < n; i++) params[i] = base[i] - (float)(eps * grads[i] / gnorm);
         CHECK(dt_model_upload_state(m, params, stats, &err) == 0);
-        minus = loss_of(m, px, labels, w, pred, 0.0f) / B;
-        double numeric = (plus - minus) / (2 * eps);
-        CHECK_MSG(fabs(numeric - analytic) <= 0.03 * fabs(analytic) + 2e-4,
-                  "directional derivative %d: numeric %.6g vs analytic %.6g", trial, numeric,
-                  analytic);
+        double minus = loss_of(m, px, labels, w, pred, 0.0f) / B;
+        double rel = fabs((plus - minus) / (2 * eps) - gnorm) / gnorm;
+        if (rel < best) best = rel;
     }
+    CHECK_MSG(best < 0.02, "derivative along the gradient: central difference off by %.3g", best);
+
+    /* A random direction over the classifier only (linear in fc: exact up to rounding). */
+    const dt_state_entry *fc = dt_model_find(m, "fc.weight");
+    size_t fc_begin = fc ? fc->offset : 0;
+    double analytic = 0, dir_norm = 0;
+    for (size_t i = 0; i < n; i++) dir[i] = 0;
+    for (size_t i = fc_begin; i < n; i++) {
+        dir[i] = (float)dt_rng_normal(&rng);
+        dir_norm += (double)dir[i] * dir[i];
+    }
+    for (size_t i = fc_begin; i < n; i++) {
+        dir[i] = (float)(dir[i] / sqrt(dir_norm));
+        analytic += (double)dir[i] * grads[i];
+    }
+    double eps = 1e-2;
+    for (size_t i = 0; i < n; i++) params[i] = base[i] + (float)(eps * dir[i]);
+    CHECK(dt_model_upload_state(m, params, stats, &err) == 0);
+    double plus = loss_of(m, px, labels, w, pred, 0.0f) / B;
+    for (size_t i = 0; i < n; i++) params[i] = base[i] - (float)(eps * dir[i]);
+    CHECK(dt_model_upload_state(m, params, stats, &err) == 0);
+    double minus = loss_of(m, px, labels, w, pred, 0.0f) / B;
+    CHECK_CLOSE((plus - minus) / (2 * eps), analytic, 1e-2, 1e-5);
     CHECK(dt_model_upload_state(m, base, stats, &err) == 0);
 
     /* accumulation: two backward passes on the same batch give twice the gradient */

@@ -105,7 +105,7 @@ static void test_training_run(void) {
     char *csv = read_text(path);
     CHECK(csv && strncmp(csv, "event,epoch,step,loss,acc,lr,img_per_s,val_loss,val_acc,n,"
                               "elapsed_s\n",
-                         70) == 0);
+                         68) == 0);
     CHECK(csv && count_lines_with(csv, "\neval,") == 4);
     free(csv);
     snprintf(path, sizeof path, "%s/classes.txt", out);

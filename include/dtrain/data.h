@@ -51,8 +51,8 @@ void dt_split_free(dt_split *split);
 /* The global order of training samples for one epoch: a seeded permutation of split->train
  * (seed mixed with epoch) when shuffle, else split->train in order, padded by wrapping around
  * to a multiple of global_batch. *out_n is the padded length. Caller frees *out. */
-int dt_epoch_order(const dt_split *split, uint64_t seed, int epoch, int shuffle, size_t global_batch,
-                   uint32_t **out, size_t *out_n, dt_error *err);
+int dt_epoch_order(const dt_split *split, uint64_t seed, int epoch, int shuffle,
+                   size_t global_batch, uint32_t **out, size_t *out_n, dt_error *err);
 
 /* ---- decode ----------------------------------------------------------------------------- */
 
@@ -73,7 +73,7 @@ int dt_image_decode_memory(const uint8_t *bytes, size_t size, const char *name, 
 void dt_image_free(dt_image *img);
 
 /* Same, but a JPEG at least twice as large as min_width x min_height is decoded at a reduced
- * DCT scale (1/2, 1/4 or 1/8, the smallest that keeps both sides >= the minimum): much faster
+ * DCT scale (1/8, 1/4 or 1/2: the strongest that keeps both sides >= the minimum): much faster
  * for big photos, close to but not bit-identical with a full decode followed by the resize.
  * min_width or min_height <= 0 means full size. PNGs are always decoded at full size. */
 int dt_image_decode_file_scaled(const char *path, int min_width, int min_height, dt_image *img,
@@ -82,7 +82,10 @@ int dt_image_decode_memory_scaled(const uint8_t *bytes, size_t size, const char 
                                   int min_width, int min_height, dt_image *img, dt_error *err);
 
 /* Antialiased resize (as PIL/torchvision bilinear with antialias) of src to a size x size RGB
- * output. squash: whole image to size x size; center: shorter side to size*8/7 then center crop. */
+ * output. squash: whole image to size x size; center: shorter side to size*8/7 then center crop.
+ * Bit-identical with torchvision on PIL images: squash = Resize((size, size)); center =
+ * Resize(dt_center_resize_short_side(size)) (long side int(short * long / short_in)) then
+ * CenterCrop(size) (offsets int(round((h - size) / 2.0)), halves to even). */
 int dt_image_resize_to_square(const dt_image *src, dt_resize_mode mode, int size, uint8_t *dst,
                               dt_error *err);
 
@@ -90,8 +93,8 @@ int dt_image_resize_to_square(const dt_image *src, dt_resize_mode mode, int size
  * the region is resampled with PIL's antialiased bilinear filter and 8-bit fixed-point
  * arithmetic (horizontal pass, rounded to 8 bits, then vertical pass), bit-identical with
  * Pillow. dst receives out_height x out_width x 3 bytes. */
-int dt_image_resize_region(const dt_image *src, int x, int y, int width, int height,
-                           int out_width, int out_height, uint8_t *dst, dt_error *err);
+int dt_image_resize_region(const dt_image *src, int x, int y, int width, int height, int out_width,
+                           int out_height, uint8_t *dst, dt_error *err);
 
 /* Shorter side used by resize=center before the crop: round(size * 8 / 7) (256 for 224). */
 int dt_center_resize_short_side(int size);
@@ -123,11 +126,11 @@ void dt_augment_draw_for(dt_augment_mode mode, int width, int height, uint64_t s
 /* ---- loader ------------------------------------------------------------------------------ */
 
 typedef struct dt_batch {
-    uint8_t *pixels;       /* batch_size x image_size x image_size x 3, uint8 RGB (NHWC) */
-    int32_t *labels;       /* batch_size */
-    uint8_t *counts;       /* batch_size: 1 = sample counts in loss/accuracy, 0 = filler */
-    uint32_t *file_index;  /* batch_size: index into ds->files of the image in that slot */
-    int n_counted;         /* number of slots with counts[i] == 1 */
+    uint8_t *pixels;      /* batch_size x image_size x image_size x 3, uint8 RGB (NHWC) */
+    int32_t *labels;      /* batch_size */
+    uint8_t *counts;      /* batch_size: 1 = sample counts in loss/accuracy, 0 = filler */
+    uint32_t *file_index; /* batch_size: index into ds->files of the image in that slot */
+    int n_counted;        /* number of slots with counts[i] == 1 */
     int batch_size;
 } dt_batch;
 
