@@ -3,7 +3,7 @@
  * inference forward (running statistics) against double-precision references; the backward
  * (dx, dgamma, dbeta) against central finite differences of the training reference, with and
  * without the fused ReLU, in both activation layouts, in place (dx = dy) and with NULL
- * parameter gradients. */
+ * parameter gradients; statistics of channels with a large mean keep their precision. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -179,6 +179,41 @@ static void run_case(dt_backend *b, dt_batchnorm_desc d, int in_place) {
     free(c.x), free(c.r), free(c.y), free(c.gamma), free(c.beta);
 }
 
+/* Channels whose mean is large against their spread (100 +- 0.15, std 0.087): the statistics
+ * must not lose the digits that float sums lose. The floor is the mean's own rounding to float
+ * (half an ulp of 100 is 3.8e-6, 4.4e-5 after dividing by the std); float sums gave 2.3e-4.
+ * The running statistics (momentum 1: the batch's own) must match the exact values. */
+static void check_large_mean(dt_backend *b) {
+    dt_error err = {0};
+    bn_case c = {.d = {4, 16, 16, 16, 1.0f, 1e-5f, 0}};
+    const size_t count = count_of(&c), C = 16;
+    uint64_t state = 4711u;
+    c.x = test_doubles(count), c.gamma = test_doubles(C), c.beta = test_doubles(C);
+    test_random_fill(c.x, count, 99.85, 100.15, &state);
+    for (size_t ch = 0; ch < C; ch++) c.gamma[ch] = 1.0, c.beta[ch] = 0.0;
+    dt_layer *layer = b->ops->batchnorm_create(b->ctx, &c.d, &err);
+    dt_tensor *x = test_tensor(b, 4, 16, 16, 16, c.x), *y = test_tensor(b, 4, 16, 16, 16, NULL);
+    float gamma[16], beta[16], rmean[16] = {0}, rvar[16] = {0};
+    test_to_float(gamma, c.gamma, C);
+    test_to_float(beta, c.beta, C);
+    CHECK(b->ops->batchnorm_forward(b->ctx, layer, gamma, beta, rmean, rvar, 1, x, y, &err) == 0);
+    double *want = test_doubles(count), *got = test_doubles(count);
+    double mean[16], var[16], got_mean[16], got_var[16];
+    reference_bn(&c, 1, NULL, NULL, want, mean, var);
+    test_tensor_read(b, y, got, count);
+    CHECK_ARRAY_CLOSE("batchnorm mean 100 std 0.087: forward", got, want, count, 0.0, 5e-5);
+    double n = 4.0 * 16 * 16;
+    for (size_t ch = 0; ch < C; ch++) var[ch] *= n / (n - 1.0);
+    test_to_double(got_mean, rmean, C);
+    test_to_double(got_var, rvar, C);
+    CHECK_ARRAY_CLOSE("batchnorm mean 100: running mean", got_mean, mean, C, 1e-7, 0.0);
+    CHECK_ARRAY_CLOSE("batchnorm mean 100: running var", got_var, var, C, 1e-4, 0.0);
+    b->ops->layer_destroy(b->ctx, layer);
+    b->ops->tensor_destroy(b->ctx, x);
+    b->ops->tensor_destroy(b->ctx, y);
+    free(want), free(got), free(c.x), free(c.gamma), free(c.beta);
+}
+
 int main(void) {
     dt_backend b = test_backend_open();
     /* batch, channels, h, w, momentum, eps, fuse_relu */
@@ -187,6 +222,7 @@ int main(void) {
     run_case(&b, (dt_batchnorm_desc){2, 32, 3, 4, 0.1f, 1e-5f, 1}, 1);
     run_case(&b, (dt_batchnorm_desc){3, 6, 4, 4, 0.1f, 1e-5f, 0}, 1);
     run_case(&b, (dt_batchnorm_desc){3, 6, 4, 4, 0.1f, 1e-5f, 1}, 0);
+    check_large_mean(&b);
 
     /* a backward before any training forward is refused */
     dt_error err = {0};

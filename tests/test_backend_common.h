@@ -12,16 +12,22 @@
 #include "check.h"
 #include "dtrain/backend.h"
 
-/* Creates the CPU backend with 2 threads; a test cannot go on without it. */
-static inline dt_backend test_backend_open(void) {
+/* Creates the CPU backend with 2 threads at a precision (dt_precision_kind); a test cannot go
+ * on without it. */
+static inline dt_backend test_backend_open_precision(int precision) {
     dt_backend backend = {0};
     dt_error err = {0};
-    dt_backend_options opt = {.threads = 2};
+    dt_backend_options opt = {.threads = 2, .precision = precision};
     if (dt_backend_cpu_create(&opt, &backend, &err) != 0) {
         fprintf(stderr, "creating the CPU backend: %s\n", err.message);
         exit(1);
     }
     return backend;
+}
+
+/* The CPU backend at the default precision, fp32. */
+static inline dt_backend test_backend_open(void) {
+    return test_backend_open_precision(0);
 }
 
 /* xorshift64*: a deterministic stream of doubles in [lo, hi), rounded to float precision so

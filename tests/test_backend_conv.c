@@ -1,10 +1,12 @@
 /* CPU backend convolution: forward against a double-precision direct convolution, backward
  * (input and weight gradients) against central finite differences of that reference, for the
  * shapes of ResNet-18 (7x7 s2 p3 from RGB, 3x3 s1/s2, 1x1 s2) in both activation layouts, plus
- * the reuse of forward-reordered weights when the weights change between steps. */
+ * the reuse of forward-reordered weights when the weights change between steps, at fp32 (direct
+ * convolution) and tf32 (oneDNN's choice, Winograd where it pays). */
 #include <stdlib.h>
 #include <string.h>
 
+#include "dtrain/config.h"
 #include "test_backend_common.h"
 
 typedef struct conv_case {
@@ -56,7 +58,7 @@ static double conv_loss(void *state) {
 /* Compares got (backend gradient, full array) with finite differences at sampled indices. */
 static void check_gradient_samples(const char *what, conv_case *c, double *value, size_t count,
                                    const double *got) {
-    enum { SAMPLES = 40 };
+    enum { SAMPLES = 24 };
     double fd[SAMPLES], analytic[SAMPLES];
     uint64_t state = 0x9e3779b97f4a7c15ULL ^ count;
     int samples = count < SAMPLES ? (int)count : SAMPLES;
@@ -161,6 +163,12 @@ int main(void) {
     run_case(&b, (dt_conv_desc){3, 32, 16, 7, 7, 3, 2, 1}); /* odd size, stride 2 */
     run_case(&b, (dt_conv_desc){2, 6, 10, 6, 5, 3, 1, 1});  /* plain -> plain */
     run_case(&b, (dt_conv_desc){2, 16, 8, 5, 5, 3, 1, 0});  /* blocked -> plain, no pad */
+    run_case(&b, (dt_conv_desc){16, 16, 16, 8, 8, 3, 1, 1});
+    /* tf32 lets oneDNN choose the algorithm: Winograd for this batch-16 3x3 stride-1 layer */
+    dt_backend fast = test_backend_open_precision(DT_PRECISION_TF32);
+    run_case(&fast, (dt_conv_desc){16, 16, 16, 8, 8, 3, 1, 1});
+    run_case(&fast, (dt_conv_desc){2, 16, 32, 8, 8, 3, 2, 1});
+    fast.ops->destroy(fast.ctx);
 
     dt_error err = {0};
     dt_conv_desc bad = {2, 16, 16, 8, 8, 3, 0, 1};

@@ -96,7 +96,9 @@ typedef struct dt_backend_ops {
     dt_layer *(*conv_create)(void *ctx, const dt_conv_desc *d, dt_error *err);
     int (*conv_forward)(void *ctx, dt_layer *l, const float *weight, const dt_tensor *x,
                         dt_tensor *y, dt_error *err);
-    /* writes (overwrites) weight_grad when not NULL and dx when not NULL */
+    /* writes (overwrites) weight_grad when not NULL and dx when not NULL. Follows this layer's
+     * conv_forward of the same step with the same weight values (as autograd's saved tensors):
+     * the backend may reuse what that forward derived from the weights. */
     int (*conv_backward)(void *ctx, dt_layer *l, const float *weight, const dt_tensor *x,
                          const dt_tensor *dy, dt_tensor *dx, float *weight_grad, dt_error *err);
 

@@ -82,6 +82,16 @@ int dt_model_download_state(dt_model *model, float *host_params, float *host_sta
 int dt_model_upload_state(dt_model *model, const float *host_params, const float *host_stats,
                           dt_error *err);
 
+/* Loads a torchvision/timm ResNet-18 state dict from a safetensors file (F32, F16, BF16 or F64
+ * tensors; num_batches_tracked optional, bn1's value becomes the model's counter). Every other
+ * tensor must be present with the right shape and finite values, and nothing else may be in the
+ * file. With allow_classifier_mismatch, a classifier (fc.weight, fc.bias) of another shape is
+ * left as it is (freshly initialised) and *classifier_replaced (may be NULL) is set to 1.
+ * Problems with the file are usage errors (exit code 2) naming it and the tensors at fault; on
+ * any error the model is left unchanged. */
+int dt_model_load_safetensors(dt_model *model, const char *path, int allow_classifier_mismatch,
+                              int *classifier_replaced, dt_error *err);
+
 /* Logits of the last forward, host copy (batch x n_classes). */
 int dt_model_logits(dt_model *model, float *host_logits, dt_error *err);
 

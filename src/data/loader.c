@@ -10,6 +10,7 @@
  * dt_loader_start drains the in-flight images before resetting, so no worker ever writes into
  * a buffer that belongs to a new epoch. */
 #include "dtrain/data.h"
+#include "dtrain/log.h"
 
 #include <pthread.h>
 #include <stdio.h>
@@ -68,7 +69,7 @@ static void report_undecodable(dt_loader *loader, uint32_t file_index, const cha
         loader->reported[file_index] = 1;
         loader->skipped++;
         /* message starts with the file's path: "PATH: what went wrong" */
-        fprintf(stderr, "warning: skipping %s\n", message);
+        dt_warn("skipping %s", message);
     }
     pthread_mutex_unlock(&loader->report_lock);
 }

@@ -10,6 +10,7 @@
 #include "dtrain/backend.h"
 #include "dtrain/data.h"
 #include "dtrain/export.h"
+#include "dtrain/log.h"
 #include "dtrain/metrics.h"
 #include "dtrain/model.h"
 #include "dtrain/schedule.h"
@@ -49,19 +50,17 @@ static int create_backend(const dt_config *cfg, const dt_comm *comm, int threads
     if (device == DT_DEVICE_AUTO) {
         device = gpus > 0 && dt_backend_cuda_training_available() ? DT_DEVICE_CUDA : DT_DEVICE_CPU;
         if (gpus > 0 && device == DT_DEVICE_CPU && comm->rank == 0)
-            fprintf(stderr, "dtrain: warning: %d GPU%s visible, but this build has no CUDA "
-                            "training backend yet: training on the CPU\n",
+            dt_warn("%d GPU%s visible, but this build has no CUDA training backend yet: "
+                    "training on the CPU",
                     gpus, gpus == 1 ? "" : "s");
     }
     if (device == DT_DEVICE_CUDA) {
         if (gpus > 0) opt.device = comm->local_rank % gpus;
         return dt_backend_cuda_create(&opt, backend, err);
     }
-    if (cfg->runtime.precision != DT_PRECISION_FP32)
-        return dt_fail_usage(err,
-                             "runtime.precision: '%s' is supported by the CUDA backend only; the "
-                             "CPU backend trains in fp32",
-                             dt_precision_kind_name(cfg->runtime.precision));
+    if (cfg->runtime.precision == DT_PRECISION_BF16)
+        return dt_fail_usage(err, "runtime.precision: 'bf16' is supported by the CUDA backend "
+                                  "only; on the CPU use fp32, or tf32 for faster convolutions");
     return dt_backend_cpu_create(&opt, backend, err);
 }
 
@@ -94,13 +93,14 @@ static int check_consistency(dt_trainer *t, dt_error *err) {
     }
     free(all);
     if (config_ranks[0])
-        return dt_fail(err, "ranks %s resolved a different config than rank 0 (compare their "
+        return dt_fail(err, "rank%s %s resolved a different config than rank 0 (compare their "
                             "config files and overrides)",
-                       config_ranks);
+                       strchr(config_ranks, ',') ? "s" : "", config_ranks);
     if (data_ranks[0])
-        return dt_fail(err, "ranks %s see a different file list under %s than rank 0 (is "
+        return dt_fail(err, "rank%s %s see%s a different file list under %s than rank 0 (is "
                             "data.root the same shared folder on every node?)",
-                       data_ranks, t->cfg->data.root);
+                       strchr(data_ranks, ',') ? "s" : "", data_ranks,
+                       strchr(data_ranks, ',') ? "" : "s", t->cfg->data.root);
     return 0;
 }
 
@@ -431,6 +431,7 @@ int dt_train_run(const dt_config *cfg, dt_comm *comm, dt_error *err) {
     t.comm = comm;
     t.is_root = comm->rank == 0;
     t.start = dt_now_seconds();
+    dt_log_set_rank(comm->rank, comm->size);
     t.best_val_acc = 0;
     dt_progress_init(&t.progress, stdout, dt_comm_launched_by_mpi());
     int rc = run(&t, err);

@@ -1,6 +1,8 @@
 /* Batch normalisation layer of the CPU backend (optionally fused with the following ReLU):
  * oneDNN training-forward, inference-forward and backward primitives created once per layer.
- * The training forward keeps the batch mean/variance (and the ReLU mask workspace) for the
+ * The training forward computes the batch mean/variance itself with double accumulation (oneDNN
+ * sums in float, which loses digits when a channel's mean is large against its spread) and
+ * hands them to oneDNN as given statistics; it keeps them (and the ReLU mask workspace) for the
  * backward and updates the running statistics as torch does, with the unbiased variance. */
 #include "cpu_internal.h"
 
@@ -16,6 +18,7 @@ typedef struct cpu_batchnorm {
     float *batch_mean, *batch_variance; /* saved by the training forward */
     dnnl_memory_t batch_mean_memory, batch_variance_memory;
     float *spare_diff_scale, *spare_diff_shift; /* targets when the caller passes NULL */
+    double *partial_sums;                       /* per (image, channel): sum and sum of squares */
     void *workspace;                            /* ReLU mask of the fused training forward */
     dnnl_memory_t workspace_memory;
     int trained; /* a training forward has run: the backward has what it needs */
@@ -37,6 +40,7 @@ static void batchnorm_destroy(dt_layer *layer) {
     cpu_aligned_free(bn->spare_diff_scale);
     cpu_aligned_free(bn->spare_diff_shift);
     cpu_aligned_free(bn->workspace);
+    cpu_aligned_free(bn->partial_sums);
     free(bn);
 }
 
@@ -52,8 +56,11 @@ static int batchnorm_build(cpu_batchnorm *bn, dt_error *err) {
     unsigned flags = dnnl_use_scale | dnnl_use_shift | (d->fuse_relu ? dnnl_fuse_norm_relu : 0);
 
     dnnl_batch_normalization_desc_t training_desc, inference_desc, backward_desc;
+    /* training: the batch statistics come in (computed here), the backward still takes the
+     * full derivative through them (no use_global_stats there) */
     if (cpu_check(dnnl_batch_normalization_forward_desc_init(&training_desc, dnnl_forward_training,
-                                                             &data_md, d->epsilon, flags),
+                                                             &data_md, d->epsilon,
+                                                             flags | dnnl_use_global_stats),
                   err, "describing the batchnorm training forward") ||
         cpu_check(dnnl_batch_normalization_forward_desc_init(
                       &inference_desc, dnnl_forward_inference, &data_md, d->epsilon,
@@ -83,7 +90,9 @@ static int batchnorm_build(cpu_batchnorm *bn, dt_error *err) {
     bn->batch_variance = cpu_aligned_alloc(channel_bytes, 1);
     bn->spare_diff_scale = cpu_aligned_alloc(channel_bytes, 1);
     bn->spare_diff_shift = cpu_aligned_alloc(channel_bytes, 1);
-    if (!bn->batch_mean || !bn->batch_variance || !bn->spare_diff_scale || !bn->spare_diff_shift) {
+    bn->partial_sums = cpu_aligned_alloc((size_t)d->batch * d->channels * 2 * sizeof(double), 1);
+    if (!bn->batch_mean || !bn->batch_variance || !bn->spare_diff_scale || !bn->spare_diff_shift ||
+        !bn->partial_sums) {
         dt_fail(err, "out of memory for batchnorm statistics");
         goto done;
     }
@@ -146,6 +155,66 @@ static int batchnorm_expect(const cpu_batchnorm *bn, const dt_tensor *t, const c
     return cpu_tensor_expect(t, d->batch, d->channels, d->height, d->width, op, name, err);
 }
 
+enum { BN_BLOCK = 16 };
+
+/* Sums and sums of squares, in double, of `plane` pixels of 16 interleaved channels (one
+ * nChw16c block). Cloned for AVX-512 and AVX2, chosen at load time by the CPU. */
+__attribute__((target_clones("avx512f", "avx2", "default"))) static void
+block_sums(const float *in, long long plane, double *out) {
+    double sum[BN_BLOCK] = {0}, squares[BN_BLOCK] = {0};
+    for (long long p = 0; p < plane; p++)
+        for (int k = 0; k < BN_BLOCK; k++) {
+            double v = in[p * BN_BLOCK + k];
+            sum[k] += v;
+            squares[k] += v * v;
+        }
+    for (int k = 0; k < BN_BLOCK; k++) {
+        out[2 * k] = sum[k];
+        out[2 * k + 1] = squares[k];
+    }
+}
+
+/* Per-channel mean and biased variance of x into batch_mean/batch_variance: sums and sums of
+ * squares in double per (image, channel) in parallel, then per channel. */
+static void batchnorm_batch_statistics(cpu_batchnorm *bn, const dt_tensor *x) {
+    const int images = x->n, channels = x->c;
+    const long long plane = (long long)x->h * x->w;
+    double *partial = bn->partial_sums; /* [image][channel][sum, sum of squares] */
+    if (x->layout == CPU_LAYOUT_NCHW16C) {
+        /* task t: image t / (C/16), channels 16 * (t % (C/16)) .. + 15, i.e. the partial sums
+         * of [image][channel] from t * 16 on */
+        const long long tasks = (long long)images * (channels / BN_BLOCK);
+#pragma omp parallel for schedule(static)
+        for (long long t = 0; t < tasks; t++)
+            block_sums(x->data + t * plane * BN_BLOCK, plane, partial + 2 * t * BN_BLOCK);
+    } else {
+        const long long tasks = (long long)images * channels;
+#pragma omp parallel for schedule(static)
+        for (long long t = 0; t < tasks; t++) {
+            const float *in = x->data + t * plane;
+            double sum = 0.0, squares = 0.0;
+            for (long long p = 0; p < plane; p++) {
+                double v = in[p];
+                sum += v;
+                squares += v * v;
+            }
+            partial[2 * t] = sum;
+            partial[2 * t + 1] = squares;
+        }
+    }
+    const double count = (double)images * plane;
+    for (int c = 0; c < channels; c++) {
+        double sum = 0.0, squares = 0.0;
+        for (int n = 0; n < images; n++) {
+            sum += partial[2 * ((size_t)n * channels + c)];
+            squares += partial[2 * ((size_t)n * channels + c) + 1];
+        }
+        double mean = sum / count, variance = squares / count - mean * mean;
+        bn->batch_mean[c] = (float)mean;
+        bn->batch_variance[c] = (float)(variance > 0.0 ? variance : 0.0);
+    }
+}
+
 /* running = (1 - m) * running + m * batch, with the unbiased batch variance (torch). */
 static void batchnorm_update_running(cpu_batchnorm *bn, float *running_mean, float *running_var) {
     const dt_batchnorm_desc *d = &bn->d;
@@ -192,6 +261,7 @@ int cpu_batchnorm_forward(void *ctx, dt_layer *l, const float *gamma, const floa
                               {DNNL_ARG_VARIANCE, bn->batch_variance_memory},
                               {DNNL_ARG_WORKSPACE, bn->workspace_memory}};
     bn->trained = 0;
+    batchnorm_batch_statistics(bn, x);
     if (cpu_primitive_execute(bn->ctx, &bn->training, bn->d.fuse_relu ? 7 : 6, args, err,
                               "batchnorm training forward") != 0)
         return -1;

@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# Accuracy parity with PyTorch: trains ResNet-18 from scratch on the first LIMIT Fashion-MNIST
+# training images (configs/fashion-mnist.yaml: batch 64, SGD lr 0.01 momentum 0.9, 3 epochs,
+# shuffled, mean/std 0.286/0.353) with dtrain and with the PyTorch tutorial's pipeline
+# (bench/pytorch_fashion_mnist.py) on the same files and the same train/validation split, at each
+# image SIZE, and prints both validation accuracies, their difference and both wall times.
+#
+#   bench/bench_accuracy.sh BUILD_DIR [SIZE ...]          (default SIZE: 32)
+#
+# BUILD_DIR must hold dtrain and fashion_mnist_to_imagefolder (a Release build). Environment:
+#   LIMIT=12000 EPOCHS=3 THREADS=2 (compute threads of each side) WORKERS=1 (decode threads of
+#   dtrain, DataLoader workers of PyTorch) PYTHON=/usr/bin/python3 (with torch + torchvision)
+#   DATA=DIR (reuse an ImageFolder instead of converting into a temporary one) KEEP=1 (keep the
+#   temporary folder: data and both runs' outputs)
+set -euo pipefail
+
+build=${1:?usage: bench/bench_accuracy.sh BUILD_DIR [SIZE ...]}
+shift
+sizes=("$@")
+[ ${#sizes[@]} -gt 0 ] || sizes=(32)
+here=$(cd "$(dirname "$0")" && pwd)
+repo=$(cd "$here/.." && pwd)
+limit=${LIMIT:-12000}
+epochs=${EPOCHS:-3}
+threads=${THREADS:-2}
+workers=${WORKERS:-1}
+python=${PYTHON:-/usr/bin/python3}
+
+for tool in dtrain fashion_mnist_to_imagefolder; do
+    [ -x "$build/$tool" ] || { echo "bench_accuracy: $build/$tool not found (build it first)" >&2; exit 2; }
+done
+"$python" -c 'import torch, torchvision' 2>/dev/null ||
+    { echo "bench_accuracy: $python cannot import torch and torchvision" >&2; exit 2; }
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/dtrain-accuracy-XXXXXX")
+if [ "${KEEP:-0}" = 1 ]; then echo "keeping $work"; else trap 'rm -rf "$work"' EXIT; fi
+data=${DATA:-$work/fashion-mnist}
+if [ -z "${DATA:-}" ]; then
+    "$build/fashion_mnist_to_imagefolder" --out "$data" --limit "$limit" >/dev/null
+fi
+
+now() { date +%s.%N; }
+
+# The last "eval" row of a metrics.jsonl: prints "val_acc n".
+last_eval() {
+    "$python" - "$1" <<'EOF'
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1]) if '"event":"eval"' in l]
+print(rows[-1]["val_acc"], rows[-1]["n"])
+EOF
+}
+
+echo "machine: $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg); $limit images, $epochs epochs"
+results=()
+for size in "${sizes[@]}"; do
+    out="$work/dtrain-$size"
+    t0=$(now)
+    "$build/dtrain" "$repo/configs/fashion-mnist.yaml" "data.root=$data" "data.image_size=$size" \
+        "train.epochs=$epochs" runtime.device=cpu "runtime.threads=$threads" \
+        "data.workers=$workers" "output.dir=$out" output.log_every=50 >"$work/dtrain-$size.log" 2>&1 ||
+        { cat "$work/dtrain-$size.log" >&2; exit 1; }
+    t1=$(now)
+    read -r dtrain_acc dtrain_n < <(last_eval "$out/metrics.jsonl")
+    grep -E '^(epoch|eval|done)|val' "$work/dtrain-$size.log" | grep -v '^ ' | tail -n "$((epochs + 1))" || true
+
+    t2=$(now)
+    "$python" "$here/pytorch_fashion_mnist.py" --root "$data" --size "$size" --epochs "$epochs" \
+        --batch 64 --lr 0.01 --momentum 0.9 --val-fraction 0.2 --split-seed 42 --seed 0 \
+        --threads "$threads" --workers "$workers" | tee "$work/pytorch-$size.log"
+    t3=$(now)
+    torch_line=$(tail -n 1 "$work/pytorch-$size.log")
+    torch_acc=$(sed -n 's/.*val_acc=\([0-9.]*\).*/\1/p' <<<"$torch_line")
+    torch_n=$(sed -n 's/.*n_val=\([0-9]*\).*/\1/p' <<<"$torch_line")
+    if [ "$torch_n" != "$dtrain_n" ]; then
+        echo "bench_accuracy: the validation sets differ: dtrain $dtrain_n images, PyTorch $torch_n" >&2
+        exit 1
+    fi
+    results+=("$(awk -v s="$size" -v n="$dtrain_n" -v da="$dtrain_acc" -v ta="$torch_acc" \
+        -v dt="$(awk -v a="$t0" -v b="$t1" 'BEGIN{print b-a}')" \
+        -v tt="$(awk -v a="$t2" -v b="$t3" 'BEGIN{print b-a}')" \
+        'BEGIN{printf "%5d %6d %10.4f %10.4f %+8.4f %9.1f %9.1f %6.2f", s, n, da, ta, da-ta, dt, tt, tt/dt}')")
+done
+
+echo
+echo "size  n_val dtrain_acc  torch_acc     diff  dtrain_s   torch_s  torch/dtrain"
+for line in "${results[@]}"; do echo "$line"; done

@@ -1,0 +1,11 @@
+/* Warnings to stderr with the job's prefix: "dtrain: warning: ..." on a single process,
+ * "dtrain: rank R: warning: ..." when several ranks share the output. */
+#ifndef DTRAIN_LOG_H
+#define DTRAIN_LOG_H
+
+/* Called once after the comm layer is up (before that: single-process prefix). */
+void dt_log_set_rank(int rank, int world_size);
+
+void dt_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+#endif

@@ -1,0 +1,280 @@
+/* Data-parallel training checks, run by ctest with the path of mpirun and its flags:
+ *  - 2 ranks x batch b equal 1 rank x batch b x accumulate 2 (weights within 1e-5 relative),
+ *    and 3 ranks equal 1 rank with accumulate 3;
+ *  - a data set that does not divide by ranks x batch: every rank runs the same steps, the job
+ *    ends by itself;
+ *  - a rank failing mid-training ends the whole job quickly with a non-zero code, no process left;
+ *  - ranks resolving different configs abort with a message naming the differing rank.
+ * usage: mpi_train_check DTRAIN_BIN MPIRUN [MPIRUN_FLAGS...] */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "dtrain/safetensors.h"
+#include "imagegen.h"
+
+static char workdir[256], data_dir[512], mpirun_prefix[2048];
+static const char *dtrain_bin;
+
+static int run_command(const char *cmd) {
+    int status = system(cmd);
+    if (status == -1 || !WIFEXITED(status)) return -1;
+    return WEXITSTATUS(status);
+}
+
+static char *read_text(const char *path) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    fseek(f, 0, SEEK_END);
+    long size = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *text = calloc((size_t)size + 1, 1);
+    if (text && fread(text, 1, (size_t)size, f) != (size_t)size) text[0] = '\0';
+    fclose(f);
+    return text;
+}
+
+static int count_occurrences(const char *text, const char *needle) {
+    int n = 0;
+    for (const char *p = text; (p = strstr(p, needle)); p++) n++;
+    return n;
+}
+
+static double now_seconds(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* Runs dtrain on `ranks` ranks (1 = no launcher) with common settings plus extra overrides,
+ * writing into workdir/name; returns the exit code. */
+static int train(const char *name, int ranks, const char *env, const char *overrides) {
+    char cmd[4096];
+    const char *launcher = "";
+    char launch[2600];
+    if (ranks > 1) {
+        snprintf(launch, sizeof launch, "%s -np %d ", mpirun_prefix, ranks);
+        launcher = launch;
+    }
+    snprintf(cmd, sizeof cmd,
+             "cd %s && %s %s%s %s/base.yaml output.dir=%s/%s %s > %s/%s.log 2>&1", workdir,
+             env ? env : "", launcher, dtrain_bin, workdir, workdir, name,
+             overrides ? overrides : "", workdir, name);
+    return run_command(cmd);
+}
+
+typedef struct model_file {
+    dt_safetensors st;
+    int ok;
+} model_file;
+
+static model_file load_model(const char *run) {
+    model_file m;
+    char path[600];
+    dt_error err = {{0}, 0};
+    snprintf(path, sizeof path, "%s/%s/model.safetensors", workdir, run);
+    m.ok = dt_safetensors_read(path, &m.st, &err) == 0;
+    if (!m.ok) fprintf(stderr, "%s\n", err.message);
+    return m;
+}
+
+static float value_at(const dt_st_tensor *t, size_t k) {
+    float v;
+    memcpy(&v, t->data + 4 * k, 4);
+    return v;
+}
+
+/* Over the trainable tensors (BatchNorm running statistics are per rank by design and are not
+ * compared): ||a - b|| / ||a|| over all of them ("weights"), and ||a - b|| / ||a - init|| (the
+ * difference measured against the size of the training update itself). */
+static int compare_models(const char *run_a, const char *run_b, const char *run_init,
+                          double *weight_rel, double *update_rel) {
+    model_file a = load_model(run_a), b = load_model(run_b), init = load_model(run_init);
+    int compared = 0;
+    double diff = 0, norm = 0, update = 0;
+    if (a.ok && b.ok && init.ok) {
+        for (size_t i = 0; i < a.st.n_tensors; i++) {
+            const dt_st_tensor *ta = &a.st.tensors[i];
+            if (strstr(ta->name, "running_") || strstr(ta->name, "num_batches")) continue;
+            const dt_st_tensor *tb = dt_safetensors_find(&b.st, ta->name);
+            const dt_st_tensor *t0 = dt_safetensors_find(&init.st, ta->name);
+            size_t bytes = ta->end - ta->begin;
+            if (!tb || !t0 || tb->end - tb->begin != bytes || t0->end - t0->begin != bytes) break;
+            for (size_t k = 0; k < bytes / 4; k++) {
+                double x = value_at(ta, k), y = value_at(tb, k), x0 = value_at(t0, k);
+                diff += (x - y) * (x - y);
+                norm += x * x;
+                update += (x - x0) * (x - x0);
+            }
+            compared++;
+        }
+    }
+    if (a.ok) dt_safetensors_free(&a.st);
+    if (b.ok) dt_safetensors_free(&b.st);
+    if (init.ok) dt_safetensors_free(&init.st);
+    if (compared != 62 || update == 0) return -1;
+    *weight_rel = sqrt(diff / norm);
+    *update_rel = sqrt(diff / update);
+    return 0;
+}
+
+/* Why N ranks and accumulation can differ at all: the gradient of a step is the same sum of
+ * the same micro-batch gradients, but 1 rank scales each micro-batch's loss gradient by
+ * 1/(b*accumulate) inside the backward pass and adds the results, while N ranks scale by 1/b and
+ * the all-reduce sums (in MPI's order) and multiplies by 1/N. For N = 2 every scaling is a power
+ * of two, so the results are bitwise equal; for N = 3 they differ by float rounding (~1e-7
+ * relative per step). Training a fresh ResNet with small batches amplifies such differences
+ * very quickly at usual learning rates (measured here: a 2e-7 relative change of lr alone moves
+ * the weights by 4e-4 relative after 5 steps at lr 1e-3, by 7e-9 at lr 1e-4), so the comparison
+ * runs at lr 1e-4 and also checks against the size of the update. */
+static void test_equivalence(void) {
+    /* 120 training images, batch 8: 2 ranks x 8 = 1 rank x 8 x accumulate 2 (global 16) */
+    const char *common = "train.epochs=1 train.batch_size=8 train.momentum=0.9 "
+                         "train.weight_decay=1e-4 train.lr=1e-4";
+    char args[512];
+    /* the initial weights: a learning rate too small to change any float */
+    snprintf(args, sizeof args, "%s train.lr=1e-30", common);
+    CHECK_INT_EQ(train("init", 1, NULL, args), 0);
+    snprintf(args, sizeof args, "%s train.accumulate=2", common);
+    CHECK_INT_EQ(train("accumulate2", 1, NULL, args), 0);
+    CHECK_INT_EQ(train("ranks2", 2, NULL, common), 0);
+    snprintf(args, sizeof args, "%s train.accumulate=3", common);
+    CHECK_INT_EQ(train("accumulate3", 1, NULL, args), 0);
+    CHECK_INT_EQ(train("ranks3", 3, NULL, common), 0);
+    /* the same start on other data: what a sharding mistake would look like */
+    snprintf(args, sizeof args, "%s train.accumulate=3 data.split_seed=7", common);
+    CHECK_INT_EQ(train("accumulate3_other_split", 1, NULL, args), 0);
+
+    double weight_rel = INFINITY, update_rel = INFINITY;
+    CHECK(compare_models("accumulate2", "ranks2", "init", &weight_rel, &update_rel) == 0);
+    printf("2 ranks vs 1 rank accumulate 2: weights differ by %.3g relative (%.3g of the "
+           "update)\n",
+           weight_rel, update_rel);
+    CHECK_MSG(weight_rel <= 1e-5, "2 ranks vs accumulate 2 differ by %.3g", weight_rel);
+    CHECK_MSG(update_rel <= 1e-3, "2 ranks vs accumulate 2: %.3g of the update", update_rel);
+
+    CHECK(compare_models("accumulate3", "ranks3", "init", &weight_rel, &update_rel) == 0);
+    printf("3 ranks vs 1 rank accumulate 3: weights differ by %.3g relative (%.3g of the "
+           "update)\n",
+           weight_rel, update_rel);
+    CHECK_MSG(weight_rel <= 1e-5, "3 ranks vs accumulate 3 differ by %.3g", weight_rel);
+    CHECK_MSG(update_rel <= 1e-3, "3 ranks vs accumulate 3: %.3g of the update", update_rel);
+
+    CHECK(compare_models("accumulate3", "accumulate3_other_split", "init", &weight_rel,
+                         &update_rel) == 0);
+    printf("other data, same start: %.3g of the update\n", update_rel);
+    CHECK_MSG(update_rel >= 0.1, "other data changes the update by only %.3g", update_rel);
+
+    /* only rank 0 prints its lines, once */
+    char path[600];
+    snprintf(path, sizeof path, "%s/ranks3.log", workdir);
+    char *log = read_text(path);
+    CHECK(log && strstr(log, "3 ranks"));
+    CHECK(log && strstr(log, "done: final validation accuracy"));
+    CHECK(log && count_occurrences(log, "done: final validation accuracy") == 1);
+    free(log);
+}
+
+static void test_uneven(void) {
+    /* 120 training images, 3 ranks x batch 7 = 21 per step: 6 steps (126, padded) per epoch */
+    CHECK_INT_EQ(train("uneven", 3, NULL, "train.epochs=2 train.batch_size=7"), 0);
+    char path[600];
+    snprintf(path, sizeof path, "%s/uneven/metrics.jsonl", workdir);
+    char *jsonl = read_text(path);
+    CHECK(jsonl && strstr(jsonl, "\"event\":\"eval\",\"epoch\":2,\"step\":12,"));
+    free(jsonl);
+    /* too small for the world size: a clear usage error on every rank, exit 2 */
+    int rc = train("too_small", 3, NULL, "train.batch_size=50");
+    CHECK(rc != 0);
+    snprintf(path, sizeof path, "%s/too_small.log", workdir);
+    char *log = read_text(path);
+    CHECK(log && strstr(log, "fewer than one batch per rank"));
+    free(log);
+}
+
+/* Any dtrain still running on this test's config? ("[b]" keeps the pattern from matching the
+ * shell that runs pgrep.) */
+static int leftover_processes(const char *dir) {
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "pgrep -f '%s/[b]ase.yaml' > /dev/null", dir);
+    return run_command(cmd) == 0;
+}
+
+static void test_fault(void) {
+    double t0 = now_seconds();
+    int rc = train("fault", 2, "DTRAIN_TEST_FAIL_RANK=1 DTRAIN_TEST_FAIL_STEP=3",
+                   "train.epochs=3 train.batch_size=8");
+    double seconds = now_seconds() - t0;
+    CHECK(rc != 0);
+    CHECK_MSG(seconds < 60, "the failing job took %.1f s to end", seconds);
+    printf("rank 1 failing at step 3: job ended with code %d after %.1f s\n", rc, seconds);
+    char path[600];
+    snprintf(path, sizeof path, "%s/fault.log", workdir);
+    char *log = read_text(path);
+    CHECK(log && strstr(log, "rank 1: error: test fault injected at step 3"));
+    free(log);
+    sleep(1);
+    CHECK(!leftover_processes(workdir));
+}
+
+static void test_config_mismatch(void) {
+    int rc = train("mismatch", 3, "DTRAIN_TEST_HASH_SALT_RANK=2", "train.batch_size=8");
+    CHECK(rc != 0);
+    char path[600];
+    snprintf(path, sizeof path, "%s/mismatch.log", workdir);
+    char *log = read_text(path);
+    CHECK(log && strstr(log, "rank 2 resolved a different config than rank 0"));
+    free(log);
+    sleep(1);
+    CHECK(!leftover_processes(workdir));
+}
+
+int main(int argc, char **argv) {
+    if (argc < 3) {
+        fprintf(stderr, "usage: %s DTRAIN_BIN MPIRUN [MPIRUN_FLAGS...]\n", argv[0]);
+        return 2;
+    }
+    dtrain_bin = argv[1];
+    size_t at = 0;
+    for (int i = 2; i < argc && at < sizeof mpirun_prefix; i++)
+        at += (size_t)snprintf(mpirun_prefix + at, sizeof mpirun_prefix - at, "%s%s",
+                               i > 2 ? " " : "", argv[i]);
+    snprintf(workdir, sizeof workdir, "/tmp/dtrain-mpi-XXXXXX");
+    if (!mkdtemp(workdir)) return 1;
+    snprintf(data_dir, sizeof data_dir, "%s/data", workdir);
+    dt_error err = {{0}, 0};
+    /* 3 classes x 50 = 150 images; val 0.2 -> 30, train 120 */
+    if (dt_testgen_learnable_imagefolder(data_dir, 3, 50, 36, 36, 9, &err)) {
+        fprintf(stderr, "%s\n", err.message);
+        return 1;
+    }
+    char cfg[1024], path[600];
+    snprintf(cfg, sizeof cfg,
+             "data:\n  root: %s\n  image_size: 32\n  mean: [0.5, 0.5, 0.5]\n"
+             "  std: [0.25, 0.25, 0.25]\n  workers: 1\nruntime:\n  device: cpu\n  threads: 1\n"
+             "train:\n  lr: 0.02\noutput:\n  log_every: 2\n",
+             data_dir);
+    snprintf(path, sizeof path, "%s/base.yaml", workdir);
+    FILE *f = fopen(path, "w");
+    if (!f) return 1;
+    fputs(cfg, f);
+    fclose(f);
+
+    test_equivalence();
+    test_uneven();
+    test_fault();
+    test_config_mismatch();
+    if (dt_test_failed == 0) {
+        char cmd[400];
+        snprintf(cmd, sizeof cmd, "rm -rf %s", workdir);
+        run_command(cmd);
+    } else {
+        fprintf(stderr, "kept %s for inspection\n", workdir);
+    }
+    return dt_test_summary("mpi_train");
+}
