@@ -30,38 +30,43 @@ static void check_sgd_by_hand(dt_backend *b) {
     float p[2], buf[2];
     /* plain: p -= lr * g */
     p[0] = 1.0f, p[1] = -2.0f;
-    sgd_two(b, (dt_sgd_params){.lr = 0.1f}, p, buf);
+    sgd_two(b, (dt_sgd_params){.grad_scale = 1.0f, .lr = 0.1f}, p, buf);
     CHECK_CLOSE(p[0], 0.95, 1e-6, 0);
     CHECK_CLOSE(p[1], -2.025, 1e-6, 0);
     /* weight decay 0.01: g = {0.51, 0.23} */
     p[0] = 1.0f, p[1] = -2.0f;
-    sgd_two(b, (dt_sgd_params){.lr = 0.1f, .weight_decay = 0.01f}, p, buf);
+    sgd_two(b, (dt_sgd_params){.grad_scale = 1.0f, .lr = 0.1f, .weight_decay = 0.01f}, p, buf);
     CHECK_CLOSE(p[0], 0.949, 1e-6, 0);
     CHECK_CLOSE(p[1], -2.023, 1e-6, 0);
     /* momentum 0.9: first step buf = g; second buf = 0.9 buf + g = {0.95, 0.475} */
     p[0] = 1.0f, p[1] = -2.0f;
     buf[0] = buf[1] = 123.0f; /* garbage: the first step must ignore it */
-    sgd_two(b, (dt_sgd_params){.lr = 0.1f, .momentum = 0.9f, .first_step = 1}, p, buf);
+    sgd_two(b, (dt_sgd_params){.grad_scale = 1.0f, .lr = 0.1f, .momentum = 0.9f, .first_step = 1}, p, buf);
     CHECK_CLOSE(buf[0], 0.5, 1e-6, 0);
     CHECK_CLOSE(p[0], 0.95, 1e-6, 0);
     CHECK_CLOSE(p[1], -2.025, 1e-6, 0);
-    sgd_two(b, (dt_sgd_params){.lr = 0.1f, .momentum = 0.9f}, p, buf);
+    sgd_two(b, (dt_sgd_params){.grad_scale = 1.0f, .lr = 0.1f, .momentum = 0.9f}, p, buf);
     CHECK_CLOSE(buf[0], 0.95, 1e-6, 0);
     CHECK_CLOSE(buf[1], 0.475, 1e-6, 0);
     CHECK_CLOSE(p[0], 0.855, 1e-6, 0);
     CHECK_CLOSE(p[1], -2.0725, 1e-6, 0);
     /* nesterov: step = g + 0.9 buf; first {0.95, 0.475}, then {1.355, 0.6775} */
     p[0] = 1.0f, p[1] = -2.0f;
-    sgd_two(b, (dt_sgd_params){.lr = 0.1f, .momentum = 0.9f, .nesterov = 1, .first_step = 1}, p,
+    sgd_two(b, (dt_sgd_params){.grad_scale = 1.0f, .lr = 0.1f, .momentum = 0.9f, .nesterov = 1, .first_step = 1}, p,
             buf);
     CHECK_CLOSE(p[0], 0.905, 1e-6, 0);
     CHECK_CLOSE(p[1], -2.0475, 1e-6, 0);
-    sgd_two(b, (dt_sgd_params){.lr = 0.1f, .momentum = 0.9f, .nesterov = 1}, p, buf);
+    sgd_two(b, (dt_sgd_params){.grad_scale = 1.0f, .lr = 0.1f, .momentum = 0.9f, .nesterov = 1}, p, buf);
     CHECK_CLOSE(p[0], 0.7695, 1e-6, 0);
     CHECK_CLOSE(p[1], -2.11525, 1e-6, 0);
+    /* grad_scale averages summed gradients: scale 0.5, weight decay 0.01 -> g = {0.26, 0.105} */
+    p[0] = 1.0f, p[1] = -2.0f;
+    sgd_two(b, (dt_sgd_params){.grad_scale = 0.5f, .lr = 0.1f, .weight_decay = 0.01f}, p, buf);
+    CHECK_CLOSE(p[0], 0.974, 1e-6, 0);
+    CHECK_CLOSE(p[1], -2.0105, 1e-6, 0);
     /* momentum without a buffer is an error */
     dt_error err = {0};
-    dt_sgd_params bad = {.lr = 0.1f, .momentum = 0.9f};
+    dt_sgd_params bad = {.grad_scale = 1.0f, .lr = 0.1f, .momentum = 0.9f};
     const float g[2] = {0};
     CHECK(b->ops->sgd_step(b->ctx, &bad, p, g, NULL, 2, &err) == -1);
     CHECK(strstr(err.message, "momentum") != NULL);
@@ -143,9 +148,9 @@ int main(void) {
     CHECK_STR_EQ(b.ops->name, "cpu");
     check_buffer_ops(&b);
     check_sgd_by_hand(&b);
-    check_sgd_large(&b, (dt_sgd_params){.lr = 0.05f, .momentum = 0.9f, .weight_decay = 1e-4f});
+    check_sgd_large(&b, (dt_sgd_params){.grad_scale = 1.0f, .lr = 0.05f, .momentum = 0.9f, .weight_decay = 1e-4f});
     check_sgd_large(
-        &b, (dt_sgd_params){.lr = 0.05f, .momentum = 0.9f, .weight_decay = 5e-4f, .nesterov = 1});
+        &b, (dt_sgd_params){.grad_scale = 1.0f, .lr = 0.05f, .momentum = 0.9f, .weight_decay = 5e-4f, .nesterov = 1});
     dt_error err = {0};
     CHECK(b.ops->synchronize(b.ctx, &err) == 0);
     b.ops->destroy(b.ctx);

@@ -414,7 +414,8 @@ static int train_steps(const fixture *f, run *r, int steps, double *losses, wors
     dt_error err = {{0}, 0};
     dt_model *m = r->model;
     size_t np = dt_model_param_count(m);
-    dt_sgd_params sgd = {.lr = (float)atof(metadata_or(f, "lr", "0")),
+    dt_sgd_params sgd = {.grad_scale = 1.0f,
+                         .lr = (float)atof(metadata_or(f, "lr", "0")),
                          .momentum = (float)atof(metadata_or(f, "momentum", "0")),
                          .weight_decay = (float)atof(metadata_or(f, "weight_decay", "0"))};
     CHECK(sgd.lr > 0 && sgd.momentum > 0 && sgd.weight_decay > 0);

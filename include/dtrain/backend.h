@@ -46,11 +46,13 @@ typedef struct dt_linear_desc {
 } dt_linear_desc;
 
 /* One SGD update over a flat buffer, torch.optim.SGD semantics (dampening 0):
- *   g = grad + weight_decay * param
+ *   g = grad_scale * grad + weight_decay * param
+ * (grad_scale turns summed gradients into the mean: 1 / (ranks x accumulation steps))
  *   if momentum != 0: buf = first ? g : momentum * buf + g;  g = nesterov ? g + momentum*buf : buf
  *   param -= lr * g */
 typedef struct dt_sgd_params {
     float lr, momentum, weight_decay;
+    float grad_scale; /* multiplies grads before anything else (1 for plain SGD) */
     int nesterov;
     int first_step; /* momentum buffer not yet initialised: buf = g */
 } dt_sgd_params;

@@ -237,8 +237,10 @@ static int train_micro_batch(dt_trainer *t, const dt_batch *batch, int micro, dt
     const dt_config *cfg = t->cfg;
     int b = batch->batch_size;
     for (int i = 0; i < b; i++) t->weights[i] = batch->counts[i] ? 1.0f : 0.0f;
+    /* the mean over this micro-batch; the optimizer step divides the sum over micro-batches and
+     * ranks by their number (see optimizer_step) */
     int counted = batch->n_counted > 0 ? batch->n_counted : 1;
-    float grad_scale = 1.0f / ((float)counted * (float)cfg->train.accumulate);
+    float grad_scale = 1.0f / (float)counted;
     double loss_sum = 0;
     if (dt_model_forward(t->model, batch->pixels, cfg->data.mean, cfg->data.std, 1, err) ||
         dt_model_loss(t->model, batch->labels, t->weights, grad_scale, &loss_sum, t->predictions,
@@ -261,13 +263,17 @@ static int optimizer_step(dt_trainer *t, long global_step, dt_window *w, dt_erro
     if (t->comm->size > 1) {
         double t0 = dt_now_seconds();
         if (t->backend.ops->synchronize(t->backend.ctx, err) ||
-            t->comm->ops->allreduce_float(t->comm->ctx, grads, count, DT_REDUCE_AVG, err))
+            t->comm->ops->allreduce_float(t->comm->ctx, grads, count, DT_REDUCE_SUM, err))
             return dt_error_prefix(err, "all-reduce of gradients");
         w->allreduce_s += dt_now_seconds() - t0;
     }
     const dt_config *cfg = t->cfg;
     double lr = dt_lr_at(&t->schedule, global_step);
-    dt_sgd_params p = {.lr = (float)lr,
+    /* grads hold the sum of (ranks x accumulate) micro-batch means: average them inside the
+     * update, one multiplication for both, so that N ranks and N accumulation steps do the same
+     * arithmetic up to the order of the summation */
+    dt_sgd_params p = {.grad_scale = 1.0f / (float)(t->comm->size * cfg->train.accumulate),
+                       .lr = (float)lr,
                        .momentum = (float)cfg->train.momentum,
                        .weight_decay = (float)cfg->train.weight_decay,
                        .nesterov = cfg->train.nesterov,

@@ -58,17 +58,17 @@ int cpu_sgd_step(void *ctx, const dt_sgd_params *p, float *params, const float *
                  float *momentum, size_t count, dt_error *err) {
     (void)ctx;
     const long long n = (long long)count;
-    const float lr = p->lr, mu = p->momentum, wd = p->weight_decay;
+    const float lr = p->lr, mu = p->momentum, wd = p->weight_decay, scale = p->grad_scale;
     if (mu == 0.0f) {
 #pragma omp parallel for simd if (n >= CPU_PARALLEL_MIN) schedule(static)
-        for (long long i = 0; i < n; i++) params[i] -= lr * (grads[i] + wd * params[i]);
+        for (long long i = 0; i < n; i++) params[i] -= lr * (scale * grads[i] + wd * params[i]);
         return 0;
     }
     if (!momentum) return dt_fail(err, "sgd_step: momentum %g needs a momentum buffer", mu);
     const int first = p->first_step, nesterov = p->nesterov;
 #pragma omp parallel for simd if (n >= CPU_PARALLEL_MIN) schedule(static)
     for (long long i = 0; i < n; i++) {
-        float g = grads[i] + wd * params[i];
+        float g = scale * grads[i] + wd * params[i];
         float buf = first ? g : mu * momentum[i] + g;
         momentum[i] = buf;
         params[i] -= lr * (nesterov ? g + mu * buf : buf);
