@@ -93,5 +93,5 @@ machine_load() {
 # omp_note: the OpenMP wait policy in effect, which matters on a shared machine: busy-waiting
 # threads (the default) burn the time slices their descheduled partners need.
 omp_note() {
-  echo "OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-unset (spinning)}"
+  echo "OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-unset}"
 }

@@ -48,6 +48,9 @@ here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/.." && pwd)
 # shellcheck source=bench/bench_lib.sh
 source "$here/bench_lib.sh"
+# dtrain sleeps rather than spins in OpenMP waits unless OMP_WAIT_POLICY is set (see
+# src/main.c); give the PyTorch side the same policy so both are measured alike.
+export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE}
 
 usage() { awk 'NR > 1 && !/^#/ { exit } NR > 1 { sub(/^# ?/, ""); print }' "$0"; }
 die() {
