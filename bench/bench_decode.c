@@ -1,6 +1,7 @@
 /* bench_decode: single-threaded images/s of dtrain's per-image data path on a folder of
  * JPEG/PNG files: (1) decode + resize to SIZE x SIZE (data.resize=squash, PIL-exact) +
- * normalise to float CHW (what torchvision's ToTensor + Normalize produce), (2) the same with
+ * normalise to float CHW (what torchvision's ToTensor + Normalize produce) with the CPU
+ * backend's tensor_from_images on one thread, the step training uses, (2) the same with
  * reduced-scale JPEG decoding (loader option jpeg_dct_scaling), and (3) decode only. Files are read
  * from disk each time (page cache warm after the first pass).
  *
@@ -13,6 +14,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "dtrain/backend.h"
 #include "dtrain/data.h"
 
 static double now_seconds(void) {
@@ -33,12 +35,15 @@ static int has_image_extension(const char *name) {
 
 static const float mean[3] = {0.485f, 0.456f, 0.406f}, std_dev[3] = {0.229f, 0.224f, 0.225f};
 
-/* uint8 HWC -> float CHW, (x / 255 - mean) / std, as ToTensor + Normalize. */
-static void normalise(const uint8_t *hwc, int size, float *chw) {
-    size_t plane = (size_t)size * size;
-    for (int c = 0; c < 3; c++) {
-        float scale = 1.0f / (255.0f * std_dev[c]), shift = -mean[c] / std_dev[c];
-        for (size_t i = 0; i < plane; i++) chw[c * plane + i] = hwc[3 * i + c] * scale + shift;
+/* The training path's normalisation: uint8 HWC -> float CHW in the backend's tensor. */
+static dt_backend backend;
+static dt_tensor *input_tensor;
+
+static void normalise(const uint8_t *hwc) {
+    dt_error err;
+    if (backend.ops->tensor_from_images(backend.ctx, input_tensor, hwc, mean, std_dev, &err)) {
+        fprintf(stderr, "bench_decode: %s\n", err.message);
+        exit(1);
     }
 }
 
@@ -77,9 +82,13 @@ int main(int argc, char **argv) {
     qsort(paths, n, sizeof *paths, compare_names);
 
     uint8_t *resized = malloc((size_t)size * size * 3);
-    float *tensor = malloc(sizeof(float) * 3 * (size_t)size * size);
     double checksum = 0, pixels = 0;
     dt_error err;
+    if (dt_backend_cpu_create(&(dt_backend_options){.threads = 1}, &backend, &err) ||
+        !(input_tensor = backend.ops->tensor_create(backend.ctx, 1, 3, size, size, &err))) {
+        fprintf(stderr, "bench_decode: %s\n", err.message);
+        return 1;
+    }
     /* one untimed pass: page cache and allocator warm */
     for (size_t i = 0; i < n; i++) {
         dt_image img;
@@ -100,8 +109,8 @@ int main(int argc, char **argv) {
                 return 1;
             }
             dt_image_free(&img);
-            normalise(resized, size, tensor);
-            checksum += tensor[(size_t)(i % 7)];
+            normalise(resized);
+            checksum += resized[(size_t)(i % 7)];
         }
     }
     double pipeline_seconds = now_seconds() - start;
@@ -114,8 +123,8 @@ int main(int argc, char **argv) {
                 dt_image_resize_to_square(&img, DT_RESIZE_SQUASH, size, resized, &err) != 0)
                 return 1;
             dt_image_free(&img);
-            normalise(resized, size, tensor);
-            checksum += tensor[(size_t)(i % 5)];
+            normalise(resized);
+            checksum += resized[(size_t)(i % 5)];
         }
     }
     double scaled_seconds = now_seconds() - start;
@@ -138,6 +147,7 @@ int main(int argc, char **argv) {
     for (size_t i = 0; i < n; i++) free(paths[i]);
     free(paths);
     free(resized);
-    free(tensor);
+    backend.ops->tensor_destroy(backend.ctx, input_tensor);
+    backend.ops->destroy(backend.ctx);
     return 0;
 }
