@@ -61,9 +61,8 @@ static int train(const char *name, int ranks, const char *env, const char *overr
         snprintf(launch, sizeof launch, "%s -np %d ", mpirun_prefix, ranks);
         launcher = launch;
     }
-    snprintf(cmd, sizeof cmd,
-             "cd %s && %s %s%s %s/base.yaml output.dir=%s/%s %s > %s/%s.log 2>&1", workdir,
-             env ? env : "", launcher, dtrain_bin, workdir, workdir, name,
+    snprintf(cmd, sizeof cmd, "cd %s && %s %s%s %s/base.yaml output.dir=%s/%s %s > %s/%s.log 2>&1",
+             workdir, env ? env : "", launcher, dtrain_bin, workdir, workdir, name,
              overrides ? overrides : "", workdir, name);
     return run_command(cmd);
 }

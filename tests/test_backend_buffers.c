@@ -41,7 +41,8 @@ static void check_sgd_by_hand(dt_backend *b) {
     /* momentum 0.9: first step buf = g; second buf = 0.9 buf + g = {0.95, 0.475} */
     p[0] = 1.0f, p[1] = -2.0f;
     buf[0] = buf[1] = 123.0f; /* garbage: the first step must ignore it */
-    sgd_two(b, (dt_sgd_params){.grad_scale = 1.0f, .lr = 0.1f, .momentum = 0.9f, .first_step = 1}, p, buf);
+    sgd_two(b, (dt_sgd_params){.grad_scale = 1.0f, .lr = 0.1f, .momentum = 0.9f, .first_step = 1},
+            p, buf);
     CHECK_CLOSE(buf[0], 0.5, 1e-6, 0);
     CHECK_CLOSE(p[0], 0.95, 1e-6, 0);
     CHECK_CLOSE(p[1], -2.025, 1e-6, 0);
@@ -52,11 +53,14 @@ static void check_sgd_by_hand(dt_backend *b) {
     CHECK_CLOSE(p[1], -2.0725, 1e-6, 0);
     /* nesterov: step = g + 0.9 buf; first {0.95, 0.475}, then {1.355, 0.6775} */
     p[0] = 1.0f, p[1] = -2.0f;
-    sgd_two(b, (dt_sgd_params){.grad_scale = 1.0f, .lr = 0.1f, .momentum = 0.9f, .nesterov = 1, .first_step = 1}, p,
-            buf);
+    sgd_two(b,
+            (dt_sgd_params){
+                .grad_scale = 1.0f, .lr = 0.1f, .momentum = 0.9f, .nesterov = 1, .first_step = 1},
+            p, buf);
     CHECK_CLOSE(p[0], 0.905, 1e-6, 0);
     CHECK_CLOSE(p[1], -2.0475, 1e-6, 0);
-    sgd_two(b, (dt_sgd_params){.grad_scale = 1.0f, .lr = 0.1f, .momentum = 0.9f, .nesterov = 1}, p, buf);
+    sgd_two(b, (dt_sgd_params){.grad_scale = 1.0f, .lr = 0.1f, .momentum = 0.9f, .nesterov = 1}, p,
+            buf);
     CHECK_CLOSE(p[0], 0.7695, 1e-6, 0);
     CHECK_CLOSE(p[1], -2.11525, 1e-6, 0);
     /* grad_scale averages summed gradients: scale 0.5, weight decay 0.01 -> g = {0.26, 0.105} */
@@ -148,9 +152,14 @@ int main(void) {
     CHECK_STR_EQ(b.ops->name, "cpu");
     check_buffer_ops(&b);
     check_sgd_by_hand(&b);
-    check_sgd_large(&b, (dt_sgd_params){.grad_scale = 1.0f, .lr = 0.05f, .momentum = 0.9f, .weight_decay = 1e-4f});
     check_sgd_large(
-        &b, (dt_sgd_params){.grad_scale = 1.0f, .lr = 0.05f, .momentum = 0.9f, .weight_decay = 5e-4f, .nesterov = 1});
+        &b,
+        (dt_sgd_params){.grad_scale = 1.0f, .lr = 0.05f, .momentum = 0.9f, .weight_decay = 1e-4f});
+    check_sgd_large(&b, (dt_sgd_params){.grad_scale = 1.0f,
+                                        .lr = 0.05f,
+                                        .momentum = 0.9f,
+                                        .weight_decay = 5e-4f,
+                                        .nesterov = 1});
     dt_error err = {0};
     CHECK(b.ops->synchronize(b.ctx, &err) == 0);
     b.ops->destroy(b.ctx);

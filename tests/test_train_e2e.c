@@ -103,8 +103,9 @@ static void test_training_run(void) {
     }
     snprintf(path, sizeof path, "%s/metrics.csv", out);
     char *csv = read_text(path);
-    CHECK(csv && strncmp(csv, "event,epoch,step,loss,acc,lr,img_per_s,val_loss,val_acc,n,"
-                              "elapsed_s\n",
+    CHECK(csv && strncmp(csv,
+                         "event,epoch,step,loss,acc,lr,img_per_s,val_loss,val_acc,n,"
+                         "elapsed_s\n",
                          68) == 0);
     CHECK(csv && count_lines_with(csv, "\neval,") == 4);
     free(csv);
@@ -138,8 +139,9 @@ static void test_training_run(void) {
     CHECK(stat(path, &sb) == 0 && sb.st_size > 40000000);
 
     /* the written config.yaml reproduces the run's resolved config */
-    snprintf(cmd, sizeof cmd, "%s %s --print-config > %s/a.yaml && %s %s/config.yaml "
-                              "--print-config > %s/b.yaml && cmp -s %s/a.yaml %s/b.yaml",
+    snprintf(cmd, sizeof cmd,
+             "%s %s --print-config > %s/a.yaml && %s %s/config.yaml "
+             "--print-config > %s/b.yaml && cmp -s %s/a.yaml %s/b.yaml",
              dtrain_bin, cfg_path, workdir, dtrain_bin, out, workdir, workdir, workdir);
     CHECK_INT_EQ(run_command(cmd), 0);
 }
@@ -192,7 +194,9 @@ int main(void) {
     test_exit_codes();
     char cmd[512];
     snprintf(cmd, sizeof cmd, "rm -rf %s", workdir);
-    if (dt_test_failed == 0) run_command(cmd);
-    else fprintf(stderr, "kept %s for inspection\n", workdir);
+    if (dt_test_failed == 0)
+        run_command(cmd);
+    else
+        fprintf(stderr, "kept %s for inspection\n", workdir);
     return dt_test_summary("train_e2e");
 }

@@ -123,8 +123,7 @@ typedef struct dt_backend_ops {
                          dt_error *err);
 
     dt_layer *(*maxpool_create)(void *ctx, const dt_pool_desc *d, dt_error *err);
-    int (*maxpool_forward)(void *ctx, dt_layer *l, const dt_tensor *x, dt_tensor *y,
-                           dt_error *err);
+    int (*maxpool_forward)(void *ctx, dt_layer *l, const dt_tensor *x, dt_tensor *y, dt_error *err);
     int (*maxpool_backward)(void *ctx, dt_layer *l, const dt_tensor *dy, dt_tensor *dx,
                             dt_error *err);
 
@@ -138,8 +137,8 @@ typedef struct dt_backend_ops {
                           const dt_tensor *x, dt_tensor *y, dt_error *err);
     /* overwrites weight_grad/bias_grad (when not NULL) and dx (when not NULL) */
     int (*linear_backward)(void *ctx, dt_layer *l, const float *weight, const dt_tensor *x,
-                           const dt_tensor *dy, dt_tensor *dx, float *weight_grad,
-                           float *bias_grad, dt_error *err);
+                           const dt_tensor *dy, dt_tensor *dx, float *weight_grad, float *bias_grad,
+                           dt_error *err);
 
     /* Softmax cross-entropy over logits (n,k,1,1) with host labels and host per-sample weights
      * (0 or 1). Outputs on the host: *loss_sum = sum_i w_i * loss_i, predictions[i] = argmax.
@@ -155,9 +154,9 @@ typedef struct dt_backend {
 } dt_backend;
 
 typedef struct dt_backend_options {
-    int threads;     /* compute threads (CPU); 0 = all cores */
-    int device;      /* GPU ordinal (CUDA) */
-    int precision;   /* dt_precision_kind */
+    int threads;   /* compute threads (CPU); 0 = all cores */
+    int device;    /* GPU ordinal (CUDA) */
+    int precision; /* dt_precision_kind */
 } dt_backend_options;
 
 /* CPU backend (oneDNN). Always compiled in. */

@@ -48,8 +48,8 @@ typedef struct dt_config {
         bool nesterov;
         double weight_decay;
         dt_schedule_kind schedule;
-        int step_size;   /* schedule=step: epochs between decays (torch StepLR step_size) */
-        double gamma;    /* schedule=step: decay factor (torch StepLR gamma) */
+        int step_size; /* schedule=step: epochs between decays (torch StepLR step_size) */
+        double gamma;  /* schedule=step: decay factor (torch StepLR gamma) */
         double warmup_epochs;
         bool shuffle;
         uint64_t seed;

@@ -11,9 +11,9 @@
 #include "dtrain/error.h"
 
 typedef enum {
-    DT_TENSOR_PARAMETER,     /* trainable: lives in model->params (grads, momentum alike) */
-    DT_TENSOR_RUNNING_MEAN,  /* BatchNorm buffer: lives in model->stats */
-    DT_TENSOR_RUNNING_VAR,   /* BatchNorm buffer: lives in model->stats */
+    DT_TENSOR_PARAMETER,      /* trainable: lives in model->params (grads, momentum alike) */
+    DT_TENSOR_RUNNING_MEAN,   /* BatchNorm buffer: lives in model->stats */
+    DT_TENSOR_RUNNING_VAR,    /* BatchNorm buffer: lives in model->stats */
     DT_TENSOR_BATCHES_TRACKED /* BatchNorm num_batches_tracked: int64 scalar, host counter */
 } dt_tensor_role;
 
@@ -31,8 +31,8 @@ typedef struct dt_state_entry {
 typedef struct dt_model dt_model;
 
 typedef struct dt_model_options {
-    int batch;        /* every forward/backward runs at this batch size */
-    int image_size;   /* square input side */
+    int batch;      /* every forward/backward runs at this batch size */
+    int image_size; /* square input side */
     int n_classes;
     int freeze_backbone; /* train fc only; backbone BN in inference mode */
 } dt_model_options;
@@ -76,8 +76,7 @@ int dt_model_loss(dt_model *model, const int32_t *labels, const float *weights, 
 int dt_model_backward(dt_model *model, int accumulate, dt_error *err);
 
 /* Host copies of the whole parameter and running-statistics buffers. */
-int dt_model_download_state(dt_model *model, float *host_params, float *host_stats,
-                            dt_error *err);
+int dt_model_download_state(dt_model *model, float *host_params, float *host_stats, dt_error *err);
 /* Replaces both buffers from host copies (pretrained weights, broadcasts). */
 int dt_model_upload_state(dt_model *model, const float *host_params, const float *host_stats,
                           dt_error *err);

@@ -11,9 +11,23 @@
  * files holding them can still be read (their bytes are reachable, but dt_st_tensor_to_float
  * refuses them). Sub-byte types (F4, F6_E2M3, F6_E3M2) are recognised and rejected. */
 typedef enum {
-    DT_ST_F32, DT_ST_F16, DT_ST_BF16, DT_ST_F64, DT_ST_I64, DT_ST_I32, DT_ST_I16, DT_ST_I8,
-    DT_ST_U8, DT_ST_BOOL,
-    DT_ST_U16, DT_ST_U32, DT_ST_U64, DT_ST_F8_E5M2, DT_ST_F8_E4M3, DT_ST_F8_E8M0, DT_ST_C64,
+    DT_ST_F32,
+    DT_ST_F16,
+    DT_ST_BF16,
+    DT_ST_F64,
+    DT_ST_I64,
+    DT_ST_I32,
+    DT_ST_I16,
+    DT_ST_I8,
+    DT_ST_U8,
+    DT_ST_BOOL,
+    DT_ST_U16,
+    DT_ST_U32,
+    DT_ST_U64,
+    DT_ST_F8_E5M2,
+    DT_ST_F8_E4M3,
+    DT_ST_F8_E8M0,
+    DT_ST_C64,
     DT_ST_DTYPE_COUNT
 } dt_st_dtype;
 
@@ -25,7 +39,7 @@ typedef struct dt_st_tensor {
     dt_st_dtype dtype;
     int ndim;
     int64_t shape[DT_ST_MAX_DIMS];
-    size_t begin, end;  /* byte offsets into the data section */
+    size_t begin, end;   /* byte offsets into the data section */
     const uint8_t *data; /* points into the file's data (may be unaligned) */
 } dt_st_tensor;
 

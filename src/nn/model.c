@@ -10,8 +10,9 @@ int dt_model_create(const dt_backend *backend, const dt_model_options *opt, dt_m
                     dt_error *err) {
     *out = NULL;
     if (opt->batch < 1 || opt->n_classes < 2 || opt->image_size < 16)
-        return dt_fail(err, "model: needs batch >= 1, at least 2 classes and image_size >= 16 "
-                            "(got batch %d, %d classes, image_size %d)",
+        return dt_fail(err,
+                       "model: needs batch >= 1, at least 2 classes and image_size >= 16 "
+                       "(got batch %d, %d classes, image_size %d)",
                        opt->batch, opt->n_classes, opt->image_size);
     dt_model *m = calloc(1, sizeof *m);
     if (!m) return dt_fail(err, "model: out of memory");

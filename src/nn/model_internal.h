@@ -12,8 +12,8 @@ typedef struct dt_conv_bn {
     dt_layer *conv, *bn;
     dt_tensor *conv_out, *bn_out;
     int out_channels, out_hw;
-    size_t weight, gamma, beta;          /* into params/grads */
-    size_t running_mean, running_var;    /* into stats */
+    size_t weight, gamma, beta;       /* into params/grads */
+    size_t running_mean, running_var; /* into stats */
 } dt_conv_bn;
 
 typedef struct dt_block {

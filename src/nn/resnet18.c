@@ -101,8 +101,7 @@ static int block_create(dt_model *m, dt_block *b, int stage, int index, int in_c
     b->has_downsample = stride != 1 || in_c != out_c;
     snprintf(conv, sizeof conv, "%s.conv1", prefix);
     snprintf(bn, sizeof bn, "%s.bn1", prefix);
-    if (conv_bn_create(m, &b->unit1, conv, bn, in_c, out_c, in_hw, 3, stride, 1, 1, err))
-        return -1;
+    if (conv_bn_create(m, &b->unit1, conv, bn, in_c, out_c, in_hw, 3, stride, 1, 1, err)) return -1;
     int out_hw = b->unit1.out_hw;
     snprintf(conv, sizeof conv, "%s.conv2", prefix);
     snprintf(bn, sizeof bn, "%s.bn2", prefix);
@@ -158,8 +157,8 @@ static int block_backward(dt_model *m, dt_block *b, const dt_tensor *x, const dt
         return -1;
     if (conv_bn_backward(m, &b->unit1, x, b->grad_mid, b->grad_mid, b->grad_in, err)) return -1;
     if (b->has_downsample) {
-        if (conv_bn_backward(m, &b->downsample, x, b->grad_sum, b->grad_work,
-                             b->grad_in_downsample, err))
+        if (conv_bn_backward(m, &b->downsample, x, b->grad_sum, b->grad_work, b->grad_in_downsample,
+                             err))
             return -1;
         return OPS->tensor_add(CTX, b->grad_in, b->grad_in_downsample, err);
     }
@@ -251,8 +250,8 @@ int dt_model_forward(dt_model *m, const uint8_t *pixels_nhwc, const float mean[3
 int dt_model_loss(dt_model *m, const int32_t *labels, const float *weights, float grad_scale,
                   double *loss_sum, int32_t *predictions, dt_error *err) {
     dt_tensor *dlogits = grad_scale != 0.0f ? m->grad_logits : NULL;
-    if (OPS->softmax_cross_entropy(CTX, m->logits, labels, weights, loss_sum, predictions,
-                                   dlogits, grad_scale, err))
+    if (OPS->softmax_cross_entropy(CTX, m->logits, labels, weights, loss_sum, predictions, dlogits,
+                                   grad_scale, err))
         return dt_error_prefix(err, "loss");
     m->have_logit_grad = dlogits != NULL;
     return 0;

@@ -41,8 +41,7 @@ static int add_conv(dt_state_layout *layout, const char *prefix, int in_c, int o
     return add_entry(layout, name, DT_TENSOR_PARAMETER, 4, shape, 0, err);
 }
 
-static int add_batchnorm(dt_state_layout *layout, const char *prefix, int channels,
-                         dt_error *err) {
+static int add_batchnorm(dt_state_layout *layout, const char *prefix, int channels, dt_error *err) {
     static const struct {
         const char *suffix;
         dt_tensor_role role;

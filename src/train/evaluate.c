@@ -45,8 +45,8 @@ static int evaluate_on_root(dt_trainer *t, int epoch, long global_step, dt_error
         if (val_acc > t->best_val_acc) t->best_val_acc = val_acc;
         char path[4096];
         snprintf(path, sizeof path, "%s/best.safetensors", cfg->output.dir);
-        if (dt_export_model(t->model, path, t->ds.class_names, t->ds.n_classes,
-                            dt_config_hash(cfg), err))
+        if (dt_export_model(t->model, path, t->ds.class_names, t->ds.n_classes, dt_config_hash(cfg),
+                            err))
             return -1;
     }
     return 0;

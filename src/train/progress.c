@@ -45,8 +45,7 @@ void dt_progress_live(dt_progress *p, const dt_progress_state *s) {
     if (!p->live) return;
     char eta[32];
     format_duration(s->eta_s, eta, sizeof eta);
-    fprintf(p->out,
-            "\r\033[Kepoch %d/%d  step %ld/%ld  loss %.4f  acc %.3f  %.1f img/s  ETA %s",
+    fprintf(p->out, "\r\033[Kepoch %d/%d  step %ld/%ld  loss %.4f  acc %.3f  %.1f img/s  ETA %s",
             s->epoch, s->epochs, s->step_in_epoch, s->steps_per_epoch, s->loss, s->acc,
             s->img_per_s, eta);
     fflush(p->out);

@@ -6,8 +6,8 @@
 
 typedef struct dt_progress {
     FILE *out;
-    int live;     /* stdout is a terminal: redraw one line with \r */
-    int color;    /* ANSI colour allowed (terminal, NO_COLOR unset, TERM not dumb) */
+    int live;      /* stdout is a terminal: redraw one line with \r */
+    int color;     /* ANSI colour allowed (terminal, NO_COLOR unset, TERM not dumb) */
     int line_open; /* a live line is on screen without its newline */
 } dt_progress;
 

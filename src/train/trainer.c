@@ -13,8 +13,8 @@
 #include "dtrain/log.h"
 #include "dtrain/metrics.h"
 #include "dtrain/model.h"
-#include "dtrain/schedule.h"
 #include "dtrain/rng.h"
+#include "dtrain/schedule.h"
 #include "dtrain/train.h"
 #include "train/progress.h"
 #include "train/trainer_internal.h"
@@ -32,8 +32,7 @@ static int online_cores(void) {
 
 /* Compute threads and decode workers for this rank: the configured values, or its share of
  * the node's cores. */
-static void choose_threads(const dt_config *cfg, const dt_comm *comm, int *threads,
-                           int *workers) {
+static void choose_threads(const dt_config *cfg, const dt_comm *comm, int *threads, int *workers) {
     int share = online_cores() / (comm->local_size > 0 ? comm->local_size : 1);
     if (share < 1) share = 1;
     *threads = cfg->runtime.threads > 0 ? cfg->runtime.threads : share;
@@ -42,9 +41,8 @@ static void choose_threads(const dt_config *cfg, const dt_comm *comm, int *threa
 
 static int create_backend(const dt_config *cfg, const dt_comm *comm, int threads,
                           dt_backend *backend, dt_error *err) {
-    dt_backend_options opt = {.threads = threads,
-                              .device = 0,
-                              .precision = (int)cfg->runtime.precision};
+    dt_backend_options opt = {
+        .threads = threads, .device = 0, .precision = (int)cfg->runtime.precision};
     dt_device_kind device = cfg->runtime.device;
     int gpus = dt_backend_cuda_device_count();
     if (device == DT_DEVICE_AUTO) {
@@ -83,7 +81,8 @@ static int check_consistency(dt_trainer *t, dt_error *err) {
         char num[16];
         snprintf(num, sizeof num, "%s%d", "", r);
         if (all[2 * r] != all[0]) {
-            if (config_ranks[0]) strncat(config_ranks, ",", sizeof config_ranks - strlen(config_ranks) - 1);
+            if (config_ranks[0])
+                strncat(config_ranks, ",", sizeof config_ranks - strlen(config_ranks) - 1);
             strncat(config_ranks, num, sizeof config_ranks - strlen(config_ranks) - 1);
         }
         if (all[2 * r + 1] != all[1]) {
@@ -93,12 +92,14 @@ static int check_consistency(dt_trainer *t, dt_error *err) {
     }
     free(all);
     if (config_ranks[0])
-        return dt_fail(err, "rank%s %s resolved a different config than rank 0 (compare their "
-                            "config files and overrides)",
+        return dt_fail(err,
+                       "rank%s %s resolved a different config than rank 0 (compare their "
+                       "config files and overrides)",
                        strchr(config_ranks, ',') ? "s" : "", config_ranks);
     if (data_ranks[0])
-        return dt_fail(err, "rank%s %s see%s a different file list under %s than rank 0 (is "
-                            "data.root the same shared folder on every node?)",
+        return dt_fail(err,
+                       "rank%s %s see%s a different file list under %s than rank 0 (is "
+                       "data.root the same shared folder on every node?)",
                        strchr(data_ranks, ',') ? "s" : "", data_ranks,
                        strchr(data_ranks, ',') ? "" : "s", t->cfg->data.root);
     return 0;
@@ -150,7 +151,8 @@ static int setup(dt_trainer *t, dt_error *err) {
     if (check_consistency(t, err)) return -1;
     if (dt_split_make(t->ds.n_files, cfg->data.val_fraction, cfg->data.split_seed, &t->split, err))
         return -1;
-    t->global_batch = (size_t)cfg->train.batch_size * (size_t)comm->size * (size_t)cfg->train.accumulate;
+    t->global_batch =
+        (size_t)cfg->train.batch_size * (size_t)comm->size * (size_t)cfg->train.accumulate;
     if (t->split.n_train < (size_t)cfg->train.batch_size * (size_t)comm->size)
         return dt_fail_usage(err,
                              "%s: the training part has %zu images, fewer than one batch per rank "
@@ -206,8 +208,8 @@ static int plan_epoch(dt_trainer *t, int epoch, dt_error *err) {
     free(t->order);
     t->order = NULL;
     size_t n_order;
-    if (dt_epoch_order(&t->split, t->cfg->train.seed, epoch, t->cfg->train.shuffle,
-                       t->global_batch, &t->order, &n_order, err))
+    if (dt_epoch_order(&t->split, t->cfg->train.seed, epoch, t->cfg->train.shuffle, t->global_batch,
+                       &t->order, &n_order, err))
         return -1;
     size_t b = (size_t)t->cfg->train.batch_size, accumulate = (size_t)t->cfg->train.accumulate;
     size_t per_rank = b * accumulate;
@@ -284,8 +286,8 @@ static int optimizer_step(dt_trainer *t, long global_step, dt_window *w, dt_erro
 }
 
 /* All ranks: sum the window's statistics, then rank 0 logs them. */
-static int log_window(dt_trainer *t, int epoch, long step_in_epoch, long global_step,
-                      dt_window *w, dt_error *err) {
+static int log_window(dt_trainer *t, int epoch, long step_in_epoch, long global_step, dt_window *w,
+                      dt_error *err) {
     double sums[5] = {w->loss_sum, w->correct, w->count, w->allreduce_s, w->data_wait_s};
     if (t->comm->size > 1 &&
         t->comm->ops->allreduce_double(t->comm->ctx, sums, 5, DT_REDUCE_SUM, err))
@@ -294,8 +296,9 @@ static int log_window(dt_trainer *t, int epoch, long step_in_epoch, long global_
     double seconds = now - w->start;
     double loss = sums[2] > 0 ? sums[0] / sums[2] : NAN;
     if (!isfinite(loss))
-        return dt_fail(err, "training diverged: the loss is %s at epoch %d step %ld (try a lower "
-                            "train.lr)",
+        return dt_fail(err,
+                       "training diverged: the loss is %s at epoch %d step %ld (try a lower "
+                       "train.lr)",
                        isnan(loss) ? "NaN" : "infinite", epoch, global_step);
     if (t->is_root) {
         double imgs = (double)w->steps * (double)t->global_batch;
@@ -389,8 +392,8 @@ static int finish(dt_trainer *t, dt_error *err) {
     if (!t->is_root) return 0;
     char path[4096];
     snprintf(path, sizeof path, "%s/model.safetensors", t->cfg->output.dir);
-    if (dt_export_model(t->model, path, t->ds.class_names, t->ds.n_classes,
-                        dt_config_hash(t->cfg), err))
+    if (dt_export_model(t->model, path, t->ds.class_names, t->ds.n_classes, dt_config_hash(t->cfg),
+                        err))
         return -1;
     double elapsed = dt_now_seconds() - t->start;
     dt_done_row done = {.epochs = t->cfg->train.epochs,

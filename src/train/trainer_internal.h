@@ -43,7 +43,7 @@ typedef struct dt_trainer {
     uint32_t *rank_indices; /* this rank's share of it, in consumption order */
     size_t n_rank_indices;
 
-    float *weights;        /* per-sample loss weights of a batch */
+    float *weights; /* per-sample loss weights of a batch */
     int32_t *predictions;
 
     double best_val_acc, last_val_acc;
