@@ -8,6 +8,8 @@
 #   bench/bench_accuracy.sh BUILD_DIR [SIZE ...]          (default SIZE: 32)
 #
 # BUILD_DIR must hold dtrain and fashion_mnist_to_imagefolder (a Release build). Environment:
+#   SEEDS="0" (train.seed of dtrain and --seed of PyTorch: initial weights and batch order; several
+#   seeds show the run-to-run spread the difference should be judged against)
 #   LIMIT=12000 EPOCHS=3 THREADS=2 (compute threads of each side) WORKERS=1 (decode threads of
 #   dtrain, DataLoader workers of PyTorch) PYTHON=/usr/bin/python3 (with torch + torchvision)
 #   DATA=DIR (reuse an ImageFolder instead of converting into a temporary one) KEEP=1 (keep the
@@ -25,6 +27,7 @@ epochs=${EPOCHS:-3}
 threads=${THREADS:-2}
 workers=${WORKERS:-1}
 python=${PYTHON:-/usr/bin/python3}
+read -r -a seeds <<<"${SEEDS:-0}"
 
 for tool in dtrain fashion_mnist_to_imagefolder; do
     [ -x "$build/$tool" ] || { echo "bench_accuracy: $build/$tool not found (build it first)" >&2; exit 2; }
@@ -53,34 +56,44 @@ EOF
 echo "machine: $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg); $limit images, $epochs epochs"
 results=()
 for size in "${sizes[@]}"; do
-    out="$work/dtrain-$size"
+  for seed in "${seeds[@]}"; do
+    run="$size-seed$seed"
+    out="$work/dtrain-$run"
+    echo "== size $size, seed $seed"
     t0=$(now)
     "$build/dtrain" "$repo/configs/fashion-mnist.yaml" "data.root=$data" "data.image_size=$size" \
-        "train.epochs=$epochs" runtime.device=cpu "runtime.threads=$threads" \
-        "data.workers=$workers" "output.dir=$out" output.log_every=50 >"$work/dtrain-$size.log" 2>&1 ||
-        { cat "$work/dtrain-$size.log" >&2; exit 1; }
+        "train.epochs=$epochs" "train.seed=$seed" runtime.device=cpu "runtime.threads=$threads" \
+        "data.workers=$workers" "output.dir=$out" output.log_every=50 >"$work/dtrain-$run.log" 2>&1 ||
+        { cat "$work/dtrain-$run.log" >&2; exit 1; }
     t1=$(now)
     read -r dtrain_acc dtrain_n < <(last_eval "$out/metrics.jsonl")
-    grep -E '^(epoch|eval|done)|val' "$work/dtrain-$size.log" | grep -v '^ ' | tail -n "$((epochs + 1))" || true
+    grep -E '^epoch [0-9]+/[0-9]+: validation|^done' "$work/dtrain-$run.log" | sed 's/^/dtrain /' || true
 
     t2=$(now)
     "$python" "$here/pytorch_fashion_mnist.py" --root "$data" --size "$size" --epochs "$epochs" \
-        --batch 64 --lr 0.01 --momentum 0.9 --val-fraction 0.2 --split-seed 42 --seed 0 \
-        --threads "$threads" --workers "$workers" | tee "$work/pytorch-$size.log"
+        --batch 64 --lr 0.01 --momentum 0.9 --val-fraction 0.2 --split-seed 42 --seed "$seed" \
+        --threads "$threads" --workers "$workers" | tee "$work/pytorch-$run.log"
     t3=$(now)
-    torch_line=$(tail -n 1 "$work/pytorch-$size.log")
+    torch_line=$(tail -n 1 "$work/pytorch-$run.log")
     torch_acc=$(sed -n 's/.*val_acc=\([0-9.]*\).*/\1/p' <<<"$torch_line")
     torch_n=$(sed -n 's/.*n_val=\([0-9]*\).*/\1/p' <<<"$torch_line")
     if [ "$torch_n" != "$dtrain_n" ]; then
         echo "bench_accuracy: the validation sets differ: dtrain $dtrain_n images, PyTorch $torch_n" >&2
         exit 1
     fi
-    results+=("$(awk -v s="$size" -v n="$dtrain_n" -v da="$dtrain_acc" -v ta="$torch_acc" \
-        -v dt="$(awk -v a="$t0" -v b="$t1" 'BEGIN{print b-a}')" \
+    results+=("$(awk -v s="$size" -v seed="$seed" -v n="$dtrain_n" -v da="$dtrain_acc" \
+        -v ta="$torch_acc" -v dt="$(awk -v a="$t0" -v b="$t1" 'BEGIN{print b-a}')" \
         -v tt="$(awk -v a="$t2" -v b="$t3" 'BEGIN{print b-a}')" \
-        'BEGIN{printf "%5d %6d %10.4f %10.4f %+8.4f %9.1f %9.1f %6.2f", s, n, da, ta, da-ta, dt, tt, tt/dt}')")
+        'BEGIN{printf "%5d %5d %6d %10.4f %10.4f %+8.4f %9.1f %9.1f %6.2f", s, seed, n, da, ta, da-ta, dt, tt, tt/dt}')")
+  done
 done
 
 echo
-echo "size  n_val dtrain_acc  torch_acc     diff  dtrain_s   torch_s  torch/dtrain"
+echo "size  seed  n_val dtrain_acc  torch_acc     diff  dtrain_s   torch_s  torch/dtrain"
 for line in "${results[@]}"; do echo "$line"; done
+if [ ${#seeds[@]} -gt 1 ]; then
+    echo "means over seeds:"
+    printf '%s\n' "${results[@]}" | awk '{n[$1]++; d[$1]+=$4; t[$1]+=$5; ds[$1]+=$7; ts[$1]+=$8}
+        END {for (s in n) printf "%5d  dtrain %.4f  pytorch %.4f  diff %+.4f  time dtrain %.1f s, pytorch %.1f s\n",
+             s, d[s]/n[s], t[s]/n[s], (d[s]-t[s])/n[s], ds[s]/n[s], ts[s]/n[s]}' | sort -n
+fi
