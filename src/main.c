@@ -33,9 +33,7 @@ static void print_usage(FILE *out) {
 static void print_version(void) {
     printf("dtrain %s\n", DTRAIN_VERSION);
     printf("backends: cpu");
-#ifdef DTRAIN_HAVE_CUDA
-    printf(" cuda");
-#endif
+    if (dt_backend_cuda_training_available()) printf(" cuda");
 #ifdef DTRAIN_HAVE_MPI
     printf(" mpi");
 #endif
@@ -53,7 +51,10 @@ static void print_version(void) {
     printf("MPI: %s\n", dt_comm_mpi_library_version());
 #endif
 #ifdef DTRAIN_HAVE_CUDA
-    printf("CUDA: %s\n", dt_backend_cuda_library_versions());
+    printf("CUDA: %s%s\n", dt_backend_cuda_library_versions(),
+           dt_backend_cuda_training_available() ? ""
+                                                : " (device query only: no CUDA training "
+                                                  "backend in this version)");
 #endif
 }
 
