@@ -18,6 +18,7 @@
 
 #include "dtrain/data.h"
 #include "dtrain/error.h"
+#include "dtrain/export.h"
 
 #define IDX_LABELS_MAGIC 0x00000801u /* unsigned bytes, 1 dimension */
 #define IDX_IMAGES_MAGIC 0x00000803u /* unsigned bytes, 3 dimensions */
@@ -210,7 +211,7 @@ static int run(const char *source, const char *out, long limit, int include_test
         return -1;
     }
     size_t n_train = limit > 0 && (size_t)limit < train.count ? (size_t)limit : train.count;
-    int rc = make_folder(out, err);
+    int rc = dt_make_directories(out, err);
     for (int c = 0; rc == 0 && c < FASHION_CLASSES; c++) {
         char folder[4096];
         snprintf(folder, sizeof folder, "%s/%s", out, class_folders[c]);
