@@ -10,40 +10,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "check.h"
 #include "dtrain/safetensors.h"
 #include "imagegen.h"
+#include "process.h"
 
 static char workdir[256], data_dir[512], mpirun_prefix[2048];
 static const char *dtrain_bin;
-
-static int run_command(const char *cmd) {
-    int status = system(cmd);
-    if (status == -1 || !WIFEXITED(status)) return -1;
-    return WEXITSTATUS(status);
-}
-
-static char *read_text(const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long size = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *text = calloc((size_t)size + 1, 1);
-    if (text && fread(text, 1, (size_t)size, f) != (size_t)size) text[0] = '\0';
-    fclose(f);
-    return text;
-}
-
-static int count_occurrences(const char *text, const char *needle) {
-    int n = 0;
-    for (const char *p = text; (p = strstr(p, needle)); p++) n++;
-    return n;
-}
 
 static double now_seconds(void) {
     struct timespec ts;
@@ -64,7 +40,7 @@ static int train(const char *name, int ranks, const char *env, const char *overr
     snprintf(cmd, sizeof cmd, "cd %s && %s %s%s %s/base.yaml output.dir=%s/%s %s > %s/%s.log 2>&1",
              workdir, env ? env : "", launcher, dtrain_bin, workdir, workdir, name,
              overrides ? overrides : "", workdir, name);
-    return run_command(cmd);
+    return dt_test_run(cmd);
 }
 
 typedef struct model_file {
@@ -172,10 +148,10 @@ static void test_equivalence(void) {
     /* only rank 0 prints its lines, once */
     char path[600];
     snprintf(path, sizeof path, "%s/ranks3.log", workdir);
-    char *log = read_text(path);
+    char *log = dt_test_read_text(path);
     CHECK(log && strstr(log, "3 ranks"));
     CHECK(log && strstr(log, "done: final validation accuracy"));
-    CHECK(log && count_occurrences(log, "done: final validation accuracy") == 1);
+    CHECK(log && dt_test_count(log, "done: final validation accuracy") == 1);
     free(log);
 }
 
@@ -184,14 +160,14 @@ static void test_uneven(void) {
     CHECK_INT_EQ(train("uneven", 3, NULL, "train.epochs=2 train.batch_size=7"), 0);
     char path[600];
     snprintf(path, sizeof path, "%s/uneven/metrics.jsonl", workdir);
-    char *jsonl = read_text(path);
+    char *jsonl = dt_test_read_text(path);
     CHECK(jsonl && strstr(jsonl, "\"event\":\"eval\",\"epoch\":2,\"step\":12,"));
     free(jsonl);
     /* too small for the world size: a clear usage error on every rank, exit 2 */
     int rc = train("too_small", 3, NULL, "train.batch_size=50");
     CHECK(rc != 0);
     snprintf(path, sizeof path, "%s/too_small.log", workdir);
-    char *log = read_text(path);
+    char *log = dt_test_read_text(path);
     CHECK(log && strstr(log, "fewer than one batch per rank"));
     free(log);
 }
@@ -201,7 +177,7 @@ static void test_uneven(void) {
 static int leftover_processes(const char *dir) {
     char cmd[600];
     snprintf(cmd, sizeof cmd, "pgrep -f '%s/[b]ase.yaml' > /dev/null", dir);
-    return run_command(cmd) == 0;
+    return dt_test_run(cmd) == 0;
 }
 
 static void test_fault(void) {
@@ -214,7 +190,7 @@ static void test_fault(void) {
     printf("rank 1 failing at step 3: job ended with code %d after %.1f s\n", rc, seconds);
     char path[600];
     snprintf(path, sizeof path, "%s/fault.log", workdir);
-    char *log = read_text(path);
+    char *log = dt_test_read_text(path);
     CHECK(log && strstr(log, "rank 1: error: test fault injected at step 3"));
     free(log);
     sleep(1);
@@ -226,7 +202,7 @@ static void test_config_mismatch(void) {
     CHECK(rc != 0);
     char path[600];
     snprintf(path, sizeof path, "%s/mismatch.log", workdir);
-    char *log = read_text(path);
+    char *log = dt_test_read_text(path);
     CHECK(log && strstr(log, "rank 2 resolved a different config than rank 0"));
     free(log);
     sleep(1);
@@ -271,7 +247,7 @@ int main(int argc, char **argv) {
     if (dt_test_failed == 0) {
         char cmd[400];
         snprintf(cmd, sizeof cmd, "rm -rf %s", workdir);
-        run_command(cmd);
+        dt_test_run(cmd);
     } else {
         fprintf(stderr, "kept %s for inspection\n", workdir);
     }

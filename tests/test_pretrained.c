@@ -8,7 +8,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 
 #include "check.h"
 #include "dtrain/backend.h"
@@ -16,6 +15,7 @@
 #include "dtrain/rng.h"
 #include "dtrain/safetensors.h"
 #include "imagegen.h"
+#include "process.h"
 
 enum { CLASSES = 10 };
 
@@ -364,18 +364,7 @@ static int run_dtrain(const char *bin, const char *data, const char *pretrained,
     snprintf(cmd, sizeof cmd,
              "%s %s/cfg.yaml data.root=%s model.pretrained=%s output.dir=%s/run > %s 2>&1", bin,
              workdir, data, pretrained, workdir, log);
-    int status = system(cmd);
-    return status == -1 || !WIFEXITED(status) ? -1 : WEXITSTATUS(status);
-}
-
-static char *read_text(const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    char *text = calloc(65536, 1);
-    size_t got = text ? fread(text, 1, 65535, f) : 0;
-    if (text) text[got] = '\0';
-    fclose(f);
-    return text;
+    return dt_test_run(cmd);
 }
 
 static void test_through_dtrain(void) {
@@ -404,13 +393,13 @@ static void test_through_dtrain(void) {
                                          .bad_value = NAN}))
         return;
     CHECK_INT_EQ(run_dtrain(bin, data, bad, log), 2);
-    char *text = read_text(log);
+    char *text = dt_test_read_text(log);
     CHECK_MSG(text && strstr(text, "model.pretrained: ") && strstr(text, bad) &&
                   strstr(text, "layer3.1.bn2.running_var"),
               "dtrain's message: %s", text ? text : "(none)");
     free(text);
     CHECK_INT_EQ(run_dtrain(bin, data, good, log), 0);
-    text = read_text(log);
+    text = dt_test_read_text(log);
     CHECK_MSG(text && strstr(text, "loaded pretrained weights from") &&
                   strstr(text, "classifier re-initialised"),
               "dtrain's output: %s", text ? text : "(none)");

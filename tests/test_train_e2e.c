@@ -5,46 +5,15 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "check.h"
 #include "dtrain/safetensors.h"
 #include "imagegen.h"
+#include "process.h"
 
 static char workdir[256];
 static const char *dtrain_bin;
-
-static int run_command(const char *cmd) {
-    int status = system(cmd);
-    if (status == -1 || !WIFEXITED(status)) return -1;
-    return WEXITSTATUS(status);
-}
-
-static char *read_text(const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long size = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *text = calloc((size_t)size + 1, 1);
-    if (text && fread(text, 1, (size_t)size, f) != (size_t)size) text[0] = '\0';
-    fclose(f);
-    return text;
-}
-
-static int write_text(const char *path, const char *text) {
-    FILE *f = fopen(path, "w");
-    if (!f) return -1;
-    fputs(text, f);
-    return fclose(f);
-}
-
-static int count_lines_with(const char *text, const char *needle) {
-    int n = 0;
-    for (const char *p = text; (p = strstr(p, needle)); p++) n++;
-    return n;
-}
 
 /* Value of "key": in the last line of text that contains marker. */
 static double last_number(const char *text, const char *marker, const char *key) {
@@ -73,24 +42,24 @@ static void test_training_run(void) {
              "output:\n  dir: %s\n  log_every: 5\n",
              data, out);
     snprintf(cfg_path, sizeof cfg_path, "%s/cfg.yaml", workdir);
-    CHECK(write_text(cfg_path, cfg) == 0);
+    CHECK(dt_test_write_text(cfg_path, cfg) == 0);
     snprintf(cmd, sizeof cmd, "%s %s > %s/log.txt 2>&1", dtrain_bin, cfg_path, workdir);
-    int rc = run_command(cmd);
+    int rc = dt_test_run(cmd);
     CHECK_INT_EQ(rc, 0);
     snprintf(path, sizeof path, "%s/log.txt", workdir);
-    char *log = read_text(path);
+    char *log = dt_test_read_text(path);
     if (rc != 0 && log) fprintf(stderr, "dtrain output:\n%s\n", log);
     CHECK(log && strstr(log, "done: final validation accuracy"));
     CHECK(log && !strchr(log, '\r')); /* not a terminal: plain lines only */
     free(log);
 
     snprintf(path, sizeof path, "%s/metrics.jsonl", out);
-    char *jsonl = read_text(path);
+    char *jsonl = dt_test_read_text(path);
     CHECK(jsonl != NULL);
     if (jsonl) {
-        CHECK_INT_EQ(count_lines_with(jsonl, "\"event\":\"eval\""), 4);
-        CHECK_INT_EQ(count_lines_with(jsonl, "\"event\":\"done\""), 1);
-        CHECK(count_lines_with(jsonl, "\"event\":\"train\"") >= 4);
+        CHECK_INT_EQ(dt_test_count(jsonl, "\"event\":\"eval\""), 4);
+        CHECK_INT_EQ(dt_test_count(jsonl, "\"event\":\"done\""), 1);
+        CHECK(dt_test_count(jsonl, "\"event\":\"train\"") >= 4);
         double val_acc = last_number(jsonl, "\"event\":\"eval\"", "\"val_acc\":");
         CHECK_MSG(val_acc >= 0.9, "final validation accuracy %.4f < 0.9", val_acc);
         CHECK_INT_EQ((long)last_number(jsonl, "\"event\":\"eval\"", "\"n\":"), 60);
@@ -102,15 +71,15 @@ static void test_training_run(void) {
         free(jsonl);
     }
     snprintf(path, sizeof path, "%s/metrics.csv", out);
-    char *csv = read_text(path);
+    char *csv = dt_test_read_text(path);
     CHECK(csv && strncmp(csv,
                          "event,epoch,step,loss,acc,lr,img_per_s,val_loss,val_acc,n,"
                          "elapsed_s\n",
                          68) == 0);
-    CHECK(csv && count_lines_with(csv, "\neval,") == 4);
+    CHECK(csv && dt_test_count(csv, "\neval,") == 4);
     free(csv);
     snprintf(path, sizeof path, "%s/classes.txt", out);
-    char *classes = read_text(path);
+    char *classes = dt_test_read_text(path);
     CHECK_STR_EQ(classes, "class00\nclass01\nclass02\n");
     free(classes);
 
@@ -143,41 +112,41 @@ static void test_training_run(void) {
              "%s %s --print-config > %s/a.yaml && %s %s/config.yaml "
              "--print-config > %s/b.yaml && cmp -s %s/a.yaml %s/b.yaml",
              dtrain_bin, cfg_path, workdir, dtrain_bin, out, workdir, workdir, workdir);
-    CHECK_INT_EQ(run_command(cmd), 0);
+    CHECK_INT_EQ(dt_test_run(cmd), 0);
 }
 
 static void test_exit_codes(void) {
     char cmd[2048], cfg_path[512];
     snprintf(cmd, sizeof cmd, "%s %s/missing.yaml 2>/dev/null", dtrain_bin, workdir);
-    CHECK_INT_EQ(run_command(cmd), 2);
+    CHECK_INT_EQ(dt_test_run(cmd), 2);
     snprintf(cmd, sizeof cmd, "%s 2>/dev/null", dtrain_bin);
-    CHECK_INT_EQ(run_command(cmd), 2);
+    CHECK_INT_EQ(dt_test_run(cmd), 2);
     snprintf(cmd, sizeof cmd, "%s --bogus 2>/dev/null", dtrain_bin);
-    CHECK_INT_EQ(run_command(cmd), 2);
+    CHECK_INT_EQ(dt_test_run(cmd), 2);
     snprintf(cmd, sizeof cmd, "%s --version > /dev/null", dtrain_bin);
-    CHECK_INT_EQ(run_command(cmd), 0);
+    CHECK_INT_EQ(dt_test_run(cmd), 0);
     snprintf(cmd, sizeof cmd, "%s --help > /dev/null", dtrain_bin);
-    CHECK_INT_EQ(run_command(cmd), 0);
+    CHECK_INT_EQ(dt_test_run(cmd), 0);
 
     snprintf(cfg_path, sizeof cfg_path, "%s/nodata.yaml", workdir);
     char cfg[512];
     snprintf(cfg, sizeof cfg, "data:\n  root: %s/does-not-exist\noutput:\n  dir: %s/x\n", workdir,
              workdir);
-    CHECK(write_text(cfg_path, cfg) == 0);
+    CHECK(dt_test_write_text(cfg_path, cfg) == 0);
     snprintf(cmd, sizeof cmd, "%s %s > %s/err.txt 2>&1", dtrain_bin, cfg_path, workdir);
-    CHECK_INT_EQ(run_command(cmd), 2);
+    CHECK_INT_EQ(dt_test_run(cmd), 2);
     char path[600];
     snprintf(path, sizeof path, "%s/err.txt", workdir);
-    char *text = read_text(path);
+    char *text = dt_test_read_text(path);
     CHECK(text && strstr(text, "does-not-exist"));
     free(text);
     snprintf(cmd, sizeof cmd, "%s %s train.epochs=zero > /dev/null 2>&1", dtrain_bin, cfg_path);
-    CHECK_INT_EQ(run_command(cmd), 2);
+    CHECK_INT_EQ(dt_test_run(cmd), 2);
     /* a data set smaller than one batch is a clear usage error */
     snprintf(cmd, sizeof cmd, "%s %s data.root=%s/data train.batch_size=500 > %s/err.txt 2>&1",
              dtrain_bin, cfg_path, workdir, workdir);
-    CHECK_INT_EQ(run_command(cmd), 2);
-    text = read_text(path);
+    CHECK_INT_EQ(dt_test_run(cmd), 2);
+    text = dt_test_read_text(path);
     CHECK(text && strstr(text, "fewer than one batch per rank"));
     free(text);
 }
@@ -195,7 +164,7 @@ int main(void) {
     char cmd[512];
     snprintf(cmd, sizeof cmd, "rm -rf %s", workdir);
     if (dt_test_failed == 0)
-        run_command(cmd);
+        dt_test_run(cmd);
     else
         fprintf(stderr, "kept %s for inspection\n", workdir);
     return dt_test_summary("train_e2e");
