@@ -107,6 +107,18 @@ static void test_training_run(void) {
     struct stat sb;
     CHECK(stat(path, &sb) == 0 && sb.st_size > 40000000);
 
+    /* on a terminal (forced here): a live line redrawn with \r; NO_COLOR keeps colour out */
+    snprintf(cmd, sizeof cmd,
+             "DTRAIN_PROGRESS=live NO_COLOR=1 %s %s train.epochs=1 output.dir=%s/live "
+             "> %s/live.txt 2>&1",
+             dtrain_bin, cfg_path, workdir, workdir);
+    CHECK_INT_EQ(dt_test_run(cmd), 0);
+    snprintf(path, sizeof path, "%s/live.txt", workdir);
+    char *live = dt_test_read_text(path);
+    CHECK(live && strchr(live, '\r') && strstr(live, "ETA"));
+    CHECK(live && !strstr(live, "\033[1"));
+    free(live);
+
     /* the written config.yaml reproduces the run's resolved config */
     snprintf(cmd, sizeof cmd,
              "%s %s --print-config > %s/a.yaml && %s %s/config.yaml "
