@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Installs what dtrain needs to build, test and run its demo on Debian 12 (as root, or with
 # sudo): compiler and CMake, oneDNN, libjpeg-turbo, libpng, libyaml, Open MPI, the
-# Fashion-MNIST data package and the sanitizer runtime. The CUDA toolkit, cuDNN and NCCL are
+# Fashion-MNIST data package (gcc brings the sanitizer runtimes). The CUDA toolkit, cuDNN and NCCL are
 # not Debian packages: when present (nvcc on PATH) the CUDA parts are built too.
 set -euo pipefail
-packages=(build-essential cmake pkg-config clang clang-format libclang-rt-14-dev
+packages=(build-essential cmake pkg-config clang-format
           libdnnl-dev libjpeg62-turbo-dev libturbojpeg0-dev libjpeg-turbo-progs libpng-dev
           zlib1g-dev libyaml-dev libopenmpi-dev openmpi-bin dataset-fashion-mnist)
 missing=()
