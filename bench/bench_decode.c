@@ -16,12 +16,7 @@
 
 #include "dtrain/backend.h"
 #include "dtrain/data.h"
-
-static double now_seconds(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
+#include "dtrain/platform.h"
 
 static int compare_names(const void *a, const void *b) {
     return strcmp(*(char *const *)a, *(char *const *)b);
@@ -99,7 +94,7 @@ int main(int argc, char **argv) {
         pixels += (double)img.width * img.height;
         dt_image_free(&img);
     }
-    double start = now_seconds();
+    double start = dt_monotonic_seconds();
     for (int r = 0; r < repeat; r++) {
         for (size_t i = 0; i < n; i++) {
             dt_image img;
@@ -113,9 +108,9 @@ int main(int argc, char **argv) {
             checksum += resized[(size_t)(i % 7)];
         }
     }
-    double pipeline_seconds = now_seconds() - start;
+    double pipeline_seconds = dt_monotonic_seconds() - start;
     /* the same with loader option jpeg_dct_scaling: JPEGs >= 2x the target decode reduced */
-    start = now_seconds();
+    start = dt_monotonic_seconds();
     for (int r = 0; r < repeat; r++) {
         for (size_t i = 0; i < n; i++) {
             dt_image img;
@@ -127,8 +122,8 @@ int main(int argc, char **argv) {
             checksum += resized[(size_t)(i % 5)];
         }
     }
-    double scaled_seconds = now_seconds() - start;
-    start = now_seconds();
+    double scaled_seconds = dt_monotonic_seconds() - start;
+    start = dt_monotonic_seconds();
     for (int r = 0; r < repeat; r++) {
         for (size_t i = 0; i < n; i++) {
             dt_image img;
@@ -137,7 +132,7 @@ int main(int argc, char **argv) {
             dt_image_free(&img);
         }
     }
-    double decode_seconds = now_seconds() - start;
+    double decode_seconds = dt_monotonic_seconds() - start;
     double images = (double)n * repeat;
     printf("files=%zu\nmean_pixels=%.0f\nsize=%d\nrepeat=%d\n", n, pixels / n, size, repeat);
     printf("dtrain_pipeline_img_per_s=%.1f\n", images / pipeline_seconds);

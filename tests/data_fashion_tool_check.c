@@ -85,7 +85,7 @@ int main(void) {
     char source[1200], out[1200], args[4096];
     snprintf(source, sizeof source, "%s/src", dir);
     snprintf(out, sizeof out, "%s/nested/out", dir); /* parents are created */
-    dt_testgen_mkdirs(source, &err);
+    dt_make_directories(source, &err);
     write_dataset(source, 30, 12);
 
     char *log;

@@ -14,18 +14,13 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "dtrain/platform.h"
 #include "dtrain/safetensors.h"
 #include "imagegen.h"
 #include "process.h"
 
 static char workdir[256], data_dir[512], mpirun_prefix[2048];
 static const char *dtrain_bin;
-
-static double now_seconds(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 /* Runs dtrain on `ranks` ranks (1 = no launcher) with common settings plus extra overrides,
  * writing into workdir/name; returns the exit code. */
@@ -181,10 +176,10 @@ static int leftover_processes(const char *dir) {
 }
 
 static void test_fault(void) {
-    double t0 = now_seconds();
+    double t0 = dt_monotonic_seconds();
     int rc = train("fault", 2, "DTRAIN_TEST_FAIL_RANK=1 DTRAIN_TEST_FAIL_STEP=3",
                    "train.epochs=3 train.batch_size=8");
-    double seconds = now_seconds() - t0;
+    double seconds = dt_monotonic_seconds() - t0;
     CHECK(rc != 0);
     CHECK_MSG(seconds < 60, "the failing job took %.1f s to end", seconds);
     printf("rank 1 failing at step 3: job ended with code %d after %.1f s\n", rc, seconds);

@@ -22,7 +22,7 @@ static void write_solid_png(const char *relative, int w, int h, const uint8_t co
     snprintf(folder, sizeof folder, "%s", path);
     *strrchr(folder, '/') = '\0';
     dt_error err;
-    dt_testgen_mkdirs(folder, &err);
+    dt_make_directories(folder, &err);
     uint16_t *samples = malloc(sizeof(uint16_t) * (size_t)w * h * 3);
     for (int i = 0; i < w * h * 3; i++) samples[i] = colour[i % 3];
     dt_testgen_png png = {w, h, 2, 8, samples, NULL, 0, 0};

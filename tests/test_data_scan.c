@@ -19,7 +19,7 @@ static void touch(const char *relative) {
     char *slash = strrchr(dir, '/');
     *slash = '\0';
     dt_error err;
-    if (dt_testgen_mkdirs(dir, &err) != 0 || dt_testgen_write_bytes(path, "x", 1, &err) != 0)
+    if (dt_make_directories(dir, &err) != 0 || dt_testgen_write_bytes(path, "x", 1, &err) != 0)
         fprintf(stderr, "setup: %s\n", err.message);
 }
 
@@ -27,7 +27,7 @@ static void make_dir(const char *relative) {
     char path[2048];
     snprintf(path, sizeof path, "%s/%s", root, relative);
     dt_error err;
-    if (dt_testgen_mkdirs(path, &err) != 0) fprintf(stderr, "setup: %s\n", err.message);
+    if (dt_make_directories(path, &err) != 0) fprintf(stderr, "setup: %s\n", err.message);
 }
 
 static void link_to(const char *target, const char *relative) {

@@ -18,7 +18,7 @@
 
 #include "dtrain/data.h"
 #include "dtrain/error.h"
-#include "dtrain/export.h"
+#include "dtrain/platform.h"
 
 #define IDX_LABELS_MAGIC 0x00000801u /* unsigned bytes, 1 dimension */
 #define IDX_IMAGES_MAGIC 0x00000803u /* unsigned bytes, 3 dimensions */
@@ -144,15 +144,6 @@ static int load_split(const char *source, const char *prefix, idx_split *split, 
     return 0;
 }
 
-static int make_folder(const char *path, dt_error *err) {
-    if (mkdir(path, 0777) == 0 || errno == EEXIST) {
-        struct stat info;
-        if (stat(path, &info) == 0 && S_ISDIR(info.st_mode)) return 0;
-        return dt_fail(err, "%s: exists and is not a folder", path);
-    }
-    return dt_fail(err, "%s: cannot create folder: %s", path, strerror(errno));
-}
-
 /* True for the names this tool writes: train_NNNNN.jpg or test_NNNNN.jpg. */
 static int is_our_file_name(const char *name) {
     const char *digits = strncmp(name, "train_", 6) == 0  ? name + 6
@@ -215,7 +206,7 @@ static int run(const char *source, const char *out, long limit, int include_test
     for (int c = 0; rc == 0 && c < FASHION_CLASSES; c++) {
         char folder[4096];
         snprintf(folder, sizeof folder, "%s/%s", out, class_folders[c]);
-        rc = make_folder(folder, err);
+        rc = dt_make_directories(folder, err);
         if (rc == 0) rc = remove_previous_output(folder, err);
     }
     size_t per_class[FASHION_CLASSES] = {0};

@@ -17,7 +17,4 @@ int dt_export_model(dt_model *model, const char *path, char *const *class_names,
 int dt_export_classes(const char *path, char *const *class_names, int n_classes, dt_error *err);
 int dt_export_config(const char *path, const dt_config *cfg, dt_error *err);
 
-/* mkdir -p */
-int dt_make_directories(const char *path, dt_error *err);
-
 #endif

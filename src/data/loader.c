@@ -11,6 +11,7 @@
  * a buffer that belongs to a new epoch. */
 #include "dtrain/data.h"
 #include "dtrain/log.h"
+#include "dtrain/platform.h"
 
 #include <pthread.h>
 #include <stdio.h>
@@ -56,12 +57,6 @@ struct dt_loader {
     uint8_t *reported;           /* per file: already named as undecodable */
     size_t skipped;
 };
-
-static double monotonic_seconds(void) {
-    struct timespec now;
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    return (double)now.tv_sec + 1e-9 * (double)now.tv_nsec;
-}
 
 static void report_undecodable(dt_loader *loader, uint32_t file_index, const char *message) {
     pthread_mutex_lock(&loader->report_lock);
@@ -310,10 +305,10 @@ int dt_loader_next(dt_loader *loader, const dt_batch **batch, dt_error *err) {
                        loader->ring_size);
     }
     if (!(buffer->batch_number == wanted && buffer->done == loader->opt.batch_size)) {
-        double start = monotonic_seconds();
+        double start = dt_monotonic_seconds();
         while (!(buffer->batch_number == wanted && buffer->done == loader->opt.batch_size))
             pthread_cond_wait(&loader->batch_ready, &loader->lock);
-        loader->wait_seconds += monotonic_seconds() - start;
+        loader->wait_seconds += dt_monotonic_seconds() - start;
     }
     buffer->held = 1;
     loader->delivered++;

@@ -6,29 +6,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "dtrain/safetensors.h"
-
-int dt_make_directories(const char *path, dt_error *err) {
-    char buf[4096];
-    if (snprintf(buf, sizeof buf, "%s", path) >= (int)sizeof buf)
-        return dt_fail(err, "output directory path too long: %s", path);
-    for (char *p = buf + 1;; p++) {
-        if (*p == '/' || *p == '\0') {
-            char saved = *p;
-            *p = '\0';
-            if (mkdir(buf, 0777) != 0 && errno != EEXIST)
-                return dt_fail(err, "creating directory %s: %s", buf, strerror(errno));
-            *p = saved;
-            if (saved == '\0') break;
-        }
-    }
-    struct stat st;
-    if (stat(path, &st) != 0 || !S_ISDIR(st.st_mode))
-        return dt_fail(err, "%s exists and is not a directory", path);
-    return 0;
-}
 
 int dt_export_model(dt_model *model, const char *path, char *const *class_names, int n_classes,
                     uint64_t config_hash, dt_error *err) {

@@ -3,6 +3,7 @@
 #include <stdio.h>
 
 #include "dtrain/export.h"
+#include "dtrain/platform.h"
 #include "train/trainer_internal.h"
 
 static int evaluate_on_root(dt_trainer *t, int epoch, long global_step, dt_error *err) {
@@ -13,19 +14,7 @@ static int evaluate_on_root(dt_trainer *t, int epoch, long global_step, dt_error
         const dt_batch *batch = NULL;
         if (dt_loader_next(t->loader, &batch, err)) return -1;
         if (!batch) break;
-        for (int i = 0; i < batch->batch_size; i++) t->weights[i] = batch->counts[i] ? 1.0f : 0.0f;
-        double batch_loss = 0;
-        int rc = dt_model_forward(t->model, batch->pixels, cfg->data.mean, cfg->data.std, 0, err) ||
-                 dt_model_loss(t->model, batch->labels, t->weights, 0.0f, &batch_loss,
-                               t->predictions, err);
-        if (!rc) {
-            loss_sum += batch_loss;
-            for (int i = 0; i < batch->batch_size; i++)
-                if (batch->counts[i]) {
-                    count += 1;
-                    correct += t->predictions[i] == batch->labels[i];
-                }
-        }
+        int rc = dt_train_forward_loss(t, batch, 0, 0.0f, &loss_sum, &count, &correct, err);
         dt_loader_release(t->loader, batch);
         if (rc) return dt_error_prefix(err, "evaluation");
     }
@@ -36,7 +25,7 @@ static int evaluate_on_root(dt_trainer *t, int epoch, long global_step, dt_error
                        .val_loss = val_loss,
                        .val_acc = val_acc,
                        .n = (long)count,
-                       .elapsed_s = dt_now_seconds() - t->start};
+                       .elapsed_s = dt_monotonic_seconds() - t->start};
     if (dt_metrics_eval(&t->metrics, &row, err)) return -1;
     dt_progress_line(&t->progress, "\033[1m",
                      "epoch %d/%d: validation loss %.4f, accuracy %.4f (%ld images)", epoch,

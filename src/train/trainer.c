@@ -4,8 +4,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
-#include <unistd.h>
 
 #include "dtrain/backend.h"
 #include "dtrain/data.h"
@@ -13,27 +11,17 @@
 #include "dtrain/log.h"
 #include "dtrain/metrics.h"
 #include "dtrain/model.h"
+#include "dtrain/platform.h"
 #include "dtrain/rng.h"
 #include "dtrain/schedule.h"
 #include "dtrain/train.h"
 #include "train/progress.h"
 #include "train/trainer_internal.h"
 
-double dt_now_seconds(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-static int online_cores(void) {
-    long n = sysconf(_SC_NPROCESSORS_ONLN);
-    return n > 0 ? (int)n : 1;
-}
-
 /* Compute threads and decode workers for this rank: the configured values, or its share of
  * the node's cores. */
 static void choose_threads(const dt_config *cfg, const dt_comm *comm, int *threads, int *workers) {
-    int share = online_cores() / (comm->local_size > 0 ? comm->local_size : 1);
+    int share = dt_online_cores() / (comm->local_size > 0 ? comm->local_size : 1);
     if (share < 1) share = 1;
     *threads = cfg->runtime.threads > 0 ? cfg->runtime.threads : share;
     *workers = cfg->data.workers > 0 ? cfg->data.workers : share;
@@ -62,6 +50,12 @@ static int create_backend(const dt_config *cfg, const dt_comm *comm, int threads
     return dt_backend_cpu_create(&opt, backend, err);
 }
 
+/* Appends ",r" (or "r" first) to a comma-separated list of ranks. */
+static void append_rank(char *list, size_t size, int rank) {
+    size_t used = strlen(list);
+    snprintf(list + used, size - used, "%s%d", used ? "," : "", rank);
+}
+
 /* Every rank must run the same config on the same file list: compare hashes, name the ranks
  * that differ from rank 0. */
 static int check_consistency(dt_trainer *t, dt_error *err) {
@@ -78,17 +72,8 @@ static int check_consistency(dt_trainer *t, dt_error *err) {
     }
     char config_ranks[256] = "", data_ranks[256] = "";
     for (int r = 1; r < comm->size; r++) {
-        char num[16];
-        snprintf(num, sizeof num, "%s%d", "", r);
-        if (all[2 * r] != all[0]) {
-            if (config_ranks[0])
-                strncat(config_ranks, ",", sizeof config_ranks - strlen(config_ranks) - 1);
-            strncat(config_ranks, num, sizeof config_ranks - strlen(config_ranks) - 1);
-        }
-        if (all[2 * r + 1] != all[1]) {
-            if (data_ranks[0]) strncat(data_ranks, ",", sizeof data_ranks - strlen(data_ranks) - 1);
-            strncat(data_ranks, num, sizeof data_ranks - strlen(data_ranks) - 1);
-        }
+        if (all[2 * r] != all[0]) append_rank(config_ranks, sizeof config_ranks, r);
+        if (all[2 * r + 1] != all[1]) append_rank(data_ranks, sizeof data_ranks, r);
     }
     free(all);
     if (config_ranks[0])
@@ -228,34 +213,42 @@ static int plan_epoch(dt_trainer *t, int epoch, dt_error *err) {
     return 0;
 }
 
-static int fault_injected(const dt_trainer *t, long global_step) {
+/* Test-only fault switch: DTRAIN_TEST_FAIL_RANK=r DTRAIN_TEST_FAIL_STEP=s makes rank r fail at
+ * optimizer step s. Returns that step for this rank, or -1. */
+static long injected_fault_step(const dt_comm *comm) {
     const char *rank = getenv("DTRAIN_TEST_FAIL_RANK"), *step = getenv("DTRAIN_TEST_FAIL_STEP");
-    return rank && step && atoi(rank) == t->comm->rank && atol(step) == global_step;
+    return rank && step && atoi(rank) == comm->rank ? atol(step) : -1;
 }
 
-/* One micro-batch: forward, loss, backward (accumulating after the first). */
-static int train_micro_batch(dt_trainer *t, const dt_batch *batch, int micro, dt_window *w,
-                             dt_error *err) {
+int dt_train_forward_loss(dt_trainer *t, const dt_batch *batch, int training, float grad_scale,
+                          double *loss_sum, double *count, double *correct, dt_error *err) {
     const dt_config *cfg = t->cfg;
     int b = batch->batch_size;
     for (int i = 0; i < b; i++) t->weights[i] = batch->counts[i] ? 1.0f : 0.0f;
-    /* the mean over this micro-batch; the optimizer step divides the sum over micro-batches and
-     * ranks by their number (see optimizer_step) */
-    int counted = batch->n_counted > 0 ? batch->n_counted : 1;
-    float grad_scale = 1.0f / (float)counted;
-    double loss_sum = 0;
-    if (dt_model_forward(t->model, batch->pixels, cfg->data.mean, cfg->data.std, 1, err) ||
-        dt_model_loss(t->model, batch->labels, t->weights, grad_scale, &loss_sum, t->predictions,
-                      err) ||
-        dt_model_backward(t->model, micro > 0, err))
+    double batch_loss = 0;
+    if (dt_model_forward(t->model, batch->pixels, cfg->data.mean, cfg->data.std, training, err) ||
+        dt_model_loss(t->model, batch->labels, t->weights, grad_scale, &batch_loss, t->predictions,
+                      err))
         return -1;
-    w->loss_sum += loss_sum;
+    *loss_sum += batch_loss;
     for (int i = 0; i < b; i++)
         if (batch->counts[i]) {
-            w->count += 1;
-            w->correct += t->predictions[i] == batch->labels[i];
+            *count += 1;
+            *correct += t->predictions[i] == batch->labels[i];
         }
     return 0;
+}
+
+/* One micro-batch: forward, loss, backward (accumulating after the first). The loss is the
+ * mean over this micro-batch; the optimizer step divides the sum over micro-batches and ranks
+ * by their number (see optimizer_step). */
+static int train_micro_batch(dt_trainer *t, const dt_batch *batch, int micro, dt_window *w,
+                             dt_error *err) {
+    int counted = batch->n_counted > 0 ? batch->n_counted : 1;
+    if (dt_train_forward_loss(t, batch, 1, 1.0f / (float)counted, &w->loss_sum, &w->count,
+                              &w->correct, err))
+        return -1;
+    return dt_model_backward(t->model, micro > 0, err);
 }
 
 static int optimizer_step(dt_trainer *t, long global_step, dt_window *w, dt_error *err) {
@@ -263,11 +256,11 @@ static int optimizer_step(dt_trainer *t, long global_step, dt_window *w, dt_erro
     dt_model_trainable_span(t->model, &offset, &count);
     float *grads = dt_model_grads(t->model) + offset;
     if (t->comm->size > 1) {
-        double t0 = dt_now_seconds();
+        double t0 = dt_monotonic_seconds();
         if (t->backend.ops->synchronize(t->backend.ctx, err) ||
             t->comm->ops->allreduce_float(t->comm->ctx, grads, count, DT_REDUCE_SUM, err))
             return dt_error_prefix(err, "all-reduce of gradients");
-        w->allreduce_s += dt_now_seconds() - t0;
+        w->allreduce_s += dt_monotonic_seconds() - t0;
     }
     const dt_config *cfg = t->cfg;
     double lr = dt_lr_at(&t->schedule, global_step);
@@ -292,7 +285,7 @@ static int log_window(dt_trainer *t, int epoch, long step_in_epoch, long global_
     if (t->comm->size > 1 &&
         t->comm->ops->allreduce_double(t->comm->ctx, sums, 5, DT_REDUCE_SUM, err))
         return dt_error_prefix(err, "all-reduce of training statistics");
-    double now = dt_now_seconds();
+    double now = dt_monotonic_seconds();
     double seconds = now - w->start;
     double loss = sums[2] > 0 ? sums[0] / sums[2] : NAN;
     if (!isfinite(loss))
@@ -339,10 +332,10 @@ static int train_epoch(dt_trainer *t, int epoch, dt_error *err) {
     if (plan_epoch(t, epoch, err) ||
         dt_loader_start(t->loader, t->rank_indices, t->n_rank_indices, epoch, 1, err))
         return -1;
-    dt_window w = {.start = dt_now_seconds()};
+    dt_window w = {.start = dt_monotonic_seconds()};
     for (long s = 0; s < t->steps_per_epoch; s++) {
         long global_step = (long)(epoch - 1) * t->steps_per_epoch + s;
-        if (fault_injected(t, global_step))
+        if (global_step == t->fault_step)
             return dt_fail(err, "test fault injected at step %ld (DTRAIN_TEST_FAIL_RANK)",
                            global_step);
         for (int m = 0; m < cfg->train.accumulate; m++) {
@@ -395,7 +388,7 @@ static int finish(dt_trainer *t, dt_error *err) {
     if (dt_export_model(t->model, path, t->ds.class_names, t->ds.n_classes, dt_config_hash(t->cfg),
                         err))
         return -1;
-    double elapsed = dt_now_seconds() - t->start;
+    double elapsed = dt_monotonic_seconds() - t->start;
     dt_done_row done = {.epochs = t->cfg->train.epochs,
                         .best_val_acc = t->best_val_acc,
                         .skipped_files = skipped,
@@ -439,7 +432,8 @@ int dt_train_run(const dt_config *cfg, dt_comm *comm, dt_error *err) {
     t.cfg = cfg;
     t.comm = comm;
     t.is_root = comm->rank == 0;
-    t.start = dt_now_seconds();
+    t.start = dt_monotonic_seconds();
+    t.fault_step = injected_fault_step(comm);
     dt_log_set_rank(comm->rank, comm->size);
     t.best_val_acc = 0;
     dt_progress_init(&t.progress, stdout, dt_comm_launched_by_mpi());

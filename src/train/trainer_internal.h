@@ -46,12 +46,17 @@ typedef struct dt_trainer {
     float *weights; /* per-sample loss weights of a batch */
     int32_t *predictions;
 
+    long fault_step; /* test-only injected failure step of this rank, -1 when none */
     double best_val_acc, last_val_acc;
     double step_seconds_avg;
     double allreduce_total_s, data_wait_total_s, window_total_s;
 } dt_trainer;
 
-double dt_now_seconds(void);
+/* Forward pass and loss on one batch (BN in training or inference mode): slots that count weigh
+ * 1 in the loss, fillers 0; adds the weighted loss sum, the counted samples and the correct
+ * predictions. grad_scale as dt_model_loss (0: no gradient). */
+int dt_train_forward_loss(dt_trainer *t, const dt_batch *batch, int training, float grad_scale,
+                          double *loss_sum, double *count, double *correct, dt_error *err);
 
 /* Rank 0 evaluates the held-out part; the other ranks wait at a barrier. */
 int dt_train_evaluate(dt_trainer *t, int epoch, long global_step, dt_error *err);

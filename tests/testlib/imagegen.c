@@ -2,6 +2,8 @@
  * synthetic ImageFolder (see imagegen.h). */
 #include "imagegen.h"
 
+#include "dtrain/platform.h"
+
 #include <dirent.h>
 #include <errno.h>
 #include <math.h>
@@ -17,22 +19,6 @@
 
 #include "dtrain/data.h"
 #include "dtrain/rng.h"
-
-int dt_testgen_mkdirs(const char *path, dt_error *err) {
-    char buffer[4096];
-    size_t len = strlen(path);
-    if (len == 0 || len >= sizeof buffer) return dt_fail(err, "mkdirs: bad path '%s'", path);
-    memcpy(buffer, path, len + 1);
-    for (size_t i = 1; i <= len; i++) {
-        if (buffer[i] != '/' && buffer[i] != '\0') continue;
-        char saved = buffer[i];
-        buffer[i] = '\0';
-        if (mkdir(buffer, 0777) != 0 && errno != EEXIST)
-            return dt_fail(err, "mkdir %s: %s", buffer, strerror(errno));
-        buffer[i] = saved;
-    }
-    return 0;
-}
 
 int dt_testgen_remove_tree(const char *path) {
     struct stat info;
@@ -347,7 +333,7 @@ int dt_testgen_learnable_imagefolder(const char *root, int n_classes, int per_cl
     for (int label = 0; label < n_classes && rc == 0; label++) {
         char dir[4096];
         snprintf(dir, sizeof dir, "%s/class%02d", root, label);
-        rc = dt_testgen_mkdirs(dir, err);
+        rc = dt_make_directories(dir, err);
         for (int i = 0; i < per_class && rc == 0; i++) {
             dt_rng rng = dt_rng_seeded(dt_rng_mix(dt_rng_mix(seed, (uint64_t)label), (uint64_t)i));
             draw_learnable_image(rgb, width, height, label, n_classes, &rng);

@@ -8,9 +8,7 @@
 #include <stdint.h>
 
 #include "dtrain/error.h"
-
-/* mkdir -p. */
-int dt_testgen_mkdirs(const char *path, dt_error *err);
+#include "dtrain/platform.h" /* dt_make_directories for test trees */
 
 /* rm -rf (does not follow links). Returns 0 when the tree is gone. */
 int dt_testgen_remove_tree(const char *path);
