@@ -4,6 +4,9 @@
  * backend's tensor_from_images on one thread, the step training uses, (2) the same with
  * reduced-scale JPEG decoding (loader option jpeg_dct_scaling), and (3) decode only. Files are read
  * from disk each time (page cache warm after the first pass).
+ * Then the parts on their own: decode from memory over the whole set, decode from memory with
+ * each file repeated back to back (how tjbench measures: one file, hot in the caches), resize of
+ * already decoded images, and normalisation of one SIZE x SIZE image.
  *
  *   bench_decode DIR [SIZE=224] [REPEAT=3]
  *
@@ -40,6 +43,24 @@ static void normalise(const uint8_t *hwc) {
         fprintf(stderr, "bench_decode: %s\n", err.message);
         exit(1);
     }
+}
+
+typedef struct file_bytes {
+    uint8_t *bytes;
+    size_t size;
+} file_bytes;
+
+static int read_file(const char *path, file_bytes *file) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return -1;
+    int ok = fseek(f, 0, SEEK_END) == 0;
+    long size = ok ? ftell(f) : -1;
+    ok = ok && size > 0 && fseek(f, 0, SEEK_SET) == 0;
+    file->bytes = ok ? malloc((size_t)size) : NULL;
+    ok = ok && file->bytes && fread(file->bytes, 1, (size_t)size, f) == (size_t)size;
+    file->size = ok ? (size_t)size : 0;
+    fclose(f);
+    return ok ? 0 : -1;
 }
 
 int main(int argc, char **argv) {
@@ -134,12 +155,74 @@ int main(int argc, char **argv) {
     }
     double decode_seconds = dt_monotonic_seconds() - start;
     double images = (double)n * repeat;
+
+    /* the parts on their own, from memory */
+    file_bytes *files = calloc(n, sizeof *files);
+    dt_image *decoded = calloc(n, sizeof *decoded);
+    if (!files || !decoded) return 1;
+    for (size_t i = 0; i < n; i++) {
+        if (read_file(paths[i], &files[i]) != 0 ||
+            dt_image_decode_memory(files[i].bytes, files[i].size, paths[i], &decoded[i], &err)) {
+            fprintf(stderr, "bench_decode: %s\n", paths[i]);
+            return 1;
+        }
+    }
+    start = dt_monotonic_seconds();
+    for (int r = 0; r < repeat; r++) {
+        for (size_t i = 0; i < n; i++) {
+            dt_image img;
+            if (dt_image_decode_memory(files[i].bytes, files[i].size, paths[i], &img, &err) != 0)
+                return 1;
+            checksum += img.pixels[1];
+            dt_image_free(&img);
+        }
+    }
+    double memory_seconds = dt_monotonic_seconds() - start;
+    /* tjbench's way: per file, warm-up decodes, then the rate of back-to-back decodes; the
+     * set's rate is n / sum(1 / rate) */
+    enum { HOT_WARMUP = 3, HOT_TIMED = 20 };
+    double hot_seconds_per_image_sum = 0;
+    for (size_t i = 0; i < n; i++) {
+        double file_start = 0;
+        for (int k = 0; k < HOT_WARMUP + HOT_TIMED; k++) {
+            if (k == HOT_WARMUP) file_start = dt_monotonic_seconds();
+            dt_image img;
+            if (dt_image_decode_memory(files[i].bytes, files[i].size, paths[i], &img, &err) != 0)
+                return 1;
+            checksum += img.pixels[2];
+            dt_image_free(&img);
+        }
+        hot_seconds_per_image_sum += (dt_monotonic_seconds() - file_start) / HOT_TIMED;
+    }
+    start = dt_monotonic_seconds();
+    for (int r = 0; r < repeat; r++) {
+        for (size_t i = 0; i < n; i++) {
+            if (dt_image_resize_to_square(&decoded[i], DT_RESIZE_SQUASH, size, resized, &err))
+                return 1;
+            checksum += resized[(size_t)(i % 3)];
+        }
+    }
+    double resize_seconds = dt_monotonic_seconds() - start;
+    start = dt_monotonic_seconds();
+    for (int r = 0; r < repeat; r++)
+        for (size_t i = 0; i < n; i++) normalise(resized);
+    double normalise_seconds = dt_monotonic_seconds() - start;
     printf("files=%zu\nmean_pixels=%.0f\nsize=%d\nrepeat=%d\n", n, pixels / n, size, repeat);
     printf("dtrain_pipeline_img_per_s=%.1f\n", images / pipeline_seconds);
     printf("dtrain_pipeline_dct_scaled_img_per_s=%.1f\n", images / scaled_seconds);
     printf("dtrain_decode_img_per_s=%.1f\n", images / decode_seconds);
+    printf("dtrain_decode_memory_img_per_s=%.1f\n", images / memory_seconds);
+    printf("dtrain_decode_memory_hot_img_per_s=%.1f\n", (double)n / hot_seconds_per_image_sum);
+    printf("dtrain_resize_us=%.1f\n", 1e6 * resize_seconds / images);
+    printf("dtrain_normalise_us=%.1f\n", 1e6 * normalise_seconds / images);
     printf("checksum=%.3f\n", checksum);
-    for (size_t i = 0; i < n; i++) free(paths[i]);
+    for (size_t i = 0; i < n; i++) {
+        free(paths[i]);
+        free(files[i].bytes);
+        dt_image_free(&decoded[i]);
+    }
+    free(files);
+    free(decoded);
     free(paths);
     free(resized);
     backend.ops->tensor_destroy(backend.ctx, input_tensor);

@@ -35,6 +35,10 @@ dtrain_out=$("$build/bench/bench_decode" "$images" 224 "$repeat")
 dtrain_pipeline=$(value dtrain_pipeline_img_per_s <<<"$dtrain_out")
 dtrain_decode=$(value dtrain_decode_img_per_s <<<"$dtrain_out")
 dtrain_scaled=$(value dtrain_pipeline_dct_scaled_img_per_s <<<"$dtrain_out")
+dtrain_memory=$(value dtrain_decode_memory_img_per_s <<<"$dtrain_out")
+dtrain_hot=$(value dtrain_decode_memory_hot_img_per_s <<<"$dtrain_out")
+resize_us=$(value dtrain_resize_us <<<"$dtrain_out")
+normalise_us=$(value dtrain_normalise_us <<<"$dtrain_out")
 mean_pixels=$(value mean_pixels <<<"$dtrain_out")
 
 torch_pipeline=n/a
@@ -63,9 +67,20 @@ printf '  %-56s %9s img/s\n' \
   "dtrain decode + resize 224 + normalise" "$dtrain_pipeline" \
   "PIL + torchvision Resize((224,224)) ToTensor Normalize" "$torch_pipeline" \
   "dtrain, loader option jpeg_dct_scaling (needs >= 448 px)" "$dtrain_scaled" \
-  "dtrain decode only (libjpeg)" "$dtrain_decode" \
+  "dtrain decode only (libjpeg), from the files" "$dtrain_decode" \
+  "dtrain decode only, from memory, the files in turn" "$dtrain_memory" \
+  "dtrain decode only, from memory, each file repeated" "$dtrain_hot" \
   "PIL decode only (ImageFolder loader)" "$pil_decode" \
   "tjbench decode only (TurboJPEG)" "$tj_decode"
 echo "  ratio dtrain / torchvision pipeline: $(ratio "$dtrain_pipeline" "$torch_pipeline")"
 echo "  ratio dtrain pipeline / tjbench decode-only: $(ratio "$dtrain_pipeline" "$tj_decode")"
 echo "  ratio dtrain decode / tjbench decode: $(ratio "$dtrain_decode" "$tj_decode")"
+echo "  ratio dtrain decode, each file repeated as tjbench does / tjbench: $(ratio "$dtrain_hot" "$tj_decode")"
+echo "  resize to 224 alone: $resize_us us/image; normalise alone: $normalise_us us/image"
+# The most the pipeline ratio could be if decoding cost exactly tjbench's time per image and
+# resize + normalise kept their measured cost: t_tj / (t_tj + t_resize + t_normalise).
+awk -v tj="$tj_decode" -v r="$resize_us" -v m="$normalise_us" 'BEGIN {
+  if (tj ~ /^[0-9.]+$/ && tj > 0) {
+    t = 1e6 / tj
+    printf "  bound with decode at tjbench speed: %.1f / (%.1f + %.1f + %.1f) us = %.2f\n", t, t, r, m, t / (t + r + m)
+  } }'

@@ -2,6 +2,7 @@
  * channels are a multiple of 16, plain nchw otherwise), conversion from and to host NCHW
  * arrays, the fused uint8-image normalisation, and element-wise add. */
 #include "cpu_internal.h"
+#include "cpu_normalize.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -122,27 +123,17 @@ int cpu_tensor_from_images(void *ctx, dt_tensor *dst, const uint8_t *pixels_nhwc
     if (dst->c != 3 || dst->layout != CPU_LAYOUT_NCHW)
         return dt_fail(err, "tensor_from_images: the tensor has %d channels, expected 3 (RGB)",
                        dst->c);
-    /* one table per channel: exactly (p / 255 - mean) / std for every byte value */
-    float table[3][256];
-    for (int c = 0; c < 3; c++) {
-        if (!(std[c] != 0.0f))
-            return dt_fail(err, "tensor_from_images: std[%d] is %g", c, (double)std[c]);
-        for (int p = 0; p < 256; p++) table[c][p] = ((float)p / 255.0f - mean[c]) / std[c];
-    }
+    cpu_normalizer normalizer;
+    if (cpu_normalizer_init(&normalizer, mean, std, CPU_NORMALIZE_AUTO, err) != 0) return -1;
     const int h = dst->h, w = dst->w;
     const long long rows = (long long)dst->n * h;
     const size_t plane = (size_t)h * w;
 #pragma omp parallel for schedule(static)
     for (long long r = 0; r < rows; r++) {
         const long long n = r / h, y = r % h;
-        const uint8_t *in = pixels_nhwc + (size_t)r * w * 3;
         float *red = dst->data + (size_t)n * 3 * plane + (size_t)y * w;
-        float *green = red + plane, *blue = green + plane;
-        for (int x = 0; x < w; x++) {
-            red[x] = table[0][in[3 * x]];
-            green[x] = table[1][in[3 * x + 1]];
-            blue[x] = table[2][in[3 * x + 2]];
-        }
+        cpu_normalize_row(&normalizer, pixels_nhwc + (size_t)r * w * 3, w, red, red + plane,
+                          red + 2 * plane);
     }
     return 0;
 }
