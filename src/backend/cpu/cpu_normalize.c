@@ -115,9 +115,10 @@ normalize_row_avx512(const cpu_normalizer *nz, const uint8_t *rgb, int width, fl
     /* 16 pixels = 48 bytes; one byte permute puts red in bytes 0..15, green in 16..31, blue in
      * 32..47. Loads and stores are masked, so the last partial step reads and writes only
      * what belongs to the row. */
-    uint8_t order[64] = {0};
-    for (int i = 0; i < 16; i++)
-        for (int c = 0; c < 3; c++) order[16 * c + i] = (uint8_t)(3 * i + c);
+    static const uint8_t order[64] = {0, 3, 6, 9,  12, 15, 18, 21, 24, 27, 30, 33, 36, 39, 42, 45,
+                                      1, 4, 7, 10, 13, 16, 19, 22, 25, 28, 31, 34, 37, 40, 43, 46,
+                                      2, 5, 8, 11, 14, 17, 20, 23, 26, 29, 32, 35, 38, 41, 44, 47,
+                                      0, 0, 0, 0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0};
     const __m512i deinterleave = _mm512_loadu_si512(order);
     __m512 mean[3], std[3], inv_std[3];
     for (int c = 0; c < 3; c++) {
