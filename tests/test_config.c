@@ -670,7 +670,29 @@ static void test_write_defaults(void) {
         hash *= 1099511628211ULL;
     }
     CHECK(dt_config_hash(&cfg) == hash);
-    CHECK(dt_config_hash(&cfg) == dt_config_hash(&cfg));
+    /* Configs loaded separately from the same text hash alike; one key changed, they differ. */
+    dt_config first, second;
+    dt_error err;
+    const char *none[1] = {0};
+    const char *more_epochs[] = {"train.epochs=6", NULL};
+    int rc = load_text(default_yaml, none, &first, &err);
+    CHECK_MSG(rc == 0, "loading the default text: %s", err.message);
+    if (rc == 0) {
+        CHECK(dt_config_hash(&first) == hash);
+        rc = load_text(default_yaml, none, &second, &err);
+        CHECK_MSG(rc == 0, "loading the default text again: %s", err.message);
+        if (rc == 0) {
+            CHECK(dt_config_hash(&second) == dt_config_hash(&first));
+            dt_config_free(&second);
+        }
+        rc = load_text(default_yaml, more_epochs, &second, &err);
+        CHECK_MSG(rc == 0, "loading with train.epochs=6: %s", err.message);
+        if (rc == 0) {
+            CHECK(dt_config_hash(&second) != dt_config_hash(&first));
+            dt_config_free(&second);
+        }
+        dt_config_free(&first);
+    }
     cfg.train.epochs = 6;
     CHECK(dt_config_hash(&cfg) != hash);
     free(text);
@@ -841,13 +863,26 @@ static void test_mutated_configs(void) {
     CHECK_INT_EQ(n_unstable, 0);
 }
 
+/* Each enum value is written under its YAML name. */
 static void test_enum_names(void) {
-    CHECK_STR_EQ(dt_resize_mode_name(DT_RESIZE_CENTER), "center");
-    CHECK_STR_EQ(dt_augment_mode_name(DT_AUGMENT_CROP_FLIP), "crop_flip");
-    CHECK_STR_EQ(dt_freeze_mode_name(DT_FREEZE_BACKBONE), "backbone");
-    CHECK_STR_EQ(dt_schedule_kind_name(DT_SCHEDULE_COSINE), "cosine");
-    CHECK_STR_EQ(dt_device_kind_name(DT_DEVICE_CUDA), "cuda");
-    CHECK_STR_EQ(dt_precision_kind_name(DT_PRECISION_TF32), "tf32");
+    dt_config cfg;
+    dt_config_defaults(&cfg);
+    cfg.data.root = strdup("/data/pets");
+    cfg.data.resize = DT_RESIZE_CENTER;
+    cfg.data.augment = DT_AUGMENT_CROP_FLIP;
+    cfg.model.freeze = DT_FREEZE_BACKBONE;
+    cfg.train.schedule = DT_SCHEDULE_COSINE;
+    cfg.runtime.device = DT_DEVICE_CUDA;
+    cfg.runtime.precision = DT_PRECISION_TF32;
+    char *text = written_yaml(&cfg);
+    CHECK(text != NULL);
+    const char *const expected[] = {"\n  resize: center\n",   "\n  augment: crop_flip\n",
+                                    "\n  freeze: backbone\n", "\n  schedule: cosine\n",
+                                    "\n  device: cuda\n",     "\n  precision: tf32\n"};
+    for (size_t i = 0; i < sizeof expected / sizeof expected[0]; i++)
+        CHECK_MSG(text && strstr(text, expected[i]), "written YAML lacks '%s'", expected[i]);
+    free(text);
+    dt_config_free(&cfg);
 }
 
 int main(void) {

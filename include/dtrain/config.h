@@ -85,12 +85,4 @@ const char *dt_config_display_name(const dt_config *cfg, const char *folder);
 
 void dt_config_free(dt_config *cfg);
 
-/* Names used in YAML for the enums (for printing). */
-const char *dt_resize_mode_name(dt_resize_mode v);
-const char *dt_augment_mode_name(dt_augment_mode v);
-const char *dt_freeze_mode_name(dt_freeze_mode v);
-const char *dt_schedule_kind_name(dt_schedule_kind v);
-const char *dt_device_kind_name(dt_device_kind v);
-const char *dt_precision_kind_name(dt_precision_kind v);
-
 #endif

@@ -1,7 +1,10 @@
 /* Small operating-system helpers shared across modules: a monotonic clock, the number of
- * online cores, and mkdir -p. */
+ * online cores, mkdir -p, and reading a whole file. */
 #ifndef DTRAIN_PLATFORM_H
 #define DTRAIN_PLATFORM_H
+
+#include <stddef.h>
+#include <stdint.h>
 
 #include "dtrain/error.h"
 
@@ -13,5 +16,19 @@ int dt_online_cores(void);
 
 /* Creates path and its missing parents (mkdir -p); fails if path exists and is not a folder. */
 int dt_make_directories(const char *path, dt_error *err);
+
+/* Reads the whole of a regular file into a malloc'd buffer that the caller frees: *size bytes
+ * followed by one zero byte (so text can be used as a C string; never NULL on success). Refuses
+ * anything else and files over max_bytes. A file is read to the size it had when opened (fewer
+ * bytes if it shrinks meanwhile). On failure returns -1 with "PATH: cannot open: REASON" (or "not
+ * a regular file", "file too large", "out of memory", "read error") in err, and the cause in
+ * errno for callers that word their own messages: EFBIG over max_bytes, EISDIR or EINVAL not a
+ * regular file, ENOMEM, else what open, fstat or read set. */
+int dt_read_file(const char *path, size_t max_bytes, uint8_t **bytes, size_t *size, dt_error *err);
+
+/* The same, but also reads pipes and character devices (a shell's <(...)) to their end; only a
+ * folder is refused. */
+int dt_read_file_or_pipe(const char *path, size_t max_bytes, uint8_t **bytes, size_t *size,
+                         dt_error *err);
 
 #endif

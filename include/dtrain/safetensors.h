@@ -72,6 +72,8 @@ const char *dt_st_dtype_name(dt_st_dtype dtype);
 int dt_st_dtype_from_name(const char *name, dt_st_dtype *dtype);
 /* Number of elements of a tensor (product of its shape; 1 for a scalar). */
 size_t dt_st_tensor_element_count(const dt_st_tensor *t);
+/* Writes the shape as "[64, 3, 7, 7]" ("[]" for a scalar) into out, truncating to size. */
+void dt_st_format_shape(const dt_st_tensor *t, char *out, size_t size);
 
 /* Converts a tensor of F32/F16/BF16/F64 to float (count = product of shape). */
 int dt_st_tensor_to_float(const dt_st_tensor *t, float *out, size_t count, dt_error *err);

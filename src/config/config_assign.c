@@ -195,13 +195,8 @@ static int assign_enum(const assignment *a, const dt_yaml_node *node, int *field
 }
 
 static char *copy_text(const assignment *a, const char *text) {
-    size_t length = strlen(text) + 1;
-    char *copy = malloc(length);
-    if (!copy) {
-        dt_fail(a->err, "out of memory reading the config");
-        return NULL;
-    }
-    memcpy(copy, text, length);
+    char *copy = strdup(text);
+    if (!copy) dt_fail(a->err, "out of memory reading the config");
     return copy;
 }
 
@@ -287,16 +282,7 @@ static int assign_name_map(const assignment *a, const dt_yaml_node *node, dt_con
         if (folder->kind != DT_YAML_SCALAR || folder->text[0] == '\0') {
             rc = type_error(a, folder, path, "class folder names as keys");
         } else {
-            for (int j = 0; j < i && !rc; j++) {
-                const dt_yaml_node *earlier = &node->children[2 * j];
-                if (strcmp(earlier->text, folder->text) != 0) continue;
-                if (a->origin->file)
-                    rc = dt_config_fail_at(a->err, a->origin, folder->line, folder->column,
-                                           entry_path, "duplicate key (first given at line %d)",
-                                           earlier->line);
-                else
-                    rc = fail_on(a, folder, entry_path, "duplicate key");
-            }
+            rc = dt_config_check_duplicate_key(a->err, a->origin, node, i, entry_path);
         }
         if (!rc) rc = read_string(a, display, entry_path);
         if (!rc) {

@@ -1,16 +1,8 @@
-/* The defaults of SPEC.md's "Config" section, freeing a config, class display names, and the
- * YAML names of the config enums. */
+/* The defaults of SPEC.md's "Config" section, freeing a config, and class display names. */
 #include <stdlib.h>
 #include <string.h>
 
 #include "config/config_internal.h"
-
-static char *copy_string(const char *text) {
-    size_t length = strlen(text) + 1;
-    char *copy = malloc(length);
-    if (copy) memcpy(copy, text, length);
-    return copy;
-}
 
 void dt_config_defaults(dt_config *cfg) {
     memset(cfg, 0, sizeof *cfg);
@@ -27,7 +19,7 @@ void dt_config_defaults(dt_config *cfg) {
     cfg->data.class_names = NULL;
     cfg->data.n_class_names = 0;
 
-    cfg->model.arch = copy_string("resnet18");
+    cfg->model.arch = strdup("resnet18");
     cfg->model.pretrained = NULL;
     cfg->model.freeze = DT_FREEZE_NONE;
 
@@ -49,7 +41,7 @@ void dt_config_defaults(dt_config *cfg) {
     cfg->runtime.threads = 0;
     cfg->runtime.precision = DT_PRECISION_FP32;
 
-    cfg->output.dir = copy_string("runs/default");
+    cfg->output.dir = strdup("runs/default");
     cfg->output.log_every = 20;
 }
 
@@ -72,33 +64,4 @@ const char *dt_config_display_name(const dt_config *cfg, const char *folder) {
         if (strcmp(cfg->data.class_names[i].folder, folder) == 0)
             return cfg->data.class_names[i].display;
     return folder;
-}
-
-/* Looks an enum value up in the choices of its key, so names live in one place (the table). */
-static const char *enum_name(const char *path, int value) {
-    int count = 0;
-    const dt_config_key *keys = dt_config_keys(&count);
-    for (int i = 0; i < count; i++)
-        if (strcmp(keys[i].path, path) == 0)
-            return value >= 0 && value < keys[i].n_choices ? keys[i].choices[value] : "?";
-    return "?";
-}
-
-const char *dt_resize_mode_name(dt_resize_mode v) {
-    return enum_name("data.resize", (int)v);
-}
-const char *dt_augment_mode_name(dt_augment_mode v) {
-    return enum_name("data.augment", (int)v);
-}
-const char *dt_freeze_mode_name(dt_freeze_mode v) {
-    return enum_name("model.freeze", (int)v);
-}
-const char *dt_schedule_kind_name(dt_schedule_kind v) {
-    return enum_name("train.schedule", (int)v);
-}
-const char *dt_device_kind_name(dt_device_kind v) {
-    return enum_name("runtime.device", (int)v);
-}
-const char *dt_precision_kind_name(dt_precision_kind v) {
-    return enum_name("runtime.precision", (int)v);
 }

@@ -56,6 +56,12 @@ bool dt_yaml_is_null(const dt_yaml_node *node);
  * string "text". Writes into buffer (truncating long text) and returns it. */
 const char *dt_yaml_describe(const dt_yaml_node *node, char *buffer, size_t size);
 
+/* Fails when key i of mapping (a scalar, as are the keys before it) repeats an earlier key:
+ * "duplicate key (first given at line N)" at the key in a file, "duplicate key" in an override.
+ * key_path names the key in the message. Returns 0 when the key is new. */
+int dt_config_check_duplicate_key(dt_error *err, const dt_config_origin *origin,
+                                  const dt_yaml_node *mapping, int i, const char *key_path);
+
 /* ---- the key table ---- */
 
 typedef enum {
@@ -122,8 +128,5 @@ void dt_config_unknown_key_advice(const char *section, const char *given, bool f
  * taken literally as a plain scalar. origin must name the argument. */
 int dt_config_parse_override(const char *arg, const dt_config_origin *origin,
                              const dt_config_key **key, dt_yaml_node **value, dt_error *err);
-
-/* Renders the resolved config as YAML into a heap string (*length bytes, NUL-terminated). */
-char *dt_config_render_yaml(const dt_config *cfg, size_t *length);
 
 #endif

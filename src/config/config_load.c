@@ -1,11 +1,13 @@
 /* dt_config_load: defaults, then the YAML file (section by section, refusing unknown and
  * duplicate keys), then the command-line overrides, then the checks that involve several keys. */
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "config/config_internal.h"
+#include "dtrain/platform.h"
 
 /* A config is a few hundred bytes; anything this large is the wrong file. */
 enum { LARGEST_CONFIG_BYTES = 1 << 20, MAX_KEYS = 64 };
@@ -25,45 +27,19 @@ typedef struct loader {
     int data_line, data_column; /* the "data:" key, where a missing data.root is reported */
 } loader;
 
-static int read_whole_file(const char *path, char **text, size_t *length, dt_error *err) {
-    FILE *file = fopen(path, "rb");
-    if (!file) return dt_fail_usage(err, "cannot open config '%s': %s", path, strerror(errno));
-    size_t capacity = 4096, used = 0;
-    char *buffer = malloc(capacity + 1);
-    int rc = buffer ? 0 : dt_fail(err, "out of memory reading config '%s'", path);
-    while (!rc) {
-        if (used == capacity) {
-            if (capacity > LARGEST_CONFIG_BYTES) {
-                rc =
-                    dt_fail_usage(err, "config '%s' is larger than %d bytes; is it the right file?",
-                                  path, LARGEST_CONFIG_BYTES);
-                break;
-            }
-            char *grown = realloc(buffer, capacity * 2 + 1);
-            if (!grown) {
-                rc = dt_fail(err, "out of memory reading config '%s'", path);
-                break;
-            }
-            buffer = grown;
-            capacity *= 2;
-        }
-        size_t n = fread(buffer + used, 1, capacity - used, file);
-        used += n;
-        if (n == 0) {
-            if (ferror(file))
-                rc = dt_fail_usage(err, "cannot read config '%s': %s", path, strerror(errno));
-            break;
-        }
+/* Reads the config file (NUL-terminated), with the config's own messages. */
+static int read_config_file(const char *path, char **text, size_t *length, dt_error *err) {
+    uint8_t *bytes;
+    if (dt_read_file_or_pipe(path, LARGEST_CONFIG_BYTES, &bytes, length, err) == 0) {
+        *text = (char *)bytes;
+        return 0;
     }
-    fclose(file);
-    if (rc) {
-        free(buffer);
-        return -1;
-    }
-    buffer[used] = '\0';
-    *text = buffer;
-    *length = used;
-    return 0;
+    int cause = errno;
+    if (cause == EFBIG)
+        return dt_fail_usage(err, "config '%s' is larger than %d bytes; is it the right file?",
+                             path, LARGEST_CONFIG_BYTES);
+    if (cause == ENOMEM) return dt_fail(err, "out of memory reading config '%s'", path);
+    return dt_fail_usage(err, "cannot open config '%s': %s", path, strerror(cause));
 }
 
 static int set_key(loader *l, const dt_config_key *key, const dt_yaml_node *value,
@@ -80,22 +56,15 @@ static int set_key(loader *l, const dt_config_key *key, const dt_yaml_node *valu
 /* Fails unless the mapping's key at index 2*i is a scalar not seen before in that mapping. */
 static int check_mapping_key(loader *l, const dt_yaml_node *mapping, int i, const char *parent) {
     const dt_yaml_node *key = &mapping->children[2 * i];
-    char path[256];
     if (key->kind != DT_YAML_SCALAR) {
         char got[64];
         return dt_config_fail_at(l->err, &l->file, key->line, key->column, parent,
                                  "keys must be plain names, got %s",
                                  dt_yaml_describe(key, got, sizeof got));
     }
-    for (int j = 0; j < i; j++) {
-        const dt_yaml_node *earlier = &mapping->children[2 * j];
-        if (strcmp(earlier->text, key->text) != 0) continue;
-        snprintf(path, sizeof path, "%s%s%.128s", parent ? parent : "", parent ? "." : "",
-                 key->text);
-        return dt_config_fail_at(l->err, &l->file, key->line, key->column, path,
-                                 "duplicate key (first given at line %d)", earlier->line);
-    }
-    return 0;
+    char path[256];
+    snprintf(path, sizeof path, "%s%s%.128s", parent ? parent : "", parent ? "." : "", key->text);
+    return dt_config_check_duplicate_key(l->err, &l->file, mapping, i, path);
 }
 
 static int load_section(loader *l, const char *section, const dt_yaml_node *value) {
@@ -158,7 +127,7 @@ static int load_document(loader *l, const dt_yaml_node *root) {
 static int load_file(loader *l, const char *path) {
     char *text = NULL;
     size_t length = 0;
-    if (read_whole_file(path, &text, &length, l->err)) return -1;
+    if (read_config_file(path, &text, &length, l->err)) return -1;
     dt_yaml_node *root = NULL;
     int rc = dt_yaml_parse(text, length, &l->file, NULL, &root, l->err);
     if (!rc) rc = load_document(l, root);

@@ -6,37 +6,7 @@
 #include <string.h>
 
 #include "config/config_internal.h"
-
-static bool is_valid_utf8(const unsigned char *s) {
-    while (*s) {
-        int extra;
-        unsigned int code;
-        if (*s < 0x80) {
-            s++;
-            continue;
-        } else if ((*s & 0xE0) == 0xC0) {
-            extra = 1;
-            code = *s & 0x1F;
-        } else if ((*s & 0xF0) == 0xE0) {
-            extra = 2;
-            code = *s & 0x0F;
-        } else if ((*s & 0xF8) == 0xF0) {
-            extra = 3;
-            code = *s & 0x07;
-        } else {
-            return false;
-        }
-        s++;
-        for (int i = 0; i < extra; i++, s++) {
-            if ((*s & 0xC0) != 0x80) return false;
-            code = (code << 6) | (*s & 0x3F);
-        }
-        static const unsigned int smallest[] = {0, 0x80, 0x800, 0x10000};
-        if (code < smallest[extra] || code > 0x10FFFF || (code >= 0xD800 && code <= 0xDFFF))
-            return false;
-    }
-    return true;
-}
+#include "dtrain/bytes.h"
 
 static int find_override_key(const dt_config_origin *origin, const char *key_text,
                              const dt_config_key **key, dt_error *err) {
@@ -96,7 +66,7 @@ int dt_config_parse_override(const char *arg, const dt_config_origin *origin,
         if (dt_yaml_parse(text, strlen(text), origin, (*key)->path, value, err)) return -1;
         if (!*value) *value = dt_yaml_new_plain_scalar(""); /* only comments: null */
     } else {
-        if (!is_valid_utf8((const unsigned char *)text))
+        if (dt_utf8_validate((const uint8_t *)text, strlen(text), NULL) != 0)
             return dt_config_fail_at(err, origin, 1, 1, (*key)->path, "value is not valid UTF-8");
         *value = dt_yaml_new_plain_scalar(text);
     }

@@ -2,13 +2,11 @@
  * name) and hand it to the JPEG or PNG decoder. */
 #include "decode_internal.h"
 
-#include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
+
+#include "dtrain/platform.h"
 
 /* Larger files are refused before reading: no sane training image comes near this. */
 #define DT_MAX_IMAGE_FILE_BYTES ((size_t)1 << 30)
@@ -57,57 +55,12 @@ int dt_image_decode_memory(const uint8_t *bytes, size_t size, const char *name, 
     return dt_image_decode_memory_scaled(bytes, size, name, 0, 0, img, err);
 }
 
-/* Reads the whole file; *bytes is NULL for an empty file. */
-static int read_whole_file(const char *path, uint8_t **bytes, size_t *size, dt_error *err) {
-    *bytes = NULL;
-    *size = 0;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return dt_fail(err, "%s: cannot open: %s", path, strerror(errno));
-    struct stat info;
-    if (fstat(fd, &info) != 0) {
-        int saved = errno;
-        close(fd);
-        return dt_fail(err, "%s: cannot stat: %s", path, strerror(saved));
-    }
-    if (!S_ISREG(info.st_mode)) {
-        close(fd);
-        return dt_fail(err, "%s: not a regular file", path);
-    }
-    size_t expected = (size_t)info.st_size;
-    if (expected > DT_MAX_IMAGE_FILE_BYTES) {
-        close(fd);
-        return dt_fail(err, "%s: file too large (%zu bytes)", path, expected);
-    }
-    uint8_t *buffer = expected ? malloc(expected) : NULL;
-    if (expected && !buffer) {
-        close(fd);
-        return dt_fail(err, "%s: out of memory reading %zu bytes", path, expected);
-    }
-    size_t got = 0;
-    while (got < expected) {
-        ssize_t n = read(fd, buffer + got, expected - got);
-        if (n < 0 && errno == EINTR) continue;
-        if (n < 0) {
-            int saved = errno;
-            free(buffer);
-            close(fd);
-            return dt_fail(err, "%s: read error: %s", path, strerror(saved));
-        }
-        if (n == 0) break; /* file shrank while reading: decode what is there */
-        got += (size_t)n;
-    }
-    close(fd);
-    *bytes = buffer;
-    *size = got;
-    return 0;
-}
-
 int dt_image_decode_file_scaled(const char *path, int min_width, int min_height, dt_image *img,
                                 dt_error *err) {
     memset(img, 0, sizeof *img);
     uint8_t *bytes;
     size_t size;
-    if (read_whole_file(path, &bytes, &size, err) != 0) return -1;
+    if (dt_read_file(path, DT_MAX_IMAGE_FILE_BYTES, &bytes, &size, err) != 0) return -1;
     int rc = dt_image_decode_memory_scaled(bytes, size, path, min_width, min_height, img, err);
     free(bytes);
     return rc;

@@ -2,7 +2,7 @@
  * objects, arrays, strings (escapes decoded, lone surrogates refused), numbers (integers read
  * exactly as uint64), literals. The caller drives it value by value; the first error stops it and
  * leaves a message with the byte offset where the text went wrong. The text must already be valid
- * UTF-8 (checked separately by dt_json_scan_validate_utf8). */
+ * UTF-8 (checked separately by dt_utf8_validate). */
 #ifndef DTRAIN_IO_JSON_SCAN_H
 #define DTRAIN_IO_JSON_SCAN_H
 
@@ -64,9 +64,5 @@ int dt_json_scan_read_number(dt_json_scan *s, dt_json_scan_number *out);
 int dt_json_scan_skip_value(dt_json_scan *s);
 /* Succeeds when only whitespace is left. */
 int dt_json_scan_expect_end(dt_json_scan *s);
-
-/* Returns 0 when bytes[0..length) is well-formed UTF-8 (no overlongs, no surrogates, nothing
- * above U+10FFFF); otherwise -1 and the offset of the first bad byte. */
-int dt_json_scan_validate_utf8(const uint8_t *bytes, size_t length, size_t *bad_offset);
 
 #endif

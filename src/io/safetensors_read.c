@@ -2,14 +2,13 @@
  * little-endian header length (at most 100,000,000 and inside the file), a UTF-8 JSON header,
  * and tensor data that, sorted by offset, tiles the data section exactly (no holes, no overlaps,
  * no trailing bytes), each tensor spanning product(shape) * dtype size bytes. */
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
+#include "dtrain/bytes.h"
+#include "dtrain/platform.h"
 #include "dtrain/safetensors.h"
-#include "io/json_scan.h"
 #include "io/safetensors_header.h"
 
 void dt_safetensors_free(dt_safetensors *st) {
@@ -38,8 +37,7 @@ const char *dt_safetensors_metadata_value(const dt_safetensors *st, const char *
     return NULL;
 }
 
-/* "[64, 3, 7, 7]" */
-static void format_shape(const dt_st_tensor *t, char *out, size_t size) {
+void dt_st_format_shape(const dt_st_tensor *t, char *out, size_t size) {
     size_t used = (size_t)snprintf(out, size, "[");
     for (int i = 0; i < t->ndim && used < size; i++)
         used += (size_t)snprintf(out + used, size - used, "%s%lld", i ? ", " : "",
@@ -65,7 +63,7 @@ static int check_tensor_span(const char *name, const dt_st_tensor *t, dt_error *
     else
         bytes = elements * dtype_size;
     char shape[200];
-    format_shape(t, shape, sizeof shape);
+    dt_st_format_shape(t, shape, sizeof shape);
     if (overflow)
         return dt_fail(err,
                        "%s: tensor '%s': shape %s of %s is too large (its byte count overflows)",
@@ -171,7 +169,7 @@ static int parse_owned(uint8_t *bytes, size_t size, const char *name, dt_safeten
         result = dt_fail(
             err, "%s: truncated file: header length %llu needs %llu bytes but the file has %zu",
             name, (unsigned long long)header_length, (unsigned long long)header_length + 8, size);
-    } else if (dt_json_scan_validate_utf8(bytes + 8, (size_t)header_length, &bad_offset) < 0) {
+    } else if (dt_utf8_validate(bytes + 8, (size_t)header_length, &bad_offset) < 0) {
         result = dt_fail(err, "%s: header is not valid UTF-8 (byte 0x%02X at header byte %zu)",
                          name, bytes[8 + bad_offset], bad_offset);
     } else if (dt_st_parse_header((const char *)bytes + 8, (size_t)header_length, name, st, err) <
@@ -200,27 +198,8 @@ int dt_safetensors_parse(const uint8_t *bytes, size_t size, const char *name, dt
 
 int dt_safetensors_read(const char *path, dt_safetensors *st, dt_error *err) {
     memset(st, 0, sizeof *st);
-    FILE *file = fopen(path, "rb");
-    if (!file) return dt_fail(err, "%s: cannot open: %s", path, strerror(errno));
-    struct stat info;
-    if (fstat(fileno(file), &info) != 0 || !S_ISREG(info.st_mode)) {
-        fclose(file);
-        return dt_fail(err, "%s: not a regular file", path);
-    }
-    size_t size = (size_t)info.st_size;
-    uint8_t *bytes = malloc(size ? size : 1);
-    if (!bytes) {
-        fclose(file);
-        return dt_fail(err, "%s: out of memory (%zu bytes)", path, size);
-    }
-    size_t got = fread(bytes, 1, size, file);
-    int read_failed = ferror(file);
-    fclose(file);
-    if (got != size) {
-        free(bytes);
-        return dt_fail(err, "%s: read %zu of %zu bytes%s%s", path, got, size,
-                       read_failed ? ": " : " (file changed while reading?)",
-                       read_failed ? strerror(errno) : "");
-    }
+    uint8_t *bytes;
+    size_t size;
+    if (dt_read_file(path, SIZE_MAX, &bytes, &size, err) != 0) return -1;
     return parse_owned(bytes, size, path, st, err);
 }

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "dtrain/bytes.h"
 #include "dtrain/safetensors.h"
 #include "io/safetensors_dtype.h"
 
@@ -117,73 +118,48 @@ int dt_st_writer_add_metadata(dt_st_writer *w, const char *key, const char *valu
     return 0;
 }
 
-/* A growable text buffer; a failed allocation sticks and is reported once at the end. */
-typedef struct text_buffer {
-    char *data;
-    size_t length, capacity;
-    int out_of_memory;
-} text_buffer;
-
-static void append_bytes(text_buffer *b, const char *bytes, size_t n) {
-    if (b->out_of_memory) return;
-    if (b->length + n + 1 > b->capacity) {
-        size_t capacity = b->capacity ? b->capacity : 256;
-        while (capacity < b->length + n + 1) capacity *= 2;
-        char *grown = realloc(b->data, capacity);
-        if (!grown) {
-            b->out_of_memory = 1;
-            return;
-        }
-        b->data = grown;
-        b->capacity = capacity;
-    }
-    memcpy(b->data + b->length, bytes, n);
-    b->length += n;
-    b->data[b->length] = '\0';
-}
-
-static void append_text(text_buffer *b, const char *text) {
-    append_bytes(b, text, strlen(text));
+static void append_text(dt_text *b, const char *text) {
+    dt_text_append(b, text, strlen(text));
 }
 
 /* A JSON string escaped as serde_json escapes it: \" \\ \b \f \n \r \t, other control characters
  * as \u00xx, everything else (UTF-8 included) as is. */
-static void append_json_string(text_buffer *b, const char *text) {
-    append_bytes(b, "\"", 1);
+static void append_json_string(dt_text *b, const char *text) {
+    dt_text_append(b, "\"", 1);
     for (const unsigned char *c = (const unsigned char *)text; *c; c++) {
         char escape[8];
         switch (*c) {
         case '"':
-            append_bytes(b, "\\\"", 2);
+            dt_text_append(b, "\\\"", 2);
             break;
         case '\\':
-            append_bytes(b, "\\\\", 2);
+            dt_text_append(b, "\\\\", 2);
             break;
         case '\b':
-            append_bytes(b, "\\b", 2);
+            dt_text_append(b, "\\b", 2);
             break;
         case '\f':
-            append_bytes(b, "\\f", 2);
+            dt_text_append(b, "\\f", 2);
             break;
         case '\n':
-            append_bytes(b, "\\n", 2);
+            dt_text_append(b, "\\n", 2);
             break;
         case '\r':
-            append_bytes(b, "\\r", 2);
+            dt_text_append(b, "\\r", 2);
             break;
         case '\t':
-            append_bytes(b, "\\t", 2);
+            dt_text_append(b, "\\t", 2);
             break;
         default:
             if (*c < 0x20) {
                 snprintf(escape, sizeof escape, "\\u%04x", *c);
                 append_text(b, escape);
             } else {
-                append_bytes(b, (const char *)c, 1);
+                dt_text_append(b, (const char *)c, 1);
             }
         }
     }
-    append_bytes(b, "\"", 1);
+    dt_text_append(b, "\"", 1);
 }
 
 static int compare_tensor_order(const void *a, const void *b) {
@@ -200,7 +176,7 @@ static int compare_metadata_keys(const void *a, const void *b) {
 }
 
 /* Builds the padded header and the order in which tensor data follows it. */
-static int build_header(dt_st_writer *w, text_buffer *header, pending_tensor ***order,
+static int build_header(dt_st_writer *w, dt_text *header, pending_tensor ***order,
                         size_t *data_size, dt_error *err) {
     *order = malloc((w->n_tensors ? w->n_tensors : 1) * sizeof **order);
     if (!*order) return dt_fail(err, "safetensors writer: out of memory");
@@ -244,7 +220,7 @@ static int build_header(dt_st_writer *w, text_buffer *header, pending_tensor ***
     }
     append_text(header, "}");
     while (header->length % 8 != 0) append_text(header, " ");
-    if (header->out_of_memory) {
+    if (header->failed) {
         free(*order);
         return dt_fail(err, "safetensors writer: out of memory building the header");
     }
@@ -260,9 +236,9 @@ int dt_st_writer_serialize(dt_st_writer *w, uint8_t **bytes, size_t *size, dt_er
     *bytes = NULL;
     *size = 0;
     if (!w) return dt_fail(err, "safetensors writer: no writer");
-    text_buffer header = {0};
-    pending_tensor **order;
-    size_t data_size;
+    dt_text header = {0};
+    pending_tensor **order = NULL;
+    size_t data_size = 0;
     if (build_header(w, &header, &order, &data_size, err) < 0) {
         free(header.data);
         return -1;
@@ -288,24 +264,15 @@ int dt_st_writer_serialize(dt_st_writer *w, uint8_t **bytes, size_t *size, dt_er
     return 0;
 }
 
-static int write_all(FILE *file, const void *bytes, size_t n) {
-    return n == 0 || fwrite(bytes, 1, n, file) == n ? 0 : -1;
-}
-
 int dt_st_writer_write(dt_st_writer *w, const char *path, dt_error *err) {
     if (!w) return dt_fail(err, "%s: no safetensors writer", path);
-    text_buffer header = {0};
-    pending_tensor **order;
-    size_t data_size;
-    if (build_header(w, &header, &order, &data_size, err) < 0) {
-        free(header.data);
-        return dt_error_prefix(err, "%s", path);
-    }
+    uint8_t *bytes;
+    size_t size;
+    if (dt_st_writer_serialize(w, &bytes, &size, err) < 0) return dt_error_prefix(err, "%s", path);
     size_t path_length = strlen(path);
     char *temporary = malloc(path_length + 5);
     if (!temporary) {
-        free(header.data);
-        free(order);
+        free(bytes);
         return dt_fail(err, "%s: out of memory", path);
     }
     memcpy(temporary, path, path_length);
@@ -316,12 +283,8 @@ int dt_st_writer_write(dt_st_writer *w, const char *path, dt_error *err) {
     if (!file) {
         result = dt_fail(err, "%s: cannot create %s: %s", path, temporary, strerror(errno));
     } else {
-        uint8_t length[8];
-        store_le64(length, header.length);
-        int failed = write_all(file, length, 8) || write_all(file, header.data, header.length);
-        for (size_t i = 0; i < w->n_tensors && !failed; i++)
-            failed = write_all(file, order[i]->data, order[i]->byte_count);
-        if (!failed) failed = fflush(file) != 0 || fsync(fileno(file)) != 0;
+        int failed =
+            fwrite(bytes, 1, size, file) != size || fflush(file) != 0 || fsync(fileno(file)) != 0;
         int saved_errno = errno;
         if (fclose(file) != 0 && !failed) {
             failed = 1;
@@ -337,7 +300,6 @@ int dt_st_writer_write(dt_st_writer *w, const char *path, dt_error *err) {
         if (result < 0) remove(temporary);
     }
     free(temporary);
-    free(header.data);
-    free(order);
+    free(bytes);
     return result;
 }

@@ -30,14 +30,6 @@ static int same_shape(const dt_state_entry *e, const dt_st_tensor *t) {
     return 1;
 }
 
-static void shape_text(const dt_st_tensor *t, char *buf, size_t size) {
-    size_t at = (size_t)snprintf(buf, size, "[");
-    for (int i = 0; i < t->ndim && at < size; i++)
-        at +=
-            (size_t)snprintf(buf + at, size - at, "%s%lld", i ? ", " : "", (long long)t->shape[i]);
-    if (at < size) snprintf(buf + at, size - at, "]");
-}
-
 /* The value of a num_batches_tracked scalar (integer or float dtype); -1 when it is neither. */
 static int64_t batches_tracked_value(const dt_st_tensor *t) {
     size_t width = dt_st_dtype_size(t->dtype);
@@ -99,7 +91,7 @@ static int gather_tensors(const dt_model *m, const dt_safetensors *st, const cha
         }
         if (!same_shape(e, src)) {
             char item[160], shape[64];
-            shape_text(src, shape, sizeof shape);
+            dt_st_format_shape(src, shape, sizeof shape);
             snprintf(item, sizeof item, "%s %s", e->name, shape);
             list_append(misshaped, list_size, item);
             continue;

@@ -1,8 +1,11 @@
-/* Operating-system helpers: monotonic clock, core count, mkdir -p. */
+/* Operating-system helpers: monotonic clock, core count, mkdir -p, reading a whole file. */
 #include "dtrain/platform.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -37,4 +40,89 @@ int dt_make_directories(const char *path, dt_error *err) {
     if (stat(path, &st) != 0 || !S_ISDIR(st.st_mode))
         return dt_fail(err, "%s: exists and is not a folder", path);
     return 0;
+}
+
+/* Closes fd (if open) after a failure whose message is already in err; leaves cause in errno. */
+static int give_up(int fd, int cause) {
+    if (fd >= 0) close(fd);
+    errno = cause;
+    return -1;
+}
+
+/* dt_read_file (pipes_too false) and dt_read_file_or_pipe. */
+static int read_whole(const char *path, size_t max_bytes, bool pipes_too, uint8_t **bytes,
+                      size_t *size, dt_error *err) {
+    *bytes = NULL;
+    *size = 0;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        int cause = errno;
+        dt_fail(err, "%s: cannot open: %s", path, strerror(cause));
+        return give_up(-1, cause);
+    }
+    struct stat info;
+    if (fstat(fd, &info) != 0) {
+        int cause = errno;
+        dt_fail(err, "%s: cannot stat: %s", path, strerror(cause));
+        return give_up(fd, cause);
+    }
+    bool regular = S_ISREG(info.st_mode);
+    if (!regular && (S_ISDIR(info.st_mode) || !pipes_too)) {
+        dt_fail(err, "%s: not a regular file", path);
+        return give_up(fd, S_ISDIR(info.st_mode) ? EISDIR : EINVAL);
+    }
+    /* A regular file is read to the size it has now; anything else to its end, in growing
+     * steps, until it passes max_bytes. */
+    size_t capacity = regular ? (size_t)info.st_size : 4096;
+    if (regular && (capacity > max_bytes || capacity == SIZE_MAX)) {
+        dt_fail(err, "%s: file too large (%zu bytes)", path, capacity);
+        return give_up(fd, EFBIG);
+    }
+    uint8_t *buffer = malloc(capacity + 1);
+    size_t got = 0;
+    while (buffer) {
+        if (got == capacity) {
+            if (regular || capacity > max_bytes) break;
+            size_t grown = capacity <= max_bytes / 2 ? 2 * capacity : max_bytes + 1;
+            uint8_t *larger =
+                grown > capacity && grown < SIZE_MAX ? realloc(buffer, grown + 1) : NULL;
+            if (!larger) free(buffer);
+            buffer = larger;
+            capacity = grown;
+            continue;
+        }
+        ssize_t n = read(fd, buffer + got, capacity - got);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) {
+            int cause = errno;
+            free(buffer);
+            dt_fail(err, "%s: read error: %s", path, strerror(cause));
+            return give_up(fd, cause);
+        }
+        if (n == 0) break; /* the end (or a regular file shrank while being read) */
+        got += (size_t)n;
+    }
+    if (!buffer) {
+        dt_fail(err, "%s: out of memory reading %zu bytes", path, capacity);
+        return give_up(fd, ENOMEM);
+    }
+    if (got > max_bytes) {
+        free(buffer);
+        dt_fail(err, "%s: file too large (over %zu bytes)", path, max_bytes);
+        return give_up(fd, EFBIG);
+    }
+    close(fd);
+    buffer[got] = 0;
+    *bytes = buffer;
+    *size = got;
+    return 0;
+}
+
+int dt_read_file(const char *path, size_t max_bytes, uint8_t **bytes, size_t *size, dt_error *err) {
+    return read_whole(path, max_bytes, false, bytes, size, err);
+}
+
+int dt_read_file_or_pipe(const char *path, size_t max_bytes, uint8_t **bytes, size_t *size,
+                         dt_error *err) {
+    return read_whole(path, max_bytes, true, bytes, size, err);
 }
