@@ -1,6 +1,7 @@
 /* CPU backend fully connected layer: forward (with bias) against a double-precision reference,
  * backward (dx, weight and bias gradients) against central finite differences, for inputs in
- * both activation layouts (20 features: plain; 32 features: blocked). */
+ * both activation layouts (20 features: plain; 32 features: blocked); without dx the parameter
+ * gradients are the same, bit for bit. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -90,11 +91,20 @@ static void run_case(dt_backend *b, dt_linear_desc d) {
     check_fd(label, "dweight", &c, c.weight, wn, dw_got);
     check_fd(label, "dbias", &c, c.bias, bn, db_got);
 
-    /* no dx (first layer): only the parameter gradients */
+    /* no dx (first layer): only the parameter gradients, the same values as with dx (the
+     * buffers hold junk first, so a call that writes nothing fails) */
+    for (size_t i = 0; i < wn; i++) weight_grad[i] = NAN;
+    for (size_t i = 0; i < bn; i++) bias_grad[i] = NAN;
     CHECK(b->ops->linear_backward(b->ctx, layer, weight, x, dy, NULL, weight_grad, bias_grad,
                                   &err) == 0);
-    test_to_double(dw_got, weight_grad, wn);
-    check_fd(label, "dweight without dx", &c, c.weight, wn, dw_got);
+    double *again = test_doubles(wn > bn ? wn : bn);
+    test_to_double(again, weight_grad, wn);
+    snprintf(what, sizeof what, "%s dweight without dx", label);
+    CHECK_ARRAY_CLOSE(what, again, dw_got, wn, 0.0, 0.0);
+    test_to_double(again, bias_grad, bn);
+    snprintf(what, sizeof what, "%s dbias without dx", label);
+    CHECK_ARRAY_CLOSE(what, again, db_got, bn, 0.0, 0.0);
+    free(again);
 
     b->ops->layer_destroy(b->ctx, layer);
     b->ops->tensor_destroy(b->ctx, x);

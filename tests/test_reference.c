@@ -20,6 +20,7 @@
 #include "dtrain/rng.h"
 #include "dtrain/safetensors.h"
 #include "imagegen.h"
+#include "test_backend_common.h" /* test_max_abs */
 
 enum { SAMPLES = 16 };
 
@@ -202,16 +203,10 @@ typedef struct worst {
     double dtrain[Q_COUNT], torch[Q_COUNT];
 } worst;
 
-static double max_abs(const double *v, size_t n) {
-    double m = 0;
-    for (size_t i = 0; i < n; i++)
-        if (fabs(v[i]) > m) m = fabs(v[i]);
-    return m;
-}
-
 /* Compares n values with the exact reference, relative to scale: the error must be within the
  * quantity's tolerance or TORCH_ERROR_FACTOR times PyTorch's float32 error ("torch_err." + key
- * in the fixture). Records the worst errors; returns dtrain's. */
+ * in the fixture); a NaN counts as an infinite error. Records the worst errors; returns
+ * dtrain's. */
 static double compare(const fixture *f, worst *w, quantity q, const char *key, const double *got,
                       const double *want, size_t n, double scale) {
     double *torch_err = fixture_doubles(f, "torch_err.", key, 1);
@@ -222,7 +217,8 @@ static double compare(const fixture *f, worst *w, quantity q, const char *key, c
     if (scale <= 0) scale = 1e-30;
     for (size_t i = 0; i < n; i++) {
         double e = fabs(got[i] - want[i]) / scale;
-        if (!(e <= err)) {
+        if (isnan(e)) e = INFINITY;
+        if (e > err) {
             err = e;
             at = i;
         }
@@ -234,7 +230,7 @@ static double compare(const fixture *f, worst *w, quantity q, const char *key, c
               quantity_names[q], key, at, got[at], want[at], err, scale, tol, torch);
     if (getenv("DTRAIN_REFERENCE_VERBOSE"))
         printf("    %-50s dtrain %.3g  PyTorch float32 %.3g\n", key, err, torch);
-    if (!(err <= w->dtrain[q])) w->dtrain[q] = err;
+    if (err > w->dtrain[q]) w->dtrain[q] = err;
     if (torch > w->torch[q]) w->torch[q] = torch;
     return err;
 }
@@ -350,7 +346,8 @@ static void check_gradients(const fixture *f, const run *r, worst *w) {
             double got[SAMPLES];
             for (int k = 0; k < SAMPLES; k++) got[k] = g[index[k]];
             /* scale: the larger of the sample's largest value and the tensor's RMS */
-            double scale = fmax(max_abs(want, SAMPLES), want_norm[0] / sqrt((double)e[i].count));
+            double scale =
+                fmax(test_max_abs(want, SAMPLES), want_norm[0] / sqrt((double)e[i].count));
             snprintf(key, sizeof key, "grad.%s", e[i].name);
             compare(f, w, Q_GRAD, key, got, want, SAMPLES, scale);
         }
@@ -377,13 +374,13 @@ static void check_state_after(const fixture *f, const run *r, const float *initi
             for (int k = 0; k < SAMPLES; k++) got[k] = v[index[k]];
             snprintf(key, sizeof key, "after.%s", e[i].name);
             compare(f, w, is_param ? Q_PARAMS : Q_STATS, key, got, want, SAMPLES,
-                    max_abs(want, SAMPLES));
+                    test_max_abs(want, SAMPLES));
             if (want_delta) {
                 for (int k = 0; k < SAMPLES; k++)
                     delta[k] = got[k] - (double)initial[e[i].offset + (size_t)index[k]];
                 snprintf(key, sizeof key, "delta.%s", e[i].name);
                 compare(f, w, Q_UPDATES, key, delta, want_delta, SAMPLES,
-                        max_abs(want_delta, SAMPLES));
+                        test_max_abs(want_delta, SAMPLES));
             }
         }
         free(want);
@@ -407,7 +404,7 @@ static void check_logits(const fixture *f, run *r, quantity q, const char *key, 
     CHECK_MSG(rc == 0, "logits: %s", err.message);
     if (rc == 0 && want) {
         for (size_t i = 0; i < nlogits; i++) got[i] = logits[i];
-        compare(f, w, q, key, got, want, nlogits, max_abs(want, nlogits));
+        compare(f, w, q, key, got, want, nlogits, test_max_abs(want, nlogits));
     }
     free(logits);
     free(got);
@@ -417,7 +414,7 @@ static void check_logits(const fixture *f, run *r, quantity q, const char *key, 
 /* torch.optim.SGD (dampening 0) on dtrain's own gradients (times grad_scale), in double: after
  * each backend->sgd_step every parameter must be where PyTorch's rule puts it (to float
  * rounding). The momentum buffer is kept here as PyTorch keeps it (float). Returns the worst
- * error relative to the largest parameter. */
+ * error relative to the largest parameter; a NaN counts as an infinite error. */
 static double expected_sgd_error(const dt_sgd_params *p, const float *before, const float *grads,
                                  float *momentum, const float *after, size_t n) {
     double error = 0, largest = 0;
@@ -427,7 +424,8 @@ static double expected_sgd_error(const dt_sgd_params *p, const float *before, co
         momentum[i] = (float)buf;
         double step = p->nesterov ? g + (double)p->momentum * buf : buf;
         double expected = (double)before[i] - (double)p->lr * step;
-        error = fmax(error, fabs(after[i] - expected));
+        double e = fabs(after[i] - expected);
+        if (!(e <= error)) error = isnan(e) ? INFINITY : e;
         largest = fmax(largest, fabs(expected));
     }
     return error / largest;
