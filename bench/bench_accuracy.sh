@@ -21,6 +21,8 @@ shift
 sizes=("$@")
 [ ${#sizes[@]} -gt 0 ] || sizes=(32)
 here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source-path=SCRIPTDIR
+source "$here/bench_lib.sh"
 repo=$(cd "$here/.." && pwd)
 limit=${LIMIT:-12000}
 epochs=${EPOCHS:-3}
@@ -53,7 +55,7 @@ print(rows[-1]["val_acc"], rows[-1]["n"])
 EOF
 }
 
-echo "machine: $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg); $limit images, $epochs epochs"
+echo "machine: $(machine_load); $limit images, $epochs epochs"
 results=()
 for size in "${sizes[@]}"; do
   for seed in "${seeds[@]}"; do

@@ -15,14 +15,14 @@ build=${1:?usage: bench_decode.sh BUILD_DIR [N_IMAGES] [REPEAT]}
 n_images=${2:-300}
 repeat=${3:-3}
 here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source-path=SCRIPTDIR
+source "$here/bench_lib.sh"
 python=${PYTHON:-/usr/bin/python3}
 tj_time=${TJ_BENCHTIME:-0.05}
 min_side=${MIN_SIDE:-60}
 max_side=${MAX_SIDE:-300}
 
-for tool in "$build/bench/bench_decode" "$build/bench/bench_make_photos"; do
-  [[ -x $tool ]] || { echo "missing $tool: build the bench targets first" >&2; exit 2; }
-done
+require_bench_tools "$build" bench_decode bench_make_photos
 
 images=$(mktemp -d "${TMPDIR:-/tmp}/dtrain-bench-decode.XXXXXX")
 if [[ ${KEEP:-0} != 1 ]]; then trap 'rm -rf "$images"' EXIT; fi
@@ -59,8 +59,6 @@ if command -v tjbench >/dev/null; then
         sed -n 's/^Decompress.*Frame rate: *\([0-9.]*\) fps.*/\1/p'
     done | awk '{ t += 1 / $1; n++ } END { if (n) printf "%.1f", n / t; else print "n/a" }')
 fi
-
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a ~ /^[0-9.]+$/ && b ~ /^[0-9.]+$/ && b > 0) printf "%.2f", a / b; else print "n/a" }'; }
 
 echo "decode benchmark: $n_images JPEGs, $min_side..$max_side px (mean $mean_pixels pixels), quality 90, one thread, $repeat passes"
 printf '  %-56s %9s img/s\n' \

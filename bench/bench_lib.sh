@@ -1,7 +1,46 @@
 # shellcheck shell=bash
-# Shared helpers of the training benchmarks (bench_train.sh, bench_scaling.sh), sourced by them:
-# generating an Animals-10-like JPEG ImageFolder, reading steady-state throughput from dtrain's
-# metrics.jsonl and the time shares from its final "time:" line. Bash; needs awk, sed.
+# Shared helpers of the benchmark scripts (bench/*.sh), sourced by them: usage text, errors, the
+# work folder and the checks for built tools; generating an Animals-10-like JPEG ImageFolder,
+# reading steady-state throughput from dtrain's metrics.jsonl and the time shares from its final
+# "time:" line; ratios and the machine's load. Bash; needs awk, sed.
+
+# usage: the sourcing script's header comment (its lines 2.. up to the first line that is not a
+# comment), without the leading "# ".
+usage() { awk 'NR > 1 && !/^#/ { exit } NR > 1 { sub(/^# ?/, ""); print }' "$0"; }
+
+# die MESSAGE...: "SCRIPT: MESSAGE" on stderr, exit 2.
+die() {
+  echo "$(basename "$0"): $*" >&2
+  exit 2
+}
+
+# use_workdir PREFIX KEEP: when $workdir is empty, sets it to a new temporary folder
+# ${TMPDIR:-/tmp}/PREFIX.XXXXXX, removed at exit unless KEEP is 1; then creates $workdir and makes
+# it an absolute path.
+use_workdir() {
+  if [[ -z $workdir ]]; then
+    workdir=$(mktemp -d "${TMPDIR:-/tmp}/$1.XXXXXX")
+    [[ $2 -eq 1 ]] || trap 'rm -rf "$workdir"' EXIT
+  fi
+  mkdir -p "$workdir"
+  workdir=$(cd "$workdir" && pwd)
+}
+
+# find_dtrain BUILD_DIR: sets dtrain to $DTRAIN_BIN or BUILD_DIR/dtrain; dies when it is not there.
+find_dtrain() {
+  dtrain=${DTRAIN_BIN:-$1/dtrain}
+  [[ -x $dtrain ]] || die "no dtrain at $dtrain: build it (cmake --build $1 --target dtrain)"
+}
+
+# require_bench_tools BUILD_DIR NAME...: dies unless every BUILD_DIR/bench/NAME was built.
+require_bench_tools() {
+  local build=$1 name
+  shift
+  for name in "$@"; do
+    [[ -x $build/bench/$name ]] ||
+      die "missing $build/bench/$name: cmake --build $build --target $name"
+  done
+}
 
 # make_photo_pool BUILD_DIR POOL_DIR CLASSES PER_CLASS MIN_SIDE MAX_SIDE
 # Writes PER_CLASS JPEGs (quality 90) into POOL_DIR/class<k>/ for k = 0..CLASSES-1, each class

@@ -46,17 +46,12 @@ set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/.." && pwd)
-# shellcheck source=bench/bench_lib.sh
+# shellcheck source-path=SCRIPTDIR
 source "$here/bench_lib.sh"
 # dtrain sleeps rather than spins in OpenMP waits unless OMP_WAIT_POLICY is set (see
-# src/main.c); give the PyTorch side the same policy so both are measured alike.
+# src/main.c); setting that policy here hands it to every rank through the launcher and names it
+# in the closing line (omp_note). Set OMP_WAIT_POLICY=ACTIVE to measure spinning waits instead.
 export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE}
-
-usage() { awk 'NR > 1 && !/^#/ { exit } NR > 1 { sub(/^# ?/, ""); print }' "$0"; }
-die() {
-  echo "bench_scaling.sh: $*" >&2
-  exit 2
-}
 
 [[ $# -ge 1 ]] || { usage >&2 && exit 2; }
 [[ $1 == -h || $1 == --help ]] && { usage && exit 0; }
@@ -107,22 +102,15 @@ for m in "${mode_list[@]}"; do
   fi
 done
 
-dtrain=${DTRAIN_BIN:-$build/dtrain}
-[[ -x $dtrain ]] || die "no dtrain at $dtrain: build it (cmake --build $build --target dtrain)"
+find_dtrain "$build"
 if [[ -z $data ]]; then
-  [[ -x $build/bench/bench_make_photos ]] ||
-    die "missing $build/bench/bench_make_photos: cmake --build $build --target bench_make_photos"
+  require_bench_tools "$build" bench_make_photos
 else
   [[ -d $data ]] || die "--data $data is not a folder"
 fi
 cores=$(nproc 2>/dev/null || echo 1)
 
-if [[ -z $workdir ]]; then
-  workdir=$(mktemp -d "${TMPDIR:-/tmp}/dtrain-bench-scaling.XXXXXX")
-  [[ $keep -eq 1 ]] || trap 'rm -rf "$workdir"' EXIT
-fi
-mkdir -p "$workdir"
-workdir=$(cd "$workdir" && pwd)
+use_workdir dtrain-bench-scaling "$keep"
 
 # The launcher command line for N ranks, one word per line.
 launch_words() {

@@ -29,17 +29,11 @@
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
-# shellcheck source=bench/bench_lib.sh
+# shellcheck source-path=SCRIPTDIR
 source "$here/bench_lib.sh"
 # dtrain sleeps rather than spins in OpenMP waits unless OMP_WAIT_POLICY is set (see
 # src/main.c); give the PyTorch side the same policy so both are measured alike.
 export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE}
-
-usage() { awk 'NR > 1 && !/^#/ { exit } NR > 1 { sub(/^# ?/, ""); print }' "$0"; }
-die() {
-  echo "bench_train.sh: $*" >&2
-  exit 2
-}
 
 [[ $# -ge 1 ]] || { usage >&2 && exit 2; }
 [[ $1 == -h || $1 == --help ]] && { usage && exit 0; }
@@ -70,11 +64,9 @@ for v in "$warmup" "$batch" "$threads"; do
 done
 [[ $warmup -ge 1 && $batch -ge 1 && $threads -ge 1 ]] || die "--warmup, --batch, --threads must be >= 1"
 
-dtrain=${DTRAIN_BIN:-$build/dtrain}
 python=${PYTHON:-/usr/bin/python3}
-[[ -x $dtrain ]] || die "no dtrain at $dtrain: build it (cmake --build $build --target dtrain)"
-[[ -x $build/bench/bench_make_photos ]] ||
-  die "missing $build/bench/bench_make_photos: cmake --build $build --target bench_make_photos"
+find_dtrain "$build"
+require_bench_tools "$build" bench_make_photos
 if [[ $run_torch -eq 1 ]] && ! "$python" -c 'import torch, torchvision' 2>/dev/null; then
   echo "note: $python has no torch/torchvision; measuring dtrain only" >&2
   run_torch=0
@@ -92,11 +84,7 @@ steps_for() { # LIST_NAME INDEX: the INDEX-th entry, or the last one
   echo "${list[$i]}"
 }
 
-if [[ -z $workdir ]]; then
-  workdir=$(mktemp -d "${TMPDIR:-/tmp}/dtrain-bench-train.XXXXXX")
-  [[ $keep -eq 1 ]] || trap 'rm -rf "$workdir"' EXIT
-fi
-mkdir -p "$workdir"
+use_workdir dtrain-bench-train "$keep"
 
 classes=10
 n_val=$classes # a token validation set: rank 0 evaluates it once, after the measured steps

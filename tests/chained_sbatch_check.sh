@@ -7,16 +7,8 @@
 set -u
 script=$(cd "$(dirname "$1")" && pwd)/$(basename "$1")
 
-passed=0
-failed=0
-expect() { # expect DESCRIPTION ACTUAL EXPECTED
-    if [[ $2 == "$3" ]]; then
-        passed=$((passed + 1))
-    else
-        failed=$((failed + 1))
-        printf 'chained_sbatch_check.sh: %s\n  got:      %s\n  expected: %s\n' "$1" "$2" "$3" >&2
-    fi
-}
+# shellcheck source-path=SCRIPTDIR
+source "$(dirname "$0")/testlib/check.sh"
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
@@ -90,5 +82,4 @@ expect "the last job of the chain queues nothing" "$(grep -c sbatch "$log")" 0
 run_chain 0 --
 expect "no config is a usage error" "$?" 2
 
-echo "chained_sbatch: $passed passed, $failed failed"
-[[ $failed -eq 0 ]]
+check_summary chained_sbatch

@@ -1,6 +1,7 @@
 #!/bin/bash
-# Syntax-checks every shell script under launch/ and cluster/ with `bash -n`, and lints them
-# with the shellcheck linter when it is installed. Usage: check_scripts.sh SOURCE_DIR [LINTER]
+# Syntax-checks the shell scripts (launch/, cluster/, tests/*.sh, tests/testlib/*.sh, bench/*.sh,
+# tools/*.sh) with `bash -n`, and lints them with the shellcheck linter when it is installed
+# (following the files they source). Usage: check_scripts.sh SOURCE_DIR [LINTER]
 set -u
 source_dir=$1
 shellcheck=${2:-}
@@ -9,7 +10,8 @@ shellcheck=${2:-}
 passed=0
 failed=0
 scripts=()
-for file in "$source_dir"/launch/* "$source_dir"/cluster/*; do
+for file in "$source_dir"/launch/* "$source_dir"/cluster/* "$source_dir"/tests/*.sh \
+    "$source_dir"/tests/testlib/*.sh "$source_dir"/bench/*.sh "$source_dir"/tools/*.sh; do
     [[ -f $file ]] || continue
     # Shell scripts: *.sh, *.sbatch, or a bash/sh shebang (README.md and the like are skipped).
     if [[ $file == *.sh || $file == *.sbatch ]] || head -n 1 "$file" | grep -qE '^#!.*\b(ba)?sh\b'; then
@@ -17,8 +19,8 @@ for file in "$source_dir"/launch/* "$source_dir"/cluster/*; do
     fi
 done
 
-if [[ ${#scripts[@]} -lt 2 ]]; then
-    echo "check_scripts.sh: expected launch/ and cluster/ scripts, found ${#scripts[@]}" >&2
+if [[ ${#scripts[@]} -lt 10 ]]; then
+    echo "check_scripts.sh: expected the repository's scripts, found ${#scripts[@]}" >&2
     failed=$((failed + 1))
 fi
 for script in "${scripts[@]}"; do
@@ -29,7 +31,7 @@ for script in "${scripts[@]}"; do
         failed=$((failed + 1))
     fi
     if [[ -n $shellcheck ]]; then
-        if "$shellcheck" --shell=bash --severity=style "$script"; then
+        if "$shellcheck" --external-sources --shell=bash --severity=style "$script"; then
             passed=$((passed + 1))
         else
             echo "check_scripts.sh: shellcheck failed: $script" >&2

@@ -1,8 +1,9 @@
 # Tests of the communication layer that need more than a plain test program: MPI jobs started
-# with mpirun (when dtrain is built with MPI) and a syntax/lint check of the launch scripts.
-# Included from tests/CMakeLists.txt.
+# with mpirun (when dtrain is built with MPI; DTRAIN_MPIRUN and DTRAIN_MPIRUN_FLAGS come from
+# tests/CMakeLists.txt) and a syntax/lint check of the shell scripts. Included from
+# tests/CMakeLists.txt.
 
-# ---- launch/ and cluster/ scripts: bash -n, plus shellcheck when it is installed ----------------
+# ---- shell scripts: bash -n, plus shellcheck when it is installed (tests/check_scripts.sh) ------
 find_program(DTRAIN_SHELLCHECK shellcheck)
 add_test(NAME comm_scripts_syntax
   COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/check_scripts.sh ${PROJECT_SOURCE_DIR}
@@ -22,25 +23,12 @@ set_tests_properties(comm_chained_sbatch PROPERTIES TIMEOUT 60)
 
 # ---- MPI jobs ------------------------------------------------------------------------------------
 if(DTRAIN_HAVE_MPI AND TARGET MPI::MPI_C)
-  if(MPIEXEC_EXECUTABLE)
-    set(DTRAIN_MPIRUN "${MPIEXEC_EXECUTABLE}")
-  else()
-    find_program(DTRAIN_MPIRUN NAMES mpirun mpiexec)
-  endif()
-
   add_executable(comm_mpi_check comm_mpi_check.c)
   target_link_libraries(comm_mpi_check PRIVATE dtrain_testlib)
   add_executable(comm_abort_check comm_abort_check.c)
   target_link_libraries(comm_abort_check PRIVATE dtrain_testlib)
 
   if(DTRAIN_MPIRUN)
-    # --allow-run-as-root and --oversubscribe are Open MPI options (CI runs as root on 2 cores).
-    execute_process(COMMAND ${DTRAIN_MPIRUN} --version OUTPUT_VARIABLE dtrain_mpirun_version
-      ERROR_QUIET RESULT_VARIABLE dtrain_mpirun_status)
-    set(DTRAIN_MPIRUN_FLAGS "")
-    if(dtrain_mpirun_version MATCHES "Open MPI|OpenRTE|open-mpi")
-      set(DTRAIN_MPIRUN_FLAGS --allow-run-as-root --oversubscribe)
-    endif()
     # Open MPI keeps allocations until exit and unloads its plugins, which LeakSanitizer reports
     # as thousands of unattributable leaks: leak checking is off for the MPI jobs (address and
     # UB checks stay on). The single-process tests keep it.

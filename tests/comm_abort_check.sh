@@ -14,18 +14,8 @@ done
 shift
 program=$1
 
-passed=0
-failed=0
-check() { # check DESCRIPTION COMMAND...
-    local description=$1
-    shift
-    if "$@"; then
-        passed=$((passed + 1))
-    else
-        failed=$((failed + 1))
-        echo "comm_abort_check.sh: check failed: $description" >&2
-    fi
-}
+# shellcheck source-path=SCRIPTDIR
+source "$(dirname "$0")/testlib/check.sh"
 
 pid_directory=$(mktemp -d)
 trap 'rm -rf "$pid_directory"' EXIT
@@ -44,7 +34,9 @@ fi
 check "the job was not killed by the 60 s watchdog (got $status)" test "$status" -ne 124 -a "$status" -ne 137
 check "the job ends within 20 s (took ${elapsed_ms} ms)" test "$elapsed_ms" -lt 20000
 
+shopt -s nullglob # no pid file at all counts 0, not the pattern
 pid_files=("$pid_directory"/rank-*.pid)
+shopt -u nullglob
 check "every rank wrote its pid (${#pid_files[@]} of $ranks)" test "${#pid_files[@]}" -eq "$ranks"
 
 # A rank that is gone, or a zombie nobody has reaped yet, no longer runs.
@@ -65,5 +57,4 @@ for pid_file in "${pid_files[@]}"; do
     fi
 done
 
-echo "comm_abort: $passed passed, $failed failed"
-[[ $failed -eq 0 ]]
+check_summary comm_abort

@@ -5,25 +5,8 @@
 set -u
 wrapper=$1
 
-passed=0
-failed=0
-expect() { # expect DESCRIPTION ACTUAL EXPECTED
-    if [[ $2 == "$3" ]]; then
-        passed=$((passed + 1))
-    else
-        failed=$((failed + 1))
-        printf 'dtrain_run_check.sh: %s\n  got:      %s\n  expected: %s\n' "$1" "$2" "$3" >&2
-    fi
-}
-expect_match() { # expect_match DESCRIPTION ACTUAL GLOB
-    # shellcheck disable=SC2053 # the right side is a glob on purpose
-    if [[ $2 == $3 ]]; then
-        passed=$((passed + 1))
-    else
-        failed=$((failed + 1))
-        printf 'dtrain_run_check.sh: %s\n  got:     %s\n  pattern: %s\n' "$1" "$2" "$3" >&2
-    fi
-}
+# shellcheck source-path=SCRIPTDIR
+source "$(dirname "$0")/testlib/check.sh"
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
@@ -51,7 +34,15 @@ cp "$wrapper" "$work/repo/launch/dtrain-run"
 cp "$work/bin/dtrain" "$work/repo/build/dtrain"
 
 cores=$(nproc)
-run() { env -u OMP_NUM_THREADS -u DTRAIN_MPIRUN_ARGS -u CUDA_VISIBLE_DEVICES PATH="$work/bin:$PATH" "$@" 2>&1; }
+# Runs a command without the caller's launcher settings (OMP_NUM_THREADS, CUDA_VISIBLE_DEVICES, any
+# DTRAIN_* or NCCL_* variable), which would change the command lines checked here.
+run() {
+    local cleared=(-u OMP_NUM_THREADS -u CUDA_VISIBLE_DEVICES) name
+    for name in $(compgen -e); do
+        [[ $name == DTRAIN_* || $name == NCCL_* ]] && cleared+=(-u "$name")
+    done
+    env "${cleared[@]}" PATH="$work/bin:$PATH" "$@" 2>&1
+}
 
 # One rank: dtrain itself, no mpirun, all arguments in order, threads = every core.
 expect "one rank runs dtrain directly" \
@@ -120,5 +111,4 @@ output=$(run "$wrapper" --help)
 expect "--help exits 0" "$?" 0
 expect_match "--help shows the usage" "$output" "*dtrain-run \\[-n N\\]*"
 
-echo "dtrain_run: $passed passed, $failed failed"
-[[ $failed -eq 0 ]]
+check_summary dtrain_run

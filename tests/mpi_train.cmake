@@ -1,6 +1,6 @@
 # Data-parallel training checks (tests/mpi_train_check.c): equivalence of N ranks and gradient
 # accumulation, uneven data, a failing rank, mismatched configs. Needs MPI and mpirun; uses the
-# mpirun and flags found by tests/comm.cmake (included before this file, alphabetically).
+# mpirun and flags found in tests/CMakeLists.txt.
 if(DTRAIN_HAVE_MPI AND DTRAIN_MPIRUN)
   add_executable(mpi_train_check mpi_train_check.c)
   target_link_libraries(mpi_train_check PRIVATE dtrain_testlib)

@@ -214,10 +214,12 @@ int main(int argc, char **argv) {
     for (int i = 2; i < argc && at < sizeof mpirun_prefix; i++)
         at += (size_t)snprintf(mpirun_prefix + at, sizeof mpirun_prefix - at, "%s%s",
                                i > 2 ? " " : "", argv[i]);
-    snprintf(workdir, sizeof workdir, "/tmp/dtrain-mpi-XXXXXX");
-    if (!mkdtemp(workdir)) return 1;
-    snprintf(data_dir, sizeof data_dir, "%s/data", workdir);
     dt_error err = {{0}, 0};
+    if (dt_testgen_make_temp_dir("dtrain-mpi", workdir, sizeof workdir, &err)) {
+        fprintf(stderr, "%s\n", err.message);
+        return 1;
+    }
+    snprintf(data_dir, sizeof data_dir, "%s/data", workdir);
     /* 3 classes x 50 = 150 images; val 0.2 -> 30, train 120 */
     if (dt_testgen_learnable_imagefolder(data_dir, 3, 50, 36, 36, 9, &err)) {
         fprintf(stderr, "%s\n", err.message);
@@ -230,21 +232,15 @@ int main(int argc, char **argv) {
              "train:\n  lr: 0.02\noutput:\n  log_every: 2\n",
              data_dir);
     snprintf(path, sizeof path, "%s/base.yaml", workdir);
-    FILE *f = fopen(path, "w");
-    if (!f) return 1;
-    fputs(cfg, f);
-    fclose(f);
+    if (dt_test_write_text(path, cfg)) {
+        fprintf(stderr, "cannot write %s\n", path);
+        return 1;
+    }
 
     test_equivalence();
     test_uneven();
     test_fault();
     test_config_mismatch();
-    if (dt_test_failed == 0) {
-        char cmd[400];
-        snprintf(cmd, sizeof cmd, "rm -rf %s", workdir);
-        dt_test_run(cmd);
-    } else {
-        fprintf(stderr, "kept %s for inspection\n", workdir);
-    }
+    dt_testgen_finish_temp_dir(workdir);
     return dt_test_summary("mpi_train");
 }

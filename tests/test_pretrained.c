@@ -246,33 +246,20 @@ static void test_files_that_load(void) {
 
 /* ---- files that are refused ----------------------------------------------------------------- */
 
-static int write_bytes(const char *path, const uint8_t *bytes, size_t size) {
-    FILE *f = fopen(path, "wb");
-    if (!f) return -1;
-    size_t wrote = fwrite(bytes, 1, size, f);
-    return fclose(f) == 0 && wrote == size ? 0 : -1;
-}
-
 /* The bytes of a valid F32 state dict. */
 static uint8_t *valid_file_bytes(size_t *size) {
     char path[600];
+    dt_error err = {{0}, 0};
+    uint8_t *bytes = NULL;
     path_in_workdir(path, sizeof path, "valid.safetensors");
-    if (write_state_dict(path, &(variant){.dtype = DT_ST_F32, .with_tracked = 1})) return NULL;
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    *size = (size_t)ftell(f);
-    fseek(f, 0, SEEK_SET);
-    uint8_t *bytes = malloc(*size);
-    if (bytes && fread(bytes, 1, *size, f) != *size) {
-        free(bytes);
-        bytes = NULL;
-    }
-    fclose(f);
+    if (write_state_dict(path, &(variant){.dtype = DT_ST_F32, .with_tracked = 1}) ||
+        dt_testgen_read_file(path, &bytes, size, &err))
+        fprintf(stderr, "valid state dict: %s\n", err.message[0] ? err.message : "not written");
     return bytes;
 }
 
 static void test_broken_files(void) {
+    dt_error err = {{0}, 0};
     char path[600];
     size_t size = 0;
     uint8_t *bytes = valid_file_bytes(&size);
@@ -280,7 +267,7 @@ static void test_broken_files(void) {
     if (!bytes) return;
 
     path_in_workdir(path, sizeof path, "truncated.safetensors");
-    CHECK(write_bytes(path, bytes, size / 2) == 0);
+    CHECK_MSG(dt_testgen_write_bytes(path, bytes, size / 2, &err) == 0, "%s", err.message);
     expect_refusal("truncated", path, 1, (const char *const[]){"truncated", NULL});
 
     path_in_workdir(path, sizeof path, "oversized_header.safetensors");
@@ -288,11 +275,11 @@ static void test_broken_files(void) {
     memcpy(copy, bytes, size);
     uint64_t huge = 200000000; /* more than the 100 MB limit and than the file */
     for (int i = 0; i < 8; i++) copy[i] = (uint8_t)(huge >> (8 * i));
-    CHECK(write_bytes(path, copy, size) == 0);
+    CHECK_MSG(dt_testgen_write_bytes(path, copy, size, &err) == 0, "%s", err.message);
     expect_refusal("oversized header", path, 1, NULL);
     uint64_t beyond = size; /* within the limit, beyond the end of the file */
     for (int i = 0; i < 8; i++) copy[i] = (uint8_t)(beyond >> (8 * i));
-    CHECK(write_bytes(path, copy, size) == 0);
+    CHECK_MSG(dt_testgen_write_bytes(path, copy, size, &err) == 0, "%s", err.message);
     expect_refusal("header longer than the file", path, 1, NULL);
     free(copy);
     free(bytes);
@@ -306,7 +293,7 @@ static void test_broken_files(void) {
     for (int i = 0; i < 8; i++) image[i] = (uint8_t)((uint64_t)header_len >> (8 * i));
     memcpy(image + 8, header, header_len);
     path_in_workdir(path, sizeof path, "overlapping.safetensors");
-    CHECK(write_bytes(path, image, total) == 0);
+    CHECK_MSG(dt_testgen_write_bytes(path, image, total, &err) == 0, "%s", err.message);
     expect_refusal("overlapping offsets", path, 1,
                    (const char *const[]){"overlap", "bn1.weight", "conv1.weight", NULL});
     free(image);
@@ -380,18 +367,19 @@ static void test_through_dtrain(void) {
     dt_error err = {{0}, 0};
     CHECK_MSG(dt_testgen_learnable_imagefolder(data, 2, 10, 32, 32, 3, &err) == 0, "%s",
               err.message);
-    FILE *f = fopen(cfg, "w");
-    if (!f) return;
-    fprintf(f, "data:\n  image_size: 32\n  val_fraction: 0.2\n  workers: 1\n"
-               "train:\n  epochs: 1\n  batch_size: 8\nruntime:\n  device: cpu\n  threads: 2\n");
-    fclose(f);
+    int written =
+        dt_test_write_text(cfg, "data:\n  image_size: 32\n  val_fraction: 0.2\n  workers: 1\n"
+                                "train:\n  epochs: 1\n  batch_size: 8\nruntime:\n  device: cpu\n"
+                                "  threads: 2\n") == 0;
     path_in_workdir(good, sizeof good, "imagenet.safetensors");
     path_in_workdir(bad, sizeof bad, "nan.safetensors");
-    if (write_state_dict(good, &(variant){.dtype = DT_ST_BF16, .fc_classes = 1000}) ||
-        write_state_dict(bad, &(variant){.dtype = DT_ST_F32,
-                                         .bad_value_key = "layer3.1.bn2.running_var",
-                                         .bad_value = NAN}))
-        return;
+    written = written &&
+              write_state_dict(good, &(variant){.dtype = DT_ST_BF16, .fc_classes = 1000}) == 0 &&
+              write_state_dict(bad, &(variant){.dtype = DT_ST_F32,
+                                               .bad_value_key = "layer3.1.bn2.running_var",
+                                               .bad_value = NAN}) == 0;
+    CHECK_MSG(written, "the config and state dicts for the dtrain runs are written");
+    if (!written) return;
     CHECK_INT_EQ(run_dtrain(bin, data, bad, log), 2);
     char *text = dt_test_read_text(log);
     CHECK_MSG(text && strstr(text, "model.pretrained: ") && strstr(text, bad) &&
@@ -444,11 +432,6 @@ int main(void) {
     if (backend.ops) backend.ops->destroy(backend.ctx);
     free(source_params);
     free(source_stats);
-    if (workdir[0]) {
-        if (dt_test_failed == 0)
-            dt_testgen_remove_tree(workdir);
-        else
-            fprintf(stderr, "kept %s for inspection\n", workdir);
-    }
+    dt_testgen_finish_temp_dir(workdir);
     return dt_test_summary("pretrained");
 }

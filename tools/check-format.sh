@@ -2,7 +2,8 @@
 # Fails when a C/CUDA source is not formatted with the repository's .clang-format.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-files=$(git ls-files '*.c' '*.h' '*.cu' '*.cuh' 2>/dev/null || find src include tests tools bench -name '*.[ch]')
-[ -n "$files" ] || exit 0
-clang-format --dry-run -Werror -style=file $files
-echo "format: $(echo "$files" | wc -l) files clean"
+mapfile -t files < <(git ls-files '*.c' '*.h' '*.cu' '*.cuh' 2>/dev/null ||
+                     find src include tests tools bench -name '*.[ch]')
+((${#files[@]})) || exit 0
+clang-format --dry-run -Werror -style=file "${files[@]}"
+echo "format: ${#files[@]} files clean"

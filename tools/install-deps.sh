@@ -5,7 +5,7 @@
 # not Debian packages: when present (nvcc on PATH) the CUDA parts are built too.
 set -euo pipefail
 packages=(build-essential cmake pkg-config clang-format
-          libdnnl-dev libjpeg62-turbo-dev libturbojpeg0-dev libjpeg-turbo-progs libpng-dev
+          libdnnl-dev libjpeg62-turbo-dev libjpeg-turbo-progs libpng-dev
           zlib1g-dev libyaml-dev libopenmpi-dev openmpi-bin dataset-fashion-mnist)
 missing=()
 for p in "${packages[@]}"; do

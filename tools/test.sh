@@ -22,4 +22,4 @@ cmake --build build/asan -j"$jobs"
 export ASAN_OPTIONS="detect_leaks=1"
 export LSAN_OPTIONS="suppressions=$PWD/tests/lsan.supp:print_suppressions=0"
 export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
-(cd build/asan && ctest --output-on-failure -j"$jobs" -LE no_sanitizer)
+(cd build/asan && ctest --output-on-failure -j"$jobs")

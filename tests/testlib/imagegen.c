@@ -17,6 +17,7 @@
 #include <png.h>
 #include <setjmp.h>
 
+#include "check.h" /* dt_test_failed */
 #include "dtrain/data.h"
 #include "dtrain/rng.h"
 
@@ -46,6 +47,12 @@ int dt_testgen_make_temp_dir(const char *prefix, char *out, size_t out_size, dt_
     if (n < 0 || (size_t)n >= out_size) return dt_fail(err, "temp dir path too long");
     if (!mkdtemp(out)) return dt_fail(err, "mkdtemp %s: %s", out, strerror(errno));
     return 0;
+}
+
+void dt_testgen_finish_temp_dir(const char *dir) {
+    if (!dir || !dir[0]) return;
+    if (dt_test_failed == 0 && dt_testgen_remove_tree(dir) == 0) return;
+    fprintf(stderr, "kept %s for inspection\n", dir);
 }
 
 int dt_testgen_write_jpeg(const char *path, const uint8_t *samples, int width, int height,

@@ -16,6 +16,10 @@ int dt_testgen_remove_tree(const char *path);
 /* Creates a fresh folder under $TMPDIR (or /tmp) named prefix-XXXXXX; out gets its path. */
 int dt_testgen_make_temp_dir(const char *prefix, char *out, size_t out_size, dt_error *err);
 
+/* The end of a test's temp folder: removed when no check has failed (dt_test_failed == 0),
+ * else kept with "kept DIR for inspection" on stderr. An empty dir (never made) is ignored. */
+void dt_testgen_finish_temp_dir(const char *dir);
+
 /* JPEG with libjpeg: components 1 (gray), 3 (RGB) or 4 (CMYK samples, stored as given with an
  * Adobe marker, i.e. read back as inverted CMYK); quality 1..100. */
 int dt_testgen_write_jpeg(const char *path, const uint8_t *samples, int width, int height,

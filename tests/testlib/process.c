@@ -28,8 +28,8 @@ char *dt_test_read_text(const char *path) {
 int dt_test_write_text(const char *path, const char *text) {
     FILE *f = fopen(path, "w");
     if (!f) return -1;
-    fputs(text, f);
-    return fclose(f);
+    int wrote = fputs(text, f) >= 0;
+    return fclose(f) == 0 && wrote ? 0 : -1;
 }
 
 int dt_test_count(const char *text, const char *needle) {
