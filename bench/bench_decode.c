@@ -1,9 +1,10 @@
 /* bench_decode: single-threaded images/s of dtrain's per-image data path on a folder of
- * JPEG/PNG files: (1) decode + resize to SIZE x SIZE (data.resize=squash, PIL-exact) +
- * normalise to float CHW (what torchvision's ToTensor + Normalize produce) with the CPU
- * backend's tensor_from_images on one thread, the step training uses, (2) the same with
- * reduced-scale JPEG decoding (loader option jpeg_dct_scaling), and (3) decode only. Files are read
- * from disk each time (page cache warm after the first pass).
+ * JPEG/PNG files: (1) the loader's per-image code (dt_sample_load: decode + resize to
+ * SIZE x SIZE, data.resize=squash, PIL-exact, no augmentation) + normalise to float CHW (what
+ * torchvision's ToTensor + Normalize produce) with the CPU backend's tensor_from_images on one
+ * thread, the step training uses, (2) the same with reduced-scale JPEG decoding (loader option
+ * jpeg_dct_scaling), and (3) decode only. Files are read from disk each time (page cache warm
+ * after the first pass); names ending in .jpg, .jpeg or .png (any case) are used.
  * Then the parts on their own: decode from memory over the whole set, decode from memory with
  * each file repeated back to back (how tjbench measures: one file, hot in the caches), resize of
  * already decoded images, and normalisation of one SIZE x SIZE image.
@@ -12,9 +13,11 @@
  *
  * Prints "key=value" lines for bench/bench_decode.sh. */
 #include <dirent.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include "dtrain/backend.h"
@@ -25,10 +28,11 @@ static int compare_names(const void *a, const void *b) {
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
+/* The extensions dt_dataset_scan accepts, in any case. */
 static int has_image_extension(const char *name) {
     const char *dot = strrchr(name, '.');
-    return dot && (strcmp(dot, ".jpg") == 0 || strcmp(dot, ".jpeg") == 0 ||
-                   strcmp(dot, ".png") == 0 || strcmp(dot, ".JPG") == 0);
+    return dot && (strcasecmp(dot, ".jpg") == 0 || strcasecmp(dot, ".jpeg") == 0 ||
+                   strcasecmp(dot, ".png") == 0);
 }
 
 static const float mean[3] = {0.485f, 0.456f, 0.406f}, std_dev[3] = {0.229f, 0.224f, 0.225f};
@@ -49,19 +53,6 @@ typedef struct file_bytes {
     uint8_t *bytes;
     size_t size;
 } file_bytes;
-
-static int read_file(const char *path, file_bytes *file) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return -1;
-    int ok = fseek(f, 0, SEEK_END) == 0;
-    long size = ok ? ftell(f) : -1;
-    ok = ok && size > 0 && fseek(f, 0, SEEK_SET) == 0;
-    file->bytes = ok ? malloc((size_t)size) : NULL;
-    ok = ok && file->bytes && fread(file->bytes, 1, (size_t)size, f) == (size_t)size;
-    file->size = ok ? (size_t)size : 0;
-    fclose(f);
-    return ok ? 0 : -1;
-}
 
 int main(int argc, char **argv) {
     if (argc < 2) {
@@ -115,30 +106,28 @@ int main(int argc, char **argv) {
         pixels += (double)img.width * img.height;
         dt_image_free(&img);
     }
+    /* the loader's options for an evaluation sample (no augmentation) */
+    dt_loader_options sample_options = {
+        .image_size = size, .resize = DT_RESIZE_SQUASH, .augment = DT_AUGMENT_NONE};
     double start = dt_monotonic_seconds();
     for (int r = 0; r < repeat; r++) {
         for (size_t i = 0; i < n; i++) {
-            dt_image img;
-            if (dt_image_decode_file(paths[i], &img, &err) != 0 ||
-                dt_image_resize_to_square(&img, DT_RESIZE_SQUASH, size, resized, &err) != 0) {
+            if (dt_sample_load(paths[i], &sample_options, 0, 0, (uint32_t)i, resized, &err) != 0) {
                 fprintf(stderr, "bench_decode: %s\n", err.message);
                 return 1;
             }
-            dt_image_free(&img);
             normalise(resized);
             checksum += resized[(size_t)(i % 7)];
         }
     }
     double pipeline_seconds = dt_monotonic_seconds() - start;
     /* the same with loader option jpeg_dct_scaling: JPEGs >= 2x the target decode reduced */
+    sample_options.jpeg_dct_scaling = 1;
     start = dt_monotonic_seconds();
     for (int r = 0; r < repeat; r++) {
         for (size_t i = 0; i < n; i++) {
-            dt_image img;
-            if (dt_image_decode_file_scaled(paths[i], size, size, &img, &err) != 0 ||
-                dt_image_resize_to_square(&img, DT_RESIZE_SQUASH, size, resized, &err) != 0)
+            if (dt_sample_load(paths[i], &sample_options, 0, 0, (uint32_t)i, resized, &err) != 0)
                 return 1;
-            dt_image_free(&img);
             normalise(resized);
             checksum += resized[(size_t)(i % 5)];
         }
@@ -161,9 +150,9 @@ int main(int argc, char **argv) {
     dt_image *decoded = calloc(n, sizeof *decoded);
     if (!files || !decoded) return 1;
     for (size_t i = 0; i < n; i++) {
-        if (read_file(paths[i], &files[i]) != 0 ||
+        if (dt_read_file(paths[i], SIZE_MAX, &files[i].bytes, &files[i].size, &err) != 0 ||
             dt_image_decode_memory(files[i].bytes, files[i].size, paths[i], &decoded[i], &err)) {
-            fprintf(stderr, "bench_decode: %s\n", paths[i]);
+            fprintf(stderr, "bench_decode: %s\n", err.message);
             return 1;
         }
     }

@@ -31,12 +31,14 @@ static void draw_photo(uint8_t *rgb, int width, int height, dt_rng *rng) {
     for (int y = 0; y < height; y++) {
         for (int x = 0; x < width; x++) {
             double u = (double)x / width - 0.5, v = (double)y / height - 0.5;
+            double falloff[BLOBS]; /* the same for every channel */
+            for (int b = 0; b < BLOBS; b++) {
+                double dx = x - bx[b], dy = y - by[b];
+                falloff[b] = exp(-(dx * dx + dy * dy) / (br[b] * br[b]));
+            }
             for (int c = 0; c < 3; c++) {
                 double value = base[c] + gx[c] * u + gy[c] * v;
-                for (int b = 0; b < BLOBS; b++) {
-                    double dx = x - bx[b], dy = y - by[b];
-                    value += bc[b][c] * exp(-(dx * dx + dy * dy) / (br[b] * br[b]));
-                }
+                for (int b = 0; b < BLOBS; b++) value += bc[b][c] * falloff[b];
                 value += 8 * dt_rng_normal(rng);
                 rgb[((size_t)y * width + x) * 3 + c] = to_byte(value);
             }

@@ -1,7 +1,7 @@
 /* CPU backend activation tensors: the layout rule (nChw16c when channels % 16 == 0, else nchw),
  * exact upload/download round trips with elements at their blocked positions, the fused
- * uint8 NHWC -> normalised NCHW image conversion (exact values), argument errors, and the
- * library version string. */
+ * uint8 NHWC -> normalised NCHW image conversion (exact values, also when mean and std change
+ * between calls), argument errors, and the library version string. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -32,18 +32,15 @@ static void check_round_trip(dt_backend *b, int n, int c, int h, int w) {
     free(host), free(back);
 }
 
-static void check_from_images(dt_backend *b) {
-    enum { N = 2, H = 5, W = 4 };
+enum { IMG_N = 2, IMG_H = 5, IMG_W = 4 };
+
+/* Converts pixels with mean and std into t; 1 when every value is exactly the reference. */
+static int from_images_exact(dt_backend *b, dt_tensor *t, const uint8_t *pixels,
+                             const float mean[3], const float std[3], float *got) {
+    enum { N = IMG_N, H = IMG_H, W = IMG_W };
     dt_error err = {0};
-    uint8_t pixels[N * H * W * 3];
-    uint64_t state = 8u;
-    for (size_t i = 0; i < sizeof pixels; i++)
-        pixels[i] = (uint8_t)((int)test_random(&state, 0, 256) & 255);
-    pixels[0] = 0, pixels[1] = 255, pixels[2] = 128;
-    const float mean[3] = {0.485f, 0.456f, 0.406f}, std[3] = {0.229f, 0.224f, 0.225f};
-    dt_tensor *t = b->ops->tensor_create(b->ctx, N, 3, H, W, &err);
-    CHECK(b->ops->tensor_from_images(b->ctx, t, pixels, mean, std, &err) == 0);
-    float got[N * 3 * H * W];
+    CHECK_MSG(b->ops->tensor_from_images(b->ctx, t, pixels, mean, std, &err) == 0, "%s",
+              err.message);
     CHECK(b->ops->tensor_download(b->ctx, t, got, &err) == 0);
     int exact = 1;
     for (int n = 0; n < N; n++)
@@ -54,10 +51,36 @@ static void check_from_images(dt_backend *b) {
                     float want = (p / 255.0f - mean[c]) / std[c];
                     exact &= got[((n * 3 + c) * H + y) * W + x] == want;
                 }
-    CHECK_MSG(exact, "tensor_from_images values");
+    return exact;
+}
+
+static void check_from_images(dt_backend *b) {
+    enum { N = IMG_N, H = IMG_H, W = IMG_W };
+    dt_error err = {0};
+    uint8_t pixels[N * H * W * 3];
+    uint64_t state = 8u;
+    for (size_t i = 0; i < sizeof pixels; i++)
+        pixels[i] = (uint8_t)((int)test_random(&state, 0, 256) & 255);
+    pixels[0] = 0, pixels[1] = 255, pixels[2] = 128;
+    const float mean[3] = {0.485f, 0.456f, 0.406f}, std[3] = {0.229f, 0.224f, 0.225f};
+    dt_tensor *t = b->ops->tensor_create(b->ctx, N, 3, H, W, &err);
+    float got[N * 3 * H * W];
+    CHECK_MSG(from_images_exact(b, t, pixels, mean, std, got), "tensor_from_images values");
     CHECK_CLOSE(got[0], (0.0 - 0.485) / 0.229, 1e-6, 0);                 /* red of pixel 0 */
     CHECK_CLOSE(got[H * W], (1.0 - 0.456) / 0.224, 1e-6, 0);             /* green of pixel 0 */
     CHECK_CLOSE(got[2 * H * W], (128 / 255.0 - 0.406) / 0.225, 1e-6, 0); /* blue */
+
+    /* the backend keeps its normaliser between calls: other mean/std values must take effect,
+     * a rejected std must not leave a stale one behind, and the first values work again */
+    const float mean2[3] = {0.5f, 0.25f, 0.0f}, std2[3] = {0.5f, 2.0f, 1.0f};
+    CHECK_MSG(from_images_exact(b, t, pixels, mean2, std2, got), "values after new mean/std");
+    CHECK_CLOSE(got[0], (0.0 - 0.5) / 0.5, 1e-6, 0);
+    const float zero_std[3] = {0.5f, 0.0f, 1.0f};
+    CHECK(b->ops->tensor_from_images(b->ctx, t, pixels, mean2, zero_std, &err) == -1);
+    CHECK(strstr(err.message, "non-zero") != NULL);
+    CHECK(b->ops->tensor_from_images(b->ctx, t, pixels, mean2, zero_std, &err) == -1);
+    CHECK_MSG(from_images_exact(b, t, pixels, mean, std, got), "values after the first again");
+    CHECK_CLOSE(got[0], (0.0 - 0.485) / 0.229, 1e-6, 0);
     b->ops->tensor_destroy(b->ctx, t);
 
     dt_tensor *wide = b->ops->tensor_create(b->ctx, N, 16, H, W, &err);

@@ -11,6 +11,7 @@
 #include "check.h"
 #include "dtrain/data.h"
 #include "imagegen.h"
+#include "process.h"
 
 static char dir[1024];
 
@@ -94,14 +95,8 @@ static void restore_stderr(int saved, const char *path) {
     FILE *log = fopen(path, "r");
     char line[4096];
     while (log && fgets(line, sizeof line, log))
-        if (strncmp(line, "warning: skipping ", 18) != 0) fputs(line, stderr);
+        if (!strstr(line, "warning: skipping ")) fputs(line, stderr); /* after "dtrain: " */
     if (log) fclose(log);
-}
-
-static int count_occurrences(const char *haystack, const char *needle) {
-    int n = 0;
-    for (const char *p = haystack; (p = strstr(p, needle)) != NULL; p += strlen(needle)) n++;
-    return n;
 }
 
 static dt_loader_options default_options(void) {
@@ -185,7 +180,11 @@ static void test_known_pixels_and_bad_files(const dt_dataset *ds) {
         CHECK_INT_EQ(counted, 11);
         CHECK_MSG(all_exact, "epoch %d: decodable slots hold their exact colour", epoch);
         CHECK_MSG(bad_handled, "epoch %d: bad and filler slots copy a decoded image", epoch);
-        CHECK_INT_EQ(dt_loader_skipped_files(loader), 3);
+        /* each undecodable file flagged once, however often it was met */
+        const uint8_t *flags = dt_loader_bad_files(loader);
+        int n_flagged = 0;
+        for (size_t i = 0; i < ds->n_files; i++) n_flagged += flags[i] != 0;
+        CHECK_INT_EQ(n_flagged, 3);
     }
     restore_stderr(saved, log_path);
     const uint8_t *bad_flags = dt_loader_bad_files(loader);
@@ -196,19 +195,16 @@ static void test_known_pixels_and_bad_files(const dt_dataset *ds) {
     CHECK(dt_loader_wait_seconds(loader) >= 0.0);
     dt_loader_destroy(loader);
 
-    uint8_t *log;
-    size_t log_size;
-    if (dt_testgen_read_file(log_path, &log, &log_size, &err) == 0) {
-        char *text = calloc(log_size + 1, 1);
-        memcpy(text, log, log_size);
-        free(log);
+    char *text = dt_test_read_text(log_path);
+    CHECK_MSG(text != NULL, "the captured stderr %s can be read", log_path);
+    if (text) {
         const char *names[] = {"truncated.jpg", "empty.jpg", "text.jpg"};
         for (int k = 0; k < 3; k++) {
             char line[2200];
             snprintf(line, sizeof line, "warning: skipping %s/solid/red/%s: ", dir, names[k]);
-            CHECK_MSG(count_occurrences(text, line) == 1, "'%s' reported once", names[k]);
+            CHECK_MSG(dt_test_count(text, line) == 1, "'%s' reported once", names[k]);
         }
-        CHECK_INT_EQ(count_occurrences(text, "warning: skipping"), 3);
+        CHECK_INT_EQ(dt_test_count(text, "warning: skipping"), 3);
         free(text);
     }
 
@@ -452,6 +448,6 @@ int main(void) {
     } else {
         CHECK_MSG(0, "learnable folder: %s", err.message);
     }
-    dt_testgen_remove_tree(dir);
+    dt_testgen_finish_temp_dir(dir);
     return dt_test_summary("data_loader");
 }

@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "check.h"
@@ -38,7 +39,7 @@ static void link_to(const char *target, const char *relative) {
 
 /* The tree mixes everything the order depends on: upper-case class and extension names,
  * nested folders whose full-path order differs from a depth-first walk, a folder named like an
- * image, hidden files and folders, files at the root, and links. */
+ * image, hidden files and folders, files at the root, links, and a FIFO. */
 static void build_tree(void) {
     touch("notes.txt");
     touch("stray.jpg"); /* a file at the root is not a class */
@@ -63,6 +64,11 @@ static void build_tree(void) {
     link_to("../ant/a.jpg", "bee/link.jpg");
     link_to("does-not-exist.jpg", "bee/dangling.jpg");
     link_to("../ant/sub", "bee/linked_dir");
+    /* neither a folder nor a regular file: not listed (reading it could block the loader) */
+    char fifo[2048];
+    snprintf(fifo, sizeof fifo, "%s/ant/pipe.jpg", root);
+    if (mkfifo(fifo, 0600) != 0) perror(fifo);
+    link_to("../ant/pipe.jpg", "bee/pipe_link.jpg");
 }
 
 /* torchvision.datasets.ImageFolder gives exactly this order (checked with torchvision 0.14 on

@@ -145,9 +145,6 @@ typedef struct dt_loader_options {
     /* Optional, zero = off/default: */
     int jpeg_dct_scaling; /* 1: decode big JPEGs at a reduced DCT scale (dt_image_decode_*_scaled)
                              when no random crop follows; faster, not bit-identical with PIL */
-    void *(*alloc_pixels)(size_t bytes, void *ctx); /* batch pixel buffers, e.g. pinned memory; */
-    void (*free_pixels)(void *pixels, void *ctx);   /* NULL = malloc/free */
-    void *alloc_ctx;
 } dt_loader_options;
 
 typedef struct dt_loader dt_loader;
@@ -165,11 +162,11 @@ int dt_loader_create(const dt_dataset *ds, const dt_loader_options *opt, dt_load
 /* Starts delivering batches of the given indices, in order, batch_size each. A final partial
  * batch is filled with filler slots (counts 0). Undecodable files: their slot is filled with a
  * copy of a decodable image of the same batch and counts 0; each such file is reported once to
- * stderr as "warning: skipping FILE: reason" and counted. A filler or undecodable slot carries
- * the label and file_index of the image copied into it (zero pixels, its own file_index and
- * label when nothing in the batch decodes). Augmentation draws come from (seed, epoch, file
- * index) only, so batches do not depend on the number of workers or thread timing. May be
- * called mid-epoch: pending work is dropped and batches handed out earlier become invalid. */
+ * stderr as "warning: skipping FILE: reason" and flagged (dt_loader_bad_files). A filler or
+ * undecodable slot carries the label and file_index of the image copied into it (zero pixels, its
+ * own file_index and label when nothing in the batch decodes). Augmentation draws come from (seed,
+ * epoch, file index) only, so batches do not depend on the number of workers or thread timing. May
+ * be called mid-epoch: pending work is dropped and batches handed out earlier become invalid. */
 int dt_loader_start(dt_loader *loader, const uint32_t *indices, size_t n_indices, int epoch,
                     int training, dt_error *err);
 
@@ -179,9 +176,6 @@ int dt_loader_next(dt_loader *loader, const dt_batch **batch, dt_error *err);
 
 /* Returns the batch's buffer to the ring. */
 void dt_loader_release(dt_loader *loader, const dt_batch *batch);
-
-/* Number of distinct files found undecodable so far. */
-size_t dt_loader_skipped_files(const dt_loader *loader);
 
 /* One flag per file of the dataset (ds->n_files): 1 when that file was found undecodable. */
 const uint8_t *dt_loader_bad_files(const dt_loader *loader);

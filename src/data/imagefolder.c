@@ -11,6 +11,7 @@
  * names starting with '.' (files and folders) are ignored, and only regular files (or links to
  * them, or dangling links, which then fail to decode and are skipped) are listed, so a FIFO
  * cannot block the loader. A directory reached twice through links is visited once. */
+#include "dtrain/bytes.h"
 #include "dtrain/data.h"
 
 #include <dirent.h>
@@ -92,6 +93,31 @@ static int has_image_extension(const char *name) {
            ends_with_ignoring_case(name, ".png");
 }
 
+/* What an entry is, from the type readdir reports (no system call) when it says directory or
+ * regular file; links and file systems that report no type (DT_UNKNOWN) need a stat, which
+ * follows links: a link to a folder is a folder, a link to a file or a dangling link is
+ * listed as a file. Anything else (FIFO, socket, device) is neither. */
+static void classify_entry(const struct dirent *entry, const char *path, int *is_dir,
+                           int *is_listable_file) {
+    *is_dir = *is_listable_file = 0;
+    if (entry->d_type == DT_DIR) {
+        *is_dir = 1;
+        return;
+    }
+    if (entry->d_type == DT_REG) {
+        *is_listable_file = 1;
+        return;
+    }
+    if (entry->d_type != DT_LNK && entry->d_type != DT_UNKNOWN) return;
+    struct stat info;
+    if (stat(path, &info) == 0) {
+        *is_dir = S_ISDIR(info.st_mode);
+        *is_listable_file = S_ISREG(info.st_mode);
+    } else if (lstat(path, &info) == 0 && S_ISLNK(info.st_mode)) {
+        *is_listable_file = 1; /* dangling link: listed, then skipped as undecodable */
+    }
+}
+
 /* Lists the non-hidden entries of dir: sub-directories (links followed) into subdirs as full
  * paths, image files into file_names as bare names. */
 static int list_directory(const char *dir, string_list *subdirs, string_list *file_names,
@@ -112,14 +138,8 @@ static int list_directory(const char *dir, string_list *subdirs, string_list *fi
             rc = dt_fail(err, "out of memory while scanning %s", dir);
             break;
         }
-        struct stat info;
-        int is_dir = 0, is_listable_file = 0;
-        if (stat(path, &info) == 0) {
-            is_dir = S_ISDIR(info.st_mode);
-            is_listable_file = S_ISREG(info.st_mode);
-        } else if (lstat(path, &info) == 0 && S_ISLNK(info.st_mode)) {
-            is_listable_file = 1; /* dangling link: listed, then skipped as undecodable */
-        }
+        int is_dir, is_listable_file;
+        classify_entry(entry, path, &is_dir, &is_listable_file);
         if (is_dir && subdirs) {
             rc = string_list_push(subdirs, path, err);
             path = NULL;
@@ -325,32 +345,23 @@ void dt_dataset_free(dt_dataset *ds) {
 
 /* 64-bit FNV-1a over: class names, then each file's path relative to root and its label, all
  * separated by zero bytes, so the hash does not depend on where the folder is mounted. */
-static uint64_t fnv1a(uint64_t hash, const void *data, size_t size) {
-    const unsigned char *bytes = data;
-    for (size_t i = 0; i < size; i++) {
-        hash ^= bytes[i];
-        hash *= 0x100000001b3ull;
-    }
-    return hash;
-}
-
 uint64_t dt_dataset_hash(const dt_dataset *ds) {
-    uint64_t hash = 0xcbf29ce484222325ull;
+    uint64_t hash = DT_FNV1A64_INIT;
     const unsigned char zero = 0;
     for (int i = 0; i < ds->n_classes; i++) {
-        hash = fnv1a(hash, ds->class_names[i], strlen(ds->class_names[i]));
-        hash = fnv1a(hash, &zero, 1);
+        hash = dt_fnv1a64(hash, ds->class_names[i], strlen(ds->class_names[i]));
+        hash = dt_fnv1a64(hash, &zero, 1);
     }
     size_t root_len = ds->root ? strlen(ds->root) : 0;
     for (size_t i = 0; i < ds->n_files; i++) {
         const char *path = ds->files[i].path;
         const char *relative = strlen(path) > root_len ? path + root_len + 1 : path;
-        hash = fnv1a(hash, relative, strlen(relative));
-        hash = fnv1a(hash, &zero, 1);
+        hash = dt_fnv1a64(hash, relative, strlen(relative));
+        hash = dt_fnv1a64(hash, &zero, 1);
         unsigned char label[4];
         uint32_t value = (uint32_t)ds->files[i].label;
         for (int b = 0; b < 4; b++) label[b] = (unsigned char)(value >> (8 * b));
-        hash = fnv1a(hash, label, sizeof label);
+        hash = dt_fnv1a64(hash, label, sizeof label);
     }
     return hash;
 }

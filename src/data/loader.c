@@ -49,20 +49,18 @@ struct dt_loader {
     uint32_t *indices;
     size_t n_indices;
     int epoch, training, started;
-    size_t n_batches, n_jobs, next_job, delivered;
+    size_t n_batches, next_job, delivered; /* jobs: n_batches * batch_size images */
     int in_flight;
     double wait_seconds;
 
-    pthread_mutex_t report_lock; /* guards reported and skipped */
+    pthread_mutex_t report_lock; /* guards reported */
     uint8_t *reported;           /* per file: already named as undecodable */
-    size_t skipped;
 };
 
 static void report_undecodable(dt_loader *loader, uint32_t file_index, const char *message) {
     pthread_mutex_lock(&loader->report_lock);
     if (!loader->reported[file_index]) {
         loader->reported[file_index] = 1;
-        loader->skipped++;
         /* message starts with the file's path: "PATH: what went wrong" */
         dt_warn("skipping %s", message);
     }
@@ -93,7 +91,8 @@ static int fill_slot(dt_loader *loader, dt_batch *batch, size_t batch_number, in
 }
 
 static int job_available(const dt_loader *loader) {
-    if (!loader->started || loader->next_job >= loader->n_jobs) return 0;
+    if (!loader->started || loader->next_job >= loader->n_batches * (size_t)loader->opt.batch_size)
+        return 0;
     size_t batch_number = loader->next_job / (size_t)loader->opt.batch_size;
     return loader->ring[batch_number % (size_t)loader->ring_size].batch_number == batch_number;
 }
@@ -127,12 +126,7 @@ static void free_ring(dt_loader *loader) {
     if (!loader->ring) return;
     for (int k = 0; k < loader->ring_size; k++) {
         ring_buffer *buffer = &loader->ring[k];
-        if (buffer->batch.pixels) {
-            if (loader->opt.free_pixels)
-                loader->opt.free_pixels(buffer->batch.pixels, loader->opt.alloc_ctx);
-            else
-                free(buffer->batch.pixels);
-        }
+        free(buffer->batch.pixels);
         free(buffer->batch.labels);
         free(buffer->batch.counts);
         free(buffer->batch.file_index);
@@ -150,9 +144,7 @@ static int allocate_ring(dt_loader *loader, dt_error *err) {
     for (int k = 0; k < loader->ring_size; k++) {
         ring_buffer *buffer = &loader->ring[k];
         dt_batch *batch = &buffer->batch;
-        batch->pixels = loader->opt.alloc_pixels
-                            ? loader->opt.alloc_pixels(pixel_bytes, loader->opt.alloc_ctx)
-                            : malloc(pixel_bytes);
+        batch->pixels = malloc(pixel_bytes);
         batch->labels = calloc((size_t)batch_size, sizeof *batch->labels);
         batch->counts = calloc((size_t)batch_size, sizeof *batch->counts);
         batch->file_index = calloc((size_t)batch_size, sizeof *batch->file_index);
@@ -181,8 +173,6 @@ int dt_loader_create(const dt_dataset *ds, const dt_loader_options *opt, dt_load
     if (opt->prefetch_batches < 2 || opt->prefetch_batches > 1024)
         return dt_fail(err, "loader: prefetch_batches must be 2..1024, got %d",
                        opt->prefetch_batches);
-    if ((opt->alloc_pixels == NULL) != (opt->free_pixels == NULL))
-        return dt_fail(err, "loader: alloc_pixels and free_pixels go together");
 
     dt_loader *loader = calloc(1, sizeof *loader);
     if (!loader) return dt_fail(err, "loader: out of memory");
@@ -235,7 +225,7 @@ int dt_loader_start(dt_loader *loader, const uint32_t *indices, size_t n_indices
     size_t batch_size = (size_t)loader->opt.batch_size;
     pthread_mutex_lock(&loader->lock);
     /* Stop handing out the old epoch's images and let the ones in flight finish. */
-    loader->next_job = loader->n_jobs;
+    loader->next_job = loader->n_batches * batch_size;
     while (loader->in_flight > 0) pthread_cond_wait(&loader->workers_idle, &loader->lock);
 
     free(loader->indices);
@@ -244,7 +234,6 @@ int dt_loader_start(dt_loader *loader, const uint32_t *indices, size_t n_indices
     loader->epoch = epoch;
     loader->training = training;
     loader->n_batches = (n_indices + batch_size - 1) / batch_size;
-    loader->n_jobs = loader->n_batches * batch_size;
     loader->next_job = 0;
     loader->delivered = 0;
     for (int k = 0; k < loader->ring_size; k++) {
@@ -333,14 +322,6 @@ void dt_loader_release(dt_loader *loader, const dt_batch *batch) {
         }
     }
     pthread_mutex_unlock(&loader->lock);
-}
-
-size_t dt_loader_skipped_files(const dt_loader *loader) {
-    dt_loader *mutable_loader = (dt_loader *)loader;
-    pthread_mutex_lock(&mutable_loader->report_lock);
-    size_t skipped = loader->skipped;
-    pthread_mutex_unlock(&mutable_loader->report_lock);
-    return skipped;
 }
 
 /* The flags are written by workers under report_lock; read them between epochs (when every

@@ -23,8 +23,6 @@
 
 int dt_image_resize_region(const dt_image *src, int x, int y, int width, int height, int out_width,
                            int out_height, uint8_t *dst, dt_error *err) {
-    if (out_width > 65536 || out_height > 65536)
-        return dt_fail(err, "resize: bad output size %dx%d", out_width, out_height);
     dt_resize_request req = {
         .region_x = x,
         .region_y = y,

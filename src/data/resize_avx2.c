@@ -51,8 +51,8 @@ AVX2_INLINE static inline __m256i upscale_half(const uint8_t *row, const int32_t
 
 /* Half h of an upscale block for one row, or two rows sharing the table loads (rows 1 or 2). */
 AVX2_INLINE static inline void upscale_half_rows(const uint8_t *in0, const uint8_t *in1, int rows,
-                                                 const dt_resize_upscale_half *half,
-                                                 __m256i *result0, __m256i *result1) {
+                                                 const dt_resize_short_unit *half, __m256i *result0,
+                                                 __m256i *result1) {
     __m256i shuffle = _mm256_loadu_si256((const __m256i *)half->shuffle);
     __m256i weight_high = _mm256_loadu_si256((const __m256i *)half->weight_high);
     __m256i weight_low_first = _mm256_loadu_si256((const __m256i *)half->weight_low[0]);
@@ -67,8 +67,8 @@ AVX2_INLINE static inline void upscale_half_rows(const uint8_t *in0, const uint8
 AVX2_INLINE static inline void upscale_rows(const uint8_t *in0, const uint8_t *in1, int rows,
                                             const dt_resize_axis *axis, uint8_t *out0,
                                             uint8_t *out1) {
-    const dt_resize_upscale_half *half = axis->upscale;
-    for (int b = 0; b < axis->upscale_count; b++, half += 2) {
+    const dt_resize_short_unit *half = axis->upscale;
+    for (int b = 0; b < axis->horizontal_blocks; b++, half += 2) {
         __m256i first0, first1 = _mm256_setzero_si256(), second0, second1 = first1;
         upscale_half_rows(in0, in1, rows, &half[0], &first0, &first1);
         upscale_half_rows(in0, in1, rows, &half[1], &second0, &second1);
@@ -116,7 +116,7 @@ AVX2_INLINE static inline __m256i reduce_result(__m256i high0, __m256i low0, __m
 
 /* Unit u of a reduce block for one row, or two rows sharing the table loads (rows 1 or 2). */
 AVX2_INLINE static inline void reduce_unit_rows(const uint8_t *in0, const uint8_t *in1, int rows,
-                                                const dt_resize_reduce_unit *unit, __m256i *high0,
+                                                const dt_resize_short_unit *unit, __m256i *high0,
                                                 __m256i *low0, __m256i *high1, __m256i *low1) {
     __m256i shuffle = _mm256_loadu_si256((const __m256i *)unit->shuffle);
     __m256i weight_high = _mm256_loadu_si256((const __m256i *)unit->weight_high);
@@ -131,7 +131,7 @@ AVX2_INLINE static inline void reduce_unit_rows(const uint8_t *in0, const uint8_
 
 /* Units u and u + 1 of a reduce block to 16 results per row. */
 AVX2_INLINE static inline void reduce_two_units(const uint8_t *in0, const uint8_t *in1, int rows,
-                                                const dt_resize_reduce_unit *unit, __m256i *result0,
+                                                const dt_resize_short_unit *unit, __m256i *result0,
                                                 __m256i *result1) {
     __m256i high00, low00, high01, low01;
     __m256i high10 = _mm256_setzero_si256(), low10 = high10, high11 = high10, low11 = high10;
@@ -144,8 +144,8 @@ AVX2_INLINE static inline void reduce_two_units(const uint8_t *in0, const uint8_
 AVX2_INLINE static inline void reduce_rows(const uint8_t *in0, const uint8_t *in1, int rows,
                                            const dt_resize_axis *axis, uint8_t *out0,
                                            uint8_t *out1) {
-    const dt_resize_reduce_unit *unit = axis->reduce;
-    for (int b = 0; b < axis->reduce_count; b++, unit += 4) {
+    const dt_resize_short_unit *unit = axis->reduce;
+    for (int b = 0; b < axis->horizontal_blocks; b++, unit += 4) {
         __m256i first0, first1 = _mm256_setzero_si256(), second0, second1 = first1;
         reduce_two_units(in0, in1, rows, unit, &first0, &first1);
         reduce_two_units(in0, in1, rows, unit + 2, &second0, &second1);
@@ -197,7 +197,7 @@ AVX2 void dt_resize_horizontal_blocks_avx2(const uint8_t *src, size_t src_pitch,
         const uint8_t *in = src + (size_t)y * src_pitch;
         uint8_t *out = dst + (size_t)y * dst_pitch;
         const dt_resize_block_quad *quad = axis->blocks;
-        for (int b = 0; b < axis->block_count; b++, quad += 4 * pairs) {
+        for (int b = 0; b < axis->horizontal_blocks; b++, quad += 4 * pairs) {
             __m256i q0 = quad_sums(in, quad, pairs), q1 = quad_sums(in, quad + pairs, pairs);
             __m256i q2 = quad_sums(in, quad + 2 * pairs, pairs);
             __m256i q3 = quad_sums(in, quad + 3 * pairs, pairs);
@@ -245,11 +245,6 @@ AVX2 void dt_resize_horizontal_pixels_avx2(const uint8_t *src, size_t src_pitch,
             memcpy(out + 3 * (size_t)x, &rgbx, 4); /* the 4th byte is overwritten next */
         }
     }
-}
-
-static uint8_t clip_fixed(int32_t sum) {
-    int32_t v = sum >> DT_RESIZE_PRECISION_BITS;
-    return (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : v);
 }
 
 /* Bytes a and b of 32 values to the {a, b} word pairs of values 0-3|16-19, 4-7|20-23,
@@ -383,7 +378,7 @@ AVX2 void dt_resize_vertical_avx2(const uint8_t *src, size_t src_pitch, int firs
         for (; i < values; i++) {
             int32_t sum = DT_RESIZE_ROUNDING;
             for (int k = 0; k < count; k++) sum += top[(size_t)k * src_pitch + i] * taps[k];
-            out[i] = clip_fixed(sum);
+            out[i] = dt_resize_clip_fixed(sum);
         }
     }
 }

@@ -17,6 +17,12 @@
 #define DT_RESIZE_ROUNDING (1 << (DT_RESIZE_PRECISION_BITS - 1))
 #define DT_RESIZE_LOW_BITS 15 /* a tap = (high << 15) + low, both halves fit int16 */
 
+/* Pillow's 8-bit result of a fixed-point sum (rounding term included): sum >> 22 clamped. */
+static inline uint8_t dt_resize_clip_fixed(int32_t sum) {
+    int32_t v = sum >> DT_RESIZE_PRECISION_BITS;
+    return (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : v);
+}
+
 /* The AVX2 passes are compiled (with a target attribute) on x86 by GCC and Clang, and run
  * after a runtime check of the CPU. */
 #if (defined(__x86_64__) || defined(__i386__)) && (defined(__GNUC__) || defined(__clang__))
@@ -82,31 +88,25 @@ static inline int32_t dt_resize_short_low(int32_t tap) {
     return tap - dt_resize_short_high(tap) * 65536;
 }
 
-/* Horizontal upscale kernel, for axes whose windows have at most two taps: 32 consecutive output
- * values (of the interleaved RGB row) as two halves of two 128-bit lanes; lane l of half h holds
- * the 8 values 16l + 8h .. 16l + 8h + 7 (the order in which packing leaves the 32 bytes in place).
- * One byte shuffle of the 16 source bytes loaded at base[l] makes each value's byte pair
- * {tap 0, tap 1}; the short split of the taps weighs them. */
-typedef struct dt_resize_upscale_half {
+/* One step of the two short-split horizontal kernels (upscale and reduce), over two 128-bit
+ * lanes: one byte shuffle of the 16 source bytes loaded at base[lane] makes 8 byte pairs per
+ * lane, the short split of their taps weighs them (weight_high per byte, weight_low per pair of
+ * bytes, in two groups of four pairs per lane).
+ *  - upscale, for axes whose windows have at most two taps: 32 consecutive output values (of
+ *    the interleaved RGB row) as two units (halves); lane l of half h holds the 8 values
+ *    16l + 8h .. 16l + 8h + 7 (the order in which packing leaves the 32 bytes in place), each
+ *    value's pair being {tap 0, tap 1}; weight_low[0] covers values 0-3, [1] values 4-7.
+ *  - reduce, for downscaling by less than 2 (windows of at most four taps whose sources lie
+ *    within 16 bytes per four values): 32 consecutive values as four units; lane l of unit u
+ *    holds the 4 values 16l + 4u .. 16l + 4u + 3, their pairs {tap 0, tap 1} in bytes 0-7 and
+ *    {tap 2, tap 3} in bytes 8-15; weight_low[0] covers taps 0-1, [1] taps 2-3. */
+typedef struct dt_resize_short_unit {
     uint8_t shuffle[32];       /* source byte (relative to base) of each byte; 0x80: no tap */
     int8_t weight_high[32];    /* short high half of the tap of each byte */
-    int16_t weight_low[2][16]; /* short low halves, per lane values 0-3 then 4-7 */
+    int16_t weight_low[2][16]; /* short low halves (see above for the two groups) */
     int32_t base[2];           /* byte offset in the source row of each lane's 16 bytes */
     int32_t padding[6];
-} dt_resize_upscale_half;
-
-/* Horizontal reduce kernel, for downscaling by less than 2 (windows of at most four taps whose
- * sources lie within 16 bytes per four values): 32 consecutive output values as four units of
- * two 128-bit lanes; lane l of unit u holds the 4 values 16l + 4u .. 16l + 4u + 3. One byte
- * shuffle of the 16 source bytes at base[l] makes the byte pairs {tap 0, tap 1} of the four
- * values (bytes 0-7), then {tap 2, tap 3} (bytes 8-15); the short split weighs them. */
-typedef struct dt_resize_reduce_unit {
-    uint8_t shuffle[32];       /* source byte (relative to base) of each byte; 0x80: no tap */
-    int8_t weight_high[32];    /* short high half of the tap of each byte */
-    int16_t weight_low[2][16]; /* short low halves, per lane taps 0-1 then taps 2-3 */
-    int32_t base[2];           /* byte offset in the source row of each lane's 16 bytes */
-    int32_t padding[6];
-} dt_resize_reduce_unit;
+} dt_resize_short_unit;
 
 /* Horizontal block kernel: 32 consecutive output values (of the interleaved RGB row) as four
  * quads of two 128-bit lanes. Lane 0 of quad q holds values 4q..4q+3 and lane 1 values
@@ -146,20 +146,19 @@ typedef struct dt_resize_axis {
      * DT_RESIZE_SHORT_WINDOW taps */
     int32_t *vertical_wide, *vertical_short;
     size_t *pair_offset;
+    /* the SIMD horizontal kernels below work in blocks of 32 output values */
+    int horizontal_blocks; /* ceil(3 * window_size / 32) */
     /* horizontal upscale kernel, built on first use when every window has <= 2 taps and every
      * lane's sources lie within 16 bytes */
-    dt_resize_upscale_half *upscale; /* [block][half] */
-    int upscale_count;               /* ceil(3 * window_size / 32) */
+    dt_resize_short_unit *upscale; /* [block][half] */
     int upscale_impossible;
     /* horizontal reduce kernel, built on first use when every window has <= 4 taps and every
      * lane's sources lie within 16 bytes */
-    dt_resize_reduce_unit *reduce; /* [block][unit] */
-    int reduce_count;              /* ceil(3 * window_size / 32) */
+    dt_resize_short_unit *reduce; /* [block][unit] */
     int reduce_impossible;
     /* horizontal block kernel, built on first use unless some block spans > 16 bytes */
     dt_resize_block_quad *blocks; /* [block][quad][pair] */
     int block_pairs;              /* pairs of taps per block */
-    int block_count;              /* ceil(3 * window_size / 32) */
     int blocks_impossible;
     /* horizontal pixel kernel, built on first use */
     dt_resize_pixel_group *groups;

@@ -73,6 +73,7 @@ int dt_resize_axis_build(int in_size, int out_size, int window_start, int window
     axis->window_size = window_size;
     axis->mirror = mirror;
     axis->is_identity = in_size == out_size && !mirror;
+    axis->horizontal_blocks = (3 * window_size + 31) / 32;
     double scale = (double)in_size / out_size;
     double filterscale = scale < 1.0 ? 1.0 : scale;
     double support = 1.0 * filterscale;
@@ -184,7 +185,7 @@ static int lane_taps(const dt_resize_axis *axis, int first_value, int n_values, 
 /* Lane `lane` of half h of upscale block b (8 values x taps 0-1, byte 2v + t); returns 1 when
  * its sources span over 16 bytes. */
 static int fill_upscale_lane(const dt_resize_axis *axis, int b, int h, int lane,
-                             dt_resize_upscale_half *half) {
+                             dt_resize_short_unit *half) {
     int sources[16], lowest;
     int32_t weights[16];
     int span = lane_taps(axis, 32 * b + 16 * lane + 8 * h, 8, 0, 2, sources, weights, &lowest);
@@ -200,37 +201,10 @@ static int fill_upscale_lane(const dt_resize_axis *axis, int b, int h, int lane,
     return 0;
 }
 
-int dt_resize_axis_add_upscale(dt_resize_axis *axis) {
-    if (axis->upscale) return 0;
-    if (axis->upscale_impossible || axis->max_count > 2) return 1;
-    int block_count = (3 * axis->window_size + 31) / 32;
-    dt_resize_upscale_half *halves = calloc((size_t)block_count * 2, sizeof *halves);
-    if (!halves) return -1;
-    size_t reach = 0;
-    for (int b = 0; b < block_count; b++) {
-        for (int h = 0; h < 2; h++) {
-            dt_resize_upscale_half *half = &halves[2 * b + h];
-            for (int lane = 0; lane < 2; lane++) {
-                if (fill_upscale_lane(axis, b, h, lane, half) != 0) {
-                    free(halves);
-                    axis->upscale_impossible = 1;
-                    return 1;
-                }
-                if ((size_t)half->base[lane] + 16 > reach) reach = (size_t)half->base[lane] + 16;
-            }
-        }
-    }
-    axis->upscale = halves;
-    axis->upscale_count = block_count;
-    if (reach > axis->horizontal_reach) axis->horizontal_reach = reach;
-    axis->bytes += sizeof *halves * (size_t)block_count * 2;
-    return 0;
-}
-
 /* Lane `lane` of unit u of reduce block b (4 values x taps 0-3, byte 8 (t / 2) + 2v + t % 2);
  * returns 1 when its sources span over 16 bytes. */
 static int fill_reduce_lane(const dt_resize_axis *axis, int b, int u, int lane,
-                            dt_resize_reduce_unit *unit) {
+                            dt_resize_short_unit *unit) {
     int sources[16], lowest;
     int32_t weights[16];
     int span = lane_taps(axis, 32 * b + 16 * lane + 4 * u, 4, 0, 4, sources, weights, &lowest);
@@ -249,31 +223,47 @@ static int fill_reduce_lane(const dt_resize_axis *axis, int b, int u, int lane,
     return 0;
 }
 
-int dt_resize_axis_add_reduce(dt_resize_axis *axis) {
-    if (axis->reduce) return 0;
-    if (axis->reduce_impossible || axis->max_count > 4) return 1;
-    int block_count = (3 * axis->window_size + 31) / 32;
-    dt_resize_reduce_unit *units = calloc((size_t)block_count * 4, sizeof *units);
-    if (!units) return -1;
+typedef int (*fill_short_lane)(const dt_resize_axis *axis, int b, int u, int lane,
+                               dt_resize_short_unit *unit);
+
+/* Builds the units_per_block units of every block of a short-split kernel into *units, unless
+ * *impossible is already set or some window has more than max_taps taps; returns 0 built (or
+ * already there), 1 not applicable (*impossible set when a lane spans over 16 bytes), -1 out of
+ * memory. */
+static int add_short_units(dt_resize_axis *axis, int max_taps, int units_per_block,
+                           fill_short_lane fill, dt_resize_short_unit **units, int *impossible) {
+    if (*units) return 0;
+    if (*impossible || axis->max_count > max_taps) return 1;
+    size_t n_units = (size_t)axis->horizontal_blocks * (size_t)units_per_block;
+    dt_resize_short_unit *built = calloc(n_units, sizeof *built);
+    if (!built) return -1;
     size_t reach = 0;
-    for (int b = 0; b < block_count; b++) {
-        for (int u = 0; u < 4; u++) {
-            dt_resize_reduce_unit *unit = &units[4 * b + u];
+    for (int b = 0; b < axis->horizontal_blocks; b++) {
+        for (int u = 0; u < units_per_block; u++) {
+            dt_resize_short_unit *unit = &built[(size_t)b * units_per_block + u];
             for (int lane = 0; lane < 2; lane++) {
-                if (fill_reduce_lane(axis, b, u, lane, unit) != 0) {
-                    free(units);
-                    axis->reduce_impossible = 1;
+                if (fill(axis, b, u, lane, unit) != 0) {
+                    free(built);
+                    *impossible = 1;
                     return 1;
                 }
                 if ((size_t)unit->base[lane] + 16 > reach) reach = (size_t)unit->base[lane] + 16;
             }
         }
     }
-    axis->reduce = units;
-    axis->reduce_count = block_count;
+    *units = built;
     if (reach > axis->horizontal_reach) axis->horizontal_reach = reach;
-    axis->bytes += sizeof *units * (size_t)block_count * 4;
+    axis->bytes += sizeof *built * n_units;
     return 0;
+}
+
+int dt_resize_axis_add_upscale(dt_resize_axis *axis) {
+    return add_short_units(axis, 2, 2, fill_upscale_lane, &axis->upscale,
+                           &axis->upscale_impossible);
+}
+
+int dt_resize_axis_add_reduce(dt_resize_axis *axis) {
+    return add_short_units(axis, 4, 4, fill_reduce_lane, &axis->reduce, &axis->reduce_impossible);
 }
 
 /* Fills pair p of quad q of block b; returns 0, or 1 when a lane's sources span more than the
@@ -302,15 +292,14 @@ static int fill_block_quad(const dt_resize_axis *axis, int b, int q, int p,
 int dt_resize_axis_add_blocks(dt_resize_axis *axis) {
     if (axis->blocks) return 0;
     if (axis->blocks_impossible) return 1;
-    int block_count = (3 * axis->window_size + 31) / 32;
     int pairs = (axis->max_count + 1) / 2;
     if (pairs < 1) pairs = 1;
-    size_t n_quads = (size_t)block_count * 4 * pairs;
+    size_t n_quads = (size_t)axis->horizontal_blocks * 4 * pairs;
     dt_resize_block_quad *blocks = malloc(sizeof *blocks * n_quads);
     if (!blocks) return -1;
     size_t reach = 0;
     dt_resize_block_quad *quad = blocks;
-    for (int b = 0; b < block_count; b++) {
+    for (int b = 0; b < axis->horizontal_blocks; b++) {
         for (int q = 0; q < 4; q++) {
             for (int p = 0; p < pairs; p++, quad++) {
                 if (fill_block_quad(axis, b, q, p, quad) != 0) {
@@ -326,7 +315,6 @@ int dt_resize_axis_add_blocks(dt_resize_axis *axis) {
     }
     axis->blocks = blocks;
     axis->block_pairs = pairs;
-    axis->block_count = block_count;
     if (reach > axis->horizontal_reach) axis->horizontal_reach = reach;
     axis->bytes += sizeof *blocks * n_quads;
     return 0;

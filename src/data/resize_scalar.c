@@ -3,11 +3,6 @@
  * missing and by the tests as the result every faster pass must reproduce. */
 #include "resize_internal.h"
 
-static uint8_t clip_fixed(int32_t sum) {
-    int32_t v = sum >> DT_RESIZE_PRECISION_BITS;
-    return (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : v);
-}
-
 void dt_resize_horizontal_scalar(const uint8_t *src, size_t src_pitch, int rows,
                                  const dt_resize_axis *axis, uint8_t *dst, size_t dst_pitch) {
     for (int y = 0; y < rows; y++) {
@@ -22,9 +17,9 @@ void dt_resize_horizontal_scalar(const uint8_t *src, size_t src_pitch, int rows,
                 g += p[1] * taps[k];
                 b += p[2] * taps[k];
             }
-            out[3 * x] = clip_fixed(r);
-            out[3 * x + 1] = clip_fixed(g);
-            out[3 * x + 2] = clip_fixed(b);
+            out[3 * x] = dt_resize_clip_fixed(r);
+            out[3 * x + 1] = dt_resize_clip_fixed(g);
+            out[3 * x + 2] = dt_resize_clip_fixed(b);
         }
     }
 }
@@ -39,7 +34,7 @@ void dt_resize_vertical_scalar(const uint8_t *src, size_t src_pitch, int first_r
             int32_t sum = DT_RESIZE_ROUNDING;
             for (int k = 0; k < axis->count[y]; k++)
                 sum += top[(size_t)k * src_pitch + i] * taps[k];
-            out[i] = clip_fixed(sum);
+            out[i] = dt_resize_clip_fixed(sum);
         }
     }
 }

@@ -18,19 +18,21 @@ int dt_sample_load(const char *path, const dt_loader_options *opt, int training,
     if (dt_image_decode_file_scaled(path, min_side, min_side, &img, err) != 0) return -1;
     dt_augment_draw draw;
     dt_augment_draw_for(augment, img.width, img.height, opt->seed, epoch, file_index, &draw);
-    dt_resize_request req = {
-        .region_x = draw.crop_x,
-        .region_y = draw.crop_y,
-        .region_width = draw.crop_width,
-        .region_height = draw.crop_height,
-        .out_width = size,
-        .out_height = size,
-        .window_width = size,
-        .window_height = size,
-        .kernels = DT_RESIZE_KERNELS_AUTO,
-    };
+    dt_resize_request req;
     int rc = 0;
-    if (augment != DT_AUGMENT_CROP_FLIP)
+    if (augment == DT_AUGMENT_CROP_FLIP)
+        req = (dt_resize_request){
+            .region_x = draw.crop_x,
+            .region_y = draw.crop_y,
+            .region_width = draw.crop_width,
+            .region_height = draw.crop_height,
+            .out_width = size,
+            .out_height = size,
+            .window_width = size,
+            .window_height = size,
+            .kernels = DT_RESIZE_KERNELS_AUTO,
+        };
+    else
         rc = dt_resize_square_request(&img, opt->resize, size, &req, err);
     req.mirror = draw.flip;
     if (rc == 0) rc = dt_resize_run(&img, &req, dst, err);

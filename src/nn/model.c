@@ -31,7 +31,6 @@ int dt_model_create(const dt_backend *backend, const dt_model_options *opt, dt_m
         dt_error_prefix(err, "model: allocating %zu parameters", n);
         goto fail;
     }
-    m->grad_target = m->grads;
     if (dt_resnet18_build(m, err)) goto fail;
     *out = m;
     return 0;

@@ -11,7 +11,7 @@
 typedef struct dt_conv_bn {
     dt_layer *conv, *bn;
     dt_tensor *conv_out, *bn_out;
-    int out_channels, out_hw;
+    int out_hw;
     size_t weight, gamma, beta;       /* into params/grads */
     size_t running_mean, running_var; /* into stats */
 } dt_conv_bn;
@@ -30,7 +30,6 @@ struct dt_model {
     dt_state_layout layout;
     float *params, *grads, *momentum, *stats; /* backend memory */
     float *grad_scratch; /* accumulation micro-batch gradients (allocated on first use) */
-    float *grad_target;  /* where the backward pass writes: grads or grad_scratch */
     int64_t batches_tracked;
     int forward_was_training, have_logit_grad;
 

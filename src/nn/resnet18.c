@@ -24,11 +24,16 @@ static void free_layer(dt_model *m, dt_layer **l) {
     *l = NULL;
 }
 
-static size_t param_offset(dt_model *m, const char *prefix, const char *suffix) {
+/* The offset of "<prefix>.<suffix>" in the state layout (nn/state_dict.c), which must name every
+ * tensor the graph uses: a missing name is an error naming the key. */
+static int param_offset(dt_model *m, const char *prefix, const char *suffix, size_t *offset,
+                        dt_error *err) {
     char name[64];
     snprintf(name, sizeof name, "%s.%s", prefix, suffix);
     const dt_state_entry *e = dt_state_layout_find(&m->layout, name);
-    return e ? e->offset : 0; /* names come from the same layout builder: always found */
+    if (!e) return dt_fail(err, "internal: the state layout has no tensor %s", name);
+    *offset = e->offset;
+    return 0;
 }
 
 /* conv (no bias) followed by BatchNorm, optionally with the ReLU fused into the BN. */
@@ -52,14 +57,13 @@ static int conv_bn_create(dt_model *m, dt_conv_bn *u, const char *conv_name, con
                             .momentum = 0.1f,
                             .epsilon = 1e-5f,
                             .fuse_relu = relu};
-    u->out_channels = out_c;
     u->out_hw = out_hw;
-    u->weight = param_offset(m, conv_name, "weight");
-    u->gamma = param_offset(m, bn_name, "weight");
-    u->beta = param_offset(m, bn_name, "bias");
-    u->running_mean = param_offset(m, bn_name, "running_mean");
-    u->running_var = param_offset(m, bn_name, "running_var");
-    if (!(u->conv = OPS->conv_create(CTX, &cd, err)) ||
+    if (param_offset(m, conv_name, "weight", &u->weight, err) ||
+        param_offset(m, bn_name, "weight", &u->gamma, err) ||
+        param_offset(m, bn_name, "bias", &u->beta, err) ||
+        param_offset(m, bn_name, "running_mean", &u->running_mean, err) ||
+        param_offset(m, bn_name, "running_var", &u->running_var, err) ||
+        !(u->conv = OPS->conv_create(CTX, &cd, err)) ||
         !(u->bn = OPS->batchnorm_create(CTX, &bd, err)) ||
         !(u->conv_out = new_tensor(m, out_c, out_hw, out_hw, err)) ||
         !(u->bn_out = new_tensor(m, out_c, out_hw, out_hw, err)))
@@ -83,10 +87,11 @@ static int conv_bn_forward(dt_model *m, dt_conv_bn *u, const dt_tensor *x, int t
 }
 
 /* dy is the gradient w.r.t. bn_out; bn_grad receives the gradient w.r.t. conv_out (it may be dy
- * itself); dx (may be NULL) receives the gradient w.r.t. the conv input x. */
-static int conv_bn_backward(dt_model *m, dt_conv_bn *u, const dt_tensor *x, const dt_tensor *dy,
-                            dt_tensor *bn_grad, dt_tensor *dx, dt_error *err) {
-    float *p = m->params, *g = m->grad_target;
+ * itself); dx (may be NULL) receives the gradient w.r.t. the conv input x. The parameter
+ * gradients go to g (a flat buffer laid out like params). */
+static int conv_bn_backward(dt_model *m, dt_conv_bn *u, float *g, const dt_tensor *x,
+                            const dt_tensor *dy, dt_tensor *bn_grad, dt_tensor *dx, dt_error *err) {
+    float *p = m->params;
     if (OPS->batchnorm_backward(CTX, u->bn, p + u->gamma, p + u->beta, u->conv_out, u->bn_out, dy,
                                 bn_grad, g + u->gamma, g + u->beta, err))
         return -1;
@@ -148,17 +153,18 @@ static int block_forward(dt_model *m, dt_block *b, const dt_tensor *x, int train
     return OPS->add_relu_forward(CTX, b->unit2.bn_out, identity, err);
 }
 
-/* dy: gradient w.r.t. the block output. Leaves the gradient w.r.t. x in b->grad_in. */
-static int block_backward(dt_model *m, dt_block *b, const dt_tensor *x, const dt_tensor *dy,
-                          dt_error *err) {
+/* dy: gradient w.r.t. the block output. Leaves the gradient w.r.t. x in b->grad_in and the
+ * parameter gradients in g. */
+static int block_backward(dt_model *m, dt_block *b, float *g, const dt_tensor *x,
+                          const dt_tensor *dy, dt_error *err) {
     if (OPS->relu_backward(CTX, b->unit2.bn_out, dy, b->grad_sum, err)) return -1;
-    if (conv_bn_backward(m, &b->unit2, b->unit1.bn_out, b->grad_sum, b->grad_work, b->grad_mid,
+    if (conv_bn_backward(m, &b->unit2, g, b->unit1.bn_out, b->grad_sum, b->grad_work, b->grad_mid,
                          err))
         return -1;
-    if (conv_bn_backward(m, &b->unit1, x, b->grad_mid, b->grad_mid, b->grad_in, err)) return -1;
+    if (conv_bn_backward(m, &b->unit1, g, x, b->grad_mid, b->grad_mid, b->grad_in, err)) return -1;
     if (b->has_downsample) {
-        if (conv_bn_backward(m, &b->downsample, x, b->grad_sum, b->grad_work, b->grad_in_downsample,
-                             err))
+        if (conv_bn_backward(m, &b->downsample, g, x, b->grad_sum, b->grad_work,
+                             b->grad_in_downsample, err))
             return -1;
         return OPS->tensor_add(CTX, b->grad_in, b->grad_in_downsample, err);
     }
@@ -203,8 +209,9 @@ int dt_resnet18_build(dt_model *m, dt_error *err) {
         return dt_error_prefix(err, "creating the classifier");
     if (!m->freeze_backbone && !(m->grad_last = new_tensor(m, 512, in_hw, in_hw, err)))
         return dt_error_prefix(err, "creating the classifier gradient");
-    m->fc_weight = param_offset(m, "fc", "weight");
-    m->fc_bias = param_offset(m, "fc", "bias");
+    if (param_offset(m, "fc", "weight", &m->fc_weight, err) ||
+        param_offset(m, "fc", "bias", &m->fc_bias, err))
+        return -1;
     return 0;
 }
 
@@ -257,8 +264,9 @@ int dt_model_loss(dt_model *m, const int32_t *labels, const float *weights, floa
     return 0;
 }
 
-static int backward_into(dt_model *m, dt_error *err) {
-    float *p = m->params, *g = m->grad_target;
+/* The backward pass, writing the parameter gradients to g: m->grads or m->grad_scratch. */
+static int backward_into(dt_model *m, float *g, dt_error *err) {
+    float *p = m->params;
     int frozen = m->freeze_backbone;
     if (OPS->linear_backward(CTX, m->fc, p + m->fc_weight, m->features, m->grad_logits,
                              frozen ? NULL : m->grad_features, g + m->fc_weight, g + m->fc_bias,
@@ -269,12 +277,12 @@ static int backward_into(dt_model *m, dt_error *err) {
         return dt_error_prefix(err, "backward (avgpool)");
     const dt_tensor *dy = m->grad_last;
     for (int i = DT_RESNET18_BLOCKS - 1; i >= 0; i--) {
-        if (block_backward(m, &m->blocks[i], block_output(m, i - 1), dy, err))
+        if (block_backward(m, &m->blocks[i], g, block_output(m, i - 1), dy, err))
             return dt_error_prefix(err, "backward (layer%d.%d)", i / 2 + 1, i % 2);
         dy = m->blocks[i].grad_in;
     }
     if (OPS->maxpool_backward(CTX, m->maxpool, dy, m->grad_stem, err) ||
-        conv_bn_backward(m, &m->stem, m->input, m->grad_stem, m->grad_stem, NULL, err))
+        conv_bn_backward(m, &m->stem, g, m->input, m->grad_stem, m->grad_stem, NULL, err))
         return dt_error_prefix(err, "backward (stem)");
     return 0;
 }
@@ -284,16 +292,10 @@ int dt_model_backward(dt_model *m, int accumulate, dt_error *err) {
         return dt_fail(err, "internal: backward needs a training forward and a loss gradient");
     size_t span_offset, span_count;
     dt_model_trainable_span(m, &span_offset, &span_count);
-    if (!accumulate) {
-        m->grad_target = m->grads;
-        return backward_into(m, err);
-    }
+    if (!accumulate) return backward_into(m, m->grads, err);
     if (!m->grad_scratch && !(m->grad_scratch = OPS->buffer_alloc(CTX, m->layout.n_params, err)))
         return dt_error_prefix(err, "allocating the accumulation buffer");
-    m->grad_target = m->grad_scratch;
-    int rc = backward_into(m, err);
-    m->grad_target = m->grads;
-    if (rc) return rc;
+    if (backward_into(m, m->grad_scratch, err)) return -1;
     return OPS->buffer_axpy(CTX, m->grads + span_offset, 1.0f, m->grad_scratch + span_offset,
                             span_count, err);
 }

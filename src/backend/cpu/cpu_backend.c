@@ -72,7 +72,6 @@ int dt_backend_cpu_create(const dt_backend_options *opt, dt_backend *out, dt_err
 
     cpu_ctx *ctx = calloc(1, sizeof *ctx);
     if (!ctx) return dt_fail(err, "out of memory creating the CPU backend");
-    ctx->threads = omp_get_max_threads();
     ctx->precision = opt->precision;
     if (cpu_check(dnnl_engine_create(&ctx->engine, dnnl_cpu, 0), err, "creating the CPU engine") !=
             0 ||

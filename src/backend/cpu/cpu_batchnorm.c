@@ -137,7 +137,7 @@ dt_layer *cpu_batchnorm_create(void *ctx, const dt_batchnorm_desc *d, dt_error *
         dt_fail(err, "out of memory creating a batchnorm");
         return NULL;
     }
-    bn->base = (dt_layer){CPU_LAYER_BATCHNORM, batchnorm_destroy};
+    bn->base = (dt_layer){batchnorm_destroy};
     bn->ctx = ctx;
     bn->d = *d;
     if (batchnorm_build(bn, err) != 0) {
@@ -155,20 +155,18 @@ static int batchnorm_expect(const cpu_batchnorm *bn, const dt_tensor *t, const c
     return cpu_tensor_expect(t, d->batch, d->channels, d->height, d->width, op, name, err);
 }
 
-enum { BN_BLOCK = 16 };
-
 /* Sums and sums of squares, in double, of `plane` pixels of 16 interleaved channels (one
  * nChw16c block). Cloned for AVX-512 and AVX2, chosen at load time by the CPU. */
 __attribute__((target_clones("avx512f", "avx2", "default"))) static void
 block_sums(const float *in, long long plane, double *out) {
-    double sum[BN_BLOCK] = {0}, squares[BN_BLOCK] = {0};
+    double sum[CPU_BLOCK] = {0}, squares[CPU_BLOCK] = {0};
     for (long long p = 0; p < plane; p++)
-        for (int k = 0; k < BN_BLOCK; k++) {
-            double v = in[p * BN_BLOCK + k];
+        for (int k = 0; k < CPU_BLOCK; k++) {
+            double v = in[p * CPU_BLOCK + k];
             sum[k] += v;
             squares[k] += v * v;
         }
-    for (int k = 0; k < BN_BLOCK; k++) {
+    for (int k = 0; k < CPU_BLOCK; k++) {
         out[2 * k] = sum[k];
         out[2 * k + 1] = squares[k];
     }
@@ -183,10 +181,10 @@ static void batchnorm_batch_statistics(cpu_batchnorm *bn, const dt_tensor *x) {
     if (x->layout == CPU_LAYOUT_NCHW16C) {
         /* task t: image t / (C/16), channels 16 * (t % (C/16)) .. + 15, i.e. the partial sums
          * of [image][channel] from t * 16 on */
-        const long long tasks = (long long)images * (channels / BN_BLOCK);
+        const long long tasks = (long long)images * (channels / CPU_BLOCK);
 #pragma omp parallel for schedule(static)
         for (long long t = 0; t < tasks; t++)
-            block_sums(x->data + t * plane * BN_BLOCK, plane, partial + 2 * t * BN_BLOCK);
+            block_sums(x->data + t * plane * CPU_BLOCK, plane, partial + 2 * t * CPU_BLOCK);
     } else {
         const long long tasks = (long long)images * channels;
 #pragma omp parallel for schedule(static)

@@ -164,7 +164,7 @@ dt_layer *cpu_conv_create(void *ctx, const dt_conv_desc *d, dt_error *err) {
         dt_fail(err, "out of memory creating a convolution");
         return NULL;
     }
-    conv->base = (dt_layer){CPU_LAYER_CONV, conv_destroy};
+    conv->base = (dt_layer){conv_destroy};
     conv->ctx = ctx;
     conv->d = *d;
     conv->out_height = out_height;

@@ -10,15 +10,23 @@
 
 #include "dtrain/backend.h"
 
+#include "cpu_normalize.h"
+
+/* Channels per block of the nChw16c layout. */
+enum { CPU_BLOCK = 16 };
+
 /* One engine, one in-order stream; primitives run one after another, so they can all share
  * one scratchpad buffer (grown to the largest need when layers are created). */
 typedef struct cpu_ctx {
     dnnl_engine_t engine;
     dnnl_stream_t stream;
-    int threads;   /* OpenMP threads the primitives were created for */
     int precision; /* dt_precision_kind */
     void *scratchpad;
     size_t scratchpad_size;
+    /* The image normaliser of tensor_from_images, kept for the mean and std it holds (built
+     * again only when a call passes others); valid once have_normalizer is set. */
+    cpu_normalizer normalizer;
+    int have_normalizer;
 } cpu_ctx;
 
 /* Physical layout of an activation. One rule for every tensor (cpu_layout_for_channels), so
@@ -40,16 +48,8 @@ struct dt_tensor {
     dnnl_memory_t memory; /* wraps data; passed straight to primitives */
 };
 
-typedef enum {
-    CPU_LAYER_CONV,
-    CPU_LAYER_BATCHNORM,
-    CPU_LAYER_MAXPOOL,
-    CPU_LAYER_LINEAR,
-} cpu_layer_kind;
-
 /* First member of every layer struct. */
 struct dt_layer {
-    cpu_layer_kind kind;
     void (*destroy)(dt_layer *layer);
 };
 

@@ -25,7 +25,7 @@ dt_layer *cpu_linear_create(void *ctx, const dt_linear_desc *d, dt_error *err) {
         dt_fail(err, "out of memory creating a linear layer");
         return NULL;
     }
-    linear->base = (dt_layer){CPU_LAYER_LINEAR, linear_destroy};
+    linear->base = (dt_layer){linear_destroy};
     linear->d = *d;
     return &linear->base;
 }

@@ -5,8 +5,6 @@
 
 #include <stdlib.h>
 
-enum { CPU_BLOCK = 16 };
-
 typedef struct cpu_maxpool {
     dt_layer base;
     cpu_ctx *ctx;
@@ -85,7 +83,7 @@ dt_layer *cpu_maxpool_create(void *ctx, const dt_pool_desc *d, dt_error *err) {
         dt_fail(err, "out of memory creating a max-pool");
         return NULL;
     }
-    pool->base = (dt_layer){CPU_LAYER_MAXPOOL, maxpool_destroy};
+    pool->base = (dt_layer){maxpool_destroy};
     pool->ctx = ctx;
     pool->d = *d;
     pool->out_height = (d->in_height + 2 * d->padding - d->kernel) / d->stride + 1;

@@ -2,12 +2,9 @@
  * channels are a multiple of 16, plain nchw otherwise), conversion from and to host NCHW
  * arrays, the fused uint8-image normalisation, and element-wise add. */
 #include "cpu_internal.h"
-#include "cpu_normalize.h"
 
 #include <stdlib.h>
 #include <string.h>
-
-enum { CPU_BLOCK = 16 };
 
 cpu_layout cpu_layout_for_channels(int channels) {
     return channels % CPU_BLOCK == 0 ? CPU_LAYOUT_NCHW16C : CPU_LAYOUT_NCHW;
@@ -117,14 +114,27 @@ int cpu_tensor_download(void *ctx, const dt_tensor *src, float *host_nchw, dt_er
     return 0;
 }
 
-int cpu_tensor_from_images(void *ctx, dt_tensor *dst, const uint8_t *pixels_nhwc,
+/* The context's normaliser for mean and std, built on first use and again only when they
+ * change (they are constant for a run). One thread per context calls this. */
+static const cpu_normalizer *cpu_normalizer_for(cpu_ctx *ctx, const float mean[3],
+                                                const float std[3], dt_error *err) {
+    cpu_normalizer *nz = &ctx->normalizer;
+    if (ctx->have_normalizer && memcmp(nz->mean, mean, sizeof nz->mean) == 0 &&
+        memcmp(nz->std, std, sizeof nz->std) == 0)
+        return nz;
+    ctx->have_normalizer = 0;
+    if (cpu_normalizer_init(nz, mean, std, CPU_NORMALIZE_AUTO, err) != 0) return NULL;
+    ctx->have_normalizer = 1;
+    return nz;
+}
+
+int cpu_tensor_from_images(void *opaque, dt_tensor *dst, const uint8_t *pixels_nhwc,
                            const float mean[3], const float std[3], dt_error *err) {
-    (void)ctx;
     if (dst->c != 3 || dst->layout != CPU_LAYOUT_NCHW)
         return dt_fail(err, "tensor_from_images: the tensor has %d channels, expected 3 (RGB)",
                        dst->c);
-    cpu_normalizer normalizer;
-    if (cpu_normalizer_init(&normalizer, mean, std, CPU_NORMALIZE_AUTO, err) != 0) return -1;
+    const cpu_normalizer *normalizer = cpu_normalizer_for(opaque, mean, std, err);
+    if (!normalizer) return -1;
     const int h = dst->h, w = dst->w;
     const long long rows = (long long)dst->n * h;
     const size_t plane = (size_t)h * w;
@@ -132,7 +142,7 @@ int cpu_tensor_from_images(void *ctx, dt_tensor *dst, const uint8_t *pixels_nhwc
     for (long long r = 0; r < rows; r++) {
         const long long n = r / h, y = r % h;
         float *red = dst->data + (size_t)n * 3 * plane + (size_t)y * w;
-        cpu_normalize_row(&normalizer, pixels_nhwc + (size_t)r * w * 3, w, red, red + plane,
+        cpu_normalize_row(normalizer, pixels_nhwc + (size_t)r * w * 3, w, red, red + plane,
                           red + 2 * plane);
     }
     return 0;
