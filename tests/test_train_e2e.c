@@ -1,6 +1,7 @@
 /* End to end: the dtrain binary trains on a generated, learnable JPEG ImageFolder to at least
- * 90% validation accuracy, writes every file of SPEC.md with the right contents, and maps bad
- * command lines and configs to exit code 2. */
+ * 90% validation accuracy, writes every file of SPEC.md with the right contents, shows a live
+ * progress line and data.class_names' display names, and maps bad command lines and configs to
+ * exit code 2. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -107,17 +108,40 @@ static void test_training_run(void) {
     struct stat sb;
     CHECK(stat(path, &sb) == 0 && sb.st_size > 40000000);
 
-    /* on a terminal (forced here): a live line redrawn with \r; NO_COLOR keeps colour out */
+    /* on a terminal (forced here): a live line redrawn with \r; NO_COLOR keeps colour out.
+     * data.class_names renames class01 in the log and the models' metadata, not in classes.txt;
+     * a name for a folder that does not exist is warned about. */
     snprintf(cmd, sizeof cmd,
              "DTRAIN_PROGRESS=live NO_COLOR=1 %s %s train.epochs=1 output.dir=%s/live "
-             "> %s/live.txt 2>&1",
+             "'data.class_names={class01: cat, class09: dog}' > %s/live.txt 2>&1",
              dtrain_bin, cfg_path, workdir, workdir);
     CHECK_INT_EQ(dt_test_run(cmd), 0);
     snprintf(path, sizeof path, "%s/live.txt", workdir);
     char *live = dt_test_read_text(path);
     CHECK(live && strchr(live, '\r') && strstr(live, "ETA"));
     CHECK(live && !strstr(live, "\033[1"));
+    /* log_every 5 of 12 steps: the live lines before the first log line know the epoch and step
+     * totals (no "1/0") and show no loss yet; after it, the last window's loss */
+    CHECK_MSG(live && !strstr(live, "/0 "), "%s", live ? live : "");
+    CHECK(live && strstr(live, "\r\033[Kepoch 1/1  step 1/12  ETA "));
+    CHECK(live && strstr(live, "\r\033[Kepoch 1/1  step 6/12  loss "));
+    CHECK(live && strstr(live, "classes: class00, cat (class01), class02\n"));
+    CHECK(live && strstr(live, "data.class_names: 'class09' is not a class folder"));
     free(live);
+    snprintf(path, sizeof path, "%s/live/classes.txt", workdir);
+    classes = dt_test_read_text(path);
+    CHECK_STR_EQ(classes, "class00\nclass01\nclass02\n");
+    free(classes);
+    const char *models[] = {"model", "best"};
+    for (int i = 0; i < 2; i++) {
+        snprintf(path, sizeof path, "%s/live/%s.safetensors", workdir, models[i]);
+        read_rc = dt_safetensors_read(path, &st, &err);
+        CHECK_MSG(read_rc == 0, "%s", err.message);
+        if (read_rc == 0) {
+            CHECK_STR_EQ(dt_safetensors_metadata_value(&st, "classes"), "class00\ncat\nclass02");
+            dt_safetensors_free(&st);
+        }
+    }
 
     /* the written config.yaml reproduces the run's resolved config */
     snprintf(cmd, sizeof cmd,
@@ -169,15 +193,13 @@ int main(void) {
         fprintf(stderr, "DTRAIN_BIN is not set (run through ctest)\n");
         return 1;
     }
-    snprintf(workdir, sizeof workdir, "/tmp/dtrain-e2e-XXXXXX");
-    if (!mkdtemp(workdir)) return 1;
+    dt_error err = {{0}, 0};
+    if (dt_testgen_make_temp_dir("dtrain-e2e", workdir, sizeof workdir, &err)) {
+        fprintf(stderr, "%s\n", err.message);
+        return 1;
+    }
     test_training_run();
     test_exit_codes();
-    char cmd[512];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", workdir);
-    if (dt_test_failed == 0)
-        dt_test_run(cmd);
-    else
-        fprintf(stderr, "kept %s for inspection\n", workdir);
+    dt_testgen_finish_temp_dir(workdir);
     return dt_test_summary("train_e2e");
 }

@@ -30,11 +30,11 @@ static int evaluate_on_root(dt_trainer *t, int epoch, long global_step, dt_error
     dt_progress_line(&t->progress, "\033[1m",
                      "epoch %d/%d: validation loss %.4f, accuracy %.4f (%ld images)", epoch,
                      cfg->train.epochs, val_loss, val_acc, (long)count);
-    if (val_acc > t->best_val_acc || epoch == 1) {
-        if (val_acc > t->best_val_acc) t->best_val_acc = val_acc;
+    if (val_acc > t->best_val_acc) { /* best_val_acc starts at -1: the first epoch writes */
+        t->best_val_acc = val_acc;
         char path[4096];
         snprintf(path, sizeof path, "%s/best.safetensors", cfg->output.dir);
-        if (dt_export_model(t->model, path, t->ds.class_names, t->ds.n_classes, dt_config_hash(cfg),
+        if (dt_export_model(t->model, path, t->display_names, t->ds.n_classes, dt_config_hash(cfg),
                             err))
             return -1;
     }
@@ -45,7 +45,7 @@ int dt_train_evaluate(dt_trainer *t, int epoch, long global_step, dt_error *err)
     int rc = t->is_root ? evaluate_on_root(t, epoch, global_step, err) : 0;
     /* A failing rank 0 returns its error and the job is aborted; the others wait here. */
     if (rc) return rc;
-    if (t->comm->size > 1 && t->comm->ops->barrier(t->comm->ctx, err))
+    if (t->comm->ops->barrier(t->comm->ctx, err))
         return dt_error_prefix(err, "barrier after evaluation");
     return 0;
 }

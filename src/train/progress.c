@@ -45,9 +45,11 @@ void dt_progress_live(dt_progress *p, const dt_progress_state *s) {
     if (!p->live) return;
     char eta[32];
     format_duration(s->eta_s, eta, sizeof eta);
-    fprintf(p->out, "\r\033[Kepoch %d/%d  step %ld/%ld  loss %.4f  acc %.3f  %.1f img/s  ETA %s",
-            s->epoch, s->epochs, s->step_in_epoch, s->steps_per_epoch, s->loss, s->acc,
-            s->img_per_s, eta);
+    fprintf(p->out, "\r\033[Kepoch %d/%d  step %ld/%ld", s->epoch, s->epochs, s->step_in_epoch,
+            s->steps_per_epoch);
+    if (s->has_stats)
+        fprintf(p->out, "  loss %.4f  acc %.3f  %.1f img/s", s->loss, s->acc, s->img_per_s);
+    fprintf(p->out, "  ETA %s", eta);
     fflush(p->out);
     p->line_open = 1;
 }

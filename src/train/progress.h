@@ -15,11 +15,14 @@ typedef struct dt_progress_state {
     int epoch, epochs;
     long step_in_epoch, steps_per_epoch, global_step;
     double loss, acc, img_per_s, eta_s, lr;
+    int has_stats; /* loss, acc, img_per_s hold a window's averages (else the live line omits
+                      them) */
 } dt_progress_state;
 
 /* under_launcher: started by mpirun/srun (see progress.c for the DTRAIN_PROGRESS override). */
 void dt_progress_init(dt_progress *p, FILE *out, int under_launcher);
-/* Live redraw (terminal only; does nothing otherwise). */
+/* Live redraw (terminal only; does nothing otherwise): position and ETA, with the loss, accuracy
+ * and speed when has_stats. */
 void dt_progress_live(dt_progress *p, const dt_progress_state *s);
 /* A permanent log line (train statistics). */
 void dt_progress_log(dt_progress *p, const dt_progress_state *s);

@@ -32,7 +32,8 @@ static int create_backend(const dt_config *cfg, const dt_comm *comm, int threads
     dt_backend_options opt = {
         .threads = threads, .device = 0, .precision = (int)cfg->runtime.precision};
     dt_device_kind device = cfg->runtime.device;
-    int gpus = dt_backend_cuda_device_count();
+    /* counting GPUs starts the CUDA runtime: not for runtime.device=cpu */
+    int gpus = device == DT_DEVICE_CPU ? 0 : dt_backend_cuda_device_count();
     if (device == DT_DEVICE_AUTO) {
         device = gpus > 0 && dt_backend_cuda_training_available() ? DT_DEVICE_CUDA : DT_DEVICE_CPU;
         if (gpus > 0 && device == DT_DEVICE_CPU && comm->rank == 0)
@@ -90,7 +91,7 @@ static int check_consistency(dt_trainer *t, dt_error *err) {
     return 0;
 }
 
-/* Rank 0's weights and statistics become every rank's. */
+/* Rank 0's weights and statistics become every rank's (the others' buffers are only written). */
 static int broadcast_model(dt_trainer *t, dt_error *err) {
     dt_comm *comm = t->comm;
     if (comm->size == 1) return 0;
@@ -101,7 +102,7 @@ static int broadcast_model(dt_trainer *t, dt_error *err) {
         dt_fail(err, "out of memory");
         goto done;
     }
-    if (dt_model_download_state(t->model, params, stats, err) ||
+    if ((t->is_root && dt_model_download_state(t->model, params, stats, err)) ||
         comm->ops->broadcast(comm->ctx, params, np * sizeof *params, 0, err) ||
         comm->ops->broadcast(comm->ctx, stats, ns * sizeof *stats, 0, err) ||
         dt_model_upload_state(t->model, params, stats, err))
@@ -111,6 +112,52 @@ done:
     free(params);
     free(stats);
     return rc;
+}
+
+/* The names shown to users (start-up log, the "classes" metadata of the exported models):
+ * data.class_names' display name of each class folder, else the folder name. classes.txt keeps
+ * the folder names. */
+static int make_display_names(dt_trainer *t, dt_error *err) {
+    const dt_config *cfg = t->cfg;
+    int n = t->ds.n_classes;
+    if (!(t->display_names = calloc(n > 0 ? (size_t)n : 1, sizeof *t->display_names)))
+        return dt_fail(err, "out of memory");
+    for (int i = 0; i < n; i++)
+        if (!(t->display_names[i] = strdup(dt_config_display_name(cfg, t->ds.class_names[i]))))
+            return dt_fail(err, "out of memory");
+    if (!t->is_root) return 0;
+    for (int k = 0; k < cfg->data.n_class_names; k++) {
+        const char *folder = cfg->data.class_names[k].folder;
+        int found = 0;
+        for (int i = 0; i < n && !found; i++) found = strcmp(t->ds.class_names[i], folder) == 0;
+        if (!found)
+            dt_warn("data.class_names: '%s' is not a class folder under %s; its name is unused",
+                    folder, cfg->data.root);
+    }
+    return 0;
+}
+
+/* "classes: dog (cane), cavallo, ..." on rank 0: display names, the folder in parentheses where
+ * it differs; elided past a few hundred characters. */
+static void print_classes(dt_trainer *t) {
+    char line[512] = "";
+    size_t used = 0;
+    int n = t->ds.n_classes, shown = 0;
+    for (; shown < n; shown++) {
+        const char *name = t->display_names[shown], *folder = t->ds.class_names[shown];
+        char item[300];
+        if (strcmp(name, folder) != 0)
+            snprintf(item, sizeof item, "%s%s (%s)", shown ? ", " : "", name, folder);
+        else
+            snprintf(item, sizeof item, "%s%s", shown ? ", " : "", name);
+        if (used + strlen(item) + 32 >= sizeof line) break;
+        memcpy(line + used, item, strlen(item) + 1);
+        used += strlen(item);
+    }
+    if (shown < n)
+        dt_progress_line(&t->progress, NULL, "classes: %s, ... (%d more)", line, n - shown);
+    else
+        dt_progress_line(&t->progress, NULL, "classes: %s", line);
 }
 
 static int open_outputs(dt_trainer *t, dt_error *err) {
@@ -133,7 +180,7 @@ static int setup(dt_trainer *t, dt_error *err) {
         err->exit_code = DT_EXIT_USAGE;
         return dt_error_prefix(err, "data.root");
     }
-    if (check_consistency(t, err)) return -1;
+    if (check_consistency(t, err) || make_display_names(t, err)) return -1;
     if (dt_split_make(t->ds.n_files, cfg->data.val_fraction, cfg->data.split_seed, &t->split, err))
         return -1;
     t->global_batch =
@@ -153,10 +200,14 @@ static int setup(dt_trainer *t, dt_error *err) {
                            .image_size = cfg->data.image_size,
                            .n_classes = t->ds.n_classes,
                            .freeze_backbone = cfg->model.freeze == DT_FREEZE_BACKBONE};
-    if (dt_model_create(&t->backend, &mo, &t->model, err) ||
-        dt_model_init_weights(t->model, cfg->train.seed, err))
+    if (dt_model_create(&t->backend, &mo, &t->model, err)) return -1;
+    /* Rank 0 initialises (and loads model.pretrained): broadcast_model overwrites every parameter
+     * and statistic of the other ranks, and nothing else they keep derives from either (the
+     * batches_tracked counter is only exported by rank 0). A bad pretrained file fails rank 0,
+     * which ends the job like any rank-0 failure. */
+    if (t->is_root && (dt_model_init_weights(t->model, cfg->train.seed, err) ||
+                       (cfg->model.pretrained && dt_train_load_pretrained(t, err))))
         return -1;
-    if (cfg->model.pretrained && dt_train_load_pretrained(t, err)) return -1;
     if (broadcast_model(t, err)) return -1;
 
     dt_loader_options lo = {.batch_size = cfg->train.batch_size,
@@ -168,8 +219,10 @@ static int setup(dt_trainer *t, dt_error *err) {
                             .seed = dt_rng_mix(cfg->train.seed, 0xA06u)};
     if (dt_loader_create(&t->ds, &lo, &t->loader, err)) return -1;
     size_t b = (size_t)cfg->train.batch_size;
+    t->n_rank_indices = (size_t)t->steps_per_epoch * b * (size_t)cfg->train.accumulate;
     if (!(t->weights = calloc(b, sizeof *t->weights)) ||
-        !(t->predictions = calloc(b, sizeof *t->predictions)))
+        !(t->predictions = calloc(b, sizeof *t->predictions)) ||
+        !(t->rank_indices = malloc(t->n_rank_indices * sizeof *t->rank_indices)))
         return dt_fail(err, "out of memory");
     return open_outputs(t, err);
 }
@@ -179,37 +232,37 @@ static void teardown(dt_trainer *t) {
     if (t->model) dt_model_destroy(t->model);
     if (t->have_backend) t->backend.ops->destroy(t->backend.ctx);
     if (t->is_root) dt_metrics_close(&t->metrics);
+    if (t->display_names)
+        for (int i = 0; i < t->ds.n_classes; i++) free(t->display_names[i]);
+    free(t->display_names);
     dt_split_free(&t->split);
     dt_dataset_free(&t->ds);
     free(t->weights);
     free(t->predictions);
-    free(t->order);
     free(t->rank_indices);
 }
 
 /* This rank's samples for the epoch: the global order cut into global batches; inside each,
  * micro-batch j = rank * accumulate + m (a contiguous slice per rank). */
 static int plan_epoch(dt_trainer *t, int epoch, dt_error *err) {
-    free(t->order);
-    t->order = NULL;
+    uint32_t *order = NULL;
     size_t n_order;
     if (dt_epoch_order(&t->split, t->cfg->train.seed, epoch, t->cfg->train.shuffle, t->global_batch,
-                       &t->order, &n_order, err))
+                       &order, &n_order, err))
         return -1;
     size_t b = (size_t)t->cfg->train.batch_size, accumulate = (size_t)t->cfg->train.accumulate;
     size_t per_rank = b * accumulate;
     size_t steps = n_order / t->global_batch;
-    if ((long)steps != t->steps_per_epoch)
+    if ((long)steps != t->steps_per_epoch) {
+        free(order);
         return dt_fail(err, "internal: epoch order has %zu steps, expected %ld", steps,
                        t->steps_per_epoch);
-    free(t->rank_indices);
-    if (!(t->rank_indices = malloc(steps * per_rank * sizeof *t->rank_indices)))
-        return dt_fail(err, "out of memory");
+    }
     for (size_t s = 0; s < steps; s++)
         memcpy(t->rank_indices + s * per_rank,
-               t->order + s * t->global_batch + (size_t)t->comm->rank * per_rank,
+               order + s * t->global_batch + (size_t)t->comm->rank * per_rank,
                per_rank * sizeof *t->rank_indices);
-    t->n_rank_indices = steps * per_rank;
+    free(order);
     return 0;
 }
 
@@ -278,12 +331,32 @@ static int optimizer_step(dt_trainer *t, long global_step, dt_window *w, dt_erro
                                     dt_model_momentum(t->model) + offset, count, err);
 }
 
+static void window_start(dt_trainer *t, dt_window *w, double now) {
+    memset(w, 0, sizeof *w);
+    w->start = now;
+    w->wait_start = dt_loader_wait_seconds(t->loader);
+}
+
+/* The console state after global_step steps (step_in_epoch of epoch): position, ETA from the
+ * remaining steps at step_seconds each, and the last log line's loss, accuracy and speed. */
+static dt_progress_state progress_state(const dt_trainer *t, int epoch, long step_in_epoch,
+                                        long global_step, double step_seconds) {
+    dt_progress_state s = t->last_progress;
+    s.epoch = epoch;
+    s.epochs = t->cfg->train.epochs;
+    s.step_in_epoch = step_in_epoch;
+    s.steps_per_epoch = t->steps_per_epoch;
+    s.global_step = global_step;
+    s.eta_s = (double)(t->schedule.total_steps - global_step) * step_seconds;
+    return s;
+}
+
 /* All ranks: sum the window's statistics, then rank 0 logs them. */
 static int log_window(dt_trainer *t, int epoch, long step_in_epoch, long global_step, dt_window *w,
                       dt_error *err) {
-    double sums[5] = {w->loss_sum, w->correct, w->count, w->allreduce_s, w->data_wait_s};
-    if (t->comm->size > 1 &&
-        t->comm->ops->allreduce_double(t->comm->ctx, sums, 5, DT_REDUCE_SUM, err))
+    double data_wait = dt_loader_wait_seconds(t->loader) - w->wait_start;
+    double sums[5] = {w->loss_sum, w->correct, w->count, w->allreduce_s, data_wait};
+    if (t->comm->ops->allreduce_double(t->comm->ctx, sums, 5, DT_REDUCE_SUM, err))
         return dt_error_prefix(err, "all-reduce of training statistics");
     double now = dt_monotonic_seconds();
     double seconds = now - w->start;
@@ -297,17 +370,13 @@ static int log_window(dt_trainer *t, int epoch, long step_in_epoch, long global_
         double imgs = (double)w->steps * (double)t->global_batch;
         double img_per_s = seconds > 0 ? imgs / seconds : 0;
         t->step_seconds_avg = w->steps > 0 ? seconds / w->steps : t->step_seconds_avg;
-        long total_steps = t->steps_per_epoch * t->cfg->train.epochs;
-        dt_progress_state s = {.epoch = epoch,
-                               .epochs = t->cfg->train.epochs,
-                               .step_in_epoch = step_in_epoch,
-                               .steps_per_epoch = t->steps_per_epoch,
-                               .global_step = global_step,
-                               .loss = loss,
-                               .acc = sums[1] / sums[2],
-                               .img_per_s = img_per_s,
-                               .eta_s = (double)(total_steps - global_step) * t->step_seconds_avg,
-                               .lr = w->lr};
+        dt_progress_state s =
+            progress_state(t, epoch, step_in_epoch, global_step, t->step_seconds_avg);
+        s.loss = loss;
+        s.acc = sums[1] / sums[2];
+        s.img_per_s = img_per_s;
+        s.lr = w->lr;
+        s.has_stats = 1;
         dt_progress_log(&t->progress, &s);
         t->last_progress = s;
         dt_train_row row = {.epoch = epoch,
@@ -322,8 +391,7 @@ static int log_window(dt_trainer *t, int epoch, long step_in_epoch, long global_
         t->data_wait_total_s += sums[4] / t->comm->size;
         t->window_total_s += seconds;
     }
-    memset(w, 0, sizeof *w);
-    w->start = now;
+    window_start(t, w, now);
     return 0;
 }
 
@@ -332,7 +400,8 @@ static int train_epoch(dt_trainer *t, int epoch, dt_error *err) {
     if (plan_epoch(t, epoch, err) ||
         dt_loader_start(t->loader, t->rank_indices, t->n_rank_indices, epoch, 1, err))
         return -1;
-    dt_window w = {.start = dt_monotonic_seconds()};
+    dt_window w;
+    window_start(t, &w, dt_monotonic_seconds());
     for (long s = 0; s < t->steps_per_epoch; s++) {
         long global_step = (long)(epoch - 1) * t->steps_per_epoch + s;
         if (global_step == t->fault_step)
@@ -340,9 +409,7 @@ static int train_epoch(dt_trainer *t, int epoch, dt_error *err) {
                            global_step);
         for (int m = 0; m < cfg->train.accumulate; m++) {
             const dt_batch *batch = NULL;
-            double wait0 = dt_loader_wait_seconds(t->loader);
             if (dt_loader_next(t->loader, &batch, err)) return -1;
-            w.data_wait_s += dt_loader_wait_seconds(t->loader) - wait0;
             if (!batch) return dt_fail(err, "internal: the loader ran out of batches early");
             int rc = train_micro_batch(t, batch, m, &w, err);
             dt_loader_release(t->loader, batch);
@@ -355,10 +422,11 @@ static int train_epoch(dt_trainer *t, int epoch, dt_error *err) {
         if (done % cfg->output.log_every == 0 || last) {
             if (log_window(t, epoch, s + 1, done, &w, err)) return -1;
         } else if (t->is_root && t->progress.live) {
-            dt_progress_state live = t->last_progress;
-            live.epoch = epoch;
-            live.step_in_epoch = s + 1;
-            live.global_step = done;
+            /* before the first log line: the seconds per step of this window so far */
+            double step_seconds = t->step_seconds_avg > 0
+                                      ? t->step_seconds_avg
+                                      : (dt_monotonic_seconds() - w.start) / (double)w.steps;
+            dt_progress_state live = progress_state(t, epoch, s + 1, done, step_seconds);
             dt_progress_live(&t->progress, &live);
         }
     }
@@ -375,9 +443,7 @@ static int finish(dt_trainer *t, dt_error *err) {
     if (!bad) return dt_fail(err, "out of memory");
     const uint8_t *flags = dt_loader_bad_files(t->loader);
     for (size_t i = 0; i < n; i++) bad[i] = flags[i];
-    int rc = t->comm->size > 1
-                 ? t->comm->ops->allreduce_double(t->comm->ctx, bad, n, DT_REDUCE_SUM, err)
-                 : 0;
+    int rc = t->comm->ops->allreduce_double(t->comm->ctx, bad, n, DT_REDUCE_SUM, err);
     long skipped = 0;
     for (size_t i = 0; i < n; i++) skipped += bad[i] > 0;
     free(bad);
@@ -385,12 +451,13 @@ static int finish(dt_trainer *t, dt_error *err) {
     if (!t->is_root) return 0;
     char path[4096];
     snprintf(path, sizeof path, "%s/model.safetensors", t->cfg->output.dir);
-    if (dt_export_model(t->model, path, t->ds.class_names, t->ds.n_classes, dt_config_hash(t->cfg),
+    if (dt_export_model(t->model, path, t->display_names, t->ds.n_classes, dt_config_hash(t->cfg),
                         err))
         return -1;
     double elapsed = dt_monotonic_seconds() - t->start;
+    double best = t->best_val_acc >= 0 ? t->best_val_acc : 0; /* every epoch evaluates */
     dt_done_row done = {.epochs = t->cfg->train.epochs,
-                        .best_val_acc = t->best_val_acc,
+                        .best_val_acc = best,
                         .skipped_files = skipped,
                         .elapsed_s = elapsed};
     if (dt_metrics_done(&t->metrics, &done, err)) return -1;
@@ -405,7 +472,7 @@ static int finish(dt_trainer *t, dt_error *err) {
                          skipped == 1 ? "" : "s");
     dt_progress_line(&t->progress, "\033[1;32m",
                      "done: final validation accuracy %.4f (best %.4f); outputs in %s/",
-                     t->last_val_acc, t->best_val_acc, t->cfg->output.dir);
+                     t->last_val_acc, best, t->cfg->output.dir);
     return 0;
 }
 
@@ -419,6 +486,7 @@ static int run(dt_trainer *t, dt_error *err) {
                          t->ds.n_files, t->ds.n_classes, t->split.n_train, t->split.n_val,
                          t->comm->size, t->comm->size == 1 ? "" : "s", t->backend.ops->name,
                          t->threads, t->workers, t->steps_per_epoch, t->global_batch);
+    if (t->is_root) print_classes(t);
     for (int epoch = 1; epoch <= t->cfg->train.epochs; epoch++) {
         if (train_epoch(t, epoch, err)) return -1;
         if (dt_train_evaluate(t, epoch, (long)epoch * t->steps_per_epoch, err)) return -1;
@@ -435,7 +503,7 @@ int dt_train_run(const dt_config *cfg, dt_comm *comm, dt_error *err) {
     t.start = dt_monotonic_seconds();
     t.fault_step = injected_fault_step(comm);
     dt_log_set_rank(comm->rank, comm->size);
-    t.best_val_acc = 0;
+    t.best_val_acc = -1;
     dt_progress_init(&t.progress, stdout, dt_comm_launched_by_mpi());
     int rc = run(&t, err);
     teardown(&t);

@@ -14,8 +14,9 @@
 /* Statistics gathered between two log lines. */
 typedef struct dt_window {
     double start;
+    double wait_start; /* the loader's total data-wait seconds at start */
     double loss_sum, correct, count;
-    double allreduce_s, data_wait_s, lr;
+    double allreduce_s, lr;
     long steps;
 } dt_window;
 
@@ -34,21 +35,22 @@ typedef struct dt_trainer {
     dt_loader *loader;
     dt_metrics metrics;
     dt_progress progress;
-    dt_progress_state last_progress;
+    dt_progress_state last_progress; /* loss, acc, img/s of the last log line (has_stats) */
+    char **display_names;            /* per label: data.class_names' name, else the folder */
 
     size_t global_batch; /* batch_size x ranks x accumulate */
     long steps_per_epoch;
     dt_lr_schedule schedule;
-    uint32_t *order;        /* this epoch's global order (padded) */
-    uint32_t *rank_indices; /* this rank's share of it, in consumption order */
+    uint32_t *rank_indices; /* this rank's share of the epoch's order, in consumption order */
     size_t n_rank_indices;
 
     float *weights; /* per-sample loss weights of a batch */
     int32_t *predictions;
 
-    long fault_step; /* test-only injected failure step of this rank, -1 when none */
-    double best_val_acc, last_val_acc;
-    double step_seconds_avg;
+    long fault_step;     /* test-only injected failure step of this rank, -1 when none */
+    double best_val_acc; /* -1 until the first evaluation */
+    double last_val_acc;
+    double step_seconds_avg; /* over the last log window; 0 before the first */
     double allreduce_total_s, data_wait_total_s, window_total_s;
 } dt_trainer;
 
@@ -61,7 +63,7 @@ int dt_train_forward_loss(dt_trainer *t, const dt_batch *batch, int training, fl
 /* Rank 0 evaluates the held-out part; the other ranks wait at a barrier. */
 int dt_train_evaluate(dt_trainer *t, int epoch, long global_step, dt_error *err);
 
-/* Loads model.pretrained into the model (see src/train/pretrained.c). */
+/* Rank 0: loads model.pretrained into the model (see src/train/pretrained.c). */
 int dt_train_load_pretrained(dt_trainer *t, dt_error *err);
 
 #endif
