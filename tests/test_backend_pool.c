@@ -122,9 +122,12 @@ int main(void) {
     run_case(&b, plain, -1.0, 1.0);
     run_case(&b, plain, -3.0, -1.0);
     run_case(&b, odd, -1.0, 1.0);
-    pool_case average_blocked = {.d = {2, 32, 3, 3}, .global_average = 1};
-    pool_case average_plain = {.d = {2, 5, 4, 4}, .global_average = 1};
-    pool_case average_resnet = {.d = {1, 64, 7, 7}, .global_average = 1};
+    pool_case average_blocked = {.d = {.batch = 2, .channels = 32, .in_height = 3, .in_width = 3},
+                                 .global_average = 1};
+    pool_case average_plain = {.d = {.batch = 2, .channels = 5, .in_height = 4, .in_width = 4},
+                               .global_average = 1};
+    pool_case average_resnet = {.d = {.batch = 1, .channels = 64, .in_height = 7, .in_width = 7},
+                                .global_average = 1};
     run_case(&b, average_blocked, -1.0, 1.0);
     run_case(&b, average_plain, -1.0, 1.0);
     run_case(&b, average_resnet, -1.0, 1.0);

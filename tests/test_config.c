@@ -776,8 +776,9 @@ static void test_round_trip(void) {
         "data.root=a \"b\" \\ c\td: #e",
         "output.dir=123",
         "model.pretrained=~/weights/r18.safetensors",
-        "data.class_names={\"true\": \"null\", \"\xc3\xa9t\xc3\xa9\": \"\xe6\x97\xa5\", "
-        "\"x: y\": \"#z\", \"-x\": \" lead\", \"\\u2028\": \"\\x01\\u0085\\uFEFF\"}",
+        /* one item: the two literals are concatenated on purpose */
+        ("data.class_names={\"true\": \"null\", \"\xc3\xa9t\xc3\xa9\": \"\xe6\x97\xa5\", "
+         "\"x: y\": \"#z\", \"-x\": \" lead\", \"\\u2028\": \"\\x01\\u0085\\uFEFF\"}"),
         "train.lr=0.30000000000000004",
         "train.momentum=0.12345678901234568",
         "data.mean=[0.1, 1e-30, -3.4e38]",

@@ -80,7 +80,7 @@ static int read_idx(const char *path, uint32_t expected_magic, uint8_t **data, s
     *count = 0;
     gzFile file = gzopen(path, "rb");
     if (!file) return dt_fail(err, "%s: cannot open: %s", path, strerror(errno));
-    uint32_t magic, n, rows = 1, cols = 1;
+    uint32_t magic = 0, n = 0, rows = 1, cols = 1;
     int rc = read_be32(file, path, &magic, err);
     if (rc == 0 && magic != expected_magic)
         rc = dt_fail(err, "%s: IDX magic number is 0x%08x, expected 0x%08x (%s)", path, magic,
