@@ -1,9 +1,13 @@
-/* CUDA device discovery and library versions (CUDA runtime, cuDNN, NCCL), compiled when the
- * CUDA toolkit is found. */
+/* CUDA device discovery and library versions (CUDA runtime and driver, cuDNN, NCCL), compiled
+ * when the CUDA toolkit is found. The cuDNN and NCCL versions are those of the libraries loaded
+ * at run time, which may differ from the headers built against. */
 #include <cuda_runtime_api.h>
-#include <cudnn.h>
-#include <nccl.h>
 #include <stdio.h>
+
+#include "cudnn_conv.h" /* cudnn.h without the warnings its own declarations raise */
+#ifdef DTRAIN_HAVE_NCCL
+#include <nccl.h>
+#endif
 
 #include "dtrain/backend.h"
 
@@ -14,15 +18,22 @@ int dt_backend_cuda_device_count(void) {
 }
 
 const char *dt_backend_cuda_library_versions(void) {
-    static char text[160];
-    int runtime = 0, driver = 0, nccl = 0;
+    static char text[256];
+    int runtime = 0, driver = 0;
     cudaRuntimeGetVersion(&runtime);
-    cudaDriverGetVersion(&driver);
-    ncclGetVersion(&nccl);
+    cudaDriverGetVersion(&driver); /* 0 without a driver */
     size_t cudnn = cudnnGetVersion();
-    snprintf(text, sizeof text, "runtime %d.%d, driver %d.%d, cuDNN %zu.%zu.%zu, NCCL %d.%d.%d",
-             runtime / 1000, (runtime % 1000) / 10, driver / 1000, (driver % 1000) / 10,
-             cudnn / 10000, (cudnn % 10000) / 100, cudnn % 100, nccl / 10000, (nccl % 10000) / 100,
-             nccl % 100);
+    char driver_text[32] = "none", nccl_text[48] = "not built in (single GPU only)";
+    if (driver > 0)
+        snprintf(driver_text, sizeof driver_text, "%d.%d", driver / 1000, (driver % 1000) / 10);
+#ifdef DTRAIN_HAVE_NCCL
+    int nccl = 0;
+    if (ncclGetVersion(&nccl) == ncclSuccess)
+        snprintf(nccl_text, sizeof nccl_text, "%d.%d.%d", nccl / 10000, (nccl % 10000) / 100,
+                 nccl % 100);
+#endif
+    snprintf(text, sizeof text, "cuda runtime %d.%d, driver %s, cudnn %zu.%zu.%zu, nccl %s",
+             runtime / 1000, (runtime % 1000) / 10, driver_text, cudnn / 10000,
+             (cudnn % 10000) / 100, cudnn % 100, nccl_text);
     return text;
 }
