@@ -1,8 +1,8 @@
-/* CPU backend batch normalisation: training forward (batch statistics, biased variance in the
- * normalisation, running statistics updated with the unbiased variance and momentum 0.1) and
- * inference forward (running statistics) against double-precision references; the backward
- * (dx, dgamma, dbeta) against central finite differences of the training reference, with and
- * without the fused ReLU, in both activation layouts, in place (dx = dy) and with NULL
+/* Backend batch normalisation (every backend compiled in): training forward (batch statistics,
+ * biased variance in the normalisation, running statistics updated with the unbiased variance and
+ * momentum 0.1) and inference forward (running statistics) against double-precision references; the
+ * backward (dx, dgamma, dbeta) against central finite differences of the training reference, with
+ * and without the fused ReLU, in both activation layouts, in place (dx = dy) and with NULL
  * parameter gradients; statistics of channels with a large mean keep their precision. */
 #include <stdlib.h>
 #include <string.h>
@@ -10,6 +10,7 @@
 #include "test_backend_common.h"
 
 typedef struct bn_case {
+    dt_backend *b;
     dt_batchnorm_desc d;
     double *x, *gamma, *beta, *r, *y;
 } bn_case;
@@ -66,13 +67,13 @@ static void check_fd(const char *label, const char *name, bn_case *c, double *va
     for (size_t i = 0; i < count; i++) fd[i] = test_finite_difference(value, i, 1e-5, bn_loss, c);
     char what[200];
     snprintf(what, sizeof what, "%s %s", label, name);
-    CHECK_ARRAY_CLOSE(what, got, fd, count, 2e-3, 2e-4);
+    CHECK_OP_CLOSE(c->b, "batchnorm", what, got, fd, count, 2e-3, 2e-4);
     free(fd);
 }
 
 static void run_case(dt_backend *b, dt_batchnorm_desc d, int in_place) {
     dt_error err = {0};
-    bn_case c = {.d = d};
+    bn_case c = {.b = b, .d = d};
     const size_t count = count_of(&c), C = (size_t)d.channels;
     uint64_t state = 777u + (uint64_t)d.channels * 13u + (uint64_t)d.fuse_relu;
     c.x = test_doubles(count), c.r = test_doubles(count), c.y = test_doubles(count);
@@ -92,15 +93,12 @@ static void run_case(dt_backend *b, dt_batchnorm_desc d, int in_place) {
     dt_tensor *y = test_tensor(b, d.batch, d.channels, d.height, d.width, NULL);
     dt_tensor *dy = test_tensor(b, d.batch, d.channels, d.height, d.width, c.r);
     dt_tensor *dx = in_place ? dy : test_tensor(b, d.batch, d.channels, d.height, d.width, NULL);
-    float *gamma = test_floats(C), *beta = test_floats(C), *rmean = test_floats(C),
-          *rvar = test_floats(C), *dgamma = test_floats(C), *dbeta = test_floats(C);
-    test_to_float(gamma, c.gamma, C);
-    test_to_float(beta, c.beta, C);
     double *start_mean = test_doubles(C), *start_var = test_doubles(C);
     test_random_fill(start_mean, C, -0.2, 0.2, &state);
     test_random_fill(start_var, C, 0.5, 2.0, &state);
-    test_to_float(rmean, start_mean, C);
-    test_to_float(rvar, start_var, C);
+    float *gamma = test_buffer(b, c.gamma, C), *beta = test_buffer(b, c.beta, C);
+    float *rmean = test_buffer(b, start_mean, C), *rvar = test_buffer(b, start_var, C);
+    float *dgamma = test_buffer(b, NULL, C), *dbeta = test_buffer(b, NULL, C);
 
     /* training forward */
     double *want = test_doubles(count), *got = test_doubles(count);
@@ -112,7 +110,7 @@ static void run_case(dt_backend *b, dt_batchnorm_desc d, int in_place) {
     test_tensor_read(b, y, got, count);
     char what[200];
     snprintf(what, sizeof what, "%s training forward", label);
-    CHECK_ARRAY_CLOSE(what, got, want, count, 1e-4, 1e-5);
+    CHECK_OP_CLOSE(b, "batchnorm", what, got, want, count, 1e-4, 1e-5);
 
     /* running statistics: momentum 0.1, unbiased variance n/(n-1) */
     double n = (double)d.batch * d.height * d.width;
@@ -122,25 +120,47 @@ static void run_case(dt_backend *b, dt_batchnorm_desc d, int in_place) {
         want_mean[ch] = 0.9 * start_mean[ch] + 0.1 * batch_mean[ch];
         want_var[ch] = 0.9 * start_var[ch] + 0.1 * batch_var[ch] * n / (n - 1.0);
     }
-    test_to_double(got_mean, rmean, C);
-    test_to_double(got_var, rvar, C);
+    test_buffer_read(b, rmean, got_mean, C);
+    test_buffer_read(b, rvar, got_var, C);
     snprintf(what, sizeof what, "%s running mean", label);
-    CHECK_ARRAY_CLOSE(what, got_mean, want_mean, C, 1e-5, 1e-6);
+    CHECK_OP_CLOSE(b, "batchnorm", what, got_mean, want_mean, C, 1e-5, 1e-6);
     snprintf(what, sizeof what, "%s running var (unbiased)", label);
-    CHECK_ARRAY_CLOSE(what, got_var, want_var, C, 1e-5, 1e-6);
+    CHECK_OP_CLOSE(b, "batchnorm", what, got_var, want_var, C, 1e-5, 1e-6);
 
     /* backward after the training forward */
-    CHECK_MSG(b->ops->batchnorm_backward(b->ctx, layer, gamma, beta, x, y, dy, dx, dgamma, dbeta,
+    CHECK_MSG(b->ops->batchnorm_backward(b->ctx, layer, gamma, beta, x, y, dy, dx, dgamma, dbeta, 0,
                                          &err) == 0,
               "%s: %s", label, err.message);
     double *dx_got = test_doubles(count), *dgamma_got = test_doubles(C),
            *dbeta_got = test_doubles(C);
     test_tensor_read(b, dx, dx_got, count);
-    test_to_double(dgamma_got, dgamma, C);
-    test_to_double(dbeta_got, dbeta, C);
+    test_buffer_read(b, dgamma, dgamma_got, C);
+    test_buffer_read(b, dbeta, dbeta_got, C);
     check_fd(label, "dx", &c, c.x, count, dx_got);
     check_fd(label, "dgamma", &c, c.gamma, C, dgamma_got);
     check_fd(label, "dbeta", &c, c.beta, C, dbeta_got);
+
+    /* accumulate: the parameter gradients are added to what the buffers hold (here the same
+     * gradients: twice them, exactly), dx is overwritten */
+    if (!in_place) {
+        CHECK(b->ops->batchnorm_backward(b->ctx, layer, gamma, beta, x, y, dy, dx, dgamma, dbeta, 1,
+                                         &err) == 0);
+        double *twice = test_doubles(C), *acc = test_doubles(C), *dx_again = test_doubles(count);
+        for (size_t ch = 0; ch < C; ch++) twice[ch] = 2.0 * dgamma_got[ch];
+        test_buffer_read(b, dgamma, acc, C);
+        snprintf(what, sizeof what, "%s dgamma accumulated", label);
+        CHECK_OP_CLOSE(b, "batchnorm", what, acc, twice, C, 0.0, 0.0);
+        for (size_t ch = 0; ch < C; ch++) twice[ch] = 2.0 * dbeta_got[ch];
+        test_buffer_read(b, dbeta, acc, C);
+        snprintf(what, sizeof what, "%s dbeta accumulated", label);
+        CHECK_OP_CLOSE(b, "batchnorm", what, acc, twice, C, 0.0, 0.0);
+        test_tensor_read(b, dx, dx_again, count);
+        snprintf(what, sizeof what, "%s dx when accumulating", label);
+        CHECK_OP_CLOSE(b, "batchnorm", what, dx_again, dx_got, count, 0.0, 0.0);
+        free(twice);
+        free(acc);
+        free(dx_again);
+    }
 
     /* NULL parameter gradients: dx alone, same values */
     if (!in_place) {
@@ -148,26 +168,26 @@ static void run_case(dt_backend *b, dt_batchnorm_desc d, int in_place) {
         for (size_t i = 0; i < count; i++) junk[i] = NAN; /* a call that writes nothing fails */
         CHECK(b->ops->tensor_upload(b->ctx, dx, junk, &err) == 0);
         free(junk);
-        CHECK(b->ops->batchnorm_backward(b->ctx, layer, gamma, beta, x, y, dy, dx, NULL, NULL,
+        CHECK(b->ops->batchnorm_backward(b->ctx, layer, gamma, beta, x, y, dy, dx, NULL, NULL, 0,
                                          &err) == 0);
         double *again = test_doubles(count);
         test_tensor_read(b, dx, again, count);
         snprintf(what, sizeof what, "%s dx without parameter gradients", label);
-        CHECK_ARRAY_CLOSE(what, again, dx_got, count, 0.0, 0.0);
+        CHECK_OP_CLOSE(b, "batchnorm", what, again, dx_got, count, 0.0, 0.0);
         free(again);
     }
 
     /* inference forward uses the running statistics */
     double *stat_mean = test_doubles(C), *stat_var = test_doubles(C);
-    test_to_double(stat_mean, rmean, C);
-    test_to_double(stat_var, rvar, C);
+    test_buffer_read(b, rmean, stat_mean, C);
+    test_buffer_read(b, rvar, stat_var, C);
     reference_bn(&c, 0, stat_mean, stat_var, want, NULL, NULL);
     CHECK(b->ops->batchnorm_forward(b->ctx, layer, gamma, beta, rmean, rvar, 0, x, y, &err) == 0);
     test_tensor_read(b, y, got, count);
     snprintf(what, sizeof what, "%s inference forward", label);
-    CHECK_ARRAY_CLOSE(what, got, want, count, 1e-4, 1e-5);
+    CHECK_OP_CLOSE(b, "batchnorm", what, got, want, count, 1e-4, 1e-5);
     /* and leaves them unchanged */
-    test_to_double(got_var, rvar, C);
+    test_buffer_read(b, rvar, got_var, C);
     snprintf(what, sizeof what, "%s running var after inference", label);
     CHECK_ARRAY_CLOSE(what, got_var, stat_var, C, 0.0, 0.0);
 
@@ -176,7 +196,8 @@ static void run_case(dt_backend *b, dt_batchnorm_desc d, int in_place) {
     b->ops->tensor_destroy(b->ctx, y);
     b->ops->tensor_destroy(b->ctx, dy);
     if (!in_place) b->ops->tensor_destroy(b->ctx, dx);
-    free(gamma), free(beta), free(rmean), free(rvar), free(dgamma), free(dbeta);
+    float *buffers[] = {gamma, beta, rmean, rvar, dgamma, dbeta};
+    for (size_t i = 0; i < sizeof buffers / sizeof buffers[0]; i++) test_buffer_free(b, buffers[i]);
     free(start_mean), free(start_var), free(want), free(got), free(batch_mean), free(batch_var);
     free(want_mean), free(want_var), free(got_mean), free(got_var), free(dx_got), free(dgamma_got),
         free(dbeta_got), free(stat_mean), free(stat_var);
@@ -197,29 +218,32 @@ static void check_large_mean(dt_backend *b) {
     for (size_t ch = 0; ch < C; ch++) c.gamma[ch] = 1.0, c.beta[ch] = 0.0;
     dt_layer *layer = b->ops->batchnorm_create(b->ctx, &c.d, &err);
     dt_tensor *x = test_tensor(b, 4, 16, 16, 16, c.x), *y = test_tensor(b, 4, 16, 16, 16, NULL);
-    float gamma[16], beta[16], rmean[16] = {0}, rvar[16] = {0};
-    test_to_float(gamma, c.gamma, C);
-    test_to_float(beta, c.beta, C);
+    float *gamma = test_buffer(b, c.gamma, C), *beta = test_buffer(b, c.beta, C);
+    float *rmean = test_buffer(b, NULL, C), *rvar = test_buffer(b, NULL, C);
     CHECK(b->ops->batchnorm_forward(b->ctx, layer, gamma, beta, rmean, rvar, 1, x, y, &err) == 0);
     double *want = test_doubles(count), *got = test_doubles(count);
     double mean[16], var[16], got_mean[16], got_var[16];
     reference_bn(&c, 1, NULL, NULL, want, mean, var);
     test_tensor_read(b, y, got, count);
-    CHECK_ARRAY_CLOSE("batchnorm mean 100 std 0.087: forward", got, want, count, 0.0, 5e-5);
+    CHECK_OP_CLOSE(b, "batchnorm", "batchnorm mean 100 std 0.087: forward", got, want, count, 0.0,
+                   5e-5);
     double n = 4.0 * 16 * 16;
     for (size_t ch = 0; ch < C; ch++) var[ch] *= n / (n - 1.0);
-    test_to_double(got_mean, rmean, C);
-    test_to_double(got_var, rvar, C);
-    CHECK_ARRAY_CLOSE("batchnorm mean 100: running mean", got_mean, mean, C, 1e-7, 0.0);
-    CHECK_ARRAY_CLOSE("batchnorm mean 100: running var", got_var, var, C, 1e-4, 0.0);
+    test_buffer_read(b, rmean, got_mean, C);
+    test_buffer_read(b, rvar, got_var, C);
+    CHECK_OP_CLOSE(b, "batchnorm", "batchnorm mean 100: running mean", got_mean, mean, C, 1e-7,
+                   0.0);
+    CHECK_OP_CLOSE(b, "batchnorm", "batchnorm mean 100: running var", got_var, var, C, 1e-4, 0.0);
+    test_buffer_free(b, gamma), test_buffer_free(b, beta), test_buffer_free(b, rmean);
+    test_buffer_free(b, rvar);
     b->ops->layer_destroy(b->ctx, layer);
     b->ops->tensor_destroy(b->ctx, x);
     b->ops->tensor_destroy(b->ctx, y);
     free(want), free(got), free(c.x), free(c.gamma), free(c.beta);
 }
 
-int main(void) {
-    dt_backend b = test_backend_open();
+int main(int argc, char **argv) {
+    dt_backend b = test_backend_open(argc, argv);
     /* batch, channels, h, w, momentum, eps, fuse_relu */
     run_case(&b, (dt_batchnorm_desc){4, 16, 5, 5, 0.1f, 1e-5f, 0}, 0);
     run_case(&b, (dt_batchnorm_desc){4, 16, 5, 5, 0.1f, 1e-5f, 1}, 0);
@@ -233,9 +257,10 @@ int main(void) {
     dt_batchnorm_desc d = {2, 16, 2, 2, 0.1f, 1e-5f, 0};
     dt_layer *layer = b.ops->batchnorm_create(b.ctx, &d, &err);
     dt_tensor *t = test_tensor(&b, 2, 16, 2, 2, NULL);
-    float params[16] = {0};
-    CHECK(b.ops->batchnorm_backward(b.ctx, layer, params, params, t, t, t, t, NULL, NULL, &err) ==
-          -1);
+    float *params = test_buffer(&b, NULL, 16);
+    CHECK(b.ops->batchnorm_backward(b.ctx, layer, params, params, t, t, t, t, NULL, NULL, 0,
+                                    &err) == -1);
+    test_buffer_free(&b, params);
     CHECK(strstr(err.message, "training forward") != NULL);
     b.ops->layer_destroy(b.ctx, layer);
     b.ops->tensor_destroy(b.ctx, t);

@@ -1,9 +1,11 @@
-/* CPU backend flat buffers: zero-filled allocation, upload/download, fill, axpy, sum of squares
- * and the SGD update (torch.optim.SGD: plain, weight decay, momentum first and later steps,
- * nesterov) against hand-computed values and, on large buffers that take the threaded path,
- * against a double-precision sequential reference. */
+/* Backend flat buffers (every backend compiled in): zero-filled allocation, upload/download,
+ * fill, axpy, sum of squares and the SGD update (torch.optim.SGD: plain, weight decay, momentum
+ * first and later steps, nesterov) against hand-computed values and, on large buffers that take
+ * the threaded path, against a double-precision sequential reference; the host memory for input
+ * slots, input_wait, and the phase timers. */
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "test_backend_common.h"
 
@@ -17,13 +19,22 @@ static float *alloc_buffer(dt_backend *b, size_t count) {
     return buffer;
 }
 
-/* Runs one SGD step on {1, -2} with grads {0.5, 0.25}, lr 0.1, from momentum state buf. */
+/* Runs one SGD step on params (host copy) with grads {0.5, 0.25}, from momentum state buf
+ * (host copy), through backend buffers. */
 static void sgd_two(dt_backend *b, dt_sgd_params p, float params[2], float buf[2]) {
     dt_error err = {0};
     const float grads[2] = {0.5f, 0.25f};
-    CHECK_MSG(
-        b->ops->sgd_step(b->ctx, &p, params, grads, p.momentum != 0.0f ? buf : NULL, 2, &err) == 0,
-        "%s", err.message);
+    float *dp = alloc_buffer(b, 2), *dg = alloc_buffer(b, 2), *dbuf = alloc_buffer(b, 2);
+    CHECK(b->ops->buffer_upload(b->ctx, dp, params, 2, &err) == 0 &&
+          b->ops->buffer_upload(b->ctx, dg, grads, 2, &err) == 0 &&
+          b->ops->buffer_upload(b->ctx, dbuf, buf, 2, &err) == 0);
+    CHECK_MSG(b->ops->sgd_step(b->ctx, &p, dp, dg, p.momentum != 0.0f ? dbuf : NULL, 2, &err) == 0,
+              "%s", err.message);
+    CHECK(b->ops->buffer_download(b->ctx, params, dp, 2, &err) == 0 &&
+          b->ops->buffer_download(b->ctx, buf, dbuf, 2, &err) == 0);
+    b->ops->buffer_free(b->ctx, dp);
+    b->ops->buffer_free(b->ctx, dg);
+    b->ops->buffer_free(b->ctx, dbuf);
 }
 
 static void check_sgd_by_hand(dt_backend *b) {
@@ -71,9 +82,11 @@ static void check_sgd_by_hand(dt_backend *b) {
     /* momentum without a buffer is an error */
     dt_error err = {0};
     dt_sgd_params bad = {.grad_scale = 1.0f, .lr = 0.1f, .momentum = 0.9f};
-    const float g[2] = {0};
-    CHECK(b->ops->sgd_step(b->ctx, &bad, p, g, NULL, 2, &err) == -1);
+    float *dp = alloc_buffer(b, 2), *dg = alloc_buffer(b, 2);
+    CHECK(b->ops->sgd_step(b->ctx, &bad, dp, dg, NULL, 2, &err) == -1);
     CHECK(strstr(err.message, "momentum") != NULL);
+    b->ops->buffer_free(b->ctx, dp);
+    b->ops->buffer_free(b->ctx, dg);
 }
 
 /* Three steps on a large buffer against a double-precision reference. */
@@ -127,14 +140,19 @@ static void check_buffer_ops(dt_backend *b) {
     CHECK(b->ops->buffer_fill(b->ctx, y, 0.5f, COUNT, &err) == 0);
     CHECK(b->ops->buffer_axpy(b->ctx, y, -3.0f, x, COUNT, &err) == 0);
     CHECK(b->ops->buffer_download(b->ctx, host, y, COUNT, &err) == 0);
-    int exact = 1;
-    for (size_t i = 0; i < COUNT; i++) exact &= host[i] == 0.5f + -3.0f * (float)xs[i];
-    CHECK_MSG(exact, "fill 0.5 then axpy -3");
+    double *got = test_doubles(COUNT), *want_y = test_doubles(COUNT);
+    for (size_t i = 0; i < COUNT; i++) {
+        got[i] = host[i];
+        want_y[i] = 0.5f + -3.0f * (float)xs[i];
+    }
+    /* exact on the CPU; a fused multiply-add elsewhere may round once instead of twice */
+    CHECK_OP_CLOSE(b, "buffers", "fill 0.5 then axpy -3", got, want_y, COUNT, 0.0, 0.0);
+    free(got), free(want_y);
 
     double sum = 0.0, want = 0.0;
     for (size_t i = 0; i < COUNT; i++) want += xs[i] * xs[i];
     CHECK(b->ops->buffer_sum_squares(b->ctx, x, COUNT, &sum, &err) == 0);
-    CHECK_CLOSE(sum, want, 1e-12, 0);
+    CHECK_CLOSE(sum, want, strcmp(b->ops->name, "cpu") == 0 ? 1e-12 : 1e-6, 0);
     CHECK(b->ops->buffer_sum_squares(b->ctx, x, 0, &sum, &err) == 0);
     CHECK(sum == 0.0);
     /* a NaN shows in the sum of squares */
@@ -147,9 +165,49 @@ static void check_buffer_ops(dt_backend *b) {
     free(host), free(xs);
 }
 
-int main(void) {
-    dt_backend b = test_backend_open();
-    CHECK_STR_EQ(b.ops->name, "cpu");
+/* Host memory for input slots, input_wait and the phase timers. */
+static void check_stream_entries(dt_backend *b) {
+    dt_error err = {{0}, 0};
+    unsigned char *slot = b->ops->host_alloc(b->ctx, 1 << 20, &err);
+    CHECK_MSG(slot != NULL, "host_alloc: %s", err.message);
+    if (slot) {
+        memset(slot, 0xA5, 1 << 20); /* writable host memory */
+        CHECK(slot[(1 << 20) - 1] == 0xA5);
+        b->ops->host_free(b->ctx, slot);
+    }
+    CHECK(b->ops->input_wait(b->ctx, &err) == 0);
+    if (strcmp(b->ops->name, "cpu") == 0)
+        CHECK(b->ops->compute_stream(b->ctx) == NULL);
+    else
+        CHECK(b->ops->compute_stream(b->ctx) != NULL);
+    /* the seconds between marks count to the phase entered; reset zeroes them */
+    double seconds[DT_PHASE_COUNT] = {0};
+    CHECK(b->ops->phase_read(b->ctx, seconds, 1, &err) == 0);
+    CHECK(b->ops->phase_mark(b->ctx, DT_PHASE_ALLREDUCE, &err) == 0);
+    struct timespec pause = {0, 30 * 1000 * 1000};
+    nanosleep(&pause, NULL);
+    CHECK(b->ops->phase_mark(b->ctx, DT_PHASE_COMPUTE, &err) == 0);
+    double after[DT_PHASE_COUNT] = {0};
+    CHECK(b->ops->phase_read(b->ctx, after, 0, &err) == 0);
+    /* the CPU's marks are host times; a GPU's are stream times, near 0 for an idle stream */
+    if (strcmp(b->ops->name, "cpu") == 0)
+        CHECK_MSG(after[DT_PHASE_ALLREDUCE] >= 0.025 && after[DT_PHASE_ALLREDUCE] < 10,
+                  "all-reduce phase %.3f s", after[DT_PHASE_ALLREDUCE]);
+    else
+        CHECK(after[DT_PHASE_ALLREDUCE] >= 0 && after[DT_PHASE_ALLREDUCE] < 10);
+    double again[DT_PHASE_COUNT] = {0};
+    CHECK(b->ops->phase_read(b->ctx, again, 1, &err) == 0); /* not reset by the first read */
+    CHECK(again[DT_PHASE_ALLREDUCE] == after[DT_PHASE_ALLREDUCE]);
+    double zero[DT_PHASE_COUNT] = {0};
+    CHECK(b->ops->phase_read(b->ctx, zero, 0, &err) == 0);
+    CHECK(zero[DT_PHASE_ALLREDUCE] == 0.0);
+    CHECK(b->ops->phase_mark(b->ctx, DT_PHASE_COUNT, &err) == -1);
+}
+
+int main(int argc, char **argv) {
+    dt_backend b = test_backend_open(argc, argv);
+    CHECK_STR_EQ(b.ops->name, dt_test_backend_name(argc, argv));
+    check_stream_entries(&b);
     check_buffer_ops(&b);
     check_sgd_by_hand(&b);
     check_sgd_large(

@@ -1,6 +1,8 @@
-/* Helpers shared by the CPU backend tests (tests/test_backend_*.c): backend setup, seeded
- * random data rounded to float, tensor transfer through double arrays, array comparison with
- * one check per array, and central finite differences of a scalar loss. */
+/* Helpers shared by the backend tests (tests/test_backend_*.c), which run on every backend
+ * compiled in (testlib/backends.h; the backend's name is the program's argument): backend setup,
+ * seeded random data rounded to float, tensor and flat-buffer transfer through double arrays,
+ * array comparison with one check per array (widened per op for the backend and precision), and
+ * central finite differences of a scalar loss. */
 #ifndef DTRAIN_TEST_BACKEND_COMMON_H
 #define DTRAIN_TEST_BACKEND_COMMON_H
 
@@ -9,25 +11,70 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "backends.h"
 #include "check.h"
 #include "dtrain/backend.h"
 
-/* Creates the CPU backend with 2 threads at a precision (dt_precision_kind); a test cannot go
- * on without it. */
-static inline dt_backend test_backend_open_precision(int precision) {
-    dt_backend backend = {0};
-    dt_error err = {0};
-    dt_backend_options opt = {.threads = 2, .precision = precision};
-    if (dt_backend_cpu_create(&opt, &backend, &err) != 0) {
-        fprintf(stderr, "creating the CPU backend: %s\n", err.message);
-        exit(1);
-    }
-    return backend;
+/* The precision of the backend opened last (for the per-op tolerances). */
+static int test_precision;
+
+/* The backend named on the command line (cpu by default) at a precision (dt_precision_kind);
+ * exits with DT_TEST_SKIP when it cannot run here. */
+static inline dt_backend test_backend_open_precision(int argc, char **argv, int precision) {
+    test_precision = precision;
+    return dt_test_backend_open(argc, argv, precision);
 }
 
-/* The CPU backend at the default precision, fp32. */
-static inline dt_backend test_backend_open(void) {
-    return test_backend_open_precision(0);
+/* The same at the default precision, fp32. */
+static inline dt_backend test_backend_open(int argc, char **argv) {
+    return test_backend_open_precision(argc, argv, 0);
+}
+
+/* A flat buffer in backend memory holding values (rounded to float); NULL values: zeros. */
+static inline float *test_buffer(dt_backend *b, const double *values, size_t n) {
+    dt_error err = {{0}, 0};
+    float *buffer = b->ops->buffer_alloc(b->ctx, n ? n : 1, &err);
+    if (!buffer) {
+        fprintf(stderr, "buffer_alloc %zu: %s\n", n, err.message);
+        exit(1);
+    }
+    if (values) {
+        float *host = calloc(n ? n : 1, sizeof *host);
+        if (!host) exit(1);
+        for (size_t i = 0; i < n; i++) host[i] = (float)values[i];
+        CHECK(b->ops->buffer_upload(b->ctx, buffer, host, n, &err) == 0);
+        free(host);
+    }
+    return buffer;
+}
+
+/* Overwrites a flat buffer with values (rounded to float). */
+static inline void test_buffer_write(dt_backend *b, float *buffer, const double *values, size_t n) {
+    dt_error err = {{0}, 0};
+    float *host = calloc(n ? n : 1, sizeof *host);
+    if (!host) exit(1);
+    for (size_t i = 0; i < n; i++) host[i] = (float)values[i];
+    CHECK(b->ops->buffer_upload(b->ctx, buffer, host, n, &err) == 0);
+    free(host);
+}
+
+/* Fills a flat buffer with one value (NaN: a call that writes nothing shows). */
+static inline void test_buffer_fill(dt_backend *b, float *buffer, float value, size_t n) {
+    dt_error err = {{0}, 0};
+    CHECK(b->ops->buffer_fill(b->ctx, buffer, value, n, &err) == 0);
+}
+
+static inline void test_buffer_read(dt_backend *b, const float *buffer, double *out, size_t n) {
+    dt_error err = {{0}, 0};
+    float *host = calloc(n ? n : 1, sizeof *host);
+    if (!host) exit(1);
+    CHECK(b->ops->buffer_download(b->ctx, host, buffer, n, &err) == 0);
+    for (size_t i = 0; i < n; i++) out[i] = host[i];
+    free(host);
+}
+
+static inline void test_buffer_free(dt_backend *b, float *buffer) {
+    b->ops->buffer_free(b->ctx, buffer);
 }
 
 /* xorshift64*: a deterministic stream of doubles in [lo, hi), rounded to float precision so
@@ -128,6 +175,17 @@ static inline void test_compare_array(const char *file, int line, const char *wh
 }
 #define CHECK_ARRAY_CLOSE(what, got, want, n, rtol, atol_scale)                                    \
     test_compare_array(__FILE__, __LINE__, what, got, want, n, rtol, atol_scale)
+
+/* CHECK_ARRAY_CLOSE with the tolerance stated for the CPU backend at fp32, widened for backend
+ * b, the open precision and op (dt_test_tolerance). */
+static inline void test_compare_op(const char *file, int line, const dt_backend *b, const char *op,
+                                   const char *what, const double *got, const double *want,
+                                   size_t n, double rtol, double atol_scale) {
+    dt_test_tolerance(b, test_precision, op, &rtol, &atol_scale);
+    test_compare_array(file, line, what, got, want, n, rtol, atol_scale);
+}
+#define CHECK_OP_CLOSE(b, op, what, got, want, n, rtol, atol_scale)                                \
+    test_compare_op(__FILE__, __LINE__, b, op, what, got, want, n, rtol, atol_scale)
 
 /* d loss / d value[index] by central differences; value is restored. */
 static inline double test_finite_difference(double *value, size_t index, double step,

@@ -1,8 +1,8 @@
-/* CPU backend convolution: forward against a double-precision direct convolution, backward
- * (input and weight gradients) against central finite differences of that reference, for the
- * shapes of ResNet-18 (7x7 s2 p3 from RGB, 3x3 s1/s2, 1x1 s2) in both activation layouts, plus
- * the reuse of forward-reordered weights when the weights change between steps, at fp32 (direct
- * convolution) and tf32 (oneDNN's choice, Winograd where it pays). */
+/* Backend convolution (every backend compiled in): forward against a double-precision direct
+ * convolution, backward (input and weight gradients) against central finite differences of that
+ * reference, for the shapes of ResNet-18 (7x7 s2 p3 from RGB, 3x3 s1/s2, 1x1 s2) in both activation
+ * layouts, plus the reuse of forward-reordered weights when the weights change between steps, at
+ * fp32 (direct convolution) and tf32 (oneDNN's choice, Winograd where it pays). */
 #include <stdlib.h>
 #include <string.h>
 
@@ -10,6 +10,7 @@
 #include "test_backend_common.h"
 
 typedef struct conv_case {
+    dt_backend *b;
     dt_conv_desc d;
     int out_h, out_w;
     double *x, *weight, *r; /* input, OIHW weights, loss coefficients on y */
@@ -67,12 +68,12 @@ static void check_gradient_samples(const char *what, conv_case *c, double *value
         fd[s] = test_finite_difference(value, index, 1e-3, conv_loss, c);
         analytic[s] = got[index];
     }
-    CHECK_ARRAY_CLOSE(what, analytic, fd, (size_t)samples, 1e-3, 1e-4);
+    CHECK_OP_CLOSE(c->b, "conv", what, analytic, fd, (size_t)samples, 1e-3, 1e-4);
 }
 
 static void run_case(dt_backend *b, dt_conv_desc d) {
     dt_error err = {0};
-    conv_case c = {.d = d};
+    conv_case c = {.b = b, .d = d};
     c.out_h = (d.in_height + 2 * d.padding - d.kernel) / d.stride + 1;
     c.out_w = (d.in_width + 2 * d.padding - d.kernel) / d.stride + 1;
     uint64_t state = 12345u + (uint64_t)d.in_channels * 31u + (uint64_t)d.kernel;
@@ -94,8 +95,8 @@ static void run_case(dt_backend *b, dt_conv_desc d) {
     dt_tensor *y = test_tensor(b, d.batch, d.out_channels, c.out_h, c.out_w, NULL);
     dt_tensor *dy = test_tensor(b, d.batch, d.out_channels, c.out_h, c.out_w, c.r);
     dt_tensor *dx = test_tensor(b, d.batch, d.in_channels, d.in_height, d.in_width, NULL);
-    float *weight = test_floats(w_count(&c)), *weight_grad = test_floats(w_count(&c));
-    test_to_float(weight, c.weight, w_count(&c));
+    float *weight = test_buffer(b, c.weight, w_count(&c));
+    float *weight_grad = test_buffer(b, NULL, w_count(&c));
 
     double *want = test_doubles(y_count(&c)), *got = test_doubles(y_count(&c));
     reference_conv(&c, want);
@@ -104,38 +105,48 @@ static void run_case(dt_backend *b, dt_conv_desc d) {
     test_tensor_read(b, y, got, y_count(&c));
     char what[200];
     snprintf(what, sizeof what, "%s forward", label);
-    CHECK_ARRAY_CLOSE(what, got, want, y_count(&c), 1e-4, 1e-5);
+    CHECK_OP_CLOSE(b, "conv", what, got, want, y_count(&c), 1e-4, 1e-5);
 
-    CHECK_MSG(b->ops->conv_backward(b->ctx, layer, weight, x, dy, dx, weight_grad, &err) == 0,
+    CHECK_MSG(b->ops->conv_backward(b->ctx, layer, weight, x, dy, dx, weight_grad, 0, &err) == 0,
               "%s: %s", label, err.message);
     double *dx_got = test_doubles(x_count(&c)), *dw_got = test_doubles(w_count(&c));
     test_tensor_read(b, dx, dx_got, x_count(&c));
-    test_to_double(dw_got, weight_grad, w_count(&c));
+    test_buffer_read(b, weight_grad, dw_got, w_count(&c));
     snprintf(what, sizeof what, "%s dx", label);
     check_gradient_samples(what, &c, c.x, x_count(&c), dx_got);
     snprintf(what, sizeof what, "%s dweight", label);
     check_gradient_samples(what, &c, c.weight, w_count(&c), dw_got);
 
-    /* Next step: new weights in the same buffer. Forward must reorder them again and the
+    /* Next step: new weights in the same buffer. Forward must derive its weights again and the
      * backward must use them, also when only dx (no weight gradient) is asked for. */
     for (size_t i = 0; i < w_count(&c); i++) c.weight[i] = (double)(float)(-0.7 * c.weight[i]);
-    test_to_float(weight, c.weight, w_count(&c));
+    test_buffer_write(b, weight, c.weight, w_count(&c));
     reference_conv(&c, want);
     CHECK(b->ops->conv_forward(b->ctx, layer, weight, x, y, &err) == 0);
     test_tensor_read(b, y, got, y_count(&c));
     snprintf(what, sizeof what, "%s forward with new weights", label);
-    CHECK_ARRAY_CLOSE(what, got, want, y_count(&c), 1e-4, 1e-5);
-    CHECK(b->ops->conv_backward(b->ctx, layer, weight, x, dy, dx, NULL, &err) == 0);
+    CHECK_OP_CLOSE(b, "conv", what, got, want, y_count(&c), 1e-4, 1e-5);
+    CHECK(b->ops->conv_backward(b->ctx, layer, weight, x, dy, dx, NULL, 0, &err) == 0);
     test_tensor_read(b, dx, dx_got, x_count(&c));
     snprintf(what, sizeof what, "%s dx with new weights", label);
     check_gradient_samples(what, &c, c.x, x_count(&c), dx_got);
 
-    /* weight gradient only: dx must stay untouched */
-    memset(weight_grad, 0, w_count(&c) * sizeof(float));
-    CHECK(b->ops->conv_backward(b->ctx, layer, weight, x, dy, NULL, weight_grad, &err) == 0);
-    test_to_double(dw_got, weight_grad, w_count(&c));
+    /* weight gradient only (the buffer holds NaN first, so a call that writes nothing fails) */
+    test_buffer_fill(b, weight_grad, NAN, w_count(&c));
+    CHECK(b->ops->conv_backward(b->ctx, layer, weight, x, dy, NULL, weight_grad, 0, &err) == 0);
+    test_buffer_read(b, weight_grad, dw_got, w_count(&c));
     snprintf(what, sizeof what, "%s dweight only", label);
     check_gradient_samples(what, &c, c.weight, w_count(&c), dw_got);
+
+    /* accumulate: added to the buffer's gradient (the same one: twice it, exactly) */
+    CHECK(b->ops->conv_backward(b->ctx, layer, weight, x, dy, NULL, weight_grad, 1, &err) == 0);
+    double *twice = test_doubles(w_count(&c)), *acc = test_doubles(w_count(&c));
+    for (size_t i = 0; i < w_count(&c); i++) twice[i] = 2.0 * dw_got[i];
+    test_buffer_read(b, weight_grad, acc, w_count(&c));
+    snprintf(what, sizeof what, "%s dweight accumulated", label);
+    CHECK_OP_CLOSE(b, "conv", what, acc, twice, w_count(&c), 0.0, 0.0); /* x + x: exact on CPU */
+    free(twice);
+    free(acc);
 
     /* a wrongly shaped tensor is refused with a message */
     dt_tensor *wrong = test_tensor(b, d.batch + 1, d.in_channels, d.in_height, d.in_width, NULL);
@@ -149,12 +160,13 @@ static void run_case(dt_backend *b, dt_conv_desc d) {
     b->ops->tensor_destroy(b->ctx, y);
     b->ops->tensor_destroy(b->ctx, dy);
     b->ops->tensor_destroy(b->ctx, dx);
-    free(weight), free(weight_grad), free(want), free(got), free(dx_got), free(dw_got);
+    test_buffer_free(b, weight), test_buffer_free(b, weight_grad), free(want), free(got),
+        free(dx_got), free(dw_got);
     free(c.x), free(c.weight), free(c.r), free(c.y);
 }
 
-int main(void) {
-    dt_backend b = test_backend_open();
+int main(int argc, char **argv) {
+    dt_backend b = test_backend_open(argc, argv);
     /* batch, in, out, h, w, kernel, stride, padding */
     run_case(&b, (dt_conv_desc){2, 3, 16, 8, 8, 7, 2, 3});  /* the stem: RGB -> blocked */
     run_case(&b, (dt_conv_desc){2, 16, 16, 8, 8, 3, 1, 1}); /* blocked -> blocked */
@@ -165,7 +177,7 @@ int main(void) {
     run_case(&b, (dt_conv_desc){2, 16, 8, 5, 5, 3, 1, 0});  /* blocked -> plain, no pad */
     run_case(&b, (dt_conv_desc){16, 16, 16, 8, 8, 3, 1, 1});
     /* tf32 lets oneDNN choose the algorithm: Winograd for this batch-16 3x3 stride-1 layer */
-    dt_backend fast = test_backend_open_precision(DT_PRECISION_TF32);
+    dt_backend fast = test_backend_open_precision(argc, argv, DT_PRECISION_TF32);
     run_case(&fast, (dt_conv_desc){16, 16, 16, 8, 8, 3, 1, 1});
     run_case(&fast, (dt_conv_desc){2, 16, 32, 8, 8, 3, 2, 1});
     fast.ops->destroy(fast.ctx);

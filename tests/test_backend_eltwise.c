@@ -1,4 +1,4 @@
-/* CPU backend element-wise ops: the residual join y = relu(y + x) against a reference, and the
+/* Backend element-wise ops: the residual join y = relu(y + x) against a reference, and the
  * ReLU backward against central finite differences of relu(y + x) (also in place, dx = dy), in
  * both activation layouts; tensor_add; shape mismatches are refused. */
 #include <stdlib.h>
@@ -75,8 +75,8 @@ static void run_case(dt_backend *be, int n, int ch, int h, int w, int in_place) 
     free(want), free(got), free(fd), free(analytic), free(c.a), free(c.b), free(c.r), free(c.y);
 }
 
-int main(void) {
-    dt_backend b = test_backend_open();
+int main(int argc, char **argv) {
+    dt_backend b = test_backend_open(argc, argv);
     run_case(&b, 2, 16, 5, 5, 0);
     run_case(&b, 2, 16, 5, 5, 1);
     run_case(&b, 3, 5, 4, 3, 0);

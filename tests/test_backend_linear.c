@@ -1,4 +1,4 @@
-/* CPU backend fully connected layer: forward (with bias) against a double-precision reference,
+/* Backend fully connected layer: forward (with bias) against a double-precision reference,
  * backward (dx, weight and bias gradients) against central finite differences, for inputs in
  * both activation layouts (20 features: plain; 32 features: blocked); without dx the parameter
  * gradients are the same, bit for bit. */
@@ -8,6 +8,7 @@
 #include "test_backend_common.h"
 
 typedef struct linear_case {
+    dt_backend *b;
     dt_linear_desc d;
     double *x, *weight, *bias, *r, *y;
 } linear_case;
@@ -37,13 +38,13 @@ static void check_fd(const char *label, const char *name, linear_case *c, double
         fd[i] = test_finite_difference(value, i, 1e-3, linear_loss, c);
     char what[200];
     snprintf(what, sizeof what, "%s %s", label, name);
-    CHECK_ARRAY_CLOSE(what, got, fd, count, 1e-3, 1e-4);
+    CHECK_OP_CLOSE(c->b, "linear", what, got, fd, count, 1e-3, 1e-4);
     free(fd);
 }
 
 static void run_case(dt_backend *b, dt_linear_desc d) {
     dt_error err = {0};
-    linear_case c = {.d = d};
+    linear_case c = {.b = b, .d = d};
     const size_t xn = (size_t)d.batch * d.in_features, yn = (size_t)d.batch * d.out_features;
     const size_t wn = (size_t)d.out_features * d.in_features, bn = (size_t)d.out_features;
     uint64_t state = 99u + (uint64_t)d.in_features;
@@ -63,10 +64,8 @@ static void run_case(dt_backend *b, dt_linear_desc d) {
     dt_tensor *y = test_tensor(b, d.batch, d.out_features, 1, 1, NULL);
     dt_tensor *dy = test_tensor(b, d.batch, d.out_features, 1, 1, c.r);
     dt_tensor *dx = test_tensor(b, d.batch, d.in_features, 1, 1, NULL);
-    float *weight = test_floats(wn), *bias = test_floats(bn);
-    float *weight_grad = test_floats(wn), *bias_grad = test_floats(bn);
-    test_to_float(weight, c.weight, wn);
-    test_to_float(bias, c.bias, bn);
+    float *weight = test_buffer(b, c.weight, wn), *bias = test_buffer(b, c.bias, bn);
+    float *weight_grad = test_buffer(b, NULL, wn), *bias_grad = test_buffer(b, NULL, bn);
 
     double *want = test_doubles(yn), *got = test_doubles(yn);
     reference_linear(&c, want);
@@ -75,35 +74,49 @@ static void run_case(dt_backend *b, dt_linear_desc d) {
     test_tensor_read(b, y, got, yn);
     char what[200];
     snprintf(what, sizeof what, "%s forward", label);
-    CHECK_ARRAY_CLOSE(what, got, want, yn, 1e-4, 1e-5);
+    CHECK_OP_CLOSE(b, "linear", what, got, want, yn, 1e-4, 1e-5);
 
     /* stale values in the gradient buffers must be overwritten, not accumulated */
-    for (size_t i = 0; i < wn; i++) weight_grad[i] = 100.0f;
-    for (size_t i = 0; i < bn; i++) bias_grad[i] = 100.0f;
-    CHECK_MSG(b->ops->linear_backward(b->ctx, layer, weight, x, dy, dx, weight_grad, bias_grad,
+    test_buffer_fill(b, weight_grad, 100.0f, wn);
+    test_buffer_fill(b, bias_grad, 100.0f, bn);
+    CHECK_MSG(b->ops->linear_backward(b->ctx, layer, weight, x, dy, dx, weight_grad, bias_grad, 0,
                                       &err) == 0,
               "%s: %s", label, err.message);
     double *dx_got = test_doubles(xn), *dw_got = test_doubles(wn), *db_got = test_doubles(bn);
     test_tensor_read(b, dx, dx_got, xn);
-    test_to_double(dw_got, weight_grad, wn);
-    test_to_double(db_got, bias_grad, bn);
+    test_buffer_read(b, weight_grad, dw_got, wn);
+    test_buffer_read(b, bias_grad, db_got, bn);
     check_fd(label, "dx", &c, c.x, xn, dx_got);
     check_fd(label, "dweight", &c, c.weight, wn, dw_got);
     check_fd(label, "dbias", &c, c.bias, bn, db_got);
 
     /* no dx (first layer): only the parameter gradients, the same values as with dx (the
      * buffers hold junk first, so a call that writes nothing fails) */
-    for (size_t i = 0; i < wn; i++) weight_grad[i] = NAN;
-    for (size_t i = 0; i < bn; i++) bias_grad[i] = NAN;
-    CHECK(b->ops->linear_backward(b->ctx, layer, weight, x, dy, NULL, weight_grad, bias_grad,
+    test_buffer_fill(b, weight_grad, NAN, wn);
+    test_buffer_fill(b, bias_grad, NAN, bn);
+    CHECK(b->ops->linear_backward(b->ctx, layer, weight, x, dy, NULL, weight_grad, bias_grad, 0,
                                   &err) == 0);
     double *again = test_doubles(wn > bn ? wn : bn);
-    test_to_double(again, weight_grad, wn);
+    test_buffer_read(b, weight_grad, again, wn);
     snprintf(what, sizeof what, "%s dweight without dx", label);
-    CHECK_ARRAY_CLOSE(what, again, dw_got, wn, 0.0, 0.0);
-    test_to_double(again, bias_grad, bn);
+    CHECK_OP_CLOSE(b, "linear", what, again, dw_got, wn, 0.0, 0.0);
+    test_buffer_read(b, bias_grad, again, bn);
     snprintf(what, sizeof what, "%s dbias without dx", label);
-    CHECK_ARRAY_CLOSE(what, again, db_got, bn, 0.0, 0.0);
+    CHECK_OP_CLOSE(b, "linear", what, again, db_got, bn, 0.0, 0.0);
+
+    /* accumulate: added to the buffers' gradients (the same ones: twice them, exactly) */
+    CHECK(b->ops->linear_backward(b->ctx, layer, weight, x, dy, NULL, weight_grad, bias_grad, 1,
+                                  &err) == 0);
+    double *twice = test_doubles(wn > bn ? wn : bn);
+    for (size_t i = 0; i < wn; i++) twice[i] = 2.0 * dw_got[i];
+    test_buffer_read(b, weight_grad, again, wn);
+    snprintf(what, sizeof what, "%s dweight accumulated", label);
+    CHECK_OP_CLOSE(b, "linear", what, again, twice, wn, 0.0, 0.0);
+    for (size_t i = 0; i < bn; i++) twice[i] = 2.0 * db_got[i];
+    test_buffer_read(b, bias_grad, again, bn);
+    snprintf(what, sizeof what, "%s dbias accumulated", label);
+    CHECK_OP_CLOSE(b, "linear", what, again, twice, bn, 0.0, 0.0);
+    free(twice);
     free(again);
 
     b->ops->layer_destroy(b->ctx, layer);
@@ -111,13 +124,14 @@ static void run_case(dt_backend *b, dt_linear_desc d) {
     b->ops->tensor_destroy(b->ctx, y);
     b->ops->tensor_destroy(b->ctx, dy);
     b->ops->tensor_destroy(b->ctx, dx);
-    free(weight), free(bias), free(weight_grad), free(bias_grad), free(want), free(got);
+    test_buffer_free(b, weight), test_buffer_free(b, bias), test_buffer_free(b, weight_grad);
+    test_buffer_free(b, bias_grad), free(want), free(got);
     free(dx_got), free(dw_got), free(db_got);
     free(c.x), free(c.weight), free(c.bias), free(c.r), free(c.y);
 }
 
-int main(void) {
-    dt_backend b = test_backend_open();
+int main(int argc, char **argv) {
+    dt_backend b = test_backend_open(argc, argv);
     run_case(&b, (dt_linear_desc){3, 20, 7});
     run_case(&b, (dt_linear_desc){4, 32, 10});
     run_case(&b, (dt_linear_desc){2, 64, 16});
@@ -126,8 +140,10 @@ int main(void) {
     dt_linear_desc d = {3, 20, 7};
     dt_layer *layer = b.ops->linear_create(b.ctx, &d, &err);
     dt_tensor *wrong = test_tensor(&b, 3, 20, 2, 2, NULL), *y = test_tensor(&b, 3, 7, 1, 1, NULL);
-    float weight[140] = {0}, bias[7] = {0};
+    float *weight = test_buffer(&b, NULL, 140), *bias = test_buffer(&b, NULL, 7);
     CHECK(b.ops->linear_forward(b.ctx, layer, weight, bias, wrong, y, &err) == -1);
+    test_buffer_free(&b, weight);
+    test_buffer_free(&b, bias);
     CHECK(strstr(err.message, "linear_forward") != NULL);
     b.ops->layer_destroy(b.ctx, layer);
     b.ops->tensor_destroy(b.ctx, wrong);

@@ -1,4 +1,5 @@
-/* CPU backend softmax cross-entropy: weighted loss sum and argmax predictions against a
+/* Backend softmax cross-entropy: the loss statistics it accumulates (weighted loss sum,
+ * correct count, sample count, non-finite losses) and the argmax predictions against a
  * double-precision reference, the logits gradient against central finite differences of
  * grad_scale * weighted loss, stability with huge logits, and label checking. */
 #include <stdlib.h>
@@ -30,8 +31,21 @@ static double reference_loss(void *state) {
     return total;
 }
 
-int main(void) {
-    dt_backend b = test_backend_open();
+/* One softmax_cross_entropy call on freshly reset statistics; returns its rc and leaves the
+ * statistics of that call alone in stats. */
+static int loss_call(dt_backend *b, const dt_tensor *logits, const int32_t *labels,
+                     const float *weights, dt_tensor *dlogits, float grad_scale,
+                     int32_t *predictions, double stats[DT_LOSS_STATS], dt_error *err) {
+    double discard[DT_LOSS_STATS];
+    CHECK(b->ops->loss_stats_read(b->ctx, discard, 1, err) == 0);
+    int rc = b->ops->softmax_cross_entropy(b->ctx, logits, labels, weights, dlogits, grad_scale,
+                                           predictions, err);
+    CHECK(b->ops->loss_stats_read(b->ctx, stats, 1, err) == 0);
+    return rc;
+}
+
+int main(int argc, char **argv) {
+    dt_backend b = test_backend_open(argc, argv);
     dt_error err = {0};
     loss_case c = {.labels = {0, 3, 2, 1, 7}, .weights = {1, 1, 1, 1, 0}};
     uint64_t state = 31337u;
@@ -40,21 +54,41 @@ int main(void) {
 
     dt_tensor *logits = test_tensor(&b, N, K, 1, 1, c.logits);
     dt_tensor *dlogits = test_tensor(&b, N, K, 1, 1, NULL);
-    double loss = 0.0;
+    double stats[DT_LOSS_STATS];
     int32_t predictions[N];
     const float grad_scale = 0.25f;
-    CHECK_MSG(b.ops->softmax_cross_entropy(b.ctx, logits, c.labels, c.weights, &loss, predictions,
-                                           dlogits, grad_scale, &err) == 0,
+    CHECK_MSG(loss_call(&b, logits, c.labels, c.weights, dlogits, grad_scale, predictions, stats,
+                        &err) == 0,
               "%s", err.message);
     /* sample 4 has weight 0 and an out-of-range label: it is padding and contributes nothing */
+    const double loss = stats[DT_LOSS_SUM];
     CHECK_CLOSE(loss, reference_loss(&c), 1e-6, 1e-9);
+    int correct = 0;
     for (int i = 0; i < N; i++) {
         int best = 0;
         for (int j = 1; j < K; j++)
             if (c.logits[i * K + j] > c.logits[i * K + best]) best = j;
         CHECK_INT_EQ(predictions[i], best);
+        correct += c.weights[i] != 0.0f && best == c.labels[i];
     }
     CHECK_INT_EQ(predictions[1], 2);
+    CHECK_CLOSE(stats[DT_LOSS_CORRECT], (double)correct, 0.0, 0.0);
+    CHECK_CLOSE(stats[DT_LOSS_COUNT], 4.0, 0.0, 0.0);
+    CHECK_CLOSE(stats[DT_LOSS_NONFINITE], 0.0, 0.0, 0.0);
+
+    /* statistics add up over calls until read with reset */
+    CHECK(b.ops->softmax_cross_entropy(b.ctx, logits, c.labels, c.weights, NULL, 1.0f, NULL,
+                                       &err) == 0);
+    CHECK(b.ops->softmax_cross_entropy(b.ctx, logits, c.labels, c.weights, NULL, 1.0f, NULL,
+                                       &err) == 0);
+    double two[DT_LOSS_STATS], after[DT_LOSS_STATS];
+    CHECK(b.ops->loss_stats_read(b.ctx, two, 0, &err) == 0);
+    CHECK_CLOSE(two[DT_LOSS_SUM], 2.0 * loss, 1e-12, 0.0);
+    CHECK_CLOSE(two[DT_LOSS_COUNT], 8.0, 0.0, 0.0);
+    CHECK(b.ops->loss_stats_read(b.ctx, after, 1, &err) == 0); /* not reset by the first read */
+    CHECK_CLOSE(after[DT_LOSS_COUNT], 8.0, 0.0, 0.0);
+    CHECK(b.ops->loss_stats_read(b.ctx, after, 0, &err) == 0);
+    CHECK_CLOSE(after[DT_LOSS_COUNT], 0.0, 0.0, 0.0);
 
     double got[N * K], fd[N * K];
     test_tensor_read(&b, dlogits, got, N * K);
@@ -64,10 +98,19 @@ int main(void) {
     for (int j = 0; j < K; j++) CHECK(got[4 * K + j] == 0.0); /* padding sample */
 
     /* without dlogits and predictions: loss only */
-    double loss_only = 0.0;
-    CHECK(b.ops->softmax_cross_entropy(b.ctx, logits, c.labels, c.weights, &loss_only, NULL, NULL,
-                                       1.0f, &err) == 0);
-    CHECK_CLOSE(loss_only, loss, 0.0, 0.0);
+    CHECK(loss_call(&b, logits, c.labels, c.weights, NULL, 1.0f, NULL, stats, &err) == 0);
+    CHECK_CLOSE(stats[DT_LOSS_SUM], loss, 0.0, 0.0);
+
+    /* a non-finite logit of a counted sample is counted as such; a padding one is not */
+    double with_nan[N * K];
+    memcpy(with_nan, c.logits, sizeof with_nan);
+    with_nan[2 * K + 1] = NAN;
+    with_nan[4 * K + 1] = INFINITY;
+    dt_tensor *nan_logits = test_tensor(&b, N, K, 1, 1, with_nan);
+    CHECK(loss_call(&b, nan_logits, c.labels, c.weights, NULL, 1.0f, NULL, stats, &err) == 0);
+    CHECK_CLOSE(stats[DT_LOSS_NONFINITE], 1.0, 0.0, 0.0);
+    CHECK(!isfinite(stats[DT_LOSS_SUM]));
+    b.ops->tensor_destroy(b.ctx, nan_logits);
 
     /* huge logits: log-sum-exp stays finite. loss = log(1 + e^-10) for the right class */
     double huge[2 * K] = {1000, 990, -1000, 0, 0, 1e4, 0, 0};
@@ -75,9 +118,8 @@ int main(void) {
     float ones[2] = {1, 1};
     dt_tensor *big = test_tensor(&b, 2, K, 1, 1, huge);
     dt_tensor *big_grad = test_tensor(&b, 2, K, 1, 1, NULL);
-    CHECK(b.ops->softmax_cross_entropy(b.ctx, big, huge_labels, ones, &loss, predictions, big_grad,
-                                       1.0f, &err) == 0);
-    CHECK_CLOSE(loss, log1p(exp(-10.0)), 1e-6, 1e-9);
+    CHECK(loss_call(&b, big, huge_labels, ones, big_grad, 1.0f, predictions, stats, &err) == 0);
+    CHECK_CLOSE(stats[DT_LOSS_SUM], log1p(exp(-10.0)), 1e-6, 1e-9);
     double big_got[2 * K];
     test_tensor_read(&b, big_grad, big_got, 2 * K);
     for (int i = 0; i < 2 * K; i++) CHECK(isfinite(big_got[i]));
@@ -85,8 +127,7 @@ int main(void) {
 
     /* a real (weighted) sample with an out-of-range label is an error */
     int32_t bad_labels[N] = {0, 3, 2, 4, 0};
-    CHECK(b.ops->softmax_cross_entropy(b.ctx, logits, bad_labels, c.weights, &loss, NULL, NULL,
-                                       1.0f, &err) == -1);
+    CHECK(loss_call(&b, logits, bad_labels, c.weights, NULL, 1.0f, NULL, stats, &err) == -1);
     CHECK(strstr(err.message, "label 4") != NULL);
 
     /* logits with 16 classes are stored blocked; same results as the reference */
@@ -94,15 +135,14 @@ int main(void) {
     test_random_fill(wide, 2 * 16, -2.0, 2.0, &state);
     int32_t wide_labels[2] = {3, 15};
     dt_tensor *wide_logits = test_tensor(&b, 2, 16, 1, 1, wide);
-    CHECK(b.ops->softmax_cross_entropy(b.ctx, wide_logits, wide_labels, ones, &loss, predictions,
-                                       NULL, 1.0f, &err) == 0);
+    CHECK(loss_call(&b, wide_logits, wide_labels, ones, NULL, 1.0f, predictions, stats, &err) == 0);
     double want = 0.0;
     for (int i = 0; i < 2; i++) {
         double sum = 0.0;
         for (int j = 0; j < 16; j++) sum += exp(wide[i * 16 + j]);
         want += log(sum) - wide[i * 16 + wide_labels[i]];
     }
-    CHECK_CLOSE(loss, want, 1e-6, 1e-9);
+    CHECK_CLOSE(stats[DT_LOSS_SUM], want, 1e-6, 1e-9);
 
     b.ops->tensor_destroy(b.ctx, logits);
     b.ops->tensor_destroy(b.ctx, dlogits);

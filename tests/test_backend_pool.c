@@ -1,4 +1,4 @@
-/* CPU backend pooling: max pooling (kernel 3, stride 2, padding 1 as in ResNet-18, padding
+/* Backend pooling: max pooling (kernel 3, stride 2, padding 1 as in ResNet-18, padding
  * counting as -inf even when every input is negative) and global average pooling, forward
  * against double-precision references and backward against central finite differences, in
  * both activation layouts. */
@@ -111,8 +111,8 @@ static void run_case(dt_backend *b, pool_case c, double lo, double hi) {
     free(want), free(got), free(dx_got), free(fd), free(c.x), free(c.r), free(c.y);
 }
 
-int main(void) {
-    dt_backend b = test_backend_open();
+int main(int argc, char **argv) {
+    dt_backend b = test_backend_open(argc, argv);
     /* batch, channels, h, w, kernel, stride, padding */
     pool_case blocked = {.d = {2, 16, 9, 9, 3, 2, 1}};
     pool_case plain = {.d = {2, 3, 8, 8, 3, 2, 1}};

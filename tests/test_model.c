@@ -1,21 +1,25 @@
-/* ResNet-18 model tests on the CPU backend: torchvision's state-dict layout and parameter count,
- * the whole network's gradient against finite differences, gradient accumulation and the frozen
- * backbone. */
+/* ResNet-18 model tests on a backend (the program's argument, as the backend tests: cpu by
+ * default; testlib/backends.h): torchvision's state-dict layout and parameter count, the whole
+ * network's gradient against finite differences, gradient accumulation, the grads-ready spans
+ * of the last micro-batch and the frozen backbone. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "backends.h"
 #include "check.h"
 #include "dtrain/backend.h"
 #include "dtrain/model.h"
 #include "dtrain/rng.h"
 
+static int test_argc;
+static char **test_argv;
 static const float mean[3] = {0.5f, 0.5f, 0.5f}, stdev[3] = {0.25f, 0.25f, 0.25f};
 
 static void test_layout(void) {
     dt_backend be;
     dt_error err = {{0}, 0};
-    CHECK(dt_backend_cpu_create(&(dt_backend_options){.threads = 2}, &be, &err) == 0);
+    be = dt_test_backend_open(test_argc, test_argv, 0);
     dt_model *m = NULL;
     dt_model_options opt = {.batch = 2, .image_size = 32, .n_classes = 10};
     CHECK_MSG(dt_model_create(&be, &opt, &m, &err) == 0, "%s", err.message);
@@ -46,13 +50,16 @@ static void test_layout(void) {
 static double loss_of(dt_model *m, const uint8_t *px, const int32_t *labels, const float *w,
                       int32_t *pred, float grad_scale) {
     dt_error err = {{0}, 0};
-    double loss = 0;
-    if (dt_model_forward(m, px, mean, stdev, 1, &err) ||
-        dt_model_loss(m, labels, w, grad_scale, &loss, pred, &err)) {
+    const dt_backend *be = dt_model_backend(m);
+    double stats[DT_LOSS_STATS];
+    if (be->ops->loss_stats_read(be->ctx, stats, 1, &err) ||
+        dt_model_forward(m, px, mean, stdev, 1, &err) ||
+        dt_model_loss(m, labels, w, grad_scale, pred, &err) ||
+        be->ops->loss_stats_read(be->ctx, stats, 1, &err)) {
         fprintf(stderr, "forward failed: %s\n", err.message);
         return NAN;
     }
-    return loss;
+    return stats[DT_LOSS_SUM];
 }
 
 /* Directional derivative of the loss along a random direction over all parameters, by central
@@ -61,7 +68,7 @@ static void test_whole_network_gradient(void) {
     enum { B = 4, S = 32, K = 3 };
     dt_backend be;
     dt_error err = {{0}, 0};
-    CHECK(dt_backend_cpu_create(&(dt_backend_options){.threads = 2}, &be, &err) == 0);
+    be = dt_test_backend_open(test_argc, test_argv, 0);
     dt_model *m = NULL;
     dt_model_options opt = {.batch = B, .image_size = S, .n_classes = K};
     CHECK_MSG(dt_model_create(&be, &opt, &m, &err) == 0, "%s", err.message);
@@ -82,7 +89,7 @@ static void test_whole_network_gradient(void) {
 
     double loss0 = loss_of(m, px, labels, w, pred, 1.0f / B);
     CHECK(isfinite(loss0));
-    CHECK(dt_model_backward(m, 0, &err) == 0);
+    CHECK(dt_model_backward(m, 0, 0, &err) == 0);
     CHECK(be.ops->buffer_download(be.ctx, grads, dt_model_grads(m), n, &err) == 0);
 
     /* Along the gradient itself (the largest signal for float32 forwards): the directional
@@ -133,10 +140,10 @@ static void test_whole_network_gradient(void) {
     /* accumulation: two backward passes on the same batch give twice the gradient */
     float *twice = malloc(n * sizeof *twice);
     loss_of(m, px, labels, w, pred, 1.0f / B);
-    CHECK(dt_model_backward(m, 0, &err) == 0);
+    CHECK(dt_model_backward(m, 0, 0, &err) == 0);
     CHECK(be.ops->buffer_download(be.ctx, grads, dt_model_grads(m), n, &err) == 0);
     loss_of(m, px, labels, w, pred, 1.0f / B);
-    CHECK(dt_model_backward(m, 1, &err) == 0);
+    CHECK(dt_model_backward(m, 1, 0, &err) == 0);
     CHECK(be.ops->buffer_download(be.ctx, twice, dt_model_grads(m), n, &err) == 0);
     double worst = 0;
     for (size_t i = 0; i < n; i++) {
@@ -161,7 +168,7 @@ static void test_frozen_backbone(void) {
     enum { B = 2, S = 32, K = 4 };
     dt_backend be;
     dt_error err = {{0}, 0};
-    CHECK(dt_backend_cpu_create(&(dt_backend_options){.threads = 2}, &be, &err) == 0);
+    be = dt_test_backend_open(test_argc, test_argv, 0);
     dt_model *m = NULL;
     dt_model_options opt = {.batch = B, .image_size = S, .n_classes = K, .freeze_backbone = 1};
     CHECK_MSG(dt_model_create(&be, &opt, &m, &err) == 0, "%s", err.message);
@@ -177,7 +184,7 @@ static void test_frozen_backbone(void) {
     int32_t labels[B] = {0, 3}, pred[B];
     float w[B] = {1, 1};
     CHECK(isfinite(loss_of(m, px, labels, w, pred, 0.5f)));
-    CHECK(dt_model_backward(m, 0, &err) == 0);
+    CHECK(dt_model_backward(m, 0, 0, &err) == 0);
     float *grads = malloc(n * sizeof *grads);
     CHECK(be.ops->buffer_download(be.ctx, grads, dt_model_grads(m), n, &err) == 0);
     double backbone = 0, head = 0;
@@ -191,7 +198,90 @@ static void test_frozen_backbone(void) {
     be.ops->destroy(be.ctx);
 }
 
-int main(void) {
+static int failing_ready(void *user, size_t offset, size_t count, dt_error *err) {
+    (void)user;
+    return dt_fail(err, "bucket refused at %zu+%zu", offset, count);
+}
+
+/* The grads-ready spans of one backward, as the callback reports them. */
+typedef struct ready_log {
+    size_t offset[16], count[16];
+    int n;
+    double grads_sum_at_report; /* sum |g| over the span when it was reported */
+    const dt_backend *be;
+    dt_model *m;
+} ready_log;
+
+static int record_ready(void *user, size_t offset, size_t count, dt_error *err) {
+    ready_log *log = user;
+    if (log->n == 16) return dt_fail(err, "too many spans");
+    log->offset[log->n] = offset;
+    log->count[log->n] = count;
+    log->n++;
+    /* the span's gradients are final when reported: they are not all zero any more */
+    float *host = malloc(count * sizeof *host);
+    if (!host || log->be->ops->buffer_download(log->be->ctx, host, dt_model_grads(log->m) + offset,
+                                               count, err)) {
+        free(host);
+        return -1;
+    }
+    for (size_t i = 0; i < count; i++) log->grads_sum_at_report += fabs(host[i]);
+    free(host);
+    return 0;
+}
+
+/* The spans reported after each layer group's backward: disjoint, descending, covering the
+ * trainable span; none without report_ready; a failing callback fails the backward. */
+static void check_grads_ready(int freeze) {
+    enum { B = 2, S = 32, K = 3 };
+    dt_backend be;
+    dt_error err = {{0}, 0};
+    be = dt_test_backend_open(test_argc, test_argv, 0);
+    dt_model *m = NULL;
+    dt_model_options opt = {.batch = B, .image_size = S, .n_classes = K, .freeze_backbone = freeze};
+    CHECK_MSG(dt_model_create(&be, &opt, &m, &err) == 0, "%s", err.message);
+    if (!m) return;
+    CHECK(dt_model_init_weights(m, 5, &err) == 0);
+    uint8_t px[B * S * S * 3];
+    for (size_t i = 0; i < sizeof px; i++) px[i] = (uint8_t)(i * 37u);
+    int32_t labels[B] = {0, 2}, pred[B];
+    float w[B] = {1, 1};
+    ready_log log = {.be = &be, .m = m};
+    dt_model_set_grads_ready(m, record_ready, &log);
+    CHECK(isfinite(loss_of(m, px, labels, w, pred, 0.5f)));
+    CHECK(dt_model_backward(m, 0, 0, &err) == 0);
+    CHECK_INT_EQ(log.n, 0);
+    CHECK(dt_model_backward(m, 1, 1, &err) == 0);
+    size_t offset, count;
+    dt_model_trainable_span(m, &offset, &count);
+    CHECK_INT_EQ(log.n, freeze ? 1 : 10); /* fc, 8 blocks, stem */
+    size_t expect_end = offset + count;
+    for (int i = 0; i < log.n; i++) {
+        CHECK_INT_EQ(log.offset[i] + log.count[i], expect_end);
+        CHECK(log.count[i] > 0);
+        expect_end = log.offset[i];
+    }
+    CHECK_INT_EQ(expect_end, offset);
+    CHECK(log.grads_sum_at_report > 0);
+    const dt_state_entry *fc = dt_model_find(m, "fc.weight");
+    CHECK(fc && log.offset[0] == fc->offset);
+    const dt_state_entry *l41 = dt_model_find(m, "layer4.1.conv1.weight");
+    if (!freeze) CHECK(l41 && log.offset[1] == l41->offset);
+
+    /* a failing callback stops the backward with its message */
+    dt_model_set_grads_ready(m, failing_ready, NULL);
+    CHECK(isfinite(loss_of(m, px, labels, w, pred, 0.5f)));
+    CHECK(dt_model_backward(m, 0, 1, &err) == -1);
+    CHECK(strstr(err.message, "bucket refused") != NULL);
+    dt_model_destroy(m);
+    be.ops->destroy(be.ctx);
+}
+
+int main(int argc, char **argv) {
+    test_argc = argc;
+    test_argv = argv;
+    check_grads_ready(0);
+    check_grads_ready(1);
     test_layout();
     test_whole_network_gradient();
     test_frozen_backbone();

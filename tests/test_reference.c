@@ -1,18 +1,21 @@
 /* Same numbers as PyTorch: rebuilds the seeded ResNet-18 and inputs of the fixtures written by
  * tests/reference/make_fixtures.py (torchvision resnet18, torch.optim.SGD), runs the training
- * forward/backward and SGD steps on the CPU backend, and compares logits, losses, every
+ * forward/backward and SGD steps on a backend (the program's argument, as the backend tests:
+ * cpu by default, cuda; testlib/backends.h), and compares logits, losses, every
  * gradient's norm and samples, parameters, BatchNorm running statistics and eval-mode logits
  * with float64 references, within fixed tolerances or PyTorch float32's own measured noise (see
  * tests/reference/README.md); the SGD arithmetic is checked exactly on dtrain's own gradients.
  * A third fixture checks the loader: torchvision's state-dict layout, written as safetensors,
  * loaded by dt_model_load_safetensors, must give torchvision's eval-mode logits.
- * `test_reference --export DIR` writes DIR/model.safetensors (dt_export_model) and
+ * Tolerances are widened per backend as the op tests' (dt_test_tolerance).
+ * `test_reference [BACKEND] --export DIR` writes DIR/model.safetensors (dt_export_model) and
  * DIR/logits.safetensors for `make_fixtures.py --check-export DIR`. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "backends.h"
 #include "check.h"
 #include "dtrain/backend.h"
 #include "dtrain/export.h"
@@ -23,6 +26,11 @@
 #include "test_backend_common.h" /* test_max_abs */
 
 enum { SAMPLES = 16 };
+
+/* The backend the fixtures run on (argv[1]) and the factor its tolerances get. */
+static int backend_argc = 1;
+static char **backend_argv;
+static double backend_tolerance_factor = 1.0;
 
 /* ---- the fixtures' generator (make_fixtures.py's docstring) --------------------------------- */
 
@@ -223,7 +231,7 @@ static double compare(const fixture *f, worst *w, quantity q, const char *key, c
             at = i;
         }
     }
-    double tol = fmax(quantity_tolerance[q], TORCH_ERROR_FACTOR * torch);
+    double tol = backend_tolerance_factor * fmax(quantity_tolerance[q], TORCH_ERROR_FACTOR * torch);
     CHECK_MSG(err <= tol,
               "%s %s: element %zu is %.9g, exact %.9g (error %.3g of scale %.3g; tolerance %.3g, "
               "PyTorch float32's error %.3g)",
@@ -250,10 +258,10 @@ typedef struct run {
 static int run_create(const fixture *f, run *r) {
     memset(r, 0, sizeof *r);
     dt_error err = {{0}, 0};
-    if (dt_backend_cpu_create(&(dt_backend_options){.threads = 2}, &r->be, &err)) {
-        CHECK_MSG(0, "%s", err.message);
-        return -1;
-    }
+    r->be = dt_test_backend_open(backend_argc, backend_argv, 0);
+    double atol_unused = 1.0;
+    backend_tolerance_factor = 1.0;
+    dt_test_tolerance(&r->be, 0, "model", &backend_tolerance_factor, &atol_unused);
     dt_model_options opt = {
         .batch = f->batch, .image_size = f->image_size, .n_classes = f->classes};
     if (dt_model_create(&r->be, &opt, &r->model, &err)) {
@@ -446,13 +454,14 @@ static int train_steps(const fixture *f, run *r, int steps, double *losses, wors
     float *momentum = calloc(np, sizeof *momentum), *after = malloc(np * sizeof *after);
     if (!momentum || !after) goto fail;
     for (int step = 0; step < steps; step++) {
-        double loss_sum = 0;
-        if (dt_model_forward(m, r->pixels, f->mean, f->std, 1, &err) ||
-            dt_model_loss(m, r->labels, r->weights, 1.0f / (float)f->batch, &loss_sum, r->pred,
-                          &err) ||
-            dt_model_backward(m, 0, &err))
+        double stats[DT_LOSS_STATS];
+        if (r->be.ops->loss_stats_read(r->be.ctx, stats, 1, &err) ||
+            dt_model_forward(m, r->pixels, f->mean, f->std, 1, &err) ||
+            dt_model_loss(m, r->labels, r->weights, 1.0f / (float)f->batch, r->pred, &err) ||
+            dt_model_backward(m, 0, 0, &err) ||
+            r->be.ops->loss_stats_read(r->be.ctx, stats, 1, &err))
             goto fail;
-        losses[step] = loss_sum / f->batch;
+        losses[step] = stats[DT_LOSS_SUM] / f->batch;
         if (r->be.ops->buffer_download(r->be.ctx, r->grads, dt_model_grads(m), np, &err)) goto fail;
         if (step == 0) {
             check_logits(f, r, Q_LOGITS, "logits", w);
@@ -554,7 +563,8 @@ static int training_case(const char *name, const char *export_dir) {
     double *torch_losses = fixture_doubles(&f, "torch_err.", "loss", (size_t)steps);
     for (int i = 0; i < steps && want_losses && torch_losses; i++) {
         double err_i = fabs(losses[i] - want_losses[i]) / fabs(want_losses[i]);
-        double tol = fmax(quantity_tolerance[Q_LOSS], TORCH_ERROR_FACTOR * torch_losses[i]);
+        double tol = backend_tolerance_factor *
+                     fmax(quantity_tolerance[Q_LOSS], TORCH_ERROR_FACTOR * torch_losses[i]);
         CHECK_MSG(err_i <= tol, "loss at step %d: %.9g, exact %.9g (error %.3g, tolerance %.3g)", i,
                   losses[i], want_losses[i], err_i, tol);
         w.dtrain[Q_LOSS] = fmax(w.dtrain[Q_LOSS], err_i);
@@ -679,10 +689,16 @@ static void test_load_torchvision_state_dict(void) {
 }
 
 int main(int argc, char **argv) {
+    /* an optional backend name first */
+    backend_argv = argv;
+    if (argc > 1 && strncmp(argv[1], "--", 2) != 0) {
+        backend_argc = 2;
+        argc--, argv++;
+    }
     if (argc == 3 && strcmp(argv[1], "--export") == 0)
         return training_case("resnet18_b16_s64", argv[2]);
     if (argc != 1) {
-        fprintf(stderr, "usage: test_reference [--export DIR]\n");
+        fprintf(stderr, "usage: test_reference [BACKEND] [--export DIR]\n");
         return 2;
     }
     training_case("resnet18_b16_s64", NULL);

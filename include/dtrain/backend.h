@@ -10,6 +10,20 @@
  *    (e.g. oneDNN's blocked nChw16c) is the backend's choice and stays inside the backend.
  *  - Every layer is created for one batch size and always runs with that batch size; the
  *    training loop pads partial batches (padding slots get weight 0 in the loss).
+ *
+ * Execution model
+ *  - Ops may run asynchronously, in the order they are called, on one compute stream (CUDA);
+ *    on the CPU every op has finished when it returns. Host pointers given to an op are read
+ *    before it returns unless the op says otherwise (tensor_from_images, see input_wait).
+ *    synchronize, buffer_download, tensor_download and loss_stats_read wait for queued work.
+ *  - Parameter gradients are overwritten (accumulate = 0) or added to (accumulate != 0) by the
+ *    backward ops; activation gradients (dx) are always overwritten.
+ *  - The loss statistics stay in the backend (loss_stats_read reads them at log time), so a
+ *    training step needs no device-to-host transfer.
+ *  - Derived copies of the weights (reordered, other precision) are keyed on a parameter
+ *    version inside the backend that every write through this interface (buffer_upload,
+ *    buffer_fill, buffer_axpy, sgd_step) and every params_changed call advances; memory
+ *    written any other way must be followed by params_changed.
  * All functions return 0 on success, -1 with err filled on failure. */
 #ifndef DTRAIN_BACKEND_H
 #define DTRAIN_BACKEND_H
@@ -57,11 +71,50 @@ typedef struct dt_sgd_params {
     int first_step; /* momentum buffer not yet initialised: buf = g */
 } dt_sgd_params;
 
+/* Phases of a step for phase_mark/phase_read: the time between a mark and the next one, in
+ * the compute stream's order, is counted to the first mark's phase. */
+typedef enum {
+    DT_PHASE_COMPUTE = 0,   /* forward, backward, optimizer */
+    DT_PHASE_ALLREDUCE = 1, /* waiting for a gradient all-reduce that backward did not hide */
+    DT_PHASE_COUNT
+} dt_phase;
+
+/* The loss statistics accumulated by softmax_cross_entropy, as loss_stats_read returns them. */
+enum {
+    DT_LOSS_SUM = 0,       /* sum_i w_i * loss_i */
+    DT_LOSS_CORRECT = 1,   /* sum_i w_i * [argmax_i == label_i] */
+    DT_LOSS_COUNT = 2,     /* sum_i w_i */
+    DT_LOSS_NONFINITE = 3, /* samples with w_i != 0 whose loss is not finite */
+    DT_LOSS_STATS = 4
+};
+
 typedef struct dt_backend_ops {
     const char *name; /* "cpu", "cuda" */
 
     void (*destroy)(void *ctx);
+    /* waits until every queued op has finished */
     int (*synchronize)(void *ctx, dt_error *err);
+    /* the compute stream as an opaque handle (cudaStream_t on CUDA, NULL on the CPU): device
+     * collectives are queued on it so they run in the ops' order */
+    void *(*compute_stream)(void *ctx);
+
+    /* Host memory the backend can copy from asynchronously (CUDA: pinned; CPU: aligned
+     * malloc). Used for the loader's batch slots. */
+    void *(*host_alloc)(void *ctx, size_t bytes, dt_error *err);
+    void (*host_free)(void *ctx, void *p);
+    /* Blocks until every host pixel buffer handed to tensor_from_images so far has been read,
+     * so that the caller may refill it. */
+    int (*input_wait)(void *ctx, dt_error *err);
+
+    /* The parameters were written other than through this interface (a load, a broadcast into
+     * host memory on the CPU): cached derived weights are rebuilt on next use. */
+    void (*params_changed)(void *ctx);
+
+    /* Marks, in stream order, that the compute stream enters phase (dt_phase) from here on.
+     * phase_read adds the seconds counted to each phase since the last reset into seconds[]
+     * (waiting for the marks to complete) and resets the counters when reset is set. */
+    int (*phase_mark)(void *ctx, int phase, dt_error *err);
+    int (*phase_read)(void *ctx, double seconds[DT_PHASE_COUNT], int reset, dt_error *err);
 
     /* flat float buffers in backend memory */
     float *(*buffer_alloc)(void *ctx, size_t count, dt_error *err); /* zero-filled */
@@ -86,7 +139,9 @@ typedef struct dt_backend_ops {
     /* host arrays are plain NCHW float */
     int (*tensor_upload)(void *ctx, dt_tensor *dst, const float *host_nchw, dt_error *err);
     int (*tensor_download)(void *ctx, const dt_tensor *src, float *host_nchw, dt_error *err);
-    /* dst[n][c][h][w] = (pixels[n][h][w][c] / 255 - mean[c]) / std[c]; pixels uint8 NHWC RGB */
+    /* dst[n][c][h][w] = (pixels[n][h][w][c] / 255 - mean[c]) / std[c]; pixels uint8 NHWC RGB.
+     * May return before the pixels are read (CUDA: an asynchronous copy from host_alloc
+     * memory); the buffer stays untouched until input_wait returns. */
     int (*tensor_from_images)(void *ctx, dt_tensor *dst, const uint8_t *pixels_nhwc,
                               const float mean[3], const float std[3], dt_error *err);
     /* dst += src (same shape) */
@@ -98,11 +153,13 @@ typedef struct dt_backend_ops {
     dt_layer *(*conv_create)(void *ctx, const dt_conv_desc *d, dt_error *err);
     int (*conv_forward)(void *ctx, dt_layer *l, const float *weight, const dt_tensor *x,
                         dt_tensor *y, dt_error *err);
-    /* writes (overwrites) weight_grad when not NULL and dx when not NULL. Follows this layer's
-     * conv_forward of the same step with the same weight values (as autograd's saved tensors):
-     * the backend may reuse what that forward derived from the weights. */
+    /* writes weight_grad when not NULL (overwrites, or adds when accumulate is set) and dx when
+     * not NULL (overwrites). Follows this layer's conv_forward of the same step with the same
+     * weight values (as autograd's saved tensors): the backend may reuse what that forward
+     * derived from the weights. */
     int (*conv_backward)(void *ctx, dt_layer *l, const float *weight, const dt_tensor *x,
-                         const dt_tensor *dy, dt_tensor *dx, float *weight_grad, dt_error *err);
+                         const dt_tensor *dy, dt_tensor *dx, float *weight_grad, int accumulate,
+                         dt_error *err);
 
     /* batch normalisation (+ optional fused ReLU). training: batch statistics, saved for
      * backward, running statistics updated (unbiased variance, as torch); else running stats. */
@@ -111,10 +168,12 @@ typedef struct dt_backend_ops {
                              float *running_mean, float *running_var, int training,
                              const dt_tensor *x, dt_tensor *y, dt_error *err);
     /* after a training forward; y is that forward's output (needed for the fused ReLU mask).
-     * Overwrites dgamma/dbeta (when not NULL) and dx. dx may be the same tensor as dy. */
+     * Writes dgamma/dbeta (when not NULL; overwritten, or added to when accumulate is set) and
+     * overwrites dx. dx may be the same tensor as dy. */
     int (*batchnorm_backward)(void *ctx, dt_layer *l, const float *gamma, const float *beta,
                               const dt_tensor *x, const dt_tensor *y, const dt_tensor *dy,
-                              dt_tensor *dx, float *dgamma, float *dbeta, dt_error *err);
+                              dt_tensor *dx, float *dgamma, float *dbeta, int accumulate,
+                              dt_error *err);
 
     /* y = relu(y + x), in place on y (the residual join) */
     int (*add_relu_forward)(void *ctx, dt_tensor *y, const dt_tensor *x, dt_error *err);
@@ -135,17 +194,24 @@ typedef struct dt_backend_ops {
     dt_layer *(*linear_create)(void *ctx, const dt_linear_desc *d, dt_error *err);
     int (*linear_forward)(void *ctx, dt_layer *l, const float *weight, const float *bias,
                           const dt_tensor *x, dt_tensor *y, dt_error *err);
-    /* overwrites weight_grad/bias_grad (when not NULL) and dx (when not NULL) */
+    /* writes weight_grad/bias_grad (when not NULL; overwritten, or added to when accumulate is
+     * set) and overwrites dx (when not NULL) */
     int (*linear_backward)(void *ctx, dt_layer *l, const float *weight, const dt_tensor *x,
                            const dt_tensor *dy, dt_tensor *dx, float *weight_grad, float *bias_grad,
-                           dt_error *err);
+                           int accumulate, dt_error *err);
 
     /* Softmax cross-entropy over logits (n,k,1,1) with host labels and host per-sample weights
-     * (0 or 1). Outputs on the host: *loss_sum = sum_i w_i * loss_i, predictions[i] = argmax.
-     * When dlogits is not NULL: dlogits_i = grad_scale * w_i * (softmax_i - onehot_i). */
+     * (0 or 1), both read before the call returns. Adds sum_i w_i * loss_i, the weighted count
+     * of correct argmax predictions, sum_i w_i and the number of weighted samples whose loss is
+     * not finite to the backend's loss statistics (see DT_LOSS_*). When dlogits is not NULL:
+     * dlogits_i = grad_scale * w_i * (softmax_i - onehot_i). predictions (host, may be NULL):
+     * argmax per sample, for which the backend may wait (evaluation and tests only). */
     int (*softmax_cross_entropy)(void *ctx, const dt_tensor *logits, const int32_t *labels,
-                                 const float *weights, double *loss_sum, int32_t *predictions,
-                                 dt_tensor *dlogits, float grad_scale, dt_error *err);
+                                 const float *weights, dt_tensor *dlogits, float grad_scale,
+                                 int32_t *predictions, dt_error *err);
+    /* Waits for the queued ops and reads the loss statistics (out[DT_LOSS_*]); reset: zero them
+     * afterwards. */
+    int (*loss_stats_read)(void *ctx, double out[DT_LOSS_STATS], int reset, dt_error *err);
 } dt_backend_ops;
 
 typedef struct dt_backend {
@@ -167,6 +233,40 @@ int dt_backend_cuda_create(const dt_backend_options *opt, dt_backend *out, dt_er
 int dt_backend_cuda_training_available(void);
 /* GPUs visible to this process (0 without the CUDA toolkit, driver or device). */
 int dt_backend_cuda_device_count(void);
+
+/* Why no GPU is usable (dt_gpu_query.status). */
+typedef enum {
+    DT_GPU_AVAILABLE = 0,  /* count > 0 */
+    DT_GPU_NOT_BUILT,      /* this dtrain was built without the CUDA toolkit */
+    DT_GPU_NO_DRIVER,      /* no NVIDIA driver (libcuda) found */
+    DT_GPU_DRIVER_TOO_OLD, /* the driver is older than this build's CUDA runtime needs */
+    DT_GPU_NO_DEVICE,      /* a driver, but no device visible (CUDA_VISIBLE_DEVICES?) */
+    DT_GPU_QUERY_FAILED    /* another CUDA error: see detail */
+} dt_gpu_status;
+
+typedef struct dt_gpu_query {
+    int count; /* visible GPUs (the runtime applies CUDA_VISIBLE_DEVICES) */
+    dt_gpu_status status;
+    int driver_version, runtime_version; /* CUDA's 1000 * major + 10 * minor; 0: none/unknown */
+    char detail[128];                    /* the CUDA error's text when count is 0 */
+} dt_gpu_query;
+
+/* Asks the CUDA runtime (which starts it) for the visible GPUs and, when there are none, why.
+ * Without the toolkit: count 0, DT_GPU_NOT_BUILT. */
+void dt_backend_cuda_query(dt_gpu_query *out);
+/* The status for cudaGetDeviceCount's error code and cudaDriverGetVersion's version (0 when no
+ * driver is installed); pure, so that every mapping is tested without a GPU. */
+dt_gpu_status dt_gpu_status_from_cuda(int cuda_error, int driver_version);
+/* One line saying why no GPU is usable ("no NVIDIA driver found", ...), into buf. */
+const char *dt_gpu_query_reason(const dt_gpu_query *q, char *buf, size_t size);
+
+typedef struct dt_gpu_info {
+    char name[96];
+    size_t total_bytes;
+    char pci_bus[32]; /* "0000:17:00.0" */
+} dt_gpu_info;
+/* Name, memory and PCI bus id of visible GPU device (DTRAIN_HAVE_CUDA builds; else an error). */
+int dt_backend_cuda_device_info(int device, dt_gpu_info *out, dt_error *err);
 /* "runtime 13.0, driver ..., cuDNN 9.x.y, NCCL 2.x.y" (DTRAIN_HAVE_CUDA builds only). */
 const char *dt_backend_cuda_library_versions(void);
 

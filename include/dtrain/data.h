@@ -145,6 +145,11 @@ typedef struct dt_loader_options {
     /* Optional, zero = off/default: */
     int jpeg_dct_scaling; /* 1: decode big JPEGs at a reduced DCT scale (dt_image_decode_*_scaled)
                              when no random crop follows; faster, not bit-identical with PIL */
+    /* Allocator of the batches' pixel buffers, e.g. the backend's host_alloc/host_free (pinned
+     * memory for asynchronous copies); NULL: malloc/free. */
+    void *(*pixel_alloc)(void *user, size_t bytes, dt_error *err);
+    void (*pixel_free)(void *user, void *p);
+    void *pixel_alloc_user;
 } dt_loader_options;
 
 typedef struct dt_loader dt_loader;
@@ -174,7 +179,8 @@ int dt_loader_start(dt_loader *loader, const uint32_t *indices, size_t n_indices
  * than waiting forever) when every prefetch buffer is held by the caller, unreleased. */
 int dt_loader_next(dt_loader *loader, const dt_batch **batch, dt_error *err);
 
-/* Returns the batch's buffer to the ring. */
+/* Returns the batch's buffer to the ring; the loader may refill it at once, so a consumer that
+ * hands the pixels to an asynchronous copy waits for it first (dt_backend_ops.input_wait). */
 void dt_loader_release(dt_loader *loader, const dt_batch *batch);
 
 /* One flag per file of the dataset (ds->n_files): 1 when that file was found undecodable. */

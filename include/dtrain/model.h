@@ -40,6 +40,8 @@ typedef struct dt_model_options {
 int dt_model_create(const dt_backend *backend, const dt_model_options *opt, dt_model **out,
                     dt_error *err);
 void dt_model_destroy(dt_model *model);
+/* The backend the model was created on. */
+const dt_backend *dt_model_backend(const dt_model *model);
 
 /* torchvision's initialisation (conv: kaiming_normal fan_out relu; BN: 1, 0; fc: nn.Linear's
  * default uniform), drawn from the documented generator in rng.h seeded with seed. */
@@ -66,14 +68,25 @@ int dt_model_forward(dt_model *model, const uint8_t *pixels_nhwc, const float me
                      const float std[3], int training, dt_error *err);
 
 /* Loss on the last forward's logits: softmax cross-entropy with labels and per-sample weights.
- * Returns the weighted loss sum and writes argmax predictions. When grad_scale != 0 the logits
- * gradient (grad_scale * weight_i * (softmax - onehot)) is kept for dt_model_backward. */
+ * The weighted loss sum, correct count and sample count are added to the backend's loss
+ * statistics (dt_backend_ops.loss_stats_read); predictions (may be NULL) receives the argmax
+ * per sample. When grad_scale != 0 the logits gradient (grad_scale * weight_i * (softmax -
+ * onehot)) is kept for dt_model_backward. */
 int dt_model_loss(dt_model *model, const int32_t *labels, const float *weights, float grad_scale,
-                  double *loss_sum, int32_t *predictions, dt_error *err);
+                  int32_t *predictions, dt_error *err);
+
+/* Called by dt_model_backward with report_ready set, once per layer group (the classifier, each
+ * residual block, the stem; last first), as soon as the parameter gradients [offset, offset +
+ * count) of the flat buffer are final for this step (their backward ops are queued). The spans
+ * are disjoint, descending, and together cover dt_model_trainable_span. Nonzero return: the
+ * backward stops and fails with err. */
+typedef int (*dt_grads_ready_fn)(void *user, size_t offset, size_t count, dt_error *err);
+void dt_model_set_grads_ready(dt_model *model, dt_grads_ready_fn fn, void *user);
 
 /* Backward pass after a training forward and dt_model_loss with grad_scale != 0. Writes the
- * gradients into the flat grads buffer (overwriting), or adds them when accumulate is set. */
-int dt_model_backward(dt_model *model, int accumulate, dt_error *err);
+ * gradients into the flat grads buffer (overwriting), or adds them when accumulate is set.
+ * report_ready: this is the step's last micro-batch; call the grads-ready callback (if set). */
+int dt_model_backward(dt_model *model, int accumulate, int report_ready, dt_error *err);
 
 /* Host copies of the whole parameter and running-statistics buffers. */
 int dt_model_download_state(dt_model *model, float *host_params, float *host_stats, dt_error *err);

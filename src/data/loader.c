@@ -126,7 +126,10 @@ static void free_ring(dt_loader *loader) {
     if (!loader->ring) return;
     for (int k = 0; k < loader->ring_size; k++) {
         ring_buffer *buffer = &loader->ring[k];
-        free(buffer->batch.pixels);
+        if (loader->opt.pixel_free && buffer->batch.pixels)
+            loader->opt.pixel_free(loader->opt.pixel_alloc_user, buffer->batch.pixels);
+        else
+            free(buffer->batch.pixels);
         free(buffer->batch.labels);
         free(buffer->batch.counts);
         free(buffer->batch.file_index);
@@ -144,7 +147,15 @@ static int allocate_ring(dt_loader *loader, dt_error *err) {
     for (int k = 0; k < loader->ring_size; k++) {
         ring_buffer *buffer = &loader->ring[k];
         dt_batch *batch = &buffer->batch;
-        batch->pixels = malloc(pixel_bytes);
+        if (loader->opt.pixel_alloc) {
+            if (!(batch->pixels =
+                      loader->opt.pixel_alloc(loader->opt.pixel_alloc_user, pixel_bytes, err)))
+                return dt_error_prefix(err, "loader: %d batches of %d images of %dx%d",
+                                       loader->ring_size, batch_size, loader->opt.image_size,
+                                       loader->opt.image_size);
+        } else {
+            batch->pixels = malloc(pixel_bytes);
+        }
         batch->labels = calloc((size_t)batch_size, sizeof *batch->labels);
         batch->counts = calloc((size_t)batch_size, sizeof *batch->counts);
         batch->file_index = calloc((size_t)batch_size, sizeof *batch->file_index);

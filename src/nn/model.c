@@ -43,10 +43,14 @@ void dt_model_destroy(dt_model *m) {
     if (!m) return;
     dt_resnet18_free(m);
     const dt_backend_ops *ops = m->backend.ops;
-    float *buffers[] = {m->params, m->grads, m->momentum, m->stats, m->grad_scratch};
+    float *buffers[] = {m->params, m->grads, m->momentum, m->stats};
     for (size_t i = 0; i < sizeof buffers / sizeof buffers[0]; i++)
         if (buffers[i]) ops->buffer_free(m->backend.ctx, buffers[i]);
     free(m);
+}
+
+const dt_backend *dt_model_backend(const dt_model *m) {
+    return &m->backend;
 }
 
 static void init_entry(const dt_state_entry *e, uint64_t seed, size_t index, float *params,
@@ -91,6 +95,7 @@ int dt_model_init_weights(dt_model *m, uint64_t seed, dt_error *err) {
     if (ops->buffer_upload(m->backend.ctx, m->params, params, m->layout.n_params, err) ||
         ops->buffer_upload(m->backend.ctx, m->stats, stats, m->layout.n_stats, err))
         goto done;
+    ops->params_changed(m->backend.ctx);
     m->batches_tracked = 0;
     rc = 0;
 done:
@@ -160,5 +165,11 @@ int dt_model_upload_state(dt_model *m, const float *host_params, const float *ho
     if (ops->buffer_upload(m->backend.ctx, m->params, host_params, m->layout.n_params, err) ||
         ops->buffer_upload(m->backend.ctx, m->stats, host_stats, m->layout.n_stats, err))
         return dt_error_prefix(err, "model: loading weights");
+    ops->params_changed(m->backend.ctx);
     return 0;
+}
+
+void dt_model_set_grads_ready(dt_model *m, dt_grads_ready_fn fn, void *user) {
+    m->grads_ready = fn;
+    m->grads_ready_user = user;
 }

@@ -16,9 +16,15 @@ typedef struct dt_conv_bn {
     size_t running_mean, running_var; /* into stats */
 } dt_conv_bn;
 
+/* A contiguous span of the flat parameter buffer: one layer group's parameters. */
+typedef struct dt_param_span {
+    size_t offset, count;
+} dt_param_span;
+
 typedef struct dt_block {
     dt_conv_bn unit1, unit2, downsample; /* downsample used when has_downsample */
     int has_downsample;
+    dt_param_span params; /* every parameter of the block */
     /* gradient scratch: w.r.t. the sum before the final ReLU, BN-internal, the middle
      * activation, the block input, and the block input via the downsample path */
     dt_tensor *grad_sum, *grad_work, *grad_mid, *grad_in, *grad_in_downsample;
@@ -29,12 +35,14 @@ struct dt_model {
     int batch, image_size, n_classes, freeze_backbone;
     dt_state_layout layout;
     float *params, *grads, *momentum, *stats; /* backend memory */
-    float *grad_scratch; /* accumulation micro-batch gradients (allocated on first use) */
     int64_t batches_tracked;
     int forward_was_training, have_logit_grad;
 
     dt_tensor *input;
     dt_conv_bn stem;
+    dt_param_span stem_params, fc_params;
+    dt_grads_ready_fn grads_ready;
+    void *grads_ready_user;
     dt_layer *maxpool;
     dt_tensor *pool_out, *grad_stem;
     dt_block blocks[DT_RESNET18_BLOCKS];

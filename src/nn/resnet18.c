@@ -36,6 +36,30 @@ static int param_offset(dt_model *m, const char *prefix, const char *suffix, siz
     return 0;
 }
 
+/* The span covering every parameter whose name starts with one of the prefixes (each ending in
+ * "."); they must be contiguous in the flat buffer, as the state layout orders them. */
+static int param_span(dt_model *m, const char *const *prefixes, int n_prefixes, dt_param_span *span,
+                      dt_error *err) {
+    size_t begin = (size_t)-1, end = 0, total = 0;
+    for (size_t i = 0; i < m->layout.n_entries; i++) {
+        const dt_state_entry *e = &m->layout.entries[i];
+        if (e->role != DT_TENSOR_PARAMETER) continue;
+        int match = 0;
+        for (int k = 0; k < n_prefixes && !match; k++)
+            match = strncmp(e->name, prefixes[k], strlen(prefixes[k])) == 0;
+        if (!match) continue;
+        if (e->offset < begin) begin = e->offset;
+        if (e->offset + e->count > end) end = e->offset + e->count;
+        total += e->count;
+    }
+    if (total == 0 || end - begin != total)
+        return dt_fail(err, "internal: the parameters of %s are not one contiguous span",
+                       prefixes[0]);
+    span->offset = begin;
+    span->count = total;
+    return 0;
+}
+
 /* conv (no bias) followed by BatchNorm, optionally with the ReLU fused into the BN. */
 static int conv_bn_create(dt_model *m, dt_conv_bn *u, const char *conv_name, const char *bn_name,
                           int in_c, int out_c, int in_hw, int kernel, int stride, int padding,
@@ -88,14 +112,15 @@ static int conv_bn_forward(dt_model *m, dt_conv_bn *u, const dt_tensor *x, int t
 
 /* dy is the gradient w.r.t. bn_out; bn_grad receives the gradient w.r.t. conv_out (it may be dy
  * itself); dx (may be NULL) receives the gradient w.r.t. the conv input x. The parameter
- * gradients go to g (a flat buffer laid out like params). */
-static int conv_bn_backward(dt_model *m, dt_conv_bn *u, float *g, const dt_tensor *x,
+ * gradients go to m->grads, added to it when accumulate is set. */
+static int conv_bn_backward(dt_model *m, dt_conv_bn *u, int accumulate, const dt_tensor *x,
                             const dt_tensor *dy, dt_tensor *bn_grad, dt_tensor *dx, dt_error *err) {
-    float *p = m->params;
+    float *p = m->params, *g = m->grads;
     if (OPS->batchnorm_backward(CTX, u->bn, p + u->gamma, p + u->beta, u->conv_out, u->bn_out, dy,
-                                bn_grad, g + u->gamma, g + u->beta, err))
+                                bn_grad, g + u->gamma, g + u->beta, accumulate, err))
         return -1;
-    return OPS->conv_backward(CTX, u->conv, p + u->weight, x, bn_grad, dx, g + u->weight, err);
+    return OPS->conv_backward(CTX, u->conv, p + u->weight, x, bn_grad, dx, g + u->weight,
+                              accumulate, err);
 }
 
 static int block_create(dt_model *m, dt_block *b, int stage, int index, int in_c, int out_c,
@@ -104,6 +129,10 @@ static int block_create(dt_model *m, dt_block *b, int stage, int index, int in_c
     snprintf(prefix, sizeof prefix, "layer%d.%d", stage + 1, index);
     int stride = (index == 0 && stage > 0) ? 2 : 1;
     b->has_downsample = stride != 1 || in_c != out_c;
+    char block_prefix[40];
+    snprintf(block_prefix, sizeof block_prefix, "%s.", prefix);
+    const char *block_prefixes[] = {block_prefix};
+    if (param_span(m, block_prefixes, 1, &b->params, err)) return -1;
     snprintf(conv, sizeof conv, "%s.conv1", prefix);
     snprintf(bn, sizeof bn, "%s.bn1", prefix);
     if (conv_bn_create(m, &b->unit1, conv, bn, in_c, out_c, in_hw, 3, stride, 1, 1, err)) return -1;
@@ -154,16 +183,17 @@ static int block_forward(dt_model *m, dt_block *b, const dt_tensor *x, int train
 }
 
 /* dy: gradient w.r.t. the block output. Leaves the gradient w.r.t. x in b->grad_in and the
- * parameter gradients in g. */
-static int block_backward(dt_model *m, dt_block *b, float *g, const dt_tensor *x,
+ * parameter gradients in m->grads. */
+static int block_backward(dt_model *m, dt_block *b, int accumulate, const dt_tensor *x,
                           const dt_tensor *dy, dt_error *err) {
     if (OPS->relu_backward(CTX, b->unit2.bn_out, dy, b->grad_sum, err)) return -1;
-    if (conv_bn_backward(m, &b->unit2, g, b->unit1.bn_out, b->grad_sum, b->grad_work, b->grad_mid,
-                         err))
+    if (conv_bn_backward(m, &b->unit2, accumulate, b->unit1.bn_out, b->grad_sum, b->grad_work,
+                         b->grad_mid, err))
         return -1;
-    if (conv_bn_backward(m, &b->unit1, g, x, b->grad_mid, b->grad_mid, b->grad_in, err)) return -1;
+    if (conv_bn_backward(m, &b->unit1, accumulate, x, b->grad_mid, b->grad_mid, b->grad_in, err))
+        return -1;
     if (b->has_downsample) {
-        if (conv_bn_backward(m, &b->downsample, g, x, b->grad_sum, b->grad_work,
+        if (conv_bn_backward(m, &b->downsample, accumulate, x, b->grad_sum, b->grad_work,
                              b->grad_in_downsample, err))
             return -1;
         return OPS->tensor_add(CTX, b->grad_in, b->grad_in_downsample, err);
@@ -209,8 +239,11 @@ int dt_resnet18_build(dt_model *m, dt_error *err) {
         return dt_error_prefix(err, "creating the classifier");
     if (!m->freeze_backbone && !(m->grad_last = new_tensor(m, 512, in_hw, in_hw, err)))
         return dt_error_prefix(err, "creating the classifier gradient");
+    const char *stem_prefixes[] = {"conv1.", "bn1."}, *fc_prefixes[] = {"fc."};
     if (param_offset(m, "fc", "weight", &m->fc_weight, err) ||
-        param_offset(m, "fc", "bias", &m->fc_bias, err))
+        param_offset(m, "fc", "bias", &m->fc_bias, err) ||
+        param_span(m, stem_prefixes, 2, &m->stem_params, err) ||
+        param_span(m, fc_prefixes, 1, &m->fc_params, err))
         return -1;
     return 0;
 }
@@ -255,49 +288,48 @@ int dt_model_forward(dt_model *m, const uint8_t *pixels_nhwc, const float mean[3
 }
 
 int dt_model_loss(dt_model *m, const int32_t *labels, const float *weights, float grad_scale,
-                  double *loss_sum, int32_t *predictions, dt_error *err) {
+                  int32_t *predictions, dt_error *err) {
     dt_tensor *dlogits = grad_scale != 0.0f ? m->grad_logits : NULL;
-    if (OPS->softmax_cross_entropy(CTX, m->logits, labels, weights, loss_sum, predictions, dlogits,
-                                   grad_scale, err))
+    if (OPS->softmax_cross_entropy(CTX, m->logits, labels, weights, dlogits, grad_scale,
+                                   predictions, err))
         return dt_error_prefix(err, "loss");
     m->have_logit_grad = dlogits != NULL;
     return 0;
 }
 
-/* The backward pass, writing the parameter gradients to g: m->grads or m->grad_scratch. */
-static int backward_into(dt_model *m, float *g, dt_error *err) {
-    float *p = m->params;
+/* Tells the trainer that a layer group's gradients are final (report set). */
+static int report_ready(dt_model *m, int report, dt_param_span span, dt_error *err) {
+    if (!report || !m->grads_ready) return 0;
+    return m->grads_ready(m->grads_ready_user, span.offset, span.count, err);
+}
+
+int dt_model_backward(dt_model *m, int accumulate, int report, dt_error *err) {
+    if (!m->forward_was_training || !m->have_logit_grad)
+        return dt_fail(err, "internal: backward needs a training forward and a loss gradient");
+    float *p = m->params, *g = m->grads;
     int frozen = m->freeze_backbone;
     if (OPS->linear_backward(CTX, m->fc, p + m->fc_weight, m->features, m->grad_logits,
                              frozen ? NULL : m->grad_features, g + m->fc_weight, g + m->fc_bias,
-                             err))
+                             accumulate, err) ||
+        report_ready(m, report, m->fc_params, err))
         return dt_error_prefix(err, "backward (classifier)");
     if (frozen) return 0;
     if (OPS->avgpool_backward(CTX, m->grad_features, m->grad_last, err))
         return dt_error_prefix(err, "backward (avgpool)");
     const dt_tensor *dy = m->grad_last;
     for (int i = DT_RESNET18_BLOCKS - 1; i >= 0; i--) {
-        if (block_backward(m, &m->blocks[i], g, block_output(m, i - 1), dy, err))
+        dt_block *b = &m->blocks[i];
+        if (block_backward(m, b, accumulate, block_output(m, i - 1), dy, err) ||
+            report_ready(m, report, b->params, err))
             return dt_error_prefix(err, "backward (layer%d.%d)", i / 2 + 1, i % 2);
-        dy = m->blocks[i].grad_in;
+        dy = b->grad_in;
     }
     if (OPS->maxpool_backward(CTX, m->maxpool, dy, m->grad_stem, err) ||
-        conv_bn_backward(m, &m->stem, g, m->input, m->grad_stem, m->grad_stem, NULL, err))
+        conv_bn_backward(m, &m->stem, accumulate, m->input, m->grad_stem, m->grad_stem, NULL,
+                         err) ||
+        report_ready(m, report, m->stem_params, err))
         return dt_error_prefix(err, "backward (stem)");
     return 0;
-}
-
-int dt_model_backward(dt_model *m, int accumulate, dt_error *err) {
-    if (!m->forward_was_training || !m->have_logit_grad)
-        return dt_fail(err, "internal: backward needs a training forward and a loss gradient");
-    size_t span_offset, span_count;
-    dt_model_trainable_span(m, &span_offset, &span_count);
-    if (!accumulate) return backward_into(m, m->grads, err);
-    if (!m->grad_scratch && !(m->grad_scratch = OPS->buffer_alloc(CTX, m->layout.n_params, err)))
-        return dt_error_prefix(err, "allocating the accumulation buffer");
-    if (backward_into(m, m->grad_scratch, err)) return -1;
-    return OPS->buffer_axpy(CTX, m->grads + span_offset, 1.0f, m->grad_scratch + span_offset,
-                            span_count, err);
 }
 
 int dt_model_logits(dt_model *m, float *host_logits, dt_error *err) {

@@ -8,16 +8,25 @@
 
 static int evaluate_on_root(dt_trainer *t, int epoch, long global_step, dt_error *err) {
     const dt_config *cfg = t->cfg;
+    const dt_backend_ops *ops = t->backend.ops;
+    double stats[DT_LOSS_STATS];
+    /* the training statistics were read (and reset) by the epoch's last log line */
+    if (ops->loss_stats_read(t->backend.ctx, stats, 1, err)) return -1;
+    if (stats[DT_LOSS_COUNT] != 0)
+        return dt_fail(err, "internal: training statistics left unread before evaluation");
     if (dt_loader_start(t->loader, t->split.val, t->split.n_val, epoch, 0, err)) return -1;
-    double loss_sum = 0, correct = 0, count = 0;
     for (;;) {
         const dt_batch *batch = NULL;
         if (dt_loader_next(t->loader, &batch, err)) return -1;
         if (!batch) break;
-        int rc = dt_train_forward_loss(t, batch, 0, 0.0f, &loss_sum, &count, &correct, err);
-        dt_loader_release(t->loader, batch);
+        dt_error release_err = {{0}, 0};
+        int rc = dt_train_forward_loss(t, batch, 0, 0.0f, err);
+        if (dt_train_release_batch(t, batch, rc ? &release_err : err)) rc = -1;
         if (rc) return dt_error_prefix(err, "evaluation");
     }
+    if (ops->loss_stats_read(t->backend.ctx, stats, 1, err)) return -1;
+    double loss_sum = stats[DT_LOSS_SUM], correct = stats[DT_LOSS_CORRECT];
+    double count = stats[DT_LOSS_COUNT];
     double val_loss = count > 0 ? loss_sum / count : 0, val_acc = count > 0 ? correct / count : 0;
     t->last_val_acc = val_acc;
     dt_eval_row row = {.epoch = epoch,

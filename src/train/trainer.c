@@ -216,12 +216,14 @@ static int setup(dt_trainer *t, dt_error *err) {
                             .augment = cfg->data.augment,
                             .workers = t->workers,
                             .prefetch_batches = 2 * cfg->train.accumulate + 2,
-                            .seed = dt_rng_mix(cfg->train.seed, 0xA06u)};
+                            .seed = dt_rng_mix(cfg->train.seed, 0xA06u),
+                            .pixel_alloc = t->backend.ops->host_alloc,
+                            .pixel_free = t->backend.ops->host_free,
+                            .pixel_alloc_user = t->backend.ctx};
     if (dt_loader_create(&t->ds, &lo, &t->loader, err)) return -1;
     size_t b = (size_t)cfg->train.batch_size;
     t->n_rank_indices = (size_t)t->steps_per_epoch * b * (size_t)cfg->train.accumulate;
     if (!(t->weights = calloc(b, sizeof *t->weights)) ||
-        !(t->predictions = calloc(b, sizeof *t->predictions)) ||
         !(t->rank_indices = malloc(t->n_rank_indices * sizeof *t->rank_indices)))
         return dt_fail(err, "out of memory");
     return open_outputs(t, err);
@@ -238,7 +240,6 @@ static void teardown(dt_trainer *t) {
     dt_split_free(&t->split);
     dt_dataset_free(&t->ds);
     free(t->weights);
-    free(t->predictions);
     free(t->rank_indices);
 }
 
@@ -274,46 +275,44 @@ static long injected_fault_step(const dt_comm *comm) {
 }
 
 int dt_train_forward_loss(dt_trainer *t, const dt_batch *batch, int training, float grad_scale,
-                          double *loss_sum, double *count, double *correct, dt_error *err) {
+                          dt_error *err) {
     const dt_config *cfg = t->cfg;
     int b = batch->batch_size;
     for (int i = 0; i < b; i++) t->weights[i] = batch->counts[i] ? 1.0f : 0.0f;
-    double batch_loss = 0;
     if (dt_model_forward(t->model, batch->pixels, cfg->data.mean, cfg->data.std, training, err) ||
-        dt_model_loss(t->model, batch->labels, t->weights, grad_scale, &batch_loss, t->predictions,
-                      err))
+        dt_model_loss(t->model, batch->labels, t->weights, grad_scale, NULL, err))
         return -1;
-    *loss_sum += batch_loss;
-    for (int i = 0; i < b; i++)
-        if (batch->counts[i]) {
-            *count += 1;
-            *correct += t->predictions[i] == batch->labels[i];
-        }
     return 0;
+}
+
+int dt_train_release_batch(dt_trainer *t, const dt_batch *batch, dt_error *err) {
+    int rc = t->backend.ops->input_wait(t->backend.ctx, err);
+    dt_loader_release(t->loader, batch);
+    return rc;
 }
 
 /* One micro-batch: forward, loss, backward (accumulating after the first). The loss is the
  * mean over this micro-batch; the optimizer step divides the sum over micro-batches and ranks
  * by their number (see optimizer_step). */
-static int train_micro_batch(dt_trainer *t, const dt_batch *batch, int micro, dt_window *w,
-                             dt_error *err) {
+static int train_micro_batch(dt_trainer *t, const dt_batch *batch, int micro, dt_error *err) {
     int counted = batch->n_counted > 0 ? batch->n_counted : 1;
-    if (dt_train_forward_loss(t, batch, 1, 1.0f / (float)counted, &w->loss_sum, &w->count,
-                              &w->correct, err))
-        return -1;
-    return dt_model_backward(t->model, micro > 0, err);
+    int last = micro + 1 == t->cfg->train.accumulate;
+    if (dt_train_forward_loss(t, batch, 1, 1.0f / (float)counted, err)) return -1;
+    return dt_model_backward(t->model, micro > 0, last, err);
 }
 
 static int optimizer_step(dt_trainer *t, long global_step, dt_window *w, dt_error *err) {
     size_t offset, count;
     dt_model_trainable_span(t->model, &offset, &count);
     float *grads = dt_model_grads(t->model) + offset;
+    const dt_backend_ops *ops = t->backend.ops;
     if (t->comm->size > 1) {
-        double t0 = dt_monotonic_seconds();
-        if (t->backend.ops->synchronize(t->backend.ctx, err) ||
-            t->comm->ops->allreduce_float(t->comm->ctx, grads, count, DT_REDUCE_SUM, err))
+        /* the host comm reads backend memory: wait for backward first, outside the phase */
+        if (ops->synchronize(t->backend.ctx, err) ||
+            ops->phase_mark(t->backend.ctx, DT_PHASE_ALLREDUCE, err) ||
+            t->comm->ops->allreduce_float(t->comm->ctx, grads, count, DT_REDUCE_SUM, err) ||
+            ops->phase_mark(t->backend.ctx, DT_PHASE_COMPUTE, err))
             return dt_error_prefix(err, "all-reduce of gradients");
-        w->allreduce_s += dt_monotonic_seconds() - t0;
     }
     const dt_config *cfg = t->cfg;
     double lr = dt_lr_at(&t->schedule, global_step);
@@ -351,16 +350,27 @@ static dt_progress_state progress_state(const dt_trainer *t, int epoch, long ste
     return s;
 }
 
-/* All ranks: sum the window's statistics, then rank 0 logs them. */
+/* All ranks: read the window's statistics from the backend (the one wait for the device in a
+ * log window) and sum them over ranks, then rank 0 logs them. */
 static int log_window(dt_trainer *t, int epoch, long step_in_epoch, long global_step, dt_window *w,
                       dt_error *err) {
+    double stats[DT_LOSS_STATS], phases[DT_PHASE_COUNT] = {0};
+    if (t->backend.ops->loss_stats_read(t->backend.ctx, stats, 1, err) ||
+        t->backend.ops->phase_read(t->backend.ctx, phases, 1, err))
+        return dt_error_prefix(err, "reading the training statistics");
     double data_wait = dt_loader_wait_seconds(t->loader) - w->wait_start;
-    double sums[5] = {w->loss_sum, w->correct, w->count, w->allreduce_s, data_wait};
-    if (t->comm->ops->allreduce_double(t->comm->ctx, sums, 5, DT_REDUCE_SUM, err))
+    double sums[6] = {stats[DT_LOSS_SUM],
+                      stats[DT_LOSS_CORRECT],
+                      stats[DT_LOSS_COUNT],
+                      phases[DT_PHASE_ALLREDUCE],
+                      data_wait,
+                      stats[DT_LOSS_NONFINITE]};
+    if (t->comm->ops->allreduce_double(t->comm->ctx, sums, 6, DT_REDUCE_SUM, err))
         return dt_error_prefix(err, "all-reduce of training statistics");
     double now = dt_monotonic_seconds();
     double seconds = now - w->start;
     double loss = sums[2] > 0 ? sums[0] / sums[2] : NAN;
+    if (sums[5] > 0 && isfinite(loss)) loss = NAN; /* a non-finite sample loss cancelled out */
     if (!isfinite(loss))
         return dt_fail(err,
                        "training diverged: the loss is %s at epoch %d step %ld (try a lower "
@@ -411,8 +421,9 @@ static int train_epoch(dt_trainer *t, int epoch, dt_error *err) {
             const dt_batch *batch = NULL;
             if (dt_loader_next(t->loader, &batch, err)) return -1;
             if (!batch) return dt_fail(err, "internal: the loader ran out of batches early");
-            int rc = train_micro_batch(t, batch, m, &w, err);
-            dt_loader_release(t->loader, batch);
+            dt_error release_err = {{0}, 0};
+            int rc = train_micro_batch(t, batch, m, err);
+            if (dt_train_release_batch(t, batch, rc ? &release_err : err)) rc = -1;
             if (rc) return dt_error_prefix(err, "epoch %d step %ld", epoch, global_step);
         }
         if (optimizer_step(t, global_step, &w, err)) return -1;

@@ -11,12 +11,12 @@
 #include "dtrain/schedule.h"
 #include "train/progress.h"
 
-/* Statistics gathered between two log lines. */
+/* Statistics gathered between two log lines (the loss sums and the all-reduce time are kept by
+ * the backend and read at log time). */
 typedef struct dt_window {
     double start;
     double wait_start; /* the loader's total data-wait seconds at start */
-    double loss_sum, correct, count;
-    double allreduce_s, lr;
+    double lr;
     long steps;
 } dt_window;
 
@@ -45,7 +45,6 @@ typedef struct dt_trainer {
     size_t n_rank_indices;
 
     float *weights; /* per-sample loss weights of a batch */
-    int32_t *predictions;
 
     long fault_step;     /* test-only injected failure step of this rank, -1 when none */
     double best_val_acc; /* -1 until the first evaluation */
@@ -55,10 +54,13 @@ typedef struct dt_trainer {
 } dt_trainer;
 
 /* Forward pass and loss on one batch (BN in training or inference mode): slots that count weigh
- * 1 in the loss, fillers 0; adds the weighted loss sum, the counted samples and the correct
- * predictions. grad_scale as dt_model_loss (0: no gradient). */
+ * 1 in the loss, fillers 0; the backend adds the weighted loss sum, the counted samples and the
+ * correct predictions to its loss statistics. grad_scale as dt_model_loss (0: no gradient). */
 int dt_train_forward_loss(dt_trainer *t, const dt_batch *batch, int training, float grad_scale,
-                          double *loss_sum, double *count, double *correct, dt_error *err);
+                          dt_error *err);
+
+/* Hands a batch back to the loader once the backend has read its pixels. */
+int dt_train_release_batch(dt_trainer *t, const dt_batch *batch, dt_error *err);
 
 /* Rank 0 evaluates the held-out part; the other ranks wait at a barrier. */
 int dt_train_evaluate(dt_trainer *t, int epoch, long global_step, dt_error *err);

@@ -1,10 +1,14 @@
 /* The CPU backend: its function table, its context (oneDNN engine and stream, the shared
- * scratchpad) and the OpenMP thread count. The ops themselves live in one file per job. */
+ * scratchpad), the OpenMP thread count, and the interface's stream-related entries, which on
+ * the CPU are immediate (every op has finished when it returns). The ops themselves live in
+ * one file per job. */
 #include "cpu_internal.h"
 
 #include <stdlib.h>
 
 #include <omp.h>
+
+#include "dtrain/platform.h"
 
 static void cpu_destroy(void *opaque) {
     cpu_ctx *ctx = opaque;
@@ -12,12 +16,62 @@ static void cpu_destroy(void *opaque) {
     if (ctx->stream) dnnl_stream_destroy(ctx->stream);
     if (ctx->engine) dnnl_engine_destroy(ctx->engine);
     cpu_aligned_free(ctx->scratchpad);
+    cpu_aligned_free(ctx->grad_scratch);
     free(ctx);
 }
 
 static int cpu_synchronize(void *opaque, dt_error *err) {
     cpu_ctx *ctx = opaque;
     return cpu_check(dnnl_stream_wait(ctx->stream), err, "waiting for the stream");
+}
+
+static void *cpu_compute_stream(void *ctx) {
+    (void)ctx;
+    return NULL;
+}
+
+static void *cpu_host_alloc(void *ctx, size_t bytes, dt_error *err) {
+    (void)ctx;
+    void *p = cpu_aligned_alloc(bytes, 0);
+    if (!p) dt_fail(err, "out of memory allocating %zu bytes of host memory", bytes);
+    return p;
+}
+
+static void cpu_host_free(void *ctx, void *p) {
+    (void)ctx;
+    cpu_aligned_free(p);
+}
+
+/* tensor_from_images has read the pixels when it returns */
+static int cpu_input_wait(void *ctx, dt_error *err) {
+    (void)ctx;
+    (void)err;
+    return 0;
+}
+
+static void cpu_params_changed(void *ctx) {
+    ((cpu_ctx *)ctx)->params_version++;
+}
+
+/* Ops finish when they return, so the host clock at a mark is the stream's time. */
+static int cpu_phase_mark(void *opaque, int phase, dt_error *err) {
+    cpu_ctx *ctx = opaque;
+    if (phase < 0 || phase >= DT_PHASE_COUNT) return dt_fail(err, "phase_mark: phase %d", phase);
+    double now = dt_monotonic_seconds();
+    if (ctx->phase_since > 0) ctx->phase_seconds[ctx->phase] += now - ctx->phase_since;
+    ctx->phase = phase;
+    ctx->phase_since = now;
+    return 0;
+}
+
+static int cpu_phase_read(void *opaque, double seconds[DT_PHASE_COUNT], int reset, dt_error *err) {
+    cpu_ctx *ctx = opaque;
+    (void)err;
+    for (int i = 0; i < DT_PHASE_COUNT; i++) {
+        seconds[i] += ctx->phase_seconds[i];
+        if (reset) ctx->phase_seconds[i] = 0.0;
+    }
+    return 0;
 }
 
 static void cpu_layer_destroy(void *ctx, dt_layer *layer) {
@@ -29,6 +83,13 @@ static const dt_backend_ops cpu_ops = {
     .name = "cpu",
     .destroy = cpu_destroy,
     .synchronize = cpu_synchronize,
+    .compute_stream = cpu_compute_stream,
+    .host_alloc = cpu_host_alloc,
+    .host_free = cpu_host_free,
+    .input_wait = cpu_input_wait,
+    .params_changed = cpu_params_changed,
+    .phase_mark = cpu_phase_mark,
+    .phase_read = cpu_phase_read,
     .buffer_alloc = cpu_buffer_alloc,
     .buffer_free = cpu_buffer_free,
     .buffer_upload = cpu_buffer_upload,
@@ -61,6 +122,7 @@ static const dt_backend_ops cpu_ops = {
     .linear_forward = cpu_linear_forward,
     .linear_backward = cpu_linear_backward,
     .softmax_cross_entropy = cpu_softmax_cross_entropy,
+    .loss_stats_read = cpu_loss_stats_read,
 };
 
 int dt_backend_cpu_create(const dt_backend_options *opt, dt_backend *out, dt_error *err) {

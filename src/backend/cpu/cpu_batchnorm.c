@@ -270,7 +270,8 @@ int cpu_batchnorm_forward(void *ctx, dt_layer *l, const float *gamma, const floa
 
 int cpu_batchnorm_backward(void *ctx, dt_layer *l, const float *gamma, const float *beta,
                            const dt_tensor *x, const dt_tensor *y, const dt_tensor *dy,
-                           dt_tensor *dx, float *dgamma, float *dbeta, dt_error *err) {
+                           dt_tensor *dx, float *dgamma, float *dbeta, int accumulate,
+                           dt_error *err) {
     cpu_batchnorm *bn = (cpu_batchnorm *)l;
     (void)ctx;
     (void)y; /* the fused ReLU's mask comes from the forward's workspace */
@@ -281,8 +282,9 @@ int cpu_batchnorm_backward(void *ctx, dt_layer *l, const float *gamma, const flo
     if (!bn->trained)
         return dt_fail(err, "batchnorm_backward: no training forward ran on this layer");
     if (cpu_memory_point(bn->scale, gamma, err) || cpu_memory_point(bn->shift, beta, err) ||
-        cpu_memory_point(bn->diff_scale, dgamma ? dgamma : bn->spare_diff_scale, err) ||
-        cpu_memory_point(bn->diff_shift, dbeta ? dbeta : bn->spare_diff_shift, err))
+        cpu_memory_point(bn->diff_scale, dgamma && !accumulate ? dgamma : bn->spare_diff_scale,
+                         err) ||
+        cpu_memory_point(bn->diff_shift, dbeta && !accumulate ? dbeta : bn->spare_diff_shift, err))
         return -1;
     dnnl_exec_arg_t args[] = {{DNNL_ARG_SRC, x->memory},
                               {DNNL_ARG_DIFF_DST, dy->memory},
@@ -294,6 +296,11 @@ int cpu_batchnorm_backward(void *ctx, dt_layer *l, const float *gamma, const flo
                               {DNNL_ARG_DIFF_SCALE, bn->diff_scale},
                               {DNNL_ARG_DIFF_SHIFT, bn->diff_shift},
                               {DNNL_ARG_WORKSPACE, bn->workspace_memory}};
-    return cpu_primitive_execute(bn->ctx, &bn->backward, bn->d.fuse_relu ? 10 : 9, args, err,
-                                 "batchnorm backward");
+    if (cpu_primitive_execute(bn->ctx, &bn->backward, bn->d.fuse_relu ? 10 : 9, args, err,
+                              "batchnorm backward") != 0)
+        return -1;
+    /* accumulating: the spare targets hold this batch's gradients */
+    if (accumulate && dgamma) cpu_add_floats(dgamma, bn->spare_diff_scale, (size_t)bn->d.channels);
+    if (accumulate && dbeta) cpu_add_floats(dbeta, bn->spare_diff_shift, (size_t)bn->d.channels);
+    return 0;
 }

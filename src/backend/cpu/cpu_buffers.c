@@ -1,6 +1,6 @@
 /* Flat float buffers of the CPU backend (parameters, gradients, momentum, BN statistics):
  * allocation in host memory and the vectorisable OpenMP loops over them (fill, axpy, the SGD
- * update, sum of squares). */
+ * update, sum of squares). Every write advances the parameter version (cpu_internal.h). */
 #include "cpu_internal.h"
 
 #include <string.h>
@@ -22,7 +22,7 @@ void cpu_buffer_free(void *ctx, float *buffer) {
 }
 
 int cpu_buffer_upload(void *ctx, float *dst, const float *host_src, size_t count, dt_error *err) {
-    (void)ctx;
+    ((cpu_ctx *)ctx)->params_version++;
     (void)err;
     if (count) memmove(dst, host_src, count * sizeof(float));
     return 0;
@@ -36,7 +36,7 @@ int cpu_buffer_download(void *ctx, float *host_dst, const float *src, size_t cou
 }
 
 int cpu_buffer_fill(void *ctx, float *dst, float value, size_t count, dt_error *err) {
-    (void)ctx;
+    ((cpu_ctx *)ctx)->params_version++;
     (void)err;
     const long long n = (long long)count;
 #pragma omp parallel for simd if (n >= CPU_PARALLEL_MIN) schedule(static)
@@ -45,7 +45,7 @@ int cpu_buffer_fill(void *ctx, float *dst, float value, size_t count, dt_error *
 }
 
 int cpu_buffer_axpy(void *ctx, float *y, float alpha, const float *x, size_t count, dt_error *err) {
-    (void)ctx;
+    ((cpu_ctx *)ctx)->params_version++;
     (void)err;
     const long long n = (long long)count;
 #pragma omp parallel for simd if (n >= CPU_PARALLEL_MIN) schedule(static)
@@ -56,7 +56,7 @@ int cpu_buffer_axpy(void *ctx, float *y, float alpha, const float *x, size_t cou
 /* torch.optim.SGD with dampening 0; see dt_sgd_params. */
 int cpu_sgd_step(void *ctx, const dt_sgd_params *p, float *params, const float *grads,
                  float *momentum, size_t count, dt_error *err) {
-    (void)ctx;
+    ((cpu_ctx *)ctx)->params_version++;
     const long long n = (long long)count;
     const float lr = p->lr, mu = p->momentum, wd = p->weight_decay, scale = p->grad_scale;
     if (mu == 0.0f) {

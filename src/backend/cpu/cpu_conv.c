@@ -1,8 +1,10 @@
 /* Convolution layer of the CPU backend (no bias): oneDNN forward, backward-data and
  * backward-weights primitives created once per layer for the activations' layouts, with the
- * weights in oneDNN's preferred format. The OIHW weights are reordered once per forward and the
- * result is reused by the backward of the same step; weight gradients are computed in the
- * preferred format and reordered into the OIHW gradient view.
+ * weights in oneDNN's preferred format. The OIHW weights are reordered when the buffer or the
+ * backend's parameter version changed since the last reorder; the result is reused by the
+ * backward of the same step and by forwards without an update in between (evaluation). Weight
+ * gradients are computed in the preferred format and reordered into the OIHW gradient view
+ * (into the backend's gradient scratch, then added, when accumulating).
  * Algorithm: precision fp32 uses direct convolution (errors about 3e-7 of the output scale, as
  * PyTorch's float32). tf32 and bf16 ask for speed over the last digits, which here means
  * oneDNN's "auto": Winograd F(4x4, 3x3) for the stride-1 3x3 layers where oneDNN expects a gain
@@ -34,8 +36,9 @@ typedef struct cpu_conv {
     cpu_primitive forward, backward_data, backward_weights;
     conv_weights forward_weights, data_weights, grad_weights;
     int data_weights_share_forward; /* backward-data wants the forward format */
-    /* the OIHW pointer whose reorder forward_weights holds (NULL: none yet) */
+    /* the OIHW pointer and parameter version whose reorder forward_weights holds (NULL: none) */
     const float *forward_weights_source;
+    uint64_t forward_weights_version;
 } cpu_conv;
 
 static void conv_weights_free(conv_weights *w) {
@@ -169,7 +172,8 @@ dt_layer *cpu_conv_create(void *ctx, const dt_conv_desc *d, dt_error *err) {
     conv->d = *d;
     conv->out_height = out_height;
     conv->out_width = out_width;
-    if (conv_build(conv, err) != 0) {
+    size_t weight_count = (size_t)d->out_channels * d->in_channels * d->kernel * d->kernel;
+    if (conv_build(conv, err) != 0 || cpu_grad_scratch_reserve(ctx, weight_count, err) != 0) {
         dt_error_prefix(err, "conv_create (%d->%d, kernel %d, stride %d, %dx%d)", d->in_channels,
                         d->out_channels, d->kernel, d->stride, d->in_height, d->in_width);
         conv_destroy(&conv->base);
@@ -198,6 +202,18 @@ static int conv_weights_load(cpu_conv *conv, conv_weights *w, const float *weigh
     return cpu_primitive_execute(conv->ctx, &w->reorder, 2, args, err, "reordering weights");
 }
 
+/* forward_weights up to date for weight at the current parameter version. */
+static int conv_forward_weights(cpu_conv *conv, const float *weight, dt_error *err) {
+    uint64_t version = conv->ctx->params_version;
+    if (conv->forward_weights_source == weight && conv->forward_weights_version == version)
+        return 0;
+    conv->forward_weights_source = NULL;
+    if (conv_weights_load(conv, &conv->forward_weights, weight, err) != 0) return -1;
+    conv->forward_weights_source = weight;
+    conv->forward_weights_version = version;
+    return 0;
+}
+
 int cpu_conv_forward(void *ctx, dt_layer *l, const float *weight, const dt_tensor *x, dt_tensor *y,
                      dt_error *err) {
     cpu_conv *conv = (cpu_conv *)l;
@@ -205,24 +221,19 @@ int cpu_conv_forward(void *ctx, dt_layer *l, const float *weight, const dt_tenso
     if (conv_expect_x(conv, x, "conv_forward", err) ||
         conv_expect_y(conv, y, "conv_forward", "y", err))
         return -1;
-    conv->forward_weights_source = NULL;
-    if (conv_weights_load(conv, &conv->forward_weights, weight, err) != 0) return -1;
-    conv->forward_weights_source = weight;
+    if (conv_forward_weights(conv, weight, err) != 0) return -1;
     dnnl_exec_arg_t args[] = {{DNNL_ARG_SRC, x->memory},
                               {DNNL_ARG_WEIGHTS, conv->forward_weights.memory},
                               {DNNL_ARG_DST, y->memory}};
     return cpu_primitive_execute(conv->ctx, &conv->forward, 3, args, err, "convolution forward");
 }
 
-/* Weights for backward-data: the forward's reorder when it was made from the same buffer in
- * this step (the weights do not change between a forward and its backward), else a new one. */
+/* Weights for backward-data: the forward's reorder when it was made from the same buffer at
+ * the same parameter version, else a new one. */
 static int conv_data_weights(cpu_conv *conv, const float *weight, dnnl_memory_t *out,
                              dt_error *err) {
     if (conv->data_weights_share_forward) {
-        if (conv->forward_weights_source != weight &&
-            conv_weights_load(conv, &conv->forward_weights, weight, err) != 0)
-            return -1;
-        conv->forward_weights_source = weight;
+        if (conv_forward_weights(conv, weight, err) != 0) return -1;
         *out = conv->forward_weights.memory;
         return 0;
     }
@@ -232,16 +243,20 @@ static int conv_data_weights(cpu_conv *conv, const float *weight, dnnl_memory_t 
 }
 
 int cpu_conv_backward(void *ctx, dt_layer *l, const float *weight, const dt_tensor *x,
-                      const dt_tensor *dy, dt_tensor *dx, float *weight_grad, dt_error *err) {
+                      const dt_tensor *dy, dt_tensor *dx, float *weight_grad, int accumulate,
+                      dt_error *err) {
     cpu_conv *conv = (cpu_conv *)l;
     (void)ctx;
+    const dt_conv_desc *d = &conv->d;
+    const size_t weight_count = (size_t)d->out_channels * d->in_channels * d->kernel * d->kernel;
     if (conv_expect_x(conv, x, "conv_backward", err) ||
         conv_expect_y(conv, dy, "conv_backward", "dy", err) ||
         (dx && conv_expect_x(conv, dx, "conv_backward", err)))
         return -1;
     if (weight_grad) {
         conv_weights *g = &conv->grad_weights;
-        if (cpu_memory_point(g->reordered ? conv->user_grad : g->memory, weight_grad, err) != 0)
+        float *target = accumulate ? conv->ctx->grad_scratch : weight_grad;
+        if (cpu_memory_point(g->reordered ? conv->user_grad : g->memory, target, err) != 0)
             return -1;
         dnnl_exec_arg_t args[] = {{DNNL_ARG_SRC, x->memory},
                                   {DNNL_ARG_DIFF_DST, dy->memory},
@@ -256,6 +271,7 @@ int cpu_conv_backward(void *ctx, dt_layer *l, const float *weight, const dt_tens
                                       "reordering the weight gradient") != 0)
                 return -1;
         }
+        if (accumulate) cpu_add_floats(weight_grad, target, weight_count);
     }
     if (dx) {
         dnnl_memory_t weights_memory;

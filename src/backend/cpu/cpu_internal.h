@@ -5,6 +5,7 @@
 #define DTRAIN_CPU_INTERNAL_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include <oneapi/dnnl/dnnl.h>
 
@@ -27,6 +28,17 @@ typedef struct cpu_ctx {
      * again only when a call passes others); valid once have_normalizer is set. */
     cpu_normalizer normalizer;
     int have_normalizer;
+    /* Advanced by every write of the flat buffers through the interface and by
+     * params_changed: layers key their reordered weights on it. */
+    uint64_t params_version;
+    /* Parameter gradients of an accumulating backward land here first, then are added to the
+     * caller's buffer (grown to the largest layer when layers are created). */
+    float *grad_scratch;
+    size_t grad_scratch_count;
+    double loss_stats[DT_LOSS_STATS]; /* softmax_cross_entropy's sums, see DT_LOSS_* */
+    double phase_seconds[DT_PHASE_COUNT];
+    int phase;          /* dt_phase entered by the last phase_mark */
+    double phase_since; /* monotonic seconds of the last phase_mark */
 } cpu_ctx;
 
 /* Physical layout of an activation. One rule for every tensor (cpu_layout_for_channels), so
@@ -87,6 +99,10 @@ int cpu_memory_point(dnnl_memory_t memory, const void *handle, dt_error *err);
 /* 64-byte aligned allocation of bytes (rounded up); zero-filled when zero is set. */
 void *cpu_aligned_alloc(size_t bytes, int zero);
 void cpu_aligned_free(void *p);
+/* Grows ctx->grad_scratch to at least count floats (at layer creation, never in a step). */
+int cpu_grad_scratch_reserve(cpu_ctx *ctx, size_t count, dt_error *err);
+/* dst[i] += src[i]: the accumulating backward's addition (as axpy with alpha 1). */
+void cpu_add_floats(float *dst, const float *src, size_t count);
 
 /* ---- activations (cpu_tensor.c) ----------------------------------------------------------- */
 
@@ -123,7 +139,8 @@ dt_layer *cpu_conv_create(void *ctx, const dt_conv_desc *d, dt_error *err);
 int cpu_conv_forward(void *ctx, dt_layer *l, const float *weight, const dt_tensor *x, dt_tensor *y,
                      dt_error *err);
 int cpu_conv_backward(void *ctx, dt_layer *l, const float *weight, const dt_tensor *x,
-                      const dt_tensor *dy, dt_tensor *dx, float *weight_grad, dt_error *err);
+                      const dt_tensor *dy, dt_tensor *dx, float *weight_grad, int accumulate,
+                      dt_error *err);
 
 dt_layer *cpu_batchnorm_create(void *ctx, const dt_batchnorm_desc *d, dt_error *err);
 int cpu_batchnorm_forward(void *ctx, dt_layer *l, const float *gamma, const float *beta,
@@ -131,7 +148,8 @@ int cpu_batchnorm_forward(void *ctx, dt_layer *l, const float *gamma, const floa
                           dt_tensor *y, dt_error *err);
 int cpu_batchnorm_backward(void *ctx, dt_layer *l, const float *gamma, const float *beta,
                            const dt_tensor *x, const dt_tensor *y, const dt_tensor *dy,
-                           dt_tensor *dx, float *dgamma, float *dbeta, dt_error *err);
+                           dt_tensor *dx, float *dgamma, float *dbeta, int accumulate,
+                           dt_error *err);
 
 int cpu_add_relu_forward(void *ctx, dt_tensor *y, const dt_tensor *x, dt_error *err);
 int cpu_relu_backward(void *ctx, const dt_tensor *y, const dt_tensor *dy, dt_tensor *dx,
@@ -148,10 +166,11 @@ int cpu_linear_forward(void *ctx, dt_layer *l, const float *weight, const float 
                        const dt_tensor *x, dt_tensor *y, dt_error *err);
 int cpu_linear_backward(void *ctx, dt_layer *l, const float *weight, const dt_tensor *x,
                         const dt_tensor *dy, dt_tensor *dx, float *weight_grad, float *bias_grad,
-                        dt_error *err);
+                        int accumulate, dt_error *err);
 
 int cpu_softmax_cross_entropy(void *ctx, const dt_tensor *logits, const int32_t *labels,
-                              const float *weights, double *loss_sum, int32_t *predictions,
-                              dt_tensor *dlogits, float grad_scale, dt_error *err);
+                              const float *weights, dt_tensor *dlogits, float grad_scale,
+                              int32_t *predictions, dt_error *err);
+int cpu_loss_stats_read(void *ctx, double out[DT_LOSS_STATS], int reset, dt_error *err);
 
 #endif

@@ -14,7 +14,6 @@ static void linear_destroy(dt_layer *layer) {
 }
 
 dt_layer *cpu_linear_create(void *ctx, const dt_linear_desc *d, dt_error *err) {
-    (void)ctx;
     if (d->batch <= 0 || d->in_features <= 0 || d->out_features <= 0) {
         dt_fail(err, "linear_create: invalid description (batch %d, %d -> %d features)", d->batch,
                 d->in_features, d->out_features);
@@ -27,6 +26,10 @@ dt_layer *cpu_linear_create(void *ctx, const dt_linear_desc *d, dt_error *err) {
     }
     linear->base = (dt_layer){linear_destroy};
     linear->d = *d;
+    if (cpu_grad_scratch_reserve(ctx, (size_t)d->in_features * d->out_features, err) != 0) {
+        free(linear);
+        return NULL;
+    }
     return &linear->base;
 }
 
@@ -52,23 +55,30 @@ int cpu_linear_forward(void *ctx, dt_layer *l, const float *weight, const float 
 
 int cpu_linear_backward(void *ctx, dt_layer *l, const float *weight, const dt_tensor *x,
                         const dt_tensor *dy, dt_tensor *dx, float *weight_grad, float *bias_grad,
-                        dt_error *err) {
+                        int accumulate, dt_error *err) {
     const dt_linear_desc *d = &((cpu_linear *)l)->d;
-    (void)ctx;
+    cpu_ctx *cpu = ctx;
     if (cpu_tensor_expect(x, d->batch, d->in_features, 1, 1, "linear_backward", "x", err) ||
         cpu_tensor_expect(dy, d->batch, d->out_features, 1, 1, "linear_backward", "dy", err) ||
         (dx && cpu_tensor_expect(dx, d->batch, d->in_features, 1, 1, "linear_backward", "dx", err)))
         return -1;
     const int n = d->batch, in = d->in_features, out = d->out_features;
-    /* weight_grad[out][in] = dy[n][out]^T * x[n][in] */
-    if (weight_grad && cpu_check(dnnl_sgemm('T', 'N', out, in, n, 1.0f, dy->data, out, x->data, in,
-                                            0.0f, weight_grad, in),
-                                 err, "linear weight-gradient sgemm"))
-        return -1;
+    /* weight_grad[out][in] = dy[n][out]^T * x[n][in]; accumulating: computed in the scratch,
+     * then added */
+    if (weight_grad) {
+        float *target = accumulate ? cpu->grad_scratch : weight_grad;
+        if (cpu_check(dnnl_sgemm('T', 'N', out, in, n, 1.0f, dy->data, out, x->data, in, 0.0f,
+                                 target, in),
+                      err, "linear weight-gradient sgemm"))
+            return -1;
+        if (accumulate) cpu_add_floats(weight_grad, target, (size_t)out * in);
+    }
     if (bias_grad) {
-        for (int o = 0; o < out; o++) bias_grad[o] = 0.0f;
+        float *target = accumulate ? cpu->grad_scratch : bias_grad;
+        for (int o = 0; o < out; o++) target[o] = 0.0f;
         for (int i = 0; i < n; i++)
-            for (int o = 0; o < out; o++) bias_grad[o] += dy->data[(size_t)i * out + o];
+            for (int o = 0; o < out; o++) target[o] += dy->data[(size_t)i * out + o];
+        if (accumulate) cpu_add_floats(bias_grad, target, (size_t)out);
     }
     /* dx[n][in] = dy[n][out] * weight[out][in] */
     if (dx && cpu_check(dnnl_sgemm('N', 'N', n, in, out, 1.0f, dy->data, out, weight, in, 0.0f,

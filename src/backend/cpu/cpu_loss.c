@@ -1,14 +1,15 @@
 /* Softmax cross-entropy of the CPU backend: per-sample log-sum-exp in double precision over the
  * logits (n, k, 1, 1), i.e. the plain [n][k] matrix, with per-sample weights, argmax
- * predictions and the optional logits gradient. */
+ * predictions and the optional logits gradient; the loss statistics it adds up, read at log
+ * time. */
 #include "cpu_internal.h"
 
 #include <math.h>
 
 int cpu_softmax_cross_entropy(void *ctx, const dt_tensor *logits, const int32_t *labels,
-                              const float *weights, double *loss_sum, int32_t *predictions,
-                              dt_tensor *dlogits, float grad_scale, dt_error *err) {
-    (void)ctx;
+                              const float *weights, dt_tensor *dlogits, float grad_scale,
+                              int32_t *predictions, dt_error *err) {
+    cpu_ctx *cpu = ctx;
     if (!logits || logits->h != 1 || logits->w != 1)
         return dt_fail(err, "softmax_cross_entropy: logits must be (n, k, 1, 1)");
     if (dlogits && cpu_tensor_same_shape(logits, dlogits, "softmax_cross_entropy", err) != 0)
@@ -18,7 +19,7 @@ int cpu_softmax_cross_entropy(void *ctx, const dt_tensor *logits, const int32_t 
         if (weights[i] != 0.0f && (labels[i] < 0 || labels[i] >= k))
             return dt_fail(err, "softmax_cross_entropy: sample %d has label %d, outside [0, %d)", i,
                            (int)labels[i], k);
-    double total = 0.0;
+    double total = 0.0, correct = 0.0, count = 0.0, nonfinite = 0.0;
     for (int i = 0; i < n; i++) {
         const float *z = logits->data + (size_t)i * k;
         int best = 0;
@@ -30,7 +31,13 @@ int cpu_softmax_cross_entropy(void *ctx, const dt_tensor *logits, const int32_t 
         for (int j = 0; j < k; j++) denominator += exp((double)z[j] - top);
         const double log_denominator = log(denominator);
         const double w = weights[i];
-        if (w != 0.0) total += w * (top + log_denominator - (double)z[labels[i]]);
+        if (w != 0.0) {
+            const double loss = top + log_denominator - (double)z[labels[i]];
+            total += w * loss;
+            correct += w * (best == labels[i]);
+            count += w;
+            nonfinite += !isfinite(loss);
+        }
         if (!dlogits) continue;
         float *g = dlogits->data + (size_t)i * k;
         if (w == 0.0) {
@@ -43,6 +50,20 @@ int cpu_softmax_cross_entropy(void *ctx, const dt_tensor *logits, const int32_t 
             g[j] = (float)(scale * (softmax - (j == labels[i] ? 1.0 : 0.0)));
         }
     }
-    *loss_sum = total;
+    double *stats = cpu->loss_stats;
+    stats[DT_LOSS_SUM] += total;
+    stats[DT_LOSS_CORRECT] += correct;
+    stats[DT_LOSS_COUNT] += count;
+    stats[DT_LOSS_NONFINITE] += nonfinite;
+    return 0;
+}
+
+int cpu_loss_stats_read(void *ctx, double out[DT_LOSS_STATS], int reset, dt_error *err) {
+    cpu_ctx *cpu = ctx;
+    (void)err;
+    for (int i = 0; i < DT_LOSS_STATS; i++) {
+        out[i] = cpu->loss_stats[i];
+        if (reset) cpu->loss_stats[i] = 0.0;
+    }
     return 0;
 }

@@ -127,3 +127,20 @@ void *cpu_aligned_alloc(size_t bytes, int zero) {
 void cpu_aligned_free(void *p) {
     free(p);
 }
+
+int cpu_grad_scratch_reserve(cpu_ctx *ctx, size_t count, dt_error *err) {
+    if (count <= ctx->grad_scratch_count) return 0;
+    float *bigger =
+        count <= ((size_t)-1) / sizeof(float) ? cpu_aligned_alloc(count * sizeof(float), 1) : NULL;
+    if (!bigger) return dt_fail(err, "out of memory for a %zu-float gradient scratch", count);
+    cpu_aligned_free(ctx->grad_scratch);
+    ctx->grad_scratch = bigger;
+    ctx->grad_scratch_count = count;
+    return 0;
+}
+
+void cpu_add_floats(float *dst, const float *src, size_t count) {
+    const long long n = (long long)count;
+#pragma omp parallel for simd if (n >= (1 << 15)) schedule(static)
+    for (long long i = 0; i < n; i++) dst[i] += src[i];
+}

@@ -1,8 +1,10 @@
-/* CUDA device discovery and library versions (CUDA runtime and driver, cuDNN, NCCL), compiled
- * when the CUDA toolkit is found. The cuDNN and NCCL versions are those of the libraries loaded
- * at run time, which may differ from the headers built against. */
+/* CUDA device discovery (how many GPUs, or why none), one GPU's name, memory and PCI bus id,
+ * and the library versions (CUDA runtime and driver, cuDNN, NCCL); compiled when the CUDA
+ * toolkit is found. The cuDNN and NCCL versions are those of the libraries loaded at run time,
+ * which may differ from the headers built against. */
 #include <cuda_runtime_api.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "cudnn_conv.h" /* cudnn.h without the warnings its own declarations raise */
 #ifdef DTRAIN_HAVE_NCCL
@@ -15,6 +17,35 @@ int dt_backend_cuda_device_count(void) {
     int count = 0;
     if (cudaGetDeviceCount(&count) != cudaSuccess) return 0;
     return count;
+}
+
+void dt_backend_cuda_query(dt_gpu_query *out) {
+    memset(out, 0, sizeof *out);
+    cudaDriverGetVersion(&out->driver_version);
+    cudaRuntimeGetVersion(&out->runtime_version);
+    int count = 0;
+    cudaError_t status = cudaGetDeviceCount(&count);
+    out->status = dt_gpu_status_from_cuda((int)status, out->driver_version);
+    if (status != cudaSuccess) {
+        snprintf(out->detail, sizeof out->detail, "%s (%s)", cudaGetErrorString(status),
+                 cudaGetErrorName(status));
+        return;
+    }
+    out->count = count;
+    if (count == 0) out->status = DT_GPU_NO_DEVICE;
+}
+
+int dt_backend_cuda_device_info(int device, dt_gpu_info *out, dt_error *err) {
+    memset(out, 0, sizeof *out);
+    struct cudaDeviceProp prop;
+    cudaError_t status = cudaGetDeviceProperties(&prop, device);
+    if (status == cudaSuccess)
+        status = cudaDeviceGetPCIBusId(out->pci_bus, (int)sizeof out->pci_bus, device);
+    if (status != cudaSuccess)
+        return dt_fail(err, "querying GPU %d: %s", device, cudaGetErrorString(status));
+    snprintf(out->name, sizeof out->name, "%s", prop.name);
+    out->total_bytes = prop.totalGlobalMem;
+    return 0;
 }
 
 const char *dt_backend_cuda_library_versions(void) {

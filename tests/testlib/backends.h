@@ -1,0 +1,38 @@
+/* The backends the backend and model tests run on, in one place (as ggml's test-backend-ops):
+ * cpu always, cuda in builds with the CUDA toolkit. A test program takes the backend's name as
+ * its first argument (none: cpu); ctest registers one variant per compiled-in backend, the cuda
+ * ones labelled gpu (tests/backends.cmake). A backend that is compiled in but cannot run here (no
+ * GPU, no driver, no CUDA training backend yet) makes the test report SKIPPED with the reason and
+ * exit with DT_TEST_SKIP, never pass. The CPU backend is the reference the others are compared
+ * with, on the same inputs, within per-op tolerances. */
+#ifndef DTRAIN_TEST_BACKENDS_H
+#define DTRAIN_TEST_BACKENDS_H
+
+#include <stddef.h>
+
+#include "dtrain/backend.h"
+
+/* ctest's SKIP_RETURN_CODE for the backend variants */
+#define DT_TEST_SKIP 77
+
+/* The backends compiled in, cpu first; returns how many (at most max names). */
+int dt_test_backend_names(const char **names, int max);
+
+/* The backend named by argv[1] ("cpu" when absent) at a precision (dt_precision_kind), with 2
+ * compute threads on the CPU. Unusable here: prints "SKIPPED: ..." and exits DT_TEST_SKIP; an
+ * unknown name or a failed creation exits 1. */
+dt_backend dt_test_backend_open(int argc, char **argv, int precision);
+/* The name dt_test_backend_open uses for these arguments. */
+const char *dt_test_backend_name(int argc, char **argv);
+
+/* Why the named backend cannot run here, into reason; 0 when it can. */
+int dt_test_backend_unusable(const char *name, char *reason, size_t size);
+
+/* Per-op tolerance for a backend and precision: widens (rtol, atol_scale), the tolerance a test
+ * states for the CPU backend at fp32, to what the backend and precision promise for that op
+ * ("conv", "linear": matrix products, TF32/BF16 inputs; anything else: fp32 arithmetic in
+ * another order). The CPU backend's tf32 (oneDNN Winograd) is the test's own business. */
+void dt_test_tolerance(const dt_backend *b, int precision, const char *op, double *rtol,
+                       double *atol_scale);
+
+#endif
