@@ -109,7 +109,9 @@ static int check_number_bounds(const assignment *a, const dt_yaml_node *node, co
     else
         snprintf(bounds, sizeof bounds, "must be %s %g", k->max_exclusive ? "<" : "<=", k->max);
     char message[320];
-    if (value != given)
+    bool given_fits = !(k->has_min && (k->min_exclusive ? given <= k->min : given < k->min)) &&
+                      !(k->has_max && (k->max_exclusive ? given >= k->max : given > k->max));
+    if (given_fits) /* only the conversion puts it out of bounds: say so */
         snprintf(message, sizeof message, "%s, got %.64s (%g as the 32-bit float it is used as)",
                  bounds, node->text, value);
     else

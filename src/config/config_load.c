@@ -167,10 +167,13 @@ static int check_values_in_use(loader *l) {
         double std = cfg->data.std[c], largest = (fabs((double)cfg->data.mean[c]) + 1.0) / std;
         if (std >= FLT_MIN && largest <= FLT_MAX) continue;
         snprintf(message, sizeof message,
-                 "data.std[%d] = %g makes the normalised pixels (x - mean) / std overflow a "
-                 "32-bit float (up to %g); use a larger std",
-                 c, std, largest);
-        return fail_at_key(l, "data.std", message);
+                 "data.std[%d] = %g with data.mean[%d] = %g makes the normalised pixels "
+                 "(x - mean) / std overflow a 32-bit float (up to %g)",
+                 c, std, c, (double)cfg->data.mean[c], largest);
+        /* located where the user set one of the two */
+        const dt_config_key *std_key = dt_config_find_key("data", "std");
+        bool std_set = l->origins[dt_config_key_index(std_key)].set;
+        return fail_at_key(l, std_set ? "data.std" : "data.mean", message);
     }
     size_t dir_length = strlen(cfg->output.dir);
     if (dir_length + DT_OUTPUT_NAME_RESERVE >= DT_PATH_BYTES) {
