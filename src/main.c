@@ -12,6 +12,8 @@
 #include "dtrain/backend.h"
 #include "dtrain/comm.h"
 #include "dtrain/config.h"
+#include "dtrain/platform.h"
+#include "dtrain/text_escape.h"
 #include "dtrain/train.h"
 
 #define DT_STRINGIFY_(x) #x
@@ -61,10 +63,12 @@ static void print_version(void) {
 static void print_error(const dt_comm *comm, int env_rank, const dt_error *err) {
     int rank = comm ? comm->rank : env_rank;
     int size = comm ? comm->size : 1;
+    char shown[4 * sizeof err->message]; /* names in messages may hold control characters */
+    dt_escape_text(err->message, shown, sizeof shown);
     if (size > 1 || rank != 0)
-        fprintf(stderr, "dtrain: rank %d: error: %s\n", rank, err->message);
+        fprintf(stderr, "dtrain: rank %d: error: %s\n", rank, shown);
     else
-        fprintf(stderr, "dtrain: error: %s\n", err->message);
+        fprintf(stderr, "dtrain: error: %s\n", shown);
 }
 
 /* dtrain runs its decode threads beside the OpenMP compute threads, so a compute thread that
@@ -80,6 +84,7 @@ static void prefer_passive_openmp_waiting(char **argv) {
 }
 
 int main(int argc, char **argv) {
+    if (dt_keep_standard_descriptors_open() != 0) return DT_EXIT_RUNTIME;
     prefer_passive_openmp_waiting(argv);
     const char *config_path = NULL;
     int print_config = 0, n_overrides = 0;
@@ -98,7 +103,9 @@ int main(int argc, char **argv) {
         } else if (strcmp(a, "--print-config") == 0) {
             print_config = 1;
         } else if (a[0] == '-' && a[1] == '-') {
-            fprintf(stderr, "dtrain: unknown option '%s' (see dtrain --help)\n", a);
+            char shown[512];
+            fprintf(stderr, "dtrain: unknown option '%s' (see dtrain --help)\n",
+                    dt_escape_text(a, shown, sizeof shown));
             free(overrides);
             return DT_EXIT_USAGE;
         } else if (!config_path && !strchr(a, '=')) {
@@ -106,7 +113,9 @@ int main(int argc, char **argv) {
         } else if (strchr(a, '=')) {
             overrides[n_overrides++] = argv[i];
         } else {
-            fprintf(stderr, "dtrain: unexpected argument '%s': overrides are key.path=value\n", a);
+            char shown[512];
+            fprintf(stderr, "dtrain: unexpected argument '%s': overrides are key.path=value\n",
+                    dt_escape_text(a, shown, sizeof shown));
             free(overrides);
             return DT_EXIT_USAGE;
         }

@@ -1,11 +1,39 @@
-# libFuzzer harnesses for dtrain's parsers. Opt-in and clang only:
+# Fuzz targets for dtrain's parsers (tests/fuzz/fuzz_*.c).
+#
+# Every build runs the config and safetensors targets for a bounded time in ctest
+# (fuzz_config_short, fuzz_safetensors_short: the checked-in seeds of tests/fuzz/corpus, then
+# seeded mutations, at most 15 s each) under a small built-in driver, tests/fuzz/fuzz_driver.c, so
+# gcc and the sanitizer build fuzz them too.
+#
+# libFuzzer harnesses (coverage-guided), opt-in and clang only:
 #   cmake -S . -B build-fuzz -DCMAKE_C_COMPILER=clang -DDTRAIN_FUZZ=ON
 # Each harness is compiled together with the sources it exercises (so they carry the fuzzer's
 # coverage instrumentation), linked with the libraries those sources need, and gets a short
-# corpus-less ctest run (about 10 seconds). Longer runs by hand:
+# ctest run (about 10 seconds). Longer runs by hand:
 #   build-fuzz/tests/fuzz_safetensors -dict=tests/fuzz/safetensors.dict CORPUS_DIR
+#   build-fuzz/tests/fuzz_config -dict=tests/fuzz/config.dict CORPUS_DIR
 #   build-fuzz/tests/fuzz_image_decode CORPUS_DIR   (seed it with a few small JPEGs and PNGs)
 option(DTRAIN_FUZZ "Build the libFuzzer harnesses (needs clang)" OFF)
+
+# dtrain_add_short_fuzz(NAME HARNESS DICT file CORPUS dir): NAME_short, a bounded ctest run.
+function(dtrain_add_short_fuzz name harness)
+  cmake_parse_arguments(SHORT "" "DICT;CORPUS" "" ${ARGN})
+  add_executable(${name}_short ${harness} ${CMAKE_CURRENT_SOURCE_DIR}/fuzz/fuzz_driver.c)
+  target_include_directories(${name}_short PRIVATE ${PROJECT_SOURCE_DIR}/src)
+  target_link_libraries(${name}_short PRIVATE dtrain_core)
+  add_test(NAME ${name}_short
+    COMMAND ${name}_short -runs=200000 -max_total_time=15 -seed=1 -max_len=4096
+      -dict=${SHORT_DICT} ${SHORT_CORPUS}
+    WORKING_DIRECTORY ${CMAKE_CURRENT_BINARY_DIR})
+  set_tests_properties(${name}_short PROPERTIES TIMEOUT 120 LABELS fuzz)
+endfunction()
+
+dtrain_add_short_fuzz(fuzz_config ${CMAKE_CURRENT_SOURCE_DIR}/fuzz/fuzz_config.c
+  DICT ${CMAKE_CURRENT_SOURCE_DIR}/fuzz/config.dict
+  CORPUS ${CMAKE_CURRENT_SOURCE_DIR}/fuzz/corpus/config)
+dtrain_add_short_fuzz(fuzz_safetensors ${CMAKE_CURRENT_SOURCE_DIR}/fuzz/fuzz_safetensors.c
+  DICT ${CMAKE_CURRENT_SOURCE_DIR}/fuzz/safetensors.dict
+  CORPUS ${CMAKE_CURRENT_SOURCE_DIR}/fuzz/corpus/safetensors)
 
 # dtrain_add_fuzzer(NAME HARNESS [DICT file] SOURCES src... [LIBS target...])
 function(dtrain_add_fuzzer name harness)
@@ -33,6 +61,11 @@ if(DTRAIN_FUZZ)
     # src/util/ (errors, files, byte buffers, logging): small self-contained helpers that any
     # harness's sources may call.
     file(GLOB dtrain_fuzz_util_sources CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/src/util/*.c)
+    file(GLOB dtrain_fuzz_config_sources CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/src/config/*.c)
+    dtrain_add_fuzzer(fuzz_config ${CMAKE_CURRENT_SOURCE_DIR}/fuzz/fuzz_config.c
+      DICT ${CMAKE_CURRENT_SOURCE_DIR}/fuzz/config.dict
+      SOURCES ${dtrain_fuzz_config_sources} ${dtrain_fuzz_util_sources}
+      LIBS PkgConfig::YAML)
     dtrain_add_fuzzer(fuzz_safetensors ${CMAKE_CURRENT_SOURCE_DIR}/fuzz/fuzz_safetensors.c
       DICT ${CMAKE_CURRENT_SOURCE_DIR}/fuzz/safetensors.dict
       SOURCES

@@ -26,7 +26,8 @@ typedef struct dt_dataset {
 
 /* Scans root as torchvision's ImageFolder does: classes = sorted sub-folders, files found
  * recursively under each, extensions .jpg .jpeg .png (any case), names starting with '.'
- * ignored. Errors (missing root, no classes, a class without images) name the path. */
+ * ignored. Errors (missing root, no classes, a class without images) name the path. A class
+ * folder whose name is not UTF-8 or holds control characters is refused (exit code 2). */
 int dt_dataset_scan(const char *root, dt_dataset *ds, dt_error *err);
 void dt_dataset_free(dt_dataset *ds);
 

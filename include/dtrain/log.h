@@ -6,6 +6,7 @@
 /* Called once after the comm layer is up (before that: single-process prefix). */
 void dt_log_set_rank(int rank, int world_size);
 
+/* "PREFIX warning: MESSAGE" with control characters and bytes that are not UTF-8 escaped. */
 void dt_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 #endif

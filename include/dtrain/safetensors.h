@@ -50,15 +50,19 @@ typedef struct dt_st_metadata_entry {
 
 typedef struct dt_safetensors {
     char *path;
-    uint8_t *file_bytes;
+    uint8_t *file_bytes; /* the whole file: a copy (parse), or mapped read-only (read) */
     size_t file_size;
+    int file_mapped;       /* file_bytes is an mmap of the file (read) rather than heap memory */
     dt_st_tensor *tensors; /* in header order */
     size_t n_tensors;
     dt_st_metadata_entry *metadata;
     size_t n_metadata;
 } dt_safetensors;
 
-/* Reads and validates the whole file. Errors name the file and the tensor or field at fault. */
+/* Reads and validates a file: the 8-byte length and the header first (an absurd length, a header
+ * that is not UTF-8 JSON, or offsets that do not tile exactly the rest of the file are refused
+ * before any tensor byte is read), then maps the file, so only the tensors used are ever read from
+ * disk. Never blocks on a FIFO. Errors name the file and the tensor or field at fault. */
 int dt_safetensors_read(const char *path, dt_safetensors *st, dt_error *err);
 int dt_safetensors_parse(const uint8_t *bytes, size_t size, const char *name, dt_safetensors *st,
                          dt_error *err); /* copies bytes */

@@ -12,6 +12,8 @@
 #include <strings.h>
 
 #include "config/config_internal.h"
+#include "dtrain/bytes.h"
+#include "dtrain/text_escape.h"
 
 typedef struct assignment {
     const dt_config_key *key;
@@ -83,10 +85,18 @@ static int read_number(const assignment *a, const dt_yaml_node *node, const char
     return 0;
 }
 
-/* Checks the number bounds of the key (for RGB keys, of each item). */
+/* Checks the number bounds of the key (for RGB keys, of each item). A value the program uses as
+ * a 32-bit float is checked as that float: 1e-50 becomes 0, 0.999999999 becomes 1. */
 static int check_number_bounds(const assignment *a, const dt_yaml_node *node, const char *path,
-                               double value) {
+                               double given) {
     const dt_config_key *k = a->key;
+    bool as_float = k->float32 || k->type == DT_KEY_RGB;
+    if (as_float && fabs(given) > FLT_MAX) {
+        char message[256];
+        snprintf(message, sizeof message, "out of range for a 32-bit float, got %.64s", node->text);
+        return fail_on(a, node, path, message);
+    }
+    double value = as_float ? (double)(float)given : given;
     bool below = k->has_min && (k->min_exclusive ? value <= k->min : value < k->min);
     bool above = k->has_max && (k->max_exclusive ? value >= k->max : value > k->max);
     if (!below && !above) return 0;
@@ -98,8 +108,14 @@ static int check_number_bounds(const assignment *a, const dt_yaml_node *node, co
         snprintf(bounds, sizeof bounds, "must be %s %g", k->min_exclusive ? ">" : ">=", k->min);
     else
         snprintf(bounds, sizeof bounds, "must be %s %g", k->max_exclusive ? "<" : "<=", k->max);
-    char message[256];
-    snprintf(message, sizeof message, "%s, got %.64s", bounds, node->text);
+    char message[320];
+    bool given_fits = !(k->has_min && (k->min_exclusive ? given <= k->min : given < k->min)) &&
+                      !(k->has_max && (k->max_exclusive ? given >= k->max : given > k->max));
+    if (given_fits) /* only the conversion puts it out of bounds: say so */
+        snprintf(message, sizeof message, "%s, got %.64s (%g as the 32-bit float it is used as)",
+                 bounds, node->text, value);
+    else
+        snprintf(message, sizeof message, "%s, got %.64s", bounds, node->text);
     return fail_on(a, node, path, message);
 }
 
@@ -200,12 +216,33 @@ static char *copy_text(const assignment *a, const char *text) {
     return copy;
 }
 
-/* A non-null, non-empty scalar, as a string. */
+/* A non-null, non-empty scalar, as a string. A YAML file is UTF-8; an override's plain value is
+ * not decoded, so its bytes are checked here: config.yaml must be able to hold every value. */
 static int read_string(const assignment *a, const dt_yaml_node *node, const char *path) {
     if (node->kind != DT_YAML_SCALAR || dt_yaml_is_null(node))
         return type_error(a, node, path, "a string");
     if (node->text[0] == '\0') return fail_on(a, node, path, "must not be an empty string");
+    size_t bad = 0;
+    if (dt_utf8_validate((const uint8_t *)node->text, strlen(node->text), &bad) != 0) {
+        char message[256], shown[96];
+        snprintf(message, sizeof message, "must be valid UTF-8 text (byte %zu is not), got '%s'",
+                 bad, dt_escape_text(node->text, shown, sizeof shown));
+        return fail_on(a, node, path, message);
+    }
     return 0;
+}
+
+/* Class names end up one per line in classes.txt and in the models' metadata: no control
+ * characters (a newline would split a name in two). */
+static int read_class_name(const assignment *a, const dt_yaml_node *node, const char *path) {
+    if (read_string(a, node, path)) return -1;
+    if (dt_text_is_printable(node->text)) return 0;
+    char message[256], shown[96];
+    snprintf(message, sizeof message,
+             "a class name must not contain control characters (newline, tab, escape...), got "
+             "'%s'",
+             dt_escape_text(node->text, shown, sizeof shown));
+    return fail_on(a, node, path, message);
 }
 
 static int assign_string(const assignment *a, const dt_yaml_node *node, char **field,
@@ -245,12 +282,6 @@ static int assign_rgb(const assignment *a, const dt_yaml_node *node, float *fiel
         snprintf(item_path, sizeof item_path, "%s[%d]", path, i);
         double value;
         if (read_number(a, item, item_path, &value)) return -1;
-        if (fabs(value) > FLT_MAX) {
-            char message[256];
-            snprintf(message, sizeof message, "out of range for a 32-bit float, got %.64s",
-                     item->text);
-            return fail_on(a, item, item_path, message);
-        }
         if (check_number_bounds(a, item, item_path, value)) return -1;
         values[i] = (float)value;
     }
@@ -275,16 +306,18 @@ static int assign_name_map(const assignment *a, const dt_yaml_node *node, dt_con
     if (!renames) return dt_fail(a->err, "out of memory reading the config");
     for (int i = 0; i < count; i++) {
         const dt_yaml_node *folder = &node->children[2 * i], *display = &node->children[2 * i + 1];
-        char entry_path[256];
-        snprintf(entry_path, sizeof entry_path, "%s.%.128s", path,
-                 folder->kind == DT_YAML_SCALAR ? folder->text : "?");
+        char entry_path[256], shown[160];
+        snprintf(entry_path, sizeof entry_path, "%s.%s", path,
+                 folder->kind == DT_YAML_SCALAR ? dt_escape_text(folder->text, shown, sizeof shown)
+                                                : "?");
         int rc = 0;
         if (folder->kind != DT_YAML_SCALAR || folder->text[0] == '\0') {
             rc = type_error(a, folder, path, "class folder names as keys");
         } else {
             rc = dt_config_check_duplicate_key(a->err, a->origin, node, i, entry_path);
         }
-        if (!rc) rc = read_string(a, display, entry_path);
+        if (!rc) rc = read_class_name(a, folder, entry_path);
+        if (!rc) rc = read_class_name(a, display, entry_path);
         if (!rc) {
             renames[i].folder = copy_text(a, folder->text);
             renames[i].display = renames[i].folder ? copy_text(a, display->text) : NULL;

@@ -9,6 +9,11 @@
 #include "dtrain/config.h"
 #include "dtrain/error.h"
 
+/* dt_config_load on text already in memory (name stands for the file in messages); the config
+ * fuzz target's entry point. */
+int dt_config_load_text(const char *name, const char *text, size_t length, int n_overrides,
+                        char *const *overrides, dt_config *cfg, dt_error *err);
+
 /* ---- where a value came from ---- */
 
 /* Exactly one of file and override_arg is set. */
@@ -86,6 +91,7 @@ typedef struct dt_config_key {
     bool has_min, has_max; /* number bounds (NUMBER and each RGB item) */
     bool min_exclusive, max_exclusive;
     double min, max;
+    bool float32; /* NUMBER used as a 32-bit float (RGB always is): bounds hold after conversion */
     const char *const *choices; /* ENUM: names in enum order; STRING: allowed values or NULL */
     int n_choices;
 } dt_config_key;

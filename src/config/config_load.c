@@ -1,12 +1,15 @@
 /* dt_config_load: defaults, then the YAML file (section by section, refusing unknown and
  * duplicate keys), then the command-line overrides, then the checks that involve several keys. */
 #include <errno.h>
+#include <float.h>
+#include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "config/config_internal.h"
+#include "dtrain/limits.h"
 #include "dtrain/platform.h"
 
 /* A config is a few hundred bytes; anything this large is the wrong file. */
@@ -124,15 +127,11 @@ static int load_document(loader *l, const dt_yaml_node *root) {
     return 0;
 }
 
-static int load_file(loader *l, const char *path) {
-    char *text = NULL;
-    size_t length = 0;
-    if (read_config_file(path, &text, &length, l->err)) return -1;
+static int load_text(loader *l, const char *text, size_t length) {
     dt_yaml_node *root = NULL;
     int rc = dt_yaml_parse(text, length, &l->file, NULL, &root, l->err);
     if (!rc) rc = load_document(l, root);
     dt_yaml_free(root);
-    free(text);
     return rc;
 }
 
@@ -158,6 +157,45 @@ static int fail_at_key(loader *l, const char *path, const char *message) {
     return dt_config_fail_at(l->err, &l->file, 1, 1, path, "%s", message);
 }
 
+/* Limits of what the run derives from the values: the normalised pixels, the paths of the output
+ * files, batch-norm statistics over a batch. */
+static int check_values_in_use(loader *l) {
+    const dt_config *cfg = l->cfg;
+    char message[320];
+    for (int c = 0; c < 3; c++) {
+        /* (x - mean) / std for x in [0, 1], and 1 / std, must be finite 32-bit floats */
+        double std = cfg->data.std[c], largest = (fabs((double)cfg->data.mean[c]) + 1.0) / std;
+        if (std >= FLT_MIN && largest <= FLT_MAX) continue;
+        snprintf(message, sizeof message,
+                 "data.std[%d] = %g with data.mean[%d] = %g makes the normalised pixels "
+                 "(x - mean) / std overflow a 32-bit float (up to %g)",
+                 c, std, c, (double)cfg->data.mean[c], largest);
+        /* located where the user set one of the two */
+        const dt_config_key *std_key = dt_config_find_key("data", "std");
+        bool std_set = l->origins[dt_config_key_index(std_key)].set;
+        return fail_at_key(l, std_set ? "data.std" : "data.mean", message);
+    }
+    size_t dir_length = strlen(cfg->output.dir);
+    if (dir_length + DT_OUTPUT_NAME_RESERVE >= DT_PATH_BYTES) {
+        snprintf(message, sizeof message,
+                 "too long (%zu bytes): the paths of the files written in it must stay under "
+                 "%d bytes, so at most %d",
+                 dir_length, DT_PATH_BYTES, DT_PATH_BYTES - DT_OUTPUT_NAME_RESERVE - 1);
+        return fail_at_key(l, "output.dir", message);
+    }
+    /* Training-mode batch norm needs more than one value per channel: at the last stage of
+     * ResNet-18 a channel has batch_size x ceil(image_size/32)^2 of them (PyTorch refuses 1). */
+    long side = (cfg->data.image_size + 31) / 32;
+    if (cfg->model.freeze == DT_FREEZE_NONE && (long)cfg->train.batch_size * side * side < 2) {
+        snprintf(message, sizeof message,
+                 "must be at least 2 with data.image_size %d: training-mode batch norm needs more "
+                 "than one value per channel (or set model.freeze: backbone)",
+                 cfg->data.image_size);
+        return fail_at_key(l, "train.batch_size", message);
+    }
+    return 0;
+}
+
 /* Rules that involve more than one key, checked once every value is known. */
 static int check_whole_config(loader *l) {
     const dt_config *cfg = l->cfg;
@@ -174,23 +212,37 @@ static int check_whole_config(loader *l) {
     if (cfg->train.nesterov && cfg->train.momentum <= 0.0)
         return fail_at_key(l, "train.nesterov",
                            "true requires train.momentum > 0 (as torch.optim.SGD)");
-    return 0;
+    return check_values_in_use(l);
 }
 
-int dt_config_load(const char *path, int n_overrides, char *const *overrides, dt_config *cfg,
-                   dt_error *err) {
+int dt_config_load_text(const char *name, const char *text, size_t length, int n_overrides,
+                        char *const *overrides, dt_config *cfg, dt_error *err) {
     dt_config_defaults(cfg);
     loader l = {.cfg = cfg,
                 .err = err,
-                .file = {.file = path, .override_arg = NULL},
+                .file = {.file = name, .override_arg = NULL},
                 .data_line = 1,
                 .data_column = 1};
     int n_keys = 0;
     dt_config_keys(&n_keys);
     int rc = n_keys <= MAX_KEYS ? 0 : dt_fail(err, "internal error: too many config keys");
-    if (!rc) rc = load_file(&l, path);
+    if (!rc) rc = load_text(&l, text, length);
     for (int i = 0; i < n_overrides && !rc; i++) rc = apply_override(&l, overrides[i]);
     if (!rc) rc = check_whole_config(&l);
     if (rc) dt_config_free(cfg); /* leaves nothing allocated and all fields zero */
+    return rc;
+}
+
+int dt_config_load(const char *path, int n_overrides, char *const *overrides, dt_config *cfg,
+                   dt_error *err) {
+    char *text = NULL;
+    size_t length = 0;
+    if (read_config_file(path, &text, &length, err)) {
+        dt_config_defaults(cfg);
+        dt_config_free(cfg);
+        return -1;
+    }
+    int rc = dt_config_load_text(path, text, length, n_overrides, overrides, cfg, err);
+    free(text);
     return rc;
 }

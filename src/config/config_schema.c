@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "config/config_internal.h"
+#include "dtrain/limits.h"
 
 /* Enum keys are stored through an int pointer; the enums must be int-sized for that. */
 _Static_assert(sizeof(dt_resize_mode) == sizeof(int), "enum size");
@@ -53,6 +54,19 @@ static const char *const section_names[] = {"data", "model", "train", "runtime",
         .section = #sec, .name = #key, .path = #sec "." #key, .type = DT_KEY_ENUM,                 \
         .offset = FIELD(sec.key), .choices = (names), .n_choices = COUNT(names)                    \
     }
+/* The same for a number the program uses as a 32-bit float: the bounds hold after conversion. */
+#define FLOAT_MIN_KEY(sec, key, lo, open)                                                          \
+    {                                                                                              \
+        .section = #sec, .name = #key, .path = #sec "." #key, .type = DT_KEY_NUMBER,               \
+        .offset = FIELD(sec.key), .has_min = true, .min = (lo), .min_exclusive = (open),           \
+        .float32 = true                                                                            \
+    }
+#define FLOAT_RANGE_KEY(sec, key, lo, lo_open, hi, hi_open)                                        \
+    {                                                                                              \
+        .section = #sec, .name = #key, .path = #sec "." #key, .type = DT_KEY_NUMBER,               \
+        .offset = FIELD(sec.key), .has_min = true, .min = (lo), .min_exclusive = (lo_open),        \
+        .has_max = true, .max = (hi), .max_exclusive = (hi_open), .float32 = true                  \
+    }
 /* A number with a lower bound only (lo, inclusive unless open). */
 #define NUMBER_MIN_KEY(sec, key, lo, open)                                                         \
     {                                                                                              \
@@ -85,7 +99,7 @@ static const dt_config_key config_keys[] = {
      .has_min = true,
      .min = 0.0,
      .min_exclusive = true},
-    INT_KEY(data, workers, 0, INT_MAX),
+    INT_KEY(data, workers, 0, DT_MAX_WORKERS),
     ENUM_KEY(data, augment, augment_names),
     {.section = "data",
      .name = "class_names",
@@ -107,13 +121,13 @@ static const dt_config_key config_keys[] = {
      .offset = FIELD(model.pretrained)},
     ENUM_KEY(model, freeze, freeze_names),
 
-    INT_KEY(train, epochs, 1, INT_MAX),
-    INT_KEY(train, batch_size, 1, INT_MAX),
-    INT_KEY(train, accumulate, 1, INT_MAX),
-    NUMBER_MIN_KEY(train, lr, 0.0, true),
-    NUMBER_RANGE_KEY(train, momentum, 0.0, false, 1.0, true),
+    INT_KEY(train, epochs, 1, DT_MAX_EPOCHS),
+    INT_KEY(train, batch_size, 1, DT_MAX_BATCH_SIZE),
+    INT_KEY(train, accumulate, 1, DT_MAX_ACCUMULATE),
+    FLOAT_MIN_KEY(train, lr, 0.0, true),
+    FLOAT_RANGE_KEY(train, momentum, 0.0, false, 1.0, true),
     BOOL_KEY(train, nesterov),
-    NUMBER_MIN_KEY(train, weight_decay, 0.0, false),
+    FLOAT_MIN_KEY(train, weight_decay, 0.0, false),
     ENUM_KEY(train, schedule, schedule_names),
     INT_KEY(train, step_size, 1, INT_MAX),
     NUMBER_RANGE_KEY(train, gamma, 0.0, true, 1.0, false),
@@ -122,7 +136,7 @@ static const dt_config_key config_keys[] = {
     SEED_KEY(train, seed),
 
     ENUM_KEY(runtime, device, device_names),
-    INT_KEY(runtime, threads, 0, INT_MAX),
+    INT_KEY(runtime, threads, 0, DT_MAX_THREADS),
     ENUM_KEY(runtime, precision, precision_names),
 
     STRING_KEY(output, dir),

@@ -8,6 +8,7 @@
 #include <yaml.h>
 
 #include "config/config_internal.h"
+#include "dtrain/text_escape.h"
 
 /* Deeper than any config needs; bounds the recursion on hostile input. */
 enum { MAX_NESTING = 32 };
@@ -267,21 +268,9 @@ const char *dt_yaml_describe(const dt_yaml_node *node, char *buffer, size_t size
     } else if (dt_yaml_is_null(node)) {
         snprintf(buffer, size, "null");
     } else {
-        /* Long values are cut and control characters shown as '?', to keep one tidy line. */
-        enum { SHOWN = 60 };
-        char shown[SHOWN + 4];
-        size_t n = 0;
-        for (; node->text[n] && n < SHOWN; n++) {
-            unsigned char c = (unsigned char)node->text[n];
-            shown[n] = c < 0x20 || c == 0x7F ? '?' : (char)c;
-        }
-        if (node->text[n]) {
-            /* Do not cut a UTF-8 sequence in half. */
-            while (n > 0 && ((unsigned char)node->text[n] & 0xC0) == 0x80) n--;
-            memcpy(shown + n, "...", 4);
-        } else {
-            shown[n] = '\0';
-        }
+        /* Long values are cut and control characters escaped, to keep one tidy line. */
+        char shown[64];
+        dt_escape_text(node->text, shown, sizeof shown);
         if (node->quoted)
             snprintf(buffer, size, "the quoted string \"%s\"", shown);
         else

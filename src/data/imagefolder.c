@@ -13,6 +13,7 @@
  * cannot block the loader. A directory reached twice through links is visited once. */
 #include "dtrain/bytes.h"
 #include "dtrain/data.h"
+#include "dtrain/text_escape.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -317,6 +318,24 @@ int dt_dataset_scan(const char *root, dt_dataset *ds, dt_error *err) {
     }
     ds->class_names = classes.items;
     ds->n_classes = (int)classes.count;
+    for (int label = 0; label < ds->n_classes; label++) {
+        if (dt_text_is_printable(ds->class_names[label])) continue;
+        /* Class names go one per line into classes.txt and into the UTF-8 JSON header of the
+         * model files: refuse what would not read back as the same name. */
+        char shown[512];
+        size_t bad = 0;
+        const char *name = ds->class_names[label];
+        bool utf8 = dt_utf8_validate((const uint8_t *)name, strlen(name), &bad) == 0;
+        dt_fail_usage(err,
+                      "data.root %s: class folder '%s' %s; rename the folder (class names are "
+                      "written one per line to classes.txt and into the model files' UTF-8 "
+                      "header)",
+                      ds->root, dt_escape_text(name, shown, sizeof shown),
+                      utf8 ? "has control characters (newline, tab, escape...) in its name"
+                           : "has a name that is not valid UTF-8");
+        dt_dataset_free(ds);
+        return -1;
+    }
 
     size_t capacity = 0;
     for (int label = 0; label < ds->n_classes; label++) {

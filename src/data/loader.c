@@ -10,6 +10,7 @@
  * dt_loader_start drains the in-flight images before resetting, so no worker ever writes into
  * a buffer that belongs to a new epoch. */
 #include "dtrain/data.h"
+#include "dtrain/limits.h"
 #include "dtrain/log.h"
 #include "dtrain/platform.h"
 
@@ -175,15 +176,16 @@ int dt_loader_create(const dt_dataset *ds, const dt_loader_options *opt, dt_load
                      dt_error *err) {
     *out = NULL;
     if (!ds || ds->n_files == 0) return dt_fail(err, "loader: empty dataset");
-    if (opt->batch_size < 1 || opt->batch_size > 65536)
-        return dt_fail(err, "loader: batch size must be 1..65536, got %d", opt->batch_size);
+    if (opt->batch_size < 1 || opt->batch_size > DT_MAX_BATCH_SIZE)
+        return dt_fail(err, "loader: batch size must be 1..%d, got %d", DT_MAX_BATCH_SIZE,
+                       opt->batch_size);
     if (opt->image_size < 1 || opt->image_size > 4096)
         return dt_fail(err, "loader: image size must be 1..4096, got %d", opt->image_size);
-    if (opt->workers < 1 || opt->workers > 1024)
-        return dt_fail(err, "loader: workers must be 1..1024, got %d", opt->workers);
-    if (opt->prefetch_batches < 2 || opt->prefetch_batches > 1024)
-        return dt_fail(err, "loader: prefetch_batches must be 2..1024, got %d",
-                       opt->prefetch_batches);
+    if (opt->workers < 1 || opt->workers > DT_MAX_WORKERS)
+        return dt_fail(err, "loader: workers must be 1..%d, got %d", DT_MAX_WORKERS, opt->workers);
+    if (opt->prefetch_batches < 2 || opt->prefetch_batches > DT_MAX_PREFETCH_BATCHES)
+        return dt_fail(err, "loader: prefetch_batches must be 2..%d, got %d",
+                       DT_MAX_PREFETCH_BATCHES, opt->prefetch_batches);
 
     dt_loader *loader = calloc(1, sizeof *loader);
     if (!loader) return dt_fail(err, "loader: out of memory");

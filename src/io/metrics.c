@@ -1,5 +1,6 @@
 /* Writers for metrics.jsonl and metrics.csv (SPEC.md "Files written under output.dir"). */
 #include "dtrain/metrics.h"
+#include "dtrain/platform.h"
 
 #include <errno.h>
 #include <math.h>
@@ -26,8 +27,9 @@ static int flush_both(dt_metrics *m, dt_error *err) {
 
 int dt_metrics_open(dt_metrics *m, const char *dir, dt_error *err) {
     memset(m, 0, sizeof *m);
-    snprintf(m->jsonl_path, sizeof m->jsonl_path, "%s/metrics.jsonl", dir);
-    snprintf(m->csv_path, sizeof m->csv_path, "%s/metrics.csv", dir);
+    if (dt_path_join(m->jsonl_path, sizeof m->jsonl_path, dir, "metrics.jsonl", err) ||
+        dt_path_join(m->csv_path, sizeof m->csv_path, dir, "metrics.csv", err))
+        return -1;
     if (!(m->jsonl = fopen(m->jsonl_path, "w")))
         return dt_fail(err, "creating %s: %s", m->jsonl_path, strerror(errno));
     if (!(m->csv = fopen(m->csv_path, "w"))) {

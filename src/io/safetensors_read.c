@@ -2,9 +2,12 @@
  * little-endian header length (at most 100,000,000 and inside the file), a UTF-8 JSON header,
  * and tensor data that, sorted by offset, tiles the data section exactly (no holes, no overlaps,
  * no trailing bytes), each tensor spanning product(shape) * dtype size bytes. */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "dtrain/bytes.h"
 #include "dtrain/platform.h"
@@ -20,7 +23,10 @@ void dt_safetensors_free(dt_safetensors *st) {
     }
     free(st->tensors);
     free(st->metadata);
-    free(st->file_bytes);
+    if (st->file_mapped)
+        munmap(st->file_bytes, st->file_size);
+    else
+        free(st->file_bytes);
     free(st->path);
     memset(st, 0, sizeof *st);
 }
@@ -144,6 +150,43 @@ static uint64_t read_le64(const uint8_t *bytes) {
     return value;
 }
 
+/* The 8-byte header length of a file of file_size bytes: within the reference limit and the
+ * file. */
+static int check_header_length(const uint8_t first8[8], uint64_t file_size, const char *name,
+                               uint64_t *header_length, dt_error *err) {
+    if (file_size < 8)
+        return dt_fail(err, "%s: file is %llu bytes, too short for the 8-byte header length", name,
+                       (unsigned long long)file_size);
+    *header_length = read_le64(first8);
+    if (*header_length > DT_ST_MAX_HEADER_SIZE)
+        return dt_fail(
+            err, "%s: header length %llu exceeds the limit of %u bytes (not a safetensors file?)",
+            name, (unsigned long long)*header_length, DT_ST_MAX_HEADER_SIZE);
+    if (*header_length > file_size - 8)
+        return dt_fail(
+            err, "%s: truncated file: header length %llu needs %llu bytes but the file has %llu",
+            name, (unsigned long long)*header_length, (unsigned long long)*header_length + 8,
+            (unsigned long long)file_size);
+    return 0;
+}
+
+/* The header text (UTF-8 JSON) into st's tensors and metadata, checked against a data section of
+ * data_size bytes. */
+static int parse_header_text(const uint8_t *header, size_t header_length, uint64_t data_size,
+                             const char *name, dt_safetensors *st, dt_error *err) {
+    size_t bad_offset = 0;
+    if (dt_utf8_validate(header, header_length, &bad_offset) < 0)
+        return dt_fail(err, "%s: header is not valid UTF-8 (byte 0x%02X at header byte %zu)", name,
+                       header[bad_offset], bad_offset);
+    if (data_size > SIZE_MAX)
+        return dt_fail(err, "%s: %llu bytes of tensor data do not fit in memory", name,
+                       (unsigned long long)data_size);
+    if (dt_st_parse_header((const char *)header, header_length, name, st, err) < 0 ||
+        validate_layout(name, st, (size_t)data_size, err) < 0)
+        return -1;
+    return 0;
+}
+
 /* Parses a file image it takes ownership of (freed with st, also on failure). */
 static int parse_owned(uint8_t *bytes, size_t size, const char *name, dt_safetensors *st,
                        dt_error *err) {
@@ -155,34 +198,29 @@ static int parse_owned(uint8_t *bytes, size_t size, const char *name, dt_safeten
         dt_safetensors_free(st);
         return dt_fail(err, "%s: out of memory", name);
     }
-    int result = 0;
     uint64_t header_length = 0;
-    size_t bad_offset = 0;
-    if (size < 8) {
-        result = dt_fail(err, "%s: file is %zu bytes, too short for the 8-byte header length", name,
-                         size);
-    } else if ((header_length = read_le64(bytes)) > DT_ST_MAX_HEADER_SIZE) {
-        result = dt_fail(
-            err, "%s: header length %llu exceeds the limit of %u bytes (not a safetensors file?)",
-            name, (unsigned long long)header_length, DT_ST_MAX_HEADER_SIZE);
-    } else if (header_length > size - 8) {
-        result = dt_fail(
-            err, "%s: truncated file: header length %llu needs %llu bytes but the file has %zu",
-            name, (unsigned long long)header_length, (unsigned long long)header_length + 8, size);
-    } else if (dt_utf8_validate(bytes + 8, (size_t)header_length, &bad_offset) < 0) {
-        result = dt_fail(err, "%s: header is not valid UTF-8 (byte 0x%02X at header byte %zu)",
-                         name, bytes[8 + bad_offset], bad_offset);
-    } else if (dt_st_parse_header((const char *)bytes + 8, (size_t)header_length, name, st, err) <
-                   0 ||
-               validate_layout(name, st, size - 8 - (size_t)header_length, err) < 0) {
-        result = -1;
-    }
-    if (result < 0) {
+    if (check_header_length(bytes, size, name, &header_length, err) < 0 ||
+        parse_header_text(bytes + 8, (size_t)header_length, size - 8 - header_length, name, st,
+                          err) < 0) {
         dt_safetensors_free(st);
         return -1;
     }
     const uint8_t *data = bytes + 8 + header_length;
     for (size_t i = 0; i < st->n_tensors; i++) st->tensors[i].data = data + st->tensors[i].begin;
+    return 0;
+}
+
+/* Reads exactly size bytes at offset; fails naming the file. */
+static int read_exactly(int fd, void *buffer, size_t size, uint64_t offset, const char *name,
+                        dt_error *err) {
+    size_t got = 0;
+    while (got < size) {
+        ssize_t n = pread(fd, (uint8_t *)buffer + got, size - got, (off_t)(offset + got));
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) return dt_fail(err, "%s: read error: %s", name, strerror(errno));
+        if (n == 0) return dt_fail(err, "%s: the file shrank while being read", name);
+        got += (size_t)n;
+    }
     return 0;
 }
 
@@ -198,8 +236,45 @@ int dt_safetensors_parse(const uint8_t *bytes, size_t size, const char *name, dt
 
 int dt_safetensors_read(const char *path, dt_safetensors *st, dt_error *err) {
     memset(st, 0, sizeof *st);
-    uint8_t *bytes;
-    size_t size;
-    if (dt_read_file(path, SIZE_MAX, &bytes, &size, err) != 0) return -1;
-    return parse_owned(bytes, size, path, st, err);
+    int fd = -1;
+    uint64_t file_size = 0, header_length = 0;
+    if (dt_open_regular_file(path, &fd, &file_size, err) != 0) return -1;
+    uint8_t first8[8] = {0}, *header = NULL;
+    int rc = -1;
+    if (!(st->path = strdup(path))) {
+        dt_fail(err, "%s: out of memory", path);
+        goto done;
+    }
+    /* the length and the header, and nothing else, before anything is trusted */
+    if (read_exactly(fd, first8, file_size < 8 ? 0 : 8, 0, path, err) < 0 ||
+        check_header_length(first8, file_size, path, &header_length, err) < 0)
+        goto done;
+    if (!(header = malloc(header_length ? (size_t)header_length : 1))) {
+        dt_fail(err, "%s: out of memory for a header of %llu bytes", path,
+                (unsigned long long)header_length);
+        goto done;
+    }
+    if (read_exactly(fd, header, (size_t)header_length, 8, path, err) < 0 ||
+        parse_header_text(header, (size_t)header_length, file_size - 8 - header_length, path, st,
+                          err) < 0)
+        goto done;
+    /* The layout matched the file's size: map it, so that only the pages of the tensors the
+     * caller reads are ever loaded. */
+    void *mapped = mmap(NULL, (size_t)file_size, PROT_READ, MAP_PRIVATE, fd, 0);
+    if (mapped == MAP_FAILED) {
+        dt_fail(err, "%s: cannot map %llu bytes: %s", path, (unsigned long long)file_size,
+                strerror(errno));
+        goto done;
+    }
+    st->file_bytes = mapped;
+    st->file_size = (size_t)file_size;
+    st->file_mapped = 1;
+    const uint8_t *data = st->file_bytes + 8 + header_length;
+    for (size_t i = 0; i < st->n_tensors; i++) st->tensors[i].data = data + st->tensors[i].begin;
+    rc = 0;
+done:
+    free(header);
+    close(fd);
+    if (rc) dt_safetensors_free(st);
+    return rc;
 }

@@ -63,6 +63,9 @@ int dt_st_writer_add(dt_st_writer *w, const char *name, dt_st_dtype dtype, int n
     if (!w || !name) return dt_fail(err, "safetensors writer: no writer or no tensor name");
     if (strcmp(name, "__metadata__") == 0)
         return dt_fail(err, "safetensors writer: '__metadata__' cannot name a tensor");
+    if (dt_utf8_validate((const uint8_t *)name, strlen(name), NULL) != 0)
+        return dt_fail(err, "safetensors writer: a tensor name is not valid UTF-8 (the header is "
+                            "UTF-8 JSON)");
     if ((int)dtype < 0 || dtype >= DT_ST_DTYPE_COUNT)
         return dt_fail(err, "safetensors writer: tensor '%s': invalid dtype %d", name, (int)dtype);
     if (ndim < 0 || ndim > DT_ST_MAX_DIMS || (ndim > 0 && !shape))
@@ -102,6 +105,12 @@ int dt_st_writer_add(dt_st_writer *w, const char *name, dt_st_dtype dtype, int n
 
 int dt_st_writer_add_metadata(dt_st_writer *w, const char *key, const char *value, dt_error *err) {
     if (!w || !key || !value) return dt_fail(err, "safetensors writer: no writer, key or value");
+    if (dt_utf8_validate((const uint8_t *)key, strlen(key), NULL) != 0 ||
+        dt_utf8_validate((const uint8_t *)value, strlen(value), NULL) != 0)
+        return dt_fail(err,
+                       "safetensors writer: metadata '%s' is not valid UTF-8 (the header is "
+                       "UTF-8 JSON)",
+                       dt_utf8_validate((const uint8_t *)key, strlen(key), NULL) ? "(key)" : key);
     for (size_t i = 0; i < w->n_metadata; i++)
         if (strcmp(w->metadata[i].key, key) == 0)
             return dt_fail(err, "safetensors writer: metadata key '%s' added twice", key);

@@ -41,9 +41,9 @@ static int evaluate_on_root(dt_trainer *t, int epoch, long global_step, dt_error
                      cfg->train.epochs, val_loss, val_acc, (long)count);
     if (val_acc > t->best_val_acc) { /* best_val_acc starts at -1: the first epoch writes */
         t->best_val_acc = val_acc;
-        char path[4096];
-        snprintf(path, sizeof path, "%s/best.safetensors", cfg->output.dir);
-        if (dt_export_model(t->model, path, t->display_names, t->ds.n_classes, dt_config_hash(cfg),
+        char path[DT_PATH_BYTES];
+        if (dt_path_join(path, sizeof path, cfg->output.dir, "best.safetensors", err) ||
+            dt_export_model(t->model, path, t->display_names, t->ds.n_classes, dt_config_hash(cfg),
                             err))
             return -1;
     }

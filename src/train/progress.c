@@ -6,6 +6,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "dtrain/text_escape.h"
+
 void dt_progress_init(dt_progress *p, FILE *out, int under_launcher) {
     memset(p, 0, sizeof *p);
     p->out = out;
@@ -69,10 +71,12 @@ void dt_progress_log(dt_progress *p, const dt_progress_state *s) {
 void dt_progress_line(dt_progress *p, const char *highlight, const char *fmt, ...) {
     close_live_line(p);
     if (highlight && p->color) fputs(highlight, p->out);
+    char line[2048], shown[4 * sizeof line]; /* names in it are escaped */
     va_list args;
     va_start(args, fmt);
-    vfprintf(p->out, fmt, args);
+    vsnprintf(line, sizeof line, fmt, args);
     va_end(args);
+    fputs(dt_escape_text(line, shown, sizeof shown), p->out);
     if (highlight && p->color) fputs("\033[0m", p->out);
     fputc('\n', p->out);
     fflush(p->out);

@@ -163,12 +163,14 @@ static void print_classes(dt_trainer *t) {
 static int open_outputs(dt_trainer *t, dt_error *err) {
     if (!t->is_root) return 0;
     const char *dir = t->cfg->output.dir;
-    char path[4096];
+    char path[DT_PATH_BYTES];
     if (dt_make_directories(dir, err)) return -1;
-    snprintf(path, sizeof path, "%s/config.yaml", dir);
-    if (dt_export_config(path, t->cfg, err)) return -1;
-    snprintf(path, sizeof path, "%s/classes.txt", dir);
-    if (dt_export_classes(path, t->ds.class_names, t->ds.n_classes, err)) return -1;
+    if (dt_path_join(path, sizeof path, dir, "config.yaml", err) ||
+        dt_export_config(path, t->cfg, err))
+        return -1;
+    if (dt_path_join(path, sizeof path, dir, "classes.txt", err) ||
+        dt_export_classes(path, t->ds.class_names, t->ds.n_classes, err))
+        return -1;
     return dt_metrics_open(&t->metrics, dir, err);
 }
 
@@ -180,11 +182,11 @@ static int setup(dt_trainer *t, dt_error *err) {
         err->exit_code = DT_EXIT_USAGE;
         return dt_error_prefix(err, "data.root");
     }
+    if (dt_train_check_dataset_shape(t, err)) return -1;
     if (check_consistency(t, err) || make_display_names(t, err)) return -1;
     if (dt_split_make(t->ds.n_files, cfg->data.val_fraction, cfg->data.split_seed, &t->split, err))
         return -1;
-    t->global_batch =
-        (size_t)cfg->train.batch_size * (size_t)comm->size * (size_t)cfg->train.accumulate;
+    if (dt_train_global_batch(cfg, comm->size, &t->global_batch, err)) return -1;
     if (t->split.n_train < (size_t)cfg->train.batch_size * (size_t)comm->size)
         return dt_fail_usage(err,
                              "%s: the training part has %zu images, fewer than one batch per rank "
@@ -215,7 +217,7 @@ static int setup(dt_trainer *t, dt_error *err) {
                             .resize = cfg->data.resize,
                             .augment = cfg->data.augment,
                             .workers = t->workers,
-                            .prefetch_batches = 2 * cfg->train.accumulate + 2,
+                            .prefetch_batches = dt_train_prefetch_batches(cfg),
                             .seed = dt_rng_mix(cfg->train.seed, 0xA06u),
                             .pixel_alloc = t->backend.ops->host_alloc,
                             .pixel_free = t->backend.ops->host_free,
@@ -319,7 +321,7 @@ static int optimizer_step(dt_trainer *t, long global_step, dt_window *w, dt_erro
     /* grads hold the sum of (ranks x accumulate) micro-batch means: average them inside the
      * update, one multiplication for both, so that N ranks and N accumulation steps do the same
      * arithmetic up to the order of the summation */
-    dt_sgd_params p = {.grad_scale = 1.0f / (float)(t->comm->size * cfg->train.accumulate),
+    dt_sgd_params p = {.grad_scale = 1.0f / ((float)t->comm->size * (float)cfg->train.accumulate),
                        .lr = (float)lr,
                        .momentum = (float)cfg->train.momentum,
                        .weight_decay = (float)cfg->train.weight_decay,
@@ -369,7 +371,12 @@ static int log_window(dt_trainer *t, int epoch, long step_in_epoch, long global_
         return dt_error_prefix(err, "all-reduce of training statistics");
     double now = dt_monotonic_seconds();
     double seconds = now - w->start;
-    double loss = sums[2] > 0 ? sums[0] / sums[2] : NAN;
+    if (sums[2] == 0) { /* every file of the window failed to decode: no loss to report */
+        dt_train_report_empty_window(t, w, epoch, global_step);
+        window_start(t, w, now);
+        return 0;
+    }
+    double loss = sums[0] / sums[2];
     if (sums[5] > 0 && isfinite(loss)) loss = NAN; /* a non-finite sample loss cancelled out */
     if (!isfinite(loss))
         return dt_fail(err,
@@ -460,9 +467,9 @@ static int finish(dt_trainer *t, dt_error *err) {
     free(bad);
     if (rc) return -1;
     if (!t->is_root) return 0;
-    char path[4096];
-    snprintf(path, sizeof path, "%s/model.safetensors", t->cfg->output.dir);
-    if (dt_export_model(t->model, path, t->display_names, t->ds.n_classes, dt_config_hash(t->cfg),
+    char path[DT_PATH_BYTES];
+    if (dt_path_join(path, sizeof path, t->cfg->output.dir, "model.safetensors", err) ||
+        dt_export_model(t->model, path, t->display_names, t->ds.n_classes, dt_config_hash(t->cfg),
                         err))
         return -1;
     double elapsed = dt_monotonic_seconds() - t->start;
@@ -498,8 +505,11 @@ static int run(dt_trainer *t, dt_error *err) {
                          t->comm->size, t->comm->size == 1 ? "" : "s", t->backend.ops->name,
                          t->threads, t->workers, t->steps_per_epoch, t->global_batch);
     if (t->is_root) print_classes(t);
+    int classes_checked = 0;
     for (int epoch = 1; epoch <= t->cfg->train.epochs; epoch++) {
         if (train_epoch(t, epoch, err)) return -1;
+        /* after one whole pass, every training file has been tried once */
+        if (!classes_checked++ && dt_train_check_decodable_classes(t, err)) return -1;
         if (dt_train_evaluate(t, epoch, (long)epoch * t->steps_per_epoch, err)) return -1;
     }
     return finish(t, err);

@@ -65,6 +65,26 @@ int dt_train_release_batch(dt_trainer *t, const dt_batch *batch, dt_error *err);
 /* Rank 0 evaluates the held-out part; the other ranks wait at a barrier. */
 int dt_train_evaluate(dt_trainer *t, int epoch, long global_step, dt_error *err);
 
+/* ---- checks of the data and the derived sizes (src/train/data_checks.c) ---- */
+
+/* Right after the scan: at least two classes (exit code 2). */
+int dt_train_check_dataset_shape(dt_trainer *t, dt_error *err);
+
+/* batch_size x ranks x accumulate, refused (exit code 2) if it does not fit a size_t. */
+int dt_train_global_batch(const dt_config *cfg, int ranks, size_t *global_batch, dt_error *err);
+
+/* Ring depth of the loader: a whole optimizer step ahead, within a bounded memory. */
+int dt_train_prefetch_batches(const dt_config *cfg);
+
+/* A log window in which no decodable image was counted (over all ranks): rank 0 says so instead
+ * of a loss of 0/0 (and writes no metrics row). */
+void dt_train_report_empty_window(const dt_trainer *t, const dt_window *w, int epoch,
+                                  long global_step);
+
+/* All ranks, after the first training epoch: fails when every training file of a class failed
+ * to decode (such a class cannot be learnt). */
+int dt_train_check_decodable_classes(dt_trainer *t, dt_error *err);
+
 /* Rank 0: loads model.pretrained into the model (see src/train/pretrained.c). */
 int dt_train_load_pretrained(dt_trainer *t, dt_error *err);
 

@@ -7,7 +7,9 @@
 
 static int fail_with_code(dt_error *err, int code, const char *fmt, va_list args) {
     if (err) {
-        vsnprintf(err->message, sizeof err->message, fmt, args);
+        int n = vsnprintf(err->message, sizeof err->message, fmt, args);
+        if (n >= (int)sizeof err->message) /* say that the message was cut */
+            memcpy(err->message + sizeof err->message - 4, "...", 4);
         err->exit_code = code;
     }
     return -1;

@@ -1,9 +1,11 @@
-/* Rank-prefixed warnings on stderr (one fprintf per line, so lines from threads and ranks do
- * not interleave mid-line). */
+/* Rank-prefixed warnings on stderr (one fprintf per line, so lines from threads and
+ * ranks do not interleave mid-line), with names and paths in them escaped (dt_escape_text). */
 #include "dtrain/log.h"
 
 #include <stdarg.h>
 #include <stdio.h>
+
+#include "dtrain/text_escape.h"
 
 static char log_prefix[48] = "dtrain: ";
 
@@ -20,5 +22,6 @@ void dt_warn(const char *fmt, ...) {
     va_start(args, fmt);
     vsnprintf(line, sizeof line, fmt, args);
     va_end(args);
-    fprintf(stderr, "%swarning: %s\n", log_prefix, line);
+    char shown[4 * sizeof line];
+    fprintf(stderr, "%swarning: %s\n", log_prefix, dt_escape_text(line, shown, sizeof shown));
 }

@@ -54,13 +54,16 @@ static int read_whole(const char *path, size_t max_bytes, bool pipes_too, uint8_
                       size_t *size, dt_error *err) {
     *bytes = NULL;
     *size = 0;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
+    struct stat info;
+    int fd = -1;
+    if (!pipes_too) { /* images and weight files: never wait on a FIFO */
+        uint64_t file_size = 0;
+        if (dt_open_regular_file(path, &fd, &file_size, err) != 0) return -1;
+    } else if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0) {
         int cause = errno;
         dt_fail(err, "%s: cannot open: %s", path, strerror(cause));
         return give_up(-1, cause);
     }
-    struct stat info;
     if (fstat(fd, &info) != 0) {
         int cause = errno;
         dt_fail(err, "%s: cannot stat: %s", path, strerror(cause));
