@@ -277,7 +277,7 @@ static int try_heuristics(conv_variant *v, cudnnBackendDescriptor_t deviceprop, 
                           size_t limit, cudnnBackendHeurMode_t mode, char *chosen, size_t size,
                           int *tried, dt_error *err) {
     cudnnBackendDescriptor_t heur = NULL, *configs = NULL;
-    int64_t count = 0;
+    int64_t count = 0, created = 0;
     int found = -1;
     cudnnStatus_t s = cudnnBackendCreateDescriptor(CUDNN_BACKEND_ENGINEHEUR_DESCRIPTOR, &heur);
     if (s == CUDNN_STATUS_SUCCESS)
@@ -302,7 +302,6 @@ static int try_heuristics(conv_variant *v, cudnnBackendDescriptor_t deviceprop, 
         dt_fail(err, "out of memory");
         goto done;
     }
-    int64_t created = 0;
     for (; created < count; created++)
         if ((s = cudnnBackendCreateDescriptor(CUDNN_BACKEND_ENGINECFG_DESCRIPTOR,
                                               &configs[created])) != CUDNN_STATUS_SUCCESS)
@@ -312,7 +311,6 @@ static int try_heuristics(conv_variant *v, cudnnBackendDescriptor_t deviceprop, 
                                      CUDNN_TYPE_BACKEND_DESCRIPTOR, created, &count, configs);
     if (s != CUDNN_STATUS_SUCCESS) {
         cudnn_fail(err, s, "engine heuristics results");
-        count = created;
         goto free_configs;
     }
     found = 0;
@@ -357,7 +355,8 @@ static int try_heuristics(conv_variant *v, cudnnBackendDescriptor_t deviceprop, 
         destroy_descriptor(&engine);
     }
 free_configs:
-    for (int64_t i = 0; i < count; i++) destroy_descriptor(&configs[i]);
+    /* the results can be fewer than first announced: destroy every descriptor created */
+    for (int64_t i = 0; i < created; i++) destroy_descriptor(&configs[i]);
     free(configs);
 done:
     destroy_descriptor(&heur);

@@ -1,0 +1,154 @@
+/* bench_train_step: images/s of dtrain's ResNet-18 training step (forward, softmax
+ * cross-entropy, backward, SGD with momentum) on a fixed random uint8 batch, compute only, on the
+ * CPU or CUDA backend: the peer of bench/pytorch_gpu_train_step.py and pytorch_train_step.py.
+ *
+ *   bench_train_step [--device cpu|cuda] [--precision fp32|tf32|bf16] [--size 224]
+ *                    [--batch 64] [--steps 20] [--warmup 3] [--classes 10] [--threads 0]
+ *
+ * Prints one line: "dtrain device=... precision=... size=... batch=... img_per_s=... step_s=...".
+ * The clock stops after a parameter download, which waits for the queued steps. */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "dtrain/backend.h"
+#include "dtrain/config.h"
+#include "dtrain/model.h"
+#include "dtrain/rng.h"
+
+static double now(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+static int usage(const char *what) {
+    fprintf(stderr,
+            "bench_train_step: %s\nusage: bench_train_step [--device cpu|cuda] "
+            "[--precision fp32|tf32|bf16] [--size N] [--batch N] [--steps N] [--warmup N] "
+            "[--classes N] [--threads N]\n",
+            what);
+    return 2;
+}
+
+typedef struct bench {
+    dt_backend backend;
+    dt_model *model;
+    uint8_t *pixels;
+    int32_t *labels;
+    float *weights;
+    int batch;
+} bench;
+
+static int train_step(bench *b, int first, dt_error *err) {
+    static const float mean[3] = {0.485f, 0.456f, 0.406f}, stdev[3] = {0.229f, 0.224f, 0.225f};
+    double loss = 0;
+    if (dt_model_forward(b->model, b->pixels, mean, stdev, 1, err) ||
+        dt_model_loss(b->model, b->labels, b->weights, 1.0f / (float)b->batch, &loss, NULL, err) ||
+        dt_model_backward(b->model, 0, err))
+        return -1;
+    dt_sgd_params p = {.lr = 0.01f,
+                       .momentum = 0.9f,
+                       .weight_decay = 1e-4f,
+                       .grad_scale = 1.0f,
+                       .first_step = first};
+    return b->backend.ops->sgd_step(b->backend.ctx, &p, dt_model_params(b->model),
+                                    dt_model_grads(b->model), dt_model_momentum(b->model),
+                                    dt_model_param_count(b->model), err);
+}
+
+int main(int argc, char **argv) {
+    const char *device = "cpu", *precision = "fp32";
+    int size = 224, batch = 64, steps = 20, warmup = 3, classes = 10, threads = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (i + 1 >= argc) return usage("every option takes a value");
+        const char *v = argv[++i];
+        if (!strcmp(a, "--device"))
+            device = v;
+        else if (!strcmp(a, "--precision"))
+            precision = v;
+        else if (!strcmp(a, "--size"))
+            size = atoi(v);
+        else if (!strcmp(a, "--batch"))
+            batch = atoi(v);
+        else if (!strcmp(a, "--steps"))
+            steps = atoi(v);
+        else if (!strcmp(a, "--warmup"))
+            warmup = atoi(v);
+        else if (!strcmp(a, "--classes"))
+            classes = atoi(v);
+        else if (!strcmp(a, "--threads"))
+            threads = atoi(v);
+        else
+            return usage("unknown option");
+    }
+    static const char *precisions[] = {"fp32", "tf32", "bf16"};
+    int prec = -1;
+    for (int i = 0; i < 3; i++)
+        if (!strcmp(precision, precisions[i])) prec = i;
+    int cuda = !strcmp(device, "cuda");
+    if (prec < 0 || (!cuda && strcmp(device, "cpu")) || size < 32 || batch < 1 || steps < 1 ||
+        warmup < 0 || classes < 2 || threads < 0)
+        return usage("bad option value");
+
+    bench b = {.batch = batch};
+    dt_error err = {{0}, 0};
+    dt_backend_options opt = {.threads = threads, .device = 0, .precision = prec};
+    if ((cuda ? dt_backend_cuda_create(&opt, &b.backend, &err)
+              : dt_backend_cpu_create(&opt, &b.backend, &err))) {
+        fprintf(stderr, "bench_train_step: %s\n", err.message);
+        return 1;
+    }
+    dt_model_options mo = {.batch = batch, .image_size = size, .n_classes = classes};
+    size_t n_pixels = (size_t)batch * size * size * 3;
+    b.pixels = malloc(n_pixels);
+    b.labels = malloc((size_t)batch * sizeof *b.labels);
+    b.weights = malloc((size_t)batch * sizeof *b.weights);
+    float one_param = 0;
+    int rc = 1;
+    if (!b.pixels || !b.labels || !b.weights) {
+        fprintf(stderr, "bench_train_step: out of memory\n");
+        goto done;
+    }
+    dt_rng rng = dt_rng_seeded(1);
+    for (size_t i = 0; i < n_pixels; i++) b.pixels[i] = (uint8_t)(dt_rng_next(&rng) >> 56);
+    for (int i = 0; i < batch; i++) {
+        b.labels[i] = (int32_t)(dt_rng_next(&rng) % (uint64_t)classes);
+        b.weights[i] = 1.0f;
+    }
+    if (dt_model_create(&b.backend, &mo, &b.model, &err) ||
+        dt_model_init_weights(b.model, 1, &err)) {
+        fprintf(stderr, "bench_train_step: %s\n", err.message);
+        goto done;
+    }
+    double start = 0;
+    for (int s = 0; s < warmup + steps; s++) {
+        if (s == warmup) {
+            /* a download waits for everything queued so far */
+            if (b.backend.ops->buffer_download(b.backend.ctx, &one_param, dt_model_params(b.model),
+                                               1, &err))
+                break;
+            start = now();
+        }
+        if (train_step(&b, s == 0, &err)) break;
+    }
+    if (!err.message[0])
+        b.backend.ops->buffer_download(b.backend.ctx, &one_param, dt_model_params(b.model), 1,
+                                       &err);
+    if (err.message[0]) {
+        fprintf(stderr, "bench_train_step: %s\n", err.message);
+        goto done;
+    }
+    double step_s = (now() - start) / steps;
+    printf("dtrain device=%s precision=%s size=%d batch=%d img_per_s=%.2f step_s=%.4f\n", device,
+           precision, size, batch, batch / step_s, step_s);
+    rc = 0;
+done:
+    if (b.model) dt_model_destroy(b.model);
+    b.backend.ops->destroy(b.backend.ctx);
+    free(b.pixels), free(b.labels), free(b.weights);
+    return rc;
+}
