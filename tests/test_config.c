@@ -135,8 +135,8 @@ static const bad_case bad_cases[] = {
      "FILE:4:9: train.seed: expected a non-negative integer, got '1.0'"},
 
     /* numbers */
-    {ROOT "  val_fraction: 1\n", {0}, "FILE:3:17: data.val_fraction: must be in (0, 1), got 1"},
-    {ROOT "  val_fraction: 0.0\n", {0}, "FILE:3:17: data.val_fraction: must be in (0, 1), got 0.0"},
+    {ROOT "  val_fraction: 1.5\n", {0}, "FILE:3:17: data.val_fraction: must be in (0, 1], got 1.5"},
+    {ROOT "  val_fraction: 0.0\n", {0}, "FILE:3:17: data.val_fraction: must be in (0, 1], got 0.0"},
     {ROOT "train:\n  lr: 0\n", {0}, "FILE:4:7: train.lr: must be > 0, got 0"},
     {ROOT "train:\n  lr: -1e-3\n", {0}, "FILE:4:7: train.lr: must be > 0, got -1e-3"},
     {ROOT "train:\n  lr: 0x10\n", {0}, "FILE:4:7: train.lr: expected a number, got '0x10'"},
