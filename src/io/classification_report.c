@@ -89,8 +89,7 @@ static void append_score_row(dt_text *out, const char *name, int width, const do
     dt_text_printf(out, " %9ld\n", support);
 }
 
-void dt_class_report_text(const dt_class_metrics *m, char *const *names, int digits,
-                          dt_text *out) {
+void dt_class_report_text(const dt_class_metrics *m, char *const *names, int digits, dt_text *out) {
     int width = display_width("weighted avg");
     for (int c = 0; c < m->n_classes; c++)
         if (display_width(names[c]) > width) width = display_width(names[c]);

@@ -99,8 +99,7 @@ static int write_record(dt_tensorboard *tb, const void *data, size_t size, dt_er
 }
 
 /* Encodes Event{step, summary=Summary{value=[value]}} and writes it as one record. */
-static int write_summary_value(dt_tensorboard *tb, long step, const dt_text *value,
-                               dt_error *err) {
+static int write_summary_value(dt_tensorboard *tb, long step, const dt_text *value, dt_error *err) {
     dt_text summary = {0}, payload = {0}, event = {0};
     put_bytes(&summary, 1, value->data, value->length);
     put_bytes(&payload, 5, summary.data, summary.length);
@@ -163,8 +162,8 @@ int dt_tensorboard_open(const char *dir, dt_tensorboard **out, dt_error *err) {
             snprintf(tb->path, sizeof tb->path, "%s/events.out.tfevents.%ld.%s", dir, seconds,
                      host);
         else
-            snprintf(tb->path, sizeof tb->path, "%s/events.out.tfevents.%ld.%s.%d", dir,
-                     seconds, host, attempt);
+            snprintf(tb->path, sizeof tb->path, "%s/events.out.tfevents.%ld.%s.%d", dir, seconds,
+                     host, attempt);
         struct stat sb;
         if (stat(tb->path, &sb) != 0) break;
     }
