@@ -769,8 +769,12 @@ static void test_predict_command(const char *dtrain_bin) {
 int main(int argc, char **argv) {
     if (argc == 3 && strcmp(argv[1], "--export") == 0)
         return training_case("resnet18_b16_s64", argv[2]);
+    if (argc == 3 && strcmp(argv[1], "--predict") == 0) { /* the predict check alone */
+        test_predict_command(argv[2]);
+        return dt_test_summary("reference predict");
+    }
     if (argc != 1) {
-        fprintf(stderr, "usage: test_reference [--export DIR]\n");
+        fprintf(stderr, "usage: test_reference [--export DIR | --predict DTRAIN]\n");
         return 2;
     }
     training_case("resnet18_b16_s64", NULL);

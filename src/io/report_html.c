@@ -167,13 +167,13 @@ static void chart(dt_text *out, const char *title, const dt_report_series *train
                    "role=\"img\" aria-label=\"%s\">\n<text x=\"250\" y=\"14\" "
                    "text-anchor=\"middle\" font-size=\"13\">%s</text>\n",
                    title, title);
-    put(out, "<line x1=\"50\" y1=\"230\" x2=\"450\" y2=\"230\" stroke=\"#888\"/>"
-             "<line x1=\"50\" y1=\"20\" x2=\"50\" y2=\"230\" stroke=\"#888\"/>\n");
+    put(out, "<line x1=\"58\" y1=\"230\" x2=\"450\" y2=\"230\" stroke=\"#888\"/>"
+             "<line x1=\"58\" y1=\"20\" x2=\"58\" y2=\"230\" stroke=\"#888\"/>\n");
     for (int g = 0; g <= 4; g++) {
         double v = y0 + (y1 - y0) * g / 4, y = 230 - 210.0 * g / 4;
         dt_text_printf(out,
-                       "<text x=\"46\" y=\"%.1f\" text-anchor=\"end\" font-size=\"10\">%.3g</text>"
-                       "<line x1=\"50\" y1=\"%.1f\" x2=\"450\" y2=\"%.1f\" stroke=\"#eee\"/>\n",
+                       "<text x=\"54\" y=\"%.1f\" text-anchor=\"end\" font-size=\"10\">%.3g</text>"
+                       "<line x1=\"58\" y1=\"%.1f\" x2=\"450\" y2=\"%.1f\" stroke=\"#eee\"/>\n",
                        y + 3, v, y, y);
     }
     dt_text_printf(out,
