@@ -99,11 +99,12 @@ static int evaluate_share(eval_state *s, dt_error *err) {
                               err) ||
              dt_model_logits(s->model, logits, err);
         for (int i = 0; !rc && i < b && position < end; i++, position++) {
+            /* undecodable: named by the loader, not counted (its slot holds another image) */
+            if (!batch->counts[i]) continue;
             if (batch->file_index[i] != s->indices[position]) {
                 rc = dt_fail(err, "internal: evaluation batch out of order");
                 break;
             }
-            if (!batch->counts[i]) continue; /* undecodable: named by the loader, not counted */
             double *row = s->gathered + position * (size_t)(k + 1);
             for (int c = 0; c < k; c++) row[c] = logits[(size_t)i * (size_t)k + (size_t)c];
             row[k] = 1;
