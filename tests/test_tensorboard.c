@@ -121,6 +121,12 @@ static void test_event_file(const char *dir) {
     CHECK_INT_EQ(n, 4);
     if (n == 4) CHECK_INT_EQ(steps[3], 30);
     free(bytes);
+
+    /* a new run in the same folder drops everything (as metrics.jsonl is truncated) */
+    CHECK_MSG(dt_tensorboard_drop_after(dir, -1, &err) == 0, "%s", err.message);
+    bytes = read_event_file(dir, &size);
+    CHECK_INT_EQ(size, 0);
+    free(bytes);
 }
 
 int main(void) {

@@ -12,6 +12,9 @@ int dt_run_outputs_open(dt_trainer *t, dt_error *err) {
     if (!t->is_root || !t->cfg->output.tensorboard) return 0;
     char dir[4200];
     snprintf(dir, sizeof dir, "%s/tensorboard", t->cfg->output.dir);
+    /* A new run starts the history over, as metrics.jsonl does: the events of an earlier run in
+     * this folder are dropped (a resumed run keeps those up to its checkpoint's step instead). */
+    if (dt_tensorboard_drop_after(dir, -1, err)) return -1;
     return dt_tensorboard_open(dir, &t->tensorboard, err);
 }
 
