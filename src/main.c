@@ -9,6 +9,7 @@
 #include <png.h>
 #include <yaml.h>
 
+#include "cli/cli.h"
 #include "dtrain/backend.h"
 #include "dtrain/comm.h"
 #include "dtrain/config.h"
@@ -23,11 +24,14 @@ static void print_usage(FILE *out) {
     fputs("usage: dtrain CONFIG.yaml [key.path=value ...]      train\n"
           "       dtrain CONFIG.yaml --print-config [overrides]  print the resolved config\n"
           "       mpirun -np N dtrain CONFIG.yaml                 data-parallel on N ranks\n"
+          "       dtrain predict MODEL.safetensors PATH... [--top-k 5] [--json] ...\n"
+          "       dtrain eval CONFIG.yaml [--model FILE] [overrides]\n"
           "       dtrain --version | --help\n"
           "\n"
           "Overrides change any config key, e.g. train.epochs=1 runtime.device=cpu\n"
           "data.mean=[0.5,0.5,0.5]. Outputs go to output.dir: config.yaml, metrics.jsonl,\n"
-          "metrics.csv, model.safetensors, best.safetensors, classes.txt.\n"
+          "metrics.csv, model.safetensors, best.safetensors, classes.txt, report.html,\n"
+          "classification_report.txt, confusion_matrix.csv, predictions.csv, tensorboard/.\n"
           "Exit codes: 0 done, 1 runtime failure, 2 usage or config error.\n",
           out);
 }
@@ -86,6 +90,8 @@ static void prefer_passive_openmp_waiting(char **argv) {
 int main(int argc, char **argv) {
     if (dt_keep_standard_descriptors_open() != 0) return DT_EXIT_RUNTIME;
     prefer_passive_openmp_waiting(argv);
+    if (argc > 1 && strcmp(argv[1], "predict") == 0) return dt_cli_predict(argc - 1, argv + 1);
+    if (argc > 1 && strcmp(argv[1], "eval") == 0) return dt_cli_eval(argc - 1, argv + 1);
     const char *config_path = NULL;
     int print_config = 0, n_overrides = 0;
     char **overrides = calloc((size_t)argc + 1, sizeof *overrides);

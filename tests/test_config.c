@@ -135,8 +135,8 @@ static const bad_case bad_cases[] = {
      "FILE:4:9: train.seed: expected a non-negative integer, got '1.0'"},
 
     /* numbers */
-    {ROOT "  val_fraction: 1\n", {0}, "FILE:3:17: data.val_fraction: must be in (0, 1), got 1"},
-    {ROOT "  val_fraction: 0.0\n", {0}, "FILE:3:17: data.val_fraction: must be in (0, 1), got 0.0"},
+    {ROOT "  val_fraction: 1.5\n", {0}, "FILE:3:17: data.val_fraction: must be in (0, 1], got 1.5"},
+    {ROOT "  val_fraction: 0.0\n", {0}, "FILE:3:17: data.val_fraction: must be in (0, 1], got 0.0"},
     {ROOT "train:\n  lr: 0\n", {0}, "FILE:4:7: train.lr: must be > 0, got 0"},
     {ROOT "train:\n  lr: -1e-3\n", {0}, "FILE:4:7: train.lr: must be > 0, got -1e-3"},
     {ROOT "train:\n  lr: 0x10\n", {0}, "FILE:4:7: train.lr: expected a number, got '0x10'"},
@@ -424,6 +424,7 @@ static void check_spec_defaults(const dt_config *cfg) {
     CHECK_INT_EQ(cfg->runtime.precision, DT_PRECISION_FP32);
     CHECK_STR_EQ(cfg->output.dir, "runs/default");
     CHECK_INT_EQ(cfg->output.log_every, 20);
+    CHECK(cfg->output.tensorboard);
 }
 
 static void test_defaults(void) {
@@ -640,7 +641,8 @@ static const char *const default_yaml = "data:\n"
                                         "  precision: fp32\n"
                                         "output:\n"
                                         "  dir: runs/default\n"
-                                        "  log_every: 20\n";
+                                        "  log_every: 20\n"
+                                        "  tensorboard: true\n";
 
 /* Writes cfg with dt_config_write_yaml into a heap string. */
 static char *written_yaml(const dt_config *cfg) {
@@ -741,6 +743,7 @@ static void check_same_config(const dt_config *a, const dt_config *b) {
     SAME_FIELD(runtime.precision);
     CHECK_STR_EQ(a->output.dir, b->output.dir);
     SAME_FIELD(output.log_every);
+    SAME_FIELD(output.tensorboard);
 }
 
 /* Loads yaml + overrides, writes it, loads what was written: same values, same text, same hash. */

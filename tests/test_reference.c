@@ -23,6 +23,7 @@
 #include "dtrain/rng.h"
 #include "dtrain/safetensors.h"
 #include "imagegen.h"
+#include "process.h"
 #include "test_backend_common.h" /* test_max_abs */
 
 enum { SAMPLES = 16 };
@@ -688,6 +689,93 @@ static void test_load_torchvision_state_dict(void) {
     fixture_close(&f);
 }
 
+/* `dtrain predict` on a torchvision state dict without metadata (the loading case's seeded
+ * weights), on the fixture's two input images written as lossless 64x64 PNGs: the probabilities
+ * must be the softmax of PyTorch's float64 eval logits within 1e-4; without --classes the model's
+ * missing class names are a usage error. */
+static void test_predict_command(const char *dtrain_bin) {
+    fixture f;
+    if (fixture_open("resnet18_eval_s64", &f)) return;
+    char dir[512], model[600], cmd[4096], path[700];
+    dt_error err = {{0}, 0};
+    if (dt_testgen_make_temp_dir("dtrain-predict", dir, sizeof dir, &err)) {
+        CHECK_MSG(0, "%s", err.message);
+        fixture_close(&f);
+        return;
+    }
+    snprintf(model, sizeof model, "%s/torchvision_resnet18.safetensors", dir);
+    size_t n_written = 0;
+    run r;
+    memset(&r, 0, sizeof r);
+    double *want = fixture_doubles(&f, "", "eval_logits", (size_t)f.batch * f.classes);
+    size_t side = (size_t)f.image_size, per_image = side * side * 3;
+    uint16_t *samples = malloc(per_image * sizeof *samples);
+    if (want && samples && write_torchvision_state_dict(&f, model, 7, &n_written) == 0 &&
+        run_create(&f, &r) == 0) {
+        for (int b = 0; b < f.batch; b++) {
+            for (size_t i = 0; i < per_image; i++) samples[i] = r.pixels[b * per_image + i];
+            dt_testgen_png png = {.width = f.image_size,
+                                  .height = f.image_size,
+                                  .color_type = 2,
+                                  .bit_depth = 8,
+                                  .samples = samples};
+            snprintf(path, sizeof path, "%s/img%d.png", dir, b);
+            CHECK_MSG(dt_testgen_write_png(path, &png, &err) == 0, "%s", err.message);
+        }
+        snprintf(path, sizeof path, "%s/classes.txt", dir);
+        CHECK(dt_test_write_text(path, "c0\nc1\nc2\nc3\nc4\nc5\nc6\nc7\nc8\nc9\n") == 0);
+        snprintf(cmd, sizeof cmd,
+                 "%s predict %s %s/img0.png %s/img1.png --image-size 64 --mean 0,0,0 "
+                 "--std 1,1,1 > %s/nonames.txt 2>&1",
+                 dtrain_bin, model, dir, dir, dir);
+        CHECK_INT_EQ(dt_test_run(cmd), 2);
+        snprintf(path, sizeof path, "%s/nonames.txt", dir);
+        char *text = dt_test_read_text(path);
+        CHECK(text && strstr(text, "stores no class names: give --classes"));
+        free(text);
+        snprintf(cmd, sizeof cmd,
+                 "%s predict %s %s/img0.png %s/img1.png --classes %s/classes.txt --json "
+                 "--top-k 10 --batch-size 2 --image-size %d --resize squash "
+                 "--mean %.9g,%.9g,%.9g --std %.9g,%.9g,%.9g > %s/out.jsonl",
+                 dtrain_bin, model, dir, dir, dir, f.image_size, f.mean[0], f.mean[1], f.mean[2],
+                 f.std[0], f.std[1], f.std[2], dir);
+        CHECK_INT_EQ(dt_test_run(cmd), 0);
+        snprintf(path, sizeof path, "%s/out.jsonl", dir);
+        text = dt_test_read_text(path);
+        CHECK_INT_EQ(text ? dt_test_count(text, "\"p\":") : 0, 2 * f.classes);
+        const char *line = text;
+        double largest = 0;
+        int compared = 0;
+        for (int b = 0; b < f.batch && line; b++) {
+            const double *z = want + (size_t)b * f.classes;
+            double max = z[0], sum = 0;
+            for (int c = 1; c < f.classes; c++) max = z[c] > max ? z[c] : max;
+            for (int c = 0; c < f.classes; c++) sum += exp(z[c] - max);
+            const char *end = strchr(line, '\n');
+            for (const char *p = strstr(line, "\"index\":"); p && (!end || p < end);
+                 p = strstr(p + 1, "\"index\":")) {
+                int index = atoi(p + 8);
+                const char *pv = strstr(p, "\"p\":");
+                if (!pv || index < 0 || index >= f.classes) break;
+                double diff = fabs(atof(pv + 4) - exp(z[index] - max) / sum);
+                largest = diff > largest ? diff : largest;
+                compared++;
+            }
+            line = end ? end + 1 : NULL;
+        }
+        CHECK_INT_EQ(compared, 2 * f.classes);
+        CHECK_MSG(largest <= 1e-4, "predict probabilities differ from PyTorch's by %.3g", largest);
+        printf("predict on a torchvision state dict: probabilities within %.2g of PyTorch's\n",
+               largest);
+        free(text);
+    }
+    free(samples);
+    free(want);
+    run_destroy(&r);
+    if (!dt_test_failed) dt_testgen_remove_tree(dir);
+    fixture_close(&f);
+}
+
 int main(int argc, char **argv) {
     /* an optional backend name first */
     backend_argv = argv;
@@ -697,12 +785,17 @@ int main(int argc, char **argv) {
     }
     if (argc == 3 && strcmp(argv[1], "--export") == 0)
         return training_case("resnet18_b16_s64", argv[2]);
+    if (argc == 3 && strcmp(argv[1], "--predict") == 0) { /* the predict check alone */
+        test_predict_command(argv[2]);
+        return dt_test_summary("reference predict");
+    }
     if (argc != 1) {
-        fprintf(stderr, "usage: test_reference [BACKEND] [--export DIR]\n");
+        fprintf(stderr, "usage: test_reference [BACKEND] [--export DIR | --predict DTRAIN]\n");
         return 2;
     }
     training_case("resnet18_b16_s64", NULL);
     training_case("resnet18_b2_s224", NULL);
     test_load_torchvision_state_dict();
+    if (getenv("DTRAIN_BIN")) test_predict_command(getenv("DTRAIN_BIN"));
     return dt_test_summary("reference");
 }

@@ -22,8 +22,8 @@ typedef struct dt_class_rename {
 
 typedef struct dt_config {
     struct {
-        char *root; /* required */
-        double val_fraction;
+        char *root;          /* required */
+        double val_fraction; /* 1: everything is held out (dtrain eval on a whole folder) */
         uint64_t split_seed;
         int image_size;
         dt_resize_mode resize;
@@ -62,6 +62,7 @@ typedef struct dt_config {
     struct {
         char *dir;
         int log_every;
+        bool tensorboard; /* event files under dir/tensorboard/ */
     } output;
 } dt_config;
 

@@ -107,6 +107,9 @@ int dt_center_resize_short_side(int size);
  * follow the Adobe convention, PIL and dtrain included, take them as inverted CMYK). */
 int dt_jpeg_write_file(const char *path, const uint8_t *samples, int width, int height,
                        int components, int quality, int progressive, dt_error *err);
+/* The same for RGB samples, into a malloc'd buffer (*out, *size) that the caller frees. */
+int dt_jpeg_encode_memory(const uint8_t *rgb, int width, int height, int quality, uint8_t **out,
+                          size_t *size, dt_error *err);
 
 /* ---- augmentation ------------------------------------------------------------------------ */
 

@@ -43,6 +43,7 @@ void dt_config_defaults(dt_config *cfg) {
 
     cfg->output.dir = strdup("runs/default");
     cfg->output.log_every = 20;
+    cfg->output.tensorboard = true;
 }
 
 void dt_config_free(dt_config *cfg) {

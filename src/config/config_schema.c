@@ -82,7 +82,7 @@ static const char *const section_names[] = {"data", "model", "train", "runtime",
 
 static const dt_config_key config_keys[] = {
     STRING_KEY(data, root),
-    NUMBER_RANGE_KEY(data, val_fraction, 0.0, true, 1.0, true),
+    NUMBER_RANGE_KEY(data, val_fraction, 0.0, true, 1.0, false),
     SEED_KEY(data, split_seed),
     INT_KEY(data, image_size, 16, 1024),
     ENUM_KEY(data, resize, resize_names),
@@ -141,6 +141,7 @@ static const dt_config_key config_keys[] = {
 
     STRING_KEY(output, dir),
     INT_KEY(output, log_every, 1, INT_MAX),
+    BOOL_KEY(output, tensorboard),
 };
 
 const dt_config_key *dt_config_keys(int *count) {

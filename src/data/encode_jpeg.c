@@ -80,3 +80,32 @@ int dt_jpeg_write_file(const char *path, const uint8_t *samples, int width, int 
     free(job);
     return rc;
 }
+
+int dt_jpeg_encode_memory(const uint8_t *rgb, int width, int height, int quality, uint8_t **out,
+                          size_t *size, dt_error *err) {
+    *out = NULL;
+    *size = 0;
+    if (width <= 0 || height <= 0 || width > 65500 || height > 65500 || quality < 1 ||
+        quality > 100)
+        return dt_fail(err, "cannot encode a %dx%d JPEG at quality %d", width, height, quality);
+    jpeg_write_job *job = calloc(1, sizeof *job);
+    if (!job) return dt_fail(err, "out of memory encoding a JPEG");
+    char *buffer = NULL;
+    size_t length = 0;
+    if (!(job->file = open_memstream(&buffer, &length))) {
+        free(job);
+        return dt_fail(err, "out of memory encoding a JPEG");
+    }
+    int rc = run_jpeg_encode(job, rgb, width, height, 3, quality, 0);
+    if (job->created) jpeg_destroy_compress(&job->cinfo);
+    int close_failed = fclose(job->file) != 0;
+    if (rc != 0 || close_failed) {
+        rc = dt_fail(err, "JPEG encoder: %s", rc ? job->failure.message : "out of memory");
+        free(buffer);
+    } else {
+        *out = (uint8_t *)buffer;
+        *size = length;
+    }
+    free(job);
+    return rc;
+}

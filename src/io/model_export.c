@@ -9,8 +9,9 @@
 
 #include "dtrain/safetensors.h"
 
-int dt_export_model(dt_model *model, const char *path, char *const *class_names, int n_classes,
-                    uint64_t config_hash, dt_error *err) {
+/* preprocessing (may be NULL): cfg's data.image_size, resize, mean and std as metadata */
+static int export_model(dt_model *model, const char *path, char *const *class_names, int n_classes,
+                        uint64_t config_hash, const dt_config *preprocessing, dt_error *err) {
     size_t n_params = dt_model_param_count(model), n_stats = dt_model_stats_count(model);
     float *params = malloc(n_params * sizeof *params);
     float *stats = malloc((n_stats ? n_stats : 1) * sizeof *stats);
@@ -52,6 +53,19 @@ int dt_export_model(dt_model *model, const char *path, char *const *class_names,
                dt_st_writer_add_metadata(w, "arch", "resnet18", err) ||
                dt_st_writer_add_metadata(w, "classes", classes, err) ||
                dt_st_writer_add_metadata(w, "config_hash", hash, err);
+    if (!meta && preprocessing) {
+        const dt_config *c = preprocessing;
+        char size[16], mean[64], std[64];
+        snprintf(size, sizeof size, "%d", c->data.image_size);
+        snprintf(mean, sizeof mean, "%.9g,%.9g,%.9g", c->data.mean[0], c->data.mean[1],
+                 c->data.mean[2]);
+        snprintf(std, sizeof std, "%.9g,%.9g,%.9g", c->data.std[0], c->data.std[1], c->data.std[2]);
+        meta = dt_st_writer_add_metadata(w, "image_size", size, err) ||
+               dt_st_writer_add_metadata(
+                   w, "resize", c->data.resize == DT_RESIZE_CENTER ? "center" : "squash", err) ||
+               dt_st_writer_add_metadata(w, "mean", mean, err) ||
+               dt_st_writer_add_metadata(w, "std", std, err);
+    }
     free(classes);
     if (meta || dt_st_writer_write(w, path, err)) goto done;
     rc = 0;
@@ -60,6 +74,16 @@ done:
     free(params);
     free(stats);
     return rc;
+}
+
+int dt_export_model(dt_model *model, const char *path, char *const *class_names, int n_classes,
+                    uint64_t config_hash, dt_error *err) {
+    return export_model(model, path, class_names, n_classes, config_hash, NULL, err);
+}
+
+int dt_export_trained_model(dt_model *model, const char *path, char *const *class_names,
+                            int n_classes, const dt_config *cfg, dt_error *err) {
+    return export_model(model, path, class_names, n_classes, dt_config_hash(cfg), cfg, err);
 }
 
 int dt_export_classes(const char *path, char *const *class_names, int n_classes, dt_error *err) {

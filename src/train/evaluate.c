@@ -1,6 +1,8 @@
 /* Rank-0 evaluation of the held-out split at each epoch end: loss and accuracy over samples,
- * an eval row in the metrics files, best.safetensors when accuracy improves. */
+ * an eval row in the metrics files, the per-image predictions for the results files and
+ * report.html, best.safetensors when accuracy improves. */
 #include <stdio.h>
+#include <stdlib.h>
 
 #include "dtrain/export.h"
 #include "dtrain/platform.h"
@@ -15,16 +17,32 @@ static int evaluate_on_root(dt_trainer *t, int epoch, long global_step, dt_error
     if (stats[DT_LOSS_COUNT] != 0)
         return dt_fail(err, "internal: training statistics left unread before evaluation");
     if (dt_loader_start(t->loader, t->split.val, t->split.n_val, epoch, 0, err)) return -1;
+    int k = t->ds.n_classes;
+    dt_predictions predictions;
+    float *logits = malloc((size_t)cfg->train.batch_size * (size_t)k * sizeof *logits);
+    if (!logits || dt_predictions_init(&predictions, k, t->split.n_val, err)) {
+        free(logits);
+        return logits ? -1 : dt_fail(err, "out of memory");
+    }
+    int rc = 0;
     for (;;) {
         const dt_batch *batch = NULL;
-        if (dt_loader_next(t->loader, &batch, err)) return -1;
-        if (!batch) break;
+        if ((rc = dt_loader_next(t->loader, &batch, err)) || !batch) break;
+        rc =
+            dt_train_forward_loss(t, batch, 0, 0.0f, err) || dt_model_logits(t->model, logits, err);
+        for (int i = 0; !rc && i < batch->batch_size; i++)
+            if (batch->counts[i])
+                rc = dt_predictions_add(&predictions, batch->file_index[i], batch->labels[i],
+                                        logits + (size_t)i * (size_t)k, err);
         dt_error release_err = {{0}, 0};
-        int rc = dt_train_forward_loss(t, batch, 0, 0.0f, err);
         if (dt_train_release_batch(t, batch, rc ? &release_err : err)) rc = -1;
-        if (rc) return dt_error_prefix(err, "evaluation");
+        if (rc) break;
     }
-    if (ops->loss_stats_read(t->backend.ctx, stats, 1, err)) return -1;
+    free(logits);
+    if (rc || ops->loss_stats_read(t->backend.ctx, stats, 1, err)) {
+        dt_predictions_free(&predictions);
+        return dt_error_prefix(err, "evaluation");
+    }
     double loss_sum = stats[DT_LOSS_SUM], correct = stats[DT_LOSS_CORRECT];
     double count = stats[DT_LOSS_COUNT];
     double val_loss = count > 0 ? loss_sum / count : 0, val_acc = count > 0 ? correct / count : 0;
@@ -35,7 +53,11 @@ static int evaluate_on_root(dt_trainer *t, int epoch, long global_step, dt_error
                        .val_acc = val_acc,
                        .n = (long)count,
                        .elapsed_s = dt_monotonic_seconds() - t->start};
-    if (dt_metrics_eval(&t->metrics, &row, err)) return -1;
+    if (dt_metrics_eval(&t->metrics, &row, err) ||
+        dt_run_outputs_eval(t, &row, &predictions, err)) {
+        dt_predictions_free(&predictions);
+        return -1;
+    }
     dt_progress_line(&t->progress, "\033[1m",
                      "epoch %d/%d: validation loss %.4f, accuracy %.4f (%ld images)", epoch,
                      cfg->train.epochs, val_loss, val_acc, (long)count);
@@ -43,8 +65,7 @@ static int evaluate_on_root(dt_trainer *t, int epoch, long global_step, dt_error
         t->best_val_acc = val_acc;
         char path[DT_PATH_BYTES];
         if (dt_path_join(path, sizeof path, cfg->output.dir, "best.safetensors", err) ||
-            dt_export_model(t->model, path, t->display_names, t->ds.n_classes, dt_config_hash(cfg),
-                            err))
+            dt_export_trained_model(t->model, path, t->display_names, t->ds.n_classes, cfg, err))
             return -1;
     }
     return 0;

@@ -171,7 +171,7 @@ static int open_outputs(dt_trainer *t, dt_error *err) {
     if (dt_path_join(path, sizeof path, dir, "classes.txt", err) ||
         dt_export_classes(path, t->ds.class_names, t->ds.n_classes, err))
         return -1;
-    return dt_metrics_open(&t->metrics, dir, err);
+    return dt_metrics_open(&t->metrics, dir, err) || dt_run_outputs_open(t, err) ? -1 : 0;
 }
 
 static int setup(dt_trainer *t, dt_error *err) {
@@ -236,6 +236,7 @@ static void teardown(dt_trainer *t) {
     if (t->model) dt_model_destroy(t->model);
     if (t->have_backend) t->backend.ops->destroy(t->backend.ctx);
     if (t->is_root) dt_metrics_close(&t->metrics);
+    dt_run_outputs_close(t);
     if (t->display_names)
         for (int i = 0; i < t->ds.n_classes; i++) free(t->display_names[i]);
     free(t->display_names);
@@ -403,7 +404,8 @@ static int log_window(dt_trainer *t, int epoch, long step_in_epoch, long global_
                             .lr = w->lr,
                             .img_per_s = img_per_s,
                             .elapsed_s = now - t->start};
-        if (dt_metrics_train(&t->metrics, &row, err)) return -1;
+        if (dt_metrics_train(&t->metrics, &row, err) || dt_run_outputs_train(t, &row, err))
+            return -1;
         t->allreduce_total_s += sums[3] / t->comm->size;
         t->data_wait_total_s += sums[4] / t->comm->size;
         t->window_total_s += seconds;
@@ -463,14 +465,17 @@ static int finish(dt_trainer *t, dt_error *err) {
     for (size_t i = 0; i < n; i++) bad[i] = flags[i];
     int rc = t->comm->ops->allreduce_double(t->comm->ctx, bad, n, DT_REDUCE_SUM, err);
     long skipped = 0;
-    for (size_t i = 0; i < n; i++) skipped += bad[i] > 0;
+    uint8_t *bad_files = calloc(n ? n : 1, 1);
+    for (size_t i = 0; bad_files && i < n; i++) skipped += (bad_files[i] = bad[i] > 0);
+    if (!rc)
+        rc = bad_files ? dt_run_outputs_done(t, bad_files, err) : dt_fail(err, "out of memory");
+    free(bad_files);
     free(bad);
     if (rc) return -1;
     if (!t->is_root) return 0;
     char path[DT_PATH_BYTES];
     if (dt_path_join(path, sizeof path, t->cfg->output.dir, "model.safetensors", err) ||
-        dt_export_model(t->model, path, t->display_names, t->ds.n_classes, dt_config_hash(t->cfg),
-                        err))
+        dt_export_trained_model(t->model, path, t->display_names, t->ds.n_classes, t->cfg, err))
         return -1;
     double elapsed = dt_monotonic_seconds() - t->start;
     double best = t->best_val_acc >= 0 ? t->best_val_acc : 0; /* every epoch evaluates */

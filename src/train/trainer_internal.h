@@ -3,12 +3,14 @@
 #define DTRAIN_TRAIN_TRAINER_INTERNAL_H
 
 #include "dtrain/backend.h"
+#include "dtrain/classify.h"
 #include "dtrain/comm.h"
 #include "dtrain/config.h"
 #include "dtrain/data.h"
 #include "dtrain/metrics.h"
 #include "dtrain/model.h"
 #include "dtrain/schedule.h"
+#include "dtrain/tensorboard.h"
 #include "train/progress.h"
 
 /* Statistics gathered between two log lines (the loss sums and the all-reduce time are kept by
@@ -45,6 +47,11 @@ typedef struct dt_trainer {
     size_t n_rank_indices;
 
     float *weights; /* per-sample loss weights of a batch */
+
+    dt_tensorboard *tensorboard;     /* rank 0, output.tensorboard */
+    dt_predictions last_predictions; /* rank 0: the latest evaluation (report.html at the end) */
+    int last_epoch;
+    long last_step;
 
     long fault_step;     /* test-only injected failure step of this rank, -1 when none */
     double best_val_acc; /* -1 until the first evaluation */
@@ -84,6 +91,16 @@ void dt_train_report_empty_window(const dt_trainer *t, const dt_window *w, int e
 /* All ranks, after the first training epoch: fails when every training file of a class failed
  * to decode (such a class cannot be learnt). */
 int dt_train_check_decodable_classes(dt_trainer *t, dt_error *err);
+/* Rank 0's outputs besides the metrics files (src/train/run_outputs.c): the TensorBoard event
+ * file, its train and eval scalars, and the files of each evaluation (dtrain/results.h). */
+int dt_run_outputs_open(dt_trainer *t, dt_error *err);
+int dt_run_outputs_train(dt_trainer *t, const dt_train_row *row, dt_error *err);
+/* Takes over *predictions (left empty). */
+int dt_run_outputs_eval(dt_trainer *t, const dt_eval_row *row, dt_predictions *predictions,
+                        dt_error *err);
+/* report.html once more at the end, naming every rank's undecodable files (bad_files: per file). */
+int dt_run_outputs_done(dt_trainer *t, const uint8_t *bad_files, dt_error *err);
+void dt_run_outputs_close(dt_trainer *t);
 
 /* Rank 0: loads model.pretrained into the model (see src/train/pretrained.c). */
 int dt_train_load_pretrained(dt_trainer *t, dt_error *err);

@@ -1,0 +1,268 @@
+/* `dtrain eval CONFIG.yaml [--model FILE] [overrides]`: evaluates a model on the config's held-out
+ * split (data.val_fraction=1: the whole folder), prints the classification report and writes the
+ * results files into output.dir. With several ranks each evaluates a contiguous share; rank 0
+ * gathers every sample's logits in split order, so the numbers equal one rank's. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/cli.h"
+#include "dtrain/classify.h"
+#include "dtrain/comm.h"
+#include "dtrain/data.h"
+#include "dtrain/log.h"
+#include "dtrain/model.h"
+#include "dtrain/platform.h"
+#include "dtrain/results.h"
+
+typedef struct eval_state {
+    const dt_config *cfg;
+    dt_comm *comm;
+    const char *model_path;
+    dt_dataset ds;
+    dt_split split;
+    uint32_t *all; /* val_fraction = 1: every file */
+    const uint32_t *indices;
+    size_t n;
+    char **names;
+    dt_backend backend;
+    int have_backend, threads;
+    dt_model *model;
+    dt_loader *loader;
+    double *gathered; /* n x (classes + 1): logits, then 1 where the sample decoded */
+    double *bad;      /* per dataset file */
+} eval_state;
+
+static int prepare(eval_state *s, dt_error *err) {
+    const dt_config *cfg = s->cfg;
+    if (dt_dataset_scan(cfg->data.root, &s->ds, err)) {
+        err->exit_code = DT_EXIT_USAGE;
+        return dt_error_prefix(err, "data.root");
+    }
+    if (cfg->data.val_fraction >= 1.0) {
+        if (!(s->all = malloc(s->ds.n_files * sizeof *s->all)))
+            return dt_fail(err, "out of memory");
+        for (size_t i = 0; i < s->ds.n_files; i++) s->all[i] = (uint32_t)i;
+        s->indices = s->all;
+        s->n = s->ds.n_files;
+    } else {
+        if (dt_split_make(s->ds.n_files, cfg->data.val_fraction, cfg->data.split_seed, &s->split,
+                          err))
+            return -1;
+        s->indices = s->split.val;
+        s->n = s->split.n_val;
+    }
+    int k = s->ds.n_classes;
+    if (!(s->names = calloc((size_t)k, sizeof *s->names))) return dt_fail(err, "out of memory");
+    for (int i = 0; i < k; i++)
+        if (!(s->names[i] = strdup(dt_config_display_name(cfg, s->ds.class_names[i]))))
+            return dt_fail(err, "out of memory");
+    int share = dt_online_cores() / (s->comm->local_size > 0 ? s->comm->local_size : 1);
+    s->threads = cfg->runtime.threads > 0 ? cfg->runtime.threads : share > 0 ? share : 1;
+    if (dt_cli_create_backend(cfg->runtime.device, s->threads, s->comm->local_rank, &s->backend,
+                              err))
+        return -1;
+    s->have_backend = 1;
+    dt_model_options mo = {
+        .batch = cfg->train.batch_size, .image_size = cfg->data.image_size, .n_classes = k};
+    if (dt_model_create(&s->backend, &mo, &s->model, err) ||
+        dt_model_load_safetensors(s->model, s->model_path, 0, NULL, err))
+        return -1;
+    dt_loader_options lo = {.batch_size = cfg->train.batch_size,
+                            .image_size = cfg->data.image_size,
+                            .resize = cfg->data.resize,
+                            .augment = DT_AUGMENT_NONE,
+                            .workers = cfg->data.workers > 0 ? cfg->data.workers : s->threads,
+                            .prefetch_batches = 3};
+    if (dt_loader_create(&s->ds, &lo, &s->loader, err)) return -1;
+    s->gathered = calloc(s->n * (size_t)(k + 1) + 1, sizeof *s->gathered);
+    s->bad = calloc(s->ds.n_files + 1, sizeof *s->bad);
+    if (!s->gathered || !s->bad) return dt_fail(err, "out of memory for %zu samples", s->n);
+    return 0;
+}
+
+/* This rank's contiguous share [begin, end) of the evaluated samples: logits into gathered. */
+static int evaluate_share(eval_state *s, dt_error *err) {
+    size_t size = (size_t)s->comm->size, rank = (size_t)s->comm->rank;
+    size_t begin = s->n * rank / size, end = s->n * (rank + 1) / size;
+    int k = s->ds.n_classes, b = s->cfg->train.batch_size;
+    float *logits = malloc((size_t)b * (size_t)k * sizeof *logits);
+    if (!logits) return dt_fail(err, "out of memory");
+    int rc = 0;
+    size_t position = begin; /* the loader keeps the order of the indices it is given */
+    if (end > begin) rc = dt_loader_start(s->loader, s->indices + begin, end - begin, 0, 0, err);
+    while (!rc && end > begin) {
+        const dt_batch *batch = NULL;
+        if ((rc = dt_loader_next(s->loader, &batch, err)) || !batch) break;
+        rc = dt_model_forward(s->model, batch->pixels, s->cfg->data.mean, s->cfg->data.std, 0,
+                              err) ||
+             dt_model_logits(s->model, logits, err);
+        for (int i = 0; !rc && i < b && position < end; i++, position++) {
+            /* undecodable: named by the loader, not counted (its slot holds another image) */
+            if (!batch->counts[i]) continue;
+            if (batch->file_index[i] != s->indices[position]) {
+                rc = dt_fail(err, "internal: evaluation batch out of order");
+                break;
+            }
+            double *row = s->gathered + position * (size_t)(k + 1);
+            for (int c = 0; c < k; c++) row[c] = logits[(size_t)i * (size_t)k + (size_t)c];
+            row[k] = 1;
+        }
+        dt_loader_release(s->loader, batch);
+    }
+    free(logits);
+    if (rc) return dt_error_prefix(err, "evaluation");
+    const uint8_t *flags = dt_loader_bad_files(s->loader);
+    for (size_t i = 0; i < s->ds.n_files; i++) s->bad[i] = flags[i];
+    return 0;
+}
+
+static int report_on_root(eval_state *s, double seconds, dt_error *err) {
+    int k = s->ds.n_classes;
+    dt_predictions p;
+    if (dt_predictions_init(&p, k, s->n, err)) return -1;
+    float *logits = malloc((size_t)k * sizeof *logits);
+    uint8_t *bad = calloc(s->ds.n_files + 1, 1);
+    int rc = logits && bad ? 0 : dt_fail(err, "out of memory");
+    size_t n_bad = 0;
+    for (size_t i = 0; bad && i < s->ds.n_files; i++) n_bad += (bad[i] = s->bad[i] > 0);
+    for (size_t i = 0; !rc && i < s->n; i++) {
+        const double *row = s->gathered + i * (size_t)(k + 1);
+        if (row[k] == 0) continue;
+        for (int c = 0; c < k; c++) logits[c] = (float)row[c];
+        rc = dt_predictions_add(&p, s->indices[i], s->ds.files[s->indices[i]].label, logits, err);
+    }
+    dt_text report = {0};
+    char device[256];
+    snprintf(device, sizeof device, "%s, %d compute threads per rank", s->backend.ops->name,
+             s->threads);
+    dt_results_context c = {.cfg = s->cfg,
+                            .ds = &s->ds,
+                            .names = s->names,
+                            .bad_files = bad,
+                            .device = device,
+                            .ranks = s->comm->size,
+                            .elapsed_s = seconds};
+    if (!rc && (rc = dt_make_directories(s->cfg->output.dir, err)) == 0)
+        rc = dt_results_write(&c, &p, &report, err);
+    if (!rc) {
+        double loss = 0;
+        long correct = 0;
+        for (size_t i = 0; i < p.n; i++) {
+            loss += p.loss[i];
+            correct += p.label[i] == p.predicted[i];
+        }
+        printf("dtrain eval: %s on %zu images of %s (%s)\n\n%s\n", s->model_path, p.n,
+               s->cfg->data.root,
+               s->cfg->data.val_fraction >= 1.0 ? "the whole folder" : "the held-out split",
+               report.data ? report.data : "");
+        printf("accuracy %.4f, loss %.4f, %zu image%s skipped; wrote classification_report.txt, "
+               "confusion_matrix.csv, predictions.csv and report.html to %s/\n",
+               p.n ? (double)correct / (double)p.n : 0.0, p.n ? loss / (double)p.n : 0.0, n_bad,
+               n_bad == 1 ? "" : "s", s->cfg->output.dir);
+    }
+    free(report.data);
+    free(logits);
+    free(bad);
+    dt_predictions_free(&p);
+    return rc;
+}
+
+static int run(eval_state *s, dt_error *err) {
+    double start = dt_monotonic_seconds();
+    if (prepare(s, err) || evaluate_share(s, err)) return -1;
+    int k = s->ds.n_classes;
+    dt_comm *comm = s->comm;
+    if (comm->size > 1 &&
+        (comm->ops->allreduce_double(comm->ctx, s->gathered, s->n * (size_t)(k + 1), DT_REDUCE_SUM,
+                                     err) ||
+         comm->ops->allreduce_double(comm->ctx, s->bad, s->ds.n_files, DT_REDUCE_SUM, err)))
+        return dt_error_prefix(err, "gathering the evaluation");
+    if (comm->rank == 0 && report_on_root(s, dt_monotonic_seconds() - start, err)) return -1;
+    return comm->size > 1 ? comm->ops->barrier(comm->ctx, err) : 0;
+}
+
+static void teardown(eval_state *s) {
+    if (s->loader) dt_loader_destroy(s->loader);
+    if (s->model) dt_model_destroy(s->model);
+    if (s->have_backend) s->backend.ops->destroy(s->backend.ctx);
+    for (int i = 0; s->names && i < s->ds.n_classes; i++) free(s->names[i]);
+    free(s->names);
+    free(s->all);
+    free(s->gathered);
+    free(s->bad);
+    dt_split_free(&s->split);
+    dt_dataset_free(&s->ds);
+}
+
+int dt_cli_eval(int argc, char **argv) {
+    const char *config_path = NULL, *model = NULL;
+    int n_overrides = 0;
+    char **overrides = calloc((size_t)argc + 1, sizeof *overrides);
+    if (!overrides) return DT_EXIT_RUNTIME;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (strcmp(a, "--model") == 0 && i + 1 < argc) {
+            model = argv[++i];
+        } else if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+            puts("usage: dtrain eval CONFIG.yaml [--model FILE] [key.path=value ...]\n"
+                 "Evaluates FILE (default output.dir/best.safetensors) on the held-out split\n"
+                 "(data.val_fraction=1: the whole folder).");
+            free(overrides);
+            return DT_EXIT_OK;
+        } else if (strchr(a, '=') && a[0] != '-') {
+            overrides[n_overrides++] = argv[i];
+        } else if (!config_path && a[0] != '-') {
+            config_path = a;
+        } else {
+            fprintf(stderr, "dtrain: eval: unexpected argument '%s' (see dtrain eval --help)\n", a);
+            free(overrides);
+            return DT_EXIT_USAGE;
+        }
+    }
+    if (!config_path) {
+        fputs("usage: dtrain eval CONFIG.yaml [--model FILE] [key.path=value ...]\n", stderr);
+        free(overrides);
+        return DT_EXIT_USAGE;
+    }
+    int env_rank = dt_comm_env_rank();
+    dt_config cfg;
+    dt_error err = {{0}, 0};
+    int loaded = dt_config_load(config_path, n_overrides, overrides, &cfg, &err);
+    free(overrides);
+    if (loaded) {
+        if (env_rank == 0) fprintf(stderr, "dtrain: error: %s\n", err.message);
+        return err.exit_code ? err.exit_code : DT_EXIT_USAGE;
+    }
+    char default_model[4200];
+    snprintf(default_model, sizeof default_model, "%s/best.safetensors", cfg.output.dir);
+    dt_comm comm;
+    if (dt_comm_init(&argc, &argv, &comm, &err)) {
+        fprintf(stderr, "dtrain: error: %s\n", err.message);
+        dt_config_free(&cfg);
+        return err.exit_code ? err.exit_code : DT_EXIT_RUNTIME;
+    }
+    dt_log_set_rank(comm.rank, comm.size);
+    eval_state s;
+    memset(&s, 0, sizeof s);
+    s.cfg = &cfg;
+    s.comm = &comm;
+    s.model_path = model ? model : default_model;
+    int rc = run(&s, &err);
+    teardown(&s);
+    int code = DT_EXIT_OK;
+    if (rc) {
+        code = err.exit_code ? err.exit_code : DT_EXIT_RUNTIME;
+        if (comm.size > 1)
+            fprintf(stderr, "dtrain: rank %d: error: %s\n", comm.rank, err.message);
+        else
+            fprintf(stderr, "dtrain: error: %s\n", err.message);
+        fflush(stdout);
+        fflush(stderr);
+        if (comm.size > 1) comm.ops->abort(comm.ctx, code);
+    }
+    comm.ops->finalize(comm.ctx);
+    dt_config_free(&cfg);
+    return code;
+}
