@@ -38,20 +38,18 @@ took() { # label, start second
   printf 'fresh-check: %-22s %4d min %02d s\n' "$1" $((s / 60)) $((s % 60))
 }
 
-# The mirror of this machine's main Debian suite: the first deb/URIs entry that is not the
-# security archive, from sources.list or the deb822 files in sources.list.d.
-host_mirror() {
+# The archive URIs of this machine's apt sources (one-line and deb822 formats), comments skipped.
+host_apt_uris() {
   local f
   for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list /etc/apt/sources.list.d/*.sources; do
     [ -r "$f" ] || continue
     sed -n -e 's/^[[:space:]]*deb[[:space:]]\+\(\[[^]]*\][[:space:]]\+\)\{0,1\}\([^[:space:]]\+\).*/\2/p' \
       -e 's/^[[:space:]]*URIs:[[:space:]]*\([^[:space:]]\+\).*/\1/p' "$f"
-  done | grep -v security | grep -m1 '/debian/\{0,1\}$' || true
+  done
 }
-host_security_mirror() {
-  cat /etc/apt/sources.list /etc/apt/sources.list.d/*.list /etc/apt/sources.list.d/*.sources \
-    2>/dev/null | grep -o 'http[^[:space:]]*debian-security/\{0,1\}' | head -n1 || true
-}
+# The main Debian archive and the security archive among them (empty when there is none).
+host_mirror() { host_apt_uris | grep -v security | grep -m1 '/debian/\{0,1\}$' || true; }
+host_security_mirror() { host_apt_uris | grep -m1 '/debian-security/\{0,1\}$' || true; }
 
 # ---- inside the private namespaces: mount, clone, run the two commands ----------------------
 inside_namespaces() {
@@ -161,11 +159,12 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
+mirror=${DTRAIN_FRESH_MIRROR:-$(host_mirror)}
+mirror=${mirror:-http://deb.debian.org/debian}
+security=${DTRAIN_FRESH_SECURITY_MIRROR:-$(host_security_mirror)}
 t=$(now)
 if [ "$rebuild" -eq 1 ] || [ ! -s "$tarball" ]; then
   bash "$repo/tools/install-deps.sh" debootstrap
-  mirror=${DTRAIN_FRESH_MIRROR:-$(host_mirror)}
-  mirror=${mirror:-http://deb.debian.org/debian}
   echo "fresh-check: creating the $suite minbase root from $mirror (cached in $tarball)"
   base=$(mktemp -d "$cache/base.XXXXXX")
   root=$base # deleted by the trap if debootstrap fails
@@ -175,13 +174,6 @@ if [ "$rebuild" -eq 1 ] || [ ! -s "$tarball" ]; then
     echo "fresh-check: debootstrap failed (log: $cache/debootstrap.log)" >&2
     exit 1
   }
-  # The suites a Debian 12 installation has: the release, its updates, security.
-  {
-    echo "deb $mirror $suite main"
-    echo "deb $mirror $suite-updates main"
-    security=${DTRAIN_FRESH_SECURITY_MIRROR:-$(host_security_mirror)}
-    [ -z "$security" ] || echo "deb $security $suite-security main"
-  } >"$base/etc/apt/sources.list"
   rm -rf "$base"/var/cache/apt/archives/*.deb "$base"/var/lib/apt/lists/*
   tar -C "$base" --numeric-owner -cpf "$tarball.partial" .
   mv "$tarball.partial" "$tarball"
@@ -193,6 +185,12 @@ fi
 root=$(mktemp -d /var/tmp/dtrain-fresh.XXXXXX)
 tar -C "$root" --numeric-owner -xpf "$tarball"
 chmod 755 "$root"
+# The suites a Debian 12 installation has: the release, its updates, security.
+{
+  echo "deb $mirror $suite main"
+  echo "deb $mirror $suite-updates main"
+  [ -z "$security" ] || echo "deb $security $suite-security main"
+} >"$root/etc/apt/sources.list"
 # HEAD as committed (a worktree's HEAD too), not the working tree.
 git clone -q --no-checkout "$repo" "$root/root/dtrain"
 git -C "$root/root/dtrain" fetch -q "$repo" HEAD
