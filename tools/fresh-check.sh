@@ -52,16 +52,14 @@ host_mirror() { host_apt_uris | grep -v security | grep -m1 '/debian/\{0,1\}$' |
 host_security_mirror() { host_apt_uris | grep -m1 '/debian-security/\{0,1\}$' || true; }
 
 # ---- inside the private namespaces: mount, clone, run the two commands ----------------------
+# Unmounts everything mounted below the fresh root, deepest first.
+unmount_all() {
+  local m
+  awk -v r="$root" '$5 == r || index($5, r "/") == 1 { print $5 }' /proc/self/mountinfo |
+    sort -r | while read -r m; do umount -l "$m" 2>/dev/null || true; done
+}
+
 inside_namespaces() {
-  local root=$1
-  unmount_all() {
-    local m
-    # Deepest first; every mount was made below $root.
-    for m in $(awk -v r="$root" '$5 == r || index($5, r "/") == 1 { print $5 }' /proc/self/mountinfo |
-               sort -r); do
-      umount -l "$m" 2>/dev/null || true
-    done
-  }
   trap unmount_all EXIT
 
   mount -t proc proc "$root/proc"
@@ -108,7 +106,7 @@ if [ "${1:-}" = "--inside-namespaces" ]; then
   root=$1
   shift
   cuda_dirs=("$@")
-  inside_namespaces "$root"
+  inside_namespaces
   exit
 fi
 
@@ -139,8 +137,13 @@ fi
 start_all=$(now)
 mkdir -p "$cache"
 root=""
+checks=""
 cleanup() {
   local status=$?
+  if [ -n "$checks" ]; then # interrupted: end the checks before deleting their root
+    kill "$checks" 2>/dev/null
+    wait "$checks" 2>/dev/null
+  fi
   if [ -n "$root" ] && [ -d "$root" ]; then
     # The mounts lived in the finished namespace; refuse to delete if any is visible here.
     if awk -v r="$root" 'index($5, r "/") == 1 { found = 1 } END { exit !found }' \
@@ -206,6 +209,16 @@ if [ -e /usr/local/cuda ] && ((${#cuda_dirs[@]} == 0)); then
 fi
 ((${#cuda_dirs[@]} == 0)) || echo "fresh-check: CUDA toolkit (read-only): ${cuda_dirs[*]}"
 
-DTRAIN_FRESH_CACHE=$cache unshare --mount --propagation private --pid --fork \
-  bash "$0" --inside-namespaces "$root" "${cuda_dirs[@]}"
+# In the background, so that a signal reaches this shell's traps at once; --kill-child ends the
+# namespaces' first process, and with it every process inside, when unshare goes.
+DTRAIN_FRESH_CACHE=$cache unshare --mount --propagation private --pid --fork --kill-child \
+  bash "$0" --inside-namespaces "$root" "${cuda_dirs[@]}" &
+checks=$!
+status=0
+wait "$checks" || status=$?
+checks=""
+if [ "$status" -ne 0 ]; then
+  echo "fresh-check: FAILED (exit code $status)" >&2
+  exit "$status"
+fi
 echo "fresh-check: passed (demo and tests in a fresh Debian 12 root)"
