@@ -1,5 +1,5 @@
-/* Tests of the strict config reader: SPEC.md defaults, good and bad YAML files and overrides with
- * their exact "FILE:LINE:COL: key.path: message" errors and exit code 2, and the round trip of
+/* Tests of the strict config reader: the documented defaults, good and bad YAML files and overrides
+ * with their exact "FILE:LINE:COL: key.path: message" errors and exit code 2, and the round trip of
  * dt_config_write_yaml through dt_config_load. */
 #include <stdbool.h>
 #include <stdint.h>
