@@ -16,6 +16,8 @@
 #include <dlfcn.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
 
 #include "dtrain/error.h"
 
@@ -27,9 +29,18 @@ int main(int argc, char **argv) {
     int chosen = 0;
     if (!getenv("OMP_WAIT_POLICY")) chosen = setenv("OMP_WAIT_POLICY", "PASSIVE", 1) == 0;
 
-    /* Found through this executable's run path ($ORIGIN). RTLD_GLOBAL: Open MPI's plugins,
-     * loaded later, resolve their symbols against libmpi, which the module brings in. */
-    void *module = dlopen("libdtrain_main.so", RTLD_NOW | RTLD_GLOBAL);
+    /* Next to the real file of this executable (links resolved). By full path: a dlopen
+     * interposed by a sanitizer runtime would search that runtime's run path, not ours; the
+     * bare name (this executable's run path, $ORIGIN) is the fallback. RTLD_GLOBAL: Open MPI's
+     * plugins, loaded later, resolve their symbols against libmpi, which the module brings in. */
+    char path[4096 + 32] = "libdtrain_main.so";
+    ssize_t n = readlink("/proc/self/exe", path, 4096);
+    if (n > 0) {
+        path[n] = '\0';
+        char *slash = strrchr(path, '/');
+        if (slash) strcpy(slash + 1, "libdtrain_main.so");
+    }
+    void *module = dlopen(path, RTLD_NOW | RTLD_GLOBAL);
     if (!module) {
         fprintf(stderr, "dtrain: error: cannot load the program module: %s\n", dlerror());
         return DT_EXIT_RUNTIME;
