@@ -1,5 +1,6 @@
 /* dtrain's command line: parses arguments, loads the config, starts the comm layer and runs the
- * training; maps errors to exit codes and makes a failing rank end the whole job. */
+ * training; maps errors to exit codes and makes a failing rank end the whole job. Built as the
+ * module libdtrain_main.so that the dtrain executable loads (src/launcher.c says why). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +16,7 @@
 #include "dtrain/config.h"
 #include "dtrain/platform.h"
 #include "dtrain/text_escape.h"
+#include "dtrain/threads.h"
 #include "dtrain/train.h"
 
 #define DT_STRINGIFY_(x) #x
@@ -75,21 +77,12 @@ static void print_error(const dt_comm *comm, int env_rank, const dt_error *err) 
         fprintf(stderr, "dtrain: error: %s\n", shown);
 }
 
-/* dtrain runs its decode threads beside the OpenMP compute threads, so a compute thread that
- * spins while waiting takes the core a decoder (or the other rank) needs: measured on 2 cores,
- * 39 img/s spinning against 136 img/s sleeping at image_size 64. libgomp reads OMP_WAIT_POLICY
- * once, when it is loaded, before main runs; so when the user has not chosen, dtrain sets
- * PASSIVE and starts itself again (same process, same arguments). */
-static void prefer_passive_openmp_waiting(char **argv) {
-    if (getenv("OMP_WAIT_POLICY")) return;
-    if (setenv("OMP_WAIT_POLICY", "PASSIVE", 1) != 0) return;
-    execv("/proc/self/exe", argv);
-    /* exec failed (no /proc): carry on with the library's default policy */
-}
-
-int main(int argc, char **argv) {
+/* Called by the dtrain executable (src/launcher.c) once it has chosen the OpenMP wait policy
+ * and loaded this module. */
+int dtrain_main(int argc, char **argv, int wait_policy_set_by_dtrain);
+int dtrain_main(int argc, char **argv, int wait_policy_set_by_dtrain) {
     if (dt_keep_standard_descriptors_open() != 0) return DT_EXIT_RUNTIME;
-    prefer_passive_openmp_waiting(argv);
+    dt_openmp_wait_policy_record(wait_policy_set_by_dtrain);
     if (argc > 1 && strcmp(argv[1], "predict") == 0) return dt_cli_predict(argc - 1, argv + 1);
     if (argc > 1 && strcmp(argv[1], "eval") == 0) return dt_cli_eval(argc - 1, argv + 1);
     const char *config_path = NULL;

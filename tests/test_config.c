@@ -1,5 +1,5 @@
-/* Tests of the strict config reader: SPEC.md defaults, good and bad YAML files and overrides with
- * their exact "FILE:LINE:COL: key.path: message" errors and exit code 2, and the round trip of
+/* Tests of the strict config reader: the documented defaults, good and bad YAML files and overrides
+ * with their exact "FILE:LINE:COL: key.path: message" errors and exit code 2, and the round trip of
  * dt_config_write_yaml through dt_config_load. */
 #include <stdbool.h>
 #include <stdint.h>
@@ -116,12 +116,18 @@ static const bad_case bad_cases[] = {
     {ROOT "  image_size: 1025\n",
      {0},
      "FILE:3:15: data.image_size: must be in [16, 1024], got 1025"},
-    {ROOT "train:\n  batch_size: -4\n", {0}, "FILE:4:15: train.batch_size: must be in [1, 65536], got -4"},
-    {ROOT "train:\n  accumulate: 0\n", {0}, "FILE:4:15: train.accumulate: must be in [1, 1024], got 0"},
+    {ROOT "train:\n  batch_size: -4\n",
+     {0},
+     "FILE:4:15: train.batch_size: must be in [1, 65536], got -4"},
+    {ROOT "train:\n  accumulate: 0\n",
+     {0},
+     "FILE:4:15: train.accumulate: must be in [1, 1024], got 0"},
     {ROOT "train:\n  step_size: 0\n", {0}, "FILE:4:14: train.step_size: must be >= 1, got 0"},
     {ROOT "output:\n  log_every: 0\n", {0}, "FILE:4:14: output.log_every: must be >= 1, got 0"},
     {ROOT "  workers: -1\n", {0}, "FILE:3:12: data.workers: must be in [0, 1024], got -1"},
-    {ROOT "runtime:\n  threads: -2\n", {0}, "FILE:4:12: runtime.threads: must be in [0, 1024], got -2"},
+    {ROOT "runtime:\n  threads: -2\n",
+     {0},
+     "FILE:4:12: runtime.threads: must be in [0, 1024], got -2"},
 
     /* seeds */
     {ROOT "  split_seed: -1\n",

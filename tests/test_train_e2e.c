@@ -1,7 +1,7 @@
 /* End to end: the dtrain binary trains on a generated, learnable JPEG ImageFolder to at least
- * 90% validation accuracy, writes every file of SPEC.md with the right contents, shows a live
- * progress line and data.class_names' display names, and maps bad command lines and configs to
- * exit code 2. */
+ * 90% validation accuracy, writes every file of README's "Output files" with the right contents,
+ * shows a live progress line and data.class_names' display names, and maps bad command lines and
+ * configs to exit code 2. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

@@ -4,11 +4,13 @@
 # Fashion-MNIST data package (gcc brings the sanitizer runtimes), Chromium and python3-venv for the
 # report and TensorBoard tests. The CUDA toolkit, cuDNN and NCCL are
 # not Debian packages: when present (nvcc on PATH) the CUDA parts are built too.
+# With package names as arguments it installs those instead (tools/fresh-check.sh: debootstrap).
 set -euo pipefail
 packages=(build-essential cmake pkg-config clang-format
           libdnnl-dev libjpeg62-turbo-dev libjpeg-turbo-progs libpng-dev
           zlib1g-dev libyaml-dev libopenmpi-dev openmpi-bin dataset-fashion-mnist
           chromium python3-venv) # the report and TensorBoard tests (tests/results.cmake)
+(($# == 0)) || packages=("$@")
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -1,4 +1,5 @@
-/* The resolved run configuration (SPEC.md "Config") and the strict YAML reader that fills it. */
+/* The resolved run configuration (README "Config reference") and the strict YAML reader that fills
+ * it. */
 #ifndef DTRAIN_CONFIG_H
 #define DTRAIN_CONFIG_H
 
@@ -66,7 +67,8 @@ typedef struct dt_config {
     } output;
 } dt_config;
 
-/* Fills cfg with the defaults of SPEC.md (data.root NULL). Strings are heap copies. */
+/* Fills cfg with the defaults of README's "Config reference" (data.root NULL). Strings are heap
+ * copies. */
 void dt_config_defaults(dt_config *cfg);
 
 /* Reads the YAML file at path, then applies overrides ("key.path=value", YAML-style values),

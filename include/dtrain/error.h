@@ -1,4 +1,5 @@
-/* Error reporting: a message buffer that travels up to main, plus the exit codes of SPEC.md. */
+/* Error reporting: a message buffer that travels up to main, plus the exit codes (README
+ * "Running"). */
 #ifndef DTRAIN_ERROR_H
 #define DTRAIN_ERROR_H
 

@@ -1,5 +1,5 @@
-/* The metrics files of SPEC.md: metrics.jsonl (one JSON object per line) and metrics.csv (the
- * same train/eval rows), appended and flushed as training goes. */
+/* The metrics files (README "Output files"): metrics.jsonl (one JSON object per line) and
+ * metrics.csv (the same train/eval rows), appended and flushed as training goes. */
 #ifndef DTRAIN_METRICS_H
 #define DTRAIN_METRICS_H
 

@@ -1,4 +1,4 @@
-/* The defaults of SPEC.md's "Config" section, freeing a config, and class display names. */
+/* The defaults of README's "Config reference", freeing a config, and class display names. */
 #include <stdlib.h>
 #include <string.h>
 

@@ -96,10 +96,10 @@ typedef struct dt_config_key {
     int n_choices;
 } dt_config_key;
 
-/* All keys, in SPEC.md order (section by section). */
+/* All keys, in the order of README's "Config reference" table (section by section). */
 const dt_config_key *dt_config_keys(int *count);
 
-/* Section names in SPEC.md order. */
+/* Section names in the same order. */
 const char *const *dt_config_sections(int *count);
 
 /* The key section.name, or NULL. */

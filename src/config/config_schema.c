@@ -1,4 +1,4 @@
-/* The config key table: every key of SPEC.md's "Config" section in SPEC order, with its type,
+/* The config key table: every key of README's "Config reference", in its order, with its type,
  * its field in dt_config and its allowed range or values. */
 #include <limits.h>
 #include <stddef.h>

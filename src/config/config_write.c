@@ -1,5 +1,6 @@
-/* Writes the resolved config as YAML (every key, SPEC.md order) that dt_config_load reads back to
- * the same values, and hashes that text (FNV-1a 64) so ranks can compare configs. */
+/* Writes the resolved config as YAML (every key, in README's "Config reference" order) that
+ * dt_config_load reads back to the same values, and hashes that text (FNV-1a 64) so ranks can
+ * compare configs. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>

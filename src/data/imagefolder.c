@@ -7,10 +7,11 @@
  * so the directories of one class are visited sorted by their full path (a plain sort of the
  * path strings, not a depth-first walk: "c/a-b" comes before "c/a/x" because '-' < '/'), and
  * the files of each directory sorted by name. Python compares str by code point, which for
- * UTF-8 names is the byte order strcmp gives. Differences from torchvision, as SPEC.md asks:
- * names starting with '.' (files and folders) are ignored, and only regular files (or links to
- * them, or dangling links, which then fail to decode and are skipped) are listed, so a FIFO
- * cannot block the loader. A directory reached twice through links is visited once. */
+ * UTF-8 names is the byte order strcmp gives. Differences from torchvision (README "Config
+ * reference", data.root): names starting with '.' (files and folders) are ignored, and only regular
+ * files (or links to them, or dangling links, which then fail to decode and are skipped) are
+ * listed, so a FIFO cannot block the loader. A directory reached twice through links is visited
+ * once. */
 #include "dtrain/bytes.h"
 #include "dtrain/data.h"
 #include "dtrain/text_escape.h"

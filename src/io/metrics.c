@@ -1,4 +1,4 @@
-/* Writers for metrics.jsonl and metrics.csv (SPEC.md "Files written under output.dir"). */
+/* Writers for metrics.jsonl and metrics.csv (README "Output files"). */
 #include "dtrain/metrics.h"
 #include "dtrain/platform.h"
 

@@ -14,18 +14,10 @@
 #include "dtrain/platform.h"
 #include "dtrain/rng.h"
 #include "dtrain/schedule.h"
+#include "dtrain/threads.h"
 #include "dtrain/train.h"
 #include "train/progress.h"
 #include "train/trainer_internal.h"
-
-/* Compute threads and decode workers for this rank: the configured values, or its share of
- * the node's cores. */
-static void choose_threads(const dt_config *cfg, const dt_comm *comm, int *threads, int *workers) {
-    int share = dt_online_cores() / (comm->local_size > 0 ? comm->local_size : 1);
-    if (share < 1) share = 1;
-    *threads = cfg->runtime.threads > 0 ? cfg->runtime.threads : share;
-    *workers = cfg->data.workers > 0 ? cfg->data.workers : share;
-}
 
 static int create_backend(const dt_config *cfg, const dt_comm *comm, int threads,
                           dt_backend *backend, dt_error *err) {
@@ -177,7 +169,16 @@ static int open_outputs(dt_trainer *t, dt_error *err) {
 static int setup(dt_trainer *t, dt_error *err) {
     const dt_config *cfg = t->cfg;
     dt_comm *comm = t->comm;
-    choose_threads(cfg, comm, &t->threads, &t->workers);
+    dt_thread_plan plan;
+    if (dt_thread_plan_make(cfg, comm, &plan, err)) return -1;
+    t->threads = plan.threads;
+    t->workers = plan.workers;
+    if (t->is_root) {
+        char waits[160];
+        dt_openmp_wait_policy_describe(waits, sizeof waits);
+        dt_progress_line(&t->progress, NULL, "%s", plan.why);
+        dt_progress_line(&t->progress, NULL, "%s", waits);
+    }
     if (dt_dataset_scan(cfg->data.root, &t->ds, err)) {
         err->exit_code = DT_EXIT_USAGE;
         return dt_error_prefix(err, "data.root");

@@ -1,0 +1,55 @@
+/* The dtrain executable: chooses the OpenMP wait policy, then loads the program proper
+ * (libdtrain_main.so, next to this file) and runs it in this same process.
+ *
+ * Why a separate module: dtrain runs its decode threads beside the OpenMP compute threads, so a
+ * compute thread that spins while waiting takes the core a decoder (or another rank) needs;
+ * sleeping waits are several times faster on a loaded machine (bench/README.md). libgomp reads
+ * OMP_WAIT_POLICY once, in its own initialiser, when it is loaded. Anything linked into this
+ * executable (oneDNN, libgomp, MPI) is initialised before main, and the dynamic loader gives no
+ * order between independent libraries, so no constructor of ours is guaranteed to run first;
+ * the one hook that is (the executable's .preinit_array) runs before the C library has set up
+ * its environment, which then replaces anything setenv wrote. Re-executing the program after
+ * setenv works but renames the process ("exe" through /proc/self/exe), loads every library
+ * twice and escapes valgrind. So this small executable links none of them: it sets the policy
+ * and dlopens the module, whose libgomp then reads it. The process keeps its name and argv, and
+ * valgrind and gdb follow the module like any shared library. */
+#include <dlfcn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "dtrain/error.h"
+
+/* Exported by libdtrain_main.so (src/main.c). */
+typedef int dtrain_main_fn(int argc, char **argv, int wait_policy_chosen_by_dtrain);
+
+int main(int argc, char **argv) {
+    /* The user's choice wins; otherwise sleeping waits (see above). */
+    int chosen = 0;
+    if (!getenv("OMP_WAIT_POLICY")) chosen = setenv("OMP_WAIT_POLICY", "PASSIVE", 1) == 0;
+
+    /* Next to the real file of this executable (links resolved). By full path: a dlopen
+     * interposed by a sanitizer runtime would search that runtime's run path, not ours; the
+     * bare name (this executable's run path, $ORIGIN) is the fallback. RTLD_GLOBAL: Open MPI's
+     * plugins, loaded later, resolve their symbols against libmpi, which the module brings in. */
+    char path[4096 + 32] = "libdtrain_main.so";
+    ssize_t n = readlink("/proc/self/exe", path, 4096);
+    if (n > 0) {
+        path[n] = '\0';
+        char *slash = strrchr(path, '/');
+        if (slash) strcpy(slash + 1, "libdtrain_main.so");
+    }
+    void *module = dlopen(path, RTLD_NOW | RTLD_GLOBAL);
+    if (!module) {
+        fprintf(stderr, "dtrain: error: cannot load the program module: %s\n", dlerror());
+        return DT_EXIT_RUNTIME;
+    }
+    dtrain_main_fn *run = (dtrain_main_fn *)dlsym(module, "dtrain_main");
+    if (!run) {
+        fprintf(stderr, "dtrain: error: %s\n", dlerror());
+        return DT_EXIT_RUNTIME;
+    }
+    /* The module stays loaded until exit: its threads and atexit handlers live in it. */
+    return run(argc, argv, chosen);
+}
