@@ -165,6 +165,35 @@ static void run_case(dt_backend *b, dt_conv_desc d) {
     free(c.x), free(c.weight), free(c.r), free(c.y);
 }
 
+/* CPU only (its buffers are host memory): weights written directly, not through the backend,
+ * are used by the next forward once params_changed says so; negated weights negate y. */
+static void check_params_changed(dt_backend *b) {
+    dt_error err = {0};
+    dt_conv_desc d = {2, 16, 16, 6, 6, 3, 1, 1};
+    size_t wn = 16 * 16 * 9, yn = 2 * 16 * 6 * 6;
+    double *values = test_doubles(wn), *x_values = test_doubles(yn);
+    uint64_t state = 99u;
+    test_random_fill(values, wn, -0.5, 0.5, &state);
+    test_random_fill(x_values, yn, -1.0, 1.0, &state);
+    dt_layer *layer = b->ops->conv_create(b->ctx, &d, &err);
+    dt_tensor *x = test_tensor(b, 2, 16, 6, 6, x_values), *y = test_tensor(b, 2, 16, 6, 6, NULL);
+    float *weight = test_buffer(b, values, wn);
+    double *first = test_doubles(yn), *second = test_doubles(yn);
+    CHECK(b->ops->conv_forward(b->ctx, layer, weight, x, y, &err) == 0);
+    test_tensor_read(b, y, first, yn);
+    for (size_t i = 0; i < wn; i++) weight[i] = -weight[i];
+    b->ops->params_changed(b->ctx);
+    CHECK(b->ops->conv_forward(b->ctx, layer, weight, x, y, &err) == 0);
+    test_tensor_read(b, y, second, yn);
+    for (size_t i = 0; i < yn; i++) first[i] = -first[i];
+    CHECK_ARRAY_CLOSE("conv forward after params_changed", second, first, yn, 0.0, 0.0);
+    b->ops->layer_destroy(b->ctx, layer);
+    b->ops->tensor_destroy(b->ctx, x);
+    b->ops->tensor_destroy(b->ctx, y);
+    test_buffer_free(b, weight);
+    free(values), free(x_values), free(first), free(second);
+}
+
 int main(int argc, char **argv) {
     dt_backend b = test_backend_open(argc, argv);
     /* batch, in, out, h, w, kernel, stride, padding */
@@ -183,6 +212,7 @@ int main(int argc, char **argv) {
     fast.ops->destroy(fast.ctx);
 
     dt_error err = {0};
+    if (strcmp(b.ops->name, "cpu") == 0) check_params_changed(&b);
     dt_conv_desc bad = {2, 16, 16, 8, 8, 3, 0, 1};
     CHECK(b.ops->conv_create(b.ctx, &bad, &err) == NULL);
     CHECK(strstr(err.message, "stride 0") != NULL);

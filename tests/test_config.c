@@ -128,6 +128,12 @@ static const bad_case bad_cases[] = {
     {ROOT "runtime:\n  threads: -2\n",
      {0},
      "FILE:4:12: runtime.threads: must be in [0, 1024], got -2"},
+    {ROOT "runtime:\n  bucket_mb: -1\n",
+     {0},
+     "FILE:4:14: runtime.bucket_mb: must be in [0, 1024], got -1"},
+    {ROOT "runtime:\n  bucket_mb: 2048\n",
+     {0},
+     "FILE:4:14: runtime.bucket_mb: must be in [0, 1024], got 2048"},
 
     /* seeds */
     {ROOT "  split_seed: -1\n",
@@ -428,6 +434,7 @@ static void check_spec_defaults(const dt_config *cfg) {
     CHECK_INT_EQ(cfg->runtime.device, DT_DEVICE_AUTO);
     CHECK_INT_EQ(cfg->runtime.threads, 0);
     CHECK_INT_EQ(cfg->runtime.precision, DT_PRECISION_FP32);
+    CHECK_INT_EQ(cfg->runtime.bucket_mb, 0);
     CHECK_STR_EQ(cfg->output.dir, "runs/default");
     CHECK_INT_EQ(cfg->output.log_every, 20);
     CHECK(cfg->output.tensorboard);
@@ -459,42 +466,43 @@ static void test_defaults(void) {
     dt_config_free(&cfg);
 }
 
-static const char *const full_config = "# every key, none at its default\n"
-                                       "data:\n"
-                                       "  root: /srv/animals10\n"
-                                       "  val_fraction: .25\n"
-                                       "  split_seed: 18446744073709551615\n"
-                                       "  image_size: 160\n"
-                                       "  resize: center\n"
-                                       "  mean: [-2, .5, 1e0]\n"
-                                       "  std: [0.5, 1E-1, 2]\n"
-                                       "  workers: 3\n"
-                                       "  augment: crop_flip\n"
-                                       "  class_names:\n"
-                                       "    cane: dog\n"
-                                       "    \"ragno\": 'spider'\n"
-                                       "model:\n"
-                                       "  arch: \"resnet18\"\n"
-                                       "  pretrained: weights/resnet18.safetensors\n"
-                                       "  freeze: backbone\n"
-                                       "train:\n"
-                                       "  epochs: 12\n"
-                                       "  batch_size: +32\n"
-                                       "  accumulate: 4\n"
-                                       "  lr: 1e-3\n"
-                                       "  momentum: 0.9\n"
-                                       "  nesterov: TRUE\n"
-                                       "  weight_decay: 5E-4\n"
-                                       "  schedule: step\n"
-                                       "  step_size: 3\n"
-                                       "  gamma: 1\n"
-                                       "  warmup_epochs: 1.5\n"
-                                       "  shuffle: False\n"
-                                       "  seed: 7\n"
-                                       "runtime: {device: cpu, threads: 6, precision: bf16}\n"
-                                       "output:\n"
-                                       "  dir: no\n"
-                                       "  log_every: 5\n";
+static const char *const full_config =
+    "# every key, none at its default\n"
+    "data:\n"
+    "  root: /srv/animals10\n"
+    "  val_fraction: .25\n"
+    "  split_seed: 18446744073709551615\n"
+    "  image_size: 160\n"
+    "  resize: center\n"
+    "  mean: [-2, .5, 1e0]\n"
+    "  std: [0.5, 1E-1, 2]\n"
+    "  workers: 3\n"
+    "  augment: crop_flip\n"
+    "  class_names:\n"
+    "    cane: dog\n"
+    "    \"ragno\": 'spider'\n"
+    "model:\n"
+    "  arch: \"resnet18\"\n"
+    "  pretrained: weights/resnet18.safetensors\n"
+    "  freeze: backbone\n"
+    "train:\n"
+    "  epochs: 12\n"
+    "  batch_size: +32\n"
+    "  accumulate: 4\n"
+    "  lr: 1e-3\n"
+    "  momentum: 0.9\n"
+    "  nesterov: TRUE\n"
+    "  weight_decay: 5E-4\n"
+    "  schedule: step\n"
+    "  step_size: 3\n"
+    "  gamma: 1\n"
+    "  warmup_epochs: 1.5\n"
+    "  shuffle: False\n"
+    "  seed: 7\n"
+    "runtime: {device: cpu, threads: 6, precision: bf16, bucket_mb: 8}\n"
+    "output:\n"
+    "  dir: no\n"
+    "  log_every: 5\n";
 
 static void check_full_config(const dt_config *cfg) {
     CHECK_STR_EQ(cfg->data.root, "/srv/animals10");
@@ -534,6 +542,7 @@ static void check_full_config(const dt_config *cfg) {
     CHECK_INT_EQ(cfg->runtime.device, DT_DEVICE_CPU);
     CHECK_INT_EQ(cfg->runtime.threads, 6);
     CHECK_INT_EQ(cfg->runtime.precision, DT_PRECISION_BF16);
+    CHECK_INT_EQ(cfg->runtime.bucket_mb, 8);
     CHECK_STR_EQ(cfg->output.dir, "no"); /* YAML 1.1 would have made this false */
     CHECK_INT_EQ(cfg->output.log_every, 5);
 }
@@ -645,6 +654,7 @@ static const char *const default_yaml = "data:\n"
                                         "  device: auto\n"
                                         "  threads: 0\n"
                                         "  precision: fp32\n"
+                                        "  bucket_mb: 0\n"
                                         "output:\n"
                                         "  dir: runs/default\n"
                                         "  log_every: 20\n"
@@ -747,6 +757,7 @@ static void check_same_config(const dt_config *a, const dt_config *b) {
     SAME_FIELD(runtime.device);
     SAME_FIELD(runtime.threads);
     SAME_FIELD(runtime.precision);
+    SAME_FIELD(runtime.bucket_mb);
     CHECK_STR_EQ(a->output.dir, b->output.dir);
     SAME_FIELD(output.log_every);
     SAME_FIELD(output.tensorboard);

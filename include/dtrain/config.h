@@ -59,6 +59,7 @@ typedef struct dt_config {
         dt_device_kind device;
         int threads; /* 0 = cores / local ranks */
         dt_precision_kind precision;
+        int bucket_mb; /* gradient all-reduce bucket size in MiB; 0 = dtrain's choice */
     } runtime;
     struct {
         char *dir;

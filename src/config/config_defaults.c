@@ -40,6 +40,7 @@ void dt_config_defaults(dt_config *cfg) {
     cfg->runtime.device = DT_DEVICE_AUTO;
     cfg->runtime.threads = 0;
     cfg->runtime.precision = DT_PRECISION_FP32;
+    cfg->runtime.bucket_mb = 0;
 
     cfg->output.dir = strdup("runs/default");
     cfg->output.log_every = 20;

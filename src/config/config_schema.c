@@ -138,6 +138,7 @@ static const dt_config_key config_keys[] = {
     ENUM_KEY(runtime, device, device_names),
     INT_KEY(runtime, threads, 0, DT_MAX_THREADS),
     ENUM_KEY(runtime, precision, precision_names),
+    INT_KEY(runtime, bucket_mb, 0, 1024),
 
     STRING_KEY(output, dir),
     INT_KEY(output, log_every, 1, INT_MAX),

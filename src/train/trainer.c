@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "dtrain/backend.h"
 #include "dtrain/data.h"
@@ -19,28 +20,136 @@
 #include "train/progress.h"
 #include "train/trainer_internal.h"
 
-static int create_backend(const dt_config *cfg, const dt_comm *comm, int threads,
-                          dt_backend *backend, dt_error *err) {
-    dt_backend_options opt = {
-        .threads = threads, .device = 0, .precision = (int)cfg->runtime.precision};
-    dt_device_kind device = cfg->runtime.device;
-    /* counting GPUs starts the CUDA runtime: not for runtime.device=cpu */
-    int gpus = device == DT_DEVICE_CPU ? 0 : dt_backend_cuda_device_count();
-    if (device == DT_DEVICE_AUTO) {
-        device = gpus > 0 && dt_backend_cuda_training_available() ? DT_DEVICE_CUDA : DT_DEVICE_CPU;
-        if (gpus > 0 && device == DT_DEVICE_CPU && comm->rank == 0)
-            dt_warn("%d GPU%s visible, but this build has no CUDA training backend yet: "
-                    "training on the CPU",
-                    gpus, gpus == 1 ? "" : "s");
+/* Every rank's chosen GPU (empty on the CPU), gathered: rank 0 logs each one once, and two
+ * ranks of a node on one GPU, or ranks that chose different kinds of device, are errors. */
+static int gather_devices(dt_trainer *t, dt_error *err) {
+    typedef struct rank_device {
+        dt_rank_gpu id;
+        dt_gpu_info info;
+        int kind, device;
+    } rank_device;
+    dt_comm *comm = t->comm;
+    rank_device mine;
+    memset(&mine, 0, sizeof mine);
+    mine.kind = (int)t->device.kind;
+    mine.device = t->device.device;
+    if (t->device.kind == DT_DEVICE_CUDA) {
+        if (dt_backend_cuda_device_info(t->device.device, &mine.info, err)) return -1;
+        if (gethostname(mine.id.host, sizeof mine.id.host - 1) != 0)
+            snprintf(mine.id.host, sizeof mine.id.host, "localhost");
+        snprintf(mine.id.pci_bus, sizeof mine.id.pci_bus, "%s", mine.info.pci_bus);
     }
-    if (device == DT_DEVICE_CUDA) {
-        if (gpus > 0) opt.device = comm->local_rank % gpus;
-        return dt_backend_cuda_create(&opt, backend, err);
+    rank_device *all = calloc((size_t)comm->size, sizeof *all);
+    dt_rank_gpu *ids = calloc((size_t)comm->size, sizeof *ids);
+    int rc = -1;
+    if (!all || !ids) {
+        dt_fail(err, "out of memory");
+        goto done;
+    }
+    if (comm->ops->allgather(comm->ctx, &mine, all, sizeof mine, err)) goto done;
+    for (int r = 0; r < comm->size; r++) {
+        ids[r] = all[r].id;
+        if (all[r].kind != mine.kind) {
+            dt_fail_usage(err,
+                          "rank %d trains on the %s and rank %d on the %s: every rank needs "
+                          "the same kind of device (set runtime.device)",
+                          r, all[r].kind == DT_DEVICE_CUDA ? "GPU" : "CPU", comm->rank,
+                          mine.kind == DT_DEVICE_CUDA ? "GPU" : "CPU");
+            goto done;
+        }
+    }
+    if (mine.kind == DT_DEVICE_CUDA) {
+        if (t->is_root)
+            for (int r = 0; r < comm->size; r++)
+                dt_progress_line(&t->progress, NULL, "rank %d: GPU %d %s, %.1f GiB, PCI %s on %s",
+                                 r, all[r].device, all[r].info.name,
+                                 (double)all[r].info.total_bytes / (1024.0 * 1024.0 * 1024.0),
+                                 all[r].info.pci_bus, all[r].id.host);
+        if (dt_device_check_distinct(ids, comm->size, comm->local_size, err)) goto done;
+    }
+    rc = 0;
+done:
+    free(all);
+    free(ids);
+    return rc;
+}
+
+/* runtime.device against the GPUs (asked only when it is not cpu: counting them starts the CUDA
+ * runtime), then that backend. */
+static int create_backend(dt_trainer *t, dt_error *err) {
+    const dt_config *cfg = t->cfg;
+    const dt_comm *comm = t->comm;
+    dt_device_request request = {.kind = cfg->runtime.device,
+                                 .local_rank = comm->local_rank,
+                                 .local_size = comm->local_size,
+                                 .cuda_backend_built = dt_backend_cuda_training_available(),
+                                 .cuda_visible_devices = getenv("CUDA_VISIBLE_DEVICES")};
+    dt_gpu_query gpus;
+    memset(&gpus, 0, sizeof gpus);
+    if (request.kind != DT_DEVICE_CPU) dt_backend_cuda_query(&gpus);
+    if (dt_device_choose(&request, &gpus, &t->device, err)) return -1;
+    if (t->is_root && t->device.fallback_reason[0])
+        dt_progress_line(&t->progress, NULL, "%s", t->device.fallback_reason);
+    if (comm->size > 1 && gather_devices(t, err)) return -1;
+    dt_backend_options opt = {.threads = t->threads,
+                              .device = t->device.device,
+                              .precision = (int)cfg->runtime.precision};
+    if (t->device.kind == DT_DEVICE_CUDA) {
+        if (comm->size == 1) {
+            dt_gpu_info info;
+            if (dt_backend_cuda_device_info(t->device.device, &info, err)) return -1;
+            dt_progress_line(&t->progress, NULL, "GPU %d: %s, %.1f GiB, PCI %s", t->device.device,
+                             info.name, (double)info.total_bytes / (1024.0 * 1024.0 * 1024.0),
+                             info.pci_bus);
+        }
+        return dt_backend_cuda_create(&opt, &t->backend, err);
     }
     if (cfg->runtime.precision == DT_PRECISION_BF16)
         return dt_fail_usage(err, "runtime.precision: 'bf16' is supported by the CUDA backend "
                                   "only; on the CPU use fp32, or tf32 for faster convolutions");
-    return dt_backend_cpu_create(&opt, backend, err);
+    return dt_backend_cpu_create(&opt, &t->backend, err);
+}
+
+/* The grads-ready callback: all-reduces every bucket that backward has just completed. */
+static int issue_ready_buckets(void *user, size_t offset, size_t count, dt_error *err) {
+    dt_trainer *t = user;
+    const dt_backend_ops *ops = t->backend.ops;
+    int first, n;
+    if (dt_bucket_plan_ready(&t->buckets, offset, count, &first, &n, err)) return -1;
+    float *grads = dt_model_grads(t->model);
+    for (int k = first; k < first + n; k++) {
+        const dt_bucket *b = &t->buckets.buckets[k];
+        if (ops->phase_mark(t->backend.ctx, DT_PHASE_ALLREDUCE, err) ||
+            t->dcomm.ops->allreduce_sum_float(t->dcomm.ctx, grads + b->offset, b->count, err) ||
+            ops->phase_mark(t->backend.ctx, DT_PHASE_COMPUTE, err))
+            return dt_error_prefix(err, "all-reduce of gradient bucket %d (%zu floats)", k,
+                                   b->count);
+    }
+    return 0;
+}
+
+/* The device comm, and with several ranks the bucket plan over the trained parameters, hooked
+ * to the model's backward. */
+static int setup_gradient_allreduce(dt_trainer *t, dt_error *err) {
+    if (dt_device_comm_create(t->comm, &t->backend, t->device.device, &t->dcomm, err))
+        return dt_error_prefix(err, "gradient all-reduce");
+    t->have_dcomm = 1;
+    if (t->comm->size == 1) return 0;
+    size_t span_offset, span_count, n_entries;
+    dt_model_trainable_span(t->model, &span_offset, &span_count);
+    const dt_state_entry *entries = dt_model_state(t->model, &n_entries);
+    dt_param_extent *params = calloc(n_entries, sizeof *params);
+    if (!params) return dt_fail(err, "out of memory");
+    int n = 0;
+    for (size_t i = 0; i < n_entries; i++)
+        if (entries[i].role == DT_TENSOR_PARAMETER && entries[i].offset >= span_offset)
+            params[n++] = (dt_param_extent){entries[i].offset, entries[i].count};
+    int rc = dt_bucket_plan_make(params, n, dt_bucket_floats_for_mb(t->cfg->runtime.bucket_mb),
+                                 &t->buckets, err);
+    free(params);
+    if (rc) return dt_error_prefix(err, "planning the gradient buckets");
+    dt_model_set_grads_ready(t->model, issue_ready_buckets, t);
+    return 0;
 }
 
 /* Appends ",r" (or "r" first) to a comma-separated list of ranks. */
@@ -197,7 +306,7 @@ static int setup(dt_trainer *t, dt_error *err) {
     t->steps_per_epoch = (long)((t->split.n_train + t->global_batch - 1) / t->global_batch);
     dt_lr_schedule_from_config(cfg, t->steps_per_epoch, &t->schedule);
 
-    if (create_backend(cfg, comm, t->threads, &t->backend, err)) return -1;
+    if (create_backend(t, err)) return -1;
     t->have_backend = 1;
     dt_model_options mo = {.batch = cfg->train.batch_size,
                            .image_size = cfg->data.image_size,
@@ -211,7 +320,7 @@ static int setup(dt_trainer *t, dt_error *err) {
     if (t->is_root && (dt_model_init_weights(t->model, cfg->train.seed, err) ||
                        (cfg->model.pretrained && dt_train_load_pretrained(t, err))))
         return -1;
-    if (broadcast_model(t, err)) return -1;
+    if (broadcast_model(t, err) || setup_gradient_allreduce(t, err)) return -1;
 
     dt_loader_options lo = {.batch_size = cfg->train.batch_size,
                             .image_size = cfg->data.image_size,
@@ -234,6 +343,8 @@ static int setup(dt_trainer *t, dt_error *err) {
 
 static void teardown(dt_trainer *t) {
     if (t->loader) dt_loader_destroy(t->loader);
+    if (t->have_dcomm) t->dcomm.ops->destroy(t->dcomm.ctx);
+    dt_bucket_plan_free(&t->buckets);
     if (t->model) dt_model_destroy(t->model);
     if (t->have_backend) t->backend.ops->destroy(t->backend.ctx);
     if (t->is_root) dt_metrics_close(&t->metrics);
@@ -300,9 +411,11 @@ int dt_train_release_batch(dt_trainer *t, const dt_batch *batch, dt_error *err) 
  * by their number (see optimizer_step). */
 static int train_micro_batch(dt_trainer *t, const dt_batch *batch, int micro, dt_error *err) {
     int counted = batch->n_counted > 0 ? batch->n_counted : 1;
-    int last = micro + 1 == t->cfg->train.accumulate;
+    /* the step's last backward hands each bucket to the all-reduce as it completes */
+    int report = t->comm->size > 1 && micro + 1 == t->cfg->train.accumulate;
+    if (report) dt_bucket_plan_reset(&t->buckets);
     if (dt_train_forward_loss(t, batch, 1, 1.0f / (float)counted, err)) return -1;
-    return dt_model_backward(t->model, micro > 0, last, err);
+    return dt_model_backward(t->model, micro > 0, report, err);
 }
 
 static int optimizer_step(dt_trainer *t, long global_step, dt_window *w, dt_error *err) {
@@ -310,14 +423,12 @@ static int optimizer_step(dt_trainer *t, long global_step, dt_window *w, dt_erro
     dt_model_trainable_span(t->model, &offset, &count);
     float *grads = dt_model_grads(t->model) + offset;
     const dt_backend_ops *ops = t->backend.ops;
-    if (t->comm->size > 1) {
-        /* the host comm reads backend memory: wait for backward first, outside the phase */
-        if (ops->synchronize(t->backend.ctx, err) ||
-            ops->phase_mark(t->backend.ctx, DT_PHASE_ALLREDUCE, err) ||
-            t->comm->ops->allreduce_float(t->comm->ctx, grads, count, DT_REDUCE_SUM, err) ||
-            ops->phase_mark(t->backend.ctx, DT_PHASE_COMPUTE, err))
-            return dt_error_prefix(err, "all-reduce of gradients");
-    }
+    /* the buckets were all-reduced during backward; the update waits for the last of them */
+    if (t->comm->size > 1 && (dt_bucket_plan_check_done(&t->buckets, err) ||
+                              ops->phase_mark(t->backend.ctx, DT_PHASE_ALLREDUCE, err) ||
+                              t->dcomm.ops->wait(t->dcomm.ctx, err) ||
+                              ops->phase_mark(t->backend.ctx, DT_PHASE_COMPUTE, err)))
+        return dt_error_prefix(err, "all-reduce of gradients");
     const dt_config *cfg = t->cfg;
     double lr = dt_lr_at(&t->schedule, global_step);
     /* grads hold the sum of (ranks x accumulate) micro-batch means: average them inside the
@@ -359,7 +470,8 @@ static dt_progress_state progress_state(const dt_trainer *t, int epoch, long ste
 static int log_window(dt_trainer *t, int epoch, long step_in_epoch, long global_step, dt_window *w,
                       dt_error *err) {
     double stats[DT_LOSS_STATS], phases[DT_PHASE_COUNT] = {0};
-    if (t->backend.ops->loss_stats_read(t->backend.ctx, stats, 1, err) ||
+    if (t->dcomm.ops->drain(t->dcomm.ctx, err) ||
+        t->backend.ops->loss_stats_read(t->backend.ctx, stats, 1, err) ||
         t->backend.ops->phase_read(t->backend.ctx, phases, 1, err))
         return dt_error_prefix(err, "reading the training statistics");
     double data_wait = dt_loader_wait_seconds(t->loader) - w->wait_start;

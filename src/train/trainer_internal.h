@@ -7,10 +7,13 @@
 #include "dtrain/comm.h"
 #include "dtrain/config.h"
 #include "dtrain/data.h"
+#include "dtrain/device_comm.h"
 #include "dtrain/metrics.h"
 #include "dtrain/model.h"
 #include "dtrain/schedule.h"
 #include "dtrain/tensorboard.h"
+#include "train/buckets.h"
+#include "train/device_choice.h"
 #include "train/progress.h"
 
 /* Statistics gathered between two log lines (the loss sums and the all-reduce time are kept by
@@ -31,8 +34,12 @@ typedef struct dt_trainer {
 
     dt_dataset ds;
     dt_split split;
+    dt_device_choice device;
     dt_backend backend;
     int have_backend;
+    dt_device_comm dcomm; /* gradients in backend memory (created after the backend) */
+    int have_dcomm;
+    dt_bucket_plan buckets; /* with more than one rank */
     dt_model *model;
     dt_loader *loader;
     dt_metrics metrics;

@@ -1,0 +1,38 @@
+/* Choosing the device comm for a backend (host or NCCL) and its hang deadline. */
+#include "dtrain/device_comm.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+double dt_device_comm_timeout_seconds(void) {
+    const char *text = getenv("DTRAIN_NCCL_TIMEOUT_S");
+    double value = text ? strtod(text, NULL) : 0.0;
+    return value > 0.0 ? value : DT_NCCL_DEFAULT_TIMEOUT_S;
+}
+
+/* The CPU backend's flat buffers are host memory; every other backend's are device memory. */
+static int buffers_in_host_memory(const dt_backend *backend) {
+    return strcmp(backend->ops->name, "cpu") == 0;
+}
+
+int dt_device_comm_create(dt_comm *host, const dt_backend *backend, int device, dt_device_comm *out,
+                          dt_error *err) {
+    if (host->size == 1 || buffers_in_host_memory(backend))
+        return dt_device_comm_host_create(host, backend, out, err);
+    const dt_nccl_api *api = dt_nccl_api_default();
+    if (!api)
+        return dt_fail_usage(
+            err,
+            "%d ranks on the %s backend need NCCL for the gradient all-reduce, and "
+            "this dtrain was built without it: run one rank (one GPU), or "
+            "rebuild with NCCL (see README)",
+            host->size, backend->ops->name);
+    return dt_device_comm_nccl_create(host, backend, device, api, dt_device_comm_timeout_seconds(),
+                                      out, err);
+}
+
+#ifndef DTRAIN_HAVE_NCCL
+const dt_nccl_api *dt_nccl_api_default(void) {
+    return NULL;
+}
+#endif
