@@ -39,15 +39,17 @@ void *cuda_device_alloc(cuda_ctx *ctx, size_t bytes, const char *what, dt_error 
         ctx->allocated += bytes;
         return p;
     }
-    (void)cudaGetLastError(); /* clear the sticky-free allocation error */
+    (void)cudaGetLastError(); /* the failed allocation leaves its error for the next check */
     size_t free_bytes = 0, total_bytes = 0;
     cudaMemGetInfo(&free_bytes, &total_bytes);
     const double mib = 1024.0 * 1024.0;
+    char batch[48] = "";
+    if (ctx->batch > 0) snprintf(batch, sizeof batch, " at batch size %d", ctx->batch);
     if (status == cudaErrorMemoryAllocation)
         dt_fail(err,
-                "out of GPU memory at batch size %d: %s needs %.1f MiB more (%.1f MiB already "
-                "allocated), %.1f MiB of %.1f MiB are free; lower data.batch_size",
-                ctx->batch, what, bytes / mib, ctx->allocated / mib, free_bytes / mib,
+                "out of GPU memory%s: %s needs %.1f MiB more (%.1f MiB already allocated), "
+                "%.1f MiB of %.1f MiB are free; lower train.batch_size",
+                batch, what, bytes / mib, ctx->allocated / mib, free_bytes / mib,
                 total_bytes / mib);
     else
         cuda_check(status, err, what);
