@@ -528,6 +528,22 @@ static void check_index_maps(void) {
     for (int j = 0; j < K * C * R * S; j++) not_once += seen[j] != 1;
     CHECK_INT_EQ(not_once, 0);
     CHECK_INT_EQ(stride_wrong, 0);
+    /* the coordinate decoders invert the index maps over a whole odd-sized tensor */
+    enum { TN = 2, TC = 5, TH = 3, TW = 7 };
+    int decode_wrong = 0;
+    for (size_t i = 0; i < (size_t)TN * TC * TH * TW; i++) {
+        int n, c, h, w;
+        dt_nhwc_coords(i, TC, TH, TW, &n, &c, &h, &w);
+        decode_wrong += dt_nhwc_index(n, c, h, w, TC, TH, TW) != i || n >= TN;
+        dt_nchw_coords(i, TC, TH, TW, &n, &c, &h, &w);
+        decode_wrong += dt_nchw_index(n, c, h, w, TC, TH, TW) != i || n >= TN;
+        /* KRSC decodes as NHWC over (K, R, S, C), OIHW as NCHW over (O, I, H, W) */
+        dt_nhwc_coords(i, TC, TH, TW, &n, &c, &h, &w);
+        decode_wrong += dt_krsc_index(n, c, h, w, TC, TH, TW) != i;
+        dt_nchw_coords(i, TC, TH, TW, &n, &c, &h, &w);
+        decode_wrong += dt_oihw_index(n, c, h, w, TC, TH, TW) != i;
+    }
+    CHECK_INT_EQ(decode_wrong, 0);
     CHECK(dt_nhwc_index(1, 2, 3, 4, 5, 6, 7) == (((size_t)1 * 6 + 3) * 7 + 4) * 5 + 2);
     CHECK(dt_nchw_index(1, 2, 3, 4, 5, 6, 7) == (((size_t)1 * 5 + 2) * 6 + 3) * 7 + 4);
 }

@@ -90,9 +90,8 @@ __global__ void nchw_to_nhwc(const float *src, T *dst, int n, int c, int h, int 
     const size_t count = (size_t)n * c * h * w;
     GRID_STRIDE(i, count) {
         /* i indexes the NHWC destination: coalesced writes */
-        int ch = (int)(i % c);
-        size_t pixel = i / c;
-        int x = (int)(pixel % w), y = (int)(pixel / w % h), b = (int)(pixel / w / h);
+        int b, ch, y, x;
+        dt_nhwc_coords(i, c, h, w, &b, &ch, &y, &x);
         store(dst, i, src[dt_nchw_index(b, ch, y, x, c, h, w)]);
     }
 }
@@ -101,8 +100,8 @@ template <typename T>
 __global__ void nhwc_to_nchw(const T *src, float *dst, int n, int c, int h, int w) {
     const size_t count = (size_t)n * c * h * w;
     GRID_STRIDE(i, count) {
-        int x = (int)(i % w), y = (int)(i / w % h), ch = (int)(i / w / h % c);
-        int b = (int)(i / w / h / c);
+        int b, ch, y, x;
+        dt_nchw_coords(i, c, h, w, &b, &ch, &y, &x);
         dst[i] = load(src, dt_nhwc_index(b, ch, y, x, c, h, w));
     }
 }
@@ -111,8 +110,8 @@ template <typename T>
 __global__ void oihw_to_krsc(const float *src, T *dst, int k, int c, int r, int s) {
     const size_t count = (size_t)k * c * r * s;
     GRID_STRIDE(i, count) {
-        int ch = (int)(i % c), x = (int)(i / c % s), y = (int)(i / c / s % r);
-        int o = (int)(i / c / s / r);
+        int o, ch, y, x; /* KRSC is laid out as NHWC with K images of R x S pixels */
+        dt_nhwc_coords(i, c, r, s, &o, &ch, &y, &x);
         store(dst, i, src[dt_oihw_index(o, ch, y, x, c, r, s)]);
     }
 }
@@ -121,8 +120,8 @@ template <typename T>
 __global__ void krsc_to_oihw(const T *src, float *dst, int k, int c, int r, int s, int accumulate) {
     const size_t count = (size_t)k * c * r * s;
     GRID_STRIDE(i, count) {
-        int x = (int)(i % s), y = (int)(i / s % r), ch = (int)(i / s / r % c);
-        int o = (int)(i / s / r / c);
+        int o, ch, y, x; /* OIHW is laid out as NCHW */
+        dt_nchw_coords(i, c, r, s, &o, &ch, &y, &x);
         float v = load(src, dt_krsc_index(o, ch, y, x, c, r, s));
         dst[i] = accumulate ? dst[i] + v : v;
     }

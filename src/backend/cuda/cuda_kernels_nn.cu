@@ -200,8 +200,8 @@ __global__ void maxpool_forward_kernel(const T *x, T *y, int32_t *argmax, int n,
                                        int w, int oh, int ow, int k, int s, int p) {
     const size_t count = (size_t)n * oh * ow * c;
     GRID_STRIDE(i, count) {
-        const int ch = (int)(i % c), ox = (int)(i / c % ow), oy = (int)(i / c / ow % oh);
-        const int b = (int)(i / c / ow / oh);
+        int b, ch, oy, ox;
+        dt_nhwc_coords(i, c, oh, ow, &b, &ch, &oy, &ox);
         const T *plane = x + (size_t)b * h * w * c + ch;
         const int best = maxpool_argmax(plane, (size_t)c, h, w, oy, ox, k, s, p);
         y[i] = plane[(size_t)best * c];
@@ -214,8 +214,8 @@ __global__ void maxpool_backward_kernel(const T *dy, T *dx, const int32_t *argma
                                         int h, int w, int oh, int ow, int k, int s, int p) {
     const size_t count = (size_t)n * h * w * c;
     GRID_STRIDE(i, count) {
-        const int ch = (int)(i % c), x = (int)(i / c % w), y = (int)(i / c / w % h);
-        const int b = (int)(i / c / w / h);
+        int b, ch, y, x;
+        dt_nhwc_coords(i, c, h, w, &b, &ch, &y, &x);
         int y_lo, y_hi, x_lo, x_hi;
         dt_pool_covering(y, k, s, p, oh, &y_lo, &y_hi);
         dt_pool_covering(x, k, s, p, ow, &x_lo, &x_hi);

@@ -87,6 +87,25 @@ DT_HD static inline size_t dt_krsc_index(int o, int i, int r, int s, int C, int 
     return (((size_t)o * R + r) * S + s) * C + i;
 }
 
+/* The inverse maps: the coordinates of flat index i (the kernels run one thread per element
+ * of their output and decode its coordinates with these). */
+DT_HD static inline void dt_nhwc_coords(size_t i, int C, int H, int W, int *n, int *c, int *h,
+                                        int *w) {
+    *c = (int)(i % (size_t)C);
+    size_t pixel = i / (size_t)C;
+    *w = (int)(pixel % (size_t)W);
+    *h = (int)(pixel / (size_t)W % (size_t)H);
+    *n = (int)(pixel / (size_t)W / (size_t)H);
+}
+
+DT_HD static inline void dt_nchw_coords(size_t i, int C, int H, int W, int *n, int *c, int *h,
+                                        int *w) {
+    *w = (int)(i % (size_t)W);
+    *h = (int)(i / (size_t)W % (size_t)H);
+    *c = (int)(i / (size_t)W / (size_t)H % (size_t)C);
+    *n = (int)(i / (size_t)W / (size_t)H / (size_t)C);
+}
+
 /* ---- input normalisation -------------------------------------------------------------------- */
 
 /* (p / 255 - mean) / std in float, correctly rounded divisions: the CPU backend's table value
