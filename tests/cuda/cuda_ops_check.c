@@ -205,8 +205,9 @@ static void check_conv(pair *p, dt_conv_desc d, const tolerances *t) {
     char what[120], label[160];
     snprintf(what, sizeof what, "conv %dx%dx%dx%d->%d k%d s%d", d.batch, d.in_channels, d.in_height,
              d.in_width, d.out_channels, d.kernel, d.stride);
+    float *w2 = random_floats(nw, -0.2, 0.2, &state);
     dt_backend *b[2] = {p->cpu, p->gpu};
-    float *y[2], *dx[2], *dw[2], *dw2[2];
+    float *y[2], *dx[2], *dw[2], *dw2[2], *y2[2];
     for (int k = 0; k < 2; k++) {
         dt_layer *l = b[k]->ops->conv_create(b[k]->ctx, &d, &err);
         CHECK_MSG(l != NULL, "%s %s: %s", b[k]->ops->name, what, err.message);
@@ -225,6 +226,10 @@ static void check_conv(pair *p, dt_conv_desc d, const tolerances *t) {
         CHECK_MSG(b[k]->ops->conv_backward(b[k]->ctx, l, wb, tx, tdy, NULL, gb, 1, &err) == 0, "%s",
                   err.message);
         dw2[k] = buffer_read(b[k], gb, nw);
+        /* new weights (a new parameter version): the derived filter must follow */
+        CHECK(b[k]->ops->buffer_upload(b[k]->ctx, wb, w2, nw, &err) == 0);
+        CHECK(b[k]->ops->conv_forward(b[k]->ctx, l, wb, tx, ty, &err) == 0);
+        y2[k] = tensor_read(b[k], ty, ny);
         b[k]->ops->layer_destroy(b[k]->ctx, l);
         b[k]->ops->tensor_destroy(b[k]->ctx, tx), b[k]->ops->tensor_destroy(b[k]->ctx, ty);
         b[k]->ops->tensor_destroy(b[k]->ctx, tdy), b[k]->ops->tensor_destroy(b[k]->ctx, tdx);
@@ -238,8 +243,10 @@ static void check_conv(pair *p, dt_conv_desc d, const tolerances *t) {
     compare(label, dw[1], dw[0], nw, t->conv);
     snprintf(label, sizeof label, "%s backward filter, accumulated", what);
     compare(label, dw2[1], dw2[0], nw, t->conv);
-    for (int k = 0; k < 2; k++) free(y[k]), free(dx[k]), free(dw[k]), free(dw2[k]);
-    free(x), free(w), free(dy);
+    snprintf(label, sizeof label, "%s forward, weights changed", what);
+    compare(label, y2[1], y2[0], ny, t->conv);
+    for (int k = 0; k < 2; k++) free(y[k]), free(dx[k]), free(dw[k]), free(dw2[k]), free(y2[k]);
+    free(x), free(w), free(w2), free(dy);
 }
 
 /* ---- batch norm ------------------------------------------------------------------------------ */
@@ -385,7 +392,7 @@ static void check_linear_and_loss(pair *p, const tolerances *t) {
     labels[4] = -1; /* padding */
     const dt_linear_desc d = {.batch = N, .in_features = IN, .out_features = OUT};
     dt_backend *b[2] = {p->cpu, p->gpu};
-    float *y[2], *dl[2], *dx[2], *gw[2], *gb[2], *gw2[2];
+    float *y[2], *dl[2], *dx[2], *gw[2], *gb[2], *gw2[2], *y2[2];
     int32_t pred[2][N];
     double stats[2][DT_LOSS_STATS];
     for (int k = 0; k < 2; k++) {
@@ -412,6 +419,11 @@ static void check_linear_and_loss(pair *p, const tolerances *t) {
         gw[k] = buffer_read(b[k], gwb, (size_t)OUT * IN), gb[k] = buffer_read(b[k], gbb, OUT);
         CHECK(b[k]->ops->linear_backward(b[k]->ctx, l, wb, tx, tdl, NULL, gwb, gbb, 1, &err) == 0);
         gw2[k] = buffer_read(b[k], gwb, (size_t)OUT * IN);
+        /* an SGD step changes the weights: the bf16 copy must follow */
+        const dt_sgd_params sgd = {.lr = 0.5f, .grad_scale = 1.0f};
+        CHECK(b[k]->ops->sgd_step(b[k]->ctx, &sgd, wb, gwb, NULL, (size_t)OUT * IN, &err) == 0);
+        CHECK(b[k]->ops->linear_forward(b[k]->ctx, l, wb, bb, tx, ty, &err) == 0);
+        y2[k] = tensor_read(b[k], ty, (size_t)N * OUT);
         /* a second loss call without predictions accumulates into the statistics */
         CHECK(b[k]->ops->softmax_cross_entropy(b[k]->ctx, ty, labels, weights, NULL, 1.0f, NULL,
                                                &err) == 0);
@@ -429,6 +441,8 @@ static void check_linear_and_loss(pair *p, const tolerances *t) {
     compare("linear backward bias", gb[1], gb[0], OUT, t->linear + t->loss);
     compare("linear backward weight, accumulated", gw2[1], gw2[0], (size_t)OUT * IN,
             t->linear + t->loss);
+    compare("linear forward after an SGD step", y2[1], y2[0], (size_t)N * OUT,
+            2 * (t->linear + t->loss));
     int pred_diff = 0;
     for (int i = 0; i < N; i++) pred_diff += weights[i] != 0.0f && pred[0][i] != pred[1][i];
     printf("  %-4s %-44s %d of %d differ (ties within the tolerance may)\n",
@@ -441,7 +455,7 @@ static void check_linear_and_loss(pair *p, const tolerances *t) {
     CHECK(stats[1][DT_LOSS_COUNT] == 2.0 * (N - N / 5));
     CHECK(stats[1][DT_LOSS_NONFINITE] == 0.0);
     for (int k = 0; k < 2; k++)
-        free(y[k]), free(dl[k]), free(dx[k]), free(gw[k]), free(gb[k]), free(gw2[k]);
+        free(y[k]), free(dl[k]), free(dx[k]), free(gw[k]), free(gb[k]), free(gw2[k]), free(y2[k]);
     free(x), free(w), free(bias);
 }
 
