@@ -8,14 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#if __has_include("cudnn_conv.h")
 #include "cudnn_conv.h"
-#define CUDA_HAVE_CONV_PLANS 1
-#else
-#define CUDA_HAVE_CONV_PLANS 0
-#endif
-
-#if CUDA_HAVE_CONV_PLANS
 
 enum { CONV_PASSES = 3 };
 
@@ -148,28 +141,3 @@ int cuda_conv_backward(void *opaque, dt_layer *l, const float *weight, const dt_
     return dt_cudnn_conv_plan_execute(ctx->cudnn, conv->plans[DT_CONV_BACKWARD_DATA], dy->data,
                                       conv->filter, dx->data, ctx->workspace, 1.0f, 0.0f, err);
 }
-
-#else /* without cudnn_conv.c: the other ops still build and can be tested */
-
-dt_layer *cuda_conv_create(void *opaque, const dt_conv_desc *d, dt_error *err) {
-    (void)opaque;
-    (void)d;
-    dt_fail(err, "conv_create: this build has no cuDNN convolution plans (cudnn_conv.c)");
-    return NULL;
-}
-
-int cuda_conv_forward(void *opaque, dt_layer *l, const float *weight, const dt_tensor *x,
-                      dt_tensor *y, dt_error *err) {
-    (void)opaque, (void)l, (void)weight, (void)x, (void)y;
-    return dt_fail(err, "conv_forward: no cuDNN convolution plans in this build");
-}
-
-int cuda_conv_backward(void *opaque, dt_layer *l, const float *weight, const dt_tensor *x,
-                       const dt_tensor *dy, dt_tensor *dx, float *weight_grad, int accumulate,
-                       dt_error *err) {
-    (void)opaque, (void)l, (void)weight, (void)x, (void)dy, (void)dx, (void)weight_grad;
-    (void)accumulate;
-    return dt_fail(err, "conv_backward: no cuDNN convolution plans in this build");
-}
-
-#endif
