@@ -152,7 +152,7 @@ static void check_batchnorm_case(dt_backend *b, dt_batchnorm_desc d, double offs
     dt_tensor *tx = test_tensor(b, N, C, H, W, x), *ty = test_tensor(b, N, C, H, W, NULL);
     dt_tensor *tdy = test_tensor(b, N, C, H, W, dy), *tdx = test_tensor(b, N, C, H, W, NULL);
     CHECK(b->ops->batchnorm_forward(b->ctx, layer, gamma, beta, rmean, rvar, 1, tx, ty, &err) == 0);
-    CHECK(b->ops->batchnorm_backward(b->ctx, layer, gamma, beta, tx, ty, tdy, tdx, dgamma, dbeta,
+    CHECK(b->ops->batchnorm_backward(b->ctx, layer, gamma, beta, tx, ty, tdy, tdx, dgamma, dbeta, 0,
                                      &err) == 0);
     double *cpu_y = test_doubles(count), *cpu_dx = test_doubles(count);
     test_tensor_read(b, ty, cpu_y, count);
@@ -267,10 +267,13 @@ static void check_softmax_cross_entropy(dt_backend *b) {
     float weights[N] = {1, 1, 1, 0, 1, 1}; /* sample 3 is padding with a bad label */
     const float grad_scale = 0.25f;
     dt_tensor *logits = test_tensor(b, N, K, 1, 1, z), *dlogits = test_tensor(b, N, K, 1, 1, NULL);
-    double cpu_loss = 0.0;
+    double cpu_stats[DT_LOSS_STATS];
     int32_t cpu_pred[N];
-    CHECK(b->ops->softmax_cross_entropy(b->ctx, logits, labels, weights, &cpu_loss, cpu_pred,
-                                        dlogits, grad_scale, &err) == 0);
+    CHECK(b->ops->loss_stats_read(b->ctx, cpu_stats, 1, &err) == 0);
+    CHECK(b->ops->softmax_cross_entropy(b->ctx, logits, labels, weights, dlogits, grad_scale,
+                                        cpu_pred, &err) == 0);
+    CHECK(b->ops->loss_stats_read(b->ctx, cpu_stats, 1, &err) == 0);
+    const double cpu_loss = cpu_stats[DT_LOSS_SUM];
     double cpu_grad[N * K];
     test_tensor_read(b, dlogits, cpu_grad, N * K);
 
@@ -297,6 +300,9 @@ static void check_softmax_cross_entropy(dt_backend *b) {
     int correct = 0;
     for (int i = 0; i < N; i++) correct += weights[i] != 0.0f && cpu_pred[i] == labels[i];
     CHECK(stats[1] == correct);
+    /* the CPU backend's statistics are the same sums */
+    CHECK(cpu_stats[DT_LOSS_CORRECT] == stats[1] && cpu_stats[DT_LOSS_COUNT] == stats[2] &&
+          cpu_stats[DT_LOSS_NONFINITE] == stats[3]);
 
     /* a non-finite logit makes a non-finite loss, counted; padding rows never count */
     float bad[3] = {1.0f, INFINITY, 0.0f};
@@ -549,7 +555,7 @@ static void check_index_maps(void) {
 }
 
 int main(void) {
-    dt_backend b = test_backend_open();
+    dt_backend b = test_backend_open(0, NULL); /* the CPU backend: the reference */
     check_bf16();
     check_sgd(&b);
     check_batchnorm(&b);

@@ -468,7 +468,7 @@ int main(void) {
         printf("SKIPPED: no usable GPU (driver or device missing)\n");
         return SKIPPED;
     }
-    dt_backend cpu = test_backend_open();
+    dt_backend cpu = test_backend_open(0, NULL); /* the CPU backend: the reference */
     const int precisions[] = {DT_PRECISION_FP32, DT_PRECISION_TF32, DT_PRECISION_BF16};
     for (int i = 0; i < 3; i++) {
         current_precision = precisions[i];
