@@ -14,15 +14,4 @@ target_link_libraries(cuda_model_check PRIVATE dtrain_testlib)
 add_test(NAME cuda_model_check COMMAND cuda_model_check)
 set_tests_properties(cuda_model_check PROPERTIES TIMEOUT 600 LABELS gpu SKIP_RETURN_CODE 77
   ENVIRONMENT "OMP_NUM_THREADS=2")
-
-# The backend tests (references, finite differences, PyTorch fixtures) run against the CUDA
-# backend too: each takes the backend's name (tests/testlib/backends.h). CUDA builds only: a
-# backend that is not compiled in is an error there, not a skip.
-foreach(source ${DTRAIN_TEST_SOURCES})
-  get_filename_component(name ${source} NAME_WE)
-  if(DTRAIN_HAVE_CUDA AND name MATCHES "^test_backend_")
-    add_test(NAME ${name}_cuda COMMAND ${name} cuda WORKING_DIRECTORY ${CMAKE_CURRENT_BINARY_DIR})
-    set_tests_properties(${name}_cuda PROPERTIES TIMEOUT 600 LABELS gpu SKIP_RETURN_CODE 77
-      ENVIRONMENT "DTRAIN_SOURCE_DIR=${PROJECT_SOURCE_DIR};OMP_NUM_THREADS=2")
-  endif()
-endforeach()
+# The backend tests themselves run against the CUDA backend too: tests/backends.cmake.
