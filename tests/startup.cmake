@@ -1,16 +1,13 @@
 # Start-up checks of the dtrain executable (tests/startup_check.sh): the thread counts it picks
 # (taskset, OMP_NUM_THREADS, runtime.threads), the OpenMP wait policy in force, the process name
 # and argv under mpirun, and that it runs under valgrind. Included from tests/CMakeLists.txt.
-add_executable(make_imagefolder ${CMAKE_CURRENT_SOURCE_DIR}/make_imagefolder.c)
-target_link_libraries(make_imagefolder PRIVATE dtrain_testlib)
-
 set(dtrain_startup_mpirun "")
 if(DTRAIN_HAVE_MPI AND DTRAIN_MPIRUN)
   set(dtrain_startup_mpirun ${DTRAIN_MPIRUN} ${DTRAIN_MPIRUN_FLAGS})
 endif()
 add_test(NAME startup_threads_and_name
   COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/startup_check.sh threads $<TARGET_FILE:dtrain>
-    $<TARGET_FILE:make_imagefolder> ${dtrain_startup_mpirun})
+    $<TARGET_FILE:make_learnable_imagefolder> ${dtrain_startup_mpirun})
 set_tests_properties(startup_threads_and_name PROPERTIES TIMEOUT 300
   ENVIRONMENT "ASAN_OPTIONS=detect_leaks=0")
 

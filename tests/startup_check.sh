@@ -1,6 +1,6 @@
 #!/bin/bash
 # Start-up checks of the dtrain executable.
-#   startup_check.sh threads DTRAIN MAKE_IMAGEFOLDER [MPIRUN FLAGS...]
+#   startup_check.sh threads DTRAIN MAKE_LEARNABLE_IMAGEFOLDER [MPIRUN FLAGS...]
 #     the thread counts in the start-up log (taskset -c 0 picks 1, OMP_NUM_THREADS=3 picks 3,
 #     runtime.threads wins over OMP_NUM_THREADS), the OpenMP wait policy in force (libgomp's own
 #     report), and with MPIRUN: under mpirun -np 2 both ranks are processes named dtrain with
@@ -40,7 +40,7 @@ if [[ $mode == debuggers ]]; then
     exit
 fi
 
-make_imagefolder=$3
+make_imagefolder=$3 # ROOT CLASSES PER_CLASS SIDE
 shift 3
 mpirun=("$@")
 "$make_imagefolder" "$work/data" 2 4 16 || exit 1

@@ -103,7 +103,8 @@ EOF
 chmod +x "$bundle/run-gpu-tests.sh"
 
 # ---- programs --------------------------------------------------------------------------------
-programs=(dtrain tests/test_cudnn_plans tests/make_learnable_imagefolder bench/bench_train_step
+# dtrain is a small executable that loads libdtrain_main.so from its own folder (src/launcher.c).
+programs=(dtrain libdtrain_main.so tests/test_cudnn_plans tests/make_learnable_imagefolder bench/bench_train_step
   bench/bench_make_photos)
 mapfile -t -O "${#programs[@]}" programs <"$bundle/gpu-programs.txt"
 rm -f "$bundle/gpu-programs.txt"

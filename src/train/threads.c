@@ -11,6 +11,9 @@
 #include "dtrain/bytes.h"
 #include "dtrain/threads.h"
 
+/* The most threads of either kind (the limit of runtime.threads and data.workers). */
+enum { DT_MAX_THREADS = 1024 };
+
 static uint64_t host_hash(void) {
     char name[256] = "";
     gethostname(name, sizeof name - 1);
@@ -40,8 +43,8 @@ static int omp_num_threads_from_env(void) {
     if (!text || !*text) return 0;
     char *end;
     long n = strtol(text, &end, 10);
-    if (end == text || (*end && *end != ',') || n < 1 || n > 4096) return 0;
-    return (int)n;
+    if (end == text || (*end && *end != ',') || n < 1) return 0;
+    return n > DT_MAX_THREADS ? DT_MAX_THREADS : (int)n;
 }
 
 int dt_thread_plan_make(const dt_config *cfg, const dt_comm *comm, dt_thread_plan *plan,
@@ -69,6 +72,7 @@ int dt_thread_plan_make(const dt_config *cfg, const dt_comm *comm, dt_thread_pla
         if (quota_share < cores) cores = quota_share;
     }
     if (cores < 1) cores = 1;
+    if (cores > DT_MAX_THREADS) cores = DT_MAX_THREADS;
 
     char quota[48] = "no cgroup CPU limit";
     if (limits.quota > 0) snprintf(quota, sizeof quota, "cgroup CPU limit %.2f", limits.quota);
