@@ -3,8 +3,9 @@
 # cuDNN and NCCL but no GPU: builds dtrain with the CUDA backend (no MPI) into build-gpu/ and
 # copies into gpu-bundle/ (git-ignored, at most 60 MiB) what the GPU machine needs and lacks:
 #
-#   gpu-bundle/build/...        dtrain, the gpu-labelled test programs, test_cudnn_plans, the
-#                               benchmark and dataset programs, at their build-tree paths (stripped)
+#   gpu-bundle/build/...        dtrain (+ libdtrain_main.so), the gpu-labelled test programs,
+#                               test_cudnn_plans, the benchmark and dataset programs, at their
+#                               build-tree paths (stripped)
 #   gpu-bundle/lib/             the shared libraries they load that a machine with only the NVIDIA
 #                               stack lacks (oneDNN, libyaml, libjpeg-turbo, libpng, zlib, libgomp,
 #                               OpenCL loader); lib/extra/ has libstdc++ and libgcc_s, used only if
@@ -103,13 +104,13 @@ EOF
 chmod +x "$bundle/run-gpu-tests.sh"
 
 # ---- programs --------------------------------------------------------------------------------
-# dtrain is a small executable that loads libdtrain_main.so from its own folder (src/launcher.c).
+# dtrain is a small launcher plus the program proper, libdtrain_main.so, loaded from beside it
 programs=(dtrain libdtrain_main.so tests/test_cudnn_plans tests/make_learnable_imagefolder bench/bench_train_step
   bench/bench_make_photos)
 mapfile -t -O "${#programs[@]}" programs <"$bundle/gpu-programs.txt"
 rm -f "$bundle/gpu-programs.txt"
 for p in "${programs[@]}"; do
-  [[ -x $build/$p ]] || die "missing program $build/$p"
+  [[ -f $build/$p ]] || die "missing program $build/$p"
   mkdir -p "$(dirname "$bundle/build/$p")"
   strip --strip-unneeded -o "$bundle/build/$p" "$build/$p"
 done
