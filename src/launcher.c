@@ -20,11 +20,14 @@
 #include <unistd.h>
 
 #include "dtrain/error.h"
+#include "dtrain/platform.h"
 
 /* Exported by libdtrain_main.so (src/main.c). */
 typedef int dtrain_main_fn(int argc, char **argv, int wait_policy_chosen_by_dtrain);
 
 int main(int argc, char **argv) {
+    /* before any file is opened (the module and its libraries included) */
+    if (dt_keep_standard_descriptors_open() != 0) return DT_EXIT_RUNTIME;
     /* The user's choice wins; otherwise sleeping waits (see above). */
     int chosen = 0;
     if (!getenv("OMP_WAIT_POLICY")) chosen = setenv("OMP_WAIT_POLICY", "PASSIVE", 1) == 0;

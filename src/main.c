@@ -81,7 +81,6 @@ static void print_error(const dt_comm *comm, int env_rank, const dt_error *err) 
  * and loaded this module. */
 int dtrain_main(int argc, char **argv, int wait_policy_set_by_dtrain);
 int dtrain_main(int argc, char **argv, int wait_policy_set_by_dtrain) {
-    if (dt_keep_standard_descriptors_open() != 0) return DT_EXIT_RUNTIME;
     dt_openmp_wait_policy_record(wait_policy_set_by_dtrain);
     if (argc > 1 && strcmp(argv[1], "predict") == 0) return dt_cli_predict(argc - 1, argv + 1);
     if (argc > 1 && strcmp(argv[1], "eval") == 0) return dt_cli_eval(argc - 1, argv + 1);
