@@ -433,9 +433,8 @@ static int log_window(dt_trainer *t, int epoch, long step_in_epoch, long global_
 static int train_epoch(dt_trainer *t, int epoch, long first, dt_error *err) {
     const dt_config *cfg = t->cfg;
     size_t skipped = (size_t)first * (size_t)cfg->train.batch_size * (size_t)cfg->train.accumulate;
-    if (plan_epoch(t, epoch, err) ||
-        dt_loader_start(t->loader, t->rank_indices + skipped, t->n_rank_indices - skipped, epoch,
-                        1, err))
+    if (plan_epoch(t, epoch, err) || dt_loader_start(t->loader, t->rank_indices + skipped,
+                                                     t->n_rank_indices - skipped, epoch, 1, err))
         return -1;
     dt_window w;
     window_start(t, &w, dt_monotonic_seconds());
@@ -542,8 +541,7 @@ static int run(dt_trainer *t, dt_error *err) {
         long end_step = (long)epoch * t->steps_per_epoch;
         if (first < t->steps_per_epoch && train_epoch(t, epoch, first, err)) return -1;
         /* after one whole pass, every training file has been tried once */
-        if (first == 0 && !classes_checked++ && dt_train_check_decodable_classes(t, err))
-            return -1;
+        if (first == 0 && !classes_checked++ && dt_train_check_decodable_classes(t, err)) return -1;
         if (dt_rel_sync_writer(t, err) || dt_train_evaluate(t, epoch, end_step, err) ||
             dt_rel_checkpoint(t, epoch, end_step, t->steps_per_epoch, 1, 0, err))
             return -1;
