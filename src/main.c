@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <jpeglib.h>
@@ -15,6 +16,7 @@
 #include "dtrain/comm.h"
 #include "dtrain/config.h"
 #include "dtrain/platform.h"
+#include "dtrain/signals.h"
 #include "dtrain/text_escape.h"
 #include "dtrain/threads.h"
 #include "dtrain/train.h"
@@ -24,6 +26,9 @@
 
 static void print_usage(FILE *out) {
     fputs("usage: dtrain CONFIG.yaml [key.path=value ...]      train\n"
+          "       dtrain CONFIG.yaml --resume [PATH] [overrides] continue from a checkpoint\n"
+          "       dtrain CONFIG.yaml --overwrite [overrides]     replace an earlier run in "
+          "output.dir\n"
           "       dtrain CONFIG.yaml --print-config [overrides]  print the resolved config\n"
           "       mpirun -np N dtrain CONFIG.yaml                 data-parallel on N ranks\n"
           "       dtrain predict MODEL.safetensors PATH... [--top-k 5] [--json] ...\n"
@@ -33,8 +38,11 @@ static void print_usage(FILE *out) {
           "Overrides change any config key, e.g. train.epochs=1 runtime.device=cpu\n"
           "data.mean=[0.5,0.5,0.5]. Outputs go to output.dir: config.yaml, metrics.jsonl,\n"
           "metrics.csv, model.safetensors, best.safetensors, classes.txt, report.html,\n"
-          "classification_report.txt, confusion_matrix.csv, predictions.csv, tensorboard/.\n"
-          "Exit codes: 0 done, 1 runtime failure, 2 usage or config error.\n",
+          "classification_report.txt, confusion_matrix.csv, predictions.csv, tensorboard/,\n"
+          "checkpoints/.\n"
+          "Exit codes: 0 done, 1 runtime failure, 2 usage or config error, 75 stopped by\n"
+          "SIGTERM/SIGINT/SIGUSR1 after writing a checkpoint (continue with --resume),\n"
+          "130 a second SIGINT.\n",
           out);
 }
 
@@ -86,6 +94,7 @@ int dtrain_main(int argc, char **argv, int wait_policy_set_by_dtrain) {
     if (argc > 1 && strcmp(argv[1], "eval") == 0) return dt_cli_eval(argc - 1, argv + 1);
     const char *config_path = NULL;
     int print_config = 0, n_overrides = 0;
+    dt_train_options options = {0};
     char **overrides = calloc((size_t)argc + 1, sizeof *overrides);
     if (!overrides) return DT_EXIT_RUNTIME;
     for (int i = 1; i < argc; i++) {
@@ -100,6 +109,15 @@ int dtrain_main(int argc, char **argv, int wait_policy_set_by_dtrain) {
             return DT_EXIT_OK;
         } else if (strcmp(a, "--print-config") == 0) {
             print_config = 1;
+        } else if (strcmp(a, "--overwrite") == 0) {
+            options.overwrite = 1;
+        } else if (strcmp(a, "--resume") == 0) {
+            options.resume = 1;
+            /* an optional checkpoint folder follows (a folder: never a config file) */
+            struct stat st;
+            if (i + 1 < argc && !strchr(argv[i + 1], '=') && stat(argv[i + 1], &st) == 0 &&
+                S_ISDIR(st.st_mode))
+                options.resume_path = argv[++i];
         } else if (a[0] == '-' && a[1] == '-') {
             char shown[512];
             fprintf(stderr, "dtrain: unknown option '%s' (see dtrain --help)\n",
@@ -117,6 +135,11 @@ int dtrain_main(int argc, char **argv, int wait_policy_set_by_dtrain) {
             free(overrides);
             return DT_EXIT_USAGE;
         }
+    }
+    if (options.resume && options.overwrite) {
+        fprintf(stderr, "dtrain: --resume and --overwrite exclude each other\n");
+        free(overrides);
+        return DT_EXIT_USAGE;
     }
     if (!config_path) {
         print_usage(stderr);
@@ -139,13 +162,25 @@ int dtrain_main(int argc, char **argv, int wait_policy_set_by_dtrain) {
         return rc ? DT_EXIT_RUNTIME : DT_EXIT_OK;
     }
 
+    dt_signals_install();
     dt_comm comm;
     if (dt_comm_init(&argc, &argv, &comm, &err)) {
         print_error(NULL, env_rank, &err);
         dt_config_free(&cfg);
         return err.exit_code ? err.exit_code : DT_EXIT_RUNTIME;
     }
-    int rc = dt_train_run(&cfg, &comm, &err);
+    int rc = dt_train_run_with(&cfg, &options, &comm, &err);
+    if (rc && err.exit_code == DT_EXIT_STOPPED) {
+        /* every rank stopped at the same step: a clean end, not an abort */
+        if (comm.rank == 0)
+            fprintf(stderr, "dtrain: %s\n", err.message);
+        else
+            fprintf(stderr, "dtrain: rank %d: %s\n", comm.rank, err.message);
+        fflush(stdout);
+        comm.ops->finalize(comm.ctx);
+        dt_config_free(&cfg);
+        return DT_EXIT_STOPPED;
+    }
     if (rc) {
         int code = err.exit_code ? err.exit_code : DT_EXIT_RUNTIME;
         print_error(&comm, env_rank, &err);

@@ -15,11 +15,11 @@ add_test(NAME comm_dtrain_run_args
   COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/dtrain_run_check.sh ${PROJECT_SOURCE_DIR}/launch/dtrain-run)
 set_tests_properties(comm_dtrain_run_args PROPERTIES TIMEOUT 60)
 
-# ---- cluster/chained.sbatch: its resubmit/cancel/resume decisions, with Slurm stand-ins -------
-add_test(NAME comm_chained_sbatch
-  COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/chained_sbatch_check.sh
-    ${PROJECT_SOURCE_DIR}/cluster/chained.sbatch)
-set_tests_properties(comm_chained_sbatch PROPERTIES TIMEOUT 60)
+# ---- cluster/preemptible.sbatch: resume, signal forwarding and requeue, with Slurm stand-ins ----
+add_test(NAME comm_preemptible_sbatch
+  COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/preemptible_sbatch_check.sh
+    ${PROJECT_SOURCE_DIR}/cluster/preemptible.sbatch)
+set_tests_properties(comm_preemptible_sbatch PROPERTIES TIMEOUT 60)
 
 # ---- MPI jobs ------------------------------------------------------------------------------------
 if(DTRAIN_HAVE_MPI AND TARGET MPI::MPI_C)

@@ -22,6 +22,7 @@ static const char *const launcher_variables[] = {
     "SLURM_STEP_ID",
     "SLURM_PROCID",
     "SLURM_STEP_NUM_TASKS",
+    "PMI_FD",
     "SLURM_NTASKS",
     "SLURM_JOB_ID",
 };
@@ -195,6 +196,22 @@ static void test_init_without_launcher_is_single(void) {
     comm.ops->finalize(comm.ctx);
 }
 
+/* srun -n 2 without a PMIx/PMI plugin: refused before MPI_Init (exit 2, the advice named). */
+static void test_srun_without_pmix_refuses(void) {
+    clear_launcher_environment();
+    setenv("SLURM_JOB_ID", "1234", 1);
+    setenv("SLURM_STEP_ID", "0", 1);
+    setenv("SLURM_PROCID", "1", 1);
+    setenv("SLURM_STEP_NUM_TASKS", "2", 1);
+    dt_comm comm;
+    dt_error err = {0};
+    CHECK_INT_EQ(dt_comm_init(NULL, NULL, &comm, &err), -1);
+    CHECK_INT_EQ(err.exit_code, DT_EXIT_USAGE);
+    CHECK_MSG(strstr(err.message, "use srun --mpi=pmix") != NULL, "message: %s", err.message);
+    CHECK_MSG(strstr(err.message, "pmi2") == NULL, "message: %s", err.message);
+    clear_launcher_environment();
+}
+
 #ifndef DTRAIN_HAVE_MPI
 /* Without MPI, copies started as ranks of a bigger job must refuse rather than all act as rank 0
  * of 1 and write the same output directory. */
@@ -222,6 +239,7 @@ int main(void) {
     test_single_abort_exits_with_code();
     test_launcher_detection();
     test_init_without_launcher_is_single();
+    test_srun_without_pmix_refuses();
 #ifndef DTRAIN_HAVE_MPI
     test_init_launched_without_mpi_refuses();
 #endif

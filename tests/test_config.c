@@ -76,7 +76,7 @@ static const bad_case bad_cases[] = {
      {0},
      "FILE:4:3: train.banana: unknown key (train keys: epochs, batch_size, accumulate, lr, "
      "momentum, nesterov, weight_decay, schedule, step_size, gamma, warmup_epochs, shuffle, "
-     "seed)"},
+     "seed, nonfinite, max_skipped_steps)"},
     {ROOT "train:\n  device: cpu\n",
      {0},
      "FILE:4:3: train.device: unknown key, did you mean 'runtime.device'?"},
@@ -124,6 +124,21 @@ static const bad_case bad_cases[] = {
      "FILE:4:15: train.accumulate: must be in [1, 1024], got 0"},
     {ROOT "train:\n  step_size: 0\n", {0}, "FILE:4:14: train.step_size: must be >= 1, got 0"},
     {ROOT "output:\n  log_every: 0\n", {0}, "FILE:4:14: output.log_every: must be >= 1, got 0"},
+    {ROOT "output:\n  checkpoint_every: -1\n",
+     {0},
+     "FILE:4:21: output.checkpoint_every: must be >= 0, got -1"},
+    {ROOT "output:\n  keep_checkpoints: 0\n",
+     {0},
+     "FILE:4:21: output.keep_checkpoints: must be in [1, 1000000], got 0"},
+    {ROOT "runtime:\n  timeout_s: 0\n",
+     {0},
+     "FILE:4:14: runtime.timeout_s: must be in [1, 604800], got 0"},
+    {ROOT "train:\n  max_skipped_steps: 0\n",
+     {0},
+     "FILE:4:22: train.max_skipped_steps: must be in [1, 1000000], got 0"},
+    {ROOT "train:\n  nonfinite: ignore\n",
+     {0},
+     "FILE:4:14: train.nonfinite: must be one of stop, skip; got 'ignore'"},
     {ROOT "  workers: -1\n", {0}, "FILE:3:12: data.workers: must be in [0, 1024], got -1"},
     {ROOT "runtime:\n  threads: -2\n",
      {0},
@@ -650,14 +665,19 @@ static const char *const default_yaml = "data:\n"
                                         "  warmup_epochs: 0.0\n"
                                         "  shuffle: true\n"
                                         "  seed: 0\n"
+                                        "  nonfinite: stop\n"
+                                        "  max_skipped_steps: 10\n"
                                         "runtime:\n"
                                         "  device: auto\n"
                                         "  threads: 0\n"
                                         "  precision: fp32\n"
                                         "  bucket_mb: 0\n"
+                                        "  timeout_s: 600\n"
                                         "output:\n"
                                         "  dir: runs/default\n"
                                         "  log_every: 20\n"
+                                        "  checkpoint_every: 500\n"
+                                        "  keep_checkpoints: 3\n"
                                         "  tensorboard: true\n";
 
 /* Writes cfg with dt_config_write_yaml into a heap string. */

@@ -460,8 +460,7 @@ static void test_writer_errors(void) {
     CHECK_INT_EQ(dt_st_writer_add_metadata(w, "k", "w", &err), -1);
     CHECK(strstr(err.message, "metadata key 'k' added twice") != NULL);
     CHECK_INT_EQ(dt_st_writer_write(w, "no-such-dir/out.safetensors", &err), -1);
-    CHECK(strstr(err.message, "no-such-dir/out.safetensors: cannot create "
-                              "no-such-dir/out.safetensors.tmp: No such file") != NULL);
+    CHECK(strstr(err.message, "creating no-such-dir/out.safetensors.tmp: No such file") != NULL);
     dt_st_writer_destroy(w);
 }
 

@@ -8,4 +8,5 @@ bash tools/install-deps.sh
 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build build -j"$(nproc)" --target dtrain fashion_mnist_to_imagefolder
 build/fashion_mnist_to_imagefolder --out data/fashion-mnist --limit 12000
-build/dtrain configs/fashion-mnist.yaml "$@"
+# --overwrite: each demo run replaces the previous one in runs/fashion-mnist
+build/dtrain configs/fashion-mnist.yaml --overwrite "$@"

@@ -15,6 +15,7 @@ typedef enum { DT_FREEZE_NONE, DT_FREEZE_BACKBONE } dt_freeze_mode;
 typedef enum { DT_SCHEDULE_CONSTANT, DT_SCHEDULE_STEP, DT_SCHEDULE_COSINE } dt_schedule_kind;
 typedef enum { DT_DEVICE_AUTO, DT_DEVICE_CPU, DT_DEVICE_CUDA } dt_device_kind;
 typedef enum { DT_PRECISION_FP32, DT_PRECISION_TF32, DT_PRECISION_BF16 } dt_precision_kind;
+typedef enum { DT_NONFINITE_STOP, DT_NONFINITE_SKIP } dt_nonfinite_policy;
 
 typedef struct dt_class_rename {
     char *folder;  /* class folder name, e.g. "cane" */
@@ -54,16 +55,21 @@ typedef struct dt_config {
         double warmup_epochs;
         bool shuffle;
         uint64_t seed;
+        dt_nonfinite_policy nonfinite; /* what a NaN/Inf gradient does */
+        int max_skipped_steps;         /* nonfinite=skip: stop after this many in a row */
     } train;
     struct {
         dt_device_kind device;
         int threads; /* 0 = cores / local ranks */
         dt_precision_kind precision;
         int bucket_mb; /* gradient all-reduce bucket size in MiB; 0 = dtrain's choice */
+        int timeout_s; /* a rank without progress this long ends the job */
     } runtime;
     struct {
         char *dir;
         int log_every;
+        int checkpoint_every; /* optimizer steps; 0 = epoch ends and stop signals only */
+        int keep_checkpoints;
         bool tensorboard; /* event files under dir/tensorboard/ */
     } output;
 } dt_config;
@@ -88,5 +94,12 @@ uint64_t dt_config_hash(const dt_config *cfg);
 const char *dt_config_display_name(const dt_config *cfg, const char *folder);
 
 void dt_config_free(dt_config *cfg);
+
+/* Keys that a resume may not change (data, model, optimizer and schedule keys; train.epochs,
+ * train.batch_size/accumulate (checked through the global batch), the non-finite policy,
+ * runtime.* and output.* may change): writes the differing key paths, comma-separated, into out
+ * and returns how many differ. */
+int dt_config_resume_differences(const dt_config *saved, const dt_config *now, char *out,
+                                 size_t size);
 
 #endif

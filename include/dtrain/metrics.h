@@ -35,6 +35,9 @@ typedef struct dt_done_row {
 
 /* Creates (truncates) dir/metrics.jsonl and dir/metrics.csv. */
 int dt_metrics_open(dt_metrics *m, const char *dir, dt_error *err);
+/* For a resume from a checkpoint after `step` optimizer steps: keeps the rows up to that step
+ * (drops later rows and the done row, rewriting each file durably), then appends. */
+int dt_metrics_open_resume(dt_metrics *m, const char *dir, long step, dt_error *err);
 int dt_metrics_train(dt_metrics *m, const dt_train_row *row, dt_error *err);
 int dt_metrics_eval(dt_metrics *m, const dt_eval_row *row, dt_error *err);
 int dt_metrics_done(dt_metrics *m, const dt_done_row *row, dt_error *err);

@@ -77,8 +77,25 @@ int dt_comm_env_size(void) {
     return slurm_step_task_count();
 }
 
+/* True when some MPI launcher (mpirun, or srun with a PMIx/PMI plugin) set up this process. */
+static int mpi_launcher_variables_set(void) {
+    static const char *const names[] = {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_RANK", "PMI_RANK",
+                                        "MV2_COMM_WORLD_SIZE",  "PMI_FD"};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        if (env_is_set(names[i])) return 1;
+    return 0;
+}
+
 int dt_comm_init(int *argc, char ***argv, dt_comm *comm, dt_error *err) {
     if (!dt_comm_launched_by_mpi()) return dt_comm_single_init(comm);
+    /* srun without a PMI plugin (--mpi=none, or a default without one) starts N processes that
+     * MPI_Init cannot join; Open MPI then ends with its own unhelpful error */
+    if (slurm_step_task_count() > 1 && !mpi_launcher_variables_set())
+        return dt_fail_usage(err,
+                             "srun started %d tasks without a PMIx environment, so MPI cannot "
+                             "connect them: use srun --mpi=pmix (see `srun --mpi=list`), or "
+                             "mpirun inside the allocation (cluster/multi-node-mpirun.sbatch)",
+                             slurm_step_task_count());
 #ifdef DTRAIN_HAVE_MPI
     return dt_comm_mpi_init(argc, argv, comm, err);
 #else

@@ -238,8 +238,8 @@ int dt_comm_mpi_init(int *argc, char ***argv, dt_comm *comm, dt_error *err) {
         discard_context(ctx);
         return dt_fail_usage(err,
                              "the launcher started %d processes but MPI sees %d: with srun pass "
-                             "--mpi=pmix (or --mpi=pmi2), with mpirun use the one of the MPI "
-                             "dtrain was built with (%s)",
+                             "--mpi=pmix, with mpirun use the one of the MPI dtrain was built "
+                             "with (%s)",
                              launcher_size, comm->size, dt_comm_mpi_library_version());
     }
     comm->ops = &mpi_ops;

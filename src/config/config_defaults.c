@@ -36,14 +36,19 @@ void dt_config_defaults(dt_config *cfg) {
     cfg->train.warmup_epochs = 0.0;
     cfg->train.shuffle = true;
     cfg->train.seed = 0;
+    cfg->train.nonfinite = DT_NONFINITE_STOP;
+    cfg->train.max_skipped_steps = 10;
 
     cfg->runtime.device = DT_DEVICE_AUTO;
     cfg->runtime.threads = 0;
     cfg->runtime.precision = DT_PRECISION_FP32;
     cfg->runtime.bucket_mb = 0;
+    cfg->runtime.timeout_s = 600;
 
     cfg->output.dir = strdup("runs/default");
     cfg->output.log_every = 20;
+    cfg->output.checkpoint_every = 500;
+    cfg->output.keep_checkpoints = 3;
     cfg->output.tensorboard = true;
 }
 

@@ -108,6 +108,9 @@ const dt_config_key *dt_config_find_key(const char *section, const char *name);
 /* Index of a key in dt_config_keys(). */
 int dt_config_key_index(const dt_config_key *key);
 
+/* key's value in cfg as the YAML writer writes it (heap string), or NULL if out of memory. */
+char *dt_config_key_text(const dt_config *cfg, const dt_config_key *key);
+
 /* Names of the keys of one section, in table order; returns how many (at most max). */
 int dt_config_section_key_names(const char *section, const char **names, int max);
 

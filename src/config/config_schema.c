@@ -14,6 +14,7 @@ _Static_assert(sizeof(dt_freeze_mode) == sizeof(int), "enum size");
 _Static_assert(sizeof(dt_schedule_kind) == sizeof(int), "enum size");
 _Static_assert(sizeof(dt_device_kind) == sizeof(int), "enum size");
 _Static_assert(sizeof(dt_precision_kind) == sizeof(int), "enum size");
+_Static_assert(sizeof(dt_nonfinite_policy) == sizeof(int), "enum size");
 
 /* Names in the order of the C enums of dtrain/config.h. */
 static const char *const resize_names[] = {"squash", "center"};
@@ -23,6 +24,7 @@ static const char *const schedule_names[] = {"constant", "step", "cosine"};
 static const char *const device_names[] = {"auto", "cpu", "cuda"};
 static const char *const precision_names[] = {"fp32", "tf32", "bf16"};
 static const char *const arch_names[] = {"resnet18"};
+static const char *const nonfinite_names[] = {"stop", "skip"};
 
 static const char *const section_names[] = {"data", "model", "train", "runtime", "output"};
 
@@ -134,14 +136,19 @@ static const dt_config_key config_keys[] = {
     NUMBER_MIN_KEY(train, warmup_epochs, 0.0, false),
     BOOL_KEY(train, shuffle),
     SEED_KEY(train, seed),
+    ENUM_KEY(train, nonfinite, nonfinite_names),
+    INT_KEY(train, max_skipped_steps, 1, 1000000),
 
     ENUM_KEY(runtime, device, device_names),
     INT_KEY(runtime, threads, 0, DT_MAX_THREADS),
     ENUM_KEY(runtime, precision, precision_names),
     INT_KEY(runtime, bucket_mb, 0, 1024),
+    INT_KEY(runtime, timeout_s, 1, 7 * 24 * 3600),
 
     STRING_KEY(output, dir),
     INT_KEY(output, log_every, 1, INT_MAX),
+    INT_KEY(output, checkpoint_every, 0, INT_MAX),
+    INT_KEY(output, keep_checkpoints, 1, 1000000),
     BOOL_KEY(output, tensorboard),
 };
 

@@ -160,6 +160,16 @@ static void append_value(dt_text *t, const dt_config *cfg, const dt_config_key *
     }
 }
 
+char *dt_config_key_text(const dt_config *cfg, const dt_config_key *key) {
+    dt_text t = {0};
+    append_value(&t, cfg, key);
+    if (t.failed) {
+        free(t.data);
+        return NULL;
+    }
+    return t.data;
+}
+
 /* The resolved config as YAML in a heap string (*length bytes, NUL-terminated), or NULL if out of
  * memory. */
 static char *render_yaml(const dt_config *cfg, size_t *length) {

@@ -1,7 +1,8 @@
 /* Writes safetensors files laid out byte for byte as the Python safetensors library writes them:
  * compact JSON header with "__metadata__" first (keys sorted here; Python's order is a hash
  * order), then tensors sorted by dtype alignment (largest first) and name, data in that order,
- * header padded with spaces to a multiple of 8 bytes. Files appear atomically (PATH.tmp + rename).
+ * header padded with spaces to a multiple of 8 bytes. Files appear atomically (PATH.tmp, fsync,
+ * rename, fsync of the folder).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -10,6 +11,7 @@
 #include <unistd.h>
 
 #include "dtrain/bytes.h"
+#include "dtrain/durable.h"
 #include "dtrain/safetensors.h"
 #include "io/safetensors_dtype.h"
 
@@ -278,37 +280,8 @@ int dt_st_writer_write(dt_st_writer *w, const char *path, dt_error *err) {
     uint8_t *bytes;
     size_t size;
     if (dt_st_writer_serialize(w, &bytes, &size, err) < 0) return dt_error_prefix(err, "%s", path);
-    size_t path_length = strlen(path);
-    char *temporary = malloc(path_length + 5);
-    if (!temporary) {
-        free(bytes);
-        return dt_fail(err, "%s: out of memory", path);
-    }
-    memcpy(temporary, path, path_length);
-    memcpy(temporary + path_length, ".tmp", 5);
-
-    int result = 0;
-    FILE *file = fopen(temporary, "wb");
-    if (!file) {
-        result = dt_fail(err, "%s: cannot create %s: %s", path, temporary, strerror(errno));
-    } else {
-        int failed =
-            fwrite(bytes, 1, size, file) != size || fflush(file) != 0 || fsync(fileno(file)) != 0;
-        int saved_errno = errno;
-        if (fclose(file) != 0 && !failed) {
-            failed = 1;
-            saved_errno = errno;
-        }
-        if (failed) {
-            result =
-                dt_fail(err, "%s: writing %s failed: %s", path, temporary, strerror(saved_errno));
-        } else if (rename(temporary, path) != 0) {
-            result = dt_fail(err, "%s: cannot rename %s into place: %s", path, temporary,
-                             strerror(errno));
-        }
-        if (result < 0) remove(temporary);
-    }
-    free(temporary);
+    /* durable: the old file or the whole new one, never a torn file under the final name */
+    int result = dt_replace_file_durably(path, bytes, size, err);
     free(bytes);
     return result;
 }

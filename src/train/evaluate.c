@@ -1,10 +1,12 @@
 /* Rank-0 evaluation of the held-out split at each epoch end: loss and accuracy over samples,
  * an eval row in the metrics files, the per-image predictions for the results files and
- * report.html, best.safetensors when accuracy improves. */
+ * report.html, best.safetensors when accuracy improves (never with non-finite weights). */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 
 #include "dtrain/export.h"
+#include "dtrain/log.h"
 #include "dtrain/platform.h"
 #include "train/trainer_internal.h"
 
@@ -61,6 +63,13 @@ static int evaluate_on_root(dt_trainer *t, int epoch, long global_step, dt_error
     dt_progress_line(&t->progress, "\033[1m",
                      "epoch %d/%d: validation loss %.4f, accuracy %.4f (%ld images)", epoch,
                      cfg->train.epochs, val_loss, val_acc, (long)count);
+    int finite = 0;
+    if (dt_rel_weights_finite(t, &finite, err)) return -1;
+    if (!finite || !isfinite(val_loss)) {
+        dt_warn("epoch %d: the %s not finite: best.safetensors not updated", epoch,
+                finite ? "validation loss is" : "weights are");
+        return 0;
+    }
     if (val_acc > t->best_val_acc) { /* best_val_acc starts at -1: the first epoch writes */
         t->best_val_acc = val_acc;
         char path[DT_PATH_BYTES];
@@ -72,6 +81,7 @@ static int evaluate_on_root(dt_trainer *t, int epoch, long global_step, dt_error
 }
 
 int dt_train_evaluate(dt_trainer *t, int epoch, long global_step, dt_error *err) {
+    dt_rel_phase(t, t->is_root ? "evaluation" : "waiting for rank 0's evaluation", global_step, 1);
     int rc = t->is_root ? evaluate_on_root(t, epoch, global_step, err) : 0;
     /* A failing rank 0 returns its error and the job is aborted; the others wait here. */
     if (rc) return rc;

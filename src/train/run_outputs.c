@@ -14,7 +14,8 @@ int dt_run_outputs_open(dt_trainer *t, dt_error *err) {
     snprintf(dir, sizeof dir, "%s/tensorboard", t->cfg->output.dir);
     /* A new run starts the history over, as metrics.jsonl does: the events of an earlier run in
      * this folder are dropped (a resumed run keeps those up to its checkpoint's step instead). */
-    if (dt_tensorboard_drop_after(dir, -1, err)) return -1;
+    long keep_until = t->rel.resume ? t->rel.last_checkpoint_step : -1;
+    if (dt_tensorboard_drop_after(dir, keep_until, err)) return -1;
     return dt_tensorboard_open(dir, &t->tensorboard, err);
 }
 

@@ -117,6 +117,9 @@ static int issue_ready_buckets(void *user, size_t offset, size_t count, dt_error
     int first, n;
     if (dt_bucket_plan_ready(&t->buckets, offset, count, &first, &n, err)) return -1;
     float *grads = dt_model_grads(t->model);
+    if (n > 0 && first == 0 &&
+        dt_rel_before_allreduce(t, t->step_in_progress, grads + t->buckets.buckets[0].offset, err))
+        return -1;
     for (int k = first; k < first + n; k++) {
         const dt_bucket *b = &t->buckets.buckets[k];
         if (ops->phase_mark(t->backend.ctx, DT_PHASE_ALLREDUCE, err) ||
@@ -265,14 +268,16 @@ static int open_outputs(dt_trainer *t, dt_error *err) {
     if (!t->is_root) return 0;
     const char *dir = t->cfg->output.dir;
     char path[DT_PATH_BYTES];
-    if (dt_make_directories(dir, err)) return -1;
     if (dt_path_join(path, sizeof path, dir, "config.yaml", err) ||
         dt_export_config(path, t->cfg, err))
         return -1;
     if (dt_path_join(path, sizeof path, dir, "classes.txt", err) ||
         dt_export_classes(path, t->ds.class_names, t->ds.n_classes, err))
         return -1;
-    return dt_metrics_open(&t->metrics, dir, err) || dt_run_outputs_open(t, err) ? -1 : 0;
+    int metrics = t->rel.resume
+                      ? dt_metrics_open_resume(&t->metrics, dir, t->rel.last_checkpoint_step, err)
+                      : dt_metrics_open(&t->metrics, dir, err);
+    return metrics || dt_run_outputs_open(t, err) ? -1 : 0;
 }
 
 static int setup(dt_trainer *t, dt_error *err) {
@@ -288,6 +293,7 @@ static int setup(dt_trainer *t, dt_error *err) {
         dt_progress_line(&t->progress, NULL, "%s", plan.why);
         dt_progress_line(&t->progress, NULL, "%s", waits);
     }
+    if (dt_rel_setup(t, err)) return -1;
     if (dt_dataset_scan(cfg->data.root, &t->ds, err)) {
         err->exit_code = DT_EXIT_USAGE;
         return dt_error_prefix(err, "data.root");
@@ -320,7 +326,8 @@ static int setup(dt_trainer *t, dt_error *err) {
     if (t->is_root && (dt_model_init_weights(t->model, cfg->train.seed, err) ||
                        (cfg->model.pretrained && dt_train_load_pretrained(t, err))))
         return -1;
-    if (broadcast_model(t, err) || setup_gradient_allreduce(t, err)) return -1;
+    if (dt_rel_resume(t, err) || broadcast_model(t, err) || setup_gradient_allreduce(t, err))
+        return -1;
 
     dt_loader_options lo = {.batch_size = cfg->train.batch_size,
                             .image_size = cfg->data.image_size,
@@ -342,6 +349,7 @@ static int setup(dt_trainer *t, dt_error *err) {
 }
 
 static void teardown(dt_trainer *t) {
+    dt_rel_teardown(t);
     if (t->loader) dt_loader_destroy(t->loader);
     if (t->have_dcomm) t->dcomm.ops->destroy(t->dcomm.ctx);
     dt_bucket_plan_free(&t->buckets);
@@ -418,17 +426,28 @@ static int train_micro_batch(dt_trainer *t, const dt_batch *batch, int micro, dt
     return dt_model_backward(t->model, micro > 0, report, err);
 }
 
-static int optimizer_step(dt_trainer *t, long global_step, dt_window *w, dt_error *err) {
+static int optimizer_step(dt_trainer *t, int epoch, long step_in_epoch, long global_step,
+                          dt_window *w, dt_error *err) {
     size_t offset, count;
     dt_model_trainable_span(t->model, &offset, &count);
     float *grads = dt_model_grads(t->model) + offset;
     const dt_backend_ops *ops = t->backend.ops;
-    /* the buckets were all-reduced during backward; the update waits for the last of them */
+    /* the buckets were all-reduced during backward (a test-injected NaN went into the first
+     * one); the update waits for the last of them */
+    if (t->comm->size == 1 && dt_rel_before_allreduce(t, global_step, grads, err)) return -1;
     if (t->comm->size > 1 && (dt_bucket_plan_check_done(&t->buckets, err) ||
                               ops->phase_mark(t->backend.ctx, DT_PHASE_ALLREDUCE, err) ||
                               t->dcomm.ops->wait(t->dcomm.ctx, err) ||
                               ops->phase_mark(t->backend.ctx, DT_PHASE_COMPUTE, err)))
         return dt_error_prefix(err, "all-reduce of gradients");
+    int skip = 0;
+    if (dt_rel_check_gradients(t, epoch, step_in_epoch, global_step, grads, count, offset, &skip,
+                               err))
+        return -1;
+    if (skip) {
+        w->skipped++;
+        return 0;
+    }
     const dt_config *cfg = t->cfg;
     double lr = dt_lr_at(&t->schedule, global_step);
     /* grads hold the sum of (ranks x accumulate) micro-batch means: average them inside the
@@ -481,6 +500,7 @@ static int log_window(dt_trainer *t, int epoch, long step_in_epoch, long global_
                       phases[DT_PHASE_ALLREDUCE],
                       data_wait,
                       stats[DT_LOSS_NONFINITE]};
+    dt_rel_phase(t, "statistics all-reduce", global_step, 0);
     if (t->comm->ops->allreduce_double(t->comm->ctx, sums, 6, DT_REDUCE_SUM, err))
         return dt_error_prefix(err, "all-reduce of training statistics");
     double now = dt_monotonic_seconds();
@@ -492,7 +512,7 @@ static int log_window(dt_trainer *t, int epoch, long step_in_epoch, long global_
     }
     double loss = sums[0] / sums[2];
     if (sums[5] > 0 && isfinite(loss)) loss = NAN; /* a non-finite sample loss cancelled out */
-    if (!isfinite(loss))
+    if (!isfinite(loss) && t->cfg->train.nonfinite != DT_NONFINITE_SKIP)
         return dt_fail(err,
                        "training diverged: the loss is %s at epoch %d step %ld (try a lower "
                        "train.lr)",
@@ -527,18 +547,22 @@ static int log_window(dt_trainer *t, int epoch, long step_in_epoch, long global_
     return 0;
 }
 
-static int train_epoch(dt_trainer *t, int epoch, dt_error *err) {
+/* Steps first.. of the epoch (first > 0 after a resume). */
+static int train_epoch(dt_trainer *t, int epoch, long first, dt_error *err) {
     const dt_config *cfg = t->cfg;
-    if (plan_epoch(t, epoch, err) ||
-        dt_loader_start(t->loader, t->rank_indices, t->n_rank_indices, epoch, 1, err))
+    size_t skipped = (size_t)first * (size_t)cfg->train.batch_size * (size_t)cfg->train.accumulate;
+    if (plan_epoch(t, epoch, err) || dt_loader_start(t->loader, t->rank_indices + skipped,
+                                                     t->n_rank_indices - skipped, epoch, 1, err))
         return -1;
     dt_window w;
     window_start(t, &w, dt_monotonic_seconds());
-    for (long s = 0; s < t->steps_per_epoch; s++) {
+    for (long s = first; s < t->steps_per_epoch; s++) {
         long global_step = (long)(epoch - 1) * t->steps_per_epoch + s;
+        t->step_in_progress = global_step;
         if (global_step == t->fault_step)
             return dt_fail(err, "test fault injected at step %ld (DTRAIN_TEST_FAIL_RANK)",
                            global_step);
+        if (dt_rel_before_step(t, global_step, err)) return -1;
         for (int m = 0; m < cfg->train.accumulate; m++) {
             const dt_batch *batch = NULL;
             if (dt_loader_next(t->loader, &batch, err)) return -1;
@@ -548,7 +572,7 @@ static int train_epoch(dt_trainer *t, int epoch, dt_error *err) {
             if (dt_train_release_batch(t, batch, rc ? &release_err : err)) rc = -1;
             if (rc) return dt_error_prefix(err, "epoch %d step %ld", epoch, global_step);
         }
-        if (optimizer_step(t, global_step, &w, err)) return -1;
+        if (optimizer_step(t, epoch, s, global_step, &w, err)) return -1;
         w.steps++;
         long done = global_step + 1;
         int last = s + 1 == t->steps_per_epoch;
@@ -562,6 +586,7 @@ static int train_epoch(dt_trainer *t, int epoch, dt_error *err) {
             dt_progress_state live = progress_state(t, epoch, s + 1, done, step_seconds);
             dt_progress_live(&t->progress, &live);
         }
+        if (dt_rel_step_end(t, epoch, s + 1, done, err)) return -1;
     }
     const dt_batch *end = NULL;
     if (dt_loader_next(t->loader, &end, err)) return -1;
@@ -585,7 +610,13 @@ static int finish(dt_trainer *t, dt_error *err) {
     free(bad_files);
     free(bad);
     if (rc) return -1;
+    if (dt_rel_finish(t, err)) return -1;
     if (!t->is_root) return 0;
+    int finite = 0;
+    if (dt_rel_weights_finite(t, &finite, err)) return -1;
+    if (!finite)
+        return dt_fail(err, "the final weights are not finite (NaN or Inf): model.safetensors "
+                            "not written; try a lower train.lr");
     char path[DT_PATH_BYTES];
     if (dt_path_join(path, sizeof path, t->cfg->output.dir, "model.safetensors", err) ||
         dt_export_trained_model(t->model, path, t->display_names, t->ds.n_classes, t->cfg, err))
@@ -624,18 +655,31 @@ static int run(dt_trainer *t, dt_error *err) {
                          t->threads, t->workers, t->steps_per_epoch, t->global_batch);
     if (t->is_root) print_classes(t);
     int classes_checked = 0;
-    for (int epoch = 1; epoch <= t->cfg->train.epochs; epoch++) {
-        if (train_epoch(t, epoch, err)) return -1;
+    for (int epoch = t->rel.start_epoch; epoch <= t->cfg->train.epochs; epoch++) {
+        long first = epoch == t->rel.start_epoch ? t->rel.start_step : 0;
+        long end_step = (long)epoch * t->steps_per_epoch;
+        if (first < t->steps_per_epoch && train_epoch(t, epoch, first, err)) return -1;
         /* after one whole pass, every training file has been tried once */
-        if (!classes_checked++ && dt_train_check_decodable_classes(t, err)) return -1;
-        if (dt_train_evaluate(t, epoch, (long)epoch * t->steps_per_epoch, err)) return -1;
+        if (first == 0 && !classes_checked++ && dt_train_check_decodable_classes(t, err)) return -1;
+        if (dt_rel_sync_writer(t, err) || dt_train_evaluate(t, epoch, end_step, err) ||
+            dt_rel_checkpoint(t, epoch, end_step, t->steps_per_epoch, 1, 0, err))
+            return -1;
     }
     return finish(t, err);
 }
 
 int dt_train_run(const dt_config *cfg, dt_comm *comm, dt_error *err) {
+    dt_train_options defaults = {0};
+    return dt_train_run_with(cfg, &defaults, comm, err);
+}
+
+int dt_train_run_with(const dt_config *cfg, const dt_train_options *opt, dt_comm *comm,
+                      dt_error *err) {
     dt_trainer t;
     memset(&t, 0, sizeof t);
+    t.rel.resume = opt->resume;
+    t.rel.resume_path = opt->resume_path;
+    t.rel.overwrite = opt->overwrite;
     t.cfg = cfg;
     t.comm = comm;
     t.is_root = comm->rank == 0;

@@ -3,6 +3,7 @@
 #define DTRAIN_TRAIN_TRAINER_INTERNAL_H
 
 #include "dtrain/backend.h"
+#include "dtrain/checkpoint.h"
 #include "dtrain/classify.h"
 #include "dtrain/comm.h"
 #include "dtrain/config.h"
@@ -15,6 +16,7 @@
 #include "train/buckets.h"
 #include "train/device_choice.h"
 #include "train/progress.h"
+#include "train/watchdog.h"
 
 /* Statistics gathered between two log lines (the loss sums and the all-reduce time are kept by
  * the backend and read at log time). */
@@ -23,7 +25,30 @@ typedef struct dt_window {
     double wait_start; /* the loader's total data-wait seconds at start */
     double lr;
     long steps;
+    long skipped; /* non-finite steps skipped in this window */
 } dt_window;
+
+/* How the run starts (command line) and the state of checkpoints, resume, the watchdog and the
+ * non-finite guard (src/train/reliability.c). */
+typedef struct dt_reliability {
+    int resume, overwrite;
+    const char *resume_path; /* NULL: output.dir/checkpoints/latest */
+    int lock_fd;
+    dt_watchdog *watchdog;
+    dt_ckpt_writer *writer;
+    int start_epoch;     /* where training starts: 1, or after the resumed checkpoint */
+    long start_step;     /* steps of start_epoch already done */
+    int start_evaluated; /* start_epoch's evaluation is done as well */
+    long last_checkpoint_step;
+    int last_checkpoint_evaluated;
+    float *stats_backup; /* running statistics before the step (restored on a bad step) */
+    int64_t tracked_backup;
+    long skipped_in_row, skipped_total;
+    long nan_step; /* test-only injected non-finite gradient on this rank, -1 when none */
+    int first_step_done;
+    long step_delay_us;  /* test-only DTRAIN_TEST_STEP_DELAY_MS */
+    double copy_seconds; /* training thread's share of the last checkpoint */
+} dt_reliability;
 
 typedef struct dt_trainer {
     const dt_config *cfg;
@@ -60,11 +85,13 @@ typedef struct dt_trainer {
     int last_epoch;
     long last_step;
 
-    long fault_step;     /* test-only injected failure step of this rank, -1 when none */
-    double best_val_acc; /* -1 until the first evaluation */
+    long step_in_progress; /* the optimizer step whose micro-batches are running */
+    long fault_step;       /* test-only injected failure step of this rank, -1 when none */
+    double best_val_acc;   /* -1 until the first evaluation */
     double last_val_acc;
     double step_seconds_avg; /* over the last log window; 0 before the first */
     double allreduce_total_s, data_wait_total_s, window_total_s;
+    dt_reliability rel;
 } dt_trainer;
 
 /* Forward pass and loss on one batch (BN in training or inference mode): slots that count weigh
@@ -111,5 +138,39 @@ void dt_run_outputs_close(dt_trainer *t);
 
 /* Rank 0: loads model.pretrained into the model (see src/train/pretrained.c). */
 int dt_train_load_pretrained(dt_trainer *t, dt_error *err);
+
+/* ---- checkpoints, resume, signals, watchdog, non-finite guard (src/train/reliability.c) ---- */
+
+/* Before anything is written: output.dir's lock and earlier-run rule (rank 0), the watchdog,
+ * the checkpoint writer, the test fault switches. */
+int dt_rel_setup(dt_trainer *t, dt_error *err);
+/* With --resume, after the model exists and before it is broadcast: rank 0 finds, verifies and
+ * loads the checkpoint (weights and momentum), every rank gets the position and momentum. */
+int dt_rel_resume(dt_trainer *t, dt_error *err);
+/* Rank 0 hands a checkpoint of the current state to the writer thread (wait: until written). */
+int dt_rel_checkpoint(dt_trainer *t, int epoch, long step, long step_in_epoch, int evaluated,
+                      int wait, dt_error *err);
+/* Marks the watchdog's phase. */
+void dt_rel_phase(dt_trainer *t, const char *phase, long step, int long_allowance);
+/* Before a step's first forward pass: keeps the running statistics for a bad step. */
+int dt_rel_before_step(dt_trainer *t, long global_step, dt_error *err);
+/* Just before the gradient all-reduce: the watchdog's phase, and the test-only injected NaN
+ * (DTRAIN_TEST_NAN_RANK / DTRAIN_TEST_NAN_STEP). */
+int dt_rel_before_allreduce(dt_trainer *t, long global_step, float *grads, dt_error *err);
+/* After the gradient all-reduce (identical gradients on every rank, so every rank decides the
+ * same): *skip set when the step must not be applied; fails (after a checkpoint of the last good
+ * state) when train.nonfinite says stop. */
+int dt_rel_check_gradients(dt_trainer *t, int epoch, long step_in_epoch, long global_step,
+                           float *grads, size_t count, size_t offset, int *skip, dt_error *err);
+/* At a step boundary: all ranks agree whether a stop signal arrived anywhere; then a checkpoint
+ * and the exit-75 error. Also the periodic checkpoint and its log line. */
+int dt_rel_step_end(dt_trainer *t, int epoch, long step_in_epoch, long global_step, dt_error *err);
+/* True when every value of the model's weights and statistics is finite. */
+int dt_rel_weights_finite(dt_trainer *t, int *finite, dt_error *err);
+/* Rank 0: waits for the checkpoint being written (before evaluation writes best.safetensors). */
+int dt_rel_sync_writer(dt_trainer *t, dt_error *err);
+/* The end of the run: waits for the writer (its error, if any), stops the threads. */
+int dt_rel_finish(dt_trainer *t, dt_error *err);
+void dt_rel_teardown(dt_trainer *t);
 
 #endif

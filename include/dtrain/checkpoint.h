@@ -1,0 +1,86 @@
+/* Checkpoints (output.dir/checkpoints/step-NNNNNNNN/): model.safetensors (torchvision names),
+ * optimizer.safetensors (SGD momentum, same names), config.yaml (the resolved config) and
+ * state.json (position, counters, hashes, ranks, global batch and every file's size and FNV-1a
+ * checksum, plus a checksum of state.json itself). Written into a temporary folder, each file
+ * fsynced, the folder renamed into place and its parent fsynced; only then is
+ * checkpoints/latest replaced the same way, and older checkpoints beyond the number to keep
+ * removed. */
+#ifndef DTRAIN_CHECKPOINT_H
+#define DTRAIN_CHECKPOINT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "dtrain/error.h"
+#include "dtrain/model.h"
+
+typedef struct dt_ckpt_state {
+    int epoch;          /* the epoch in progress, from 1 */
+    long step;          /* optimizer steps done since the run started */
+    long step_in_epoch; /* steps of `epoch` done (steps_per_epoch: only evaluation is left) */
+    long steps_per_epoch;
+    int evaluated;       /* 1 when `epoch`'s evaluation is done (epoch-end checkpoints) */
+    double best_val_acc; /* -1 before the first evaluation */
+    double last_val_acc;
+    int64_t batches_tracked;
+    long skipped_in_row, skipped_total; /* non-finite steps skipped */
+    uint64_t train_seed; /* data order and augmentation are functions of (seed, epoch, file) */
+    uint64_t config_hash, file_list_hash;
+    int ranks;
+    long global_batch;
+} dt_ckpt_state;
+
+/* Everything one checkpoint holds, as host copies owned by the payload. */
+typedef struct dt_ckpt_payload {
+    dt_ckpt_state state;
+    const dt_state_entry *entries; /* the model's state dict (not owned; outlives the write) */
+    size_t n_entries;
+    float *params, *stats, *momentum;
+    size_t n_params, n_stats;
+    char *config_yaml;
+    size_t config_length;
+    char *classes; /* display names joined by '\n', the models' "classes" metadata */
+} dt_ckpt_payload;
+
+void dt_ckpt_payload_free(dt_ckpt_payload *p);
+
+typedef struct dt_ckpt_report {
+    char name[64]; /* "step-00001200" */
+    long step;
+    double seconds;
+    size_t bytes;
+} dt_ckpt_report;
+
+/* Writes one checkpoint under output_dir/checkpoints and keeps the newest `keep`. Errors name
+ * the file and the OS error; the previous checkpoints and `latest` are untouched then. */
+int dt_checkpoint_write(const char *output_dir, const dt_ckpt_payload *p, int keep,
+                        dt_ckpt_report *report, dt_error *err);
+
+/* The same on a background thread: one write at a time. */
+typedef struct dt_ckpt_writer dt_ckpt_writer;
+int dt_ckpt_writer_create(dt_ckpt_writer **out, dt_error *err);
+/* Waits for the previous write (failing with its error, if it failed), then hands p over (the
+ * writer frees it) and returns at once. */
+int dt_ckpt_writer_submit(dt_ckpt_writer *w, const char *output_dir, int keep, dt_ckpt_payload *p,
+                          dt_error *err);
+/* Waits until no write is in progress; fails with the last write's error. */
+int dt_ckpt_writer_wait(dt_ckpt_writer *w, dt_error *err);
+/* Non-blocking: 1 and the report when a write finished since the last call, else 0. */
+int dt_ckpt_writer_take_report(dt_ckpt_writer *w, dt_ckpt_report *report);
+void dt_ckpt_writer_destroy(dt_ckpt_writer *w);
+
+/* Checks a checkpoint folder: state.json present and intact, every file present with the size
+ * and checksum state.json gives. Fails naming the file and what is wrong. */
+int dt_checkpoint_verify(const char *dir, dt_ckpt_state *state, dt_error *err);
+
+/* The checkpoint to resume: explicit (when not NULL) must verify; otherwise
+ * output_dir/checkpoints/latest, falling back to the newest other complete checkpoint with a
+ * warning when latest is missing or damaged. Fills out (the folder) and state. */
+int dt_checkpoint_find(const char *output_dir, const char *explicit_dir, char *out, size_t size,
+                       dt_ckpt_state *state, dt_error *err);
+
+/* Test-only fault switch DTRAIN_TEST_CKPT_CRASH=<point>: the writer kills its own process
+ * (SIGKILL) at that point: model, optimizer, state, before-rename, after-rename, after-latest;
+ * DTRAIN_TEST_CKPT_CRASH_STEP=s limits it to the checkpoint of step s. */
+
+#endif

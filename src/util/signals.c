@@ -1,0 +1,85 @@
+/* Signal handling of include/dtrain/signals.h: flags set from async-signal-safe handlers, and a
+ * small fixed table of temporary paths that the immediate exit removes. */
+#include "dtrain/signals.h"
+
+#include <pthread.h>
+#include <signal.h>
+#include <string.h>
+#include <unistd.h>
+
+#define TEMP_SLOTS 8
+#define TEMP_PATH_MAX 4096
+
+static volatile sig_atomic_t stop_signal;
+static volatile sig_atomic_t interrupts;
+static char temp_paths[TEMP_SLOTS][TEMP_PATH_MAX];
+static volatile sig_atomic_t temp_used[TEMP_SLOTS];
+static pthread_mutex_t temp_lock = PTHREAD_MUTEX_INITIALIZER; /* writer thread and main thread */
+
+static void write_text(const char *text) {
+    ssize_t ignored = write(STDERR_FILENO, text, strlen(text));
+    (void)ignored;
+}
+
+static void on_stop_signal(int sig) {
+    if (sig == SIGINT && ++interrupts >= 2) {
+        /* files first, folders (registered earlier, so at lower slots) last */
+        for (int i = TEMP_SLOTS - 1; i >= 0; i--)
+            if (temp_used[i] && unlink(temp_paths[i]) != 0) rmdir(temp_paths[i]);
+        write_text("\ndtrain: second interrupt: stopped at once, no checkpoint written\n");
+        _exit(DT_EXIT_INTERRUPTED);
+    }
+    if (!stop_signal) {
+        stop_signal = sig;
+        const char *name = sig == SIGTERM ? "SIGTERM" : sig == SIGINT ? "SIGINT" : "SIGUSR1";
+        write_text("\ndtrain: ");
+        write_text(name);
+        write_text(" received: stopping after the current step with a checkpoint (a second "
+                   "Ctrl-C stops at once)\n");
+    }
+}
+
+void dt_signals_install(void) {
+    static int installed;
+    if (installed) return;
+    installed = 1;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_stop_signal;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = SA_RESTART;
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGUSR1, &sa, NULL);
+    signal(SIGXFSZ, SIG_IGN);
+}
+
+int dt_signals_stop_requested(void) {
+    return stop_signal;
+}
+
+void dt_signals_request_stop(int sig) {
+    if (!stop_signal) stop_signal = sig;
+}
+
+int dt_temp_register(const char *path) {
+    size_t n = strlen(path);
+    if (n >= TEMP_PATH_MAX) return -1;
+    int slot = -1;
+    pthread_mutex_lock(&temp_lock);
+    for (int i = 0; i < TEMP_SLOTS && slot < 0; i++)
+        if (!temp_used[i]) {
+            memcpy(temp_paths[i], path, n + 1);
+            temp_used[i] = 1;
+            slot = i;
+        }
+    pthread_mutex_unlock(&temp_lock);
+    return slot;
+}
+
+void dt_temp_forget(int slot) {
+    if (slot < 0 || slot >= TEMP_SLOTS) return;
+    pthread_mutex_lock(&temp_lock);
+    temp_used[slot] = 0;
+    pthread_mutex_unlock(&temp_lock);
+}
