@@ -141,7 +141,9 @@ checks=""
 cleanup() {
   local status=$?
   if [ -n "$checks" ]; then # interrupted: end the checks before deleting their root
-    kill "$checks" 2>/dev/null
+    # unshare blocks the catchable signals while it waits; SIGKILL ends it, and --kill-child
+    # then ends the namespaces' first process (and so every process in them).
+    kill -KILL "$checks" 2>/dev/null
     wait "$checks" 2>/dev/null
   fi
   if [ -n "$root" ] && [ -d "$root" ]; then
