@@ -479,7 +479,7 @@ static void test_sigterm_one_rank_mpi(const char *full) {
 
 static void test_watchdog_mpi(void) {
     CHECK_INT_EQ(dtrain("stall", "stall", 2, "DTRAIN_TEST_STEP_DELAY_MS=200",
-                        "train.epochs=100 runtime.timeout_s=3", 1),
+                        "train.epochs=100 runtime.timeout_s=60", 1),
                  0);
     CHECK(wait_for("stall/checkpoints/latest", 600) == 0);
     pid_t p0 = rank_pid("stall", 0), p1 = rank_pid("stall", 1);
@@ -488,9 +488,9 @@ static void test_watchdog_mpi(void) {
     if (p1 > 0) kill(p1, SIGSTOP);
     int rc = wait_rc("stall", 120);
     double seconds = dt_monotonic_seconds() - t0;
-    printf("SIGSTOP of rank 1 to job end (timeout_s 3): %.2f s\n", seconds);
+    printf("SIGSTOP of rank 1 to job end (timeout_s 60): %.2f s\n", seconds);
     CHECK(rc != 0 && rc != -1);
-    CHECK_MSG(seconds < 3 + 10, "the stalled job took %.1f s to end", seconds);
+    CHECK_MSG(seconds < 60 + 10, "the stalled job took %.1f s to end", seconds);
     CHECK(log_has("stall", "rank 0: error: no progress for"));
     sleep(1);
     CHECK(p0 <= 0 || process_gone(p0));

@@ -11,8 +11,11 @@ add_test(NAME startup_threads_and_name
 set_tests_properties(startup_threads_and_name PROPERTIES TIMEOUT 300
   ENVIRONMENT "ASAN_OPTIONS=detect_leaks=0")
 
-# valgrind cannot run a sanitizer build (nor gdb one usefully); the script says what it skips.
-if(NOT DTRAIN_SANITIZE)
+# valgrind cannot run a sanitizer build (nor gdb one usefully); registered when either tool is
+# installed, and the script fails if it finds neither.
+find_program(DTRAIN_VALGRIND valgrind)
+find_program(DTRAIN_GDB gdb)
+if(NOT DTRAIN_SANITIZE AND (DTRAIN_VALGRIND OR DTRAIN_GDB))
   add_test(NAME startup_debuggers
     COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/startup_check.sh debuggers $<TARGET_FILE:dtrain>)
   set_tests_properties(startup_debuggers PROPERTIES TIMEOUT 300)

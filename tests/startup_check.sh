@@ -36,6 +36,7 @@ if [[ $mode == debuggers ]]; then
     else
         echo "gdb not installed: not checked"
     fi
+    ((check_passed + check_failed > 0)) || check_fail "neither valgrind nor gdb is installed"
     check_summary startup_debuggers
     exit
 fi

@@ -140,8 +140,11 @@ root=""
 checks=""
 cleanup() {
   local status=$?
+  set +e # a failing step here (wait on a killed process) must not cut the clean-up short
   if [ -n "$checks" ]; then # interrupted: end the checks before deleting their root
-    kill "$checks" 2>/dev/null
+    # unshare blocks the catchable signals while it waits; SIGKILL ends it, and --kill-child
+    # then ends the namespaces' first process (and so every process in them).
+    kill -KILL "$checks" 2>/dev/null
     wait "$checks" 2>/dev/null
   fi
   if [ -n "$root" ] && [ -d "$root" ]; then

@@ -1,19 +1,20 @@
 #!/usr/bin/env bash
 # Prepares the one-call GPU check (tools/gpu-check.sh) on this machine, which has the CUDA toolkit,
 # cuDNN and NCCL but no GPU: builds dtrain with the CUDA backend (no MPI) into build-gpu/ and
-# copies into gpu-bundle/ (git-ignored, at most 60 MiB) what the GPU machine needs and lacks:
+# packs into gpu-bundle/bundle.tar.xz (git-ignored, at most 60 MiB; every test program carries
+# the CUDA kernels, so the tree itself is larger) what the GPU machine needs and lacks:
 #
-#   gpu-bundle/build/...        dtrain (+ libdtrain_main.so), the gpu-labelled test programs,
+#   build/...                   dtrain (+ libdtrain_main.so), the gpu-labelled test programs,
 #                               test_cudnn_plans, the benchmark and dataset programs, at their
 #                               build-tree paths (stripped)
-#   gpu-bundle/lib/             the shared libraries they load that a machine with only the NVIDIA
+#   lib/                        the shared libraries they load that a machine with only the NVIDIA
 #                               stack lacks (oneDNN, libyaml, libjpeg-turbo, libpng, zlib, libgomp,
 #                               OpenCL loader); lib/extra/ has libstdc++ and libgcc_s, used only if
 #                               the GPU machine's own are too old
-#   gpu-bundle/deps/include/    the headers of those libraries, so that the check can build dtrain
+#   deps/include/               the headers of those libraries, so that the check can build dtrain
 #                               there when the bundle does not run (no links: copies may drop them)
-#   gpu-bundle/run-gpu-tests.sh every gpu-labelled ctest test as a command line (paths rewritten)
-#   gpu-bundle/BUILD-INFO       commit, versions and the newest glibc symbol the binaries need
+#   run-gpu-tests.sh            every gpu-labelled ctest test as a command line (paths rewritten)
+#   BUILD-INFO (also beside it) commit, versions and the newest glibc symbol the binaries need
 #
 #   tools/gpu-bundle.sh [--jobs N] [--arch LIST]
 #
@@ -26,7 +27,8 @@ set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 build=$root/build-gpu
-bundle=$root/gpu-bundle
+out_dir=$root/gpu-bundle
+bundle=$build/bundle-tree # the tree, packed into $out_dir at the end
 limit_mib=60
 jobs=$(nproc)
 arch=()
@@ -158,8 +160,13 @@ done | grep -o 'GLIBC_[0-9.]*' | sort -uV | tail -1)
   echo "needs glibc: ${glibc_needed#GLIBC_}"
 } >"$bundle/BUILD-INFO"
 
-size_kib=$(du -skL "$bundle" | cut -f1)
-echo "== $bundle: $((size_kib / 1024)) MiB ($size_kib KiB), ${#programs[@]} programs, $(find "$bundle/lib" -name '*.so*' | wc -l) libraries"
+tree_kib=$(du -sk "$bundle" | cut -f1)
+rm -rf "$out_dir"
+mkdir -p "$out_dir"
+cp "$bundle/BUILD-INFO" "$out_dir/"
+tar -C "$bundle" -cf - . | xz -T0 -6 >"$out_dir/bundle.tar.xz" || die "packing failed"
+size_kib=$(du -sk "$out_dir" | cut -f1)
+echo "== $out_dir/bundle.tar.xz: $((size_kib / 1024)) MiB ($size_kib KiB; $((tree_kib / 1024)) MiB unpacked), ${#programs[@]} programs, $(find "$bundle/lib" -name '*.so*' | wc -l) libraries"
 sed 's/^/  /' "$bundle/BUILD-INFO"
 [[ $size_kib -le $((limit_mib * 1024)) ]] || die "the bundle is over $limit_mib MiB"
 echo "next, on the GPU machine (from this repository's root): tools/gpu-check.sh OUTPUT_DIR"

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The one-call GPU check: proves the CUDA backend on a machine with a GPU in one run of at most
-# 8 minutes, using the bundle that tools/gpu-bundle.sh prepared (gpu-bundle/ in this checkout).
+# 8 minutes, using the bundle that tools/gpu-bundle.sh prepared (gpu-bundle/bundle.tar.xz in this
+# checkout, unpacked into OUTPUT_DIR/bundle).
 # That machine needs the NVIDIA driver and cuDNN 9 / NCCL / cuBLAS in the system or in its
 # Python's pip wheels (nvidia-cudnn-cu13, nvidia-nccl-cu13, ...); none of our Debian libraries.
 #
@@ -78,6 +79,11 @@ compute_cap=$(head -1 <<<"$gpus" | awk -F', ' '{ print $NF }')
 
 # ---- 1. libraries: the bundle's, and cuDNN/NCCL/cuBLAS from the system or the pip wheels ------
 phase "libraries"
+if [[ -f $bundle/bundle.tar.xz ]]; then # unpacked into the output folder
+  rm -rf "$out/bundle" && mkdir -p "$out/bundle"
+  tar -C "$out/bundle" -xJf "$bundle/bundle.tar.xz" || fail "unpacking $bundle/bundle.tar.xz"
+  bundle=$out/bundle
+fi
 wheel_dirs=$("$python" - 2>/dev/null <<'EOF'
 import glob, importlib.util
 spec = importlib.util.find_spec("nvidia")

@@ -35,7 +35,10 @@ static void *watch(void *arg) {
         }
         pthread_cond_timedwait(&w->wake, &w->lock, &until);
         if (w->quit) break;
-        double limit = (double)w->timeout_s * (w->long_allowance ? 3 : 1);
+        /* start-up, the first step, evaluation and checkpoints: 3 x timeout_s, at least 300 s
+         * (oneDNN's or cuDNN's first plans, a data set's first scan) */
+        double limit = (double)w->timeout_s;
+        if (w->long_allowance) limit = limit * 3 < 300 ? 300 : limit * 3;
         double stalled = dt_monotonic_seconds() - w->since;
         if (stalled <= limit) continue;
         int rank = w->comm->rank;
@@ -45,8 +48,8 @@ static void *watch(void *arg) {
         fprintf(stderr,
                 "dtrain: rank %d: error: no progress for %.0f s (runtime.timeout_s %d%s) in %s at "
                 "step %ld%s; ending the job\n",
-                rank, stalled, w->timeout_s, w->long_allowance ? ", x3 for this phase" : "", phase,
-                step,
+                rank, stalled, w->timeout_s,
+                w->long_allowance ? ", x3 and at least 300 s for this phase" : "", phase, step,
                 w->comm->size > 1 ? " (in a collective operation this means another rank stopped "
                                     "making progress)"
                                   : "");
