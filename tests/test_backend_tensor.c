@@ -1,4 +1,4 @@
-/* Backend activation tensors: the CPU's layout rule (nChw16c when channels % 16 == 0, else nchw),
+/* Backend activation tensors: the CPU's layout rule (nChw8c when channels % 16 == 0, else nchw),
  * exact upload/download round trips with elements at their blocked positions, the fused
  * uint8 NHWC -> normalised NCHW image conversion (exact values, also when mean and std change
  * between calls), argument errors, and the library version string. */
@@ -24,12 +24,12 @@ static void check_round_trip(dt_backend *b, int n, int c, int h, int w) {
         free(host), free(back);
         return;
     }
-    cpu_layout want = c % 16 == 0 ? CPU_LAYOUT_NCHW16C : CPU_LAYOUT_NCHW;
+    cpu_layout want = c % 16 == 0 ? CPU_LAYOUT_BLOCKED : CPU_LAYOUT_NCHW;
     CHECK_MSG(t->layout == want, "layout of %dx%dx%dx%d", n, c, h, w);
     /* element (n-1, c-1, h-1, 0) at its physical place */
     size_t logical = (((size_t)(n - 1) * c + (c - 1)) * h + (h - 1)) * w;
     size_t physical = logical;
-    if (want == CPU_LAYOUT_NCHW16C)
+    if (want == CPU_LAYOUT_BLOCKED)
         physical = ((((size_t)(n - 1) * (c / 16) + (c - 1) / 16) * h + (h - 1)) * w) * 16 +
                    (size_t)(c - 1) % 16;
     CHECK_MSG(t->data[physical] == host[logical], "physical position in %dx%dx%dx%d", n, c, h, w);

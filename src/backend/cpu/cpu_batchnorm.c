@@ -155,8 +155,8 @@ static int batchnorm_expect(const cpu_batchnorm *bn, const dt_tensor *t, const c
     return cpu_tensor_expect(t, d->batch, d->channels, d->height, d->width, op, name, err);
 }
 
-/* Sums and sums of squares, in double, of `plane` pixels of 16 interleaved channels (one
- * nChw16c block). Cloned for AVX-512 and AVX2, chosen at load time by the CPU. */
+/* Sums and sums of squares, in double, of `plane` pixels of CPU_BLOCK interleaved channels (one
+ * nChw8c block). Cloned for AVX-512 and AVX2, chosen at load time by the CPU. */
 __attribute__((target_clones("avx512f", "avx2", "default"))) static void
 block_sums(const float *in, long long plane, double *out) {
     double sum[CPU_BLOCK] = {0}, squares[CPU_BLOCK] = {0};
@@ -178,9 +178,9 @@ static void batchnorm_batch_statistics(cpu_batchnorm *bn, const dt_tensor *x) {
     const int images = x->n, channels = x->c;
     const long long plane = (long long)x->h * x->w;
     double *partial = bn->partial_sums; /* [image][channel][sum, sum of squares] */
-    if (x->layout == CPU_LAYOUT_NCHW16C) {
-        /* task t: image t / (C/16), channels 16 * (t % (C/16)) .. + 15, i.e. the partial sums
-         * of [image][channel] from t * 16 on */
+    if (x->layout == CPU_LAYOUT_BLOCKED) {
+        /* task t: image t / (C/B), channels B * (t % (C/B)) .. + B-1 (B = CPU_BLOCK), i.e. the
+         * partial sums of [image][channel] from t * B on */
         const long long tasks = (long long)images * (channels / CPU_BLOCK);
 #pragma omp parallel for schedule(static)
         for (long long t = 0; t < tasks; t++)

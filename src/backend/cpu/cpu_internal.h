@@ -13,8 +13,9 @@
 
 #include "cpu_normalize.h"
 
-/* Channels per block of the nChw16c layout. */
-enum { CPU_BLOCK = 16 };
+/* Channels per block of the nChw8c layout: oneDNN has JIT kernels for 8-channel blocks on
+ * AVX2 and AVX-512 alike, while 16-channel blocks fall back to reference code on AVX2. */
+enum { CPU_BLOCK = 8 };
 
 /* One engine, one in-order stream; primitives run one after another, so they can all share
  * one scratchpad buffer (grown to the largest need when layers are created). */
@@ -47,8 +48,8 @@ typedef struct cpu_ctx {
  * Neither layout has padding, so a tensor holds exactly n*c*h*w floats, and element-wise ops
  * can run over the flat buffer. With h = w = 1 both layouts are the plain [n][c] matrix. */
 typedef enum {
-    CPU_LAYOUT_NCHW,    /* plain, used when channels % 16 != 0 (e.g. the RGB input) */
-    CPU_LAYOUT_NCHW16C, /* oneDNN nChw16c: blocks of 16 channels innermost */
+    CPU_LAYOUT_NCHW,    /* plain, used when channels % CPU_BLOCK != 0 (e.g. the RGB input) */
+    CPU_LAYOUT_BLOCKED, /* oneDNN nChw8c: blocks of CPU_BLOCK channels innermost */
 } cpu_layout;
 
 struct dt_tensor {

@@ -160,7 +160,8 @@ int cpu_avgpool_forward(void *ctx, const dt_tensor *x, dt_tensor *y, dt_error *e
         float sum[CPU_BLOCK] = {0};
         for (long long p = 0; p < plane; p++)
             for (int k = 0; k < CPU_BLOCK; k++) sum[k] += in[p * CPU_BLOCK + k];
-        /* block b covers channels 16*(b % C/16).. of image b / (C/16): y offset b * 16 */
+        /* block b covers channels B*(b % C/B).. of image b / (C/B): y offset b * B (B = CPU_BLOCK)
+         */
         for (int k = 0; k < CPU_BLOCK; k++) y->data[b * CPU_BLOCK + k] = sum[k] * inv_plane;
     }
     return 0;

@@ -1,5 +1,5 @@
-/* Activation tensors of the CPU backend: creation in the one layout rule (nChw16c when the
- * channels are a multiple of 16, plain nchw otherwise), conversion from and to host NCHW
+/* Activation tensors of the CPU backend: creation in the one layout rule (nChw8c when the
+ * channels are a multiple of CPU_BLOCK, plain nchw otherwise), conversion from and to host NCHW
  * arrays, the fused uint8-image normalisation, and element-wise add. */
 #include "cpu_internal.h"
 
@@ -7,13 +7,13 @@
 #include <string.h>
 
 cpu_layout cpu_layout_for_channels(int channels) {
-    return channels % CPU_BLOCK == 0 ? CPU_LAYOUT_NCHW16C : CPU_LAYOUT_NCHW;
+    return channels % CPU_BLOCK == 0 ? CPU_LAYOUT_BLOCKED : CPU_LAYOUT_NCHW;
 }
 
 int cpu_activation_md(dnnl_memory_desc_t *md, int n, int c, int h, int w, dt_error *err) {
     const dnnl_dims_t dims = {n, c, h, w};
     dnnl_format_tag_t tag =
-        cpu_layout_for_channels(c) == CPU_LAYOUT_NCHW16C ? dnnl_nChw16c : dnnl_nchw;
+        cpu_layout_for_channels(c) == CPU_LAYOUT_BLOCKED ? dnnl_nChw8c : dnnl_nchw;
     return cpu_check(dnnl_memory_desc_init_by_tag(md, 4, dims, dnnl_f32, tag), err,
                      "describing an activation");
 }
@@ -85,8 +85,8 @@ int cpu_tensor_upload(void *ctx, dt_tensor *dst, const float *host_nchw, dt_erro
     const long long plane = (long long)dst->h * dst->w;
 #pragma omp parallel for schedule(static)
     for (long long b = 0; b < blocks; b++) {
-        /* block b holds channels 16*(b % C/16) .. +15 of image b / (C/16): in NCHW these are
-         * 16 consecutive planes starting at b * 16 * plane */
+        /* block b holds channels B*(b % C/B) .. +B-1 of image b / (C/B), B = CPU_BLOCK: in NCHW
+         * these are B consecutive planes starting at b * B * plane */
         const float *src = host_nchw + b * CPU_BLOCK * plane;
         float *out = dst->data + b * CPU_BLOCK * plane;
         for (long long p = 0; p < plane; p++)
