@@ -31,7 +31,11 @@ int dt_rel_setup(dt_trainer *t, dt_error *err) {
     r->nan_step =
         nan_rank && atoi(nan_rank) == t->comm->rank ? env_long("DTRAIN_TEST_NAN_STEP", -1) : -1;
     r->step_delay_us = env_long("DTRAIN_TEST_STEP_DELAY_MS", 0) * 1000;
-    if (dt_watchdog_start(t->comm, t->cfg->runtime.timeout_s, &r->watchdog, err)) return -1;
+    return dt_watchdog_start(t->comm, t->cfg->runtime.timeout_s, &r->watchdog, err);
+}
+
+int dt_rel_claim_output_dir(dt_trainer *t, dt_error *err) {
+    dt_reliability *r = &t->rel;
     if (!t->is_root) return 0;
     if (dt_run_dir_prepare(t->cfg->output.dir, r->resume, r->overwrite, &r->lock_fd, err))
         return -1;

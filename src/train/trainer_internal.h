@@ -141,9 +141,11 @@ int dt_train_load_pretrained(dt_trainer *t, dt_error *err);
 
 /* ---- checkpoints, resume, signals, watchdog, non-finite guard (src/train/reliability.c) ---- */
 
-/* Before anything is written: output.dir's lock and earlier-run rule (rank 0), the watchdog,
- * the checkpoint writer, the test fault switches. */
+/* At the start of set-up: the watchdog and the test fault switches. */
 int dt_rel_setup(dt_trainer *t, dt_error *err);
+/* Rank 0: locks output.dir and refuses one that holds another run (unless resuming or
+ * overwriting); starts the checkpoint writer. After every input check, before any output. */
+int dt_rel_claim_output_dir(dt_trainer *t, dt_error *err);
 /* With --resume, after the model exists and before it is broadcast: rank 0 finds, verifies and
  * loads the checkpoint (weights and momentum), every rank gets the position and momentum. */
 int dt_rel_resume(dt_trainer *t, dt_error *err);
