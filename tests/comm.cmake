@@ -51,7 +51,7 @@ if(DTRAIN_HAVE_MPI AND TARGET MPI::MPI_C)
     add_test(NAME comm_mpi_size_mismatch COMMAND comm_mpi_check)
     set_tests_properties(comm_mpi_size_mismatch PROPERTIES TIMEOUT 60
       ENVIRONMENT "${dtrain_mpi_test_env};SLURM_JOB_ID=5;SLURM_STEP_ID=0;SLURM_PROCID=1;SLURM_STEP_NUM_TASKS=3"
-      PASS_REGULAR_EXPRESSION "launcher started 3 processes but MPI sees 1: with srun pass --mpi=pmix")
+      PASS_REGULAR_EXPRESSION "srun started 3 tasks without a PMIx environment, so MPI cannot connect them: use srun --mpi=pmix")
 
     # The same MPI checks, started through the user-facing wrapper with 3 ranks (its own choice
     # of mpirun flags); comm_mpi_check stands in for dtrain and ignores the config argument.

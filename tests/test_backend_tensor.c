@@ -1,5 +1,5 @@
-/* Backend activation tensors: the CPU's layout rule (nChw8c when channels % 16 == 0, else nchw),
- * exact upload/download round trips with elements at their blocked positions, the fused
+/* Backend activation tensors: the CPU's layout rule (nChw8c when channels % CPU_BLOCK == 0, else
+ * nchw), exact upload/download round trips with elements at their blocked positions, the fused
  * uint8 NHWC -> normalised NCHW image conversion (exact values, also when mean and std change
  * between calls), argument errors, and the library version string. */
 #include <stdlib.h>
@@ -24,14 +24,15 @@ static void check_round_trip(dt_backend *b, int n, int c, int h, int w) {
         free(host), free(back);
         return;
     }
-    cpu_layout want = c % 16 == 0 ? CPU_LAYOUT_BLOCKED : CPU_LAYOUT_NCHW;
+    cpu_layout want = c % CPU_BLOCK == 0 ? CPU_LAYOUT_BLOCKED : CPU_LAYOUT_NCHW;
     CHECK_MSG(t->layout == want, "layout of %dx%dx%dx%d", n, c, h, w);
     /* element (n-1, c-1, h-1, 0) at its physical place */
     size_t logical = (((size_t)(n - 1) * c + (c - 1)) * h + (h - 1)) * w;
     size_t physical = logical;
     if (want == CPU_LAYOUT_BLOCKED)
-        physical = ((((size_t)(n - 1) * (c / 16) + (c - 1) / 16) * h + (h - 1)) * w) * 16 +
-                   (size_t)(c - 1) % 16;
+        physical = ((((size_t)(n - 1) * (c / CPU_BLOCK) + (c - 1) / CPU_BLOCK) * h + (h - 1)) * w) *
+                       CPU_BLOCK +
+                   (size_t)(c - 1) % CPU_BLOCK;
     CHECK_MSG(t->data[physical] == host[logical], "physical position in %dx%dx%dx%d", n, c, h, w);
     b->ops->tensor_destroy(b->ctx, t);
     free(host), free(back);
