@@ -82,10 +82,22 @@ inside_namespaces() {
   fi
   [ -x "$root/usr/local/cuda/bin/nvcc" ] && path="/usr/local/cuda/bin:$path"
 
+  # The host's TLS trust settings, where it names them (a site CA of an intercepting proxy):
+  # without them pip in the root could not reach PyPI through that proxy. Copied in and named
+  # by the same variables; nothing else of the host's environment goes in.
+  local v trust=()
+  for v in PIP_CERT REQUESTS_CA_BUNDLE SSL_CERT_FILE; do
+    if [ -n "${!v:-}" ] && [ -f "${!v}" ]; then
+      mkdir -p "$root/etc/host-trust"
+      cp -L "${!v}" "$root/etc/host-trust/$v.pem"
+      trust+=("$v=/etc/host-trust/$v.pem")
+    fi
+  done
+
   # A clean environment, as a root login would have: nothing of this shell leaks in (not CI).
   run_in_root() {
     chroot "$root" /usr/bin/env -i HOME=/root PATH="$path" LANG=C.UTF-8 TERM=dumb \
-      DTRAIN_FRESH_CHECK_INSIDE=1 /bin/bash -c "cd /root/dtrain && $1"
+      "${trust[@]}" DTRAIN_FRESH_CHECK_INSIDE=1 /bin/bash -c "cd /root/dtrain && $1"
   }
   local t status=0
   t=$(now)
