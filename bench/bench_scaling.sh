@@ -9,11 +9,12 @@
 #
 # Options:
 #   --ranks 1,2          world sizes; the first is the baseline of speed-up and efficiency
+#                        (--device cuda: 1, 2, 4, ... up to the GPUs nvidia-smi lists here)
 #   --modes strong,weak  which scalings to run
 #   --global-batch 64    strong scaling's global batch (divisible by every world size)
 #   --rank-batch 64      weak scaling's per-rank batch (when equal to the global batch, the
 #                        1-rank run is shared by both modes)
-#   --size 64            data.image_size
+#   --size 64            data.image_size (--device cuda: 224)
 #   --steps 20           measured steps per run; --warmup 3 steps before them are not measured
 #   --device cpu         runtime.device (cpu, cuda, auto)
 #   --threads N          runtime.threads per rank (default 0: dtrain splits the cores)
@@ -40,7 +41,9 @@
 # median step time, less moved by bursts of load from other processes. Speed-up = img/s /
 # baseline img/s of the same mode; efficiency = speed-up / (N / baseline N). The all-reduce and
 # data-wait shares come from dtrain's final "time:" line (averaged over ranks, warm-up steps
-# included); all-reduce time includes waiting for the slowest rank to arrive. "last loss" is the
+# included): the all-reduce share is the time a step waits for gradient buckets that backward
+# did not hide (on GPUs NCCL runs them beside the rest of backward), waiting for the slowest rank
+# included. "last loss" is the
 # loss of the last logged step: a sanity check that every world size trained alike.
 set -euo pipefail
 
@@ -57,7 +60,7 @@ export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE}
 [[ $1 == -h || $1 == --help ]] && { usage && exit 0; }
 build=$1
 shift
-ranks_list=1,2 modes=strong,weak global_batch=64 rank_batch=64 size=64 steps=20 warmup=3
+ranks_list='' modes=strong,weak global_batch=64 rank_batch=64 size='' steps=20 warmup=3
 device=cpu threads='' workers='' launcher=${DTRAIN_BENCH_LAUNCHER:-dtrain-run} launcher_args=''
 data='' val_fraction=0.01 workdir='' keep=0 csv='' repeat=1
 extra=()
@@ -87,6 +90,19 @@ while [[ $# -gt 0 ]]; do
   esac
 done
 
+# On GPUs the defaults are the tutorial's input size and one rank per GPU of this node (1, 2,
+# 4, ... up to their count): strong scaling then keeps each GPU's share of the global batch.
+if [[ $device == cuda ]]; then
+  gpus=$(nvidia-smi -L 2>/dev/null | grep -c '^GPU ' || true)
+  [[ $gpus -ge 1 ]] || die "--device cuda: nvidia-smi lists no GPU on this node"
+  if [[ -z $ranks_list ]]; then
+    ranks_list=1
+    for ((n = 2; n <= gpus; n *= 2)); do ranks_list+=",$n"; done
+    ((gpus & (gpus - 1))) && ranks_list+=",$gpus"
+  fi
+  size=${size:-224}
+fi
+ranks_list=${ranks_list:-1,2} size=${size:-64}
 IFS=, read -r -a world_sizes <<<"$ranks_list"
 IFS=, read -r -a mode_list <<<"$modes"
 for v in "${world_sizes[@]}" "$repeat" "$global_batch" "$rank_batch" "$size" "$steps"; do
@@ -224,7 +240,7 @@ spread() { # the lowest and highest img/s over the rounds: "lo-hi", or "" for on
     END { if (k > 1) printf "%.1f-%.1f", lo, hi }'
 }
 
-header="world_size,mode,rank_batch,global_batch,steps,img_per_s,median_step_img_per_s,step_s,speedup,efficiency,allreduce_pct,data_wait_pct,last_loss,rounds_img_per_s,note"
+header="world_size,mode,rank_batch,global_batch,steps,img_per_s,img_per_s_per_rank,median_step_img_per_s,step_s,speedup,efficiency,allreduce_pct,data_wait_pct,last_loss,rounds_img_per_s,note"
 table=()
 for m in "${mode_list[@]}"; do
   base_n=${world_sizes[0]}
@@ -238,7 +254,8 @@ for m in "${mode_list[@]}"; do
       'BEGIN { if (s ~ /^[0-9.]+$/) printf "%.2f", s / (n / n0); else print "n/a" }')
     note=''
     if [[ $launcher == dtrain-run && $n -gt $cores ]]; then note="oversubscribed: $n ranks on $cores cores"; fi
-    table+=("$n,$m,$b,$((b * n)),${measured_of[$key]},${rate_of[$key]},${median_of[$key]},${step_of[$key]},$speedup,$efficiency,${reduce_of[$key]},${wait_of[$key]},${loss_of[$key]},${rounds_of[$key]},$note")
+    per_rank=$(awk -v r="${rate_of[$key]}" -v n="$n" 'BEGIN { if (r ~ /^[0-9.]+$/) printf "%.1f", r / n; else print "n/a" }')
+    table+=("$n,$m,$b,$((b * n)),${measured_of[$key]},${rate_of[$key]},$per_rank,${median_of[$key]},${step_of[$key]},$speedup,$efficiency,${reduce_of[$key]},${wait_of[$key]},${loss_of[$key]},${rounds_of[$key]},$note")
   done
 done
 
@@ -250,7 +267,7 @@ printf '%5s %6s %6s %7s %8s %8s %8s %6s %11s %10s %9s  %s\n' ranks mode "batch/"
 printf '%5s %6s %6s %7s %8s %8s %8s %6s %11s %10s %9s  %s\n' "" "" rank batch "" "step" "" iency \
   "% of step" "% of step" loss "note"
 for row in "${table[@]}"; do
-  IFS=, read -r n m b g _ rate median _ speedup efficiency reduce wait loss rounds note <<<"$row"
+  IFS=, read -r n m b g _ rate _ median _ speedup efficiency reduce wait loss rounds note <<<"$row"
   range=$(spread "$rounds")
   [[ -n $range ]] && note="rounds ${range} img/s${note:+; $note}"
   printf '%5s %6s %6s %7s %8s %8s %8s %6s %11s %10s %9s  %s\n' "$n" "$m" "$b" "$g" "$rate" \
