@@ -1,8 +1,9 @@
 /* A watchdog thread per rank: the training thread marks each phase (step, all-reduce,
  * evaluation, checkpoint) as it enters it; when a phase lasts longer than runtime.timeout_s
- * (three times that, at least 300 s, for start-up, the first step, evaluation and checkpoints) the watchdog prints where
- * this rank is stuck and ends the whole job through the comm layer's abort. A rank stopped or
- * hung elsewhere leaves the others waiting inside a collective: their watchdogs end the job. */
+ * (three times that, at least 300 s, for start-up, the first step, evaluation and checkpoints) the
+ * watchdog prints where this rank is stuck and ends the whole job through the comm layer's abort. A
+ * rank stopped or hung elsewhere leaves the others waiting inside a collective: their watchdogs end
+ * the job. */
 #ifndef DTRAIN_TRAIN_WATCHDOG_H
 #define DTRAIN_TRAIN_WATCHDOG_H
 
