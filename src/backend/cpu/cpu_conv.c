@@ -13,6 +13,7 @@
 #include "cpu_internal.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 #include "dtrain/config.h"
 
@@ -25,6 +26,13 @@ typedef struct conv_weights {
     cpu_primitive reorder; /* OIHW -> format (or format -> OIHW for gradients) */
 } conv_weights;
 
+/* An activation in another layout for one primitive: a private buffer filled by a reorder. */
+typedef struct conv_activation_copy {
+    float *buffer; /* NULL: the primitive takes the activation as it is */
+    dnnl_memory_t memory;
+    cpu_primitive reorder;
+} conv_activation_copy;
+
 typedef struct cpu_conv {
     dt_layer base;
     cpu_ctx *ctx;
@@ -36,6 +44,8 @@ typedef struct cpu_conv {
     cpu_primitive forward, backward_data, backward_weights;
     conv_weights forward_weights, data_weights, grad_weights;
     int data_weights_share_forward; /* backward-data wants the forward format */
+    /* backward-weights' own layouts of x and dy, where the blocked ones have no fast kernel */
+    conv_activation_copy weights_src, weights_diff_dst;
     /* the OIHW pointer and parameter version whose reorder forward_weights holds (NULL: none) */
     const float *forward_weights_source;
     uint64_t forward_weights_version;
@@ -47,8 +57,90 @@ static void conv_weights_free(conv_weights *w) {
     cpu_aligned_free(w->buffer);
 }
 
+static void conv_activation_copy_free(conv_activation_copy *c) {
+    cpu_primitive_destroy(&c->reorder);
+    if (c->memory) dnnl_memory_destroy(c->memory);
+    cpu_aligned_free(c->buffer);
+}
+
+/* Prepares a copy of an activation of layout from in layout to (nothing when they are equal). */
+static int conv_activation_copy_init(cpu_conv *conv, conv_activation_copy *c,
+                                     const dnnl_memory_desc_t *from, const dnnl_memory_desc_t *to,
+                                     dt_error *err) {
+    if (dnnl_memory_desc_equal(from, to)) return 0;
+    c->buffer = cpu_aligned_alloc(dnnl_memory_desc_get_size(to), 1);
+    if (!c->buffer) return dt_fail(err, "out of memory for a convolution activation copy");
+    return cpu_memory_create(conv->ctx, to, c->buffer, &c->memory, err) ||
+                   cpu_reorder_create(conv->ctx, from, to, &c->reorder, err,
+                                      "creating an activation reorder")
+               ? -1
+               : 0;
+}
+
+/* The memory to hand the primitive: the activation itself or its reordered copy. */
+static int conv_activation_for(cpu_conv *conv, conv_activation_copy *c, dnnl_memory_t activation,
+                               dnnl_memory_t *out, dt_error *err) {
+    *out = activation;
+    if (!c->buffer) return 0;
+    dnnl_exec_arg_t args[] = {{DNNL_ARG_FROM, activation}, {DNNL_ARG_TO, c->memory}};
+    if (cpu_primitive_execute(conv->ctx, &c->reorder, 2, args, err, "reordering an activation"))
+        return -1;
+    *out = c->memory;
+    return 0;
+}
+
+/* oneDNN 2.6 has no AVX2 kernel for some backward-weights shapes in blocked layouts (3x3 over
+ * 1x1 or 2x2 inputs, the last stage at small image sizes) and falls back to its reference code,
+ * hundreds of times slower. Then x and dy go in the layouts oneDNN prefers for that primitive. */
+static int conv_weights_pd_fast(cpu_conv *conv, const dnnl_convolution_desc_t *blocked,
+                                const dnnl_memory_desc_t *weights_md,
+                                const_dnnl_primitive_desc_t hint, dnnl_primitive_desc_t *pd,
+                                dt_error *err) {
+    const char *impl = NULL;
+    if (dnnl_primitive_desc_query(*pd, dnnl_query_impl_info_str, 0, &impl) != dnnl_success ||
+        !impl || strncmp(impl, "ref", 3) != 0)
+        return 0;
+    dnnl_memory_desc_t any_src = blocked->src_desc, any_dst = blocked->diff_dst_desc;
+    dnnl_convolution_desc_t desc;
+    dnnl_primitive_desc_t other = NULL;
+    if (cpu_check(dnnl_memory_desc_init_by_tag(&any_src, 4, blocked->src_desc.dims, dnnl_f32,
+                                               dnnl_format_tag_any),
+                  err, "describing convolution activations") ||
+        cpu_check(dnnl_memory_desc_init_by_tag(&any_dst, 4, blocked->diff_dst_desc.dims, dnnl_f32,
+                                               dnnl_format_tag_any),
+                  err, "describing convolution activations") ||
+        cpu_check(dnnl_convolution_backward_weights_desc_init(
+                      &desc, blocked->alg_kind, &any_src, weights_md, NULL, &any_dst,
+                      blocked->strides, blocked->padding[0], blocked->padding[1]),
+                  err, "describing the convolution backward-weights") ||
+        cpu_primitive_desc_create(conv->ctx, &desc, hint, &other, err,
+                                  "convolution backward-weights"))
+        return -1;
+    const char *other_impl = NULL;
+    if (dnnl_primitive_desc_query(other, dnnl_query_impl_info_str, 0, &other_impl) !=
+            dnnl_success ||
+        !other_impl || strncmp(other_impl, "ref", 3) == 0) {
+        dnnl_primitive_desc_destroy(other);
+        return 0;
+    }
+    const dnnl_memory_desc_t *src_md = dnnl_primitive_desc_query_md(other, dnnl_query_src_md, 0);
+    const dnnl_memory_desc_t *dst_md =
+        dnnl_primitive_desc_query_md(other, dnnl_query_diff_dst_md, 0);
+    if (conv_activation_copy_init(conv, &conv->weights_src, &blocked->src_desc, src_md, err) ||
+        conv_activation_copy_init(conv, &conv->weights_diff_dst, &blocked->diff_dst_desc, dst_md,
+                                  err)) {
+        dnnl_primitive_desc_destroy(other);
+        return -1;
+    }
+    dnnl_primitive_desc_destroy(*pd);
+    *pd = other;
+    return 0;
+}
+
 static void conv_destroy(dt_layer *layer) {
     cpu_conv *conv = (cpu_conv *)layer;
+    conv_activation_copy_free(&conv->weights_src);
+    conv_activation_copy_free(&conv->weights_diff_dst);
     cpu_primitive_destroy(&conv->forward);
     cpu_primitive_destroy(&conv->backward_data);
     cpu_primitive_destroy(&conv->backward_weights);
@@ -116,7 +208,8 @@ static int conv_build(cpu_conv *conv, dt_error *err) {
         cpu_primitive_desc_create(conv->ctx, &data_desc, forward_pd, &data_pd, err,
                                   "convolution backward-data") ||
         cpu_primitive_desc_create(conv->ctx, &weights_desc, forward_pd, &weights_pd, err,
-                                  "convolution backward-weights"))
+                                  "convolution backward-weights") ||
+        conv_weights_pd_fast(conv, &weights_desc, &any_weights_md, forward_pd, &weights_pd, err))
         goto done;
     const dnnl_memory_desc_t *forward_md =
         dnnl_primitive_desc_query_md(forward_pd, dnnl_query_weights_md, 0);
@@ -258,9 +351,12 @@ int cpu_conv_backward(void *ctx, dt_layer *l, const float *weight, const dt_tens
         float *target = accumulate ? conv->ctx->grad_scratch : weight_grad;
         if (cpu_memory_point(g->reordered ? conv->user_grad : g->memory, target, err) != 0)
             return -1;
-        dnnl_exec_arg_t args[] = {{DNNL_ARG_SRC, x->memory},
-                                  {DNNL_ARG_DIFF_DST, dy->memory},
-                                  {DNNL_ARG_DIFF_WEIGHTS, g->memory}};
+        dnnl_memory_t src, diff_dst;
+        if (conv_activation_for(conv, &conv->weights_src, x->memory, &src, err) ||
+            conv_activation_for(conv, &conv->weights_diff_dst, dy->memory, &diff_dst, err))
+            return -1;
+        dnnl_exec_arg_t args[] = {
+            {DNNL_ARG_SRC, src}, {DNNL_ARG_DIFF_DST, diff_dst}, {DNNL_ARG_DIFF_WEIGHTS, g->memory}};
         if (cpu_primitive_execute(conv->ctx, &conv->backward_weights, 3, args, err,
                                   "convolution backward-weights") != 0)
             return -1;
