@@ -492,7 +492,10 @@ static void test_watchdog_mpi(void) {
     CHECK(rc != 0 && rc != -1);
     CHECK_MSG(seconds < 60 + 10, "the stalled job took %.1f s to end", seconds);
     CHECK(log_has("stall", "rank 0: error: no progress for"));
-    sleep(1);
+    /* Open MPI ends the ranks after mpirun's own exit: TERM, then KILL for a stopped one */
+    for (int i = 0; i < 100 && !((p0 <= 0 || process_gone(p0)) && (p1 <= 0 || process_gone(p1)));
+         i++)
+        usleep(100 * 1000);
     CHECK(p0 <= 0 || process_gone(p0));
     CHECK(p1 <= 0 || process_gone(p1));
     if (p1 > 0 && !process_gone(p1)) kill(p1, SIGKILL);

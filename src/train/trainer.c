@@ -117,11 +117,14 @@ static int issue_ready_buckets(void *user, size_t offset, size_t count, dt_error
     int first, n;
     if (dt_bucket_plan_ready(&t->buckets, offset, count, &first, &n, err)) return -1;
     float *grads = dt_model_grads(t->model);
-    if (n > 0 && first == 0 &&
-        dt_rel_before_allreduce(t, t->step_in_progress, grads + t->buckets.buckets[0].offset, err))
-        return -1;
+    size_t span_offset, span_count;
+    dt_model_trainable_span(t->model, &span_offset, &span_count);
     for (int k = first; k < first + n; k++) {
         const dt_bucket *b = &t->buckets.buckets[k];
+        /* the test switch's NaN goes into the first trained value, as on one rank */
+        if (b->offset <= span_offset && span_offset < b->offset + b->count &&
+            dt_rel_before_allreduce(t, t->step_in_progress, grads + span_offset, err))
+            return -1;
         if (ops->phase_mark(t->backend.ctx, DT_PHASE_ALLREDUCE, err) ||
             t->dcomm.ops->allreduce_sum_float(t->dcomm.ctx, grads + b->offset, b->count, err) ||
             ops->phase_mark(t->backend.ctx, DT_PHASE_COMPUTE, err))
@@ -435,8 +438,8 @@ static int optimizer_step(dt_trainer *t, int epoch, long step_in_epoch, long glo
     dt_model_trainable_span(t->model, &offset, &count);
     float *grads = dt_model_grads(t->model) + offset;
     const dt_backend_ops *ops = t->backend.ops;
-    /* the buckets were all-reduced during backward (a test-injected NaN went into the first
-     * one); the update waits for the last of them */
+    /* the buckets were all-reduced during backward (the test switch's NaN went into the one
+     * holding the first trained value); the update waits for the last of them */
     if (t->comm->size == 1 && dt_rel_before_allreduce(t, global_step, grads, err)) return -1;
     if (t->comm->size > 1 && (dt_bucket_plan_check_done(&t->buckets, err) ||
                               ops->phase_mark(t->backend.ctx, DT_PHASE_ALLREDUCE, err) ||
