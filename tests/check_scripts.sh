@@ -1,7 +1,7 @@
 #!/bin/bash
-# Syntax-checks the shell scripts (launch/, cluster/, tests/*.sh, tests/testlib/*.sh, bench/*.sh,
-# tools/*.sh) with `bash -n`, and lints them with the shellcheck linter when it is installed
-# (following the files they source). Usage: check_scripts.sh SOURCE_DIR [LINTER]
+# Syntax-checks the shell scripts (launch/, cluster/, tests/*.sh, tests/testlib/*.sh, tests/slurm/,
+# bench/*.sh, tools/*.sh) with `bash -n`, and lints them with the shellcheck linter when it is
+# installed (following the files they source). Usage: check_scripts.sh SOURCE_DIR [LINTER]
 set -u
 source_dir=$1
 shellcheck=${2:-}
@@ -11,7 +11,8 @@ passed=0
 failed=0
 scripts=()
 for file in "$source_dir"/launch/* "$source_dir"/cluster/* "$source_dir"/tests/*.sh \
-    "$source_dir"/tests/testlib/*.sh "$source_dir"/bench/*.sh "$source_dir"/tools/*.sh; do
+    "$source_dir"/tests/testlib/*.sh "$source_dir"/tests/slurm/*.sh "$source_dir"/bench/*.sh \
+    "$source_dir"/tools/*.sh; do
     [[ -f $file ]] || continue
     # Shell scripts: *.sh, *.sbatch, or a bash/sh shebang (README.md and the like are skipped).
     if [[ $file == *.sh || $file == *.sbatch ]] || head -n 1 "$file" | grep -qE '^#!.*\b(ba)?sh\b'; then

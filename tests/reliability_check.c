@@ -386,6 +386,7 @@ static void test_sigterm_and_lock(void) {
     CHECK_INT_EQ(rc, 75);
     CHECK(log_has("term", "SIGTERM received"));
     CHECK(log_has("term", "stopped by a signal after step"));
+    CHECK(exists("%s/%s/%s", "term", "model.safetensors")); /* the weights so far */
     CHECK(!temporaries_left("term"));
     char name[128];
     resumable("term", name, sizeof name);

@@ -5,6 +5,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash tools/install-deps.sh
+# For the tests of cluster/ on a throwaway Slurm (tests/slurm) only, so not in the demo's list. On
+# a systemd machine the munge service starts; slurmd and slurmctld stay off without
+# /etc/slurm/slurm.conf.
+bash tools/install-deps.sh slurm-wlm munge
 jobs=$(nproc)
 
 echo "== format check"

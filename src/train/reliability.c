@@ -10,6 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "dtrain/export.h"
 #include "dtrain/log.h"
 #include "dtrain/platform.h"
 #include "dtrain/safetensors.h"
@@ -357,9 +358,17 @@ int dt_rel_step_end(dt_trainer *t, int epoch, long step_in_epoch, long global_st
     }
     if (stop > 0) {
         if (dt_rel_checkpoint(t, epoch, global_step, step_in_epoch, 0, 1, err)) return -1;
+        /* the weights so far as model.safetensors too: a job that a time limit ends before it
+         * is resumed still leaves a usable model where users look for it */
+        char path[DT_PATH_BYTES];
+        if (t->is_root &&
+            (dt_path_join(path, sizeof path, t->cfg->output.dir, "model.safetensors", err) ||
+             dt_export_trained_model(t->model, path, t->display_names, t->ds.n_classes, t->cfg,
+                                     err)))
+            return -1;
         dt_fail(err,
                 "stopped by a signal after step %ld (epoch %d); checkpoint %s/checkpoints/"
-                "step-%08ld written; continue with --resume",
+                "step-%08ld and model.safetensors written; continue with --resume",
                 global_step, epoch, t->cfg->output.dir, global_step);
         err->exit_code = DT_EXIT_STOPPED;
         return -1;
