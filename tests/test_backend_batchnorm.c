@@ -252,8 +252,15 @@ int main(int argc, char **argv) {
     run_case(&b, (dt_batchnorm_desc){3, 6, 4, 4, 0.1f, 1e-5f, 1}, 0);
     check_large_mean(&b);
 
-    /* a backward before any training forward is refused */
+    /* descriptions every backend refuses alike (src/backend/layer_descs.c) */
     dt_error err = {0};
+    dt_batchnorm_desc bad_momentum = {2, 16, 2, 2, 1.5f, 1e-5f, 0};
+    CHECK(b.ops->batchnorm_create(b.ctx, &bad_momentum, &err) == NULL);
+    CHECK(strstr(err.message, "batchnorm_create: invalid description") != NULL);
+    dt_batchnorm_desc bad_epsilon = {2, 16, 2, 2, 0.1f, 0.0f, 0};
+    CHECK(b.ops->batchnorm_create(b.ctx, &bad_epsilon, &err) == NULL);
+
+    /* a backward before any training forward is refused */
     dt_batchnorm_desc d = {2, 16, 2, 2, 0.1f, 1e-5f, 0};
     dt_layer *layer = b.ops->batchnorm_create(b.ctx, &d, &err);
     dt_tensor *t = test_tensor(&b, 2, 16, 2, 2, NULL);

@@ -205,6 +205,14 @@ int main(int argc, char **argv) {
     run_case(&b, (dt_conv_desc){2, 6, 10, 6, 5, 3, 1, 1});  /* plain -> plain */
     run_case(&b, (dt_conv_desc){2, 16, 8, 5, 5, 3, 1, 0});  /* blocked -> plain, no pad */
     run_case(&b, (dt_conv_desc){16, 16, 16, 8, 8, 3, 1, 1});
+    /* descriptions every backend refuses alike (src/backend/layer_descs.c) */
+    dt_error bad_err = {0};
+    dt_conv_desc too_big = {2, 3, 8, 2, 2, 7, 1, 1}; /* 7x7 kernel over a padded 4x4 input */
+    CHECK(b.ops->conv_create(b.ctx, &too_big, &bad_err) == NULL);
+    CHECK(strstr(bad_err.message, "conv_create: kernel 7 is larger than the padded 2x2 input"));
+    dt_conv_desc no_stride = {2, 3, 8, 8, 8, 3, 0, 1};
+    CHECK(b.ops->conv_create(b.ctx, &no_stride, &bad_err) == NULL);
+    CHECK(strstr(bad_err.message, "conv_create: invalid description") != NULL);
     /* tf32 lets oneDNN choose the algorithm: Winograd for this batch-16 3x3 stride-1 layer */
     dt_backend fast = test_backend_open_precision(argc, argv, DT_PRECISION_TF32);
     run_case(&fast, (dt_conv_desc){16, 16, 16, 8, 8, 3, 1, 1});

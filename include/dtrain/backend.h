@@ -59,6 +59,12 @@ typedef struct dt_linear_desc {
     int batch, in_features, out_features; /* with bias */
 } dt_linear_desc;
 
+/* Every backend's create functions check their description with these (src/backend/
+ * layer_descs.c): 0, with the output height and width, or -1 with the reason. */
+int dt_conv_desc_check(const dt_conv_desc *d, int *out_height, int *out_width, dt_error *err);
+int dt_pool_desc_check(const dt_pool_desc *d, int *out_height, int *out_width, dt_error *err);
+int dt_batchnorm_desc_check(const dt_batchnorm_desc *d, dt_error *err);
+
 /* One SGD update over a flat buffer, torch.optim.SGD semantics (dampening 0):
  *   g = grad_scale * grad + weight_decay * param
  * (grad_scale turns summed gradients into the mean: 1 / (ranks x accumulation steps))

@@ -125,13 +125,7 @@ done:
 }
 
 dt_layer *cpu_batchnorm_create(void *ctx, const dt_batchnorm_desc *d, dt_error *err) {
-    if (d->batch <= 0 || d->channels <= 0 || d->height <= 0 || d->width <= 0 ||
-        !(d->epsilon > 0.0f) || !(d->momentum >= 0.0f && d->momentum <= 1.0f)) {
-        dt_fail(err, "batchnorm_create: invalid description (%dx%dx%dx%d, momentum %g, eps %g)",
-                d->batch, d->channels, d->height, d->width, (double)d->momentum,
-                (double)d->epsilon);
-        return NULL;
-    }
+    if (dt_batchnorm_desc_check(d, err)) return NULL;
     cpu_batchnorm *bn = calloc(1, sizeof *bn);
     if (!bn) {
         dt_fail(err, "out of memory creating a batchnorm");

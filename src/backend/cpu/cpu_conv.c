@@ -239,22 +239,8 @@ done:
 }
 
 dt_layer *cpu_conv_create(void *ctx, const dt_conv_desc *d, dt_error *err) {
-    if (d->batch <= 0 || d->in_channels <= 0 || d->out_channels <= 0 || d->in_height <= 0 ||
-        d->in_width <= 0 || d->kernel <= 0 || d->stride <= 0 || d->padding < 0) {
-        dt_fail(err,
-                "conv_create: invalid description (batch %d, channels %d->%d, %dx%d, "
-                "kernel %d, stride %d, padding %d)",
-                d->batch, d->in_channels, d->out_channels, d->in_height, d->in_width, d->kernel,
-                d->stride, d->padding);
-        return NULL;
-    }
-    int out_height = (d->in_height + 2 * d->padding - d->kernel) / d->stride + 1;
-    int out_width = (d->in_width + 2 * d->padding - d->kernel) / d->stride + 1;
-    if (d->in_height + 2 * d->padding < d->kernel || d->in_width + 2 * d->padding < d->kernel) {
-        dt_fail(err, "conv_create: kernel %d is larger than the padded %dx%d input", d->kernel,
-                d->in_height, d->in_width);
-        return NULL;
-    }
+    int out_height, out_width;
+    if (dt_conv_desc_check(d, &out_height, &out_width, err)) return NULL;
     cpu_conv *conv = calloc(1, sizeof *conv);
     if (!conv) {
         dt_fail(err, "out of memory creating a convolution");

@@ -68,16 +68,8 @@ done:
 }
 
 dt_layer *cpu_maxpool_create(void *ctx, const dt_pool_desc *d, dt_error *err) {
-    /* torch's rule: padding at most half the kernel, so every window touches the input */
-    if (d->batch <= 0 || d->channels <= 0 || d->in_height <= 0 || d->in_width <= 0 ||
-        d->kernel <= 0 || d->stride <= 0 || d->padding < 0 || 2 * d->padding > d->kernel ||
-        d->in_height + 2 * d->padding < d->kernel || d->in_width + 2 * d->padding < d->kernel) {
-        dt_fail(err,
-                "maxpool_create: invalid description (%dx%dx%dx%d, kernel %d, stride %d, "
-                "padding %d)",
-                d->batch, d->channels, d->in_height, d->in_width, d->kernel, d->stride, d->padding);
-        return NULL;
-    }
+    int out_height, out_width;
+    if (dt_pool_desc_check(d, &out_height, &out_width, err)) return NULL;
     cpu_maxpool *pool = calloc(1, sizeof *pool);
     if (!pool) {
         dt_fail(err, "out of memory creating a max-pool");
@@ -86,8 +78,8 @@ dt_layer *cpu_maxpool_create(void *ctx, const dt_pool_desc *d, dt_error *err) {
     pool->base = (dt_layer){maxpool_destroy};
     pool->ctx = ctx;
     pool->d = *d;
-    pool->out_height = (d->in_height + 2 * d->padding - d->kernel) / d->stride + 1;
-    pool->out_width = (d->in_width + 2 * d->padding - d->kernel) / d->stride + 1;
+    pool->out_height = out_height;
+    pool->out_width = out_width;
     if (maxpool_build(pool, err) != 0) {
         dt_error_prefix(err, "maxpool_create");
         maxpool_destroy(&pool->base);

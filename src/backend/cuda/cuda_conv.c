@@ -15,6 +15,7 @@ enum { CONV_PASSES = 3 };
 typedef struct cuda_conv {
     dt_layer base;
     dt_conv_desc d;
+    int out_height, out_width;
     dt_cudnn_conv_plan *plans[CONV_PASSES]; /* by dt_conv_pass */
     void *filter;                           /* KRSC, activation type */
     const float *filter_from;               /* the weight and version it was copied from */
@@ -35,22 +36,10 @@ static size_t filter_count(const dt_conv_desc *d) {
     return (size_t)d->out_channels * d->in_channels * d->kernel * d->kernel;
 }
 
-static int out_size(const dt_conv_desc *d, int in) {
-    return (in + 2 * d->padding - d->kernel) / d->stride + 1;
-}
-
 dt_layer *cuda_conv_create(void *opaque, const dt_conv_desc *d, dt_error *err) {
     cuda_ctx *ctx = opaque;
-    if (d->batch <= 0 || d->in_channels <= 0 || d->out_channels <= 0 || d->in_height <= 0 ||
-        d->in_width <= 0 || d->kernel <= 0 || d->stride <= 0 || d->padding < 0 ||
-        out_size(d, d->in_height) <= 0 || out_size(d, d->in_width) <= 0) {
-        dt_fail(err,
-                "conv_create: invalid description (batch %d, %d -> %d channels, %dx%d, kernel %d, "
-                "stride %d, padding %d)",
-                d->batch, d->in_channels, d->out_channels, d->in_height, d->in_width, d->kernel,
-                d->stride, d->padding);
-        return NULL;
-    }
+    int out_height, out_width;
+    if (dt_conv_desc_check(d, &out_height, &out_width, err)) return NULL;
     cuda_conv *conv = calloc(1, sizeof *conv);
     if (!conv) {
         dt_fail(err, "out of memory creating a convolution");
@@ -58,6 +47,8 @@ dt_layer *cuda_conv_create(void *opaque, const dt_conv_desc *d, dt_error *err) {
     }
     conv->base.destroy = conv_destroy;
     conv->d = *d;
+    conv->out_height = out_height;
+    conv->out_width = out_width;
     if (d->batch > ctx->batch) ctx->batch = d->batch;
     const char *verbose = getenv("DTRAIN_VERBOSE");
     const dt_cudnn_target target = {.handle = ctx->cudnn,
@@ -90,8 +81,8 @@ static int conv_expect(const cuda_conv *conv, const dt_tensor *x, const dt_tenso
     const dt_conv_desc *d = &conv->d;
     if (cuda_tensor_expect(x, d->batch, d->in_channels, d->in_height, d->in_width, op, x_name, err))
         return -1;
-    return cuda_tensor_expect(y, d->batch, d->out_channels, out_size(d, d->in_height),
-                              out_size(d, d->in_width), op, y_name, err);
+    return cuda_tensor_expect(y, d->batch, d->out_channels, conv->out_height, conv->out_width, op,
+                              y_name, err);
 }
 
 /* The KRSC filter of the current weights: copied again only when the parameters changed. */

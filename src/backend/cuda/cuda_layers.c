@@ -31,13 +31,7 @@ static void batchnorm_destroy(cuda_ctx *ctx, dt_layer *layer) {
 
 dt_layer *cuda_batchnorm_create(void *opaque, const dt_batchnorm_desc *d, dt_error *err) {
     cuda_ctx *ctx = opaque;
-    if (d->batch <= 0 || d->channels <= 0 || d->height <= 0 || d->width <= 0 ||
-        !(d->epsilon > 0.0f) || !(d->momentum >= 0.0f && d->momentum <= 1.0f)) {
-        dt_fail(err, "batchnorm_create: invalid description (%dx%dx%dx%d, momentum %g, eps %g)",
-                d->batch, d->channels, d->height, d->width, (double)d->momentum,
-                (double)d->epsilon);
-        return NULL;
-    }
+    if (dt_batchnorm_desc_check(d, err)) return NULL;
     cuda_batchnorm *bn = calloc(1, sizeof *bn);
     if (!bn) {
         dt_fail(err, "out of memory creating a batchnorm");
@@ -137,16 +131,8 @@ static void maxpool_destroy(cuda_ctx *ctx, dt_layer *layer) {
 
 dt_layer *cuda_maxpool_create(void *opaque, const dt_pool_desc *d, dt_error *err) {
     cuda_ctx *ctx = opaque;
-    /* torch's rule: padding at most half the kernel, so every window touches the input */
-    if (d->batch <= 0 || d->channels <= 0 || d->in_height <= 0 || d->in_width <= 0 ||
-        d->kernel <= 0 || d->stride <= 0 || d->padding < 0 || 2 * d->padding > d->kernel ||
-        d->in_height + 2 * d->padding < d->kernel || d->in_width + 2 * d->padding < d->kernel) {
-        dt_fail(err,
-                "maxpool_create: invalid description (%dx%dx%dx%d, kernel %d, stride %d, "
-                "padding %d)",
-                d->batch, d->channels, d->in_height, d->in_width, d->kernel, d->stride, d->padding);
-        return NULL;
-    }
+    int out_height, out_width;
+    if (dt_pool_desc_check(d, &out_height, &out_width, err)) return NULL;
     cuda_maxpool *pool = calloc(1, sizeof *pool);
     if (!pool) {
         dt_fail(err, "out of memory creating a max-pool");
@@ -154,8 +140,8 @@ dt_layer *cuda_maxpool_create(void *opaque, const dt_pool_desc *d, dt_error *err
     }
     pool->base.destroy = maxpool_destroy;
     pool->d = *d;
-    pool->out_height = (d->in_height + 2 * d->padding - d->kernel) / d->stride + 1;
-    pool->out_width = (d->in_width + 2 * d->padding - d->kernel) / d->stride + 1;
+    pool->out_height = out_height;
+    pool->out_width = out_width;
     const size_t outputs = (size_t)d->batch * d->channels * pool->out_height * pool->out_width;
     if (!(pool->argmax =
               cuda_device_alloc(ctx, outputs * sizeof(int32_t), "the max-pool argmax", err))) {

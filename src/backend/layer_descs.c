@@ -1,0 +1,48 @@
+/* The checks of the layer descriptions of include/dtrain/backend.h, shared by every backend, so
+ * that a description is accepted or refused alike, with the same message, on the CPU and the GPU,
+ * and the output sizes come from one formula. */
+#include "dtrain/backend.h"
+
+static int out_size(int in, int kernel, int stride, int padding) {
+    return (in + 2 * padding - kernel) / stride + 1;
+}
+
+int dt_conv_desc_check(const dt_conv_desc *d, int *out_height, int *out_width, dt_error *err) {
+    if (d->batch <= 0 || d->in_channels <= 0 || d->out_channels <= 0 || d->in_height <= 0 ||
+        d->in_width <= 0 || d->kernel <= 0 || d->stride <= 0 || d->padding < 0)
+        return dt_fail(err,
+                       "conv_create: invalid description (batch %d, channels %d->%d, %dx%d, "
+                       "kernel %d, stride %d, padding %d)",
+                       d->batch, d->in_channels, d->out_channels, d->in_height, d->in_width,
+                       d->kernel, d->stride, d->padding);
+    if (d->in_height + 2 * d->padding < d->kernel || d->in_width + 2 * d->padding < d->kernel)
+        return dt_fail(err, "conv_create: kernel %d is larger than the padded %dx%d input",
+                       d->kernel, d->in_height, d->in_width);
+    *out_height = out_size(d->in_height, d->kernel, d->stride, d->padding);
+    *out_width = out_size(d->in_width, d->kernel, d->stride, d->padding);
+    return 0;
+}
+
+int dt_pool_desc_check(const dt_pool_desc *d, int *out_height, int *out_width, dt_error *err) {
+    /* torch's rule: padding at most half the kernel, so every window touches the input */
+    if (d->batch <= 0 || d->channels <= 0 || d->in_height <= 0 || d->in_width <= 0 ||
+        d->kernel <= 0 || d->stride <= 0 || d->padding < 0 || 2 * d->padding > d->kernel ||
+        d->in_height + 2 * d->padding < d->kernel || d->in_width + 2 * d->padding < d->kernel)
+        return dt_fail(err,
+                       "maxpool_create: invalid description (%dx%dx%dx%d, kernel %d, stride %d, "
+                       "padding %d)",
+                       d->batch, d->channels, d->in_height, d->in_width, d->kernel, d->stride,
+                       d->padding);
+    *out_height = out_size(d->in_height, d->kernel, d->stride, d->padding);
+    *out_width = out_size(d->in_width, d->kernel, d->stride, d->padding);
+    return 0;
+}
+
+int dt_batchnorm_desc_check(const dt_batchnorm_desc *d, dt_error *err) {
+    if (d->batch <= 0 || d->channels <= 0 || d->height <= 0 || d->width <= 0 ||
+        !(d->epsilon > 0.0f) || !(d->momentum >= 0.0f && d->momentum <= 1.0f))
+        return dt_fail(
+            err, "batchnorm_create: invalid description (%dx%dx%dx%d, momentum %g, eps %g)",
+            d->batch, d->channels, d->height, d->width, (double)d->momentum, (double)d->epsilon);
+    return 0;
+}
