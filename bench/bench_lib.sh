@@ -134,3 +134,24 @@ machine_load() {
 omp_note() {
   echo "OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-unset}"
 }
+
+# pypi_torch_python: prints the python of a virtual environment of the benchmarks' own with PyPI's
+# current torch and torchvision, creating it (python3 -m venv, pip install) when it lacks them.
+# Bench-only: nothing else in the repository needs it. Where: $DTRAIN_BENCH_TORCH_VENV, default
+# /var/cache/dtrain/bench-torch as root, else ~/.cache/dtrain/bench-torch. Status 1 (with the
+# reason on stderr) when it cannot be made, e.g. without network access to PyPI.
+pypi_torch_python() {
+  local venv=${DTRAIN_BENCH_TORCH_VENV:-}
+  if [[ -z $venv ]]; then
+    if [[ $(id -u) -eq 0 ]]; then venv=/var/cache/dtrain/bench-torch; else venv=$HOME/.cache/dtrain/bench-torch; fi
+  fi
+  if ! "$venv/bin/python" -c 'import torch, torchvision' 2>/dev/null; then
+    echo "installing PyPI's torch and torchvision into $venv (once; a few GB)" >&2
+    { python3 -m venv "$venv" && "$venv/bin/pip" install -q --upgrade pip &&
+      "$venv/bin/pip" install -q torch torchvision; } >&2 || {
+      echo "could not install torch from PyPI into $venv" >&2
+      return 1
+    }
+  fi
+  echo "$venv/bin/python"
+}

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Training throughput benchmark: dtrain end to end from JPEG files (decode, resize, forward,
-# loss, backward, SGD) against PyTorch's compute-only training step on random tensors
-# (torchvision resnet18, bench/pytorch_train_step.py), fp32, same batch and thread count, run one
-# after the other in this invocation, at each image size asked for.
+# loss, backward, SGD) at each precision against PyTorch's compute-only training step on random
+# tensors (torchvision resnet18, bench/pytorch_train_step.py): Debian's PyTorch 1.13 (fp32) and
+# PyPI's current PyTorch 2.x (fp32, and bf16 autocast), same batch and thread count, run one after
+# the other in this invocation, at each image size asked for, with the ratios.
 #
 #   bench/bench_train.sh BUILD_DIR [options]
 #
@@ -14,14 +15,22 @@
 #   --batch 64         batch size (train.batch_size)
 #   --threads 2        compute threads on both sides (runtime.threads, torch.set_num_threads)
 #   --workers N        data.workers for dtrain (default: dtrain's own choice, 0)
+#   --precisions fp32,tf32,bf16
+#                      dtrain's runtime.precision values; one this CPU refuses (bf16 without
+#                      AVX-512-BF16/AMX) is shown as "refused"
+#   --peers debian,pypi
+#                      PyTorch peers: debian (python3-torch 1.13: fp32), pypi (PyPI's torch 2.x
+#                      in a virtual environment of the benchmarks' own, installed on first use:
+#                      fp32 and bf16 autocast)
 #   --workdir DIR      where images and runs go (default: a temporary folder, removed at exit)
 #   --keep             keep the temporary folder
 #   --no-torch         skip the PyTorch side
 #   --set KEY=VALUE    an extra dtrain override (repeatable), e.g. --set data.augment=flip
-# Environment: PYTHON (default /usr/bin/python3, needs torch + torchvision), DTRAIN_BIN (default
-# BUILD_DIR/dtrain). Needs BUILD_DIR/bench/bench_make_photos (cmake --build BUILD_DIR --target
-# dtrain bench_make_photos). OMP_WAIT_POLICY, OMP_NUM_THREADS and the like reach both sides:
-# on a shared, loaded machine OMP_WAIT_POLICY=passive changes both sides' numbers a lot.
+# Environment: PYTHON (the debian peer, default /usr/bin/python3), DTRAIN_BENCH_TORCH_VENV (the
+# pypi peer's virtual environment, see bench_lib.sh), DTRAIN_BIN (default BUILD_DIR/dtrain). Needs
+# BUILD_DIR/bench/bench_make_photos (cmake --build BUILD_DIR --target dtrain bench_make_photos).
+# OMP_WAIT_POLICY, OMP_NUM_THREADS and the like reach both sides: on a shared, loaded machine
+# OMP_WAIT_POLICY=passive changes both sides' numbers a lot.
 #
 # dtrain's img/s is global batch x measured steps / their wall time, from the elapsed_s of the
 # train rows (output.log_every=1) after the warm-up steps; "data wait" is the share of all
@@ -40,7 +49,7 @@ export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE}
 build=$1
 shift
 sizes=64,224 steps=10,6 warmup=2 torch_steps='' batch=64 threads=2 workers='' workdir='' keep=0
-run_torch=1
+run_torch=1 precisions=fp32,tf32,bf16 peers=debian,pypi
 extra=()
 while [[ $# -gt 0 ]]; do
   case $1 in
@@ -51,6 +60,8 @@ while [[ $# -gt 0 ]]; do
   --batch) batch=${2:?} && shift 2 ;;
   --threads) threads=${2:?} && shift 2 ;;
   --workers) workers=${2:?} && shift 2 ;;
+  --precisions) precisions=${2:?} && shift 2 ;;
+  --peers) peers=${2:?} && shift 2 ;;
   --workdir) workdir=${2:?} && shift 2 ;;
   --keep) keep=1 && shift ;;
   --no-torch) run_torch=0 && shift ;;
@@ -64,12 +75,36 @@ for v in "$warmup" "$batch" "$threads"; do
 done
 [[ $warmup -ge 1 && $batch -ge 1 && $threads -ge 1 ]] || die "--warmup, --batch, --threads must be >= 1"
 
-python=${PYTHON:-/usr/bin/python3}
+IFS=, read -r -a precision_list <<<"$precisions"
+for p in "${precision_list[@]}"; do
+  [[ $p == fp32 || $p == tf32 || $p == bf16 ]] || die "--precisions takes fp32, tf32, bf16; not '$p'"
+done
 find_dtrain "$build"
 require_bench_tools "$build" bench_make_photos
-if [[ $run_torch -eq 1 ]] && ! "$python" -c 'import torch, torchvision' 2>/dev/null; then
-  echo "note: $python has no torch/torchvision; measuring dtrain only" >&2
-  run_torch=0
+# The PyTorch peers: "label python mode" per line, mode fp32 or bf16 (autocast).
+torch_runs=()
+if [[ $run_torch -eq 1 ]]; then
+  IFS=, read -r -a peer_list <<<"$peers"
+  for peer in "${peer_list[@]}"; do
+    case $peer in
+    debian)
+      python=${PYTHON:-/usr/bin/python3}
+      if "$python" -c 'import torch, torchvision' 2>/dev/null; then
+        torch_runs+=("debian $python fp32")
+      else
+        echo "note: $python has no torch/torchvision (apt-get install python3-torchvision); no debian peer" >&2
+      fi
+      ;;
+    pypi)
+      if python=$(pypi_torch_python); then
+        torch_runs+=("pypi $python fp32" "pypi $python bf16")
+      else
+        echo "note: no PyPI torch; no pypi peer" >&2
+      fi
+      ;;
+    *) die "--peers takes debian, pypi; not '$peer'" ;;
+    esac
+  done
 fi
 
 IFS=, read -r -a size_list <<<"$sizes"
@@ -99,53 +134,95 @@ per_class=$(((max_train + n_val + classes - 1) / classes))
 echo "generating $((per_class * classes)) JPEGs (10 classes, 60..300 px, quality 90) in $workdir"
 make_photo_pool "$build" "$workdir/pool" "$classes" "$per_class" 60 300
 
-rows=()
+declare -A rate # "size what" -> img/s, what: dtrain-fp32, torch-debian-fp32, torch-pypi-bf16, ...
+declare -A version wait_share
 for i in "${!size_list[@]}"; do
   size=${size_list[$i]}
   n_steps=$(steps_for step_list "$i")
   n_torch=$(steps_for torch_step_list "$i")
   total=$((batch * (warmup + n_steps) + n_val))
   root=$workdir/data$size
-  run_dir=$workdir/run$size
   make_imagefolder "$workdir/pool" "$root" "$classes" "$total"
-  rm -rf "$run_dir"
-  overrides=(data.root="$root" data.image_size="$size"
-    data.val_fraction="$(val_fraction_for "$total" "$n_val")" train.epochs=1
-    train.batch_size="$batch" runtime.device=cpu runtime.threads="$threads"
-    runtime.precision=fp32 output.dir="$run_dir" output.log_every=1)
-  [[ -n $workers ]] && overrides+=(data.workers="$workers")
-  overrides+=(${extra[@]+"${extra[@]}"})
-  config=$workdir/bench_train.yaml
-  printf 'data:\n  root: %s\n' "$root" >"$config"
+  for precision in "${precision_list[@]}"; do
+    run_dir=$workdir/run$size-$precision
+    rm -rf "$run_dir"
+    overrides=(data.root="$root" data.image_size="$size"
+      data.val_fraction="$(val_fraction_for "$total" "$n_val")" train.epochs=1
+      train.batch_size="$batch" runtime.device=cpu runtime.threads="$threads"
+      runtime.precision="$precision" output.dir="$run_dir" output.log_every=1)
+    [[ -n $workers ]] && overrides+=(data.workers="$workers")
+    overrides+=(${extra[@]+"${extra[@]}"})
+    config=$workdir/bench_train.yaml
+    printf 'data:\n  root: %s\n' "$root" >"$config"
 
-  echo "size $size: dtrain, $warmup + $n_steps steps of $batch ($(machine_load))"
-  log=$workdir/dtrain$size.log
-  if ! "$dtrain" "$config" "${overrides[@]}" >"$log" 2>&1; then
-    cat "$log" >&2
-    die "dtrain failed at size $size (log above)"
-  fi
-  read -r dtrain_rate _ measured _ < <(steady_rate "$run_dir/metrics.jsonl" "$batch" "$warmup")
-  read -r data_wait _ < <(time_shares "$log")
-  grep -a '^time:' "$log" | sed 's/^/  dtrain /'
+    echo "size $size: dtrain $precision, $warmup + $n_steps steps of $batch ($(machine_load))"
+    log=$workdir/dtrain$size-$precision.log
+    status=0
+    "$dtrain" "$config" "${overrides[@]}" >"$log" 2>&1 || status=$?
+    if [[ $status -eq 2 && $precision == bf16 ]]; then
+      echo "  refused: $(grep -a -m1 'bf16' "$log")"
+      rate["$size dtrain-$precision"]=refused
+      continue
+    elif [[ $status -ne 0 ]]; then
+      cat "$log" >&2
+      die "dtrain failed at size $size, $precision (log above)"
+    fi
+    read -r dtrain_rate _ _ _ < <(steady_rate "$run_dir/metrics.jsonl" "$batch" "$warmup")
+    read -r data_wait _ < <(time_shares "$log")
+    grep -a '^time:' "$log" | sed 's/^/  dtrain /'
+    rate["$size dtrain-$precision"]=$dtrain_rate
+    wait_share["$size $precision"]=$data_wait
+  done
 
-  torch_rate=n/a
-  if [[ $run_torch -eq 1 ]]; then
-    echo "size $size: pytorch, $warmup + $n_torch steps of $batch ($(machine_load))"
+  for run in ${torch_runs[@]+"${torch_runs[@]}"}; do
+    read -r peer python mode <<<"$run"
+    echo "size $size: pytorch ($peer) $mode, $warmup + $n_torch steps of $batch ($(machine_load))"
+    mode_args=()
+    [[ $mode == bf16 ]] && mode_args=(--bf16-autocast)
     torch_out=$("$python" "$here/pytorch_train_step.py" --size "$size" --batch "$batch" \
-      --threads "$threads" --steps "$n_torch" --warmup "$warmup" --classes "$classes")
+      --threads "$threads" --steps "$n_torch" --warmup "$warmup" --classes "$classes" \
+      ${mode_args[@]+"${mode_args[@]}"})
     echo "  $torch_out"
-    torch_rate=$(sed -n 's/.*img_per_s=\([0-9.]*\).*/\1/p' <<<"$torch_out")
-  fi
-  rows+=("$size $measured $dtrain_rate $torch_rate $(ratio "$dtrain_rate" "$torch_rate") $data_wait")
+    rate["$size torch-$peer-$mode"]=$(sed -n 's/.*img_per_s=\([0-9.]*\).*/\1/p' <<<"$torch_out")
+    version[$peer]=$(sed -n 's/.*torch=\([^ ]*\).*/\1/p' <<<"$torch_out")
+  done
 done
 
 echo
-echo "training throughput, fp32, batch $batch, $threads threads, ResNet-18, 10 classes"
+echo "training throughput, batch $batch, $threads threads, ResNet-18, 10 classes, img/s"
 echo "(dtrain: JPEG files end to end; pytorch: compute only on random tensors)"
 echo "($(machine_load) at the end; $(omp_note))"
-printf '%6s %6s %14s %14s %16s %14s\n' size steps "dtrain img/s" "pytorch img/s" \
-  "dtrain/pytorch" "data wait %"
-for row in "${rows[@]}"; do
-  read -r size measured d p r w <<<"$row"
-  printf '%6s %6s %14s %14s %16s %14s\n' "$size" "$measured" "$d" "$p" "$r" "$w"
+columns=()
+for precision in "${precision_list[@]}"; do columns+=("dtrain-$precision"); done
+for run in ${torch_runs[@]+"${torch_runs[@]}"}; do
+  read -r peer _ mode <<<"$run"
+  columns+=("torch-$peer-$mode")
+done
+header=$(printf '%6s' size)
+for c in "${columns[@]}"; do
+  label=$c
+  [[ $c == torch-* ]] && label="${c/-debian-/-${version[debian]:-debian}-}" && label="${label/-pypi-/-${version[pypi]:-pypi}-}"
+  header+=$(printf ' %20s' "$label")
+done
+echo "$header"
+for size in "${size_list[@]}"; do
+  line=$(printf '%6s' "$size")
+  for c in "${columns[@]}"; do line+=$(printf ' %20s' "${rate["$size $c"]:-n/a}"); done
+  echo "$line"
+done
+echo
+echo "ratios (dtrain / peer)"
+for size in "${size_list[@]}"; do
+  for pair in "dtrain-fp32 torch-pypi-fp32" "dtrain-fp32 torch-debian-fp32" \
+    "dtrain-tf32 torch-pypi-fp32" "dtrain-bf16 torch-pypi-bf16" "dtrain-tf32 torch-pypi-bf16"; do
+    read -r a b <<<"$pair"
+    [[ -n ${rate["$size $a"]:-} && -n ${rate["$size $b"]:-} ]] || continue
+    printf '%6s  %-12s / %-18s %6s\n' "$size" "$a" "$b" "$(ratio "${rate["$size $a"]}" "${rate["$size $b"]}")"
+  done
+done
+for size in "${size_list[@]}"; do
+  for precision in "${precision_list[@]}"; do
+    [[ -n ${wait_share["$size $precision"]:-} ]] &&
+      echo "data wait, $size px $precision: ${wait_share["$size $precision"]}% of step time"
+  done
 done

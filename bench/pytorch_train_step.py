@@ -1,9 +1,11 @@
 #!/usr/bin/env python3
 """PyTorch peer for bench/bench_train.sh: images/s of torchvision resnet18's training step
-(forward, cross-entropy, backward, SGD) on random tensors, compute only, on the CPU.
+(forward, cross-entropy, backward, SGD) on random tensors, compute only, on the CPU; fp32, or
+with --bf16-autocast the forward and loss under torch.autocast("cpu", torch.bfloat16) (fp32
+weights and SGD), as PyTorch's CPU mixed-precision recipe does.
 
-usage: pytorch_train_step.py --size 224 --batch 64 --threads 2 --steps 5 --warmup 2
-Prints one line: "pytorch img_per_s=<float> step_s=<float>".
+usage: pytorch_train_step.py --size 224 --batch 64 --threads 2 --steps 5 --warmup 2 [--bf16-autocast]
+Prints one line: "pytorch img_per_s=<float> step_s=<float> torch=<version> mode=<fp32|bf16>".
 """
 import argparse
 import time
@@ -20,6 +22,7 @@ def main():
     p.add_argument("--steps", type=int, default=5)
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--classes", type=int, default=10)
+    p.add_argument("--bf16-autocast", action="store_true")
     a = p.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
@@ -32,7 +35,8 @@ def main():
 
     def step():
         opt.zero_grad(set_to_none=True)
-        loss = loss_fn(model(x), y)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=a.bf16_autocast):
+            loss = loss_fn(model(x), y)
         loss.backward()
         opt.step()
 
@@ -42,7 +46,8 @@ def main():
     for _ in range(a.steps):
         step()
     dt = (time.perf_counter() - t0) / a.steps
-    print(f"pytorch img_per_s={a.batch / dt:.2f} step_s={dt:.4f} torch={torch.__version__}")
+    mode = "bf16" if a.bf16_autocast else "fp32"
+    print(f"pytorch img_per_s={a.batch / dt:.2f} step_s={dt:.4f} torch={torch.__version__} mode={mode}")
 
 
 if __name__ == "__main__":

@@ -369,16 +369,7 @@ static void test_sparse_pretrained(void) {
 }
 
 int main(void) {
-    dtrain_bin = getenv("DTRAIN_BIN");
-    if (!dtrain_bin) {
-        fprintf(stderr, "DTRAIN_BIN is not set (run through ctest)\n");
-        return 1;
-    }
-    dt_error err = {{0}, 0};
-    if (dt_testgen_make_temp_dir("dtrain-hostile", workdir, sizeof workdir, &err)) {
-        fprintf(stderr, "%s\n", err.message);
-        return 1;
-    }
+    if (dt_test_dtrain_setup("dtrain-hostile", &dtrain_bin, workdir, sizeof workdir)) return 1;
     char data[512];
     snprintf(data, sizeof data, "%s/data", workdir);
     make_data(data, 8);

@@ -188,16 +188,7 @@ static void test_exit_codes(void) {
 }
 
 int main(void) {
-    dtrain_bin = getenv("DTRAIN_BIN");
-    if (!dtrain_bin) {
-        fprintf(stderr, "DTRAIN_BIN is not set (run through ctest)\n");
-        return 1;
-    }
-    dt_error err = {{0}, 0};
-    if (dt_testgen_make_temp_dir("dtrain-e2e", workdir, sizeof workdir, &err)) {
-        fprintf(stderr, "%s\n", err.message);
-        return 1;
-    }
+    if (dt_test_dtrain_setup("dtrain-e2e", &dtrain_bin, workdir, sizeof workdir)) return 1;
     test_training_run();
     test_exit_codes();
     dt_testgen_finish_temp_dir(workdir);

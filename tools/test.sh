@@ -5,10 +5,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash tools/install-deps.sh
-# For the tests of cluster/ on a throwaway Slurm (tests/slurm) only, so not in the demo's list. On
-# a systemd machine the munge service starts; slurmd and slurmctld stay off without
-# /etc/slurm/slurm.conf.
-bash tools/install-deps.sh slurm-wlm munge
+# For the tests only, so not in the demo's list: the cluster/ scripts on a throwaway Slurm
+# (tests/slurm; on a systemd machine the munge service starts, slurmd and slurmctld stay off
+# without /etc/slurm/slurm.conf), and dtrain under valgrind and gdb (tests/startup.cmake).
+bash tools/install-deps.sh slurm-wlm munge valgrind gdb
 jobs=$(nproc)
 
 echo "== format check"

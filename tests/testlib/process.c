@@ -1,6 +1,8 @@
 /* Helpers for tests that run the dtrain binary and read what it wrote. */
 #include "process.h"
 
+#include "imagegen.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,4 +38,19 @@ int dt_test_count(const char *text, const char *needle) {
     int n = 0;
     for (const char *p = text; (p = strstr(p, needle)); p++) n++;
     return n;
+}
+
+int dt_test_dtrain_setup(const char *prefix, const char **dtrain_bin, char *workdir,
+                         size_t workdir_size) {
+    *dtrain_bin = getenv("DTRAIN_BIN");
+    if (!*dtrain_bin) {
+        fprintf(stderr, "DTRAIN_BIN is not set (run through ctest)\n");
+        return 1;
+    }
+    dt_error err = {{0}, 0};
+    if (dt_testgen_make_temp_dir(prefix, workdir, workdir_size, &err)) {
+        fprintf(stderr, "%s\n", err.message);
+        return 1;
+    }
+    return 0;
 }
