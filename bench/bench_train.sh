@@ -21,7 +21,8 @@
 #   --peers debian,pypi
 #                      PyTorch peers: debian (python3-torch 1.13: fp32), pypi (PyPI's torch 2.x
 #                      in a virtual environment of the benchmarks' own, installed on first use:
-#                      fp32 and bf16 autocast)
+#                      fp32, and bf16 autocast on CPUs with AVX-512-BF16 or AMX, or with
+#                      DTRAIN_BENCH_BF16=1)
 #   --workdir DIR      where images and runs go (default: a temporary folder, removed at exit)
 #   --keep             keep the temporary folder
 #   --no-torch         skip the PyTorch side
@@ -97,7 +98,14 @@ if [[ $run_torch -eq 1 ]]; then
       ;;
     pypi)
       if python=$(pypi_torch_python); then
-        torch_runs+=("pypi $python fp32" "pypi $python bf16")
+        torch_runs+=("pypi $python fp32")
+        # Without bf16 instructions PyTorch emulates bf16 autocast, about 30x slower than fp32
+        # (bench/README.md): a 224 px run would take many minutes and measure nothing useful.
+        if grep -qwE 'avx512_bf16|amx_bf16' /proc/cpuinfo || [[ ${DTRAIN_BENCH_BF16:-} == 1 ]]; then
+          torch_runs+=("pypi $python bf16")
+        else
+          echo "note: this CPU has no AVX-512-BF16 or AMX: no bf16 autocast peer (DTRAIN_BENCH_BF16=1 runs it)" >&2
+        fi
       else
         echo "note: no PyPI torch; no pypi peer" >&2
       fi
