@@ -64,6 +64,13 @@ inside_namespaces() {
 
   mount -t proc proc "$root/proc"
   mount -t sysfs -o ro sysfs "$root/sys"
+  # The cgroup hierarchy, as systemd mounts it on any Debian machine (slurmd of the Slurm tests
+  # refuses to start without it); read-only, every mount of it.
+  if [ -d /sys/fs/cgroup ] && [ -d "$root/sys/fs/cgroup" ]; then
+    mount --rbind /sys/fs/cgroup "$root/sys/fs/cgroup"
+    awk -v r="$root/sys/fs/cgroup" '$5 == r || index($5, r "/") == 1 { print $5 }' \
+      /proc/self/mountinfo | while read -r m; do mount -o remount,bind,ro "$m"; done
+  fi
   mount --bind /dev "$root/dev"
   mount -t devpts -o newinstance,ptmxmode=0666 devpts "$root/dev/pts"
   mount -t tmpfs -o mode=1777 shm "$root/dev/shm"

@@ -78,7 +78,10 @@ output:
 EOF
 chown -R "$job_user:" "$submit" "$work/elsewhere"
 
-slurm_start "$work/slurm" 4 || exit 1
+if ! slurm_start "$work/slurm" 4; then
+    check_fail "the throwaway Slurm did not start (above)"
+    exit 1
+fi
 
 as_user() { # as_user DIR COMMAND...: runs COMMAND in DIR as the job user
     local dir=$1

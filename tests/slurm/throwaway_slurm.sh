@@ -23,6 +23,16 @@ slurm_free_port() {
     return 1
 }
 
+# slurm_start_failed WHAT: says what did not start, with the end of each daemon's log.
+slurm_start_failed() {
+    local log
+    echo "throwaway Slurm: $1" >&2
+    for log in "$slurm_dir/munge-key/log" "$slurm_dir"/log/*.log; do
+        [[ -f $log ]] && echo "--- $log" >&2 && tail -n 15 "$log" >&2
+    done
+    return 1
+}
+
 slurm_start() {
     local dir=$1 cpus=$2 host ctld_port slurmd_port
     slurm_dir=$dir
@@ -35,9 +45,10 @@ slurm_start() {
     chmod 600 "$dir/munge-key/key"
     munged --socket="$dir/munge/socket" --key-file="$dir/munge-key/key" \
         --log-file="$dir/munge-key/log" --pid-file="$dir/munge-key/pid" \
-        --seed-file="$dir/munge-key/seed" || return 1
+        --seed-file="$dir/munge-key/seed" || slurm_start_failed "munged did not start" || return 1
 
-    ctld_port=$(slurm_free_port) && slurmd_port=$(slurm_free_port) || return 1
+    ctld_port=$(slurm_free_port) && slurmd_port=$(slurm_free_port) ||
+        slurm_start_failed "no free TCP port" || return 1
     # cred_expire: a requeued job waits that long before it may start again (default 120 s);
     # sched_interval: the periodic scheduling pass that starts it (default 60 s).
     cat >"$dir/slurm.conf" <<EOF
@@ -76,16 +87,15 @@ PartitionName=test Nodes=ALL Default=YES MaxTime=INFINITE State=UP
 EOF
     chmod 644 "$dir/slurm.conf"
     export SLURM_CONF=$dir/slurm.conf
-    slurmctld -i || return 1
-    slurmd || return 1
+    slurmctld -i || slurm_start_failed "slurmctld did not start" || return 1
+    slurmd || slurm_start_failed "slurmd did not start" || return 1
     local state
     for _ in $(seq 150); do
         state=$(sinfo -h -o %t 2>/dev/null)
         [[ $state == idle ]] && return 0
         sleep 0.2
     done
-    echo "throwaway Slurm: node not idle after 30 s (state '$state'); logs in $dir/log" >&2
-    return 1
+    slurm_start_failed "node not idle after 30 s (state '$state')"
 }
 
 # Kills the process whose pid file is given, waiting up to 10 s before SIGKILL.
