@@ -5,7 +5,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "dtrain/export.h"
 #include "dtrain/log.h"
 #include "dtrain/platform.h"
 #include "train/trainer_internal.h"
@@ -72,10 +71,7 @@ static int evaluate_on_root(dt_trainer *t, int epoch, long global_step, dt_error
     }
     if (val_acc > t->best_val_acc) { /* best_val_acc starts at -1: the first epoch writes */
         t->best_val_acc = val_acc;
-        char path[DT_PATH_BYTES];
-        if (dt_path_join(path, sizeof path, cfg->output.dir, "best.safetensors", err) ||
-            dt_export_trained_model(t->model, path, t->display_names, t->ds.n_classes, cfg, err))
-            return -1;
+        if (dt_train_write_model(t, "best.safetensors", err)) return -1;
     }
     return 0;
 }

@@ -10,7 +10,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "dtrain/export.h"
 #include "dtrain/log.h"
 #include "dtrain/platform.h"
 #include "dtrain/safetensors.h"
@@ -360,12 +359,7 @@ int dt_rel_step_end(dt_trainer *t, int epoch, long step_in_epoch, long global_st
         if (dt_rel_checkpoint(t, epoch, global_step, step_in_epoch, 0, 1, err)) return -1;
         /* the weights so far as model.safetensors too: a job that a time limit ends before it
          * is resumed still leaves a usable model where users look for it */
-        char path[DT_PATH_BYTES];
-        if (t->is_root &&
-            (dt_path_join(path, sizeof path, t->cfg->output.dir, "model.safetensors", err) ||
-             dt_export_trained_model(t->model, path, t->display_names, t->ds.n_classes, t->cfg,
-                                     err)))
-            return -1;
+        if (t->is_root && dt_train_write_model(t, "model.safetensors", err)) return -1;
         dt_fail(err,
                 "stopped by a signal after step %ld (epoch %d); checkpoint %s/checkpoints/"
                 "step-%08ld and model.safetensors written; continue with --resume",

@@ -623,10 +623,7 @@ static int finish(dt_trainer *t, dt_error *err) {
     if (!finite)
         return dt_fail(err, "the final weights are not finite (NaN or Inf): model.safetensors "
                             "not written; try a lower train.lr");
-    char path[DT_PATH_BYTES];
-    if (dt_path_join(path, sizeof path, t->cfg->output.dir, "model.safetensors", err) ||
-        dt_export_trained_model(t->model, path, t->display_names, t->ds.n_classes, t->cfg, err))
-        return -1;
+    if (dt_train_write_model(t, "model.safetensors", err)) return -1;
     double elapsed = dt_monotonic_seconds() - t->start;
     double best = t->best_val_acc >= 0 ? t->best_val_acc : 0; /* every epoch evaluates */
     dt_done_row done = {.epochs = t->cfg->train.epochs,
@@ -647,6 +644,12 @@ static int finish(dt_trainer *t, dt_error *err) {
                      "done: final validation accuracy %.4f (best %.4f); outputs in %s/",
                      t->last_val_acc, best, t->cfg->output.dir);
     return 0;
+}
+
+int dt_train_write_model(dt_trainer *t, const char *name, dt_error *err) {
+    char path[DT_PATH_BYTES];
+    if (dt_path_join(path, sizeof path, t->cfg->output.dir, name, err)) return -1;
+    return dt_export_trained_model(t->model, path, t->display_names, t->ds.n_classes, t->cfg, err);
 }
 
 static int run(dt_trainer *t, dt_error *err) {

@@ -136,6 +136,10 @@ int dt_run_outputs_eval(dt_trainer *t, const dt_eval_row *row, dt_predictions *p
 int dt_run_outputs_done(dt_trainer *t, const uint8_t *bad_files, dt_error *err);
 void dt_run_outputs_close(dt_trainer *t);
 
+/* Rank 0: the current weights as output.dir/NAME (model.safetensors, best.safetensors), in
+ * torchvision names with the run's classes and preprocessing (dtrain/export.h). */
+int dt_train_write_model(dt_trainer *t, const char *name, dt_error *err);
+
 /* Rank 0: loads model.pretrained into the model (see src/train/pretrained.c). */
 int dt_train_load_pretrained(dt_trainer *t, dt_error *err);
 

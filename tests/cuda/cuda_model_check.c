@@ -8,12 +8,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backends.h"
 #include "check.h"
 #include "dtrain/backend.h"
 #include "dtrain/config.h"
 #include "dtrain/model.h"
 
-enum { SKIPPED = 77, BATCH = 8, SIZE = 32, CLASSES = 10, STEPS = 3 };
+enum { BATCH = 8, SIZE = 32, CLASSES = 10, STEPS = 3 };
 
 static const char *precision_name(int precision) {
     return precision == DT_PRECISION_TF32   ? "tf32"
@@ -74,13 +75,10 @@ static void compare(int precision, const char *what, double error, double tolera
 }
 
 int main(void) {
-    if (!dt_backend_cuda_training_available()) {
-        printf("SKIPPED: this dtrain has no CUDA training backend\n");
-        return SKIPPED;
-    }
-    if (dt_backend_cuda_device_count() == 0) {
-        printf("SKIPPED: no usable GPU (driver or device missing)\n");
-        return SKIPPED;
+    char reason[256];
+    if (dt_test_backend_unusable("cuda", reason, sizeof reason)) {
+        printf("SKIPPED: %s\n", reason);
+        return DT_TEST_SKIP;
     }
     const size_t pixel_count = (size_t)STEPS * BATCH * SIZE * SIZE * 3;
     uint8_t *pixels = malloc(pixel_count);

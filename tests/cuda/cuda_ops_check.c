@@ -12,8 +12,6 @@
 #include "dtrain/config.h"
 #include "test_backend_common.h"
 
-enum { SKIPPED = 77 };
-
 typedef struct tolerances {
     double exact, eltwise, pool, conv, bn, linear, loss;
 } tolerances;
@@ -460,13 +458,10 @@ static void check_linear_and_loss(pair *p, const tolerances *t) {
 }
 
 int main(void) {
-    if (!dt_backend_cuda_training_available()) {
-        printf("SKIPPED: this dtrain has no CUDA training backend\n");
-        return SKIPPED;
-    }
-    if (dt_backend_cuda_device_count() == 0) {
-        printf("SKIPPED: no usable GPU (driver or device missing)\n");
-        return SKIPPED;
+    char reason[256];
+    if (dt_test_backend_unusable("cuda", reason, sizeof reason)) {
+        printf("SKIPPED: %s\n", reason);
+        return DT_TEST_SKIP;
     }
     dt_backend cpu = test_backend_open(0, NULL); /* the CPU backend: the reference */
     const int precisions[] = {DT_PRECISION_FP32, DT_PRECISION_TF32, DT_PRECISION_BF16};
@@ -484,38 +479,12 @@ int main(void) {
         pair p = {&cpu, &gpu};
         check_buffers(&p, &t);
         check_input(&p, &t);
-        const dt_conv_desc convs[] = {{.batch = 2,
-                                       .in_channels = 3,
-                                       .out_channels = 64,
-                                       .in_height = 32,
-                                       .in_width = 32,
-                                       .kernel = 7,
-                                       .stride = 2,
-                                       .padding = 3},
-                                      {.batch = 2,
-                                       .in_channels = 64,
-                                       .out_channels = 64,
-                                       .in_height = 8,
-                                       .in_width = 8,
-                                       .kernel = 3,
-                                       .stride = 1,
-                                       .padding = 1},
-                                      {.batch = 2,
-                                       .in_channels = 64,
-                                       .out_channels = 128,
-                                       .in_height = 8,
-                                       .in_width = 8,
-                                       .kernel = 3,
-                                       .stride = 2,
-                                       .padding = 1},
-                                      {.batch = 2,
-                                       .in_channels = 64,
-                                       .out_channels = 128,
-                                       .in_height = 8,
-                                       .in_width = 8,
-                                       .kernel = 1,
-                                       .stride = 2,
-                                       .padding = 0}};
+        /* batch, in, out, h, w, kernel, stride, padding: the stem, a 3x3, a stage entry,
+         * a 1x1 downsample */
+        const dt_conv_desc convs[] = {{2, 3, 64, 32, 32, 7, 2, 3},
+                                      {2, 64, 64, 8, 8, 3, 1, 1},
+                                      {2, 64, 128, 8, 8, 3, 2, 1},
+                                      {2, 64, 128, 8, 8, 1, 2, 0}};
         for (size_t c = 0; c < sizeof convs / sizeof *convs; c++) check_conv(&p, convs[c], &t);
         check_batchnorm(&p, (dt_batchnorm_desc){4, 64, 6, 6, 0.1f, 1e-5f, 1}, &t);
         check_batchnorm(&p, (dt_batchnorm_desc){4, 64, 6, 6, 0.1f, 1e-5f, 0}, &t);

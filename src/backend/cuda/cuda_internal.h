@@ -11,11 +11,8 @@
 
 #include <cublas_v2.h>
 #include <cuda_runtime_api.h>
-/* cuDNN's header declares deprecated legacy types; only their use in our code must warn */
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
-#include <cudnn.h>
-#pragma GCC diagnostic pop
+
+#include "cudnn_conv.h" /* and through it cudnn.h, without its own deprecation warnings */
 
 #include "dtrain/backend.h"
 
