@@ -7,11 +7,8 @@
 #include <string.h>
 
 #include "cudnn_conv.h" /* cudnn.h without the warnings its own declarations raise */
-#ifdef DTRAIN_HAVE_NCCL
-#include <nccl.h>
-#endif
-
 #include "dtrain/backend.h"
+#include "dtrain/device_comm.h"
 
 int dt_backend_cuda_device_count(void) {
     int count = 0;
@@ -54,14 +51,17 @@ const char *dt_backend_cuda_library_versions(void) {
     cudaRuntimeGetVersion(&runtime);
     cudaDriverGetVersion(&driver); /* 0 without a driver */
     size_t cudnn = cudnnGetVersion();
-    char driver_text[32] = "none", nccl_text[48] = "not built in (single GPU only)";
+    char driver_text[32] = "none", nccl_text[96] = "not built in (single GPU only)";
     if (driver > 0)
         snprintf(driver_text, sizeof driver_text, "%d.%d", driver / 1000, (driver % 1000) / 10);
 #ifdef DTRAIN_HAVE_NCCL
-    int nccl = 0;
-    if (ncclGetVersion(&nccl) == ncclSuccess)
+    int nccl = dt_nccl_loaded_version();
+    if (nccl > 0)
         snprintf(nccl_text, sizeof nccl_text, "%d.%d.%d", nccl / 10000, (nccl % 10000) / 100,
                  nccl % 100);
+    else
+        snprintf(nccl_text, sizeof nccl_text,
+                 "not loadable (libnccl.so.2: needed only by several GPU ranks)");
 #endif
     snprintf(text, sizeof text, "cuda runtime %d.%d, driver %s, cudnn %zu.%zu.%zu, nccl %s",
              runtime / 1000, (runtime % 1000) / 10, driver_text, cudnn / 10000,
