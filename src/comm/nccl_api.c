@@ -14,10 +14,6 @@
 
 #include "dtrain/device_comm.h"
 
-/* The oldest NCCL with every call used here and ncclCommInitRank's non-blocking abort safety
- * (README: versions). */
-#define DT_NCCL_MIN_VERSION 21800
-
 /* NCCL's functions, resolved from the library by name */
 typedef struct nccl_functions {
     ncclResult_t (*get_version)(int *);

@@ -86,7 +86,13 @@ static int create_backend(dt_trainer *t, dt_error *err) {
                                  .cuda_visible_devices = getenv("CUDA_VISIBLE_DEVICES")};
     dt_gpu_query gpus;
     memset(&gpus, 0, sizeof gpus);
-    if (request.kind != DT_DEVICE_CPU) dt_backend_cuda_query(&gpus);
+    if (request.kind != DT_DEVICE_CPU) {
+        dt_backend_cuda_query(&gpus);
+        gpus.nccl_needed = comm->size > 1; /* one GPU per rank: NCCL between them */
+        if (gpus.nccl_needed && gpus.status == DT_GPU_AVAILABLE)
+            gpus.nccl_version = dt_nccl_loaded_version();
+        dt_gpu_query_check(&gpus);
+    }
     if (dt_device_choose(&request, &gpus, &t->device, err)) return -1;
     if (t->is_root && t->device.fallback_reason[0])
         dt_progress_line(&t->progress, NULL, "%s", t->device.fallback_reason);

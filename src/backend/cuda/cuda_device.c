@@ -2,6 +2,7 @@
  * and the library versions (CUDA runtime and driver, cuDNN, NCCL); compiled when the CUDA
  * toolkit is found. The cuDNN and NCCL versions are those of the libraries loaded at run time,
  * which may differ from the headers built against. */
+#include <cublas_api.h>
 #include <cuda_runtime_api.h>
 #include <stdio.h>
 #include <string.h>
@@ -29,7 +30,19 @@ void dt_backend_cuda_query(dt_gpu_query *out) {
         return;
     }
     out->count = count;
-    if (count == 0) out->status = DT_GPU_NO_DEVICE;
+    if (count == 0) {
+        out->status = DT_GPU_NO_DEVICE;
+        return;
+    }
+    /* the libraries as loaded, which may not be those built against */
+    out->cudnn_version = (int)cudnnGetVersion();
+    out->cudnn_cudart_version = (int)cudnnGetCudartVersion();
+    int major = 0, minor = 0, patch = 0;
+    if (cublasGetProperty(MAJOR_VERSION, &major) == CUBLAS_STATUS_SUCCESS &&
+        cublasGetProperty(MINOR_VERSION, &minor) == CUBLAS_STATUS_SUCCESS &&
+        cublasGetProperty(PATCH_LEVEL, &patch) == CUBLAS_STATUS_SUCCESS)
+        out->cublas_version = major * 10000 + minor * 100 + patch;
+    dt_gpu_query_check(out);
 }
 
 int dt_backend_cuda_device_info(int device, dt_gpu_info *out, dt_error *err) {
