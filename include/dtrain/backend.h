@@ -290,7 +290,8 @@ const char *dt_gpu_query_reason(const dt_gpu_query *q, char *buf, size_t size);
 typedef struct dt_gpu_info {
     char name[96];
     size_t total_bytes;
-    char pci_bus[32]; /* "0000:17:00.0" */
+    char pci_bus[32];                 /* "0000:17:00.0" */
+    int compute_major, compute_minor; /* compute capability, e.g. 9.0 */
 } dt_gpu_info;
 /* Name, memory and PCI bus id of visible GPU device (DTRAIN_HAVE_CUDA builds; else an error). */
 int dt_backend_cuda_device_info(int device, dt_gpu_info *out, dt_error *err);

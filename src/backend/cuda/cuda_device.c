@@ -55,6 +55,8 @@ int dt_backend_cuda_device_info(int device, dt_gpu_info *out, dt_error *err) {
         return dt_fail(err, "querying GPU %d: %s", device, cudaGetErrorString(status));
     snprintf(out->name, sizeof out->name, "%s", prop.name);
     out->total_bytes = prop.totalGlobalMem;
+    out->compute_major = prop.major;
+    out->compute_minor = prop.minor;
     return 0;
 }
 
