@@ -7,6 +7,9 @@
 #     on a machine without a usable GPU (exit 77 where nvidia-smi lists one): runtime.device=cuda
 #     is exit 2 with the reason, auto trains on the CPU after one line with it; and a program
 #     module that needs a libcudnn.so.9 the loader cannot find is exit 2 naming it and the wheel.
+#   gpu_start_check.sh check SOURCE_DIR
+#     tools/gpu-check.sh on a machine without a GPU (exit 77 where one is visible): exit 1 with
+#     the reason in its one summary block, and nothing said to have passed.
 set -u
 mode=$1
 dtrain=$2
@@ -27,6 +30,24 @@ if [[ $mode == linkage ]]; then
     expect_match "dtrain --version without NCCL names it" "$out" \
         "*CUDA: *nccl not loadable (libnccl.so.2: needed only by several GPU ranks)*"
     check_summary gpu_start_linkage
+    exit
+fi
+if [[ $mode == check ]]; then
+    if nvidia-smi -L 2>/dev/null | grep -q '^GPU'; then
+        echo "a GPU is visible: the check's no-GPU verdict is not checked here"
+        exit 77
+    fi
+    work=$(mktemp -d)
+    trap 'rm -rf "$work"' EXIT
+    source_dir=$2
+    out=$(bash "$source_dir/tools/gpu-check.sh" "$work/out" 2>&1)
+    expect "gpu-check.sh without a GPU: exit code" "$?" 1
+    expect_match "gpu-check.sh says why" "$out" "*FAIL: the GPU cannot be used: no GPU visible*"
+    expect "gpu-check.sh prints one summary block" \
+        "$(grep -c '^==================== GPU CHECK SUMMARY' <<<"$out")" 1
+    expect "gpu-check.sh says nothing passed" "$(grep -ci 'passed' <<<"$out")" 0
+    expect_match "gpu-check.sh log" "$(cat "$work/out/gpu-check.log")" "*no GPU visible*"
+    check_summary gpu_start_check
     exit
 fi
 [[ $mode == device ]] || { echo "gpu_start_check.sh: unknown mode $mode" >&2 && exit 2; }
