@@ -131,7 +131,9 @@ for so in libcudnn.so.9 libcublas.so.13 libcublasLt.so.13 libnccl.so.2; do
   find_lib "$so" || missing+=("$so (${provide[$so]}, or a CUDA 13 toolkit folder)")
 done
 joined=$(printf '%s:' "${lib_dirs[@]}" | awk -v RS=: '!seen[$0]++ && NF' | paste -sd:)
-export LD_LIBRARY_PATH=${joined}${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+# lib/ too: the run path covers the programs' own needs, not those of the libraries they load
+# (oneDNN's OpenCL loader)
+export LD_LIBRARY_PATH=$bundle/lib${joined:+:$joined}${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
 export PATH=$PATH:/usr/local/cuda/bin
 if [[ ${#missing[@]} -gt 0 ]]; then
   note "libraries missing: ${missing[*]}"
