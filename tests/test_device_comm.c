@@ -415,11 +415,13 @@ static void scenario_nccl_missing(void) {
     _exit(0);
 }
 
+#ifdef DTRAIN_HAVE_NCCL
 /* The NCCL this machine's loader finds, when it has one: loaded at run time, version read. */
 static void scenario_nccl_present(void) {
     fprintf(stderr, "loaded=%d\n", dt_nccl_loaded_version());
     _exit(0);
 }
+#endif
 
 /* NCCL is loaded at run time, only for several GPU ranks: missing, it is a usage error that
  * says how to provide it; present, its version is read through the dlopened library. */
