@@ -194,8 +194,11 @@ fi
 phase "gpu-labelled tests"
 if enough 90 "gpu-labelled tests"; then
   mark=$(wc -l <"$log")
-  quiet $(($(left) > 260 ? 220 : $(left) - 40)) "$bundle/run-gpu-tests.sh" "$root" \
-    cudnn_conv_gpu_check
+  # at most 200 s, leaving the sanitizers and the benchmarks theirs
+  tests_limit=$(($(left) - 260))
+  ((tests_limit > 200)) && tests_limit=200
+  ((tests_limit < 60)) && tests_limit=60
+  quiet "$tests_limit" "$bundle/run-gpu-tests.sh" "$root" cudnn_conv_gpu_check
   rc=$?
   part=$(tail -n +"$mark" "$log")
   grep -iE 'tolerance|SKIPPED|FAILED|passed,|: passed|NCCL|ncclComm|ordering' <<<"$part" |
@@ -227,14 +230,20 @@ if [[ -z $sanitizer ]]; then
     [[ -x ${d%/lib}/bin/compute-sanitizer ]] && sanitizer=${d%/lib}/bin/compute-sanitizer && break
   done
 fi
+# at most 100 s in all, leaving the benchmarks theirs: what does not fit is said NOT RUN
+sanitizer_end=$(($(elapsed) + 100))
+((sanitizer_end > budget - 190)) && sanitizer_end=$((budget - 190))
 if [[ -z $sanitizer ]]; then
   note "compute-sanitizer: NOT RUN: not installed on this machine (no compute-sanitizer on PATH, in /usr/local/cuda*/bin or the wheels)"
 else
   rows=()
   for tool in memcheck racecheck synccheck initcheck; do
     for prog in cuda_ops_check cuda_model_check; do
-      limit=$([[ $prog == cuda_ops_check ]] && echo 40 || echo 60)
-      enough $((limit + 10)) "compute-sanitizer $tool $prog" || continue
+      limit=$([[ $prog == cuda_ops_check ]] && echo 30 || echo 45)
+      if (($(elapsed) + limit > sanitizer_end)); then
+        rows+=("$tool $prog: NOT RUN (the sanitizers' 100 s share of the budget is spent)")
+        continue
+      fi
       mark=$(wc -l <"$log")
       t0=$(date +%s)
       quiet "$limit" "$sanitizer" --tool "$tool" --error-exitcode 99 --print-limit 20 \
@@ -287,7 +296,7 @@ fi
 # ---- 6. dtrain itself against PyTorch at 224 px, batch 256 -------------------------------------
 # shellcheck source-path=SCRIPTDIR/..
 source "$root/bench/bench_lib.sh"
-classes=10 batch=256 warmup=3 steps=8
+classes=10 batch=256 warmup=2 steps=6
 total=$((batch * (warmup + steps) + classes))
 workers=$(($(nproc) > 4 ? $(nproc) - 2 : 2))
 # make_set NAME MIN_SIDE MAX_SIDE: a JPEG ImageFolder of $total files under /dev/shm when it can
@@ -333,7 +342,7 @@ if enough 120 "dtrain against PyTorch"; then
     if [[ $torch_ok -eq 1 ]] && enough 25 "pytorch $precision"; then
       mark=$(wc -l <"$log")
       quiet 90 "$python" "$root/bench/pytorch_gpu_train_step.py" --precision "$precision" \
-        --size 224 --batch "$batch" --steps 20 --warmup 5
+        --size 224 --batch "$batch" --steps 15 --warmup 5
       theirs=$(tail -n +"$mark" "$log" | sed -n 's/.*img_per_s=\([0-9.]*\).*/\1/p' | tail -1)
     fi
     rows+=("$(printf '%-5s %10s %10s %6s  (dtrain waiting for data: %s%%)' "$precision" \
