@@ -25,7 +25,8 @@ typedef struct cuda_conv {
 
 static void conv_destroy(cuda_ctx *ctx, dt_layer *layer) {
     cuda_conv *conv = (cuda_conv *)layer;
-    cudaStreamSynchronize(ctx->compute);
+    dt_error ignored = {{0}, 0};
+    cuda_wait_stream(ctx, ctx->compute, "freeing a layer", &ignored);
     for (int i = 0; i < CONV_PASSES; i++)
         if (conv->plans[i]) dt_cudnn_conv_plan_destroy(conv->plans[i]);
     cuda_device_free(ctx, conv->filter);
