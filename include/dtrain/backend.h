@@ -41,6 +41,9 @@ typedef struct dt_conv_desc {
     int in_channels, out_channels;
     int in_height, in_width;
     int kernel, stride, padding; /* square kernel, symmetric padding, no bias, no dilation */
+    /* what backward is never asked for, so that a backend prepares nothing for it: dx (the
+     * network's first layer), or backward at all (a frozen layer) */
+    int no_input_grad, no_backward;
 } dt_conv_desc;
 
 typedef struct dt_batchnorm_desc {
@@ -287,6 +290,9 @@ typedef struct dt_backend_options {
     int threads;   /* compute threads (CPU); 0 = all cores */
     int device;    /* GPU ordinal (CUDA) */
     int precision; /* dt_precision_kind */
+    /* runtime.deterministic: bitwise-repeatable runs (CUDA: deterministic cuDNN engines only;
+     * the CPU backend is deterministic already) */
+    int deterministic;
 } dt_backend_options;
 
 /* CPU backend (oneDNN). Always compiled in. */

@@ -93,7 +93,8 @@ static int create_backend(dt_trainer *t, dt_error *err) {
     if (comm->size > 1 && gather_devices(t, err)) return -1;
     dt_backend_options opt = {.threads = t->threads,
                               .device = t->device.device,
-                              .precision = (int)cfg->runtime.precision};
+                              .precision = (int)cfg->runtime.precision,
+                              .deterministic = cfg->runtime.deterministic};
     if (t->device.kind == DT_DEVICE_CUDA) {
         if (comm->size == 1) {
             dt_gpu_info info;

@@ -157,6 +157,8 @@ static void cuda_destroy(void *opaque) {
         if (ctx->pixels_ready[i]) cudaEventDestroy(ctx->pixels_ready[i]);
         if (ctx->pixels_free[i]) cudaEventDestroy(ctx->pixels_free[i]);
     }
+    for (int i = 0; i < ctx->n_plans; i++) dt_cudnn_conv_plan_destroy(ctx->plans[i].plan);
+    free(ctx->plans);
     if (ctx->cublas) cublasDestroy(ctx->cublas);
     if (ctx->cudnn) cudnnDestroy(ctx->cudnn);
     if (ctx->copy) cudaStreamDestroy(ctx->copy);
@@ -482,6 +484,7 @@ static int context_init(cuda_ctx *ctx, const dt_backend_options *opt, dt_error *
                              devices);
     ctx->device = opt->device;
     ctx->precision = opt->precision;
+    ctx->deterministic = opt->deterministic;
     ctx->act = opt->precision == DT_PRECISION_BF16 ? CUDA_BF16 : CUDA_F32;
     if (cuda_check(cudaSetDevice(ctx->device), err, "selecting the GPU")) return -1;
     /* host waits poll with a sleep (cuda_wait_event); where the runtime itself waits (a

@@ -12,6 +12,7 @@
 #include <cublas_v2.h>
 #include <cuda_runtime_api.h>
 
+#include "conv_plan_list.h"
 #include "cudnn_conv.h" /* and through it cudnn.h, without its own deprecation warnings */
 
 #include "dtrain/backend.h"
@@ -44,12 +45,23 @@ typedef struct cuda_phase_mark_slot {
     int phase;
 } cuda_phase_mark_slot;
 
+/* One cached cuDNN convolution plan (cuda_conv.c): built once per (shape, pass), shared. */
+typedef struct cuda_plan_entry {
+    dt_conv_plan_key key;
+    dt_cudnn_conv_plan *plan;
+    int refs; /* layers using it */
+} cuda_plan_entry;
+
 /* cuBLAS gets its own workspace at start-up, so it never allocates inside a step. */
 enum { CUDA_CUBLAS_WORKSPACE = 4 << 20 };
 
 typedef struct cuda_ctx {
     int device;
-    int precision;  /* dt_precision_kind */
+    int precision;     /* dt_precision_kind */
+    int deterministic; /* runtime.deterministic: deterministic cuDNN engines only */
+    /* the plan cache (cuda_conv.c) */
+    cuda_plan_entry *plans;
+    int n_plans, plans_capacity;
     cuda_dtype act; /* activation type: bf16 in bf16 mode, else fp32 */
     cudaStream_t compute, copy;
     cudnnHandle_t cudnn;
@@ -165,6 +177,8 @@ int cuda_avgpool_forward(void *ctx, const dt_tensor *x, dt_tensor *y, dt_error *
 int cuda_avgpool_backward(void *ctx, const dt_tensor *dy, dt_tensor *dx, dt_error *err);
 
 dt_layer *cuda_conv_create(void *ctx, const dt_conv_desc *d, dt_error *err);
+/* drops a layer's use of a cached plan (destroyed with its last user) */
+void cuda_plan_release(cuda_ctx *ctx, dt_cudnn_conv_plan *plan);
 int cuda_conv_forward(void *ctx, dt_layer *l, const float *weight, const dt_tensor *x, dt_tensor *y,
                       dt_error *err);
 int cuda_conv_backward(void *ctx, dt_layer *l, const float *weight, const dt_tensor *x,
