@@ -1,7 +1,8 @@
-# Finds NCCL by header and library: NCCL_ROOT (CMake or environment variable) first, which may be
-# a pip wheel's folder (.../site-packages/nvidia/nccl: include/ and lib/libnccl.so.2), then the
-# CUDA toolkit's folders and the system's.
-# Defines NCCL_FOUND, NCCL_VERSION, NCCL_LIBRARY_DIR and the imported target NCCL::nccl.
+# Finds NCCL's header (nccl.h): NCCL_ROOT (CMake or environment variable) first, which may be a
+# pip wheel's folder (.../site-packages/nvidia/nccl: include/ and lib/libnccl.so.2), then the CUDA
+# toolkit's folders and the system's. dtrain loads libnccl.so.2 at run time (src/comm/nccl_api.c),
+# so only the header is required; NCCL_LIBRARY is reported when found.
+# Defines NCCL_FOUND, NCCL_VERSION and the imported target NCCL::nccl (the header only).
 set(_nccl_hints ${NCCL_ROOT} $ENV{NCCL_ROOT} ${CUDAToolkit_LIBRARY_ROOT}
     ${CUDAToolkit_INCLUDE_DIRS}/.. ${CUDAToolkit_LIBRARY_DIR}/..)
 find_path(NCCL_INCLUDE_DIR nccl.h HINTS ${_nccl_hints} PATH_SUFFIXES include)
@@ -17,12 +18,9 @@ if(NCCL_INCLUDE_DIR)
   set(NCCL_VERSION "${_nccl_MAJOR}.${_nccl_MINOR}.${_nccl_PATCH}")
 endif()
 include(FindPackageHandleStandardArgs)
-find_package_handle_standard_args(NCCL REQUIRED_VARS NCCL_LIBRARY NCCL_INCLUDE_DIR
-                                  VERSION_VAR NCCL_VERSION)
+find_package_handle_standard_args(NCCL REQUIRED_VARS NCCL_INCLUDE_DIR VERSION_VAR NCCL_VERSION)
 if(NCCL_FOUND AND NOT TARGET NCCL::nccl)
-  get_filename_component(NCCL_LIBRARY_DIR "${NCCL_LIBRARY}" DIRECTORY)
-  add_library(NCCL::nccl UNKNOWN IMPORTED)
-  set_target_properties(NCCL::nccl PROPERTIES IMPORTED_LOCATION "${NCCL_LIBRARY}"
-                        INTERFACE_INCLUDE_DIRECTORIES "${NCCL_INCLUDE_DIR}")
+  add_library(NCCL::nccl INTERFACE IMPORTED)
+  set_target_properties(NCCL::nccl PROPERTIES INTERFACE_INCLUDE_DIRECTORIES "${NCCL_INCLUDE_DIR}")
 endif()
 mark_as_advanced(NCCL_INCLUDE_DIR NCCL_LIBRARY)

@@ -19,6 +19,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "dtrain/backend.h"
 #include "dtrain/error.h"
 #include "dtrain/platform.h"
 
@@ -45,7 +46,19 @@ int main(int argc, char **argv) {
     }
     void *module = dlopen(path, RTLD_NOW | RTLD_GLOBAL);
     if (!module) {
-        fprintf(stderr, "dtrain: error: cannot load the program module: %s\n", dlerror());
+        /* "libcudnn.so.9: cannot open shared object file: ...": name the NVIDIA library and
+         * how to provide it (a setup error, not a failure of the run) */
+        const char *why = dlerror();
+        char soname[128] = "", hint[512];
+        if (why) sscanf(why, "%127[^:]", soname);
+        if (dt_gpu_library_hint(soname, hint, sizeof hint) && strstr(why, "cannot open")) {
+            fprintf(stderr,
+                    "dtrain: error: %s, which this dtrain's CUDA backend links, was not found "
+                    "by the dynamic loader; provide %s\n",
+                    soname, hint);
+            return DT_EXIT_USAGE;
+        }
+        fprintf(stderr, "dtrain: error: cannot load the program module: %s\n", why);
         return DT_EXIT_RUNTIME;
     }
     dtrain_main_fn *run = (dtrain_main_fn *)dlsym(module, "dtrain_main");

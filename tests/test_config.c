@@ -220,7 +220,7 @@ static const bad_case bad_cases[] = {
      "FILE:4:11: runtime.device: must be one of auto, cpu, cuda; got 'gpu'"},
     {ROOT "runtime:\n  precision: fp16\n",
      {0},
-     "FILE:4:14: runtime.precision: must be one of fp32, tf32, bf16; got 'fp16'"},
+     "FILE:4:14: runtime.precision: must be one of fp32, tf32, bf16, auto; got 'fp16'"},
     {ROOT "model:\n  arch: resnet50\n",
      {0},
      "FILE:4:9: model.arch: must be resnet18 (the only supported value), got 'resnet50'"},
@@ -451,7 +451,7 @@ static void check_spec_defaults(const dt_config *cfg) {
     CHECK(cfg->train.seed == 0);
     CHECK_INT_EQ(cfg->runtime.device, DT_DEVICE_AUTO);
     CHECK_INT_EQ(cfg->runtime.threads, 0);
-    CHECK_INT_EQ(cfg->runtime.precision, DT_PRECISION_FP32);
+    CHECK_INT_EQ(cfg->runtime.precision, DT_PRECISION_AUTO);
     CHECK_INT_EQ(cfg->runtime.bucket_mb, 0);
     CHECK_STR_EQ(cfg->output.dir, "runs/default");
     CHECK_INT_EQ(cfg->output.log_every, 20);
@@ -673,7 +673,7 @@ static const char *const default_yaml = "data:\n"
                                         "runtime:\n"
                                         "  device: auto\n"
                                         "  threads: 0\n"
-                                        "  precision: fp32\n"
+                                        "  precision: auto\n"
                                         "  bucket_mb: 0\n"
                                         "  timeout_s: 600\n"
                                         "  deterministic: false\n"
@@ -930,7 +930,23 @@ static void test_enum_names(void) {
     dt_config_free(&cfg);
 }
 
+/* runtime.precision auto resolves per device; the others are kept; names for the log. */
+static void test_precision_resolve(void) {
+    CHECK_INT_EQ(dt_precision_resolve(DT_PRECISION_AUTO, 1), DT_PRECISION_TF32);
+    CHECK_INT_EQ(dt_precision_resolve(DT_PRECISION_AUTO, 0), DT_PRECISION_FP32);
+    const dt_precision_kind kept[] = {DT_PRECISION_FP32, DT_PRECISION_TF32, DT_PRECISION_BF16};
+    for (int i = 0; i < 3; i++) {
+        CHECK_INT_EQ(dt_precision_resolve(kept[i], 1), kept[i]);
+        CHECK_INT_EQ(dt_precision_resolve(kept[i], 0), kept[i]);
+    }
+    CHECK_STR_EQ(dt_precision_name(DT_PRECISION_FP32), "fp32");
+    CHECK_STR_EQ(dt_precision_name(DT_PRECISION_TF32), "tf32");
+    CHECK_STR_EQ(dt_precision_name(DT_PRECISION_BF16), "bf16");
+    CHECK_STR_EQ(dt_precision_name(DT_PRECISION_AUTO), "auto");
+}
+
 int main(void) {
+    test_precision_resolve();
     const char *tmp = getenv("TMPDIR");
     snprintf(case_dir, sizeof case_dir, "%s/dtrain_test_config_XXXXXX", tmp && *tmp ? tmp : "/tmp");
     if (!mkdtemp(case_dir)) {

@@ -43,8 +43,8 @@ static void test_no_usable_gpu(void) {
     } cases[] = {
         {DT_GPU_NOT_BUILT, "built without the CUDA toolkit"},
         {DT_GPU_NO_DRIVER, "no NVIDIA driver found"},
-        {DT_GPU_DRIVER_TOO_OLD, "the NVIDIA driver (CUDA 12.4) is too old for this build's CUDA "
-                                "runtime 13.0"},
+        {DT_GPU_DRIVER_TOO_OLD, "the NVIDIA driver (CUDA 12.4, cudaDriverGetVersion 12040) is too "
+                                "old for this build's CUDA runtime 13.0 (13000)"},
         {DT_GPU_NO_DEVICE, "no GPU visible"},
         {DT_GPU_QUERY_FAILED, "could not list the GPUs: unknown error (cudaErrorUnknown)"},
     };

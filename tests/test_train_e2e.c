@@ -52,7 +52,18 @@ static void test_training_run(void) {
     if (rc != 0 && log) fprintf(stderr, "dtrain output:\n%s\n", log);
     CHECK(log && strstr(log, "done: final validation accuracy"));
     CHECK(log && !strchr(log, '\r')); /* not a terminal: plain lines only */
+    /* runtime.precision is auto by default: strict fp32 on the CPU, said in the log, the done
+     * row and the report; config.yaml keeps auto, so that it loads back to the same run */
+    CHECK(log && strstr(log, "\nprecision: fp32 (runtime.precision: auto)\n"));
     free(log);
+    snprintf(path, sizeof path, "%s/config.yaml", out);
+    char *written = dt_test_read_text(path);
+    CHECK(written && strstr(written, "\n  precision: auto\n"));
+    free(written);
+    snprintf(path, sizeof path, "%s/report.html", out);
+    char *report = dt_test_read_text(path);
+    CHECK(report && strstr(report, "cpu, precision fp32, "));
+    free(report);
 
     snprintf(path, sizeof path, "%s/metrics.jsonl", out);
     char *jsonl = dt_test_read_text(path);
@@ -60,6 +71,7 @@ static void test_training_run(void) {
     if (jsonl) {
         CHECK_INT_EQ(dt_test_count(jsonl, "\"event\":\"eval\""), 4);
         CHECK_INT_EQ(dt_test_count(jsonl, "\"event\":\"done\""), 1);
+        CHECK(strstr(jsonl, ",\"precision\":\"fp32\"}\n") > strstr(jsonl, "\"event\":\"done\""));
         CHECK(dt_test_count(jsonl, "\"event\":\"train\"") >= 4);
         double val_acc = last_number(jsonl, "\"event\":\"eval\"", "\"val_acc\":");
         CHECK_MSG(val_acc >= 0.9, "final validation accuracy %.4f < 0.9", val_acc);

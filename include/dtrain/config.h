@@ -14,7 +14,13 @@ typedef enum { DT_AUGMENT_NONE, DT_AUGMENT_FLIP, DT_AUGMENT_CROP_FLIP } dt_augme
 typedef enum { DT_FREEZE_NONE, DT_FREEZE_BACKBONE } dt_freeze_mode;
 typedef enum { DT_SCHEDULE_CONSTANT, DT_SCHEDULE_STEP, DT_SCHEDULE_COSINE } dt_schedule_kind;
 typedef enum { DT_DEVICE_AUTO, DT_DEVICE_CPU, DT_DEVICE_CUDA } dt_device_kind;
-typedef enum { DT_PRECISION_FP32, DT_PRECISION_TF32, DT_PRECISION_BF16 } dt_precision_kind;
+/* runtime.precision; auto (the default) is resolved per device by dt_precision_resolve */
+typedef enum {
+    DT_PRECISION_FP32,
+    DT_PRECISION_TF32,
+    DT_PRECISION_BF16,
+    DT_PRECISION_AUTO
+} dt_precision_kind;
 typedef enum { DT_NONFINITE_STOP, DT_NONFINITE_SKIP } dt_nonfinite_policy;
 
 typedef struct dt_class_rename {
@@ -93,6 +99,13 @@ uint64_t dt_config_hash(const dt_config *cfg);
 
 /* Display name of a class folder: the class_names mapping if present, else the folder name. */
 const char *dt_config_display_name(const dt_config *cfg, const char *folder);
+
+/* The precision a run uses: auto is tf32 (TF32 tensor-core convolutions and matrix products, as
+ * PyTorch's default for cuDNN convolutions) on a GPU that has TF32 (gpu_has_tf32: compute
+ * capability 8.0 or newer), fp32 elsewhere (the CPU); fp32, tf32 and bf16 are kept. */
+dt_precision_kind dt_precision_resolve(dt_precision_kind requested, int gpu_has_tf32);
+/* "fp32", "tf32", "bf16" or "auto" */
+const char *dt_precision_name(dt_precision_kind precision);
 
 void dt_config_free(dt_config *cfg);
 

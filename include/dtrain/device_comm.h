@@ -83,8 +83,13 @@ typedef struct dt_nccl_api {
     int (*event_query)(void *event, int *done, dt_error *err);
 } dt_nccl_api;
 
-/* The real table (NCCL and the CUDA runtime); NULL when built without NCCL. */
-const dt_nccl_api *dt_nccl_api_default(void);
+/* The real table (NCCL and the CUDA runtime). NCCL is loaded at the first call (dlopen of
+ * libnccl.so.2, or the file DTRAIN_NCCL_LIBRARY names) and needs version 2.18 or newer; NULL with
+ * a usage error saying how to provide it when it cannot be loaded or this dtrain was built
+ * without NCCL's header. */
+const dt_nccl_api *dt_nccl_api_load(dt_error *err);
+/* ncclGetVersion of the loaded NCCL (e.g. 22703), loading it if needed; 0 when it cannot be. */
+int dt_nccl_loaded_version(void);
 
 /* NCCL over api: rank 0's unique id broadcast over host, then ncclCommInitRank on device,
  * all-reduces on a stream of its own ordered with events against backend's compute stream.

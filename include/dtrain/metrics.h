@@ -31,6 +31,7 @@ typedef struct dt_done_row {
     double best_val_acc;
     long skipped_files;
     double elapsed_s;
+    const char *precision; /* runtime.precision as resolved ("tf32" for auto on a GPU) */
 } dt_done_row;
 
 /* Creates (truncates) dir/metrics.jsonl and dir/metrics.csv. */

@@ -19,20 +19,24 @@ int dt_device_comm_create(dt_comm *host, const dt_backend *backend, int device, 
                           dt_error *err) {
     if (host->size == 1 || buffers_in_host_memory(backend))
         return dt_device_comm_host_create(host, backend, out, err);
-    const dt_nccl_api *api = dt_nccl_api_default();
+    const dt_nccl_api *api = dt_nccl_api_load(err);
     if (!api)
-        return dt_fail_usage(
-            err,
-            "%d ranks on the %s backend need NCCL for the gradient all-reduce, and "
-            "this dtrain was built without it: run one rank (one GPU), or "
-            "rebuild with NCCL (see README)",
-            host->size, backend->ops->name);
+        return dt_error_prefix(err,
+                               "%d ranks on the %s backend need NCCL for the gradient all-reduce "
+                               "(or run one rank: one GPU needs no NCCL)",
+                               host->size, backend->ops->name);
     return dt_device_comm_nccl_create(host, backend, device, api, dt_device_comm_timeout_seconds(),
                                       out, err);
 }
 
 #ifndef DTRAIN_HAVE_NCCL
-const dt_nccl_api *dt_nccl_api_default(void) {
+const dt_nccl_api *dt_nccl_api_load(dt_error *err) {
+    dt_fail_usage(err, "this dtrain was built without NCCL's header (libnccl.so.2 is loaded at "
+                       "run time): rebuild with NCCL_ROOT set (see README)");
     return NULL;
+}
+
+int dt_nccl_loaded_version(void) {
+    return 0;
 }
 #endif

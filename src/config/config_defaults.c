@@ -41,7 +41,7 @@ void dt_config_defaults(dt_config *cfg) {
 
     cfg->runtime.device = DT_DEVICE_AUTO;
     cfg->runtime.threads = 0;
-    cfg->runtime.precision = DT_PRECISION_FP32;
+    cfg->runtime.precision = DT_PRECISION_AUTO;
     cfg->runtime.bucket_mb = 0;
     cfg->runtime.timeout_s = 600;
     cfg->runtime.deterministic = false;

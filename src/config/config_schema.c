@@ -22,7 +22,7 @@ static const char *const augment_names[] = {"none", "flip", "crop_flip"};
 static const char *const freeze_names[] = {"none", "backbone"};
 static const char *const schedule_names[] = {"constant", "step", "cosine"};
 static const char *const device_names[] = {"auto", "cpu", "cuda"};
-static const char *const precision_names[] = {"fp32", "tf32", "bf16"};
+static const char *const precision_names[] = {"fp32", "tf32", "bf16", "auto"};
 static const char *const arch_names[] = {"resnet18"};
 static const char *const nonfinite_names[] = {"stop", "skip"};
 
@@ -179,4 +179,15 @@ int dt_config_section_key_names(const char *section, const char **names, int max
     for (int i = 0; i < COUNT(config_keys) && n < max; i++)
         if (strcmp(config_keys[i].section, section) == 0) names[n++] = config_keys[i].name;
     return n;
+}
+
+dt_precision_kind dt_precision_resolve(dt_precision_kind requested, int gpu_has_tf32) {
+    if (requested != DT_PRECISION_AUTO) return requested;
+    return gpu_has_tf32 ? DT_PRECISION_TF32 : DT_PRECISION_FP32;
+}
+
+const char *dt_precision_name(dt_precision_kind precision) {
+    if ((int)precision < 0 || (size_t)precision >= sizeof precision_names / sizeof *precision_names)
+        return "?";
+    return precision_names[precision];
 }

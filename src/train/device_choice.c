@@ -18,9 +18,9 @@ int dt_device_choose(const dt_device_request *req, const dt_gpu_query *gpus, dt_
     out->kind = DT_DEVICE_CPU;
     if (req->kind == DT_DEVICE_CPU) return 0;
 
-    char reason[200], visible[96];
+    char reason[700], visible[96];
     visible_note(req, visible, sizeof visible);
-    int usable = req->cuda_backend_built && gpus->count > 0;
+    int usable = req->cuda_backend_built && gpus->count > 0 && gpus->status == DT_GPU_AVAILABLE;
     if (!usable) {
         if (!req->cuda_backend_built)
             snprintf(reason, sizeof reason, "this dtrain was built without the CUDA backend");

@@ -20,7 +20,7 @@ typedef struct dt_device_choice {
     dt_device_kind kind; /* DT_DEVICE_CPU or DT_DEVICE_CUDA */
     int device;          /* CUDA: ordinal among the visible GPUs */
     /* auto without a usable GPU: why it trains on the CPU (one line; empty otherwise) */
-    char fallback_reason[256];
+    char fallback_reason[900];
 } dt_device_choice;
 
 /* The choice for req given the GPUs (ignored for runtime.device=cpu, which must not start the

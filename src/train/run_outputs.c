@@ -33,8 +33,9 @@ int dt_run_outputs_train(dt_trainer *t, const dt_train_row *row, dt_error *err) 
 static int write_results(dt_trainer *t, const uint8_t *bad_files, dt_tensorboard *tb,
                          dt_error *err) {
     char device[256];
-    snprintf(device, sizeof device, "%s, %d compute threads + %d decode workers per rank",
-             t->backend.ops->name, t->threads, t->workers);
+    snprintf(device, sizeof device,
+             "%s, precision %s, %d compute threads + %d decode workers per rank",
+             t->backend.ops->name, dt_precision_name(t->precision), t->threads, t->workers);
     dt_results_context c = {.cfg = t->cfg,
                             .ds = &t->ds,
                             .names = t->display_names,

@@ -86,26 +86,38 @@ static int create_backend(dt_trainer *t, dt_error *err) {
                                  .cuda_visible_devices = getenv("CUDA_VISIBLE_DEVICES")};
     dt_gpu_query gpus;
     memset(&gpus, 0, sizeof gpus);
-    if (request.kind != DT_DEVICE_CPU) dt_backend_cuda_query(&gpus);
+    if (request.kind != DT_DEVICE_CPU) {
+        dt_backend_cuda_query(&gpus);
+        gpus.nccl_needed = comm->size > 1; /* one GPU per rank: NCCL between them */
+        if (gpus.nccl_needed && gpus.status == DT_GPU_AVAILABLE)
+            gpus.nccl_version = dt_nccl_loaded_version();
+        dt_gpu_query_check(&gpus);
+    }
     if (dt_device_choose(&request, &gpus, &t->device, err)) return -1;
     if (t->is_root && t->device.fallback_reason[0])
         dt_progress_line(&t->progress, NULL, "%s", t->device.fallback_reason);
     if (comm->size > 1 && gather_devices(t, err)) return -1;
     dt_backend_options opt = {.threads = t->threads,
                               .device = t->device.device,
-                              .precision = (int)cfg->runtime.precision,
                               .deterministic = cfg->runtime.deterministic};
+    int gpu_has_tf32 = 0;
+    dt_gpu_info info;
     if (t->device.kind == DT_DEVICE_CUDA) {
-        if (comm->size == 1) {
-            dt_gpu_info info;
-            if (dt_backend_cuda_device_info(t->device.device, &info, err)) return -1;
+        if (dt_backend_cuda_device_info(t->device.device, &info, err)) return -1;
+        gpu_has_tf32 = info.compute_major >= 8; /* Ampere and newer */
+        if (comm->size == 1)
             dt_progress_line(&t->progress, NULL, "GPU %d: %s, %.1f GiB, PCI %s", t->device.device,
                              info.name, (double)info.total_bytes / (1024.0 * 1024.0 * 1024.0),
                              info.pci_bus);
-        }
-        return dt_backend_cuda_create(&opt, &t->backend, err);
     }
-    if (cfg->runtime.precision == DT_PRECISION_BF16)
+    t->precision = dt_precision_resolve(cfg->runtime.precision, gpu_has_tf32);
+    opt.precision = (int)t->precision;
+    if (t->is_root)
+        dt_progress_line(&t->progress, NULL, "precision: %s%s", dt_precision_name(t->precision),
+                         cfg->runtime.precision == DT_PRECISION_AUTO ? " (runtime.precision: auto)"
+                                                                     : "");
+    if (t->device.kind == DT_DEVICE_CUDA) return dt_backend_cuda_create(&opt, &t->backend, err);
+    if (t->precision == DT_PRECISION_BF16)
         return dt_fail_usage(err, "runtime.precision: 'bf16' is supported by the CUDA backend "
                                   "only; on the CPU use fp32, or tf32 for faster convolutions");
     return dt_backend_cpu_create(&opt, &t->backend, err);
@@ -629,7 +641,8 @@ static int finish(dt_trainer *t, dt_error *err) {
     dt_done_row done = {.epochs = t->cfg->train.epochs,
                         .best_val_acc = best,
                         .skipped_files = skipped,
-                        .elapsed_s = elapsed};
+                        .elapsed_s = elapsed,
+                        .precision = dt_precision_name(t->precision)};
     if (dt_metrics_done(&t->metrics, &done, err)) return -1;
     double window = t->window_total_s > 0 ? t->window_total_s : 1;
     dt_progress_line(&t->progress, NULL,

@@ -62,6 +62,7 @@ typedef struct dt_trainer {
     dt_dataset ds;
     dt_split split;
     dt_device_choice device;
+    dt_precision_kind precision; /* runtime.precision resolved for the device (never auto) */
     dt_backend backend;
     int have_backend;
     dt_device_comm dcomm; /* gradients in backend memory (created after the backend) */

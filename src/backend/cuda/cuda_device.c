@@ -2,16 +2,14 @@
  * and the library versions (CUDA runtime and driver, cuDNN, NCCL); compiled when the CUDA
  * toolkit is found. The cuDNN and NCCL versions are those of the libraries loaded at run time,
  * which may differ from the headers built against. */
+#include <cublas_api.h>
 #include <cuda_runtime_api.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "cudnn_conv.h" /* cudnn.h without the warnings its own declarations raise */
-#ifdef DTRAIN_HAVE_NCCL
-#include <nccl.h>
-#endif
-
 #include "dtrain/backend.h"
+#include "dtrain/device_comm.h"
 
 int dt_backend_cuda_device_count(void) {
     int count = 0;
@@ -32,7 +30,19 @@ void dt_backend_cuda_query(dt_gpu_query *out) {
         return;
     }
     out->count = count;
-    if (count == 0) out->status = DT_GPU_NO_DEVICE;
+    if (count == 0) {
+        out->status = DT_GPU_NO_DEVICE;
+        return;
+    }
+    /* the libraries as loaded, which may not be those built against */
+    out->cudnn_version = (int)cudnnGetVersion();
+    out->cudnn_cudart_version = (int)cudnnGetCudartVersion();
+    int major = 0, minor = 0, patch = 0;
+    if (cublasGetProperty(MAJOR_VERSION, &major) == CUBLAS_STATUS_SUCCESS &&
+        cublasGetProperty(MINOR_VERSION, &minor) == CUBLAS_STATUS_SUCCESS &&
+        cublasGetProperty(PATCH_LEVEL, &patch) == CUBLAS_STATUS_SUCCESS)
+        out->cublas_version = major * 10000 + minor * 100 + patch;
+    dt_gpu_query_check(out);
 }
 
 int dt_backend_cuda_device_info(int device, dt_gpu_info *out, dt_error *err) {
@@ -45,6 +55,8 @@ int dt_backend_cuda_device_info(int device, dt_gpu_info *out, dt_error *err) {
         return dt_fail(err, "querying GPU %d: %s", device, cudaGetErrorString(status));
     snprintf(out->name, sizeof out->name, "%s", prop.name);
     out->total_bytes = prop.totalGlobalMem;
+    out->compute_major = prop.major;
+    out->compute_minor = prop.minor;
     return 0;
 }
 
@@ -54,14 +66,17 @@ const char *dt_backend_cuda_library_versions(void) {
     cudaRuntimeGetVersion(&runtime);
     cudaDriverGetVersion(&driver); /* 0 without a driver */
     size_t cudnn = cudnnGetVersion();
-    char driver_text[32] = "none", nccl_text[48] = "not built in (single GPU only)";
+    char driver_text[32] = "none", nccl_text[96] = "not built in (single GPU only)";
     if (driver > 0)
         snprintf(driver_text, sizeof driver_text, "%d.%d", driver / 1000, (driver % 1000) / 10);
 #ifdef DTRAIN_HAVE_NCCL
-    int nccl = 0;
-    if (ncclGetVersion(&nccl) == ncclSuccess)
+    int nccl = dt_nccl_loaded_version();
+    if (nccl > 0)
         snprintf(nccl_text, sizeof nccl_text, "%d.%d.%d", nccl / 10000, (nccl % 10000) / 100,
                  nccl % 100);
+    else
+        snprintf(nccl_text, sizeof nccl_text,
+                 "not loadable (libnccl.so.2: needed only by several GPU ranks)");
 #endif
     snprintf(text, sizeof text, "cuda runtime %d.%d, driver %s, cudnn %zu.%zu.%zu, nccl %s",
              runtime / 1000, (runtime % 1000) / 10, driver_text, cudnn / 10000,
