@@ -429,7 +429,9 @@ static void bench_free(conv_bench *b) {
     memset(b, 0, sizeof *b);
 }
 
-static int bench_alloc(conv_bench *b, const dt_conv_desc *d, int precision, size_t workspace) {
+/* The zeroing is queued on the handle's stream, ahead of the executions it is for. */
+static int bench_alloc(conv_bench *b, cudnnHandle_t h, const dt_conv_desc *d, int precision,
+                       size_t workspace) {
     size_t element = precision == DT_PRECISION_BF16 ? 2 : 4;
     int oh = conv_out_size(d->in_height, d->kernel, d->stride, d->padding);
     int ow = conv_out_size(d->in_width, d->kernel, d->stride, d->padding);
@@ -437,9 +439,11 @@ static int bench_alloc(conv_bench *b, const dt_conv_desc *d, int precision, size
                        (size_t)d->out_channels * d->in_channels * d->kernel * d->kernel * element,
                        (size_t)d->batch * d->out_channels * oh * ow * element};
     memset(b, 0, sizeof *b);
+    cudaStream_t stream = NULL;
+    if (cudnnGetStream(h, &stream) != CUDNN_STATUS_SUCCESS) return -1;
     for (int i = 0; i < 3; i++)
         if (cudaMalloc(&b->pointers[i], bytes[i]) != cudaSuccess ||
-            cudaMemset(b->pointers[i], 0, bytes[i]) != cudaSuccess)
+            cudaMemsetAsync(b->pointers[i], 0, bytes[i], stream) != cudaSuccess)
             goto fail;
     if ((workspace && cudaMalloc(&b->workspace, workspace) != cudaSuccess) ||
         cudaEventCreate(&b->start) != cudaSuccess || cudaEventCreate(&b->stop) != cudaSuccess)
@@ -495,7 +499,7 @@ static int choose_candidate(conv_variant *v, const dt_cudnn_target *t, const dt_
         for (int i = 0; i < n; i++)
             if (list[i].workspace > workspace) workspace = list[i].workspace;
         conv_bench b;
-        if (bench_alloc(&b, d, precision, workspace)) {
+        if (bench_alloc(&b, t->handle, d, precision, workspace)) {
             best = 0; /* no memory to spare for the benchmark: the heuristics' first */
             snprintf(timings, sizeof timings, " (not timed: no memory for the benchmark)");
         } else {
