@@ -364,11 +364,11 @@ int dt_rel_guard_sync(dt_trainer *t, long *skipped, dt_error *err) {
     long shown = g.n_records < DT_GUARD_RECORDS ? (long)g.n_records : DT_GUARD_RECORDS;
     for (long i = 0; skip_mode && t->is_root && i < shown; i++) {
         const dt_guard_record *rec = &g.records[i];
-        if (rec->step == g.halted_step) continue; /* the stop's message says it */
         if (i == DT_GUARD_RECORDS - 1 && g.n_records > DT_GUARD_RECORDS)
             dt_warn(
                 "%lld more non-finite steps skipped, not listed one by one (train.nonfinite: skip)",
                 (long long)(g.n_records - DT_GUARD_RECORDS));
+        if (rec->step == g.halted_step) continue; /* the stop's message says it */
         char what[160];
         describe_nonfinite(t, rec, what, sizeof what);
         dt_warn("step %lld (epoch %lld): %s after the all-reduce; step skipped "
