@@ -15,3 +15,11 @@ add_test(NAME cuda_model_check COMMAND cuda_model_check)
 set_tests_properties(cuda_model_check PROPERTIES TIMEOUT 600 LABELS gpu SKIP_RETURN_CODE 77
   ENVIRONMENT "OMP_NUM_THREADS=2")
 # The backend tests themselves run against the CUDA backend too: tests/backends.cmake.
+
+# The step as the trainer queues it: no host wait or device allocation in steady-state steps,
+# a NaN step skipped on the device, deterministic runs repeatable.
+add_executable(cuda_steady_state_check ${CMAKE_CURRENT_SOURCE_DIR}/cuda/cuda_steady_state_check.c)
+target_link_libraries(cuda_steady_state_check PRIVATE dtrain_testlib)
+add_test(NAME cuda_steady_state_check COMMAND cuda_steady_state_check)
+set_tests_properties(cuda_steady_state_check PROPERTIES TIMEOUT 600 LABELS gpu
+  SKIP_RETURN_CODE 77 ENVIRONMENT "OMP_NUM_THREADS=2")

@@ -84,11 +84,27 @@ static int wait_for(const char *rel, double seconds) {
     return -1;
 }
 
+static int model_files_equal(const char *pa, const char *pb, const char *run_a, const char *run_b);
+
 /* Every tensor of the two model files bitwise equal (weights, running statistics, counters). */
 static int models_equal(const char *run_a, const char *run_b) {
     char pa[600], pb[600];
     snprintf(pa, sizeof pa, "%s/%s/model.safetensors", workdir, run_a);
     snprintf(pb, sizeof pb, "%s/%s/model.safetensors", workdir, run_b);
+    return model_files_equal(pa, pb, run_a, run_b);
+}
+
+/* The same for the models of two checkpoints (checkpoints/step-%08ld). */
+static int checkpoints_equal(const char *run_a, long step_a, const char *run_b, long step_b) {
+    char pa[600], pb[600];
+    snprintf(pa, sizeof pa, "%s/%s/checkpoints/step-%08ld/model.safetensors", workdir, run_a,
+             step_a);
+    snprintf(pb, sizeof pb, "%s/%s/checkpoints/step-%08ld/model.safetensors", workdir, run_b,
+             step_b);
+    return model_files_equal(pa, pb, run_a, run_b);
+}
+
+static int model_files_equal(const char *pa, const char *pb, const char *run_a, const char *run_b) {
     dt_safetensors a, b;
     dt_error err = {{0}, 0};
     if (dt_safetensors_read(pa, &a, &err)) {
@@ -441,6 +457,27 @@ static void test_nonfinite_single(void) {
     CHECK(strstr(log, "step 2 (epoch 1)"));
     free(log);
     CHECK(model_finite("nanskip", "model.safetensors"));
+    /* decided late (the state read at a log line two steps on): the steps after the bad one
+     * changed nothing, the checkpoint is the same last good state */
+    CHECK_INT_EQ(dtrain("nanlate", "nanlate", 1, "DTRAIN_TEST_NAN_RANK=0 DTRAIN_TEST_NAN_STEP=1",
+                        "output.log_every=3 output.checkpoint_every=0", 0),
+                 1);
+    CHECK(log_has("nanlate", "step 2 (epoch 1): the gradient of conv1.weight is NaN"));
+    CHECK(checkpoints_equal("nanstop", 1, "nanlate", 1));
+    /* skip: max_skipped_steps in a row stop with the state before the first of them */
+    CHECK_INT_EQ(dtrain("nanmax", "nanmax", 1,
+                        "DTRAIN_TEST_NAN_RANK=0 DTRAIN_TEST_NAN_STEP=1 DTRAIN_TEST_NAN_COUNT=2",
+                        "train.nonfinite=skip train.max_skipped_steps=2", 0),
+                 1);
+    log = read_log("nanmax");
+    CHECK_INT_EQ(dt_test_count(log, "step skipped"), 1);
+    CHECK(strstr(log, "step 2 (epoch 1): the gradient of conv1.weight is NaN after the "
+                      "all-reduce; step skipped (train.nonfinite: skip; 1 in a row, 1 in all)"));
+    CHECK(strstr(log, "step 3 (epoch 1): the gradient of conv1.weight is NaN; 2 non-finite steps "
+                      "in a row reached train.max_skipped_steps"));
+    free(log);
+    CHECK(checkpoints_equal("nanstop", 1, "nanmax", 2));
+    CHECK(!exists("%s/%s/%s", "nanmax", "model.safetensors"));
     /* divergence: never written as the result */
     CHECK_INT_EQ(dtrain("diverge", "diverge", 1, NULL, "train.lr=1e6", 0), 1);
     CHECK(log_has("diverge", "(train.nonfinite: stop)"));

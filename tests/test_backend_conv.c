@@ -169,7 +169,7 @@ static void run_case(dt_backend *b, dt_conv_desc d) {
  * are used by the next forward once params_changed says so; negated weights negate y. */
 static void check_params_changed(dt_backend *b) {
     dt_error err = {0};
-    dt_conv_desc d = {2, 16, 16, 6, 6, 3, 1, 1};
+    dt_conv_desc d = {2, 16, 16, 6, 6, 3, 1, 1, 0, 0};
     size_t wn = 16 * 16 * 9, yn = 2 * 16 * 6 * 6;
     double *values = test_doubles(wn), *x_values = test_doubles(yn);
     uint64_t state = 99u;
@@ -197,31 +197,31 @@ static void check_params_changed(dt_backend *b) {
 int main(int argc, char **argv) {
     dt_backend b = test_backend_open(argc, argv);
     /* batch, in, out, h, w, kernel, stride, padding */
-    run_case(&b, (dt_conv_desc){2, 3, 16, 8, 8, 7, 2, 3});  /* the stem: RGB -> blocked */
-    run_case(&b, (dt_conv_desc){2, 16, 16, 8, 8, 3, 1, 1}); /* blocked -> blocked */
-    run_case(&b, (dt_conv_desc){2, 16, 32, 8, 8, 3, 2, 1}); /* stage entry, stride 2 */
-    run_case(&b, (dt_conv_desc){2, 16, 32, 8, 8, 1, 2, 0}); /* downsample 1x1 s2 */
-    run_case(&b, (dt_conv_desc){3, 32, 16, 7, 7, 3, 2, 1}); /* odd size, stride 2 */
-    run_case(&b, (dt_conv_desc){2, 6, 10, 6, 5, 3, 1, 1});  /* plain -> plain */
-    run_case(&b, (dt_conv_desc){2, 16, 8, 5, 5, 3, 1, 0});  /* blocked -> plain, no pad */
-    run_case(&b, (dt_conv_desc){16, 16, 16, 8, 8, 3, 1, 1});
+    run_case(&b, (dt_conv_desc){2, 3, 16, 8, 8, 7, 2, 3, 0, 0});  /* the stem: RGB -> blocked */
+    run_case(&b, (dt_conv_desc){2, 16, 16, 8, 8, 3, 1, 1, 0, 0}); /* blocked -> blocked */
+    run_case(&b, (dt_conv_desc){2, 16, 32, 8, 8, 3, 2, 1, 0, 0}); /* stage entry, stride 2 */
+    run_case(&b, (dt_conv_desc){2, 16, 32, 8, 8, 1, 2, 0, 0, 0}); /* downsample 1x1 s2 */
+    run_case(&b, (dt_conv_desc){3, 32, 16, 7, 7, 3, 2, 1, 0, 0}); /* odd size, stride 2 */
+    run_case(&b, (dt_conv_desc){2, 6, 10, 6, 5, 3, 1, 1, 0, 0});  /* plain -> plain */
+    run_case(&b, (dt_conv_desc){2, 16, 8, 5, 5, 3, 1, 0, 0, 0});  /* blocked -> plain, no pad */
+    run_case(&b, (dt_conv_desc){16, 16, 16, 8, 8, 3, 1, 1, 0, 0});
     /* descriptions every backend refuses alike (src/backend/layer_descs.c) */
     dt_error bad_err = {0};
-    dt_conv_desc too_big = {2, 3, 8, 2, 2, 7, 1, 1}; /* 7x7 kernel over a padded 4x4 input */
+    dt_conv_desc too_big = {2, 3, 8, 2, 2, 7, 1, 1, 0, 0}; /* 7x7 kernel over a padded 4x4 input */
     CHECK(b.ops->conv_create(b.ctx, &too_big, &bad_err) == NULL);
     CHECK(strstr(bad_err.message, "conv_create: kernel 7 is larger than the padded 2x2 input"));
-    dt_conv_desc no_stride = {2, 3, 8, 8, 8, 3, 0, 1};
+    dt_conv_desc no_stride = {2, 3, 8, 8, 8, 3, 0, 1, 0, 0};
     CHECK(b.ops->conv_create(b.ctx, &no_stride, &bad_err) == NULL);
     CHECK(strstr(bad_err.message, "conv_create: invalid description") != NULL);
     /* tf32 lets oneDNN choose the algorithm: Winograd for this batch-16 3x3 stride-1 layer */
     dt_backend fast = test_backend_open_precision(argc, argv, DT_PRECISION_TF32);
-    run_case(&fast, (dt_conv_desc){16, 16, 16, 8, 8, 3, 1, 1});
-    run_case(&fast, (dt_conv_desc){2, 16, 32, 8, 8, 3, 2, 1});
+    run_case(&fast, (dt_conv_desc){16, 16, 16, 8, 8, 3, 1, 1, 0, 0});
+    run_case(&fast, (dt_conv_desc){2, 16, 32, 8, 8, 3, 2, 1, 0, 0});
     fast.ops->destroy(fast.ctx);
 
     dt_error err = {0};
     if (strcmp(b.ops->name, "cpu") == 0) check_params_changed(&b);
-    dt_conv_desc bad = {2, 16, 16, 8, 8, 3, 0, 1};
+    dt_conv_desc bad = {2, 16, 16, 8, 8, 3, 0, 1, 0, 0};
     CHECK(b.ops->conv_create(b.ctx, &bad, &err) == NULL);
     CHECK(strstr(err.message, "stride 0") != NULL);
     b.ops->destroy(b.ctx);

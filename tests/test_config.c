@@ -195,6 +195,9 @@ static const bad_case bad_cases[] = {
     {ROOT "train:\n  shuffle: 1\n",
      {0},
      "FILE:4:12: train.shuffle: expected true or false, got '1'"},
+    {ROOT "runtime:\n  deterministic: on\n",
+     {0},
+     "FILE:4:18: runtime.deterministic: expected true or false, got 'on'"},
     {ROOT "train:\n  shuffle: \"true\"\n",
      {0},
      "FILE:4:12: train.shuffle: expected true or false, got the quoted string \"true\""},
@@ -673,6 +676,7 @@ static const char *const default_yaml = "data:\n"
                                         "  precision: auto\n"
                                         "  bucket_mb: 0\n"
                                         "  timeout_s: 600\n"
+                                        "  deterministic: false\n"
                                         "output:\n"
                                         "  dir: runs/default\n"
                                         "  log_every: 20\n"

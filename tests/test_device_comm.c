@@ -165,8 +165,20 @@ static int fake_synchronize(void *ctx, dt_error *err) {
     (void)err;
     return 0;
 }
-static const dt_backend_ops fake_backend_ops = {
-    .name = "gpu-double", .compute_stream = fake_compute_stream, .synchronize = fake_synchronize};
+/* the check the device comm installs for the backend's host waits */
+static dt_wait_check_fn installed_check;
+static void *installed_user;
+static int wait_check_calls;
+static void fake_set_wait_check(void *ctx, dt_wait_check_fn check, void *user) {
+    (void)ctx;
+    installed_check = check;
+    installed_user = user;
+    wait_check_calls++;
+}
+static const dt_backend_ops fake_backend_ops = {.name = "gpu-double",
+                                                .compute_stream = fake_compute_stream,
+                                                .synchronize = fake_synchronize,
+                                                .set_wait_check = fake_set_wait_check};
 static dt_backend fake_backend = {&fake_backend_ops, NULL};
 
 /* What rank 0 sends in the broadcast, as rank != 0 receives it: flag byte, then the id. */
@@ -347,6 +359,56 @@ static void scenario_failing_call(void) {
     hung_step(60);
 }
 
+/* A backend host wait polled past the deadline (the GPU waits behind a hung all-reduce). */
+static void scenario_backend_wait_deadline(void) {
+    reset_fake();
+    dt_error err = {{0}, 0};
+    dt_device_comm dc;
+    dt_comm host = host_comm(0, 2);
+    if (dt_device_comm_nccl_create(&host, &fake_backend, 0, &fake_api, 5, &dc, &err)) return;
+    installed_check(installed_user, 5.5, &err);
+}
+
+static void scenario_backend_wait_async_error(void) {
+    reset_fake();
+    dt_error err = {{0}, 0};
+    dt_device_comm dc;
+    dt_comm host = host_comm(0, 2);
+    if (dt_device_comm_nccl_create(&host, &fake_backend, 0, &fake_api, 60, &dc, &err)) return;
+    fake.async_failed = 1;
+    installed_check(installed_user, 0.01, &err);
+}
+
+/* The backend's waits get the deadline and error check; an error path's abort_collectives is
+ * ncclCommAbort, after which destroy never calls ncclCommDestroy. */
+static void test_backend_waits_and_abort(void) {
+    dt_error err = {{0}, 0};
+    dt_device_comm dc;
+    reset_fake();
+    installed_check = NULL;
+    dt_comm host = host_comm(0, 2);
+    CHECK(dt_device_comm_nccl_create(&host, &fake_backend, 0, &fake_api, 10, &dc, &err) == 0);
+    CHECK(installed_check != NULL && installed_user == dc.ctx);
+    if (installed_check) CHECK(installed_check(installed_user, 9.0, &err) == 0);
+    fake.log[0] = 0;
+    dc.ops->abort_collectives(dc.ctx);
+    dc.ops->abort_collectives(dc.ctx); /* once only */
+    dc.ops->destroy(dc.ctx);
+    CHECK_STR_EQ(fake.log, "abort ");
+    CHECK(installed_check == NULL); /* removed with the comm */
+
+    char out[4096];
+    double seconds = 0;
+    int code = run_child(scenario_backend_wait_deadline, out, sizeof out, &seconds);
+    CHECK_INT_EQ(code, DT_EXIT_RUNTIME);
+    CHECK_MSG(strstr(out, "did not finish its work within 5 s") != NULL, "stderr: %s", out);
+    CHECK_MSG(strstr(out, "fake: ncclCommAbort\nfake: host abort 1") != NULL, "stderr: %s", out);
+    code = run_child(scenario_backend_wait_async_error, out, sizeof out, &seconds);
+    CHECK_INT_EQ(code, DT_EXIT_RUNTIME);
+    CHECK_MSG(strstr(out, "fake remote process exited") != NULL, "stderr: %s", out);
+    CHECK_MSG(strstr(out, "fake: ncclCommAbort\nfake: host abort 1") != NULL, "stderr: %s", out);
+}
+
 static void test_failures_end_the_job(void) {
     char out[4096];
     double seconds = 0;
@@ -457,6 +519,7 @@ int main(void) {
     test_unique_id_exchange();
     test_stream_order();
     test_failures_end_the_job();
+    test_backend_waits_and_abort();
     test_host_comm_and_choice();
     return dt_test_summary("device_comm");
 }

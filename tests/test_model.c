@@ -277,6 +277,46 @@ static void check_grads_ready(int freeze) {
     be.ops->destroy(be.ctx);
 }
 
+/* ---- the convolutions the model creates are the ones dt_model_conv_descs lists ---- */
+
+static const dt_backend_ops *recorded_ops;
+static dt_conv_desc recorded[32];
+static int n_recorded;
+
+static dt_layer *recording_conv_create(void *ctx, const dt_conv_desc *d, dt_error *err) {
+    if (n_recorded < 32) recorded[n_recorded] = *d;
+    n_recorded++;
+    return recorded_ops->conv_create(ctx, d, err);
+}
+
+static void check_conv_list(int freeze) {
+    enum { B = 2, S = 64, K = 3 };
+    dt_backend be = dt_test_backend_open(test_argc, test_argv, 0);
+    dt_backend_ops recording = *be.ops;
+    recorded_ops = be.ops;
+    recording.conv_create = recording_conv_create;
+    dt_backend wrapped = {&recording, be.ctx};
+    n_recorded = 0;
+    dt_model *m = NULL;
+    dt_error err = {{0}, 0};
+    dt_model_options opt = {.batch = B, .image_size = S, .n_classes = K, .freeze_backbone = freeze};
+    CHECK_MSG(dt_model_create(&wrapped, &opt, &m, &err) == 0, "%s", err.message);
+    dt_conv_desc listed[32];
+    int n = dt_model_conv_descs(&opt, listed, 32);
+    CHECK_INT_EQ(n, 20); /* the stem, 16 3x3 and 3 downsample convolutions */
+    CHECK_INT_EQ(n_recorded, n);
+    for (int i = 0; i < n && i < n_recorded; i++)
+        CHECK_MSG(memcmp(&listed[i], &recorded[i], sizeof listed[i]) == 0, "conv %d differs", i);
+    /* only the stem skips dx; a frozen backbone skips backward everywhere */
+    for (int i = 0; i < n; i++) {
+        CHECK_INT_EQ(listed[i].no_input_grad, i == 0);
+        CHECK_INT_EQ(listed[i].no_backward, freeze);
+    }
+    CHECK_INT_EQ(dt_model_conv_descs(&opt, listed, 1), n); /* counts past max */
+    if (m) dt_model_destroy(m);
+    be.ops->destroy(be.ctx);
+}
+
 int main(int argc, char **argv) {
     test_argc = argc;
     test_argv = argv;
@@ -285,5 +325,7 @@ int main(int argc, char **argv) {
     test_layout();
     test_whole_network_gradient();
     test_frozen_backbone();
+    check_conv_list(0);
+    check_conv_list(1);
     return dt_test_summary("model");
 }

@@ -41,6 +41,9 @@ typedef struct dt_conv_desc {
     int in_channels, out_channels;
     int in_height, in_width;
     int kernel, stride, padding; /* square kernel, symmetric padding, no bias, no dilation */
+    /* what backward is never asked for, so that a backend prepares nothing for it: dx (the
+     * network's first layer), or backward at all (a frozen layer) */
+    int no_input_grad, no_backward;
 } dt_conv_desc;
 
 typedef struct dt_batchnorm_desc {
@@ -75,7 +78,49 @@ typedef struct dt_sgd_params {
     float grad_scale; /* multiplies grads before anything else (1 for plain SGD) */
     int nesterov;
     int first_step; /* momentum buffer not yet initialised: buf = g */
+    int guarded;    /* no update at all when the last guard_check skipped its step */
 } dt_sgd_params;
+
+/* The non-finite guard (train.nonfinite) keeps its state in backend memory and decides in the
+ * stream's order, so that a training step needs no host wait: guard_check scans a step's
+ * reduced gradients, and the step is skipped when a value is not finite or the guard has
+ * halted; a skipped step's guarded sgd_step changes nothing and guard_restore puts back what it
+ * was given. A non-finite step that makes halt_after in a row halts the guard: every later step
+ * is skipped too, so the backend keeps the last good state until the host, reading the state
+ * late (guard_read, at a log line), stops the run. */
+enum { DT_GUARD_RECORDS = 8 };
+
+typedef struct dt_guard_record {
+    int64_t step;   /* as given to guard_check */
+    int64_t index;  /* of the first non-finite value in the checked span */
+    int64_t is_nan; /* that value is NaN (else infinite) */
+    int64_t in_row; /* non-finite steps in a row, this one included */
+    int64_t total;  /* non-finite steps in all, this one included */
+} dt_guard_record;
+
+typedef struct dt_guard_state {
+    int64_t in_row, total; /* non-finite steps in a row up to the last checked step; in all */
+    int64_t halted_step;   /* -1, or the step at which the guard halted */
+    int64_t skipped;       /* steps skipped (non-finite or halted) since the last read */
+    int64_t n_records;     /* non-finite steps since the last read: the first ones are in
+                            * records, the newest always in the last used slot */
+    int64_t step_skipped;  /* the last checked step is skipped */
+    dt_guard_record records[DT_GUARD_RECORDS];
+} dt_guard_state;
+
+/* What the backend counts about itself (see counters): host waits are the calls that block the
+ * host until device work completes; device allocations count cudaMalloc-like calls. The CPU
+ * backend waits for nothing and allocates host memory only: both stay 0 there. */
+typedef struct dt_backend_counters {
+    uint64_t host_waits;         /* synchronisations (reads, downloads, synchronize, ...) */
+    uint64_t input_waits;        /* input_wait calls that found the pixel copy still running */
+    uint64_t device_allocations; /* device memory allocations */
+} dt_backend_counters;
+
+/* Called while a host wait polls for device work (every ~100 us): a non-zero return, with err
+ * filled, ends the wait with that error. The device comm installs its check (the collectives'
+ * deadline and asynchronous errors), so that no wait hangs on a stuck peer. */
+typedef int (*dt_wait_check_fn)(void *user, double waited_seconds, dt_error *err);
 
 /* Phases of a step for phase_mark/phase_read: the time between a mark and the next one, in
  * the compute stream's order, is counted to the first mark's phase. */
@@ -135,9 +180,25 @@ typedef struct dt_backend_ops {
     /* updates params in place; momentum may be NULL when p->momentum == 0 */
     int (*sgd_step)(void *ctx, const dt_sgd_params *p, float *params, const float *grads,
                     float *momentum, size_t count, dt_error *err);
-    /* sum of squares of count floats (for gradient/weight norms and NaN checks) */
+    /* sum of squares of count floats (for weight norms and checks outside the step; waits) */
     int (*buffer_sum_squares)(void *ctx, const float *src, size_t count, double *out,
                               dt_error *err);
+
+    /* The non-finite guard (see dt_guard_state). guard_reset sets the state (records and
+     * step_skipped ignored, halted_step taken as given) and the consecutive non-finite steps
+     * that halt the guard (>= 1). guard_check: in stream order, the step's verdict from count
+     * gradients at grads. guard_restore: in stream order, dst = backup when the last checked
+     * step is skipped. guard_read waits for the queued ops, returns the state and clears its
+     * records and skipped count. */
+    int (*guard_reset)(void *ctx, const dt_guard_state *state, int64_t halt_after, dt_error *err);
+    int (*guard_check)(void *ctx, const float *grads, size_t count, int64_t step, dt_error *err);
+    int (*guard_restore)(void *ctx, float *dst, const float *backup, size_t count, dt_error *err);
+    int (*guard_read)(void *ctx, dt_guard_state *out, dt_error *err);
+    /* the backend's own counts since it was created (never fails) */
+    void (*counters)(void *ctx, dt_backend_counters *out);
+    /* installs (check != NULL) or removes the check every host wait polls (see
+     * dt_wait_check_fn); the CPU backend never waits and keeps it unused */
+    void (*set_wait_check)(void *ctx, dt_wait_check_fn check, void *user);
 
     /* activations */
     dt_tensor *(*tensor_create)(void *ctx, int n, int c, int h, int w, dt_error *err);
@@ -229,6 +290,9 @@ typedef struct dt_backend_options {
     int threads;   /* compute threads (CPU); 0 = all cores */
     int device;    /* GPU ordinal (CUDA) */
     int precision; /* dt_precision_kind */
+    /* runtime.deterministic: bitwise-repeatable runs (CUDA: deterministic cuDNN engines only;
+     * the CPU backend is deterministic already) */
+    int deterministic;
 } dt_backend_options;
 
 /* CPU backend (oneDNN). Always compiled in. */

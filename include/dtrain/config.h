@@ -68,8 +68,9 @@ typedef struct dt_config {
         dt_device_kind device;
         int threads; /* 0 = cores / local ranks */
         dt_precision_kind precision;
-        int bucket_mb; /* gradient all-reduce bucket size in MiB; 0 = dtrain's choice */
-        int timeout_s; /* a rank without progress this long ends the job */
+        int bucket_mb;      /* gradient all-reduce bucket size in MiB; 0 = dtrain's choice */
+        int timeout_s;      /* a rank without progress this long ends the job */
+        bool deterministic; /* bitwise-repeatable runs (GPU: deterministic cuDNN engines) */
     } runtime;
     struct {
         char *dir;

@@ -29,6 +29,10 @@ typedef struct dt_device_comm_ops {
     int (*drain)(void *ctx, dt_error *err);
     /* Ends every rank of the job with this exit code; does not return. */
     void (*abort)(void *ctx, int exit_code);
+    /* Error paths and the watchdog, before the host comm's abort: ends this rank's part in the
+     * collectives at once (ncclCommAbort, never the blocking ncclCommDestroy), so that no
+     * collective is left waiting; safe from another thread; destroy still frees. */
+    void (*abort_collectives)(void *ctx);
     void (*destroy)(void *ctx);
 } dt_device_comm_ops;
 

@@ -39,6 +39,9 @@ typedef struct dt_model_options {
 
 int dt_model_create(const dt_backend *backend, const dt_model_options *opt, dt_model **out,
                     dt_error *err);
+/* The convolution layers dt_model_create creates for opt, in creation order (the same
+ * descriptions it passes to conv_create): their number, the first max of them in out. */
+int dt_model_conv_descs(const dt_model_options *opt, dt_conv_desc *out, int max);
 void dt_model_destroy(dt_model *model);
 /* The backend the model was created on. */
 const dt_backend *dt_model_backend(const dt_model *model);

@@ -28,6 +28,11 @@ static void host_abort(void *opaque, int exit_code) {
     ctx->host->ops->abort(ctx->host->ctx, exit_code);
 }
 
+/* host collectives end with the host comm's abort */
+static void host_abort_collectives(void *opaque) {
+    (void)opaque;
+}
+
 static void host_destroy(void *opaque) {
     free(opaque);
 }
@@ -38,6 +43,7 @@ static const dt_device_comm_ops host_ops = {
     .wait = host_wait,
     .drain = host_wait,
     .abort = host_abort,
+    .abort_collectives = host_abort_collectives,
     .destroy = host_destroy,
 };
 

@@ -8,6 +8,7 @@
  * calls go through dt_nccl_api so that tests can stand in for them. */
 #include "dtrain/device_comm.h"
 
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
@@ -16,6 +17,8 @@
 
 typedef struct nccl_device_comm {
     dt_comm *host;
+    dt_backend backend; /* its host waits poll nccl_wait_check */
+    atomic_int aborted; /* ncclCommAbort done (abort_collectives): never destroy the comm */
     const dt_nccl_api *api;
     double timeout_s;
     void *comm;
@@ -29,12 +32,16 @@ typedef struct nccl_device_comm {
 
 /* Ends the job: every rank's NCCL work is aborted with the communicator, then the host comm's
  * abort ends the processes. */
+static void nccl_abort_collectives(void *opaque) {
+    nccl_device_comm *ctx = opaque;
+    if (ctx->comm && !atomic_exchange(&ctx->aborted, 1)) ctx->api->comm_abort(ctx->comm);
+}
+
 static void nccl_fatal(nccl_device_comm *ctx, const dt_error *err) {
     fprintf(stderr, "dtrain: rank %d: error: NCCL gradient all-reduce: %s; ending the job\n",
             ctx->host->rank, err->message);
     fflush(NULL);
-    if (ctx->comm) ctx->api->comm_abort(ctx->comm);
-    ctx->comm = NULL;
+    nccl_abort_collectives(ctx);
     ctx->host->ops->abort(ctx->host->ctx, DT_EXIT_RUNTIME);
     exit(DT_EXIT_RUNTIME); /* abort does not return; this only keeps the promise if it did */
 }
@@ -64,6 +71,22 @@ static void poll_complete(nccl_device_comm *ctx, void *event) {
         }
         pause_briefly();
     }
+}
+
+/* The backend's host waits (a read at a log line, a download, the input copy) poll this: they
+ * may wait on work ordered after an all-reduce, so they get its deadline and error check. */
+static int nccl_wait_check(void *user, double waited_seconds, dt_error *err) {
+    nccl_device_comm *ctx = user;
+    int failed = 0;
+    if (ctx->api->comm_get_async_error(ctx->comm, &failed, err) || failed) nccl_fatal(ctx, err);
+    if (waited_seconds > ctx->timeout_s) {
+        dt_fail(err,
+                "the GPU did not finish its work within %g s (DTRAIN_NCCL_TIMEOUT_S): a peer of "
+                "its all-reduce is hung or gone",
+                ctx->timeout_s);
+        nccl_fatal(ctx, err);
+    }
+    return 0;
 }
 
 static int nccl_allreduce_sum_float(void *opaque, float *buffer, size_t count, dt_error *err) {
@@ -120,17 +143,18 @@ static int nccl_drain(void *opaque, dt_error *err) {
 }
 
 static void nccl_abort(void *opaque, int exit_code) {
-    nccl_device_comm *ctx = opaque;
-    if (ctx->comm) ctx->api->comm_abort(ctx->comm);
-    ctx->comm = NULL;
-    ctx->host->ops->abort(ctx->host->ctx, exit_code);
+    nccl_abort_collectives(opaque);
+    ((nccl_device_comm *)opaque)
+        ->host->ops->abort(((nccl_device_comm *)opaque)->host->ctx, exit_code);
 }
 
 static void nccl_destroy(void *opaque) {
     nccl_device_comm *ctx = opaque;
     if (!ctx) return;
     const dt_nccl_api *api = ctx->api;
-    if (ctx->comm) api->comm_destroy(ctx->comm);
+    if (ctx->backend.ops && ctx->backend.ops->set_wait_check)
+        ctx->backend.ops->set_wait_check(ctx->backend.ctx, NULL, NULL);
+    if (ctx->comm && !atomic_load(&ctx->aborted)) api->comm_destroy(ctx->comm);
     for (int i = 0; i < 2; i++)
         if (ctx->done_event[i]) api->event_destroy(ctx->done_event[i]);
     if (ctx->ready_event) api->event_destroy(ctx->ready_event);
@@ -144,6 +168,7 @@ static const dt_device_comm_ops nccl_ops = {
     .wait = nccl_wait,
     .drain = nccl_drain,
     .abort = nccl_abort,
+    .abort_collectives = nccl_abort_collectives,
     .destroy = nccl_destroy,
 };
 
@@ -191,6 +216,9 @@ int dt_device_comm_nccl_create(dt_comm *host, const dt_backend *backend, int dev
         nccl_destroy(ctx);
         return -1;
     }
+    ctx->backend = *backend;
+    if (backend->ops->set_wait_check)
+        backend->ops->set_wait_check(backend->ctx, nccl_wait_check, ctx);
     *out = (dt_device_comm){.rank = host->rank, .size = host->size, .ops = &nccl_ops, .ctx = ctx};
     return 0;
 }

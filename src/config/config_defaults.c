@@ -44,6 +44,7 @@ void dt_config_defaults(dt_config *cfg) {
     cfg->runtime.precision = DT_PRECISION_AUTO;
     cfg->runtime.bucket_mb = 0;
     cfg->runtime.timeout_s = 600;
+    cfg->runtime.deterministic = false;
 
     cfg->output.dir = strdup("runs/default");
     cfg->output.log_every = 20;

@@ -144,6 +144,7 @@ static const dt_config_key config_keys[] = {
     ENUM_KEY(runtime, precision, precision_names),
     INT_KEY(runtime, bucket_mb, 0, 1024),
     INT_KEY(runtime, timeout_s, 1, 7 * 24 * 3600),
+    BOOL_KEY(runtime, deterministic),
 
     STRING_KEY(output, dir),
     INT_KEY(output, log_every, 1, INT_MAX),

@@ -60,20 +60,60 @@ static int param_span(dt_model *m, const char *const *prefixes, int n_prefixes, 
     return 0;
 }
 
+/* The convolution of a conv-BN unit: the stem (in_c 3, the images) never computes dx, and a
+ * frozen backbone runs no backward at all. */
+static dt_conv_desc unit_conv_desc(int batch, int freeze_backbone, int in_c, int out_c, int in_hw,
+                                   int kernel, int stride, int padding) {
+    return (dt_conv_desc){.batch = batch,
+                          .in_channels = in_c,
+                          .out_channels = out_c,
+                          .in_height = in_hw,
+                          .in_width = in_hw,
+                          .kernel = kernel,
+                          .stride = stride,
+                          .padding = padding,
+                          .no_input_grad = in_c == 3,
+                          .no_backward = freeze_backbone};
+}
+
+static int conv_out_hw(int in_hw, int kernel, int stride, int padding) {
+    return (in_hw + 2 * padding - kernel) / stride + 1;
+}
+
+int dt_model_conv_descs(const dt_model_options *opt, dt_conv_desc *out, int max) {
+    int n = 0, b = opt->batch, frozen = opt->freeze_backbone;
+#define DT_ADD_CONV(...)                                                                           \
+    do {                                                                                           \
+        dt_conv_desc d_ = unit_conv_desc(b, frozen, __VA_ARGS__);                                  \
+        if (n < max) out[n] = d_;                                                                  \
+        n++;                                                                                       \
+    } while (0)
+    DT_ADD_CONV(3, 64, opt->image_size, 7, 2, 3);
+    int in_hw = conv_out_hw(conv_out_hw(opt->image_size, 7, 2, 3), 3, 2, 1), in_c = 64;
+    for (int stage = 0; stage < 4; stage++) {
+        int out_c = 64 << stage;
+        for (int i = 0; i < 2; i++) {
+            int c = i == 0 ? in_c : out_c, stride = (i == 0 && stage > 0) ? 2 : 1;
+            int out_hw = conv_out_hw(in_hw, 3, stride, 1);
+            DT_ADD_CONV(c, out_c, in_hw, 3, stride, 1);
+            DT_ADD_CONV(out_c, out_c, out_hw, 3, 1, 1);
+            if (stride != 1 || c != out_c) DT_ADD_CONV(c, out_c, in_hw, 1, stride, 0);
+            in_hw = out_hw;
+        }
+        in_c = out_c;
+    }
+#undef DT_ADD_CONV
+    return n;
+}
+
 /* conv (no bias) followed by BatchNorm, optionally with the ReLU fused into the BN. */
 static int conv_bn_create(dt_model *m, dt_conv_bn *u, const char *conv_name, const char *bn_name,
                           int in_c, int out_c, int in_hw, int kernel, int stride, int padding,
                           int relu, dt_error *err) {
     memset(u, 0, sizeof *u);
-    int out_hw = (in_hw + 2 * padding - kernel) / stride + 1;
-    dt_conv_desc cd = {.batch = m->batch,
-                       .in_channels = in_c,
-                       .out_channels = out_c,
-                       .in_height = in_hw,
-                       .in_width = in_hw,
-                       .kernel = kernel,
-                       .stride = stride,
-                       .padding = padding};
+    int out_hw = conv_out_hw(in_hw, kernel, stride, padding);
+    dt_conv_desc cd =
+        unit_conv_desc(m->batch, m->freeze_backbone, in_c, out_c, in_hw, kernel, stride, padding);
     dt_batchnorm_desc bd = {.batch = m->batch,
                             .channels = out_c,
                             .height = out_hw,

@@ -30,6 +30,7 @@ int dt_rel_setup(dt_trainer *t, dt_error *err) {
     const char *nan_rank = getenv("DTRAIN_TEST_NAN_RANK");
     r->nan_step =
         nan_rank && atoi(nan_rank) == t->comm->rank ? env_long("DTRAIN_TEST_NAN_STEP", -1) : -1;
+    r->nan_steps = env_long("DTRAIN_TEST_NAN_COUNT", 1);
     r->step_delay_us = env_long("DTRAIN_TEST_STEP_DELAY_MS", 0) * 1000;
     return dt_watchdog_start(t->comm, t->cfg->runtime.timeout_s, &r->watchdog, err);
 }
@@ -259,92 +260,124 @@ int dt_rel_before_step(dt_trainer *t, long global_step, dt_error *err) {
 }
 
 int dt_rel_before_allreduce(dt_trainer *t, long global_step, float *grads, dt_error *err) {
+    dt_reliability *r = &t->rel;
     dt_rel_phase(t, "gradient all-reduce", global_step, 0);
-    if (global_step != t->rel.nan_step) return 0;
+    if (r->nan_step < 0 || global_step < r->nan_step || global_step >= r->nan_step + r->nan_steps)
+        return 0;
     return t->backend.ops->buffer_fill(t->backend.ctx, grads, NAN, 1, err);
 }
 
-static int restore_statistics(dt_trainer *t, dt_error *err) {
-    const dt_backend_ops *ops = t->backend.ops;
-    size_t ns = dt_model_stats_count(t->model);
-    float *stats = dt_model_stats(t->model);
-    dt_model_set_batches_tracked(t->model, t->rel.tracked_backup);
-    if (ops->buffer_fill(t->backend.ctx, stats, 0.0f, ns, err) ||
-        ops->buffer_axpy(t->backend.ctx, stats, 1.0f, t->rel.stats_backup, ns, err))
-        return -1;
+/* ---- the non-finite guard: decided by the backend in stream order, read here late ---- */
+
+int dt_rel_guard_start(dt_trainer *t, dt_error *err) {
+    dt_reliability *r = &t->rel;
+    const dt_config *cfg = t->cfg;
+    dt_guard_state state;
+    memset(&state, 0, sizeof state);
+    state.in_row = r->skipped_in_row;
+    state.total = r->skipped_total;
+    state.halted_step = -1;
+    int64_t halt_after =
+        cfg->train.nonfinite == DT_NONFINITE_SKIP ? cfg->train.max_skipped_steps : 1;
+    if (t->backend.ops->guard_reset(t->backend.ctx, &state, halt_after, err))
+        return dt_error_prefix(err, "setting up the non-finite guard");
     return 0;
 }
 
-/* "layer1.0.conv1.weight is NaN" for the first non-finite gradient value. */
-static void describe_nonfinite(dt_trainer *t, const float *grads, size_t count, size_t offset,
-                               char *out, size_t size) {
-    snprintf(out, size, "a gradient is not finite");
-    float *host = malloc(count * sizeof *host);
-    dt_error ignored = {{0}, 0};
-    if (!host || t->backend.ops->buffer_download(t->backend.ctx, host, grads, count, &ignored)) {
-        free(host);
-        return;
-    }
-    size_t i = 0;
-    while (i < count && isfinite(host[i])) i++;
-    if (i < count) {
-        size_t n;
-        const dt_state_entry *e = dt_model_state(t->model, &n);
-        for (size_t k = 0; k < n; k++)
-            if (e[k].role == DT_TENSOR_PARAMETER && offset + i >= e[k].offset &&
-                offset + i < e[k].offset + e[k].count) {
-                snprintf(out, size, "the gradient of %s is %s", e[k].name,
-                         isnan(host[i]) ? "NaN" : "infinite");
-                break;
-            }
-    }
-    free(host);
+int dt_rel_guard_step(dt_trainer *t, long global_step, const float *grads, size_t count,
+                      dt_error *err) {
+    const dt_backend_ops *ops = t->backend.ops;
+    dt_reliability *r = &t->rel;
+    /* the batches this step counted, taken back for every skipped step when the state is read */
+    r->tracked_per_step = dt_model_batches_tracked(t->model) - r->tracked_backup;
+    if (ops->guard_check(t->backend.ctx, grads, count, global_step, err) ||
+        ops->guard_restore(t->backend.ctx, dt_model_stats(t->model), r->stats_backup,
+                           dt_model_stats_count(t->model), err))
+        return dt_error_prefix(err, "non-finite guard of step %ld", global_step + 1);
+    return 0;
 }
 
-int dt_rel_check_gradients(dt_trainer *t, int epoch, long step_in_epoch, long global_step,
-                           float *grads, size_t count, size_t offset, int *skip, dt_error *err) {
-    dt_reliability *r = &t->rel;
-    *skip = 0;
-    double sum = 0;
-    if (t->backend.ops->buffer_sum_squares(t->backend.ctx, grads, count, &sum, err))
-        return dt_error_prefix(err, "checking the gradients");
-    if (isfinite(sum)) {
-        r->skipped_in_row = 0;
-        return 0;
-    }
-    char what[160];
-    describe_nonfinite(t, grads, count, offset, what, sizeof what);
-    if (restore_statistics(t, err)) return -1;
-    const dt_config *cfg = t->cfg;
-    if (cfg->train.nonfinite == DT_NONFINITE_SKIP) {
-        r->skipped_in_row++;
-        r->skipped_total++;
-        *skip = 1;
-        if (r->skipped_in_row < cfg->train.max_skipped_steps) {
-            if (t->is_root)
-                dt_warn("step %ld (epoch %d): %s after the all-reduce; step skipped "
-                        "(train.nonfinite: skip; %ld in a row, %ld in all)",
-                        global_step + 1, epoch, what, r->skipped_in_row, r->skipped_total);
-            return 0;
+/* "the gradient of layer1.0.conv1.weight is NaN" for a record's first non-finite value. */
+static void describe_nonfinite(dt_trainer *t, const dt_guard_record *rec, char *out, size_t size) {
+    size_t offset, count, n;
+    dt_model_trainable_span(t->model, &offset, &count);
+    snprintf(out, size, "a gradient is %s", rec->is_nan ? "NaN" : "infinite");
+    const dt_state_entry *e = dt_model_state(t->model, &n);
+    size_t at = offset + (size_t)rec->index;
+    for (size_t k = 0; k < n; k++)
+        if (e[k].role == DT_TENSOR_PARAMETER && at >= e[k].offset &&
+            at < e[k].offset + e[k].count) {
+            snprintf(out, size, "the gradient of %s is %s", e[k].name,
+                     rec->is_nan ? "NaN" : "infinite");
+            return;
         }
-    }
-    /* stop: the weights are those before this step, the last good state */
+}
+
+/* The guard halted at step h: the backend kept the state before h (no update applied since,
+ * statistics restored), written as the checkpoint of step h; then the run ends. */
+static int stop_at_halt(dt_trainer *t, const dt_guard_state *g, dt_error *err) {
+    dt_reliability *r = &t->rel;
+    const dt_config *cfg = t->cfg;
+    long h = (long)g->halted_step;
+    int epoch = (int)(h / t->steps_per_epoch) + 1;
+    long step_in_epoch = h % t->steps_per_epoch;
+    const dt_guard_record *rec = NULL;
+    long shown = g->n_records < DT_GUARD_RECORDS ? (long)g->n_records : DT_GUARD_RECORDS;
+    for (long i = 0; i < shown; i++)
+        if (g->records[i].step == g->halted_step) rec = &g->records[i];
+    char what[160] = "a gradient is not finite";
+    if (rec) describe_nonfinite(t, rec, what, sizeof what);
     char where[4300] = "";
-    if (dt_rel_checkpoint(t, epoch, global_step, step_in_epoch, 0, 1, err)) return -1;
+    if (dt_rel_checkpoint(t, epoch, h, step_in_epoch, 0, 1, err)) return -1;
     /* the others wait until it is written: their error ends the job */
     if (t->comm->ops->barrier(t->comm->ctx, err)) return dt_error_prefix(err, "barrier");
     if (t->is_root)
-        snprintf(where, sizeof where, "; the last good state (step %ld) is in %s/checkpoints/",
-                 global_step, cfg->output.dir);
+        snprintf(where, sizeof where, "; the last good state (step %ld) is in %s/checkpoints/", h,
+                 cfg->output.dir);
     if (cfg->train.nonfinite == DT_NONFINITE_SKIP)
         return dt_fail(err,
                        "step %ld (epoch %d): %s; %ld non-finite steps in a row reached "
                        "train.max_skipped_steps%s",
-                       global_step + 1, epoch, what, r->skipped_in_row, where);
+                       h + 1, epoch, what, r->skipped_in_row, where);
     return dt_fail(err,
                    "step %ld (epoch %d): %s after the all-reduce (train.nonfinite: stop)%s; try a "
                    "lower train.lr, or train.nonfinite: skip",
-                   global_step + 1, epoch, what, where);
+                   h + 1, epoch, what, where);
+}
+
+int dt_rel_guard_sync(dt_trainer *t, long *skipped, dt_error *err) {
+    dt_reliability *r = &t->rel;
+    const dt_config *cfg = t->cfg;
+    dt_guard_state g;
+    /* the device comm first: its wait has the collectives' deadline */
+    if (t->dcomm.ops->drain(t->dcomm.ctx, err) ||
+        t->backend.ops->guard_read(t->backend.ctx, &g, err))
+        return dt_error_prefix(err, "reading the non-finite guard");
+    if (skipped) *skipped += (long)g.skipped;
+    dt_model_set_batches_tracked(t->model, dt_model_batches_tracked(t->model) -
+                                               (int64_t)g.skipped * r->tracked_per_step);
+    int skip_mode = cfg->train.nonfinite == DT_NONFINITE_SKIP;
+    if (skip_mode) {
+        r->skipped_in_row = (long)g.in_row;
+        r->skipped_total = (long)g.total;
+    }
+    long shown = g.n_records < DT_GUARD_RECORDS ? (long)g.n_records : DT_GUARD_RECORDS;
+    for (long i = 0; skip_mode && t->is_root && i < shown; i++) {
+        const dt_guard_record *rec = &g.records[i];
+        if (i == DT_GUARD_RECORDS - 1 && g.n_records > DT_GUARD_RECORDS)
+            dt_warn(
+                "%lld more non-finite steps skipped, not listed one by one (train.nonfinite: skip)",
+                (long long)(g.n_records - DT_GUARD_RECORDS));
+        if (rec->step == g.halted_step) continue; /* the stop's message says it */
+        char what[160];
+        describe_nonfinite(t, rec, what, sizeof what);
+        dt_warn("step %lld (epoch %lld): %s after the all-reduce; step skipped "
+                "(train.nonfinite: skip; %lld in a row, %lld in all)",
+                (long long)rec->step + 1, (long long)(rec->step / t->steps_per_epoch) + 1, what,
+                (long long)rec->in_row, (long long)rec->total);
+    }
+    if (g.halted_step >= 0) return stop_at_halt(t, &g, err);
+    return 0;
 }
 
 int dt_rel_step_end(dt_trainer *t, int epoch, long step_in_epoch, long global_step, dt_error *err) {
@@ -355,6 +388,10 @@ int dt_rel_step_end(dt_trainer *t, int epoch, long step_in_epoch, long global_st
         if (t->comm->ops->allreduce_double(t->comm->ctx, &stop, 1, DT_REDUCE_SUM, err))
             return dt_error_prefix(err, "all-reduce of the stop flag");
     }
+    int every = t->cfg->output.checkpoint_every;
+    int checkpoint = every > 0 && global_step % every == 0 && step_in_epoch < t->steps_per_epoch;
+    /* a checkpoint holds the guard's counts, and never a state past a halt */
+    if ((stop > 0 || checkpoint) && dt_rel_guard_sync(t, NULL, err)) return -1;
     if (stop > 0) {
         if (dt_rel_checkpoint(t, epoch, global_step, step_in_epoch, 0, 1, err)) return -1;
         /* the weights so far as model.safetensors too: a job that a time limit ends before it
@@ -367,9 +404,7 @@ int dt_rel_step_end(dt_trainer *t, int epoch, long step_in_epoch, long global_st
         err->exit_code = DT_EXIT_STOPPED;
         return -1;
     }
-    int every = t->cfg->output.checkpoint_every;
-    if (every > 0 && global_step % every == 0 && step_in_epoch < t->steps_per_epoch)
-        return dt_rel_checkpoint(t, epoch, global_step, step_in_epoch, 0, 0, err);
+    if (checkpoint) return dt_rel_checkpoint(t, epoch, global_step, step_in_epoch, 0, 0, err);
     return 0;
 }
 

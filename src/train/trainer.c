@@ -97,7 +97,9 @@ static int create_backend(dt_trainer *t, dt_error *err) {
     if (t->is_root && t->device.fallback_reason[0])
         dt_progress_line(&t->progress, NULL, "%s", t->device.fallback_reason);
     if (comm->size > 1 && gather_devices(t, err)) return -1;
-    dt_backend_options opt = {.threads = t->threads, .device = t->device.device};
+    dt_backend_options opt = {.threads = t->threads,
+                              .device = t->device.device,
+                              .deterministic = cfg->runtime.deterministic};
     int gpu_has_tf32 = 0;
     dt_gpu_info info;
     if (t->device.kind == DT_DEVICE_CUDA) {
@@ -151,6 +153,7 @@ static int setup_gradient_allreduce(dt_trainer *t, dt_error *err) {
     if (dt_device_comm_create(t->comm, &t->backend, t->device.device, &t->dcomm, err))
         return dt_error_prefix(err, "gradient all-reduce");
     t->have_dcomm = 1;
+    dt_watchdog_set_abort_hook(t->rel.watchdog, t->dcomm.ops->abort_collectives, t->dcomm.ctx);
     if (t->comm->size == 1) return 0;
     size_t span_offset, span_count, n_entries;
     dt_model_trainable_span(t->model, &span_offset, &span_count);
@@ -343,7 +346,7 @@ static int setup(dt_trainer *t, dt_error *err) {
     /* output.dir is locked (and refused if it holds another run) only once every input check
      * has passed: a refused run leaves nothing behind */
     if (dt_rel_claim_output_dir(t, err) || dt_rel_resume(t, err) || broadcast_model(t, err) ||
-        setup_gradient_allreduce(t, err))
+        setup_gradient_allreduce(t, err) || dt_rel_guard_start(t, err))
         return -1;
 
     dt_loader_options lo = {.batch_size = cfg->train.batch_size,
@@ -365,9 +368,11 @@ static int setup(dt_trainer *t, dt_error *err) {
     return open_outputs(t, err);
 }
 
-static void teardown(dt_trainer *t) {
+/* failed: the collectives are aborted first (the caller's host-comm abort follows) */
+static void teardown(dt_trainer *t, int failed) {
     dt_rel_teardown(t);
     if (t->loader) dt_loader_destroy(t->loader);
+    if (t->have_dcomm && failed) t->dcomm.ops->abort_collectives(t->dcomm.ctx);
     if (t->have_dcomm) t->dcomm.ops->destroy(t->dcomm.ctx);
     dt_bucket_plan_free(&t->buckets);
     if (t->model) dt_model_destroy(t->model);
@@ -443,8 +448,9 @@ static int train_micro_batch(dt_trainer *t, const dt_batch *batch, int micro, dt
     return dt_model_backward(t->model, micro > 0, report, err);
 }
 
-static int optimizer_step(dt_trainer *t, int epoch, long step_in_epoch, long global_step,
-                          dt_window *w, dt_error *err) {
+/* Queues the update without waiting for the device: the backend's non-finite guard decides
+ * whether it applies (dt_rel_guard_step); the host learns it at the next guard_sync. */
+static int optimizer_step(dt_trainer *t, long global_step, dt_window *w, dt_error *err) {
     size_t offset, count;
     dt_model_trainable_span(t->model, &offset, &count);
     float *grads = dt_model_grads(t->model) + offset;
@@ -457,14 +463,7 @@ static int optimizer_step(dt_trainer *t, int epoch, long step_in_epoch, long glo
                               t->dcomm.ops->wait(t->dcomm.ctx, err) ||
                               ops->phase_mark(t->backend.ctx, DT_PHASE_COMPUTE, err)))
         return dt_error_prefix(err, "all-reduce of gradients");
-    int skip = 0;
-    if (dt_rel_check_gradients(t, epoch, step_in_epoch, global_step, grads, count, offset, &skip,
-                               err))
-        return -1;
-    if (skip) {
-        w->skipped++;
-        return 0;
-    }
+    if (dt_rel_guard_step(t, global_step, grads, count, err)) return -1;
     const dt_config *cfg = t->cfg;
     double lr = dt_lr_at(&t->schedule, global_step);
     /* grads hold the sum of (ranks x accumulate) micro-batch means: average them inside the
@@ -475,7 +474,8 @@ static int optimizer_step(dt_trainer *t, int epoch, long step_in_epoch, long glo
                        .momentum = (float)cfg->train.momentum,
                        .weight_decay = (float)cfg->train.weight_decay,
                        .nesterov = cfg->train.nesterov,
-                       .first_step = global_step == 0};
+                       .first_step = global_step == 0,
+                       .guarded = 1};
     w->lr = lr;
     return t->backend.ops->sgd_step(t->backend.ctx, &p, dt_model_params(t->model) + offset, grads,
                                     dt_model_momentum(t->model) + offset, count, err);
@@ -589,12 +589,13 @@ static int train_epoch(dt_trainer *t, int epoch, long first, dt_error *err) {
             if (dt_train_release_batch(t, batch, rc ? &release_err : err)) rc = -1;
             if (rc) return dt_error_prefix(err, "epoch %d step %ld", epoch, global_step);
         }
-        if (optimizer_step(t, epoch, s, global_step, &w, err)) return -1;
+        if (optimizer_step(t, global_step, &w, err)) return -1;
         w.steps++;
         long done = global_step + 1;
         int last = s + 1 == t->steps_per_epoch;
         if (done % cfg->output.log_every == 0 || last) {
-            if (log_window(t, epoch, s + 1, done, &w, err)) return -1;
+            if (dt_rel_guard_sync(t, &w.skipped, err) || log_window(t, epoch, s + 1, done, &w, err))
+                return -1;
         } else if (t->is_root && t->progress.live) {
             /* before the first log line: the seconds per step of this window so far */
             double step_seconds = t->step_seconds_avg > 0
@@ -710,6 +711,6 @@ int dt_train_run_with(const dt_config *cfg, const dt_train_options *opt, dt_comm
     t.best_val_acc = -1;
     dt_progress_init(&t.progress, stdout, dt_comm_launched_by_mpi());
     int rc = run(&t, err);
-    teardown(&t);
+    teardown(&t, rc != 0);
     return rc;
 }

@@ -41,10 +41,12 @@ typedef struct dt_reliability {
     int start_evaluated; /* start_epoch's evaluation is done as well */
     long last_checkpoint_step;
     int last_checkpoint_evaluated;
-    float *stats_backup; /* running statistics before the step (restored on a bad step) */
-    int64_t tracked_backup;
+    float *stats_backup;      /* running statistics before the step (restored on a bad step) */
+    int64_t tracked_backup;   /* batches_tracked before the step */
+    int64_t tracked_per_step; /* what a step adds to it (taken back for a skipped step) */
     long skipped_in_row, skipped_total;
-    long nan_step; /* test-only injected non-finite gradient on this rank, -1 when none */
+    long nan_step;  /* test-only injected non-finite gradient on this rank, -1 when none */
+    long nan_steps; /* ... in that many steps in a row from nan_step */
     int first_step_done;
     long step_delay_us;  /* test-only DTRAIN_TEST_STEP_DELAY_MS */
     double copy_seconds; /* training thread's share of the last checkpoint */
@@ -164,11 +166,17 @@ int dt_rel_before_step(dt_trainer *t, long global_step, dt_error *err);
 /* Just before the gradient all-reduce: the watchdog's phase, and the test-only injected NaN
  * (DTRAIN_TEST_NAN_RANK / DTRAIN_TEST_NAN_STEP). */
 int dt_rel_before_allreduce(dt_trainer *t, long global_step, float *grads, dt_error *err);
-/* After the gradient all-reduce (identical gradients on every rank, so every rank decides the
- * same): *skip set when the step must not be applied; fails (after a checkpoint of the last good
- * state) when train.nonfinite says stop. */
-int dt_rel_check_gradients(dt_trainer *t, int epoch, long step_in_epoch, long global_step,
-                           float *grads, size_t count, size_t offset, int *skip, dt_error *err);
+/* The non-finite guard (train.nonfinite), decided by the backend without a host wait:
+ * guard_start hands it the policy and the resumed counts (before the first step); guard_step
+ * queues the check of the step's all-reduced gradients (identical on every rank, so every rank
+ * decides alike) and the restore of the running statistics for a skipped step, before the
+ * guarded optimizer update; guard_sync reads the state late (log lines, checkpoints, a stop),
+ * at the same steps on every rank: warns about skipped steps, adds them to *skipped (may be
+ * NULL), and when the guard halted writes the checkpoint of the last good state and fails. */
+int dt_rel_guard_start(dt_trainer *t, dt_error *err);
+int dt_rel_guard_step(dt_trainer *t, long global_step, const float *grads, size_t count,
+                      dt_error *err);
+int dt_rel_guard_sync(dt_trainer *t, long *skipped, dt_error *err);
 /* At a step boundary: all ranks agree whether a stop signal arrived anywhere; then a checkpoint
  * and the exit-75 error. Also the periodic checkpoint and its log line. */
 int dt_rel_step_end(dt_trainer *t, int epoch, long step_in_epoch, long global_step, dt_error *err);

@@ -20,6 +20,8 @@ struct dt_watchdog {
     long step;
     int long_allowance;
     double since;
+    void (*abort_hook)(void *user);
+    void *abort_user;
 };
 
 static void *watch(void *arg) {
@@ -54,6 +56,11 @@ static void *watch(void *arg) {
                                     "making progress)"
                                   : "");
         fflush(stderr);
+        pthread_mutex_lock(&w->lock);
+        void (*hook)(void *) = w->abort_hook;
+        void *user = w->abort_user;
+        pthread_mutex_unlock(&w->lock);
+        if (hook) hook(user);
         w->comm->ops->abort(w->comm->ctx, 1);
         abort(); /* not reached: the comm abort ends the process */
     }
@@ -86,6 +93,14 @@ void dt_watchdog_mark(dt_watchdog *w, const char *phase, long step, int long_all
     w->step = step;
     w->long_allowance = long_allowance;
     w->since = dt_monotonic_seconds();
+    pthread_mutex_unlock(&w->lock);
+}
+
+void dt_watchdog_set_abort_hook(dt_watchdog *w, void (*hook)(void *user), void *user) {
+    if (!w) return;
+    pthread_mutex_lock(&w->lock);
+    w->abort_hook = hook;
+    w->abort_user = user;
     pthread_mutex_unlock(&w->lock);
 }
 

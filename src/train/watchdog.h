@@ -16,5 +16,8 @@ int dt_watchdog_start(dt_comm *comm, int timeout_s, dt_watchdog **out, dt_error 
 /* phase: a static string; long_allowance: the first step, evaluation, checkpoint writing. */
 void dt_watchdog_mark(dt_watchdog *w, const char *phase, long step, int long_allowance);
 void dt_watchdog_stop(dt_watchdog *w);
+/* Called on the watchdog's thread before the comm's abort (the device comm's
+ * abort_collectives: ncclCommAbort before MPI_Abort). */
+void dt_watchdog_set_abort_hook(dt_watchdog *w, void (*hook)(void *user), void *user);
 
 #endif

@@ -481,10 +481,10 @@ int main(void) {
         check_input(&p, &t);
         /* batch, in, out, h, w, kernel, stride, padding: the stem, a 3x3, a stage entry,
          * a 1x1 downsample */
-        const dt_conv_desc convs[] = {{2, 3, 64, 32, 32, 7, 2, 3},
-                                      {2, 64, 64, 8, 8, 3, 1, 1},
-                                      {2, 64, 128, 8, 8, 3, 2, 1},
-                                      {2, 64, 128, 8, 8, 1, 2, 0}};
+        const dt_conv_desc convs[] = {{2, 3, 64, 32, 32, 7, 2, 3, 0, 0},
+                                      {2, 64, 64, 8, 8, 3, 1, 1, 0, 0},
+                                      {2, 64, 128, 8, 8, 3, 2, 1, 0, 0},
+                                      {2, 64, 128, 8, 8, 1, 2, 0, 0, 0}};
         for (size_t c = 0; c < sizeof convs / sizeof *convs; c++) check_conv(&p, convs[c], &t);
         check_batchnorm(&p, (dt_batchnorm_desc){4, 64, 6, 6, 0.1f, 1e-5f, 1}, &t);
         check_batchnorm(&p, (dt_batchnorm_desc){4, 64, 6, 6, 0.1f, 1e-5f, 0}, &t);

@@ -1,14 +1,18 @@
-/* Builds, without a GPU, every cuDNN convolution plan ResNet-18 needs (each conv shape of the
- * network at the training and test sizes; fp32, tf32, bf16; forward, backward data and backward
- * filter) for the device described by the JSON given as argument, and checks what cuDNN was given
- * (dims, channels-last strides, data type), that the workspace fits the limit and that fp32
- * plans never use TF32 tensor cores. Prints the engine chosen for each plan. */
+/* Builds, without a GPU, every cuDNN convolution plan a run builds (the model's convolutions,
+ * dt_model_conv_descs, through the backend's plan list, conv_plan_list.h: one plan per distinct
+ * shape and pass, no backward-data plan for the stem; at the training and test sizes; fp32,
+ * tf32, bf16; also deterministic-only) for the device described by the JSON given as argument,
+ * and checks what cuDNN was given (dims, channels-last strides, data type), that the workspace
+ * fits the limit and that fp32 plans never use TF32 tensor cores. Prints the engine chosen for
+ * each plan and the plan and distinct-shape counts. */
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
 
+#include "backend/cuda/conv_plan_list.h"
 #include "backend/cuda/cudnn_conv.h"
 #include "dtrain/config.h"
+#include "dtrain/model.h"
 
 static int failures;
 
@@ -24,23 +28,6 @@ static int failures;
 
 static int out_size(int in, int kernel, int stride, int padding) {
     return (in + 2 * padding - kernel) / stride + 1;
-}
-
-/* The distinct convolutions of torchvision's ResNet-18 for one batch and input side: the stem,
- * then per stage the 3x3 convolutions (the first of stages 2-4 with stride 2) and the 1x1
- * stride-2 downsample. */
-static int resnet18_convs(int batch, int size, dt_conv_desc *out) {
-    int n = 0;
-    out[n++] = (dt_conv_desc){batch, 3, 64, size, size, 7, 2, 3};
-    int side = out_size(out_size(size, 7, 2, 3), 3, 2, 1); /* stem conv, then max pool */
-    out[n++] = (dt_conv_desc){batch, 64, 64, side, side, 3, 1, 1};
-    for (int channels = 64; channels < 512; channels *= 2) {
-        out[n++] = (dt_conv_desc){batch, channels, 2 * channels, side, side, 3, 2, 1};
-        out[n++] = (dt_conv_desc){batch, channels, 2 * channels, side, side, 1, 2, 0};
-        side = out_size(side, 3, 2, 1);
-        out[n++] = (dt_conv_desc){batch, 2 * channels, 2 * channels, side, side, 3, 1, 1};
-    }
-    return n;
 }
 
 /* What the backend's layout contract says cuDNN must see for role 0 (x), 1 (w), 2 (y). */
@@ -92,7 +79,7 @@ static void check_tensors(const dt_cudnn_conv_plan *p, const dt_conv_desc *d, in
 
 /* A non-square input, so that swapped row and column strides cannot pass unnoticed. */
 static int check_non_square(const dt_cudnn_target *t) {
-    dt_conv_desc d = {3, 8, 24, 20, 36, 3, 2, 1};
+    dt_conv_desc d = {3, 8, 24, 20, 36, 3, 2, 1, 0, 0};
     int plans = 0;
     for (int pass = DT_CONV_FORWARD; pass <= DT_CONV_BACKWARD_FILTER; pass++) {
         dt_cudnn_conv_plan *p = NULL;
@@ -109,7 +96,7 @@ static int check_non_square(const dt_cudnn_target *t) {
 
 /* Shapes and arguments the module must refuse, with the layer named in the message. */
 static void check_refusals(const dt_cudnn_target *t) {
-    dt_conv_desc too_small = {4, 3, 8, 2, 2, 7, 1, 0};
+    dt_conv_desc too_small = {4, 3, 8, 2, 2, 7, 1, 0, 0, 0};
     dt_cudnn_conv_plan *p = NULL;
     dt_error err = {0};
     CHECK(dt_cudnn_conv_plan_build(t, &too_small, DT_PRECISION_FP32, DT_CONV_FORWARD, &p, &err) !=
@@ -119,7 +106,7 @@ static void check_refusals(const dt_cudnn_target *t) {
     CHECK(strstr(err.message, "conv 4x3x2x2 -> 8 k7 s1 p0, forward, fp32") != NULL,
           "the error does not name the layer: %s", err.message);
 
-    dt_conv_desc fine = {4, 16, 16, 8, 8, 3, 1, 1};
+    dt_conv_desc fine = {4, 16, 16, 8, 8, 3, 1, 1, 0, 0};
     dt_cudnn_target tiny = *t;
     tiny.workspace_limit = 0;
     memset(&err, 0, sizeof err);
@@ -171,33 +158,56 @@ int main(int argc, char **argv) {
     static const int precisions[] = {DT_PRECISION_FP32, DT_PRECISION_TF32, DT_PRECISION_BF16};
     static const char *precision_names[] = {"fp32", "tf32", "bf16"};
     static const char *pass_names[] = {"fwd", "bwd-data", "bwd-filter"};
-    int plans = 0, graphs = 0, tensor_core_plans = 0;
+    int plans = 0, tensor_core_plans = 0, runs = 0, nondeterministic_plans = 0;
     size_t largest = 0;
     for (size_t si = 0; si < sizeof sizes / sizeof *sizes; si++) {
-        dt_conv_desc convs[16];
-        int n = resnet18_convs(sizes[si].batch, sizes[si].size, convs);
-        CHECK(n == 11, "ResNet-18 has 11 distinct convolutions per size, listed %d", n);
-        for (int ci = 0; ci < n; ci++) {
-            for (int pi = 0; pi < 3; pi++) {
-                for (int pass = DT_CONV_FORWARD; pass <= DT_CONV_BACKWARD_FILTER; pass++) {
-                    const dt_conv_desc *d = &convs[ci];
+        dt_model_options opt = {
+            .batch = sizes[si].batch, .image_size = sizes[si].size, .n_classes = 10};
+        dt_conv_desc layers[32];
+        int n_layers = dt_model_conv_descs(&opt, layers, 32);
+        dt_conv_plan_key keys[96];
+        int n_keys = dt_conv_plan_list(layers, n_layers, keys, 96);
+        int shapes = dt_conv_plan_list_shapes(keys, n_keys);
+        /* 11 shapes: 11 forward, 11 backward-filter, 10 backward-data (none for the stem) */
+        CHECK(n_layers == 20 && n_keys == 32 && shapes == 11,
+              "batch %d at %d px: %d layers, %d plans for %d shapes (expected 20, 32, 11)",
+              sizes[si].batch, sizes[si].size, n_layers, n_keys, shapes);
+        for (int k = 0; k < n_keys; k++)
+            CHECK(!(keys[k].shape.in_channels == 3 && keys[k].pass == DT_CONV_BACKWARD_DATA),
+                  "the stem's backward-data plan is listed");
+        /* deterministic engines only: at one size, every precision */
+        int modes = si == 0 ? 2 : 1;
+        for (int pi = 0; pi < 3; pi++)
+            for (int deterministic = 0; deterministic < modes; deterministic++) {
+                dt_cudnn_target run_target = target;
+                run_target.deterministic = deterministic;
+                runs++;
+                printf("run: batch %d, %d px, %s%s: %d plans for %d distinct shapes\n",
+                       sizes[si].batch, sizes[si].size, precision_names[pi],
+                       deterministic ? ", deterministic" : "", n_keys, shapes);
+                for (int k = 0; k < n_keys; k++) {
+                    const dt_conv_desc *d = &keys[k].shape;
                     char what[160];
-                    snprintf(what, sizeof what, "%dx%dx%dx%d->%d k%d s%d %s %s", d->batch,
+                    snprintf(what, sizeof what, "%dx%dx%dx%d->%d k%d s%d %s %s%s", d->batch,
                              d->in_channels, d->in_height, d->in_width, d->out_channels, d->kernel,
-                             d->stride, precision_names[pi], pass_names[pass]);
+                             d->stride, precision_names[pi], pass_names[keys[k].pass],
+                             deterministic ? " det" : "");
                     dt_cudnn_conv_plan *p = NULL;
                     memset(&err, 0, sizeof err);
-                    graphs++;
-                    if (dt_cudnn_conv_plan_build(&target, d, precisions[pi], (dt_conv_pass)pass, &p,
+                    if (dt_cudnn_conv_plan_build(&run_target, d, precisions[pi], keys[k].pass, &p,
                                                  &err)) {
                         CHECK(0, "%s: %s", what, err.message);
                         continue;
                     }
-                    plans += pass == DT_CONV_BACKWARD_FILTER ? 2 : 1;
+                    plans++;
                     size_t workspace = dt_cudnn_conv_plan_workspace(p);
                     CHECK(workspace <= target.workspace_limit, "%s: workspace %zu over %zu", what,
                           workspace, target.workspace_limit);
                     if (workspace > largest) largest = workspace;
+                    int nd = dt_cudnn_conv_plan_nondeterministic(p);
+                    nondeterministic_plans += nd;
+                    CHECK(!(deterministic && nd), "%s: a non-deterministic engine: %s", what,
+                          dt_cudnn_conv_plan_describe(p));
                     int tc = dt_cudnn_conv_plan_tensor_cores(p);
                     tensor_core_plans += tc;
                     CHECK(!(precisions[pi] == DT_PRECISION_FP32 && tc),
@@ -211,20 +221,25 @@ int main(int argc, char **argv) {
                     CHECK(dt_cudnn_conv_plan_execute(NULL, p, NULL, NULL, NULL, NULL, 1.0f, 0.5f,
                                                      &err) != 0,
                           "%s: beta 0.5 was accepted", what);
-                    printf("%-40s %s\n", what, description);
+                    memset(&err, 0, sizeof err);
+                    CHECK(dt_cudnn_conv_plan_execute(NULL, p, NULL, NULL, NULL, NULL, 1.0f, 1.0f,
+                                                     &err) != 0,
+                          "%s: a beta 1 plan exists (accumulation is the layout copy's)", what);
+                    printf("%-48s %s\n", what, description);
                     dt_cudnn_conv_plan_destroy(p);
                 }
             }
-        }
     }
     /* bf16 and tf32 without tensor cores on Hopper would be a wrong data type or layout */
     CHECK(tensor_core_plans > 0, "no plan uses tensor cores");
     cudnnBackendDestroyDescriptor(prop);
     clock_gettime(CLOCK_MONOTONIC, &end);
     double seconds = (double)(end.tv_sec - start.tv_sec) + 1e-9 * (end.tv_nsec - start.tv_nsec);
-    printf("%d graphs, %d plans finalized (%d with tensor cores), largest workspace %zu B, "
-           "%.1f s\n",
-           graphs, plans, tensor_core_plans, largest, seconds);
+    printf("%d runs listed, %d plans finalized (%d with tensor cores, %d non-deterministic), "
+           "largest workspace %zu B, %.1f s\n",
+           runs, plans, tensor_core_plans, nondeterministic_plans, largest, seconds);
+    /* the filter has something to do: without it, some engines are non-deterministic */
+    CHECK(nondeterministic_plans > 0, "no non-deterministic engine chosen without the filter");
     if (failures) fprintf(stderr, "%d failures\n", failures);
     return failures ? 1 : 0;
 }

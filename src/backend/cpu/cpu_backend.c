@@ -74,6 +74,20 @@ static int cpu_phase_read(void *opaque, double seconds[DT_PHASE_COUNT], int rese
     return 0;
 }
 
+/* every op finishes on the calling thread and every buffer is host memory */
+static void cpu_counters(void *ctx, dt_backend_counters *out) {
+    (void)ctx;
+    out->host_waits = 0;
+    out->input_waits = 0;
+    out->device_allocations = 0;
+}
+
+static void cpu_set_wait_check(void *ctx, dt_wait_check_fn check, void *user) {
+    (void)ctx;
+    (void)check;
+    (void)user;
+}
+
 static void cpu_layer_destroy(void *ctx, dt_layer *layer) {
     (void)ctx;
     if (layer) layer->destroy(layer);
@@ -98,6 +112,12 @@ static const dt_backend_ops cpu_ops = {
     .buffer_axpy = cpu_buffer_axpy,
     .sgd_step = cpu_sgd_step,
     .buffer_sum_squares = cpu_buffer_sum_squares,
+    .guard_reset = cpu_guard_reset,
+    .guard_check = cpu_guard_check,
+    .guard_restore = cpu_guard_restore,
+    .guard_read = cpu_guard_read,
+    .counters = cpu_counters,
+    .set_wait_check = cpu_set_wait_check,
     .tensor_create = cpu_tensor_create,
     .tensor_destroy = cpu_tensor_destroy,
     .tensor_upload = cpu_tensor_upload,
@@ -135,6 +155,7 @@ int dt_backend_cpu_create(const dt_backend_options *opt, dt_backend *out, dt_err
     cpu_ctx *ctx = calloc(1, sizeof *ctx);
     if (!ctx) return dt_fail(err, "out of memory creating the CPU backend");
     ctx->precision = opt->precision;
+    cpu_guard_init(ctx);
     if (cpu_check(dnnl_engine_create(&ctx->engine, dnnl_cpu, 0), err, "creating the CPU engine") !=
             0 ||
         cpu_check(dnnl_stream_create(&ctx->stream, ctx->engine, dnnl_stream_default_flags), err,

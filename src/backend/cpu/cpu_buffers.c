@@ -56,6 +56,7 @@ int cpu_buffer_axpy(void *ctx, float *y, float alpha, const float *x, size_t cou
 /* torch.optim.SGD with dampening 0; see dt_sgd_params. */
 int cpu_sgd_step(void *ctx, const dt_sgd_params *p, float *params, const float *grads,
                  float *momentum, size_t count, dt_error *err) {
+    if (p->guarded && ((cpu_ctx *)ctx)->guard.step_skipped) return 0;
     ((cpu_ctx *)ctx)->params_version++;
     const long long n = (long long)count;
     const float lr = p->lr, mu = p->momentum, wd = p->weight_decay, scale = p->grad_scale;

@@ -38,8 +38,10 @@ typedef struct cpu_ctx {
     size_t grad_scratch_count;
     double loss_stats[DT_LOSS_STATS]; /* softmax_cross_entropy's sums, see DT_LOSS_* */
     double phase_seconds[DT_PHASE_COUNT];
-    int phase;          /* dt_phase entered by the last phase_mark */
-    double phase_since; /* monotonic seconds of the last phase_mark */
+    int phase;            /* dt_phase entered by the last phase_mark */
+    double phase_since;   /* monotonic seconds of the last phase_mark */
+    dt_guard_state guard; /* the non-finite guard (cpu_guard.c) */
+    int64_t guard_halt_after;
 } cpu_ctx;
 
 /* Physical layout of an activation. One rule for every tensor (cpu_layout_for_channels), so
@@ -127,6 +129,13 @@ int cpu_buffer_axpy(void *ctx, float *y, float alpha, const float *x, size_t cou
 int cpu_sgd_step(void *ctx, const dt_sgd_params *p, float *params, const float *grads,
                  float *momentum, size_t count, dt_error *err);
 int cpu_buffer_sum_squares(void *ctx, const float *src, size_t count, double *out, dt_error *err);
+
+/* the non-finite guard (cpu_guard.c); cpu_guard_init at creation: not halted, never halts */
+void cpu_guard_init(cpu_ctx *ctx);
+int cpu_guard_reset(void *ctx, const dt_guard_state *state, int64_t halt_after, dt_error *err);
+int cpu_guard_check(void *ctx, const float *grads, size_t count, int64_t step, dt_error *err);
+int cpu_guard_restore(void *ctx, float *dst, const float *backup, size_t count, dt_error *err);
+int cpu_guard_read(void *ctx, dt_guard_state *out, dt_error *err);
 
 dt_tensor *cpu_tensor_create(void *ctx, int n, int c, int h, int w, dt_error *err);
 void cpu_tensor_destroy(void *ctx, dt_tensor *t);

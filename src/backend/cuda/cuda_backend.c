@@ -8,8 +8,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "dtrain/config.h"
+#include "dtrain/platform.h"
 
 /* ---- errors ------------------------------------------------------------------------------ */
 
@@ -35,6 +37,7 @@ int cublas_check(cublasStatus_t status, dt_error *err, const char *what) {
 void *cuda_device_alloc(cuda_ctx *ctx, size_t bytes, const char *what, dt_error *err) {
     void *p = NULL;
     cudaError_t status = cudaMalloc(&p, bytes ? bytes : 1);
+    ctx->device_allocations++;
     if (status == cudaSuccess) {
         ctx->allocated += bytes;
         return p;
@@ -61,11 +64,35 @@ void cuda_device_free(cuda_ctx *ctx, void *p) {
     if (p) cudaFree(p);
 }
 
+/* ---- host waits ---------------------------------------------------------------------------- */
+
+int cuda_wait_event(cuda_ctx *ctx, cudaEvent_t event, const char *what, dt_error *err) {
+    ctx->host_waits++;
+    double start = dt_monotonic_seconds();
+    for (;;) {
+        cudaError_t status = cudaEventQuery(event);
+        if (status == cudaSuccess) return 0;
+        if (status != cudaErrorNotReady) return cuda_check(status, err, what);
+        if (ctx->wait_check &&
+            ctx->wait_check(ctx->wait_check_user, dt_monotonic_seconds() - start, err))
+            return dt_error_prefix(err, "%s", what);
+        struct timespec pause = {0, 50 * 1000};
+        nanosleep(&pause, NULL);
+    }
+}
+
+int cuda_wait_stream(cuda_ctx *ctx, cudaStream_t stream, const char *what, dt_error *err) {
+    if (cuda_check(cudaEventRecord(ctx->wait_event, stream), err, what)) return -1;
+    return cuda_wait_event(ctx, ctx->wait_event, what, err);
+}
+
 /* Grown between steps only (layer creation): the old buffer is freed after the device is idle. */
 static int reserve(cuda_ctx *ctx, void **buffer, size_t *size, size_t bytes, const char *what,
                    dt_error *err) {
     if (bytes <= *size) return 0;
-    if (cuda_check(cudaDeviceSynchronize(), err, "waiting before growing a buffer")) return -1;
+    if (cuda_wait_stream(ctx, ctx->compute, "waiting before growing a buffer", err) ||
+        cuda_wait_stream(ctx, ctx->copy, "waiting before growing a buffer", err))
+        return -1;
     void *p = cuda_device_alloc(ctx, bytes, what, err);
     if (!p) return -1;
     if (*buffer) {
@@ -105,8 +132,12 @@ int cuda_tensor_same_shape(const dt_tensor *a, const dt_tensor *b, const char *o
 static void cuda_destroy(void *opaque) {
     cuda_ctx *ctx = opaque;
     if (!ctx) return;
-    if (ctx->compute) cudaStreamSynchronize(ctx->compute);
-    if (ctx->copy) cudaStreamSynchronize(ctx->copy);
+    /* teardown, also after a failure: the wait check still bounds these waits */
+    dt_error ignored = {{0}, 0};
+    if (ctx->compute && ctx->wait_event)
+        cuda_wait_stream(ctx, ctx->compute, "finishing the compute stream", &ignored);
+    if (ctx->copy && ctx->wait_event)
+        cuda_wait_stream(ctx, ctx->copy, "finishing the copy stream", &ignored);
     for (int i = 0; i < CUDA_STAGING_SLOTS; i++) {
         if (ctx->staging[i].host) cudaFreeHost(ctx->staging[i].host);
         if (ctx->staging[i].copied) cudaEventDestroy(ctx->staging[i].copied);
@@ -116,12 +147,18 @@ static void cuda_destroy(void *opaque) {
     if (ctx->host_stats) cudaFreeHost(ctx->host_stats);
     if (ctx->host_predictions) cudaFreeHost(ctx->host_predictions);
     if (ctx->host_sum) cudaFreeHost(ctx->host_sum);
-    void *device[] = {ctx->workspace,  ctx->scratch,    ctx->pixels,
-                      ctx->labels,     ctx->weights,    ctx->predictions,
-                      ctx->loss_stats, ctx->sum_result, ctx->cublas_workspace};
+    if (ctx->host_guard) cudaFreeHost(ctx->host_guard);
+    if (ctx->wait_event) cudaEventDestroy(ctx->wait_event);
+    void *device[] = {ctx->workspace,  ctx->scratch,          ctx->pixels[0],   ctx->pixels[1],
+                      ctx->labels,     ctx->weights,          ctx->predictions, ctx->loss_stats,
+                      ctx->sum_result, ctx->cublas_workspace, ctx->guard,       ctx->guard_first};
     for (size_t i = 0; i < sizeof device / sizeof *device; i++) cuda_device_free(ctx, device[i]);
-    if (ctx->pixels_ready) cudaEventDestroy(ctx->pixels_ready);
-    if (ctx->pixels_free) cudaEventDestroy(ctx->pixels_free);
+    for (int i = 0; i < CUDA_PIXEL_SLOTS; i++) {
+        if (ctx->pixels_ready[i]) cudaEventDestroy(ctx->pixels_ready[i]);
+        if (ctx->pixels_free[i]) cudaEventDestroy(ctx->pixels_free[i]);
+    }
+    for (int i = 0; i < ctx->n_plans; i++) dt_cudnn_conv_plan_destroy(ctx->plans[i].plan);
+    free(ctx->plans);
     if (ctx->cublas) cublasDestroy(ctx->cublas);
     if (ctx->cudnn) cudnnDestroy(ctx->cudnn);
     if (ctx->copy) cudaStreamDestroy(ctx->copy);
@@ -131,7 +168,7 @@ static void cuda_destroy(void *opaque) {
 
 static int cuda_synchronize(void *opaque, dt_error *err) {
     cuda_ctx *ctx = opaque;
-    return cuda_check(cudaStreamSynchronize(ctx->compute), err, "waiting for the compute stream");
+    return cuda_wait_stream(ctx, ctx->compute, "waiting for the compute stream", err);
 }
 
 static void *cuda_compute_stream(void *opaque) {
@@ -164,13 +201,19 @@ static void cuda_layer_destroy(void *opaque, dt_layer *layer) {
  */
 
 /* Adds the time from each completed mark to the next to the first one's phase, keeping the
- * last mark as the start of the running phase. wait: synchronise on the marks first. */
+ * last mark as the start of the running phase. wait: wait for the marks first; else stop at
+ * the first mark not yet reached (cudaEventQuery: the fold never blocks a step). */
 static int phases_fold(cuda_ctx *ctx, int wait, dt_error *err) {
     while (ctx->mark_count >= 2) {
         cuda_phase_mark_slot *a = &ctx->marks[ctx->mark_first];
         cuda_phase_mark_slot *b = &ctx->marks[(ctx->mark_first + 1) % CUDA_PHASE_MARKS];
-        if (wait && cuda_check(cudaEventSynchronize(b->event), err, "waiting for a phase mark"))
-            return -1;
+        if (wait) {
+            if (cuda_wait_event(ctx, b->event, "waiting for a phase mark", err)) return -1;
+        } else {
+            cudaError_t reached = cudaEventQuery(b->event);
+            if (reached == cudaErrorNotReady) return 0;
+            if (cuda_check(reached, err, "querying a phase mark")) return -1;
+        }
         float ms = 0.0f;
         if (cuda_check(cudaEventElapsedTime(&ms, a->event, b->event), err, "timing a phase"))
             return -1;
@@ -184,8 +227,20 @@ static int phases_fold(cuda_ctx *ctx, int wait, dt_error *err) {
 static int cuda_phase_mark(void *opaque, int phase, dt_error *err) {
     cuda_ctx *ctx = opaque;
     if (phase < 0 || phase >= DT_PHASE_COUNT) return dt_fail(err, "phase_mark: phase %d", phase);
-    /* a full ring (no read for many steps) folds its oldest marks, waiting for them */
-    if (ctx->mark_count == CUDA_PHASE_MARKS && phases_fold(ctx, 1, err)) return -1;
+    /* a full ring (no read for many steps) folds the marks already reached; when the stream is
+     * that far behind, the two oldest merge (their time counts to the older one's phase) */
+    if (ctx->mark_count == CUDA_PHASE_MARKS) {
+        if (phases_fold(ctx, 0, err)) return -1;
+        if (ctx->mark_count == CUDA_PHASE_MARKS) {
+            int second = (ctx->mark_first + 1) % CUDA_PHASE_MARKS;
+            cudaEvent_t spare = ctx->marks[second].event;
+            ctx->marks[second].event = ctx->marks[ctx->mark_first].event;
+            ctx->marks[second].phase = ctx->marks[ctx->mark_first].phase;
+            ctx->marks[ctx->mark_first].event = spare;
+            ctx->mark_first = second;
+            ctx->mark_count--;
+        }
+    }
     cuda_phase_mark_slot *slot =
         &ctx->marks[(ctx->mark_first + ctx->mark_count) % CUDA_PHASE_MARKS];
     if (cuda_check(cudaEventRecord(slot->event, ctx->compute), err, "recording a phase mark"))
@@ -217,7 +272,7 @@ static float *cuda_buffer_alloc(void *opaque, size_t count, dt_error *err) {
     if (!p) return NULL;
     if (cuda_check(cudaMemsetAsync(p, 0, count * sizeof(float), ctx->compute), err,
                    "zeroing a buffer") ||
-        cuda_check(cudaStreamSynchronize(ctx->compute), err, "zeroing a buffer")) {
+        cuda_wait_stream(ctx, ctx->compute, "zeroing a buffer", err)) {
         cuda_device_free(ctx, p);
         return NULL;
     }
@@ -227,7 +282,8 @@ static float *cuda_buffer_alloc(void *opaque, size_t count, dt_error *err) {
 static void cuda_buffer_free(void *opaque, float *buffer) {
     cuda_ctx *ctx = opaque;
     if (!buffer) return;
-    cudaStreamSynchronize(ctx->compute);
+    dt_error ignored = {{0}, 0};
+    cuda_wait_stream(ctx, ctx->compute, "freeing a buffer", &ignored);
     cuda_device_free(ctx, buffer);
 }
 
@@ -240,7 +296,7 @@ static int cuda_buffer_upload(void *opaque, float *dst, const float *host_src, s
     return cuda_check(cudaMemcpyAsync(dst, host_src, count * sizeof(float), cudaMemcpyHostToDevice,
                                       ctx->compute),
                       err, "buffer_upload") ||
-           cuda_check(cudaStreamSynchronize(ctx->compute), err, "buffer_upload");
+           cuda_wait_stream(ctx, ctx->compute, "buffer_upload", err);
 }
 
 static int cuda_buffer_download(void *opaque, float *host_dst, const float *src, size_t count,
@@ -250,7 +306,7 @@ static int cuda_buffer_download(void *opaque, float *host_dst, const float *src,
     return cuda_check(cudaMemcpyAsync(host_dst, src, count * sizeof(float), cudaMemcpyDeviceToHost,
                                       ctx->compute),
                       err, "buffer_download") ||
-           cuda_check(cudaStreamSynchronize(ctx->compute), err, "buffer_download");
+           cuda_wait_stream(ctx, ctx->compute, "buffer_download", err);
 }
 
 static int cuda_buffer_fill(void *opaque, float *dst, float value, size_t count, dt_error *err) {
@@ -272,7 +328,8 @@ static int cuda_sgd_step(void *opaque, const dt_sgd_params *p, float *params, co
     if (p->momentum != 0.0f && !momentum)
         return dt_fail(err, "sgd_step: momentum %g needs a momentum buffer", (double)p->momentum);
     ctx->param_version++;
-    return cuda_launch_sgd(ctx->compute, p, params, grads, momentum, count, err);
+    return cuda_launch_sgd(ctx->compute, p, params, grads, momentum, count,
+                           p->guarded ? ctx->guard : NULL, err);
 }
 
 /* a read for logs and checks: waits for the result */
@@ -287,10 +344,68 @@ static int cuda_buffer_sum_squares(void *opaque, const float *src, size_t count,
         cuda_check(cudaMemcpyAsync(ctx->host_sum, ctx->sum_result, sizeof(double),
                                    cudaMemcpyDeviceToHost, ctx->compute),
                    err, "reading the sum of squares") ||
-        cuda_check(cudaStreamSynchronize(ctx->compute), err, "reading the sum of squares"))
+        cuda_wait_stream(ctx, ctx->compute, "reading the sum of squares", err))
         return -1;
     *out = *ctx->host_sum;
     return 0;
+}
+
+/* ---- the non-finite guard (dt_guard_state): state in device memory, decided by kernels ----- */
+
+static int cuda_guard_reset(void *opaque, const dt_guard_state *state, int64_t halt_after,
+                            dt_error *err) {
+    cuda_ctx *ctx = opaque;
+    if (halt_after < 1)
+        return dt_fail(err, "guard_reset: halt_after %lld is below 1", (long long)halt_after);
+    memset(ctx->host_guard, 0, sizeof *ctx->host_guard);
+    ctx->host_guard->in_row = state->in_row;
+    ctx->host_guard->total = state->total;
+    ctx->host_guard->halted_step = state->halted_step;
+    ctx->guard_halt_after = halt_after;
+    return cuda_check(cudaMemcpyAsync(ctx->guard, ctx->host_guard, sizeof *ctx->guard,
+                                      cudaMemcpyHostToDevice, ctx->compute),
+                      err, "guard_reset") ||
+           cuda_wait_stream(ctx, ctx->compute, "guard_reset", err);
+}
+
+static int cuda_guard_check(void *opaque, const float *grads, size_t count, int64_t step,
+                            dt_error *err) {
+    cuda_ctx *ctx = opaque;
+    return cuda_launch_guard_check(ctx->compute, grads, count, step, ctx->guard_halt_after,
+                                   ctx->guard_first, ctx->guard, err);
+}
+
+static int cuda_guard_restore(void *opaque, float *dst, const float *backup, size_t count,
+                              dt_error *err) {
+    cuda_ctx *ctx = opaque;
+    ctx->param_version++;
+    return cuda_launch_guard_restore(ctx->compute, dst, backup, count, ctx->guard, err);
+}
+
+/* the clear is queued after the copy: checks queued later count from zero again */
+static int cuda_guard_read(void *opaque, dt_guard_state *out, dt_error *err) {
+    cuda_ctx *ctx = opaque;
+    if (cuda_check(cudaMemcpyAsync(ctx->host_guard, ctx->guard, sizeof *ctx->guard,
+                                   cudaMemcpyDeviceToHost, ctx->compute),
+                   err, "reading the non-finite guard") ||
+        cuda_launch_guard_clear(ctx->compute, ctx->guard, err) ||
+        cuda_wait_stream(ctx, ctx->compute, "reading the non-finite guard", err))
+        return -1;
+    *out = *ctx->host_guard;
+    return 0;
+}
+
+static void cuda_counters(void *opaque, dt_backend_counters *out) {
+    cuda_ctx *ctx = opaque;
+    out->host_waits = ctx->host_waits;
+    out->input_waits = ctx->input_waits;
+    out->device_allocations = ctx->device_allocations;
+}
+
+static void cuda_set_wait_check(void *opaque, dt_wait_check_fn check, void *user) {
+    cuda_ctx *ctx = opaque;
+    ctx->wait_check = check;
+    ctx->wait_check_user = user;
 }
 
 /* ---- loss statistics ----------------------------------------------------------------------- */
@@ -300,7 +415,7 @@ static int cuda_loss_stats_read(void *opaque, double out[DT_LOSS_STATS], int res
     if (cuda_check(cudaMemcpyAsync(ctx->host_stats, ctx->loss_stats, 4 * sizeof(double),
                                    cudaMemcpyDeviceToHost, ctx->compute),
                    err, "reading the loss statistics") ||
-        cuda_check(cudaStreamSynchronize(ctx->compute), err, "reading the loss statistics"))
+        cuda_wait_stream(ctx, ctx->compute, "reading the loss statistics", err))
         return -1;
     for (int i = 0; i < DT_LOSS_STATS; i++) out[i] = ctx->host_stats[i];
     if (reset)
@@ -328,6 +443,12 @@ static const dt_backend_ops cuda_backend_ops = {
     .buffer_axpy = cuda_buffer_axpy,
     .sgd_step = cuda_sgd_step,
     .buffer_sum_squares = cuda_buffer_sum_squares,
+    .guard_reset = cuda_guard_reset,
+    .guard_check = cuda_guard_check,
+    .guard_restore = cuda_guard_restore,
+    .guard_read = cuda_guard_read,
+    .counters = cuda_counters,
+    .set_wait_check = cuda_set_wait_check,
     .tensor_create = cuda_tensor_create,
     .tensor_destroy = cuda_tensor_destroy,
     .tensor_upload = cuda_tensor_upload,
@@ -363,8 +484,19 @@ static int context_init(cuda_ctx *ctx, const dt_backend_options *opt, dt_error *
                              devices);
     ctx->device = opt->device;
     ctx->precision = opt->precision;
+    ctx->deterministic = opt->deterministic;
     ctx->act = opt->precision == DT_PRECISION_BF16 ? CUDA_BF16 : CUDA_F32;
-    if (cuda_check(cudaSetDevice(ctx->device), err, "selecting the GPU") ||
+    if (cuda_check(cudaSetDevice(ctx->device), err, "selecting the GPU")) return -1;
+    /* host waits poll with a sleep (cuda_wait_event); where the runtime itself waits (a
+     * synchronous copy), it yields the core instead of spinning. Refused once the device's
+     * context is active (another backend in this process): the polling waits stay. */
+    cudaError_t flags = cudaSetDeviceFlags(cudaDeviceScheduleBlockingSync);
+    if (flags == cudaErrorSetOnActiveProcess)
+        (void)cudaGetLastError();
+    else if (cuda_check(flags, err, "setting blocking synchronisation"))
+        return -1;
+    if (cuda_check(cudaEventCreateWithFlags(&ctx->wait_event, cudaEventDisableTiming), err,
+                   "creating an event") ||
         cuda_check(cudaStreamCreateWithFlags(&ctx->compute, cudaStreamNonBlocking), err,
                    "creating the compute stream") ||
         cuda_check(cudaStreamCreateWithFlags(&ctx->copy, cudaStreamNonBlocking), err,
@@ -385,11 +517,12 @@ static int context_init(cuda_ctx *ctx, const dt_backend_options *opt, dt_error *
         cublas_check(cublasSetWorkspace(ctx->cublas, ctx->cublas_workspace, CUDA_CUBLAS_WORKSPACE),
                      err, "setting the workspace"))
         return -1;
-    if (cuda_check(cudaEventCreateWithFlags(&ctx->pixels_ready, cudaEventDisableTiming), err,
-                   "creating an event") ||
-        cuda_check(cudaEventCreateWithFlags(&ctx->pixels_free, cudaEventDisableTiming), err,
-                   "creating an event"))
-        return -1;
+    for (int i = 0; i < CUDA_PIXEL_SLOTS; i++)
+        if (cuda_check(cudaEventCreateWithFlags(&ctx->pixels_ready[i], cudaEventDisableTiming), err,
+                       "creating an event") ||
+            cuda_check(cudaEventCreateWithFlags(&ctx->pixels_free[i], cudaEventDisableTiming), err,
+                       "creating an event"))
+            return -1;
     for (int i = 0; i < CUDA_PHASE_MARKS; i++)
         if (cuda_check(cudaEventCreate(&ctx->marks[i].event), err, "creating a phase event"))
             return -1;
@@ -397,6 +530,16 @@ static int context_init(cuda_ctx *ctx, const dt_backend_options *opt, dt_error *
         if (cuda_check(cudaEventCreateWithFlags(&ctx->staging[i].copied, cudaEventDisableTiming),
                        err, "creating an event"))
             return -1;
+    if (!(ctx->guard = cuda_device_alloc(ctx, sizeof *ctx->guard, "the non-finite guard", err)) ||
+        !(ctx->guard_first =
+              cuda_device_alloc(ctx, sizeof *ctx->guard_first, "the guard scan", err)) ||
+        cuda_check(cudaMallocHost((void **)&ctx->host_guard, sizeof *ctx->host_guard), err,
+                   "allocating pinned memory") ||
+        cuda_check(cudaMemsetAsync(ctx->guard_first, 0xff, sizeof *ctx->guard_first, ctx->compute),
+                   err, "clearing the guard scan"))
+        return -1;
+    dt_guard_state never = {.halted_step = -1};
+    if (cuda_guard_reset(ctx, &never, INT64_MAX, err)) return -1;
     if (!(ctx->loss_stats = cuda_device_alloc(ctx, 4 * sizeof(double), "loss statistics", err)) ||
         !(ctx->sum_result = cuda_device_alloc(ctx, sizeof(double), "a reduction result", err)) ||
         cuda_check(cudaMallocHost((void **)&ctx->host_stats, 4 * sizeof(double)), err,
@@ -407,7 +550,7 @@ static int context_init(cuda_ctx *ctx, const dt_backend_options *opt, dt_error *
                    "zeroing the loss statistics") ||
         cuda_reserve_scratch(ctx, cuda_sum_squares_scratch(), err))
         return -1;
-    return cuda_check(cudaStreamSynchronize(ctx->compute), err, "starting the backend");
+    return cuda_wait_stream(ctx, ctx->compute, "starting the backend", err);
 }
 
 int dt_backend_cuda_create(const dt_backend_options *opt, dt_backend *out, dt_error *err) {

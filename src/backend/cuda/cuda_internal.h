@@ -12,6 +12,7 @@
 #include <cublas_v2.h>
 #include <cuda_runtime_api.h>
 
+#include "conv_plan_list.h"
 #include "cudnn_conv.h" /* and through it cudnn.h, without its own deprecation warnings */
 
 #include "dtrain/backend.h"
@@ -33,6 +34,9 @@ typedef struct cuda_staging_slot {
     int used;
 } cuda_staging_slot;
 
+/* Device pixel buffers of the input path (double buffering). */
+enum { CUDA_PIXEL_SLOTS = 2 };
+
 /* Phase marks (events on the compute stream) kept until phase_read folds them. */
 enum { CUDA_PHASE_MARKS = 64 };
 
@@ -41,12 +45,23 @@ typedef struct cuda_phase_mark_slot {
     int phase;
 } cuda_phase_mark_slot;
 
+/* One cached cuDNN convolution plan (cuda_conv.c): built once per (shape, pass), shared. */
+typedef struct cuda_plan_entry {
+    dt_conv_plan_key key;
+    dt_cudnn_conv_plan *plan;
+    int refs; /* layers using it */
+} cuda_plan_entry;
+
 /* cuBLAS gets its own workspace at start-up, so it never allocates inside a step. */
 enum { CUDA_CUBLAS_WORKSPACE = 4 << 20 };
 
 typedef struct cuda_ctx {
     int device;
-    int precision;  /* dt_precision_kind */
+    int precision;     /* dt_precision_kind */
+    int deterministic; /* runtime.deterministic: deterministic cuDNN engines only */
+    /* the plan cache (cuda_conv.c) */
+    cuda_plan_entry *plans;
+    int n_plans, plans_capacity;
     cuda_dtype act; /* activation type: bf16 in bf16 mode, else fp32 */
     cudaStream_t compute, copy;
     cudnnHandle_t cudnn;
@@ -61,12 +76,15 @@ typedef struct cuda_ctx {
     /* parameter version: bumped by params_changed and by every sgd_step; derived weight
      * copies (KRSC, bf16) are redone when their stamp differs */
     uint64_t param_version;
-    /* input path: device pixels, filled on the copy stream */
-    uint8_t *pixels;
+    /* input path: two device pixel buffers used in turn (double buffering: batch s+1's copy
+     * only waits for batch s-1's normalisation, so it overlaps step s), filled on the copy
+     * stream */
+    uint8_t *pixels[CUDA_PIXEL_SLOTS];
     size_t pixels_size;
-    cudaEvent_t pixels_ready; /* copy stream: the pixels are on the device (host buffer read) */
-    cudaEvent_t pixels_free;  /* compute stream: the normalise kernel has consumed them */
-    int pixels_pending;       /* pixels_ready recorded and not yet waited for by input_wait */
+    cudaEvent_t pixels_ready[CUDA_PIXEL_SLOTS]; /* copy stream: on the device (host buffer read) */
+    cudaEvent_t pixels_free[CUDA_PIXEL_SLOTS];  /* compute stream: normalised (device copy free) */
+    int pixels_pending[CUDA_PIXEL_SLOTS];       /* ready recorded, not yet seen by input_wait */
+    int pixels_next;                            /* the slot the next batch goes to */
     /* loss: labels and weights on the device, the statistics accumulator, predictions */
     int32_t *labels;
     float *weights;
@@ -85,6 +103,17 @@ typedef struct cuda_ctx {
     cuda_phase_mark_slot marks[CUDA_PHASE_MARKS];
     int mark_first, mark_count;
     double phase_seconds[DT_PHASE_COUNT];
+    /* the non-finite guard: its state (device), a pinned copy for guard_read, the scan's
+     * first non-finite index (device; ~0 when none), and the in-row count that halts it */
+    dt_guard_state *guard, *host_guard;
+    unsigned long long *guard_first;
+    int64_t guard_halt_after;
+    /* what counters reports: host waits (cuda_wait_*), input waits that blocked, cudaMalloc
+     * calls; the check each wait polls (set_wait_check) and the event cuda_wait_stream records */
+    uint64_t host_waits, input_waits, device_allocations;
+    dt_wait_check_fn wait_check;
+    void *wait_check_user;
+    cudaEvent_t wait_event;
     /* bookkeeping for the out-of-memory message */
     size_t allocated;
     int batch; /* largest batch size of the tensors created */
@@ -112,6 +141,11 @@ static inline size_t cuda_dtype_size(cuda_dtype t) {
 int cuda_check(cudaError_t status, dt_error *err, const char *what);
 int cudnn_check(cudnnStatus_t status, dt_error *err, const char *what);
 int cublas_check(cublasStatus_t status, dt_error *err, const char *what);
+/* Host waits: poll until the work before event (or everything queued on stream) has
+ * completed, sleeping between polls (no core spun) and calling the installed wait check; each
+ * call counts one host wait. */
+int cuda_wait_event(cuda_ctx *ctx, cudaEvent_t event, const char *what, dt_error *err);
+int cuda_wait_stream(cuda_ctx *ctx, cudaStream_t stream, const char *what, dt_error *err);
 /* cudaMalloc (never managed memory) of bytes for `what`; out of memory names the batch size and
  * the memory needed and free. Start-up only. */
 void *cuda_device_alloc(cuda_ctx *ctx, size_t bytes, const char *what, dt_error *err);
@@ -143,6 +177,8 @@ int cuda_avgpool_forward(void *ctx, const dt_tensor *x, dt_tensor *y, dt_error *
 int cuda_avgpool_backward(void *ctx, const dt_tensor *dy, dt_tensor *dx, dt_error *err);
 
 dt_layer *cuda_conv_create(void *ctx, const dt_conv_desc *d, dt_error *err);
+/* drops a layer's use of a cached plan (destroyed with its last user) */
+void cuda_plan_release(cuda_ctx *ctx, dt_cudnn_conv_plan *plan);
 int cuda_conv_forward(void *ctx, dt_layer *l, const float *weight, const dt_tensor *x, dt_tensor *y,
                       dt_error *err);
 int cuda_conv_backward(void *ctx, dt_layer *l, const float *weight, const dt_tensor *x,
@@ -180,8 +216,18 @@ int cuda_softmax_cross_entropy(void *ctx, const dt_tensor *logits, const int32_t
 int cuda_launch_fill(cudaStream_t s, float *dst, float value, size_t count, dt_error *err);
 int cuda_launch_axpy(cudaStream_t s, float *y, float alpha, const float *x, size_t count,
                      dt_error *err);
+/* guard: NULL, or the guard state whose step_skipped turns the update off */
 int cuda_launch_sgd(cudaStream_t s, const dt_sgd_params *p, float *params, const float *grads,
-                    float *momentum, size_t count, dt_error *err);
+                    float *momentum, size_t count, const dt_guard_state *guard, dt_error *err);
+/* the non-finite guard (dt_guard_state): the scan of count gradients and the verdict that
+ * applies it to state (first: device scratch, ~0 on entry and left so); the copy of backup
+ * into dst when the checked step is skipped; the clear after a read */
+int cuda_launch_guard_check(cudaStream_t s, const float *grads, size_t count, int64_t step,
+                            int64_t halt_after, unsigned long long *first, dt_guard_state *state,
+                            dt_error *err);
+int cuda_launch_guard_restore(cudaStream_t s, float *dst, const float *backup, size_t count,
+                              const dt_guard_state *state, dt_error *err);
+int cuda_launch_guard_clear(cudaStream_t s, dt_guard_state *state, dt_error *err);
 /* sum of squares in double into *result (device); partials: scratch of
  * cuda_sum_squares_scratch() bytes */
 size_t cuda_sum_squares_scratch(void);

@@ -1,7 +1,9 @@
 /* CUDA kernels over flat buffers and layouts: fill, axpy, the SGD update (one kernel for every
- * parameter), the sum of squares (double, two passes, deterministic), NCHW <-> NHWC transfers,
- * the conv weight OIHW -> KRSC copy and the KRSC filter gradient back into OIHW, and the
- * fp32 -> bf16 copy. The per-element math is cuda_math.h's. */
+ * parameter; it reads the non-finite guard's verdict), the guard's scan and verdict, the sum of
+ * squares (double, two passes, deterministic), NCHW <-> NHWC transfers, the conv weight OIHW ->
+ * KRSC copy and the KRSC filter gradient back into OIHW, and the fp32 -> bf16 copy. The per-element
+ * math is cuda_math.h's. */
+#include "backend/guard_verdict.h"
 #include "cuda_internal.h"
 #include "cuda_math.h"
 
@@ -21,7 +23,9 @@ __global__ void axpy_kernel(float *y, float alpha, const float *x, size_t count)
 }
 
 __global__ void sgd_kernel(float *params, const float *grads, float *momentum, size_t count,
-                           float lr, float mu, float wd, float scale, int nesterov, int first) {
+                           float lr, float mu, float wd, float scale, int nesterov, int first,
+                           const dt_guard_state *guard) {
+    if (guard && guard->step_skipped) return; /* a non-finite (or halted) step */
     const int use_momentum = momentum != nullptr;
     GRID_STRIDE(i, count) {
         float buf = use_momentum ? momentum[i] : 0.0f;
@@ -29,6 +33,37 @@ __global__ void sgd_kernel(float *params, const float *grads, float *momentum, s
                                    nesterov, first);
         if (use_momentum) momentum[i] = buf;
     }
+}
+
+/* the first non-finite index: each thread's first, then one atomicMin per thread that saw one */
+__global__ void guard_scan(const float *grads, size_t count, unsigned long long *first) {
+    unsigned long long mine = ~0ull;
+    GRID_STRIDE(i, count) {
+        if (!isfinite(grads[i])) {
+            mine = i;
+            break;
+        }
+    }
+    if (mine != ~0ull) atomicMin(first, mine);
+}
+
+/* one thread: the verdict, applied as on the CPU; leaves *first at ~0 for the next scan */
+__global__ void guard_verdict(const float *grads, unsigned long long *first, int64_t step,
+                              int64_t halt_after, dt_guard_state *state) {
+    unsigned long long bad = *first;
+    int is_nan = bad != ~0ull && isnan(grads[bad]);
+    dt_guard_apply(state, halt_after, step, bad == ~0ull ? -1 : (int64_t)bad, is_nan);
+    *first = ~0ull;
+}
+
+__global__ void guard_restore_kernel(float *dst, const float *backup, size_t count,
+                                     const dt_guard_state *state) {
+    if (!state->step_skipped) return;
+    GRID_STRIDE(i, count) dst[i] = backup[i];
+}
+
+__global__ void guard_clear_kernel(dt_guard_state *state) {
+    dt_guard_clear_read(state);
 }
 
 /* block sums in double (fixed order: deterministic) */
@@ -123,12 +158,35 @@ int cuda_launch_axpy(cudaStream_t s, float *y, float alpha, const float *x, size
 }
 
 int cuda_launch_sgd(cudaStream_t s, const dt_sgd_params *p, float *params, const float *grads,
-                    float *momentum, size_t count, dt_error *err) {
+                    float *momentum, size_t count, const dt_guard_state *guard, dt_error *err) {
     if (!count) return 0;
     sgd_kernel<<<grid_for(count), kThreads, 0, s>>>(
         params, grads, p->momentum != 0.0f ? momentum : nullptr, count, p->lr, p->momentum,
-        p->weight_decay, p->grad_scale, p->nesterov, p->first_step);
+        p->weight_decay, p->grad_scale, p->nesterov, p->first_step, guard);
     return launched(err, "sgd_step kernel");
+}
+
+int cuda_launch_guard_check(cudaStream_t s, const float *grads, size_t count, int64_t step,
+                            int64_t halt_after, unsigned long long *first, dt_guard_state *state,
+                            dt_error *err) {
+    if (count) {
+        guard_scan<<<grid_for(count), kThreads, 0, s>>>(grads, count, first);
+        if (launched(err, "non-finite scan kernel")) return -1;
+    }
+    guard_verdict<<<1, 1, 0, s>>>(grads, first, step, halt_after, state);
+    return launched(err, "non-finite verdict kernel");
+}
+
+int cuda_launch_guard_restore(cudaStream_t s, float *dst, const float *backup, size_t count,
+                              const dt_guard_state *state, dt_error *err) {
+    if (!count) return 0;
+    guard_restore_kernel<<<grid_for(count), kThreads, 0, s>>>(dst, backup, count, state);
+    return launched(err, "guard restore kernel");
+}
+
+int cuda_launch_guard_clear(cudaStream_t s, dt_guard_state *state, dt_error *err) {
+    guard_clear_kernel<<<1, 1, 0, s>>>(state);
+    return launched(err, "guard clear kernel");
 }
 
 size_t cuda_sum_squares_scratch(void) {

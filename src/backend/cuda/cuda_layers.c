@@ -24,7 +24,8 @@ typedef struct cuda_batchnorm {
 
 static void batchnorm_destroy(cuda_ctx *ctx, dt_layer *layer) {
     cuda_batchnorm *bn = (cuda_batchnorm *)layer;
-    cudaStreamSynchronize(ctx->compute);
+    dt_error ignored = {{0}, 0};
+    cuda_wait_stream(ctx, ctx->compute, "freeing a layer", &ignored);
     cuda_device_free(ctx, bn->channel);
     free(bn);
 }
@@ -124,7 +125,8 @@ typedef struct cuda_maxpool {
 
 static void maxpool_destroy(cuda_ctx *ctx, dt_layer *layer) {
     cuda_maxpool *pool = (cuda_maxpool *)layer;
-    cudaStreamSynchronize(ctx->compute);
+    dt_error ignored = {{0}, 0};
+    cuda_wait_stream(ctx, ctx->compute, "freeing a layer", &ignored);
     cuda_device_free(ctx, pool->argmax);
     free(pool);
 }
@@ -204,7 +206,8 @@ typedef struct cuda_linear {
 
 static void linear_destroy(cuda_ctx *ctx, dt_layer *layer) {
     cuda_linear *linear = (cuda_linear *)layer;
-    cudaStreamSynchronize(ctx->compute);
+    dt_error ignored = {{0}, 0};
+    cuda_wait_stream(ctx, ctx->compute, "freeing a layer", &ignored);
     cuda_device_free(ctx, linear->weight_bf16);
     free(linear);
 }
@@ -330,7 +333,7 @@ int cuda_linear_backward(void *opaque, dt_layer *l, const float *weight, const d
 /* Device and pinned arrays for n samples; grown at start-up (tensor creation). */
 int cuda_reserve_samples(cuda_ctx *ctx, int n, dt_error *err) {
     if ((size_t)n <= ctx->loss_capacity) return 0;
-    if (cuda_check(cudaDeviceSynchronize(), err, "waiting before growing the loss buffers"))
+    if (cuda_wait_stream(ctx, ctx->compute, "waiting before growing the loss buffers", err))
         return -1;
     cuda_device_free(ctx, ctx->labels);
     cuda_device_free(ctx, ctx->weights);
@@ -379,9 +382,13 @@ int cuda_softmax_cross_entropy(void *opaque, const dt_tensor *logits, const int3
     /* the host arrays go through a pinned slot whose previous copy has completed */
     cuda_staging_slot *slot = &ctx->staging[ctx->staging_next];
     ctx->staging_next = (ctx->staging_next + 1) % CUDA_STAGING_SLOTS;
-    if (slot->used &&
-        cuda_check(cudaEventSynchronize(slot->copied), err, "waiting for a staging slot"))
-        return -1;
+    if (slot->used) {
+        cudaError_t copied = cudaEventQuery(slot->copied);
+        if (copied == cudaErrorNotReady
+                ? cuda_wait_event(ctx, slot->copied, "waiting for a staging slot", err)
+                : cuda_check(copied, err, "querying a staging slot"))
+            return -1;
+    }
     int32_t *staged_labels = slot->host;
     float *staged_weights = (float *)(staged_labels + n);
     memcpy(staged_labels, labels, (size_t)n * sizeof(int32_t));
@@ -406,7 +413,7 @@ int cuda_softmax_cross_entropy(void *opaque, const dt_tensor *logits, const int3
                                    (size_t)n * sizeof(int32_t), cudaMemcpyDeviceToHost,
                                    ctx->compute),
                    err, "reading the predictions") ||
-        cuda_check(cudaStreamSynchronize(ctx->compute), err, "reading the predictions"))
+        cuda_wait_stream(ctx, ctx->compute, "reading the predictions", err))
         return -1;
     memcpy(predictions, ctx->host_predictions, (size_t)n * sizeof(int32_t));
     return 0;

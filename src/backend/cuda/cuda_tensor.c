@@ -38,18 +38,21 @@ dt_tensor *cuda_tensor_create(void *opaque, int n, int c, int h, int w, dt_error
         cuda_tensor_destroy(ctx, t);
         return NULL;
     }
-    /* image inputs: the device copy of their pixels */
+    /* image inputs: the device copies of their pixels */
     const size_t pixel_bytes = (size_t)n * h * w * 3;
     if (c == 3 && pixel_bytes > ctx->pixels_size) {
-        if (cuda_check(cudaDeviceSynchronize(), err, "waiting before growing the pixel buffer")) {
+        if (cuda_wait_stream(ctx, ctx->compute, "waiting before growing the pixel buffers", err) ||
+            cuda_wait_stream(ctx, ctx->copy, "waiting before growing the pixel buffers", err)) {
             cuda_tensor_destroy(ctx, t);
             return NULL;
         }
-        cuda_device_free(ctx, ctx->pixels);
         ctx->pixels_size = 0;
-        if (!(ctx->pixels = cuda_device_alloc(ctx, pixel_bytes, "the input pixels", err))) {
-            cuda_tensor_destroy(ctx, t);
-            return NULL;
+        for (int i = 0; i < CUDA_PIXEL_SLOTS; i++) {
+            cuda_device_free(ctx, ctx->pixels[i]);
+            if (!(ctx->pixels[i] = cuda_device_alloc(ctx, pixel_bytes, "the input pixels", err))) {
+                cuda_tensor_destroy(ctx, t);
+                return NULL;
+            }
         }
         ctx->pixels_size = pixel_bytes;
     }
@@ -60,7 +63,8 @@ void cuda_tensor_destroy(void *opaque, dt_tensor *t) {
     cuda_ctx *ctx = opaque;
     if (!t) return;
     if (t->data) {
-        cudaStreamSynchronize(ctx->compute);
+        dt_error ignored = {{0}, 0};
+        cuda_wait_stream(ctx, ctx->compute, "freeing a tensor", &ignored);
         cuda_device_free(ctx, t->data);
     }
     free(t);
@@ -86,7 +90,7 @@ int cuda_tensor_upload(void *opaque, dt_tensor *dst, const float *host_nchw, dt_
     int rc =
         cuda_check(cudaMemcpyAsync(dst->data, host, bytes, cudaMemcpyHostToDevice, ctx->compute),
                    err, "tensor_upload") ||
-        cuda_check(cudaStreamSynchronize(ctx->compute), err, "tensor_upload");
+        cuda_wait_stream(ctx, ctx->compute, "tensor_upload", err);
     free(host);
     return rc ? -1 : 0;
 }
@@ -98,7 +102,7 @@ int cuda_tensor_download(void *opaque, const dt_tensor *src, float *host_nchw, d
     if (!host) return dt_fail(err, "tensor_download: out of host memory");
     if (cuda_check(cudaMemcpyAsync(host, src->data, bytes, cudaMemcpyDeviceToHost, ctx->compute),
                    err, "tensor_download") ||
-        cuda_check(cudaStreamSynchronize(ctx->compute), err, "tensor_download")) {
+        cuda_wait_stream(ctx, ctx->compute, "tensor_download", err)) {
         free(host);
         return -1;
     }
@@ -116,8 +120,9 @@ int cuda_tensor_download(void *opaque, const dt_tensor *src, float *host_nchw, d
     return 0;
 }
 
-/* The copy stream reads the (pinned) pixels once the previous batch's normalisation has
- * consumed the device copy; the compute stream normalises once they have arrived. */
+/* The copy stream reads the (pinned) pixels into the next device buffer once the batch that
+ * used it before (two batches back) has been normalised; the compute stream normalises once
+ * they have arrived. */
 int cuda_tensor_from_images(void *opaque, dt_tensor *dst, const uint8_t *pixels_nhwc,
                             const float mean[3], const float std[3], dt_error *err) {
     cuda_ctx *ctx = opaque;
@@ -131,29 +136,42 @@ int cuda_tensor_from_images(void *opaque, dt_tensor *dst, const uint8_t *pixels_
     const size_t pixels = (size_t)dst->n * dst->h * dst->w, bytes = pixels * 3;
     if (bytes > ctx->pixels_size)
         return dt_fail(err, "internal: tensor_from_images on a tensor without a pixel buffer");
-    if (cuda_check(cudaStreamWaitEvent(ctx->copy, ctx->pixels_free, 0), err,
+    const int k = ctx->pixels_next;
+    if (cuda_check(cudaStreamWaitEvent(ctx->copy, ctx->pixels_free[k], 0), err,
                    "ordering the pixel copy") ||
         cuda_check(
-            cudaMemcpyAsync(ctx->pixels, pixels_nhwc, bytes, cudaMemcpyHostToDevice, ctx->copy),
+            cudaMemcpyAsync(ctx->pixels[k], pixels_nhwc, bytes, cudaMemcpyHostToDevice, ctx->copy),
             err, "copying the input pixels") ||
-        cuda_check(cudaEventRecord(ctx->pixels_ready, ctx->copy), err, "recording the copy") ||
-        cuda_check(cudaStreamWaitEvent(ctx->compute, ctx->pixels_ready, 0), err,
+        cuda_check(cudaEventRecord(ctx->pixels_ready[k], ctx->copy), err, "recording the copy") ||
+        cuda_check(cudaStreamWaitEvent(ctx->compute, ctx->pixels_ready[k], 0), err,
                    "ordering the normalisation") ||
-        cuda_launch_normalize(ctx->compute, ctx->pixels, dst->data, dst->dtype, pixels, mean, std,
-                              err) ||
-        cuda_check(cudaEventRecord(ctx->pixels_free, ctx->compute), err,
+        cuda_launch_normalize(ctx->compute, ctx->pixels[k], dst->data, dst->dtype, pixels, mean,
+                              std, err) ||
+        cuda_check(cudaEventRecord(ctx->pixels_free[k], ctx->compute), err,
                    "recording the normalisation"))
         return -1;
-    ctx->pixels_pending = 1;
+    ctx->pixels_pending[k] = 1;
+    ctx->pixels_next = (k + 1) % CUDA_PIXEL_SLOTS;
     return 0;
 }
 
+/* A copy already done costs no wait; one still running is waited for (and counted apart from
+ * the other host waits: it is what keeps the host at most a step ahead of the device). */
 int cuda_input_wait(void *opaque, dt_error *err) {
     cuda_ctx *ctx = opaque;
-    if (!ctx->pixels_pending) return 0;
-    if (cuda_check(cudaEventSynchronize(ctx->pixels_ready), err, "waiting for the pixel copy"))
-        return -1;
-    ctx->pixels_pending = 0;
+    for (int k = 0; k < CUDA_PIXEL_SLOTS; k++) {
+        if (!ctx->pixels_pending[k]) continue;
+        cudaError_t done = cudaEventQuery(ctx->pixels_ready[k]);
+        if (done == cudaErrorNotReady) {
+            ctx->input_waits++;
+            ctx->host_waits--; /* cuda_wait_event counts it as a host wait too */
+            if (cuda_wait_event(ctx, ctx->pixels_ready[k], "waiting for the pixel copy", err))
+                return -1;
+        } else if (cuda_check(done, err, "querying the pixel copy")) {
+            return -1;
+        }
+        ctx->pixels_pending[k] = 0;
+    }
     return 0;
 }
 

@@ -1,9 +1,12 @@
 /* Convolution plans with cuDNN 9's backend API: tensor, convolution, operation and graph
  * descriptors for one pass, engine heuristics against a device-property descriptor (from the
- * handle's GPU, or read from JSON ahead of time), the first configuration that finalizes within
- * the workspace limit, and execution through a variant pack. */
+ * handle's GPU, or read from JSON ahead of time), the configurations that finalize within the
+ * workspace limit (with a handle, a few of them executed and timed on tensors of the layer's
+ * shape, the fastest kept; ahead of time, the first), and execution through a variant pack that
+ * the caller may cache. */
 #include "cudnn_conv.h"
 
+#include <cuda_runtime_api.h>
 #include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -21,7 +24,8 @@ typedef struct conv_variant {
     float beta;
     cudnnBackendDescriptor_t tensors[3], conv, op, graph, config, plan;
     size_t workspace;
-    int tensor_cores; /* the engine has tensor-core or input down-conversion numerics */
+    int tensor_cores;     /* the engine has tensor-core or input down-conversion numerics */
+    int nondeterministic; /* the engine is noted non-deterministic */
 } conv_variant;
 
 struct dt_cudnn_conv_plan {
@@ -29,7 +33,7 @@ struct dt_cudnn_conv_plan {
     int nvariants;
     conv_variant variants[2];
     size_t workspace; /* largest over the variants */
-    char description[320];
+    char description[640];
 };
 
 static const char *pass_name(dt_conv_pass pass) {
@@ -223,20 +227,24 @@ static int make_graph(conv_variant *v, const dt_conv_desc *d, int precision, dt_
     return 0;
 }
 
-/* fp32 means no TF32: engines whose numerics round the inputs or use tensor cores are out. */
-static int engine_allowed(cudnnBackendDescriptor_t engine, int precision) {
-    if (precision != DT_PRECISION_FP32) return 1;
+/* fp32 means no TF32: engines whose numerics round the inputs or use tensor cores are out;
+ * deterministic: engines cuDNN notes as non-deterministic (atomics, split reductions) are out. */
+static int engine_allowed(cudnnBackendDescriptor_t engine, int precision, int deterministic) {
+    if (precision != DT_PRECISION_FP32 && !deterministic) return 1;
     cudnnBackendNumericalNote_t notes[CUDNN_NUMERICAL_NOTE_TYPE_COUNT];
     int64_t count = 0;
     if (cudnnBackendGetAttribute(engine, CUDNN_ATTR_ENGINE_NUMERICAL_NOTE,
                                  CUDNN_TYPE_NUMERICAL_NOTE, CUDNN_NUMERICAL_NOTE_TYPE_COUNT, &count,
                                  notes) != CUDNN_STATUS_SUCCESS)
         return 0;
-    for (int64_t i = 0; i < count; i++)
-        if (notes[i] == CUDNN_NUMERICAL_NOTE_TENSOR_CORE ||
-            notes[i] == CUDNN_NUMERICAL_NOTE_DOWN_CONVERT_INPUTS ||
-            notes[i] == CUDNN_NUMERICAL_NOTE_REDUCED_PRECISION_REDUCTION)
+    for (int64_t i = 0; i < count; i++) {
+        if (deterministic && notes[i] == CUDNN_NUMERICAL_NOTE_NONDETERMINISTIC) return 0;
+        if (precision == DT_PRECISION_FP32 &&
+            (notes[i] == CUDNN_NUMERICAL_NOTE_TENSOR_CORE ||
+             notes[i] == CUDNN_NUMERICAL_NOTE_DOWN_CONVERT_INPUTS ||
+             notes[i] == CUDNN_NUMERICAL_NOTE_REDUCED_PRECISION_REDUCTION))
             return 0;
+    }
     return 1;
 }
 
@@ -271,11 +279,24 @@ static void describe_config(cudnnBackendDescriptor_t config, cudnnBackendDescrip
     for (int i = 0; i < created; i++) cudnnBackendDestroyDescriptor(knobs[i]);
 }
 
-/* Tries the configurations of one heuristics mode in order; returns 1 with v->config and
- * v->plan set when one fits, 0 when none does, -1 on an API error. */
+/* A configuration whose plan finalized: what the benchmark executes. */
+typedef struct conv_candidate {
+    cudnnBackendDescriptor_t config, plan;
+    size_t workspace;
+    int tensor_cores, nondeterministic;
+    char description[200];
+} conv_candidate;
+
+static void candidate_destroy(conv_candidate *c) {
+    destroy_descriptor(&c->plan);
+    destroy_descriptor(&c->config);
+}
+
+/* Adds the configurations of one heuristics mode whose plans finalize within the limit to
+ * list (up to max, in the heuristics' order); returns how many it added, -1 on an API error. */
 static int try_heuristics(conv_variant *v, cudnnBackendDescriptor_t deviceprop, int precision,
-                          size_t limit, cudnnBackendHeurMode_t mode, char *chosen, size_t size,
-                          int *tried, dt_error *err) {
+                          int deterministic, size_t limit, cudnnBackendHeurMode_t mode,
+                          conv_candidate *list, int *n_list, int max, int *tried, dt_error *err) {
     cudnnBackendDescriptor_t heur = NULL, *configs = NULL;
     int64_t count = 0, created = 0;
     int found = -1;
@@ -314,7 +335,7 @@ static int try_heuristics(conv_variant *v, cudnnBackendDescriptor_t deviceprop, 
         goto free_configs;
     }
     found = 0;
-    for (int64_t i = 0; i < count && !found; i++) {
+    for (int64_t i = 0; i < count && *n_list < max; i++) {
         cudnnBackendDescriptor_t engine = NULL, plan = NULL;
         int64_t workspace = 0, n = 0;
         if (cudnnBackendCreateDescriptor(CUDNN_BACKEND_ENGINE_DESCRIPTOR, &engine) !=
@@ -322,7 +343,7 @@ static int try_heuristics(conv_variant *v, cudnnBackendDescriptor_t deviceprop, 
             cudnnBackendGetAttribute(configs[i], CUDNN_ATTR_ENGINECFG_ENGINE,
                                      CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &n,
                                      &engine) != CUDNN_STATUS_SUCCESS ||
-            !engine_allowed(engine, precision) ||
+            !engine_allowed(engine, precision, deterministic) ||
             cudnnBackendGetAttribute(configs[i], CUDNN_ATTR_ENGINECFG_WORKSPACE_SIZE,
                                      CUDNN_TYPE_INT64, 1, &n, &workspace) != CUDNN_STATUS_SUCCESS ||
             workspace < 0 || (uint64_t)workspace > limit) {
@@ -342,13 +363,15 @@ static int try_heuristics(conv_variant *v, cudnnBackendDescriptor_t deviceprop, 
             cudnnBackendGetAttribute(plan, CUDNN_ATTR_EXECUTION_PLAN_WORKSPACE_SIZE,
                                      CUDNN_TYPE_INT64, 1, &n, &workspace) == CUDNN_STATUS_SUCCESS &&
             workspace >= 0 && (uint64_t)workspace <= limit) {
-            found = 1;
-            v->plan = plan;
-            v->config = configs[i];
+            conv_candidate *c = &list[(*n_list)++];
+            found++;
+            c->plan = plan;
+            c->config = configs[i];
             configs[i] = NULL;
-            v->workspace = (size_t)workspace;
-            v->tensor_cores = !engine_allowed(engine, DT_PRECISION_FP32);
-            describe_config(v->config, engine, chosen, size);
+            c->workspace = (size_t)workspace;
+            c->tensor_cores = !engine_allowed(engine, DT_PRECISION_FP32, 0);
+            c->nondeterministic = !engine_allowed(engine, DT_PRECISION_TF32, 1);
+            describe_config(c->config, engine, c->description, sizeof c->description);
         } else {
             destroy_descriptor(&plan);
         }
@@ -372,24 +395,172 @@ static void destroy_variant(conv_variant *v) {
     for (int i = 0; i < 3; i++) destroy_descriptor(&v->tensors[i]);
 }
 
+/* The variant pack of one execution: x (or dx), w (or dw), y (or dy) and the workspace. */
+static cudnnStatus_t make_pack(cudnnBackendDescriptor_t *pack, void *const pointers[3],
+                               void *workspace) {
+    int64_t uids[3] = {UID_X, UID_W, UID_Y};
+    cudnnStatus_t s = cudnnBackendCreateDescriptor(CUDNN_BACKEND_VARIANT_PACK_DESCRIPTOR, pack);
+    if (s == CUDNN_STATUS_SUCCESS)
+        s = cudnnBackendSetAttribute(*pack, CUDNN_ATTR_VARIANT_PACK_UNIQUE_IDS, CUDNN_TYPE_INT64, 3,
+                                     uids);
+    if (s == CUDNN_STATUS_SUCCESS)
+        s = cudnnBackendSetAttribute(*pack, CUDNN_ATTR_VARIANT_PACK_DATA_POINTERS,
+                                     CUDNN_TYPE_VOID_PTR, 3, pointers);
+    if (s == CUDNN_STATUS_SUCCESS)
+        s = cudnnBackendSetAttribute(*pack, CUDNN_ATTR_VARIANT_PACK_WORKSPACE, CUDNN_TYPE_VOID_PTR,
+                                     1, &workspace);
+    if (s == CUDNN_STATUS_SUCCESS) s = cudnnBackendFinalize(*pack);
+    return s;
+}
+
+/* Device tensors of the layer's shape for the benchmark (zeros: no NaN or denormal skews the
+ * timing); freed by bench_free. */
+typedef struct conv_bench {
+    void *pointers[3], *workspace;
+    cudaEvent_t start, stop;
+} conv_bench;
+
+static void bench_free(conv_bench *b) {
+    for (int i = 0; i < 3; i++)
+        if (b->pointers[i]) cudaFree(b->pointers[i]);
+    if (b->workspace) cudaFree(b->workspace);
+    if (b->start) cudaEventDestroy(b->start);
+    if (b->stop) cudaEventDestroy(b->stop);
+    memset(b, 0, sizeof *b);
+}
+
+/* The zeroing is queued on the handle's stream, ahead of the executions it is for. */
+static int bench_alloc(conv_bench *b, cudnnHandle_t h, const dt_conv_desc *d, int precision,
+                       size_t workspace) {
+    size_t element = precision == DT_PRECISION_BF16 ? 2 : 4;
+    int oh = conv_out_size(d->in_height, d->kernel, d->stride, d->padding);
+    int ow = conv_out_size(d->in_width, d->kernel, d->stride, d->padding);
+    size_t bytes[3] = {(size_t)d->batch * d->in_channels * d->in_height * d->in_width * element,
+                       (size_t)d->out_channels * d->in_channels * d->kernel * d->kernel * element,
+                       (size_t)d->batch * d->out_channels * oh * ow * element};
+    memset(b, 0, sizeof *b);
+    cudaStream_t stream = NULL;
+    if (cudnnGetStream(h, &stream) != CUDNN_STATUS_SUCCESS) return -1;
+    for (int i = 0; i < 3; i++)
+        if (cudaMalloc(&b->pointers[i], bytes[i]) != cudaSuccess ||
+            cudaMemsetAsync(b->pointers[i], 0, bytes[i], stream) != cudaSuccess)
+            goto fail;
+    if ((workspace && cudaMalloc(&b->workspace, workspace) != cudaSuccess) ||
+        cudaEventCreate(&b->start) != cudaSuccess || cudaEventCreate(&b->stop) != cudaSuccess)
+        goto fail;
+    return 0;
+fail:
+    (void)cudaGetLastError();
+    bench_free(b);
+    return -1;
+}
+
+/* Milliseconds of one execution of the candidate (the mean of a few after a warm-up), or a
+ * negative value when it fails to execute. */
+static double bench_time(cudnnHandle_t h, const conv_candidate *c, conv_bench *b) {
+    enum { RUNS = 3 };
+    cudaStream_t stream = NULL;
+    cudnnBackendDescriptor_t pack = NULL;
+    if (cudnnGetStream(h, &stream) != CUDNN_STATUS_SUCCESS ||
+        make_pack(&pack, b->pointers, b->workspace) != CUDNN_STATUS_SUCCESS) {
+        destroy_descriptor(&pack);
+        return -1.0;
+    }
+    cudnnStatus_t s = cudnnBackendExecute(h, c->plan, pack);
+    if (s == CUDNN_STATUS_SUCCESS && cudaEventRecord(b->start, stream) != cudaSuccess)
+        s = CUDNN_STATUS_EXECUTION_FAILED;
+    for (int i = 0; i < RUNS && s == CUDNN_STATUS_SUCCESS; i++)
+        s = cudnnBackendExecute(h, c->plan, pack);
+    float ms = 0.0f;
+    if (s == CUDNN_STATUS_SUCCESS && (cudaEventRecord(b->stop, stream) != cudaSuccess ||
+                                      cudaEventSynchronize(b->stop) != cudaSuccess ||
+                                      cudaEventElapsedTime(&ms, b->start, b->stop) != cudaSuccess))
+        s = CUDNN_STATUS_EXECUTION_FAILED;
+    destroy_descriptor(&pack);
+    if (s != CUDNN_STATUS_SUCCESS) {
+        (void)cudaGetLastError();
+        return -1.0;
+    }
+    return ms / RUNS;
+}
+
+/* Keeps list[best] in v (the others destroyed): with a handle, the fastest candidate that
+ * executes on tensors of the layer's shape (as torch.backends.cudnn.benchmark); without one
+ * (planning ahead), the heuristics' first. */
+static int choose_candidate(conv_variant *v, const dt_cudnn_target *t, const dt_conv_desc *d,
+                            int precision, conv_candidate *list, int n, char *chosen, size_t size,
+                            dt_error *err) {
+    int best = t->handle ? -1 : 0;
+    double best_ms = 0.0;
+    char timings[240] = "";
+    size_t used = 0;
+    if (t->handle) {
+        size_t workspace = 0;
+        for (int i = 0; i < n; i++)
+            if (list[i].workspace > workspace) workspace = list[i].workspace;
+        conv_bench b;
+        if (bench_alloc(&b, t->handle, d, precision, workspace)) {
+            best = 0; /* no memory to spare for the benchmark: the heuristics' first */
+            snprintf(timings, sizeof timings, " (not timed: no memory for the benchmark)");
+        } else {
+            for (int i = 0; i < n; i++) {
+                double ms = bench_time(t->handle, &list[i], &b);
+                if (used < sizeof timings)
+                    used += (size_t)snprintf(timings + used, sizeof timings - used, "%s%s",
+                                             i ? ", " : " (candidates ms: ", "");
+                if (used < sizeof timings)
+                    used +=
+                        (size_t)(ms < 0
+                                     ? snprintf(timings + used, sizeof timings - used, "failed")
+                                     : snprintf(timings + used, sizeof timings - used, "%.3f", ms));
+                if (ms >= 0 && (best < 0 || ms < best_ms)) best = i, best_ms = ms;
+            }
+            if (used < sizeof timings) snprintf(timings + used, sizeof timings - used, ")");
+            bench_free(&b);
+        }
+    }
+    if (best < 0) {
+        for (int i = 0; i < n; i++) candidate_destroy(&list[i]);
+        return dt_fail(err, "none of the %d cuDNN configurations that finalized executed", n);
+    }
+    v->plan = list[best].plan;
+    v->config = list[best].config;
+    v->workspace = list[best].workspace;
+    v->tensor_cores = list[best].tensor_cores;
+    v->nondeterministic = list[best].nondeterministic;
+    snprintf(chosen, size, "%s%s", list[best].description, t->verbose ? timings : "");
+    list[best].plan = list[best].config = NULL;
+    for (int i = 0; i < n; i++) candidate_destroy(&list[i]);
+    return 0;
+}
+
 static int build_variant(conv_variant *v, const dt_cudnn_target *t, cudnnBackendDescriptor_t prop,
                          const dt_conv_desc *d, int precision, dt_conv_pass pass, char *chosen,
                          size_t size, dt_error *err) {
     if (make_graph(v, d, precision, pass, err)) return -1;
-    int tried = 0;
-    int found = try_heuristics(v, prop, precision, t->workspace_limit, CUDNN_HEUR_MODE_A, chosen,
-                               size, &tried, err);
+    enum { MAX_CANDIDATES = 8 };
+    conv_candidate list[MAX_CANDIDATES];
+    memset(list, 0, sizeof list);
+    int max = !t->handle ? 1 : t->candidates > 0 ? t->candidates : DT_CUDNN_CANDIDATES_DEFAULT;
+    if (max > MAX_CANDIDATES) max = MAX_CANDIDATES;
+    int tried = 0, n = 0;
+    int found = try_heuristics(v, prop, precision, t->deterministic, t->workspace_limit,
+                               CUDNN_HEUR_MODE_A, list, &n, max, &tried, err);
     if (found == 0)
-        found = try_heuristics(v, prop, precision, t->workspace_limit, CUDNN_HEUR_MODE_FALLBACK,
-                               chosen, size, &tried, err);
-    if (found < 0) return -1;
-    if (found == 0)
+        found = try_heuristics(v, prop, precision, t->deterministic, t->workspace_limit,
+                               CUDNN_HEUR_MODE_FALLBACK, list, &n, max, &tried, err);
+    if (found < 0) {
+        for (int i = 0; i < n; i++) candidate_destroy(&list[i]);
+        return -1;
+    }
+    if (n == 0)
         return dt_fail(err,
                        "no cuDNN engine for this convolution (%d configurations finalized none "
-                       "within the %zu-byte workspace limit%s)",
+                       "within the %zu-byte workspace limit%s%s)",
                        tried, t->workspace_limit,
-                       precision == DT_PRECISION_FP32 ? ", without TF32 tensor cores" : "");
-    return 0;
+                       precision == DT_PRECISION_FP32 ? ", without TF32 tensor cores" : "",
+                       t->deterministic ? ", deterministic only (runtime.deterministic)" : "");
+    return choose_candidate(v, t, d, precision, list, n, chosen, size, err);
 }
 
 static int check_desc(const dt_conv_desc *d, int precision, dt_conv_pass pass, dt_error *err) {
@@ -438,12 +609,12 @@ int dt_cudnn_conv_plan_build(const dt_cudnn_target *t, const dt_conv_desc *d, in
         return dt_fail(err, "%s: out of memory", layer);
     }
     p->pass = pass;
-    /* backward filter also accumulates into dw (beta 1) for gradient accumulation */
-    int nvariants = pass == DT_CONV_BACKWARD_FILTER ? 2 : 1;
+    /* beta 0 only: accumulation into the gradient happens in the layout copy (KRSC -> OIHW) */
+    int nvariants = 1;
     size_t used = 0;
     for (int i = 0; i < nvariants; i++) {
         conv_variant *v = &p->variants[i];
-        char chosen[200] = "";
+        char chosen[480] = "";
         v->beta = (float)i;
         p->nvariants = i + 1;
         if (build_variant(v, t, prop, d, precision, pass, chosen, sizeof chosen, err)) {
@@ -453,9 +624,10 @@ int dt_cudnn_conv_plan_build(const dt_cudnn_target *t, const dt_conv_desc *d, in
         }
         if (v->workspace > p->workspace) p->workspace = v->workspace;
         if (used < sizeof p->description)
-            used += (size_t)snprintf(p->description + used, sizeof p->description - used,
-                                     "%s%s%s, workspace %zu B", i ? "; accumulate: " : "", chosen,
-                                     v->tensor_cores ? ", tensor cores" : "", v->workspace);
+            used += (size_t)snprintf(
+                p->description + used, sizeof p->description - used, "%s%s%s%s, workspace %zu B",
+                i ? "; accumulate: " : "", chosen, v->tensor_cores ? ", tensor cores" : "",
+                v->nondeterministic ? ", non-deterministic" : "", v->workspace);
     }
     destroy_descriptor(&own_prop);
     if (t->verbose) fprintf(stderr, "dtrain: cuDNN plan: %s: %s\n", layer, p->description);
@@ -474,6 +646,12 @@ const char *dt_cudnn_conv_plan_describe(const dt_cudnn_conv_plan *p) {
 int dt_cudnn_conv_plan_tensor_cores(const dt_cudnn_conv_plan *p) {
     int any = 0;
     for (int i = 0; i < p->nvariants; i++) any |= p->variants[i].tensor_cores;
+    return any;
+}
+
+int dt_cudnn_conv_plan_nondeterministic(const dt_cudnn_conv_plan *p) {
+    int any = 0;
+    for (int i = 0; i < p->nvariants; i++) any |= p->variants[i].nondeterministic;
     return any;
 }
 
@@ -499,6 +677,19 @@ int dt_cudnn_conv_plan_tensor(const dt_cudnn_conv_plan *p, int role, int64_t dim
 int dt_cudnn_conv_plan_execute(cudnnHandle_t h, const dt_cudnn_conv_plan *p, const void *in,
                                const void *filter_or_dy, void *out, void *workspace, float alpha,
                                float beta, dt_error *err) {
+    return dt_cudnn_conv_plan_execute_cached(h, p, NULL, in, filter_or_dy, out, workspace, alpha,
+                                             beta, err);
+}
+
+void dt_cudnn_conv_pack_destroy(dt_cudnn_conv_pack *cache) {
+    if (cache && cache->pack) cudnnBackendDestroyDescriptor(cache->pack);
+    if (cache) memset(cache, 0, sizeof *cache);
+}
+
+int dt_cudnn_conv_plan_execute_cached(cudnnHandle_t h, const dt_cudnn_conv_plan *p,
+                                      dt_cudnn_conv_pack *cache, const void *in,
+                                      const void *filter_or_dy, void *out, void *workspace,
+                                      float alpha, float beta, dt_error *err) {
     const conv_variant *v = NULL;
     for (int i = 0; i < p->nvariants; i++)
         if (alpha == 1.0f && p->variants[i].beta == beta) v = &p->variants[i];
@@ -508,7 +699,6 @@ int dt_cudnn_conv_plan_execute(cudnnHandle_t h, const dt_cudnn_conv_plan *p, con
     if (v->workspace > 0 && !workspace)
         return dt_fail(err, "cuDNN %s plan: needs a %zu-byte workspace", pass_name(p->pass),
                        v->workspace);
-    int64_t uids[3] = {UID_X, UID_W, UID_Y};
     void *pointers[3];
     switch (p->pass) {
     case DT_CONV_FORWARD:
@@ -521,20 +711,23 @@ int dt_cudnn_conv_plan_execute(cudnnHandle_t h, const dt_cudnn_conv_plan *p, con
         pointers[0] = (void *)in, pointers[1] = out, pointers[2] = (void *)filter_or_dy;
         break;
     }
+    /* a cached pack is reused while the layer passes the same pointers (every step) */
     cudnnBackendDescriptor_t pack = NULL;
-    cudnnStatus_t s = cudnnBackendCreateDescriptor(CUDNN_BACKEND_VARIANT_PACK_DESCRIPTOR, &pack);
-    if (s == CUDNN_STATUS_SUCCESS)
-        s = cudnnBackendSetAttribute(pack, CUDNN_ATTR_VARIANT_PACK_UNIQUE_IDS, CUDNN_TYPE_INT64, 3,
-                                     uids);
-    if (s == CUDNN_STATUS_SUCCESS)
-        s = cudnnBackendSetAttribute(pack, CUDNN_ATTR_VARIANT_PACK_DATA_POINTERS,
-                                     CUDNN_TYPE_VOID_PTR, 3, pointers);
-    if (s == CUDNN_STATUS_SUCCESS)
-        s = cudnnBackendSetAttribute(pack, CUDNN_ATTR_VARIANT_PACK_WORKSPACE, CUDNN_TYPE_VOID_PTR,
-                                     1, &workspace);
-    if (s == CUDNN_STATUS_SUCCESS) s = cudnnBackendFinalize(pack);
+    cudnnStatus_t s = CUDNN_STATUS_SUCCESS;
+    if (cache && cache->pack && memcmp(cache->pointers, pointers, sizeof pointers) == 0 &&
+        cache->workspace == workspace) {
+        pack = cache->pack;
+    } else {
+        if (cache) dt_cudnn_conv_pack_destroy(cache);
+        s = make_pack(&pack, pointers, workspace);
+        if (s == CUDNN_STATUS_SUCCESS && cache) {
+            cache->pack = pack;
+            memcpy(cache->pointers, pointers, sizeof pointers);
+            cache->workspace = workspace;
+        }
+    }
     if (s == CUDNN_STATUS_SUCCESS) s = cudnnBackendExecute(h, v->plan, pack);
-    destroy_descriptor(&pack);
+    if (!cache || cache->pack != pack) destroy_descriptor(&pack);
     if (s != CUDNN_STATUS_SUCCESS) {
         cudnn_fail(err, s, "executing");
         return dt_error_prefix(err, "cuDNN %s plan (%s)", pass_name(p->pass), p->description);

@@ -1,0 +1,58 @@
+/* The non-finite guard of the CPU backend (dt_guard_state in backend.h): the same state and
+ * update as the CUDA backend's (guard_verdict.h), kept in the context. Ops finish when they
+ * return, so guard_read waits for nothing; the trainer still reads the state only at log time,
+ * as on the GPU, so that both backends decide at the same step. */
+#include "cpu_internal.h"
+
+#include <math.h>
+#include <string.h>
+
+#include "backend/guard_verdict.h"
+
+void cpu_guard_init(cpu_ctx *ctx) {
+    memset(&ctx->guard, 0, sizeof ctx->guard);
+    ctx->guard.halted_step = -1;
+    ctx->guard_halt_after = INT64_MAX;
+}
+
+int cpu_guard_reset(void *opaque, const dt_guard_state *state, int64_t halt_after, dt_error *err) {
+    cpu_ctx *ctx = opaque;
+    if (halt_after < 1)
+        return dt_fail(err, "guard_reset: halt_after %lld is below 1", (long long)halt_after);
+    cpu_guard_init(ctx);
+    ctx->guard.in_row = state->in_row;
+    ctx->guard.total = state->total;
+    ctx->guard.halted_step = state->halted_step;
+    ctx->guard_halt_after = halt_after;
+    return 0;
+}
+
+int cpu_guard_check(void *opaque, const float *grads, size_t count, int64_t step, dt_error *err) {
+    cpu_ctx *ctx = opaque;
+    (void)err;
+    const long long n = (long long)count;
+    long long first = n;
+#pragma omp parallel for if (n >= (1 << 15)) schedule(static) reduction(min : first)
+    for (long long i = 0; i < n; i++)
+        if (!isfinite(grads[i]) && i < first) first = i;
+    int is_nan = first < n && isnan(grads[first]);
+    dt_guard_apply(&ctx->guard, ctx->guard_halt_after, step, first < n ? first : -1, is_nan);
+    return 0;
+}
+
+int cpu_guard_restore(void *opaque, float *dst, const float *backup, size_t count, dt_error *err) {
+    cpu_ctx *ctx = opaque;
+    (void)err;
+    if (!ctx->guard.step_skipped || !count) return 0;
+    ctx->params_version++;
+    memmove(dst, backup, count * sizeof *dst);
+    return 0;
+}
+
+int cpu_guard_read(void *opaque, dt_guard_state *out, dt_error *err) {
+    cpu_ctx *ctx = opaque;
+    (void)err;
+    *out = ctx->guard;
+    dt_guard_clear_read(&ctx->guard);
+    return 0;
+}
