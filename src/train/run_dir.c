@@ -202,7 +202,12 @@ int dt_run_dir_prepare(const char *dir, int resume, const char *resume_path, int
         remove_stale_temporaries(dir);
         return 0;
     }
-    if (!marks[0]) return 0;
+    if (!marks[0]) { /* a new run: a manifest left with no run must not vouch for new files */
+        snprintf(path, sizeof path, "%s/%s", dir, DT_OUTPUT_MANIFEST);
+        if (unlink(path) != 0 && errno != ENOENT)
+            return dt_fail(err, "removing %s: %s", path, strerror(errno));
+        return dt_output_dir_pin(dir, err);
+    }
     if (!overwrite)
         return dt_fail_usage(err,
                              "output.dir %s holds an earlier run (%s): continue it with --resume, "
