@@ -205,6 +205,8 @@ run linked linked --resume train.epochs=3 output.log_every=3
 expect "a resume with other output keys" "$rc" 0
 check "config.yaml replaced, not rewritten in place" same config-hardlink config-before
 check "classes.txt replaced, not rewritten in place" same classes-hardlink classes-before
+# the same classes are written again: only a new file (another inode) tells a replacement
+check "classes.txt is a new file" test "$(stat -c %i linked/classes.txt)" != "$(stat -c %i classes-hardlink)"
 check "config.yaml has the new values" grep -q "log_every: 3" linked/config.yaml
 run missing full --resume "$work/no-such-folder"
 expect "--resume of a missing folder" "$rc" 2
