@@ -121,9 +121,21 @@ int dtrain_main(int argc, char **argv, int wait_policy_set_by_dtrain) {
             options.resume = 1;
             /* an optional checkpoint folder follows (a folder: never a config file) */
             struct stat st;
-            if (i + 1 < argc && !strchr(argv[i + 1], '=') && stat(argv[i + 1], &st) == 0 &&
-                S_ISDIR(st.st_mode))
-                options.resume_path = argv[++i];
+            const char *next = i + 1 < argc ? argv[i + 1] : NULL;
+            if (next && !strchr(next, '=') && next[0] != '-') {
+                if (stat(next, &st) == 0 && S_ISDIR(st.st_mode)) {
+                    options.resume_path = argv[++i];
+                } else if (config_path) {
+                    /* the config came first: this is meant as the checkpoint folder */
+                    int missing = stat(next, &st) != 0;
+                    char shown[512];
+                    fprintf(stderr, "dtrain: --resume %s: %s\n",
+                            dt_escape_text(next, shown, sizeof shown),
+                            missing ? "no such checkpoint folder" : "not a checkpoint folder");
+                    free(overrides);
+                    return DT_EXIT_USAGE;
+                }
+            }
         } else if (a[0] == '-' && a[1] == '-') {
             char shown[512];
             fprintf(stderr, "dtrain: unknown option '%s' (see dtrain --help)\n",

@@ -1,7 +1,7 @@
 # Fuzz targets for dtrain's parsers (tests/fuzz/fuzz_*.c).
 #
-# Every build runs the config and safetensors targets for a bounded time in ctest
-# (fuzz_config_short, fuzz_safetensors_short: the checked-in seeds of tests/fuzz/corpus, then
+# Every build runs the config, safetensors and checkpoint-folder targets for a bounded time in
+# ctest (fuzz_config_short, fuzz_safetensors_short, fuzz_checkpoint_short: the checked-in seeds of tests/fuzz/corpus, then
 # seeded mutations, at most 15 s each) under a small built-in driver, tests/fuzz/fuzz_driver.c, so
 # gcc and the sanitizer build fuzz them too.
 #
@@ -12,6 +12,8 @@
 # ctest run (about 10 seconds). Longer runs by hand:
 #   build-fuzz/tests/fuzz_safetensors -dict=tests/fuzz/safetensors.dict CORPUS_DIR
 #   build-fuzz/tests/fuzz_config -dict=tests/fuzz/config.dict CORPUS_DIR
+#   build-fuzz/tests/fuzz_checkpoint -dict=tests/fuzz/checkpoint.dict CORPUS_DIR
+#     (state.json, checkpoints/latest and the member files a resume reads)
 #   build-fuzz/tests/fuzz_image_decode CORPUS_DIR   (seed it with a few small JPEGs and PNGs)
 option(DTRAIN_FUZZ "Build the libFuzzer harnesses (needs clang)" OFF)
 
@@ -34,6 +36,9 @@ dtrain_add_short_fuzz(fuzz_config ${CMAKE_CURRENT_SOURCE_DIR}/fuzz/fuzz_config.c
 dtrain_add_short_fuzz(fuzz_safetensors ${CMAKE_CURRENT_SOURCE_DIR}/fuzz/fuzz_safetensors.c
   DICT ${CMAKE_CURRENT_SOURCE_DIR}/fuzz/safetensors.dict
   CORPUS ${CMAKE_CURRENT_SOURCE_DIR}/fuzz/corpus/safetensors)
+dtrain_add_short_fuzz(fuzz_checkpoint ${CMAKE_CURRENT_SOURCE_DIR}/fuzz/fuzz_checkpoint.c
+  DICT ${CMAKE_CURRENT_SOURCE_DIR}/fuzz/checkpoint.dict
+  CORPUS ${CMAKE_CURRENT_SOURCE_DIR}/fuzz/corpus/checkpoint)
 
 # dtrain_add_fuzzer(NAME HARNESS [DICT file] SOURCES src... [LIBS target...])
 function(dtrain_add_fuzzer name harness)
@@ -77,6 +82,10 @@ if(DTRAIN_FUZZ)
         ${PROJECT_SOURCE_DIR}/src/io/json_scan.c
         ${PROJECT_SOURCE_DIR}/src/io/half_float.c
         ${dtrain_fuzz_util_sources})
+    dtrain_add_fuzzer(fuzz_checkpoint ${CMAKE_CURRENT_SOURCE_DIR}/fuzz/fuzz_checkpoint.c
+      DICT ${CMAKE_CURRENT_SOURCE_DIR}/fuzz/checkpoint.dict
+      SOURCES ${PROJECT_SOURCE_DIR}/src/io/checkpoint_read.c ${dtrain_fuzz_util_sources}
+      LIBS Threads::Threads)
     dtrain_add_fuzzer(fuzz_image_decode ${CMAKE_CURRENT_SOURCE_DIR}/fuzz/fuzz_image_decode.c
       SOURCES
         ${PROJECT_SOURCE_DIR}/src/data/decode.c

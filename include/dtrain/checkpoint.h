@@ -74,10 +74,19 @@ void dt_ckpt_writer_destroy(dt_ckpt_writer *w);
 int dt_checkpoint_verify(const char *dir, dt_ckpt_state *state, dt_error *err);
 
 /* The checkpoint to resume: explicit (when not NULL) must verify; otherwise
- * output_dir/checkpoints/latest, falling back to the newest other complete checkpoint with a
- * warning when latest is missing or damaged. Fills out (the folder) and state. */
+ * output_dir/checkpoints/latest, falling back to the newest other complete checkpoint (found
+ * without latest too) with a warning when latest is missing, unreadable (never waiting on a
+ * FIFO) or damaged. Fills out (the folder) and state and returns 0; returns 1 with the reason in
+ * err->message when output_dir has no complete checkpoint (the run may start over), -1 on an
+ * error. */
 int dt_checkpoint_find(const char *output_dir, const char *explicit_dir, char *out, size_t size,
                        dt_ckpt_state *state, dt_error *err);
+
+/* Makes checkpoint folder dir (step `step`) the newest of output_dir's checkpoints before a
+ * resume from it cuts the history back to its step: `latest` names it and step folders after it
+ * are removed, so that an interrupted resume is resumed from the same place. Nothing happens when
+ * dir is not in output_dir/checkpoints. */
+int dt_checkpoint_adopt(const char *output_dir, const char *dir, long step, dt_error *err);
 
 /* Test-only fault switch DTRAIN_TEST_CKPT_CRASH=<point>: the writer kills its own process
  * (SIGKILL) at that point: model, optimizer, state, before-rename, after-rename, after-latest;

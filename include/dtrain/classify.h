@@ -56,7 +56,8 @@ void dt_class_report_text(const dt_class_metrics *m, char *const *names, int dig
 /* "true\pred,<name>,...", then one row per true class; names quoted as CSV needs. */
 void dt_confusion_csv(const dt_class_metrics *m, char *const *names, dt_text *out);
 
-/* Writes text to path through path.tmp + rename, so readers never see a half-written file. */
+/* Writes text to path through path.tmp (fsynced) + rename + fsync of the folder
+ * (dt_replace_file_durably), so readers never see a half-written file, nor a crash an empty one. */
 int dt_write_file_atomic(const char *path, const char *text, size_t length, dt_error *err);
 
 #endif

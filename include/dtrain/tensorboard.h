@@ -22,8 +22,9 @@ int dt_tensorboard_image(dt_tensorboard *tb, const char *tag, long step, const u
 int dt_tensorboard_flush(dt_tensorboard *tb, dt_error *err);
 void dt_tensorboard_close(dt_tensorboard *tb);
 
-/* Resuming: rewrites every event file in dir without the events of steps after last_step, so a
- * run continued from a checkpoint at last_step shows no step twice. */
+/* Resuming: rewrites every event file in dir that dtrain wrote (dt_output_owned) without the
+ * events of steps after last_step, so a run continued from a checkpoint at last_step shows no
+ * step twice; other programs' event files are never touched. Refuses a symlinked dir. */
 int dt_tensorboard_drop_after(const char *dir, long last_step, dt_error *err);
 
 /* TensorFlow's masked CRC-32C of a TFRecord: rotate right by 15, add 0xa282ead8. */

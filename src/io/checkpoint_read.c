@@ -49,6 +49,8 @@ static int read_hex(const char *text, const char *key, uint64_t *out) {
     return 0;
 }
 
+/* Every field in range and consistent with the others: a hand-edited or forged state.json must
+ * not overflow a counter or repeat steps (step = done epochs x steps per epoch + step in epoch). */
 static int parse_state(const char *text, dt_ckpt_state *s) {
     long epoch, evaluated, tracked, ranks, seed;
     if (read_long(text, "epoch", &epoch) || read_long(text, "step", &s->step) ||
@@ -64,14 +66,25 @@ static int parse_state(const char *text, dt_ckpt_state *s) {
         read_hex(text, "file_list_hash", &s->file_list_hash) || read_long(text, "ranks", &ranks) ||
         read_long(text, "global_batch", &s->global_batch))
         return -1;
+    /* bounds far above any real run that keep every product below LONG_MAX */
+    const long max_epochs = 1000000, max_steps_per_epoch = 1000000000L;
+    if (epoch < 1 || epoch > max_epochs || s->steps_per_epoch < 1 ||
+        s->steps_per_epoch > max_steps_per_epoch || s->step_in_epoch < 0 ||
+        s->step_in_epoch > s->steps_per_epoch || evaluated < 0 || evaluated > 1 ||
+        (evaluated && s->step_in_epoch != s->steps_per_epoch) || ranks < 1 || ranks > 1 << 20 ||
+        s->global_batch < 1 || s->global_batch > 1L << 40 || tracked < 0 || s->skipped_in_row < 0 ||
+        s->skipped_total < s->skipped_in_row ||
+        s->step != (epoch - 1) * s->steps_per_epoch + s->step_in_epoch)
+        return -1;
+    /* accuracies: -1 before the first evaluation, else a fraction */
+    if (!(s->best_val_acc == -1 || (s->best_val_acc >= 0 && s->best_val_acc <= 1)) ||
+        !(s->last_val_acc == -1 || (s->last_val_acc >= 0 && s->last_val_acc <= 1)))
+        return -1;
     s->epoch = (int)epoch;
     s->evaluated = (int)evaluated;
     s->batches_tracked = tracked;
     s->ranks = (int)ranks;
     s->train_seed = (uint64_t)seed;
-    if (s->epoch < 1 || s->step < 0 || s->steps_per_epoch < 1 || s->step_in_epoch < 0 ||
-        s->step_in_epoch > s->steps_per_epoch || s->ranks < 1 || s->global_batch < 1)
-        return -1;
     return 0;
 }
 
@@ -165,11 +178,16 @@ int dt_checkpoint_find(const char *output_dir, const char *explicit_dir, char *o
     char root[4200], latest_path[4300], latest_name[256] = "";
     snprintf(root, sizeof root, "%s/checkpoints", output_dir);
     snprintf(latest_path, sizeof latest_path, "%s/latest", root);
-    FILE *f = fopen(latest_path, "r");
-    if (f) {
-        if (!fgets(latest_name, sizeof latest_name, f)) latest_name[0] = '\0';
-        fclose(f);
+    /* dt_read_file never waits on a FIFO and says why it cannot read (a link loop, a folder) */
+    uint8_t *pointer = NULL;
+    size_t pointer_size = 0;
+    dt_error latest_error = {{0}, 0};
+    int latest_read = dt_read_file(latest_path, 4096, &pointer, &pointer_size, &latest_error);
+    int latest_missing = latest_read != 0 && errno == ENOENT;
+    if (latest_read == 0) {
+        snprintf(latest_name, sizeof latest_name, "%.*s", (int)pointer_size, (char *)pointer);
         latest_name[strcspn(latest_name, "\r\n")] = '\0';
+        free(pointer);
     }
     dt_error first = {{0}, 0};
     int tried = 0;
@@ -179,15 +197,28 @@ int dt_checkpoint_find(const char *output_dir, const char *explicit_dir, char *o
         tried = 1;
         dt_warn("the latest checkpoint is refused: %s; trying the previous complete one",
                 first.message);
-    } else if (access(root, F_OK) == 0) {
-        snprintf(first.message, sizeof first.message, "%s: missing or empty", latest_path);
+    } else if (latest_missing) {
+        if (access(root, F_OK) == 0) {
+            snprintf(first.message, sizeof first.message, "%s: missing", latest_path);
+            dt_warn("%s; trying the newest complete checkpoint", first.message);
+            tried = 1;
+        }
+    } else {
+        if (latest_read != 0)
+            snprintf(first.message, sizeof first.message, "%s", latest_error.message);
+        else
+            snprintf(first.message, sizeof first.message, "%s: empty or not a checkpoint name",
+                     latest_path);
         dt_warn("%s; trying the newest complete checkpoint", first.message);
         tried = 1;
     }
     DIR *d = opendir(root);
-    if (!d)
-        return dt_fail_usage(err, "--resume: no checkpoint to resume in %s (%s)", root,
-                             strerror(errno));
+    if (!d) {
+        if (errno != ENOENT && errno != ENOTDIR)
+            return dt_fail_usage(err, "--resume: %s: %s", root, strerror(errno));
+        snprintf(err->message, sizeof err->message, "no checkpoint in %s", output_dir);
+        return 1;
+    }
     long steps[4096];
     int n = 0;
     struct dirent *e;
@@ -209,7 +240,9 @@ int dt_checkpoint_find(const char *output_dir, const char *explicit_dir, char *o
         tried = 1;
     }
     if (tried)
-        return dt_fail_usage(err, "--resume: no usable checkpoint in %s (first problem: %s)", root,
-                             first.message);
-    return dt_fail_usage(err, "--resume: no checkpoint in %s", root);
+        snprintf(err->message, sizeof err->message,
+                 "no complete checkpoint in %s (first problem: %s)", root, first.message);
+    else
+        snprintf(err->message, sizeof err->message, "no checkpoint in %s", root);
+    return 1;
 }

@@ -4,6 +4,7 @@
 #define _XOPEN_SOURCE 700
 #include <dirent.h>
 #include <errno.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,6 +15,7 @@
 #include "dtrain/bytes.h"
 #include "dtrain/checkpoint.h"
 #include "dtrain/durable.h"
+#include "dtrain/output_files.h"
 #include "dtrain/platform.h"
 #include "dtrain/safetensors.h"
 #include "dtrain/signals.h"
@@ -180,7 +182,10 @@ int dt_checkpoint_write(const char *output_dir, const dt_ckpt_payload *p, int ke
     double t0 = dt_monotonic_seconds();
     char root[4200], tmp[4300], final[4300];
     snprintf(root, sizeof root, "%s/checkpoints", output_dir);
-    if (dt_make_directories(root, err)) return -1;
+    /* a vanished output.dir is not created again, a symlinked checkpoints/ not followed */
+    if (dt_output_dir_check(err) || dt_output_refuse_link(root, err) ||
+        dt_make_directories(root, err))
+        return -1;
     char name[64];
     snprintf(name, sizeof name, "step-%08ld", p->state.step);
     snprintf(tmp, sizeof tmp, "%s/.tmp-%s", root, name);
@@ -243,4 +248,45 @@ done:
     dt_st_writer_destroy(model);
     dt_st_writer_destroy(optimizer);
     return rc;
+}
+
+int dt_checkpoint_adopt(const char *output_dir, const char *dir, long step, dt_error *err) {
+    char root[4200], parent[4400], real_root[PATH_MAX], real_parent[PATH_MAX], name[256];
+    snprintf(root, sizeof root, "%s/checkpoints", output_dir);
+    snprintf(parent, sizeof parent, "%s/..", dir);
+    if (!realpath(root, real_root) || !realpath(parent, real_parent) ||
+        strcmp(real_root, real_parent) != 0)
+        return 0;
+    size_t n = strlen(dir);
+    while (n > 1 && dir[n - 1] == '/') n--;
+    const char *base = dir + n;
+    while (base > dir && base[-1] != '/') base--;
+    snprintf(name, sizeof name, "%.*s\n", (int)(dir + n - base), base);
+    char latest[4300];
+    snprintf(latest, sizeof latest, "%s/latest", root);
+    uint8_t *current = NULL;
+    size_t size = 0;
+    dt_error ignored = {{0}, 0};
+    int same = dt_read_file(latest, 4096, &current, &size, &ignored) == 0 && size == strlen(name) &&
+               memcmp(current, name, size) == 0;
+    free(current);
+    if (!same && dt_replace_file_durably(latest, name, strlen(name), err))
+        return dt_error_prefix(err, "--resume: pointing latest at %s", dir);
+    DIR *d = opendir(root);
+    if (!d) return 0;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        long s;
+        if (!step_number(e->d_name, &s) || s <= step) continue;
+        char path[4500];
+        snprintf(path, sizeof path, "%s/%s", root, e->d_name);
+        if (dt_remove_tree(path) != 0) {
+            int saved = errno;
+            closedir(d);
+            return dt_fail(err, "--resume: removing %s (newer than %s): %s", path, dir,
+                           strerror(saved));
+        }
+    }
+    closedir(d);
+    return dt_fsync_directory(root, err);
 }

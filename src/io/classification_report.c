@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "dtrain/classify.h"
+#include "dtrain/durable.h"
 
 int dt_class_metrics_compute(const int32_t *labels, const int32_t *predicted, size_t n,
                              int n_classes, dt_class_metrics *m, dt_error *err) {
@@ -134,20 +135,5 @@ void dt_confusion_csv(const dt_class_metrics *m, char *const *names, dt_text *ou
 }
 
 int dt_write_file_atomic(const char *path, const char *text, size_t length, dt_error *err) {
-    char tmp[4200];
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    FILE *f = fopen(tmp, "wb");
-    if (!f) return dt_fail(err, "creating %s: %s", tmp, strerror(errno));
-    size_t written = length ? fwrite(text, 1, length, f) : 0;
-    int failed = written != length;
-    if (fclose(f) != 0) failed = 1;
-    if (failed) {
-        remove(tmp);
-        return dt_fail(err, "writing %s: %s", tmp, strerror(errno));
-    }
-    if (rename(tmp, path) != 0) {
-        remove(tmp);
-        return dt_fail(err, "renaming %s to %s: %s", tmp, path, strerror(errno));
-    }
-    return 0;
+    return dt_replace_file_durably(path, text, length, err);
 }

@@ -1,5 +1,6 @@
 /* Writers for metrics.jsonl and metrics.csv (README "Output files"). */
 #include "dtrain/metrics.h"
+#include "dtrain/output_files.h"
 #include "dtrain/platform.h"
 
 #include <errno.h>
@@ -30,10 +31,8 @@ int dt_metrics_open(dt_metrics *m, const char *dir, dt_error *err) {
     if (dt_path_join(m->jsonl_path, sizeof m->jsonl_path, dir, "metrics.jsonl", err) ||
         dt_path_join(m->csv_path, sizeof m->csv_path, dir, "metrics.csv", err))
         return -1;
-    if (!(m->jsonl = fopen(m->jsonl_path, "w")))
-        return dt_fail(err, "creating %s: %s", m->jsonl_path, strerror(errno));
-    if (!(m->csv = fopen(m->csv_path, "w"))) {
-        dt_fail(err, "creating %s: %s", m->csv_path, strerror(errno));
+    if (!(m->jsonl = dt_output_fopen(m->jsonl_path, "w", err))) return -1;
+    if (!(m->csv = dt_output_fopen(m->csv_path, "w", err))) {
         dt_metrics_close(m);
         return -1;
     }

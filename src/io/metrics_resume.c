@@ -8,6 +8,7 @@
 
 #include "dtrain/durable.h"
 #include "dtrain/metrics.h"
+#include "dtrain/output_files.h"
 #include "dtrain/platform.h"
 
 /* The step of a metrics.jsonl line, or -1 for lines without one (the done row). */
@@ -67,10 +68,8 @@ int dt_metrics_open_resume(dt_metrics *m, const char *dir, long step, dt_error *
     snprintf(m->csv_path, sizeof m->csv_path, "%s/metrics.csv", dir);
     if (filter_file(m->jsonl_path, step, 0, err) || filter_file(m->csv_path, step, 1, err))
         return -1;
-    if (!(m->jsonl = fopen(m->jsonl_path, "a")))
-        return dt_fail(err, "opening %s: %s", m->jsonl_path, strerror(errno));
-    if (!(m->csv = fopen(m->csv_path, "a"))) {
-        dt_fail(err, "opening %s: %s", m->csv_path, strerror(errno));
+    if (!(m->jsonl = dt_output_fopen(m->jsonl_path, "a", err))) return -1;
+    if (!(m->csv = dt_output_fopen(m->csv_path, "a", err))) {
         dt_metrics_close(m);
         return -1;
     }

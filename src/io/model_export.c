@@ -1,5 +1,6 @@
 /* Writes model.safetensors with torchvision's resnet18 state_dict keys, plus classes.txt and
- * config.yaml. */
+ * config.yaml (each replaced whole, never rewritten in place). */
+#define _GNU_SOURCE
 #include "dtrain/export.h"
 
 #include <errno.h>
@@ -7,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dtrain/bytes.h"
+#include "dtrain/durable.h"
 #include "dtrain/safetensors.h"
 
 /* preprocessing (may be NULL): cfg's data.image_size, resize, mean and std as metadata */
@@ -87,17 +90,26 @@ int dt_export_trained_model(dt_model *model, const char *path, char *const *clas
 }
 
 int dt_export_classes(const char *path, char *const *class_names, int n_classes, dt_error *err) {
-    FILE *f = fopen(path, "w");
-    if (!f) return dt_fail(err, "creating %s: %s", path, strerror(errno));
-    for (int i = 0; i < n_classes; i++) fprintf(f, "%s\n", class_names[i]);
-    if (fclose(f) != 0) return dt_fail(err, "writing %s: %s", path, strerror(errno));
-    return 0;
+    dt_text text = {0};
+    for (int i = 0; i < n_classes; i++) dt_text_printf(&text, "%s\n", class_names[i]);
+    int rc = text.failed
+                 ? dt_fail(err, "writing %s: out of memory", path)
+                 : dt_replace_file_durably(path, text.data ? text.data : "", text.length, err);
+    free(text.data);
+    return rc;
 }
 
 int dt_export_config(const char *path, const dt_config *cfg, dt_error *err) {
-    FILE *f = fopen(path, "w");
-    if (!f) return dt_fail(err, "creating %s: %s", path, strerror(errno));
+    char *text = NULL;
+    size_t length = 0;
+    FILE *f = open_memstream(&text, &length);
+    if (!f) return dt_fail(err, "writing %s: out of memory", path);
     int rc = dt_config_write_yaml(cfg, f);
-    if (fclose(f) != 0 || rc != 0) return dt_fail(err, "writing %s: %s", path, strerror(errno));
-    return 0;
+    if (fclose(f) != 0 || rc != 0) {
+        free(text);
+        return dt_fail(err, "writing %s: out of memory", path);
+    }
+    rc = dt_replace_file_durably(path, text, length, err);
+    free(text);
+    return rc;
 }

@@ -15,6 +15,7 @@
 
 #include "dtrain/bytes.h"
 #include "dtrain/classify.h"
+#include "dtrain/output_files.h"
 #include "dtrain/platform.h"
 
 struct dt_tensorboard {
@@ -150,7 +151,7 @@ int dt_tensorboard_image(dt_tensorboard *tb, const char *tag, long step, const u
 
 int dt_tensorboard_open(const char *dir, dt_tensorboard **out, dt_error *err) {
     *out = NULL;
-    if (dt_make_directories(dir, err)) return -1;
+    if (dt_output_refuse_link(dir, err) || dt_make_directories(dir, err)) return -1;
     dt_tensorboard *tb = calloc(1, sizeof *tb);
     if (!tb) return dt_fail(err, "out of memory");
     char host[256] = "localhost";
@@ -165,10 +166,9 @@ int dt_tensorboard_open(const char *dir, dt_tensorboard **out, dt_error *err) {
             snprintf(tb->path, sizeof tb->path, "%s/events.out.tfevents.%ld.%s.%d", dir, seconds,
                      host, attempt);
         struct stat sb;
-        if (stat(tb->path, &sb) != 0) break;
+        if (lstat(tb->path, &sb) != 0) break;
     }
-    if (!(tb->file = fopen(tb->path, "wbx"))) {
-        dt_fail(err, "creating %s: %s", tb->path, strerror(errno));
+    if (!(tb->file = dt_output_fopen(tb->path, "x", err))) {
         free(tb);
         return -1;
     }
@@ -264,6 +264,7 @@ static int drop_after_in_file(const char *path, long last_step, dt_error *err) {
 }
 
 int dt_tensorboard_drop_after(const char *dir, long last_step, dt_error *err) {
+    if (dt_output_refuse_link(dir, err)) return -1;
     DIR *d = opendir(dir);
     if (!d) return errno == ENOENT ? 0 : dt_fail(err, "%s: %s", dir, strerror(errno));
     struct dirent *e;
@@ -272,7 +273,8 @@ int dt_tensorboard_drop_after(const char *dir, long last_step, dt_error *err) {
         if (strncmp(e->d_name, "events.out.tfevents.", 20) != 0) continue;
         char path[4400];
         snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
-        rc = drop_after_in_file(path, last_step, err);
+        /* another program's event files (or an earlier run's not in the manifest) are left */
+        if (dt_output_owned(path)) rc = drop_after_in_file(path, last_step, err);
     }
     closedir(d);
     return rc;

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "dtrain/log.h"
+#include "dtrain/output_files.h"
 #include "dtrain/platform.h"
 #include "dtrain/safetensors.h"
 #include "dtrain/signals.h"
@@ -38,7 +39,8 @@ int dt_rel_setup(dt_trainer *t, dt_error *err) {
 int dt_rel_claim_output_dir(dt_trainer *t, dt_error *err) {
     dt_reliability *r = &t->rel;
     if (!t->is_root) return 0;
-    if (dt_run_dir_prepare(t->cfg->output.dir, r->resume, r->overwrite, &r->lock_fd, err))
+    if (dt_run_dir_prepare(t->cfg->output.dir, r->resume, r->resume_path, r->overwrite, &r->lock_fd,
+                           err))
         return -1;
     return dt_ckpt_writer_create(&r->writer, err);
 }
@@ -69,12 +71,20 @@ static int load_momentum(dt_trainer *t, const char *dir, float *host, dt_error *
     return rc;
 }
 
-/* Rank 0: the checkpoint, its checks against this run, and the weights loaded. */
+/* Rank 0: the checkpoint, its checks against this run, and the weights loaded; 1 (state->epoch
+ * 0) when output.dir has no complete checkpoint, so the run starts over there. */
 static int resume_on_root(dt_trainer *t, dt_ckpt_state *state, float *momentum, dt_error *err) {
     const dt_config *cfg = t->cfg;
     char dir[4300], path[4400];
-    if (dt_checkpoint_find(cfg->output.dir, t->rel.resume_path, dir, sizeof dir, state, err))
-        return -1;
+    int found =
+        dt_checkpoint_find(cfg->output.dir, t->rel.resume_path, dir, sizeof dir, state, err);
+    if (found == 1) {
+        dt_progress_line(&t->progress, NULL, "--resume: %s; starting over in %s", err->message,
+                         cfg->output.dir);
+        memset(state, 0, sizeof *state);
+        return dt_run_dir_clear(cfg->output.dir, err) ? -1 : 1;
+    }
+    if (found) return -1;
     snprintf(path, sizeof path, "%s/config.yaml", dir);
     dt_config saved;
     if (dt_config_load(path, 0, NULL, &saved, err)) return dt_error_prefix(err, "--resume");
@@ -107,6 +117,8 @@ static int resume_on_root(dt_trainer *t, dt_ckpt_state *state, float *momentum, 
         err->exit_code = DT_EXIT_USAGE;
         return -1;
     }
+    /* before the history is cut back to this checkpoint's step: latest names it, newer ones go */
+    if (dt_checkpoint_adopt(cfg->output.dir, dir, state->step, err)) return -1;
     if (state->ranks != t->comm->size)
         dt_progress_line(&t->progress, NULL,
                          "resuming on %d ranks a checkpoint written by %d (same global batch %ld)",
@@ -124,12 +136,17 @@ int dt_rel_resume(dt_trainer *t, dt_error *err) {
     dt_ckpt_state state;
     memset(&state, 0, sizeof state);
     int rc = -1;
-    if (t->is_root && resume_on_root(t, &state, momentum, err)) goto done;
+    if (t->is_root && resume_on_root(t, &state, momentum, err) < 0) goto done;
     dt_comm *comm = t->comm;
     if (comm->size > 1 &&
         (comm->ops->broadcast(comm->ctx, &state, sizeof state, 0, err) ||
          comm->ops->broadcast(comm->ctx, momentum, np * sizeof *momentum, 0, err)))
         goto done;
+    if (state.epoch == 0) { /* no checkpoint: a new run */
+        t->rel.resume = 0;
+        rc = 0;
+        goto done;
+    }
     if (t->backend.ops->buffer_upload(t->backend.ctx, dt_model_momentum(t->model), momentum, np,
                                       err))
         goto done;
@@ -444,6 +461,7 @@ void dt_rel_teardown(dt_trainer *t) {
         dt_ckpt_writer_wait(r->writer, &ignored);
         dt_ckpt_writer_destroy(r->writer);
     }
+    if (t->is_root) dt_output_dir_unpin();
     if (r->watchdog) dt_watchdog_stop(r->watchdog);
     if (r->stats_backup && t->have_backend)
         t->backend.ops->buffer_free(t->backend.ctx, r->stats_backup);

@@ -12,10 +12,10 @@ int dt_run_outputs_open(dt_trainer *t, dt_error *err) {
     if (!t->is_root || !t->cfg->output.tensorboard) return 0;
     char dir[4200];
     snprintf(dir, sizeof dir, "%s/tensorboard", t->cfg->output.dir);
-    /* A new run starts the history over, as metrics.jsonl does: the events of an earlier run in
-     * this folder are dropped (a resumed run keeps those up to its checkpoint's step instead). */
-    long keep_until = t->rel.resume ? t->rel.last_checkpoint_step : -1;
-    if (dt_tensorboard_drop_after(dir, keep_until, err)) return -1;
+    /* A resumed run keeps its own events up to its checkpoint's step. A new run has nothing to
+     * drop: a folder with an earlier run's event files was refused or cleared (run_dir.c). */
+    if (t->rel.resume && dt_tensorboard_drop_after(dir, t->rel.last_checkpoint_step, err))
+        return -1;
     return dt_tensorboard_open(dir, &t->tensorboard, err);
 }
 

@@ -1,4 +1,5 @@
-/* Crash-safe writes (include/dtrain/durable.h): write + fsync + rename + fsync of the folder. */
+/* Crash-safe writes (include/dtrain/durable.h): write + fsync + rename + fsync of the folder; new
+ * files are created through dtrain/output_files.h (never through a planted link). */
 #define _XOPEN_SOURCE 700
 #include "dtrain/durable.h"
 
@@ -11,11 +12,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "dtrain/output_files.h"
 #include "dtrain/signals.h"
 
 int dt_write_file_synced(const char *path, const void *data, size_t size, dt_error *err) {
-    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0) return dt_fail(err, "creating %s: %s", path, strerror(errno));
+    int fd = dt_output_create(path, 0, err);
+    if (fd < 0) return -1;
     const char *p = data;
     size_t left = size;
     while (left > 0) {
