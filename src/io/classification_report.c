@@ -6,6 +6,8 @@
 #include <string.h>
 
 #include "dtrain/classify.h"
+#include "dtrain/durable.h"
+#include "dtrain/signals.h"
 
 int dt_class_metrics_compute(const int32_t *labels, const int32_t *predicted, size_t n,
                              int n_classes, dt_class_metrics *m, dt_error *err) {
@@ -136,18 +138,22 @@ void dt_confusion_csv(const dt_class_metrics *m, char *const *names, dt_text *ou
 int dt_write_file_atomic(const char *path, const char *text, size_t length, dt_error *err) {
     char tmp[4200];
     snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    int slot = dt_temp_register(tmp); /* removed by a second SIGINT */
     FILE *f = fopen(tmp, "wb");
-    if (!f) return dt_fail(err, "creating %s: %s", tmp, strerror(errno));
+    if (!f) {
+        dt_temp_forget(slot);
+        return dt_fail(err, "creating %s: %s", tmp, strerror(errno));
+    }
     size_t written = length ? fwrite(text, 1, length, f) : 0;
     int failed = written != length;
     if (fclose(f) != 0) failed = 1;
-    if (failed) {
-        remove(tmp);
-        return dt_fail(err, "writing %s: %s", tmp, strerror(errno));
-    }
-    if (rename(tmp, path) != 0) {
-        remove(tmp);
-        return dt_fail(err, "renaming %s to %s: %s", tmp, path, strerror(errno));
-    }
-    return 0;
+    if (!failed) dt_test_write_delay();
+    int rc = 0;
+    if (failed)
+        rc = dt_fail(err, "writing %s: %s", tmp, strerror(errno));
+    else if (rename(tmp, path) != 0)
+        rc = dt_fail(err, "renaming %s to %s: %s", tmp, path, strerror(errno));
+    if (rc) remove(tmp);
+    dt_temp_forget(slot);
+    return rc;
 }
