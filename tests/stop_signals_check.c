@@ -269,6 +269,29 @@ static void test_plain_mpirun(void) {
     free(log);
 }
 
+/* Rank 0 cannot write the stop's model.safetensors (its temporary name is taken by a folder):
+ * rank 1 must not claim the checkpoint and model written, nor exit 75. */
+static void test_stop_write_fails(void) {
+    const char *argv[MAX_ARGS + 16], *env[] = {SLOW_ENV, "OMP_NUM_THREADS=1", NULL};
+    int n = mpirun_args(argv);
+    config_args("fails", argv, &n, NULL);
+    pid_t pid = start("fails", argv, env);
+    CHECK(wait_for("fails", "checkpoints/latest", 600) == 0);
+    char blocker[600];
+    snprintf(blocker, sizeof blocker, "%s/fails/model.safetensors.tmp", workdir);
+    CHECK(mkdir(blocker, 0755) == 0);
+    kill(pid, SIGUSR1);
+    int rc = finish(pid, 600);
+    char *log = read_log("fails");
+    CHECK_MSG(rc != 0 && rc != 75, "a stop whose model file failed: exit %d", rc);
+    CHECK_MSG(!strstr(log, "rank 1: stopped by a signal after step"),
+              "rank 1 claims files that rank 0 did not write");
+    CHECK(strstr(log, "model.safetensors.tmp") != NULL);
+    if (rc == 75 || strstr(log, "rank 1: stopped by a signal after step"))
+        fprintf(stderr, "---- fails ----\n%s\n", log);
+    free(log);
+}
+
 int main(int argc, char **argv) {
     int mpi = argc >= 5 && strcmp(argv[1], "mpi") == 0;
     if (!mpi && !(argc == 3 && strcmp(argv[1], "single") == 0)) {
@@ -323,6 +346,7 @@ int main(int argc, char **argv) {
             for (size_t i = 0; i < sizeof stops / sizeof stops[0]; i++)
                 test_launcher_signal(stops[i].sig, stops[i].name, attempt);
         test_plain_mpirun();
+        test_stop_write_fails();
     }
     dt_testgen_finish_temp_dir(workdir);
     return dt_test_summary(mpi ? "stop_signals_mpi" : "stop_signals");
