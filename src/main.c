@@ -41,8 +41,8 @@ static void print_usage(FILE *out) {
           "classification_report.txt, confusion_matrix.csv, predictions.csv, tensorboard/,\n"
           "checkpoints/.\n"
           "Exit codes: 0 done, 1 runtime failure, 2 usage or config error, 75 stopped by\n"
-          "SIGTERM/SIGINT/SIGUSR1 after writing a checkpoint (continue with --resume),\n"
-          "130 a second SIGINT.\n",
+          "SIGTERM/SIGINT/SIGHUP/SIGUSR1 after writing a checkpoint (continue with\n"
+          "--resume), 130 a second SIGINT.\n",
           out);
 }
 

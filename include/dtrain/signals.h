@@ -1,7 +1,8 @@
-/* Stop requests and interrupted writes: SIGTERM, SIGINT and SIGUSR1 only set a flag that the
- * training loop reads at step boundaries (the ranks agree, write a checkpoint and exit 75); a
+/* Stop requests and interrupted writes: SIGTERM, SIGINT, SIGHUP and SIGUSR1 only set a flag that
+ * the training loop reads at step boundaries (the ranks agree, write a checkpoint and exit 75); a
  * second SIGINT ends the process at once (exit 130) after removing the temporary files that are
- * being written. SIGXFSZ is ignored so that a file-size limit is a write error, not a kill. */
+ * being written. SIGXFSZ and SIGPIPE are ignored so that a file-size limit or a closed output
+ * pipe is a write error, not a kill. */
 #ifndef DTRAIN_SIGNALS_H
 #define DTRAIN_SIGNALS_H
 
@@ -13,8 +14,12 @@ enum {
 /* Installs the handlers (once per process). */
 void dt_signals_install(void);
 
-/* The first stop signal received (SIGTERM, SIGINT, SIGUSR1), or 0. */
+/* The first stop signal received (SIGTERM, SIGINT, SIGHUP, SIGUSR1), or 0. */
 int dt_signals_stop_requested(void);
+
+/* The last training step is done: a stop signal from now on no longer means a stop checkpoint
+ * (the run finishes its outputs and exits 0), and the handler says so. */
+void dt_signals_training_over(void);
 
 /* Test hook: behave as if signal sig had arrived. */
 void dt_signals_request_stop(int sig);

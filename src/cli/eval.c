@@ -15,6 +15,8 @@
 #include "dtrain/model.h"
 #include "dtrain/platform.h"
 #include "dtrain/results.h"
+#include "dtrain/safetensors.h"
+#include "dtrain/text_escape.h"
 
 typedef struct eval_state {
     const dt_config *cfg;
@@ -33,6 +35,40 @@ typedef struct eval_state {
     double *gathered; /* n x (classes + 1): logits, then 1 where the sample decoded */
     double *bad;      /* per dataset file */
 } eval_state;
+
+/* The class names the model was trained with (its "classes" metadata, one per line) must be the
+ * folder's, in the same order: the same count with other names or another order would score
+ * every image against the wrong label. A model that records none is taken as it is. */
+static int check_class_names(eval_state *s, dt_error *err) {
+    dt_safetensors st;
+    if (dt_safetensors_read(s->model_path, &st, err)) {
+        err->exit_code = DT_EXIT_USAGE;
+        return -1;
+    }
+    const char *stored = dt_safetensors_metadata_value(&st, "classes");
+    int rc = 0, k = s->ds.n_classes, i = 0;
+    for (const char *p = stored; p && *p && rc == 0; i++) {
+        size_t len = strcspn(p, "\n");
+        if (i >= k || strlen(s->names[i]) != len || strncmp(s->names[i], p, len) != 0) {
+            char model_name[200], folder_name[200], cut[256];
+            snprintf(cut, sizeof cut, "%.*s", (int)(len < 255 ? len : 255), p);
+            rc = dt_fail_usage(err,
+                               "%s was trained on other classes than those of data.root %s: its "
+                               "class %d is '%s', the folder's is '%s' (evaluate with the folders "
+                               "and data.class_names of its training)",
+                               s->model_path, s->cfg->data.root, i,
+                               dt_escape_text(cut, model_name, sizeof model_name),
+                               i < k ? dt_escape_text(s->names[i], folder_name, sizeof folder_name)
+                                     : "(none)");
+        }
+        p += len + (p[len] == '\n');
+    }
+    if (rc == 0 && stored && i != k)
+        rc = dt_fail_usage(err, "%s has %d class names, data.root %s has %d classes", s->model_path,
+                           i, s->cfg->data.root, k);
+    dt_safetensors_free(&st);
+    return rc;
+}
 
 static int prepare(eval_state *s, dt_error *err) {
     const dt_config *cfg = s->cfg;
@@ -58,6 +94,7 @@ static int prepare(eval_state *s, dt_error *err) {
     for (int i = 0; i < k; i++)
         if (!(s->names[i] = strdup(dt_config_display_name(cfg, s->ds.class_names[i]))))
             return dt_fail(err, "out of memory");
+    if (check_class_names(s, err)) return -1;
     int share = dt_online_cores() / (s->comm->local_size > 0 ? s->comm->local_size : 1);
     s->threads = cfg->runtime.threads > 0 ? cfg->runtime.threads : share > 0 ? share : 1;
     if (dt_cli_create_backend(cfg->runtime.device, s->threads, s->comm->local_rank, &s->backend,

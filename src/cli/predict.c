@@ -1,16 +1,20 @@
 /* `dtrain predict MODEL.safetensors PATH...`: top-k classes with probabilities per image, the
  * preprocessing taken from the model file's metadata unless flags say otherwise. */
 #include <errno.h>
+#include <float.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cli/cli.h"
+#include "dtrain/bytes.h"
 #include "dtrain/classify.h"
 #include "dtrain/data.h"
 #include "dtrain/model.h"
 #include "dtrain/platform.h"
 #include "dtrain/safetensors.h"
+#include "dtrain/text_escape.h"
 
 typedef struct predict_options {
     const char *model_path, *classes_path;
@@ -47,9 +51,14 @@ static int parse_triple(const char *flag, const char *text, float out[3], int po
         char *end;
         errno = 0;
         double v = strtod(p, &end);
-        if (errno || end == p || (positive && !(v > 0)) || *end != (i < 2 ? ',' : '\0'))
-            return dt_fail_usage(err, "%s: expected three %snumbers a,b,c, got '%s'", flag,
-                                 positive ? "positive " : "", text ? text : "");
+        /* the training config's rule: finite 32-bit floats (std above 0 as such a float) */
+        if (errno || end == p || !isfinite(v) || fabs(v) > FLT_MAX ||
+            (positive && !((float)v > 0)) || *end != (i < 2 ? ',' : '\0')) {
+            char shown[200];
+            return dt_fail_usage(err, "%s: expected three finite %s32-bit numbers a,b,c, got '%s'",
+                                 flag, positive ? "positive " : "",
+                                 dt_escape_text(text ? text : "", shown, sizeof shown));
+        }
         out[i] = (float)v;
         p = end + 1;
     }
@@ -156,38 +165,87 @@ static int preprocessing_from_model(const dt_safetensors *st, predict_options *o
     if (!o->image_size && size &&
         parse_int("metadata image_size", size, 16, 1024, &o->image_size, err))
         return dt_error_prefix(err, "%s", o->model_path);
-    if (o->resize < 0)
-        o->resize = resize && strcmp(resize, "center") == 0 ? DT_RESIZE_CENTER : DT_RESIZE_SQUASH;
+    if (o->resize < 0 && resize) {
+        if (strcmp(resize, "center") == 0)
+            o->resize = DT_RESIZE_CENTER;
+        else if (strcmp(resize, "squash") == 0)
+            o->resize = DT_RESIZE_SQUASH;
+        else {
+            char shown[200];
+            return dt_fail_usage(err,
+                                 "%s: metadata resize: expected squash or center, got '%s' (or "
+                                 "give --resize)",
+                                 o->model_path, dt_escape_text(resize, shown, sizeof shown));
+        }
+    }
+    if (o->resize < 0) o->resize = DT_RESIZE_SQUASH; /* models that record none */
+    int mean_from_model = 0, std_from_model = 0;
     if (!o->have_mean && mean) {
         if (parse_triple("metadata mean", mean, o->mean, 0, err))
             return dt_error_prefix(err, "%s", o->model_path);
-        o->have_mean = 1;
+        o->have_mean = mean_from_model = 1;
     }
     if (!o->have_std && std) {
         if (parse_triple("metadata std", std, o->std, 1, err))
             return dt_error_prefix(err, "%s", o->model_path);
-        o->have_std = 1;
+        o->have_std = std_from_model = 1;
     }
     if (!o->image_size || !o->have_mean || !o->have_std)
         return dt_fail_usage(err,
                              "%s records no preprocessing (not written by dtrain training): give "
                              "--image-size, --mean and --std (and --resize if not squash)",
                              o->model_path);
+    /* as data.std/data.mean in training: (x - mean) / std for x in [0, 1] stays a finite float */
+    for (int c = 0; c < 3; c++) {
+        double sd = o->std[c], largest = (fabs((double)o->mean[c]) + 1.0) / sd;
+        if (sd >= FLT_MIN && largest <= FLT_MAX) continue;
+        /* named where the user gave one of the two, else the model's std */
+        const char *named = !std_from_model    ? "--std"
+                            : !mean_from_model ? "--mean"
+                                               : "metadata std";
+        return dt_fail_usage(err,
+                             "%s: %s: std[%d] = %g with mean[%d] = %g makes the normalised pixels "
+                             "(x - mean) / std overflow a 32-bit float (up to %g)",
+                             named[0] == '-' ? "predict" : o->model_path, named, c, sd, c,
+                             (double)o->mean[c], largest);
+    }
     return 0;
 }
 
+/* A JSON string that is valid UTF-8 whatever the name holds: control characters (C0, DEL and
+ * C1) as \u escapes, and a byte that is not UTF-8 as the text \xHH (its backslash escaped), as
+ * the console output writes it. */
 static void print_json_string(const char *s) {
     putchar('"');
-    for (; *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c == '"' || c == '\\')
-            printf("\\%c", c);
-        else if (c < 0x20)
-            printf("\\u%04x", c);
-        else
-            putchar(c);
+    const uint8_t *p = (const uint8_t *)s;
+    size_t left = strlen(s);
+    while (left > 0) {
+        uint32_t code = 0;
+        size_t n = dt_utf8_decode(p, left, &code);
+        if (n == 0) {
+            printf("\\\\x%02X", p[0]);
+            n = 1;
+        } else if (code == '"' || code == '\\') {
+            printf("\\%c", (char)code);
+        } else if (code < 0x20 || (code >= 0x7F && code <= 0x9F)) {
+            printf("\\u%04x", (unsigned)code);
+        } else {
+            fwrite(p, 1, n, stdout);
+        }
+        p += n;
+        left -= n;
     }
     putchar('"');
+}
+
+/* The console form of a name: escapes for tabs, newlines, ESC and other controls, so that a
+ * file or class name can neither forge a record nor reach the terminal as a command. */
+static void print_text(const char *s) {
+    size_t size = strlen(s) * 6 + 4;
+    char stack[1024], *out = size <= sizeof stack ? stack : malloc(size);
+    if (!out) return;
+    fputs(dt_escape_text(s, out, size), stdout);
+    if (out != stack) free(out);
 }
 
 static void print_result(const predict_options *o, const char *path, const float *probs, int k,
@@ -203,9 +261,11 @@ static void print_result(const predict_options *o, const char *path, const float
         }
         fputs(",\"top\":[", stdout);
     } else {
-        fputs(path, stdout);
+        print_text(path);
         if (error) {
-            printf("\terror: %s\n", error);
+            fputs("\terror: ", stdout);
+            print_text(error);
+            putchar('\n');
             return;
         }
     }
@@ -221,7 +281,9 @@ static void print_result(const predict_options *o, const char *path, const float
             print_json_string(names[best]);
             printf(",\"index\":%d,\"p\":%.9g}", best, probs[best]);
         } else {
-            printf("\t%s %.4f", names[best], probs[best]);
+            putchar('\t');
+            print_text(names[best]);
+            printf(" %.4f", probs[best]);
         }
     }
     free(used);
@@ -347,6 +409,12 @@ done:
     return 0;
 }
 
+/* The error for the terminal: it may quote a file or class name. */
+static const char *escaped_message(const dt_error *err) {
+    static char shown[sizeof err->message * 6 + 4];
+    return dt_escape_text(err->message, shown, sizeof shown);
+}
+
 int dt_cli_predict(int argc, char **argv) {
     predict_state s;
     memset(&s, 0, sizeof s);
@@ -357,13 +425,13 @@ int dt_cli_predict(int argc, char **argv) {
         return DT_EXIT_OK; /* --help */
     }
     if (parsed < 0) {
-        fprintf(stderr, "dtrain: error: %s\n%s", err.message, usage);
+        fprintf(stderr, "dtrain: error: %s\n%s", escaped_message(&err), usage);
         free(s.opt.paths);
         return DT_EXIT_USAGE;
     }
     if (predict(&s, &any_failed, &err)) {
         fflush(stdout);
-        fprintf(stderr, "dtrain: error: %s\n", err.message);
+        fprintf(stderr, "dtrain: error: %s\n", escaped_message(&err));
         code = err.exit_code ? err.exit_code : DT_EXIT_RUNTIME;
     } else if (any_failed) {
         code = DT_EXIT_RUNTIME;

@@ -72,6 +72,7 @@ int dt_image_decode_file(const char *path, dt_image *img, dt_error *err) {
 
 void dt_image_free(dt_image *img) {
     if (!img) return;
+    dt_decode_budget_release_pixels(img->pixels); /* before free: the address may be reused */
     free(img->pixels);
     memset(img, 0, sizeof *img);
 }

@@ -12,4 +12,13 @@ int dt_decode_jpeg(const uint8_t *bytes, size_t size, const char *name, int min_
 int dt_decode_png(const uint8_t *bytes, size_t size, const char *name, dt_image *img,
                   dt_error *err);
 
+/* The decode memory budget (DTRAIN_DECODE_BUDGET_MB, default 1024): acquire waits until the
+ * bytes fit beside the other decodes' (or none is in flight); release returns them. */
+void dt_decode_budget_acquire(size_t bytes);
+void dt_decode_budget_release(size_t bytes);
+
+/* The share of a decoded image's pixels stays reserved until dt_image_free releases it. */
+void dt_decode_budget_hold(const void *pixels, size_t bytes);
+void dt_decode_budget_release_pixels(const void *pixels);
+
 #endif

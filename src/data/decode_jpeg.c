@@ -30,6 +30,7 @@ typedef struct jpeg_job {
     int created;
     uint8_t *pixels;
     uint8_t *rows_buffer; /* rec_outbuf_height rows of native samples (gray or CMYK) */
+    size_t reserved;      /* of the decode budget */
 } jpeg_job;
 
 static void on_jpeg_error(j_common_ptr cinfo) {
@@ -151,6 +152,14 @@ static int run_jpeg_decode(jpeg_job *job, const uint8_t *bytes, size_t size, int
     cinfo->scale_denom = denominator;
     cinfo->dct_method = JDCT_ISLOW; /* what Pillow uses, so full-size decodes match it */
 
+    /* the output pixels and rows, and for a progressive file libjpeg's whole-image coefficient
+     * buffer (2 bytes per coefficient, at most one per sample of every component) */
+    jpeg_calc_output_dimensions(cinfo);
+    job->reserved = (size_t)cinfo->output_width * cinfo->output_height * 3 +
+                    (size_t)cinfo->output_width * 4 * 16;
+    if (cinfo->progressive_mode)
+        job->reserved += (size_t)pixel_count * (size_t)cinfo->num_components * 2;
+    dt_decode_budget_acquire(job->reserved);
     jpeg_start_decompress(cinfo);
     if (cinfo->output_components != native_components) {
         snprintf(job->failure.message, sizeof job->failure.message,
@@ -205,6 +214,9 @@ int dt_decode_jpeg(const uint8_t *bytes, size_t size, const char *name, int min_
     int rc = run_jpeg_decode(job, bytes, size, min_width, min_height, &width, &height);
     if (job->created) jpeg_destroy_decompress(&job->cinfo);
     free(job->rows_buffer);
+    /* only the pixels stay reserved */
+    size_t kept = rc == 0 ? (size_t)width * (size_t)height * 3 : 0;
+    dt_decode_budget_release(job->reserved - kept);
     if (rc != 0) {
         free(job->pixels);
         dt_fail(err, "%s: JPEG: %s", name, job->failure.message);
@@ -214,6 +226,7 @@ int dt_decode_jpeg(const uint8_t *bytes, size_t size, const char *name, int min_
     img->pixels = job->pixels;
     img->width = width;
     img->height = height;
+    dt_decode_budget_hold(img->pixels, kept);
     free(job);
     return 0;
 }

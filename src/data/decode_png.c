@@ -27,6 +27,7 @@ typedef struct png_job {
     uint8_t *raw; /* decoded rows as libpng delivers them (1 to 4 channels) */
     png_bytep *row_ptrs;
     uint8_t *pixels; /* RGB result */
+    size_t reserved; /* of the decode budget */
 } png_job;
 
 static void on_png_error(png_structp png, png_const_charp message) {
@@ -92,6 +93,8 @@ static int run_png_decode(png_job *job, int *out_width, int *out_height) {
                  "unsupported layout (bit depth %d, colour type %d)", bit_depth, color_type);
         return -1;
     }
+    job->reserved = row_bytes * height + (size_t)pixel_count * 3 + sizeof(png_bytep) * height;
+    dt_decode_budget_acquire(job->reserved);
     job->raw = malloc(row_bytes * height);
     job->row_ptrs = malloc(sizeof(png_bytep) * height);
     job->pixels = malloc((size_t)pixel_count * 3);
@@ -125,6 +128,9 @@ int dt_decode_png(const uint8_t *bytes, size_t size, const char *name, dt_image 
     if (job->png) png_destroy_read_struct(&job->png, job->info ? &job->info : NULL, NULL);
     free(job->raw);
     free(job->row_ptrs);
+    /* only the pixels stay reserved */
+    size_t kept = rc == 0 ? (size_t)width * (size_t)height * 3 : 0;
+    dt_decode_budget_release(job->reserved - kept);
     if (rc != 0) {
         free(job->pixels);
         dt_fail(err, "%s: PNG: %s", name, job->message);
@@ -134,6 +140,7 @@ int dt_decode_png(const uint8_t *bytes, size_t size, const char *name, dt_image 
     img->pixels = job->pixels;
     img->width = width;
     img->height = height;
+    dt_decode_budget_hold(img->pixels, kept);
     free(job);
     return 0;
 }

@@ -66,6 +66,13 @@ static int load_momentum(dt_trainer *t, const char *dir, float *host, dt_error *
             rc = dt_fail_usage(err, "%s: no momentum for %s", path, entries[i].name);
         else if (dt_st_tensor_to_float(x, host + entries[i].offset, entries[i].count, err))
             rc = dt_error_prefix(err, "%s", path);
+        else
+            for (size_t k = 0; k < entries[i].count && rc == 0; k++)
+                if (!isfinite(host[entries[i].offset + k]))
+                    rc = dt_fail_usage(err,
+                                       "%s: the momentum of %s holds NaN or infinite values "
+                                       "(element %zu): not a usable state",
+                                       path, entries[i].name, k);
     }
     dt_safetensors_free(&st);
     return rc;
@@ -192,6 +199,17 @@ static char *join_classes(dt_trainer *t) {
     return s;
 }
 
+/* "weights", "running statistics" or "momentum" when that part holds NaN or Inf, else NULL. */
+static const char *nonfinite_part(const dt_ckpt_payload *p) {
+    for (size_t i = 0; i < p->n_params; i++)
+        if (!isfinite(p->params[i])) return "weights";
+    for (size_t i = 0; i < p->n_stats; i++)
+        if (!isfinite(p->stats[i])) return "running statistics";
+    for (size_t i = 0; i < p->n_params; i++)
+        if (!isfinite(p->momentum[i])) return "momentum";
+    return NULL;
+}
+
 static void report_checkpoints(dt_trainer *t) {
     dt_ckpt_report rep;
     if (t->is_root && t->rel.writer && dt_ckpt_writer_take_report(t->rel.writer, &rep))
@@ -231,6 +249,19 @@ int dt_rel_checkpoint(dt_trainer *t, int epoch, long step, long step_in_epoch, i
         ops->buffer_download(ctx, p.momentum, dt_model_momentum(t->model), p.n_params, err)) {
         dt_ckpt_payload_free(&p);
         return dt_error_prefix(err, "checkpoint");
+    }
+    /* a checkpoint is a good state to continue from, or none is written: the gradients were
+     * checked, so non-finite values here come from an update that overflowed; whether one will
+     * cannot be known from train.lr alone (it depends on the gradients) */
+    const char *bad = nonfinite_part(&p);
+    if (bad) {
+        dt_ckpt_payload_free(&p);
+        return dt_fail(err,
+                       "step %ld (epoch %d): the %s are not finite (NaN or Inf) although the "
+                       "gradients were: an update overflowed them (train.lr %g is too high); no "
+                       "checkpoint written for this step (the last one written before holds the "
+                       "last good state); try a lower train.lr",
+                       step, epoch, bad, t->cfg->train.lr);
     }
     dt_ckpt_state *s = &p.state;
     s->epoch = epoch;
@@ -397,6 +428,44 @@ int dt_rel_guard_sync(dt_trainer *t, long *skipped, dt_error *err) {
     return 0;
 }
 
+/* The agreed stop: rank 0 writes the checkpoint and model.safetensors while the others wait
+ * for its result, so that no rank exits (and no launcher ends the job) before the files are
+ * complete, and no rank claims files that rank 0 failed to write. */
+static int stop_with_checkpoint(dt_trainer *t, int epoch, long step_in_epoch, long global_step,
+                                dt_error *err) {
+    int rc = 0;
+    /* the weights so far as model.safetensors too: a job that a time limit ends before it is
+     * resumed still leaves a usable model where users look for it (the checkpoint refuses
+     * non-finite weights, and then neither is written) */
+    if (t->is_root && (dt_rel_checkpoint(t, epoch, global_step, step_in_epoch, 0, 1, err) ||
+                       dt_train_write_model(t, "model.safetensors", err)))
+        rc = -1;
+    if (t->comm->size > 1) {
+        dt_rel_phase(t, "waiting for rank 0's stop checkpoint", global_step, 1);
+        int written = rc == 0;
+        dt_error comm_err = {{0}, 0};
+        if (t->comm->ops->broadcast(t->comm->ctx, &written, sizeof written, 0, &comm_err)) {
+            if (rc == 0) { /* rank 0's own error, when it has one, says more */
+                *err = comm_err;
+                dt_error_prefix(err, "waiting for rank 0's stop checkpoint");
+            }
+            return -1;
+        }
+        if (!t->is_root && !written)
+            return dt_fail(err,
+                           "stopped by a signal after step %ld (epoch %d), but rank 0 did not "
+                           "write the stop checkpoint (its error says why)",
+                           global_step, epoch);
+    }
+    if (rc) return -1;
+    dt_fail(err,
+            "stopped by a signal after step %ld (epoch %d); checkpoint %s/checkpoints/"
+            "step-%08ld and model.safetensors written; continue with --resume",
+            global_step, epoch, t->cfg->output.dir, global_step);
+    err->exit_code = DT_EXIT_STOPPED;
+    return -1;
+}
+
 int dt_rel_step_end(dt_trainer *t, int epoch, long step_in_epoch, long global_step, dt_error *err) {
     report_checkpoints(t);
     double stop = dt_signals_stop_requested() ? 1 : 0;
@@ -409,18 +478,8 @@ int dt_rel_step_end(dt_trainer *t, int epoch, long step_in_epoch, long global_st
     int checkpoint = every > 0 && global_step % every == 0 && step_in_epoch < t->steps_per_epoch;
     /* a checkpoint holds the guard's counts, and never a state past a halt */
     if ((stop > 0 || checkpoint) && dt_rel_guard_sync(t, NULL, err)) return -1;
-    if (stop > 0) {
-        if (dt_rel_checkpoint(t, epoch, global_step, step_in_epoch, 0, 1, err)) return -1;
-        /* the weights so far as model.safetensors too: a job that a time limit ends before it
-         * is resumed still leaves a usable model where users look for it */
-        if (t->is_root && dt_train_write_model(t, "model.safetensors", err)) return -1;
-        dt_fail(err,
-                "stopped by a signal after step %ld (epoch %d); checkpoint %s/checkpoints/"
-                "step-%08ld and model.safetensors written; continue with --resume",
-                global_step, epoch, t->cfg->output.dir, global_step);
-        err->exit_code = DT_EXIT_STOPPED;
-        return -1;
-    }
+    if (stop > 0) return stop_with_checkpoint(t, epoch, step_in_epoch, global_step, err);
+    if (global_step == (long)t->cfg->train.epochs * t->steps_per_epoch) dt_signals_training_over();
     if (checkpoint) return dt_rel_checkpoint(t, epoch, global_step, step_in_epoch, 0, 0, err);
     return 0;
 }

@@ -10,10 +10,21 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "dtrain/output_files.h"
 #include "dtrain/signals.h"
+
+void dt_test_write_delay(void) {
+    const char *ms = getenv("DTRAIN_TEST_SLOW_WRITE_MS");
+    long delay = ms && *ms ? atol(ms) : 0;
+    if (delay <= 0) return;
+    /* the whole delay, even when a signal interrupts the sleep */
+    struct timespec left = {delay / 1000, (delay % 1000) * 1000000L};
+    while (nanosleep(&left, &left) != 0 && errno == EINTR) {
+    }
+}
 
 int dt_write_file_synced(const char *path, const void *data, size_t size, dt_error *err) {
     int fd = dt_output_create(path, 0, err);
@@ -31,6 +42,7 @@ int dt_write_file_synced(const char *path, const void *data, size_t size, dt_err
         p += n;
         left -= (size_t)n;
     }
+    dt_test_write_delay();
     if (fsync(fd) != 0) {
         int saved = errno;
         close(fd);

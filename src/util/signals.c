@@ -12,6 +12,7 @@
 
 static volatile sig_atomic_t stop_signal;
 static volatile sig_atomic_t interrupts;
+static volatile sig_atomic_t training_over; /* the last step is done: no stop checkpoint comes */
 static char temp_paths[TEMP_SLOTS][TEMP_PATH_MAX];
 static volatile sig_atomic_t temp_used[TEMP_SLOTS];
 static pthread_mutex_t temp_lock = PTHREAD_MUTEX_INITIALIZER; /* writer thread and main thread */
@@ -31,11 +32,18 @@ static void on_stop_signal(int sig) {
     }
     if (!stop_signal) {
         stop_signal = sig;
-        const char *name = sig == SIGTERM ? "SIGTERM" : sig == SIGINT ? "SIGINT" : "SIGUSR1";
+        const char *name = sig == SIGTERM  ? "SIGTERM"
+                           : sig == SIGINT ? "SIGINT"
+                           : sig == SIGHUP ? "SIGHUP"
+                                           : "SIGUSR1";
         write_text("\ndtrain: ");
         write_text(name);
-        write_text(" received: stopping after the current step with a checkpoint (a second "
-                   "Ctrl-C stops at once)\n");
+        if (training_over)
+            write_text(" received after the last training step: finishing the run's outputs "
+                       "instead (exit 0; a second Ctrl-C stops at once)\n");
+        else
+            write_text(" received: stopping after the current step with a checkpoint (a second "
+                       "Ctrl-C stops at once)\n");
     }
 }
 
@@ -51,11 +59,18 @@ void dt_signals_install(void) {
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGUSR1, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL); /* a closed terminal or ssh session */
     signal(SIGXFSZ, SIG_IGN);
+    /* output to a closed pipe or session is a write error, not a kill before the checkpoint */
+    signal(SIGPIPE, SIG_IGN);
 }
 
 int dt_signals_stop_requested(void) {
     return stop_signal;
+}
+
+void dt_signals_training_over(void) {
+    training_over = 1;
 }
 
 void dt_signals_request_stop(int sig) {
