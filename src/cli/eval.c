@@ -36,7 +36,7 @@ typedef struct eval_state {
 
 static int prepare(eval_state *s, dt_error *err) {
     const dt_config *cfg = s->cfg;
-    if (dt_dataset_scan(cfg->data.root, &s->ds, err)) {
+    if (dt_dataset_open(cfg->data.root, &s->ds, err)) {
         err->exit_code = DT_EXIT_USAGE;
         return dt_error_prefix(err, "data.root");
     }

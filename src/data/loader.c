@@ -84,8 +84,8 @@ static int fill_slot(dt_loader *loader, dt_batch *batch, size_t batch_number, in
     batch->labels[slot] = file->label;
     uint8_t *dst = batch->pixels + (size_t)slot * loader->slot_bytes;
     dt_error err = {{0}, 0};
-    if (dt_sample_load(file->path, &loader->opt, loader->training, loader->epoch, file_index, dst,
-                       &err) == 0)
+    if (dt_sample_load_from(loader->ds, file_index, &loader->opt, loader->training, loader->epoch,
+                            dst, &err) == 0)
         return SLOT_DECODED;
     report_undecodable(loader, file_index, err.message);
     return SLOT_UNDECODABLE;

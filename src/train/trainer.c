@@ -297,7 +297,7 @@ static int setup(dt_trainer *t, dt_error *err) {
         dt_progress_line(&t->progress, NULL, "%s", waits);
     }
     if (dt_rel_setup(t, err)) return -1;
-    if (dt_dataset_scan(cfg->data.root, &t->ds, err)) {
+    if (dt_train_open_dataset(comm, cfg->data.root, &t->ds, err)) {
         err->exit_code = DT_EXIT_USAGE;
         return dt_error_prefix(err, "data.root");
     }
@@ -611,6 +611,7 @@ static int finish(dt_trainer *t, dt_error *err) {
     long skipped = 0;
     uint8_t *bad_files = calloc(n ? n : 1, 1);
     for (size_t i = 0; bad_files && i < n; i++) skipped += (bad_files[i] = bad[i] > 0);
+    skipped += (long)t->ds.n_skipped_members; /* shard members refused while indexing */
     if (!rc)
         rc = bad_files ? dt_run_outputs_done(t, bad_files, err) : dt_fail(err, "out of memory");
     free(bad_files);
