@@ -67,13 +67,13 @@ int main(void) {
     snprintf(path, sizeof path, "%s/folder", workdir);
     CHECK_MSG(dt_testgen_learnable_imagefolder(path, 3, 24, 36, 30, 9, &err) == 0, "%s",
               err.message);
-    /* a 20 kB shard size: several shards */
-    snprintf(cmd, sizeof cmd, "%s pack %s/folder %s/shards --shard-size 1 > %s/pack.log 2>&1",
+    /* a 20 KiB shard size: several shards */
+    snprintf(cmd, sizeof cmd, "%s pack %s/folder %s/shards --shard-size 0.02 > %s/pack.log 2>&1",
              dtrain_bin, workdir, workdir, workdir);
     CHECK_INT_EQ(dt_test_run(cmd), 0);
     snprintf(path, sizeof path, "%s/pack.log", workdir);
     char *log = dt_test_read_text(path);
-    CHECK(log && strstr(log, "packed 72 images into 1 shard"));
+    CHECK(log && strstr(log, "packed 72 images into "));
     CHECK(log && !strchr(log, '\r')); /* no progress bar when stderr is not a terminal */
     free(log);
 
@@ -104,8 +104,9 @@ int main(void) {
     snprintf(path, sizeof path, "%s/shards-none/predictions.csv", workdir);
     char *csv = dt_test_read_text(path);
     char expected[1024];
-    snprintf(expected, sizeof expected, "\n%s/shards/shard-000000.tar:class0", workdir);
-    CHECK_MSG(csv && dt_test_count(csv, expected) == 18, "predictions.csv:\n%s", csv ? csv : "");
+    snprintf(expected, sizeof expected, "\n%s/shards/shard-0000", workdir);
+    CHECK_MSG(csv && dt_test_count(csv, expected) == 18 && dt_test_count(csv, ".tar:class0") == 18,
+              "predictions.csv:\n%s", csv ? csv : "");
     free(csv);
 
     /* a symbolic link member in an extra shard: skipped, named, counted in skipped_files */

@@ -13,10 +13,24 @@ static const char usage[] =
     "usage: dtrain pack SRC OUT [--shard-size MB] [--resize N] [--quality Q]\n"
     "  SRC           an ImageFolder (one sub-folder per class)\n"
     "  OUT           folder for shard-NNNNNN.tar, their .idx files and classes.txt\n"
-    "  --shard-size  start a new shard before one grows past MB megabytes (default 256)\n"
+    "  --shard-size  start a new shard before one grows past MB megabytes (MiB; default\n"
+    "                256; fractions allowed)\n"
     "  --resize      resize the shorter side to N pixels and store JPEGs (default: the\n"
     "                original bytes)\n"
     "  --quality     JPEG quality of resized samples, 1..100 (default 95)\n";
+
+static int parse_megabytes(const char *text, double *value) {
+    char *end;
+    errno = 0;
+    double v = text ? strtod(text, &end) : 0;
+    if (!text || errno || *end || end == text || !(v >= 0.001 && v <= 1048576)) {
+        fprintf(stderr, "dtrain pack: --shard-size expects megabytes, 0.001..1048576, got '%s'\n",
+                text ? text : "");
+        return -1;
+    }
+    *value = v;
+    return 0;
+}
 
 static int parse_int(const char *flag, const char *text, long low, long high, long *value) {
     char *end;
@@ -34,7 +48,8 @@ static int parse_int(const char *flag, const char *text, long low, long high, lo
 int dt_cli_pack(int argc, char **argv) {
     const char *positional[2] = {NULL, NULL};
     int n_positional = 0;
-    long shard_mb = 256, resize = 0, quality = 95;
+    long resize = 0, quality = 95;
+    double shard_mb = 256;
     for (int i = 1; i < argc; i++) {
         const char *arg = argv[i];
         if (strcmp(arg, "-h") == 0 || strcmp(arg, "--help") == 0) {
@@ -43,7 +58,7 @@ int dt_cli_pack(int argc, char **argv) {
         }
         int rc = 0;
         if (strcmp(arg, "--shard-size") == 0)
-            rc = parse_int(arg, i + 1 < argc ? argv[++i] : NULL, 1, 1 << 20, &shard_mb);
+            rc = parse_megabytes(i + 1 < argc ? argv[++i] : NULL, &shard_mb);
         else if (strcmp(arg, "--resize") == 0)
             rc = parse_int(arg, i + 1 < argc ? argv[++i] : NULL, 1, 8192, &resize);
         else if (strcmp(arg, "--quality") == 0)
@@ -63,7 +78,7 @@ int dt_cli_pack(int argc, char **argv) {
         fputs(usage, stderr);
         return 2;
     }
-    dt_pack_options opt = {.shard_bytes = (uint64_t)shard_mb << 20,
+    dt_pack_options opt = {.shard_bytes = (uint64_t)(shard_mb * 1048576.0),
                            .resize = (int)resize,
                            .quality = (int)quality,
                            .progress = isatty(STDERR_FILENO)};
