@@ -2,7 +2,9 @@
  * the ImageFolder they were packed from (same files, same seed), with each augmentation; a run
  * from shards resumed after one epoch ends with the same weights as one that ran through;
  * predictions.csv names samples SHARD:KEY; shard members skipped while indexing are counted in
- * skipped_files; and `dtrain pack`'s command line refuses bad arguments with exit code 2. */
+ * skipped_files; and `dtrain pack`'s command line refuses bad arguments with exit code 2. The
+ * decoded-sample cache (data.cache memory or a folder) gives the same weights with augment none
+ * and flip, resumed or not. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -97,6 +99,24 @@ int main(void) {
     CHECK_INT_EQ(train("shards", "resumed", "crop_flip", "train.epochs=1"), 0);
     CHECK_INT_EQ(train("shards", "resumed", "crop_flip", "--resume train.epochs=2"), 0);
     CHECK_MSG(same_weights("shards-crop_flip", "resumed"), "resumed run differs");
+    /* the decoded-sample cache, in memory and in a folder, changes nothing with none and flip,
+     * also across a resume; with crop_flip it crops pre-resized images and still trains */
+    snprintf(cmd, sizeof cmd, "mkdir -p %s/cache", workdir);
+    CHECK_INT_EQ(dt_test_run(cmd), 0);
+    char cache_dir[600];
+    snprintf(cache_dir, sizeof cache_dir, "data.cache=%s/cache", workdir);
+    CHECK_INT_EQ(train("shards", "cache-memory-flip", "flip", "data.cache=memory"), 0);
+    CHECK_MSG(same_weights("folder-flip", "cache-memory-flip"), "memory cache, flip: differs");
+    CHECK_INT_EQ(train("folder", "cache-dir-none", "none", cache_dir), 0);
+    CHECK_MSG(same_weights("folder-none", "cache-dir-none"), "folder cache, none: differs");
+    snprintf(cmd, sizeof cmd, "%s train.epochs=1", cache_dir);
+    CHECK_INT_EQ(train("shards", "cache-resumed", "flip", cmd), 0);
+    snprintf(cmd, sizeof cmd, "--resume %s train.epochs=2", cache_dir);
+    CHECK_INT_EQ(train("shards", "cache-resumed", "flip", cmd), 0);
+    CHECK_MSG(same_weights("folder-flip", "cache-resumed"), "cache, resumed: differs");
+    CHECK_INT_EQ(train("shards", "cache-crop", "crop_flip", cache_dir), 0);
+    CHECK(!same_weights("shards-crop_flip", "cache-crop"));
+
     /* the control: a different seed does change the weights */
     CHECK_INT_EQ(train("shards", "other-seed", "crop_flip", "train.seed=5"), 0);
     CHECK(!same_weights("shards-crop_flip", "other-seed"));

@@ -208,6 +208,8 @@ typedef struct dt_loader_options {
     int prefetch_batches;    /* ring depth (>= 2) */
     uint64_t seed;           /* augmentation seed */
     /* Optional, zero = off/default: */
+    const char *cache;    /* data.cache: NULL or "none", "memory" (shared by the node's ranks),
+                             or a folder for memory-mapped cache files */
     int jpeg_dct_scaling; /* 1: decode big JPEGs at a reduced DCT scale (dt_image_decode_*_scaled)
                              when no random crop follows; faster, not bit-identical with PIL */
     /* Allocator of the batches' pixel buffers, e.g. the backend's host_alloc/host_free (pinned

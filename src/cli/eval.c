@@ -73,6 +73,7 @@ static int prepare(eval_state *s, dt_error *err) {
                             .image_size = cfg->data.image_size,
                             .resize = cfg->data.resize,
                             .augment = DT_AUGMENT_NONE,
+                            .cache = cfg->data.cache,
                             .workers = cfg->data.workers > 0 ? cfg->data.workers : s->threads,
                             .prefetch_batches = 3};
     if (dt_loader_create(&s->ds, &lo, &s->loader, err)) return -1;

@@ -342,6 +342,7 @@ static int setup(dt_trainer *t, dt_error *err) {
                             .workers = t->workers,
                             .prefetch_batches = dt_train_prefetch_batches(cfg),
                             .seed = dt_rng_mix(cfg->train.seed, 0xA06u),
+                            .cache = cfg->data.cache,
                             .pixel_alloc = t->backend.ops->host_alloc,
                             .pixel_free = t->backend.ops->host_free,
                             .pixel_alloc_user = t->backend.ctx};
