@@ -9,7 +9,8 @@
  * Layout: a 4 KiB header, one state byte per sample, two uint32 per sample (the decoded image's
  * size, which random crops are drawn from), then the pixel slots; sections 4 KiB aligned. Slot
  * states change with atomic compare-and-swap in the shared mapping: EMPTY -> FILLING (one
- * filler) -> READY, or back to EMPTY when the sample does not decode. A slot left FILLING by a crashed run is simply not used. */
+ * filler) -> READY, or back to EMPTY when the sample does not decode. A slot left FILLING by a
+ * crashed run is simply not used. */
 #include "sample_cache_internal.h"
 
 #include "dtrain/bytes.h"

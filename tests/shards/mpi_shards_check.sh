@@ -4,7 +4,8 @@
 #  - only rank 0 reads data.root: rank 1 is started (MPMD) in a folder where the relative
 #    data.root holds one more class than rank 0's; had it scanned its own, the ranks' file lists
 #    would differ and the job would stop, so the run succeeds only with the list rank 0 sent,
-#    and gives the weights of the run on rank 0's folder.
+#    and gives the weights of the run on rank 0's folder;
+#  - data.cache=memory, one copy for both ranks, gives the weights of the uncached run (flip).
 # Usage: mpi_shards_check.sh DTRAIN MAKE_LEARNABLE_IMAGEFOLDER MPIRUN [MPIRUN FLAGS...]
 set -u
 dtrain=$1
@@ -71,4 +72,12 @@ expect "rank 1 uses rank 0's list" "$(run shared \
     -np 1 --wdir "$work/rank1" "$dtrain" "$work/cfg.yaml" data.root=data output.dir="$work/run-shared")" 0
 expect "the shared list gives rank 0's weights" "$(weights "$work/run-shared/model.safetensors")" \
     "$(weights "$work/run-folder/model.safetensors")"
+
+# data.cache=memory shared by the 2 ranks of this node: the weights of the uncached run (flip)
+expect "2 ranks, folder, flip" "$(run folder-flip -np 2 "$dtrain" "$work/cfg.yaml" \
+    data.root="$work/rank0/data" data.augment=flip output.dir="$work/run-folder-flip")" 0
+expect "2 ranks, shards, flip, memory cache" "$(run cache -np 2 "$dtrain" "$work/cfg.yaml" \
+    data.root="$work/rank0/shards" data.augment=flip data.cache=memory output.dir="$work/run-cache")" 0
+expect "the cache changes no weight" "$(weights "$work/run-cache/model.safetensors")" \
+    "$(weights "$work/run-folder-flip/model.safetensors")"
 check_summary mpi_shards
