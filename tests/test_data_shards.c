@@ -238,6 +238,45 @@ static void test_pack_matches_folder(void) {
     dt_dataset_free(&shards);
 }
 
+/* --resize: shorter side to N as torchvision's Resize(N), JPEG; undecodable files skipped */
+static void test_pack_resized(void) {
+    char src[1200], out[1200], path[1400];
+    snprintf(src, sizeof src, "%s/folder", workdir);
+    snprintf(out, sizeof out, "%s/resized", workdir);
+    dt_error err = {{0}, 0};
+    snprintf(path, sizeof path, "%s/class01/zz-broken.jpg", src);
+    CHECK(dt_testgen_write_bytes(path, "\xff\xd8\xff not really", 14, &err) == 0);
+    dt_pack_options opt = {.shard_bytes = 1 << 20, .resize = 16, .quality = 90};
+    dt_pack_result result;
+    CHECK_MSG(dt_pack_imagefolder(src, out, &opt, &result, &err) == 0, "%s", err.message);
+    CHECK_INT_EQ((long)result.samples, 60);
+    CHECK_INT_EQ((long)result.skipped, 1);
+    dt_dataset folder, shards;
+    CHECK(dt_dataset_open(src, &folder, &err) == 0);
+    CHECK(dt_dataset_open(out, &shards, &err) == 0);
+    CHECK_INT_EQ((long)shards.n_files, 60);
+    for (size_t i = 0, j = 0; i < folder.n_files && j < shards.n_files; i++) {
+        if (strstr(folder.files[i].path, "zz-broken")) continue;
+        CHECK_INT_EQ(shards.files[j].label, folder.files[i].label);
+        CHECK(strstr(shards.files[j].path, ".tar:class") != NULL);
+        uint8_t *bytes;
+        size_t size;
+        dt_image img;
+        CHECK(dt_dataset_read_sample(&shards, (uint32_t)j, &bytes, &size, &err) == 0);
+        CHECK(dt_image_decode_memory(bytes, size, "x", &img, &err) == 0);
+        /* 24 x 20 sources: 20 -> 16, 24 -> int(16 * 24 / 20) = 19 */
+        CHECK(img.width == 19 && img.height == 16);
+        dt_image_free(&img);
+        free(bytes);
+        j++;
+    }
+    dt_dataset_free(&folder);
+    dt_dataset_free(&shards);
+    /* a folder with .tar files in it is not packed into */
+    CHECK(dt_pack_imagefolder(src, out, &opt, &result, &err) != 0 && err.exit_code == 2);
+    unlink(path);
+}
+
 /* ---- hostile shards ------------------------------------------------------------------------ */
 
 static void make_shard_dir(const char *name, char *dir, size_t size) {
@@ -391,6 +430,7 @@ int main(void) {
     }
     test_braces();
     test_pack_matches_folder();
+    test_pack_resized();
     test_hostile_members();
     dt_testgen_finish_temp_dir(workdir);
     return dt_test_summary("data_shards");

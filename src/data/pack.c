@@ -9,6 +9,7 @@
 #include "shard_internal.h"
 #include "tar_internal.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -186,6 +187,20 @@ fail:
     return -1;
 }
 
+/* 1 when dir holds a .tar file already: packing there would mix two sets of shards. */
+static int holds_tar_files(const char *dir) {
+    DIR *handle = opendir(dir);
+    if (!handle) return 0;
+    int found = 0;
+    struct dirent *entry;
+    while (!found && (entry = readdir(handle))) {
+        size_t n = strlen(entry->d_name);
+        found = n > 4 && strcmp(entry->d_name + n - 4, ".tar") == 0;
+    }
+    closedir(handle);
+    return found;
+}
+
 static int write_classes(const dt_dataset *ds, const char *out_dir, dt_error *err) {
     char path[4096];
     snprintf(path, sizeof path, "%s/classes.txt", out_dir);
@@ -207,9 +222,8 @@ int dt_pack_imagefolder(const char *src, const char *out_dir, const dt_pack_opti
     if (strlen(out_dir) > 3000) return dt_fail_usage(err, "%s: path too long", out_dir);
     if (mkdir(out_dir, 0777) != 0 && errno != EEXIST)
         return dt_fail(err, "%s: cannot create: %s", out_dir, strerror(errno));
-    if (dt_shards_detect(out_dir))
-        return dt_fail_usage(err, "%s already holds shards and classes.txt; pack into a new folder",
-                             out_dir);
+    if (holds_tar_files(out_dir))
+        return dt_fail_usage(err, "%s already holds .tar files; pack into a new folder", out_dir);
     dt_dataset ds;
     if (dt_dataset_scan(src, &ds, err)) return dt_error_prefix(err, "pack source");
     pack_state s = {.opt = opt, .out_dir = out_dir};
