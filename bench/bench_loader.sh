@@ -57,7 +57,7 @@ if ((have_torch)); then
   "$venv/bin/python" -c 'import webdataset, torch' 2>/dev/null && wds_python=$venv/bin/python
   echo "peers: torch $("$python" -c 'import torch; print(torch.__version__)'), torchvision" \
     "$("$python" -c 'import torchvision; print(torchvision.__version__)')," \
-    "webdataset ${wds_python:+1.0.2}${wds_python:-n/a}"
+    "webdataset $([[ -n $wds_python ]] && echo 1.0.2 || echo n/a)"
 else
   echo "torch/torchvision not found for $python: the PyTorch peers are n/a"
 fi
@@ -112,17 +112,17 @@ for w in $workers_list; do
     "$(ratio "$folder" "$torch_folder"), cache $(ratio "$cached" "$torch_folder")"
 done
 
-# Start-up: N_STARTUP tiny JPEGs (hard links of one 8x8 image) in 100 class folders.
+# Start-up: N_STARTUP tiny JPEGs (copies of one 8x8 image) in 100 class folders.
 mkdir -p "$workdir/tiny-src"
 "$build/bench/bench_make_photos" "$workdir/tiny-src" 1 8 8 90 1 >/dev/null
 python3 - "$workdir/tiny-src" "$workdir/many" "$n_startup" <<'PY'
 import os, sys
-src = os.path.join(sys.argv[1], sorted(os.listdir(sys.argv[1]))[0])
+data = open(os.path.join(sys.argv[1], sorted(os.listdir(sys.argv[1]))[0]), "rb").read()
 root, n = sys.argv[2], int(sys.argv[3])
 for i in range(n):
     d = os.path.join(root, f"c{i % 100:03d}")
     if i < 100: os.makedirs(d)
-    os.link(src, os.path.join(d, f"{i:07d}.jpg"))
+    with open(os.path.join(d, f"{i:07d}.jpg"), "wb") as f: f.write(data)
 PY
 "$dtrain" pack "$workdir/many" "$workdir/many-shards" --shard-size 256 >/dev/null
 startup() { "$build/bench/bench_loader" startup "$1" | value open_s; }

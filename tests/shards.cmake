@@ -18,3 +18,7 @@ if(DTRAIN_HAVE_MPI AND DTRAIN_MPIRUN)
       $<TARGET_FILE:make_learnable_imagefolder> ${DTRAIN_MPIRUN} ${DTRAIN_MPIRUN_FLAGS})
   set_tests_properties(shards_mpi PROPERTIES TIMEOUT 600 ENVIRONMENT "ASAN_OPTIONS=detect_leaks=0")
 endif()
+
+# The training checks of tests/test_shards_train.c run dtrain about 16 times: in the sanitizer
+# build on a loaded 2-core machine that takes longer than the C tests' 600 s.
+set_tests_properties(test_shards_train PROPERTIES TIMEOUT 1800)
