@@ -33,6 +33,7 @@ static void print_usage(FILE *out) {
           "       mpirun -np N dtrain CONFIG.yaml                 data-parallel on N ranks\n"
           "       dtrain predict MODEL.safetensors PATH... [--top-k 5] [--json] ...\n"
           "       dtrain eval CONFIG.yaml [--model FILE] [overrides]\n"
+          "       dtrain pack SRC OUT [--shard-size MB] [--resize N] [--quality Q]\n"
           "       dtrain --version | --help\n"
           "\n"
           "Overrides change any config key, e.g. train.epochs=1 runtime.device=cpu\n"
@@ -98,6 +99,7 @@ int dtrain_main(int argc, char **argv, int wait_policy_set_by_dtrain) {
     dt_openmp_wait_policy_record(wait_policy_set_by_dtrain);
     if (argc > 1 && strcmp(argv[1], "predict") == 0) return dt_cli_predict(argc - 1, argv + 1);
     if (argc > 1 && strcmp(argv[1], "eval") == 0) return dt_cli_eval(argc - 1, argv + 1);
+    if (argc > 1 && strcmp(argv[1], "pack") == 0) return dt_cli_pack(argc - 1, argv + 1);
     const char *config_path = NULL;
     int print_config = 0, n_overrides = 0;
     dt_train_options options = {0};

@@ -11,7 +11,7 @@ passed=0
 failed=0
 scripts=()
 for file in "$source_dir"/launch/* "$source_dir"/cluster/* "$source_dir"/tests/*.sh \
-    "$source_dir"/tests/testlib/*.sh "$source_dir"/tests/slurm/*.sh "$source_dir"/bench/*.sh \
+    "$source_dir"/tests/testlib/*.sh "$source_dir"/tests/slurm/*.sh "$source_dir"/tests/shards/*.sh "$source_dir"/bench/*.sh \
     "$source_dir"/tools/*.sh; do
     [[ -f $file ]] || continue
     # Shell scripts: *.sh, *.sbatch, or a bash/sh shebang (README.md and the like are skipped).

@@ -41,6 +41,7 @@ typedef struct dt_config {
         dt_augment_mode augment;
         dt_class_rename *class_names; /* in file order */
         int n_class_names;
+        char *cache; /* "none", "memory" or a folder (decoded-sample cache) */
     } data;
     struct {
         char *arch;       /* "resnet18" */

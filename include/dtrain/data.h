@@ -12,16 +12,27 @@
 /* ---- ImageFolder scan ------------------------------------------------------------------ */
 
 typedef struct dt_image_file {
-    char *path; /* full path: root/class/.../file */
+    char *path; /* full path: root/class/.../file; for a tar shard sample "SHARD:KEY" */
     int label;  /* index into class_names */
+    /* Only for a dataset of tar shards (n_shards > 0): the shard (index into shard_paths) and
+     * where the image member's bytes lie in it. */
+    int shard;
+    uint64_t offset, size;
 } dt_image_file;
+
+typedef struct dt_shard_handles dt_shard_handles; /* open shard files, shared by the threads */
 
 typedef struct dt_dataset {
     char *root;
-    char **class_names; /* sub-folder names, sorted by byte order (strcmp) */
+    char **class_names; /* sub-folder names (or classes.txt lines), in label order */
     int n_classes;
-    dt_image_file *files; /* sorted like torchvision ImageFolder: by class, then by path */
+    dt_image_file *files; /* sorted like torchvision ImageFolder: by class, then by path; for
+                             shards in shard order, then member order */
     size_t n_files;
+    char **shard_paths; /* tar shards (NULL for an ImageFolder) */
+    int n_shards;
+    size_t n_skipped_members; /* shard members skipped while indexing (named in the log) */
+    dt_shard_handles *handles;
 } dt_dataset;
 
 /* Scans root as torchvision's ImageFolder does: classes = sorted sub-folders, files found
@@ -30,6 +41,36 @@ typedef struct dt_dataset {
  * folder whose name is not UTF-8 or holds control characters is refused (exit code 2). */
 int dt_dataset_scan(const char *root, dt_dataset *ds, dt_error *err);
 void dt_dataset_free(dt_dataset *ds);
+
+/* Reads data.root as either source: tar shards (see dt_shards_detect) or an ImageFolder
+ * (dt_dataset_scan). The one entry point of training, eval and pack. */
+int dt_dataset_open(const char *root, dt_dataset *ds, dt_error *err);
+
+/* The bytes of sample index (a whole file, or its member of a shard), malloc'd into *bytes. */
+int dt_dataset_read_sample(const dt_dataset *ds, uint32_t index, uint8_t **bytes, size_t *size,
+                           dt_error *err);
+
+/* A dataset as one byte string (class names, files, shards), so that one rank scans and the
+ * others receive it; dt_dataset_unpack checks every length and index before using it. */
+int dt_dataset_pack_bytes(const dt_dataset *ds, uint8_t **out, size_t *size, dt_error *err);
+int dt_dataset_unpack_bytes(const uint8_t *bytes, size_t size, dt_dataset *ds, dt_error *err);
+
+/* ---- tar shards (WebDataset layout) ------------------------------------------------------ */
+
+/* 1 when root names tar shards: a .tar file, a brace pattern such as
+ * train-{000000..000127}.tar, or a folder holding .tar files and a classes.txt; 0 otherwise. */
+int dt_shards_detect(const char *root);
+
+/* Expands the brace groups of pattern ({A..B} numeric ranges, zero-padded to A's width, and
+ * {x,y,z} lists) into *out (caller frees each string and the array). */
+int dt_expand_braces(const char *pattern, char ***out, size_t *n_out, dt_error *err);
+
+/* Opens shards as a dataset: class names from classes.txt beside them, samples KEY.jpg|jpeg|png
+ * with KEY.cls (decimal class index). Each shard's member index is read from SHARD.idx when it
+ * matches the shard's size and modification time, else rebuilt (and written there when
+ * possible). Bad members are skipped, counted and named once; a truncated or non-tar shard is
+ * an error naming it. */
+int dt_shards_scan(const char *root, dt_dataset *ds, dt_error *err);
 
 /* 64-bit hash of the file list (paths relative to root, and labels): ranks compare it. */
 uint64_t dt_dataset_hash(const dt_dataset *ds);
@@ -54,6 +95,26 @@ void dt_split_free(dt_split *split);
  * to a multiple of global_batch. *out_n is the padded length. Caller frees *out. */
 int dt_epoch_order(const dt_split *split, uint64_t seed, int epoch, int shuffle,
                    size_t global_batch, uint32_t **out, size_t *out_n, dt_error *err);
+
+/* ---- dtrain pack ------------------------------------------------------------------------- */
+
+typedef struct dt_pack_options {
+    uint64_t shard_bytes; /* a new shard is started before one would grow past this */
+    int resize;           /* > 0: shorter side to this many pixels, re-encoded as JPEG */
+    int quality;          /* JPEG quality of re-encoded samples, 1..100 */
+    int progress;         /* 1: a live progress bar on stderr */
+} dt_pack_options;
+
+typedef struct dt_pack_result {
+    size_t samples, skipped; /* skipped: undecodable files when resizing */
+    int shards;
+    uint64_t bytes;
+} dt_pack_result;
+
+/* Writes the ImageFolder src as OUT/shard-NNNNNN.tar (POSIX ustar, ImageFolder order, members
+ * KEY.jpg|jpeg|png and KEY.cls), OUT/classes.txt and each shard's .idx. */
+int dt_pack_imagefolder(const char *src, const char *out_dir, const dt_pack_options *opt,
+                        dt_pack_result *result, dt_error *err);
 
 /* ---- decode ----------------------------------------------------------------------------- */
 
@@ -147,6 +208,8 @@ typedef struct dt_loader_options {
     int prefetch_batches;    /* ring depth (>= 2) */
     uint64_t seed;           /* augmentation seed */
     /* Optional, zero = off/default: */
+    const char *cache;    /* data.cache: NULL or "none", "memory" (shared by the node's ranks),
+                             or a folder for memory-mapped cache files */
     int jpeg_dct_scaling; /* 1: decode big JPEGs at a reduced DCT scale (dt_image_decode_*_scaled)
                              when no random crop follows; faster, not bit-identical with PIL */
     /* Allocator of the batches' pixel buffers, e.g. the backend's host_alloc/host_free (pinned
@@ -163,6 +226,10 @@ typedef struct dt_loader dt_loader;
  * mirror; none: opt->resize), writing image_size x image_size x 3 bytes to dst. */
 int dt_sample_load(const char *path, const dt_loader_options *opt, int training, int epoch,
                    uint32_t file_index, uint8_t *dst, dt_error *err);
+
+/* The same for sample file_index of ds, read from its file or its shard. */
+int dt_sample_load_from(const dt_dataset *ds, uint32_t file_index, const dt_loader_options *opt,
+                        int training, int epoch, uint8_t *dst, dt_error *err);
 
 /* ds must outlive the loader. */
 int dt_loader_create(const dt_dataset *ds, const dt_loader_options *opt, dt_loader **out,

@@ -1,4 +1,5 @@
-/* The subcommands besides training: `dtrain predict` and `dtrain eval`, and what they share. */
+/* The subcommands besides training: `dtrain predict`, `dtrain eval` and `dtrain pack`, and what
+ * they share. */
 #ifndef DTRAIN_CLI_CLI_H
 #define DTRAIN_CLI_CLI_H
 
@@ -11,6 +12,7 @@
 /* argv[0] is the subcommand's name; returns the process exit code. */
 int dt_cli_predict(int argc, char **argv);
 int dt_cli_eval(int argc, char **argv);
+int dt_cli_pack(int argc, char **argv);
 
 /* A backend for inference on the chosen device: cuda when asked (or, for auto, when a GPU and
  * the CUDA backend are there), else the CPU. local_rank picks the GPU. */

@@ -72,7 +72,7 @@ static int check_class_names(eval_state *s, dt_error *err) {
 
 static int prepare(eval_state *s, dt_error *err) {
     const dt_config *cfg = s->cfg;
-    if (dt_dataset_scan(cfg->data.root, &s->ds, err)) {
+    if (dt_dataset_open(cfg->data.root, &s->ds, err)) {
         err->exit_code = DT_EXIT_USAGE;
         return dt_error_prefix(err, "data.root");
     }
@@ -110,6 +110,7 @@ static int prepare(eval_state *s, dt_error *err) {
                             .image_size = cfg->data.image_size,
                             .resize = cfg->data.resize,
                             .augment = DT_AUGMENT_NONE,
+                            .cache = cfg->data.cache,
                             .workers = cfg->data.workers > 0 ? cfg->data.workers : s->threads,
                             .prefetch_batches = 3};
     if (dt_loader_create(&s->ds, &lo, &s->loader, err)) return -1;

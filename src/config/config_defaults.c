@@ -18,6 +18,7 @@ void dt_config_defaults(dt_config *cfg) {
     cfg->data.augment = DT_AUGMENT_NONE;
     cfg->data.class_names = NULL;
     cfg->data.n_class_names = 0;
+    cfg->data.cache = strdup("none");
 
     cfg->model.arch = strdup("resnet18");
     cfg->model.pretrained = NULL;
@@ -61,6 +62,7 @@ void dt_config_free(dt_config *cfg) {
         free(cfg->data.class_names[i].display);
     }
     free(cfg->data.class_names);
+    free(cfg->data.cache);
     free(cfg->model.arch);
     free(cfg->model.pretrained);
     free(cfg->output.dir);

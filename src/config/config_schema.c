@@ -108,6 +108,7 @@ static const dt_config_key config_keys[] = {
      .path = "data.class_names",
      .type = DT_KEY_NAME_MAP,
      .offset = FIELD(data.class_names)},
+    STRING_KEY(data, cache),
 
     {.section = "model",
      .name = "arch",

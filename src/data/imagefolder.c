@@ -15,6 +15,7 @@
 #include "dtrain/bytes.h"
 #include "dtrain/data.h"
 #include "dtrain/text_escape.h"
+#include "shard_internal.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -251,8 +252,7 @@ static int append_file(dt_dataset *ds, size_t *capacity, char *path, int label, 
         ds->files = grown;
         *capacity = grown_capacity;
     }
-    ds->files[ds->n_files].path = path;
-    ds->files[ds->n_files].label = label;
+    ds->files[ds->n_files] = (dt_image_file){.path = path, .label = label};
     ds->n_files++;
     return 0;
 }
@@ -359,6 +359,9 @@ void dt_dataset_free(dt_dataset *ds) {
     free(ds->class_names);
     for (size_t i = 0; i < ds->n_files; i++) free(ds->files[i].path);
     free(ds->files);
+    for (int i = 0; i < ds->n_shards; i++) free(ds->shard_paths[i]);
+    free(ds->shard_paths);
+    dt_shard_handles_free(ds->handles);
     free(ds->root);
     memset(ds, 0, sizeof *ds);
 }

@@ -13,6 +13,7 @@
 #include "dtrain/limits.h"
 #include "dtrain/log.h"
 #include "dtrain/platform.h"
+#include "sample_cache_internal.h"
 
 #include <pthread.h>
 #include <stdio.h>
@@ -54,6 +55,10 @@ struct dt_loader {
     int in_flight;
     double wait_seconds;
 
+    /* data.cache: slots for evaluation (and training without random crops), and for training
+     * with crop_flip a second cache of larger, uncropped images */
+    dt_sample_cache *eval_cache, *crop_cache;
+
     pthread_mutex_t report_lock; /* guards reported */
     uint8_t *reported;           /* per file: already named as undecodable */
 };
@@ -84,9 +89,17 @@ static int fill_slot(dt_loader *loader, dt_batch *batch, size_t batch_number, in
     batch->labels[slot] = file->label;
     uint8_t *dst = batch->pixels + (size_t)slot * loader->slot_bytes;
     dt_error err = {{0}, 0};
-    if (dt_sample_load(file->path, &loader->opt, loader->training, loader->epoch, file_index, dst,
-                       &err) == 0)
-        return SLOT_DECODED;
+    int rc;
+    int crops = loader->training && loader->opt.augment == DT_AUGMENT_CROP_FLIP;
+    dt_sample_cache *cache = crops ? loader->crop_cache : loader->eval_cache;
+    if (cache)
+        rc = dt_sample_load_cached(loader->ds, file_index, &loader->opt, loader->training,
+                                   loader->epoch, cache,
+                                   crops ? DT_CACHE_BEFORE_CROP : DT_CACHE_RESIZED, dst, &err);
+    else
+        rc = dt_sample_load_from(loader->ds, file_index, &loader->opt, loader->training,
+                                 loader->epoch, dst, &err);
+    if (rc == 0) return SLOT_DECODED;
     report_undecodable(loader, file_index, err.message);
     return SLOT_UNDECODABLE;
 }
@@ -202,6 +215,15 @@ int dt_loader_create(const dt_dataset *ds, const dt_loader_options *opt, dt_load
     if (!loader->reported) {
         dt_loader_destroy(loader);
         return dt_fail(err, "loader: out of memory");
+    }
+    loader->opt.cache = NULL; /* the caller's string need not outlive this call */
+    if (opt->cache && strcmp(opt->cache, "none") != 0 &&
+        (dt_sample_cache_open(ds, opt, DT_CACHE_RESIZED, opt->cache, &loader->eval_cache, err) ||
+         (opt->augment == DT_AUGMENT_CROP_FLIP &&
+          dt_sample_cache_open(ds, opt, DT_CACHE_BEFORE_CROP, opt->cache, &loader->crop_cache,
+                               err)))) {
+        dt_loader_destroy(loader);
+        return -1;
     }
     if (allocate_ring(loader, err) != 0) {
         dt_loader_destroy(loader);
@@ -362,6 +384,8 @@ void dt_loader_destroy(dt_loader *loader) {
     free_ring(loader);
     free(loader->indices);
     free(loader->reported);
+    dt_sample_cache_close(loader->eval_cache);
+    dt_sample_cache_close(loader->crop_cache);
     pthread_cond_destroy(&loader->work_available);
     pthread_cond_destroy(&loader->batch_ready);
     pthread_cond_destroy(&loader->workers_idle);

@@ -311,7 +311,7 @@ static int setup(dt_trainer *t, dt_error *err) {
         dt_progress_line(&t->progress, NULL, "%s", waits);
     }
     if (dt_rel_setup(t, err)) return -1;
-    if (dt_dataset_scan(cfg->data.root, &t->ds, err)) {
+    if (dt_train_open_dataset(comm, cfg->data.root, &t->ds, err)) {
         err->exit_code = DT_EXIT_USAGE;
         return dt_error_prefix(err, "data.root");
     }
@@ -356,6 +356,7 @@ static int setup(dt_trainer *t, dt_error *err) {
                             .workers = t->workers,
                             .prefetch_batches = dt_train_prefetch_batches(cfg),
                             .seed = dt_rng_mix(cfg->train.seed, 0xA06u),
+                            .cache = cfg->data.cache,
                             .pixel_alloc = t->backend.ops->host_alloc,
                             .pixel_free = t->backend.ops->host_free,
                             .pixel_alloc_user = t->backend.ctx};
@@ -623,6 +624,7 @@ static int finish(dt_trainer *t, dt_error *err) {
     long skipped = 0;
     uint8_t *bad_files = calloc(n ? n : 1, 1);
     for (size_t i = 0; bad_files && i < n; i++) skipped += (bad_files[i] = bad[i] > 0);
+    skipped += (long)t->ds.n_skipped_members; /* shard members refused while indexing */
     if (!rc)
         rc = bad_files ? dt_run_outputs_done(t, bad_files, err) : dt_fail(err, "out of memory");
     free(bad_files);

@@ -114,6 +114,10 @@ int dt_train_evaluate(dt_trainer *t, int epoch, long global_step, dt_error *err)
 /* Right after the scan: at least two classes (exit code 2). */
 int dt_train_check_dataset_shape(dt_trainer *t, dt_error *err);
 
+/* data.root as a dataset: rank 0 reads it and broadcasts the list to the other ranks
+ * (dataset_open.c). */
+int dt_train_open_dataset(dt_comm *comm, const char *root, dt_dataset *ds, dt_error *err);
+
 /* batch_size x ranks x accumulate, refused (exit code 2) if it does not fit a size_t. */
 int dt_train_global_batch(const dt_config *cfg, int ranks, size_t *global_batch, dt_error *err);
 

@@ -1,0 +1,52 @@
+/* The decoded-sample cache (data.cache): one slot per dataset sample holding its decoded,
+ * resized uint8 pixels, in a file that every rank of a node maps (in /dev/shm for `memory`,
+ * in the named folder otherwise). */
+#ifndef DTRAIN_SAMPLE_CACHE_INTERNAL_H
+#define DTRAIN_SAMPLE_CACHE_INTERNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "dtrain/data.h"
+
+typedef struct dt_sample_cache dt_sample_cache;
+
+/* What a slot holds: the sample resized as eval does (opt->resize at image_size), or, before
+ * random crops, the whole image squashed to a larger square. */
+typedef enum { DT_CACHE_RESIZED, DT_CACHE_BEFORE_CROP } dt_cache_layout;
+
+enum { DT_CACHE_EMPTY = 0, DT_CACHE_FILLING = 1, DT_CACHE_READY = 2 };
+
+/* Opens (or creates) the cache of ds for the given layout: where = "memory" or a folder. The
+ * space it needs is checked against free memory (or disk) and reserved before any slot is
+ * filled; an error says how much it needs and how much there is. */
+int dt_sample_cache_open(const dt_dataset *ds, const dt_loader_options *opt, dt_cache_layout layout,
+                         const char *where, dt_sample_cache **out, dt_error *err);
+void dt_sample_cache_close(dt_sample_cache *cache);
+
+/* Side of the square slots. */
+int dt_sample_cache_side(const dt_sample_cache *cache);
+
+/* The slot's state (DT_CACHE_*); when READY, its pixels and the decoded image's size. */
+int dt_sample_cache_get(const dt_sample_cache *cache, uint32_t index, const uint8_t **pixels,
+                        int *width, int *height);
+
+/* Claims an EMPTY slot for filling: returns its pixel buffer, or NULL when another thread or
+ * rank has it (the caller then works without the cache for this sample). */
+uint8_t *dt_sample_cache_claim(dt_sample_cache *cache, uint32_t index);
+
+/* Publishes a claimed slot: READY with the decoded size, or EMPTY again (it did not decode). */
+void dt_sample_cache_publish(dt_sample_cache *cache, uint32_t index, int state, int width,
+                             int height);
+
+/* One sample as dt_sample_load_from makes it, through the cache: from the slot when it is
+ * filled, else decoded, stored in the slot and then used. With the RESIZED layout the bytes equal
+ * dt_sample_load_from's; BEFORE_CROP crops a pre-resized image (close, not identical). */
+int dt_sample_load_cached(const dt_dataset *ds, uint32_t index, const dt_loader_options *opt,
+                          int training, int epoch, dt_sample_cache *cache, dt_cache_layout layout,
+                          uint8_t *dst, dt_error *err);
+
+/* Bytes the cache of ds needs with these options and layout. */
+uint64_t dt_sample_cache_bytes(size_t n_files, int side);
+
+#endif
