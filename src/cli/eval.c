@@ -1,11 +1,16 @@
-/* `dtrain eval CONFIG.yaml [--model FILE] [overrides]`: evaluates a model on the config's held-out
- * split (data.val_fraction=1: the whole folder), prints the classification report and writes the
- * results files into output.dir. With several ranks each evaluates a contiguous share; rank 0
- * gathers every sample's logits in split order, so the numbers equal one rank's. */
+/* `dtrain eval CONFIG.yaml [--model FILE] [--data DIR] [--out DIR] [overrides]`: evaluates a model
+ * on a whole folder (--data, or data.val_fraction=1: the "test" split), on data.val_root, or on
+ * the config's held-out split, prints the classification report and writes the results files
+ * into a folder of their own (default output.dir/eval/<data folder name>/), never over a training
+ * run's files. With several ranks each evaluates a contiguous share; rank 0 gathers every
+ * sample's logits in split order, so the numbers equal one rank's. */
+#include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "cli/cli.h"
 #include "dtrain/classify.h"
@@ -15,11 +20,19 @@
 #include "dtrain/model.h"
 #include "dtrain/platform.h"
 #include "dtrain/results.h"
+#include "dtrain/safetensors.h"
+#include "dtrain/text_escape.h"
 
 typedef struct eval_state {
     const dt_config *cfg;
     dt_comm *comm;
     const char *model_path;
+    const char *data_option; /* --data DIR, or NULL */
+    const char *out_option;  /* --out DIR, or NULL */
+    const char *data_path;   /* the folder evaluated */
+    const char *split_name;  /* "test", "validation" */
+    char out_dir[4200];
+    char model_hash[40]; /* the model's config_hash metadata, "" when absent */
     dt_dataset ds;
     dt_split split;
     uint32_t *all; /* val_fraction = 1: every file */
@@ -34,25 +47,86 @@ typedef struct eval_state {
     double *bad;      /* per dataset file */
 } eval_state;
 
+/* A file a training run writes in output.dir: the evaluation's folder must hold none. */
+static int holds_training_run(const char *dir) {
+    static const char *const names[] = {"config.yaml",      "metrics.jsonl", "model.safetensors",
+                                        "best.safetensors", "checkpoints",   ".dtrain.lock"};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        char path[4400];
+        struct stat st;
+        snprintf(path, sizeof path, "%s/%s", dir, names[i]);
+        if (lstat(path, &st) == 0) return 1;
+    }
+    return 0;
+}
+
+/* --out DIR, else output.dir/eval/<name of the evaluated folder>; refused when it holds a
+ * training run's files. */
+static int choose_out_dir(eval_state *s, dt_error *err) {
+    if (s->out_option) {
+        snprintf(s->out_dir, sizeof s->out_dir, "%s", s->out_option);
+    } else {
+        char resolved[PATH_MAX];
+        const char *name = realpath(s->data_path, resolved) ? resolved : s->data_path;
+        size_t len = strlen(name);
+        while (len > 1 && name[len - 1] == '/') len--;
+        const char *base = name + len;
+        while (base > name && base[-1] != '/') base--;
+        int base_len = (int)(name + len - base);
+        if (base_len == 0) base = "data", base_len = 4; /* "/" */
+        snprintf(s->out_dir, sizeof s->out_dir, "%s/eval/%.*s", s->cfg->output.dir, base_len, base);
+    }
+    if (holds_training_run(s->out_dir))
+        return dt_fail_usage(err,
+                             "%s holds a training run's files: dtrain eval writes into a folder "
+                             "of its own (leave out --out for output.dir/eval/<data folder>/)",
+                             s->out_dir);
+    return 0;
+}
+
+/* The model's config_hash metadata (the config it was trained with), when recorded. */
+static int read_model_hash(eval_state *s, dt_error *err) {
+    dt_safetensors st;
+    if (dt_safetensors_read(s->model_path, &st, err)) {
+        err->exit_code = DT_EXIT_USAGE;
+        return -1;
+    }
+    const char *hash = dt_safetensors_metadata_value(&st, "config_hash");
+    snprintf(s->model_hash, sizeof s->model_hash, "%s", hash ? hash : "");
+    dt_safetensors_free(&st);
+    return 0;
+}
+
 static int prepare(eval_state *s, dt_error *err) {
     const dt_config *cfg = s->cfg;
-    if (dt_dataset_scan(cfg->data.root, &s->ds, err)) {
-        err->exit_code = DT_EXIT_USAGE;
-        return dt_error_prefix(err, "data.root");
-    }
-    if (cfg->data.val_fraction >= 1.0) {
+    int whole = s->data_option || cfg->data.val_fraction >= 1.0;
+    s->data_path = s->data_option ? s->data_option : cfg->data.root;
+    if (dt_dataset_scan_key(s->data_option ? "--data" : "data.root", s->data_path, &s->ds, err))
+        return -1;
+    if (!whole && cfg->data.val_root) {
+        /* the validation set of a run with a separate folder */
+        if (dt_dataset_add_val_root(&s->ds, cfg->data.val_root, &s->split, err)) return -1;
+        s->data_path = cfg->data.val_root;
+        s->indices = s->split.val;
+        s->n = s->split.n_val;
+        s->split_name = "validation";
+    } else if (whole) {
         if (!(s->all = malloc(s->ds.n_files * sizeof *s->all)))
             return dt_fail(err, "out of memory");
         for (size_t i = 0; i < s->ds.n_files; i++) s->all[i] = (uint32_t)i;
         s->indices = s->all;
         s->n = s->ds.n_files;
+        s->split_name = "test";
     } else {
+        s->split_name = "validation";
         if (dt_split_make(s->ds.n_files, cfg->data.val_fraction, cfg->data.split_seed, &s->split,
                           err))
             return -1;
         s->indices = s->split.val;
         s->n = s->split.n_val;
     }
+    if (s->comm->rank == 0 && choose_out_dir(s, err)) return -1;
+    if (read_model_hash(s, err)) return -1;
     int k = s->ds.n_classes;
     if (!(s->names = calloc((size_t)k, sizeof *s->names))) return dt_fail(err, "out of memory");
     for (int i = 0; i < k; i++)
@@ -143,8 +217,13 @@ static int report_on_root(eval_state *s, double seconds, dt_error *err) {
                             .bad_files = bad,
                             .device = device,
                             .ranks = s->comm->size,
-                            .elapsed_s = seconds};
-    if (!rc && (rc = dt_make_directories(s->cfg->output.dir, err)) == 0)
+                            .elapsed_s = seconds,
+                            .out_dir = s->out_dir,
+                            .model_path = s->model_path,
+                            .model_config_hash = s->model_hash[0] ? s->model_hash : NULL,
+                            .data_path = s->data_path,
+                            .split = s->split_name};
+    if (!rc && (rc = dt_make_directories(s->out_dir, err)) == 0)
         rc = dt_results_write(&c, &p, &report, err);
     if (!rc) {
         double loss = 0;
@@ -153,14 +232,23 @@ static int report_on_root(eval_state *s, double seconds, dt_error *err) {
             loss += p.loss[i];
             correct += p.label[i] == p.predicted[i];
         }
-        printf("dtrain eval: %s on %zu images of %s (%s)\n\n%s\n", s->model_path, p.n,
-               s->cfg->data.root,
-               s->cfg->data.val_fraction >= 1.0 ? "the whole folder" : "the held-out split",
+        char head[9000], shown[4 * sizeof head];
+        snprintf(head, sizeof head,
+                 "dtrain eval: %s (config hash %s) on %zu images of %s (split: %s%s)",
+                 s->model_path, s->model_hash[0] ? s->model_hash : "not recorded", p.n,
+                 s->data_path, s->split_name,
+                 strcmp(s->split_name, "test") == 0 ? ", the whole folder"
+                 : s->cfg->data.val_root            ? ", data.val_root"
+                                                    : ", held out of data.root");
+        printf("%s\n\n%s\n", dt_escape_text(head, shown, sizeof shown),
                report.data ? report.data : "");
-        printf("accuracy %.4f, loss %.4f, %zu image%s skipped; wrote classification_report.txt, "
-               "confusion_matrix.csv, predictions.csv and report.html to %s/\n",
-               p.n ? (double)correct / (double)p.n : 0.0, p.n ? loss / (double)p.n : 0.0, n_bad,
-               n_bad == 1 ? "" : "s", s->cfg->output.dir);
+        snprintf(head, sizeof head,
+                 "%s accuracy %.4f, loss %.4f, %zu image%s skipped; wrote "
+                 "classification_report.txt, confusion_matrix.csv, predictions.csv and "
+                 "report.html to %s/",
+                 s->split_name, p.n ? (double)correct / (double)p.n : 0.0,
+                 p.n ? loss / (double)p.n : 0.0, n_bad, n_bad == 1 ? "" : "s", s->out_dir);
+        printf("%s\n", dt_escape_text(head, shown, sizeof shown));
     }
     free(report.data);
     free(logits);
@@ -196,19 +284,51 @@ static void teardown(eval_state *s) {
     dt_dataset_free(&s->ds);
 }
 
+static const char eval_usage[] =
+    "usage: dtrain eval CONFIG.yaml [--model FILE] [--data DIR] [--out DIR] [key.path=value ...]\n";
+
+static void print_eval_help(void) {
+    fputs(eval_usage, stdout);
+    fputs(
+        "\n"
+        "Evaluates a trained model and writes classification_report.txt, confusion_matrix.csv,\n"
+        "predictions.csv and report.html into a folder of its own, never over the training\n"
+        "run's files.\n"
+        "\n"
+        "  --model FILE  the model to evaluate (default: output.dir/best.safetensors)\n"
+        "  --data DIR    evaluate every image of the ImageFolder DIR (split \"test\"); its class\n"
+        "                folders must be the training data's\n"
+        "  --out DIR     where to write the results (default: output.dir/eval/<name of the\n"
+        "                evaluated folder>/); a folder holding a training run is refused\n"
+        "  -h, --help    this text\n"
+        "\n"
+        "Without --data: data.val_root when the config sets it (split \"validation\"), else\n"
+        "the held-out part of data.root (data.val_fraction, data.split_seed; split\n"
+        "\"validation\"), or all of data.root with data.val_fraction=1 (split \"test\").\n"
+        "Overrides change config keys as in training, e.g. runtime.device=cpu.\n",
+        stdout);
+}
+
 int dt_cli_eval(int argc, char **argv) {
-    const char *config_path = NULL, *model = NULL;
+    const char *config_path = NULL, *model = NULL, *data = NULL, *out = NULL;
     int n_overrides = 0;
     char **overrides = calloc((size_t)argc + 1, sizeof *overrides);
     if (!overrides) return DT_EXIT_RUNTIME;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
-        if (strcmp(a, "--model") == 0 && i + 1 < argc) {
-            model = argv[++i];
+        const char **value = strcmp(a, "--model") == 0  ? &model
+                             : strcmp(a, "--data") == 0 ? &data
+                             : strcmp(a, "--out") == 0  ? &out
+                                                        : NULL;
+        char shown[512];
+        if (value && i + 1 < argc) {
+            *value = argv[++i];
+        } else if (value) {
+            fprintf(stderr, "dtrain: error: eval: %s needs a value (see dtrain eval --help)\n", a);
+            free(overrides);
+            return DT_EXIT_USAGE;
         } else if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
-            puts("usage: dtrain eval CONFIG.yaml [--model FILE] [key.path=value ...]\n"
-                 "Evaluates FILE (default output.dir/best.safetensors) on the held-out split\n"
-                 "(data.val_fraction=1: the whole folder).");
+            print_eval_help();
             free(overrides);
             return DT_EXIT_OK;
         } else if (strchr(a, '=') && a[0] != '-') {
@@ -216,13 +336,15 @@ int dt_cli_eval(int argc, char **argv) {
         } else if (!config_path && a[0] != '-') {
             config_path = a;
         } else {
-            fprintf(stderr, "dtrain: eval: unexpected argument '%s' (see dtrain eval --help)\n", a);
+            fprintf(stderr, "dtrain: error: eval: %s '%s' (see dtrain eval --help)\n",
+                    a[0] == '-' ? "unknown option" : "unexpected argument",
+                    dt_escape_text(a, shown, sizeof shown));
             free(overrides);
             return DT_EXIT_USAGE;
         }
     }
     if (!config_path) {
-        fputs("usage: dtrain eval CONFIG.yaml [--model FILE] [key.path=value ...]\n", stderr);
+        fputs(eval_usage, stderr);
         free(overrides);
         return DT_EXIT_USAGE;
     }
@@ -249,6 +371,8 @@ int dt_cli_eval(int argc, char **argv) {
     s.cfg = &cfg;
     s.comm = &comm;
     s.model_path = model ? model : default_model;
+    s.data_option = data;
+    s.out_option = out;
     int rc = run(&s, &err);
     teardown(&s);
     int code = DT_EXIT_OK;

@@ -297,14 +297,13 @@ static int setup(dt_trainer *t, dt_error *err) {
         dt_progress_line(&t->progress, NULL, "%s", waits);
     }
     if (dt_rel_setup(t, err)) return -1;
-    if (dt_dataset_scan(cfg->data.root, &t->ds, err)) {
-        err->exit_code = DT_EXIT_USAGE;
-        return dt_error_prefix(err, "data.root");
-    }
+    if (dt_dataset_scan_key("data.root", cfg->data.root, &t->ds, err)) return -1;
     if (dt_train_check_dataset_shape(t, err)) return -1;
-    if (check_consistency(t, err) || make_display_names(t, err)) return -1;
-    if (dt_split_make(t->ds.n_files, cfg->data.val_fraction, cfg->data.split_seed, &t->split, err))
+    if (cfg->data.val_root ? dt_dataset_add_val_root(&t->ds, cfg->data.val_root, &t->split, err)
+                           : dt_split_make(t->ds.n_files, cfg->data.val_fraction,
+                                           cfg->data.split_seed, &t->split, err))
         return -1;
+    if (check_consistency(t, err) || make_display_names(t, err)) return -1;
     if (dt_train_global_batch(cfg, comm->size, &t->global_batch, err)) return -1;
     if (t->split.n_train < (size_t)cfg->train.batch_size * (size_t)comm->size)
         return dt_fail_usage(err,
