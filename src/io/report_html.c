@@ -181,6 +181,11 @@ static void tick_label(double value, double step, char *buf, size_t size) {
     int decimals = step >= 1 ? 0 : (int)ceil(-log10(step) - 1e-9);
     if (fabs(value) < step * 1e-6) value = 0; /* no "-0" */
     snprintf(buf, size, "%.*f", decimals, value);
+    if (decimals > 0) { /* 1.0 -> 1, 0.50 -> 0.5 */
+        size_t n = strlen(buf);
+        while (n > 0 && buf[n - 1] == '0') buf[--n] = '\0';
+        if (n > 0 && buf[n - 1] == '.') buf[--n] = '\0';
+    }
 }
 
 static void chart(dt_text *out, const char *title, const dt_report_series *train,
