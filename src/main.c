@@ -31,15 +31,20 @@ static void print_usage(FILE *out) {
           "output.dir\n"
           "       dtrain CONFIG.yaml --print-config [overrides]  print the resolved config\n"
           "       mpirun -np N dtrain CONFIG.yaml                 data-parallel on N ranks\n"
-          "       dtrain predict MODEL.safetensors PATH... [--top-k 5] [--json] ...\n"
-          "       dtrain eval CONFIG.yaml [--model FILE] [overrides]\n"
-          "       dtrain --version | --help\n"
+          "       dtrain predict MODEL.safetensors PATH... [options]\n"
+          "                                classify images (options: dtrain predict --help)\n"
+          "       dtrain eval CONFIG.yaml [--model FILE] [--data DIR] [--out DIR] [overrides]\n"
+          "                                evaluate a model (options: dtrain eval --help)\n"
+          "       dtrain -V | --version            version, backends and library versions\n"
+          "       dtrain -h | --help               this text (man dtrain: the manual)\n"
           "\n"
           "Overrides change any config key, e.g. train.epochs=1 runtime.device=cpu\n"
           "data.mean=[0.5,0.5,0.5]. Outputs go to output.dir: config.yaml, metrics.jsonl,\n"
           "metrics.csv, model.safetensors, best.safetensors, classes.txt, report.html,\n"
           "classification_report.txt, confusion_matrix.csv, predictions.csv, tensorboard/,\n"
-          "checkpoints/.\n"
+          "checkpoints/; dtrain eval writes into output.dir/eval/<data folder>/.\n"
+          "Environment: DTRAIN_VERBOSE=1 (start-up details: threads, OpenMP, GPUs),\n"
+          "DTRAIN_PROGRESS=live|plain, NO_COLOR, OMP_NUM_THREADS, CUDA_VISIBLE_DEVICES.\n"
           "Exit codes: 0 done, 1 runtime failure, 2 usage or config error, 75 stopped by\n"
           "SIGTERM/SIGINT/SIGUSR1 after writing a checkpoint (continue with --resume),\n"
           "130 a second SIGINT.\n",
@@ -103,7 +108,7 @@ int dtrain_main(int argc, char **argv, int wait_policy_set_by_dtrain) {
             print_usage(stdout);
             free(overrides);
             return DT_EXIT_OK;
-        } else if (strcmp(a, "--version") == 0) {
+        } else if (strcmp(a, "--version") == 0 || strcmp(a, "-V") == 0) {
             print_version();
             free(overrides);
             return DT_EXIT_OK;
@@ -118,9 +123,9 @@ int dtrain_main(int argc, char **argv, int wait_policy_set_by_dtrain) {
             if (i + 1 < argc && !strchr(argv[i + 1], '=') && stat(argv[i + 1], &st) == 0 &&
                 S_ISDIR(st.st_mode))
                 options.resume_path = argv[++i];
-        } else if (a[0] == '-' && a[1] == '-') {
+        } else if (a[0] == '-' && a[1] != '\0') {
             char shown[512];
-            fprintf(stderr, "dtrain: unknown option '%s' (see dtrain --help)\n",
+            fprintf(stderr, "dtrain: error: unknown option '%s' (see dtrain --help)\n",
                     dt_escape_text(a, shown, sizeof shown));
             free(overrides);
             return DT_EXIT_USAGE;
@@ -130,14 +135,15 @@ int dtrain_main(int argc, char **argv, int wait_policy_set_by_dtrain) {
             overrides[n_overrides++] = argv[i];
         } else {
             char shown[512];
-            fprintf(stderr, "dtrain: unexpected argument '%s': overrides are key.path=value\n",
+            fprintf(stderr,
+                    "dtrain: error: unexpected argument '%s': overrides are key.path=value\n",
                     dt_escape_text(a, shown, sizeof shown));
             free(overrides);
             return DT_EXIT_USAGE;
         }
     }
     if (options.resume && options.overwrite) {
-        fprintf(stderr, "dtrain: --resume and --overwrite exclude each other\n");
+        fprintf(stderr, "dtrain: error: --resume and --overwrite exclude each other\n");
         free(overrides);
         return DT_EXIT_USAGE;
     }

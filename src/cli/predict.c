@@ -28,6 +28,29 @@ static const char usage[] =
     "                      [--batch-size N] [--image-size S] [--resize squash|center]\n"
     "                      [--mean a,b,c] [--std a,b,c] [--device auto|cpu|cuda]\n";
 
+static const char help_text[] =
+    "\n"
+    "Classifies images with a trained model: one line per image, PATH<TAB>class p<TAB>...\n"
+    "PATH may be a file or a folder (walked recursively: .jpg .jpeg .png, hidden names skipped).\n"
+    "A file that cannot be decoded prints PATH<TAB>error: <why>; the others go on (exit 1).\n"
+    "\n"
+    "  --top-k K            the K most probable classes per image (default 5, at most the\n"
+    "                       model's classes)\n"
+    "  --json               one JSON object per line: {\"path\":...,\"top\":[{\"class\":...,\n"
+    "                       \"index\":...,\"p\":...}]} (an \"error\" field for a bad file)\n"
+    "  --classes FILE       class names, one per line in label order (default: the names\n"
+    "                       stored in the model; classes.txt of a run has the folder names)\n"
+    "  --batch-size N       images per forward pass (default 32; 1 to 4096)\n"
+    "  --image-size S       network input side (default: the model's image_size metadata)\n"
+    "  --resize MODE        squash or center (default: the model's resize metadata)\n"
+    "  --mean a,b,c         normalisation mean (default: the model's mean metadata)\n"
+    "  --std a,b,c          normalisation std (default: the model's std metadata)\n"
+    "  --device D           auto (a GPU when usable, else the CPU), cpu or cuda (default auto)\n"
+    "  -h, --help           this text\n"
+    "\n"
+    "Models written by dtrain carry the preprocessing they were trained with; a model without\n"
+    "it (e.g. converted from torchvision) needs --image-size, --resize, --mean and --std.\n";
+
 static int parse_int(const char *flag, const char *text, int min, int max, int *out,
                      dt_error *err) {
     char *end;
@@ -101,7 +124,7 @@ static int parse_args(int argc, char **argv, predict_options *o, dt_error *err) 
             if (strcmp(a, "--json") == 0)
                 o->json = 1;
             else if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0)
-                return fputs(usage, stdout), 1;
+                return fputs(usage, stdout), fputs(help_text, stdout), 1;
             else if (a[0] == '-' && a[1] == '-')
                 rc = dt_fail_usage(err, "predict: unknown option '%s'", a);
             else if (!o->model_path)
