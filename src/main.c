@@ -15,6 +15,7 @@
 #include "dtrain/backend.h"
 #include "dtrain/comm.h"
 #include "dtrain/config.h"
+#include "dtrain/log.h"
 #include "dtrain/platform.h"
 #include "dtrain/signals.h"
 #include "dtrain/text_escape.h"
@@ -84,6 +85,7 @@ static void print_error(const dt_comm *comm, int env_rank, const dt_error *err) 
     int size = comm ? comm->size : 1;
     char shown[4 * sizeof err->message]; /* names in messages may hold control characters */
     dt_escape_text(err->message, shown, sizeof shown);
+    dt_log_end_live_line(); /* never "ETA 12sdtrain: error: ..." */
     if (size > 1 || rank != 0)
         fprintf(stderr, "dtrain: rank %d: error: %s\n", rank, shown);
     else
@@ -178,6 +180,7 @@ int dtrain_main(int argc, char **argv, int wait_policy_set_by_dtrain) {
     int rc = dt_train_run_with(&cfg, &options, &comm, &err);
     if (rc && err.exit_code == DT_EXIT_STOPPED) {
         /* every rank stopped at the same step: a clean end, not an abort */
+        dt_log_end_live_line();
         if (comm.rank == 0)
             fprintf(stderr, "dtrain: %s\n", err.message);
         else

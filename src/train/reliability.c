@@ -31,6 +31,7 @@ int dt_rel_setup(dt_trainer *t, dt_error *err) {
     r->nan_step =
         nan_rank && atoi(nan_rank) == t->comm->rank ? env_long("DTRAIN_TEST_NAN_STEP", -1) : -1;
     r->step_delay_us = env_long("DTRAIN_TEST_STEP_DELAY_MS", 0) * 1000;
+    r->test_stop_epoch = env_long("DTRAIN_TEST_STOP_AT_EPOCH_END", -1);
     return dt_watchdog_start(t->comm, t->cfg->runtime.timeout_s, &r->watchdog, err);
 }
 
@@ -112,6 +113,7 @@ static int resume_on_root(dt_trainer *t, dt_ckpt_state *state, float *momentum, 
                          t->comm->size, state->ranks, state->global_batch);
     dt_progress_line(&t->progress, NULL, "resuming from %s: epoch %d, step %ld", dir, state->epoch,
                      state->step);
+    dt_signals_checkpoint_complete();
     return 0;
 }
 
@@ -347,15 +349,40 @@ int dt_rel_check_gradients(dt_trainer *t, int epoch, long step_in_epoch, long gl
                    global_step + 1, epoch, what, where);
 }
 
-int dt_rel_step_end(dt_trainer *t, int epoch, long step_in_epoch, long global_step, dt_error *err) {
-    report_checkpoints(t);
-    double stop = dt_signals_stop_requested() ? 1 : 0;
+/* Every rank: whether a stop signal arrived on any rank (*stop). */
+static int agree_on_stop(dt_trainer *t, long global_step, int *stop, dt_error *err) {
+    double flag = dt_signals_stop_requested() ? 1 : 0;
     if (t->comm->size > 1) {
         dt_rel_phase(t, "stop-flag all-reduce", global_step, 0);
-        if (t->comm->ops->allreduce_double(t->comm->ctx, &stop, 1, DT_REDUCE_SUM, err))
+        if (t->comm->ops->allreduce_double(t->comm->ctx, &flag, 1, DT_REDUCE_SUM, err))
             return dt_error_prefix(err, "all-reduce of the stop flag");
     }
-    if (stop > 0) {
+    *stop = flag > 0;
+    return 0;
+}
+
+int dt_rel_epoch_end_stop(dt_trainer *t, int epoch, long global_step, dt_error *err) {
+    if (epoch == t->rel.test_stop_epoch) dt_signals_request_stop(SIGINT);
+    int stop = 0;
+    if (epoch >= t->cfg->train.epochs) return 0; /* the run ends here anyway */
+    if (agree_on_stop(t, global_step, &stop, err)) return -1;
+    if (!stop) return 0;
+    /* the epoch's checkpoint was just written: it is the stop's, not one more after a step */
+    if (dt_rel_sync_writer(t, err)) return -1;
+    if (t->is_root && dt_train_write_model(t, "model.safetensors", err)) return -1;
+    dt_fail(err,
+            "stopped by a signal after step %ld (epoch %d); checkpoint %s/checkpoints/"
+            "step-%08ld and model.safetensors written; continue with --resume",
+            global_step, epoch, t->cfg->output.dir, global_step);
+    err->exit_code = DT_EXIT_STOPPED;
+    return -1;
+}
+
+int dt_rel_step_end(dt_trainer *t, int epoch, long step_in_epoch, long global_step, dt_error *err) {
+    report_checkpoints(t);
+    int stop = 0;
+    if (agree_on_stop(t, global_step, &stop, err)) return -1;
+    if (stop) {
         if (dt_rel_checkpoint(t, epoch, global_step, step_in_epoch, 0, 1, err)) return -1;
         /* the weights so far as model.safetensors too: a job that a time limit ends before it
          * is resumed still leaves a usable model where users look for it */

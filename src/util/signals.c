@@ -12,6 +12,9 @@
 
 static volatile sig_atomic_t stop_signal;
 static volatile sig_atomic_t interrupts;
+static volatile sig_atomic_t quiet_rank;          /* a rank other than 0: rank 0 tells the user */
+static volatile sig_atomic_t checkpoint_complete; /* checkpoints/latest names a complete one */
+static volatile sig_atomic_t stderr_terminal;     /* isatty(2), asked before any signal */
 static char temp_paths[TEMP_SLOTS][TEMP_PATH_MAX];
 static volatile sig_atomic_t temp_used[TEMP_SLOTS];
 static pthread_mutex_t temp_lock = PTHREAD_MUTEX_INITIALIZER; /* writer thread and main thread */
@@ -26,16 +29,28 @@ static void on_stop_signal(int sig) {
         /* files first, folders (registered earlier, so at lower slots) last */
         for (int i = TEMP_SLOTS - 1; i >= 0; i--)
             if (temp_used[i] && unlink(temp_paths[i]) != 0) rmdir(temp_paths[i]);
-        write_text("\ndtrain: second interrupt: stopped at once, no checkpoint written\n");
+        if (!quiet_rank)
+            write_text(checkpoint_complete
+                           ? "\ndtrain: second interrupt: stopped at once; the checkpoint in "
+                             "progress, if any, was not written (--resume continues from the "
+                             "last complete one, checkpoints/latest)\n"
+                           : "\ndtrain: second interrupt: stopped at once, no checkpoint "
+                             "written\n");
         _exit(DT_EXIT_INTERRUPTED);
     }
     if (!stop_signal) {
         stop_signal = sig;
         const char *name = sig == SIGTERM ? "SIGTERM" : sig == SIGINT ? "SIGINT" : "SIGUSR1";
-        write_text("\ndtrain: ");
-        write_text(name);
-        write_text(" received: stopping after the current step with a checkpoint (a second "
-                   "Ctrl-C stops at once)\n");
+        /* "\r\033[K" on a terminal: the live progress line (stdout) is cleared, not continued */
+        if (!quiet_rank) {
+            write_text(stderr_terminal ? "\r\033[K" : "\n");
+            write_text("dtrain: ");
+            write_text(name);
+            write_text(sig == SIGINT ? " received: stopping after the current step with a "
+                                       "checkpoint (a second Ctrl-C stops at once)\n"
+                                     : " received: stopping after the current step with a "
+                                       "checkpoint\n");
+        }
     }
 }
 
@@ -43,6 +58,7 @@ void dt_signals_install(void) {
     static int installed;
     if (installed) return;
     installed = 1;
+    stderr_terminal = isatty(STDERR_FILENO);
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_stop_signal;
@@ -52,6 +68,14 @@ void dt_signals_install(void) {
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGUSR1, &sa, NULL);
     signal(SIGXFSZ, SIG_IGN);
+}
+
+void dt_signals_set_rank(int rank) {
+    quiet_rank = rank != 0;
+}
+
+void dt_signals_checkpoint_complete(void) {
+    checkpoint_complete = 1;
 }
 
 int dt_signals_stop_requested(void) {
