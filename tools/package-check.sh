@@ -3,7 +3,7 @@
 # for machines without the CUDA toolkit; cuDNN and NCCL are no Debian packages), makes the .deb
 # with CPack (dependencies from dpkg-shlibdeps), installs it with apt, checks that dtrain on PATH
 # is the package's /usr/bin/dtrain, and trains (1 epoch) and evaluates the demo with it from the
-# package's own config (4,000 training images). Run by tools/fresh-check.sh in the fresh Debian 12
+# package's own config (2,000 training images, 1 epoch; then the 10,000 test images). Run by tools/fresh-check.sh in the fresh Debian 12
 # root after the two quick-start commands; as root. Prints the time of each part.
 # It installs a package system-wide, so it runs only inside that root (or with --here).
 set -euo pipefail
@@ -18,6 +18,8 @@ took() { echo "package-check: $1: $(($(now) - $2)) s"; }
 t=$(now)
 bash tools/install-deps.sh # the build dependencies (after tools/demo.sh: nothing to do)
 bash tools/install-deps.sh file dpkg-dev # dpkg-shlibdeps, and `file` for CPack
+took "dependencies" "$t"
+t=$(now)
 cmake -S . -B build-deb -DCMAKE_BUILD_TYPE=Release -DDTRAIN_CUDA=OFF -DDTRAIN_TESTS=OFF >/dev/null
 cmake --build build-deb -j"$(nproc)" --target dtrain fashion_mnist_to_imagefolder >/dev/null
 (cd build-deb && cpack -G DEB >/dev/null)
@@ -33,7 +35,7 @@ took "apt install" "$t"
 
 t=$(now)
 build-deb/fashion_mnist_to_imagefolder --out data/fm-deb --test-out data/fm-deb-test \
-    --limit 4000 >/dev/null
+    --limit 2000 >/dev/null
 dtrain /usr/share/dtrain/configs/fashion-mnist.yaml data.root=data/fm-deb train.epochs=1 \
     output.dir=runs/fm-deb --overwrite
 dtrain eval /usr/share/dtrain/configs/fashion-mnist.yaml data.root=data/fm-deb \
