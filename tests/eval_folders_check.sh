@@ -94,4 +94,9 @@ out=$("$dtrain" "$work/run.yaml" "data.val_root=$work/none" "output.dir=$work/ou
 expect "a missing data.val_root exit code" "$?" 2
 expect "a missing folder is named once, with its key" "$out" \
     "dtrain: error: data.val_root: $work/none: No such file or directory"
+out=$("$dtrain" eval "$work/run.yaml" --data "$work/odd" 2>&1)
+expect "eval --data on other class folders exit code" "$?" 2
+expect_match "eval names the folders that differ from the model's classes" "$out" \
+    "*$work/odd: its class folders (class00, class02, zebra) are not the classes of $work/out/best.safetensors (class00,class01,class02)*"
+check "nothing written for it" test ! -e "$work/out/eval/odd"
 check_summary eval_folders

@@ -84,17 +84,45 @@ static int choose_out_dir(eval_state *s, dt_error *err) {
     return 0;
 }
 
-/* The model's config_hash metadata (the config it was trained with), when recorded. */
-static int read_model_hash(eval_state *s, dt_error *err) {
+/* The evaluated folder's classes, as display names, against the model's "classes" metadata
+ * (written by training, one name per line): the same names in the same order, or an error. */
+static int check_model_classes(const eval_state *s, const char *stored, dt_error *err) {
+    char got[2048] = "";
+    int k = s->ds.n_classes, same = 1;
+    const char *p = stored;
+    for (int i = 0; i < k; i++) {
+        const char *name = dt_config_display_name(s->cfg, s->ds.class_names[i]);
+        size_t len = strlen(name), used = strlen(got);
+        snprintf(got + used, sizeof got - used, "%s%s", i ? ", " : "", name);
+        same = same && p && strncmp(p, name, len) == 0 && (p[len] == '\n' || p[len] == '\0');
+        p = p && p[len] == '\n' ? p + len + 1 : NULL;
+        if (p && !*p) p = NULL;
+    }
+    if (same && !p) return 0;
+    char want[2048];
+    snprintf(want, sizeof want, "%s", stored);
+    for (char *c = want; *c; c++)
+        if (*c == '\n') *c = ',';
+    return dt_fail_usage(err,
+                         "%s: its class folders (%s) are not the classes of %s (%s): evaluate on "
+                         "folders named as the training data's",
+                         s->data_path, got, s->model_path, want);
+}
+
+/* The model's config_hash metadata (the config it was trained with), when recorded, and its
+ * classes against the evaluated folder's. */
+static int read_model_metadata(eval_state *s, dt_error *err) {
     dt_safetensors st;
     if (dt_safetensors_read(s->model_path, &st, err)) {
         err->exit_code = DT_EXIT_USAGE;
         return -1;
     }
     const char *hash = dt_safetensors_metadata_value(&st, "config_hash");
+    const char *classes = dt_safetensors_metadata_value(&st, "classes");
     snprintf(s->model_hash, sizeof s->model_hash, "%s", hash ? hash : "");
+    int rc = classes ? check_model_classes(s, classes, err) : 0;
     dt_safetensors_free(&st);
-    return 0;
+    return rc;
 }
 
 static int prepare(eval_state *s, dt_error *err) {
@@ -126,7 +154,7 @@ static int prepare(eval_state *s, dt_error *err) {
         s->n = s->split.n_val;
     }
     if (s->comm->rank == 0 && choose_out_dir(s, err)) return -1;
-    if (read_model_hash(s, err)) return -1;
+    if (read_model_metadata(s, err)) return -1;
     int k = s->ds.n_classes;
     if (!(s->names = calloc((size_t)k, sizeof *s->names))) return dt_fail(err, "out of memory");
     for (int i = 0; i < k; i++)
