@@ -218,7 +218,7 @@ def main():
     code, screen = run([dtrain, "predict", "--help"], quiet)
     text = "\n".join(screen)
     for option, default in (("--top-k", "default 5"), ("--batch-size", "default 32"),
-                            ("--device", "default auto"), ("--image-size", "image_size metadata"),
+                            ("--device", "default auto"), ("--image-size", "image_size"),
                             ("--classes", "names")):
         check(re.search(re.escape(option) + r".*" + re.escape(default), text, re.S) is not None,
               "predict --help explains %s (%s)" % (option, default), screen)

@@ -313,28 +313,29 @@ static void teardown(eval_state *s) {
 }
 
 static const char eval_usage[] =
-    "usage: dtrain eval CONFIG.yaml [--model FILE] [--data DIR] [--out DIR] [key.path=value ...]\n";
+    "usage: dtrain eval CONFIG.yaml [--model FILE] [--data DIR] [--out DIR]\n"
+    "                   [key.path=value ...]\n";
 
 static void print_eval_help(void) {
     fputs(eval_usage, stdout);
-    fputs(
-        "\n"
-        "Evaluates a trained model and writes classification_report.txt, confusion_matrix.csv,\n"
-        "predictions.csv and report.html into a folder of its own, never over the training\n"
-        "run's files.\n"
-        "\n"
-        "  --model FILE  the model to evaluate (default: output.dir/best.safetensors)\n"
-        "  --data DIR    evaluate every image of the ImageFolder DIR (split \"test\"); its class\n"
-        "                folders must be the training data's\n"
-        "  --out DIR     where to write the results (default: output.dir/eval/<name of the\n"
-        "                evaluated folder>/); a folder holding a training run is refused\n"
-        "  -h, --help    this text\n"
-        "\n"
-        "Without --data: data.val_root when the config sets it (split \"validation\"), else\n"
-        "the held-out part of data.root (data.val_fraction, data.split_seed; split\n"
-        "\"validation\"), or all of data.root with data.val_fraction=1 (split \"test\").\n"
-        "Overrides change config keys as in training, e.g. runtime.device=cpu.\n",
-        stdout);
+    fputs("\n"
+          "Evaluates a trained model and writes classification_report.txt,\n"
+          "confusion_matrix.csv, predictions.csv and report.html into a folder of\n"
+          "its own, never over the training run's files.\n"
+          "\n"
+          "  --model FILE  the model (default: output.dir/best.safetensors)\n"
+          "  --data DIR    every image of the ImageFolder DIR (split \"test\");\n"
+          "                its class folders must be the model's classes\n"
+          "  --out DIR     the results folder (default: output.dir/eval/<name of\n"
+          "                the evaluated folder>/); one holding a run is refused\n"
+          "  -h, --help    this text\n"
+          "\n"
+          "Without --data: data.val_root when the config sets it (split\n"
+          "\"validation\"), else the held-out part of data.root (data.val_fraction,\n"
+          "data.split_seed; split \"validation\"), or all of data.root with\n"
+          "data.val_fraction=1 (split \"test\"). Overrides change config keys as in\n"
+          "training, e.g. runtime.device=cpu.\n",
+          stdout);
 }
 
 int dt_cli_eval(int argc, char **argv) {

@@ -23,33 +23,38 @@ typedef struct predict_options {
     dt_device_kind device;
 } predict_options;
 
-static const char usage[] =
-    "usage: dtrain predict MODEL.safetensors PATH... [--top-k 5] [--json] [--classes FILE]\n"
-    "                      [--batch-size N] [--image-size S] [--resize squash|center]\n"
-    "                      [--mean a,b,c] [--std a,b,c] [--device auto|cpu|cuda]\n";
+static const char usage[] = "usage: dtrain predict MODEL.safetensors PATH... [--top-k 5] [--json]\n"
+                            "           [--classes FILE] [--batch-size N] [--image-size S]\n"
+                            "           [--resize squash|center] [--mean a,b,c] [--std a,b,c]\n"
+                            "           [--device auto|cpu|cuda]\n";
 
 static const char help_text[] =
     "\n"
-    "Classifies images with a trained model: one line per image, PATH<TAB>class p<TAB>...\n"
-    "PATH may be a file or a folder (walked recursively: .jpg .jpeg .png, hidden names skipped).\n"
-    "A file that cannot be decoded prints PATH<TAB>error: <why>; the others go on (exit 1).\n"
+    "Classifies images with a trained model, one line per image:\n"
+    "PATH<TAB>class p<TAB>... PATH is a file or a folder (walked recursively:\n"
+    ".jpg .jpeg .png, hidden names skipped). A file that cannot be decoded\n"
+    "prints PATH<TAB>error: <why>; the others go on (exit code 1).\n"
     "\n"
-    "  --top-k K            the K most probable classes per image (default 5, at most the\n"
-    "                       model's classes)\n"
-    "  --json               one JSON object per line: {\"path\":...,\"top\":[{\"class\":...,\n"
-    "                       \"index\":...,\"p\":...}]} (an \"error\" field for a bad file)\n"
-    "  --classes FILE       class names, one per line in label order (default: the names\n"
-    "                       stored in the model; classes.txt of a run has the folder names)\n"
-    "  --batch-size N       images per forward pass (default 32; 1 to 4096)\n"
-    "  --image-size S       network input side (default: the model's image_size metadata)\n"
-    "  --resize MODE        squash or center (default: the model's resize metadata)\n"
-    "  --mean a,b,c         normalisation mean (default: the model's mean metadata)\n"
-    "  --std a,b,c          normalisation std (default: the model's std metadata)\n"
-    "  --device D           auto (a GPU when usable, else the CPU), cpu or cuda (default auto)\n"
-    "  -h, --help           this text\n"
+    "  --top-k K         the K most probable classes (default 5)\n"
+    "  --json            one JSON object per line: {\"path\":...,\"top\":\n"
+    "                    [{\"class\":...,\"index\":...,\"p\":...}]} (\"error\" for\n"
+    "                    a bad file)\n"
+    "  --classes FILE    class names, one per line in label order (default:\n"
+    "                    the names stored in the model)\n"
+    "  --batch-size N    images per forward pass (default 32; 1 to 4096)\n"
+    "  --image-size S    network input side (default: the model's image_size\n"
+    "                    metadata)\n"
+    "  --resize MODE     squash or center (default: the model's resize\n"
+    "                    metadata)\n"
+    "  --mean a,b,c      normalisation mean (default: the model's mean)\n"
+    "  --std a,b,c       normalisation std (default: the model's std)\n"
+    "  --device D        auto (a GPU when usable, else the CPU), cpu or cuda\n"
+    "                    (default auto)\n"
+    "  -h, --help        this text\n"
     "\n"
-    "Models written by dtrain carry the preprocessing they were trained with; a model without\n"
-    "it (e.g. converted from torchvision) needs --image-size, --resize, --mean and --std.\n";
+    "Models written by dtrain carry the preprocessing they were trained with;\n"
+    "a model without it (e.g. from torchvision) needs --classes, --image-size,\n"
+    "--mean and --std.\n";
 
 static int parse_int(const char *flag, const char *text, int min, int max, int *out,
                      dt_error *err) {
