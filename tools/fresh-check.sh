@@ -8,6 +8,7 @@
 #   bash tools/fresh-check.sh [--rebuild-root] [--keep] [--package-only]
 #
 # --package-only runs the package check alone in the fresh root (no demo, no test suite).
+#
 # The base system (debootstrap --variant=minbase bookworm, plus git and ca-certificates) is made
 # once from the Debian mirror this machine's apt uses and cached as a tarball outside the clone
 # ($DTRAIN_FRESH_CACHE, default /var/cache/dtrain-fresh); every run unpacks a new copy of it, so
@@ -33,7 +34,7 @@ suite=bookworm
 tarball="$cache/$suite-minbase.tar"
 cuda_dirs=()
 
-usage() { sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//'; }
 
 now() { date +%s; }
 took() { # label, start second
