@@ -34,7 +34,7 @@ suite=bookworm
 tarball="$cache/$suite-minbase.tar"
 cuda_dirs=()
 
-usage() { sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; }
 
 now() { date +%s; }
 took() { # label, start second
