@@ -361,8 +361,12 @@ static int agree_on_stop(dt_trainer *t, long global_step, int *stop, dt_error *e
     return 0;
 }
 
-int dt_rel_epoch_end_stop(dt_trainer *t, int epoch, long global_step, dt_error *err) {
+void dt_rel_epoch_end_begins(dt_trainer *t, int epoch) {
+    /* the test switch: a Ctrl-C while the epoch's evaluation runs */
     if (epoch == t->rel.test_stop_epoch) dt_signals_request_stop(SIGINT);
+}
+
+int dt_rel_epoch_end_stop(dt_trainer *t, int epoch, long global_step, dt_error *err) {
     int stop = 0;
     if (epoch >= t->cfg->train.epochs) return 0; /* the run ends here anyway */
     if (agree_on_stop(t, global_step, &stop, err)) return -1;

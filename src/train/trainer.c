@@ -685,6 +685,7 @@ static int run(dt_trainer *t, dt_error *err) {
         if (first < t->steps_per_epoch && train_epoch(t, epoch, first, err)) return -1;
         /* after one whole pass, every training file has been tried once */
         if (first == 0 && !classes_checked++ && dt_train_check_decodable_classes(t, err)) return -1;
+        dt_rel_epoch_end_begins(t, epoch);
         if (dt_rel_sync_writer(t, err) || dt_train_evaluate(t, epoch, end_step, err) ||
             dt_rel_checkpoint(t, epoch, end_step, t->steps_per_epoch, 1, 0, err) ||
             dt_rel_epoch_end_stop(t, epoch, end_step, err))

@@ -172,6 +172,8 @@ int dt_rel_check_gradients(dt_trainer *t, int epoch, long step_in_epoch, long gl
 /* At a step boundary: all ranks agree whether a stop signal arrived anywhere; then a checkpoint
  * and the exit-75 error. Also the periodic checkpoint and its log line. */
 int dt_rel_step_end(dt_trainer *t, int epoch, long step_in_epoch, long global_step, dt_error *err);
+/* Before an epoch's evaluation (the test switch DTRAIN_TEST_STOP_AT_EPOCH_END=EPOCH). */
+void dt_rel_epoch_end_begins(dt_trainer *t, int epoch);
 /* After an epoch's evaluation and checkpoint (not the last epoch's): all ranks agree whether a
  * stop signal arrived; then that checkpoint is the stop's (no second one a step later), and
  * the exit-75 error. */
