@@ -15,6 +15,7 @@
 #include "dtrain/backend.h"
 #include "dtrain/comm.h"
 #include "dtrain/config.h"
+#include "dtrain/log.h"
 #include "dtrain/platform.h"
 #include "dtrain/signals.h"
 #include "dtrain/text_escape.h"
@@ -27,20 +28,26 @@
 static void print_usage(FILE *out) {
     fputs("usage: dtrain CONFIG.yaml [key.path=value ...]      train\n"
           "       dtrain CONFIG.yaml --resume [PATH] [overrides] continue from a checkpoint\n"
-          "       dtrain CONFIG.yaml --overwrite [overrides]     replace an earlier run in "
-          "output.dir\n"
+          "       dtrain CONFIG.yaml --overwrite [overrides]     replace the run in output.dir\n"
           "       dtrain CONFIG.yaml --print-config [overrides]  print the resolved config\n"
-          "       mpirun -np N dtrain CONFIG.yaml                 data-parallel on N ranks\n"
-          "       dtrain predict MODEL.safetensors PATH... [--top-k 5] [--json] ...\n"
-          "       dtrain eval CONFIG.yaml [--model FILE] [overrides]\n"
+          "       mpirun -np N dtrain CONFIG.yaml                data-parallel on N ranks\n"
+          "       dtrain predict MODEL.safetensors PATH... [options]\n"
+          "                        classify images (options: dtrain predict --help)\n"
+          "       dtrain eval CONFIG.yaml [--model FILE] [--data DIR] [--out DIR]\n"
+          "                   [overrides]\n"
+          "                        evaluate a model (options: dtrain eval --help)\n"
           "       dtrain pack SRC OUT [--shard-size MB] [--resize N] [--quality Q]\n"
-          "       dtrain --version | --help\n"
+          "                        pack an ImageFolder into tar shards\n"
+          "       dtrain -V | --version  version, backends and library versions\n"
+          "       dtrain -h | --help     this text (man dtrain: the manual)\n"
           "\n"
           "Overrides change any config key, e.g. train.epochs=1 runtime.device=cpu\n"
           "data.mean=[0.5,0.5,0.5]. Outputs go to output.dir: config.yaml, metrics.jsonl,\n"
           "metrics.csv, model.safetensors, best.safetensors, classes.txt, report.html,\n"
           "classification_report.txt, confusion_matrix.csv, predictions.csv, tensorboard/,\n"
-          "checkpoints/.\n"
+          "checkpoints/; dtrain eval writes into output.dir/eval/<data folder>/.\n"
+          "Environment: DTRAIN_VERBOSE=1 (start-up details: threads, OpenMP, GPUs),\n"
+          "DTRAIN_PROGRESS=live|plain, NO_COLOR, OMP_NUM_THREADS, CUDA_VISIBLE_DEVICES.\n"
           "Exit codes: 0 done, 1 runtime failure, 2 usage or config error, 75 stopped by\n"
           "SIGTERM/SIGINT/SIGHUP/SIGUSR1 after writing a checkpoint (continue with\n"
           "--resume), 130 a second SIGINT.\n",
@@ -86,6 +93,7 @@ static void print_error(const dt_comm *comm, int env_rank, const dt_error *err) 
     int size = comm ? comm->size : 1;
     char shown[4 * sizeof err->message]; /* names in messages may hold control characters */
     dt_escape_text(err->message, shown, sizeof shown);
+    dt_log_end_live_line(); /* never "ETA 12sdtrain: error: ..." */
     if (size > 1 || rank != 0)
         fprintf(stderr, "dtrain: rank %d: error: %s\n", rank, shown);
     else
@@ -111,7 +119,7 @@ int dtrain_main(int argc, char **argv, int wait_policy_set_by_dtrain) {
             print_usage(stdout);
             free(overrides);
             return DT_EXIT_OK;
-        } else if (strcmp(a, "--version") == 0) {
+        } else if (strcmp(a, "--version") == 0 || strcmp(a, "-V") == 0) {
             print_version();
             free(overrides);
             return DT_EXIT_OK;
@@ -138,9 +146,9 @@ int dtrain_main(int argc, char **argv, int wait_policy_set_by_dtrain) {
                     return DT_EXIT_USAGE;
                 }
             }
-        } else if (a[0] == '-' && a[1] == '-') {
+        } else if (a[0] == '-' && a[1] != '\0') {
             char shown[512];
-            fprintf(stderr, "dtrain: unknown option '%s' (see dtrain --help)\n",
+            fprintf(stderr, "dtrain: error: unknown option '%s' (see dtrain --help)\n",
                     dt_escape_text(a, shown, sizeof shown));
             free(overrides);
             return DT_EXIT_USAGE;
@@ -150,14 +158,15 @@ int dtrain_main(int argc, char **argv, int wait_policy_set_by_dtrain) {
             overrides[n_overrides++] = argv[i];
         } else {
             char shown[512];
-            fprintf(stderr, "dtrain: unexpected argument '%s': overrides are key.path=value\n",
+            fprintf(stderr,
+                    "dtrain: error: unexpected argument '%s': overrides are key.path=value\n",
                     dt_escape_text(a, shown, sizeof shown));
             free(overrides);
             return DT_EXIT_USAGE;
         }
     }
     if (options.resume && options.overwrite) {
-        fprintf(stderr, "dtrain: --resume and --overwrite exclude each other\n");
+        fprintf(stderr, "dtrain: error: --resume and --overwrite exclude each other\n");
         free(overrides);
         return DT_EXIT_USAGE;
     }
@@ -192,6 +201,7 @@ int dtrain_main(int argc, char **argv, int wait_policy_set_by_dtrain) {
     int rc = dt_train_run_with(&cfg, &options, &comm, &err);
     if (rc && err.exit_code == DT_EXIT_STOPPED) {
         /* every rank stopped at the same step: a clean end, not an abort */
+        dt_log_end_live_line();
         if (comm.rank == 0)
             fprintf(stderr, "dtrain: %s\n", err.message);
         else

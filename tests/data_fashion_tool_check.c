@@ -1,6 +1,7 @@
 /* Runs tools/fashion_mnist_to_imagefolder (path in $FASHION_TOOL) on small synthetic IDX gzip
- * files and checks the ImageFolder it writes (names, classes, pixels, rerun with a smaller
- * limit) and its errors (wrong magic, truncated file, missing --out). */
+ * files and checks the ImageFolders it writes (training and test images in separate roots,
+ * names, classes, pixels, rerun with a smaller limit, --limit 0 = all) and its errors (wrong
+ * magic, truncated file, missing --out, the removed --include-test, --test-out = --out). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -80,27 +81,41 @@ int main(void) {
         fprintf(stderr, "needs $FASHION_TOOL and a temp dir\n");
         return 1;
     }
-    char source[1200], out[1200], args[4096];
+    char source[1200], out[1200], test_out[1200], args[4096];
     snprintf(source, sizeof source, "%s/src", dir);
     snprintf(out, sizeof out, "%s/nested/out", dir); /* parents are created */
+    snprintf(test_out, sizeof test_out, "%s/nested/test", dir);
     dt_make_directories(source, &err);
     write_dataset(source, 30, 12);
 
     char *log;
-    snprintf(args, sizeof args, "--source '%s' --out '%s' --limit 25 --include-test", source, out);
+    snprintf(args, sizeof args, "--source '%s' --out '%s' --limit 25 --test-out '%s'", source, out,
+             test_out);
     CHECK_INT_EQ(run_tool(args, &log), 0);
-    CHECK_MSG(log && strstr(log, "wrote 37 images (25 train, 12 test) in 10 classes"), "%s",
-              shown(log));
+    CHECK_MSG(log && strstr(log, "wrote 25 training images in 10 classes to ") &&
+                  strstr(log, "wrote 12 test images in 10 classes to "),
+              "%s", shown(log));
     free(log);
     dt_dataset ds;
     if (dt_dataset_scan(out, &ds, &err) == 0) {
         CHECK_INT_EQ(ds.n_classes, 10);
         CHECK_STR_EQ(ds.class_names[0], "ankle_boot"); /* folders sort by name */
         CHECK_STR_EQ(ds.class_names[9], "trouser");
-        CHECK_INT_EQ(ds.n_files, 37);
+        CHECK_INT_EQ(ds.n_files, 25); /* training images only */
+        for (size_t i = 0; i < ds.n_files; i++)
+            CHECK_MSG(strstr(ds.files[i].path, "/train_"), "%s", ds.files[i].path);
         dt_dataset_free(&ds);
     } else {
         CHECK_MSG(0, "scan: %s", err.message);
+    }
+    if (dt_dataset_scan(test_out, &ds, &err) == 0) { /* the test images, in a root of their own */
+        CHECK_INT_EQ(ds.n_classes, 10);
+        CHECK_INT_EQ(ds.n_files, 12);
+        for (size_t i = 0; i < ds.n_files; i++)
+            CHECK_MSG(strstr(ds.files[i].path, "/test_"), "%s", ds.files[i].path);
+        dt_dataset_free(&ds);
+    } else {
+        CHECK_MSG(0, "scan of the test root: %s", err.message);
     }
     /* train image 7 has label 7 * 3 % 10 = 1 (trouser); test image 4 has label 13 % 10 = 3 */
     char path[2048];
@@ -120,7 +135,7 @@ int main(void) {
     } else {
         CHECK_MSG(0, "%s", err.message);
     }
-    snprintf(path, sizeof path, "%s/dress/test_00004.jpg", out);
+    snprintf(path, sizeof path, "%s/dress/test_00004.jpg", test_out);
     CHECK(dt_image_decode_file(path, &img, &err) == 0);
     dt_image_free(&img);
 
@@ -134,6 +149,19 @@ int main(void) {
     } else {
         CHECK_MSG(0, "scan after the rerun: %s", err.message);
     }
+    /* --limit 0: all of them */
+    snprintf(args, sizeof args, "--source '%s' --out '%s' --limit 0", source, out);
+    CHECK_INT_EQ(run_tool(args, &log), 0);
+    CHECK_MSG(log && strstr(log, "wrote 30 training images"), "%s", shown(log));
+    free(log);
+    /* the test images never go into the training folder */
+    snprintf(args, sizeof args, "--source '%s' --out '%s' --include-test", source, out);
+    CHECK_INT_EQ(run_tool(args, &log), 2);
+    CHECK_MSG(log && strstr(log, "--test-out DIR"), "%s", shown(log));
+    free(log);
+    snprintf(args, sizeof args, "--source '%s' --out '%s' --test-out '%s'", source, out, out);
+    CHECK_INT_EQ(run_tool(args, &log), 2);
+    free(log);
 
     /* Errors name the file. */
     char images[1400];

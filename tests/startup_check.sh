@@ -54,7 +54,8 @@ YAML
 
 # The thread counts are chosen and logged first thing: these runs stop right after, as a batch
 # of 64 does not fit the 6 training images (exit code 2), to keep the test fast.
-start() { env -u OMP_NUM_THREADS -u OMP_WAIT_POLICY "$@" "$work/run.yaml" train.batch_size=64 2>&1; }
+# DTRAIN_VERBOSE=1: the thread plan and the wait policy on lines of their own.
+start() { env -u OMP_NUM_THREADS -u OMP_WAIT_POLICY DTRAIN_VERBOSE=1 "$@" "$work/run.yaml" train.batch_size=64 2>&1; }
 line() { grep -m1 "^$1" <<<"$2"; }
 too_big="*the training part has 6 images, fewer than one batch per rank*"
 
@@ -63,6 +64,13 @@ expect "exit code with taskset -c 0" "$?" 2
 expect_match "the run got past the start-up log" "$out" "$too_big"
 expect_match "taskset -c 0 picks 1 thread of each kind" "$(line threads: "$out")" \
     "threads: 1 compute (this rank's share of the cores), 1 decode (this rank's share of the cores); share of 1 usable core: affinity mask 1 of * online, *, 1 rank on this node"
+
+# Without DTRAIN_VERBOSE those details are not printed: the start-up summary counts the threads.
+out=$(env -u OMP_NUM_THREADS -u DTRAIN_VERBOSE taskset -c 0 "$dtrain" "$work/run.yaml" train.epochs=1 \
+    "output.dir=$work/summary" 2>&1 |
+    head -n 1)
+expect_match "one summary line first, singular counts" "$out" \
+    "dtrain: 8 images in 2 classes (6 train, 2 val), 1 rank on cpu*, 1 compute thread + 1 decode worker per rank, 3 steps/epoch of 2 images"
 
 out=$(start OMP_NUM_THREADS=3 "$dtrain")
 expect_match "OMP_NUM_THREADS=3 picks 3 compute threads" "$(line threads: "$out")" \
@@ -96,7 +104,7 @@ fi
 # monitoring look for), with argv[0] as typed. Run from the binary's folder as ./dtrain; the
 # 1000 epochs keep the ranks alive while they are looked at, then they are stopped.
 cd "$(dirname "$dtrain")" || exit 1
-env -u OMP_NUM_THREADS -u OMP_WAIT_POLICY "${mpirun[@]}" -np 2 ./dtrain "$work/run.yaml" \
+env -u OMP_NUM_THREADS -u OMP_WAIT_POLICY DTRAIN_VERBOSE=1 "${mpirun[@]}" -np 2 ./dtrain "$work/run.yaml" \
     >"$work/mpi.log" 2>&1 &
 mpirun_pid=$! # env runs mpirun in its own process
 ranks=()

@@ -1,10 +1,11 @@
-/* fashion_mnist_to_imagefolder: turns the Fashion-MNIST IDX files (gzip) into an ImageFolder
- * of 28x28 grayscale JPEGs (quality 95), one folder per class, for dtrain's end-to-end runs.
+/* fashion_mnist_to_imagefolder: turns the Fashion-MNIST IDX files (gzip) into ImageFolders of
+ * 28x28 grayscale JPEGs (quality 95), one folder per class, for dtrain's end-to-end runs: the
+ * training images in one root, the test images (when asked) in another, never mixed.
  *
- *   fashion_mnist_to_imagefolder --out DIR [--source DIR] [--limit N] [--include-test]
+ *   fashion_mnist_to_imagefolder --out DIR [--test-out DIR] [--source DIR] [--limit N]
  *
  * Files are named train_NNNNN.jpg / test_NNNNN.jpg after their index in the IDX file. Running
- * it again rewrites the folder to exactly what was asked (earlier train_/test_ files in the
+ * it again rewrites the folders to exactly what was asked (earlier train_/test_ files in the
  * class folders are removed first; nothing else is touched). */
 #include <dirent.h>
 #include <errno.h>
@@ -39,13 +40,14 @@ typedef struct idx_split {
 
 static void usage(FILE *out) {
     fprintf(out,
-            "usage: fashion_mnist_to_imagefolder --out DIR [--source DIR] [--limit N] "
-            "[--include-test]\n"
+            "usage: fashion_mnist_to_imagefolder --out DIR [--test-out DIR] [--source DIR] "
+            "[--limit N]\n"
             "  --out DIR        where to write DIR/<class>/train_NNNNN.jpg (created if missing)\n"
+            "  --test-out DIR   also write the 10000 test images as DIR/<class>/test_NNNNN.jpg,\n"
+            "                   a root of their own (for data.val_root or dtrain eval --data)\n"
             "  --source DIR     folder with the IDX .gz files "
             "(default /usr/share/datasets/fashion-mnist)\n"
-            "  --limit N        only the first N training images (default: all 60000)\n"
-            "  --include-test   also write the 10000 test images as test_NNNNN.jpg\n");
+            "  --limit N        only the first N training images (default and 0: all 60000)\n");
 }
 
 static int read_exact(gzFile file, const char *path, void *buffer, size_t size, dt_error *err) {
@@ -188,43 +190,54 @@ static int parse_count(const char *text, long *value) {
     char *end;
     errno = 0;
     long v = strtol(text, &end, 10);
-    if (errno || end == text || *end || v < 1) return -1;
+    if (errno || end == text || *end || v < 0) return -1;
     *value = v;
     return 0;
 }
 
-static int run(const char *source, const char *out, long limit, int include_test, dt_error *err) {
+/* The class folders of root, created, with this tool's earlier files removed. */
+static int prepare_root(const char *root, dt_error *err) {
+    int rc = dt_make_directories(root, err);
+    for (int c = 0; rc == 0 && c < FASHION_CLASSES; c++) {
+        char folder[4096];
+        snprintf(folder, sizeof folder, "%s/%s", root, class_folders[c]);
+        rc = dt_make_directories(folder, err);
+        if (rc == 0) rc = remove_previous_output(folder, err);
+    }
+    return rc;
+}
+
+static void print_counts(const char *what, size_t n, const char *root,
+                         const size_t per_class[FASHION_CLASSES]) {
+    printf("wrote %zu %s images in %d classes to %s\n", n, what, FASHION_CLASSES, root);
+    for (int c = 0; c < FASHION_CLASSES; c++)
+        printf("  %-11s %zu\n", class_folders[c], per_class[c]);
+    for (int c = 0; c < FASHION_CLASSES; c++)
+        if (per_class[c] == 0)
+            fprintf(stderr,
+                    "warning: class %s got no %s images; an ImageFolder needs at least one "
+                    "per class (raise --limit)\n",
+                    class_folders[c], what);
+}
+
+static int run(const char *source, const char *out, const char *test_out, long limit,
+               dt_error *err) {
     idx_split train, test = {0};
     if (load_split(source, "train", &train, err) != 0) return -1;
-    if (include_test && load_split(source, "t10k", &test, err) != 0) {
+    if (test_out && load_split(source, "t10k", &test, err) != 0) {
         free(train.pixels);
         free(train.labels);
         return -1;
     }
     size_t n_train = limit > 0 && (size_t)limit < train.count ? (size_t)limit : train.count;
-    int rc = dt_make_directories(out, err);
-    for (int c = 0; rc == 0 && c < FASHION_CLASSES; c++) {
-        char folder[4096];
-        snprintf(folder, sizeof folder, "%s/%s", out, class_folders[c]);
-        rc = dt_make_directories(folder, err);
-        if (rc == 0) rc = remove_previous_output(folder, err);
-    }
-    size_t per_class[FASHION_CLASSES] = {0};
+    size_t per_class[FASHION_CLASSES] = {0}, test_per_class[FASHION_CLASSES] = {0};
+    int rc = prepare_root(out, err);
+    if (rc == 0 && test_out) rc = prepare_root(test_out, err);
     if (rc == 0) rc = write_split(out, "train", &train, n_train, per_class, err);
-    if (rc == 0 && include_test) rc = write_split(out, "test", &test, test.count, per_class, err);
-    if (rc == 0) {
-        printf("wrote %zu images (%zu train, %zu test) in %d classes to %s\n",
-               n_train + (include_test ? test.count : 0), n_train,
-               include_test ? test.count : (size_t)0, FASHION_CLASSES, out);
-        for (int c = 0; c < FASHION_CLASSES; c++)
-            printf("  %-11s %zu\n", class_folders[c], per_class[c]);
-        for (int c = 0; c < FASHION_CLASSES; c++)
-            if (per_class[c] == 0)
-                fprintf(stderr,
-                        "warning: class %s got no images; an ImageFolder needs at least one "
-                        "per class (raise --limit)\n",
-                        class_folders[c]);
-    }
+    if (rc == 0 && test_out)
+        rc = write_split(test_out, "test", &test, test.count, test_per_class, err);
+    if (rc == 0) print_counts("training", n_train, out, per_class);
+    if (rc == 0 && test_out) print_counts("test", test.count, test_out, test_per_class);
     free(train.pixels);
     free(train.labels);
     free(test.pixels);
@@ -233,26 +246,29 @@ static int run(const char *source, const char *out, long limit, int include_test
 }
 
 int main(int argc, char **argv) {
-    const char *source = "/usr/share/datasets/fashion-mnist", *out = NULL;
+    const char *source = "/usr/share/datasets/fashion-mnist", *out = NULL, *test_out = NULL;
     long limit = 0;
-    int include_test = 0;
     for (int i = 1; i < argc; i++) {
         const char *arg = argv[i];
         if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
             usage(stdout);
             return 0;
         } else if (strcmp(arg, "--include-test") == 0) {
-            include_test = 1;
+            fprintf(stderr, "error: --include-test mixed the test images into the training "
+                            "folder; write them to a root of their own with --test-out DIR\n");
+            return DT_EXIT_USAGE;
         } else if ((strcmp(arg, "--out") == 0 || strcmp(arg, "--source") == 0 ||
-                    strcmp(arg, "--limit") == 0) &&
+                    strcmp(arg, "--test-out") == 0 || strcmp(arg, "--limit") == 0) &&
                    i + 1 < argc) {
             const char *value = argv[++i];
             if (strcmp(arg, "--out") == 0)
                 out = value;
+            else if (strcmp(arg, "--test-out") == 0)
+                test_out = value;
             else if (strcmp(arg, "--source") == 0)
                 source = value;
             else if (parse_count(value, &limit) != 0) {
-                fprintf(stderr, "error: --limit needs a positive whole number, got '%s'\n", value);
+                fprintf(stderr, "error: --limit needs a whole number (0: all), got '%s'\n", value);
                 return DT_EXIT_USAGE;
             }
         } else {
@@ -267,7 +283,12 @@ int main(int argc, char **argv) {
         return DT_EXIT_USAGE;
     }
     dt_error err = {{0}, 0};
-    if (run(source, out, limit, include_test, &err) != 0) {
+    if (test_out && strcmp(test_out, out) == 0) {
+        fprintf(stderr, "error: --test-out must be another folder than --out: the test images "
+                        "stay out of the training data\n");
+        return DT_EXIT_USAGE;
+    }
+    if (run(source, out, test_out, limit, &err) != 0) {
         fprintf(stderr, "error: %s\n", err.message);
         return DT_EXIT_RUNTIME;
     }

@@ -2,8 +2,12 @@
 # Runs the README's two quick-start commands (bash tools/demo.sh, then bash tools/test.sh), as
 # written and as root, in a fresh minimal Debian 12 root: what a new user with a clean machine
 # gets. It catches a dependency that only happens to be installed on the development machines.
+# Then the Debian package (tools/package-check.sh): built with CPack, installed with apt, and the
+# demo trained from the installed package.
 #
-#   bash tools/fresh-check.sh [--rebuild-root] [--keep]
+#   bash tools/fresh-check.sh [--rebuild-root] [--keep] [--package-only]
+#
+# --package-only runs the package check alone in the fresh root (no demo, no test suite).
 #
 # The base system (debootstrap --variant=minbase bookworm, plus git and ca-certificates) is made
 # once from the Debian mirror this machine's apt uses and cached as a tarball outside the clone
@@ -30,7 +34,7 @@ suite=bookworm
 tarball="$cache/$suite-minbase.tar"
 cuda_dirs=()
 
-usage() { sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; }
 
 now() { date +%s; }
 took() { # label, start second
@@ -107,15 +111,23 @@ inside_namespaces() {
       "${trust[@]}" DTRAIN_FRESH_CHECK_INSIDE=1 /bin/bash -c "cd /root/dtrain && $1"
   }
   local t status=0
-  t=$(now)
-  echo "fresh-check: == bash tools/demo.sh"
-  run_in_root "bash tools/demo.sh" || status=$?
-  took "demo" "$t"
+  if [ "$package_only" -eq 0 ]; then
+    t=$(now)
+    echo "fresh-check: == bash tools/demo.sh"
+    run_in_root "bash tools/demo.sh" || status=$?
+    took "demo" "$t"
+    if [ "$status" -eq 0 ]; then
+      t=$(now)
+      echo "fresh-check: == bash tools/test.sh"
+      run_in_root "bash tools/test.sh" || status=$?
+      took "tests" "$t"
+    fi
+  fi
   if [ "$status" -eq 0 ]; then
     t=$(now)
-    echo "fresh-check: == bash tools/test.sh"
-    run_in_root "bash tools/test.sh" || status=$?
-    took "tests" "$t"
+    echo "fresh-check: == bash tools/package-check.sh (cpack -G DEB, apt install, demo from it)"
+    run_in_root "bash tools/package-check.sh" || status=$?
+    took "package" "$t"
   fi
   return "$status"
 }
@@ -123,7 +135,8 @@ inside_namespaces() {
 if [ "${1:-}" = "--inside-namespaces" ]; then
   shift
   root=$1
-  shift
+  package_only=$2
+  shift 2
   cuda_dirs=("$@")
   inside_namespaces
   exit
@@ -132,10 +145,12 @@ fi
 # ---- on the host ---------------------------------------------------------------------------
 rebuild=0
 keep=0
+package_only=0
 for arg in "$@"; do
   case "$arg" in
     --rebuild-root) rebuild=1 ;;
     --keep) keep=1 ;;
+    --package-only) package_only=1 ;;
     -h | --help) usage; exit 0 ;;
     *) echo "fresh-check: unknown argument '$arg'" >&2; usage >&2; exit 2 ;;
   esac
@@ -234,7 +249,7 @@ fi
 # In the background, so that a signal reaches this shell's traps at once; --kill-child ends the
 # namespaces' first process, and with it every process inside, when unshare goes.
 DTRAIN_FRESH_CACHE=$cache unshare --mount --propagation private --pid --fork --kill-child \
-  bash "$0" --inside-namespaces "$root" "${cuda_dirs[@]}" &
+  bash "$0" --inside-namespaces "$root" "$package_only" "${cuda_dirs[@]}" &
 checks=$!
 status=0
 wait "$checks" || status=$?
@@ -243,4 +258,8 @@ if [ "$status" -ne 0 ]; then
   echo "fresh-check: FAILED (exit code $status)" >&2
   exit "$status"
 fi
-echo "fresh-check: passed (demo and tests in a fresh Debian 12 root)"
+if [ "$package_only" -eq 1 ]; then
+  echo "fresh-check: passed (the Debian package in a fresh Debian 12 root)"
+else
+  echo "fresh-check: passed (demo, tests and the Debian package in a fresh Debian 12 root)"
+fi

@@ -8,7 +8,7 @@ bash tools/install-deps.sh
 # For the tests only, so not in the demo's list: the cluster/ scripts on a throwaway Slurm
 # (tests/slurm; on a systemd machine the munge service starts, slurmd and slurmctld stay off
 # without /etc/slurm/slurm.conf), and dtrain under valgrind and gdb (tests/startup.cmake).
-bash tools/install-deps.sh slurm-wlm munge valgrind gdb
+bash tools/install-deps.sh slurm-wlm munge valgrind gdb lmod
 jobs=$(nproc)
 
 echo "== format check"

@@ -31,6 +31,7 @@ typedef struct dt_class_rename {
 typedef struct dt_config {
     struct {
         char *root;          /* required */
+        char *val_root;      /* NULL, or the whole validation set (then root is all training) */
         double val_fraction; /* 1: everything is held out (dtrain eval on a whole folder) */
         uint64_t split_seed;
         int image_size;

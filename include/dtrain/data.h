@@ -90,6 +90,14 @@ int dt_split_make(size_t n_files, double val_fraction, uint64_t seed, dt_split *
                   dt_error *err);
 void dt_split_free(dt_split *split);
 
+/* dt_dataset_scan of the folder set by a config key: errors name the key once, exit code 2. */
+int dt_dataset_scan_key(const char *key, const char *root, dt_dataset *ds, dt_error *err);
+
+/* data.val_root: scans val_root, whose class folders must be those of ds (an error names the
+ * missing and extra ones), appends its files to ds and makes split: every file of ds before the
+ * call is training data, every file of val_root validation data. */
+int dt_dataset_add_val_root(dt_dataset *ds, const char *val_root, dt_split *split, dt_error *err);
+
 /* The global order of training samples for one epoch: a seeded permutation of split->train
  * (seed mixed with epoch) when shuffle, else split->train in order, padded by wrapping around
  * to a multiple of global_batch. *out_n is the padded length. Caller frees *out. */

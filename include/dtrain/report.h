@@ -45,7 +45,13 @@ typedef struct dt_report_input {
     size_t n_grid;
     const dt_report_tile *mistakes; /* the most confident mistakes, most confident first */
     size_t n_mistakes;
+    /* dtrain eval's page (model_path not NULL): names the model, its config hash and the split
+     * ("validation" or "test"), and has no training curves */
+    const char *model_path, *model_config_hash, *split;
 } dt_report_input;
+
+/* A round tick step (1, 2 or 5 times a power of ten) cutting span into about parts pieces. */
+double dt_report_tick_step(double span, int parts);
 
 /* The page as text. */
 void dt_report_html(const dt_report_input *in, dt_text *out);

@@ -30,6 +30,10 @@ typedef struct dt_results_context {
     long step;
     double elapsed_s, img_per_s;
     dt_tensorboard *tensorboard; /* NULL: no image summary */
+    /* dtrain eval: the folder written (NULL: cfg->output.dir), the model evaluated, its
+     * config_hash metadata, the data folder and the split's name; a training run's page (curves
+     * from metrics.jsonl) when model_path is NULL */
+    const char *out_dir, *model_path, *model_config_hash, *data_path, *split;
 } dt_results_context;
 
 /* Writes the files for one evaluation's predictions; report (may be NULL) receives the

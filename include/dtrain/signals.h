@@ -14,6 +14,13 @@ enum {
 /* Installs the handlers (once per process). */
 void dt_signals_install(void);
 
+/* Only rank 0 prints what a signal does (once, not once per rank under mpirun). */
+void dt_signals_set_rank(int rank);
+
+/* A complete checkpoint exists (written, or resumed from): a second SIGINT says so instead of
+ * "no checkpoint written". */
+void dt_signals_checkpoint_complete(void);
+
 /* The first stop signal received (SIGTERM, SIGINT, SIGHUP, SIGUSR1), or 0. */
 int dt_signals_stop_requested(void);
 

@@ -1,11 +1,16 @@
-/* `dtrain eval CONFIG.yaml [--model FILE] [overrides]`: evaluates a model on the config's held-out
- * split (data.val_fraction=1: the whole folder), prints the classification report and writes the
- * results files into output.dir. With several ranks each evaluates a contiguous share; rank 0
- * gathers every sample's logits in split order, so the numbers equal one rank's. */
+/* `dtrain eval CONFIG.yaml [--model FILE] [--data DIR] [--out DIR] [overrides]`: evaluates a model
+ * on a whole folder (--data, or data.val_fraction=1: the "test" split), on data.val_root, or on
+ * the config's held-out split, prints the classification report and writes the results files
+ * into a folder of their own (default output.dir/eval/<data folder name>/), never over a training
+ * run's files. With several ranks each evaluates a contiguous share; rank 0 gathers every
+ * sample's logits in split order, so the numbers equal one rank's. */
+#include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "cli/cli.h"
 #include "dtrain/classify.h"
@@ -22,6 +27,12 @@ typedef struct eval_state {
     const dt_config *cfg;
     dt_comm *comm;
     const char *model_path;
+    const char *data_option; /* --data DIR, or NULL */
+    const char *out_option;  /* --out DIR, or NULL */
+    const char *data_path;   /* the folder evaluated */
+    const char *split_name;  /* "test", "validation" */
+    char out_dir[4200];
+    char model_hash[40]; /* the model's config_hash metadata, "" when absent */
     dt_dataset ds;
     dt_split split;
     uint32_t *all; /* val_fraction = 1: every file */
@@ -36,65 +47,122 @@ typedef struct eval_state {
     double *bad;      /* per dataset file */
 } eval_state;
 
-/* The class names the model was trained with (its "classes" metadata, one per line) must be the
- * folder's, in the same order: the same count with other names or another order would score
- * every image against the wrong label. A model that records none is taken as it is. */
-static int check_class_names(eval_state *s, dt_error *err) {
+/* A file a training run writes in output.dir: the evaluation's folder must hold none. */
+static int holds_training_run(const char *dir) {
+    static const char *const names[] = {"config.yaml",      "metrics.jsonl", "model.safetensors",
+                                        "best.safetensors", "checkpoints",   ".dtrain.lock"};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        char path[4400];
+        struct stat st;
+        snprintf(path, sizeof path, "%s/%s", dir, names[i]);
+        if (lstat(path, &st) == 0) return 1;
+    }
+    return 0;
+}
+
+/* --out DIR, else output.dir/eval/<name of the evaluated folder>; refused when it holds a
+ * training run's files. */
+static int choose_out_dir(eval_state *s, dt_error *err) {
+    if (s->out_option) {
+        snprintf(s->out_dir, sizeof s->out_dir, "%s", s->out_option);
+    } else {
+        char resolved[PATH_MAX];
+        const char *name = realpath(s->data_path, resolved) ? resolved : s->data_path;
+        size_t len = strlen(name);
+        while (len > 1 && name[len - 1] == '/') len--;
+        const char *base = name + len;
+        while (base > name && base[-1] != '/') base--;
+        int base_len = (int)(name + len - base);
+        if (base_len == 0) base = "data", base_len = 4; /* "/" */
+        snprintf(s->out_dir, sizeof s->out_dir, "%s/eval/%.*s", s->cfg->output.dir, base_len, base);
+    }
+    if (holds_training_run(s->out_dir))
+        return dt_fail_usage(err,
+                             "%s holds a training run's files: dtrain eval writes into a folder "
+                             "of its own (leave out --out for output.dir/eval/<data folder>/)",
+                             s->out_dir);
+    return 0;
+}
+
+/* The evaluated folder's classes, as display names, against the model's "classes" metadata
+ * (written by training, one name per line): the same names in the same order, or an error. */
+static int check_model_classes(const eval_state *s, const char *stored, dt_error *err) {
+    char got[2048] = "";
+    int k = s->ds.n_classes, same = 1;
+    const char *p = stored;
+    for (int i = 0; i < k; i++) {
+        const char *name = dt_config_display_name(s->cfg, s->ds.class_names[i]);
+        size_t len = strlen(name), used = strlen(got);
+        snprintf(got + used, sizeof got - used, "%s%s", i ? ", " : "", name);
+        same = same && p && strncmp(p, name, len) == 0 && (p[len] == '\n' || p[len] == '\0');
+        p = p && p[len] == '\n' ? p + len + 1 : NULL;
+        if (p && !*p) p = NULL;
+    }
+    if (same && !p) return 0;
+    char want[2048];
+    snprintf(want, sizeof want, "%s", stored);
+    for (char *c = want; *c; c++)
+        if (*c == '\n') *c = ',';
+    /* names come from folders and model metadata: escaped before they reach a terminal */
+    char got_shown[2048], want_shown[2048];
+    return dt_fail_usage(err,
+                         "%s: its class folders (%s) are not the classes of %s (%s): evaluate on "
+                         "folders named as the training data's",
+                         s->data_path, dt_escape_text(got, got_shown, sizeof got_shown),
+                         s->model_path, dt_escape_text(want, want_shown, sizeof want_shown));
+}
+
+/* The model's config_hash metadata (the config it was trained with), when recorded, and its
+ * classes against the evaluated folder's. */
+static int read_model_metadata(eval_state *s, dt_error *err) {
     dt_safetensors st;
     if (dt_safetensors_read(s->model_path, &st, err)) {
         err->exit_code = DT_EXIT_USAGE;
         return -1;
     }
-    const char *stored = dt_safetensors_metadata_value(&st, "classes");
-    int rc = 0, k = s->ds.n_classes, i = 0;
-    for (const char *p = stored; p && *p && rc == 0; i++) {
-        size_t len = strcspn(p, "\n");
-        if (i >= k || strlen(s->names[i]) != len || strncmp(s->names[i], p, len) != 0) {
-            char model_name[200], folder_name[200], cut[256];
-            snprintf(cut, sizeof cut, "%.*s", (int)(len < 255 ? len : 255), p);
-            rc = dt_fail_usage(err,
-                               "%s was trained on other classes than those of data.root %s: its "
-                               "class %d is '%s', the folder's is '%s' (evaluate with the folders "
-                               "and data.class_names of its training)",
-                               s->model_path, s->cfg->data.root, i,
-                               dt_escape_text(cut, model_name, sizeof model_name),
-                               i < k ? dt_escape_text(s->names[i], folder_name, sizeof folder_name)
-                                     : "(none)");
-        }
-        p += len + (p[len] == '\n');
-    }
-    if (rc == 0 && stored && i != k)
-        rc = dt_fail_usage(err, "%s has %d class names, data.root %s has %d classes", s->model_path,
-                           i, s->cfg->data.root, k);
+    const char *hash = dt_safetensors_metadata_value(&st, "config_hash");
+    const char *classes = dt_safetensors_metadata_value(&st, "classes");
+    snprintf(s->model_hash, sizeof s->model_hash, "%s", hash ? hash : "");
+    int rc = classes ? check_model_classes(s, classes, err) : 0;
     dt_safetensors_free(&st);
     return rc;
 }
 
 static int prepare(eval_state *s, dt_error *err) {
     const dt_config *cfg = s->cfg;
-    if (dt_dataset_open(cfg->data.root, &s->ds, err)) {
-        err->exit_code = DT_EXIT_USAGE;
-        return dt_error_prefix(err, "data.root");
-    }
-    if (cfg->data.val_fraction >= 1.0) {
+    int whole = s->data_option || cfg->data.val_fraction >= 1.0;
+    s->data_path = s->data_option ? s->data_option : cfg->data.root;
+    if (dt_dataset_scan_key(s->data_option ? "--data" : "data.root", s->data_path, &s->ds, err))
+        return -1;
+    if (!whole && cfg->data.val_root) {
+        /* the validation set of a run with a separate folder */
+        if (dt_dataset_add_val_root(&s->ds, cfg->data.val_root, &s->split, err)) return -1;
+        s->data_path = cfg->data.val_root;
+        s->indices = s->split.val;
+        s->n = s->split.n_val;
+        s->split_name = "validation";
+    } else if (whole) {
         if (!(s->all = malloc(s->ds.n_files * sizeof *s->all)))
             return dt_fail(err, "out of memory");
         for (size_t i = 0; i < s->ds.n_files; i++) s->all[i] = (uint32_t)i;
         s->indices = s->all;
         s->n = s->ds.n_files;
+        s->split_name = "test";
     } else {
+        s->split_name = "validation";
         if (dt_split_make(s->ds.n_files, cfg->data.val_fraction, cfg->data.split_seed, &s->split,
                           err))
             return -1;
         s->indices = s->split.val;
         s->n = s->split.n_val;
     }
+    if (s->comm->rank == 0 && choose_out_dir(s, err)) return -1;
+    if (read_model_metadata(s, err)) return -1;
     int k = s->ds.n_classes;
     if (!(s->names = calloc((size_t)k, sizeof *s->names))) return dt_fail(err, "out of memory");
     for (int i = 0; i < k; i++)
         if (!(s->names[i] = strdup(dt_config_display_name(cfg, s->ds.class_names[i]))))
             return dt_fail(err, "out of memory");
-    if (check_class_names(s, err)) return -1;
     int share = dt_online_cores() / (s->comm->local_size > 0 ? s->comm->local_size : 1);
     s->threads = cfg->runtime.threads > 0 ? cfg->runtime.threads : share > 0 ? share : 1;
     if (dt_cli_create_backend(cfg->runtime.device, s->threads, s->comm->local_rank, &s->backend,
@@ -181,8 +249,13 @@ static int report_on_root(eval_state *s, double seconds, dt_error *err) {
                             .bad_files = bad,
                             .device = device,
                             .ranks = s->comm->size,
-                            .elapsed_s = seconds};
-    if (!rc && (rc = dt_make_directories(s->cfg->output.dir, err)) == 0)
+                            .elapsed_s = seconds,
+                            .out_dir = s->out_dir,
+                            .model_path = s->model_path,
+                            .model_config_hash = s->model_hash[0] ? s->model_hash : NULL,
+                            .data_path = s->data_path,
+                            .split = s->split_name};
+    if (!rc && (rc = dt_make_directories(s->out_dir, err)) == 0)
         rc = dt_results_write(&c, &p, &report, err);
     if (!rc) {
         double loss = 0;
@@ -191,14 +264,23 @@ static int report_on_root(eval_state *s, double seconds, dt_error *err) {
             loss += p.loss[i];
             correct += p.label[i] == p.predicted[i];
         }
-        printf("dtrain eval: %s on %zu images of %s (%s)\n\n%s\n", s->model_path, p.n,
-               s->cfg->data.root,
-               s->cfg->data.val_fraction >= 1.0 ? "the whole folder" : "the held-out split",
+        char head[9000], shown[4 * sizeof head];
+        snprintf(head, sizeof head,
+                 "dtrain eval: %s (config hash %s) on %zu images of %s (split: %s%s)",
+                 s->model_path, s->model_hash[0] ? s->model_hash : "not recorded", p.n,
+                 s->data_path, s->split_name,
+                 strcmp(s->split_name, "test") == 0 ? ", the whole folder"
+                 : s->cfg->data.val_root            ? ", data.val_root"
+                                                    : ", held out of data.root");
+        printf("%s\n\n%s\n", dt_escape_text(head, shown, sizeof shown),
                report.data ? report.data : "");
-        printf("accuracy %.4f, loss %.4f, %zu image%s skipped; wrote classification_report.txt, "
-               "confusion_matrix.csv, predictions.csv and report.html to %s/\n",
-               p.n ? (double)correct / (double)p.n : 0.0, p.n ? loss / (double)p.n : 0.0, n_bad,
-               n_bad == 1 ? "" : "s", s->cfg->output.dir);
+        snprintf(head, sizeof head,
+                 "%s accuracy %.4f, loss %.4f, %zu image%s skipped; wrote "
+                 "classification_report.txt, confusion_matrix.csv, predictions.csv and "
+                 "report.html to %s/",
+                 s->split_name, p.n ? (double)correct / (double)p.n : 0.0,
+                 p.n ? loss / (double)p.n : 0.0, n_bad, n_bad == 1 ? "" : "s", s->out_dir);
+        printf("%s\n", dt_escape_text(head, shown, sizeof shown));
     }
     free(report.data);
     free(logits);
@@ -234,19 +316,52 @@ static void teardown(eval_state *s) {
     dt_dataset_free(&s->ds);
 }
 
+static const char eval_usage[] =
+    "usage: dtrain eval CONFIG.yaml [--model FILE] [--data DIR] [--out DIR]\n"
+    "                   [key.path=value ...]\n";
+
+static void print_eval_help(void) {
+    fputs(eval_usage, stdout);
+    fputs("\n"
+          "Evaluates a trained model and writes classification_report.txt,\n"
+          "confusion_matrix.csv, predictions.csv and report.html into a folder of\n"
+          "its own, never over the training run's files.\n"
+          "\n"
+          "  --model FILE  the model (default: output.dir/best.safetensors)\n"
+          "  --data DIR    every image of the ImageFolder DIR (split \"test\");\n"
+          "                its class folders must be the model's classes\n"
+          "  --out DIR     the results folder (default: output.dir/eval/<name of\n"
+          "                the evaluated folder>/); one holding a run is refused\n"
+          "  -h, --help    this text\n"
+          "\n"
+          "Without --data: data.val_root when the config sets it (split\n"
+          "\"validation\"), else the held-out part of data.root (data.val_fraction,\n"
+          "data.split_seed; split \"validation\"), or all of data.root with\n"
+          "data.val_fraction=1 (split \"test\"). Overrides change config keys as in\n"
+          "training, e.g. runtime.device=cpu.\n",
+          stdout);
+}
+
 int dt_cli_eval(int argc, char **argv) {
-    const char *config_path = NULL, *model = NULL;
+    const char *config_path = NULL, *model = NULL, *data = NULL, *out = NULL;
     int n_overrides = 0;
     char **overrides = calloc((size_t)argc + 1, sizeof *overrides);
     if (!overrides) return DT_EXIT_RUNTIME;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
-        if (strcmp(a, "--model") == 0 && i + 1 < argc) {
-            model = argv[++i];
+        const char **value = strcmp(a, "--model") == 0  ? &model
+                             : strcmp(a, "--data") == 0 ? &data
+                             : strcmp(a, "--out") == 0  ? &out
+                                                        : NULL;
+        char shown[512];
+        if (value && i + 1 < argc) {
+            *value = argv[++i];
+        } else if (value) {
+            fprintf(stderr, "dtrain: error: eval: %s needs a value (see dtrain eval --help)\n", a);
+            free(overrides);
+            return DT_EXIT_USAGE;
         } else if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
-            puts("usage: dtrain eval CONFIG.yaml [--model FILE] [key.path=value ...]\n"
-                 "Evaluates FILE (default output.dir/best.safetensors) on the held-out split\n"
-                 "(data.val_fraction=1: the whole folder).");
+            print_eval_help();
             free(overrides);
             return DT_EXIT_OK;
         } else if (strchr(a, '=') && a[0] != '-') {
@@ -254,13 +369,15 @@ int dt_cli_eval(int argc, char **argv) {
         } else if (!config_path && a[0] != '-') {
             config_path = a;
         } else {
-            fprintf(stderr, "dtrain: eval: unexpected argument '%s' (see dtrain eval --help)\n", a);
+            fprintf(stderr, "dtrain: error: eval: %s '%s' (see dtrain eval --help)\n",
+                    a[0] == '-' ? "unknown option" : "unexpected argument",
+                    dt_escape_text(a, shown, sizeof shown));
             free(overrides);
             return DT_EXIT_USAGE;
         }
     }
     if (!config_path) {
-        fputs("usage: dtrain eval CONFIG.yaml [--model FILE] [key.path=value ...]\n", stderr);
+        fputs(eval_usage, stderr);
         free(overrides);
         return DT_EXIT_USAGE;
     }
@@ -287,6 +404,8 @@ int dt_cli_eval(int argc, char **argv) {
     s.cfg = &cfg;
     s.comm = &comm;
     s.model_path = model ? model : default_model;
+    s.data_option = data;
+    s.out_option = out;
     int rc = run(&s, &err);
     teardown(&s);
     int code = DT_EXIT_OK;

@@ -27,10 +27,38 @@ typedef struct predict_options {
     dt_device_kind device;
 } predict_options;
 
-static const char usage[] =
-    "usage: dtrain predict MODEL.safetensors PATH... [--top-k 5] [--json] [--classes FILE]\n"
-    "                      [--batch-size N] [--image-size S] [--resize squash|center]\n"
-    "                      [--mean a,b,c] [--std a,b,c] [--device auto|cpu|cuda]\n";
+static const char usage[] = "usage: dtrain predict MODEL.safetensors PATH... [--top-k 5] [--json]\n"
+                            "           [--classes FILE] [--batch-size N] [--image-size S]\n"
+                            "           [--resize squash|center] [--mean a,b,c] [--std a,b,c]\n"
+                            "           [--device auto|cpu|cuda]\n";
+
+static const char help_text[] =
+    "\n"
+    "Classifies images with a trained model, one line per image:\n"
+    "PATH<TAB>class p<TAB>... PATH is a file or a folder (walked recursively:\n"
+    ".jpg .jpeg .png, hidden names skipped). A file that cannot be decoded\n"
+    "prints PATH<TAB>error: <why>; the others go on (exit code 1).\n"
+    "\n"
+    "  --top-k K         the K most probable classes (default 5)\n"
+    "  --json            one JSON object per line: {\"path\":...,\"top\":\n"
+    "                    [{\"class\":...,\"index\":...,\"p\":...}]} (\"error\" for\n"
+    "                    a bad file)\n"
+    "  --classes FILE    class names, one per line in label order (default:\n"
+    "                    the names stored in the model)\n"
+    "  --batch-size N    images per forward pass (default 32; 1 to 4096)\n"
+    "  --image-size S    network input side (default: the model's image_size\n"
+    "                    metadata)\n"
+    "  --resize MODE     squash or center (default: the model's resize\n"
+    "                    metadata)\n"
+    "  --mean a,b,c      normalisation mean (default: the model's mean)\n"
+    "  --std a,b,c       normalisation std (default: the model's std)\n"
+    "  --device D        auto (a GPU when usable, else the CPU), cpu or cuda\n"
+    "                    (default auto)\n"
+    "  -h, --help        this text\n"
+    "\n"
+    "Models written by dtrain carry the preprocessing they were trained with;\n"
+    "a model without it (e.g. from torchvision) needs --classes, --image-size,\n"
+    "--mean and --std.\n";
 
 static int parse_int(const char *flag, const char *text, int min, int max, int *out,
                      dt_error *err) {
@@ -110,7 +138,7 @@ static int parse_args(int argc, char **argv, predict_options *o, dt_error *err) 
             if (strcmp(a, "--json") == 0)
                 o->json = 1;
             else if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0)
-                return fputs(usage, stdout), 1;
+                return fputs(usage, stdout), fputs(help_text, stdout), 1;
             else if (a[0] == '-' && a[1] == '-')
                 rc = dt_fail_usage(err, "predict: unknown option '%s'", a);
             else if (!o->model_path)

@@ -7,6 +7,7 @@
 void dt_config_defaults(dt_config *cfg) {
     memset(cfg, 0, sizeof *cfg);
     cfg->data.root = NULL; /* required: no default */
+    cfg->data.val_root = NULL;
     cfg->data.val_fraction = 0.2;
     cfg->data.split_seed = 42;
     cfg->data.image_size = 224;
@@ -57,6 +58,7 @@ void dt_config_defaults(dt_config *cfg) {
 void dt_config_free(dt_config *cfg) {
     if (!cfg) return;
     free(cfg->data.root);
+    free(cfg->data.val_root);
     for (int i = 0; i < cfg->data.n_class_names; i++) {
         free(cfg->data.class_names[i].folder);
         free(cfg->data.class_names[i].display);

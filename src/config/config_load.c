@@ -204,6 +204,11 @@ static int check_whole_config(loader *l) {
         return dt_config_fail_at(l->err, &l->file, l->data_line, l->data_column, "data.root",
                                  "required: the ImageFolder directory (one sub-folder per class); "
                                  "set it in the file or override data.root=PATH");
+    const dt_config_key *fraction = dt_config_find_key("data", "val_fraction");
+    if (cfg->data.val_root && l->origins[dt_config_key_index(fraction)].set)
+        return fail_at_key(l, "data.val_fraction",
+                           "not used with data.val_root (the whole of data.val_root is the "
+                           "validation set and data.root all training data): remove one of them");
     if (cfg->train.warmup_epochs >= cfg->train.epochs) {
         snprintf(message, sizeof message, "must be less than train.epochs (%d), got %g",
                  cfg->train.epochs, cfg->train.warmup_epochs);

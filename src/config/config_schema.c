@@ -84,6 +84,11 @@ static const char *const section_names[] = {"data", "model", "train", "runtime",
 
 static const dt_config_key config_keys[] = {
     STRING_KEY(data, root),
+    {.section = "data",
+     .name = "val_root",
+     .path = "data.val_root",
+     .type = DT_KEY_OPTIONAL_STRING,
+     .offset = FIELD(data.val_root)},
     NUMBER_RANGE_KEY(data, val_fraction, 0.0, true, 1.0, false),
     SEED_KEY(data, split_seed),
     INT_KEY(data, image_size, 16, 1024),

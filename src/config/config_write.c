@@ -177,6 +177,12 @@ static char *render_yaml(const dt_config *cfg, size_t *length) {
     int count = 0;
     const dt_config_key *keys = dt_config_keys(&count);
     for (int i = 0; i < count; i++) {
+        /* data.val_root only when set (so the text, and the hash, of a config without it is what
+         * it was before the key existed); with it, data.val_fraction is not used and not written
+         * (given, it is an error) */
+        const void *field = (const char *)cfg + keys[i].offset;
+        if (field == (const void *)&cfg->data.val_root && !cfg->data.val_root) continue;
+        if (field == (const void *)&cfg->data.val_fraction && cfg->data.val_root) continue;
         if (i == 0 || strcmp(keys[i].section, keys[i - 1].section) != 0)
             dt_text_printf(&t, "%s:\n", keys[i].section);
         bool block_map = keys[i].type == DT_KEY_NAME_MAP && cfg->data.n_class_names > 0;

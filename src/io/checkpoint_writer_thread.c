@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "dtrain/checkpoint.h"
+#include "dtrain/signals.h"
 
 struct dt_ckpt_writer {
     pthread_t thread;
@@ -42,6 +43,7 @@ static void *writer_main(void *arg) {
         } else {
             w->report = report;
             w->has_report = 1;
+            dt_signals_checkpoint_complete();
         }
         w->busy = 0;
         pthread_cond_broadcast(&w->changed);

@@ -70,9 +70,17 @@ static void summary_row(dt_text *out, const char *key, const char *value) {
 
 static void write_summary(dt_text *out, const dt_report_input *in) {
     char value[256];
-    put(out, "<h2>Run</h2>\n<table class=\"summary\">\n");
+    put(out, in->model_path ? "<h2>Evaluation</h2>\n" : "<h2>Run</h2>\n");
+    put(out, "<table class=\"summary\">\n");
+    if (in->model_path) {
+        summary_row(out, "model", in->model_path);
+        summary_row(out, "model config hash",
+                    in->model_config_hash ? in->model_config_hash : "(not recorded in the file)");
+        summary_row(out, "data", in->data_root);
+        summary_row(out, "split", in->split ? in->split : "validation");
+    }
     summary_row(out, "output", in->output_dir);
-    summary_row(out, "data root", in->data_root);
+    if (!in->model_path) summary_row(out, "data root", in->data_root);
     if (in->epoch > 0) {
         snprintf(value, sizeof value, "epoch %d of %d, optimizer step %ld", in->epoch, in->epochs,
                  in->step);
@@ -91,7 +99,7 @@ static void write_summary(dt_text *out, const dt_report_input *in) {
 
     put(out, "<h3>Images per class</h3>\n<table>\n<tr><th class=\"name\">class</th>");
     if (in->train_count) put(out, "<th>train</th>");
-    put(out, "<th>validation</th></tr>\n");
+    dt_text_printf(out, "<th>%s</th></tr>\n", in->split ? in->split : "validation");
     long train_total = 0, val_total = 0;
     for (int c = 0; c < in->n_classes; c++) {
         put(out, "<tr><td class=\"name\">");
@@ -153,6 +161,33 @@ static void polyline(dt_text *out, const dt_report_series *s, const char *colour
                            left + (s->step[i] - x0) * sx, bottom - (s->value[i] - y0) * sy, colour);
 }
 
+double dt_report_tick_step(double span, int parts) {
+    if (!(span > 0) || !isfinite(span) || parts < 1) return 1;
+    double raw = span / parts, power = pow(10, floor(log10(raw))), f = raw / power;
+    return (f < 1.5 ? 1 : f < 3 ? 2 : f < 7 ? 5 : 10) * power;
+}
+
+/* Widens [*lo, *hi] to whole multiples of a round step (about parts of them); returns the step. */
+static double round_axis(double *lo, double *hi, int parts) {
+    double step = dt_report_tick_step(*hi - *lo, parts);
+    *lo = floor(*lo / step + 1e-9) * step;
+    *hi = ceil(*hi / step - 1e-9) * step;
+    if (*hi <= *lo) *hi = *lo + step;
+    return step;
+}
+
+/* A tick value with as many decimals as its step needs (0.2 -> "0.4", 500 -> "1500"). */
+static void tick_label(double value, double step, char *buf, size_t size) {
+    int decimals = step >= 1 ? 0 : (int)ceil(-log10(step) - 1e-9);
+    if (fabs(value) < step * 1e-6) value = 0; /* no "-0" */
+    snprintf(buf, size, "%.*f", decimals, value);
+    if (decimals > 0) { /* 1.0 -> 1, 0.50 -> 0.5 */
+        size_t n = strlen(buf);
+        while (n > 0 && buf[n - 1] == '0') buf[--n] = '\0';
+        if (n > 0 && buf[n - 1] == '.') buf[--n] = '\0';
+    }
+}
+
 static void chart(dt_text *out, const char *title, const dt_report_series *train,
                   const dt_report_series *val, int is_accuracy) {
     double x0 = INFINITY, x1 = -INFINITY, y0 = INFINITY, y1 = -INFINITY;
@@ -162,30 +197,41 @@ static void chart(dt_text *out, const char *title, const dt_report_series *train
     if (is_accuracy) y0 = y0 > 0 ? 0 : y0, y1 = y1 < 1 ? 1 : y1;
     if (!is_accuracy) y0 = y0 > 0 ? 0 : y0;
     if (y1 <= y0) y1 = y0 + 1;
+    if (x0 > 0) x0 = 0; /* steps count from 0 */
+    double y_step = round_axis(&y0, &y1, 5), x_step = round_axis(&x0, &x1, 5);
     dt_text_printf(out,
-                   "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"470\" height=\"270\" "
+                   "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"470\" height=\"280\" "
                    "role=\"img\" aria-label=\"%s\">\n<text x=\"250\" y=\"14\" "
                    "text-anchor=\"middle\" font-size=\"13\">%s</text>\n",
                    title, title);
     put(out, "<line x1=\"58\" y1=\"230\" x2=\"450\" y2=\"230\" stroke=\"#888\"/>"
              "<line x1=\"58\" y1=\"20\" x2=\"58\" y2=\"230\" stroke=\"#888\"/>\n");
-    for (int g = 0; g <= 4; g++) {
-        double v = y0 + (y1 - y0) * g / 4, y = 230 - 210.0 * g / 4;
+    char label[48];
+    long y_ticks = lround((y1 - y0) / y_step), x_ticks = lround((x1 - x0) / x_step);
+    for (long g = 0; g <= y_ticks; g++) {
+        double v = y0 + y_step * (double)g, y = 230 - 210.0 * (double)g / (double)y_ticks;
+        tick_label(v, y_step, label, sizeof label);
         dt_text_printf(out,
-                       "<text x=\"54\" y=\"%.1f\" text-anchor=\"end\" font-size=\"10\">%.3g</text>"
-                       "<line x1=\"58\" y1=\"%.1f\" x2=\"450\" y2=\"%.1f\" stroke=\"#eee\"/>\n",
-                       y + 3, v, y, y);
+                       "<text class=\"ytick\" x=\"54\" y=\"%.1f\" text-anchor=\"end\" "
+                       "font-size=\"10\">%s</text><line x1=\"58\" y1=\"%.1f\" x2=\"450\" "
+                       "y2=\"%.1f\" stroke=\"#eee\"/>\n",
+                       y + 3, label, y, y);
     }
-    dt_text_printf(out,
-                   "<text x=\"58\" y=\"244\" font-size=\"10\">%.0f</text><text x=\"450\" "
-                   "y=\"244\" text-anchor=\"end\" font-size=\"10\">%.0f</text><text x=\"250\" "
-                   "y=\"244\" text-anchor=\"middle\" font-size=\"10\">optimizer step</text>\n",
-                   x0, x1);
+    for (long g = 0; g <= x_ticks; g++) {
+        double x = 58 + (450 - 58) * (double)g / (double)x_ticks;
+        tick_label(x0 + x_step * (double)g, x_step, label, sizeof label);
+        dt_text_printf(out,
+                       "<text class=\"xtick\" x=\"%.1f\" y=\"242\" text-anchor=\"middle\" "
+                       "font-size=\"10\">%s</text>\n",
+                       x, label);
+    }
+    put(out, "<text x=\"250\" y=\"258\" text-anchor=\"middle\" font-size=\"10\">optimizer "
+             "step</text>\n");
     polyline(out, train, "#1f77b4", x0, x1, y0, y1, 0);
     polyline(out, val, "#ff7f0e", x0, x1, y0, y1, 1);
-    put(out, "<rect x=\"330\" y=\"252\" width=\"12\" height=\"4\" fill=\"#1f77b4\"/><text "
-             "x=\"346\" y=\"258\" font-size=\"10\">train</text><rect x=\"385\" y=\"252\" "
-             "width=\"12\" height=\"4\" fill=\"#ff7f0e\"/><text x=\"401\" y=\"258\" "
+    put(out, "<rect x=\"330\" y=\"266\" width=\"12\" height=\"4\" fill=\"#1f77b4\"/><text "
+             "x=\"346\" y=\"272\" font-size=\"10\">train</text><rect x=\"385\" y=\"266\" "
+             "width=\"12\" height=\"4\" fill=\"#ff7f0e\"/><text x=\"401\" y=\"272\" "
              "font-size=\"10\">validation</text>\n</svg>\n");
 }
 
@@ -270,26 +316,34 @@ static void write_tiles(dt_text *out, const dt_report_tile *tiles, size_t n, int
 
 void dt_report_html(const dt_report_input *in, dt_text *out) {
     put(out, "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">");
-    put(out, "<title>dtrain report: ");
-    dt_html_escape(out, in->output_dir);
-    dt_text_printf(out,
-                   "</title>\n<style>%s</style></head><body>\n<h1>dtrain report: ", page_style);
-    dt_html_escape(out, in->output_dir);
+    const char *kind = in->model_path ? "dtrain evaluation: " : "dtrain report: ";
+    const char *named = in->model_path ? in->model_path : in->output_dir;
+    const char *split = in->split ? in->split : "validation";
+    put(out, "<title>");
+    put(out, kind);
+    dt_html_escape(out, named);
+    dt_text_printf(out, "</title>\n<style>%s</style></head><body>\n<h1>", page_style);
+    put(out, kind);
+    dt_html_escape(out, named);
     put(out, "</h1>\n");
     dt_text_printf(out,
-                   "<p class=\"big\">Validation accuracy <span id=\"accuracy\">%.4f</span>, "
+                   "<p class=\"big\">%c%s accuracy <span id=\"accuracy\">%.4f</span>, "
                    "loss %.4f (%ld images)</p>\n",
+                   split[0] >= 'a' && split[0] <= 'z' ? split[0] - 'a' + 'A' : split[0], split + 1,
                    in->metrics->accuracy, in->val_loss, in->metrics->total);
     write_summary(out, in);
-    put(out, "<h2>Curves</h2>\n<div class=\"curves\">\n");
-    chart(out, "loss", &in->train_loss, &in->val_loss_curve, 0);
-    chart(out, "accuracy", &in->train_acc, &in->val_acc_curve, 1);
-    put(out, "</div>\n");
+    if (!in->model_path) { /* an evaluation alone has no training curves */
+        put(out, "<h2>Curves</h2>\n<div class=\"curves\">\n");
+        chart(out, "loss", &in->train_loss, &in->val_loss_curve, 0);
+        chart(out, "accuracy", &in->train_acc, &in->val_acc_curve, 1);
+        put(out, "</div>\n");
+    }
     write_confusion(out, in);
     write_scores(out, in);
     dt_text_printf(out,
-                   "<h2>Validation images</h2>\n<p>%zu images chosen with a fixed seed; a red "
+                   "<h2>%c%s images</h2>\n<p>%zu images chosen with a fixed seed; a red "
                    "frame marks a mistake.</p>\n",
+                   split[0] >= 'a' && split[0] <= 'z' ? split[0] - 'a' + 'A' : split[0], split + 1,
                    in->n_grid);
     write_tiles(out, in->grid, in->n_grid, 0);
     dt_text_printf(out, "<h2>Most confident mistakes</h2>\n");

@@ -11,13 +11,13 @@
 #include "trainer_internal.h"
 
 int dt_train_open_dataset(dt_comm *comm, const char *root, dt_dataset *ds, dt_error *err) {
-    if (comm->size == 1) return dt_dataset_open(root, ds, err);
+    if (comm->size == 1) return dt_dataset_scan_key("data.root", root, ds, err);
     uint64_t header[2] = {0, 0}; /* ok, byte count */
     uint8_t *bytes = NULL;
     size_t size = 0;
     int rc = 0;
     if (comm->rank == 0) {
-        rc = dt_dataset_open(root, ds, err);
+        rc = dt_dataset_scan_key("data.root", root, ds, err);
         if (rc == 0) rc = dt_dataset_pack_bytes(ds, &bytes, &size, err);
         header[0] = rc == 0;
         header[1] = size;

@@ -6,7 +6,13 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "dtrain/log.h"
 #include "dtrain/text_escape.h"
+
+int dt_progress_verbose(void) {
+    const char *v = getenv("DTRAIN_VERBOSE");
+    return v && *v && strcmp(v, "0") != 0;
+}
 
 void dt_progress_init(dt_progress *p, FILE *out, int under_launcher) {
     memset(p, 0, sizeof *p);
@@ -40,6 +46,7 @@ static void close_live_line(dt_progress *p) {
     if (p->line_open) {
         fputs("\r\033[K", p->out);
         p->line_open = 0;
+        dt_log_live_line(NULL); /* warnings need not clear it now */
     }
 }
 
@@ -47,24 +54,23 @@ void dt_progress_live(dt_progress *p, const dt_progress_state *s) {
     if (!p->live) return;
     char eta[32];
     format_duration(s->eta_s, eta, sizeof eta);
-    fprintf(p->out, "\r\033[Kepoch %d/%d  step %ld/%ld", s->epoch, s->epochs, s->step_in_epoch,
-            s->steps_per_epoch);
+    fprintf(p->out, "\r\033[Kepoch %d/%d  step %ld/%ld", s->epoch, s->epochs, s->global_step,
+            s->total_steps);
     if (s->has_stats)
         fprintf(p->out, "  loss %.4f  acc %.3f  %.1f img/s", s->loss, s->acc, s->img_per_s);
     fprintf(p->out, "  ETA %s", eta);
     fflush(p->out);
     p->line_open = 1;
+    dt_log_live_line(p->out); /* a warning or error clears it first */
 }
 
 void dt_progress_log(dt_progress *p, const dt_progress_state *s) {
     close_live_line(p);
     char eta[32];
     format_duration(s->eta_s, eta, sizeof eta);
-    fprintf(p->out,
-            "epoch %d/%d step %ld/%ld (global %ld): loss %.4f acc %.4f lr %.6g %.1f img/s "
-            "ETA %s\n",
-            s->epoch, s->epochs, s->step_in_epoch, s->steps_per_epoch, s->global_step, s->loss,
-            s->acc, s->lr, s->img_per_s, eta);
+    fprintf(p->out, "epoch %d/%d step %ld/%ld: loss %.4f acc %.4f lr %.6g %.1f img/s ETA %s\n",
+            s->epoch, s->epochs, s->global_step, s->total_steps, s->loss, s->acc, s->lr,
+            s->img_per_s, eta);
     fflush(p->out);
 }
 

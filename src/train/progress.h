@@ -14,10 +14,15 @@ typedef struct dt_progress {
 typedef struct dt_progress_state {
     int epoch, epochs;
     long step_in_epoch, steps_per_epoch, global_step;
+    long total_steps; /* of the whole run: the console counts global steps, as every message */
     double loss, acc, img_per_s, eta_s, lr;
     int has_stats; /* loss, acc, img_per_s hold a window's averages (else the live line omits
                       them) */
 } dt_progress_state;
+
+/* DTRAIN_VERBOSE set (and not 0): the start-up details (thread counts and why, the OpenMP wait
+ * policy, why there is no GPU) get lines of their own instead of one summary line. */
+int dt_progress_verbose(void);
 
 /* under_launcher: started by mpirun/srun (see progress.c for the DTRAIN_PROGRESS override). */
 void dt_progress_init(dt_progress *p, FILE *out, int under_launcher);

@@ -33,6 +33,7 @@ int dt_rel_setup(dt_trainer *t, dt_error *err) {
         nan_rank && atoi(nan_rank) == t->comm->rank ? env_long("DTRAIN_TEST_NAN_STEP", -1) : -1;
     r->nan_steps = env_long("DTRAIN_TEST_NAN_COUNT", 1);
     r->step_delay_us = env_long("DTRAIN_TEST_STEP_DELAY_MS", 0) * 1000;
+    r->test_stop_epoch = env_long("DTRAIN_TEST_STOP_AT_EPOCH_END", -1);
     return dt_watchdog_start(t->comm, t->cfg->runtime.timeout_s, &r->watchdog, err);
 }
 
@@ -132,6 +133,7 @@ static int resume_on_root(dt_trainer *t, dt_ckpt_state *state, float *momentum, 
                          t->comm->size, state->ranks, state->global_batch);
     dt_progress_line(&t->progress, NULL, "resuming from %s: epoch %d, step %ld", dir, state->epoch,
                      state->step);
+    dt_signals_checkpoint_complete();
     return 0;
 }
 
@@ -431,15 +433,7 @@ int dt_rel_guard_sync(dt_trainer *t, long *skipped, dt_error *err) {
 /* The agreed stop: rank 0 writes the checkpoint and model.safetensors while the others wait
  * for its result, so that no rank exits (and no launcher ends the job) before the files are
  * complete, and no rank claims files that rank 0 failed to write. */
-static int stop_with_checkpoint(dt_trainer *t, int epoch, long step_in_epoch, long global_step,
-                                dt_error *err) {
-    int rc = 0;
-    /* the weights so far as model.safetensors too: a job that a time limit ends before it is
-     * resumed still leaves a usable model where users look for it (the checkpoint refuses
-     * non-finite weights, and then neither is written) */
-    if (t->is_root && (dt_rel_checkpoint(t, epoch, global_step, step_in_epoch, 0, 1, err) ||
-                       dt_train_write_model(t, "model.safetensors", err)))
-        rc = -1;
+static int stop_after_write(dt_trainer *t, int epoch, long global_step, int rc, dt_error *err) {
     if (t->comm->size > 1) {
         dt_rel_phase(t, "waiting for rank 0's stop checkpoint", global_step, 1);
         int written = rc == 0;
@@ -466,14 +460,52 @@ static int stop_with_checkpoint(dt_trainer *t, int epoch, long step_in_epoch, lo
     return -1;
 }
 
-int dt_rel_step_end(dt_trainer *t, int epoch, long step_in_epoch, long global_step, dt_error *err) {
-    report_checkpoints(t);
-    double stop = dt_signals_stop_requested() ? 1 : 0;
+static int stop_with_checkpoint(dt_trainer *t, int epoch, long step_in_epoch, long global_step,
+                                dt_error *err) {
+    int rc = 0;
+    /* the weights so far as model.safetensors too: a job that a time limit ends before it is
+     * resumed still leaves a usable model where users look for it (the checkpoint refuses
+     * non-finite weights, and then neither is written) */
+    if (t->is_root && (dt_rel_checkpoint(t, epoch, global_step, step_in_epoch, 0, 1, err) ||
+                       dt_train_write_model(t, "model.safetensors", err)))
+        rc = -1;
+    return stop_after_write(t, epoch, global_step, rc, err);
+}
+
+/* Every rank: whether a stop signal arrived on any rank (*stop). */
+static int agree_on_stop(dt_trainer *t, long global_step, int *stop, dt_error *err) {
+    double flag = dt_signals_stop_requested() ? 1 : 0;
     if (t->comm->size > 1) {
         dt_rel_phase(t, "stop-flag all-reduce", global_step, 0);
-        if (t->comm->ops->allreduce_double(t->comm->ctx, &stop, 1, DT_REDUCE_SUM, err))
+        if (t->comm->ops->allreduce_double(t->comm->ctx, &flag, 1, DT_REDUCE_SUM, err))
             return dt_error_prefix(err, "all-reduce of the stop flag");
     }
+    *stop = flag > 0;
+    return 0;
+}
+
+void dt_rel_epoch_end_begins(dt_trainer *t, int epoch) {
+    /* the test switch: a Ctrl-C while the epoch's evaluation runs */
+    if (epoch == t->rel.test_stop_epoch) dt_signals_request_stop(SIGINT);
+}
+
+int dt_rel_epoch_end_stop(dt_trainer *t, int epoch, long global_step, dt_error *err) {
+    int stop = 0;
+    if (epoch >= t->cfg->train.epochs) return 0; /* the run ends here anyway */
+    if (agree_on_stop(t, global_step, &stop, err)) return -1;
+    if (!stop) return 0;
+    /* the epoch's checkpoint was just written: it is the stop's, not one more after a step */
+    int rc = dt_rel_sync_writer(t, err) ||
+                     (t->is_root && dt_train_write_model(t, "model.safetensors", err))
+                 ? -1
+                 : 0;
+    return stop_after_write(t, epoch, global_step, rc, err);
+}
+
+int dt_rel_step_end(dt_trainer *t, int epoch, long step_in_epoch, long global_step, dt_error *err) {
+    report_checkpoints(t);
+    int stop = 0;
+    if (agree_on_stop(t, global_step, &stop, err)) return -1;
     int every = t->cfg->output.checkpoint_every;
     int checkpoint = every > 0 && global_step % every == 0 && step_in_epoch < t->steps_per_epoch;
     /* a checkpoint holds the guard's counts, and never a state past a halt */

@@ -64,6 +64,11 @@ static void append_csv_field(dt_text *out, const char *s) {
     dt_text_append(out, "\"", 1);
 }
 
+/* Where this evaluation's files go. */
+static const char *results_dir(const dt_results_context *c) {
+    return c->out_dir ? c->out_dir : c->cfg->output.dir;
+}
+
 static int write_text(const char *dir, const char *name, const dt_text *text, dt_error *err) {
     char path[4400];
     snprintf(path, sizeof path, "%s/%s", dir, name);
@@ -84,7 +89,7 @@ static int write_predictions_csv(const dt_results_context *c, const dt_predictio
         dt_text_printf(&csv, ",%.6f\n",
                        p->probabilities[i * (size_t)p->n_classes + (size_t)p->predicted[i]]);
     }
-    int rc = write_text(c->cfg->output.dir, "predictions.csv", &csv, err);
+    int rc = write_text(results_dir(c), "predictions.csv", &csv, err);
     free(csv.data);
     return rc;
 }
@@ -259,10 +264,10 @@ static int write_report_html(const dt_results_context *c, const dt_predictions *
         if (image_rc || dt_tensorboard_flush(c->tensorboard, err)) goto done;
     }
 
-    read_curves(c->cfg->output.dir, curves);
+    if (!c->model_path) read_curves(c->cfg->output.dir, curves); /* eval: no training curves */
     dt_report_input in = {
-        .output_dir = c->cfg->output.dir,
-        .data_root = c->cfg->data.root,
+        .output_dir = results_dir(c),
+        .data_root = c->data_path ? c->data_path : c->cfg->data.root,
         .n_classes = k,
         .names = c->names,
         .train_count = c->train_indices ? train_count : NULL,
@@ -287,10 +292,13 @@ static int write_report_html(const dt_results_context *c, const dt_predictions *
         .n_grid = n_grid,
         .mistakes = mistakes,
         .n_mistakes = n_mistakes,
+        .model_path = c->model_path,
+        .model_config_hash = c->model_config_hash,
+        .split = c->split,
     };
     dt_text html = {0};
     dt_report_html(&in, &html);
-    rc = write_text(c->cfg->output.dir, "report.html", &html, err);
+    rc = write_text(results_dir(c), "report.html", &html, err);
     free(html.data);
 done:
     for (int i = 0; i < 4; i++) {
@@ -317,8 +325,8 @@ int dt_results_write(const dt_results_context *c, const dt_predictions *p, dt_te
     double loss = 0;
     for (size_t i = 0; i < p->n; i++) loss += p->loss[i];
     loss = p->n ? loss / (double)p->n : 0;
-    int rc = write_text(c->cfg->output.dir, "classification_report.txt", &text, err) ||
-             write_text(c->cfg->output.dir, "confusion_matrix.csv", &csv, err) ||
+    int rc = write_text(results_dir(c), "classification_report.txt", &text, err) ||
+             write_text(results_dir(c), "confusion_matrix.csv", &csv, err) ||
              write_predictions_csv(c, p, err) || write_report_html(c, p, &m, loss, err);
     if (!rc && report) dt_text_append(report, text.data, text.length);
     free(text.data);

@@ -15,6 +15,7 @@
 #include "dtrain/platform.h"
 #include "dtrain/rng.h"
 #include "dtrain/schedule.h"
+#include "dtrain/signals.h"
 #include "dtrain/threads.h"
 #include "dtrain/train.h"
 #include "train/progress.h"
@@ -94,7 +95,8 @@ static int create_backend(dt_trainer *t, dt_error *err) {
         dt_gpu_query_check(&gpus);
     }
     if (dt_device_choose(&request, &gpus, &t->device, err)) return -1;
-    if (t->is_root && t->device.fallback_reason[0])
+    /* without DTRAIN_VERBOSE the reason is folded into the start-up summary (run) */
+    if (t->is_root && t->device.fallback_reason[0] && dt_progress_verbose())
         dt_progress_line(&t->progress, NULL, "%s", t->device.fallback_reason);
     if (comm->size > 1 && gather_devices(t, err)) return -1;
     dt_backend_options opt = {.threads = t->threads,
@@ -304,21 +306,20 @@ static int setup(dt_trainer *t, dt_error *err) {
     if (dt_thread_plan_make(cfg, comm, &plan, err)) return -1;
     t->threads = plan.threads;
     t->workers = plan.workers;
-    if (t->is_root) {
+    if (t->is_root && dt_progress_verbose()) { /* else the counts are in one summary line */
         char waits[160];
         dt_openmp_wait_policy_describe(waits, sizeof waits);
         dt_progress_line(&t->progress, NULL, "%s", plan.why);
         dt_progress_line(&t->progress, NULL, "%s", waits);
     }
     if (dt_rel_setup(t, err)) return -1;
-    if (dt_train_open_dataset(comm, cfg->data.root, &t->ds, err)) {
-        err->exit_code = DT_EXIT_USAGE;
-        return dt_error_prefix(err, "data.root");
-    }
+    if (dt_train_open_dataset(comm, cfg->data.root, &t->ds, err)) return -1;
     if (dt_train_check_dataset_shape(t, err)) return -1;
-    if (check_consistency(t, err) || make_display_names(t, err)) return -1;
-    if (dt_split_make(t->ds.n_files, cfg->data.val_fraction, cfg->data.split_seed, &t->split, err))
+    if (cfg->data.val_root ? dt_dataset_add_val_root(&t->ds, cfg->data.val_root, &t->split, err)
+                           : dt_split_make(t->ds.n_files, cfg->data.val_fraction,
+                                           cfg->data.split_seed, &t->split, err))
         return -1;
+    if (check_consistency(t, err) || make_display_names(t, err)) return -1;
     if (dt_train_global_batch(cfg, comm->size, &t->global_batch, err)) return -1;
     if (t->split.n_train < (size_t)cfg->train.batch_size * (size_t)comm->size)
         return dt_fail_usage(err,
@@ -498,6 +499,7 @@ static dt_progress_state progress_state(const dt_trainer *t, int epoch, long ste
     s.step_in_epoch = step_in_epoch;
     s.steps_per_epoch = t->steps_per_epoch;
     s.global_step = global_step;
+    s.total_steps = t->schedule.total_steps;
     s.eta_s = (double)(t->schedule.total_steps - global_step) * step_seconds;
     return s;
 }
@@ -667,16 +669,29 @@ int dt_train_write_model(dt_trainer *t, const char *name, dt_error *err) {
     return dt_export_trained_model(t->model, path, t->display_names, t->ds.n_classes, t->cfg, err);
 }
 
+/* The start-up summary, one line: data, ranks, device (and why not a GPU, unless
+ * DTRAIN_VERBOSE printed it already), threads and steps. */
+static void print_summary(dt_trainer *t) {
+    char device[320];
+    const char *why = t->device.fallback_reason, *tail = strstr(why, "training on the CPU: ");
+    if (why[0] && !dt_progress_verbose())
+        snprintf(device, sizeof device, "%s (no GPU: %s)", t->backend.ops->name,
+                 tail ? tail + strlen("training on the CPU: ") : why);
+    else
+        snprintf(device, sizeof device, "%s", t->backend.ops->name);
+    dt_progress_line(&t->progress, NULL,
+                     "dtrain: %zu images in %d classes (%zu train, %zu val), %d rank%s on %s, "
+                     "%d compute thread%s + %d decode worker%s per rank, %ld steps/epoch of %zu "
+                     "images",
+                     t->ds.n_files, t->ds.n_classes, t->split.n_train, t->split.n_val,
+                     t->comm->size, t->comm->size == 1 ? "" : "s", device, t->threads,
+                     t->threads == 1 ? "" : "s", t->workers, t->workers == 1 ? "" : "s",
+                     t->steps_per_epoch, t->global_batch);
+}
+
 static int run(dt_trainer *t, dt_error *err) {
     if (setup(t, err)) return -1;
-    if (t->is_root)
-        dt_progress_line(&t->progress, NULL,
-                         "dtrain: %zu images in %d classes (%zu train, %zu val), %d rank%s on "
-                         "%s, %d threads + %d decode workers per rank, %ld steps/epoch of %zu "
-                         "images",
-                         t->ds.n_files, t->ds.n_classes, t->split.n_train, t->split.n_val,
-                         t->comm->size, t->comm->size == 1 ? "" : "s", t->backend.ops->name,
-                         t->threads, t->workers, t->steps_per_epoch, t->global_batch);
+    if (t->is_root) print_summary(t);
     if (t->is_root) print_classes(t);
     int classes_checked = 0;
     for (int epoch = t->rel.start_epoch; epoch <= t->cfg->train.epochs; epoch++) {
@@ -685,8 +700,10 @@ static int run(dt_trainer *t, dt_error *err) {
         if (first < t->steps_per_epoch && train_epoch(t, epoch, first, err)) return -1;
         /* after one whole pass, every training file has been tried once */
         if (first == 0 && !classes_checked++ && dt_train_check_decodable_classes(t, err)) return -1;
+        dt_rel_epoch_end_begins(t, epoch);
         if (dt_rel_sync_writer(t, err) || dt_train_evaluate(t, epoch, end_step, err) ||
-            dt_rel_checkpoint(t, epoch, end_step, t->steps_per_epoch, 1, 0, err))
+            dt_rel_checkpoint(t, epoch, end_step, t->steps_per_epoch, 1, 0, err) ||
+            dt_rel_epoch_end_stop(t, epoch, end_step, err))
             return -1;
     }
     return finish(t, err);
@@ -710,6 +727,7 @@ int dt_train_run_with(const dt_config *cfg, const dt_train_options *opt, dt_comm
     t.start = dt_monotonic_seconds();
     t.fault_step = injected_fault_step(comm);
     dt_log_set_rank(comm->rank, comm->size);
+    dt_signals_set_rank(comm->rank);
     t.best_val_acc = -1;
     dt_progress_init(&t.progress, stdout, dt_comm_launched_by_mpi());
     int rc = run(&t, err);

@@ -48,8 +48,9 @@ typedef struct dt_reliability {
     long nan_step;  /* test-only injected non-finite gradient on this rank, -1 when none */
     long nan_steps; /* ... in that many steps in a row from nan_step */
     int first_step_done;
-    long step_delay_us;  /* test-only DTRAIN_TEST_STEP_DELAY_MS */
-    double copy_seconds; /* training thread's share of the last checkpoint */
+    long step_delay_us;   /* test-only DTRAIN_TEST_STEP_DELAY_MS */
+    long test_stop_epoch; /* test-only DTRAIN_TEST_STOP_AT_EPOCH_END: a stop signal then */
+    double copy_seconds;  /* training thread's share of the last checkpoint */
 } dt_reliability;
 
 typedef struct dt_trainer {
@@ -184,6 +185,12 @@ int dt_rel_guard_sync(dt_trainer *t, long *skipped, dt_error *err);
 /* At a step boundary: all ranks agree whether a stop signal arrived anywhere; then a checkpoint
  * and the exit-75 error. Also the periodic checkpoint and its log line. */
 int dt_rel_step_end(dt_trainer *t, int epoch, long step_in_epoch, long global_step, dt_error *err);
+/* Before an epoch's evaluation (the test switch DTRAIN_TEST_STOP_AT_EPOCH_END=EPOCH). */
+void dt_rel_epoch_end_begins(dt_trainer *t, int epoch);
+/* After an epoch's evaluation and checkpoint (not the last epoch's): all ranks agree whether a
+ * stop signal arrived; then that checkpoint is the stop's (no second one a step later), and
+ * the exit-75 error. */
+int dt_rel_epoch_end_stop(dt_trainer *t, int epoch, long global_step, dt_error *err);
 /* True when every value of the model's weights and statistics is finite. */
 int dt_rel_weights_finite(dt_trainer *t, int *finite, dt_error *err);
 /* Rank 0: waits for the checkpoint being written (before evaluation writes best.safetensors). */

@@ -8,6 +8,19 @@
 #include "dtrain/text_escape.h"
 
 static char log_prefix[48] = "dtrain: ";
+static FILE *volatile live_line; /* the stream of an open live progress line, or NULL */
+
+void dt_log_live_line(FILE *out) {
+    live_line = out;
+}
+
+void dt_log_end_live_line(void) {
+    FILE *out = live_line;
+    if (!out) return;
+    live_line = NULL;
+    fputs("\r\033[K", out);
+    fflush(out);
+}
 
 void dt_log_set_rank(int rank, int world_size) {
     if (world_size > 1)
@@ -23,5 +36,6 @@ void dt_warn(const char *fmt, ...) {
     vsnprintf(line, sizeof line, fmt, args);
     va_end(args);
     char shown[4 * sizeof line];
+    dt_log_end_live_line();
     fprintf(stderr, "%swarning: %s\n", log_prefix, dt_escape_text(line, shown, sizeof shown));
 }

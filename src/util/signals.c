@@ -13,6 +13,9 @@
 static volatile sig_atomic_t stop_signal;
 static volatile sig_atomic_t interrupts;
 static volatile sig_atomic_t training_over; /* the last step is done: no stop checkpoint comes */
+static volatile sig_atomic_t quiet_rank;          /* a rank other than 0: rank 0 tells the user */
+static volatile sig_atomic_t checkpoint_complete; /* checkpoints/latest names a complete one */
+static volatile sig_atomic_t stderr_terminal;     /* isatty(2), asked before any signal */
 static char temp_paths[TEMP_SLOTS][TEMP_PATH_MAX];
 static volatile sig_atomic_t temp_used[TEMP_SLOTS];
 static pthread_mutex_t temp_lock = PTHREAD_MUTEX_INITIALIZER; /* writer thread and main thread */
@@ -27,7 +30,13 @@ static void on_stop_signal(int sig) {
         /* files first, folders (registered earlier, so at lower slots) last */
         for (int i = TEMP_SLOTS - 1; i >= 0; i--)
             if (temp_used[i] && unlink(temp_paths[i]) != 0) rmdir(temp_paths[i]);
-        write_text("\ndtrain: second interrupt: stopped at once, no checkpoint written\n");
+        if (!quiet_rank)
+            write_text(checkpoint_complete
+                           ? "\ndtrain: second interrupt: stopped at once; the checkpoint in "
+                             "progress, if any, was not written (--resume continues from the "
+                             "last complete one, checkpoints/latest)\n"
+                           : "\ndtrain: second interrupt: stopped at once, no checkpoint "
+                             "written\n");
         _exit(DT_EXIT_INTERRUPTED);
     }
     if (!stop_signal) {
@@ -36,14 +45,18 @@ static void on_stop_signal(int sig) {
                            : sig == SIGINT ? "SIGINT"
                            : sig == SIGHUP ? "SIGHUP"
                                            : "SIGUSR1";
-        write_text("\ndtrain: ");
-        write_text(name);
-        if (training_over)
-            write_text(" received after the last training step: finishing the run's outputs "
-                       "instead (exit 0; a second Ctrl-C stops at once)\n");
-        else
-            write_text(" received: stopping after the current step with a checkpoint (a second "
-                       "Ctrl-C stops at once)\n");
+        /* "\r\033[K" on a terminal: the live progress line (stdout) is cleared, not continued */
+        if (!quiet_rank) {
+            write_text(stderr_terminal ? "\r\033[K" : "\n");
+            write_text("dtrain: ");
+            write_text(name);
+            if (training_over)
+                write_text(" received after the last training step: finishing the run's outputs "
+                           "instead (exit 0)");
+            else
+                write_text(" received: stopping after the current step with a checkpoint");
+            write_text(sig == SIGINT ? " (a second Ctrl-C stops at once)\n" : "\n");
+        }
     }
 }
 
@@ -51,6 +64,7 @@ void dt_signals_install(void) {
     static int installed;
     if (installed) return;
     installed = 1;
+    stderr_terminal = isatty(STDERR_FILENO);
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_stop_signal;
@@ -63,6 +77,14 @@ void dt_signals_install(void) {
     signal(SIGXFSZ, SIG_IGN);
     /* output to a closed pipe or session is a write error, not a kill before the checkpoint */
     signal(SIGPIPE, SIG_IGN);
+}
+
+void dt_signals_set_rank(int rank) {
+    quiet_rank = rank != 0;
+}
+
+void dt_signals_checkpoint_complete(void) {
+    checkpoint_complete = 1;
 }
 
 int dt_signals_stop_requested(void) {

@@ -214,7 +214,7 @@ def evaluate(work, dtrain, mpirun):
     outputs = {}
     for ranks in (1, 2):
         out = os.path.join(work, "eval%d" % ranks)
-        cmd = [dtrain, "eval", os.path.join(work, "cfg.yaml"), "--model", os.path.join(work, "run", "model.safetensors"), "output.dir=" + out]
+        cmd = [dtrain, "eval", os.path.join(work, "cfg.yaml"), "--model", os.path.join(work, "run", "model.safetensors"), "--out", out]
         if ranks > 1:
             cmd = mpirun + ["-np", "2"] + cmd
         r = subprocess.run(cmd, capture_output=True, text=True)
@@ -229,7 +229,7 @@ def evaluate(work, dtrain, mpirun):
     check("accuracy %s," % printed in outputs[1][0], "eval accuracy differs from the run's %s" % printed)
     # the whole folder
     r = subprocess.run([dtrain, "eval", os.path.join(work, "cfg.yaml"), "--model", os.path.join(work, "run", "model.safetensors"),
-                        "output.dir=" + os.path.join(work, "evalall"), "data.val_fraction=1"], capture_output=True, text=True)
+                        "--out", os.path.join(work, "evalall"), "data.val_fraction=1"], capture_output=True, text=True)
     check(r.returncode == 0 and "on 36 images" in r.stdout and "1 image skipped" in r.stdout, "whole folder: %s%s" % (r.stdout, r.stderr))
     print("eval: 1 and 2 ranks identical; equals the run's evaluation (accuracy %s); whole folder 36 images" % printed)
 
