@@ -114,10 +114,6 @@ static int create_backend(dt_trainer *t, dt_error *err) {
     }
     t->precision = dt_precision_resolve(cfg->runtime.precision, gpu_has_tf32);
     opt.precision = (int)t->precision;
-    if (t->is_root)
-        dt_progress_line(&t->progress, NULL, "precision: %s%s", dt_precision_name(t->precision),
-                         cfg->runtime.precision == DT_PRECISION_AUTO ? " (runtime.precision: auto)"
-                                                                     : "");
     if (t->device.kind == DT_DEVICE_CUDA) return dt_backend_cuda_create(&opt, &t->backend, err);
     if (t->precision == DT_PRECISION_BF16)
         return dt_fail_usage(err, "runtime.precision: 'bf16' is supported by the CUDA backend "
@@ -681,10 +677,14 @@ static void print_summary(dt_trainer *t) {
         snprintf(device, sizeof device, "%s", t->backend.ops->name);
     dt_progress_line(&t->progress, NULL,
                      "dtrain: %zu images in %d classes (%zu train, %zu val), %d rank%s on %s, "
-                     "%d compute thread%s + %d decode worker%s per rank, %ld steps/epoch of %zu "
-                     "images",
+                     "precision %s%s, %d compute thread%s + %d decode worker%s per rank, %ld "
+                     "steps/epoch of %zu images",
                      t->ds.n_files, t->ds.n_classes, t->split.n_train, t->split.n_val,
-                     t->comm->size, t->comm->size == 1 ? "" : "s", device, t->threads,
+                     t->comm->size, t->comm->size == 1 ? "" : "s", device,
+                     dt_precision_name(t->precision),
+                     t->cfg->runtime.precision == DT_PRECISION_AUTO ? " (runtime.precision: auto)"
+                                                                    : "",
+                     t->threads,
                      t->threads == 1 ? "" : "s", t->workers, t->workers == 1 ? "" : "s",
                      t->steps_per_epoch, t->global_batch);
 }
