@@ -24,6 +24,10 @@
 #include "dtrain/error.h"
 #include "dtrain/platform.h"
 
+#ifndef DTRAIN_CUDA_MAJOR
+#define DTRAIN_CUDA_MAJOR 13 /* builds without the toolkit load no NVIDIA library */
+#endif
+
 /* Exported by libdtrain_main.so (src/main.c). */
 typedef int dtrain_main_fn(int argc, char **argv, int wait_policy_chosen_by_dtrain);
 
@@ -62,7 +66,8 @@ int main(int argc, char **argv) {
         const char *why = first_error[0] ? first_error : dlerror();
         char soname[128] = "", hint[512];
         if (why) sscanf(why, "%127[^:]", soname);
-        if (why && dt_gpu_library_hint(soname, hint, sizeof hint) && strstr(why, "cannot open")) {
+        if (why && dt_gpu_library_hint(soname, DTRAIN_CUDA_MAJOR, hint, sizeof hint) &&
+            strstr(why, "cannot open")) {
             fprintf(stderr,
                     "dtrain: error: %s, which this dtrain's CUDA backend links, was not found "
                     "by the dynamic loader; provide %s\n",
