@@ -188,6 +188,27 @@ mkfifo fifo/checkpoints/latest
 run fifo fifo --resume train.epochs=3
 expect "latest a FIFO: no hang, the newest complete checkpoint" "$rc" 0
 check "latest a FIFO: says why" has fifo "latest: not a regular file (a FIFO)"
+# SIGTERM during the start-up of such a resume ends it promptly: 75 with a checkpoint, or 143
+cp -a full fifo-term
+rm fifo-term/checkpoints/latest
+mkfifo fifo-term/checkpoints/latest
+"$dtrain" run.yaml "output.dir=$work/fifo-term" --resume train.epochs=3 >fifo-term.log 2>&1 &
+background=$!
+sleep 0.5
+kill -TERM "$background"
+for _ in $(seq 600); do kill -0 "$background" 2>/dev/null || break; sleep 0.1; done
+if kill -0 "$background" 2>/dev/null; then
+    check_fail "SIGTERM during the start-up of a resume: still running after 60 s"
+    kill -9 "$background"
+fi
+wait "$background"
+rc=$?
+background=""
+check "SIGTERM during start-up: exit 75 or 143 (got $rc)" test "$rc" -eq 75 -o "$rc" -eq 143
+if [[ $rc == 75 ]]; then
+    check "SIGTERM during start-up: latest names a complete checkpoint" \
+        test -f "fifo-term/checkpoints/$(cat fifo-term/checkpoints/latest)/state.json"
+fi
 cp -a full loop
 rm loop/checkpoints/latest
 ln -s latest loop/checkpoints/latest
