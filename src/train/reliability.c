@@ -240,10 +240,12 @@ int dt_rel_checkpoint(dt_trainer *t, int epoch, long step, long step_in_epoch, i
         dt_ckpt_payload_free(&p);
         return dt_fail(err,
                        "step %ld (epoch %d): the %s are not finite (NaN or Inf) although the "
-                       "gradients were: an update overflowed them (train.lr %g is too high); no "
+                       "gradients were: %s overflowed them (train.lr %g is too high); no "
                        "checkpoint written for this step (the last one written before holds the "
                        "last good state); try a lower train.lr",
-                       step, epoch, bad, t->cfg->train.lr);
+                       step, epoch, bad,
+                       strcmp(bad, "running statistics") == 0 ? "the activations" : "an update",
+                       t->cfg->train.lr);
     }
     dt_ckpt_state *s = &p.state;
     s->epoch = epoch;
