@@ -233,8 +233,9 @@ int dt_rel_checkpoint(dt_trainer *t, int epoch, long step, long step_in_epoch, i
         return dt_error_prefix(err, "checkpoint");
     }
     /* a checkpoint is a good state to continue from, or none is written: the gradients were
-     * checked, so non-finite values here come from an update that overflowed; whether one will
-     * cannot be known from train.lr alone (it depends on the gradients) */
+     * checked, so non-finite values here come from a step that overflowed (its update, or its
+     * activations for the running statistics); whether one will cannot be known from train.lr
+     * alone (it depends on the gradients) */
     const char *bad = nonfinite_part(&p);
     if (bad) {
         dt_ckpt_payload_free(&p);
