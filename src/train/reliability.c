@@ -253,17 +253,20 @@ int dt_rel_checkpoint(dt_trainer *t, int epoch, long step, long step_in_epoch, i
         return dt_error_prefix(err, "checkpoint");
     }
     /* a checkpoint is a good state to continue from, or none is written: the gradients were
-     * checked, so non-finite values here come from an update that overflowed; whether one will
-     * cannot be known from train.lr alone (it depends on the gradients) */
+     * checked, so non-finite values here come from a step that overflowed (its update, or its
+     * activations for the running statistics); whether one will cannot be known from train.lr
+     * alone (it depends on the gradients) */
     const char *bad = nonfinite_part(&p);
     if (bad) {
         dt_ckpt_payload_free(&p);
         return dt_fail(err,
                        "step %ld (epoch %d): the %s are not finite (NaN or Inf) although the "
-                       "gradients were: an update overflowed them (train.lr %g is too high); no "
+                       "gradients were: %s overflowed them (train.lr %g is too high); no "
                        "checkpoint written for this step (the last one written before holds the "
                        "last good state); try a lower train.lr",
-                       step, epoch, bad, t->cfg->train.lr);
+                       step, epoch, bad,
+                       strcmp(bad, "running statistics") == 0 ? "the activations" : "an update",
+                       t->cfg->train.lr);
     }
     dt_ckpt_state *s = &p.state;
     s->epoch = epoch;
