@@ -84,7 +84,8 @@ fi
 
 # --help names every command; the manual page every option of every command's --help.
 help=$(run_clean "$clean_path" "$prefix/bin/dtrain" --help)
-for c in "--resume" "--overwrite" "--print-config" "dtrain predict" "dtrain eval" "-V | --version" \
+for c in "--resume" "--overwrite" "--print-config" "dtrain predict" "dtrain eval" "dtrain pack" \
+    "-V | --version" \
     "-h | --help"; do
     expect_match "dtrain --help names $c" "$help" "*$c*"
 done
@@ -92,6 +93,7 @@ options=$( (
     echo "$help"
     run_clean "$clean_path" "$prefix/bin/dtrain" predict --help
     run_clean "$clean_path" "$prefix/bin/dtrain" eval --help
+    run_clean "$clean_path" "$prefix/bin/dtrain" pack --help
 ) | grep -o -- '--[a-z][a-z-]*' | sort -u)
 manual=$(sed 's/\\-/-/g' "$prefix/share/man/man1/dtrain.1")
 for option in $options; do
