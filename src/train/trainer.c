@@ -675,18 +675,16 @@ static void print_summary(dt_trainer *t) {
                  tail ? tail + strlen("training on the CPU: ") : why);
     else
         snprintf(device, sizeof device, "%s", t->backend.ops->name);
-    dt_progress_line(&t->progress, NULL,
-                     "dtrain: %zu images in %d classes (%zu train, %zu val), %d rank%s on %s, "
-                     "precision %s%s, %d compute thread%s + %d decode worker%s per rank, %ld "
-                     "steps/epoch of %zu images",
-                     t->ds.n_files, t->ds.n_classes, t->split.n_train, t->split.n_val,
-                     t->comm->size, t->comm->size == 1 ? "" : "s", device,
-                     dt_precision_name(t->precision),
-                     t->cfg->runtime.precision == DT_PRECISION_AUTO ? " (runtime.precision: auto)"
-                                                                    : "",
-                     t->threads,
-                     t->threads == 1 ? "" : "s", t->workers, t->workers == 1 ? "" : "s",
-                     t->steps_per_epoch, t->global_batch);
+    dt_progress_line(
+        &t->progress, NULL,
+        "dtrain: %zu images in %d classes (%zu train, %zu val), %d rank%s on %s, "
+        "precision %s%s, %d compute thread%s + %d decode worker%s per rank, %ld "
+        "steps/epoch of %zu images",
+        t->ds.n_files, t->ds.n_classes, t->split.n_train, t->split.n_val, t->comm->size,
+        t->comm->size == 1 ? "" : "s", device, dt_precision_name(t->precision),
+        t->cfg->runtime.precision == DT_PRECISION_AUTO ? " (runtime.precision: auto)" : "",
+        t->threads, t->threads == 1 ? "" : "s", t->workers, t->workers == 1 ? "" : "s",
+        t->steps_per_epoch, t->global_batch);
 }
 
 static int run(dt_trainer *t, dt_error *err) {

@@ -13,7 +13,7 @@
 static volatile sig_atomic_t stop_signal;
 static volatile sig_atomic_t interrupts;
 static volatile sig_atomic_t training_over; /* the last step is done: no stop checkpoint comes */
-static volatile sig_atomic_t quiet_rank;          /* a rank other than 0: rank 0 tells the user */
+static volatile sig_atomic_t quiet_rank;    /* a rank other than 0: rank 0 tells the user */
 static volatile sig_atomic_t checkpoint_complete; /* checkpoints/latest names a complete one */
 static volatile sig_atomic_t stderr_terminal;     /* isatty(2), asked before any signal */
 static char temp_paths[TEMP_SLOTS][TEMP_PATH_MAX];
