@@ -182,7 +182,15 @@ static void test_second_interrupt(const char *run, const char *temporary) {
     int seen = wait_for(run, temporary, 600) == 0;
     CHECK_MSG(seen, "%s never appeared", temporary);
     kill(pid, SIGINT);
-    usleep(20 * 1000);
+    /* the second only once the first was handled: two pending SIGINTs would merge into one */
+    double end = dt_monotonic_seconds() + 60;
+    for (;;) {
+        char *log = read_log(run);
+        int handled = strstr(log, "SIGINT received") != NULL;
+        free(log);
+        if (handled || dt_monotonic_seconds() > end) break;
+        usleep(10 * 1000);
+    }
     kill(pid, SIGINT);
     int rc = finish(pid, 120);
     CHECK_MSG(rc == 130, "second SIGINT during %s: exit %d, not 130", temporary, rc);
