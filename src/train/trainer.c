@@ -343,8 +343,8 @@ static int setup(dt_trainer *t, dt_error *err) {
         return -1;
     /* output.dir is locked (and refused if it holds another run) only once every input check
      * has passed: a refused run leaves nothing behind */
-    if (dt_rel_claim_output_dir(t, err) || dt_rel_resume(t, err) || broadcast_model(t, err) ||
-        setup_gradient_allreduce(t, err))
+    if (dt_rel_claim_output_dir(t, err) || dt_rel_check_output_shared(t, err) ||
+        dt_rel_resume(t, err) || broadcast_model(t, err) || setup_gradient_allreduce(t, err))
         return -1;
 
     dt_loader_options lo = {.batch_size = cfg->train.batch_size,
