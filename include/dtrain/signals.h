@@ -16,6 +16,9 @@ void dt_signals_install(void);
 /* The first stop signal received (SIGTERM, SIGINT, SIGUSR1), or 0. */
 int dt_signals_stop_requested(void);
 
+/* "SIGTERM", "SIGINT", "SIGUSR1", or "" for any other number. */
+const char *dt_signals_name(int sig);
+
 /* Test hook: behave as if signal sig had arrived. */
 void dt_signals_request_stop(int sig);
 

@@ -399,6 +399,11 @@ int dt_rel_step_end(dt_trainer *t, int epoch, long step_in_epoch, long global_st
             return dt_error_prefix(err, "all-reduce of the stop flag");
     }
     if (stop > 0) {
+        int mine = dt_signals_stop_requested();
+        if (t->is_root)
+            dt_progress_line(
+                &t->progress, NULL, "%s received: stopping after step %ld with a checkpoint",
+                mine ? dt_signals_name(mine) : "a stop signal (on another rank)", global_step);
         if (dt_rel_checkpoint(t, epoch, global_step, step_in_epoch, 0, 1, err)) return -1;
         /* the weights so far as model.safetensors too: a job that a time limit ends before it
          * is resumed still leaves a usable model where users look for it */

@@ -31,11 +31,12 @@ static void on_stop_signal(int sig) {
     }
     if (!stop_signal) {
         stop_signal = sig;
-        const char *name = sig == SIGTERM ? "SIGTERM" : sig == SIGINT ? "SIGINT" : "SIGUSR1";
-        write_text("\ndtrain: ");
-        write_text(name);
-        write_text(" received: stopping after the current step with a checkpoint (a second "
-                   "Ctrl-C stops at once)\n");
+        /* Ctrl-C is answered at once. SIGTERM and SIGUSR1 are announced when the step ends
+         * and the checkpoint follows (dt_signals_name): a launcher that ends a job's ranks
+         * sends SIGTERM to ranks blocked in a collective, which never get there. */
+        if (sig == SIGINT)
+            write_text("\ndtrain: SIGINT received: stopping after the current step with a "
+                       "checkpoint (a second Ctrl-C stops at once)\n");
     }
 }
 
@@ -52,6 +53,10 @@ void dt_signals_install(void) {
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGUSR1, &sa, NULL);
     signal(SIGXFSZ, SIG_IGN);
+}
+
+const char *dt_signals_name(int sig) {
+    return sig == SIGTERM ? "SIGTERM" : sig == SIGINT ? "SIGINT" : sig == SIGUSR1 ? "SIGUSR1" : "";
 }
 
 int dt_signals_stop_requested(void) {

@@ -320,7 +320,9 @@ crash_case() {
             "*job $id (restart 1): resuming from runs/$out/checkpoints/step-*"
     fi
     expect_match "$name: one log for both attempts" "$(log_of "$log")" \
-        "*dtrain: job $id:*dtrain: job $id:*done: final validation*"
+        "*48 images in 4 classes*restart 1*48 images in 4 classes*done: final validation*"
+    no_warning "$name: the rank that srun ended promised no checkpoint" "$log" \
+        "SIGTERM received: stopping"
     check "$name: weights bitwise equal to the uninterrupted run's" same_weights uninterrupted "$out"
     "${cluster[@]}" reboot "$victim"
     check "$name: $victim back in Slurm after its reboot" wait_for 60 all_idle
@@ -372,6 +374,8 @@ faults_set() {
     expect "cut under dtrain-run: exit 1" "$status" 1
     expect_match "cut under dtrain-run: the watchdog said why" "$(log_of cut-mpirun.log)" \
         "*error: no progress for * s (runtime.timeout_s 10) in *"
+    expect_match "cut under dtrain-run: mpirun, waiting for the silent node, killed" \
+        "$(log_of cut-mpirun.log)" "*mpirun still running 10 s after a rank failed (a node unreachable?)*"
     check "cut under dtrain-run: ended within timeout + grace + 40 s ($elapsed s)" test "$elapsed" -le 60
     check "cut under dtrain-run: nothing left on the nodes" wait_nothing_left 30
     "${cluster[@]}" reboot n2
