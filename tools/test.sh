@@ -8,8 +8,9 @@ bash tools/install-deps.sh
 # For the tests only, so not in the demo's list: the cluster/ scripts on a throwaway Slurm
 # (tests/slurm; on a systemd machine the munge service starts, slurmd and slurmctld stay off
 # without /etc/slurm/slurm.conf), dtrain under valgrind and gdb (tests/startup.cmake), and the
-# namespace cluster of tests/multinode (ip from iproute2, python3 for its launch agent).
-bash tools/install-deps.sh slurm-wlm munge valgrind gdb iproute2 python3
+# namespace cluster of tests/multinode (ip from iproute2, pgrep from procps, python3 for its
+# launch agent).
+bash tools/install-deps.sh slurm-wlm munge valgrind gdb iproute2 procps python3
 jobs=$(nproc)
 
 echo "== format check"

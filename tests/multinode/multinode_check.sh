@@ -30,7 +30,7 @@ if [[ $(id -u) -ne 0 ]]; then
     echo "SKIPPED: the namespace cluster needs root"
     exit 77
 fi
-for tool in ip unshare nsenter python3 mpirun munged slurmctld slurmd sbatch scontrol; do
+for tool in ip unshare nsenter pgrep python3 mpirun munged slurmctld slurmd sbatch scontrol; do
     if ! PATH=$PATH:/usr/sbin command -v "$tool" >/dev/null; then
         echo "SKIPPED: no $tool (tools/test.sh installs Open MPI, slurm-wlm and munge)"
         exit 77
