@@ -87,6 +87,36 @@ expect "a non-Open MPI launcher gets only portable flags" \
     "$(run DTRAIN_MPIRUN="$work/hydra/mpirun" DTRAIN_BIN="$work/bin/dtrain" "$wrapper" -n 2 cfg.yaml)" \
     "mpirun -np 2 --bind-to none $work/bin/dtrain cfg.yaml"
 
+# mpirun that keeps waiting after a rank's error (as for a node that went silent): killed, with
+# its local rank, DTRAIN_ABORT_GRACE_S seconds later, exit 1. An mpirun that ends by itself
+# after an error keeps its own exit code.
+cat >"$work/hydra/hanging-mpirun" <<'FAKE'
+#!/bin/bash
+[[ $1 == --version ]] && echo "mpirun (Open MPI) 4.1.4" && exit 0
+echo "dtrain: rank 1: error: no progress for 10 s (runtime.timeout_s 10)" >&2
+[[ -n ${FAKE_EXIT:-} ]] && exit "$FAKE_EXIT"
+sleep 300 &
+echo $! >"$RANK_PID_FILE"
+wait
+FAKE
+chmod +x "$work/hydra/hanging-mpirun"
+start=$SECONDS
+output=$(run RANK_PID_FILE="$work/rank.pid" DTRAIN_ABORT_GRACE_S=1 \
+    DTRAIN_MPIRUN="$work/hydra/hanging-mpirun" DTRAIN_BIN="$work/bin/dtrain" "$wrapper" -n 2 cfg.yaml)
+expect "mpirun waiting after a rank's error: exit 1" "$?" 1
+expect_match "mpirun waiting after a rank's error: said" "$output" \
+    "*rank 1: error: no progress*dtrain-run: mpirun still running 1 s after a rank failed (a node unreachable?): killing it and its local ranks*"
+check "mpirun waiting after a rank's error: ended within 20 s" test $((SECONDS - start)) -le 20
+rank_pid=$(cat "$work/rank.pid")
+# (a zombie counts as ended: the init of a container may be slow to reap it)
+check "mpirun waiting after a rank's error: its local rank killed too" \
+    bash -c "[[ ! -e /proc/$rank_pid ]] || grep -q '^State:.*Z' /proc/$rank_pid/status"
+output=$(run RANK_PID_FILE="$work/rank.pid" FAKE_EXIT=3 DTRAIN_ABORT_GRACE_S=1 \
+    DTRAIN_MPIRUN="$work/hydra/hanging-mpirun" DTRAIN_BIN="$work/bin/dtrain" "$wrapper" -n 2 cfg.yaml)
+expect "mpirun ending by itself after an error: its exit code" "$?" 3
+output=$(run DTRAIN_ABORT_GRACE_S=soon DTRAIN_BIN="$work/bin/dtrain" "$wrapper" -n 2 cfg.yaml)
+expect "DTRAIN_ABORT_GRACE_S not a number: exit 2" "$?" 2
+
 # Finding dtrain: build/ of the script's repository first, then PATH.
 expect "the repository's build/dtrain is found" \
     "$(run "$work/repo/launch/dtrain-run" --print cfg.yaml)" \

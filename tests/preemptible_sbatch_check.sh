@@ -1,7 +1,8 @@
 #!/bin/bash
 # Runs cluster/preemptible.sbatch outside Slurm with stand-ins for srun, scontrol and dtrain,
 # and checks its decisions: no --resume on a fresh start, --resume when output.dir has a
-# checkpoint, SIGUSR1 forwarded to the job step, requeue on exit 75 (and only then), dtrain's
+# complete checkpoint (with or without `latest`), --overwrite of its own run when a restarted job
+# has none, never of another job's run, SIGUSR1 forwarded to the job step, requeue on exit 75 (and only then), dtrain's
 # exit code kept otherwise, a missing binary refused.
 # Usage: preemptible_sbatch_check.sh PATH/TO/cluster/preemptible.sbatch
 set -u
@@ -64,10 +65,26 @@ expect "no requeue on a config error" "$(grep -c scontrol "$log")" 0
 run_job 75 cfg.yaml
 expect "exit 75 requeues" "$(grep scontrol "$log")" "scontrol requeue 500"
 
-mkdir -p "$work/submit/runs/long/checkpoints"
-echo step-00000010 >"$work/submit/runs/long/checkpoints/latest"
+checkpoints=$work/submit/runs/long/checkpoints
+mkdir -p "$checkpoints/step-00000010"
+echo step-00000010 >"$checkpoints/latest"
 run_job 0 cfg.yaml
 expect "a checkpoint in output.dir resumes" "$(grep dtrain "$log")" "dtrain --resume cfg.yaml"
+# a complete step folder without `latest` (a node lost between the two writes) resumes too
+rm "$checkpoints/latest"
+run_job 0 cfg.yaml
+expect "a step folder without latest resumes" "$(grep dtrain "$log")" "dtrain --resume cfg.yaml"
+# a requeued job (node failure) with no complete checkpoint yet starts its own run again; a run
+# that another job started there is never replaced (dtrain then refuses it)
+rm -r "$checkpoints/step-00000010"
+expect "the first start named its job in output.dir" \
+    "$(cat "$work/submit/runs/long/.slurm-job")" 500
+SLURM_RESTART_COUNT=1 run_job 0 cfg.yaml
+expect "a restart without a checkpoint starts again" "$(grep dtrain "$log")" \
+    "dtrain --overwrite cfg.yaml"
+echo 499 >"$work/submit/runs/long/.slurm-job"
+SLURM_RESTART_COUNT=1 run_job 0 cfg.yaml
+expect "another job's run is not replaced" "$(grep dtrain "$log")" "dtrain cfg.yaml"
 
 # SIGUSR1 to the batch shell (what --signal=B:USR1 sends) reaches dtrain, then requeue
 : >"$log"

@@ -134,6 +134,19 @@ static void test_scan_order(void) {
     char path[2048];
     snprintf(path, sizeof path, "%s/bee/new.jpg", root);
     unlink(path);
+
+    /* Same names, other bytes: the list hash stays, the size hash changes (the ranks compare
+     * both, so a node-local copy that differs in any size is refused). */
+    uint64_t sizes_before = dt_dataset_size_hash(&ds);
+    CHECK(dt_dataset_size_hash(&ds) == sizes_before);
+    dt_error write_err;
+    CHECK(dt_testgen_write_bytes(ds.files[0].path, "longer", 6, &write_err) == 0);
+    CHECK(dt_dataset_scan(root, &again, &err) == 0);
+    CHECK(dt_dataset_hash(&again) == before);
+    CHECK(dt_dataset_size_hash(&again) != sizes_before);
+    dt_dataset_free(&again);
+    CHECK(dt_testgen_write_bytes(ds.files[0].path, "x", 1, &write_err) == 0);
+    CHECK(dt_dataset_size_hash(&ds) == sizes_before);
     dt_dataset_free(&ds);
     CHECK(ds.files == NULL && ds.n_files == 0);
 }

@@ -141,11 +141,14 @@ static void test_cuda_error_mapping(void) {
 
 static void test_distinct_gpus(void) {
     dt_error err = {{0}, 0};
-    dt_rank_gpu ranks[4] = {{"node-a", "0000:17:00.0"},
-                            {"node-a", "0000:65:00.0"},
-                            {"node-b", "0000:17:00.0"},
-                            {"node-b", "0000:65:00.0"}};
+    dt_rank_gpu ranks[4] = {{"node-a", "0000:17:00.0", 0},
+                            {"node-a", "0000:65:00.0", 0},
+                            {"node-b", "0000:17:00.0", 2},
+                            {"node-b", "0000:65:00.0", 2}};
     CHECK(dt_device_check_distinct(ranks, 4, 2, &err) == 0);
+    /* Two nodes with one host name: the node from MPI tells them apart. */
+    dt_rank_gpu same_name[2] = {{"node", "0000:17:00.0", 0}, {"node", "0000:17:00.0", 1}};
+    CHECK(dt_device_check_distinct(same_name, 2, 1, &err) == 0);
     strcpy(ranks[3].pci_bus, "0000:17:00.0"); /* ranks 2 and 3 on one GPU of node-b */
     CHECK(dt_device_check_distinct(ranks, 4, 2, &err) == -1);
     CHECK_INT_EQ(err.exit_code, DT_EXIT_USAGE);

@@ -46,9 +46,9 @@ static void test_cgroup_quota(void) {
     CHECK_CLOSE(dt_cgroup_cpu_quota(dir, "0::/job/step/task\n"), 1.5, 0, 1e-12);
 }
 
-static void set_cpus(dt_cpu_record *record, uint64_t host, int first, int count) {
+static void set_cpus(dt_cpu_record *record, int64_t node, int first, int count) {
     memset(record, 0, sizeof *record);
-    record->host = host;
+    record->node = node;
     for (int cpu = first; cpu < first + count; cpu++) record->mask[cpu / 64] |= 1ull << (cpu % 64);
 }
 
@@ -65,7 +65,7 @@ static void test_share(void) {
     /* Bound to sockets: 2 ranks on each 64-core half, 32 each. */
     for (int i = 0; i < 4; i++) set_cpus(&r[i], 1, 64 * (i / 2), 64);
     CHECK_CLOSE(dt_cpu_share(r, 4, 0, &here), 32.0, 0, 1e-9);
-    /* Two nodes with the same core numbers: ranks on the other host do not count. */
+    /* Two nodes with the same core numbers: ranks on the other node do not count. */
     for (int i = 0; i < 4; i++) set_cpus(&r[i], i < 2 ? 1 : 2, 0, 16);
     CHECK_CLOSE(dt_cpu_share(r, 4, 3, &here), 8.0, 0, 1e-9);
     CHECK_INT_EQ(here, 2);

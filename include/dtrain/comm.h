@@ -28,6 +28,7 @@ typedef struct dt_comm_ops {
 typedef struct dt_comm {
     int rank, size;             /* world */
     int local_rank, local_size; /* ranks on this node */
+    int node; /* the lowest world rank on this node: equal for the ranks that share a node */
     const dt_comm_ops *ops;
     void *ctx;
 } dt_comm;

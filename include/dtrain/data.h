@@ -75,6 +75,11 @@ int dt_shards_scan(const char *root, dt_dataset *ds, dt_error *err);
 /* 64-bit hash of the file list (paths relative to root, and labels): ranks compare it. */
 uint64_t dt_dataset_hash(const dt_dataset *ds);
 
+/* 64-bit hash of the files' sizes in bytes, in file order (a file that cannot be stat'ed counts
+ * as size UINT64_MAX; reading it fails later, with its name): ranks compare it too, so that a
+ * node-local copy with the same names and other bytes is caught when any size differs. */
+uint64_t dt_dataset_size_hash(const dt_dataset *ds);
+
 /* ---- split and sharding ------------------------------------------------------------------ */
 
 typedef struct dt_split {

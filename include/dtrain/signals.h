@@ -28,6 +28,9 @@ int dt_signals_stop_requested(void);
  * (the run finishes its outputs and exits 0), and the handler says so. */
 void dt_signals_training_over(void);
 
+/* "SIGTERM", "SIGINT", "SIGHUP", "SIGUSR1", or "" for any other number (async-signal-safe). */
+const char *dt_signals_name(int sig);
+
 /* Test hook: behave as if signal sig had arrived. */
 void dt_signals_request_stop(int sig);
 

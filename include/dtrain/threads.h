@@ -32,12 +32,12 @@ double dt_cgroup_cpu_quota(const char *cgroup_fs, const char *self_cgroup);
 
 /* One rank's view, as exchanged between ranks. */
 typedef struct dt_cpu_record {
-    uint64_t host; /* hash of the host name */
+    int64_t node; /* the rank's node (dt_comm.node, from MPI, not the host name) */
     uint64_t mask[DT_CPU_MASK_WORDS];
 } dt_cpu_record;
 
 /* The cores rank `me` may count as its own: each processor of its mask counts 1/k when k ranks
- * of the same host have it in their masks. ranks_here gets the number of ranks on me's host. */
+ * of the same node have it in their masks. ranks_here gets the number of ranks on me's node. */
 double dt_cpu_share(const dt_cpu_record *records, int n_ranks, int me, int *ranks_here);
 
 typedef struct dt_thread_plan {

@@ -185,7 +185,8 @@ static void discard_context(mpi_context *ctx) {
     free(ctx);
 }
 
-/* Ranks sharing this node's memory give the local rank (which picks the GPU) and size. */
+/* Ranks sharing this node's memory give the local rank (which picks the GPU), size and the
+ * node's identity (its lowest world rank): MPI knows the node, host names may repeat. */
 static int find_local_ranks(mpi_context *ctx, int world_rank, dt_comm *comm, dt_error *err) {
     MPI_Comm node;
     int rc =
@@ -193,6 +194,7 @@ static int find_local_ranks(mpi_context *ctx, int world_rank, dt_comm *comm, dt_
     if (rc != MPI_SUCCESS) return mpi_fail(err, rc, "MPI_Comm_split_type(MPI_COMM_TYPE_SHARED)");
     rc = MPI_Comm_rank(node, &comm->local_rank);
     if (rc == MPI_SUCCESS) rc = MPI_Comm_size(node, &comm->local_size);
+    if (rc == MPI_SUCCESS) rc = MPI_Allreduce(&world_rank, &comm->node, 1, MPI_INT, MPI_MIN, node);
     MPI_Comm_free(&node);
     if (rc != MPI_SUCCESS) return mpi_fail(err, rc, "node-local rank");
     return 0;

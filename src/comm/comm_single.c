@@ -58,6 +58,7 @@ int dt_comm_single_init(dt_comm *comm) {
     comm->size = 1;
     comm->local_rank = 0;
     comm->local_size = 1;
+    comm->node = 0;
     comm->ops = &single_ops;
     comm->ctx = NULL;
     return 0;

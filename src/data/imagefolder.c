@@ -1,5 +1,5 @@
 /* ImageFolder scan: finds the class folders and image files under data.root in exactly the
- * order torchvision's ImageFolder uses, and hashes the resulting file list.
+ * order torchvision's ImageFolder uses, and hashes the resulting file list and the files' sizes.
  *
  * torchvision (datasets/folder.py) does, per class in sorted order:
  *     for root, _, fnames in sorted(os.walk(class_dir, followlinks=True)):
@@ -385,6 +385,19 @@ uint64_t dt_dataset_hash(const dt_dataset *ds) {
         uint32_t value = (uint32_t)ds->files[i].label;
         for (int b = 0; b < 4; b++) label[b] = (unsigned char)(value >> (8 * b));
         hash = dt_fnv1a64(hash, label, sizeof label);
+    }
+    return hash;
+}
+
+/* 64-bit FNV-1a over each file's size in bytes, in file order: a stat per file, once per run. */
+uint64_t dt_dataset_size_hash(const dt_dataset *ds) {
+    uint64_t hash = DT_FNV1A64_INIT;
+    for (size_t i = 0; i < ds->n_files; i++) {
+        struct stat info;
+        uint64_t size = stat(ds->files[i].path, &info) == 0 ? (uint64_t)info.st_size : UINT64_MAX;
+        unsigned char bytes[8];
+        for (int b = 0; b < 8; b++) bytes[b] = (unsigned char)(size >> (8 * b));
+        hash = dt_fnv1a64(hash, bytes, sizeof bytes);
     }
     return hash;
 }

@@ -52,8 +52,7 @@ int dt_device_check_distinct(const dt_rank_gpu *ranks, int n_ranks, int local_si
                              dt_error *err) {
     for (int a = 0; a < n_ranks; a++)
         for (int b = a + 1; b < n_ranks; b++)
-            if (strcmp(ranks[a].host, ranks[b].host) == 0 &&
-                strcmp(ranks[a].pci_bus, ranks[b].pci_bus) == 0)
+            if (ranks[a].node == ranks[b].node && strcmp(ranks[a].pci_bus, ranks[b].pci_bus) == 0)
                 return dt_fail_usage(err,
                                      "ranks %d and %d on %s would share GPU %s: more ranks on "
                                      "the node (%d) than GPUs given to them; run one rank per "

@@ -37,8 +37,9 @@ int dt_device_choose(const dt_device_request *req, const dt_gpu_query *gpus, dt_
 
 /* One rank's GPU as every rank sees it after an all-gather (dt_device_check_distinct). */
 typedef struct dt_rank_gpu {
-    char host[64];    /* node name */
+    char host[64];    /* node name, for the messages */
     char pci_bus[32]; /* PCI bus id of the GPU the rank chose */
+    int node;         /* the node (dt_comm.node): host names may repeat across nodes */
 } dt_rank_gpu;
 
 /* A usage error naming the two ranks and the node when two ranks on one node chose the same

@@ -46,6 +46,49 @@ int dt_rel_claim_output_dir(dt_trainer *t, dt_error *err) {
     return dt_ckpt_writer_create(&r->writer, err);
 }
 
+/* The first line of output.dir/.dtrain.lock ("pid N on HOST", written by rank 0), or "". */
+static void read_lock_owner(const char *dir, char *out, size_t size) {
+    char path[4200];
+    snprintf(path, sizeof path, "%s/.dtrain.lock", dir);
+    out[0] = '\0';
+    FILE *f = fopen(path, "r");
+    if (!f) return;
+    if (!fgets(out, (int)size, f)) out[0] = '\0';
+    fclose(f);
+}
+
+int dt_rel_check_output_shared(dt_trainer *t, dt_error *err) {
+    dt_comm *comm = t->comm;
+    if (comm->size == 1) return 0;
+    enum { OWNER = 256 };
+    char mine[OWNER];
+    /* rank 0 wrote its lock before it reached the barrier */
+    if (comm->ops->barrier(comm->ctx, err)) return dt_error_prefix(err, "output.dir check");
+    read_lock_owner(t->cfg->output.dir, mine, sizeof mine);
+    char *all = calloc((size_t)comm->size, OWNER);
+    if (!all) return dt_fail(err, "out of memory");
+    if (comm->ops->allgather(comm->ctx, mine, all, OWNER, err)) {
+        free(all);
+        return dt_error_prefix(err, "comparing the ranks' view of output.dir");
+    }
+    char ranks[256] = "";
+    int missing = 0;
+    for (int r = 1; r < comm->size && t->is_root; r++) {
+        if (strcmp(all + (size_t)r * OWNER, all) == 0) continue;
+        size_t used = strlen(ranks);
+        snprintf(ranks + used, sizeof ranks - used, "%s%d", used ? "," : "", r);
+        missing++;
+    }
+    free(all);
+    if (missing)
+        dt_warn(
+            "output.dir %s is not shared: rank%s %s do%s not see rank 0's run there (a "
+            "node-local disk?); rank 0 alone writes the outputs and checkpoints, so they stay on "
+            "its node and a job restarted on other nodes cannot resume",
+            t->cfg->output.dir, missing > 1 ? "s" : "", ranks, missing > 1 ? "" : "es");
+    return 0;
+}
+
 void dt_rel_phase(dt_trainer *t, const char *phase, long step, int long_allowance) {
     dt_watchdog_mark(t->rel.watchdog, phase, step, long_allowance);
 }
@@ -484,6 +527,14 @@ static int agree_on_stop(dt_trainer *t, long global_step, int *stop, dt_error *e
             return dt_error_prefix(err, "all-reduce of the stop flag");
     }
     *stop = flag > 0;
+    int mine = dt_signals_stop_requested();
+    /* SIGINT was acknowledged by its handler; the others are announced here, where the
+     * checkpoint follows */
+    if (*stop && t->is_root && mine != SIGINT)
+        dt_progress_line(&t->progress, NULL,
+                         "%s received: stopping after step %ld with a checkpoint",
+                         mine ? dt_signals_name(mine) : "a stop signal (on another rank)",
+                         global_step);
     return 0;
 }
 

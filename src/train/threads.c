@@ -8,29 +8,22 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "dtrain/bytes.h"
 #include "dtrain/threads.h"
 
 /* The most threads of either kind (the limit of runtime.threads and data.workers). */
 enum { DT_MAX_THREADS = 1024 };
 
-static uint64_t host_hash(void) {
-    char name[256] = "";
-    gethostname(name, sizeof name - 1);
-    return dt_fnv1a64(DT_FNV1A64_INIT, name, strlen(name));
-}
-
 double dt_cpu_share(const dt_cpu_record *records, int n_ranks, int me, int *ranks_here) {
     const dt_cpu_record *mine = &records[me];
     int here = 0;
-    for (int r = 0; r < n_ranks; r++) here += records[r].host == mine->host;
+    for (int r = 0; r < n_ranks; r++) here += records[r].node == mine->node;
     double share = 0;
     for (int cpu = 0; cpu < 64 * DT_CPU_MASK_WORDS; cpu++) {
         uint64_t bit = 1ull << (cpu % 64);
         if (!(mine->mask[cpu / 64] & bit)) continue;
         int users = 0;
         for (int r = 0; r < n_ranks; r++)
-            users += records[r].host == mine->host && (records[r].mask[cpu / 64] & bit);
+            users += records[r].node == mine->node && (records[r].mask[cpu / 64] & bit);
         share += 1.0 / users;
     }
     if (ranks_here) *ranks_here = here;
@@ -52,7 +45,7 @@ int dt_thread_plan_make(const dt_config *cfg, const dt_comm *comm, dt_thread_pla
     memset(plan, 0, sizeof *plan);
     dt_cpu_limits limits;
     dt_cpu_limits_read(&limits);
-    dt_cpu_record me = {.host = host_hash()};
+    dt_cpu_record me = {.node = comm->node};
     memcpy(me.mask, limits.mask, sizeof me.mask);
     dt_cpu_record *all = calloc((size_t)comm->size, sizeof *all);
     if (!all) return dt_fail(err, "out of memory comparing the ranks' CPU masks");

@@ -39,6 +39,7 @@ static int gather_devices(dt_trainer *t, dt_error *err) {
         if (gethostname(mine.id.host, sizeof mine.id.host - 1) != 0)
             snprintf(mine.id.host, sizeof mine.id.host, "localhost");
         snprintf(mine.id.pci_bus, sizeof mine.id.pci_bus, "%s", mine.info.pci_bus);
+        mine.id.node = comm->node;
     }
     rank_device *all = calloc((size_t)comm->size, sizeof *all);
     dt_rank_gpu *ids = calloc((size_t)comm->size, sizeof *ids);
@@ -176,37 +177,48 @@ static void append_rank(char *list, size_t size, int rank) {
     snprintf(list + used, size - used, "%s%d", used ? "," : "", rank);
 }
 
-/* Every rank must run the same config on the same file list: compare hashes, name the ranks
- * that differ from rank 0. */
+/* Every rank must run the same config on the same files: compare hashes of the config, of the
+ * file list (names and labels) and of the file sizes, and name the ranks that differ from rank
+ * 0. A different list or different sizes is a setup error (exit 2), like missing data. */
 static int check_consistency(dt_trainer *t, dt_error *err) {
     dt_comm *comm = t->comm;
     if (comm->size == 1) return 0;
-    uint64_t mine[2] = {dt_config_hash(t->cfg), dt_dataset_hash(&t->ds)};
+    enum { CONFIG, NAMES, SIZES, HASHES };
+    uint64_t mine[HASHES] = {dt_config_hash(t->cfg), dt_dataset_hash(&t->ds),
+                             dt_dataset_size_hash(&t->ds)};
     const char *salt = getenv("DTRAIN_TEST_HASH_SALT_RANK"); /* test-only fault switch */
-    if (salt && atoi(salt) == comm->rank) mine[0] ^= 0x5bd1e995u;
-    uint64_t *all = calloc((size_t)comm->size * 2, sizeof *all);
+    if (salt && atoi(salt) == comm->rank) mine[CONFIG] ^= 0x5bd1e995u;
+    uint64_t *all = calloc((size_t)comm->size * HASHES, sizeof *all);
     if (!all) return dt_fail(err, "out of memory");
     if (comm->ops->allgather(comm->ctx, mine, all, sizeof mine, err)) {
         free(all);
         return -1;
     }
-    char config_ranks[256] = "", data_ranks[256] = "";
-    for (int r = 1; r < comm->size; r++) {
-        if (all[2 * r] != all[0]) append_rank(config_ranks, sizeof config_ranks, r);
-        if (all[2 * r + 1] != all[1]) append_rank(data_ranks, sizeof data_ranks, r);
-    }
+    char ranks[HASHES][256] = {"", "", ""};
+    for (int r = 1; r < comm->size; r++)
+        for (int h = 0; h < HASHES; h++)
+            if (all[HASHES * r + h] != all[h]) append_rank(ranks[h], sizeof ranks[h], r);
     free(all);
-    if (config_ranks[0])
+    if (ranks[CONFIG][0])
         return dt_fail(err,
                        "rank%s %s resolved a different config than rank 0 (compare their "
                        "config files and overrides)",
-                       strchr(config_ranks, ',') ? "s" : "", config_ranks);
-    if (data_ranks[0])
-        return dt_fail(err,
-                       "rank%s %s see%s a different file list under %s than rank 0 (is "
-                       "data.root the same shared folder on every node?)",
-                       strchr(data_ranks, ',') ? "s" : "", data_ranks,
-                       strchr(data_ranks, ',') ? "" : "s", t->cfg->data.root);
+                       strchr(ranks[CONFIG], ',') ? "s" : "", ranks[CONFIG]);
+    int several = strchr(ranks[NAMES], ',') != NULL;
+    if (ranks[NAMES][0])
+        return dt_fail_usage(err,
+                             "rank%s %s see%s a different file list under %s than rank 0 (is "
+                             "data.root the same shared folder on every node?)",
+                             several ? "s" : "", ranks[NAMES], several ? "" : "s",
+                             t->cfg->data.root);
+    several = strchr(ranks[SIZES], ',') != NULL;
+    if (ranks[SIZES][0])
+        return dt_fail_usage(err,
+                             "rank%s %s see%s the same file names under %s as rank 0 but files "
+                             "of other sizes (a node-local copy that differs? data.root must "
+                             "be the same shared folder on every node)",
+                             several ? "s" : "", ranks[SIZES], several ? "" : "s",
+                             t->cfg->data.root);
     return 0;
 }
 
@@ -342,8 +354,9 @@ static int setup(dt_trainer *t, dt_error *err) {
         return -1;
     /* output.dir is locked (and refused if it holds another run) only once every input check
      * has passed: a refused run leaves nothing behind */
-    if (dt_rel_claim_output_dir(t, err) || dt_rel_resume(t, err) || broadcast_model(t, err) ||
-        setup_gradient_allreduce(t, err) || dt_rel_guard_start(t, err))
+    if (dt_rel_claim_output_dir(t, err) || dt_rel_check_output_shared(t, err) ||
+        dt_rel_resume(t, err) || broadcast_model(t, err) || setup_gradient_allreduce(t, err) ||
+        dt_rel_guard_start(t, err))
         return -1;
 
     dt_loader_options lo = {.batch_size = cfg->train.batch_size,

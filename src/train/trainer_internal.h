@@ -158,6 +158,9 @@ int dt_rel_setup(dt_trainer *t, dt_error *err);
 /* Rank 0: locks output.dir and refuses one that holds another run (unless resuming or
  * overwriting); starts the checkpoint writer. After every input check, before any output. */
 int dt_rel_claim_output_dir(dt_trainer *t, dt_error *err);
+/* Every rank looks for rank 0's lock in output.dir; rank 0 warns naming those that do not see
+ * it (output.dir on a node-local disk). */
+int dt_rel_check_output_shared(dt_trainer *t, dt_error *err);
 /* With --resume, after the model exists and before it is broadcast: rank 0 finds, verifies and
  * loads the checkpoint (weights and momentum), every rank gets the position and momentum. */
 int dt_rel_resume(dt_trainer *t, dt_error *err);

@@ -41,15 +41,15 @@ static void on_stop_signal(int sig) {
     }
     if (!stop_signal) {
         stop_signal = sig;
-        const char *name = sig == SIGTERM  ? "SIGTERM"
-                           : sig == SIGINT ? "SIGINT"
-                           : sig == SIGHUP ? "SIGHUP"
-                                           : "SIGUSR1";
-        /* "\r\033[K" on a terminal: the live progress line (stdout) is cleared, not continued */
-        if (!quiet_rank) {
+        /* Ctrl-C is answered at once, and so is any signal after the last step (no step
+         * boundary follows). SIGTERM, SIGHUP and SIGUSR1 are announced by rank 0 at the step
+         * boundary, when the checkpoint follows: a launcher that ends a job's ranks sends
+         * SIGTERM to ranks blocked in a collective, which never get there. "\r\033[K" on a
+         * terminal: the live progress line (stdout) is cleared, not continued. */
+        if (!quiet_rank && (sig == SIGINT || training_over)) {
             write_text(stderr_terminal ? "\r\033[K" : "\n");
             write_text("dtrain: ");
-            write_text(name);
+            write_text(dt_signals_name(sig));
             if (training_over)
                 write_text(" received after the last training step: finishing the run's outputs "
                            "instead (exit 0)");
@@ -85,6 +85,14 @@ void dt_signals_set_rank(int rank) {
 
 void dt_signals_checkpoint_complete(void) {
     checkpoint_complete = 1;
+}
+
+const char *dt_signals_name(int sig) {
+    return sig == SIGTERM   ? "SIGTERM"
+           : sig == SIGINT  ? "SIGINT"
+           : sig == SIGHUP  ? "SIGHUP"
+           : sig == SIGUSR1 ? "SIGUSR1"
+                            : "";
 }
 
 int dt_signals_stop_requested(void) {
