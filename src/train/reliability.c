@@ -531,10 +531,9 @@ static int agree_on_stop(dt_trainer *t, long global_step, int *stop, dt_error *e
     /* SIGINT was acknowledged by its handler; the others are announced here, where the
      * checkpoint follows */
     if (*stop && t->is_root && mine != SIGINT)
-        dt_progress_line(&t->progress, NULL,
-                         "%s received: stopping after step %ld with a checkpoint",
-                         mine ? dt_signals_name(mine) : "a stop signal (on another rank)",
-                         global_step);
+        dt_progress_line(
+            &t->progress, NULL, "%s received: stopping after step %ld with a checkpoint",
+            mine ? dt_signals_name(mine) : "a stop signal (on another rank)", global_step);
     return 0;
 }
 
