@@ -137,16 +137,24 @@ static void test_scan_order(void) {
 
     /* Same names, other bytes: the list hash stays, the size hash changes (the ranks compare
      * both, so a node-local copy that differs in any size is refused). */
-    uint64_t sizes_before = dt_dataset_size_hash(&ds);
-    CHECK(dt_dataset_size_hash(&ds) == sizes_before);
+    uint64_t sizes_before = 0, sizes = 0;
+    CHECK(dt_dataset_size_hash(&ds, &sizes_before, &err) == 0);
+    CHECK(dt_dataset_size_hash(&ds, &sizes, &err) == 0 && sizes == sizes_before);
     dt_error write_err;
     CHECK(dt_testgen_write_bytes(ds.files[0].path, "longer", 6, &write_err) == 0);
     CHECK(dt_dataset_scan(root, &again, &err) == 0);
     CHECK(dt_dataset_hash(&again) == before);
-    CHECK(dt_dataset_size_hash(&again) != sizes_before);
+    CHECK(dt_dataset_size_hash(&again, &sizes, &err) == 0 && sizes != sizes_before);
     dt_dataset_free(&again);
     CHECK(dt_testgen_write_bytes(ds.files[0].path, "x", 1, &write_err) == 0);
-    CHECK(dt_dataset_size_hash(&ds) == sizes_before);
+    CHECK(dt_dataset_size_hash(&ds, &sizes, &err) == 0 && sizes == sizes_before);
+    /* a file that is gone is named */
+    char moved[2100];
+    snprintf(moved, sizeof moved, "%s.moved", ds.files[0].path);
+    CHECK(rename(ds.files[0].path, moved) == 0);
+    CHECK(dt_dataset_size_hash(&ds, &sizes, &err) != 0);
+    CHECK(strstr(err.message, ds.files[0].path) != NULL && err.exit_code == 2);
+    CHECK(rename(moved, ds.files[0].path) == 0);
     dt_dataset_free(&ds);
     CHECK(ds.files == NULL && ds.n_files == 0);
 }

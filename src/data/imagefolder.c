@@ -389,15 +389,24 @@ uint64_t dt_dataset_hash(const dt_dataset *ds) {
     return hash;
 }
 
-/* 64-bit FNV-1a over each file's size in bytes, in file order: a stat per file, once per run. */
-uint64_t dt_dataset_size_hash(const dt_dataset *ds) {
+/* 64-bit FNV-1a over the sizes in bytes of the files (of the shards, for a dataset of shards),
+ * in order: one stat per file. A file that is not there is an error naming it. */
+int dt_dataset_size_hash(const dt_dataset *ds, uint64_t *out, dt_error *err) {
     uint64_t hash = DT_FNV1A64_INIT;
-    for (size_t i = 0; i < ds->n_files; i++) {
+    size_t n = ds->n_shards > 0 ? (size_t)ds->n_shards : ds->n_files;
+    for (size_t i = 0; i < n; i++) {
+        const char *path = ds->n_shards > 0 ? ds->shard_paths[i] : ds->files[i].path;
         struct stat info;
-        uint64_t size = stat(ds->files[i].path, &info) == 0 ? (uint64_t)info.st_size : UINT64_MAX;
+        if (stat(path, &info) != 0) {
+            char shown[512];
+            return dt_fail_usage(err, "%s: %s", dt_escape_text(path, shown, sizeof shown),
+                                 strerror(errno));
+        }
+        uint64_t size = (uint64_t)info.st_size;
         unsigned char bytes[8];
         for (int b = 0; b < 8; b++) bytes[b] = (unsigned char)(size >> (8 * b));
         hash = dt_fnv1a64(hash, bytes, sizeof bytes);
     }
-    return hash;
+    *out = hash;
+    return 0;
 }

@@ -184,8 +184,14 @@ static int check_consistency(dt_trainer *t, dt_error *err) {
     dt_comm *comm = t->comm;
     if (comm->size == 1) return 0;
     enum { CONFIG, NAMES, SIZES, HASHES };
-    uint64_t mine[HASHES] = {dt_config_hash(t->cfg), dt_dataset_hash(&t->ds),
-                             dt_dataset_size_hash(&t->ds)};
+    uint64_t mine[HASHES] = {dt_config_hash(t->cfg), dt_dataset_hash(&t->ds), 0};
+    /* Rank 0 scanned data.root and shared its file list (dt_train_open_dataset): the sizes are
+     * checked by rank 0 and by one rank on each other node, where a node-local copy could
+     * differ or be missing; 0 means "not checked here" (the ranks on rank 0's node read the
+     * same files as rank 0). */
+    if ((comm->rank == 0 || (comm->local_rank == 0 && comm->node != 0)) &&
+        dt_dataset_size_hash(&t->ds, &mine[SIZES], err))
+        return dt_error_prefix(err, "data.root %s on this node", t->cfg->data.root);
     const char *salt = getenv("DTRAIN_TEST_HASH_SALT_RANK"); /* test-only fault switch */
     if (salt && atoi(salt) == comm->rank) mine[CONFIG] ^= 0x5bd1e995u;
     uint64_t *all = calloc((size_t)comm->size * HASHES, sizeof *all);
@@ -197,7 +203,8 @@ static int check_consistency(dt_trainer *t, dt_error *err) {
     char ranks[HASHES][256] = {"", "", ""};
     for (int r = 1; r < comm->size; r++)
         for (int h = 0; h < HASHES; h++)
-            if (all[HASHES * r + h] != all[h]) append_rank(ranks[h], sizeof ranks[h], r);
+            if (all[HASHES * r + h] != all[h] && (h != SIZES || all[HASHES * r + h] != 0))
+                append_rank(ranks[h], sizeof ranks[h], r);
     free(all);
     if (ranks[CONFIG][0])
         return dt_fail(err,
