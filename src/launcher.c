@@ -23,6 +23,10 @@
 #include "dtrain/error.h"
 #include "dtrain/platform.h"
 
+#ifndef DTRAIN_CUDA_MAJOR
+#define DTRAIN_CUDA_MAJOR 13 /* builds without the toolkit load no NVIDIA library */
+#endif
+
 /* Exported by libdtrain_main.so (src/main.c). */
 typedef int dtrain_main_fn(int argc, char **argv, int wait_policy_chosen_by_dtrain);
 
@@ -51,7 +55,8 @@ int main(int argc, char **argv) {
         const char *why = dlerror();
         char soname[128] = "", hint[512];
         if (why) sscanf(why, "%127[^:]", soname);
-        if (dt_gpu_library_hint(soname, hint, sizeof hint) && strstr(why, "cannot open")) {
+        if (dt_gpu_library_hint(soname, DTRAIN_CUDA_MAJOR, hint, sizeof hint) &&
+            strstr(why, "cannot open")) {
             fprintf(stderr,
                     "dtrain: error: %s, which this dtrain's CUDA backend links, was not found "
                     "by the dynamic loader; provide %s\n",

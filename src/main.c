@@ -71,6 +71,12 @@ static void print_version(void) {
            dt_backend_cuda_training_available() ? ""
                                                 : " (device query only: no CUDA training "
                                                   "backend in this version)");
+    /* the start-up check runtime.device=cuda makes (driver, cuDNN, cuBLAS), in one line */
+    dt_gpu_query gpus;
+    char reason[1024];
+    dt_backend_cuda_query(&gpus);
+    printf("GPU: %s: %s\n", gpus.status == DT_GPU_AVAILABLE ? "usable" : "not usable",
+           dt_gpu_query_reason(&gpus, reason, sizeof reason));
 #endif
 }
 

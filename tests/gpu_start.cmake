@@ -36,3 +36,8 @@ if(DTRAIN_HAVE_CUDA)
   add_test(NAME nccl_one_rank_check COMMAND nccl_one_rank_check)
   set_tests_properties(nccl_one_rank_check PROPERTIES TIMEOUT 300 LABELS gpu SKIP_RETURN_CODE 77)
 endif()
+
+# tools/gpu-check.sh without a GPU: exit 1 with the reason, nothing passed (skipped with a GPU).
+add_test(NAME gpu_start_check_script
+  COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/gpu_start_check.sh check ${PROJECT_SOURCE_DIR})
+set_tests_properties(gpu_start_check_script PROPERTIES TIMEOUT 120 SKIP_RETURN_CODE 77)

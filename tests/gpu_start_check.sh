@@ -5,8 +5,12 @@
 #     `dtrain --version` runs when libnccl.so.2 cannot be loaded, saying so.
 #   gpu_start_check.sh device DTRAIN MAKE_LEARNABLE_IMAGEFOLDER CC
 #     on a machine without a usable GPU (exit 77 where nvidia-smi lists one): runtime.device=cuda
-#     is exit 2 with the reason, auto trains on the CPU after one line with it; and a program
+#     is exit 2 with the reason, auto trains on the CPU after one line with it (training and
+#     dtrain predict); and a program
 #     module that needs a libcudnn.so.9 the loader cannot find is exit 2 naming it and the wheel.
+#   gpu_start_check.sh check SOURCE_DIR
+#     tools/gpu-check.sh on a machine without a GPU (exit 77 where one is visible): exit 1 with
+#     the reason in its one summary block, and nothing said to have passed.
 set -u
 mode=$1
 dtrain=$2
@@ -27,6 +31,24 @@ if [[ $mode == linkage ]]; then
     expect_match "dtrain --version without NCCL names it" "$out" \
         "*CUDA: *nccl not loadable (libnccl.so.2: needed only by several GPU ranks)*"
     check_summary gpu_start_linkage
+    exit
+fi
+if [[ $mode == check ]]; then
+    if nvidia-smi -L 2>/dev/null | grep -q '^GPU'; then
+        echo "a GPU is visible: the check's no-GPU verdict is not checked here"
+        exit 77
+    fi
+    work=$(mktemp -d)
+    trap 'rm -rf "$work"' EXIT
+    source_dir=$2
+    out=$(bash "$source_dir/tools/gpu-check.sh" "$work/out" 2>&1)
+    expect "gpu-check.sh without a GPU: exit code" "$?" 1
+    expect_match "gpu-check.sh says why" "$out" "*FAIL: the GPU cannot be used: no GPU visible*"
+    expect "gpu-check.sh prints one summary block" \
+        "$(grep -c '^==================== GPU CHECK SUMMARY' <<<"$out")" 1
+    expect "gpu-check.sh says nothing passed" "$(grep -ci 'passed' <<<"$out")" 0
+    expect_match "gpu-check.sh log" "$(cat "$work/out/gpu-check.log")" "*no GPU visible*"
+    check_summary gpu_start_check
     exit
 fi
 [[ $mode == device ]] || { echo "gpu_start_check.sh: unknown mode $mode" >&2 && exit 2; }
@@ -53,6 +75,13 @@ out=$("$dtrain" "$work/run.yaml" runtime.device=auto output.dir="$work/auto" 2>&
 expect "runtime.device=auto without a usable GPU: exit code" "$?" 0
 expect "runtime.device=auto: one line with the same reason" \
     "$(grep -c "^runtime.device=auto: training on the CPU: ${reason:-no reason}" <<<"$out")" 1
+# dtrain predict and eval make the same check
+image=$(find "$work/data" -name '*.png' -o -name '*.jpg' | head -1)
+out=$("$dtrain" predict "$work/auto/model.safetensors" "$image" --device cuda 2>&1)
+expect "predict --device cuda without a usable GPU: exit code" "$?" 2
+expect_match "predict --device cuda names the reason" "$out" "*'cuda', but ${reason:-no reason}*"
+out=$("$dtrain" predict "$work/auto/model.safetensors" "$image" --device auto 2>&1)
+expect "predict --device auto without a usable GPU: exit code" "$?" 0
 
 # A program module needing a cuDNN library that is nowhere (libcudnn.so.99: a real
 # libcudnn.so.9 may be installed here): linked against an empty stand-in,

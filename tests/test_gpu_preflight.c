@@ -103,11 +103,16 @@ static void test_cublas_and_nccl(void) {
 
 static void test_hints(void) {
     char buf[512];
-    CHECK(dt_gpu_library_hint("libcublasLt.so.13", buf, sizeof buf) != NULL &&
-          strstr(buf, "cuBLAS") != NULL);
-    CHECK(dt_gpu_library_hint("libcudart.so.13", buf, sizeof buf) != NULL);
-    CHECK(dt_gpu_library_hint("libdnnl.so.2", buf, sizeof buf) == NULL);
-    CHECK(dt_gpu_library_hint("", buf, sizeof buf) == NULL);
+    CHECK(dt_gpu_library_hint("libcublasLt.so.13", 13, buf, sizeof buf) != NULL &&
+          strstr(buf, "`pip install nvidia-cublas`") != NULL);
+    /* CUDA 12's wheels carry the -cu12 suffix */
+    CHECK(dt_gpu_library_hint("libcublas.so.12", 12, buf, sizeof buf) != NULL &&
+          strstr(buf, "`pip install nvidia-cublas-cu12`") != NULL);
+    CHECK(dt_gpu_library_hint("libcudnn.so.9", 12, buf, sizeof buf) != NULL &&
+          strstr(buf, "nvidia-cudnn-cu12") != NULL);
+    CHECK(dt_gpu_library_hint("libcudart.so.13", 13, buf, sizeof buf) != NULL);
+    CHECK(dt_gpu_library_hint("libdnnl.so.2", 13, buf, sizeof buf) == NULL);
+    CHECK(dt_gpu_library_hint("", 13, buf, sizeof buf) == NULL);
 }
 
 /* auto trains on the CPU with the check's line; cuda is a usage error with it. */

@@ -5,14 +5,12 @@
 # the CUDA kernels, so the tree itself is larger) what the GPU machine needs and lacks:
 #
 #   build/...                   dtrain (+ libdtrain_main.so), the gpu-labelled test programs,
-#                               test_cudnn_plans, the benchmark and dataset programs, at their
-#                               build-tree paths (stripped)
+#                               test_cudnn_plans, the dataset programs, at their build-tree paths
+#                               (stripped), each with an $ORIGIN-relative run path to lib/
 #   lib/                        the shared libraries they load that a machine with only the NVIDIA
 #                               stack lacks (oneDNN, libyaml, libjpeg-turbo, libpng, zlib, libgomp,
 #                               OpenCL loader); lib/extra/ has libstdc++ and libgcc_s, used only if
 #                               the GPU machine's own are too old
-#   deps/include/               the headers of those libraries, so that the check can build dtrain
-#                               there when the bundle does not run (no links: copies may drop them)
 #   run-gpu-tests.sh            every gpu-labelled ctest test as a command line (paths rewritten)
 #   BUILD-INFO (also beside it) commit, versions and the newest glibc symbol the binaries need
 #
@@ -21,8 +19,11 @@
 # --arch sets CMAKE_CUDA_ARCHITECTURES (default: the project's, sm_80/90/100 plus PTX); "90-real"
 # builds for Hopper (H100/H200) only, which makes every program's kernel image smaller.
 #
-# cuDNN, NCCL, cuBLAS and the driver are not copied: the GPU machine has them (system or pip
-# wheels); the CUDA runtime is linked statically.
+# cuDNN, NCCL, cuBLAS and the driver are not copied (cuDNN alone is far over the transfer limit):
+# the GPU machine has them in the system or in its Python's NVIDIA pip wheels, whose folders
+# tools/gpu-check.sh finds from python3 there. The CUDA runtime is linked statically (a CUDA 13
+# runtime needs an R580 driver or newer); NCCL is loaded at run time, only by multi-GPU runs and
+# the NCCL check.
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -46,15 +47,19 @@ command -v nvcc >/dev/null || [[ -x /usr/local/cuda/bin/nvcc ]] || die "no nvcc:
 export PATH=$PATH:/usr/local/cuda/bin
 
 echo "== configure and build $build (CUDA on, MPI off, -Werror)"
+# $ORIGIN/../lib for build/*, $ORIGIN/../../lib for build/tests/* and build/bench/*: the bundle's
+# lib/ is found wherever it is unpacked, with no LD_LIBRARY_PATH
+# shellcheck disable=SC2016 # $ORIGIN is the dynamic loader's, not the shell's
 cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release -DDTRAIN_WERROR=ON -DDTRAIN_CUDA=ON \
-  -DDTRAIN_MPI=OFF ${arch[@]+"${arch[@]}"} | grep -E '^-- dtrain' || die "cmake failed"
+  -DDTRAIN_MPI=OFF -DCMAKE_BUILD_RPATH='$ORIGIN/../lib;$ORIGIN/../../lib' \
+  ${arch[@]+"${arch[@]}"} | grep -E '^-- dtrain' || die "cmake failed"
 start=$(date +%s)
 cmake --build "$build" -j "$jobs" >"$build/bundle-build.log" 2>&1 ||
   { tail -40 "$build/bundle-build.log" >&2 && die "build failed (log: $build/bundle-build.log)"; }
 echo "built in $(($(date +%s) - start)) s"
 
 rm -rf "$bundle"
-mkdir -p "$bundle/build/tests" "$bundle/build/bench" "$bundle/lib/extra" "$bundle/deps/include"
+mkdir -p "$bundle/build/tests" "$bundle/build/bench" "$bundle/lib/extra"
 
 # ---- the gpu-labelled tests, as command lines with the paths of the GPU machine -----------------
 ctest --test-dir "$build" -L gpu --show-only=json-v1 >"$build/gpu-tests.json"
@@ -107,7 +112,7 @@ chmod +x "$bundle/run-gpu-tests.sh"
 
 # ---- programs --------------------------------------------------------------------------------
 # dtrain is a small launcher plus the program proper, libdtrain_main.so, loaded from beside it
-programs=(dtrain libdtrain_main.so tests/test_cudnn_plans tests/make_learnable_imagefolder bench/bench_train_step
+programs=(dtrain libdtrain_main.so tests/test_cudnn_plans tests/make_learnable_imagefolder
   bench/bench_make_photos)
 mapfile -t -O "${#programs[@]}" programs <"$bundle/gpu-programs.txt"
 rm -f "$bundle/gpu-programs.txt"
@@ -135,17 +140,12 @@ for name in "${!libs[@]}"; do
 done
 strip --strip-unneeded "$bundle"/lib/*.so* "$bundle"/lib/extra/*.so* 2>/dev/null || true
 
-# ---- headers, link names and pkg-config files for a build on the GPU machine -----------------
-inc=/usr/include
-multi=$(gcc -print-multiarch 2>/dev/null || echo x86_64-linux-gnu)
-cp -r "$inc"/dnnl*.h "$inc"/oneapi "$bundle/deps/include/" 2>/dev/null ||
-  cp -r "$inc"/dnnl*.h "$bundle/deps/include/"
-cp "$inc"/yaml.h "$inc"/png.h "$inc"/pngconf.h "$inc"/zlib.h "$bundle/deps/include/"
-cp "$inc"/jpeglib.h "$inc"/jmorecfg.h "$inc"/jerror.h "$bundle/deps/include/"
-for h in jconfig.h pnglibconf.h zconf.h; do
-  cp "$inc/$multi/$h" "$bundle/deps/include/" 2>/dev/null || cp "$inc/$h" "$bundle/deps/include/"
+# ---- the run path: every program finds lib/ from where it lies --------------------------------
+for p in libdtrain_main.so tests/cuda_ops_check tests/nccl_one_rank_check; do
+  # shellcheck disable=SC2016 # a literal $ORIGIN
+  readelf -d "$bundle/build/$p" | grep -q 'R.*PATH.*\$ORIGIN/\.\./' ||
+    die "$p has no \$ORIGIN-relative run path"
 done
-[[ -f $bundle/deps/include/pnglibconf.h ]] || cp "$inc/libpng16/pnglibconf.h" "$bundle/deps/include/"
 
 # ---- provenance ------------------------------------------------------------------------------
 glibc_needed=$(for p in "${programs[@]}" "$bundle"/lib/*.so*; do

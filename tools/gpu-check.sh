@@ -1,26 +1,33 @@
 #!/usr/bin/env bash
-# The one-call GPU check: proves the CUDA backend on a machine with a GPU in one run of at most
+# The one-call GPU check: proves the CUDA backend on a machine with one GPU in one run of at most
 # 8 minutes, using the bundle that tools/gpu-bundle.sh prepared (gpu-bundle/bundle.tar.xz in this
-# checkout, unpacked into OUTPUT_DIR/bundle).
-# That machine needs the NVIDIA driver and cuDNN 9 / NCCL / cuBLAS in the system or in its
-# Python's pip wheels (nvidia-cudnn-cu13, nvidia-nccl-cu13, ...); none of our Debian libraries.
+# checkout, unpacked into OUTPUT_DIR/bundle; nothing is built on the GPU machine).
+# That machine needs the NVIDIA driver (R580+ for the CUDA 13 runtime linked in), cuDNN 9, cuBLAS
+# and NCCL for CUDA 13 in the system or in its Python's pip wheels (nvidia-cudnn-cu13,
+# nvidia-cublas, nvidia-nccl-cu13: their folders are found from python3 here); none of our
+# Debian libraries (the bundle's lib/, found through the programs' $ORIGIN run path).
 #
 #   tools/gpu-check.sh OUTPUT_DIR
 #
 # In order, each step bounded by the time left:
-#   1. the GPU, driver, CUDA runtime, and the cuDNN / NCCL libraries loaded (and PyTorch's);
-#      when the bundle does not run here, builds dtrain here instead (OUTPUT_DIR/build-gpu);
+#   1. the GPU, the libraries (each found or named missing with how to provide it), dtrain's own
+#      start-up check (driver vs CUDA runtime, cuDNN's CUDA major): stops here when unusable;
 #   2. the cuDNN convolution plans on the GPU against a host reference, which also writes the
-#      device's property JSON (OUTPUT_DIR/deviceprop.json: copy it over
-#      tests/cuda/h200-deviceprop.json), then every ResNet-18 plan built for that JSON;
-#   3. every gpu-labelled test (ctest -L gpu), each op's error printed next to its tolerance;
-#   4. training on the e2e test's synthetic learnable set on the GPU, with its accuracy;
-#   5. training img/s at 224 px, batch 256 then 64: dtrain fp32/tf32/bf16 against torchvision
-#      resnet18 (fp32, tf32, bf16 autocast; channels_last) on synthetic tensors, with ratios,
-#      and dtrain end to end from JPEG files.
-# Everything goes to OUTPUT_DIR/gpu-check.log; the terminal gets the verdicts and a summary.
-# Exit status: 0 when every step that ran passed, 1 otherwise (also: no GPU visible), 2 usage.
-# Environment: PYTHON (default python3), GPU_CHECK_BUDGET_S (default 470).
+#      device's property JSON (OUTPUT_DIR/deviceprop.json), then every ResNet-18 plan for it;
+#   3. every gpu-labelled test: the op checks, the 3-step model check, the full-size step
+#      (224 px, batch 32, loss / every gradient / parameters against the CPU twin at fp32, tf32,
+#      bf16) and the real NCCL path on one rank; a skipped test is a failure here;
+#   4. compute-sanitizer memcheck, racecheck, synccheck and initcheck over the op checks and the
+#      3-step model check (said so when the machine has no compute-sanitizer);
+#   5. training on the e2e test's synthetic learnable set on the GPU, with its accuracy;
+#   6. dtrain itself at 224 px, batch 256, for fp32, tf32, bf16 against PyTorch on the same GPU
+#      (torchvision resnet18, channels_last, cudnn.benchmark, fused SGD; TF32 or bf16 autocast),
+#      from 224-px JPEGs in the page cache (no resize: the nearest dtrain has to in-memory
+#      input), then dtrain from larger photo-like JPEG files (decode and resize) at bf16.
+# Everything goes to OUTPUT_DIR/gpu-check.log; the terminal gets the verdicts and, at the end, ONE
+# summary block to paste. Exit status: 0 when every step that ran passed; 1 otherwise, and when
+# the GPU cannot be used (no device, driver too old, a library missing: the reason is printed);
+# 2 usage. Environment: PYTHON (default python3), GPU_CHECK_BUDGET_S (default 470).
 set -uo pipefail
 
 [[ $# -eq 1 && $1 != -h && $1 != --help ]] || {
@@ -54,36 +61,42 @@ quiet() {
 }
 enough() { # SECONDS WHAT: is there time for it?
   [[ $(left) -ge $1 ]] && return 0
-  note "skipped: $2 (time budget: $(left) s left, needs $1 s)"
+  note "NOT RUN: $2 (time budget: $(left) s left, needs $1 s)"
   return 1
 }
 finish() {
-  phase "summary ($(elapsed) s)"
+  echo
+  echo "==================== GPU CHECK SUMMARY ($(elapsed) s) ===================="
   printf '%s\n' "${summary[@]}"
+  if [[ $failures -eq 0 ]]; then
+    echo "verdict: every step that ran passed"
+  else
+    echo "verdict: $failures failure(s)"
+  fi
   echo "log: $log"
+  echo "========================================================================="
   [[ $failures -eq 0 ]] && exit 0
-  echo "gpu-check: $failures failure(s)"
   exit 1
 }
+gpu_unusable() { fail "the GPU cannot be used: $*" && finish; }
 
-# ---- 0. a GPU? -------------------------------------------------------------------------------
+# ---- 1. the GPU, the libraries, dtrain's start-up check -----------------------------------------
 phase "GPU"
 gpus=$(nvidia-smi --query-gpu=index,name,driver_version,memory.total,pci.bus_id,compute_cap \
   --format=csv,noheader 2>&1)
 if [[ $? -ne 0 || -z $gpus ]] || ! grep -q , <<<"$gpus"; then
-  echo "gpu-check: no GPU visible (nvidia-smi: ${gpus:-not found})"
-  exit 1
+  gpu_unusable "no GPU visible (nvidia-smi: ${gpus:-not found})"
 fi
 note "GPU: $gpus"
-compute_cap=$(head -1 <<<"$gpus" | awk -F', ' '{ print $NF }')
 
-# ---- 1. libraries: the bundle's, and cuDNN/NCCL/cuBLAS from the system or the pip wheels ------
 phase "libraries"
-if [[ -f $bundle/bundle.tar.xz ]]; then # unpacked into the output folder
-  rm -rf "$out/bundle" && mkdir -p "$out/bundle"
-  tar -C "$out/bundle" -xJf "$bundle/bundle.tar.xz" || fail "unpacking $bundle/bundle.tar.xz"
-  bundle=$out/bundle
-fi
+[[ -f $bundle/bundle.tar.xz ]] || { fail "no bundle: run tools/gpu-bundle.sh first" && finish; }
+rm -rf "$out/bundle" && mkdir -p "$out/bundle"
+tar -C "$out/bundle" -xJf "$bundle/bundle.tar.xz" || { fail "unpacking the bundle" && finish; }
+bundle=$out/bundle
+build=$bundle/build
+note "bundle: $(grep -h commit "$bundle/BUILD-INFO"), $(grep -h 'cuda architectures' "$bundle/BUILD-INFO")"
+# the NVIDIA pip wheels' library folders, as this machine's python3 has them installed
 wheel_dirs=$("$python" - 2>/dev/null <<'EOF'
 import glob, importlib.util
 spec = importlib.util.find_spec("nvidia")
@@ -110,62 +123,42 @@ find_lib() { # SONAME: adds the folder that has it (none needed when the loader 
   echo "  $so: NOT FOUND"
   return 1
 }
+missing=()
+declare -A provide=([libcudnn.so.9]="pip install nvidia-cudnn-cu13"
+  [libcublas.so.13]="pip install nvidia-cublas" [libcublasLt.so.13]="pip install nvidia-cublas"
+  [libnccl.so.2]="pip install nvidia-nccl-cu13")
 for so in libcudnn.so.9 libcublas.so.13 libcublasLt.so.13 libnccl.so.2; do
-  find_lib "$so" || [[ $so == libnccl.so.2 ]] || fail "$so not found (system, CUDA_HOME, pip wheels)"
+  find_lib "$so" || missing+=("$so (${provide[$so]}, or a CUDA 13 toolkit folder)")
 done
 joined=$(printf '%s:' "${lib_dirs[@]}" | awk -v RS=: '!seen[$0]++ && NF' | paste -sd:)
+# lib/ too: the run path covers the programs' own needs, not those of the libraries they load
+# (oneDNN's OpenCL loader)
 export LD_LIBRARY_PATH=$bundle/lib${joined:+:$joined}${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
 export PATH=$PATH:/usr/local/cuda/bin
-
-build=$bundle/build
-run_gpu_tests=("$bundle/run-gpu-tests.sh" "$root")
-bundle_runs() { "$build/dtrain" --version >"$out/version.txt" 2>&1; }
-if [[ -x $build/dtrain ]] && bundle_runs; then
-  note "bundle: runs ($(grep -h commit "$bundle/BUILD-INFO"))"
-elif [[ -x $build/dtrain ]] && LD_LIBRARY_PATH=$LD_LIBRARY_PATH:$bundle/lib/extra bundle_runs; then
-  export LD_LIBRARY_PATH=$LD_LIBRARY_PATH:$bundle/lib/extra
-  note "bundle: runs with its own C++ runtime (lib/extra)"
+if [[ ${#missing[@]} -gt 0 ]]; then
+  note "libraries missing: ${missing[*]}"
+  # NCCL alone missing: everything but the NCCL check can still run
+  [[ ${#missing[@]} -eq 1 && ${missing[0]} == libnccl.so.2* ]] || gpu_unusable "${missing[*]}"
+  fail "libnccl.so.2 not found: the NCCL check will fail"
 else
-  [[ -x $build/dtrain ]] && { echo "the bundle does not run here:" && cat "$out/version.txt"; }
-  [[ -d $bundle/deps ]] || { fail "no usable bundle: run tools/gpu-bundle.sh first" && finish; }
-  phase "building dtrain here (the bundle does not run)"
-  build=$out/build-gpu
-  run_gpu_tests=(ctest --test-dir "$build" -L gpu -V --timeout 150 -E)
-  dir_of() { # SONAME -> the install root above its lib folder (wheel or toolkit)
-    local d
-    for d in "${lib_dirs[@]}"; do [[ -e $d/$1 ]] && { dirname "$d" && return; }; done
-  }
-  cudnn_root=$(dir_of libcudnn.so.9)
-  nccl_root=$(dir_of libnccl.so.2)
-  arch=${compute_cap/./}
-  # link names and pkg-config files for the bundled libraries
-  deps=$out/deps
-  mkdir -p "$deps/lib/pkgconfig"
-  ln -sfn "$bundle/deps/include" "$deps/include"
-  for link in dnnl:libdnnl.so.2 yaml:libyaml-0.so.2 jpeg:libjpeg.so.62 png:libpng16.so.16 \
-    png16:libpng16.so.16 z:libz.so.1; do
-    [[ -f $bundle/lib/${link#*:} ]] && ln -sf "$bundle/lib/${link#*:}" "$deps/lib/lib${link%%:*}.so"
-  done
-  for pc in yaml-0.1:yaml libjpeg:jpeg; do
-    # shellcheck disable=SC2016 # ${pcfiledir} and ${prefix} are pkg-config's, not the shell's
-    printf 'prefix=${pcfiledir}/../..\nName: %s\nDescription: bundled\nVersion: 0\nLibs: -L${prefix}/lib -l%s\nCflags: -I${prefix}/include\n' \
-      "${pc%%:*}" "${pc#*:}" >"$deps/lib/pkgconfig/${pc%%:*}.pc"
-  done
-  t0=$(date +%s)
-  if PKG_CONFIG_PATH=$deps/lib/pkgconfig quiet 300 cmake -S "$root" -B "$build" \
-    -DCMAKE_BUILD_TYPE=Release -DDTRAIN_CUDA=ON -DDTRAIN_MPI=OFF \
-    -DCMAKE_CUDA_ARCHITECTURES="${arch:-90}-real" ${cudnn_root:+-DCUDNN_ROOT=$cudnn_root} \
-    ${nccl_root:+-DNCCL_ROOT=$nccl_root} -DDNNL_ROOT="$deps" -DCMAKE_PREFIX_PATH="$deps" &&
-    quiet 300 cmake --build "$build" -j "$(nproc)" && "$build/dtrain" --version >"$out/version.txt" 2>&1; then
-    note "built here in $(($(date +%s) - t0)) s"
-  else
-    tail -30 "$log"
-    fail "building here failed (see $log)"
-    finish
-  fi
+  note "libraries: cuDNN, cuBLAS(Lt), NCCL found${joined:+ (wheels/toolkit: $joined)}"
 fi
-cat "$out/version.txt"
-note "dtrain: $(grep -h '^CUDA:' "$out/version.txt")"
+
+version_out=$("$build/dtrain" --version 2>&1)
+rc=$?
+if [[ $rc -ne 0 ]] && LD_LIBRARY_PATH=$LD_LIBRARY_PATH:$bundle/lib/extra "$build/dtrain" --version >/dev/null 2>&1; then
+  export LD_LIBRARY_PATH=$LD_LIBRARY_PATH:$bundle/lib/extra
+  version_out=$("$build/dtrain" --version 2>&1)
+  rc=$?
+  note "bundle: runs with its own C++ runtime (lib/extra)"
+fi
+echo "$version_out" | tee "$out/version.txt"
+[[ $rc -eq 0 ]] || gpu_unusable "dtrain does not start here: $(tail -1 <<<"$version_out")"
+note "dtrain: $(grep -h '^CUDA:' <<<"$version_out")"
+gpu_line=$(grep -h '^GPU:' <<<"$version_out")
+note "dtrain start-up check: ${gpu_line#GPU: }"
+[[ $gpu_line == "GPU: usable:"* ]] || gpu_unusable "${gpu_line#GPU: not usable: }"
+
 torch_ok=0
 if torch_versions=$(timeout 60 "$python" -c 'import torch, torchvision
 print("torch", torch.__version__, "cuda", torch.version.cuda, "cudnn", torch.backends.cudnn.version(),
@@ -183,15 +176,12 @@ if enough 60 "cuDNN plan check"; then
     note "cudnn_conv_gpu_check: passed; $(grep -c tolerance "$log") errors within tolerance"
   else
     rc=$?
-    if [[ $rc -eq 77 ]]; then
-      fail "cudnn_conv_gpu_check skipped: the CUDA runtime sees no GPU"
-    else
-      fail "cudnn_conv_gpu_check (exit $rc)"
-    fi
+    [[ $rc -eq 77 ]] && fail "cudnn_conv_gpu_check SKIPPED: $(grep -h SKIPPED "$log" | tail -1)"
+    [[ $rc -ne 77 ]] && fail "cudnn_conv_gpu_check (exit $rc)"
   fi
   grep -E 'tolerance|FAIL' "$log" | grep -F ' conv ' | grep -E 'FAIL|fp32 \(handle\)' | head -20
   if [[ -s $out/deviceprop.json ]]; then
-    note "device properties: $out/deviceprop.json"
+    note "device properties: $out/deviceprop.json (copy over tests/cuda/h200-deviceprop.json)"
     if quiet 120 "$build/tests/test_cudnn_plans" "$out/deviceprop.json"; then
       note "test_cudnn_plans (this GPU): $(grep 'plans finalized' "$log" | tail -1)"
     else
@@ -201,19 +191,88 @@ if enough 60 "cuDNN plan check"; then
 fi
 
 # ---- 3. the gpu-labelled tests ---------------------------------------------------------------
-phase "ctest -L gpu"
+phase "gpu-labelled tests"
 if enough 90 "gpu-labelled tests"; then
   mark=$(wc -l <"$log")
-  quiet $(($(left) > 240 ? 200 : $(left) - 40)) "${run_gpu_tests[@]}" cudnn_conv_gpu_check
+  # at most 200 s, leaving the sanitizers and the benchmarks theirs
+  tests_limit=$(($(left) - 260))
+  ((tests_limit > 200)) && tests_limit=200
+  ((tests_limit < 60)) && tests_limit=60
+  quiet "$tests_limit" "$bundle/run-gpu-tests.sh" "$root" cudnn_conv_gpu_check
   rc=$?
-  tail -n +"$mark" "$log" | grep -iE 'tolerance|SKIPPED|FAILED|passed,|tests passed|: passed' |
-    grep -v '^\$' | head -150
-  if [[ $rc -eq 0 ]]; then note "gpu tests: passed"; else fail "gpu tests (exit $rc)"; fi
+  part=$(tail -n +"$mark" "$log")
+  grep -iE 'tolerance|SKIPPED|FAILED|passed,|: passed|NCCL|ncclComm|ordering' <<<"$part" |
+    grep -v '^\$' | grep -v '^    ' | head -150
+  skipped=$(grep -c -- '^---- .*: SKIPPED' <<<"$part")
+  verdict=$(grep -h '^gpu tests:' <<<"$part" | tail -1)
+  if [[ $rc -eq 0 && $skipped -eq 0 && -n $verdict ]]; then
+    note "$verdict"
+  elif [[ $rc -eq 0 && -n $verdict ]]; then
+    fail "$verdict: a skipped GPU test proves nothing ($(grep -h '^SKIPPED' <<<"$part" | sort -u | head -1))"
+  else
+    fail "${verdict:-gpu tests did not finish} (exit $rc)"
+  fi
+  full=$(grep -E '^  full-size ' <<<"$part" | sed 's/^  full-size //')
+  [[ -n $full ]] && note "full-size step (224 px, batch 32) against the CPU twin:" &&
+    while read -r line; do note "  $line"; done <<<"$full"
+  nccl=$(grep -E '^NCCL .* loaded|^one-rank|bucketed all-reduces|^ordering|ncclCommAbort returned' <<<"$part")
+  [[ -n $nccl ]] && note "real NCCL path:" && while read -r line; do note "  $line"; done <<<"$nccl"
 fi
 
-# ---- 4. the synthetic learnable set on the GPU -------------------------------------------------
+# ---- 4. compute-sanitizer over the op checks and the 3-step model check ---------------------------
+phase "compute-sanitizer"
+sanitizer=$(command -v compute-sanitizer)
+for candidate in /usr/local/cuda*/bin/compute-sanitizer; do
+  [[ -z $sanitizer && -x $candidate ]] && sanitizer=$candidate
+done
+if [[ -z $sanitizer ]]; then
+  for d in $wheel_dirs; do
+    [[ -x ${d%/lib}/bin/compute-sanitizer ]] && sanitizer=${d%/lib}/bin/compute-sanitizer && break
+  done
+fi
+# at most 100 s in all, leaving the benchmarks theirs: what does not fit is said NOT RUN
+sanitizer_end=$(($(elapsed) + 100))
+((sanitizer_end > budget - 190)) && sanitizer_end=$((budget - 190))
+if [[ -z $sanitizer ]]; then
+  note "compute-sanitizer: NOT RUN: not installed on this machine (no compute-sanitizer on PATH, in /usr/local/cuda*/bin or the wheels)"
+else
+  rows=()
+  for tool in memcheck racecheck synccheck initcheck; do
+    for prog in cuda_ops_check cuda_model_check; do
+      limit=$([[ $prog == cuda_ops_check ]] && echo 30 || echo 45)
+      if (($(elapsed) + limit > sanitizer_end)); then
+        rows+=("$tool $prog: NOT RUN (the sanitizers' 100 s share of the budget is spent)")
+        continue
+      fi
+      mark=$(wc -l <"$log")
+      t0=$(date +%s)
+      quiet "$limit" "$sanitizer" --tool "$tool" --error-exitcode 99 --print-limit 20 \
+        "$build/tests/$prog"
+      rc=$?
+      took=$(($(date +%s) - t0))
+      errors=$(tail -n +"$mark" "$log" | grep -m1 -E 'ERROR SUMMARY|RACECHECK SUMMARY' || true)
+      case $rc in
+      0) rows+=("$tool $prog: clean in $took s (${errors:-no summary line})") ;;
+      99) fail "compute-sanitizer $tool $prog: ${errors:-errors found} (see log)" ;;
+      124 | 137) rows+=("$tool $prog: NOT FINISHED within $limit s (no verdict)") ;;
+      77) fail "compute-sanitizer $tool $prog: the program skipped (no GPU under the tool?)" ;;
+      *)
+        if tail -n +"$mark" "$log" | grep -qiE 'not supported|unsupported|permission|could not'; then
+          rows+=("$tool $prog: REFUSED by this machine: $(tail -n +"$mark" "$log" | grep -m1 -iE 'not supported|unsupported|permission|could not')")
+        else
+          fail "compute-sanitizer $tool $prog: exit $rc"
+        fi
+        ;;
+      esac
+    done
+  done
+  note "compute-sanitizer ($("$sanitizer" --version 2>/dev/null | grep -m1 -o 'Version.*')):"
+  for r in ${rows[@]+"${rows[@]}"}; do note "  $r"; done
+fi
+
+# ---- 5. the synthetic learnable set on the GPU -------------------------------------------------
 phase "training the synthetic set on the GPU"
-if enough 60 "synthetic training"; then
+if enough 50 "synthetic training"; then
   data=$out/learnable
   rm -rf "$data" "$out/run-learnable"
   if quiet 60 "$build/tests/make_learnable_imagefolder" "$data" 3 80 40 5; then
@@ -223,8 +282,9 @@ if enough 60 "synthetic training"; then
     rc=$?
     line=$(grep -a 'done: final validation accuracy' "$log" | tail -1)
     acc=$(sed -n 's/.*final validation accuracy \([0-9.]*\).*/\1/p' <<<"$line")
+    precision=$(grep -a '^precision:' "$log" | tail -1)
     if [[ $rc -eq 0 && -n $acc ]] && awk -v a="$acc" 'BEGIN { exit !(a >= 0.9) }'; then
-      note "synthetic set on the GPU: validation accuracy $acc (bar 0.9)"
+      note "synthetic set on the GPU: validation accuracy $acc (bar 0.9); $precision"
     else
       fail "synthetic set on the GPU: exit $rc, accuracy ${acc:-none} (bar 0.9)"
     fi
@@ -233,72 +293,77 @@ if enough 60 "synthetic training"; then
   fi
 fi
 
-# ---- 5. throughput: dtrain against PyTorch on synthetic tensors, dtrain from JPEG files -------
-phase "training img/s at 224 px (synthetic tensors)"
-rows=()
-rate_of() { sed -n 's/.*img_per_s=\([0-9.]*\).*/\1/p' | tail -1; }
-for batch in 256 64; do
-  for precision in fp32 tf32 bf16; do
-    enough 45 "img/s batch $batch $precision" || continue
-    mark=$(wc -l <"$log")
-    quiet 60 "$build/bench/bench_train_step" --device cuda --precision "$precision" --size 224 \
-      --batch "$batch" --steps 20 --warmup 5
-    ours=$(tail -n +"$mark" "$log" | rate_of)
-    theirs=n/a
-    if [[ $torch_ok -eq 1 ]] && enough 30 "pytorch batch $batch $precision"; then
-      mark=$(wc -l <"$log")
-      quiet 90 "$python" "$root/bench/pytorch_gpu_train_step.py" --precision "$precision" \
-        --size 224 --batch "$batch" --steps 20 --warmup 5
-      theirs=$(tail -n +"$mark" "$log" | rate_of)
-    fi
-    ratio=n/a
-    [[ -n $ours && -n $theirs && $theirs != n/a ]] &&
-      ratio=$(awk -v a="$ours" -v b="$theirs" 'BEGIN { printf "%.2f", a / b }')
-    rows+=("$(printf '%-6s %5d %12s %12s %7s' "$precision" "$batch" "${ours:-failed}" "$theirs" "$ratio")")
-    echo "${rows[-1]}"
-    [[ -n $ours ]] || fail "bench_train_step batch $batch $precision"
-  done
-done
-if [[ ${#rows[@]} -gt 0 ]]; then
-  note "img/s at 224 px:  prec  batch   dtrain   pytorch  ratio"
-  for r in "${rows[@]}"; do note "  $r"; done
-fi
-
-phase "dtrain end to end from JPEG files (224 px, batch 256, bf16)"
-if enough 60 "end-to-end JPEG run"; then
-  # shellcheck source-path=SCRIPTDIR/..
-  source "$root/bench/bench_lib.sh"
-  classes=10 batch=256 warmup=3 steps=10
-  total=$((batch * (warmup + steps) + classes))
-  per_class=$(((total + classes - 1) / classes))
-  pool=$out/photos
-  pids=() # not a bare `wait`: that would also wait for the log's tee
+# ---- 6. dtrain itself against PyTorch at 224 px, batch 256 -------------------------------------
+# shellcheck source-path=SCRIPTDIR/..
+source "$root/bench/bench_lib.sh"
+classes=10 batch=256 warmup=2 steps=6
+total=$((batch * (warmup + steps) + classes))
+workers=$(($(nproc) > 4 ? $(nproc) - 2 : 2))
+# make_set NAME MIN_SIDE MAX_SIDE: a JPEG ImageFolder of $total files under /dev/shm when it can
+make_set() {
+  local name=$1 pool k made=1 pids=()
+  local base=/dev/shm
+  [[ -d $base && -w $base ]] || base=$out
+  pool=$base/dtrain-gpu-check-$name-pool
+  rm -rf "$pool" && mkdir -p "$pool"
   for ((k = 0; k < classes; k++)); do
     mkdir -p "$pool/class$k"
-    timeout 60 "$build/bench/bench_make_photos" "$pool/class$k" "$per_class" 60 300 90 \
-      $((k + 1)) >/dev/null &
+    timeout 90 "$build/bench/bench_make_photos" "$pool/class$k" $(((total + classes - 1) / classes)) \
+      "$2" "$3" 90 $((k + 1)) >/dev/null &
     pids+=($!)
   done
-  made=1
   for pid in "${pids[@]}"; do wait "$pid" || made=0; done
-  if [[ $made -eq 1 ]] && make_imagefolder "$pool" "$out/jpeg-set" "$classes" "$total" >>"$log" 2>&1; then
-    rm -rf "$out/run-jpeg"
-    printf 'data:\n  root: %s\n' "$out/jpeg-set" >"$out/jpeg.yaml"
-    quiet 120 "$build/dtrain" "$out/jpeg.yaml" data.image_size=224 train.epochs=1 \
-      train.batch_size=$batch data.val_fraction="$(val_fraction_for "$total" "$classes")" \
-      data.workers=$(($(nproc) > 4 ? $(nproc) - 2 : 2)) runtime.device=cuda \
-      runtime.precision=bf16 output.dir="$out/run-jpeg" output.log_every=1
-    rc=$?
-    if [[ $rc -eq 0 ]]; then
-      read -r rate _ measured _ < <(steady_rate "$out/run-jpeg/metrics.jsonl" "$batch" "$warmup")
-      wait_line=$(grep -a '^time:' "$log" | tail -1)
-      note "end to end from JPEG (bf16, batch 256): $rate img/s over $measured steps; $wait_line"
-    else
-      fail "end-to-end JPEG run (exit $rc)"
+  [[ $made -eq 1 ]] && make_imagefolder "$pool" "$base/dtrain-gpu-check-$name" "$classes" "$total" >>"$log" 2>&1
+  rm -rf "$pool"
+  echo "$base/dtrain-gpu-check-$name"
+}
+# dtrain_rate SET PRECISION: steady img/s of dtrain on SET (and its data-wait share)
+dtrain_rate() {
+  local run rate
+  run=$out/run-$2-$(basename "$1")
+  rm -rf "$run"
+  printf 'data:\n  root: %s\n' "$1" >"$out/bench.yaml"
+  quiet 120 "$build/dtrain" "$out/bench.yaml" data.image_size=224 train.epochs=1 \
+    train.batch_size=$batch data.val_fraction="$(val_fraction_for "$total" "$classes")" \
+    data.workers=$workers runtime.device=cuda runtime.precision="$2" output.dir="$run" \
+    output.log_every=1 || return 1
+  read -r rate _ _ _ < <(steady_rate "$run/metrics.jsonl" "$batch" "$warmup")
+  echo "$rate $(time_shares "$log" | awk '{ print $1 }')"
+}
+phase "training img/s at 224 px, batch 256: dtrain against PyTorch"
+if enough 120 "dtrain against PyTorch"; then
+  set_dir=$(make_set cached 224 224)
+  note "input: $total 224-px JPEGs in $(dirname "$set_dir") (no resize; page cache), $workers decode workers"
+  rows=()
+  for precision in fp32 tf32 bf16; do
+    enough 40 "img/s $precision" || continue
+    read -r ours wait_share < <(dtrain_rate "$set_dir" "$precision" || echo "failed n/a")
+    theirs=n/a
+    if [[ $torch_ok -eq 1 ]] && enough 25 "pytorch $precision"; then
+      mark=$(wc -l <"$log")
+      quiet 90 "$python" "$root/bench/pytorch_gpu_train_step.py" --precision "$precision" \
+        --size 224 --batch "$batch" --steps 15 --warmup 5
+      theirs=$(tail -n +"$mark" "$log" | sed -n 's/.*img_per_s=\([0-9.]*\).*/\1/p' | tail -1)
     fi
+    rows+=("$(printf '%-5s %10s %10s %6s  (dtrain waiting for data: %s%%)' "$precision" \
+      "${ours:-failed}" "${theirs:-failed}" "$(ratio "${ours:-x}" "${theirs:-x}")" "${wait_share:-n/a}")")
+    echo "${rows[-1]}"
+    [[ $ours =~ ^[0-9.]+$ ]] || fail "dtrain at $precision: no steady img/s (see log)"
+  done
+  note "img/s, 224 px, batch 256:  prec  dtrain  pytorch  ratio"
+  for r in ${rows[@]+"${rows[@]}"}; do note "  $r"; done
+  rm -rf "$set_dir"
+fi
+
+phase "dtrain from JPEG files (decode and resize), bf16"
+if enough 60 "dtrain from JPEG files"; then
+  set_dir=$(make_set photos 256 512)
+  read -r ours wait_share < <(dtrain_rate "$set_dir" bf16 || echo "failed n/a")
+  if [[ $ours =~ ^[0-9.]+$ ]]; then
+    note "from JPEG files (256-512 px photos, resized; bf16, batch 256): $ours img/s, waiting for data $wait_share%"
   else
-    fail "making the JPEG set"
+    fail "dtrain from JPEG files (see log)"
   fi
-  rm -rf "$pool" "$out/jpeg-set"
+  rm -rf "$set_dir"
 fi
 finish

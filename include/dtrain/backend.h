@@ -345,9 +345,10 @@ dt_gpu_status dt_gpu_status_from_cuda(int cuda_error, int driver_version);
  * The first failure sets q->status and q->detail (both numbers, and how to provide the
  * library); otherwise q is unchanged. */
 void dt_gpu_query_check(dt_gpu_query *q);
-/* How to provide a missing NVIDIA library (pip wheel or toolkit folder), for a soname such as
- * "libcudnn.so.9", into buf; NULL for a library that is not one of them. */
-const char *dt_gpu_library_hint(const char *soname, char *buf, size_t size);
+/* How to provide a missing NVIDIA library (pip wheel or toolkit folder) for CUDA major (the
+ * runtime's), for a soname such as "libcudnn.so.9", into buf; NULL for a library that is not one
+ * of them. */
+const char *dt_gpu_library_hint(const char *soname, int major, char *buf, size_t size);
 /* One line saying why no GPU is usable ("no NVIDIA driver found", ...), into buf. */
 const char *dt_gpu_query_reason(const dt_gpu_query *q, char *buf, size_t size);
 

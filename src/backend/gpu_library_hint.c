@@ -1,18 +1,13 @@
 /* How to provide each NVIDIA library the CUDA backend loads: the pip wheel that carries it (for
- * the CUDA major this dtrain was built with) or a toolkit folder. Used by the start-up check and
- * by the dtrain executable when its program module cannot be loaded for want of one
- * (src/launcher.c), so it depends on nothing but the C library. */
+ * a CUDA major) or a toolkit folder. Used by the start-up check and by the dtrain executable when
+ * its program module cannot be loaded for want of one (src/launcher.c), so it depends on nothing
+ * but the C library. */
 #include <stdio.h>
 #include <string.h>
 
 #include "dtrain/backend.h"
 
-#ifndef DTRAIN_CUDA_MAJOR
-#define DTRAIN_CUDA_MAJOR 13 /* builds without the toolkit never load these libraries */
-#endif
-
-const char *dt_gpu_library_hint(const char *soname, char *buf, size_t size) {
-    const int major = DTRAIN_CUDA_MAJOR;
+const char *dt_gpu_library_hint(const char *soname, int major, char *buf, size_t size) {
     /* CUDA 13's cuBLAS and runtime wheels dropped the -cuNN suffix */
     char suffix[16] = "";
     if (major < 13) snprintf(suffix, sizeof suffix, "-cu%d", major);

@@ -43,7 +43,7 @@ static void missing(dt_gpu_query *q, const char *soname, const char *what) {
     char hint[320];
     q->status = DT_GPU_LIBRARY_MISSING;
     snprintf(q->detail, sizeof q->detail, "%s (%s) could not be loaded; provide %s", soname, what,
-             dt_gpu_library_hint(soname, hint, sizeof hint));
+             dt_gpu_library_hint(soname, q->runtime_version / 1000, hint, sizeof hint));
 }
 
 void dt_gpu_query_check(dt_gpu_query *q) {
@@ -64,7 +64,8 @@ void dt_gpu_query_check(dt_gpu_query *q) {
         library_version_text(DT_CUDNN_MIN_VERSION, need, sizeof need);
         q->status = DT_GPU_LIBRARY_MISMATCH;
         snprintf(q->detail, sizeof q->detail, "cuDNN %s is older than the %s dtrain needs; use %s",
-                 have, need, dt_gpu_library_hint("libcudnn.so.9", hint, sizeof hint));
+                 have, need,
+                 dt_gpu_library_hint("libcudnn.so.9", runtime_major, hint, sizeof hint));
         return;
     }
     if (q->cudnn_cudart_version / 1000 != runtime_major) {
@@ -74,7 +75,7 @@ void dt_gpu_query_check(dt_gpu_query *q) {
                  "the libcudnn.so.9 loaded (cuDNN %s) is built for CUDA %s, not for this "
                  "dtrain's CUDA %d runtime; use %s",
                  have, need, runtime_major,
-                 dt_gpu_library_hint("libcudnn.so.9", hint, sizeof hint));
+                 dt_gpu_library_hint("libcudnn.so.9", runtime_major, hint, sizeof hint));
         return;
     }
     if (q->cublas_version <= 0) {
@@ -89,7 +90,7 @@ void dt_gpu_query_check(dt_gpu_query *q) {
         library_version_text(q->nccl_version, have, sizeof have);
         q->status = DT_GPU_LIBRARY_MISMATCH;
         snprintf(q->detail, sizeof q->detail, "NCCL %s is older than the 2.18 dtrain needs; use %s",
-                 have, dt_gpu_library_hint("libnccl.so.2", hint, sizeof hint));
+                 have, dt_gpu_library_hint("libnccl.so.2", runtime_major, hint, sizeof hint));
     }
 }
 

@@ -50,13 +50,12 @@ static void load_nccl(void) {
     const char *name = nccl_library_name();
     /* RTLD_LOCAL: NCCL's own dependencies stay out of the global namespace */
     void *handle = dlopen(name, RTLD_NOW | RTLD_LOCAL);
+    char hint[512];
+    dt_gpu_library_hint("libnccl.so.2", CUDART_VERSION / 1000, hint, sizeof hint);
     if (!handle) {
         const char *why = dlerror();
         snprintf(nccl_load_error, sizeof nccl_load_error,
-                 "NCCL could not be loaded (%s): install it, e.g. `pip install "
-                 "nvidia-nccl-cu13` and add its nvidia/nccl/lib folder to LD_LIBRARY_PATH, or "
-                 "put a toolkit's lib folder (NCCL_ROOT/lib) there",
-                 why ? why : name);
+                 "NCCL could not be loaded (%s); provide %s", why ? why : name, hint);
         return;
     }
     int missing = 0;
@@ -73,10 +72,9 @@ static void load_nccl(void) {
     if (!missing && f.get_version(&version) != ncclSuccess) version = 0;
     if (!missing && version < DT_NCCL_MIN_VERSION) {
         snprintf(nccl_load_error, sizeof nccl_load_error,
-                 "%s is NCCL %d.%d.%d; dtrain needs %d.%d or newer (e.g. `pip install "
-                 "nvidia-nccl-cu13`)",
-                 name, version / 10000, (version % 10000) / 100, version % 100,
-                 DT_NCCL_MIN_VERSION / 10000, (DT_NCCL_MIN_VERSION % 10000) / 100);
+                 "%s is NCCL %d.%d.%d; dtrain needs %d.%d or newer: provide %s", name,
+                 version / 10000, (version % 10000) / 100, version % 100,
+                 DT_NCCL_MIN_VERSION / 10000, (DT_NCCL_MIN_VERSION % 10000) / 100, hint);
         missing = 1;
     }
     if (missing) {

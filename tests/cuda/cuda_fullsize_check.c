@@ -80,8 +80,8 @@ done:
 }
 
 static void compare(const char *precision, const char *what, double error, double tolerance) {
-    printf("  %-4s %-44s error %.3g  tolerance %.3g%s\n", precision, what, error, tolerance,
-           error <= tolerance ? "" : "  FAIL");
+    printf("  full-size %-4s %-44s error %.3g  tolerance %.3g%s\n", precision, what, error,
+           tolerance, error <= tolerance ? "" : "  FAIL");
     CHECK_MSG(error <= tolerance, "%s %s: error %.3g above %.3g", precision, what, error,
               tolerance);
 }
