@@ -4,7 +4,8 @@
 # packs into gpu-bundle/bundle.tar.xz (git-ignored, at most 60 MiB; every test program carries
 # the CUDA kernels, so the tree itself is larger) what the GPU machine needs and lacks:
 #
-#   build/...                   dtrain (+ libdtrain_main.so), the gpu-labelled test programs,
+#   build/...                   dtrain (+ libdtrain_main.so), the gpu-labelled test programs
+#                               (cuda_steady_state_check among them),
 #                               test_cudnn_plans, the dataset programs, at their build-tree paths
 #                               (stripped), each with an $ORIGIN-relative run path to lib/
 #   lib/                        the shared libraries they load that a machine with only the NVIDIA
@@ -141,7 +142,8 @@ done
 strip --strip-unneeded "$bundle"/lib/*.so* "$bundle"/lib/extra/*.so* 2>/dev/null || true
 
 # ---- the run path: every program finds lib/ from where it lies --------------------------------
-for p in libdtrain_main.so tests/cuda_ops_check tests/nccl_one_rank_check; do
+for p in libdtrain_main.so tests/cuda_ops_check tests/cuda_steady_state_check \
+  tests/nccl_one_rank_check; do
   # shellcheck disable=SC2016 # a literal $ORIGIN
   readelf -d "$bundle/build/$p" | grep -q 'R.*PATH.*\$ORIGIN/\.\./' ||
     die "$p has no \$ORIGIN-relative run path"

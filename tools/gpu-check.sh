@@ -16,7 +16,10 @@
 #      device's property JSON (OUTPUT_DIR/deviceprop.json), then every ResNet-18 plan for it;
 #   3. every gpu-labelled test: the op checks, the 3-step model check, the full-size step
 #      (224 px, batch 32, loss / every gradient / parameters against the CPU twin at fp32, tf32,
-#      bf16) and the real NCCL path on one rank; a skipped test is a failure here;
+#      bf16), the steady-state step (no host wait or device allocation in steps that do not
+#      log, with the next batch's input prefetched; a NaN step skipped on the device; bitwise
+#      repeatable deterministic runs) and the real NCCL path on one rank; a skipped test is a
+#      failure here;
 #   4. compute-sanitizer memcheck, racecheck, synccheck and initcheck over the op checks and the
 #      3-step model check (said so when the machine has no compute-sanitizer);
 #   5. training on the e2e test's synthetic learnable set on the GPU, with its accuracy;
@@ -95,6 +98,10 @@ rm -rf "$out/bundle" && mkdir -p "$out/bundle"
 tar -C "$out/bundle" -xJf "$bundle/bundle.tar.xz" || { fail "unpacking the bundle" && finish; }
 bundle=$out/bundle
 build=$bundle/build
+for program in cuda_steady_state_check nccl_one_rank_check cuda_fullsize_check; do
+  [[ -x $build/tests/$program ]] ||
+    fail "the bundle has no tests/$program: rebuild it with tools/gpu-bundle.sh"
+done
 note "bundle: $(grep -h commit "$bundle/BUILD-INFO"), $(grep -h 'cuda architectures' "$bundle/BUILD-INFO")"
 # the NVIDIA pip wheels' library folders, as this machine's python3 has them installed
 wheel_dirs=$("$python" - 2>/dev/null <<'EOF'
@@ -215,6 +222,13 @@ if enough 90 "gpu-labelled tests"; then
   full=$(grep -E '^  full-size ' <<<"$part" | sed 's/^  full-size //')
   [[ -n $full ]] && note "full-size step (224 px, batch 32) against the CPU twin:" &&
     while read -r line; do note "  $line"; done <<<"$full"
+  steady=$(grep -E '^steady-state steps|^NaN gradient at step|^runtime\.deterministic: two' <<<"$part")
+  if [[ -n $steady ]]; then
+    note "steady-state step (cuda_steady_state_check):"
+    while read -r line; do note "  $line"; done <<<"$steady"
+  else
+    fail "cuda_steady_state_check printed no result (see log)"
+  fi
   nccl=$(grep -E '^NCCL .* loaded|^one-rank|bucketed all-reduces|^ordering|ncclCommAbort returned' <<<"$part")
   [[ -n $nccl ]] && note "real NCCL path:" && while read -r line; do note "  $line"; done <<<"$nccl"
 fi

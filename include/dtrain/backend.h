@@ -156,6 +156,13 @@ typedef struct dt_backend_ops {
     /* Blocks until every host pixel buffer handed to tensor_from_images so far has been read,
      * so that the caller may refill it. */
     int (*input_wait)(void *ctx, dt_error *err);
+    /* Starts moving the next batch's pixels (bytes of pixels_nhwc, host_alloc memory) to the
+     * device ahead of the tensor_from_images that takes the same pointer and size, so that the
+     * copy overlaps the current step (CUDA: into the other device pixel buffer; CPU: nothing to
+     * do, tensor_from_images reads the host pixels). The buffer stays untouched until input_wait
+     * returns; input_wait forgets a prefetch not used by then, and tensor_from_images with other
+     * pixels copies them itself. */
+    int (*input_prefetch)(void *ctx, const uint8_t *pixels_nhwc, size_t bytes, dt_error *err);
 
     /* The parameters were written other than through this interface (a load, a broadcast into
      * host memory on the CPU): cached derived weights are rebuilt on next use. */

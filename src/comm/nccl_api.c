@@ -137,10 +137,15 @@ static void api_comm_destroy(void *comm) {
     nccl.comm_destroy((ncclComm_t)comm);
 }
 
+/* The collectives' stream gets the greatest priority, so that the all-reduce kernels of
+ * completed buckets run as soon as an SM frees instead of queuing behind backward's. */
 static int api_stream_create(void **stream, dt_error *err) {
     cudaStream_t handle = NULL;
-    if (cuda_check(cudaStreamCreateWithFlags(&handle, cudaStreamNonBlocking), err,
-                   "cudaStreamCreateWithFlags"))
+    int least = 0, greatest = 0;
+    if (cuda_check(cudaDeviceGetStreamPriorityRange(&least, &greatest), err,
+                   "cudaDeviceGetStreamPriorityRange") ||
+        cuda_check(cudaStreamCreateWithPriority(&handle, cudaStreamNonBlocking, greatest), err,
+                   "cudaStreamCreateWithPriority"))
         return -1;
     *stream = handle;
     return 0;

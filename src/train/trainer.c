@@ -583,6 +583,20 @@ static int log_window(dt_trainer *t, int epoch, long step_in_epoch, long global_
     return 0;
 }
 
+/* Takes the next micro-batch of the epoch from the loader and starts its copy to the device,
+ * so that the copy overlaps the rest of this step (the optimizer included) instead of starting
+ * at the next forward. Called once the current batch is released: one batch held at a time. */
+static int prefetch_batch(dt_trainer *t, const dt_batch **next, dt_error *err) {
+    if (dt_loader_next(t->loader, next, err)) return -1;
+    if (!*next) return dt_fail(err, "internal: the loader ran out of batches early");
+    size_t side = (size_t)t->cfg->data.image_size;
+    size_t bytes = (size_t)(*next)->batch_size * side * side * 3;
+    return t->backend.ops->input_prefetch(t->backend.ctx, (*next)->pixels, bytes, err);
+}
+
+static int train_epoch_steps(dt_trainer *t, int epoch, long first, const dt_batch **pending,
+                             dt_error *err);
+
 /* Steps first.. of the epoch (first > 0 after a resume). */
 static int train_epoch(dt_trainer *t, int epoch, long first, dt_error *err) {
     const dt_config *cfg = t->cfg;
@@ -590,6 +604,18 @@ static int train_epoch(dt_trainer *t, int epoch, long first, dt_error *err) {
     if (plan_epoch(t, epoch, err) || dt_loader_start(t->loader, t->rank_indices + skipped,
                                                      t->n_rank_indices - skipped, epoch, 1, err))
         return -1;
+    const dt_batch *pending = NULL; /* the next micro-batch, its copy started */
+    int rc = train_epoch_steps(t, epoch, first, &pending, err);
+    if (pending) { /* a step failed or stopped after the prefetch: its copy ends first */
+        dt_error release_err = {{0}, 0};
+        if (dt_train_release_batch(t, pending, rc ? &release_err : err)) rc = -1;
+    }
+    return rc;
+}
+
+static int train_epoch_steps(dt_trainer *t, int epoch, long first, const dt_batch **pending,
+                             dt_error *err) {
+    const dt_config *cfg = t->cfg;
     dt_window w;
     window_start(t, &w, dt_monotonic_seconds());
     for (long s = first; s < t->steps_per_epoch; s++) {
@@ -600,12 +626,17 @@ static int train_epoch(dt_trainer *t, int epoch, long first, dt_error *err) {
                            global_step);
         if (dt_rel_before_step(t, global_step, err)) return -1;
         for (int m = 0; m < cfg->train.accumulate; m++) {
-            const dt_batch *batch = NULL;
-            if (dt_loader_next(t->loader, &batch, err)) return -1;
+            const dt_batch *batch = *pending;
+            *pending = NULL;
+            if (!batch && dt_loader_next(t->loader, &batch, err)) return -1;
             if (!batch) return dt_fail(err, "internal: the loader ran out of batches early");
             dt_error release_err = {{0}, 0};
             int rc = train_micro_batch(t, batch, m, err);
             if (dt_train_release_batch(t, batch, rc ? &release_err : err)) rc = -1;
+            /* forward and backward (with the all-reduce) are queued: the next batch's copy goes
+             * before this step's optimizer */
+            int more = m + 1 < cfg->train.accumulate || s + 1 < t->steps_per_epoch;
+            if (!rc && more && prefetch_batch(t, pending, err)) rc = -1;
             if (rc) return dt_error_prefix(err, "epoch %d step %ld", epoch, global_step);
         }
         if (optimizer_step(t, global_step, &w, err)) return -1;

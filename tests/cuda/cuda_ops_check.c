@@ -178,6 +178,27 @@ static void check_input(pair *p, const tolerances *t) {
     float *want = tensor_read(p->cpu, ct, count), *got = tensor_read(gpu, gt, count);
     compare("tensor_from_images", got, want, count, t->eltwise);
     free(got);
+    /* the same pixels through input_prefetch (taken from the prefetched device buffer) */
+    for (size_t i = 0; i < count; i++) pixels[i] = (uint8_t)(i * 37 + i / 7);
+    CHECK_MSG(gpu->ops->input_prefetch(gpu->ctx, pixels, count, &err) == 0 &&
+                  gpu->ops->tensor_from_images(gpu->ctx, gt, pixels, mean, std, &err) == 0 &&
+                  gpu->ops->input_wait(gpu->ctx, &err) == 0,
+              "%s", err.message);
+    got = tensor_read(gpu, gt, count);
+    compare("input_prefetch + tensor_from_images", got, want, count, t->eltwise);
+    free(got);
+    /* a prefetch that input_wait passed is forgotten: the host buffer may have been refilled */
+    memset(pixels, 0, count);
+    CHECK_MSG(gpu->ops->input_prefetch(gpu->ctx, pixels, count, &err) == 0 &&
+                  gpu->ops->input_wait(gpu->ctx, &err) == 0,
+              "%s", err.message);
+    for (size_t i = 0; i < count; i++) pixels[i] = (uint8_t)(i * 37 + i / 7);
+    CHECK_MSG(gpu->ops->tensor_from_images(gpu->ctx, gt, pixels, mean, std, &err) == 0 &&
+                  gpu->ops->input_wait(gpu->ctx, &err) == 0,
+              "%s", err.message);
+    got = tensor_read(gpu, gt, count);
+    compare("tensor_from_images after a forgotten prefetch", got, want, count, t->eltwise);
+    free(got);
     /* tensor upload/download round trip */
     dt_tensor *gu = tensor_of(gpu, N, 3, H, W, want);
     got = tensor_read(gpu, gu, count);

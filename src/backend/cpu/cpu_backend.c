@@ -49,6 +49,15 @@ static int cpu_input_wait(void *ctx, dt_error *err) {
     return 0;
 }
 
+/* tensor_from_images reads the host pixels directly: there is no copy to start early */
+static int cpu_input_prefetch(void *ctx, const uint8_t *pixels_nhwc, size_t bytes, dt_error *err) {
+    (void)ctx;
+    (void)pixels_nhwc;
+    (void)bytes;
+    (void)err;
+    return 0;
+}
+
 static void cpu_params_changed(void *ctx) {
     ((cpu_ctx *)ctx)->params_version++;
 }
@@ -101,6 +110,7 @@ static const dt_backend_ops cpu_ops = {
     .host_alloc = cpu_host_alloc,
     .host_free = cpu_host_free,
     .input_wait = cpu_input_wait,
+    .input_prefetch = cpu_input_prefetch,
     .params_changed = cpu_params_changed,
     .phase_mark = cpu_phase_mark,
     .phase_read = cpu_phase_read,

@@ -432,6 +432,7 @@ static const dt_backend_ops cuda_backend_ops = {
     .host_alloc = cuda_host_alloc,
     .host_free = cuda_host_free,
     .input_wait = cuda_input_wait,
+    .input_prefetch = cuda_input_prefetch,
     .params_changed = cuda_params_changed,
     .phase_mark = cuda_phase_mark,
     .phase_read = cuda_phase_read,

@@ -76,15 +76,19 @@ typedef struct cuda_ctx {
     /* parameter version: bumped by params_changed and by every sgd_step; derived weight
      * copies (KRSC, bf16) are redone when their stamp differs */
     uint64_t param_version;
-    /* input path: two device pixel buffers used in turn (double buffering: batch s+1's copy
-     * only waits for batch s-1's normalisation, so it overlaps step s), filled on the copy
-     * stream */
+    /* input path: two device pixel buffers used in turn (double buffering: batch s+1's copy,
+     * issued by input_prefetch before step s's optimizer, only waits for batch s-1's
+     * normalisation, so it overlaps step s), filled on the copy stream */
     uint8_t *pixels[CUDA_PIXEL_SLOTS];
     size_t pixels_size;
     cudaEvent_t pixels_ready[CUDA_PIXEL_SLOTS]; /* copy stream: on the device (host buffer read) */
     cudaEvent_t pixels_free[CUDA_PIXEL_SLOTS];  /* compute stream: normalised (device copy free) */
     int pixels_pending[CUDA_PIXEL_SLOTS];       /* ready recorded, not yet seen by input_wait */
     int pixels_next;                            /* the slot the next batch goes to */
+    /* input_prefetch: the host pixels (and bytes) a slot holds for a tensor_from_images to
+     * come; NULL when it holds none */
+    const uint8_t *pixels_prefetched[CUDA_PIXEL_SLOTS];
+    size_t pixels_prefetched_bytes[CUDA_PIXEL_SLOTS];
     /* loss: labels and weights on the device, the statistics accumulator, predictions */
     int32_t *labels;
     float *weights;
@@ -163,6 +167,7 @@ int cuda_tensor_same_shape(const dt_tensor *a, const dt_tensor *b, const char *o
 /* ---- the ops (cuda_tensor.c, cuda_layers.c, cuda_conv.c), as in dt_backend_ops ------------- */
 
 int cuda_input_wait(void *ctx, dt_error *err);
+int cuda_input_prefetch(void *ctx, const uint8_t *pixels_nhwc, size_t bytes, dt_error *err);
 dt_tensor *cuda_tensor_create(void *ctx, int n, int c, int h, int w, dt_error *err);
 void cuda_tensor_destroy(void *ctx, dt_tensor *t);
 int cuda_tensor_upload(void *ctx, dt_tensor *dst, const float *host_nchw, dt_error *err);

@@ -48,6 +48,7 @@ dt_tensor *cuda_tensor_create(void *opaque, int n, int c, int h, int w, dt_error
         }
         ctx->pixels_size = 0;
         for (int i = 0; i < CUDA_PIXEL_SLOTS; i++) {
+            ctx->pixels_prefetched[i] = NULL; /* the copies go with the buffers */
             cuda_device_free(ctx, ctx->pixels[i]);
             if (!(ctx->pixels[i] = cuda_device_alloc(ctx, pixel_bytes, "the input pixels", err))) {
                 cuda_tensor_destroy(ctx, t);
@@ -120,9 +121,36 @@ int cuda_tensor_download(void *opaque, const dt_tensor *src, float *host_nchw, d
     return 0;
 }
 
-/* The copy stream reads the (pinned) pixels into the next device buffer once the batch that
- * used it before (two batches back) has been normalised; the compute stream normalises once
- * they have arrived. */
+/* The copy stream reads the (pinned) pixels into device buffer k once the batch that used it
+ * before (two batches back) has been normalised. */
+static int copy_pixels(cuda_ctx *ctx, int k, const uint8_t *pixels_nhwc, size_t bytes,
+                       dt_error *err) {
+    ctx->pixels_prefetched[k] = NULL;
+    if (cuda_check(cudaStreamWaitEvent(ctx->copy, ctx->pixels_free[k], 0), err,
+                   "ordering the pixel copy") ||
+        cuda_check(
+            cudaMemcpyAsync(ctx->pixels[k], pixels_nhwc, bytes, cudaMemcpyHostToDevice, ctx->copy),
+            err, "copying the input pixels") ||
+        cuda_check(cudaEventRecord(ctx->pixels_ready[k], ctx->copy), err, "recording the copy"))
+        return -1;
+    ctx->pixels_pending[k] = 1;
+    ctx->pixels_next = (k + 1) % CUDA_PIXEL_SLOTS;
+    return 0;
+}
+
+/* Pixels that do not fit the buffers are left to tensor_from_images, which reports them. */
+int cuda_input_prefetch(void *opaque, const uint8_t *pixels_nhwc, size_t bytes, dt_error *err) {
+    cuda_ctx *ctx = opaque;
+    if (!pixels_nhwc || bytes == 0 || bytes > ctx->pixels_size) return 0;
+    const int k = ctx->pixels_next;
+    if (copy_pixels(ctx, k, pixels_nhwc, bytes, err)) return -1;
+    ctx->pixels_prefetched[k] = pixels_nhwc;
+    ctx->pixels_prefetched_bytes[k] = bytes;
+    return 0;
+}
+
+/* The pixels come from the slot input_prefetch put them in, or are copied now into the next
+ * slot; the compute stream normalises once they have arrived. */
 int cuda_tensor_from_images(void *opaque, dt_tensor *dst, const uint8_t *pixels_nhwc,
                             const float mean[3], const float std[3], dt_error *err) {
     cuda_ctx *ctx = opaque;
@@ -136,30 +164,34 @@ int cuda_tensor_from_images(void *opaque, dt_tensor *dst, const uint8_t *pixels_
     const size_t pixels = (size_t)dst->n * dst->h * dst->w, bytes = pixels * 3;
     if (bytes > ctx->pixels_size)
         return dt_fail(err, "internal: tensor_from_images on a tensor without a pixel buffer");
-    const int k = ctx->pixels_next;
-    if (cuda_check(cudaStreamWaitEvent(ctx->copy, ctx->pixels_free[k], 0), err,
-                   "ordering the pixel copy") ||
-        cuda_check(
-            cudaMemcpyAsync(ctx->pixels[k], pixels_nhwc, bytes, cudaMemcpyHostToDevice, ctx->copy),
-            err, "copying the input pixels") ||
-        cuda_check(cudaEventRecord(ctx->pixels_ready[k], ctx->copy), err, "recording the copy") ||
-        cuda_check(cudaStreamWaitEvent(ctx->compute, ctx->pixels_ready[k], 0), err,
+    int k = -1;
+    for (int i = 0; i < CUDA_PIXEL_SLOTS; i++)
+        if (ctx->pixels_prefetched[i] == pixels_nhwc && ctx->pixels_prefetched_bytes[i] == bytes)
+            k = i;
+    if (k >= 0) {
+        ctx->pixels_prefetched[k] = NULL;
+    } else {
+        k = ctx->pixels_next;
+        if (copy_pixels(ctx, k, pixels_nhwc, bytes, err)) return -1;
+    }
+    if (cuda_check(cudaStreamWaitEvent(ctx->compute, ctx->pixels_ready[k], 0), err,
                    "ordering the normalisation") ||
         cuda_launch_normalize(ctx->compute, ctx->pixels[k], dst->data, dst->dtype, pixels, mean,
                               std, err) ||
         cuda_check(cudaEventRecord(ctx->pixels_free[k], ctx->compute), err,
                    "recording the normalisation"))
         return -1;
-    ctx->pixels_pending[k] = 1;
-    ctx->pixels_next = (k + 1) % CUDA_PIXEL_SLOTS;
     return 0;
 }
 
 /* A copy already done costs no wait; one still running is waited for (and counted apart from
- * the other host waits: it is what keeps the host at most a step ahead of the device). */
+ * the other host waits: it is what keeps the host at most a step ahead of the device). Once
+ * it returns the caller may refill the host buffers, so a prefetch not used by then is
+ * forgotten. */
 int cuda_input_wait(void *opaque, dt_error *err) {
     cuda_ctx *ctx = opaque;
     for (int k = 0; k < CUDA_PIXEL_SLOTS; k++) {
+        ctx->pixels_prefetched[k] = NULL;
         if (!ctx->pixels_pending[k]) continue;
         cudaError_t done = cudaEventQuery(ctx->pixels_ready[k]);
         if (done == cudaErrorNotReady) {
