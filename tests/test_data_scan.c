@@ -148,13 +148,17 @@ static void test_scan_order(void) {
     dt_dataset_free(&again);
     CHECK(dt_testgen_write_bytes(ds.files[0].path, "x", 1, &write_err) == 0);
     CHECK(dt_dataset_size_hash(&ds, &sizes, &err) == 0 && sizes == sizes_before);
-    /* a file that is gone is named */
+    /* a file that is gone changes the hash; a root that is gone is named */
     char moved[2100];
     snprintf(moved, sizeof moved, "%s.moved", ds.files[0].path);
     CHECK(rename(ds.files[0].path, moved) == 0);
-    CHECK(dt_dataset_size_hash(&ds, &sizes, &err) != 0);
-    CHECK(strstr(err.message, ds.files[0].path) != NULL && err.exit_code == 2);
+    CHECK(dt_dataset_size_hash(&ds, &sizes, &err) == 0 && sizes != sizes_before);
     CHECK(rename(moved, ds.files[0].path) == 0);
+    snprintf(moved, sizeof moved, "%s.moved", root);
+    CHECK(rename(root, moved) == 0);
+    CHECK(dt_dataset_size_hash(&ds, &sizes, &err) != 0);
+    CHECK(strstr(err.message, root) != NULL && err.exit_code == 2);
+    CHECK(rename(moved, root) == 0);
     dt_dataset_free(&ds);
     CHECK(ds.files == NULL && ds.n_files == 0);
 }

@@ -76,7 +76,8 @@ int dt_shards_scan(const char *root, dt_dataset *ds, dt_error *err);
 uint64_t dt_dataset_hash(const dt_dataset *ds);
 
 /* 64-bit hash of the files' sizes in bytes (of the shards' sizes for tar shards), in file order;
- * a file that cannot be stat'ed is an error naming it (exit code 2). Ranks on other nodes than
+ * a missing root or shard is an error naming it (exit code 2), a listed file that cannot be
+ * stat'ed counts as size UINT64_MAX. Ranks on other nodes than
  * rank 0's compare it with rank 0's, so that data missing on a node, or a node-local copy with
  * the same names and other bytes, is caught at start-up. */
 int dt_dataset_size_hash(const dt_dataset *ds, uint64_t *hash, dt_error *err);

@@ -390,19 +390,29 @@ uint64_t dt_dataset_hash(const dt_dataset *ds) {
 }
 
 /* 64-bit FNV-1a over the sizes in bytes of the files (of the shards, for a dataset of shards),
- * in order: one stat per file. A file that is not there is an error naming it. */
+ * in order: one stat per file. A missing root or shard is an error naming it; a file of the list
+ * that cannot be stat'ed counts as size UINT64_MAX (a dangling link is listed, as torchvision
+ * lists it, and skipped when read). */
 int dt_dataset_size_hash(const dt_dataset *ds, uint64_t *out, dt_error *err) {
     uint64_t hash = DT_FNV1A64_INIT;
-    size_t n = ds->n_shards > 0 ? (size_t)ds->n_shards : ds->n_files;
+    int shards = ds->n_shards > 0;
+    size_t n = shards ? (size_t)ds->n_shards : ds->n_files;
+    struct stat info;
+    if (!shards && stat(ds->root, &info) != 0) {
+        char shown[512];
+        return dt_fail_usage(err, "%s: %s", dt_escape_text(ds->root, shown, sizeof shown),
+                             strerror(errno));
+    }
     for (size_t i = 0; i < n; i++) {
-        const char *path = ds->n_shards > 0 ? ds->shard_paths[i] : ds->files[i].path;
-        struct stat info;
-        if (stat(path, &info) != 0) {
+        const char *path = shards ? ds->shard_paths[i] : ds->files[i].path;
+        uint64_t size = UINT64_MAX;
+        if (stat(path, &info) == 0) {
+            size = (uint64_t)info.st_size;
+        } else if (shards) {
             char shown[512];
             return dt_fail_usage(err, "%s: %s", dt_escape_text(path, shown, sizeof shown),
                                  strerror(errno));
         }
-        uint64_t size = (uint64_t)info.st_size;
         unsigned char bytes[8];
         for (int b = 0; b < 8; b++) bytes[b] = (unsigned char)(size >> (8 * b));
         hash = dt_fnv1a64(hash, bytes, sizeof bytes);
