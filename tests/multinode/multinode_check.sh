@@ -25,6 +25,9 @@ dtrain_bin=$2 make_imagefolder=$3 set=$4
 here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source-path=SCRIPTDIR
 source "$here/../testlib/check.sh"
+# the start-up details (threads, ranks on this node) that the checks below read are printed
+# with DTRAIN_VERBOSE; sbatch and srun pass the environment on, mpirun to its local ranks
+export DTRAIN_VERBOSE=1
 
 if [[ $(id -u) -ne 0 ]]; then
     echo "SKIPPED: the namespace cluster needs root"
