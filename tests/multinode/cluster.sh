@@ -78,7 +78,7 @@ start_switch() {
 
 # start_node NAME HOSTNAME: a new node (namespaces, mounts, address, remote shell).
 start_node() {
-    local name=$1 host=$2 node=$dir/nodes/$1 holder pid address
+    local name=$1 host=$2 node=$dir/nodes/$1 holder pid address mac
     mkdir -p "$node"
     echo "$host" >"$node/hostname"
     rm -f "$node/pid" "$node/ready" "$node/shell.sock"
@@ -106,11 +106,15 @@ start_node() {
     [[ -n $pid && -f $node/ready ]] || die "node $name did not start (log: $node/log)"
     echo "$pid" >"$node/pid"
     readlink "/proc/$pid/ns/net" >>"$dir/namespaces"
-    # the cable: a veth pair made in the switch, one end moved into the node as eth0
+    # the cable: a veth pair made in the switch, one end moved into the node as eth0, with a MAC
+    # address of its own that a reboot keeps (as a NIC does: the other nodes' ARP caches stay
+    # right, and a rebooted node is reachable at once)
+    mac=$(printf '02:00:0a:e7:07:%02x' "${address##*.}")
     switch_net ip link del "v-$name" 2>/dev/null
     if ! { switch_net ip link add "v-$name" type veth peer name eth0 netns "$pid" &&
         switch_net ip link set "v-$name" master br0 && switch_net ip link set "v-$name" up &&
         in_node "$name" ip link set lo up &&
+        in_node "$name" ip link set eth0 address "$mac" &&
         in_node "$name" ip addr add "$address/24" dev eth0 &&
         in_node "$name" ip link set eth0 up; }; then
         die "node $name: network setup failed"
@@ -258,7 +262,9 @@ reboot)
     node=${1:?reboot NODE}
     crash_node "$node"
     start_node "$node" "$(cat "$dir/nodes/$node/hostname" 2>/dev/null || echo "$node")"
-    [[ -f $dir/slurm-enabled ]] && { start_slurmd "$node" || die "slurmd of $node did not start"; }
+    if [[ -f $dir/slurm-enabled ]]; then
+        start_slurmd "$node" || die "slurmd of $node did not start"
+    fi
     ;;
 agent) echo "$dir/agent" ;;
 down)
