@@ -66,6 +66,10 @@ unmount_all() {
 inside_namespaces() {
   trap unmount_all EXIT
 
+  # The root is a mount point of its own, as / is on a real machine: unshare --mount, which
+  # changes the propagation of /, fails in a chroot whose / is a plain folder ("cannot change
+  # root filesystem propagation"), and the namespace cluster of tests/multinode needs it.
+  mount --bind "$root" "$root"
   mount -t proc proc "$root/proc"
   mount -t sysfs -o ro sysfs "$root/sys"
   # The cgroup hierarchy, as systemd mounts it on any Debian machine (slurmd of the Slurm tests
