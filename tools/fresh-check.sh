@@ -83,6 +83,12 @@ inside_namespaces() {
   mount -t devpts -o newinstance,ptmxmode=0666 devpts "$root/dev/pts"
   mount -t tmpfs -o mode=1777 shm "$root/dev/shm"
   cp -L /etc/resolv.conf "$root/etc/resolv.conf"
+  # debootstrap writes no /etc/hosts, which the Debian installer writes on every machine (the
+  # namespace cluster of tests/multinode mounts its nodes' hosts files over it)
+  if [ ! -e "$root/etc/hosts" ]; then
+    printf '127.0.0.1\tlocalhost\n127.0.1.1\t%s\n::1\tlocalhost ip6-localhost ip6-loopback\n' \
+      "$(hostname)" >"$root/etc/hosts"
+  fi
   mkdir -p "$cache/apt-archives/partial" "$root/var/cache/apt/archives"
   mount --bind "$cache/apt-archives" "$root/var/cache/apt/archives"
 

@@ -44,7 +44,9 @@ in_node() { # in_node NODE CMD...: CMD in every namespace of NODE
     local pid
     pid=$(node_pid "$1") || die "no node $1"
     shift
-    nsenter --target "$pid" --net --uts --mount --pid --ipc --wd="$PWD" -- "$@"
+    # --root: the node's root directory too, not only its mount namespace (entering a mount
+    # namespace resets the root to the namespace's, which leaves a chroot such as a test root)
+    nsenter --target "$pid" --net --uts --mount --pid --ipc --root --wd="$PWD" -- "$@"
 }
 switch_net() { nsenter --target "$(cat "$dir/switch.pid")" --net -- "$@"; }
 
