@@ -304,7 +304,7 @@ crash_case() {
     local log=dtrain-$id.out
     [[ $script == preemptible.sbatch ]] && log=dtrain-preemptible-$id.out
     if [[ $when == before ]]; then
-        check "$name: training started" wait_for 120 log_has "$log" "(global 2)"
+        check "$name: training started" wait_for 120 log_has "$log" " step 2/"
     else
         check "$name: first checkpoint written" \
             wait_for 120 test -e "$submit/runs/$out/checkpoints/step-00000006/state.json"
@@ -347,7 +347,7 @@ faults_set() {
     id=$(submit_job "${cpu_job[@]}" --nodes=2 --ntasks-per-node=1 --no-requeue \
         --export=ALL,$slow cluster/multi-node.sbatch tiny.yaml "${fault_args[@]}" \
         runtime.timeout_s=10 output.dir=runs/cut-srun)
-    check "cut under srun: training started" wait_for 120 log_has "dtrain-$id.out" "(global 3)"
+    check "cut under srun: training started" wait_for 120 log_has "dtrain-$id.out" " step 3/"
     victim=$(other_node "$id")
     "${cluster[@]}" cut "$victim"
     start=$SECONDS
@@ -366,7 +366,7 @@ faults_set() {
         "${fault_args[@]}" runtime.timeout_s=10 output.dir=runs/cut-mpirun \
         >"$submit/cut-mpirun.log" 2>&1 &
     local run=$!
-    check "cut under dtrain-run: training started" wait_for 120 log_has cut-mpirun.log "(global 3)"
+    check "cut under dtrain-run: training started" wait_for 120 log_has cut-mpirun.log " step 3/"
     "${cluster[@]}" cut n2
     start=$SECONDS
     local status=0
