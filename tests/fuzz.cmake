@@ -75,12 +75,7 @@ if(DTRAIN_FUZZ)
       DICT ${CMAKE_CURRENT_SOURCE_DIR}/fuzz/safetensors.dict
       SOURCES
         ${PROJECT_SOURCE_DIR}/src/io/safetensors_read.c
-        ${PROJECT_SOURCE_DIR}/src/io/safetensors_header.c
-        ${PROJECT_SOURCE_DIR}/src/io/safetensors_dtype.c
-        ${PROJECT_SOURCE_DIR}/src/io/safetensors_convert.c
         ${PROJECT_SOURCE_DIR}/src/io/safetensors_write.c
-        ${PROJECT_SOURCE_DIR}/src/io/json_scan.c
-        ${PROJECT_SOURCE_DIR}/src/io/half_float.c
         ${dtrain_fuzz_util_sources})
     dtrain_add_fuzzer(fuzz_checkpoint ${CMAKE_CURRENT_SOURCE_DIR}/fuzz/fuzz_checkpoint.c
       DICT ${CMAKE_CURRENT_SOURCE_DIR}/fuzz/checkpoint.dict
@@ -92,11 +87,8 @@ if(DTRAIN_FUZZ)
         ${PROJECT_SOURCE_DIR}/src/data/decode_jpeg.c
         ${PROJECT_SOURCE_DIR}/src/data/decode_png.c
         ${PROJECT_SOURCE_DIR}/src/data/resize.c
-        ${PROJECT_SOURCE_DIR}/src/data/resize_avx2.c
-        ${PROJECT_SOURCE_DIR}/src/data/resize_cache.c
+        ${PROJECT_SOURCE_DIR}/src/data/resize_passes.c
         ${PROJECT_SOURCE_DIR}/src/data/resize_plan.c
-        ${PROJECT_SOURCE_DIR}/src/data/resize_run.c
-        ${PROJECT_SOURCE_DIR}/src/data/resize_scalar.c
         ${dtrain_fuzz_util_sources}
       LIBS PkgConfig::JPEG PNG::PNG Threads::Threads)
   endif()

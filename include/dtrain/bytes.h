@@ -18,6 +18,8 @@ typedef struct dt_text {
 
 void dt_text_append(dt_text *t, const char *bytes, size_t n);
 void dt_text_printf(dt_text *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Appends one CSV field, quoted when it holds a comma, quote or line break (RFC 4180). */
+void dt_text_append_csv_field(dt_text *t, const char *field);
 
 /* Length (1 to 4) of the well-formed UTF-8 sequence at bytes[0..available), with its code point
  * in *code (if not NULL); 0 when it is not well formed (a stray continuation byte, cut short, an

@@ -177,7 +177,7 @@ int dt_resize_axis_add_reduce(dt_resize_axis *axis);
 int dt_resize_axis_add_blocks(dt_resize_axis *axis);
 int dt_resize_axis_add_groups(dt_resize_axis *axis);
 
-/* ---- per-thread cache (resize_cache.c) ----------------------------------------------------- */
+/* ---- per-thread cache (resize_plan.c) ------------------------------------------------------ */
 
 /* Plans and a scratch buffer kept by the calling thread between images: photos of a dataset
  * share a few sizes, and the tables cost about as much to build as a small resize. */
@@ -198,7 +198,7 @@ void dt_resize_cache_release(dt_resize_cache *cache, dt_resize_axis *axis);
 uint8_t *dt_resize_cache_scratch(dt_resize_cache *cache, size_t bytes);
 void dt_resize_cache_release_scratch(dt_resize_cache *cache, uint8_t *scratch);
 
-/* ---- passes (resize_scalar.c, resize_avx2.c) ---------------------------------------------- */
+/* ---- passes (resize_passes.c) -------------------------------------------------------------- */
 
 /* Horizontal pass: rows of interleaved RGB at src (row pitch src_pitch) to rows of
  * 3 * axis->window_size values at dst (row pitch dst_pitch). */

@@ -3,8 +3,12 @@
  * order), then tensors sorted by dtype alignment (largest first) and name, data in that order,
  * header padded with spaces to a multiple of 8 bytes. Files appear atomically (PATH.tmp, fsync,
  * rename, fsync of the folder).
+ * Also the dtype table (header spellings, element sizes, writer order) the reader shares, and
+ * the float <-> F16/BF16 conversions (exact widening, round-to-nearest-even narrowing).
  */
+
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,7 +17,7 @@
 #include "dtrain/bytes.h"
 #include "dtrain/durable.h"
 #include "dtrain/safetensors.h"
-#include "io/safetensors_dtype.h"
+#include "io/safetensors_internal.h"
 
 typedef struct pending_tensor {
     char *name;
@@ -284,4 +288,130 @@ int dt_st_writer_write(dt_st_writer *w, const char *path, dt_error *err) {
     int result = dt_replace_file_durably(path, bytes, size, err);
     free(bytes);
     return result;
+}
+
+/* ---- dtype table ----
+ * The safetensors dtype table: header spellings, element sizes, writer ordering. */
+
+typedef struct dtype_info {
+    const char *name;
+    size_t size;
+    int alignment_rank; /* index in the reference Dtype enum */
+} dtype_info;
+
+/* Indexed by dt_st_dtype. The reference order is BOOL F4 F6_E2M3 F6_E3M2 U8 I8 F8_E5M2 F8_E4M3
+ * F8_E8M0 I16 U16 F16 BF16 I32 U32 F32 C64 F64 I64 U64. */
+static const dtype_info dtype_table[DT_ST_DTYPE_COUNT] = {
+    [DT_ST_F32] = {"F32", 4, 15},        [DT_ST_F16] = {"F16", 2, 11},
+    [DT_ST_BF16] = {"BF16", 2, 12},      [DT_ST_F64] = {"F64", 8, 17},
+    [DT_ST_I64] = {"I64", 8, 18},        [DT_ST_I32] = {"I32", 4, 13},
+    [DT_ST_I16] = {"I16", 2, 9},         [DT_ST_I8] = {"I8", 1, 5},
+    [DT_ST_U8] = {"U8", 1, 4},           [DT_ST_BOOL] = {"BOOL", 1, 0},
+    [DT_ST_U16] = {"U16", 2, 10},        [DT_ST_U32] = {"U32", 4, 14},
+    [DT_ST_U64] = {"U64", 8, 19},        [DT_ST_F8_E5M2] = {"F8_E5M2", 1, 6},
+    [DT_ST_F8_E4M3] = {"F8_E4M3", 1, 7}, [DT_ST_F8_E8M0] = {"F8_E8M0", 1, 8},
+    [DT_ST_C64] = {"C64", 8, 16},
+};
+
+static int dtype_is_valid(dt_st_dtype dtype) {
+    return (int)dtype >= 0 && dtype < DT_ST_DTYPE_COUNT;
+}
+
+size_t dt_st_dtype_size(dt_st_dtype dtype) {
+    return dtype_is_valid(dtype) ? dtype_table[dtype].size : 0;
+}
+
+const char *dt_st_dtype_name(dt_st_dtype dtype) {
+    return dtype_is_valid(dtype) ? dtype_table[dtype].name : "(invalid dtype)";
+}
+
+int dt_st_dtype_alignment_rank(dt_st_dtype dtype) {
+    return dtype_is_valid(dtype) ? dtype_table[dtype].alignment_rank : -1;
+}
+
+int dt_st_dtype_from_name(const char *name, dt_st_dtype *dtype) {
+    for (int i = 0; i < DT_ST_DTYPE_COUNT; i++) {
+        if (strcmp(dtype_table[i].name, name) == 0) {
+            *dtype = (dt_st_dtype)i;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+int dt_st_dtype_is_unsupported_name(const char *name) {
+    return strcmp(name, "F4") == 0 || strcmp(name, "F6_E2M3") == 0 || strcmp(name, "F6_E3M2") == 0;
+}
+
+/* ---- 16-bit floats ----
+ * Conversions between float and the 16-bit float formats F16 (IEEE binary16) and BF16 (bfloat16):
+ * exact widening, round-to-nearest-even narrowing, NaNs kept NaN. */
+
+static float float_from_bits(uint32_t bits) {
+    float value;
+    memcpy(&value, &bits, sizeof value);
+    return value;
+}
+
+static uint32_t bits_from_float(float value) {
+    uint32_t bits;
+    memcpy(&bits, &value, sizeof bits);
+    return bits;
+}
+
+float dt_f16_to_float(uint16_t half) {
+    uint32_t sign = (uint32_t)(half & 0x8000u) << 16;
+    uint32_t exponent = (half >> 10) & 0x1Fu;
+    uint32_t mantissa = half & 0x3FFu;
+    if (exponent == 0x1F) /* infinity or NaN; the payload moves along */
+        return float_from_bits(sign | 0x7F800000u | (mantissa << 13));
+    if (exponent != 0) /* normal: rebias 15 -> 127 */
+        return float_from_bits(sign | ((exponent + 112u) << 23) | (mantissa << 13));
+    if (mantissa == 0) return float_from_bits(sign); /* signed zero */
+    /* Subnormal: mantissa * 2^-24, normal as a float. Shift until the implicit bit appears. */
+    uint32_t shifts = 0;
+    while (!(mantissa & 0x400u)) {
+        mantissa <<= 1;
+        shifts++;
+    }
+    /* value = 1.m * 2^(-14 - shifts) */
+    return float_from_bits(sign | ((113u - shifts) << 23) | ((mantissa & 0x3FFu) << 13));
+}
+
+float dt_bf16_to_float(uint16_t bits) {
+    return float_from_bits((uint32_t)bits << 16);
+}
+
+uint16_t dt_float_to_f16(float value) {
+    uint32_t bits = bits_from_float(value);
+    uint16_t sign = (uint16_t)((bits >> 16) & 0x8000u);
+    uint32_t magnitude = bits & 0x7FFFFFFFu;
+    if (magnitude >= 0x7F800000u) { /* infinity, or NaN made quiet with its top payload bits */
+        if (magnitude == 0x7F800000u) return sign | 0x7C00u;
+        return (uint16_t)(sign | 0x7E00u | ((magnitude >> 13) & 0x3FFu));
+    }
+    if (magnitude >= 0x477FF000u) return sign | 0x7C00u; /* >= 65520 rounds to infinity */
+    if (magnitude >= 0x38800000u) {                      /* >= 2^-14: a normal half */
+        uint32_t rebiased = magnitude - 0x38000000u;     /* exponent 127 -> 15 */
+        uint32_t round = 0xFFFu + ((rebiased >> 13) & 1u);
+        return (uint16_t)(sign | ((rebiased + round) >> 13));
+    }
+    if (magnitude < 0x33000000u) return sign; /* <= 2^-25 (a tie, to even): zero */
+    /* Subnormal half: m * 2^-24 with m = significand >> (126 - exponent), rounded to even. */
+    uint32_t exponent = magnitude >> 23;
+    uint32_t significand = (magnitude & 0x7FFFFFu) | 0x800000u;
+    uint32_t shift = 126u - exponent; /* 14..24 */
+    uint32_t m = significand >> shift;
+    uint32_t remainder = significand & ((1u << shift) - 1u);
+    uint32_t halfway = 1u << (shift - 1u);
+    if (remainder > halfway || (remainder == halfway && (m & 1u))) m++;
+    return (uint16_t)(sign | m); /* m may reach 0x400, the smallest normal: still correct */
+}
+
+uint16_t dt_float_to_bf16(float value) {
+    uint32_t bits = bits_from_float(value);
+    if ((bits & 0x7FFFFFFFu) > 0x7F800000u) /* NaN: keep the sign and top payload, make quiet */
+        return (uint16_t)((bits >> 16) | 0x0040u);
+    uint32_t round = 0x7FFFu + ((bits >> 16) & 1u);
+    return (uint16_t)((bits + round) >> 16);
 }

@@ -133,7 +133,7 @@ void dt_train_report_empty_window(const dt_trainer *t, const dt_window *w, int e
 /* All ranks, after the first training epoch: fails when every training file of a class failed
  * to decode (such a class cannot be learnt). */
 int dt_train_check_decodable_classes(dt_trainer *t, dt_error *err);
-/* Rank 0's outputs besides the metrics files (src/train/run_outputs.c): the TensorBoard event
+/* Rank 0's outputs besides the metrics files (src/output/run_outputs.c): the TensorBoard event
  * file, its train and eval scalars, and the files of each evaluation (dtrain/results.h). */
 int dt_run_outputs_open(dt_trainer *t, dt_error *err);
 int dt_run_outputs_train(dt_trainer *t, const dt_train_row *row, dt_error *err);

@@ -51,6 +51,17 @@ void dt_text_printf(dt_text *t, const char *fmt, ...) {
     t->length += (size_t)n;
 }
 
+void dt_text_append_csv_field(dt_text *t, const char *field) {
+    if (!strpbrk(field, ",\"\r\n")) {
+        dt_text_append(t, field, strlen(field));
+        return;
+    }
+    dt_text_append(t, "\"", 1);
+    for (; *field; field++)
+        dt_text_append(t, *field == '"' ? "\"\"" : field, *field == '"' ? 2 : 1);
+    dt_text_append(t, "\"", 1);
+}
+
 size_t dt_utf8_decode(const uint8_t *bytes, size_t available, uint32_t *code) {
     if (available == 0) return 0;
     uint8_t b0 = bytes[0];

@@ -1,7 +1,10 @@
-/* The AVX2 passes of the antialiased resize. Each computes exactly the integer sums of the
- * scalar reference (resize_scalar.c), with the taps split as resize_internal.h describes so that
- * vpmaddubsw / vpmaddwd sum pairs of 16-bit products without loss. Called only when the CPU has
- * AVX2 (the functions carry the target attribute; the rest of the library does not need it). */
+/* The passes of the antialiased resize: the scalar reference (Pillow's ImagingResampleHorizontal
+ * and ImagingResampleVertical for 8-bit RGB, one output value at a time: used where AVX2 is
+ * missing and by the tests as the result every faster pass must reproduce, at the end of this
+ * file) and the AVX2 passes. Each AVX2 pass computes exactly the integer sums of the reference,
+ * with the taps split as resize_internal.h describes so that vpmaddubsw / vpmaddwd sum pairs of
+ * 16-bit products without loss. They run only when the CPU has AVX2 (the functions carry the
+ * target attribute; the rest of the library does not need it). */
 #include "resize_internal.h"
 
 #if DT_RESIZE_HAVE_AVX2
@@ -384,3 +387,41 @@ AVX2 void dt_resize_vertical_avx2(const uint8_t *src, size_t src_pitch, int firs
 }
 
 #endif
+
+/* ---- the scalar reference passes ---- */
+
+void dt_resize_horizontal_scalar(const uint8_t *src, size_t src_pitch, int rows,
+                                 const dt_resize_axis *axis, uint8_t *dst, size_t dst_pitch) {
+    for (int y = 0; y < rows; y++) {
+        const uint8_t *in = src + (size_t)y * src_pitch;
+        uint8_t *out = dst + (size_t)y * dst_pitch;
+        for (int x = 0; x < axis->window_size; x++) {
+            const int32_t *taps = axis->taps + axis->tap_offset[x];
+            const uint8_t *p = in + (size_t)axis->first[x] * 3;
+            int32_t r = DT_RESIZE_ROUNDING, g = r, b = r;
+            for (int k = 0; k < axis->count[x]; k++, p += 3) {
+                r += p[0] * taps[k];
+                g += p[1] * taps[k];
+                b += p[2] * taps[k];
+            }
+            out[3 * x] = dt_resize_clip_fixed(r);
+            out[3 * x + 1] = dt_resize_clip_fixed(g);
+            out[3 * x + 2] = dt_resize_clip_fixed(b);
+        }
+    }
+}
+
+void dt_resize_vertical_scalar(const uint8_t *src, size_t src_pitch, int first_row, int values,
+                               const dt_resize_axis *axis, uint8_t *dst, size_t dst_pitch) {
+    for (int y = 0; y < axis->window_size; y++) {
+        const int32_t *taps = axis->taps + axis->tap_offset[y];
+        const uint8_t *top = src + (size_t)(axis->first[y] - first_row) * src_pitch;
+        uint8_t *out = dst + (size_t)y * dst_pitch;
+        for (int i = 0; i < values; i++) {
+            int32_t sum = DT_RESIZE_ROUNDING;
+            for (int k = 0; k < axis->count[y]; k++)
+                sum += top[(size_t)k * src_pitch + i] * taps[k];
+            out[i] = dt_resize_clip_fixed(sum);
+        }
+    }
+}

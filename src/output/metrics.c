@@ -1,11 +1,16 @@
-/* Writers for metrics.jsonl and metrics.csv (README "Output files"). */
+/* Writers for metrics.jsonl and metrics.csv (README "Output files"), and their continuation
+ * after a resume (at the end of this file). */
 #include "dtrain/metrics.h"
-#include "dtrain/output_files.h"
-#include "dtrain/platform.h"
 
 #include <errno.h>
 #include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+
+#include "dtrain/durable.h"
+#include "dtrain/output_files.h"
+#include "dtrain/platform.h"
 
 static const char csv_header[] =
     "event,epoch,step,loss,acc,lr,img_per_s,val_loss,val_acc,n,elapsed_s\n";
@@ -82,4 +87,77 @@ void dt_metrics_close(dt_metrics *m) {
     if (m->jsonl) fclose(m->jsonl);
     if (m->csv) fclose(m->csv);
     m->jsonl = m->csv = NULL;
+}
+
+/* Continuing metrics.jsonl and metrics.csv after a resume: rows written after the checkpoint's
+ * step (and the done row) are dropped, so that no step appears twice, then the files are opened
+ * for appending. */
+
+/* The step of a metrics.jsonl line, or -1 for lines without one (the done row). */
+static long jsonl_step(const char *line) {
+    const char *at = strstr(line, "\"step\":");
+    return at ? strtol(at + 7, NULL, 10) : -1;
+}
+
+/* The step of a metrics.csv row (third column), or -1 for the header. */
+static long csv_step(const char *line) {
+    const char *comma = strchr(line, ',');
+    if (!comma || !(comma = strchr(comma + 1, ','))) return -1;
+    char *end = NULL;
+    long v = strtol(comma + 1, &end, 10);
+    return end == comma + 1 ? -1 : v;
+}
+
+/* Rewrites path keeping the lines that `keep` accepts; a missing file is left missing. */
+static int filter_file(const char *path, long step, int csv, dt_error *err) {
+    uint8_t *bytes = NULL;
+    size_t size = 0;
+    dt_error ignored = {{0}, 0};
+    if (dt_read_file(path, (size_t)1 << 32, &bytes, &size, &ignored)) {
+        if (errno == ENOENT) return 0;
+        return dt_fail(err, "%s", ignored.message);
+    }
+    char *out = malloc(size + 1);
+    if (!out) {
+        free(bytes);
+        return dt_fail(err, "reading %s: out of memory", path);
+    }
+    size_t used = 0;
+    char *text = (char *)bytes;
+    for (char *line = text; line < text + size;) {
+        char *nl = memchr(line, '\n', (size_t)(text + size - line));
+        size_t len = nl ? (size_t)(nl - line) + 1 : (size_t)(text + size - line);
+        if (!nl) break; /* a torn last line (killed while writing) is dropped */
+        *nl = '\0';
+        long s = csv ? csv_step(line) : jsonl_step(line);
+        int keep = csv ? (s < 0 && line == text) || (s >= 0 && s <= step) : s >= 0 && s <= step;
+        *nl = '\n';
+        if (keep) {
+            memcpy(out + used, line, len);
+            used += len;
+        }
+        line += len;
+    }
+    int rc = dt_replace_file_durably(path, out, used, err);
+    free(out);
+    free(bytes);
+    return rc;
+}
+
+int dt_metrics_open_resume(dt_metrics *m, const char *dir, long step, dt_error *err) {
+    memset(m, 0, sizeof *m);
+    snprintf(m->jsonl_path, sizeof m->jsonl_path, "%s/metrics.jsonl", dir);
+    snprintf(m->csv_path, sizeof m->csv_path, "%s/metrics.csv", dir);
+    if (filter_file(m->jsonl_path, step, 0, err) || filter_file(m->csv_path, step, 1, err))
+        return -1;
+    if (!(m->jsonl = dt_output_fopen(m->jsonl_path, "a", err))) return -1;
+    if (!(m->csv = dt_output_fopen(m->csv_path, "a", err))) {
+        dt_metrics_close(m);
+        return -1;
+    }
+    if (ftell(m->csv) == 0)
+        fputs("event,epoch,step,loss,acc,lr,img_per_s,val_loss,val_acc,n,elapsed_s\n", m->csv);
+    if (fflush(m->jsonl) || fflush(m->csv))
+        return dt_fail(err, "writing %s: %s", m->csv_path, strerror(errno));
+    return 0;
 }

@@ -1,6 +1,7 @@
-/* Internal facts about safetensors dtypes shared by the reader and the writer. */
-#ifndef DTRAIN_IO_SAFETENSORS_DTYPE_H
-#define DTRAIN_IO_SAFETENSORS_DTYPE_H
+/* Internal to the safetensors reader and writer (safetensors_read.c, safetensors_write.c): the
+ * dtype facts both use. */
+#ifndef DTRAIN_IO_SAFETENSORS_INTERNAL_H
+#define DTRAIN_IO_SAFETENSORS_INTERNAL_H
 
 #include "dtrain/safetensors.h"
 

@@ -54,16 +54,6 @@ size_t dt_results_confident_mistakes(const dt_predictions *p, size_t max, size_t
 
 /* ---- files -------------------------------------------------------------------------------- */
 
-static void append_csv_field(dt_text *out, const char *s) {
-    if (!strpbrk(s, ",\"\r\n")) {
-        dt_text_append(out, s, strlen(s));
-        return;
-    }
-    dt_text_append(out, "\"", 1);
-    for (; *s; s++) dt_text_append(out, *s == '"' ? "\"\"" : s, *s == '"' ? 2 : 1);
-    dt_text_append(out, "\"", 1);
-}
-
 /* Where this evaluation's files go. */
 static const char *results_dir(const dt_results_context *c) {
     return c->out_dir ? c->out_dir : c->cfg->output.dir;
@@ -81,11 +71,11 @@ static int write_predictions_csv(const dt_results_context *c, const dt_predictio
     dt_text csv = {0};
     dt_text_printf(&csv, "path,true,predicted,confidence\n");
     for (size_t i = 0; i < p->n; i++) {
-        append_csv_field(&csv, c->ds->files[p->file_index[i]].path);
+        dt_text_append_csv_field(&csv, c->ds->files[p->file_index[i]].path);
         dt_text_append(&csv, ",", 1);
-        append_csv_field(&csv, c->names[p->label[i]]);
+        dt_text_append_csv_field(&csv, c->names[p->label[i]]);
         dt_text_append(&csv, ",", 1);
-        append_csv_field(&csv, c->names[p->predicted[i]]);
+        dt_text_append_csv_field(&csv, c->names[p->predicted[i]]);
         dt_text_printf(&csv, ",%.6f\n",
                        p->probabilities[i * (size_t)p->n_classes + (size_t)p->predicted[i]]);
     }
