@@ -67,6 +67,13 @@ typedef struct dt_linear_desc {
 int dt_conv_desc_check(const dt_conv_desc *d, int *out_height, int *out_width, dt_error *err);
 int dt_pool_desc_check(const dt_pool_desc *d, int *out_height, int *out_width, dt_error *err);
 int dt_batchnorm_desc_check(const dt_batchnorm_desc *d, dt_error *err);
+/* The backends' shape checks of their tensors (also layer_descs.c), so that both word them
+ * alike: -1 with "<op>: <name> is ... but the layer expects ..." unless n,c,h,w is the wanted
+ * shape; -1 with "<op>: shapes differ (...)" unless the two shapes are equal. */
+int dt_shape_expect(int n, int c, int h, int w, int want_n, int want_c, int want_h, int want_w,
+                    const char *op, const char *name, dt_error *err);
+int dt_shapes_same(int n, int c, int h, int w, int other_n, int other_c, int other_h, int other_w,
+                   const char *op, dt_error *err);
 
 /* One SGD update over a flat buffer, torch.optim.SGD semantics (dampening 0):
  *   g = grad_scale * grad + weight_decay * param

@@ -8,6 +8,7 @@
 #ifndef DTRAIN_CHECKPOINT_H
 #define DTRAIN_CHECKPOINT_H
 
+#include <dirent.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -87,6 +88,12 @@ int dt_checkpoint_find(const char *output_dir, const char *explicit_dir, char *o
  * are removed, so that an interrupted resume is resumed from the same place. Nothing happens when
  * dir is not in output_dir/checkpoints. */
 int dt_checkpoint_adopt(const char *output_dir, const char *dir, long step, dt_error *err);
+
+/* 1 and the step when name is a checkpoint folder's (step-N, N >= 0), else 0. */
+int dt_checkpoint_folder_step(const char *name, long *step);
+/* The steps of the step-N folders read from d (then closed), newest first, at most max of them,
+ * leaving out the folder named skip_name (NULL: none). Returns how many. */
+int dt_checkpoint_list_steps(DIR *d, const char *skip_name, long *steps, int max);
 
 /* Test-only fault switch DTRAIN_TEST_CKPT_CRASH=<point>: the writer kills its own process
  * (SIGKILL) at that point: model, optimizer, state, before-rename, after-rename, after-latest;

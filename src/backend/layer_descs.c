@@ -1,6 +1,6 @@
 /* The checks of the layer descriptions of include/dtrain/backend.h, shared by every backend, so
  * that a description is accepted or refused alike, with the same message, on the CPU and the GPU,
- * and the output sizes come from one formula. */
+ * and the output sizes come from one formula; and the tensor shape checks of their ops. */
 #include "dtrain/backend.h"
 
 static int out_size(int in, int kernel, int stride, int padding) {
@@ -45,4 +45,18 @@ int dt_batchnorm_desc_check(const dt_batchnorm_desc *d, dt_error *err) {
             err, "batchnorm_create: invalid description (%dx%dx%dx%d, momentum %g, eps %g)",
             d->batch, d->channels, d->height, d->width, (double)d->momentum, (double)d->epsilon);
     return 0;
+}
+
+int dt_shape_expect(int n, int c, int h, int w, int want_n, int want_c, int want_h, int want_w,
+                    const char *op, const char *name, dt_error *err) {
+    if (n == want_n && c == want_c && h == want_h && w == want_w) return 0;
+    return dt_fail(err, "%s: %s is %dx%dx%dx%d but the layer expects %dx%dx%dx%d", op, name, n, c,
+                   h, w, want_n, want_c, want_h, want_w);
+}
+
+int dt_shapes_same(int n, int c, int h, int w, int other_n, int other_c, int other_h, int other_w,
+                   const char *op, dt_error *err) {
+    if (n == other_n && c == other_c && h == other_h && w == other_w) return 0;
+    return dt_fail(err, "%s: shapes differ (%dx%dx%dx%d vs %dx%dx%dx%d)", op, n, c, h, w, other_n,
+                   other_c, other_h, other_w);
 }

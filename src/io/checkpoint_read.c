@@ -153,7 +153,7 @@ int dt_checkpoint_verify(const char *dir, dt_ckpt_state *state, dt_error *err) {
     return rc;
 }
 
-static int step_of(const char *name, long *step) {
+int dt_checkpoint_folder_step(const char *name, long *step) {
     if (strncmp(name, "step-", 5) != 0) return 0;
     char *end = NULL;
     long v = strtol(name + 5, &end, 10);
@@ -165,6 +165,19 @@ static int step_of(const char *name, long *step) {
 static int compare_desc(const void *a, const void *b) {
     long x = *(const long *)a, y = *(const long *)b;
     return x < y ? 1 : x > y ? -1 : 0;
+}
+
+int dt_checkpoint_list_steps(DIR *d, const char *skip_name, long *steps, int max) {
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) && n < max) {
+        long s;
+        if (dt_checkpoint_folder_step(e->d_name, &s) && (!skip_name || strcmp(e->d_name, skip_name) != 0))
+            steps[n++] = s;
+    }
+    closedir(d);
+    qsort(steps, (size_t)n, sizeof steps[0], compare_desc);
+    return n;
 }
 
 int dt_checkpoint_find(const char *output_dir, const char *explicit_dir, char *out, size_t size,
@@ -220,14 +233,7 @@ int dt_checkpoint_find(const char *output_dir, const char *explicit_dir, char *o
         return 1;
     }
     long steps[4096];
-    int n = 0;
-    struct dirent *e;
-    while ((e = readdir(d)) && n < 4096) {
-        long s;
-        if (step_of(e->d_name, &s) && strcmp(e->d_name, latest_name) != 0) steps[n++] = s;
-    }
-    closedir(d);
-    qsort(steps, (size_t)n, sizeof steps[0], compare_desc);
+    int n = dt_checkpoint_list_steps(d, latest_name, steps, 4096);
     for (int i = 0; i < n; i++) {
         snprintf(out, size, "%s/step-%08ld", root, steps[i]);
         dt_error e2 = {{0}, 0};

@@ -142,33 +142,12 @@ static char *render_state(const dt_ckpt_state *s, const file_record *files, int 
     return t.data;
 }
 
-static int step_number(const char *name, long *step) {
-    if (strncmp(name, "step-", 5) != 0) return 0;
-    char *end = NULL;
-    long v = strtol(name + 5, &end, 10);
-    if (!end || *end || end == name + 5 || v < 0) return 0;
-    *step = v;
-    return 1;
-}
-
-static int compare_long_desc(const void *a, const void *b) {
-    long x = *(const long *)a, y = *(const long *)b;
-    return x < y ? 1 : x > y ? -1 : 0;
-}
-
 /* Removes step-* folders beyond the newest `keep` (never the one just written). */
 static void prune(const char *root, int keep, long current) {
     DIR *d = opendir(root);
     if (!d) return;
     long steps[4096];
-    int n = 0;
-    struct dirent *e;
-    while ((e = readdir(d)) && n < 4096) {
-        long s;
-        if (step_number(e->d_name, &s)) steps[n++] = s;
-    }
-    closedir(d);
-    qsort(steps, (size_t)n, sizeof steps[0], compare_long_desc);
+    int n = dt_checkpoint_list_steps(d, NULL, steps, 4096);
     for (int i = keep; i < n; i++) {
         if (steps[i] == current) continue;
         char path[4200];
@@ -277,7 +256,7 @@ int dt_checkpoint_adopt(const char *output_dir, const char *dir, long step, dt_e
     struct dirent *e;
     while ((e = readdir(d))) {
         long s;
-        if (!step_number(e->d_name, &s) || s <= step) continue;
+        if (!dt_checkpoint_folder_step(e->d_name, &s) || s <= step) continue;
         char path[4500];
         snprintf(path, sizeof path, "%s/%s", root, e->d_name);
         if (dt_remove_tree(path) != 0) {

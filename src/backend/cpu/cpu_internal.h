@@ -113,10 +113,17 @@ cpu_layout cpu_layout_for_channels(int channels);
 /* The oneDNN description of an activation of this shape in its layout. */
 int cpu_activation_md(dnnl_memory_desc_t *md, int n, int c, int h, int w, dt_error *err);
 /* -1 with "<op>: <name> is ... but the layer expects ..." unless t has the shape n,c,h,w. */
-int cpu_tensor_expect(const dt_tensor *t, int n, int c, int h, int w, const char *op,
-                      const char *name, dt_error *err);
+static inline int cpu_tensor_expect(const dt_tensor *t, int n, int c, int h, int w, const char *op,
+                                    const char *name, dt_error *err) {
+    if (!t) return dt_fail(err, "%s: tensor %s is missing", op, name);
+    return dt_shape_expect(t->n, t->c, t->h, t->w, n, c, h, w, op, name, err);
+}
 /* -1 unless a and b have the same shape. */
-int cpu_tensor_same_shape(const dt_tensor *a, const dt_tensor *b, const char *op, dt_error *err);
+static inline int cpu_tensor_same_shape(const dt_tensor *a, const dt_tensor *b, const char *op,
+                                        dt_error *err) {
+    if (!a || !b) return dt_fail(err, "%s: a tensor is missing", op);
+    return dt_shapes_same(a->n, a->c, a->h, a->w, b->n, b->c, b->h, b->w, op, err);
+}
 
 /* ---- the ops (one file each), in the order of dt_backend_ops -------------------------------- */
 

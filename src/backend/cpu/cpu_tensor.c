@@ -18,21 +18,6 @@ int cpu_activation_md(dnnl_memory_desc_t *md, int n, int c, int h, int w, dt_err
                      "describing an activation");
 }
 
-int cpu_tensor_expect(const dt_tensor *t, int n, int c, int h, int w, const char *op,
-                      const char *name, dt_error *err) {
-    if (!t) return dt_fail(err, "%s: tensor %s is missing", op, name);
-    if (t->n == n && t->c == c && t->h == h && t->w == w) return 0;
-    return dt_fail(err, "%s: %s is %dx%dx%dx%d but the layer expects %dx%dx%dx%d", op, name, t->n,
-                   t->c, t->h, t->w, n, c, h, w);
-}
-
-int cpu_tensor_same_shape(const dt_tensor *a, const dt_tensor *b, const char *op, dt_error *err) {
-    if (!a || !b) return dt_fail(err, "%s: a tensor is missing", op);
-    if (a->n == b->n && a->c == b->c && a->h == b->h && a->w == b->w) return 0;
-    return dt_fail(err, "%s: shapes differ (%dx%dx%dx%d vs %dx%dx%dx%d)", op, a->n, a->c, a->h,
-                   a->w, b->n, b->c, b->h, b->w);
-}
-
 dt_tensor *cpu_tensor_create(void *opaque, int n, int c, int h, int w, dt_error *err) {
     cpu_ctx *ctx = opaque;
     if (n <= 0 || c <= 0 || h <= 0 || w <= 0) {

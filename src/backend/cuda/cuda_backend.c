@@ -112,21 +112,6 @@ int cuda_reserve_scratch(cuda_ctx *ctx, size_t bytes, dt_error *err) {
     return reserve(ctx, &ctx->scratch, &ctx->scratch_size, bytes, "the kernel scratch", err);
 }
 
-int cuda_tensor_expect(const dt_tensor *t, int n, int c, int h, int w, const char *op,
-                       const char *name, dt_error *err) {
-    if (!t) return dt_fail(err, "%s: tensor %s is missing", op, name);
-    if (t->n == n && t->c == c && t->h == h && t->w == w) return 0;
-    return dt_fail(err, "%s: %s is %dx%dx%dx%d but the layer expects %dx%dx%dx%d", op, name, t->n,
-                   t->c, t->h, t->w, n, c, h, w);
-}
-
-int cuda_tensor_same_shape(const dt_tensor *a, const dt_tensor *b, const char *op, dt_error *err) {
-    if (!a || !b) return dt_fail(err, "%s: a tensor is missing", op);
-    if (a->n == b->n && a->c == b->c && a->h == b->h && a->w == b->w) return 0;
-    return dt_fail(err, "%s: shapes differ (%dx%dx%dx%d vs %dx%dx%dx%d)", op, a->n, a->c, a->h,
-                   a->w, b->n, b->c, b->h, b->w);
-}
-
 /* ---- context ------------------------------------------------------------------------------ */
 
 static void cuda_destroy(void *opaque) {

@@ -160,9 +160,17 @@ int cuda_reserve_scratch(cuda_ctx *ctx, size_t bytes, dt_error *err);
 /* Grows the loss arrays (labels, weights, predictions, pinned staging) to n samples. */
 int cuda_reserve_samples(cuda_ctx *ctx, int n, dt_error *err);
 /* -1 with "<op>: <name> is ... but the layer expects ..." unless t has the shape n,c,h,w. */
-int cuda_tensor_expect(const dt_tensor *t, int n, int c, int h, int w, const char *op,
-                       const char *name, dt_error *err);
-int cuda_tensor_same_shape(const dt_tensor *a, const dt_tensor *b, const char *op, dt_error *err);
+static inline int cuda_tensor_expect(const dt_tensor *t, int n, int c, int h, int w, const char *op,
+                                     const char *name, dt_error *err) {
+    if (!t) return dt_fail(err, "%s: tensor %s is missing", op, name);
+    return dt_shape_expect(t->n, t->c, t->h, t->w, n, c, h, w, op, name, err);
+}
+/* -1 unless a and b have the same shape. */
+static inline int cuda_tensor_same_shape(const dt_tensor *a, const dt_tensor *b, const char *op,
+                                         dt_error *err) {
+    if (!a || !b) return dt_fail(err, "%s: a tensor is missing", op);
+    return dt_shapes_same(a->n, a->c, a->h, a->w, b->n, b->c, b->h, b->w, op, err);
+}
 
 /* ---- the ops (cuda_tensor.c, cuda_layers.c, cuda_conv.c), as in dt_backend_ops ------------- */
 
