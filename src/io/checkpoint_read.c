@@ -172,7 +172,8 @@ int dt_checkpoint_list_steps(DIR *d, const char *skip_name, long *steps, int max
     struct dirent *e;
     while ((e = readdir(d)) && n < max) {
         long s;
-        if (dt_checkpoint_folder_step(e->d_name, &s) && (!skip_name || strcmp(e->d_name, skip_name) != 0))
+        if (dt_checkpoint_folder_step(e->d_name, &s) &&
+            (!skip_name || strcmp(e->d_name, skip_name) != 0))
             steps[n++] = s;
     }
     closedir(d);
