@@ -577,35 +577,14 @@ int main(int argc, char **argv) {
     }
     int mpi = strcmp(argv[1], "mpi") == 0;
     static char bin[4096];
-    if (!realpath(argv[2], bin)) {
-        fprintf(stderr, "%s: %s\n", argv[2], strerror(errno));
-        return 2;
-    }
+    if (dt_test_program_path(argv[2], bin, sizeof bin)) return 2;
     dtrain_bin = bin;
     size_t at = 0;
     for (int i = 3; i < argc && at < sizeof mpirun_prefix; i++)
         at += (size_t)snprintf(mpirun_prefix + at, sizeof mpirun_prefix - at, "%s%s",
                                i > 3 ? " " : "", argv[i]);
-    dt_error err = {{0}, 0};
-    if (dt_testgen_make_temp_dir("dtrain-reliab", workdir, sizeof workdir, &err)) {
-        fprintf(stderr, "%s\n", err.message);
+    if (dt_test_small_run_setup("dtrain-reliab", 2, mpi ? 2 : 4, 3, workdir, sizeof workdir))
         return 1;
-    }
-    char data[400], cfg[1024], path[600];
-    snprintf(data, sizeof data, "%s/data", workdir);
-    /* 4 classes x 4 = 16 images; 4 held out, 12 train: 3 steps of global batch 4 per epoch */
-    if (dt_testgen_learnable_imagefolder(data, 4, 4, 20, 20, 5, &err)) {
-        fprintf(stderr, "%s\n", err.message);
-        return 1;
-    }
-    snprintf(cfg, sizeof cfg,
-             "data:\n  root: %s\n  image_size: 16\n  val_fraction: 0.25\n  workers: 1\n"
-             "train:\n  epochs: 2\n  batch_size: %d\n  lr: 0.02\n  momentum: 0.9\n"
-             "runtime:\n  device: cpu\n  threads: 1\n"
-             "output:\n  log_every: 1\n  checkpoint_every: 2\n  keep_checkpoints: 3\n",
-             data, mpi ? 2 : 4);
-    snprintf(path, sizeof path, "%s/base.yaml", workdir);
-    if (dt_test_write_text(path, cfg)) return 1;
 
     if (!mpi) {
         CHECK_INT_EQ(dtrain("full", "full", 1, NULL, "", 0), 0);

@@ -299,30 +299,9 @@ int main(int argc, char **argv) {
         return 2;
     }
     static char bin[4096];
-    if (!realpath(argv[1], bin)) {
-        fprintf(stderr, "%s: %s\n", argv[1], strerror(errno));
-        return 2;
-    }
+    if (dt_test_program_path(argv[1], bin, sizeof bin)) return 2;
     dtrain_bin = bin;
-    dt_error err = {{0}, 0};
-    if (dt_testgen_make_temp_dir("dtrain-state", workdir, sizeof workdir, &err)) {
-        fprintf(stderr, "%s\n", err.message);
-        return 1;
-    }
-    char data[400], cfg[1024], path[600];
-    snprintf(data, sizeof data, "%s/data", workdir);
-    if (dt_testgen_learnable_imagefolder(data, 4, 4, 20, 20, 5, &err)) {
-        fprintf(stderr, "%s\n", err.message);
-        return 1;
-    }
-    snprintf(cfg, sizeof cfg,
-             "data:\n  root: %s\n  image_size: 16\n  val_fraction: 0.25\n  workers: 1\n"
-             "train:\n  epochs: 1\n  batch_size: 4\n  lr: 0.02\n  momentum: 0.9\n"
-             "runtime:\n  device: cpu\n  threads: 1\n"
-             "output:\n  log_every: 1\n  checkpoint_every: 2\n  keep_checkpoints: 3\n",
-             data);
-    snprintf(path, sizeof path, "%s/base.yaml", workdir);
-    if (dt_test_write_text(path, cfg)) return 1;
+    if (dt_test_small_run_setup("dtrain-state", 1, 4, 3, workdir, sizeof workdir)) return 1;
 
     test_overflowing_lr();
     test_nan_momentum();

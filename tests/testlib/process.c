@@ -3,6 +3,8 @@
 
 #include "imagegen.h"
 
+#include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -52,5 +54,38 @@ int dt_test_dtrain_setup(const char *prefix, const char **dtrain_bin, char *work
         fprintf(stderr, "%s\n", err.message);
         return 1;
     }
+    return 0;
+}
+
+int dt_test_small_run_setup(const char *prefix, int epochs, int batch_size, int keep_checkpoints,
+                            char *workdir, size_t workdir_size) {
+    dt_error err = {{0}, 0};
+    if (dt_testgen_make_temp_dir(prefix, workdir, workdir_size, &err)) {
+        fprintf(stderr, "%s\n", err.message);
+        return 1;
+    }
+    char data[PATH_MAX], cfg[PATH_MAX + 512], path[PATH_MAX];
+    snprintf(data, sizeof data, "%s/data", workdir);
+    if (dt_testgen_learnable_imagefolder(data, 4, 4, 20, 20, 5, &err)) {
+        fprintf(stderr, "%s\n", err.message);
+        return 1;
+    }
+    snprintf(cfg, sizeof cfg,
+             "data:\n  root: %s\n  image_size: 16\n  val_fraction: 0.25\n  workers: 1\n"
+             "train:\n  epochs: %d\n  batch_size: %d\n  lr: 0.02\n  momentum: 0.9\n"
+             "runtime:\n  device: cpu\n  threads: 1\n"
+             "output:\n  log_every: 1\n  checkpoint_every: 2\n  keep_checkpoints: %d\n",
+             data, epochs, batch_size, keep_checkpoints);
+    snprintf(path, sizeof path, "%s/base.yaml", workdir);
+    return dt_test_write_text(path, cfg) ? 1 : 0;
+}
+
+int dt_test_program_path(const char *arg, char *out, size_t size) {
+    char resolved[PATH_MAX];
+    if (!realpath(arg, resolved)) {
+        fprintf(stderr, "%s: %s\n", arg, strerror(errno));
+        return 2;
+    }
+    snprintf(out, size, "%s", resolved);
     return 0;
 }

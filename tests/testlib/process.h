@@ -21,4 +21,17 @@ int dt_test_count(const char *text, const char *needle);
 int dt_test_dtrain_setup(const char *prefix, const char **dtrain_bin, char *workdir,
                          size_t workdir_size);
 
+/* The small run the signal, reliability and state checks share, in a fresh temporary folder
+ * prefix-XXXXXX (its path in workdir): workdir/data, 4 classes x 4 = 16 learnable 20x20 images
+ * (4 held out, 12 train: 3 steps of global batch 4 per epoch), and workdir/base.yaml training on
+ * it on the CPU (image_size 16, val_fraction 0.25, 1 worker and 1 thread, lr 0.02, momentum 0.9,
+ * log_every 1, checkpoint_every 2) with the given epochs, batch size and keep_checkpoints.
+ * 0, or 1 with the reason on stderr. */
+int dt_test_small_run_setup(const char *prefix, int epochs, int batch_size, int keep_checkpoints,
+                            char *workdir, size_t workdir_size);
+
+/* Resolves the program path given on the command line to an absolute one (tests change
+ * folders). 0, or 2 with the reason on stderr. */
+int dt_test_program_path(const char *arg, char *out, size_t size);
+
 #endif
