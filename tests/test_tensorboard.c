@@ -1,6 +1,7 @@
 /* TensorBoard event files as bytes: CRC-32C and TFRecord framing, the protobuf fields of a scalar
  * event, the PNG of an image summary (decoded again), and dropping the events after a step for a
- * resumed run. TensorBoard's own reader is run on a training run's files by tests/results.cmake. */
+ * resumed run. TensorBoard's own reader is run on a training run's files by tests/CMakeLists.txt,
+ * section results. */
 #include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>

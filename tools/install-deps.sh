@@ -9,7 +9,7 @@ set -euo pipefail
 packages=(build-essential cmake pkg-config clang-format
           libdnnl-dev libjpeg62-turbo-dev libjpeg-turbo-progs libpng-dev
           zlib1g-dev libyaml-dev libopenmpi-dev openmpi-bin dataset-fashion-mnist
-          chromium python3-venv) # the report and TensorBoard tests (tests/results.cmake)
+          chromium python3-venv) # the report and TensorBoard tests (tests/CMakeLists.txt, section results)
 (($# == 0)) || packages=("$@")
 missing=()
 for p in "${packages[@]}"; do

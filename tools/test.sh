@@ -7,9 +7,9 @@ cd "$(dirname "$0")/.."
 bash tools/install-deps.sh
 # For the tests only, so not in the demo's list: the cluster/ scripts on a throwaway Slurm
 # (tests/slurm; on a systemd machine the munge service starts, slurmd and slurmctld stay off
-# without /etc/slurm/slurm.conf), dtrain under valgrind and gdb (tests/startup.cmake), Lmod for
-# the installed module file (tests/install.cmake), and the namespace cluster of tests/multinode
-# (ip from iproute2, pgrep from procps, python3 for its launch agent).
+# without /etc/slurm/slurm.conf), dtrain under valgrind and gdb (tests/CMakeLists.txt, section
+# startup), Lmod for the installed module file (section install), and the namespace cluster of
+# tests/multinode (ip from iproute2, pgrep from procps, python3 for its launch agent).
 bash tools/install-deps.sh slurm-wlm munge valgrind gdb lmod iproute2 procps python3
 jobs=$(nproc)
 

@@ -1,10 +1,10 @@
 /* The backends the backend and model tests run on, in one place (as ggml's test-backend-ops):
  * cpu always, cuda in builds with the CUDA toolkit. A test program takes the backend's name as
  * its first argument (none: cpu); ctest registers one variant per compiled-in backend, the cuda
- * ones labelled gpu (tests/backends.cmake). A backend that is compiled in but cannot run here (no
- * GPU, no driver, no CUDA training backend yet) makes the test report SKIPPED with the reason and
- * exit with DT_TEST_SKIP, never pass. The CPU backend is the reference the others are compared
- * with, on the same inputs, within per-op tolerances. */
+ * ones labelled gpu (tests/CMakeLists.txt, section backends). A backend that is compiled in but
+ * cannot run here (no GPU, no driver, no CUDA training backend yet) makes the test report SKIPPED
+ * with the reason and exit with DT_TEST_SKIP, never pass. The CPU backend is the reference the
+ * others are compared with, on the same inputs, within per-op tolerances. */
 #ifndef DTRAIN_TEST_BACKENDS_H
 #define DTRAIN_TEST_BACKENDS_H
 
