@@ -21,17 +21,6 @@
 
 enum { CLASSES = 10 };
 
-/* max |got - want| / max |want| over n values; a NaN is an infinite error */
-static double relative_error(const float *got, const float *want, size_t n) {
-    double scale = 0.0, worst = 0.0;
-    for (size_t i = 0; i < n; i++) {
-        if (fabs(want[i]) > scale) scale = fabs(want[i]);
-        double e = fabs((double)got[i] - want[i]);
-        if (!(e <= worst)) worst = isnan(e) ? INFINITY : e;
-    }
-    return scale > 0.0 ? worst / scale : worst;
-}
-
 /* One step's results, in host memory. */
 typedef struct step_result {
     double loss; /* mean cross-entropy of the batch */
@@ -146,7 +135,7 @@ int main(int argc, char **argv) {
                 largest = fabs(ref.grads[entries[e].offset + i]);
         CHECK_MSG(largest > 0.0, "CPU twin: gradient of %s is all zeros", entries[e].name);
     }
-    CHECK(relative_error(ref.params, init_params, n_params) > 0.0);
+    CHECK(dt_test_relative_error(ref.params, init_params, n_params, NULL) > 0.0);
 
     const int precisions[] = {DT_PRECISION_FP32, DT_PRECISION_TF32, DT_PRECISION_BF16};
     /* relative to each tensor's largest value; the parameters relative to their largest */
@@ -170,8 +159,9 @@ int main(int argc, char **argv) {
         int n_grads = 0, over = 0;
         for (size_t e = 0; e < n_entries; e++) {
             if (entries[e].role != DT_TENSOR_PARAMETER) continue;
-            double error = relative_error(dev.grads + entries[e].offset,
-                                          ref.grads + entries[e].offset, entries[e].count);
+            double error =
+                dt_test_relative_error(dev.grads + entries[e].offset, ref.grads + entries[e].offset,
+                                       entries[e].count, NULL);
             n_grads++;
             over += !(error <= grad_tol[k]);
             printf("    %-4s gradient %-40s error %.3g\n", name, entries[e].name, error);
@@ -182,7 +172,7 @@ int main(int argc, char **argv) {
         compare(name, what, worst, grad_tol[k]);
         CHECK_INT_EQ(over, 0);
         compare(name, "parameters after one SGD step",
-                relative_error(dev.params, ref.params, n_params), param_tol[k]);
+                dt_test_relative_error(dev.params, ref.params, n_params, NULL), param_tol[k]);
         backend.ops->destroy(backend.ctx);
     }
     dt_model_destroy(init);

@@ -22,17 +22,6 @@ static const char *precision_name(int precision) {
                                             : "fp32";
 }
 
-/* max |got - want| / max |want| */
-static double relative_error(const float *got, const float *want, size_t n) {
-    double scale = 0.0, worst = 0.0;
-    for (size_t i = 0; i < n; i++) {
-        if (fabs(want[i]) > scale) scale = fabs(want[i]);
-        double e = fabs((double)got[i] - want[i]);
-        if (!(e <= worst)) worst = isnan(e) ? INFINITY : e;
-    }
-    return scale > 0.0 ? worst / scale : worst;
-}
-
 typedef struct run {
     dt_backend backend;
     dt_model *model;
@@ -132,9 +121,9 @@ int main(void) {
                   precision_name(precision), err.message);
         CHECK(dt_model_download_state(gpu.model, gpu_params, gpu_stats, &err) == 0);
         compare(precision, "parameters after 3 steps",
-                relative_error(gpu_params, cpu_params, n_params), param_tol[i]);
+                dt_test_relative_error(gpu_params, cpu_params, n_params, NULL), param_tol[i]);
         compare(precision, "running statistics after 3 steps",
-                relative_error(gpu_stats, cpu_stats, n_stats), stats_tol[i]);
+                dt_test_relative_error(gpu_stats, cpu_stats, n_stats, NULL), stats_tol[i]);
         compare(precision, "loss sum over the 3 steps",
                 fabs(gpu.stats[DT_LOSS_SUM] - cpu.stats[DT_LOSS_SUM]) /
                     fabs(cpu.stats[DT_LOSS_SUM]),

@@ -12,22 +12,6 @@
 #include "dtrain/config.h"
 #include "test_backend_common.h"
 
-typedef struct tolerances {
-    double exact, eltwise, pool, conv, bn, linear, loss;
-} tolerances;
-
-/* bf16: every activation is rounded to 8 significant bits (2^-8 relative) at each op */
-static tolerances tolerances_for(int precision) {
-    switch (precision) {
-    case DT_PRECISION_TF32:
-        return (tolerances){0.0, 0.0, 1e-6, 5e-3, 1e-4, 5e-3, 1e-6};
-    case DT_PRECISION_BF16:
-        return (tolerances){0.0, 8e-3, 8e-3, 3e-2, 5e-2, 3e-2, 2e-2};
-    default:
-        return (tolerances){0.0, 0.0, 1e-6, 1e-4, 1e-4, 1e-5, 1e-6};
-    }
-}
-
 static const char *precision_name(int precision) {
     return precision == DT_PRECISION_TF32   ? "tf32"
            : precision == DT_PRECISION_BF16 ? "bf16"
@@ -38,15 +22,8 @@ static int current_precision;
 
 /* max |got - want| / max |want|, printed beside the tolerance, one check */
 static void compare(const char *what, const float *got, const float *want, size_t n, double tol) {
-    double scale = 0.0, worst = 0.0;
     size_t at = 0;
-    for (size_t i = 0; i < n; i++)
-        if (fabs(want[i]) > scale) scale = fabs(want[i]);
-    for (size_t i = 0; i < n; i++) {
-        double e = fabs((double)got[i] - want[i]);
-        if (!(e <= worst)) worst = isnan(e) ? INFINITY : e, at = i;
-    }
-    double rel = scale > 0.0 ? worst / scale : worst;
+    double rel = dt_test_relative_error(got, want, n, &at);
     printf("  %-4s %-44s error %.3g  tolerance %.3g\n", precision_name(current_precision), what,
            rel, tol);
     CHECK_MSG(rel <= tol, "%s %s: error %.3g above %.3g (element %zu: %.9g vs %.9g)",
@@ -104,7 +81,7 @@ static float *buffer_read(dt_backend *b, const float *buf, size_t n) {
 
 /* ---- buffers -------------------------------------------------------------------------------- */
 
-static void check_buffers(pair *p, const tolerances *t) {
+static void check_buffers(pair *p, const dt_test_tolerances *t) {
     enum { N = 100003 };
     dt_error err = {0};
     uint64_t state = 1u;
@@ -159,7 +136,7 @@ static void check_buffers(pair *p, const tolerances *t) {
 /* ---- tensors and input ------------------------------------------------------------------------
  */
 
-static void check_input(pair *p, const tolerances *t) {
+static void check_input(pair *p, const dt_test_tolerances *t) {
     enum { N = 3, H = 17, W = 19 };
     dt_error err = {0};
     const size_t count = (size_t)N * 3 * H * W;
@@ -211,7 +188,7 @@ static void check_input(pair *p, const tolerances *t) {
 
 /* ---- convolution ----------------------------------------------------------------------------- */
 
-static void check_conv(pair *p, dt_conv_desc d, const tolerances *t) {
+static void check_conv(pair *p, dt_conv_desc d, const dt_test_tolerances *t) {
     dt_error err = {0};
     const int oh = (d.in_height + 2 * d.padding - d.kernel) / d.stride + 1;
     const int ow = (d.in_width + 2 * d.padding - d.kernel) / d.stride + 1;
@@ -270,7 +247,7 @@ static void check_conv(pair *p, dt_conv_desc d, const tolerances *t) {
 
 /* ---- batch norm ------------------------------------------------------------------------------ */
 
-static void check_batchnorm(pair *p, dt_batchnorm_desc d, const tolerances *t) {
+static void check_batchnorm(pair *p, dt_batchnorm_desc d, const dt_test_tolerances *t) {
     dt_error err = {0};
     const size_t n = (size_t)d.batch * d.channels * d.height * d.width, C = (size_t)d.channels;
     uint64_t state = 5u + C;
@@ -337,7 +314,7 @@ static void check_batchnorm(pair *p, dt_batchnorm_desc d, const tolerances *t) {
 /* ---- element-wise and pooling ------------------------------------------------------------------
  */
 
-static void check_eltwise_and_pools(pair *p, const tolerances *t) {
+static void check_eltwise_and_pools(pair *p, const dt_test_tolerances *t) {
     enum { N = 2, C = 64, H = 9, W = 9 };
     dt_error err = {0};
     const size_t n = (size_t)N * C * H * W;
@@ -398,7 +375,7 @@ static void check_eltwise_and_pools(pair *p, const tolerances *t) {
 /* ---- linear and loss --------------------------------------------------------------------------
  */
 
-static void check_linear_and_loss(pair *p, const tolerances *t) {
+static void check_linear_and_loss(pair *p, const dt_test_tolerances *t) {
     enum { N = 37, IN = 512, OUT = 10 };
     dt_error err = {0};
     uint64_t state = 11u;
@@ -496,22 +473,22 @@ int main(void) {
                       err.message);
             continue;
         }
-        const tolerances t = tolerances_for(precisions[i]);
+        const dt_test_tolerances *t = dt_test_tolerances_for(precisions[i]);
         pair p = {&cpu, &gpu};
-        check_buffers(&p, &t);
-        check_input(&p, &t);
+        check_buffers(&p, t);
+        check_input(&p, t);
         /* batch, in, out, h, w, kernel, stride, padding: the stem, a 3x3, a stage entry,
          * a 1x1 downsample */
         const dt_conv_desc convs[] = {{2, 3, 64, 32, 32, 7, 2, 3, 0, 0},
                                       {2, 64, 64, 8, 8, 3, 1, 1, 0, 0},
                                       {2, 64, 128, 8, 8, 3, 2, 1, 0, 0},
                                       {2, 64, 128, 8, 8, 1, 2, 0, 0, 0}};
-        for (size_t c = 0; c < sizeof convs / sizeof *convs; c++) check_conv(&p, convs[c], &t);
-        check_batchnorm(&p, (dt_batchnorm_desc){4, 64, 6, 6, 0.1f, 1e-5f, 1}, &t);
-        check_batchnorm(&p, (dt_batchnorm_desc){4, 64, 6, 6, 0.1f, 1e-5f, 0}, &t);
-        check_batchnorm(&p, (dt_batchnorm_desc){3, 40, 5, 3, 0.1f, 1e-5f, 1}, &t);
-        check_eltwise_and_pools(&p, &t);
-        check_linear_and_loss(&p, &t);
+        for (size_t c = 0; c < sizeof convs / sizeof *convs; c++) check_conv(&p, convs[c], t);
+        check_batchnorm(&p, (dt_batchnorm_desc){4, 64, 6, 6, 0.1f, 1e-5f, 1}, t);
+        check_batchnorm(&p, (dt_batchnorm_desc){4, 64, 6, 6, 0.1f, 1e-5f, 0}, t);
+        check_batchnorm(&p, (dt_batchnorm_desc){3, 40, 5, 3, 0.1f, 1e-5f, 1}, t);
+        check_eltwise_and_pools(&p, t);
+        check_linear_and_loss(&p, t);
         gpu.ops->destroy(gpu.ctx);
     }
     cpu.ops->destroy(cpu.ctx);

@@ -22,6 +22,8 @@
 set -uo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source-path=SCRIPTDIR source=../slurm/slurm_conf_shared.sh
+source "$here/../slurm/slurm_conf_shared.sh"
 subnet=10.231.7
 die() {
     echo "cluster.sh: $*" >&2
@@ -131,36 +133,17 @@ slurm_conf() { # the Slurm configuration of the nodes in DIR/hosts
     cat <<EOF
 ClusterName=dtrainmn
 SlurmctldHost=head($(node_address head))
-SlurmUser=root
-SlurmdUser=root
-AuthType=auth/munge
-CredType=cred/munge
-AuthInfo=socket=$dir/munge/socket,cred_expire=5
 StateSaveLocation=$dir/slurm/state
 SlurmdSpoolDir=$dir/slurm/spool-%n
 SlurmctldPidFile=$dir/slurm/slurmctld.pid
 SlurmdPidFile=$dir/slurm/slurmd-%n.pid
 SlurmctldLogFile=$dir/slurm/slurmctld.log
 SlurmdLogFile=$dir/slurm/slurmd-%n.log
-SlurmctldDebug=info
-SlurmdDebug=info
-MailProg=/bin/true
-ProctrackType=proctrack/linuxproc
-TaskPlugin=task/none
-MpiDefault=none
-SchedulerType=sched/builtin
-SchedulerParameters=sched_interval=2
-SelectType=select/cons_tres
-SelectTypeParameters=CR_Core
-SlurmdParameters=config_overrides
-ReturnToService=2
 SlurmdTimeout=10
 MessageTimeout=5
 KillWait=5
 InactiveLimit=0
-JobCompType=jobcomp/none
-AccountingStorageType=accounting_storage/none
-JobAcctGatherType=jobacct_gather/none
+$(slurm_conf_shared "$dir/munge/socket")
 EOF
     for node in $nodes; do
         echo "NodeName=$node NodeAddr=$(node_address "$node") CPUs=2 RealMemory=2000 State=UNKNOWN"

@@ -7,6 +7,9 @@
 #   slurm_stop             stops the daemons and any process left of the jobs
 # Needs root (slurmd starts job steps as the submitting user).
 
+# shellcheck source-path=SCRIPTDIR source=slurm_conf_shared.sh
+source "$(dirname "${BASH_SOURCE[0]}")/slurm_conf_shared.sh"
+
 slurm_dir=""
 
 # A TCP port no local socket uses (listening or not), from /proc/net/tcp{,6}.
@@ -49,41 +52,20 @@ slurm_start() {
 
     ctld_port=$(slurm_free_port) && slurmd_port=$(slurm_free_port) ||
         slurm_start_failed "no free TCP port" || return 1
-    # cred_expire: a requeued job waits that long before it may start again (default 120 s);
-    # sched_interval: the periodic scheduling pass that starts it (default 60 s).
     cat >"$dir/slurm.conf" <<EOF
 ClusterName=dtraintest
 SlurmctldHost=$host(127.0.0.1)
-SlurmUser=root
-SlurmdUser=root
 SlurmctldPort=$ctld_port
 SlurmdPort=$slurmd_port
-AuthType=auth/munge
-CredType=cred/munge
-AuthInfo=socket=$dir/munge/socket,cred_expire=5
 StateSaveLocation=$dir/state
 SlurmdSpoolDir=$dir/spool
 SlurmctldPidFile=$dir/slurmctld.pid
 SlurmdPidFile=$dir/slurmd.pid
 SlurmctldLogFile=$dir/log/slurmctld.log
 SlurmdLogFile=$dir/log/slurmd.log
-SlurmctldDebug=info
-SlurmdDebug=info
-MailProg=/bin/true
-ProctrackType=proctrack/linuxproc
-TaskPlugin=task/none
-MpiDefault=none
-SchedulerType=sched/builtin
-SchedulerParameters=sched_interval=2
-SelectType=select/cons_tres
-SelectTypeParameters=CR_Core
-SlurmdParameters=config_overrides
-ReturnToService=2
-JobCompType=jobcomp/none
-AccountingStorageType=accounting_storage/none
-JobAcctGatherType=jobacct_gather/none
 NodeName=$host NodeAddr=127.0.0.1 CPUs=$cpus RealMemory=4000 State=UNKNOWN
 PartitionName=test Nodes=ALL Default=YES MaxTime=INFINITE State=UP
+$(slurm_conf_shared "$dir/munge/socket")
 EOF
     chmod 644 "$dir/slurm.conf"
     export SLURM_CONF=$dir/slurm.conf

@@ -1,6 +1,7 @@
 /* The test backend registry (see backends.h). */
 #include "backends.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -75,10 +76,31 @@ void dt_test_tolerance(const dt_backend *b, int precision, const char *op, doubl
     /* fp32 everywhere: the same math summed in another order (cuDNN/cuBLAS/atomics), so what
      * is exact on the CPU (x + x) may not be bit for bit */
     double scale = 4.0, floor = 1e-6;
-    /* TF32 keeps 10 mantissa bits of the products' inputs (about 5e-4 relative each), BF16 7
-     * (about 4e-3); the sums stay fp32 */
-    if (product && precision == DT_PRECISION_TF32) floor = 2e-3;
-    if (product && precision == DT_PRECISION_BF16) floor = 2e-2;
+    if (product) floor = dt_test_tolerances_for(precision)->product_floor;
     *rtol = *rtol * scale > floor ? *rtol * scale : floor;
     *atol_scale = *atol_scale * scale > floor ? *atol_scale * scale : floor;
+}
+
+/* TF32 keeps 10 mantissa bits of the products' inputs (about 5e-4 relative each), BF16 7 (about
+ * 4e-3); the sums stay fp32. fp32's product floor is the 1e-6 of every other op. */
+static const dt_test_tolerances tolerance_fp32 = {0.0, 0.0, 1e-6, 1e-4, 1e-4, 1e-5, 1e-6, 1e-6};
+static const dt_test_tolerances tolerance_tf32 = {0.0, 0.0, 1e-6, 5e-3, 1e-4, 5e-3, 1e-6, 2e-3};
+static const dt_test_tolerances tolerance_bf16 = {0.0, 8e-3, 8e-3, 3e-2, 5e-2, 3e-2, 2e-2, 2e-2};
+
+const dt_test_tolerances *dt_test_tolerances_for(int precision) {
+    return precision == DT_PRECISION_TF32   ? &tolerance_tf32
+           : precision == DT_PRECISION_BF16 ? &tolerance_bf16
+                                            : &tolerance_fp32;
+}
+
+double dt_test_relative_error(const float *got, const float *want, size_t n, size_t *worst_at) {
+    double scale = 0.0, worst = 0.0;
+    size_t at = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (fabs(want[i]) > scale) scale = fabs(want[i]);
+        double e = fabs((double)got[i] - want[i]);
+        if (!(e <= worst)) worst = isnan(e) ? INFINITY : e, at = i;
+    }
+    if (worst_at) *worst_at = at;
+    return scale > 0.0 ? worst / scale : worst;
 }

@@ -35,4 +35,22 @@ int dt_test_backend_unusable(const char *name, char *reason, size_t size);
 void dt_test_tolerance(const dt_backend *b, int precision, const char *op, double *rtol,
                        double *atol_scale);
 
+/* The tolerances of one precision, the one table of what a device backend may differ from the
+ * CPU backend at fp32 by, per kind of op:
+ *  - max |device - cpu| / max |cpu| over a whole op's output (tests/cuda/cuda_ops_check.c):
+ *    exact (buffers, SGD), eltwise, pool, conv, bn, linear, loss;
+ *  - product_floor: the smallest per-element rtol and atol scale dt_test_tolerance allows conv and
+ *    linear (their inputs rounded to TF32 or BF16), beside the 4x widening of fp32 ops.
+ * bf16: every activation is rounded to 8 significant bits (2^-8 relative) at each op. */
+typedef struct dt_test_tolerances {
+    double exact, eltwise, pool, conv, bn, linear, loss;
+    double product_floor;
+} dt_test_tolerances;
+
+const dt_test_tolerances *dt_test_tolerances_for(int precision);
+
+/* max |got - want| / max |want| over n values (a NaN is an infinite error); the index of the
+ * largest difference in *worst_at when not NULL. */
+double dt_test_relative_error(const float *got, const float *want, size_t n, size_t *worst_at);
+
 #endif
