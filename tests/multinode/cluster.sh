@@ -22,8 +22,8 @@
 set -uo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-# shellcheck source-path=SCRIPTDIR source=../slurm/slurm_conf_shared.sh
-source "$here/../slurm/slurm_conf_shared.sh"
+# shellcheck source-path=SCRIPTDIR source=../slurm/slurm_lib.sh
+source "$here/../slurm/slurm_lib.sh"
 subnet=10.231.7
 die() {
     echo "cluster.sh: $*" >&2

@@ -25,6 +25,8 @@ dtrain_bin=$2 make_imagefolder=$3 set=$4
 here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source-path=SCRIPTDIR
 source "$here/../testlib/check.sh"
+# shellcheck source-path=SCRIPTDIR
+source "$here/../slurm/slurm_lib.sh"
 # the start-up details (threads, ranks on this node) that the checks below read are printed
 # with DTRAIN_VERBOSE; sbatch and srun pass the environment on, mpirun to its local ranks
 export DTRAIN_VERBOSE=1
@@ -159,20 +161,6 @@ wait_nothing_left() {
 
 job_field() { on n1 scontrol show job -o "$1" 2>/dev/null | tr ' ' '\n' | sed -n "s/^$2=//p"; }
 submit_job() { on n1 sbatch --parsable "$@"; } # prints the job id
-wait_job() { # wait_job ID SECONDS: prints "STATE EXITCODE" once the job has ended
-    local state
-    for _ in $(seq $(($2 * 2))); do
-        state=$(job_field "$1" JobState)
-        case $state in
-        COMPLETED | FAILED | CANCELLED | TIMEOUT | NODE_FAIL | OUT_OF_MEMORY | BOOT_FAIL | DEADLINE)
-            echo "$state $(job_field "$1" ExitCode)"
-            return 0
-            ;;
-        esac
-        sleep 0.5
-    done
-    echo "still ${state:-unknown} after $2 s"
-}
 # CPU nodes: no GPU request, one core per rank
 cpu_job=(--cpus-per-task=1 --gpus-per-task=0)
 
@@ -219,12 +207,12 @@ quick_set() {
         tiny.yaml output.dir=runs/srun2x2)
     mpi=$(submit_job --nodes=2 --ntasks-per-node=2 --cpus-per-task=1 --gpus-per-node=0 \
         cluster/multi-node-mpirun.sbatch tiny.yaml output.dir=runs/mpi2x2)
-    expect "multi-node.sbatch 2 x 2: exit 0" "$(wait_job "$srun" 180)" "COMPLETED 0:0"
+    expect "multi-node.sbatch 2 x 2: exit 0" "$(slurm_wait_job "$srun" 180)" "COMPLETED 0:0"
     expect_match "multi-node.sbatch 2 x 2: 4 ranks on 2 nodes" "$(log_of "dtrain-$srun.out")" \
         "*4 ranks on 2 nodes (n*2 ranks on this node*"
     check "multi-node.sbatch 2 x 2: weights bitwise equal to mpirun's 2 x 2" same_weights m2x2 srun2x2
     no_warning "multi-node.sbatch 2 x 2: output.dir seen by every rank" "dtrain-$srun.out" "not shared"
-    expect "multi-node-mpirun.sbatch 2 x 2: exit 0" "$(wait_job "$mpi" 180)" "COMPLETED 0:0"
+    expect "multi-node-mpirun.sbatch 2 x 2: exit 0" "$(slurm_wait_job "$mpi" 180)" "COMPLETED 0:0"
     expect_match "multi-node-mpirun.sbatch 2 x 2: through mpirun" "$(log_of "dtrain-$mpi.out")" \
         "*4 ranks on 2 nodes via mpirun*2 ranks on this node*"
     check "multi-node-mpirun.sbatch 2 x 2: weights bitwise equal to mpirun's 2 x 2" \
@@ -233,7 +221,7 @@ quick_set() {
     fail=$(submit_job "${cpu_job[@]}" --nodes=2 --ntasks-per-node=2 \
         --export=ALL,DTRAIN_TEST_FAIL_RANK=3,DTRAIN_TEST_FAIL_STEP=2 cluster/multi-node.sbatch \
         tiny.yaml output.dir=runs/fail)
-    expect "a failing rank on node 2: the job fails with exit 1" "$(wait_job "$fail" 120)" \
+    expect "a failing rank on node 2: the job fails with exit 1" "$(slurm_wait_job "$fail" 120)" \
         "FAILED 1:0"
     expect_match "a failing rank on node 2: named" "$(log_of "dtrain-$fail.out")" \
         "*rank 3: error: test fault injected at step 2*"
@@ -311,7 +299,7 @@ crash_case() {
     fi
     victim=$(other_node "$id")
     "${cluster[@]}" crash "$victim"
-    expect "$name: requeued, then done" "$(wait_job "$id" 300)" "COMPLETED 0:0"
+    expect "$name: requeued, then done" "$(slurm_wait_job "$id" 300)" "COMPLETED 0:0"
     local restarts
     restarts=$(job_field "$id" Restarts)
     check "$name: requeued by Slurm (Restarts=$restarts)" test "${restarts:-0}" -ge 1
@@ -351,7 +339,7 @@ faults_set() {
     victim=$(other_node "$id")
     "${cluster[@]}" cut "$victim"
     start=$SECONDS
-    expect_match "cut under srun: the job fails" "$(wait_job "$id" 120)" "@(FAILED|NODE_FAIL) *"
+    expect_match "cut under srun: the job fails" "$(slurm_wait_job "$id" 120)" "@(FAILED|NODE_FAIL) *"
     elapsed=$((SECONDS - start))
     echo "cut under srun: the job ended $elapsed s after the cut (runtime.timeout_s 10)"
     check "cut under srun: ended within runtime.timeout_s + 50 s ($elapsed s)" test "$elapsed" -le 60

@@ -97,20 +97,6 @@ submit_job() { # submit_job [sbatch options] SCRIPT ARGS...: prints the job id
 job_field() {
     scontrol show job -o "$1" 2>/dev/null | tr ' ' '\n' | sed -n "s/^$2=//p"
 }
-wait_job() { # wait_job ID SECONDS: prints "STATE EXITCODE" once the job has ended
-    local state
-    for _ in $(seq $(($2 * 4))); do
-        state=$(job_field "$1" JobState)
-        case $state in
-        COMPLETED | FAILED | CANCELLED | TIMEOUT | NODE_FAIL | OUT_OF_MEMORY | BOOT_FAIL | DEADLINE)
-            echo "$state $(job_field "$1" ExitCode)"
-            return 0
-            ;;
-        esac
-        sleep 0.25
-    done
-    echo "still ${state:-unknown} after $2 s"
-}
 job_log() { cat "$submit/$1" 2>/dev/null; } # job_log FILE: the job's output file
 # a run's metrics.jsonl without its timings (img_per_s, elapsed_s): events, steps, losses, accuracies
 metric_rows() {
@@ -135,55 +121,55 @@ preempt=$(submit_job "${cpu_job[@]}" --time=2 --signal=B:USR1@110 \
     output.dir=runs/preempted)
 reference=$(submit_job "${cpu_job[@]}" cluster/single-node.sbatch tiny.yaml output.dir=runs/reference)
 
-expect "single-node.sbatch: 2 ranks, exit 0" "$(wait_job "$reference" 120)" "COMPLETED 0:0"
+expect "single-node.sbatch: 2 ranks, exit 0" "$(slurm_wait_job "$reference" 120)" "COMPLETED 0:0"
 expect_match "single-node.sbatch: dtrain ran 2 ranks" "$(job_log "dtrain-$reference.out")" \
     "*48 images in 4 classes (36 train, 12 val), 2 ranks on cpu*"
 check "single-node.sbatch: model written" test -s "$submit/runs/reference/model.safetensors"
 
 id=$(submit_job "${cpu_job[@]}" --nodes=1 cluster/multi-node.sbatch tiny.yaml train.epochs=1 \
     output.dir=runs/multi)
-expect "multi-node.sbatch on one node: exit 0" "$(wait_job "$id" 120)" "COMPLETED 0:0"
+expect "multi-node.sbatch on one node: exit 0" "$(slurm_wait_job "$id" 120)" "COMPLETED 0:0"
 expect_match "multi-node.sbatch: 2 ranks on 1 node" "$(job_log "dtrain-$id.out")" \
     "*2 ranks on 1 nodes*, 2 ranks on cpu*"
 
 id=$(submit_job --nodes=1 --ntasks-per-node=2 --cpus-per-task=1 --gpus-per-node=0 \
     cluster/multi-node-mpirun.sbatch tiny.yaml train.epochs=1 output.dir=runs/mpirun)
-expect "multi-node-mpirun.sbatch: exit 0" "$(wait_job "$id" 120)" "COMPLETED 0:0"
+expect "multi-node-mpirun.sbatch: exit 0" "$(slurm_wait_job "$id" 120)" "COMPLETED 0:0"
 log=$(job_log "dtrain-$id.out")
 expect_match "multi-node-mpirun.sbatch: 2 ranks through mpirun" "$log" "*2 ranks on cpu*"
 check "multi-node-mpirun.sbatch: no Open MPI warning" test "${log/WARNING/}" == "$log"
 
 id=$(submit_job "${cpu_job[@]}" cluster/single-node.sbatch tiny.yaml train.epochs=many \
     output.dir=runs/bad)
-expect "a config error: exit 2" "$(wait_job "$id" 60)" "FAILED 2:0"
+expect "a config error: exit 2" "$(slurm_wait_job "$id" 60)" "FAILED 2:0"
 expect_match "a config error: named" "$(job_log "dtrain-$id.out")" "*train.epochs*"
 
 # no build/ in the submit folder and none on PATH, or DTRAIN_BIN naming nothing
 id=$(as_user "$work/elsewhere" sbatch --parsable "${cpu_job[@]}" \
     "$submit/cluster/single-node.sbatch" "$submit/tiny.yaml")
-expect "no binary: exit 2" "$(wait_job "$id" 60)" "FAILED 2:0"
+expect "no binary: exit 2" "$(slurm_wait_job "$id" 60)" "FAILED 2:0"
 expect_match "no binary: said" "$(cat "$work/elsewhere/dtrain-$id.out")" "*no dtrain binary*"
 id=$(submit_job "${cpu_job[@]}" --export=ALL,DTRAIN_BIN=/nonexistent/dtrain \
     cluster/preemptible.sbatch tiny.yaml output.dir=runs/nobin)
-expect "DTRAIN_BIN naming nothing: exit 2" "$(wait_job "$id" 60)" "FAILED 2:0"
+expect "DTRAIN_BIN naming nothing: exit 2" "$(slurm_wait_job "$id" 60)" "FAILED 2:0"
 expect_match "DTRAIN_BIN naming nothing: said" "$(job_log "dtrain-preemptible-$id.out")" \
     "*DTRAIN_BIN=/nonexistent/dtrain is not an executable*"
 
 id=$(submit_job "${cpu_job[@]}" --output=nopmi-%j.out \
     --wrap "srun --mpi=none build/dtrain tiny.yaml output.dir=runs/nopmi")
-expect "srun --mpi=none with 2 tasks: exit 2" "$(wait_job "$id" 60)" "FAILED 2:0"
+expect "srun --mpi=none with 2 tasks: exit 2" "$(slurm_wait_job "$id" 60)" "FAILED 2:0"
 expect_match "srun --mpi=none: the advice" "$(job_log "nopmi-$id.out")" "*use srun --mpi=pmix*"
 
 id=$(submit_job --nodes=1 --ntasks-per-node=2 --cpus-per-task=1 --gpus-per-task=0 \
     cluster/bench-scaling.sbatch --size 16 --steps 2 --warmup 1 --global-batch 4 \
     --modes strong)
-expect "bench-scaling.sbatch on CPU: exit 0" "$(wait_job "$id" 180)" "COMPLETED 0:0"
+expect "bench-scaling.sbatch on CPU: exit 0" "$(slurm_wait_job "$id" 180)" "COMPLETED 0:0"
 csv="$submit/scaling-$id.csv"
 check "bench-scaling.sbatch: CSV written" test -s "$csv"
 expect "bench-scaling.sbatch: rows of 1 and 2 ranks" \
     "$(tail -n +2 "$csv" 2>/dev/null | cut -d, -f1-2 | tr '\n' ' ')" "1,strong 2,strong "
 
-expect "preemptible.sbatch: finished after requeueing" "$(wait_job "$preempt" 300)" \
+expect "preemptible.sbatch: finished after requeueing" "$(slurm_wait_job "$preempt" 300)" \
     "COMPLETED 0:0"
 restarts=$(job_field "$preempt" Restarts)
 check "preemptible.sbatch: requeued at least once (Restarts=$restarts)" test "${restarts:-0}" -ge 1

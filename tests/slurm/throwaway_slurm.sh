@@ -7,8 +7,8 @@
 #   slurm_stop             stops the daemons and any process left of the jobs
 # Needs root (slurmd starts job steps as the submitting user).
 
-# shellcheck source-path=SCRIPTDIR source=slurm_conf_shared.sh
-source "$(dirname "${BASH_SOURCE[0]}")/slurm_conf_shared.sh"
+# shellcheck source-path=SCRIPTDIR source=slurm_lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/slurm_lib.sh"
 
 slurm_dir=""
 
