@@ -95,13 +95,6 @@ static int temporaries_left(const char *run) {
     return dt_test_run(cmd) != 0;
 }
 
-static char *read_log(const char *name) {
-    char path[600];
-    snprintf(path, sizeof path, "%s/%s.log", workdir, name);
-    char *text = dt_test_read_text(path);
-    return text ? text : strdup("");
-}
-
 /* The step in "PREFIX<step>" of the log, or -1. */
 static long step_after(const char *log, const char *prefix) {
     const char *at = strstr(log, prefix);
@@ -131,7 +124,7 @@ static int checkpoint_complete(const char *run, long step) {
  * checkpoint complete and named by latest, model.safetensors written, no temporary left. */
 static void check_stopped(const char *run, const char *how, int rc, int ranks) {
     CHECK_MSG(rc == 75, "%s: exit %d, not 75", how, rc);
-    char *log = read_log(run);
+    char *log = dt_test_read_log(workdir, run);
     long step = step_after(log, "dtrain: stopped by a signal after step ");
     CHECK_MSG(step > 0, "%s: rank 0 names no stop step", how);
     if (ranks > 1) {
@@ -185,7 +178,7 @@ static void test_second_interrupt(const char *run, const char *temporary) {
     /* the second only once the first was handled: two pending SIGINTs would merge into one */
     double end = dt_monotonic_seconds() + 60;
     for (;;) {
-        char *log = read_log(run);
+        char *log = dt_test_read_log(workdir, run);
         int handled = strstr(log, "SIGINT received") != NULL;
         free(log);
         if (handled || dt_monotonic_seconds() > end) break;
@@ -207,7 +200,7 @@ static void test_term_after_last_step(void) {
     CHECK(wait_for("late", "model.safetensors.tmp", 600) == 0);
     kill(pid, SIGTERM);
     int rc = finish(pid, 300);
-    char *log = read_log("late");
+    char *log = dt_test_read_log(workdir, "late");
     CHECK_MSG(rc == 0, "SIGTERM after the last step: exit %d, not 0", rc);
     CHECK(strstr(log, "SIGTERM received after the last training step: finishing"));
     CHECK_MSG(!strstr(log, "stopping after the current step with a checkpoint"),
@@ -269,7 +262,7 @@ static void test_plain_mpirun(void) {
     kill(pid, SIGTERM);
     int rc = finish(pid, 600);
     printf("SIGTERM to a plain mpirun: exit %d\n", rc);
-    char *log = read_log("mpirun-term");
+    char *log = dt_test_read_log(workdir, "mpirun-term");
     long claimed = step_after(log, "stopped by a signal after step ");
     if (claimed < 0) claimed = step_after(log, "rank 1: stopped by a signal after step ");
     CHECK_MSG(claimed < 0 || checkpoint_complete("mpirun-term", claimed),
@@ -290,7 +283,7 @@ static void test_stop_write_fails(void) {
     CHECK(mkdir(blocker, 0755) == 0);
     kill(pid, SIGUSR1);
     int rc = finish(pid, 600);
-    char *log = read_log("fails");
+    char *log = dt_test_read_log(workdir, "fails");
     CHECK_MSG(rc != 0 && rc != 75, "a stop whose model file failed: exit %d", rc);
     CHECK_MSG(!strstr(log, "rank 1: stopped by a signal after step"),
               "rank 1 claims files that rank 0 did not write");

@@ -57,6 +57,13 @@ int dt_test_dtrain_setup(const char *prefix, const char **dtrain_bin, char *work
     return 0;
 }
 
+char *dt_test_read_log(const char *workdir, const char *name) {
+    char path[PATH_MAX];
+    snprintf(path, sizeof path, "%s/%s.log", workdir, name);
+    char *text = dt_test_read_text(path);
+    return text ? text : strdup("");
+}
+
 int dt_test_small_run_setup(const char *prefix, int epochs, int batch_size, int keep_checkpoints,
                             char *workdir, size_t workdir_size) {
     dt_error err = {{0}, 0};

@@ -21,6 +21,9 @@ int dt_test_count(const char *text, const char *needle);
 int dt_test_dtrain_setup(const char *prefix, const char **dtrain_bin, char *workdir,
                          size_t workdir_size);
 
+/* The text of workdir/NAME.log (caller frees), "" when there is none. */
+char *dt_test_read_log(const char *workdir, const char *name);
+
 /* The small run the signal, reliability and state checks share, in a fresh temporary folder
  * prefix-XXXXXX (its path in workdir): workdir/data, 4 classes x 4 = 16 learnable 20x20 images
  * (4 held out, 12 train: 3 steps of global batch 4 per epoch), and workdir/base.yaml training on
