@@ -83,8 +83,8 @@ typedef struct dt_config {
     } output;
 } dt_config;
 
-/* Fills cfg with the defaults of README's "Config reference" (data.root NULL). Strings are heap
- * copies. */
+/* Fills cfg with the defaults of the key table (README's "Config reference"; data.root NULL).
+ * Strings are heap copies. */
 void dt_config_defaults(dt_config *cfg);
 
 /* Reads the YAML file at path, then applies overrides ("key.path=value", YAML-style values),
@@ -110,6 +110,10 @@ dt_precision_kind dt_precision_resolve(dt_precision_kind requested, int gpu_has_
 const char *dt_precision_name(dt_precision_kind precision);
 
 void dt_config_free(dt_config *cfg);
+
+/* Lists every config key, one line each, in the table's order: "path TAB type TAB limits TAB
+ * default TAB help" (limits may be empty; the default as config.yaml writes it, or "required"). */
+int dt_config_write_key_list(FILE *out);
 
 /* Keys that a resume may not change (data, model, optimizer and schedule keys; train.epochs,
  * train.batch_size/accumulate (checked through the global batch), the non-finite policy,

@@ -1,5 +1,12 @@
-/* Private parts of the config reader shared by the src/config files: the key table, a small YAML
- * node tree that keeps source positions, and errors located at FILE:LINE:COL or at an override. */
+/* Private parts of the config reader shared by the src/config files: the key table (one row per
+ * key: name, type, default, limits, field, help), a small YAML node tree that keeps source
+ * positions, and errors located at FILE:LINE:COL or at an override.
+ *
+ *   config_table.c   the rows, lookups over them (find, list, did-you-mean), defaults, free
+ *   config_yaml.c    libyaml events -> node tree with positions
+ *   config_load.c    file and overrides -> keys, with located errors
+ *   config_values.c  one value -> its field (type, range, choices), and the cross-key rules
+ *   config_write.c   values -> YAML text: config.yaml, the hash, the resume comparison */
 #ifndef DTRAIN_CONFIG_INTERNAL_H
 #define DTRAIN_CONFIG_INTERNAL_H
 
@@ -27,6 +34,13 @@ typedef struct dt_config_origin {
 int dt_config_fail_at(dt_error *err, const dt_config_origin *origin, int line, int column,
                       const char *key_path, const char *fmt, ...)
     __attribute__((format(printf, 6, 7)));
+
+/* Where a key's current value (or a section) was given: set is false for a default. */
+typedef struct dt_config_place {
+    bool set;
+    dt_config_origin origin;
+    int line, column;
+} dt_config_place;
 
 /* ---- YAML node tree ---- */
 
@@ -81,19 +95,35 @@ typedef enum {
     DT_KEY_NAME_MAP,        /* data.class_names: mapping of strings to strings */
 } dt_key_type;
 
+/* Row flags. */
+enum {
+    DT_KEY_REQUIRED = 1 << 0,        /* no default: the config must set it (a STRING key) */
+    DT_KEY_RESUMABLE = 1 << 1,       /* may differ between a checkpoint's config and a resume */
+    DT_KEY_WRITTEN_WHEN_SET = 1 << 2 /* left out of config.yaml while null */
+};
+
 typedef struct dt_config_key {
     const char *section; /* "data" */
     const char *name;    /* "val_fraction" */
     const char *path;    /* "data.val_fraction" */
     dt_key_type type;
     size_t offset; /* of the field in dt_config */
-    long long int_min, int_max;
-    bool has_min, has_max; /* number bounds (NUMBER and each RGB item) */
+    /* the default, in the member of the key's type */
+    struct {
+        long long integer;  /* INT, SEED, BOOL (0/1), ENUM (the enum value) */
+        double number;      /* NUMBER */
+        const char *string; /* STRING, OPTIONAL_STRING; NULL: null (or required) */
+        float rgb[3];       /* RGB */
+    } fallback;
+    long long int_min, int_max; /* INT */
+    bool has_min, has_max;      /* number bounds (NUMBER and each RGB item) */
     bool min_exclusive, max_exclusive;
     double min, max;
     bool float32; /* NUMBER used as a 32-bit float (RGB always is): bounds hold after conversion */
     const char *const *choices; /* ENUM: names in enum order; STRING: allowed values or NULL */
     int n_choices;
+    unsigned flags;   /* DT_KEY_REQUIRED | DT_KEY_RESUMABLE | DT_KEY_WRITTEN_WHEN_SET */
+    const char *help; /* one line: what the key does */
 } dt_config_key;
 
 /* All keys, in the order of README's "Config reference" table (section by section). */
@@ -108,19 +138,6 @@ const dt_config_key *dt_config_find_key(const char *section, const char *name);
 /* Index of a key in dt_config_keys(). */
 int dt_config_key_index(const dt_config_key *key);
 
-/* key's value in cfg as the YAML writer writes it (heap string), or NULL if out of memory. */
-char *dt_config_key_text(const dt_config *cfg, const dt_config_key *key);
-
-/* Names of the keys of one section, in table order; returns how many (at most max). */
-int dt_config_section_key_names(const char *section, const char **names, int max);
-
-/* ---- assignment and suggestions ---- */
-
-/* Checks value against key's type and range and stores it in cfg (replacing what was there).
- * Errors are located at the offending node. */
-int dt_config_assign(dt_config *cfg, const dt_config_key *key, const dt_yaml_node *value,
-                     const dt_config_origin *origin, dt_error *err);
-
 /* The candidate closest to given (edit distance up to 2, fewer for short names; else a prefix
  * either way), or NULL. Letter case is ignored. */
 const char *dt_config_suggest(const char *given, const char *const *candidates, int n_candidates);
@@ -132,10 +149,25 @@ const char *dt_config_suggest(const char *given, const char *const *candidates, 
 void dt_config_unknown_key_advice(const char *section, const char *given, bool full_paths,
                                   char *buffer, size_t size);
 
-/* Parses one command-line override "section.key=value": finds the key (with did-you-mean advice
- * when unknown) and reads the value, which is YAML when it starts with [ { " or ' and otherwise
- * taken literally as a plain scalar. origin must name the argument. */
-int dt_config_parse_override(const char *arg, const dt_config_origin *origin,
-                             const dt_config_key **key, dt_yaml_node **value, dt_error *err);
+/* ---- values ---- */
+
+/* Checks value against key's type and range and stores it in cfg (replacing what was there).
+ * Errors are located at the offending node. */
+int dt_config_assign(dt_config *cfg, const dt_config_key *key, const dt_yaml_node *value,
+                     const dt_config_origin *origin, dt_error *err);
+
+/* The rules that involve more than one key (and the required keys), once every value is known.
+ * places[i] says where key i was set, sections[s] where section s was; errors are located there
+ * (file_origin, line 1, for a key never given). */
+int dt_config_check_rules(const dt_config *cfg, const dt_config_place *places,
+                          const dt_config_place *sections, const dt_config_origin *file_origin,
+                          dt_error *err);
+
+/* False for a key whose value another key makes unused (data.val_fraction beside
+ * data.val_root); config.yaml leaves such keys out. */
+bool dt_config_key_in_use(const dt_config *cfg, const dt_config_key *key);
+
+/* key's value in cfg as the YAML writer writes it (heap string), or NULL if out of memory. */
+char *dt_config_key_text(const dt_config *cfg, const dt_config_key *key);
 
 #endif

@@ -1,33 +1,62 @@
 /* dt_config_load: defaults, then the YAML file (section by section, refusing unknown and
- * duplicate keys), then the command-line overrides, then the checks that involve several keys. */
+ * duplicate keys), then the command-line overrides, then the cross-key rules; every error located
+ * at "FILE:LINE:COL: key.path: message" or "override 'ARG': key.path: message". */
 #include <errno.h>
-#include <float.h>
-#include <math.h>
+#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "config/config_internal.h"
-#include "dtrain/limits.h"
+#include "dtrain/bytes.h"
 #include "dtrain/platform.h"
 
 /* A config is a few hundred bytes; anything this large is the wrong file. */
-enum { LARGEST_CONFIG_BYTES = 1 << 20, MAX_KEYS = 64 };
+enum { LARGEST_CONFIG_BYTES = 1 << 20, MAX_KEYS = 64, MAX_SECTIONS = 8 };
 
-/* Where a key's current value was set, to locate errors found after all values are known. */
-typedef struct key_origin {
-    bool set;
-    dt_config_origin origin;
-    int line, column;
-} key_origin;
+/* ---- located errors ---- */
+
+int dt_config_fail_at(dt_error *err, const dt_config_origin *origin, int line, int column,
+                      const char *key_path, const char *fmt, ...) {
+    char message[768];
+    va_list args;
+    va_start(args, fmt);
+    vsnprintf(message, sizeof message, fmt, args);
+    va_end(args);
+
+    char where[512];
+    if (origin->file)
+        snprintf(where, sizeof where, "%s:%d:%d", origin->file, line, column);
+    else
+        snprintf(where, sizeof where, "override '%s'", origin->override_arg);
+    if (key_path) return dt_fail_usage(err, "%s: %s: %s", where, key_path, message);
+    return dt_fail_usage(err, "%s: %s", where, message);
+}
+
+int dt_config_check_duplicate_key(dt_error *err, const dt_config_origin *origin,
+                                  const dt_yaml_node *mapping, int i, const char *key_path) {
+    const dt_yaml_node *key = &mapping->children[2 * i];
+    for (int j = 0; j < i; j++) {
+        const dt_yaml_node *earlier = &mapping->children[2 * j];
+        if (strcmp(earlier->text, key->text) != 0) continue;
+        if (!origin->file)
+            return dt_config_fail_at(err, origin, key->line, key->column, key_path,
+                                     "duplicate key");
+        return dt_config_fail_at(err, origin, key->line, key->column, key_path,
+                                 "duplicate key (first given at line %d)", earlier->line);
+    }
+    return 0;
+}
+
+/* ---- the file ---- */
 
 typedef struct loader {
     dt_config *cfg;
     dt_error *err;
     dt_config_origin file;
-    key_origin origins[MAX_KEYS];
-    int data_line, data_column; /* the "data:" key, where a missing data.root is reported */
+    dt_config_place keys[MAX_KEYS];         /* where each key's value was set */
+    dt_config_place sections[MAX_SECTIONS]; /* where each section's name was */
 } loader;
 
 /* Reads the config file (NUL-terminated), with the config's own messages. */
@@ -48,11 +77,8 @@ static int read_config_file(const char *path, char **text, size_t *length, dt_er
 static int set_key(loader *l, const dt_config_key *key, const dt_yaml_node *value,
                    const dt_config_origin *origin) {
     if (dt_config_assign(l->cfg, key, value, origin, l->err)) return -1;
-    key_origin *o = &l->origins[dt_config_key_index(key)];
-    o->set = true;
-    o->origin = *origin;
-    o->line = value->line;
-    o->column = value->column;
+    l->keys[dt_config_key_index(key)] = (dt_config_place){
+        .set = true, .origin = *origin, .line = value->line, .column = value->column};
     return 0;
 }
 
@@ -109,20 +135,18 @@ static int load_document(loader *l, const dt_yaml_node *root) {
     for (int i = 0; i < root->n_children / 2; i++) {
         if (check_mapping_key(l, root, i, NULL)) return -1;
         const dt_yaml_node *name = &root->children[2 * i];
-        const char *section = NULL;
+        int section = -1;
         for (int s = 0; s < n_sections; s++)
-            if (strcmp(sections[s], name->text) == 0) section = sections[s];
-        if (!section) {
+            if (strcmp(sections[s], name->text) == 0) section = s;
+        if (section < 0) {
             char advice[640];
             dt_config_unknown_key_advice(NULL, name->text, false, advice, sizeof advice);
             return dt_config_fail_at(l->err, &l->file, name->line, name->column, name->text,
                                      "unknown section%s", advice);
         }
-        if (strcmp(section, "data") == 0) {
-            l->data_line = name->line;
-            l->data_column = name->column;
-        }
-        if (load_section(l, section, &root->children[2 * i + 1])) return -1;
+        l->sections[section] = (dt_config_place){
+            .set = true, .origin = l->file, .line = name->line, .column = name->column};
+        if (load_section(l, sections[section], &root->children[2 * i + 1])) return -1;
     }
     return 0;
 }
@@ -135,105 +159,99 @@ static int load_text(loader *l, const char *text, size_t length) {
     return rc;
 }
 
+/* ---- overrides "section.key=value": a known key (with did-you-mean advice otherwise); the value
+ * is a YAML flow node when it starts with [ { " or ' (lists, maps, quoted strings) and otherwise
+ * the literal text as a plain scalar, so paths need no quoting ---- */
+
+static int find_override_key(const dt_config_origin *origin, const char *key_text,
+                             const dt_config_key **key, dt_error *err) {
+    char advice[640];
+    const char *dot = strchr(key_text, '.');
+    if (!dot) {
+        int count = 0;
+        const dt_config_key *keys = dt_config_keys(&count);
+        for (int i = 0; i < count; i++)
+            if (strcmp(keys[i].name, key_text) == 0)
+                return dt_config_fail_at(err, origin, 1, 1, key_text,
+                                         "expected section.key=value, did you mean '%s'?",
+                                         keys[i].path);
+        return dt_config_fail_at(err, origin, 1, 1, key_text,
+                                 "expected section.key=value, e.g. train.epochs=10");
+    }
+    char section[64];
+    size_t section_length = (size_t)(dot - key_text);
+    if (section_length >= sizeof section) section_length = sizeof section - 1;
+    memcpy(section, key_text, section_length);
+    section[section_length] = '\0';
+
+    int n_sections = 0;
+    const char *const *sections = dt_config_sections(&n_sections);
+    bool known_section = false;
+    for (int i = 0; i < n_sections; i++)
+        if (strcmp(sections[i], section) == 0) known_section = true;
+    if (!known_section) {
+        dt_config_unknown_key_advice(NULL, section, true, advice, sizeof advice);
+        return dt_config_fail_at(err, origin, 1, 1, section, "unknown section%s", advice);
+    }
+    *key = dt_config_find_key(section, dot + 1);
+    if (*key) return 0;
+    dt_config_unknown_key_advice(section, dot + 1, true, advice, sizeof advice);
+    char path[256];
+    snprintf(path, sizeof path, "%.200s", key_text);
+    return dt_config_fail_at(err, origin, 1, 1, path, "unknown key%s", advice);
+}
+
+static int parse_override(const char *arg, const dt_config_origin *origin,
+                          const dt_config_key **key, dt_yaml_node **value, dt_error *err) {
+    *key = NULL;
+    *value = NULL;
+    const char *equals = strchr(arg, '=');
+    if (!equals) return dt_config_fail_at(err, origin, 1, 1, NULL, "expected key.path=value");
+    size_t key_length = (size_t)(equals - arg);
+    char *key_text = malloc(key_length + 1);
+    if (!key_text) return dt_fail(err, "out of memory reading overrides");
+    memcpy(key_text, arg, key_length);
+    key_text[key_length] = '\0';
+    int rc = find_override_key(origin, key_text, key, err);
+    free(key_text);
+    if (rc) return -1;
+
+    const char *text = equals + 1;
+    if (text[0] == '[' || text[0] == '{' || text[0] == '"' || text[0] == '\'') {
+        if (dt_yaml_parse(text, strlen(text), origin, (*key)->path, value, err)) return -1;
+        if (!*value) *value = dt_yaml_new_plain_scalar(""); /* only comments: null */
+    } else {
+        if (dt_utf8_validate((const uint8_t *)text, strlen(text), NULL) != 0)
+            return dt_config_fail_at(err, origin, 1, 1, (*key)->path, "value is not valid UTF-8");
+        *value = dt_yaml_new_plain_scalar(text);
+    }
+    if (!*value) return dt_fail(err, "out of memory reading overrides");
+    return 0;
+}
+
 static int apply_override(loader *l, const char *arg) {
     dt_config_origin origin = {.file = NULL, .override_arg = arg};
     const dt_config_key *key = NULL;
     dt_yaml_node *value = NULL;
-    int rc = dt_config_parse_override(arg, &origin, &key, &value, l->err);
+    int rc = parse_override(arg, &origin, &key, &value, l->err);
     if (!rc) rc = set_key(l, key, value, &origin);
     dt_yaml_free(value);
     return rc;
 }
 
-/* Fails at where the key was set (the file position or the override). */
-static int fail_at_key(loader *l, const char *path, const char *message) {
-    int count = 0;
-    const dt_config_key *keys = dt_config_keys(&count);
-    for (int i = 0; i < count; i++) {
-        if (strcmp(keys[i].path, path) != 0 || !l->origins[i].set) continue;
-        const key_origin *o = &l->origins[i];
-        return dt_config_fail_at(l->err, &o->origin, o->line, o->column, path, "%s", message);
-    }
-    return dt_config_fail_at(l->err, &l->file, 1, 1, path, "%s", message);
-}
-
-/* Limits of what the run derives from the values: the normalised pixels, the paths of the output
- * files, batch-norm statistics over a batch. */
-static int check_values_in_use(loader *l) {
-    const dt_config *cfg = l->cfg;
-    char message[320];
-    for (int c = 0; c < 3; c++) {
-        /* (x - mean) / std for x in [0, 1], and 1 / std, must be finite 32-bit floats */
-        double std = cfg->data.std[c], largest = (fabs((double)cfg->data.mean[c]) + 1.0) / std;
-        if (std >= FLT_MIN && largest <= FLT_MAX) continue;
-        snprintf(message, sizeof message,
-                 "data.std[%d] = %g with data.mean[%d] = %g makes the normalised pixels "
-                 "(x - mean) / std overflow a 32-bit float (up to %g)",
-                 c, std, c, (double)cfg->data.mean[c], largest);
-        /* located where the user set one of the two */
-        const dt_config_key *std_key = dt_config_find_key("data", "std");
-        bool std_set = l->origins[dt_config_key_index(std_key)].set;
-        return fail_at_key(l, std_set ? "data.std" : "data.mean", message);
-    }
-    size_t dir_length = strlen(cfg->output.dir);
-    if (dir_length + DT_OUTPUT_NAME_RESERVE >= DT_PATH_BYTES) {
-        snprintf(message, sizeof message,
-                 "too long (%zu bytes): the paths of the files written in it must stay under "
-                 "%d bytes, so at most %d",
-                 dir_length, DT_PATH_BYTES, DT_PATH_BYTES - DT_OUTPUT_NAME_RESERVE - 1);
-        return fail_at_key(l, "output.dir", message);
-    }
-    /* Training-mode batch norm needs more than one value per channel: at the last stage of
-     * ResNet-18 a channel has batch_size x ceil(image_size/32)^2 of them (PyTorch refuses 1). */
-    long side = (cfg->data.image_size + 31) / 32;
-    if (cfg->model.freeze == DT_FREEZE_NONE && (long)cfg->train.batch_size * side * side < 2) {
-        snprintf(message, sizeof message,
-                 "must be at least 2 with data.image_size %d: training-mode batch norm needs more "
-                 "than one value per channel (or set model.freeze: backbone)",
-                 cfg->data.image_size);
-        return fail_at_key(l, "train.batch_size", message);
-    }
-    return 0;
-}
-
-/* Rules that involve more than one key, checked once every value is known. */
-static int check_whole_config(loader *l) {
-    const dt_config *cfg = l->cfg;
-    char message[256];
-    if (!cfg->data.root)
-        return dt_config_fail_at(l->err, &l->file, l->data_line, l->data_column, "data.root",
-                                 "required: the ImageFolder directory (one sub-folder per class); "
-                                 "set it in the file or override data.root=PATH");
-    const dt_config_key *fraction = dt_config_find_key("data", "val_fraction");
-    if (cfg->data.val_root && l->origins[dt_config_key_index(fraction)].set)
-        return fail_at_key(l, "data.val_fraction",
-                           "not used with data.val_root (the whole of data.val_root is the "
-                           "validation set and data.root all training data): remove one of them");
-    if (cfg->train.warmup_epochs >= cfg->train.epochs) {
-        snprintf(message, sizeof message, "must be less than train.epochs (%d), got %g",
-                 cfg->train.epochs, cfg->train.warmup_epochs);
-        return fail_at_key(l, "train.warmup_epochs", message);
-    }
-    if (cfg->train.nesterov && cfg->train.momentum <= 0.0)
-        return fail_at_key(l, "train.nesterov",
-                           "true requires train.momentum > 0 (as torch.optim.SGD)");
-    return check_values_in_use(l);
-}
-
 int dt_config_load_text(const char *name, const char *text, size_t length, int n_overrides,
                         char *const *overrides, dt_config *cfg, dt_error *err) {
     dt_config_defaults(cfg);
-    loader l = {.cfg = cfg,
-                .err = err,
-                .file = {.file = name, .override_arg = NULL},
-                .data_line = 1,
-                .data_column = 1};
-    int n_keys = 0;
+    loader l = {.cfg = cfg, .err = err, .file = {.file = name, .override_arg = NULL}};
+    int n_keys = 0, n_sections = 0;
     dt_config_keys(&n_keys);
-    int rc = n_keys <= MAX_KEYS ? 0 : dt_fail(err, "internal error: too many config keys");
+    dt_config_sections(&n_sections);
+    int rc = n_keys <= MAX_KEYS && n_sections <= MAX_SECTIONS
+                 ? 0
+                 : dt_fail(err, "internal error: too many config keys");
     if (!rc) rc = load_text(&l, text, length);
     for (int i = 0; i < n_overrides && !rc; i++) rc = apply_override(&l, overrides[i]);
-    if (!rc) rc = check_whole_config(&l);
+    if (!rc) rc = dt_config_check_rules(cfg, l.keys, l.sections, &l.file, err);
     if (rc) dt_config_free(cfg); /* leaves nothing allocated and all fields zero */
     return rc;
 }

@@ -1,6 +1,7 @@
-/* Writes the resolved config as YAML (every key, in README's "Config reference" order) that
- * dt_config_load reads back to the same values, and hashes that text (FNV-1a 64) so ranks can
- * compare configs. */
+/* Config values as text, all through one writer of each key's value: config.yaml (every key, in
+ * README's "Config reference" order) that dt_config_load reads back to the same values, its hash
+ * (FNV-1a 64) that ranks compare, the keys a resume may not change, and the listing of the key
+ * table (name, type, limits, default, help). */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -181,8 +182,8 @@ static char *render_yaml(const dt_config *cfg, size_t *length) {
          * it was before the key existed); with it, data.val_fraction is not used and not written
          * (given, it is an error) */
         const void *field = (const char *)cfg + keys[i].offset;
-        if (field == (const void *)&cfg->data.val_root && !cfg->data.val_root) continue;
-        if (field == (const void *)&cfg->data.val_fraction && cfg->data.val_root) continue;
+        if ((keys[i].flags & DT_KEY_WRITTEN_WHEN_SET) && !*(char *const *)field) continue;
+        if (!dt_config_key_in_use(cfg, &keys[i])) continue;
         if (i == 0 || strcmp(keys[i].section, keys[i - 1].section) != 0)
             dt_text_printf(&t, "%s:\n", keys[i].section);
         bool block_map = keys[i].type == DT_KEY_NAME_MAP && cfg->data.n_class_names > 0;
@@ -214,4 +215,99 @@ uint64_t dt_config_hash(const dt_config *cfg) {
     uint64_t hash = dt_fnv1a64(DT_FNV1A64_INIT, text, length);
     free(text);
     return hash;
+}
+
+int dt_config_resume_differences(const dt_config *saved, const dt_config *now, char *out,
+                                 size_t size) {
+    int count = 0, differing = 0;
+    const dt_config_key *keys = dt_config_keys(&count);
+    if (size) out[0] = '\0';
+    for (int i = 0; i < count; i++) {
+        if (keys[i].flags & DT_KEY_RESUMABLE) continue;
+        char *a = dt_config_key_text(saved, &keys[i]), *b = dt_config_key_text(now, &keys[i]);
+        int differs = !a || !b || strcmp(a, b) != 0;
+        free(a);
+        free(b);
+        if (!differs) continue;
+        differing++;
+        size_t used = strlen(out);
+        if (size > used) snprintf(out + used, size - used, "%s%s", used ? ", " : "", keys[i].path);
+    }
+    return differing;
+}
+
+/* ---- the key listing ---- */
+
+static void append_bound(dt_text *t, const dt_config_key *k) {
+    if (k->has_min && k->has_max)
+        dt_text_printf(t, "%c%g, %g%c", k->min_exclusive ? '(' : '[', k->min, k->max,
+                       k->max_exclusive ? ')' : ']');
+    else if (k->has_min)
+        dt_text_printf(t, "%s %g", k->min_exclusive ? ">" : ">=", k->min);
+    else if (k->has_max)
+        dt_text_printf(t, "%s %g", k->max_exclusive ? "<" : "<=", k->max);
+}
+
+static void append_choices(dt_text *t, const dt_config_key *k) {
+    for (int i = 0; i < k->n_choices; i++) dt_text_printf(t, "%s%s", i ? ", " : "", k->choices[i]);
+}
+
+/* "type<TAB>limits" of a row. */
+static void append_type(dt_text *t, const dt_config_key *k) {
+    switch (k->type) {
+    case DT_KEY_STRING:
+        dt_text_printf(t, k->choices ? "one of\t" : "string\t");
+        if (k->choices) append_choices(t, k);
+        break;
+    case DT_KEY_OPTIONAL_STRING:
+        dt_text_printf(t, "string or null\t");
+        break;
+    case DT_KEY_INT:
+        dt_text_printf(t, "integer\t[%lld, %lld]", k->int_min, k->int_max);
+        break;
+    case DT_KEY_SEED:
+        dt_text_printf(t, "integer\t[0, %llu]", (unsigned long long)UINT64_MAX);
+        break;
+    case DT_KEY_NUMBER:
+        dt_text_printf(t, "%s\t", k->float32 ? "number (32-bit float)" : "number");
+        append_bound(t, k);
+        break;
+    case DT_KEY_BOOL:
+        dt_text_printf(t, "true or false\t");
+        break;
+    case DT_KEY_ENUM:
+        dt_text_printf(t, "one of\t");
+        append_choices(t, k);
+        break;
+    case DT_KEY_RGB:
+        dt_text_printf(t, "3 numbers (32-bit floats)\t");
+        append_bound(t, k);
+        break;
+    case DT_KEY_NAME_MAP:
+        dt_text_printf(t, "mapping of names\t");
+        break;
+    }
+}
+
+int dt_config_write_key_list(FILE *out) {
+    dt_config defaults;
+    dt_config_defaults(&defaults);
+    dt_text t = {0};
+    int count = 0;
+    const dt_config_key *keys = dt_config_keys(&count);
+    for (int i = 0; i < count; i++) {
+        dt_text_printf(&t, "%s\t", keys[i].path);
+        append_type(&t, &keys[i]);
+        dt_text_printf(&t, "\t");
+        if (keys[i].flags & DT_KEY_REQUIRED)
+            dt_text_printf(&t, "required");
+        else
+            append_value(&t, &defaults, &keys[i]);
+        dt_text_printf(&t, "\t%s\n", keys[i].help);
+    }
+    dt_config_free(&defaults);
+    int rc = -1;
+    if (!t.failed) rc = fwrite(t.data, 1, t.length, out) == t.length && fflush(out) == 0 ? 0 : -1;
+    free(t.data);
+    return rc;
 }

@@ -16,12 +16,6 @@
 
 enum { BATCH = 8, SIZE = 32, CLASSES = 10, STEPS = 3 };
 
-static const char *precision_name(int precision) {
-    return precision == DT_PRECISION_TF32   ? "tf32"
-           : precision == DT_PRECISION_BF16 ? "bf16"
-                                            : "fp32";
-}
-
 typedef struct run {
     dt_backend backend;
     dt_model *model;
@@ -57,10 +51,10 @@ static int train(run *r, const uint8_t *pixels, const int32_t *labels, dt_error 
 }
 
 static void compare(int precision, const char *what, double error, double tolerance) {
-    printf("  %-4s %-36s error %.3g  tolerance %.3g\n", precision_name(precision), what, error,
+    printf("  %-4s %-36s error %.3g  tolerance %.3g\n", dt_precision_name(precision), what, error,
            tolerance);
-    CHECK_MSG(error <= tolerance, "%s %s: error %.3g above %.3g", precision_name(precision), what,
-              error, tolerance);
+    CHECK_MSG(error <= tolerance, "%s %s: error %.3g above %.3g", dt_precision_name(precision),
+              what, error, tolerance);
 }
 
 int main(void) {
@@ -114,11 +108,11 @@ int main(void) {
         if (dt_backend_cuda_create(&gopt, &gpu.backend, &err) ||
             dt_model_create(&gpu.backend, &mopt, &gpu.model, &err) ||
             dt_model_upload_state(gpu.model, init_params, init_stats, &err)) {
-            CHECK_MSG(0, "%s GPU model: %s", precision_name(precision), err.message);
+            CHECK_MSG(0, "%s GPU model: %s", dt_precision_name(precision), err.message);
             continue;
         }
         CHECK_MSG(train(&gpu, pixels, labels, &err) == 0, "%s GPU training: %s",
-                  precision_name(precision), err.message);
+                  dt_precision_name(precision), err.message);
         CHECK(dt_model_download_state(gpu.model, gpu_params, gpu_stats, &err) == 0);
         compare(precision, "parameters after 3 steps",
                 dt_test_relative_error(gpu_params, cpu_params, n_params, NULL), param_tol[i]);

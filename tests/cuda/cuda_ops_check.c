@@ -12,22 +12,16 @@
 #include "dtrain/config.h"
 #include "test_backend_common.h"
 
-static const char *precision_name(int precision) {
-    return precision == DT_PRECISION_TF32   ? "tf32"
-           : precision == DT_PRECISION_BF16 ? "bf16"
-                                            : "fp32";
-}
-
 static int current_precision;
 
 /* max |got - want| / max |want|, printed beside the tolerance, one check */
 static void compare(const char *what, const float *got, const float *want, size_t n, double tol) {
     size_t at = 0;
     double rel = dt_test_relative_error(got, want, n, &at);
-    printf("  %-4s %-44s error %.3g  tolerance %.3g\n", precision_name(current_precision), what,
+    printf("  %-4s %-44s error %.3g  tolerance %.3g\n", dt_precision_name(current_precision), what,
            rel, tol);
     CHECK_MSG(rel <= tol, "%s %s: error %.3g above %.3g (element %zu: %.9g vs %.9g)",
-              precision_name(current_precision), what, rel, tol, at, n ? got[at] : 0.0,
+              dt_precision_name(current_precision), what, rel, tol, at, n ? got[at] : 0.0,
               n ? want[at] : 0.0);
 }
 
@@ -118,7 +112,7 @@ static void check_buffers(pair *p, const dt_test_tolerances *t) {
     CHECK(p->cpu->ops->buffer_sum_squares(p->cpu->ctx, ca, N, &cs, &err) == 0);
     CHECK_MSG(p->gpu->ops->buffer_sum_squares(p->gpu->ctx, ga, N, &gs, &err) == 0, "%s",
               err.message);
-    printf("  %-4s %-44s error %.3g  tolerance %.3g\n", precision_name(current_precision),
+    printf("  %-4s %-44s error %.3g  tolerance %.3g\n", dt_precision_name(current_precision),
            "buffer_sum_squares", fabs(gs - cs) / cs, 1e-12);
     CHECK_CLOSE(gs, cs, 1e-12, 0.0);
     CHECK(p->gpu->ops->buffer_fill(p->gpu->ctx, ga, 0.25f, N, &err) == 0);
@@ -442,7 +436,7 @@ static void check_linear_and_loss(pair *p, const dt_test_tolerances *t) {
     int pred_diff = 0;
     for (int i = 0; i < N; i++) pred_diff += weights[i] != 0.0f && pred[0][i] != pred[1][i];
     printf("  %-4s %-44s %d of %d differ (ties within the tolerance may)\n",
-           precision_name(current_precision), "softmax_cross_entropy predictions", pred_diff, N);
+           dt_precision_name(current_precision), "softmax_cross_entropy predictions", pred_diff, N);
     if (current_precision == DT_PRECISION_FP32) CHECK_INT_EQ(pred_diff, 0);
     const float loss_stats_tol = (float)(t->linear + t->loss);
     float got[3] = {(float)stats[1][0], (float)stats[1][2], (float)stats[1][3]};
@@ -469,7 +463,7 @@ int main(void) {
         dt_error err = {0};
         dt_backend_options opt = {.device = 0, .precision = precisions[i]};
         if (dt_backend_cuda_create(&opt, &gpu, &err) != 0) {
-            CHECK_MSG(0, "creating the CUDA backend (%s): %s", precision_name(precisions[i]),
+            CHECK_MSG(0, "creating the CUDA backend (%s): %s", dt_precision_name(precisions[i]),
                       err.message);
             continue;
         }

@@ -156,7 +156,6 @@ int main(int argc, char **argv) {
         int batch, size;
     } sizes[] = {{64, 224}, {256, 224}, {2, 32}, {8, 32}, {16, 32}, {4, 64}, {16, 64}};
     static const int precisions[] = {DT_PRECISION_FP32, DT_PRECISION_TF32, DT_PRECISION_BF16};
-    static const char *precision_names[] = {"fp32", "tf32", "bf16"};
     static const char *pass_names[] = {"fwd", "bwd-data", "bwd-filter"};
     int plans = 0, tensor_core_plans = 0, runs = 0, nondeterministic_plans = 0;
     size_t largest = 0;
@@ -183,14 +182,14 @@ int main(int argc, char **argv) {
                 run_target.deterministic = deterministic;
                 runs++;
                 printf("run: batch %d, %d px, %s%s: %d plans for %d distinct shapes\n",
-                       sizes[si].batch, sizes[si].size, precision_names[pi],
+                       sizes[si].batch, sizes[si].size, dt_precision_name(precisions[pi]),
                        deterministic ? ", deterministic" : "", n_keys, shapes);
                 for (int k = 0; k < n_keys; k++) {
                     const dt_conv_desc *d = &keys[k].shape;
                     char what[160];
                     snprintf(what, sizeof what, "%dx%dx%dx%d->%d k%d s%d %s %s%s", d->batch,
                              d->in_channels, d->in_height, d->in_width, d->out_channels, d->kernel,
-                             d->stride, precision_names[pi], pass_names[keys[k].pass],
+                             d->stride, dt_precision_name(precisions[pi]), pass_names[keys[k].pass],
                              deterministic ? " det" : "");
                     dt_cudnn_conv_plan *p = NULL;
                     memset(&err, 0, sizeof err);

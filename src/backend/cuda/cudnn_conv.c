@@ -48,18 +48,6 @@ static const char *pass_name(dt_conv_pass pass) {
     return "?";
 }
 
-static const char *precision_name(int precision) {
-    switch (precision) {
-    case DT_PRECISION_FP32:
-        return "fp32";
-    case DT_PRECISION_TF32:
-        return "tf32";
-    case DT_PRECISION_BF16:
-        return "bf16";
-    }
-    return "?";
-}
-
 static int conv_out_size(int in, int kernel, int stride, int padding) {
     return (in + 2 * padding - kernel) / stride + 1;
 }
@@ -69,7 +57,7 @@ static void layer_name(char *buf, size_t size, const dt_conv_desc *d, int precis
                        dt_conv_pass pass) {
     snprintf(buf, size, "conv %dx%dx%dx%d -> %d k%d s%d p%d, %s, %s", d->batch, d->in_channels,
              d->in_height, d->in_width, d->out_channels, d->kernel, d->stride, d->padding,
-             pass_name(pass), precision_name(precision));
+             pass_name(pass), dt_precision_name(precision));
 }
 
 /* cuDNN's own message for the last failure, appended to ours. */

@@ -1,6 +1,7 @@
-/* Typing and range checks of one config value against its key, without YAML 1.1 implicit typing:
- * a plain scalar is read as whatever the key expects (integer, number, true/false, string), a
- * quoted scalar is always a string, null is only accepted where the key allows it. */
+/* One config value into its field, checked against its row of the key table (type, range,
+ * choices), without YAML 1.1 implicit typing: a plain scalar is read as whatever the key expects
+ * (integer, number, true/false, string), a quoted scalar is always a string, null is only accepted
+ * where the key allows it. Then, in one place, the rules that involve more than one key. */
 #include <errno.h>
 #include <float.h>
 #include <limits.h>
@@ -13,6 +14,8 @@
 
 #include "config/config_internal.h"
 #include "dtrain/bytes.h"
+#include "dtrain/limits.h"
+#include "dtrain/platform.h"
 #include "dtrain/text_escape.h"
 
 typedef struct assignment {
@@ -360,4 +363,113 @@ int dt_config_assign(dt_config *cfg, const dt_config_key *key, const dt_yaml_nod
         return assign_name_map(&a, value, cfg);
     }
     return dt_fail(err, "%s: internal error: unknown key type", key->path);
+}
+
+/* ---- rules that involve more than one key ---- */
+
+typedef struct rule_check {
+    const dt_config_place *places;
+    const dt_config_origin *file;
+    dt_error *err;
+} rule_check;
+
+static const dt_config_place *place_of(const rule_check *r, const char *section, const char *name) {
+    return &r->places[dt_config_key_index(dt_config_find_key(section, name))];
+}
+
+/* Fails at where the key was set (the file position or the override), else at the file's top. */
+static int fail_at_key(const rule_check *r, const char *section, const char *name,
+                       const char *message) {
+    char path[128];
+    snprintf(path, sizeof path, "%s.%s", section, name);
+    const dt_config_place *p = place_of(r, section, name);
+    if (p->set)
+        return dt_config_fail_at(r->err, &p->origin, p->line, p->column, path, "%s", message);
+    return dt_config_fail_at(r->err, r->file, 1, 1, path, "%s", message);
+}
+
+/* A required key never set is reported at its section (or the file's top). */
+static int check_required(const rule_check *r, const dt_config *cfg,
+                          const dt_config_place *sections) {
+    int n_keys = 0, n_sections = 0;
+    const dt_config_key *keys = dt_config_keys(&n_keys);
+    const char *const *section_names = dt_config_sections(&n_sections);
+    for (int i = 0; i < n_keys; i++) {
+        if (!(keys[i].flags & DT_KEY_REQUIRED) ||
+            *(char *const *)((const char *)cfg + keys[i].offset))
+            continue;
+        int line = 1, column = 1;
+        for (int s = 0; s < n_sections; s++)
+            if (strcmp(section_names[s], keys[i].section) == 0 && sections[s].set) {
+                line = sections[s].line;
+                column = sections[s].column;
+            }
+        return dt_config_fail_at(r->err, r->file, line, column, keys[i].path,
+                                 "required: %s; set it in the file or override %s=PATH",
+                                 keys[i].help, keys[i].path);
+    }
+    return 0;
+}
+
+/* Limits of what the run derives from the values: the normalised pixels, the paths of the output
+ * files, batch-norm statistics over a batch. */
+static int check_values_in_use(const rule_check *r, const dt_config *cfg) {
+    char message[320];
+    for (int c = 0; c < 3; c++) {
+        /* (x - mean) / std for x in [0, 1], and 1 / std, must be finite 32-bit floats */
+        double std = cfg->data.std[c], largest = (fabs((double)cfg->data.mean[c]) + 1.0) / std;
+        if (std >= FLT_MIN && largest <= FLT_MAX) continue;
+        snprintf(message, sizeof message,
+                 "data.std[%d] = %g with data.mean[%d] = %g makes the normalised pixels "
+                 "(x - mean) / std overflow a 32-bit float (up to %g)",
+                 c, std, c, (double)cfg->data.mean[c], largest);
+        /* located where the user set one of the two */
+        bool std_set = place_of(r, "data", "std")->set;
+        return fail_at_key(r, "data", std_set ? "std" : "mean", message);
+    }
+    size_t dir_length = strlen(cfg->output.dir);
+    if (dir_length + DT_OUTPUT_NAME_RESERVE >= DT_PATH_BYTES) {
+        snprintf(message, sizeof message,
+                 "too long (%zu bytes): the paths of the files written in it must stay under "
+                 "%d bytes, so at most %d",
+                 dir_length, DT_PATH_BYTES, DT_PATH_BYTES - DT_OUTPUT_NAME_RESERVE - 1);
+        return fail_at_key(r, "output", "dir", message);
+    }
+    /* Training-mode batch norm needs more than one value per channel: at the last stage of
+     * ResNet-18 a channel has batch_size x ceil(image_size/32)^2 of them (PyTorch refuses 1). */
+    long side = (cfg->data.image_size + 31) / 32;
+    if (cfg->model.freeze == DT_FREEZE_NONE && (long)cfg->train.batch_size * side * side < 2) {
+        snprintf(message, sizeof message,
+                 "must be at least 2 with data.image_size %d: training-mode batch norm needs more "
+                 "than one value per channel (or set model.freeze: backbone)",
+                 cfg->data.image_size);
+        return fail_at_key(r, "train", "batch_size", message);
+    }
+    return 0;
+}
+
+int dt_config_check_rules(const dt_config *cfg, const dt_config_place *places,
+                          const dt_config_place *sections, const dt_config_origin *file_origin,
+                          dt_error *err) {
+    rule_check r = {.places = places, .file = file_origin, .err = err};
+    char message[256];
+    if (check_required(&r, cfg, sections)) return -1;
+    if (cfg->data.val_root && place_of(&r, "data", "val_fraction")->set)
+        return fail_at_key(&r, "data", "val_fraction",
+                           "not used with data.val_root (the whole of data.val_root is the "
+                           "validation set and data.root all training data): remove one of them");
+    if (cfg->train.warmup_epochs >= cfg->train.epochs) {
+        snprintf(message, sizeof message, "must be less than train.epochs (%d), got %g",
+                 cfg->train.epochs, cfg->train.warmup_epochs);
+        return fail_at_key(&r, "train", "warmup_epochs", message);
+    }
+    if (cfg->train.nesterov && cfg->train.momentum <= 0.0)
+        return fail_at_key(&r, "train", "nesterov",
+                           "true requires train.momentum > 0 (as torch.optim.SGD)");
+    return check_values_in_use(&r, cfg);
+}
+
+bool dt_config_key_in_use(const dt_config *cfg, const dt_config_key *key) {
+    if (key == dt_config_find_key("data", "val_fraction")) return cfg->data.val_root == NULL;
+    return true;
 }
