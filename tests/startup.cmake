@@ -11,6 +11,13 @@ add_test(NAME startup_threads_and_name
 set_tests_properties(startup_threads_and_name PROPERTIES TIMEOUT 300
   ENVIRONMENT "ASAN_OPTIONS=detect_leaks=0")
 
+# dtrain eval and dtrain predict follow training's thread rule (src/train/session.c).
+add_test(NAME startup_inference_threads
+  COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/startup_check.sh inference $<TARGET_FILE:dtrain>
+    $<TARGET_FILE:make_learnable_imagefolder>)
+set_tests_properties(startup_inference_threads PROPERTIES TIMEOUT 300
+  ENVIRONMENT "ASAN_OPTIONS=detect_leaks=0")
+
 # valgrind cannot run a sanitizer build (nor gdb one usefully); registered when either tool is
 # installed, and the script fails if it finds neither.
 find_program(DTRAIN_VALGRIND valgrind)

@@ -101,7 +101,7 @@ static int load_momentum(dt_trainer *t, const char *dir, float *host, dt_error *
     dt_safetensors st;
     if (dt_safetensors_read(path, &st, err)) return -1;
     size_t n;
-    const dt_state_entry *entries = dt_model_state(t->model, &n);
+    const dt_state_entry *entries = dt_model_state(t->session.model, &n);
     int rc = 0;
     for (size_t i = 0; i < n && rc == 0; i++) {
         if (entries[i].role != DT_TENSOR_PARAMETER) continue;
@@ -147,7 +147,7 @@ static int resume_on_root(dt_trainer *t, dt_ckpt_state *state, float *momentum, 
                              "--resume: %s was written with other values of %s; a resume may "
                              "change train.epochs, output.* and runtime.* only",
                              path, keys);
-    if (state->file_list_hash != dt_dataset_hash(&t->ds))
+    if (state->file_list_hash != dt_dataset_hash(&t->session.ds))
         return dt_fail_usage(err,
                              "--resume: the files under %s differ from those of checkpoint %s "
                              "(files added, removed or renamed)",
@@ -163,7 +163,7 @@ static int resume_on_root(dt_trainer *t, dt_ckpt_state *state, float *momentum, 
         return dt_fail_usage(err, "--resume: checkpoint %s has %ld steps per epoch, this run %ld",
                              dir, state->steps_per_epoch, t->steps_per_epoch);
     snprintf(path, sizeof path, "%s/model.safetensors", dir);
-    if (dt_model_load_safetensors(t->model, path, 0, NULL, err) ||
+    if (dt_model_load_safetensors(t->session.model, path, 0, NULL, err) ||
         load_momentum(t, dir, momentum, err)) {
         err->exit_code = DT_EXIT_USAGE;
         return -1;
@@ -182,7 +182,7 @@ static int resume_on_root(dt_trainer *t, dt_ckpt_state *state, float *momentum, 
 
 int dt_rel_resume(dt_trainer *t, dt_error *err) {
     if (!t->rel.resume) return 0;
-    size_t np = dt_model_param_count(t->model);
+    size_t np = dt_model_param_count(t->session.model);
     float *momentum = calloc(np, sizeof *momentum);
     if (!momentum) return dt_fail(err, "out of memory");
     dt_ckpt_state state;
@@ -199,8 +199,8 @@ int dt_rel_resume(dt_trainer *t, dt_error *err) {
         rc = 0;
         goto done;
     }
-    if (t->backend.ops->buffer_upload(t->backend.ctx, dt_model_momentum(t->model), momentum, np,
-                                      err))
+    if (t->session.backend.ops->buffer_upload(
+            t->session.backend.ctx, dt_model_momentum(t->session.model), momentum, np, err))
         goto done;
     dt_reliability *r = &t->rel;
     r->start_epoch = state.evaluated ? state.epoch + 1 : state.epoch;
@@ -211,7 +211,7 @@ int dt_rel_resume(dt_trainer *t, dt_error *err) {
     r->last_checkpoint_evaluated = state.evaluated;
     t->best_val_acc = state.best_val_acc;
     t->last_val_acc = state.last_val_acc;
-    dt_model_set_batches_tracked(t->model, state.batches_tracked);
+    dt_model_set_batches_tracked(t->session.model, state.batches_tracked);
     rc = 0;
 done:
     free(momentum);
@@ -234,12 +234,12 @@ static char *render_config(const dt_config *cfg, size_t *length) {
 
 static char *join_classes(dt_trainer *t) {
     size_t n = 1;
-    for (int i = 0; i < t->ds.n_classes; i++) n += strlen(t->display_names[i]) + 1;
+    for (int i = 0; i < t->session.ds.n_classes; i++) n += strlen(t->session.display_names[i]) + 1;
     char *s = calloc(n, 1);
     if (!s) return NULL;
-    for (int i = 0; i < t->ds.n_classes; i++) {
+    for (int i = 0; i < t->session.ds.n_classes; i++) {
         if (i) strcat(s, "\n");
-        strcat(s, t->display_names[i]);
+        strcat(s, t->session.display_names[i]);
     }
     return s;
 }
@@ -277,11 +277,11 @@ int dt_rel_checkpoint(dt_trainer *t, int epoch, long step, long step_in_epoch, i
     double t0 = dt_monotonic_seconds();
     dt_ckpt_payload p;
     memset(&p, 0, sizeof p);
-    const dt_backend_ops *ops = t->backend.ops;
-    void *ctx = t->backend.ctx;
-    p.n_params = dt_model_param_count(t->model);
-    p.n_stats = dt_model_stats_count(t->model);
-    p.entries = dt_model_state(t->model, &p.n_entries);
+    const dt_backend_ops *ops = t->session.backend.ops;
+    void *ctx = t->session.backend.ctx;
+    p.n_params = dt_model_param_count(t->session.model);
+    p.n_stats = dt_model_stats_count(t->session.model);
+    p.entries = dt_model_state(t->session.model, &p.n_entries);
     if (!(p.params = malloc(p.n_params * sizeof(float))) ||
         !(p.stats = malloc((p.n_stats ? p.n_stats : 1) * sizeof(float))) ||
         !(p.momentum = malloc(p.n_params * sizeof(float))) ||
@@ -290,8 +290,9 @@ int dt_rel_checkpoint(dt_trainer *t, int epoch, long step, long step_in_epoch, i
         dt_ckpt_payload_free(&p);
         return dt_fail(err, "checkpoint: out of memory");
     }
-    if (dt_model_download_state(t->model, p.params, p.stats, err) ||
-        ops->buffer_download(ctx, p.momentum, dt_model_momentum(t->model), p.n_params, err)) {
+    if (dt_model_download_state(t->session.model, p.params, p.stats, err) ||
+        ops->buffer_download(ctx, p.momentum, dt_model_momentum(t->session.model), p.n_params,
+                             err)) {
         dt_ckpt_payload_free(&p);
         return dt_error_prefix(err, "checkpoint");
     }
@@ -319,12 +320,12 @@ int dt_rel_checkpoint(dt_trainer *t, int epoch, long step, long step_in_epoch, i
     s->evaluated = evaluated;
     s->best_val_acc = t->best_val_acc;
     s->last_val_acc = t->last_val_acc;
-    s->batches_tracked = dt_model_batches_tracked(t->model);
+    s->batches_tracked = dt_model_batches_tracked(t->session.model);
     s->skipped_in_row = r->skipped_in_row;
     s->skipped_total = r->skipped_total;
     s->train_seed = t->cfg->train.seed;
     s->config_hash = dt_config_hash(t->cfg);
-    s->file_list_hash = dt_dataset_hash(&t->ds);
+    s->file_list_hash = dt_dataset_hash(&t->session.ds);
     s->ranks = t->comm->size;
     s->global_batch = (long)t->global_batch;
     if (dt_ckpt_writer_submit(r->writer, t->cfg->output.dir, t->cfg->output.keep_checkpoints, &p,
@@ -344,13 +345,14 @@ int dt_rel_before_step(dt_trainer *t, long global_step, dt_error *err) {
     dt_rel_phase(t, "training step", global_step, !r->first_step_done);
     r->first_step_done = 1;
     if (r->step_delay_us > 0) usleep((useconds_t)r->step_delay_us);
-    const dt_backend_ops *ops = t->backend.ops;
-    size_t ns = dt_model_stats_count(t->model);
-    if (!r->stats_backup && !(r->stats_backup = ops->buffer_alloc(t->backend.ctx, ns, err)))
+    const dt_backend_ops *ops = t->session.backend.ops;
+    size_t ns = dt_model_stats_count(t->session.model);
+    if (!r->stats_backup && !(r->stats_backup = ops->buffer_alloc(t->session.backend.ctx, ns, err)))
         return -1;
-    r->tracked_backup = dt_model_batches_tracked(t->model);
-    if (ops->buffer_fill(t->backend.ctx, r->stats_backup, 0.0f, ns, err) ||
-        ops->buffer_axpy(t->backend.ctx, r->stats_backup, 1.0f, dt_model_stats(t->model), ns, err))
+    r->tracked_backup = dt_model_batches_tracked(t->session.model);
+    if (ops->buffer_fill(t->session.backend.ctx, r->stats_backup, 0.0f, ns, err) ||
+        ops->buffer_axpy(t->session.backend.ctx, r->stats_backup, 1.0f,
+                         dt_model_stats(t->session.model), ns, err))
         return dt_error_prefix(err, "keeping the running statistics");
     return 0;
 }
@@ -360,7 +362,7 @@ int dt_rel_before_allreduce(dt_trainer *t, long global_step, float *grads, dt_er
     dt_rel_phase(t, "gradient all-reduce", global_step, 0);
     if (r->nan_step < 0 || global_step < r->nan_step || global_step >= r->nan_step + r->nan_steps)
         return 0;
-    return t->backend.ops->buffer_fill(t->backend.ctx, grads, NAN, 1, err);
+    return t->session.backend.ops->buffer_fill(t->session.backend.ctx, grads, NAN, 1, err);
 }
 
 /* ---- the non-finite guard: decided by the backend in stream order, read here late ---- */
@@ -375,20 +377,20 @@ int dt_rel_guard_start(dt_trainer *t, dt_error *err) {
     state.halted_step = -1;
     int64_t halt_after =
         cfg->train.nonfinite == DT_NONFINITE_SKIP ? cfg->train.max_skipped_steps : 1;
-    if (t->backend.ops->guard_reset(t->backend.ctx, &state, halt_after, err))
+    if (t->session.backend.ops->guard_reset(t->session.backend.ctx, &state, halt_after, err))
         return dt_error_prefix(err, "setting up the non-finite guard");
     return 0;
 }
 
 int dt_rel_guard_step(dt_trainer *t, long global_step, const float *grads, size_t count,
                       dt_error *err) {
-    const dt_backend_ops *ops = t->backend.ops;
+    const dt_backend_ops *ops = t->session.backend.ops;
     dt_reliability *r = &t->rel;
     /* the batches this step counted, taken back for every skipped step when the state is read */
-    r->tracked_per_step = dt_model_batches_tracked(t->model) - r->tracked_backup;
-    if (ops->guard_check(t->backend.ctx, grads, count, global_step, err) ||
-        ops->guard_restore(t->backend.ctx, dt_model_stats(t->model), r->stats_backup,
-                           dt_model_stats_count(t->model), err))
+    r->tracked_per_step = dt_model_batches_tracked(t->session.model) - r->tracked_backup;
+    if (ops->guard_check(t->session.backend.ctx, grads, count, global_step, err) ||
+        ops->guard_restore(t->session.backend.ctx, dt_model_stats(t->session.model),
+                           r->stats_backup, dt_model_stats_count(t->session.model), err))
         return dt_error_prefix(err, "non-finite guard of step %ld", global_step + 1);
     return 0;
 }
@@ -396,9 +398,9 @@ int dt_rel_guard_step(dt_trainer *t, long global_step, const float *grads, size_
 /* "the gradient of layer1.0.conv1.weight is NaN" for a record's first non-finite value. */
 static void describe_nonfinite(dt_trainer *t, const dt_guard_record *rec, char *out, size_t size) {
     size_t offset, count, n;
-    dt_model_trainable_span(t->model, &offset, &count);
+    dt_model_trainable_span(t->session.model, &offset, &count);
     snprintf(out, size, "a gradient is %s", rec->is_nan ? "NaN" : "infinite");
-    const dt_state_entry *e = dt_model_state(t->model, &n);
+    const dt_state_entry *e = dt_model_state(t->session.model, &n);
     size_t at = offset + (size_t)rec->index;
     for (size_t k = 0; k < n; k++)
         if (e[k].role == DT_TENSOR_PARAMETER && at >= e[k].offset &&
@@ -447,11 +449,11 @@ int dt_rel_guard_sync(dt_trainer *t, long *skipped, dt_error *err) {
     dt_guard_state g;
     /* the device comm first: its wait has the collectives' deadline */
     if (t->dcomm.ops->drain(t->dcomm.ctx, err) ||
-        t->backend.ops->guard_read(t->backend.ctx, &g, err))
+        t->session.backend.ops->guard_read(t->session.backend.ctx, &g, err))
         return dt_error_prefix(err, "reading the non-finite guard");
     if (skipped) *skipped += (long)g.skipped;
-    dt_model_set_batches_tracked(t->model, dt_model_batches_tracked(t->model) -
-                                               (int64_t)g.skipped * r->tracked_per_step);
+    dt_model_set_batches_tracked(t->session.model, dt_model_batches_tracked(t->session.model) -
+                                                       (int64_t)g.skipped * r->tracked_per_step);
     int skip_mode = cfg->train.nonfinite == DT_NONFINITE_SKIP;
     if (skip_mode) {
         r->skipped_in_row = (long)g.in_row;
@@ -571,10 +573,12 @@ int dt_rel_step_end(dt_trainer *t, int epoch, long step_in_epoch, long global_st
 
 int dt_rel_weights_finite(dt_trainer *t, int *finite, dt_error *err) {
     double a = 0, b = 0;
-    if (t->backend.ops->buffer_sum_squares(t->backend.ctx, dt_model_params(t->model),
-                                           dt_model_param_count(t->model), &a, err) ||
-        t->backend.ops->buffer_sum_squares(t->backend.ctx, dt_model_stats(t->model),
-                                           dt_model_stats_count(t->model), &b, err))
+    if (t->session.backend.ops->buffer_sum_squares(
+            t->session.backend.ctx, dt_model_params(t->session.model),
+            dt_model_param_count(t->session.model), &a, err) ||
+        t->session.backend.ops->buffer_sum_squares(t->session.backend.ctx,
+                                                   dt_model_stats(t->session.model),
+                                                   dt_model_stats_count(t->session.model), &b, err))
         return -1;
     *finite = isfinite(a) && isfinite(b);
     return 0;
@@ -607,8 +611,8 @@ void dt_rel_teardown(dt_trainer *t) {
     }
     if (t->is_root) dt_output_dir_unpin();
     if (r->watchdog) dt_watchdog_stop(r->watchdog);
-    if (r->stats_backup && t->have_backend)
-        t->backend.ops->buffer_free(t->backend.ctx, r->stats_backup);
+    if (r->stats_backup && t->session.have_backend)
+        t->session.backend.ops->buffer_free(t->session.backend.ctx, r->stats_backup);
     r->writer = NULL;
     r->watchdog = NULL;
     r->stats_backup = NULL;

@@ -21,125 +21,24 @@
 #include "train/progress.h"
 #include "train/trainer_internal.h"
 
-/* Every rank's chosen GPU (empty on the CPU), gathered: rank 0 logs each one once, and two
- * ranks of a node on one GPU, or ranks that chose different kinds of device, are errors. */
-static int gather_devices(dt_trainer *t, dt_error *err) {
-    typedef struct rank_device {
-        dt_rank_gpu id;
-        dt_gpu_info info;
-        int kind, device;
-    } rank_device;
-    dt_comm *comm = t->comm;
-    rank_device mine;
-    memset(&mine, 0, sizeof mine);
-    mine.kind = (int)t->device.kind;
-    mine.device = t->device.device;
-    if (t->device.kind == DT_DEVICE_CUDA) {
-        if (dt_backend_cuda_device_info(t->device.device, &mine.info, err)) return -1;
-        if (gethostname(mine.id.host, sizeof mine.id.host - 1) != 0)
-            snprintf(mine.id.host, sizeof mine.id.host, "localhost");
-        snprintf(mine.id.pci_bus, sizeof mine.id.pci_bus, "%s", mine.info.pci_bus);
-        mine.id.node = comm->node;
-    }
-    rank_device *all = calloc((size_t)comm->size, sizeof *all);
-    dt_rank_gpu *ids = calloc((size_t)comm->size, sizeof *ids);
-    int rc = -1;
-    if (!all || !ids) {
-        dt_fail(err, "out of memory");
-        goto done;
-    }
-    if (comm->ops->allgather(comm->ctx, &mine, all, sizeof mine, err)) goto done;
-    for (int r = 0; r < comm->size; r++) {
-        ids[r] = all[r].id;
-        if (all[r].kind != mine.kind) {
-            dt_fail_usage(err,
-                          "rank %d trains on the %s and rank %d on the %s: every rank needs "
-                          "the same kind of device (set runtime.device)",
-                          r, all[r].kind == DT_DEVICE_CUDA ? "GPU" : "CPU", comm->rank,
-                          mine.kind == DT_DEVICE_CUDA ? "GPU" : "CPU");
-            goto done;
-        }
-    }
-    if (mine.kind == DT_DEVICE_CUDA) {
-        if (t->is_root)
-            for (int r = 0; r < comm->size; r++)
-                dt_progress_line(&t->progress, NULL, "rank %d: GPU %d %s, %.1f GiB, PCI %s on %s",
-                                 r, all[r].device, all[r].info.name,
-                                 (double)all[r].info.total_bytes / (1024.0 * 1024.0 * 1024.0),
-                                 all[r].info.pci_bus, all[r].id.host);
-        if (dt_device_check_distinct(ids, comm->size, comm->local_size, err)) goto done;
-    }
-    rc = 0;
-done:
-    free(all);
-    free(ids);
-    return rc;
-}
-
-/* runtime.device against the GPUs (asked only when it is not cpu: counting them starts the CUDA
- * runtime), then that backend. */
-static int create_backend(dt_trainer *t, dt_error *err) {
-    const dt_config *cfg = t->cfg;
-    const dt_comm *comm = t->comm;
-    dt_device_request request = {.kind = cfg->runtime.device,
-                                 .local_rank = comm->local_rank,
-                                 .local_size = comm->local_size,
-                                 .cuda_backend_built = dt_backend_cuda_training_available(),
-                                 .cuda_visible_devices = getenv("CUDA_VISIBLE_DEVICES")};
-    dt_gpu_query gpus;
-    memset(&gpus, 0, sizeof gpus);
-    if (request.kind != DT_DEVICE_CPU) {
-        dt_backend_cuda_query(&gpus);
-        gpus.nccl_needed = comm->size > 1; /* one GPU per rank: NCCL between them */
-        if (gpus.nccl_needed && gpus.status == DT_GPU_AVAILABLE)
-            gpus.nccl_version = dt_nccl_loaded_version();
-        dt_gpu_query_check(&gpus);
-    }
-    if (dt_device_choose(&request, &gpus, &t->device, err)) return -1;
-    /* without DTRAIN_VERBOSE the reason is folded into the start-up summary (run) */
-    if (t->is_root && t->device.fallback_reason[0] && dt_progress_verbose())
-        dt_progress_line(&t->progress, NULL, "%s", t->device.fallback_reason);
-    if (comm->size > 1 && gather_devices(t, err)) return -1;
-    dt_backend_options opt = {.threads = t->threads,
-                              .device = t->device.device,
-                              .deterministic = cfg->runtime.deterministic};
-    int gpu_has_tf32 = 0;
-    dt_gpu_info info;
-    if (t->device.kind == DT_DEVICE_CUDA) {
-        if (dt_backend_cuda_device_info(t->device.device, &info, err)) return -1;
-        gpu_has_tf32 = info.compute_major >= 8; /* Ampere and newer */
-        if (comm->size == 1)
-            dt_progress_line(&t->progress, NULL, "GPU %d: %s, %.1f GiB, PCI %s", t->device.device,
-                             info.name, (double)info.total_bytes / (1024.0 * 1024.0 * 1024.0),
-                             info.pci_bus);
-    }
-    t->precision = dt_precision_resolve(cfg->runtime.precision, gpu_has_tf32);
-    opt.precision = (int)t->precision;
-    if (t->device.kind == DT_DEVICE_CUDA) return dt_backend_cuda_create(&opt, &t->backend, err);
-    if (t->precision == DT_PRECISION_BF16)
-        return dt_fail_usage(err, "runtime.precision: 'bf16' is supported by the CUDA backend "
-                                  "only; on the CPU use fp32, or tf32 for faster convolutions");
-    return dt_backend_cpu_create(&opt, &t->backend, err);
-}
-
 /* The grads-ready callback: all-reduces every bucket that backward has just completed. */
 static int issue_ready_buckets(void *user, size_t offset, size_t count, dt_error *err) {
     dt_trainer *t = user;
-    const dt_backend_ops *ops = t->backend.ops;
+    const dt_backend_ops *ops = t->session.backend.ops;
     int first, n;
     if (dt_bucket_plan_ready(&t->buckets, offset, count, &first, &n, err)) return -1;
-    float *grads = dt_model_grads(t->model);
+    float *grads = dt_model_grads(t->session.model);
     size_t span_offset, span_count;
-    dt_model_trainable_span(t->model, &span_offset, &span_count);
+    dt_model_trainable_span(t->session.model, &span_offset, &span_count);
     for (int k = first; k < first + n; k++) {
         const dt_bucket *b = &t->buckets.buckets[k];
         /* the test switch's NaN goes into the first trained value, as on one rank */
         if (b->offset <= span_offset && span_offset < b->offset + b->count &&
             dt_rel_before_allreduce(t, t->step_in_progress, grads + span_offset, err))
             return -1;
-        if (ops->phase_mark(t->backend.ctx, DT_PHASE_ALLREDUCE, err) ||
+        if (ops->phase_mark(t->session.backend.ctx, DT_PHASE_ALLREDUCE, err) ||
             t->dcomm.ops->allreduce_sum_float(t->dcomm.ctx, grads + b->offset, b->count, err) ||
-            ops->phase_mark(t->backend.ctx, DT_PHASE_COMPUTE, err))
+            ops->phase_mark(t->session.backend.ctx, DT_PHASE_COMPUTE, err))
             return dt_error_prefix(err, "all-reduce of gradient bucket %d (%zu floats)", k,
                                    b->count);
     }
@@ -149,14 +48,15 @@ static int issue_ready_buckets(void *user, size_t offset, size_t count, dt_error
 /* The device comm, and with several ranks the bucket plan over the trained parameters, hooked
  * to the model's backward. */
 static int setup_gradient_allreduce(dt_trainer *t, dt_error *err) {
-    if (dt_device_comm_create(t->comm, &t->backend, t->device.device, &t->dcomm, err))
+    if (dt_device_comm_create(t->comm, &t->session.backend, t->session.device.device, &t->dcomm,
+                              err))
         return dt_error_prefix(err, "gradient all-reduce");
     t->have_dcomm = 1;
     dt_watchdog_set_abort_hook(t->rel.watchdog, t->dcomm.ops->abort_collectives, t->dcomm.ctx);
     if (t->comm->size == 1) return 0;
     size_t span_offset, span_count, n_entries;
-    dt_model_trainable_span(t->model, &span_offset, &span_count);
-    const dt_state_entry *entries = dt_model_state(t->model, &n_entries);
+    dt_model_trainable_span(t->session.model, &span_offset, &span_count);
+    const dt_state_entry *entries = dt_model_state(t->session.model, &n_entries);
     dt_param_extent *params = calloc(n_entries, sizeof *params);
     if (!params) return dt_fail(err, "out of memory");
     int n = 0;
@@ -167,7 +67,7 @@ static int setup_gradient_allreduce(dt_trainer *t, dt_error *err) {
                                  &t->buckets, err);
     free(params);
     if (rc) return dt_error_prefix(err, "planning the gradient buckets");
-    dt_model_set_grads_ready(t->model, issue_ready_buckets, t);
+    dt_model_set_grads_ready(t->session.model, issue_ready_buckets, t);
     return 0;
 }
 
@@ -184,13 +84,13 @@ static int check_consistency(dt_trainer *t, dt_error *err) {
     dt_comm *comm = t->comm;
     if (comm->size == 1) return 0;
     enum { CONFIG, NAMES, SIZES, HASHES };
-    uint64_t mine[HASHES] = {dt_config_hash(t->cfg), dt_dataset_hash(&t->ds), 0};
-    /* Rank 0 scanned data.root and shared its file list (dt_train_open_dataset): the sizes are
+    uint64_t mine[HASHES] = {dt_config_hash(t->cfg), dt_dataset_hash(&t->session.ds), 0};
+    /* Rank 0 scanned data.root and shared its file list (dt_session_open_data): the sizes are
      * checked by rank 0 and by one rank on each other node, where a node-local copy could
      * differ or be missing; 0 means "not checked here" (the ranks on rank 0's node read the
      * same files as rank 0). */
     if ((comm->rank == 0 || (comm->local_rank == 0 && comm->node != 0)) &&
-        dt_dataset_size_hash(&t->ds, &mine[SIZES], err))
+        dt_dataset_size_hash(&t->session.ds, &mine[SIZES], err))
         return dt_error_prefix(err, "data.root %s on this node", t->cfg->data.root);
     const char *salt = getenv("DTRAIN_TEST_HASH_SALT_RANK"); /* test-only fault switch */
     if (salt && atoi(salt) == comm->rank) mine[CONFIG] ^= 0x5bd1e995u;
@@ -233,17 +133,17 @@ static int check_consistency(dt_trainer *t, dt_error *err) {
 static int broadcast_model(dt_trainer *t, dt_error *err) {
     dt_comm *comm = t->comm;
     if (comm->size == 1) return 0;
-    size_t np = dt_model_param_count(t->model), ns = dt_model_stats_count(t->model);
+    size_t np = dt_model_param_count(t->session.model), ns = dt_model_stats_count(t->session.model);
     float *params = malloc(np * sizeof *params), *stats = malloc(ns * sizeof *stats);
     int rc = -1;
     if (!params || !stats) {
         dt_fail(err, "out of memory");
         goto done;
     }
-    if ((t->is_root && dt_model_download_state(t->model, params, stats, err)) ||
+    if ((t->is_root && dt_model_download_state(t->session.model, params, stats, err)) ||
         comm->ops->broadcast(comm->ctx, params, np * sizeof *params, 0, err) ||
         comm->ops->broadcast(comm->ctx, stats, ns * sizeof *stats, 0, err) ||
-        dt_model_upload_state(t->model, params, stats, err))
+        dt_model_upload_state(t->session.model, params, stats, err))
         goto done;
     rc = 0;
 done:
@@ -252,37 +152,15 @@ done:
     return rc;
 }
 
-/* The names shown to users (start-up log, the "classes" metadata of the exported models):
- * data.class_names' display name of each class folder, else the folder name. classes.txt keeps
- * the folder names. */
-static int make_display_names(dt_trainer *t, dt_error *err) {
-    const dt_config *cfg = t->cfg;
-    int n = t->ds.n_classes;
-    if (!(t->display_names = calloc(n > 0 ? (size_t)n : 1, sizeof *t->display_names)))
-        return dt_fail(err, "out of memory");
-    for (int i = 0; i < n; i++)
-        if (!(t->display_names[i] = strdup(dt_config_display_name(cfg, t->ds.class_names[i]))))
-            return dt_fail(err, "out of memory");
-    if (!t->is_root) return 0;
-    for (int k = 0; k < cfg->data.n_class_names; k++) {
-        const char *folder = cfg->data.class_names[k].folder;
-        int found = 0;
-        for (int i = 0; i < n && !found; i++) found = strcmp(t->ds.class_names[i], folder) == 0;
-        if (!found)
-            dt_warn("data.class_names: '%s' is not a class folder under %s; its name is unused",
-                    folder, cfg->data.root);
-    }
-    return 0;
-}
-
 /* "classes: dog (cane), cavallo, ..." on rank 0: display names, the folder in parentheses where
  * it differs; elided past a few hundred characters. */
 static void print_classes(dt_trainer *t) {
     char line[512] = "";
     size_t used = 0;
-    int n = t->ds.n_classes, shown = 0;
+    int n = t->session.ds.n_classes, shown = 0;
     for (; shown < n; shown++) {
-        const char *name = t->display_names[shown], *folder = t->ds.class_names[shown];
+        const char *name = t->session.display_names[shown],
+                   *folder = t->session.ds.class_names[shown];
         char item[300];
         if (strcmp(name, folder) != 0)
             snprintf(item, sizeof item, "%s%s (%s)", shown ? ", " : "", name, folder);
@@ -306,7 +184,7 @@ static int open_outputs(dt_trainer *t, dt_error *err) {
         dt_export_config(path, t->cfg, err))
         return -1;
     if (dt_path_join(path, sizeof path, dir, "classes.txt", err) ||
-        dt_export_classes(path, t->ds.class_names, t->ds.n_classes, err))
+        dt_export_classes(path, t->session.ds.class_names, t->session.ds.n_classes, err))
         return -1;
     int metrics = t->rel.resume
                       ? dt_metrics_open_resume(&t->metrics, dir, t->rel.last_checkpoint_step, err)
@@ -317,46 +195,42 @@ static int open_outputs(dt_trainer *t, dt_error *err) {
 static int setup(dt_trainer *t, dt_error *err) {
     const dt_config *cfg = t->cfg;
     dt_comm *comm = t->comm;
-    dt_thread_plan plan;
-    if (dt_thread_plan_make(cfg, comm, &plan, err)) return -1;
-    t->threads = plan.threads;
-    t->workers = plan.workers;
-    if (t->is_root && dt_progress_verbose()) { /* else the counts are in one summary line */
-        char waits[160];
-        dt_openmp_wait_policy_describe(waits, sizeof waits);
-        dt_progress_line(&t->progress, NULL, "%s", plan.why);
-        dt_progress_line(&t->progress, NULL, "%s", waits);
-    }
+    dt_session *ses = &t->session;
+    dt_session_init(ses, comm, &t->progress);
+    dt_session_request request = {.device = cfg->runtime.device,
+                                  .precision = cfg->runtime.precision,
+                                  .deterministic = cfg->runtime.deterministic,
+                                  .threads = cfg->runtime.threads,
+                                  .workers = cfg->data.workers,
+                                  .gradient_comm = 1};
+    if (dt_session_plan_threads(ses, &request, err)) return -1;
     if (dt_rel_setup(t, err)) return -1;
-    if (dt_train_open_dataset(comm, cfg->data.root, &t->ds, err)) return -1;
-    if (dt_train_check_dataset_shape(t, err)) return -1;
-    if (cfg->data.val_root ? dt_dataset_add_val_root(&t->ds, cfg->data.val_root, &t->split, err)
-                           : dt_split_make(t->ds.n_files, cfg->data.val_fraction,
-                                           cfg->data.split_seed, &t->split, err))
+    if (dt_session_open_data(ses, "data.root", cfg->data.root, err) ||
+        dt_train_check_dataset_shape(t, err) || dt_session_split(ses, cfg, err) ||
+        check_consistency(t, err) || dt_session_display_names(ses, cfg, 1, err))
         return -1;
-    if (check_consistency(t, err) || make_display_names(t, err)) return -1;
     if (dt_train_global_batch(cfg, comm->size, &t->global_batch, err)) return -1;
-    if (t->split.n_train < (size_t)cfg->train.batch_size * (size_t)comm->size)
+    if (t->session.split.n_train < (size_t)cfg->train.batch_size * (size_t)comm->size)
         return dt_fail_usage(err,
                              "%s: the training part has %zu images, fewer than one batch per rank "
                              "(train.batch_size %d x %d ranks); lower train.batch_size or "
                              "data.val_fraction, or use fewer ranks",
-                             cfg->data.root, t->split.n_train, cfg->train.batch_size, comm->size);
-    t->steps_per_epoch = (long)((t->split.n_train + t->global_batch - 1) / t->global_batch);
+                             cfg->data.root, t->session.split.n_train, cfg->train.batch_size,
+                             comm->size);
+    t->steps_per_epoch = (long)((t->session.split.n_train + t->global_batch - 1) / t->global_batch);
     dt_lr_schedule_from_config(cfg, t->steps_per_epoch, &t->schedule);
 
-    if (create_backend(t, err)) return -1;
-    t->have_backend = 1;
+    if (dt_session_create_backend(ses, &request, err)) return -1;
     dt_model_options mo = {.batch = cfg->train.batch_size,
                            .image_size = cfg->data.image_size,
-                           .n_classes = t->ds.n_classes,
+                           .n_classes = t->session.ds.n_classes,
                            .freeze_backbone = cfg->model.freeze == DT_FREEZE_BACKBONE};
-    if (dt_model_create(&t->backend, &mo, &t->model, err)) return -1;
+    if (dt_session_create_model(ses, &mo, err)) return -1;
     /* Rank 0 initialises (and loads model.pretrained): broadcast_model overwrites every parameter
      * and statistic of the other ranks, and nothing else they keep derives from either (the
      * batches_tracked counter is only exported by rank 0). A bad pretrained file fails rank 0,
      * which ends the job like any rank-0 failure. */
-    if (t->is_root && (dt_model_init_weights(t->model, cfg->train.seed, err) ||
+    if (t->is_root && (dt_model_init_weights(t->session.model, cfg->train.seed, err) ||
                        (cfg->model.pretrained && dt_train_load_pretrained(t, err))))
         return -1;
     /* output.dir is locked (and refused if it holds another run) only once every input check
@@ -370,14 +244,10 @@ static int setup(dt_trainer *t, dt_error *err) {
                             .image_size = cfg->data.image_size,
                             .resize = cfg->data.resize,
                             .augment = cfg->data.augment,
-                            .workers = t->workers,
                             .prefetch_batches = dt_train_prefetch_batches(cfg),
                             .seed = dt_rng_mix(cfg->train.seed, 0xA06u),
-                            .cache = cfg->data.cache,
-                            .pixel_alloc = t->backend.ops->host_alloc,
-                            .pixel_free = t->backend.ops->host_free,
-                            .pixel_alloc_user = t->backend.ctx};
-    if (dt_loader_create(&t->ds, &lo, &t->loader, err)) return -1;
+                            .cache = cfg->data.cache};
+    if (dt_session_create_loader(ses, &lo, err)) return -1;
     size_t b = (size_t)cfg->train.batch_size;
     t->n_rank_indices = (size_t)t->steps_per_epoch * b * (size_t)cfg->train.accumulate;
     if (!(t->weights = calloc(b, sizeof *t->weights)) ||
@@ -389,19 +259,12 @@ static int setup(dt_trainer *t, dt_error *err) {
 /* failed: the collectives are aborted first (the caller's host-comm abort follows) */
 static void teardown(dt_trainer *t, int failed) {
     dt_rel_teardown(t);
-    if (t->loader) dt_loader_destroy(t->loader);
     if (t->have_dcomm && failed) t->dcomm.ops->abort_collectives(t->dcomm.ctx);
     if (t->have_dcomm) t->dcomm.ops->destroy(t->dcomm.ctx);
     dt_bucket_plan_free(&t->buckets);
-    if (t->model) dt_model_destroy(t->model);
-    if (t->have_backend) t->backend.ops->destroy(t->backend.ctx);
     if (t->is_root) dt_metrics_close(&t->metrics);
     dt_run_outputs_close(t);
-    if (t->display_names)
-        for (int i = 0; i < t->ds.n_classes; i++) free(t->display_names[i]);
-    free(t->display_names);
-    dt_split_free(&t->split);
-    dt_dataset_free(&t->ds);
+    dt_session_close(&t->session);
     free(t->weights);
     free(t->rank_indices);
 }
@@ -411,8 +274,8 @@ static void teardown(dt_trainer *t, int failed) {
 static int plan_epoch(dt_trainer *t, int epoch, dt_error *err) {
     uint32_t *order = NULL;
     size_t n_order;
-    if (dt_epoch_order(&t->split, t->cfg->train.seed, epoch, t->cfg->train.shuffle, t->global_batch,
-                       &order, &n_order, err))
+    if (dt_epoch_order(&t->session.split, t->cfg->train.seed, epoch, t->cfg->train.shuffle,
+                       t->global_batch, &order, &n_order, err))
         return -1;
     size_t b = (size_t)t->cfg->train.batch_size, accumulate = (size_t)t->cfg->train.accumulate;
     size_t per_rank = b * accumulate;
@@ -442,15 +305,16 @@ int dt_train_forward_loss(dt_trainer *t, const dt_batch *batch, int training, fl
     const dt_config *cfg = t->cfg;
     int b = batch->batch_size;
     for (int i = 0; i < b; i++) t->weights[i] = batch->counts[i] ? 1.0f : 0.0f;
-    if (dt_model_forward(t->model, batch->pixels, cfg->data.mean, cfg->data.std, training, err) ||
-        dt_model_loss(t->model, batch->labels, t->weights, grad_scale, NULL, err))
+    if (dt_model_forward(t->session.model, batch->pixels, cfg->data.mean, cfg->data.std, training,
+                         err) ||
+        dt_model_loss(t->session.model, batch->labels, t->weights, grad_scale, NULL, err))
         return -1;
     return 0;
 }
 
 int dt_train_release_batch(dt_trainer *t, const dt_batch *batch, dt_error *err) {
-    int rc = t->backend.ops->input_wait(t->backend.ctx, err);
-    dt_loader_release(t->loader, batch);
+    int rc = t->session.backend.ops->input_wait(t->session.backend.ctx, err);
+    dt_loader_release(t->session.loader, batch);
     return rc;
 }
 
@@ -463,23 +327,23 @@ static int train_micro_batch(dt_trainer *t, const dt_batch *batch, int micro, dt
     int report = t->comm->size > 1 && micro + 1 == t->cfg->train.accumulate;
     if (report) dt_bucket_plan_reset(&t->buckets);
     if (dt_train_forward_loss(t, batch, 1, 1.0f / (float)counted, err)) return -1;
-    return dt_model_backward(t->model, micro > 0, report, err);
+    return dt_model_backward(t->session.model, micro > 0, report, err);
 }
 
 /* Queues the update without waiting for the device: the backend's non-finite guard decides
  * whether it applies (dt_rel_guard_step); the host learns it at the next guard_sync. */
 static int optimizer_step(dt_trainer *t, long global_step, dt_window *w, dt_error *err) {
     size_t offset, count;
-    dt_model_trainable_span(t->model, &offset, &count);
-    float *grads = dt_model_grads(t->model) + offset;
-    const dt_backend_ops *ops = t->backend.ops;
+    dt_model_trainable_span(t->session.model, &offset, &count);
+    float *grads = dt_model_grads(t->session.model) + offset;
+    const dt_backend_ops *ops = t->session.backend.ops;
     /* the buckets were all-reduced during backward (the test switch's NaN went into the one
      * holding the first trained value); the update waits for the last of them */
     if (t->comm->size == 1 && dt_rel_before_allreduce(t, global_step, grads, err)) return -1;
     if (t->comm->size > 1 && (dt_bucket_plan_check_done(&t->buckets, err) ||
-                              ops->phase_mark(t->backend.ctx, DT_PHASE_ALLREDUCE, err) ||
+                              ops->phase_mark(t->session.backend.ctx, DT_PHASE_ALLREDUCE, err) ||
                               t->dcomm.ops->wait(t->dcomm.ctx, err) ||
-                              ops->phase_mark(t->backend.ctx, DT_PHASE_COMPUTE, err)))
+                              ops->phase_mark(t->session.backend.ctx, DT_PHASE_COMPUTE, err)))
         return dt_error_prefix(err, "all-reduce of gradients");
     if (dt_rel_guard_step(t, global_step, grads, count, err)) return -1;
     const dt_config *cfg = t->cfg;
@@ -495,14 +359,15 @@ static int optimizer_step(dt_trainer *t, long global_step, dt_window *w, dt_erro
                        .first_step = global_step == 0,
                        .guarded = 1};
     w->lr = lr;
-    return t->backend.ops->sgd_step(t->backend.ctx, &p, dt_model_params(t->model) + offset, grads,
-                                    dt_model_momentum(t->model) + offset, count, err);
+    return t->session.backend.ops->sgd_step(
+        t->session.backend.ctx, &p, dt_model_params(t->session.model) + offset, grads,
+        dt_model_momentum(t->session.model) + offset, count, err);
 }
 
 static void window_start(dt_trainer *t, dt_window *w, double now) {
     memset(w, 0, sizeof *w);
     w->start = now;
-    w->wait_start = dt_loader_wait_seconds(t->loader);
+    w->wait_start = dt_loader_wait_seconds(t->session.loader);
 }
 
 /* The console state after global_step steps (step_in_epoch of epoch): position, ETA from the
@@ -526,10 +391,10 @@ static int log_window(dt_trainer *t, int epoch, long step_in_epoch, long global_
                       dt_error *err) {
     double stats[DT_LOSS_STATS], phases[DT_PHASE_COUNT] = {0};
     if (t->dcomm.ops->drain(t->dcomm.ctx, err) ||
-        t->backend.ops->loss_stats_read(t->backend.ctx, stats, 1, err) ||
-        t->backend.ops->phase_read(t->backend.ctx, phases, 1, err))
+        t->session.backend.ops->loss_stats_read(t->session.backend.ctx, stats, 1, err) ||
+        t->session.backend.ops->phase_read(t->session.backend.ctx, phases, 1, err))
         return dt_error_prefix(err, "reading the training statistics");
-    double data_wait = dt_loader_wait_seconds(t->loader) - w->wait_start;
+    double data_wait = dt_loader_wait_seconds(t->session.loader) - w->wait_start;
     double sums[6] = {stats[DT_LOSS_SUM],
                       stats[DT_LOSS_CORRECT],
                       stats[DT_LOSS_COUNT],
@@ -587,11 +452,12 @@ static int log_window(dt_trainer *t, int epoch, long step_in_epoch, long global_
  * so that the copy overlaps the rest of this step (the optimizer included) instead of starting
  * at the next forward. Called once the current batch is released: one batch held at a time. */
 static int prefetch_batch(dt_trainer *t, const dt_batch **next, dt_error *err) {
-    if (dt_loader_next(t->loader, next, err)) return -1;
+    if (dt_loader_next(t->session.loader, next, err)) return -1;
     if (!*next) return dt_fail(err, "internal: the loader ran out of batches early");
     size_t side = (size_t)t->cfg->data.image_size;
     size_t bytes = (size_t)(*next)->batch_size * side * side * 3;
-    return t->backend.ops->input_prefetch(t->backend.ctx, (*next)->pixels, bytes, err);
+    return t->session.backend.ops->input_prefetch(t->session.backend.ctx, (*next)->pixels, bytes,
+                                                  err);
 }
 
 static int train_epoch_steps(dt_trainer *t, int epoch, long first, const dt_batch **pending,
@@ -601,7 +467,7 @@ static int train_epoch_steps(dt_trainer *t, int epoch, long first, const dt_batc
 static int train_epoch(dt_trainer *t, int epoch, long first, dt_error *err) {
     const dt_config *cfg = t->cfg;
     size_t skipped = (size_t)first * (size_t)cfg->train.batch_size * (size_t)cfg->train.accumulate;
-    if (plan_epoch(t, epoch, err) || dt_loader_start(t->loader, t->rank_indices + skipped,
+    if (plan_epoch(t, epoch, err) || dt_loader_start(t->session.loader, t->rank_indices + skipped,
                                                      t->n_rank_indices - skipped, epoch, 1, err))
         return -1;
     const dt_batch *pending = NULL; /* the next micro-batch, its copy started */
@@ -628,7 +494,7 @@ static int train_epoch_steps(dt_trainer *t, int epoch, long first, const dt_batc
         for (int m = 0; m < cfg->train.accumulate; m++) {
             const dt_batch *batch = *pending;
             *pending = NULL;
-            if (!batch && dt_loader_next(t->loader, &batch, err)) return -1;
+            if (!batch && dt_loader_next(t->session.loader, &batch, err)) return -1;
             if (!batch) return dt_fail(err, "internal: the loader ran out of batches early");
             dt_error release_err = {{0}, 0};
             int rc = train_micro_batch(t, batch, m, err);
@@ -657,23 +523,23 @@ static int train_epoch_steps(dt_trainer *t, int epoch, long first, const dt_batc
         if (dt_rel_step_end(t, epoch, s + 1, done, err)) return -1;
     }
     const dt_batch *end = NULL;
-    if (dt_loader_next(t->loader, &end, err)) return -1;
+    if (dt_loader_next(t->session.loader, &end, err)) return -1;
     if (end) return dt_fail(err, "internal: the loader has batches left at the end of the epoch");
     return 0;
 }
 
 static int finish(dt_trainer *t, dt_error *err) {
     /* distinct undecodable files over all ranks */
-    size_t n = t->ds.n_files;
+    size_t n = t->session.ds.n_files;
     double *bad = calloc(n ? n : 1, sizeof *bad);
     if (!bad) return dt_fail(err, "out of memory");
-    const uint8_t *flags = dt_loader_bad_files(t->loader);
+    const uint8_t *flags = dt_loader_bad_files(t->session.loader);
     for (size_t i = 0; i < n; i++) bad[i] = flags[i];
     int rc = t->comm->ops->allreduce_double(t->comm->ctx, bad, n, DT_REDUCE_SUM, err);
     long skipped = 0;
     uint8_t *bad_files = calloc(n ? n : 1, 1);
     for (size_t i = 0; bad_files && i < n; i++) skipped += (bad_files[i] = bad[i] > 0);
-    skipped += (long)t->ds.n_skipped_members; /* shard members refused while indexing */
+    skipped += (long)t->session.ds.n_skipped_members; /* shard members refused while indexing */
     if (!rc)
         rc = bad_files ? dt_run_outputs_done(t, bad_files, err) : dt_fail(err, "out of memory");
     free(bad_files);
@@ -693,7 +559,7 @@ static int finish(dt_trainer *t, dt_error *err) {
                         .best_val_acc = best,
                         .skipped_files = skipped,
                         .elapsed_s = elapsed,
-                        .precision = dt_precision_name(t->precision)};
+                        .precision = dt_precision_name(t->session.precision)};
     if (dt_metrics_done(&t->metrics, &done, err)) return -1;
     double window = t->window_total_s > 0 ? t->window_total_s : 1;
     dt_progress_line(&t->progress, NULL,
@@ -713,29 +579,32 @@ static int finish(dt_trainer *t, dt_error *err) {
 int dt_train_write_model(dt_trainer *t, const char *name, dt_error *err) {
     char path[DT_PATH_BYTES];
     if (dt_path_join(path, sizeof path, t->cfg->output.dir, name, err)) return -1;
-    return dt_export_trained_model(t->model, path, t->display_names, t->ds.n_classes, t->cfg, err);
+    return dt_export_trained_model(t->session.model, path, t->session.display_names,
+                                   t->session.ds.n_classes, t->cfg, err);
 }
 
 /* The start-up summary, one line: data, ranks, device (and why not a GPU, unless
  * DTRAIN_VERBOSE printed it already), threads and steps. */
 static void print_summary(dt_trainer *t) {
     char device[320];
-    const char *why = t->device.fallback_reason, *tail = strstr(why, "training on the CPU: ");
+    const char *why = t->session.device.fallback_reason,
+               *tail = strstr(why, "training on the CPU: ");
     if (why[0] && !dt_progress_verbose())
-        snprintf(device, sizeof device, "%s (no GPU: %s)", t->backend.ops->name,
+        snprintf(device, sizeof device, "%s (no GPU: %s)", t->session.backend.ops->name,
                  tail ? tail + strlen("training on the CPU: ") : why);
     else
-        snprintf(device, sizeof device, "%s", t->backend.ops->name);
-    dt_progress_line(
-        &t->progress, NULL,
-        "dtrain: %zu images in %d classes (%zu train, %zu val), %d rank%s on %s, "
-        "precision %s%s, %d compute thread%s + %d decode worker%s per rank, %ld "
-        "steps/epoch of %zu images",
-        t->ds.n_files, t->ds.n_classes, t->split.n_train, t->split.n_val, t->comm->size,
-        t->comm->size == 1 ? "" : "s", device, dt_precision_name(t->precision),
-        t->cfg->runtime.precision == DT_PRECISION_AUTO ? " (runtime.precision: auto)" : "",
-        t->threads, t->threads == 1 ? "" : "s", t->workers, t->workers == 1 ? "" : "s",
-        t->steps_per_epoch, t->global_batch);
+        snprintf(device, sizeof device, "%s", t->session.backend.ops->name);
+    dt_progress_line(&t->progress, NULL,
+                     "dtrain: %zu images in %d classes (%zu train, %zu val), %d rank%s on %s, "
+                     "precision %s%s, %d compute thread%s + %d decode worker%s per rank, %ld "
+                     "steps/epoch of %zu images",
+                     t->session.ds.n_files, t->session.ds.n_classes, t->session.split.n_train,
+                     t->session.split.n_val, t->comm->size, t->comm->size == 1 ? "" : "s", device,
+                     dt_precision_name(t->session.precision),
+                     t->cfg->runtime.precision == DT_PRECISION_AUTO ? " (runtime.precision: auto)"
+                                                                    : "",
+                     t->session.threads, t->session.threads == 1 ? "" : "s", t->session.workers,
+                     t->session.workers == 1 ? "" : "s", t->steps_per_epoch, t->global_batch);
 }
 
 static int run(dt_trainer *t, dt_error *err) {

@@ -16,6 +16,7 @@
 #include "train/buckets.h"
 #include "train/device_choice.h"
 #include "train/progress.h"
+#include "train/session.h"
 #include "train/watchdog.h"
 
 /* Statistics gathered between two log lines (the loss sums and the all-reduce time are kept by
@@ -58,23 +59,14 @@ typedef struct dt_trainer {
     dt_comm *comm;
     int is_root;
     double start;
-    int threads, workers;
-
-    dt_dataset ds;
-    dt_split split;
-    dt_device_choice device;
-    dt_precision_kind precision; /* runtime.precision resolved for the device (never auto) */
-    dt_backend backend;
-    int have_backend;
+    /* data, split, display names, threads, device, backend, model, loader (train/session.h) */
+    dt_session session;
     dt_device_comm dcomm; /* gradients in backend memory (created after the backend) */
     int have_dcomm;
     dt_bucket_plan buckets; /* with more than one rank */
-    dt_model *model;
-    dt_loader *loader;
     dt_metrics metrics;
     dt_progress progress;
     dt_progress_state last_progress; /* loss, acc, img/s of the last log line (has_stats) */
-    char **display_names;            /* per label: data.class_names' name, else the folder */
 
     size_t global_batch; /* batch_size x ranks x accumulate */
     long steps_per_epoch;
@@ -114,10 +106,6 @@ int dt_train_evaluate(dt_trainer *t, int epoch, long global_step, dt_error *err)
 
 /* Right after the scan: at least two classes (exit code 2). */
 int dt_train_check_dataset_shape(dt_trainer *t, dt_error *err);
-
-/* data.root as a dataset: rank 0 reads it and broadcasts the list to the other ranks
- * (dataset_open.c). */
-int dt_train_open_dataset(dt_comm *comm, const char *root, dt_dataset *ds, dt_error *err);
 
 /* batch_size x ranks x accumulate, refused (exit code 2) if it does not fit a size_t. */
 int dt_train_global_batch(const dt_config *cfg, int ranks, size_t *global_batch, dt_error *err);
