@@ -65,7 +65,7 @@ static int evaluate_on_root(dt_trainer *t, int epoch, long global_step, dt_error
                      "epoch %d/%d: validation loss %.4f, accuracy %.4f (%ld images)", epoch,
                      cfg->train.epochs, val_loss, val_acc, (long)count);
     int finite = 0;
-    if (dt_rel_weights_finite(t, &finite, err)) return -1;
+    if (dt_model_state_finite(t->session.model, &finite, err)) return -1;
     if (!finite || !isfinite(val_loss)) {
         dt_warn("epoch %d: the %s not finite: best.safetensors not updated", epoch,
                 finite ? "validation loss is" : "weights are");
@@ -79,7 +79,8 @@ static int evaluate_on_root(dt_trainer *t, int epoch, long global_step, dt_error
 }
 
 int dt_train_evaluate(dt_trainer *t, int epoch, long global_step, dt_error *err) {
-    dt_rel_phase(t, t->is_root ? "evaluation" : "waiting for rank 0's evaluation", global_step, 1);
+    dt_watchdog_mark(t->watchdog, t->is_root ? "evaluation" : "waiting for rank 0's evaluation",
+                     global_step, 1);
     int rc = t->is_root ? evaluate_on_root(t, epoch, global_step, err) : 0;
     /* A failing rank 0 returns its error and the job is aborted; the others wait here. */
     if (rc) return rc;

@@ -14,8 +14,7 @@ int dt_run_outputs_open(dt_trainer *t, dt_error *err) {
     snprintf(dir, sizeof dir, "%s/tensorboard", t->cfg->output.dir);
     /* A resumed run keeps its own events up to its checkpoint's step. A new run has nothing to
      * drop: a folder with an earlier run's event files was refused or cleared (run_dir.c). */
-    if (t->rel.resume && dt_tensorboard_drop_after(dir, t->rel.last_checkpoint_step, err))
-        return -1;
+    if (t->ckpt.resume && dt_tensorboard_drop_after(dir, t->ckpt.last_step, err)) return -1;
     return dt_tensorboard_open(dir, &t->tensorboard, err);
 }
 
