@@ -60,7 +60,7 @@ if [[ $mode == inference ]]; then
     # the cgroup quota, OMP_NUM_THREADS), and say so on stderr with DTRAIN_VERBOSE=1.
     # training logs on stdout; eval and predict on stderr (predict's stdout is its results)
     verbose() { env -u OMP_NUM_THREADS -u OMP_WAIT_POLICY DTRAIN_VERBOSE=1 "$@" 2>&1; }
-    stderr_of() { env -u OMP_NUM_THREADS -u OMP_WAIT_POLICY DTRAIN_VERBOSE=1 "$@" 2>&1 >/dev/null; }
+    stderr_of() { { env -u OMP_NUM_THREADS -u OMP_WAIT_POLICY DTRAIN_VERBOSE=1 "$@" >/dev/null; } 2>&1; }
     threads_line() { grep -m1 "^threads:" <<<"$1"; }
     env -u OMP_NUM_THREADS "$dtrain" "$work/run.yaml" train.epochs=1 >"$work/train.log" 2>&1
     expect "a one-epoch run for the model: exit code" "$?" 0
