@@ -5,6 +5,9 @@
 #     runtime.threads wins over OMP_NUM_THREADS), the OpenMP wait policy in force (libgomp's own
 #     report), and with MPIRUN: under mpirun -np 2 both ranks are processes named dtrain with
 #     argv[0] as typed.
+#   startup_check.sh inference DTRAIN MAKE_LEARNABLE_IMAGEFOLDER
+#     dtrain eval and dtrain predict pick the thread counts training picks (taskset -c 0,
+#     OMP_NUM_THREADS=3) and report them as training does.
 #   startup_check.sh debuggers DTRAIN
 #     dtrain --version runs to its end under valgrind and under gdb (when installed).
 set -u
@@ -51,6 +54,39 @@ train: {epochs: 1000, batch_size: 2}
 runtime: {device: cpu}
 output: {dir: $work/out, log_every: 100}
 YAML
+
+if [[ $mode == inference ]]; then
+    # dtrain eval and dtrain predict choose their threads as training does (the affinity mask,
+    # the cgroup quota, OMP_NUM_THREADS), and say so on stderr with DTRAIN_VERBOSE=1.
+    # training logs on stdout; eval and predict on stderr (predict's stdout is its results)
+    verbose() { env -u OMP_NUM_THREADS -u OMP_WAIT_POLICY DTRAIN_VERBOSE=1 "$@" 2>&1; }
+    stderr_of() { { env -u OMP_NUM_THREADS -u OMP_WAIT_POLICY DTRAIN_VERBOSE=1 "$@" >/dev/null; } 2>&1; }
+    threads_line() { grep -m1 "^threads:" <<<"$1"; }
+    env -u OMP_NUM_THREADS "$dtrain" "$work/run.yaml" train.epochs=1 >"$work/train.log" 2>&1
+    expect "a one-epoch run for the model: exit code" "$?" 0
+    model=$work/out/model.safetensors
+    for case in "taskset -c 0" "OMP_NUM_THREADS=3"; do
+        prefix=(taskset -c 0)
+        [[ $case == OMP* ]] && prefix=(env "$case")
+        train=$(threads_line "$(verbose "${prefix[@]}" "$dtrain" "$work/run.yaml" \
+            train.batch_size=64 "output.dir=$work/refused")")
+        expect_match "training's thread line ($case)" "$train" "threads: *"
+        eval_out=$(stderr_of "${prefix[@]}" "$dtrain" eval "$work/run.yaml" --data "$work/data" \
+            --out "$work/eval-${prefix[0]}")
+        expect "dtrain eval's thread line equals training's ($case)" "$(threads_line "$eval_out")" \
+            "$train"
+        predict_out=$(stderr_of "${prefix[@]}" "$dtrain" predict "$model" "$work/data" --device cpu)
+        expect "dtrain predict's thread line equals training's ($case)" \
+            "$(threads_line "$predict_out")" "$train"
+    done
+    # the evaluation's report names the compute threads it used: 1 under taskset -c 0, not
+    # every online core
+    expect_match "eval report under taskset -c 0" \
+        "$(grep -o "cpu, [0-9]* compute threads per rank" "$work/eval-taskset/report.html")" \
+        "cpu, 1 compute threads per rank"
+    check_summary startup_inference_threads
+    exit
+fi
 
 # The thread counts are chosen and logged first thing: these runs stop right after, as a batch
 # of 64 does not fit the 6 training images (exit code 2), to keep the test fast.

@@ -52,6 +52,11 @@ typedef struct dt_ckpt_report {
     size_t bytes;
 } dt_ckpt_report;
 
+/* Test-only switch DTRAIN_TEST_CKPT_CRASH=POINT (DTRAIN_TEST_CKPT_CRASH_STEP=step, -1: any;
+ * read by src/train/test_faults.c, which sets it here): the writer kills the process at POINT
+ * ("model", "optimizer", "state", "before-rename", "after-rename", "after-latest"). "" : none. */
+void dt_checkpoint_test_crash_set(const char *point, long step);
+
 /* Writes one checkpoint under output_dir/checkpoints and keeps the newest `keep`. Errors name
  * the file and the OS error; the previous checkpoints and `latest` are untouched then. */
 int dt_checkpoint_write(const char *output_dir, const dt_ckpt_payload *p, int keep,

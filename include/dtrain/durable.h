@@ -21,9 +21,10 @@ int dt_replace_file_durably(const char *path, const void *data, size_t size, dt_
 /* rm -rf without following links; 0 when the tree is gone (or never existed). */
 int dt_remove_tree(const char *path);
 
-/* Test-only switch DTRAIN_TEST_SLOW_WRITE_MS=ms: every file write (checkpoint members, model
- * files, reports and CSV files) pauses this long after its data and before its rename, to let
- * tests signal a run while it writes. */
+/* Test-only switch DTRAIN_TEST_SLOW_WRITE_MS=ms (read by src/train/test_faults.c, which sets it
+ * here): every file write (checkpoint members, model files, reports and CSV files) pauses this
+ * long after its data and before its rename, to let tests signal a run while it writes. */
+void dt_durable_test_delay_set(long ms);
 void dt_test_write_delay(void);
 
 /* The parent folder of path (".", when it has no slash) into out. */

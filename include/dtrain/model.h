@@ -97,6 +97,18 @@ int dt_model_download_state(dt_model *model, float *host_params, float *host_sta
 int dt_model_upload_state(dt_model *model, const float *host_params, const float *host_stats,
                           dt_error *err);
 
+/* Host copies of the momentum buffer (checkpoints, resume). */
+int dt_model_download_momentum(dt_model *model, float *host_momentum, dt_error *err);
+int dt_model_upload_momentum(dt_model *model, const float *host_momentum, dt_error *err);
+
+/* Before a training step: keeps a copy of the running statistics in backend memory. */
+int dt_model_stats_snapshot(dt_model *model, dt_error *err);
+/* After the step's non-finite check (dt_backend_ops.guard_check): queues the restore of the
+ * snapshot, applied by the backend only when the guard skips the step. */
+int dt_model_stats_restore_if_skipped(dt_model *model, dt_error *err);
+/* *finite: every parameter and running statistic is finite (a wait for the device). */
+int dt_model_state_finite(dt_model *model, int *finite, dt_error *err);
+
 /* Loads a torchvision/timm ResNet-18 state dict from a safetensors file (F32, F16, BF16 or F64
  * tensors; num_batches_tracked optional, bn1's value becomes the model's counter). Every other
  * tensor must be present with the right shape and finite values, and nothing else may be in the

@@ -49,6 +49,9 @@ typedef struct dt_thread_plan {
 /* Chooses the thread counts (every rank calls it: the ranks compare their masks). */
 int dt_thread_plan_make(const dt_config *cfg, const dt_comm *comm, dt_thread_plan *plan,
                         dt_error *err);
+/* The same for explicit counts (runtime.threads, data.workers; 0: the rank's share). */
+int dt_thread_plan_for(int threads, int workers, const dt_comm *comm, dt_thread_plan *plan,
+                       dt_error *err);
 
 /* Recorded by the dtrain executable before OpenMP starts: whether it set OMP_WAIT_POLICY. */
 void dt_openmp_wait_policy_record(int set_by_dtrain);

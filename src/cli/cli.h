@@ -14,11 +14,6 @@ int dt_cli_predict(int argc, char **argv);
 int dt_cli_eval(int argc, char **argv);
 int dt_cli_pack(int argc, char **argv);
 
-/* A backend for inference on the chosen device: cuda when asked (or, for auto, when a GPU and
- * the CUDA backend are there), else the CPU. local_rank picks the GPU. */
-int dt_cli_create_backend(dt_device_kind device, int threads, int local_rank, dt_backend *backend,
-                          dt_error *err);
-
 /* The image files under each path: a file is taken as it is; a folder is walked recursively
  * (names starting with '.' skipped, .jpg .jpeg .png in any case, sorted by path as training
  * sorts them). The caller frees each string and the array. */

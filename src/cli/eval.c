@@ -22,6 +22,7 @@
 #include "dtrain/results.h"
 #include "dtrain/safetensors.h"
 #include "dtrain/text_escape.h"
+#include "train/session.h"
 
 typedef struct eval_state {
     const dt_config *cfg;
@@ -33,16 +34,12 @@ typedef struct eval_state {
     const char *split_name;  /* "test", "validation" */
     char out_dir[4200];
     char model_hash[40]; /* the model's config_hash metadata, "" when absent */
-    dt_dataset ds;
-    dt_split split;
-    uint32_t *all; /* val_fraction = 1: every file */
+    /* data, split, display names, threads, device, backend, model, loader: training's rules */
+    dt_session session;
+    dt_progress log; /* the start-up details of DTRAIN_VERBOSE, on stderr */
+    uint32_t *all;   /* val_fraction = 1: every file */
     const uint32_t *indices;
     size_t n;
-    char **names;
-    dt_backend backend;
-    int have_backend, threads;
-    dt_model *model;
-    dt_loader *loader;
     double *gathered; /* n x (classes + 1): logits, then 1 where the sample decoded */
     double *bad;      /* per dataset file */
 } eval_state;
@@ -88,10 +85,10 @@ static int choose_out_dir(eval_state *s, dt_error *err) {
  * (written by training, one name per line): the same names in the same order, or an error. */
 static int check_model_classes(const eval_state *s, const char *stored, dt_error *err) {
     char got[2048] = "";
-    int k = s->ds.n_classes, same = 1;
+    int k = s->session.ds.n_classes, same = 1;
     const char *p = stored;
     for (int i = 0; i < k; i++) {
-        const char *name = dt_config_display_name(s->cfg, s->ds.class_names[i]);
+        const char *name = dt_config_display_name(s->cfg, s->session.ds.class_names[i]);
         size_t len = strlen(name), used = strlen(got);
         snprintf(got + used, sizeof got - used, "%s%s", i ? ", " : "", name);
         same = same && p && strncmp(p, name, len) == 0 && (p[len] == '\n' || p[len] == '\0');
@@ -130,60 +127,53 @@ static int read_model_metadata(eval_state *s, dt_error *err) {
 
 static int prepare(eval_state *s, dt_error *err) {
     const dt_config *cfg = s->cfg;
+    dt_session *ses = &s->session;
+    dt_progress_init(&s->log, stderr, 1);
+    dt_session_init(ses, s->comm, dt_progress_verbose() ? &s->log : NULL);
+    /* training's device and thread rules; inference runs in fp32 */
+    dt_session_request request = {.device = cfg->runtime.device,
+                                  .precision = DT_PRECISION_FP32,
+                                  .threads = cfg->runtime.threads,
+                                  .workers = cfg->data.workers};
+    if (dt_session_plan_threads(ses, &request, err)) return -1;
     int whole = s->data_option || cfg->data.val_fraction >= 1.0;
     s->data_path = s->data_option ? s->data_option : cfg->data.root;
-    if (dt_dataset_scan_key(s->data_option ? "--data" : "data.root", s->data_path, &s->ds, err))
+    if (dt_session_open_data(ses, s->data_option ? "--data" : "data.root", s->data_path, err))
         return -1;
-    if (!whole && cfg->data.val_root) {
-        /* the validation set of a run with a separate folder */
-        if (dt_dataset_add_val_root(&s->ds, cfg->data.val_root, &s->split, err)) return -1;
-        s->data_path = cfg->data.val_root;
-        s->indices = s->split.val;
-        s->n = s->split.n_val;
-        s->split_name = "validation";
-    } else if (whole) {
-        if (!(s->all = malloc(s->ds.n_files * sizeof *s->all)))
+    if (whole) {
+        if (!(s->all = malloc((ses->ds.n_files ? ses->ds.n_files : 1) * sizeof *s->all)))
             return dt_fail(err, "out of memory");
-        for (size_t i = 0; i < s->ds.n_files; i++) s->all[i] = (uint32_t)i;
+        for (size_t i = 0; i < ses->ds.n_files; i++) s->all[i] = (uint32_t)i;
         s->indices = s->all;
-        s->n = s->ds.n_files;
+        s->n = ses->ds.n_files;
         s->split_name = "test";
     } else {
+        /* data.val_root's folder, or the part held out of data.root */
+        if (dt_session_split(ses, cfg, err)) return -1;
+        if (cfg->data.val_root) s->data_path = cfg->data.val_root;
+        s->indices = ses->split.val;
+        s->n = ses->split.n_val;
         s->split_name = "validation";
-        if (dt_split_make(s->ds.n_files, cfg->data.val_fraction, cfg->data.split_seed, &s->split,
-                          err))
-            return -1;
-        s->indices = s->split.val;
-        s->n = s->split.n_val;
     }
     if (s->comm->rank == 0 && choose_out_dir(s, err)) return -1;
     if (read_model_metadata(s, err)) return -1;
-    int k = s->ds.n_classes;
-    if (!(s->names = calloc((size_t)k, sizeof *s->names))) return dt_fail(err, "out of memory");
-    for (int i = 0; i < k; i++)
-        if (!(s->names[i] = strdup(dt_config_display_name(cfg, s->ds.class_names[i]))))
-            return dt_fail(err, "out of memory");
-    int share = dt_online_cores() / (s->comm->local_size > 0 ? s->comm->local_size : 1);
-    s->threads = cfg->runtime.threads > 0 ? cfg->runtime.threads : share > 0 ? share : 1;
-    if (dt_cli_create_backend(cfg->runtime.device, s->threads, s->comm->local_rank, &s->backend,
-                              err))
+    int k = ses->ds.n_classes;
+    if (dt_session_display_names(ses, cfg, 0, err) || dt_session_create_backend(ses, &request, err))
         return -1;
-    s->have_backend = 1;
     dt_model_options mo = {
         .batch = cfg->train.batch_size, .image_size = cfg->data.image_size, .n_classes = k};
-    if (dt_model_create(&s->backend, &mo, &s->model, err) ||
-        dt_model_load_safetensors(s->model, s->model_path, 0, NULL, err))
+    if (dt_session_create_model(ses, &mo, err) ||
+        dt_model_load_safetensors(ses->model, s->model_path, 0, NULL, err))
         return -1;
     dt_loader_options lo = {.batch_size = cfg->train.batch_size,
                             .image_size = cfg->data.image_size,
                             .resize = cfg->data.resize,
                             .augment = DT_AUGMENT_NONE,
                             .cache = cfg->data.cache,
-                            .workers = cfg->data.workers > 0 ? cfg->data.workers : s->threads,
                             .prefetch_batches = 3};
-    if (dt_loader_create(&s->ds, &lo, &s->loader, err)) return -1;
+    if (dt_session_create_loader(ses, &lo, err)) return -1;
     s->gathered = calloc(s->n * (size_t)(k + 1) + 1, sizeof *s->gathered);
-    s->bad = calloc(s->ds.n_files + 1, sizeof *s->bad);
+    s->bad = calloc(ses->ds.n_files + 1, sizeof *s->bad);
     if (!s->gathered || !s->bad) return dt_fail(err, "out of memory for %zu samples", s->n);
     return 0;
 }
@@ -192,18 +182,19 @@ static int prepare(eval_state *s, dt_error *err) {
 static int evaluate_share(eval_state *s, dt_error *err) {
     size_t size = (size_t)s->comm->size, rank = (size_t)s->comm->rank;
     size_t begin = s->n * rank / size, end = s->n * (rank + 1) / size;
-    int k = s->ds.n_classes, b = s->cfg->train.batch_size;
+    int k = s->session.ds.n_classes, b = s->cfg->train.batch_size;
     float *logits = malloc((size_t)b * (size_t)k * sizeof *logits);
     if (!logits) return dt_fail(err, "out of memory");
     int rc = 0;
     size_t position = begin; /* the loader keeps the order of the indices it is given */
-    if (end > begin) rc = dt_loader_start(s->loader, s->indices + begin, end - begin, 0, 0, err);
+    if (end > begin)
+        rc = dt_loader_start(s->session.loader, s->indices + begin, end - begin, 0, 0, err);
     while (!rc && end > begin) {
         const dt_batch *batch = NULL;
-        if ((rc = dt_loader_next(s->loader, &batch, err)) || !batch) break;
-        rc = dt_model_forward(s->model, batch->pixels, s->cfg->data.mean, s->cfg->data.std, 0,
-                              err) ||
-             dt_model_logits(s->model, logits, err);
+        if ((rc = dt_loader_next(s->session.loader, &batch, err)) || !batch) break;
+        rc = dt_model_forward(s->session.model, batch->pixels, s->cfg->data.mean, s->cfg->data.std,
+                              0, err) ||
+             dt_model_logits(s->session.model, logits, err);
         for (int i = 0; !rc && i < b && position < end; i++, position++) {
             /* undecodable: named by the loader, not counted (its slot holds another image) */
             if (!batch->counts[i]) continue;
@@ -215,37 +206,38 @@ static int evaluate_share(eval_state *s, dt_error *err) {
             for (int c = 0; c < k; c++) row[c] = logits[(size_t)i * (size_t)k + (size_t)c];
             row[k] = 1;
         }
-        dt_loader_release(s->loader, batch);
+        dt_loader_release(s->session.loader, batch);
     }
     free(logits);
     if (rc) return dt_error_prefix(err, "evaluation");
-    const uint8_t *flags = dt_loader_bad_files(s->loader);
-    for (size_t i = 0; i < s->ds.n_files; i++) s->bad[i] = flags[i];
+    const uint8_t *flags = dt_loader_bad_files(s->session.loader);
+    for (size_t i = 0; i < s->session.ds.n_files; i++) s->bad[i] = flags[i];
     return 0;
 }
 
 static int report_on_root(eval_state *s, double seconds, dt_error *err) {
-    int k = s->ds.n_classes;
+    int k = s->session.ds.n_classes;
     dt_predictions p;
     if (dt_predictions_init(&p, k, s->n, err)) return -1;
     float *logits = malloc((size_t)k * sizeof *logits);
-    uint8_t *bad = calloc(s->ds.n_files + 1, 1);
+    uint8_t *bad = calloc(s->session.ds.n_files + 1, 1);
     int rc = logits && bad ? 0 : dt_fail(err, "out of memory");
     size_t n_bad = 0;
-    for (size_t i = 0; bad && i < s->ds.n_files; i++) n_bad += (bad[i] = s->bad[i] > 0);
+    for (size_t i = 0; bad && i < s->session.ds.n_files; i++) n_bad += (bad[i] = s->bad[i] > 0);
     for (size_t i = 0; !rc && i < s->n; i++) {
         const double *row = s->gathered + i * (size_t)(k + 1);
         if (row[k] == 0) continue;
         for (int c = 0; c < k; c++) logits[c] = (float)row[c];
-        rc = dt_predictions_add(&p, s->indices[i], s->ds.files[s->indices[i]].label, logits, err);
+        rc = dt_predictions_add(&p, s->indices[i], s->session.ds.files[s->indices[i]].label, logits,
+                                err);
     }
     dt_text report = {0};
     char device[256];
-    snprintf(device, sizeof device, "%s, %d compute threads per rank", s->backend.ops->name,
-             s->threads);
+    snprintf(device, sizeof device, "%s, %d compute threads per rank", s->session.backend.ops->name,
+             s->session.threads);
     dt_results_context c = {.cfg = s->cfg,
-                            .ds = &s->ds,
-                            .names = s->names,
+                            .ds = &s->session.ds,
+                            .names = s->session.display_names,
                             .bad_files = bad,
                             .device = device,
                             .ranks = s->comm->size,
@@ -292,28 +284,22 @@ static int report_on_root(eval_state *s, double seconds, dt_error *err) {
 static int run(eval_state *s, dt_error *err) {
     double start = dt_monotonic_seconds();
     if (prepare(s, err) || evaluate_share(s, err)) return -1;
-    int k = s->ds.n_classes;
+    int k = s->session.ds.n_classes;
     dt_comm *comm = s->comm;
     if (comm->size > 1 &&
         (comm->ops->allreduce_double(comm->ctx, s->gathered, s->n * (size_t)(k + 1), DT_REDUCE_SUM,
                                      err) ||
-         comm->ops->allreduce_double(comm->ctx, s->bad, s->ds.n_files, DT_REDUCE_SUM, err)))
+         comm->ops->allreduce_double(comm->ctx, s->bad, s->session.ds.n_files, DT_REDUCE_SUM, err)))
         return dt_error_prefix(err, "gathering the evaluation");
     if (comm->rank == 0 && report_on_root(s, dt_monotonic_seconds() - start, err)) return -1;
     return comm->size > 1 ? comm->ops->barrier(comm->ctx, err) : 0;
 }
 
 static void teardown(eval_state *s) {
-    if (s->loader) dt_loader_destroy(s->loader);
-    if (s->model) dt_model_destroy(s->model);
-    if (s->have_backend) s->backend.ops->destroy(s->backend.ctx);
-    for (int i = 0; s->names && i < s->ds.n_classes; i++) free(s->names[i]);
-    free(s->names);
+    dt_session_close(&s->session);
     free(s->all);
     free(s->gathered);
     free(s->bad);
-    dt_split_free(&s->split);
-    dt_dataset_free(&s->ds);
 }
 
 static const char eval_usage[] =

@@ -15,6 +15,7 @@
 #include "dtrain/platform.h"
 #include "dtrain/safetensors.h"
 #include "dtrain/text_escape.h"
+#include "train/session.h"
 
 typedef struct predict_options {
     const char *model_path, *classes_path;
@@ -322,9 +323,9 @@ typedef struct predict_state {
     predict_options opt;
     char **names;
     int n_classes;
-    dt_backend backend;
-    int have_backend;
-    dt_model *model;
+    dt_comm comm;       /* one process */
+    dt_session session; /* threads, device, backend and model: training's rules */
+    dt_progress log;    /* the start-up details of DTRAIN_VERBOSE, on stderr */
     char **files;
     size_t n_files;
     uint8_t *pixels;
@@ -352,8 +353,8 @@ static int run_batch(predict_state *s, size_t first, size_t count, int *any_fail
     }
     int any_decoded = 0;
     for (size_t i = 0; i < count; i++) any_decoded |= s->decoded[i];
-    if (any_decoded && (dt_model_forward(s->model, s->pixels, o->mean, o->std, 0, err) ||
-                        dt_model_logits(s->model, s->logits, err)))
+    if (any_decoded && (dt_model_forward(s->session.model, s->pixels, o->mean, o->std, 0, err) ||
+                        dt_model_logits(s->session.model, s->logits, err)))
         return -1;
     for (size_t i = 0; i < count; i++) {
         const char *path = s->files[first + i];
@@ -415,12 +416,14 @@ done:
     dt_safetensors_free(&st);
     if (rc) return -1;
 
-    if (dt_cli_create_backend(o->device, dt_online_cores(), 0, &s->backend, err)) return -1;
-    s->have_backend = 1;
+    /* the thread share and the device as training chooses them; inference runs in fp32 */
+    dt_session_request request = {.device = o->device, .precision = DT_PRECISION_FP32};
     dt_model_options mo = {
         .batch = o->batch_size, .image_size = o->image_size, .n_classes = s->n_classes};
-    if (dt_model_create(&s->backend, &mo, &s->model, err) ||
-        dt_model_load_safetensors(s->model, o->model_path, 0, NULL, err) ||
+    if (dt_session_plan_threads(&s->session, &request, err) ||
+        dt_session_create_backend(&s->session, &request, err) ||
+        dt_session_create_model(&s->session, &mo, err) ||
+        dt_model_load_safetensors(s->session.model, o->model_path, 0, NULL, err) ||
         dt_cli_image_paths(o->paths, o->n_paths, &s->files, &s->n_files, err))
         return -1;
     size_t b = (size_t)o->batch_size;
@@ -457,6 +460,9 @@ int dt_cli_predict(int argc, char **argv) {
         free(s.opt.paths);
         return DT_EXIT_USAGE;
     }
+    dt_comm_single_init(&s.comm);
+    dt_progress_init(&s.log, stderr, 1);
+    dt_session_init(&s.session, &s.comm, dt_progress_verbose() ? &s.log : NULL);
     if (predict(&s, &any_failed, &err)) {
         fflush(stdout);
         fprintf(stderr, "dtrain: error: %s\n", escaped_message(&err));
@@ -464,8 +470,7 @@ int dt_cli_predict(int argc, char **argv) {
     } else if (any_failed) {
         code = DT_EXIT_RUNTIME;
     }
-    if (s.model) dt_model_destroy(s.model);
-    if (s.have_backend) s.backend.ops->destroy(s.backend.ctx);
+    dt_session_close(&s.session);
     for (int i = 0; s.names && i < s.n_classes; i++) free(s.names[i]);
     free(s.names);
     for (size_t i = 0; i < s.n_files; i++) free(s.files[i]);

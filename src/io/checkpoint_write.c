@@ -30,11 +30,19 @@ void dt_ckpt_payload_free(dt_ckpt_payload *p) {
     memset(p, 0, sizeof *p);
 }
 
+static char test_crash_point[32];
+static long test_crash_step = -1;
+
+void dt_checkpoint_test_crash_set(const char *point, long step) {
+    snprintf(test_crash_point, sizeof test_crash_point, "%s", point);
+    test_crash_step = step;
+}
+
 /* Test-only: the writer dies here when DTRAIN_TEST_CKPT_CRASH names this point. */
 static void crash_point(const char *point, long step) {
-    const char *wanted = getenv("DTRAIN_TEST_CKPT_CRASH");
-    const char *at = getenv("DTRAIN_TEST_CKPT_CRASH_STEP");
-    if (wanted && strcmp(wanted, point) == 0 && (!at || atol(at) == step)) kill(getpid(), SIGKILL);
+    if (test_crash_point[0] && strcmp(test_crash_point, point) == 0 &&
+        (test_crash_step < 0 || test_crash_step == step))
+        kill(getpid(), SIGKILL);
 }
 
 typedef struct file_record {

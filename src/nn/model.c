@@ -43,7 +43,7 @@ void dt_model_destroy(dt_model *m) {
     if (!m) return;
     dt_resnet18_free(m);
     const dt_backend_ops *ops = m->backend.ops;
-    float *buffers[] = {m->params, m->grads, m->momentum, m->stats};
+    float *buffers[] = {m->params, m->grads, m->momentum, m->stats, m->stats_backup};
     for (size_t i = 0; i < sizeof buffers / sizeof buffers[0]; i++)
         if (buffers[i]) ops->buffer_free(m->backend.ctx, buffers[i]);
     free(m);

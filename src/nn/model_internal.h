@@ -35,6 +35,7 @@ struct dt_model {
     int batch, image_size, n_classes, freeze_backbone;
     dt_state_layout layout;
     float *params, *grads, *momentum, *stats; /* backend memory */
+    float *stats_backup; /* dt_model_stats_snapshot's copy (model_stats.c); NULL until then */
     int64_t batches_tracked;
     int forward_was_training, have_logit_grad;
 

@@ -14,8 +14,7 @@ int dt_run_outputs_open(dt_trainer *t, dt_error *err) {
     snprintf(dir, sizeof dir, "%s/tensorboard", t->cfg->output.dir);
     /* A resumed run keeps its own events up to its checkpoint's step. A new run has nothing to
      * drop: a folder with an earlier run's event files was refused or cleared (run_dir.c). */
-    if (t->rel.resume && dt_tensorboard_drop_after(dir, t->rel.last_checkpoint_step, err))
-        return -1;
+    if (t->ckpt.resume && dt_tensorboard_drop_after(dir, t->ckpt.last_step, err)) return -1;
     return dt_tensorboard_open(dir, &t->tensorboard, err);
 }
 
@@ -35,12 +34,13 @@ static int write_results(dt_trainer *t, const uint8_t *bad_files, dt_tensorboard
     char device[256];
     snprintf(device, sizeof device,
              "%s, precision %s, %d compute threads + %d decode workers per rank",
-             t->backend.ops->name, dt_precision_name(t->precision), t->threads, t->workers);
+             t->session.backend.ops->name, dt_precision_name(t->session.precision),
+             t->session.threads, t->session.workers);
     dt_results_context c = {.cfg = t->cfg,
-                            .ds = &t->ds,
-                            .names = t->display_names,
-                            .train_indices = t->split.train,
-                            .n_train = t->split.n_train,
+                            .ds = &t->session.ds,
+                            .names = t->session.display_names,
+                            .train_indices = t->session.split.train,
+                            .n_train = t->session.split.n_train,
                             .bad_files = bad_files,
                             .device = device,
                             .ranks = t->comm->size,
@@ -66,7 +66,7 @@ int dt_run_outputs_eval(dt_trainer *t, const dt_eval_row *row, dt_predictions *p
         (dt_tensorboard_scalar(t->tensorboard, "eval/loss", row->step, (float)row->val_loss, err) ||
          dt_tensorboard_scalar(t->tensorboard, "eval/acc", row->step, (float)row->val_acc, err)))
         return -1;
-    return write_results(t, dt_loader_bad_files(t->loader), t->tensorboard, err);
+    return write_results(t, dt_loader_bad_files(t->session.loader), t->tensorboard, err);
 }
 
 int dt_run_outputs_done(dt_trainer *t, const uint8_t *bad_files, dt_error *err) {

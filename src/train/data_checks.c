@@ -10,11 +10,12 @@
 #include "train/trainer_internal.h"
 
 int dt_train_check_dataset_shape(dt_trainer *t, dt_error *err) {
-    if (t->ds.n_classes >= 2) return 0;
+    if (t->session.ds.n_classes >= 2) return 0;
     return dt_fail_usage(err,
                          "data.root %s: only one class folder ('%s'); a classifier needs at "
                          "least two (one sub-folder per class)",
-                         t->ds.root, t->ds.n_classes ? t->ds.class_names[0] : "");
+                         t->session.ds.root,
+                         t->session.ds.n_classes ? t->session.ds.class_names[0] : "");
 }
 
 int dt_train_global_batch(const dt_config *cfg, int ranks, size_t *global_batch, dt_error *err) {
@@ -45,35 +46,36 @@ void dt_train_report_empty_window(const dt_trainer *t, const dt_window *w, int e
 }
 
 int dt_train_check_decodable_classes(dt_trainer *t, dt_error *err) {
-    size_t n = t->ds.n_files;
+    size_t n = t->session.ds.n_files;
     double *bad = calloc(n ? n : 1, sizeof *bad);
-    size_t *tried = calloc((size_t)t->ds.n_classes, sizeof *tried);
-    size_t *failed = calloc((size_t)t->ds.n_classes, sizeof *failed);
+    size_t *tried = calloc((size_t)t->session.ds.n_classes, sizeof *tried);
+    size_t *failed = calloc((size_t)t->session.ds.n_classes, sizeof *failed);
     int rc = 0;
     if (!bad || !tried || !failed) {
         rc = dt_fail(err, "out of memory");
         goto done;
     }
     /* each rank flags the files it decoded; together they tried every training file */
-    const uint8_t *flags = dt_loader_bad_files(t->loader);
+    const uint8_t *flags = dt_loader_bad_files(t->session.loader);
     for (size_t i = 0; i < n; i++) bad[i] = flags[i];
     if (t->comm->ops->allreduce_double(t->comm->ctx, bad, n, DT_REDUCE_SUM, err)) {
         rc = dt_error_prefix(err, "all-reduce of the undecodable files");
         goto done;
     }
-    for (size_t k = 0; k < t->split.n_train; k++) {
-        uint32_t file = t->split.train[k];
-        int label = t->ds.files[file].label;
+    for (size_t k = 0; k < t->session.split.n_train; k++) {
+        uint32_t file = t->session.split.train[k];
+        int label = t->session.ds.files[file].label;
         tried[label]++;
         failed[label] += bad[file] > 0;
     }
-    for (int c = 0; c < t->ds.n_classes && rc == 0; c++) {
+    for (int c = 0; c < t->session.ds.n_classes && rc == 0; c++) {
         if (tried[c] == 0 || failed[c] < tried[c]) continue;
         rc = dt_fail(err,
                      "class '%s' (folder %s/%s) has no decodable image: all %zu of its training "
                      "images failed to decode (named in the warnings above); fix or remove them, "
                      "or remove the class folder",
-                     t->display_names[c], t->ds.root, t->ds.class_names[c], tried[c]);
+                     t->session.display_names[c], t->session.ds.root, t->session.ds.class_names[c],
+                     tried[c]);
     }
 done:
     free(bad);

@@ -11,26 +11,28 @@
 
 static int evaluate_on_root(dt_trainer *t, int epoch, long global_step, dt_error *err) {
     const dt_config *cfg = t->cfg;
-    const dt_backend_ops *ops = t->backend.ops;
+    const dt_backend_ops *ops = t->session.backend.ops;
     double stats[DT_LOSS_STATS];
     /* the training statistics were read (and reset) by the epoch's last log line */
-    if (ops->loss_stats_read(t->backend.ctx, stats, 1, err)) return -1;
+    if (ops->loss_stats_read(t->session.backend.ctx, stats, 1, err)) return -1;
     if (stats[DT_LOSS_COUNT] != 0)
         return dt_fail(err, "internal: training statistics left unread before evaluation");
-    if (dt_loader_start(t->loader, t->split.val, t->split.n_val, epoch, 0, err)) return -1;
-    int k = t->ds.n_classes;
+    if (dt_loader_start(t->session.loader, t->session.split.val, t->session.split.n_val, epoch, 0,
+                        err))
+        return -1;
+    int k = t->session.ds.n_classes;
     dt_predictions predictions;
     float *logits = malloc((size_t)cfg->train.batch_size * (size_t)k * sizeof *logits);
-    if (!logits || dt_predictions_init(&predictions, k, t->split.n_val, err)) {
+    if (!logits || dt_predictions_init(&predictions, k, t->session.split.n_val, err)) {
         free(logits);
         return logits ? -1 : dt_fail(err, "out of memory");
     }
     int rc = 0;
     for (;;) {
         const dt_batch *batch = NULL;
-        if ((rc = dt_loader_next(t->loader, &batch, err)) || !batch) break;
-        rc =
-            dt_train_forward_loss(t, batch, 0, 0.0f, err) || dt_model_logits(t->model, logits, err);
+        if ((rc = dt_loader_next(t->session.loader, &batch, err)) || !batch) break;
+        rc = dt_train_forward_loss(t, batch, 0, 0.0f, err) ||
+             dt_model_logits(t->session.model, logits, err);
         for (int i = 0; !rc && i < batch->batch_size; i++)
             if (batch->counts[i])
                 rc = dt_predictions_add(&predictions, batch->file_index[i], batch->labels[i],
@@ -40,7 +42,7 @@ static int evaluate_on_root(dt_trainer *t, int epoch, long global_step, dt_error
         if (rc) break;
     }
     free(logits);
-    if (rc || ops->loss_stats_read(t->backend.ctx, stats, 1, err)) {
+    if (rc || ops->loss_stats_read(t->session.backend.ctx, stats, 1, err)) {
         dt_predictions_free(&predictions);
         return dt_error_prefix(err, "evaluation");
     }
@@ -63,7 +65,7 @@ static int evaluate_on_root(dt_trainer *t, int epoch, long global_step, dt_error
                      "epoch %d/%d: validation loss %.4f, accuracy %.4f (%ld images)", epoch,
                      cfg->train.epochs, val_loss, val_acc, (long)count);
     int finite = 0;
-    if (dt_rel_weights_finite(t, &finite, err)) return -1;
+    if (dt_model_state_finite(t->session.model, &finite, err)) return -1;
     if (!finite || !isfinite(val_loss)) {
         dt_warn("epoch %d: the %s not finite: best.safetensors not updated", epoch,
                 finite ? "validation loss is" : "weights are");
@@ -77,7 +79,8 @@ static int evaluate_on_root(dt_trainer *t, int epoch, long global_step, dt_error
 }
 
 int dt_train_evaluate(dt_trainer *t, int epoch, long global_step, dt_error *err) {
-    dt_rel_phase(t, t->is_root ? "evaluation" : "waiting for rank 0's evaluation", global_step, 1);
+    dt_watchdog_mark(t->watchdog, t->is_root ? "evaluation" : "waiting for rank 0's evaluation",
+                     global_step, 1);
     int rc = t->is_root ? evaluate_on_root(t, epoch, global_step, err) : 0;
     /* A failing rank 0 returns its error and the job is aborted; the others wait here. */
     if (rc) return rc;

@@ -7,7 +7,7 @@
 int dt_train_load_pretrained(dt_trainer *t, dt_error *err) {
     const char *path = t->cfg->model.pretrained;
     int classifier_replaced = 0;
-    if (dt_model_load_safetensors(t->model, path, 1, &classifier_replaced, err))
+    if (dt_model_load_safetensors(t->session.model, path, 1, &classifier_replaced, err))
         return dt_error_prefix(err, "model.pretrained");
     dt_progress_line(&t->progress, NULL, "loaded pretrained weights from %s%s", path,
                      classifier_replaced ? " (classifier re-initialised for this dataset's "

@@ -54,7 +54,7 @@ static int take_lock(const char *dir, int *lock_fd, dt_error *err) {
     char host[128] = "?", owner[256];
     gethostname(host, sizeof host - 1);
     int len = snprintf(owner, sizeof owner, "pid %ld on %s\n", (long)getpid(), host);
-    /* fsync: other nodes read it (dt_rel_check_output_shared), on NFS only once flushed */
+    /* fsync: other nodes read it (dt_checkpoints_check_output_shared), on NFS only once flushed */
     if (ftruncate(fd, 0) != 0 || pwrite(fd, owner, (size_t)len, 0) != len || fsync(fd) != 0) {
         int saved = errno;
         close(fd);

@@ -42,6 +42,11 @@ static int omp_num_threads_from_env(void) {
 
 int dt_thread_plan_make(const dt_config *cfg, const dt_comm *comm, dt_thread_plan *plan,
                         dt_error *err) {
+    return dt_thread_plan_for(cfg->runtime.threads, cfg->data.workers, comm, plan, err);
+}
+
+int dt_thread_plan_for(int threads, int workers, const dt_comm *comm, dt_thread_plan *plan,
+                       dt_error *err) {
     memset(plan, 0, sizeof *plan);
     dt_cpu_limits limits;
     dt_cpu_limits_read(&limits);
@@ -78,8 +83,8 @@ int dt_thread_plan_make(const dt_config *cfg, const dt_comm *comm, dt_thread_pla
 
     int omp = omp_num_threads_from_env();
     const char *threads_why;
-    if (cfg->runtime.threads > 0) {
-        plan->threads = cfg->runtime.threads;
+    if (threads > 0) {
+        plan->threads = threads;
         threads_why = "runtime.threads";
     } else if (omp > 0) {
         plan->threads = omp;
@@ -88,10 +93,10 @@ int dt_thread_plan_make(const dt_config *cfg, const dt_comm *comm, dt_thread_pla
         plan->threads = cores;
         threads_why = "this rank's share of the cores";
     }
-    plan->workers = cfg->data.workers > 0 ? cfg->data.workers : cores;
+    plan->workers = workers > 0 ? workers : cores;
     snprintf(plan->why, sizeof plan->why, "threads: %d compute (%s), %d decode (%s); %s",
              plan->threads, threads_why, plan->workers,
-             cfg->data.workers > 0 ? "data.workers" : "this rank's share of the cores", from_share);
+             workers > 0 ? "data.workers" : "this rank's share of the cores", from_share);
     return 0;
 }
 

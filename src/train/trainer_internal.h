@@ -13,9 +13,14 @@
 #include "dtrain/model.h"
 #include "dtrain/schedule.h"
 #include "dtrain/tensorboard.h"
+#include "dtrain/train.h"
 #include "train/buckets.h"
+#include "train/checkpoints.h"
 #include "train/device_choice.h"
+#include "train/nonfinite_guard.h"
 #include "train/progress.h"
+#include "train/session.h"
+#include "train/test_faults.h"
 #include "train/watchdog.h"
 
 /* Statistics gathered between two log lines (the loss sums and the all-reduce time are kept by
@@ -28,53 +33,20 @@ typedef struct dt_window {
     long skipped; /* non-finite steps skipped in this window */
 } dt_window;
 
-/* How the run starts (command line) and the state of checkpoints, resume, the watchdog and the
- * non-finite guard (src/train/reliability.c). */
-typedef struct dt_reliability {
-    int resume, overwrite;
-    const char *resume_path; /* NULL: output.dir/checkpoints/latest */
-    int lock_fd;
-    dt_watchdog *watchdog;
-    dt_ckpt_writer *writer;
-    int start_epoch;     /* where training starts: 1, or after the resumed checkpoint */
-    long start_step;     /* steps of start_epoch already done */
-    int start_evaluated; /* start_epoch's evaluation is done as well */
-    long last_checkpoint_step;
-    int last_checkpoint_evaluated;
-    float *stats_backup;      /* running statistics before the step (restored on a bad step) */
-    int64_t tracked_backup;   /* batches_tracked before the step */
-    int64_t tracked_per_step; /* what a step adds to it (taken back for a skipped step) */
-    long skipped_in_row, skipped_total;
-    long nan_step;  /* test-only injected non-finite gradient on this rank, -1 when none */
-    long nan_steps; /* ... in that many steps in a row from nan_step */
-    int first_step_done;
-    long step_delay_us;   /* test-only DTRAIN_TEST_STEP_DELAY_MS */
-    long test_stop_epoch; /* test-only DTRAIN_TEST_STOP_AT_EPOCH_END: a stop signal then */
-    double copy_seconds;  /* training thread's share of the last checkpoint */
-} dt_reliability;
-
 typedef struct dt_trainer {
     const dt_config *cfg;
+    dt_train_options options; /* --resume [PATH], --overwrite */
     dt_comm *comm;
     int is_root;
     double start;
-    int threads, workers;
-
-    dt_dataset ds;
-    dt_split split;
-    dt_device_choice device;
-    dt_precision_kind precision; /* runtime.precision resolved for the device (never auto) */
-    dt_backend backend;
-    int have_backend;
+    /* data, split, display names, threads, device, backend, model, loader (train/session.h) */
+    dt_session session;
     dt_device_comm dcomm; /* gradients in backend memory (created after the backend) */
     int have_dcomm;
     dt_bucket_plan buckets; /* with more than one rank */
-    dt_model *model;
-    dt_loader *loader;
     dt_metrics metrics;
     dt_progress progress;
     dt_progress_state last_progress; /* loss, acc, img/s of the last log line (has_stats) */
-    char **display_names;            /* per label: data.class_names' name, else the folder */
 
     size_t global_batch; /* batch_size x ranks x accumulate */
     long steps_per_epoch;
@@ -89,13 +61,18 @@ typedef struct dt_trainer {
     int last_epoch;
     long last_step;
 
-    long step_in_progress; /* the optimizer step whose micro-batches are running */
-    long fault_step;       /* test-only injected failure step of this rank, -1 when none */
-    double best_val_acc;   /* -1 until the first evaluation */
+    long step_in_progress;   /* the optimizer step whose micro-batches are running */
+    const dt_batch *pending; /* the next micro-batch, its copy to the device started */
+    int first_step_done;
+    double best_val_acc; /* -1 until the first evaluation */
     double last_val_acc;
     double step_seconds_avg; /* over the last log window; 0 before the first */
     double allreduce_total_s, data_wait_total_s, window_total_s;
-    dt_reliability rel;
+    dt_test_faults faults; /* the DTRAIN_TEST_* switches, read once */
+    dt_watchdog *watchdog;
+    dt_checkpoints ckpt;     /* output.dir's lock, resume, the checkpoint writer */
+    dt_resume_point resumed; /* where the epochs start */
+    dt_nonfinite_guard guard;
 } dt_trainer;
 
 /* Forward pass and loss on one batch (BN in training or inference mode): slots that count weigh
@@ -114,10 +91,6 @@ int dt_train_evaluate(dt_trainer *t, int epoch, long global_step, dt_error *err)
 
 /* Right after the scan: at least two classes (exit code 2). */
 int dt_train_check_dataset_shape(dt_trainer *t, dt_error *err);
-
-/* data.root as a dataset: rank 0 reads it and broadcasts the list to the other ranks
- * (dataset_open.c). */
-int dt_train_open_dataset(dt_comm *comm, const char *root, dt_dataset *ds, dt_error *err);
 
 /* batch_size x ranks x accumulate, refused (exit code 2) if it does not fit a size_t. */
 int dt_train_global_batch(const dt_config *cfg, int ranks, size_t *global_batch, dt_error *err);
@@ -151,55 +124,39 @@ int dt_train_write_model(dt_trainer *t, const char *name, dt_error *err);
 /* Rank 0: loads model.pretrained into the model (see src/train/pretrained.c). */
 int dt_train_load_pretrained(dt_trainer *t, dt_error *err);
 
-/* ---- checkpoints, resume, signals, watchdog, non-finite guard (src/train/reliability.c) ---- */
+/* ---- set-up and teardown (src/train/trainer_setup.c) ---- */
 
-/* At the start of set-up: the watchdog and the test fault switches. */
-int dt_rel_setup(dt_trainer *t, dt_error *err);
-/* Rank 0: locks output.dir and refuses one that holds another run (unless resuming or
- * overwriting); starts the checkpoint writer. After every input check, before any output. */
-int dt_rel_claim_output_dir(dt_trainer *t, dt_error *err);
-/* Every rank looks for rank 0's lock in output.dir; rank 0 warns naming those that do not see
- * it (output.dir on a node-local disk). */
-int dt_rel_check_output_shared(dt_trainer *t, dt_error *err);
-/* With --resume, after the model exists and before it is broadcast: rank 0 finds, verifies and
- * loads the checkpoint (weights and momentum), every rank gets the position and momentum. */
-int dt_rel_resume(dt_trainer *t, dt_error *err);
-/* Rank 0 hands a checkpoint of the current state to the writer thread (wait: until written). */
-int dt_rel_checkpoint(dt_trainer *t, int epoch, long step, long step_in_epoch, int evaluated,
-                      int wait, dt_error *err);
-/* Marks the watchdog's phase. */
-void dt_rel_phase(dt_trainer *t, const char *phase, long step, int long_allowance);
-/* Before a step's first forward pass: keeps the running statistics for a bad step. */
-int dt_rel_before_step(dt_trainer *t, long global_step, dt_error *err);
-/* Just before the gradient all-reduce: the watchdog's phase, and the test-only injected NaN
- * (DTRAIN_TEST_NAN_RANK / DTRAIN_TEST_NAN_STEP). */
-int dt_rel_before_allreduce(dt_trainer *t, long global_step, float *grads, dt_error *err);
-/* The non-finite guard (train.nonfinite), decided by the backend without a host wait:
- * guard_start hands it the policy and the resumed counts (before the first step); guard_step
- * queues the check of the step's all-reduced gradients (identical on every rank, so every rank
- * decides alike) and the restore of the running statistics for a skipped step, before the
- * guarded optimizer update; guard_sync reads the state late (log lines, checkpoints, a stop),
- * at the same steps on every rank: warns about skipped steps, adds them to *skipped (may be
- * NULL), and when the guard halted writes the checkpoint of the last good state and fails. */
-int dt_rel_guard_start(dt_trainer *t, dt_error *err);
-int dt_rel_guard_step(dt_trainer *t, long global_step, const float *grads, size_t count,
-                      dt_error *err);
-int dt_rel_guard_sync(dt_trainer *t, long *skipped, dt_error *err);
-/* At a step boundary: all ranks agree whether a stop signal arrived anywhere; then a checkpoint
- * and the exit-75 error. Also the periodic checkpoint and its log line. */
-int dt_rel_step_end(dt_trainer *t, int epoch, long step_in_epoch, long global_step, dt_error *err);
-/* Before an epoch's evaluation (the test switch DTRAIN_TEST_STOP_AT_EPOCH_END=EPOCH). */
-void dt_rel_epoch_end_begins(dt_trainer *t, int epoch);
-/* After an epoch's evaluation and checkpoint (not the last epoch's): all ranks agree whether a
- * stop signal arrived; then that checkpoint is the stop's (no second one a step later), and
- * the exit-75 error. */
-int dt_rel_epoch_end_stop(dt_trainer *t, int epoch, long global_step, dt_error *err);
-/* True when every value of the model's weights and statistics is finite. */
-int dt_rel_weights_finite(dt_trainer *t, int *finite, dt_error *err);
-/* Rank 0: waits for the checkpoint being written (before evaluation writes best.safetensors). */
-int dt_rel_sync_writer(dt_trainer *t, dt_error *err);
-/* The end of the run: waits for the writer (its error, if any), stops the threads. */
-int dt_rel_finish(dt_trainer *t, dt_error *err);
-void dt_rel_teardown(dt_trainer *t);
+/* Everything before the first step, in order: threads, watchdog, data and its checks, device,
+ * backend, model (initialised or pretrained), output.dir claimed, resume, weights broadcast,
+ * gradient all-reduce, non-finite guard, loader, outputs. */
+int dt_train_setup(dt_trainer *t, dt_error *err);
+/* failed: the collectives are aborted first (the caller's host-comm abort follows). */
+void dt_train_teardown(dt_trainer *t, int failed);
+/* Rank 0's start-up lines: one summary, then the classes. */
+void dt_train_print_summary(dt_trainer *t);
+void dt_train_print_classes(dt_trainer *t);
+/* The test switch's NaN (DTRAIN_TEST_NAN_*) in grads before the step's all-reduce, and the
+ * watchdog's phase. */
+int dt_train_before_allreduce(dt_trainer *t, long global_step, float *grads, dt_error *err);
+
+/* What a checkpoint records of the run now (checkpoints.h). */
+dt_ckpt_run dt_train_ckpt_run(const dt_trainer *t);
+/* Rank 0 hands a checkpoint of the current state to the writer (wait: until written). */
+int dt_train_checkpoint(dt_trainer *t, int epoch, long step, long step_in_epoch, int evaluated,
+                        int wait, dt_error *err);
+/* Reads the non-finite guard (adds the skipped steps to *skipped, may be NULL); when it halted,
+ * writes the checkpoint of the last good state and fails. */
+int dt_train_guard_sync(dt_trainer *t, long *skipped, dt_error *err);
+
+/* ---- stop signals (src/train/stop.c) ---- */
+
+/* Every rank: whether a stop signal arrived on any rank (*stop). */
+int dt_train_agree_on_stop(dt_trainer *t, long global_step, int *stop, dt_error *err);
+/* The agreed stop after a step: the checkpoint and model.safetensors (rank 0, the others wait
+ * for its result), then the exit-75 error. */
+int dt_train_stop_after_step(dt_trainer *t, int epoch, long step_in_epoch, long global_step,
+                             dt_error *err);
+/* The agreed stop after an epoch's evaluation and checkpoint: that checkpoint is the stop's. */
+int dt_train_stop_after_epoch(dt_trainer *t, int epoch, long global_step, dt_error *err);
 
 #endif

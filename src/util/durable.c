@@ -16,9 +16,14 @@
 #include "dtrain/output_files.h"
 #include "dtrain/signals.h"
 
+static long test_delay_ms;
+
+void dt_durable_test_delay_set(long ms) {
+    test_delay_ms = ms;
+}
+
 void dt_test_write_delay(void) {
-    const char *ms = getenv("DTRAIN_TEST_SLOW_WRITE_MS");
-    long delay = ms && *ms ? atol(ms) : 0;
+    long delay = test_delay_ms;
     if (delay <= 0) return;
     /* the whole delay, even when a signal interrupts the sleep */
     struct timespec left = {delay / 1000, (delay % 1000) * 1000000L};

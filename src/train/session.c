@@ -1,0 +1,248 @@
+/* The set-up shared by training, `dtrain eval` and `dtrain predict` (session.h): one rule for
+ * the data, the threads, the device and the backend, whichever command runs. */
+#include "train/session.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "dtrain/device_comm.h"
+#include "dtrain/log.h"
+#include "dtrain/threads.h"
+
+void dt_session_init(dt_session *s, dt_comm *comm, dt_progress *log) {
+    memset(s, 0, sizeof *s);
+    s->comm = comm;
+    s->is_root = comm->rank == 0;
+    s->log = log;
+}
+
+/* A start-up line on rank 0, when the session has a log. */
+static void say(const dt_session *s, const char *line) {
+    if (s->is_root && s->log) dt_progress_line(s->log, NULL, "%s", line);
+}
+
+int dt_session_plan_threads(dt_session *s, const dt_session_request *req, dt_error *err) {
+    dt_thread_plan plan;
+    if (dt_thread_plan_for(req->threads, req->workers, s->comm, &plan, err)) return -1;
+    s->threads = plan.threads;
+    s->workers = plan.workers;
+    if (dt_progress_verbose()) { /* else training counts them in its one summary line */
+        char waits[160];
+        dt_openmp_wait_policy_describe(waits, sizeof waits);
+        say(s, plan.why);
+        say(s, waits);
+    }
+    return 0;
+}
+
+/* ---- data ---- */
+
+int dt_session_open_data(dt_session *s, const char *key, const char *root, dt_error *err) {
+    dt_comm *comm = s->comm;
+    dt_dataset *ds = &s->ds;
+    if (comm->size == 1) return dt_dataset_scan_key(key, root, ds, err);
+    uint64_t header[2] = {0, 0}; /* ok, byte count */
+    uint8_t *bytes = NULL;
+    size_t size = 0;
+    int rc = 0;
+    if (comm->rank == 0) {
+        rc = dt_dataset_scan_key(key, root, ds, err);
+        if (rc == 0) rc = dt_dataset_pack_bytes(ds, &bytes, &size, err);
+        header[0] = rc == 0;
+        header[1] = size;
+    }
+    dt_error comm_err = {{0}, 0};
+    if (comm->ops->broadcast(comm->ctx, header, sizeof header, 0, &comm_err)) {
+        free(bytes);
+        *err = comm_err;
+        return -1;
+    }
+    if (!header[0]) {
+        if (comm->rank == 0) return -1;
+        return dt_fail_usage(err, "%s: rank 0 could not read the data (its message says why)",
+                             root);
+    }
+    if (comm->rank != 0 && !(bytes = malloc((size_t)header[1] ? (size_t)header[1] : 1)))
+        return dt_fail(err, "out of memory for the file list (%llu bytes)",
+                       (unsigned long long)header[1]);
+    if (comm->ops->broadcast(comm->ctx, bytes, (size_t)header[1], 0, err)) {
+        free(bytes);
+        return dt_error_prefix(err, "sharing the file list of %s", root);
+    }
+    if (comm->rank != 0) rc = dt_dataset_unpack_bytes(bytes, (size_t)header[1], ds, err);
+    free(bytes);
+    return rc;
+}
+
+int dt_session_split(dt_session *s, const dt_config *cfg, dt_error *err) {
+    if (cfg->data.val_root)
+        return dt_dataset_add_val_root(&s->ds, cfg->data.val_root, &s->split, err);
+    return dt_split_make(s->ds.n_files, cfg->data.val_fraction, cfg->data.split_seed, &s->split,
+                         err);
+}
+
+int dt_session_display_names(dt_session *s, const dt_config *cfg, int warn_unused, dt_error *err) {
+    int n = s->ds.n_classes;
+    if (!(s->display_names = calloc(n > 0 ? (size_t)n : 1, sizeof *s->display_names)))
+        return dt_fail(err, "out of memory");
+    for (int i = 0; i < n; i++)
+        if (!(s->display_names[i] = strdup(dt_config_display_name(cfg, s->ds.class_names[i]))))
+            return dt_fail(err, "out of memory");
+    if (!s->is_root || !warn_unused) return 0;
+    for (int k = 0; k < cfg->data.n_class_names; k++) {
+        const char *folder = cfg->data.class_names[k].folder;
+        int found = 0;
+        for (int i = 0; i < n && !found; i++) found = strcmp(s->ds.class_names[i], folder) == 0;
+        if (!found)
+            dt_warn("data.class_names: '%s' is not a class folder under %s; its name is unused",
+                    folder, cfg->data.root);
+    }
+    return 0;
+}
+
+/* ---- device and backend ---- */
+
+int dt_session_choose_device(dt_device_kind kind, const dt_comm *comm, int cuda_backend_built,
+                             const dt_gpu_query *gpus, dt_device_choice *out, dt_error *err) {
+    dt_device_request request = {.kind = kind,
+                                 .local_rank = comm->local_rank,
+                                 .local_size = comm->local_size,
+                                 .cuda_backend_built = cuda_backend_built,
+                                 .cuda_visible_devices = getenv("CUDA_VISIBLE_DEVICES")};
+    return dt_device_choose(&request, gpus, out, err);
+}
+
+/* Every rank's chosen GPU (empty on the CPU), gathered: rank 0 logs each one once, and two
+ * ranks of a node on one GPU, or ranks that chose different kinds of device, are errors. */
+static int gather_devices(dt_session *s, dt_error *err) {
+    typedef struct rank_device {
+        dt_rank_gpu id;
+        dt_gpu_info info;
+        int kind, device;
+    } rank_device;
+    dt_comm *comm = s->comm;
+    rank_device mine;
+    memset(&mine, 0, sizeof mine);
+    mine.kind = (int)s->device.kind;
+    mine.device = s->device.device;
+    if (s->device.kind == DT_DEVICE_CUDA) {
+        if (dt_backend_cuda_device_info(s->device.device, &mine.info, err)) return -1;
+        if (gethostname(mine.id.host, sizeof mine.id.host - 1) != 0)
+            snprintf(mine.id.host, sizeof mine.id.host, "localhost");
+        snprintf(mine.id.pci_bus, sizeof mine.id.pci_bus, "%s", mine.info.pci_bus);
+        mine.id.node = comm->node;
+    }
+    rank_device *all = calloc((size_t)comm->size, sizeof *all);
+    dt_rank_gpu *ids = calloc((size_t)comm->size, sizeof *ids);
+    int rc = -1;
+    if (!all || !ids) {
+        dt_fail(err, "out of memory");
+        goto done;
+    }
+    if (comm->ops->allgather(comm->ctx, &mine, all, sizeof mine, err)) goto done;
+    for (int r = 0; r < comm->size; r++) {
+        ids[r] = all[r].id;
+        if (all[r].kind != mine.kind) {
+            dt_fail_usage(err,
+                          "rank %d trains on the %s and rank %d on the %s: every rank needs "
+                          "the same kind of device (set runtime.device)",
+                          r, all[r].kind == DT_DEVICE_CUDA ? "GPU" : "CPU", comm->rank,
+                          mine.kind == DT_DEVICE_CUDA ? "GPU" : "CPU");
+            goto done;
+        }
+    }
+    if (mine.kind == DT_DEVICE_CUDA) {
+        for (int r = 0; r < comm->size; r++) {
+            char line[400];
+            snprintf(line, sizeof line, "rank %d: GPU %d %s, %.1f GiB, PCI %s on %s", r,
+                     all[r].device, all[r].info.name,
+                     (double)all[r].info.total_bytes / (1024.0 * 1024.0 * 1024.0),
+                     all[r].info.pci_bus, all[r].id.host);
+            say(s, line);
+        }
+        if (dt_device_check_distinct(ids, comm->size, comm->local_size, err)) goto done;
+    }
+    rc = 0;
+done:
+    free(all);
+    free(ids);
+    return rc;
+}
+
+int dt_session_create_backend(dt_session *s, const dt_session_request *req, dt_error *err) {
+    const dt_comm *comm = s->comm;
+    dt_gpu_query gpus;
+    memset(&gpus, 0, sizeof gpus);
+    /* asked only when runtime.device is not cpu: counting the GPUs starts the CUDA runtime */
+    if (req->device != DT_DEVICE_CPU) {
+        dt_backend_cuda_query(&gpus);
+        gpus.nccl_needed = req->gradient_comm && comm->size > 1; /* NCCL between the GPUs */
+        if (gpus.nccl_needed && gpus.status == DT_GPU_AVAILABLE)
+            gpus.nccl_version = dt_nccl_loaded_version();
+        dt_gpu_query_check(&gpus);
+    }
+    if (dt_session_choose_device(req->device, comm, dt_backend_cuda_training_available(), &gpus,
+                                 &s->device, err))
+        return -1;
+    /* without DTRAIN_VERBOSE training folds the reason into its start-up summary */
+    if (s->device.fallback_reason[0] && dt_progress_verbose()) say(s, s->device.fallback_reason);
+    if (comm->size > 1 && gather_devices(s, err)) return -1;
+    dt_backend_options opt = {
+        .threads = s->threads, .device = s->device.device, .deterministic = req->deterministic};
+    int gpu_has_tf32 = 0;
+    dt_gpu_info info;
+    if (s->device.kind == DT_DEVICE_CUDA) {
+        if (dt_backend_cuda_device_info(s->device.device, &info, err)) return -1;
+        gpu_has_tf32 = info.compute_major >= 8; /* Ampere and newer */
+        if (comm->size == 1) {
+            char line[400];
+            snprintf(line, sizeof line, "GPU %d: %s, %.1f GiB, PCI %s", s->device.device, info.name,
+                     (double)info.total_bytes / (1024.0 * 1024.0 * 1024.0), info.pci_bus);
+            say(s, line);
+        }
+    }
+    s->precision = dt_precision_resolve(req->precision, gpu_has_tf32);
+    opt.precision = (int)s->precision;
+    int rc;
+    if (s->device.kind == DT_DEVICE_CUDA)
+        rc = dt_backend_cuda_create(&opt, &s->backend, err);
+    else if (s->precision == DT_PRECISION_BF16)
+        return dt_fail_usage(err, "runtime.precision: 'bf16' is supported by the CUDA backend "
+                                  "only; on the CPU use fp32, or tf32 for faster convolutions");
+    else
+        rc = dt_backend_cpu_create(&opt, &s->backend, err);
+    if (rc == 0) s->have_backend = 1;
+    return rc;
+}
+
+/* ---- model and loader ---- */
+
+int dt_session_create_model(dt_session *s, const dt_model_options *opt, dt_error *err) {
+    return dt_model_create(&s->backend, opt, &s->model, err);
+}
+
+int dt_session_create_loader(dt_session *s, dt_loader_options *opt, dt_error *err) {
+    if (opt->workers <= 0) opt->workers = s->workers;
+    opt->pixel_alloc = s->backend.ops->host_alloc;
+    opt->pixel_free = s->backend.ops->host_free;
+    opt->pixel_alloc_user = s->backend.ctx;
+    return dt_loader_create(&s->ds, opt, &s->loader, err);
+}
+
+void dt_session_close(dt_session *s) {
+    if (s->loader) dt_loader_destroy(s->loader);
+    if (s->model) dt_model_destroy(s->model);
+    if (s->have_backend) s->backend.ops->destroy(s->backend.ctx);
+    if (s->display_names)
+        for (int i = 0; i < s->ds.n_classes; i++) free(s->display_names[i]);
+    free(s->display_names);
+    dt_split_free(&s->split);
+    dt_dataset_free(&s->ds);
+    s->loader = NULL;
+    s->model = NULL;
+    s->have_backend = 0;
+    s->display_names = NULL;
+}
