@@ -19,10 +19,14 @@ enum { DT_CACHE_EMPTY = 0, DT_CACHE_FILLING = 1, DT_CACHE_READY = 2 };
 
 /* Opens (or creates) the cache of ds for the given layout: where = "memory" or a folder. The
  * space it needs is checked against free memory (or disk) and reserved before any slot is
- * filled; an error says how much it needs and how much there is. */
+ * filled; an error says how much it needs and how much there is. For `memory` it first removes
+ * this user's cache files in /dev/shm that no live process holds (left by killed runs). */
 int dt_sample_cache_open(const dt_dataset *ds, const dt_loader_options *opt, dt_cache_layout layout,
                          const char *where, dt_sample_cache **out, dt_error *err);
 void dt_sample_cache_close(dt_sample_cache *cache);
+
+/* The cache file's path. */
+const char *dt_sample_cache_path(const dt_sample_cache *cache);
 
 /* Side of the square slots. */
 int dt_sample_cache_side(const dt_sample_cache *cache);
