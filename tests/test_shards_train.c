@@ -144,6 +144,12 @@ int main(void) {
     char *jsonl = dt_test_read_text(path);
     CHECK(jsonl && strstr(jsonl, "\"skipped_files\":1"));
     free(jsonl);
+    snprintf(path, sizeof path, "%s/with-evil/report.html", workdir);
+    char *report = dt_test_read_text(path);
+    CHECK_MSG(report && strstr(report, "Skipped files (1)") &&
+                  strstr(report, "shard-zz-evil.tar:x/link.jpg: a symbolic link member"),
+              "report.html does not list the skipped member");
+    free(report);
 
     /* a truncated shard: a clear error naming it, exit code 2 */
     snprintf(cmd, sizeof cmd,

@@ -32,6 +32,7 @@ typedef struct dt_dataset {
     char **shard_paths; /* tar shards (NULL for an ImageFolder) */
     int n_shards;
     size_t n_skipped_members; /* shard members skipped while indexing (named in the log) */
+    char **skipped_members;   /* each as "SHARD:NAME: why", for the report */
     dt_shard_handles *handles;
 } dt_dataset;
 
