@@ -243,6 +243,19 @@ typedef struct dt_loader dt_loader;
 int dt_sample_load(const char *path, const dt_loader_options *opt, int training, int epoch,
                    uint32_t file_index, uint8_t *dst, dt_error *err);
 
+/* An evaluation sample (no augmentation) named as outputs name samples: a file path, or
+ * SHARD.tar:KEY for a tar shard's sample (when no file has that name), its image member found
+ * through the shard's index. */
+int dt_sample_load_named(const char *name, const dt_loader_options *opt, uint8_t *dst,
+                         dt_error *err);
+
+/* For a name SHARD.tar:KEY whose shard is a regular file (and no file has the whole name): the
+ * length of SHARD.tar; 0 otherwise. */
+size_t dt_shard_member_split(const char *name);
+
+/* The image bytes of the shard sample SHARD.tar:KEY (malloc'd). */
+int dt_shard_member_read(const char *name, uint8_t **bytes, size_t *size, dt_error *err);
+
 /* The same for sample file_index of ds, read from its file or its shard. */
 int dt_sample_load_from(const dt_dataset *ds, uint32_t file_index, const dt_loader_options *opt,
                         int training, int epoch, uint8_t *dst, dt_error *err);

@@ -57,6 +57,20 @@ int dt_sample_load(const char *path, const dt_loader_options *opt, int training,
     return sample_from_image(&img, path, opt, augment, epoch, file_index, dst, err);
 }
 
+int dt_sample_load_named(const char *name, const dt_loader_options *opt, uint8_t *dst,
+                         dt_error *err) {
+    if (!dt_shard_member_split(name)) return dt_sample_load(name, opt, 0, 0, 0, dst, err);
+    int min_side = minimum_decoded_side(opt, DT_AUGMENT_NONE);
+    uint8_t *bytes;
+    size_t size;
+    if (dt_shard_member_read(name, &bytes, &size, err)) return -1;
+    dt_image img;
+    int rc = dt_image_decode_memory_scaled(bytes, size, name, min_side, min_side, &img, err);
+    free(bytes);
+    if (rc) return -1;
+    return sample_from_image(&img, name, opt, DT_AUGMENT_NONE, 0, 0, dst, err);
+}
+
 int dt_sample_load_from(const dt_dataset *ds, uint32_t file_index, const dt_loader_options *opt,
                         int training, int epoch, uint8_t *dst, dt_error *err) {
     if (ds->n_shards == 0)
