@@ -279,6 +279,10 @@ int dt_loader_start(dt_loader *loader, const uint32_t *indices, size_t n_indices
  * than waiting forever) when every prefetch buffer is held by the caller, unreleased. */
 int dt_loader_next(dt_loader *loader, const dt_batch **batch, dt_error *err);
 
+/* dt_loader_next without waiting: 1 (and *batch NULL, nothing taken) when the next batch is
+ * still being decoded; otherwise as dt_loader_next. The next call of either gets that batch. */
+int dt_loader_try_next(dt_loader *loader, const dt_batch **batch, dt_error *err);
+
 /* Returns the batch's buffer to the ring; the loader may refill it at once, so a consumer that
  * hands the pixels to an asynchronous copy waits for it first (dt_backend_ops.input_wait). */
 void dt_loader_release(dt_loader *loader, const dt_batch *batch);
