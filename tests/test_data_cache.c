@@ -2,7 +2,8 @@
  * bitwise those made without it, epoch after epoch, and after the first epoch nothing is
  * decoded (the source files can be gone); crop_flip crops the pre-resized image, close to the
  * uncached result; a folder cache is reused by a later loader with the same files and
- * settings, rebuilt when damaged, not used for other settings; `memory` leaves nothing behind;
+ * settings, rebuilt when damaged, not used for other settings; `memory` leaves nothing behind,
+ * and what a killed run left in /dev/shm is removed by the next run (a live run's is kept);
  * a cache that does not fit is refused before anything is written, saying what it needs. */
 #include <dirent.h>
 #include <fcntl.h>
@@ -12,6 +13,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "../src/data/sample_cache_internal.h"
@@ -210,6 +212,71 @@ static void test_size_refused(void) {
     dt_dataset_free(&ds);
 }
 
+/* A child opens a `memory` cache of ds at image_size size, writes its path to report and then
+ * waits for a byte on wait_fd (or forever, to be killed) before closing it. */
+static pid_t cache_holder(const dt_dataset *ds, int size, int report, int wait_fd) {
+    pid_t pid = fork();
+    if (pid != 0) return pid;
+    dt_loader_options lo = {.image_size = size, .resize = DT_RESIZE_SQUASH};
+    dt_sample_cache *cache;
+    dt_error err = {{0}, 0};
+    if (dt_sample_cache_open(ds, &lo, DT_CACHE_RESIZED, "memory", &cache, &err)) _exit(1);
+    const char *path = dt_sample_cache_path(cache);
+    if (write(report, path, strlen(path) + 1) < 0) _exit(1);
+    char byte;
+    if (wait_fd < 0) pause();
+    if (read(wait_fd, &byte, 1) < 0) _exit(1);
+    dt_sample_cache_close(cache);
+    _exit(0);
+}
+
+static int read_path(int fd, char *path, size_t size) {
+    size_t n = 0;
+    while (n + 1 < size && read(fd, path + n, 1) == 1)
+        if (path[n++] == '\0') return 0;
+    return -1;
+}
+
+static void test_killed_run_cleaned(void) {
+    char src[1200];
+    snprintf(src, sizeof src, "%s/folder", workdir);
+    dt_error err = {{0}, 0};
+    dt_dataset ds;
+    CHECK(dt_dataset_open(src, &ds, &err) == 0);
+    int report[2], hold[2];
+    CHECK(pipe(report) == 0 && pipe(hold) == 0);
+    char killed_path[4096] = "", live_path[4096] = "";
+    pid_t killed = cache_holder(&ds, 12, report[1], -1);
+    CHECK(read_path(report[0], killed_path, sizeof killed_path) == 0);
+    kill(killed, SIGKILL);
+    waitpid(killed, NULL, 0);
+    CHECK_MSG(access(killed_path, F_OK) == 0, "the killed run's cache %s", killed_path);
+    pid_t live = cache_holder(&ds, 14, report[1], hold[0]);
+    CHECK(read_path(report[0], live_path, sizeof live_path) == 0);
+
+    /* the next run: the killed run's file goes, the live run's stays, its own goes at close */
+    dt_loader_options lo = {.image_size = SIZE, .resize = DT_RESIZE_SQUASH};
+    dt_sample_cache *cache = NULL;
+    CHECK(dt_sample_cache_open(&ds, &lo, DT_CACHE_RESIZED, "memory", &cache, &err) == 0);
+    CHECK_MSG(access(killed_path, F_OK) != 0, "%s left behind by a killed run", killed_path);
+    CHECK_MSG(access(live_path, F_OK) == 0, "%s of a live run removed", live_path);
+    char own_path[4096] = "";
+    if (cache) snprintf(own_path, sizeof own_path, "%s", dt_sample_cache_path(cache));
+    dt_sample_cache_close(cache);
+    CHECK(access(own_path, F_OK) != 0);
+    CHECK(write(hold[1], "x", 1) == 1);
+    int status = -1;
+    waitpid(live, &status, 0);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    CHECK_MSG(access(live_path, F_OK) != 0, "%s left by a run that ended", live_path);
+    unlink(killed_path); /* without the fix: do not leave it for the next test run */
+    close(report[0]);
+    close(report[1]);
+    close(hold[0]);
+    close(hold[1]);
+    dt_dataset_free(&ds);
+}
+
 int main(void) {
     dt_error err;
     if (dt_testgen_make_temp_dir("dtrain-cache", workdir, sizeof workdir, &err) != 0) {
@@ -217,6 +284,7 @@ int main(void) {
         return 1;
     }
     test_identical_and_persistent();
+    test_killed_run_cleaned();
     test_size_refused();
     dt_testgen_finish_temp_dir(workdir);
     return dt_test_summary("data_cache");

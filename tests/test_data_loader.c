@@ -1,8 +1,10 @@
 /* Tests the threaded batch loader end to end on generated folders: exact pixels of known
  * images, undecodable files (skipped, counted, named once, batch count unchanged), filler
- * slots, augmentation determinism across worker counts, restart and destroy mid-epoch, and
- * the refusal to hang when every buffer is held. */
+ * slots, augmentation determinism across worker counts, restart and destroy mid-epoch, taking
+ * a batch only when it is ready (dt_loader_try_next), and the refusal to hang when every buffer
+ * is held. */
 #include <fcntl.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -377,6 +379,35 @@ static void test_lifecycle(const dt_dataset *ds) {
     }
     CHECK_INT_EQ(n_batches, 2);
     CHECK(labels_ok);
+
+    /* dt_loader_try_next: a batch not decoded yet is not taken (1, NULL) and comes next, so
+     * polling gives every batch in order, as dt_loader_next does; then 0 and NULL at the end */
+    CHECK(dt_loader_start(loader, many, 200, 5, 1, &err) == 0);
+    int polled = 0, not_ready = 0, order_ok = 1, misuse = 0;
+    for (;;) {
+        int rc = dt_loader_try_next(loader, &batch, &err);
+        if (rc == 1) {
+            misuse |= batch != NULL;
+            not_ready++;
+            sched_yield();
+            continue;
+        }
+        if (rc != 0 || !batch) break;
+        for (int s = 0; s < 4; s++) order_ok &= batch->file_index[s] == many[polled * 4 + s];
+        dt_loader_release(loader, batch);
+        polled++;
+    }
+    CHECK_INT_EQ(polled, 50);
+    CHECK(order_ok && !misuse);
+    CHECK(dt_loader_try_next(loader, &batch, &err) == 0 && batch == NULL);
+    fprintf(stderr, "try_next: %d polls found the batch not decoded yet\n", not_ready);
+    /* holding every ring buffer: an error, as dt_loader_next */
+    CHECK(dt_loader_start(loader, many, 200, 6, 1, &err) == 0);
+    CHECK(dt_loader_next(loader, &first, &err) == 0 && first);
+    CHECK(dt_loader_next(loader, &second, &err) == 0 && second);
+    CHECK(dt_loader_try_next(loader, &batch, &err) == -1);
+    dt_loader_release(loader, first);
+    dt_loader_release(loader, second);
 
     /* no indices: no batches */
     CHECK(dt_loader_start(loader, few, 0, 3, 0, &err) == 0);

@@ -1,10 +1,10 @@
 /* Training from tar shards made by `dtrain pack` gives bitwise the same weights as training from
  * the ImageFolder they were packed from (same files, same seed), with each augmentation; a run
  * from shards resumed after one epoch ends with the same weights as one that ran through;
- * predictions.csv names samples SHARD:KEY; shard members skipped while indexing are counted in
- * skipped_files; and `dtrain pack`'s command line refuses bad arguments with exit code 2. The
- * decoded-sample cache (data.cache memory or a folder) gives the same weights with augment none
- * and flip, resumed or not. */
+ * predictions.csv names samples SHARD:KEY, which `dtrain predict` reads back; shard members
+ * skipped while indexing are counted in skipped_files and listed in report.html; and `dtrain
+ * pack`'s command line refuses bad arguments with exit code 2. The decoded-sample cache (data.cache
+ * memory or a folder) gives the same weights with augment none and flip, resumed or not. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -127,6 +127,25 @@ int main(void) {
     snprintf(expected, sizeof expected, "\n%s/shards/shard-0000", workdir);
     CHECK_MSG(csv && dt_test_count(csv, expected) == 12 && dt_test_count(csv, ".tar:class0") == 12,
               "predictions.csv:\n%s", csv ? csv : "");
+    /* dtrain predict takes those names: the first sample of predictions.csv, and a missing key */
+    char sample[600] = "";
+    const char *row = csv ? strchr(csv, '\n') : NULL;
+    if (row) sscanf(row + 1, "%599[^,]", sample);
+    CHECK(strstr(sample, ".tar:") != NULL);
+    snprintf(
+        cmd, sizeof cmd,
+        "%s predict %s/shards-none/model.safetensors '%s' '%s/shards/shard-000000.tar:no/such' "
+        "--device cpu > %s/predict.out 2>&1",
+        dtrain_bin, workdir, sample, workdir, workdir);
+    CHECK_INT_EQ(dt_test_run(cmd), 1); /* the missing key */
+    snprintf(path, sizeof path, "%s/predict.out", workdir);
+    char *predicted = dt_test_read_text(path);
+    char good[700];
+    snprintf(good, sizeof good, "%s\tclass", sample);
+    CHECK_MSG(predicted && strstr(predicted, good) &&
+                  strstr(predicted, "shard-000000.tar:no/such\terror: no image with key no/such"),
+              "dtrain predict on SHARD:KEY names:\n%s", predicted ? predicted : "");
+    free(predicted);
     free(csv);
 
     /* a symbolic link member in an extra shard: skipped, named, counted in skipped_files */
@@ -144,6 +163,12 @@ int main(void) {
     char *jsonl = dt_test_read_text(path);
     CHECK(jsonl && strstr(jsonl, "\"skipped_files\":1"));
     free(jsonl);
+    snprintf(path, sizeof path, "%s/with-evil/report.html", workdir);
+    char *report = dt_test_read_text(path);
+    CHECK_MSG(report && strstr(report, "Skipped files (1)") &&
+                  strstr(report, "shard-zz-evil.tar:x/link.jpg: a symbolic link member"),
+              "report.html does not list the skipped member");
+    free(report);
 
     /* a truncated shard: a clear error naming it, exit code 2 */
     snprintf(cmd, sizeof cmd,

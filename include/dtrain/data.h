@@ -32,6 +32,7 @@ typedef struct dt_dataset {
     char **shard_paths; /* tar shards (NULL for an ImageFolder) */
     int n_shards;
     size_t n_skipped_members; /* shard members skipped while indexing (named in the log) */
+    char **skipped_members;   /* each as "SHARD:NAME: why", for the report */
     dt_shard_handles *handles;
 } dt_dataset;
 
@@ -242,6 +243,19 @@ typedef struct dt_loader dt_loader;
 int dt_sample_load(const char *path, const dt_loader_options *opt, int training, int epoch,
                    uint32_t file_index, uint8_t *dst, dt_error *err);
 
+/* An evaluation sample (no augmentation) named as outputs name samples: a file path, or
+ * SHARD.tar:KEY for a tar shard's sample (when no file has that name), its image member found
+ * through the shard's index. */
+int dt_sample_load_named(const char *name, const dt_loader_options *opt, uint8_t *dst,
+                         dt_error *err);
+
+/* For a name SHARD.tar:KEY whose shard is a regular file (and no file has the whole name): the
+ * length of SHARD.tar; 0 otherwise. */
+size_t dt_shard_member_split(const char *name);
+
+/* The image bytes of the shard sample SHARD.tar:KEY (malloc'd). */
+int dt_shard_member_read(const char *name, uint8_t **bytes, size_t *size, dt_error *err);
+
 /* The same for sample file_index of ds, read from its file or its shard. */
 int dt_sample_load_from(const dt_dataset *ds, uint32_t file_index, const dt_loader_options *opt,
                         int training, int epoch, uint8_t *dst, dt_error *err);
@@ -264,6 +278,10 @@ int dt_loader_start(dt_loader *loader, const uint32_t *indices, size_t n_indices
 /* Blocks until the next batch is ready. Sets *batch to NULL after the last one. Fails (rather
  * than waiting forever) when every prefetch buffer is held by the caller, unreleased. */
 int dt_loader_next(dt_loader *loader, const dt_batch **batch, dt_error *err);
+
+/* dt_loader_next without waiting: 1 (and *batch NULL, nothing taken) when the next batch is
+ * still being decoded; otherwise as dt_loader_next. The next call of either gets that batch. */
+int dt_loader_try_next(dt_loader *loader, const dt_batch **batch, dt_error *err);
 
 /* Returns the batch's buffer to the ring; the loader may refill it at once, so a consumer that
  * hands the pixels to an asynchronous copy waits for it first (dt_backend_ops.input_wait). */

@@ -37,7 +37,8 @@ static const char help_text[] =
     "\n"
     "Classifies images with a trained model, one line per image:\n"
     "PATH<TAB>class p<TAB>... PATH is a file or a folder (walked recursively:\n"
-    ".jpg .jpeg .png, hidden names skipped). A file that cannot be decoded\n"
+    ".jpg .jpeg .png, hidden names skipped), or SHARD.tar:KEY, a sample of\n"
+    "a tar shard as predictions.csv names it. A file that cannot be decoded\n"
     "prints PATH<TAB>error: <why>; the others go on (exit code 1).\n"
     "\n"
     "  --top-k K         the K most probable classes (default 5)\n"
@@ -347,8 +348,8 @@ static int run_batch(predict_state *s, size_t first, size_t count, int *any_fail
 #pragma omp parallel for schedule(dynamic)
     for (long i = 0; i < (long)count; i++) {
         dt_error e = {{0}, 0};
-        s->decoded[i] = dt_sample_load(s->files[first + (size_t)i], &lo, 0, 0, 0,
-                                       s->pixels + (size_t)i * image_bytes, &e) == 0;
+        s->decoded[i] = dt_sample_load_named(s->files[first + (size_t)i], &lo,
+                                             s->pixels + (size_t)i * image_bytes, &e) == 0;
         if (!s->decoded[i]) snprintf(s->errors[i], sizeof s->errors[i], "%s", e.message);
     }
     int any_decoded = 0;

@@ -53,6 +53,8 @@ int dt_dataset_pack_bytes(const dt_dataset *ds, uint8_t **out, size_t *size, dt_
     put_u64(&w, (uint64_t)ds->n_shards);
     for (int i = 0; i < ds->n_shards; i++) put_string(&w, ds->shard_paths[i]);
     put_u64(&w, ds->n_skipped_members);
+    for (size_t i = 0; i < ds->n_skipped_members; i++)
+        put_string(&w, ds->skipped_members ? ds->skipped_members[i] : NULL);
     put_u64(&w, ds->n_files);
     for (size_t i = 0; i < ds->n_files; i++) {
         const dt_image_file *f = &ds->files[i];
@@ -138,7 +140,17 @@ int dt_dataset_unpack_bytes(const uint8_t *bytes, size_t size, dt_dataset *ds, d
     } else {
         r.failed = 1;
     }
-    ds->n_skipped_members = (size_t)get_u64(&r);
+    uint64_t n_skipped = get_u64(&r);
+    if (!r.failed && n_skipped <= (r.length - r.at) / 8) {
+        if (n_skipped && !(ds->skipped_members = calloc((size_t)n_skipped, sizeof(char *))))
+            r.failed = 1;
+        for (uint64_t i = 0; !r.failed && i < n_skipped; i++) {
+            ds->skipped_members[i] = get_string(&r);
+            ds->n_skipped_members = (size_t)i + 1;
+        }
+    } else {
+        r.failed = 1;
+    }
     uint64_t n_files = get_u64(&r);
     if (!r.failed && n_files > 0 && n_files <= (r.length - r.at) / 40 && n_files <= UINT32_MAX) {
         ds->files = calloc((size_t)n_files, sizeof *ds->files);

@@ -361,6 +361,9 @@ void dt_dataset_free(dt_dataset *ds) {
     free(ds->files);
     for (int i = 0; i < ds->n_shards; i++) free(ds->shard_paths[i]);
     free(ds->shard_paths);
+    for (size_t i = 0; ds->skipped_members && i < ds->n_skipped_members; i++)
+        free(ds->skipped_members[i]);
+    free(ds->skipped_members);
     dt_shard_handles_free(ds->handles);
     free(ds->root);
     memset(ds, 0, sizeof *ds);

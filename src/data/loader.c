@@ -308,7 +308,8 @@ static void finish_batch(dt_loader *loader, ring_buffer *buffer) {
     }
 }
 
-int dt_loader_next(dt_loader *loader, const dt_batch **batch, dt_error *err) {
+/* dt_loader_next, or with wait 0 dt_loader_try_next: 1 when the batch is not complete. */
+static int next_batch(dt_loader *loader, int wait, const dt_batch **batch, dt_error *err) {
     *batch = NULL;
     pthread_mutex_lock(&loader->lock);
     if (!loader->started) {
@@ -329,6 +330,10 @@ int dt_loader_next(dt_loader *loader, const dt_batch **batch, dt_error *err) {
                        loader->ring_size);
     }
     if (!(buffer->batch_number == wanted && buffer->done == loader->opt.batch_size)) {
+        if (!wait) {
+            pthread_mutex_unlock(&loader->lock);
+            return 1;
+        }
         double start = dt_monotonic_seconds();
         while (!(buffer->batch_number == wanted && buffer->done == loader->opt.batch_size))
             pthread_cond_wait(&loader->batch_ready, &loader->lock);
@@ -341,6 +346,14 @@ int dt_loader_next(dt_loader *loader, const dt_batch **batch, dt_error *err) {
     finish_batch(loader, buffer); /* no worker touches a complete buffer */
     *batch = &buffer->batch;
     return 0;
+}
+
+int dt_loader_next(dt_loader *loader, const dt_batch **batch, dt_error *err) {
+    return next_batch(loader, 1, batch, err);
+}
+
+int dt_loader_try_next(dt_loader *loader, const dt_batch **batch, dt_error *err) {
+    return next_batch(loader, 0, batch, err);
 }
 
 void dt_loader_release(dt_loader *loader, const dt_batch *batch) {

@@ -57,6 +57,20 @@ int dt_sample_load(const char *path, const dt_loader_options *opt, int training,
     return sample_from_image(&img, path, opt, augment, epoch, file_index, dst, err);
 }
 
+int dt_sample_load_named(const char *name, const dt_loader_options *opt, uint8_t *dst,
+                         dt_error *err) {
+    if (!dt_shard_member_split(name)) return dt_sample_load(name, opt, 0, 0, 0, dst, err);
+    int min_side = minimum_decoded_side(opt, DT_AUGMENT_NONE);
+    uint8_t *bytes;
+    size_t size;
+    if (dt_shard_member_read(name, &bytes, &size, err)) return -1;
+    dt_image img;
+    int rc = dt_image_decode_memory_scaled(bytes, size, name, min_side, min_side, &img, err);
+    free(bytes);
+    if (rc) return -1;
+    return sample_from_image(&img, name, opt, DT_AUGMENT_NONE, 0, 0, dst, err);
+}
+
 int dt_sample_load_from(const dt_dataset *ds, uint32_t file_index, const dt_loader_options *opt,
                         int training, int epoch, uint8_t *dst, dt_error *err) {
     if (ds->n_shards == 0)
@@ -118,7 +132,8 @@ static int scale_edge(int at, int from, int to) {
 }
 
 /* The batch slot from a cache entry: a copy (mirrored for a flip), or for crop_flip the crop
- * drawn from the decoded size, mapped onto the cached square, resized to image_size. */
+ * drawn from the decoded size, mapped onto the cached square, scaled to image_size
+ * (dt_cache_crop_run: one pass from the slot into dst). */
 static int sample_from_entry(const uint8_t *entry, int width, int height, int side,
                              dt_cache_layout layout, const dt_loader_options *opt,
                              dt_augment_mode augment, int epoch, uint32_t index, uint8_t *dst,
@@ -134,8 +149,12 @@ static int sample_from_entry(const uint8_t *entry, int width, int height, int si
         }
         for (int y = 0; y < size; y++) {
             const uint8_t *in = entry + (size_t)y * row;
-            uint8_t *out = dst + (size_t)y * row;
-            for (int x = 0; x < size; x++) memcpy(out + 3 * (size_t)(size - 1 - x), in + 3 * x, 3);
+            uint8_t *out = dst + (size_t)y * row + row - 3;
+            for (int x = 0; x < size; x++, in += 3, out -= 3) {
+                out[0] = in[0];
+                out[1] = in[1];
+                out[2] = in[2];
+            }
         }
         return 0;
     }
@@ -147,18 +166,23 @@ static int sample_from_entry(const uint8_t *entry, int width, int height, int si
     if (y0 >= side) y0 = side - 1;
     if (x1 <= x0) x1 = x0 + 1;
     if (y1 <= y0) y1 = y0 + 1;
-    dt_image cached = {.pixels = (uint8_t *)entry, .width = side, .height = side};
-    dt_resize_request req = {.region_x = x0,
-                             .region_y = y0,
-                             .region_width = x1 - x0,
-                             .region_height = y1 - y0,
-                             .out_width = size,
-                             .out_height = size,
-                             .window_width = size,
-                             .window_height = size,
-                             .mirror = draw.flip,
-                             .kernels = DT_RESIZE_KERNELS_AUTO};
-    return dt_resize_run(&cached, &req, dst, err);
+    dt_cache_crop crop = {.region_x = x0,
+                          .region_y = y0,
+                          .region_width = x1 - x0,
+                          .region_height = y1 - y0,
+                          .out_size = size,
+                          .mirror = draw.flip};
+    /* the thread's resize scratch: kept between samples, so no allocation per sample */
+    dt_resize_cache *thread_cache = dt_resize_thread_cache();
+    uint8_t *scratch =
+        dt_resize_cache_scratch(thread_cache, dt_cache_crop_scratch_bytes(size, side));
+    if (!scratch) return dt_fail(err, "out of memory");
+    int rc = dt_cache_crop_run(entry, side, &crop, 1, scratch, dst);
+    dt_resize_cache_release_scratch(thread_cache, scratch);
+    if (rc)
+        return dt_fail(err, "cache crop %dx%d at (%d, %d) outside the %d px square", x1 - x0,
+                       y1 - y0, x0, y0, side);
+    return 0;
 }
 
 int dt_sample_load_cached(const dt_dataset *ds, uint32_t index, const dt_loader_options *opt,

@@ -10,18 +10,24 @@
  * size, which random crops are drawn from), then the pixel slots; sections 4 KiB aligned. Slot
  * states change with atomic compare-and-swap in the shared mapping: EMPTY -> FILLING (one
  * filler) -> READY, or back to EMPTY when the sample does not decode. A slot left FILLING by a
- * crashed run is simply not used. */
+ * crashed run is simply not used.
+ *
+ * Every process that maps a cache holds a shared flock on it. A `memory` cache is removed by the
+ * last process of a run to close it, and files in /dev/shm that no process holds (left by runs
+ * that were killed) are removed by the next run that opens a `memory` cache. */
 #include "sample_cache_internal.h"
 
 #include "dtrain/bytes.h"
 #include "dtrain/platform.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
@@ -46,6 +52,7 @@ struct dt_sample_cache {
     size_t slot_bytes, n_files;
     int side;
     char path[4096];
+    int fd; /* held open with a shared flock while mapped: `memory` caches in use are locked */
     int remove_at_close;
 };
 
@@ -104,13 +111,16 @@ static int header_matches(const uint8_t *map, uint64_t key, size_t n_files, int 
 }
 
 /* Creates the cache file under a temporary name, reserves its space, writes the header and
- * links it to its final name; when another rank got there first, its file is used. */
+ * links it to its final name; when another rank got there first, its file is used. The temporary
+ * file is share-locked from its creation, so that no other run takes it for a leftover. */
 static int create_file(const char *path, uint64_t total, uint64_t key, size_t n_files, int side,
-                       dt_cache_layout layout, dt_error *err) {
+                       dt_cache_layout layout, int *fd_out, dt_error *err) {
+    *fd_out = -1;
     char temp[4200];
     snprintf(temp, sizeof temp, "%s.%ld.tmp", path, (long)getpid());
     int fd = open(temp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
     if (fd < 0) return dt_fail_usage(err, "data.cache: %s: %s", temp, strerror(errno));
+    flock(fd, LOCK_SH);
     int rc = posix_fallocate(fd, 0, (off_t)total);
     if (rc != 0) {
         close(fd);
@@ -124,18 +134,50 @@ static int create_file(const char *path, uint64_t total, uint64_t key, size_t n_
     uint8_t block[SECTION_ALIGN] = {0};
     memcpy(block, &h, sizeof h);
     int wrote = pwrite(fd, block, sizeof block, 0) == (ssize_t)sizeof block;
-    close(fd);
     if (!wrote) {
-        unlink(temp);
-        return dt_fail_usage(err, "data.cache: writing %s: %s", temp, strerror(errno));
-    }
-    if (link(temp, path) != 0 && errno != EEXIST) {
         int cause = errno;
+        close(fd);
         unlink(temp);
-        return dt_fail_usage(err, "data.cache: %s: %s", path, strerror(cause));
+        return dt_fail_usage(err, "data.cache: writing %s: %s", temp, strerror(cause));
     }
+    int linked = link(temp, path) == 0, cause = errno;
     unlink(temp);
-    return 0;
+    if (linked) {
+        *fd_out = fd; /* still locked: never unlocked under its final name */
+        return 0;
+    }
+    close(fd);
+    if (cause != EEXIST) return dt_fail_usage(err, "data.cache: %s: %s", path, strerror(cause));
+    return 0; /* another rank's file: the caller opens it */
+}
+
+/* Removes the `memory` cache files of this user that no live process holds: those of runs that
+ * were killed (a process's flock goes with it). A file being opened by another run right now
+ * is at worst unlinked before that run locks it; that run then keeps a private copy. */
+static void remove_leftovers(const char *dir, const char *own_name) {
+    DIR *d = opendir(dir);
+    if (!d) return;
+    char prefix[64];
+    snprintf(prefix, sizeof prefix, "dtrain-cache-%u-", (unsigned)getuid());
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        size_t length = strlen(e->d_name);
+        const char *suffix = length > 4 ? e->d_name + length - 4 : "";
+        if (strncmp(e->d_name, prefix, strlen(prefix)) != 0 ||
+            (strcmp(suffix, ".bin") != 0 && strcmp(suffix, ".tmp") != 0) ||
+            strcmp(e->d_name, own_name) == 0) /* a killed run's cache of these samples: reused */
+            continue;
+        char path[4400];
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+        if (fd < 0) continue;
+        struct stat info;
+        if (fstat(fd, &info) == 0 && S_ISREG(info.st_mode) && info.st_uid == getuid() &&
+            flock(fd, LOCK_EX | LOCK_NB) == 0)
+            unlink(path);
+        close(fd);
+    }
+    closedir(d);
 }
 
 int dt_sample_cache_open(const dt_dataset *ds, const dt_loader_options *opt, dt_cache_layout layout,
@@ -158,8 +200,11 @@ int dt_sample_cache_open(const dt_dataset *ds, const dt_loader_options *opt, dt_
     snprintf(cache->path, sizeof cache->path, "%s/dtrain-cache-%u-%016" PRIx64 ".bin", dir,
              (unsigned)getuid(), key);
     cache->remove_at_close = memory;
+    cache->fd = -1;
+    if (memory) remove_leftovers(dir, strrchr(cache->path, '/') + 1);
 
     int fd = open(cache->path, O_RDWR | O_CLOEXEC);
+    if (fd >= 0) flock(fd, LOCK_SH);
     uint64_t have = 0;
     uint8_t first[sizeof(cache_header)];
     if (fd >= 0 && fstat(fd, &info) == 0 && (uint64_t)info.st_size == total &&
@@ -187,10 +232,13 @@ int dt_sample_cache_open(const dt_dataset *ds, const dt_loader_options *opt, dt_
                            cache->path, ds->n_files, side, side, (double)needed / 1e9,
                            (double)available / 1e9, memory ? "of memory is" : "of disk is");
     if (rc == 0 && fd < 0) {
-        rc = create_file(cache->path, total, key, ds->n_files, side, layout, err);
-        if (rc == 0) {
+        rc = create_file(cache->path, total, key, ds->n_files, side, layout, &fd, err);
+        if (rc == 0 && fd < 0) {
             fd = open(cache->path, O_RDWR | O_CLOEXEC);
-            if (fd < 0) rc = dt_fail_usage(err, "data.cache: %s: %s", cache->path, strerror(errno));
+            if (fd < 0)
+                rc = dt_fail_usage(err, "data.cache: %s: %s", cache->path, strerror(errno));
+            else
+                flock(fd, LOCK_SH);
         }
     }
     if (rc == 0) {
@@ -200,14 +248,15 @@ int dt_sample_cache_open(const dt_dataset *ds, const dt_loader_options *opt, dt_
             rc = dt_fail(err, "data.cache: mapping %s: %s", cache->path, strerror(errno));
         }
     }
-    if (fd >= 0) close(fd);
     if (rc == 0 && !header_matches(cache->map, key, ds->n_files, side, layout))
         rc = dt_fail(err, "data.cache: %s changed while it was opened", cache->path);
     if (rc) {
         if (cache->map) munmap(cache->map, (size_t)total);
+        if (fd >= 0) close(fd);
         free(cache);
         return -1;
     }
+    cache->fd = fd;
     cache->map_bytes = (size_t)total;
     cache->n_files = ds->n_files;
     cache->side = side;
@@ -222,9 +271,15 @@ int dt_sample_cache_open(const dt_dataset *ds, const dt_loader_options *opt, dt_
 void dt_sample_cache_close(dt_sample_cache *cache) {
     if (!cache) return;
     munmap(cache->map, cache->map_bytes);
-    /* memory: the ranks that still map it keep their copy; the name goes with the run */
-    if (cache->remove_at_close) unlink(cache->path);
+    /* memory: the name goes with the last process of the run that holds it (its lock turns
+     * exclusive only when no other process holds a shared one) */
+    if (cache->remove_at_close && flock(cache->fd, LOCK_EX | LOCK_NB) == 0) unlink(cache->path);
+    close(cache->fd);
     free(cache);
+}
+
+const char *dt_sample_cache_path(const dt_sample_cache *cache) {
+    return cache->path;
 }
 
 int dt_sample_cache_side(const dt_sample_cache *cache) {

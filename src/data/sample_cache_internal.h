@@ -19,10 +19,14 @@ enum { DT_CACHE_EMPTY = 0, DT_CACHE_FILLING = 1, DT_CACHE_READY = 2 };
 
 /* Opens (or creates) the cache of ds for the given layout: where = "memory" or a folder. The
  * space it needs is checked against free memory (or disk) and reserved before any slot is
- * filled; an error says how much it needs and how much there is. */
+ * filled; an error says how much it needs and how much there is. For `memory` it first removes
+ * this user's cache files in /dev/shm that no live process holds (left by killed runs). */
 int dt_sample_cache_open(const dt_dataset *ds, const dt_loader_options *opt, dt_cache_layout layout,
                          const char *where, dt_sample_cache **out, dt_error *err);
 void dt_sample_cache_close(dt_sample_cache *cache);
+
+/* The cache file's path. */
+const char *dt_sample_cache_path(const dt_sample_cache *cache);
 
 /* Side of the square slots. */
 int dt_sample_cache_side(const dt_sample_cache *cache);
@@ -45,6 +49,23 @@ void dt_sample_cache_publish(dt_sample_cache *cache, uint32_t index, int state, 
 int dt_sample_load_cached(const dt_dataset *ds, uint32_t index, const dt_loader_options *opt,
                           int training, int epoch, dt_sample_cache *cache, dt_cache_layout layout,
                           uint8_t *dst, dt_error *err);
+
+/* A crop of a cached square (region in the square's pixels) scaled to out_size x out_size and
+ * mirrored left-right when mirror is set (cache_crop.c). */
+typedef struct dt_cache_crop {
+    int region_x, region_y, region_width, region_height;
+    int out_size, mirror;
+} dt_cache_crop;
+
+/* Scratch bytes dt_cache_crop_run needs for this output size and square side (tables and
+ * three rows). */
+size_t dt_cache_crop_scratch_bytes(int out_size, int side);
+
+/* Writes the crop of square (side x side x 3) to dst (out_size rows of out_size RGB pixels),
+ * two-tap bilinear with 6-bit weights; use_simd 0 forces the scalar path (the AVX2 one, used
+ * when the CPU has it, gives the same bytes). -1 when the region is outside the square. */
+int dt_cache_crop_run(const uint8_t *square, int side, const dt_cache_crop *crop, int use_simd,
+                      uint8_t *scratch, uint8_t *dst);
 
 /* Bytes the cache of ds needs with these options and layout. */
 uint64_t dt_sample_cache_bytes(size_t n_files, int side);

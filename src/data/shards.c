@@ -244,19 +244,32 @@ static int read_classes(const char *path, dt_dataset *ds, dt_error *err) {
 
 /* ---- the dataset --------------------------------------------------------------------------- */
 
+/* Names a member skipped while indexing ("NAME: why") in the log and in ds, for the report. */
+static int skip_member(dt_dataset *ds, const char *shard_path, const char *what, dt_error *err) {
+    dt_warn("skipping %s:%s", shard_path, what);
+    char **grown = realloc(ds->skipped_members, (ds->n_skipped_members + 1) * sizeof *grown);
+    if (!grown) return dt_fail(err, "out of memory");
+    ds->skipped_members = grown;
+    size_t length = strlen(shard_path) + strlen(what) + 2;
+    char *text = malloc(length);
+    if (!text) return dt_fail(err, "out of memory");
+    snprintf(text, length, "%s:%s", shard_path, what);
+    ds->skipped_members[ds->n_skipped_members++] = text;
+    return 0;
+}
+
 static int append_shard_samples(dt_dataset *ds, int shard, const dt_shard_index *index,
                                 size_t *capacity, dt_error *err) {
     const char *shard_path = ds->shard_paths[shard];
-    for (size_t i = 0; i < index->n_skipped; i++) {
-        dt_warn("skipping %s:%s", shard_path, index->skipped[i]);
-        ds->n_skipped_members++;
-    }
+    for (size_t i = 0; i < index->n_skipped; i++)
+        if (skip_member(ds, shard_path, index->skipped[i], err)) return -1;
     for (size_t i = 0; i < index->n_samples; i++) {
         const dt_shard_sample *s = &index->samples[i];
         if (s->label >= ds->n_classes) {
-            dt_warn("skipping %s:%s: class index %lld, but classes.txt lists %d classes",
-                    shard_path, s->key, (long long)s->label, ds->n_classes);
-            ds->n_skipped_members++;
+            char what[4200];
+            snprintf(what, sizeof what, "%s: class index %lld, but classes.txt lists %d classes",
+                     s->key, (long long)s->label, ds->n_classes);
+            if (skip_member(ds, shard_path, what, err)) return -1;
             continue;
         }
         if (ds->n_files == *capacity) {

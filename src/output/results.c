@@ -216,7 +216,7 @@ static int write_report_html(const dt_results_context *c, const dt_predictions *
     int k = p->n_classes;
     long *train_count = calloc((size_t)k, sizeof *train_count);
     long *val_count = calloc((size_t)k, sizeof *val_count);
-    char **skipped = calloc(c->ds->n_files ? c->ds->n_files : 1, sizeof *skipped);
+    char **skipped = calloc(c->ds->n_files + c->ds->n_skipped_members + 1, sizeof *skipped);
     dt_report_tile grid[DT_REPORT_GRID] = {{0}}, mistakes[DT_REPORT_GRID] = {{0}};
     tile_pixels *pixels = calloc(DT_REPORT_GRID, sizeof *pixels);
     curve curves[4] = {{0}};
@@ -232,6 +232,8 @@ static int write_report_html(const dt_results_context *c, const dt_predictions *
     size_t n_skipped = 0;
     for (size_t i = 0; c->bad_files && i < c->ds->n_files; i++)
         if (c->bad_files[i]) skipped[n_skipped++] = c->ds->files[i].path;
+    for (size_t i = 0; c->ds->skipped_members && i < c->ds->n_skipped_members; i++)
+        skipped[n_skipped++] = c->ds->skipped_members[i]; /* shard members refused at indexing */
 
     size_t positions[DT_REPORT_GRID], n_grid = 0, n_mistakes = 0;
     size_t chosen = dt_results_grid_choice(p->n, c->cfg->train.seed, positions);

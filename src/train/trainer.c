@@ -194,11 +194,15 @@ static int log_window(dt_trainer *t, int epoch, long step_in_epoch, long global_
     return 0;
 }
 
-/* Takes the next micro-batch of the epoch from the loader and starts its copy to the device,
- * so that the copy overlaps the rest of this step (the optimizer included) instead of starting
- * at the next forward. Called once the current batch is released: one batch held at a time. */
+/* Takes the next micro-batch of the epoch from the loader when it is ready and starts its copy
+ * to the device, so that the copy overlaps the rest of this step (the optimizer included)
+ * instead of starting at the next forward. A batch still being decoded is not waited for here:
+ * the optimizer goes first and the next micro-batch takes it (same batches, same results).
+ * Called once the current batch is released: one batch held at a time. */
 static int prefetch_batch(dt_trainer *t, const dt_batch **next, dt_error *err) {
-    if (dt_loader_next(t->session.loader, next, err)) return -1;
+    int rc = dt_loader_try_next(t->session.loader, next, err);
+    if (rc < 0) return -1;
+    if (rc > 0) return 0; /* not decoded yet */
     if (!*next) return dt_fail(err, "internal: the loader ran out of batches early");
     size_t side = (size_t)t->cfg->data.image_size;
     size_t bytes = (size_t)(*next)->batch_size * side * side * 3;
