@@ -8,8 +8,8 @@
  * A third fixture checks the loader: torchvision's state-dict layout, written as safetensors,
  * loaded by dt_model_load_safetensors, must give torchvision's eval-mode logits.
  * Tolerances are widened per backend as the op tests' (dt_test_tolerance).
- * `test_reference [BACKEND] --export DIR` writes DIR/model.safetensors (dt_export_model) and
- * DIR/logits.safetensors for `make_fixtures.py --check-export DIR`. */
+ * `test_reference [BACKEND] --export DIR` writes DIR/model.safetensors (dt_model_save_safetensors)
+ * and DIR/logits.safetensors for `make_fixtures.py --check-export DIR`. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,7 +18,6 @@
 #include "backends.h"
 #include "check.h"
 #include "dtrain/backend.h"
-#include "dtrain/export.h"
 #include "dtrain/model.h"
 #include "dtrain/rng.h"
 #include "dtrain/safetensors.h"
@@ -504,7 +503,7 @@ static int export_for_torch(const fixture *f, run *r, const char *dir) {
     int64_t shape[2] = {f->batch, f->classes};
     snprintf(path, sizeof path, "%s/model.safetensors", dir);
     int rc = !logits || !wr || f->classes > 64 || dt_make_directories(dir, &err) ||
-             dt_export_model(r->model, path, names, f->classes, 0, &err) ||
+             dt_model_save_safetensors(r->model, path, names, f->classes, 0, NULL, &err) ||
              dt_model_forward(r->model, r->pixels, f->mean, f->std, 0, &err) ||
              dt_model_logits(r->model, logits, &err) ||
              dt_st_writer_add(wr, "eval_logits", DT_ST_F32, 2, shape, logits, &err);

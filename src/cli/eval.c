@@ -169,8 +169,10 @@ static int prepare(eval_state *s, dt_error *err) {
                               err))
         return -1;
     s->have_backend = 1;
-    dt_model_options mo = {
-        .batch = cfg->train.batch_size, .image_size = cfg->data.image_size, .n_classes = k};
+    dt_model_options mo = {.arch = cfg->model.arch,
+                           .batch = cfg->train.batch_size,
+                           .image_size = cfg->data.image_size,
+                           .n_classes = k};
     if (dt_model_create(&s->backend, &mo, &s->model, err) ||
         dt_model_load_safetensors(s->model, s->model_path, 0, NULL, err))
         return -1;

@@ -322,6 +322,7 @@ typedef struct predict_state {
     predict_options opt;
     char **names;
     int n_classes;
+    char arch[32];
     dt_backend backend;
     int have_backend;
     dt_model *model;
@@ -384,10 +385,18 @@ static int predict(predict_state *s, int *any_failed, dt_error *err) {
     const dt_st_tensor *fc = dt_safetensors_find(&st, "fc.weight");
     int rc = -1;
     if (!fc || fc->ndim != 2 || fc->shape[0] < 1 || fc->shape[0] > 1000000) {
-        dt_fail_usage(err, "%s: no fc.weight of shape [classes, 512]: not a ResNet-18 classifier",
+        dt_fail_usage(err, "%s: no fc.weight of shape [classes, features]: not a ResNet classifier",
                       o->model_path);
         goto done;
     }
+    /* the architecture: the file's "arch" metadata, else the one its tensor names match */
+    const char *arch = dt_safetensors_metadata_value(&st, "arch");
+    if (arch && !dt_model_arch_known(arch)) {
+        dt_fail_usage(err, "%s: arch '%s' is not one dtrain builds", o->model_path, arch);
+        goto done;
+    }
+    if (!arch) arch = dt_model_arch_of_state_dict(&st);
+    snprintf(s->arch, sizeof s->arch, "%s", arch ? arch : "resnet18");
     s->n_classes = (int)fc->shape[0];
     if (o->classes_path) {
         uint8_t *text = NULL;
@@ -417,8 +426,10 @@ done:
 
     if (dt_cli_create_backend(o->device, dt_online_cores(), 0, &s->backend, err)) return -1;
     s->have_backend = 1;
-    dt_model_options mo = {
-        .batch = o->batch_size, .image_size = o->image_size, .n_classes = s->n_classes};
+    dt_model_options mo = {.arch = s->arch,
+                           .batch = o->batch_size,
+                           .image_size = o->image_size,
+                           .n_classes = s->n_classes};
     if (dt_model_create(&s->backend, &mo, &s->model, err) ||
         dt_model_load_safetensors(s->model, o->model_path, 0, NULL, err) ||
         dt_cli_image_paths(o->paths, o->n_paths, &s->files, &s->n_files, err))

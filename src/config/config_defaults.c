@@ -24,6 +24,7 @@ void dt_config_defaults(dt_config *cfg) {
     cfg->model.arch = strdup("resnet18");
     cfg->model.pretrained = NULL;
     cfg->model.freeze = DT_FREEZE_NONE;
+    cfg->model.zero_init_residual = false;
 
     cfg->train.epochs = 5;
     cfg->train.batch_size = 64;

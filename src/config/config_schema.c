@@ -23,7 +23,8 @@ static const char *const freeze_names[] = {"none", "backbone"};
 static const char *const schedule_names[] = {"constant", "step", "cosine"};
 static const char *const device_names[] = {"auto", "cpu", "cuda"};
 static const char *const precision_names[] = {"fp32", "tf32", "bf16", "auto"};
-static const char *const arch_names[] = {"resnet18"};
+static const char *const arch_names[] = {"resnet18", "resnet34", "resnet50", "resnet101",
+                                         "resnet152"};
 static const char *const nonfinite_names[] = {"stop", "skip"};
 
 static const char *const section_names[] = {"data", "model", "train", "runtime", "output"};
@@ -128,6 +129,7 @@ static const dt_config_key config_keys[] = {
      .type = DT_KEY_OPTIONAL_STRING,
      .offset = FIELD(model.pretrained)},
     ENUM_KEY(model, freeze, freeze_names),
+    BOOL_KEY(model, zero_init_residual),
 
     INT_KEY(train, epochs, 1, DT_MAX_EPOCHS),
     INT_KEY(train, batch_size, 1, DT_MAX_BATCH_SIZE),

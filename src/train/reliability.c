@@ -281,7 +281,6 @@ int dt_rel_checkpoint(dt_trainer *t, int epoch, long step, long step_in_epoch, i
     void *ctx = t->backend.ctx;
     p.n_params = dt_model_param_count(t->model);
     p.n_stats = dt_model_stats_count(t->model);
-    p.entries = dt_model_state(t->model, &p.n_entries);
     if (!(p.params = malloc(p.n_params * sizeof(float))) ||
         !(p.stats = malloc((p.n_stats ? p.n_stats : 1) * sizeof(float))) ||
         !(p.momentum = malloc(p.n_params * sizeof(float))) ||
@@ -327,6 +326,10 @@ int dt_rel_checkpoint(dt_trainer *t, int epoch, long step, long step_in_epoch, i
     s->file_list_hash = dt_dataset_hash(&t->ds);
     s->ranks = t->comm->size;
     s->global_batch = (long)t->global_batch;
+    if (dt_model_checkpoint_tensors(t->model, &p, err)) {
+        dt_ckpt_payload_free(&p);
+        return dt_error_prefix(err, "checkpoint");
+    }
     if (dt_ckpt_writer_submit(r->writer, t->cfg->output.dir, t->cfg->output.keep_checkpoints, &p,
                               err))
         return dt_error_prefix(err, "checkpoint");

@@ -347,10 +347,12 @@ static int setup(dt_trainer *t, dt_error *err) {
 
     if (create_backend(t, err)) return -1;
     t->have_backend = 1;
-    dt_model_options mo = {.batch = cfg->train.batch_size,
+    dt_model_options mo = {.arch = cfg->model.arch,
+                           .batch = cfg->train.batch_size,
                            .image_size = cfg->data.image_size,
                            .n_classes = t->ds.n_classes,
-                           .freeze_backbone = cfg->model.freeze == DT_FREEZE_BACKBONE};
+                           .freeze_backbone = cfg->model.freeze == DT_FREEZE_BACKBONE,
+                           .zero_init_residual = cfg->model.zero_init_residual};
     if (dt_model_create(&t->backend, &mo, &t->model, err)) return -1;
     /* Rank 0 initialises (and loads model.pretrained): broadcast_model overwrites every parameter
      * and statistic of the other ranks, and nothing else they keep derives from either (the
@@ -713,7 +715,14 @@ static int finish(dt_trainer *t, dt_error *err) {
 int dt_train_write_model(dt_trainer *t, const char *name, dt_error *err) {
     char path[DT_PATH_BYTES];
     if (dt_path_join(path, sizeof path, t->cfg->output.dir, name, err)) return -1;
-    return dt_export_trained_model(t->model, path, t->display_names, t->ds.n_classes, t->cfg, err);
+    const dt_config *c = t->cfg;
+    dt_model_preprocessing pre = {.image_size = c->data.image_size,
+                                  .resize =
+                                      c->data.resize == DT_RESIZE_CENTER ? "center" : "squash",
+                                  .mean = {c->data.mean[0], c->data.mean[1], c->data.mean[2]},
+                                  .std = {c->data.std[0], c->data.std[1], c->data.std[2]}};
+    return dt_model_save_safetensors(t->model, path, t->display_names, t->ds.n_classes,
+                                     dt_config_hash(c), &pre, err);
 }
 
 /* The start-up summary, one line: data, ranks, device (and why not a GPU, unless
