@@ -695,7 +695,8 @@ static int finish(dt_trainer *t, dt_error *err) {
                         .best_val_acc = best,
                         .skipped_files = skipped,
                         .elapsed_s = elapsed,
-                        .precision = dt_precision_name(t->precision)};
+                        .precision = dt_precision_name(t->precision),
+                        .arch = dt_model_arch(t->model)};
     if (dt_metrics_done(&t->metrics, &done, err)) return -1;
     double window = t->window_total_s > 0 ? t->window_total_s : 1;
     dt_progress_line(&t->progress, NULL,
