@@ -6,9 +6,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../src/nn/state_dict.h"
 #include "../src/train/buckets.h"
 #include "check.h"
+#include "dtrain/model.h"
 
 /* Checks the plan's invariants against params; returns the number of buckets. */
 static int check_plan(const char *what, const dt_param_extent *params, int n, size_t target,
@@ -47,13 +47,17 @@ static int check_plan(const char *what, const dt_param_extent *params, int n, si
 
 /* ResNet-18's trainable parameters, in buffer order. */
 static int resnet_params(dt_param_extent *out, int max) {
-    static dt_state_layout layout;
+    dt_model_options opt = {.arch = "resnet18", .batch = 2, .image_size = 32, .n_classes = 10};
+    dt_model *m;
     dt_error err = {{0}, 0};
-    if (dt_state_layout_resnet18(10, &layout, &err)) return 0;
+    if (dt_model_describe(&opt, &m, &err)) return 0;
+    size_t n_entries;
+    const dt_state_entry *entries = dt_model_state(m, &n_entries);
     int n = 0;
-    for (size_t i = 0; i < layout.n_entries && n < max; i++)
-        if (layout.entries[i].role == DT_TENSOR_PARAMETER)
-            out[n++] = (dt_param_extent){layout.entries[i].offset, layout.entries[i].count};
+    for (size_t i = 0; i < n_entries && n < max; i++)
+        if (entries[i].role == DT_TENSOR_PARAMETER)
+            out[n++] = (dt_param_extent){entries[i].offset, entries[i].count};
+    dt_model_destroy(m);
     return n;
 }
 

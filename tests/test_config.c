@@ -224,9 +224,13 @@ static const bad_case bad_cases[] = {
     {ROOT "runtime:\n  precision: fp16\n",
      {0},
      "FILE:4:14: runtime.precision: must be one of fp32, tf32, bf16, auto; got 'fp16'"},
-    {ROOT "model:\n  arch: resnet50\n",
+    {ROOT "model:\n  arch: resnet51\n",
      {0},
-     "FILE:4:9: model.arch: must be resnet18 (the only supported value), got 'resnet50'"},
+     "FILE:4:9: model.arch: must be one of resnet18, resnet34, resnet50, resnet101, resnet152; "
+     "got 'resnet51'"},
+    {ROOT "model:\n  zero_init_residual: yes\n",
+     {0},
+     "FILE:4:23: model.zero_init_residual: expected true or false, got 'yes'"},
 
     /* strings and null */
     {ROOT "model:\n  pretrained: [a]\n",
@@ -474,7 +478,22 @@ static void test_defaults(void) {
     CHECK_INT_EQ(load_text("data:\n  root: ./archive/raw-img\n", none, &cfg, &err), 0);
     CHECK_STR_EQ(cfg.data.root, "./archive/raw-img");
     check_spec_defaults(&cfg);
+    CHECK(!cfg.model.zero_init_residual);
     dt_config_free(&cfg);
+
+    /* every architecture by name; zero_init_residual from the file and as an override */
+    const char *archs[] = {"resnet18", "resnet34", "resnet50", "resnet101", "resnet152"};
+    for (int i = 0; i < 5; i++) {
+        char text[160], arch_override[40];
+        snprintf(text, sizeof text, "data:\n  root: r\nmodel:\n  arch: %s\n", archs[i]);
+        snprintf(arch_override, sizeof arch_override, "model.zero_init_residual=%s",
+                 i % 2 ? "true" : "false");
+        const char *overrides[2] = {arch_override, 0};
+        CHECK_INT_EQ(load_text(text, overrides, &cfg, &err), 0);
+        CHECK_STR_EQ(cfg.model.arch, archs[i]);
+        CHECK_INT_EQ(cfg.model.zero_init_residual, i % 2);
+        dt_config_free(&cfg);
+    }
 
     /* an empty file with the root given as an override, and a bare "---" document */
     const char *root_override[2] = {"data.root=/data/pets", 0};
@@ -658,6 +677,7 @@ static const char *const default_yaml = "data:\n"
                                         "  arch: resnet18\n"
                                         "  pretrained: null\n"
                                         "  freeze: none\n"
+                                        "  zero_init_residual: false\n"
                                         "train:\n"
                                         "  epochs: 5\n"
                                         "  batch_size: 64\n"

@@ -1,7 +1,7 @@
-/* ResNet-18 model tests on a backend (the program's argument, as the backend tests: cpu by
- * default; testlib/backends.h): torchvision's state-dict layout and parameter count, the whole
- * network's gradient against finite differences, gradient accumulation, the grads-ready spans
- * of the last micro-batch and the frozen backbone. */
+/* ResNet model tests on a backend (the program's argument, as the backend tests: cpu by
+ * default; testlib/backends.h): torchvision's state-dict layout and parameter count for each
+ * depth, zero_init_residual, the whole network's gradient against finite differences, gradient
+ * accumulation, the grads-ready spans of the last micro-batch and the frozen backbone. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,6 +45,130 @@ static void test_layout(void) {
     CHECK(fc && fc->shape[0] == 10 && fc->shape[1] == 512 && fc->in_classifier);
     dt_model_destroy(m);
     be.ops->destroy(be.ctx);
+}
+
+/* Each depth against torchvision's resnetNN(num_classes=1000): parameters (sum of numel over
+ * parameters()), state_dict() entries, running-statistics floats, Conv2d modules. */
+static void test_depths(void) {
+    static const struct {
+        const char *arch;
+        size_t params, entries, stats;
+        int convs;
+        const char *last_bn; /* the block's last BN, zeroed by zero_init_residual */
+    } want[] = {{"resnet18", 11689512, 122, 9600, 20, "bn2"},
+                {"resnet34", 21797672, 218, 17024, 36, "bn2"},
+                {"resnet50", 25557032, 320, 53120, 53, "bn3"},
+                {"resnet101", 44549160, 626, 105344, 104, "bn3"},
+                {"resnet152", 60192808, 932, 151424, 155, "bn3"}};
+    CHECK_INT_EQ(dt_model_arch_count(), 5);
+    for (int a = 0; a < 5; a++) {
+        CHECK_STR_EQ(dt_model_arch_name(a), want[a].arch);
+        dt_model_options opt = {
+            .arch = want[a].arch, .batch = 2, .image_size = 224, .n_classes = 1000};
+        dt_model *m = NULL;
+        dt_error err = {{0}, 0};
+        CHECK_MSG(dt_model_describe(&opt, &m, &err) == 0, "%s: %s", want[a].arch, err.message);
+        if (!m) continue;
+        size_t n;
+        const dt_state_entry *e = dt_model_state(m, &n);
+        CHECK_INT_EQ(dt_model_param_count(m), want[a].params);
+        CHECK_INT_EQ(n, want[a].entries);
+        CHECK_INT_EQ(dt_model_stats_count(m), want[a].stats);
+        CHECK_INT_EQ(dt_model_conv_descs(&opt, NULL, 0), want[a].convs);
+        CHECK_STR_EQ(dt_model_arch(m), want[a].arch);
+        /* the offsets tile both buffers in state-dict order */
+        size_t next_param = 0, next_stat = 0, residual = 0;
+        char suffix[16];
+        snprintf(suffix, sizeof suffix, ".%s.weight", want[a].last_bn);
+        for (size_t i = 0; i < n; i++) {
+            if (e[i].role == DT_TENSOR_PARAMETER) {
+                CHECK_INT_EQ(e[i].offset, next_param);
+                next_param += e[i].count;
+            } else if (e[i].role != DT_TENSOR_BATCHES_TRACKED) {
+                CHECK_INT_EQ(e[i].offset, next_stat);
+                next_stat += e[i].count;
+            }
+            if (e[i].residual_gamma) {
+                residual++;
+                size_t len = strlen(e[i].name);
+                CHECK_MSG(len > strlen(suffix) &&
+                              strcmp(e[i].name + len - strlen(suffix), suffix) == 0,
+                          "%s: %s marked as a block's last BN", want[a].arch, e[i].name);
+            }
+        }
+        int bottleneck = strcmp(want[a].last_bn, "bn3") == 0;
+        /* convolutions: the stem, 2 or 3 per block, a downsample in each stage's first block */
+        CHECK_INT_EQ(residual, (size_t)(want[a].convs - 4) / (bottleneck ? 3 : 2));
+        const dt_state_entry *fc = dt_model_find(m, "fc.weight");
+        CHECK(fc && fc->shape[0] == 1000 && fc->shape[1] == (bottleneck ? 2048 : 512));
+        dt_model_destroy(m);
+    }
+    /* ResNet-50 (v1.5): layer2.0's stride is in its 3x3 conv, between 1x1s; layer1.0 has a
+     * downsample (64 -> 256 channels at stride 1). Creation order: 0 the stem; layer1.0: 1..3
+     * conv1-3, 4 downsample; layer1.1: 5..7; layer1.2: 8..10; layer2.0: 11..13, 14 downsample */
+    dt_model_options opt = {.arch = "resnet50", .batch = 2, .image_size = 224, .n_classes = 10};
+    dt_conv_desc convs[53];
+    CHECK_INT_EQ(dt_model_conv_descs(&opt, convs, 53), 53);
+    CHECK(convs[4].kernel == 1 && convs[4].in_channels == 64 && convs[4].out_channels == 256 &&
+          convs[4].stride == 1);
+    CHECK(convs[11].kernel == 1 && convs[11].stride == 1 && convs[11].in_channels == 256 &&
+          convs[11].out_channels == 128 && convs[11].in_height == 56);
+    CHECK(convs[12].kernel == 3 && convs[12].stride == 2 && convs[12].in_height == 56);
+    CHECK(convs[13].kernel == 1 && convs[13].stride == 1 && convs[13].in_height == 28 &&
+          convs[13].out_channels == 512);
+    CHECK(convs[14].kernel == 1 && convs[14].stride == 2 && convs[14].in_channels == 256 &&
+          convs[14].out_channels == 512);
+    dt_model *m = NULL;
+    dt_error err = {{0}, 0};
+    opt.arch = "resnet51";
+    CHECK(dt_model_describe(&opt, &m, &err) != 0 && m == NULL);
+    CHECK(strstr(err.message, "resnet51") != NULL);
+    CHECK_INT_EQ(dt_model_conv_descs(&opt, convs, 53), -1);
+    CHECK(!dt_model_arch_known("resnet51") && dt_model_arch_known("resnet152"));
+}
+
+/* zero_init_residual: each block's last BN weight is 0 and every other BN weight 1, as
+ * torchvision's ResNet(zero_init_residual=True); off, all are 1. */
+static void test_zero_init_residual(void) {
+    const char *archs[] = {"resnet18", "resnet50"};
+    for (int a = 0; a < 2; a++)
+        for (int zero = 0; zero < 2; zero++) {
+            dt_backend be = dt_test_backend_open(test_argc, test_argv, 0);
+            dt_model_options opt = {.arch = archs[a],
+                                    .batch = 2,
+                                    .image_size = 32,
+                                    .n_classes = 10,
+                                    .zero_init_residual = zero};
+            dt_model *m = NULL;
+            dt_error err = {{0}, 0};
+            CHECK_MSG(dt_model_create(&be, &opt, &m, &err) == 0, "%s", err.message);
+            size_t np = m ? dt_model_param_count(m) : 1, ns = m ? dt_model_stats_count(m) : 1, n;
+            float *params = malloc(np * sizeof *params), *stats = malloc(ns * sizeof *stats);
+            if (m && params && stats) {
+                CHECK(dt_model_init_weights(m, 7, &err) == 0 &&
+                      dt_model_download_state(m, params, stats, &err) == 0);
+                const dt_state_entry *e = dt_model_state(m, &n);
+                size_t zeroed = 0, wrong = 0;
+                for (size_t i = 0; i < n; i++) {
+                    size_t len = strlen(e[i].name);
+                    int bn_weight = e[i].ndim == 1 && !e[i].in_classifier &&
+                                    e[i].role == DT_TENSOR_PARAMETER && len > 7 &&
+                                    strcmp(e[i].name + len - 7, ".weight") == 0;
+                    if (!bn_weight) continue;
+                    float expect = zero && e[i].residual_gamma ? 0.0f : 1.0f;
+                    for (size_t k = 0; k < e[i].count; k++)
+                        wrong += params[e[i].offset + k] != expect;
+                    zeroed += expect == 0.0f;
+                }
+                CHECK_MSG(wrong == 0, "%s zero_init_residual %d: %zu BN weights wrong", archs[a],
+                          zero, wrong);
+                CHECK_INT_EQ(zeroed, zero ? (a == 0 ? 8u : 16u) : 0u);
+            }
+            free(params);
+            free(stats);
+            if (m) dt_model_destroy(m);
+            be.ops->destroy(be.ctx);
+        }
 }
 
 static double loss_of(dt_model *m, const uint8_t *px, const int32_t *labels, const float *w,
@@ -280,16 +404,16 @@ static void check_grads_ready(int freeze) {
 /* ---- the convolutions the model creates are the ones dt_model_conv_descs lists ---- */
 
 static const dt_backend_ops *recorded_ops;
-static dt_conv_desc recorded[32];
+static dt_conv_desc recorded[160];
 static int n_recorded;
 
 static dt_layer *recording_conv_create(void *ctx, const dt_conv_desc *d, dt_error *err) {
-    if (n_recorded < 32) recorded[n_recorded] = *d;
+    if (n_recorded < 160) recorded[n_recorded] = *d;
     n_recorded++;
     return recorded_ops->conv_create(ctx, d, err);
 }
 
-static void check_conv_list(int freeze) {
+static void check_conv_list(const char *arch, int expect, int freeze) {
     enum { B = 2, S = 64, K = 3 };
     dt_backend be = dt_test_backend_open(test_argc, test_argv, 0);
     dt_backend_ops recording = *be.ops;
@@ -299,11 +423,13 @@ static void check_conv_list(int freeze) {
     n_recorded = 0;
     dt_model *m = NULL;
     dt_error err = {{0}, 0};
-    dt_model_options opt = {.batch = B, .image_size = S, .n_classes = K, .freeze_backbone = freeze};
+    dt_model_options opt = {
+        .arch = arch, .batch = B, .image_size = S, .n_classes = K, .freeze_backbone = freeze};
     CHECK_MSG(dt_model_create(&wrapped, &opt, &m, &err) == 0, "%s", err.message);
-    dt_conv_desc listed[32];
-    int n = dt_model_conv_descs(&opt, listed, 32);
-    CHECK_INT_EQ(n, 20); /* the stem, 16 3x3 and 3 downsample convolutions */
+    dt_conv_desc listed[160];
+    int n = dt_model_conv_descs(&opt, listed, 160);
+    /* resnet18: the stem, 16 3x3 and 3 downsample convolutions */
+    CHECK_INT_EQ(n, expect);
     CHECK_INT_EQ(n_recorded, n);
     for (int i = 0; i < n && i < n_recorded; i++)
         CHECK_MSG(memcmp(&listed[i], &recorded[i], sizeof listed[i]) == 0, "conv %d differs", i);
@@ -325,7 +451,11 @@ int main(int argc, char **argv) {
     test_layout();
     test_whole_network_gradient();
     test_frozen_backbone();
-    check_conv_list(0);
-    check_conv_list(1);
+    test_depths();
+    test_zero_init_residual();
+    check_conv_list("resnet18", 20, 0);
+    check_conv_list("resnet18", 20, 1);
+    check_conv_list("resnet50", 53, 0);
+    check_conv_list("resnet152", 155, 1);
     return dt_test_summary("model");
 }

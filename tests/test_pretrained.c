@@ -354,6 +354,8 @@ static int run_dtrain(const char *bin, const char *data, const char *pretrained,
     return dt_test_run(cmd);
 }
 
+static void test_depth_through_dtrain(const char *bin);
+
 static void test_through_dtrain(void) {
     const char *bin = getenv("DTRAIN_BIN");
     CHECK_MSG(bin != NULL, "DTRAIN_BIN is not set (run through ctest): the dtrain runs cannot run");
@@ -390,6 +392,68 @@ static void test_through_dtrain(void) {
     CHECK_MSG(text && strstr(text, "loaded pretrained weights from") &&
                   strstr(text, "classifier re-initialised"),
               "dtrain's output: %s", text ? text : "(none)");
+    free(text);
+    test_depth_through_dtrain(bin);
+}
+
+/* Another depth through dtrain: a ResNet-50 run (model.arch, zero_init_residual) writes a
+ * model.safetensors with the architecture in its metadata and torchvision's resnet50 names,
+ * which a ResNet-50 loads and a resnet18 run refuses naming the architecture; dtrain predict
+ * rebuilds the architecture from the file. */
+static void test_depth_through_dtrain(const char *bin) {
+    char data[600], log[600], model_path[700], cmd[4096], image[700];
+    path_in_workdir(data, sizeof data, "data");
+    path_in_workdir(log, sizeof log, "log50.txt");
+    snprintf(model_path, sizeof model_path, "%s/run50/model.safetensors", workdir);
+    snprintf(cmd, sizeof cmd,
+             "%s %s/cfg.yaml data.root=%s model.arch=resnet50 model.zero_init_residual=true "
+             "output.dir=%s/run50 > %s 2>&1",
+             bin, workdir, data, workdir, log);
+    CHECK_INT_EQ(dt_test_run(cmd), 0);
+    dt_safetensors st;
+    dt_error err = {{0}, 0};
+    if (dt_safetensors_read(model_path, &st, &err) == 0) {
+        const char *arch = dt_safetensors_metadata_value(&st, "arch");
+        CHECK(arch && strcmp(arch, "resnet50") == 0);
+        const dt_st_tensor *conv3 = dt_safetensors_find(&st, "layer4.2.conv3.weight");
+        CHECK(conv3 && conv3->ndim == 4 && conv3->shape[0] == 2048 && conv3->shape[1] == 512);
+        const dt_st_tensor *fc = dt_safetensors_find(&st, "fc.weight");
+        CHECK(fc && fc->shape[0] == 2 && fc->shape[1] == 2048);
+        CHECK_INT_EQ(st.n_tensors, 320);
+        const char *inferred = dt_model_arch_of_state_dict(&st);
+        CHECK(inferred && strcmp(inferred, "resnet50") == 0);
+        dt_safetensors_free(&st);
+    } else {
+        CHECK_MSG(0, "%s", err.message);
+    }
+    snprintf(cmd, sizeof cmd, "%s/run50/metrics.jsonl", workdir);
+    char *text = dt_test_read_text(cmd);
+    CHECK_MSG(text && strstr(text, "\"arch\":\"resnet50\""), "metrics.jsonl: %s",
+              text ? text : "(none)");
+    free(text);
+    /* loads into a ResNet-50 (what model.pretrained does), and a ResNet-18 run refuses it */
+    dt_model *m50 = NULL;
+    dt_model_options opt = {.arch = "resnet50", .batch = 1, .image_size = 32, .n_classes = 2};
+    int loaded = dt_model_create(&backend, &opt, &m50, &err) == 0 &&
+                 dt_model_load_safetensors(m50, model_path, 0, NULL, &err) == 0;
+    CHECK_MSG(loaded, "%s", err.message);
+    if (m50) dt_model_destroy(m50);
+    CHECK_INT_EQ(run_dtrain(bin, data, model_path, log), 2);
+    text = dt_test_read_text(log);
+    CHECK_MSG(text && strstr(text, "is not a torchvision/timm ResNet-18 state dict") &&
+                  strstr(text, "layer1.0.conv1.weight [64, 64, 1, 1]"),
+              "dtrain's message: %s", text ? text : "(none)");
+    free(text);
+    /* dtrain predict builds a ResNet-50 from the file's metadata */
+    snprintf(image, sizeof image, "%s/predict.jpg", workdir);
+    uint8_t pixels[32 * 32 * 3];
+    for (size_t i = 0; i < sizeof pixels; i++) pixels[i] = (uint8_t)(i * 7);
+    CHECK(dt_testgen_write_jpeg(image, pixels, 32, 32, 3, 95, 0, &err) == 0);
+    snprintf(cmd, sizeof cmd, "%s predict %s %s --device cpu > %s 2>&1", bin, model_path, image,
+             log);
+    CHECK_INT_EQ(dt_test_run(cmd), 0);
+    text = dt_test_read_text(log);
+    CHECK_MSG(text && strstr(text, image), "dtrain predict: %s", text ? text : "(none)");
     free(text);
 }
 

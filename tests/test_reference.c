@@ -1,5 +1,6 @@
-/* Same numbers as PyTorch: rebuilds the seeded ResNet-18 and inputs of the fixtures written by
- * tests/reference/make_fixtures.py (torchvision resnet18, torch.optim.SGD), runs the training
+/* Same numbers as PyTorch: rebuilds the seeded ResNets and inputs of the fixtures written by
+ * tests/reference/make_fixtures.py (torchvision resnet18 ... resnet152, torch.optim.SGD; the
+ * fixture's "arch" metadata, resnet18 when absent), runs the training
  * forward/backward and SGD steps on a backend (the program's argument, as the backend tests:
  * cpu by default, cuda; testlib/backends.h), and compares logits, losses, every
  * gradient's norm and samples, parameters, BatchNorm running statistics and eval-mode logits
@@ -8,8 +9,8 @@
  * A third fixture checks the loader: torchvision's state-dict layout, written as safetensors,
  * loaded by dt_model_load_safetensors, must give torchvision's eval-mode logits.
  * Tolerances are widened per backend as the op tests' (dt_test_tolerance).
- * `test_reference [BACKEND] --export DIR` writes DIR/model.safetensors (dt_export_model) and
- * DIR/logits.safetensors for `make_fixtures.py --check-export DIR`. */
+ * `test_reference [BACKEND] --export DIR` writes DIR/model.safetensors (dt_model_save_safetensors)
+ * and DIR/logits.safetensors for `make_fixtures.py --check-export DIR`. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,7 +19,6 @@
 #include "backends.h"
 #include "check.h"
 #include "dtrain/backend.h"
-#include "dtrain/export.h"
 #include "dtrain/model.h"
 #include "dtrain/rng.h"
 #include "dtrain/safetensors.h"
@@ -41,7 +41,7 @@ static double next_uniform(dt_rng *rng) {
 
 /* Values of state-dict tensor `index`, rounded once to float as numpy's astype(float32). */
 static void seeded_tensor(const char *name, const int64_t *shape, int ndim, size_t count,
-                          uint64_t seed, size_t index, int random_stats, float *out) {
+                          uint64_t seed, size_t index, int random_stats, int fc_in, float *out) {
     dt_rng rng = dt_rng_seeded(dt_rng_mix(seed, index));
     size_t len = strlen(name);
 #define ENDS_WITH(suffix)                                                                          \
@@ -53,7 +53,7 @@ static void seeded_tensor(const char *name, const int64_t *shape, int ndim, size
         else if (ENDS_WITH("running_var"))
             v = random_stats ? 0.5 + u : 1.0;
         else if (strncmp(name, "fc.", 3) == 0)
-            v = (2.0 * u - 1.0) * sqrt(1.0 / 512.0);
+            v = (2.0 * u - 1.0) * sqrt(1.0 / (double)fc_in);
         else if (ndim == 4)
             v = (2.0 * u - 1.0) * sqrt(6.0 / (double)(shape[0] * shape[2] * shape[3]));
         else if (ENDS_WITH(".weight"))
@@ -70,10 +70,12 @@ static void seeded_state(const dt_model *m, uint64_t seed, int random_stats, flo
                          float *stats) {
     size_t n;
     const dt_state_entry *e = dt_model_state(m, &n);
+    int fc_in = (int)dt_model_find(m, "fc.weight")->shape[1];
     for (size_t i = 0; i < n; i++) {
         if (e[i].role == DT_TENSOR_BATCHES_TRACKED) continue;
         float *dst = (e[i].role == DT_TENSOR_PARAMETER ? params : stats) + e[i].offset;
-        seeded_tensor(e[i].name, e[i].shape, e[i].ndim, e[i].count, seed, i, random_stats, dst);
+        seeded_tensor(e[i].name, e[i].shape, e[i].ndim, e[i].count, seed, i, random_stats, fc_in,
+                      dst);
     }
 }
 
@@ -93,6 +95,8 @@ typedef struct fixture {
     int loaded;
     uint64_t seed;
     int batch, image_size, classes;
+    char arch[32]; /* "resnet18" when the fixture does not say */
+    int fc_in;     /* the classifier's input width */
     float mean[3], std[3];
 } fixture;
 
@@ -117,6 +121,14 @@ static int fixture_open(const char *name, fixture *f) {
     f->batch = atoi(v[1]);
     f->image_size = atoi(v[2]);
     f->classes = atoi(v[3]);
+    const char *arch = dt_safetensors_metadata_value(&f->st, "arch");
+    snprintf(f->arch, sizeof f->arch, "%s", arch ? arch : "resnet18");
+    CHECK_MSG(dt_model_arch_known(f->arch), "%s: arch '%s' unknown", path, f->arch);
+    dt_model_options described = {.arch = f->arch, .batch = 1, .image_size = 64, .n_classes = 2};
+    dt_model *m = NULL;
+    if (!dt_model_arch_known(f->arch) || dt_model_describe(&described, &m, &err)) return -1;
+    f->fc_in = (int)dt_model_find(m, "fc.weight")->shape[1];
+    dt_model_destroy(m);
     int sane = f->batch >= 1 && f->batch <= 64 && f->image_size >= 32 && f->image_size <= 512 &&
                f->classes >= 2 && f->classes <= 64;
     CHECK_MSG(sane, "%s: batch %d, image_size %d, classes %d out of range", path, f->batch,
@@ -264,7 +276,7 @@ static int run_create(const fixture *f, run *r) {
     backend_tolerance_factor = 1.0;
     dt_test_tolerance(&r->be, 0, "model", &backend_tolerance_factor, &atol_unused);
     dt_model_options opt = {
-        .batch = f->batch, .image_size = f->image_size, .n_classes = f->classes};
+        .arch = f->arch, .batch = f->batch, .image_size = f->image_size, .n_classes = f->classes};
     if (dt_model_create(&r->be, &opt, &r->model, &err)) {
         CHECK_MSG(0, "%s", err.message);
         return -1;
@@ -313,10 +325,11 @@ static void check_input(const fixture *f, const run *r) {
 
 /* Every parameter's sampled initial values are bit-identical to PyTorch's. */
 static void check_initial_weights(const fixture *f, const run *r) {
-    size_t n, mismatches = 0, compared = 0;
+    size_t n, mismatches = 0, compared = 0, tensors = 0;
     const dt_state_entry *e = dt_model_state(r->model, &n);
     for (size_t i = 0; i < n; i++) {
         if (e[i].role != DT_TENSOR_PARAMETER) continue;
+        tensors++;
         int64_t index[SAMPLES];
         char key[160];
         snprintf(key, sizeof key, "init.%s", e[i].name);
@@ -330,7 +343,7 @@ static void check_initial_weights(const fixture *f, const run *r) {
             if (memcmp(&r->params[e[i].offset + (size_t)index[k]], t->data + 4 * k, 4))
                 mismatches++;
     }
-    CHECK_INT_EQ(compared, 62 * SAMPLES);
+    CHECK_INT_EQ(compared, tensors * SAMPLES); /* resnet18: 62 parameter tensors */
     CHECK_MSG(mismatches == 0, "%zu sampled initial weights differ from PyTorch's bits",
               mismatches);
 }
@@ -504,13 +517,14 @@ static int export_for_torch(const fixture *f, run *r, const char *dir) {
     int64_t shape[2] = {f->batch, f->classes};
     snprintf(path, sizeof path, "%s/model.safetensors", dir);
     int rc = !logits || !wr || f->classes > 64 || dt_make_directories(dir, &err) ||
-             dt_export_model(r->model, path, names, f->classes, 0, &err) ||
+             dt_model_save_safetensors(r->model, path, names, f->classes, 0, NULL, &err) ||
              dt_model_forward(r->model, r->pixels, f->mean, f->std, 0, &err) ||
              dt_model_logits(r->model, logits, &err) ||
              dt_st_writer_add(wr, "eval_logits", DT_ST_F32, 2, shape, logits, &err);
     const char *keys[] = {"seed", "batch", "image_size", "classes"};
     for (int i = 0; i < 4 && !rc; i++)
         rc = dt_st_writer_add_metadata(wr, keys[i], metadata_or(f, keys[i], "0"), &err);
+    if (!rc) rc = dt_st_writer_add_metadata(wr, "arch", f->arch, &err);
     snprintf(text, sizeof text, "%lld", (long long)dt_model_batches_tracked(r->model));
     snprintf(path, sizeof path, "%s/logits.safetensors", dir);
     if (!rc)
@@ -627,7 +641,7 @@ static int write_torchvision_state_dict(const fixture *f, const char *path, int6
         } else if (strcmp(dtype, "I64") == 0) {
             rc = dt_st_writer_add(w, name, DT_ST_I64, ndim, shape, &tracked, &err);
         } else {
-            seeded_tensor(name, shape, ndim, count, f->seed, index, 1, values);
+            seeded_tensor(name, shape, ndim, count, f->seed, index, 1, f->fc_in, values);
             rc = dt_st_writer_add(w, name, DT_ST_F32, ndim, shape, values, &err);
         }
         line = end ? end + 1 : line + len;
@@ -640,9 +654,9 @@ static int write_torchvision_state_dict(const fixture *f, const char *path, int6
     return rc;
 }
 
-static void test_load_torchvision_state_dict(void) {
+static void test_load_torchvision_state_dict(const char *name) {
     fixture f;
-    if (fixture_open("resnet18_eval_s64", &f)) return;
+    if (fixture_open(name, &f)) return;
     char dir[512], path[600];
     dt_error err = {{0}, 0};
     if (dt_testgen_make_temp_dir("dtrain-reference", dir, sizeof dir, &err)) {
@@ -650,7 +664,7 @@ static void test_load_torchvision_state_dict(void) {
         fixture_close(&f);
         return;
     }
-    snprintf(path, sizeof path, "%s/torchvision_resnet18.safetensors", dir);
+    snprintf(path, sizeof path, "%s/torchvision_%s.safetensors", dir, f.arch);
     int64_t tracked = atoll(metadata_or(&f, "batches_tracked", "7"));
     size_t n_written = 0;
     run r;
@@ -679,9 +693,9 @@ static void test_load_torchvision_state_dict(void) {
         memset(&w, 0, sizeof w);
         if (rc == 0 && dt_model_forward(r.model, r.pixels, f.mean, f.std, 0, &err) == 0)
             check_logits(&f, &r, Q_EVAL_LOGITS, "eval_logits", &w);
-        printf("resnet18_eval_s64: torchvision's state dict loaded; eval logits: dtrain %.2g "
+        printf("%s: torchvision's state dict loaded (%zu tensors); eval logits: dtrain %.2g "
                "(PyTorch float32 %.2g) against float64\n",
-               w.dtrain[Q_EVAL_LOGITS], w.torch[Q_EVAL_LOGITS]);
+               name, n, w.dtrain[Q_EVAL_LOGITS], w.torch[Q_EVAL_LOGITS]);
     }
     run_destroy(&r);
     remove(path);
@@ -783,19 +797,25 @@ int main(int argc, char **argv) {
         backend_argc = 2;
         argc--, argv++;
     }
-    if (argc == 3 && strcmp(argv[1], "--export") == 0)
-        return training_case("resnet18_b16_s64", argv[2]);
+    if ((argc == 3 || argc == 4) && strcmp(argv[1], "--export") == 0)
+        return training_case(argc == 4 ? argv[3] : "resnet18_b16_s64", argv[2]);
     if (argc == 3 && strcmp(argv[1], "--predict") == 0) { /* the predict check alone */
         test_predict_command(argv[2]);
         return dt_test_summary("reference predict");
     }
     if (argc != 1) {
-        fprintf(stderr, "usage: test_reference [BACKEND] [--export DIR | --predict DTRAIN]\n");
+        fprintf(stderr,
+                "usage: test_reference [BACKEND] [--export DIR [FIXTURE] | --predict DTRAIN]\n");
         return 2;
     }
-    training_case("resnet18_b16_s64", NULL);
-    training_case("resnet18_b2_s224", NULL);
-    test_load_torchvision_state_dict();
+    const char *training[] = {"resnet18_b16_s64", "resnet18_b2_s224", "resnet34_b4_s64",
+                              "resnet50_b4_s64", "resnet152_b2_s64"};
+    for (size_t i = 0; i < sizeof training / sizeof *training; i++)
+        training_case(training[i], NULL);
+    const char *loading[] = {"resnet18_eval_s64", "resnet34_eval_s64", "resnet50_eval_s64",
+                             "resnet101_eval_s64", "resnet152_eval_s64"};
+    for (size_t i = 0; i < sizeof loading / sizeof *loading; i++)
+        test_load_torchvision_state_dict(loading[i]);
     if (getenv("DTRAIN_BIN")) test_predict_command(getenv("DTRAIN_BIN"));
     return dt_test_summary("reference");
 }

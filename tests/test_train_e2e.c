@@ -71,7 +71,8 @@ static void test_training_run(void) {
     if (jsonl) {
         CHECK_INT_EQ(dt_test_count(jsonl, "\"event\":\"eval\""), 4);
         CHECK_INT_EQ(dt_test_count(jsonl, "\"event\":\"done\""), 1);
-        CHECK(strstr(jsonl, ",\"precision\":\"fp32\"}\n") > strstr(jsonl, "\"event\":\"done\""));
+        CHECK(strstr(jsonl, ",\"arch\":\"resnet18\",\"precision\":\"fp32\"}\n") >
+              strstr(jsonl, "\"event\":\"done\""));
         CHECK(dt_test_count(jsonl, "\"event\":\"train\"") >= 4);
         double val_acc = last_number(jsonl, "\"event\":\"eval\"", "\"val_acc\":");
         CHECK_MSG(val_acc >= 0.9, "final validation accuracy %.4f < 0.9", val_acc);

@@ -13,7 +13,7 @@
 #include <stdint.h>
 
 #include "dtrain/error.h"
-#include "dtrain/model.h"
+#include "dtrain/safetensors.h"
 
 typedef struct dt_ckpt_state {
     int epoch;          /* the epoch in progress, from 1 */
@@ -31,11 +31,24 @@ typedef struct dt_ckpt_state {
     long global_batch;
 } dt_ckpt_state;
 
-/* Everything one checkpoint holds, as host copies owned by the payload. */
+/* One tensor of model.safetensors or optimizer.safetensors, in the order written. */
+typedef struct dt_ckpt_tensor {
+    const char *name;  /* not owned: the model's state dict outlives the write */
+    dt_st_dtype dtype; /* F32 (data), or I64 for a scalar (ndim 0, the value in `scalar`) */
+    int ndim;
+    const int64_t *shape; /* not owned, as name */
+    const float *data;    /* into the payload's params, stats or momentum */
+    int64_t scalar;
+} dt_ckpt_tensor;
+
+/* Everything one checkpoint holds, as host copies owned by the payload. The tensor lists are
+ * made by the model (dt_model_checkpoint_tensors, dtrain/model.h) once the host copies and the
+ * state are filled. */
 typedef struct dt_ckpt_payload {
     dt_ckpt_state state;
-    const dt_state_entry *entries; /* the model's state dict (not owned; outlives the write) */
-    size_t n_entries;
+    const char *arch; /* "arch" metadata of model.safetensors (not owned) */
+    dt_ckpt_tensor *model_tensors, *optimizer_tensors;
+    size_t n_model_tensors, n_optimizer_tensors;
     float *params, *stats, *momentum;
     size_t n_params, n_stats;
     char *config_yaml;

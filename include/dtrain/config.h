@@ -45,9 +45,10 @@ typedef struct dt_config {
         char *cache; /* "none", "memory" or a folder (decoded-sample cache) */
     } data;
     struct {
-        char *arch;       /* "resnet18" */
+        char *arch;       /* "resnet18", "resnet34", "resnet50", "resnet101" or "resnet152" */
         char *pretrained; /* NULL when not given */
         dt_freeze_mode freeze;
+        bool zero_init_residual; /* each residual block's last BN weight starts at 0 */
     } model;
     struct {
         int epochs;

@@ -32,6 +32,7 @@ typedef struct dt_done_row {
     long skipped_files;
     double elapsed_s;
     const char *precision; /* runtime.precision as resolved ("tf32" for auto on a GPU) */
+    const char *arch;      /* model.arch */
 } dt_done_row;
 
 /* Creates (truncates) dir/metrics.jsonl and dir/metrics.csv. */

@@ -1,6 +1,7 @@
-/* The ResNet-18 model: torchvision's exact topology and parameter names, its parameters in one
- * flat buffer (gradients and momentum likewise), and forward/backward written once over the
- * backend interface. */
+/* The ResNet models (torchvision's resnet18/34/50/101/152): torchvision's exact topology and
+ * parameter names, the parameters in one flat buffer (gradients and momentum likewise), and
+ * forward/backward written once over the backend interface. Saving and loading torchvision state
+ * dicts (safetensors) live here too. */
 #ifndef DTRAIN_MODEL_H
 #define DTRAIN_MODEL_H
 
@@ -25,29 +26,45 @@ typedef struct dt_state_entry {
     int64_t shape[4];
     size_t offset; /* in floats, into params (PARAMETER) or stats (RUNNING_*) */
     size_t count;
-    int in_classifier; /* 1 for fc.weight and fc.bias */
+    int in_classifier;  /* 1 for fc.weight and fc.bias */
+    int residual_gamma; /* the weight of a residual block's last BN (zero_init_residual) */
 } dt_state_entry;
 
 typedef struct dt_model dt_model;
 
 typedef struct dt_model_options {
-    int batch;      /* every forward/backward runs at this batch size */
-    int image_size; /* square input side */
+    const char *arch; /* "resnet18" (also when NULL), "resnet34", "resnet50", ... */
+    int batch;        /* every forward/backward runs at this batch size */
+    int image_size;   /* square input side */
     int n_classes;
-    int freeze_backbone; /* train fc only; backbone BN in inference mode */
+    int freeze_backbone;    /* train fc only; backbone BN in inference mode */
+    int zero_init_residual; /* torchvision's option: each block's last BN weight starts at 0 */
 } dt_model_options;
+
+/* The architectures dt_model_create builds, by torchvision's names: index 0 .. count-1. */
+int dt_model_arch_count(void);
+const char *dt_model_arch_name(int index);
+/* 1 when name is one of them. */
+int dt_model_arch_known(const char *name);
 
 int dt_model_create(const dt_backend *backend, const dt_model_options *opt, dt_model **out,
                     dt_error *err);
+/* The same model without a backend: its state dict (names, shapes, offsets) and convolutions are
+ * known, nothing can run. For plans and layouts (tests, the cuDNN plan list). */
+int dt_model_describe(const dt_model_options *opt, dt_model **out, dt_error *err);
 /* The convolution layers dt_model_create creates for opt, in creation order (the same
- * descriptions it passes to conv_create): their number, the first max of them in out. */
+ * descriptions it passes to conv_create): their number, the first max of them in out; -1 when
+ * opt is not a model dt_model_create builds. */
 int dt_model_conv_descs(const dt_model_options *opt, dt_conv_desc *out, int max);
 void dt_model_destroy(dt_model *model);
 /* The backend the model was created on. */
 const dt_backend *dt_model_backend(const dt_model *model);
+/* The architecture's name ("resnet50"). */
+const char *dt_model_arch(const dt_model *model);
 
-/* torchvision's initialisation (conv: kaiming_normal fan_out relu; BN: 1, 0; fc: nn.Linear's
- * default uniform), drawn from the documented generator in rng.h seeded with seed. */
+/* torchvision's initialisation (conv: kaiming_normal fan_out relu; BN: 1, 0, or 0 for each
+ * block's last BN weight with zero_init_residual; fc: nn.Linear's default uniform), drawn from
+ * the documented generator in rng.h seeded with seed. */
 int dt_model_init_weights(dt_model *model, uint64_t seed, dt_error *err);
 
 const dt_state_entry *dt_model_state(const dt_model *model, size_t *n_entries);
@@ -109,17 +126,41 @@ int dt_model_stats_restore_if_skipped(dt_model *model, dt_error *err);
 /* *finite: every parameter and running statistic is finite (a wait for the device). */
 int dt_model_state_finite(dt_model *model, int *finite, dt_error *err);
 
-/* Loads a torchvision/timm ResNet-18 state dict from a safetensors file (F32, F16, BF16 or F64
- * tensors; num_batches_tracked optional, bn1's value becomes the model's counter). Every other
- * tensor must be present with the right shape and finite values, and nothing else may be in the
- * file. With allow_classifier_mismatch, a classifier (fc.weight, fc.bias) of another shape is
- * left as it is (freshly initialised) and *classifier_replaced (may be NULL) is set to 1.
+/* Loads a torchvision/timm state dict of the model's architecture from a safetensors file (F32,
+ * F16, BF16 or F64 tensors; num_batches_tracked optional, bn1's value becomes the model's counter).
+ * Every other tensor must be present with the right shape and finite values, and nothing else may
+ * be in the file. With allow_classifier_mismatch, a classifier (fc.weight, fc.bias) of another
+ * shape is left as it is (freshly initialised) and *classifier_replaced (may be NULL) is set to 1.
  * Problems with the file are usage errors (exit code 2) naming it and the tensors at fault; on
  * any error the model is left unchanged. */
 int dt_model_load_safetensors(dt_model *model, const char *path, int allow_classifier_mismatch,
                               int *classifier_replaced, dt_error *err);
 
+/* The architecture whose backbone tensor names are exactly those of st (classifier and
+ * num_batches_tracked aside), or NULL: for files without an "arch" metadata value. */
+struct dt_safetensors;
+const char *dt_model_arch_of_state_dict(const struct dt_safetensors *st);
+
 /* Logits of the last forward, host copy (batch x n_classes). */
 int dt_model_logits(dt_model *model, float *host_logits, dt_error *err);
+
+/* Writes the model's state dict to path (F32 tensors; num_batches_tracked as I64 scalars) with
+ * metadata {format: pt, arch: the architecture, classes: names joined by '\n', config_hash:
+ * hex}; with preprocessing (may be NULL), also the values `dtrain predict` defaults to:
+ * image_size ("224"), resize ("squash" or "center"), mean and std ("0.485,0.456,0.406"). */
+typedef struct dt_model_preprocessing {
+    int image_size;
+    const char *resize;
+    float mean[3], std[3];
+} dt_model_preprocessing;
+int dt_model_save_safetensors(dt_model *model, const char *path, char *const *class_names,
+                              int n_classes, uint64_t config_hash,
+                              const dt_model_preprocessing *preprocessing, dt_error *err);
+
+/* A checkpoint's tensor lists (model.safetensors: the state dict; optimizer.safetensors: the
+ * momentum of each parameter) over p's host copies params, stats and momentum, and its arch;
+ * num_batches_tracked is p->state.batches_tracked, so call it once the state is filled. */
+struct dt_ckpt_payload;
+int dt_model_checkpoint_tensors(const dt_model *model, struct dt_ckpt_payload *p, dt_error *err);
 
 #endif

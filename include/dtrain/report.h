@@ -34,6 +34,7 @@ typedef struct dt_report_input {
     size_t n_skipped;
     const char *config_yaml; /* the resolved config */
     const char *device;      /* backend and threads, e.g. "cpu (oneDNN), 2 threads" */
+    const char *arch;        /* the model's architecture, e.g. "resnet50" (NULL: not shown) */
     int ranks;
     int epoch, epochs; /* evaluation after epoch (0 for dtrain eval) */
     long step;

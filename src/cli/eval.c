@@ -160,8 +160,10 @@ static int prepare(eval_state *s, dt_error *err) {
     int k = ses->ds.n_classes;
     if (dt_session_display_names(ses, cfg, 0, err) || dt_session_create_backend(ses, &request, err))
         return -1;
-    dt_model_options mo = {
-        .batch = cfg->train.batch_size, .image_size = cfg->data.image_size, .n_classes = k};
+    dt_model_options mo = {.arch = cfg->model.arch,
+                           .batch = cfg->train.batch_size,
+                           .image_size = cfg->data.image_size,
+                           .n_classes = k};
     if (dt_session_create_model(ses, &mo, err) ||
         dt_model_load_safetensors(ses->model, s->model_path, 0, NULL, err))
         return -1;

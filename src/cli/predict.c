@@ -324,6 +324,7 @@ typedef struct predict_state {
     predict_options opt;
     char **names;
     int n_classes;
+    char arch[32];
     dt_comm comm;       /* one process */
     dt_session session; /* threads, device, backend and model: training's rules */
     dt_progress log;    /* the start-up details of DTRAIN_VERBOSE, on stderr */
@@ -386,10 +387,18 @@ static int predict(predict_state *s, int *any_failed, dt_error *err) {
     const dt_st_tensor *fc = dt_safetensors_find(&st, "fc.weight");
     int rc = -1;
     if (!fc || fc->ndim != 2 || fc->shape[0] < 1 || fc->shape[0] > 1000000) {
-        dt_fail_usage(err, "%s: no fc.weight of shape [classes, 512]: not a ResNet-18 classifier",
+        dt_fail_usage(err, "%s: no fc.weight of shape [classes, features]: not a ResNet classifier",
                       o->model_path);
         goto done;
     }
+    /* the architecture: the file's "arch" metadata, else the one its tensor names match */
+    const char *arch = dt_safetensors_metadata_value(&st, "arch");
+    if (arch && !dt_model_arch_known(arch)) {
+        dt_fail_usage(err, "%s: arch '%s' is not one dtrain builds", o->model_path, arch);
+        goto done;
+    }
+    if (!arch) arch = dt_model_arch_of_state_dict(&st);
+    snprintf(s->arch, sizeof s->arch, "%s", arch ? arch : "resnet18");
     s->n_classes = (int)fc->shape[0];
     if (o->classes_path) {
         uint8_t *text = NULL;
@@ -419,8 +428,10 @@ done:
 
     /* the thread share and the device as training chooses them; inference runs in fp32 */
     dt_session_request request = {.device = o->device, .precision = DT_PRECISION_FP32};
-    dt_model_options mo = {
-        .batch = o->batch_size, .image_size = o->image_size, .n_classes = s->n_classes};
+    dt_model_options mo = {.arch = s->arch,
+                           .batch = o->batch_size,
+                           .image_size = o->image_size,
+                           .n_classes = s->n_classes};
     if (dt_session_plan_threads(&s->session, &request, err) ||
         dt_session_create_backend(&s->session, &request, err) ||
         dt_session_create_model(&s->session, &mo, err) ||

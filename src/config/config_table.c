@@ -32,7 +32,8 @@ static const char *const device_names[] = {"auto", "cpu", "cuda"};
 static const char *const precision_names[] = {"fp32", "tf32", "bf16", "auto"};
 static const char *const nonfinite_names[] = {"stop", "skip"};
 /* model.arch is a string restricted to these names */
-static const char *const arch_names[] = {"resnet18"};
+static const char *const arch_names[] = {"resnet18", "resnet34", "resnet50", "resnet101",
+                                          "resnet152"};
 
 static const char *const section_names[] = {"data", "model", "train", "runtime", "output"};
 
@@ -140,9 +141,11 @@ static const dt_config_key config_keys[] = {
     NAME_MAP_KEY(data, class_names, "class folder -> display name, e.g. {cane: dog}"),
     STRING_KEY(data, cache, "none", 0, "decoded-sample cache: none, memory or a folder"),
 
-    NAMED_KEY(model, arch, "resnet18", arch_names, 0, "the network"),
+    NAMED_KEY(model, arch, "resnet18", arch_names, 0, "the network: resnet18/34/50/101/152"),
     OPTIONAL_STRING_KEY(model, pretrained, 0, "safetensors file of torchvision/timm weights"),
     ENUM_KEY(model, freeze, DT_FREEZE_NONE, freeze_names, 0, "backbone: train the classifier only"),
+    BOOL_KEY(model, zero_init_residual, false, 0,
+             "each residual block's last BN weight starts at 0 (torchvision's zero_init_residual)"),
 
     INT_KEY(train, epochs, 5, 1, DT_MAX_EPOCHS, RESUMABLE, "passes over the training set"),
     INT_KEY(train, batch_size, 64, 1, DT_MAX_BATCH_SIZE, RESUMABLE,

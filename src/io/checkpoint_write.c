@@ -27,6 +27,8 @@ void dt_ckpt_payload_free(dt_ckpt_payload *p) {
     free(p->momentum);
     free(p->config_yaml);
     free(p->classes);
+    free(p->model_tensors);
+    free(p->optimizer_tensors);
     memset(p, 0, sizeof *p);
 }
 
@@ -83,41 +85,32 @@ static int write_safetensors(const char *dir, file_record *rec, dt_st_writer *w,
     return rc;
 }
 
+static int add_tensors(dt_st_writer *w, const dt_ckpt_tensor *tensors, size_t n, dt_error *err) {
+    for (size_t i = 0; i < n; i++) {
+        const dt_ckpt_tensor *t = &tensors[i];
+        const void *data = t->dtype == DT_ST_I64 && t->ndim == 0 ? (const void *)&t->scalar
+                                                                 : (const void *)t->data;
+        if (dt_st_writer_add(w, t->name, t->dtype, t->ndim, t->shape, data, err)) return -1;
+    }
+    return 0;
+}
+
 static int add_model_tensors(dt_st_writer *w, const dt_ckpt_payload *p, dt_error *err) {
     char hash[32];
     snprintf(hash, sizeof hash, "%016llx", (unsigned long long)p->state.config_hash);
     if (dt_st_writer_add_metadata(w, "format", "pt", err) ||
-        dt_st_writer_add_metadata(w, "arch", "resnet18", err) ||
+        dt_st_writer_add_metadata(w, "arch", p->arch ? p->arch : "", err) ||
         dt_st_writer_add_metadata(w, "classes", p->classes ? p->classes : "", err) ||
         dt_st_writer_add_metadata(w, "config_hash", hash, err))
         return -1;
-    for (size_t i = 0; i < p->n_entries; i++) {
-        const dt_state_entry *e = &p->entries[i];
-        int r;
-        if (e->role == DT_TENSOR_BATCHES_TRACKED)
-            r = dt_st_writer_add(w, e->name, DT_ST_I64, 0, e->shape, &p->state.batches_tracked,
-                                 err);
-        else
-            r = dt_st_writer_add(
-                w, e->name, DT_ST_F32, e->ndim, e->shape,
-                (e->role == DT_TENSOR_PARAMETER ? p->params : p->stats) + e->offset, err);
-        if (r) return -1;
-    }
-    return 0;
+    return add_tensors(w, p->model_tensors, p->n_model_tensors, err);
 }
 
 static int add_momentum_tensors(dt_st_writer *w, const dt_ckpt_payload *p, dt_error *err) {
     if (dt_st_writer_add_metadata(w, "format", "pt", err) ||
         dt_st_writer_add_metadata(w, "contents", "SGD momentum buffers", err))
         return -1;
-    for (size_t i = 0; i < p->n_entries; i++) {
-        const dt_state_entry *e = &p->entries[i];
-        if (e->role != DT_TENSOR_PARAMETER) continue;
-        if (dt_st_writer_add(w, e->name, DT_ST_F32, e->ndim, e->shape, p->momentum + e->offset,
-                             err))
-            return -1;
-    }
-    return 0;
+    return add_tensors(w, p->optimizer_tensors, p->n_optimizer_tensors, err);
 }
 
 /* state.json: one key per line; the last line's checksum covers every byte before it. */

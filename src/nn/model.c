@@ -1,4 +1,5 @@
-/* Model lifetime and state: flat buffers, torchvision-style initialisation, accessors. */
+/* Model lifetime and state: creation (the builder is nn/resnet.c), flat buffers, torchvision's
+ * initialisation, accessors. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -6,9 +7,12 @@
 #include "dtrain/rng.h"
 #include "nn/model_internal.h"
 
-int dt_model_create(const dt_backend *backend, const dt_model_options *opt, dt_model **out,
-                    dt_error *err) {
+/* The model's fields from opt, its layers built (or only described when backend is NULL). */
+static int model_build(const dt_backend *backend, const dt_model_options *opt, dt_model **out,
+                       dt_error *err) {
     *out = NULL;
+    const dt_resnet_arch *arch = dt_resnet_arch_find(opt->arch);
+    if (!arch) return dt_fail(err, "model: unknown architecture '%s'", opt->arch);
     if (opt->batch < 1 || opt->n_classes < 2 || opt->image_size < 16)
         return dt_fail(err,
                        "model: needs batch >= 1, at least 2 classes and image_size >= 16 "
@@ -16,32 +20,56 @@ int dt_model_create(const dt_backend *backend, const dt_model_options *opt, dt_m
                        opt->batch, opt->n_classes, opt->image_size);
     dt_model *m = calloc(1, sizeof *m);
     if (!m) return dt_fail(err, "model: out of memory");
-    m->backend = *backend;
+    if (backend) m->backend = *backend;
+    m->arch = arch;
     m->batch = opt->batch;
     m->image_size = opt->image_size;
     m->n_classes = opt->n_classes;
     m->freeze_backbone = opt->freeze_backbone;
+    m->zero_init_residual = opt->zero_init_residual;
+    if (dt_resnet_build(m, err)) {
+        dt_model_destroy(m);
+        return -1;
+    }
+    *out = m;
+    return 0;
+}
+
+int dt_model_create(const dt_backend *backend, const dt_model_options *opt, dt_model **out,
+                    dt_error *err) {
+    dt_model *m;
+    if (model_build(backend, opt, &m, err)) return -1;
     const dt_backend_ops *ops = backend->ops;
-    if (dt_state_layout_resnet18(opt->n_classes, &m->layout, err)) goto fail;
     size_t n = m->layout.n_params;
     if (!(m->params = ops->buffer_alloc(backend->ctx, n, err)) ||
         !(m->grads = ops->buffer_alloc(backend->ctx, n, err)) ||
         !(m->momentum = ops->buffer_alloc(backend->ctx, n, err)) ||
         !(m->stats = ops->buffer_alloc(backend->ctx, m->layout.n_stats, err))) {
         dt_error_prefix(err, "model: allocating %zu parameters", n);
-        goto fail;
+        dt_model_destroy(m);
+        return -1;
     }
-    if (dt_resnet18_build(m, err)) goto fail;
     *out = m;
     return 0;
-fail:
+}
+
+int dt_model_describe(const dt_model_options *opt, dt_model **out, dt_error *err) {
+    return model_build(NULL, opt, out, err);
+}
+
+int dt_model_conv_descs(const dt_model_options *opt, dt_conv_desc *out, int max) {
+    dt_model *m;
+    dt_error err = {{0}, 0};
+    if (dt_model_describe(opt, &m, &err)) return -1;
+    int n = m->n_convs;
+    for (int i = 0; i < n && i < max; i++) out[i] = m->conv_descs[i];
     dt_model_destroy(m);
-    return -1;
+    return n;
 }
 
 void dt_model_destroy(dt_model *m) {
     if (!m) return;
-    dt_resnet18_free(m);
+    dt_resnet_free(m);
     const dt_backend_ops *ops = m->backend.ops;
     float *buffers[] = {m->params, m->grads, m->momentum, m->stats, m->stats_backup};
     for (size_t i = 0; i < sizeof buffers / sizeof buffers[0]; i++)
@@ -49,12 +77,16 @@ void dt_model_destroy(dt_model *m) {
     free(m);
 }
 
+const char *dt_model_arch(const dt_model *m) {
+    return m->arch->name;
+}
+
 const dt_backend *dt_model_backend(const dt_model *m) {
     return &m->backend;
 }
 
-static void init_entry(const dt_state_entry *e, uint64_t seed, size_t index, float *params,
-                       float *stats) {
+static void init_entry(const dt_model *m, const dt_state_entry *e, uint64_t seed, size_t index,
+                       float *params, float *stats) {
     dt_rng rng = dt_rng_seeded(dt_rng_mix(seed, index));
     if (e->role == DT_TENSOR_RUNNING_MEAN || e->role == DT_TENSOR_RUNNING_VAR) {
         float value = e->role == DT_TENSOR_RUNNING_VAR ? 1.0f : 0.0f;
@@ -67,7 +99,7 @@ static void init_entry(const dt_state_entry *e, uint64_t seed, size_t index, flo
     int is_weight = len > 7 && strcmp(e->name + len - 7, ".weight") == 0;
     if (e->in_classifier) {
         /* nn.Linear default: U(-1/sqrt(in), 1/sqrt(in)) for weight and bias */
-        double bound = 1.0 / sqrt(512.0);
+        double bound = 1.0 / sqrt((double)m->features);
         for (size_t i = 0; i < e->count; i++)
             dst[i] = (float)((2.0 * dt_rng_uniform_double(&rng) - 1.0) * bound);
     } else if (e->ndim == 4) {
@@ -76,12 +108,14 @@ static void init_entry(const dt_state_entry *e, uint64_t seed, size_t index, flo
         double sd = sqrt(2.0 / fan_out);
         for (size_t i = 0; i < e->count; i++) dst[i] = (float)(dt_rng_normal(&rng) * sd);
     } else {
-        /* BatchNorm: weight 1, bias 0 */
-        for (size_t i = 0; i < e->count; i++) dst[i] = is_weight ? 1.0f : 0.0f;
+        /* BatchNorm: weight 1 (0 for a block's last with zero_init_residual), bias 0 */
+        float weight = e->residual_gamma && m->zero_init_residual ? 0.0f : 1.0f;
+        for (size_t i = 0; i < e->count; i++) dst[i] = is_weight ? weight : 0.0f;
     }
 }
 
 int dt_model_init_weights(dt_model *m, uint64_t seed, dt_error *err) {
+    if (!m->backend.ops) return dt_fail(err, "internal: a described-only model has no weights");
     float *params = calloc(m->layout.n_params, sizeof *params);
     float *stats = calloc(m->layout.n_stats, sizeof *stats);
     int rc = -1;
@@ -90,7 +124,7 @@ int dt_model_init_weights(dt_model *m, uint64_t seed, dt_error *err) {
         goto done;
     }
     for (size_t i = 0; i < m->layout.n_entries; i++)
-        init_entry(&m->layout.entries[i], seed, i, params, stats);
+        init_entry(m, &m->layout.entries[i], seed, i, params, stats);
     const dt_backend_ops *ops = m->backend.ops;
     if (ops->buffer_upload(m->backend.ctx, m->params, params, m->layout.n_params, err) ||
         ops->buffer_upload(m->backend.ctx, m->stats, stats, m->layout.n_stats, err))

@@ -1,4 +1,4 @@
-/* Loads a torchvision/timm ResNet-18 state dict from a safetensors file into a model: every
+/* Loads a torchvision/timm ResNet state dict from a safetensors file into a model: every
  * backbone tensor must be present with the right shape and finite values; a classifier of
  * another size may be left as initialised (the tutorial's fc swap). Errors name the file and the
  * tensors at fault. */
@@ -155,8 +155,8 @@ int dt_model_load_safetensors(dt_model *m, const char *path, int allow_classifie
                                ? " (every name starts with 'module.', as saved from a "
                                  "DataParallel model: save model.module.state_dict() instead)"
                                : "";
-        dt_fail_usage(err, "%s is not a torchvision/timm ResNet-18 state dict%s: %s", path, hint,
-                      details);
+        dt_fail_usage(err, "%s is not a torchvision/timm ResNet-%s state dict%s: %s", path,
+                      dt_model_arch(m) + strlen("resnet"), hint, details);
         goto done;
     }
     if (dt_model_upload_state(m, params, stats, err)) goto done;
@@ -168,4 +168,29 @@ done:
     free(stats);
     dt_safetensors_free(&st);
     return rc;
+}
+
+const char *dt_model_arch_of_state_dict(const dt_safetensors *st) {
+    for (int a = 0; a < dt_model_arch_count(); a++) {
+        const char *name = dt_model_arch_name(a);
+        dt_model_options opt = {.arch = name, .batch = 1, .image_size = 32, .n_classes = 2};
+        dt_model *m;
+        dt_error err = {{0}, 0};
+        if (dt_model_describe(&opt, &m, &err)) return NULL;
+        /* every backbone tensor name present, and no other layerN.* name */
+        size_t n_entries, wanted = 0, found = 0;
+        const dt_state_entry *entries = dt_model_state(m, &n_entries);
+        for (size_t i = 0; i < n_entries; i++) {
+            if (entries[i].in_classifier || entries[i].role == DT_TENSOR_BATCHES_TRACKED) continue;
+            wanted++;
+            found += dt_safetensors_find(st, entries[i].name) != NULL;
+        }
+        int foreign = 0;
+        for (size_t i = 0; i < st->n_tensors && !foreign; i++)
+            foreign = strncmp(st->tensors[i].name, "layer", 5) == 0 &&
+                      !dt_model_find(m, st->tensors[i].name);
+        dt_model_destroy(m);
+        if (found == wanted && !foreign) return name;
+    }
+    return NULL;
 }

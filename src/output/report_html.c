@@ -86,6 +86,7 @@ static void write_summary(dt_text *out, const dt_report_input *in) {
                  in->step);
         summary_row(out, "evaluated after", value);
     }
+    if (in->arch) summary_row(out, "architecture", in->arch);
     summary_row(out, "device", in->device);
     snprintf(value, sizeof value, "%d", in->ranks);
     summary_row(out, "ranks", value);

@@ -268,6 +268,7 @@ static int write_report_html(const dt_results_context *c, const dt_predictions *
         .n_skipped = n_skipped,
         .config_yaml = yaml,
         .device = c->device,
+        .arch = c->cfg->model.arch,
         .ranks = c->ranks,
         .epoch = c->epoch,
         .epochs = c->epochs,

@@ -269,7 +269,6 @@ int dt_checkpoints_write(dt_checkpoints *c, dt_model *model, const dt_ckpt_run *
     memset(&p, 0, sizeof p);
     p.n_params = dt_model_param_count(model);
     p.n_stats = dt_model_stats_count(model);
-    p.entries = dt_model_state(model, &p.n_entries);
     if (!(p.params = malloc(p.n_params * sizeof(float))) ||
         !(p.stats = malloc((p.n_stats ? p.n_stats : 1) * sizeof(float))) ||
         !(p.momentum = malloc(p.n_params * sizeof(float))) ||
@@ -315,6 +314,10 @@ int dt_checkpoints_write(dt_checkpoints *c, dt_model *model, const dt_ckpt_run *
     s->file_list_hash = dt_dataset_hash(run->ds);
     s->ranks = c->comm->size;
     s->global_batch = (long)run->global_batch;
+    if (dt_model_checkpoint_tensors(model, &p, err)) {
+        dt_ckpt_payload_free(&p);
+        return dt_error_prefix(err, "checkpoint");
+    }
     if (dt_ckpt_writer_submit(c->writer, c->cfg->output.dir, c->cfg->output.keep_checkpoints, &p,
                               err))
         return dt_error_prefix(err, "checkpoint");

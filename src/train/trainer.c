@@ -350,7 +350,8 @@ static int finish(dt_trainer *t, dt_error *err) {
                         .best_val_acc = best,
                         .skipped_files = skipped,
                         .elapsed_s = elapsed,
-                        .precision = dt_precision_name(t->session.precision)};
+                        .precision = dt_precision_name(t->session.precision),
+                        .arch = dt_model_arch(t->session.model)};
     if (dt_metrics_done(&t->metrics, &done, err)) return -1;
     double window = t->window_total_s > 0 ? t->window_total_s : 1;
     dt_progress_line(&t->progress, NULL,
@@ -370,8 +371,14 @@ static int finish(dt_trainer *t, dt_error *err) {
 int dt_train_write_model(dt_trainer *t, const char *name, dt_error *err) {
     char path[DT_PATH_BYTES];
     if (dt_path_join(path, sizeof path, t->cfg->output.dir, name, err)) return -1;
-    return dt_export_trained_model(t->session.model, path, t->session.display_names,
-                                   t->session.ds.n_classes, t->cfg, err);
+    const dt_config *c = t->cfg;
+    dt_model_preprocessing pre = {.image_size = c->data.image_size,
+                                  .resize =
+                                      c->data.resize == DT_RESIZE_CENTER ? "center" : "squash",
+                                  .mean = {c->data.mean[0], c->data.mean[1], c->data.mean[2]},
+                                  .std = {c->data.std[0], c->data.std[1], c->data.std[2]}};
+    return dt_model_save_safetensors(t->session.model, path, t->session.display_names,
+                                     t->session.ds.n_classes, dt_config_hash(c), &pre, err);
 }
 
 /* The run, as a sequence: every step, every log_every steps, every checkpoint_every steps,

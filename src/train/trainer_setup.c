@@ -235,10 +235,12 @@ int dt_train_setup(dt_trainer *t, dt_error *err) {
     dt_lr_schedule_from_config(cfg, t->steps_per_epoch, &t->schedule);
 
     if (dt_session_create_backend(ses, &request, err)) return -1;
-    dt_model_options mo = {.batch = cfg->train.batch_size,
+    dt_model_options mo = {.arch = cfg->model.arch,
+                           .batch = cfg->train.batch_size,
                            .image_size = cfg->data.image_size,
                            .n_classes = t->session.ds.n_classes,
-                           .freeze_backbone = cfg->model.freeze == DT_FREEZE_BACKBONE};
+                           .freeze_backbone = cfg->model.freeze == DT_FREEZE_BACKBONE,
+                           .zero_init_residual = cfg->model.zero_init_residual};
     if (dt_session_create_model(ses, &mo, err)) return -1;
     /* Rank 0 initialises (and loads model.pretrained): broadcast_model overwrites every parameter
      * and statistic of the other ranks, and nothing else they keep derives from either (the

@@ -1,10 +1,11 @@
 /* Builds, without a GPU, every cuDNN convolution plan a run builds (the model's convolutions,
  * dt_model_conv_descs, through the backend's plan list, conv_plan_list.h: one plan per distinct
- * shape and pass, no backward-data plan for the stem; at the training and test sizes; fp32,
- * tf32, bf16; also deterministic-only) for the device described by the JSON given as argument,
- * and checks what cuDNN was given (dims, channels-last strides, data type), that the workspace
- * fits the limit and that fp32 plans never use TF32 tensor cores. Prints the engine chosen for
- * each plan and the plan and distinct-shape counts. */
+ * shape and pass, no backward-data plan for the stem; ResNet-18 at the training and test sizes,
+ * fp32, tf32, bf16, also deterministic-only; ResNet-34/50/101/152 at 224 px batch 64 and at
+ * their reference fixture's size, the three precisions) for the device described by the JSON given
+ * as argument, and checks what cuDNN was given (dims, channels-last strides, data type), that the
+ * workspace fits the limit and that fp32 plans never use TF32 tensor cores. Prints the engine
+ * chosen for each plan and the plan and distinct-shape counts. */
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -152,25 +153,38 @@ int main(int argc, char **argv) {
     check_refusals(&target);
     CHECK(check_non_square(&target) == 3, "non-square plans missing");
 
+    /* ResNet-18: 11 shapes (11 forward, 11 backward-filter, 10 backward-data, none for the stem);
+     * ResNet-34 the same 11; Bottleneck models 23 */
     static const struct {
-        int batch, size;
-    } sizes[] = {{64, 224}, {256, 224}, {2, 32}, {8, 32}, {16, 32}, {4, 64}, {16, 64}};
+        const char *arch;
+        int batch, size, convs, shapes;
+    } sizes[] = {{"resnet18", 64, 224, 20, 11}, {"resnet18", 256, 224, 20, 11},
+                 {"resnet18", 2, 32, 20, 11},   {"resnet18", 8, 32, 20, 11},
+                 {"resnet18", 16, 32, 20, 11},  {"resnet18", 4, 64, 20, 11},
+                 {"resnet18", 16, 64, 20, 11},  {"resnet34", 64, 224, 36, 11},
+                 {"resnet34", 4, 64, 36, 11},   {"resnet50", 64, 224, 53, 23},
+                 {"resnet50", 4, 64, 53, 23},   {"resnet101", 64, 224, 104, 23},
+                 {"resnet101", 2, 64, 104, 23}, {"resnet152", 64, 224, 155, 23},
+                 {"resnet152", 2, 64, 155, 23}};
     static const int precisions[] = {DT_PRECISION_FP32, DT_PRECISION_TF32, DT_PRECISION_BF16};
     static const char *pass_names[] = {"fwd", "bwd-data", "bwd-filter"};
     int plans = 0, tensor_core_plans = 0, runs = 0, nondeterministic_plans = 0;
     size_t largest = 0;
     for (size_t si = 0; si < sizeof sizes / sizeof *sizes; si++) {
-        dt_model_options opt = {
-            .batch = sizes[si].batch, .image_size = sizes[si].size, .n_classes = 10};
-        dt_conv_desc layers[32];
-        int n_layers = dt_model_conv_descs(&opt, layers, 32);
-        dt_conv_plan_key keys[96];
-        int n_keys = dt_conv_plan_list(layers, n_layers, keys, 96);
+        dt_model_options opt = {.arch = sizes[si].arch,
+                                .batch = sizes[si].batch,
+                                .image_size = sizes[si].size,
+                                .n_classes = 10};
+        dt_conv_desc layers[160];
+        int n_layers = dt_model_conv_descs(&opt, layers, 160);
+        dt_conv_plan_key keys[480];
+        int n_keys = dt_conv_plan_list(layers, n_layers, keys, 480);
         int shapes = dt_conv_plan_list_shapes(keys, n_keys);
-        /* 11 shapes: 11 forward, 11 backward-filter, 10 backward-data (none for the stem) */
-        CHECK(n_layers == 20 && n_keys == 32 && shapes == 11,
-              "batch %d at %d px: %d layers, %d plans for %d shapes (expected 20, 32, 11)",
-              sizes[si].batch, sizes[si].size, n_layers, n_keys, shapes);
+        int want_keys = 3 * sizes[si].shapes - 1;
+        CHECK(n_layers == sizes[si].convs && n_keys == want_keys && shapes == sizes[si].shapes,
+              "%s, batch %d at %d px: %d layers, %d plans for %d shapes (expected %d, %d, %d)",
+              sizes[si].arch, sizes[si].batch, sizes[si].size, n_layers, n_keys, shapes,
+              sizes[si].convs, want_keys, sizes[si].shapes);
         for (int k = 0; k < n_keys; k++)
             CHECK(!(keys[k].shape.in_channels == 3 && keys[k].pass == DT_CONV_BACKWARD_DATA),
                   "the stem's backward-data plan is listed");
@@ -181,8 +195,8 @@ int main(int argc, char **argv) {
                 dt_cudnn_target run_target = target;
                 run_target.deterministic = deterministic;
                 runs++;
-                printf("run: batch %d, %d px, %s%s: %d plans for %d distinct shapes\n",
-                       sizes[si].batch, sizes[si].size, dt_precision_name(precisions[pi]),
+                printf("run: %s, batch %d, %d px, %s%s: %d plans for %d distinct shapes\n",
+                       sizes[si].arch, sizes[si].batch, sizes[si].size, dt_precision_name(precisions[pi]),
                        deterministic ? ", deterministic" : "", n_keys, shapes);
                 for (int k = 0; k < n_keys; k++) {
                     const dt_conv_desc *d = &keys[k].shape;

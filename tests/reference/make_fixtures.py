@@ -3,10 +3,12 @@
 checks a model exported by dtrain in PyTorch.
 
     /usr/bin/python3 tests/reference/make_fixtures.py             # (re)write the fixtures here
+    /usr/bin/python3 tests/reference/make_fixtures.py --cases resnet50_b4_s64 ...  # only these
     /usr/bin/python3 tests/reference/make_fixtures.py --check-export DIR
-          # DIR written by `build/tests/test_reference --export DIR`: loads DIR/model.safetensors
-          # into torchvision's resnet18 with strict=True and compares its eval-mode logits with
-          # the ones dtrain computed (DIR/logits.safetensors)
+          # DIR written by `build/tests/test_reference --export DIR [CASE]`: loads
+          # DIR/model.safetensors into torchvision's model of that case's architecture (resnet18,
+          # ..., resnet152) with strict=True and compares its eval-mode logits with the ones
+          # dtrain computed (DIR/logits.safetensors)
     /usr/bin/python3 tests/reference/make_fixtures.py --write-state-dict FILE
           # torchvision's state_dict() of the round-trip model, for `dtrain ... model.pretrained=`
 
@@ -28,7 +30,7 @@ seeded with mix(seed, i), one output per element in memory order:
     conv weight      (2u - 1) * sqrt(6 / fan_out),   fan_out = out_channels * kh * kw
     BN weight        1 + 0.1 * (2u - 1)
     BN bias          0.1 * (2u - 1)
-    fc weight, bias  (2u - 1) * sqrt(1 / 512)
+    fc weight, bias  (2u - 1) * sqrt(1 / in_features)   (512; 2048 for resnet50/101/152)
     running_mean     0 (training cases) or 0.2 * (2u - 1) (round-trip case)
     running_var      1 (training cases) or 0.5 + u       (round-trip case)
     num_batches_tracked  0 (training cases) or 7         (round-trip case)
@@ -51,14 +53,28 @@ SAMPLES = 16
 MEAN = (0.485, 0.456, 0.406)
 STD = (0.229, 0.224, 0.225)
 
-# name, seed, batch, image size, classes, SGD steps. Batch 2 at 224 takes one step only: with
-# BatchNorm over two images the gradients after a step are chaotic in float32 (PyTorch's own
-# float32 run is 10-20% off its float64 run at step 2), see README.md.
+# name, seed, batch, image size, classes, SGD steps, architecture. Batch 2 at 224 takes one step
+# only: with BatchNorm over two images the gradients after a step are chaotic in float32
+# (PyTorch's own float32 run is 10-20% off its float64 run at step 2), see README.md. The deeper
+# models are checked at 64 px (2x2 at layer4) with small batches and few steps, to keep the test
+# short.
 TRAIN_CASES = [
-    ("resnet18_b16_s64", 1, 16, 64, 10, 3),
-    ("resnet18_b2_s224", 2, 2, 224, 10, 1),
+    ("resnet18_b16_s64", 1, 16, 64, 10, 3, "resnet18"),
+    ("resnet18_b2_s224", 2, 2, 224, 10, 1, "resnet18"),
+    ("resnet34_b4_s64", 4, 4, 64, 10, 2, "resnet34"),
+    ("resnet50_b4_s64", 5, 4, 64, 10, 2, "resnet50"),
+    ("resnet101_b2_s64", 6, 2, 64, 10, 1, "resnet101"),
+    ("resnet152_b2_s64", 7, 2, 64, 10, 1, "resnet152"),
 ]
-ROUNDTRIP_CASE = ("resnet18_eval_s64", 3, 2, 64, 10)
+# name, seed, batch, image size, classes, architecture
+ROUNDTRIP_CASES = [
+    ("resnet18_eval_s64", 3, 2, 64, 10, "resnet18"),
+    ("resnet34_eval_s64", 8, 2, 64, 10, "resnet34"),
+    ("resnet50_eval_s64", 9, 2, 64, 10, "resnet50"),
+    ("resnet101_eval_s64", 10, 2, 64, 10, "resnet101"),
+    ("resnet152_eval_s64", 11, 2, 64, 10, "resnet152"),
+]
+ROUNDTRIP_CASE = ROUNDTRIP_CASES[0]
 ROUNDTRIP_BATCHES_TRACKED = 7
 NOISE_RUNS = 6
 SGD = {"lr": 0.01, "momentum": 0.9, "weight_decay": 0.05}
@@ -101,7 +117,7 @@ def below(seed, count, n):
     return ((outputs(seed, count) >> np.uint64(32)) * np.uint64(n)) >> np.uint64(32)
 
 
-def tensor_values(name, shape, seed, index, random_stats):
+def tensor_values(name, shape, seed, index, random_stats, fc_in):
     """Float32 values of state-dict tensor `index` (see the module docstring)."""
     count = int(np.prod(shape)) if len(shape) else 1
     u = uniform(mix(seed, index), count)
@@ -112,7 +128,7 @@ def tensor_values(name, shape, seed, index, random_stats):
     elif name.endswith("running_var"):
         v = 0.5 + u if random_stats else np.ones(count)
     elif name.startswith("fc."):
-        v = (2.0 * u - 1.0) * math.sqrt(1.0 / 512.0)
+        v = (2.0 * u - 1.0) * math.sqrt(1.0 / fc_in)
     elif len(shape) == 4:
         v = (2.0 * u - 1.0) * math.sqrt(6.0 / (shape[0] * shape[2] * shape[3]))
     elif name.endswith(".weight"):
@@ -122,12 +138,13 @@ def tensor_values(name, shape, seed, index, random_stats):
     return v.astype(np.float32).reshape(shape)
 
 
-def seeded_model(torch, torchvision, seed, classes, random_stats):
-    model = torchvision.models.resnet18(num_classes=classes)
+def seeded_model(torch, torchvision, seed, classes, random_stats, arch="resnet18"):
+    model = getattr(torchvision.models, arch)(num_classes=classes)
     state = model.state_dict()
+    fc_in = model.fc.in_features
     values = {}
     for index, (name, tensor) in enumerate(state.items()):
-        v = tensor_values(name, tuple(tensor.shape), seed, index, random_stats)
+        v = tensor_values(name, tuple(tensor.shape), seed, index, random_stats, fc_in)
         if v is None:
             values[name] = torch.tensor(ROUNDTRIP_BATCHES_TRACKED if random_stats else 0)
         else:
@@ -194,11 +211,11 @@ def read_safetensors(path):
 # ---- the cases -----------------------------------------------------------------------------
 
 
-def run_steps(torch, torchvision, dtype, seed, batch, size, classes, steps, perturbation=0):
+def run_steps(torch, torchvision, dtype, seed, batch, size, classes, steps, arch, perturbation=0):
     """Forward (train mode), mean cross-entropy, backward and torch.optim.SGD, `steps` times on
     the same batch, in `dtype`; returns what the fixture records, as float64. perturbation k > 0
     moves every initial parameter by -1, 0 or +1 unit in the last place (numpy generator k)."""
-    model = seeded_model(torch, torchvision, seed, classes, random_stats=False).to(dtype)
+    model = seeded_model(torch, torchvision, seed, classes, False, arch).to(dtype)
     if perturbation:
         rng = np.random.default_rng(perturbation)
         with torch.no_grad():
@@ -238,15 +255,15 @@ def relative_error(got, want, scale):
     return float(np.abs(np.asarray(got) - np.asarray(want)).max() / max(scale, 1e-30))
 
 
-def train_case(torch, torchvision, out_dir, name, seed, batch, size, classes, steps):
+def train_case(torch, torchvision, out_dir, name, seed, batch, size, classes, steps, arch):
     """Reference values from a float64 run (the exact answer, to ~1e-12). Beside each one
     (torch_err.*): the worst error of PyTorch's float32 runs against it, over NOISE_RUNS runs (the
     first from the same weights, the others from weights 1 ulp away), i.e. the noise level of a
     correct float32 implementation; see README.md."""
-    exact = run_steps(torch, torchvision, torch.float64, seed, batch, size, classes, steps)
-    f32_runs = [run_steps(torch, torchvision, torch.float32, seed, batch, size, classes, steps, k)
-                for k in range(NOISE_RUNS)]
-    init = seeded_model(torch, torchvision, seed, classes, random_stats=False).state_dict()
+    exact = run_steps(torch, torchvision, torch.float64, seed, batch, size, classes, steps, arch)
+    f32_runs = [run_steps(torch, torchvision, torch.float32, seed, batch, size, classes, steps,
+                          arch, k) for k in range(NOISE_RUNS)]
+    init = seeded_model(torch, torchvision, seed, classes, False, arch).state_dict()
     pixels, labels, _ = seeded_input(torch, seed, batch, size, classes)
     out = {"input.pixels_head": pixels.reshape(-1)[:64].copy(), "input.labels": labels.numpy()}
     worst = {}
@@ -288,7 +305,7 @@ def train_case(torch, torchvision, out_dir, name, seed, batch, size, classes, st
         scale = max(np.abs(g[idx]).max(), norm / np.sqrt(g.size))
         record("grad." + key, g[idx], lambda r: r["grad"][key][idx], scale, "grad samples")
     out["num_batches_tracked"] = np.array(exact["num_batches_tracked"], dtype=np.int64)
-    metadata = case_metadata(torch, torchvision, seed, batch, size, classes)
+    metadata = case_metadata(torch, torchvision, seed, batch, size, classes, arch)
     metadata.update({k: repr(v) for k, v in SGD.items()})
     metadata["steps"] = str(steps)
     path = os.path.join(out_dir, name + ".safetensors")
@@ -298,17 +315,17 @@ def train_case(torch, torchvision, out_dir, name, seed, batch, size, classes, st
           ", ".join(f"{k} {v:.2g}" for k, v in worst.items()))
 
 
-def case_metadata(torch, torchvision, seed, batch, size, classes):
+def case_metadata(torch, torchvision, seed, batch, size, classes, arch):
     return {
-        "seed": str(seed), "batch": str(batch), "image_size": str(size), "classes": str(classes),
+        "arch": arch, "seed": str(seed), "batch": str(batch), "image_size": str(size), "classes": str(classes),
         "mean": ",".join(repr(v) for v in MEAN), "std": ",".join(repr(v) for v in STD),
         "torch": torch.__version__, "torchvision": torchvision.__version__,
         "written_by": "tests/reference/make_fixtures.py",
     }
 
 
-def roundtrip_case(torch, torchvision, out_dir, name, seed, batch, size, classes):
-    model = seeded_model(torch, torchvision, seed, classes, random_stats=True)
+def roundtrip_case(torch, torchvision, out_dir, name, seed, batch, size, classes, arch):
+    model = seeded_model(torch, torchvision, seed, classes, True, arch)
     model.eval()
     _, _, x = seeded_input(torch, seed, batch, size, classes)
     with torch.no_grad():
@@ -319,7 +336,7 @@ def roundtrip_case(torch, torchvision, out_dir, name, seed, batch, size, classes
     for key, t in model.state_dict().items():
         dtype = {torch.float32: "F32", torch.int64: "I64"}[t.dtype]
         lines.append(f"{key} {dtype} {','.join(str(d) for d in t.shape)}")
-    metadata = case_metadata(torch, torchvision, seed, batch, size, classes)
+    metadata = case_metadata(torch, torchvision, seed, batch, size, classes, arch)
     metadata["state_dict"] = "\n".join(lines)
     metadata["batches_tracked"] = str(ROUNDTRIP_BATCHES_TRACKED)
     path = os.path.join(out_dir, name + ".safetensors")
@@ -330,7 +347,7 @@ def roundtrip_case(torch, torchvision, out_dir, name, seed, batch, size, classes
 
 
 def write_state_dict(torch, torchvision, path):
-    _, seed, _, _, classes = ROUNDTRIP_CASE
+    _, seed, _, _, classes, _ = ROUNDTRIP_CASE
     model = seeded_model(torch, torchvision, seed, classes, random_stats=True)
     write_safetensors(path, {k: v.numpy() for k, v in model.state_dict().items()},
                       {"format": "pt"})
@@ -341,7 +358,8 @@ def check_export(torch, torchvision, directory):
     tensors, _ = read_safetensors(os.path.join(directory, "model.safetensors"))
     ref, meta = read_safetensors(os.path.join(directory, "logits.safetensors"))
     seed, batch, size, classes = (int(meta[k]) for k in ("seed", "batch", "image_size", "classes"))
-    model = torchvision.models.resnet18(num_classes=classes)
+    arch = meta.get("arch", "resnet18")
+    model = getattr(torchvision.models, arch)(num_classes=classes)
     result = model.load_state_dict({k: torch.from_numpy(v.copy()) for k, v in tensors.items()},
                                    strict=True)
     model.eval()
@@ -353,7 +371,7 @@ def check_export(torch, torchvision, directory):
     err = float(np.abs(logits - dtrain_logits).max())
     tracked = int(tensors["bn1.num_batches_tracked"])
     ok = err <= 1e-4 * scale and tracked == int(meta["batches_tracked"])
-    print(f"load_state_dict(strict=True): {result}; {len(tensors)} tensors; "
+    print(f"{arch}: load_state_dict(strict=True): {result}; {len(tensors)} tensors; "
           f"num_batches_tracked {tracked} (dtrain {meta['batches_tracked']})")
     print(f"eval logits: max |torch - dtrain| = {err:.3g} (max |logit| {scale:.4g}, "
           f"relative {err / scale:.3g}): {'OK' if ok else 'MISMATCH'}")
@@ -365,6 +383,7 @@ def main():
     parser.add_argument("--out", default=os.path.dirname(os.path.abspath(__file__)))
     parser.add_argument("--check-export", metavar="DIR")
     parser.add_argument("--write-state-dict", metavar="FILE")
+    parser.add_argument("--cases", nargs="+", metavar="NAME", help="write only these fixtures")
     args = parser.parse_args()
     import torch
     import torchvision
@@ -376,9 +395,16 @@ def main():
     if args.write_state_dict:
         write_state_dict(torch, torchvision, args.write_state_dict)
         return 0
+    wanted = set(args.cases or [c[0] for c in TRAIN_CASES + ROUNDTRIP_CASES])
+    unknown = wanted - {c[0] for c in TRAIN_CASES + ROUNDTRIP_CASES}
+    if unknown:
+        parser.error(f"unknown cases: {', '.join(sorted(unknown))}")
     for case in TRAIN_CASES:
-        train_case(torch, torchvision, args.out, *case)
-    roundtrip_case(torch, torchvision, args.out, *ROUNDTRIP_CASE)
+        if case[0] in wanted:
+            train_case(torch, torchvision, args.out, *case)
+    for case in ROUNDTRIP_CASES:
+        if case[0] in wanted:
+            roundtrip_case(torch, torchvision, args.out, *case)
     return 0
 
 
