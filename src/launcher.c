@@ -22,6 +22,7 @@
 
 #include "dtrain/backend.h"
 #include "dtrain/error.h"
+#include "dtrain/gpu.h"
 #include "dtrain/platform.h"
 
 #ifndef DTRAIN_CUDA_MAJOR

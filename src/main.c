@@ -15,6 +15,7 @@
 #include "dtrain/backend.h"
 #include "dtrain/comm.h"
 #include "dtrain/config.h"
+#include "dtrain/gpu.h"
 #include "dtrain/log.h"
 #include "dtrain/platform.h"
 #include "dtrain/signals.h"

@@ -2,6 +2,7 @@
 #include <string.h>
 
 #include "dtrain/backend.h"
+#include "dtrain/gpu.h"
 
 int dt_backend_cuda_device_count(void) {
     return 0;

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "dtrain/backend.h"
+#include "dtrain/gpu.h"
 
 const char *dt_gpu_library_hint(const char *soname, int major, char *buf, size_t size) {
     /* CUDA 13's cuBLAS and runtime wheels dropped the -cuNN suffix */

@@ -3,6 +3,7 @@
 #include <stdio.h>
 
 #include "cli/cli.h"
+#include "dtrain/gpu.h"
 
 int dt_cli_create_backend(dt_device_kind device, int threads, int local_rank, dt_backend *backend,
                           dt_error *err) {

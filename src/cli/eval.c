@@ -241,7 +241,7 @@ static int report_on_root(eval_state *s, double seconds, dt_error *err) {
     }
     dt_text report = {0};
     char device[256];
-    snprintf(device, sizeof device, "%s, %d compute threads per rank", s->backend.ops->name,
+    snprintf(device, sizeof device, "%s, %d compute threads per rank", dt_backend_name(&s->backend),
              s->threads);
     dt_results_context c = {.cfg = s->cfg,
                             .ds = &s->ds,
@@ -306,7 +306,7 @@ static int run(eval_state *s, dt_error *err) {
 static void teardown(eval_state *s) {
     if (s->loader) dt_loader_destroy(s->loader);
     if (s->model) dt_model_destroy(s->model);
-    if (s->have_backend) s->backend.ops->destroy(s->backend.ctx);
+    if (s->have_backend) dt_backend_free(&s->backend);
     for (int i = 0; s->names && i < s->ds.n_classes; i++) free(s->names[i]);
     free(s->names);
     free(s->all);

@@ -465,7 +465,7 @@ int dt_cli_predict(int argc, char **argv) {
         code = DT_EXIT_RUNTIME;
     }
     if (s.model) dt_model_destroy(s.model);
-    if (s.have_backend) s.backend.ops->destroy(s.backend.ctx);
+    if (s.have_backend) dt_backend_free(&s.backend);
     for (int i = 0; s.names && i < s.n_classes; i++) free(s.names[i]);
     free(s.names);
     for (size_t i = 0; i < s.n_files; i++) free(s.files[i]);

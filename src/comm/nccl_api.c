@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "dtrain/device_comm.h"
+#include "dtrain/gpu.h"
 
 /* NCCL's functions, resolved from the library by name */
 typedef struct nccl_functions {

@@ -21,13 +21,12 @@ int dt_model_create(const dt_backend *backend, const dt_model_options *opt, dt_m
     m->image_size = opt->image_size;
     m->n_classes = opt->n_classes;
     m->freeze_backbone = opt->freeze_backbone;
-    const dt_backend_ops *ops = backend->ops;
     if (dt_state_layout_resnet18(opt->n_classes, &m->layout, err)) goto fail;
     size_t n = m->layout.n_params;
-    if (!(m->params = ops->buffer_alloc(backend->ctx, n, err)) ||
-        !(m->grads = ops->buffer_alloc(backend->ctx, n, err)) ||
-        !(m->momentum = ops->buffer_alloc(backend->ctx, n, err)) ||
-        !(m->stats = ops->buffer_alloc(backend->ctx, m->layout.n_stats, err))) {
+    if (!(m->params = dt_backend_buffer_alloc(backend, n, err)) ||
+        !(m->grads = dt_backend_buffer_alloc(backend, n, err)) ||
+        !(m->momentum = dt_backend_buffer_alloc(backend, n, err)) ||
+        !(m->stats = dt_backend_buffer_alloc(backend, m->layout.n_stats, err))) {
         dt_error_prefix(err, "model: allocating %zu parameters", n);
         goto fail;
     }
@@ -42,10 +41,9 @@ fail:
 void dt_model_destroy(dt_model *m) {
     if (!m) return;
     dt_resnet18_free(m);
-    const dt_backend_ops *ops = m->backend.ops;
     float *buffers[] = {m->params, m->grads, m->momentum, m->stats};
     for (size_t i = 0; i < sizeof buffers / sizeof buffers[0]; i++)
-        if (buffers[i]) ops->buffer_free(m->backend.ctx, buffers[i]);
+        if (buffers[i]) dt_backend_buffer_free(&m->backend, buffers[i]);
     free(m);
 }
 
@@ -91,11 +89,10 @@ int dt_model_init_weights(dt_model *m, uint64_t seed, dt_error *err) {
     }
     for (size_t i = 0; i < m->layout.n_entries; i++)
         init_entry(&m->layout.entries[i], seed, i, params, stats);
-    const dt_backend_ops *ops = m->backend.ops;
-    if (ops->buffer_upload(m->backend.ctx, m->params, params, m->layout.n_params, err) ||
-        ops->buffer_upload(m->backend.ctx, m->stats, stats, m->layout.n_stats, err))
+    if (dt_backend_buffer_upload(&m->backend, m->params, params, m->layout.n_params, err) ||
+        dt_backend_buffer_upload(&m->backend, m->stats, stats, m->layout.n_stats, err))
         goto done;
-    ops->params_changed(m->backend.ctx);
+    dt_backend_params_changed(&m->backend);
     m->batches_tracked = 0;
     rc = 0;
 done:
@@ -152,20 +149,18 @@ void dt_model_set_batches_tracked(dt_model *m, int64_t value) {
 }
 
 int dt_model_download_state(dt_model *m, float *host_params, float *host_stats, dt_error *err) {
-    const dt_backend_ops *ops = m->backend.ops;
-    if (ops->buffer_download(m->backend.ctx, host_params, m->params, m->layout.n_params, err) ||
-        ops->buffer_download(m->backend.ctx, host_stats, m->stats, m->layout.n_stats, err))
+    if (dt_backend_buffer_download(&m->backend, host_params, m->params, m->layout.n_params, err) ||
+        dt_backend_buffer_download(&m->backend, host_stats, m->stats, m->layout.n_stats, err))
         return dt_error_prefix(err, "model: reading weights back");
     return 0;
 }
 
 int dt_model_upload_state(dt_model *m, const float *host_params, const float *host_stats,
                           dt_error *err) {
-    const dt_backend_ops *ops = m->backend.ops;
-    if (ops->buffer_upload(m->backend.ctx, m->params, host_params, m->layout.n_params, err) ||
-        ops->buffer_upload(m->backend.ctx, m->stats, host_stats, m->layout.n_stats, err))
+    if (dt_backend_buffer_upload(&m->backend, m->params, host_params, m->layout.n_params, err) ||
+        dt_backend_buffer_upload(&m->backend, m->stats, host_stats, m->layout.n_stats, err))
         return dt_error_prefix(err, "model: loading weights");
-    ops->params_changed(m->backend.ctx);
+    dt_backend_params_changed(&m->backend);
     return 0;
 }
 

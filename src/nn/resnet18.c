@@ -7,20 +7,17 @@
 
 #include "nn/model_internal.h"
 
-#define OPS (m->backend.ops)
-#define CTX (m->backend.ctx)
-
 static dt_tensor *new_tensor(dt_model *m, int c, int h, int w, dt_error *err) {
-    return OPS->tensor_create(CTX, m->batch, c, h, w, err);
+    return dt_backend_tensor_create(&m->backend, m->batch, c, h, w, err);
 }
 
 static void free_tensor(dt_model *m, dt_tensor **t) {
-    if (*t) OPS->tensor_destroy(CTX, *t);
+    if (*t) dt_backend_tensor_destroy(&m->backend, *t);
     *t = NULL;
 }
 
 static void free_layer(dt_model *m, dt_layer **l) {
-    if (*l) OPS->layer_destroy(CTX, *l);
+    if (*l) dt_backend_layer_destroy(&m->backend, *l);
     *l = NULL;
 }
 
@@ -127,8 +124,8 @@ static int conv_bn_create(dt_model *m, dt_conv_bn *u, const char *conv_name, con
         param_offset(m, bn_name, "bias", &u->beta, err) ||
         param_offset(m, bn_name, "running_mean", &u->running_mean, err) ||
         param_offset(m, bn_name, "running_var", &u->running_var, err) ||
-        !(u->conv = OPS->conv_create(CTX, &cd, err)) ||
-        !(u->bn = OPS->batchnorm_create(CTX, &bd, err)) ||
+        !(u->conv = dt_backend_conv_create(&m->backend, &cd, err)) ||
+        !(u->bn = dt_backend_batchnorm_create(&m->backend, &bd, err)) ||
         !(u->conv_out = new_tensor(m, out_c, out_hw, out_hw, err)) ||
         !(u->bn_out = new_tensor(m, out_c, out_hw, out_hw, err)))
         return dt_error_prefix(err, "creating %s", conv_name);
@@ -145,9 +142,11 @@ static void conv_bn_destroy(dt_model *m, dt_conv_bn *u) {
 static int conv_bn_forward(dt_model *m, dt_conv_bn *u, const dt_tensor *x, int training,
                            dt_error *err) {
     float *p = m->params, *s = m->stats;
-    if (OPS->conv_forward(CTX, u->conv, p + u->weight, x, u->conv_out, err)) return -1;
-    return OPS->batchnorm_forward(CTX, u->bn, p + u->gamma, p + u->beta, s + u->running_mean,
-                                  s + u->running_var, training, u->conv_out, u->bn_out, err);
+    if (dt_backend_conv_forward(&m->backend, u->conv, p + u->weight, x, u->conv_out, err))
+        return -1;
+    return dt_backend_batchnorm_forward(&m->backend, u->bn, p + u->gamma, p + u->beta,
+                                        s + u->running_mean, s + u->running_var, training,
+                                        u->conv_out, u->bn_out, err);
 }
 
 /* dy is the gradient w.r.t. bn_out; bn_grad receives the gradient w.r.t. conv_out (it may be dy
@@ -156,11 +155,12 @@ static int conv_bn_forward(dt_model *m, dt_conv_bn *u, const dt_tensor *x, int t
 static int conv_bn_backward(dt_model *m, dt_conv_bn *u, int accumulate, const dt_tensor *x,
                             const dt_tensor *dy, dt_tensor *bn_grad, dt_tensor *dx, dt_error *err) {
     float *p = m->params, *g = m->grads;
-    if (OPS->batchnorm_backward(CTX, u->bn, p + u->gamma, p + u->beta, u->conv_out, u->bn_out, dy,
-                                bn_grad, g + u->gamma, g + u->beta, accumulate, err))
+    if (dt_backend_batchnorm_backward(&m->backend, u->bn, p + u->gamma, p + u->beta, u->conv_out,
+                                      u->bn_out, dy, bn_grad, g + u->gamma, g + u->beta, accumulate,
+                                      err))
         return -1;
-    return OPS->conv_backward(CTX, u->conv, p + u->weight, x, bn_grad, dx, g + u->weight,
-                              accumulate, err);
+    return dt_backend_conv_backward(&m->backend, u->conv, p + u->weight, x, bn_grad, dx,
+                                    g + u->weight, accumulate, err);
 }
 
 static int block_create(dt_model *m, dt_block *b, int stage, int index, int in_c, int out_c,
@@ -219,14 +219,14 @@ static int block_forward(dt_model *m, dt_block *b, const dt_tensor *x, int train
         if (conv_bn_forward(m, &b->downsample, x, training, err)) return -1;
         identity = b->downsample.bn_out;
     }
-    return OPS->add_relu_forward(CTX, b->unit2.bn_out, identity, err);
+    return dt_backend_add_relu_forward(&m->backend, b->unit2.bn_out, identity, err);
 }
 
 /* dy: gradient w.r.t. the block output. Leaves the gradient w.r.t. x in b->grad_in and the
  * parameter gradients in m->grads. */
 static int block_backward(dt_model *m, dt_block *b, int accumulate, const dt_tensor *x,
                           const dt_tensor *dy, dt_error *err) {
-    if (OPS->relu_backward(CTX, b->unit2.bn_out, dy, b->grad_sum, err)) return -1;
+    if (dt_backend_relu_backward(&m->backend, b->unit2.bn_out, dy, b->grad_sum, err)) return -1;
     if (conv_bn_backward(m, &b->unit2, accumulate, b->unit1.bn_out, b->grad_sum, b->grad_work,
                          b->grad_mid, err))
         return -1;
@@ -236,9 +236,9 @@ static int block_backward(dt_model *m, dt_block *b, int accumulate, const dt_ten
         if (conv_bn_backward(m, &b->downsample, accumulate, x, b->grad_sum, b->grad_work,
                              b->grad_in_downsample, err))
             return -1;
-        return OPS->tensor_add(CTX, b->grad_in, b->grad_in_downsample, err);
+        return dt_backend_tensor_add(&m->backend, b->grad_in, b->grad_in_downsample, err);
     }
-    return OPS->tensor_add(CTX, b->grad_in, b->grad_sum, err);
+    return dt_backend_tensor_add(&m->backend, b->grad_in, b->grad_sum, err);
 }
 
 int dt_resnet18_build(dt_model *m, dt_error *err) {
@@ -254,7 +254,7 @@ int dt_resnet18_build(dt_model *m, dt_error *err) {
                        .stride = 2,
                        .padding = 1};
     if (!(m->input = new_tensor(m, 3, size, size, err)) ||
-        !(m->maxpool = OPS->maxpool_create(CTX, &pd, err)) ||
+        !(m->maxpool = dt_backend_maxpool_create(&m->backend, &pd, err)) ||
         !(m->pool_out = new_tensor(m, 64, pooled_hw, pooled_hw, err)))
         return dt_error_prefix(err, "creating the stem");
     if (!m->freeze_backbone && !(m->grad_stem = new_tensor(m, 64, hw, hw, err)))
@@ -273,7 +273,7 @@ int dt_resnet18_build(dt_model *m, dt_error *err) {
     dt_linear_desc ld = {.batch = m->batch, .in_features = 512, .out_features = m->n_classes};
     if (!(m->features = new_tensor(m, 512, 1, 1, err)) ||
         !(m->grad_features = new_tensor(m, 512, 1, 1, err)) ||
-        !(m->fc = OPS->linear_create(CTX, &ld, err)) ||
+        !(m->fc = dt_backend_linear_create(&m->backend, &ld, err)) ||
         !(m->logits = new_tensor(m, m->n_classes, 1, 1, err)) ||
         !(m->grad_logits = new_tensor(m, m->n_classes, 1, 1, err)))
         return dt_error_prefix(err, "creating the classifier");
@@ -310,17 +310,18 @@ static const dt_tensor *block_output(const dt_model *m, int i) {
 int dt_model_forward(dt_model *m, const uint8_t *pixels_nhwc, const float mean[3],
                      const float std[3], int training, dt_error *err) {
     int backbone_training = training && !m->freeze_backbone;
-    if (OPS->tensor_from_images(CTX, m->input, pixels_nhwc, mean, std, err) ||
+    if (dt_backend_tensor_from_images(&m->backend, m->input, pixels_nhwc, mean, std, err) ||
         conv_bn_forward(m, &m->stem, m->input, backbone_training, err) ||
-        OPS->maxpool_forward(CTX, m->maxpool, m->stem.bn_out, m->pool_out, err))
+        dt_backend_maxpool_forward(&m->backend, m->maxpool, m->stem.bn_out, m->pool_out, err))
         return dt_error_prefix(err, "forward (stem)");
     for (int i = 0; i < DT_RESNET18_BLOCKS; i++)
         if (block_forward(m, &m->blocks[i], block_output(m, i - 1), backbone_training, err))
             return dt_error_prefix(err, "forward (layer%d.%d)", i / 2 + 1, i % 2);
     float *p = m->params;
-    if (OPS->avgpool_forward(CTX, block_output(m, DT_RESNET18_BLOCKS - 1), m->features, err) ||
-        OPS->linear_forward(CTX, m->fc, p + m->fc_weight, p + m->fc_bias, m->features, m->logits,
-                            err))
+    if (dt_backend_avgpool_forward(&m->backend, block_output(m, DT_RESNET18_BLOCKS - 1),
+                                   m->features, err) ||
+        dt_backend_linear_forward(&m->backend, m->fc, p + m->fc_weight, p + m->fc_bias, m->features,
+                                  m->logits, err))
         return dt_error_prefix(err, "forward (classifier)");
     if (backbone_training) m->batches_tracked++;
     m->forward_was_training = training;
@@ -330,8 +331,8 @@ int dt_model_forward(dt_model *m, const uint8_t *pixels_nhwc, const float mean[3
 int dt_model_loss(dt_model *m, const int32_t *labels, const float *weights, float grad_scale,
                   int32_t *predictions, dt_error *err) {
     dt_tensor *dlogits = grad_scale != 0.0f ? m->grad_logits : NULL;
-    if (OPS->softmax_cross_entropy(CTX, m->logits, labels, weights, dlogits, grad_scale,
-                                   predictions, err))
+    if (dt_backend_softmax_cross_entropy(&m->backend, m->logits, labels, weights, dlogits,
+                                         grad_scale, predictions, err))
         return dt_error_prefix(err, "loss");
     m->have_logit_grad = dlogits != NULL;
     return 0;
@@ -348,13 +349,13 @@ int dt_model_backward(dt_model *m, int accumulate, int report, dt_error *err) {
         return dt_fail(err, "internal: backward needs a training forward and a loss gradient");
     float *p = m->params, *g = m->grads;
     int frozen = m->freeze_backbone;
-    if (OPS->linear_backward(CTX, m->fc, p + m->fc_weight, m->features, m->grad_logits,
-                             frozen ? NULL : m->grad_features, g + m->fc_weight, g + m->fc_bias,
-                             accumulate, err) ||
+    if (dt_backend_linear_backward(&m->backend, m->fc, p + m->fc_weight, m->features,
+                                   m->grad_logits, frozen ? NULL : m->grad_features,
+                                   g + m->fc_weight, g + m->fc_bias, accumulate, err) ||
         report_ready(m, report, m->fc_params, err))
         return dt_error_prefix(err, "backward (classifier)");
     if (frozen) return 0;
-    if (OPS->avgpool_backward(CTX, m->grad_features, m->grad_last, err))
+    if (dt_backend_avgpool_backward(&m->backend, m->grad_features, m->grad_last, err))
         return dt_error_prefix(err, "backward (avgpool)");
     const dt_tensor *dy = m->grad_last;
     for (int i = DT_RESNET18_BLOCKS - 1; i >= 0; i--) {
@@ -364,7 +365,7 @@ int dt_model_backward(dt_model *m, int accumulate, int report, dt_error *err) {
             return dt_error_prefix(err, "backward (layer%d.%d)", i / 2 + 1, i % 2);
         dy = b->grad_in;
     }
-    if (OPS->maxpool_backward(CTX, m->maxpool, dy, m->grad_stem, err) ||
+    if (dt_backend_maxpool_backward(&m->backend, m->maxpool, dy, m->grad_stem, err) ||
         conv_bn_backward(m, &m->stem, accumulate, m->input, m->grad_stem, m->grad_stem, NULL,
                          err) ||
         report_ready(m, report, m->stem_params, err))
@@ -373,5 +374,5 @@ int dt_model_backward(dt_model *m, int accumulate, int report, dt_error *err) {
 }
 
 int dt_model_logits(dt_model *m, float *host_logits, dt_error *err) {
-    return OPS->tensor_download(CTX, m->logits, host_logits, err);
+    return dt_backend_tensor_download(&m->backend, m->logits, host_logits, err);
 }

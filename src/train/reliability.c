@@ -199,8 +199,7 @@ int dt_rel_resume(dt_trainer *t, dt_error *err) {
         rc = 0;
         goto done;
     }
-    if (t->backend.ops->buffer_upload(t->backend.ctx, dt_model_momentum(t->model), momentum, np,
-                                      err))
+    if (dt_backend_buffer_upload(&t->backend, dt_model_momentum(t->model), momentum, np, err))
         goto done;
     dt_reliability *r = &t->rel;
     r->start_epoch = state.evaluated ? state.epoch + 1 : state.epoch;
@@ -277,8 +276,6 @@ int dt_rel_checkpoint(dt_trainer *t, int epoch, long step, long step_in_epoch, i
     double t0 = dt_monotonic_seconds();
     dt_ckpt_payload p;
     memset(&p, 0, sizeof p);
-    const dt_backend_ops *ops = t->backend.ops;
-    void *ctx = t->backend.ctx;
     p.n_params = dt_model_param_count(t->model);
     p.n_stats = dt_model_stats_count(t->model);
     p.entries = dt_model_state(t->model, &p.n_entries);
@@ -291,7 +288,8 @@ int dt_rel_checkpoint(dt_trainer *t, int epoch, long step, long step_in_epoch, i
         return dt_fail(err, "checkpoint: out of memory");
     }
     if (dt_model_download_state(t->model, p.params, p.stats, err) ||
-        ops->buffer_download(ctx, p.momentum, dt_model_momentum(t->model), p.n_params, err)) {
+        dt_backend_buffer_download(&t->backend, p.momentum, dt_model_momentum(t->model), p.n_params,
+                                   err)) {
         dt_ckpt_payload_free(&p);
         return dt_error_prefix(err, "checkpoint");
     }
@@ -344,13 +342,13 @@ int dt_rel_before_step(dt_trainer *t, long global_step, dt_error *err) {
     dt_rel_phase(t, "training step", global_step, !r->first_step_done);
     r->first_step_done = 1;
     if (r->step_delay_us > 0) usleep((useconds_t)r->step_delay_us);
-    const dt_backend_ops *ops = t->backend.ops;
     size_t ns = dt_model_stats_count(t->model);
-    if (!r->stats_backup && !(r->stats_backup = ops->buffer_alloc(t->backend.ctx, ns, err)))
+    if (!r->stats_backup && !(r->stats_backup = dt_backend_buffer_alloc(&t->backend, ns, err)))
         return -1;
     r->tracked_backup = dt_model_batches_tracked(t->model);
-    if (ops->buffer_fill(t->backend.ctx, r->stats_backup, 0.0f, ns, err) ||
-        ops->buffer_axpy(t->backend.ctx, r->stats_backup, 1.0f, dt_model_stats(t->model), ns, err))
+    if (dt_backend_buffer_fill(&t->backend, r->stats_backup, 0.0f, ns, err) ||
+        dt_backend_buffer_axpy(&t->backend, r->stats_backup, 1.0f, dt_model_stats(t->model), ns,
+                               err))
         return dt_error_prefix(err, "keeping the running statistics");
     return 0;
 }
@@ -360,7 +358,7 @@ int dt_rel_before_allreduce(dt_trainer *t, long global_step, float *grads, dt_er
     dt_rel_phase(t, "gradient all-reduce", global_step, 0);
     if (r->nan_step < 0 || global_step < r->nan_step || global_step >= r->nan_step + r->nan_steps)
         return 0;
-    return t->backend.ops->buffer_fill(t->backend.ctx, grads, NAN, 1, err);
+    return dt_backend_buffer_fill(&t->backend, grads, NAN, 1, err);
 }
 
 /* ---- the non-finite guard: decided by the backend in stream order, read here late ---- */
@@ -375,20 +373,19 @@ int dt_rel_guard_start(dt_trainer *t, dt_error *err) {
     state.halted_step = -1;
     int64_t halt_after =
         cfg->train.nonfinite == DT_NONFINITE_SKIP ? cfg->train.max_skipped_steps : 1;
-    if (t->backend.ops->guard_reset(t->backend.ctx, &state, halt_after, err))
+    if (dt_backend_guard_reset(&t->backend, &state, halt_after, err))
         return dt_error_prefix(err, "setting up the non-finite guard");
     return 0;
 }
 
 int dt_rel_guard_step(dt_trainer *t, long global_step, const float *grads, size_t count,
                       dt_error *err) {
-    const dt_backend_ops *ops = t->backend.ops;
     dt_reliability *r = &t->rel;
     /* the batches this step counted, taken back for every skipped step when the state is read */
     r->tracked_per_step = dt_model_batches_tracked(t->model) - r->tracked_backup;
-    if (ops->guard_check(t->backend.ctx, grads, count, global_step, err) ||
-        ops->guard_restore(t->backend.ctx, dt_model_stats(t->model), r->stats_backup,
-                           dt_model_stats_count(t->model), err))
+    if (dt_backend_guard_check(&t->backend, grads, count, global_step, err) ||
+        dt_backend_guard_restore(&t->backend, dt_model_stats(t->model), r->stats_backup,
+                                 dt_model_stats_count(t->model), err))
         return dt_error_prefix(err, "non-finite guard of step %ld", global_step + 1);
     return 0;
 }
@@ -446,8 +443,7 @@ int dt_rel_guard_sync(dt_trainer *t, long *skipped, dt_error *err) {
     const dt_config *cfg = t->cfg;
     dt_guard_state g;
     /* the device comm first: its wait has the collectives' deadline */
-    if (t->dcomm.ops->drain(t->dcomm.ctx, err) ||
-        t->backend.ops->guard_read(t->backend.ctx, &g, err))
+    if (t->dcomm.ops->drain(t->dcomm.ctx, err) || dt_backend_guard_read(&t->backend, &g, err))
         return dt_error_prefix(err, "reading the non-finite guard");
     if (skipped) *skipped += (long)g.skipped;
     dt_model_set_batches_tracked(t->model, dt_model_batches_tracked(t->model) -
@@ -571,10 +567,10 @@ int dt_rel_step_end(dt_trainer *t, int epoch, long step_in_epoch, long global_st
 
 int dt_rel_weights_finite(dt_trainer *t, int *finite, dt_error *err) {
     double a = 0, b = 0;
-    if (t->backend.ops->buffer_sum_squares(t->backend.ctx, dt_model_params(t->model),
-                                           dt_model_param_count(t->model), &a, err) ||
-        t->backend.ops->buffer_sum_squares(t->backend.ctx, dt_model_stats(t->model),
-                                           dt_model_stats_count(t->model), &b, err))
+    if (dt_backend_buffer_sum_squares(&t->backend, dt_model_params(t->model),
+                                      dt_model_param_count(t->model), &a, err) ||
+        dt_backend_buffer_sum_squares(&t->backend, dt_model_stats(t->model),
+                                      dt_model_stats_count(t->model), &b, err))
         return -1;
     *finite = isfinite(a) && isfinite(b);
     return 0;
@@ -607,8 +603,7 @@ void dt_rel_teardown(dt_trainer *t) {
     }
     if (t->is_root) dt_output_dir_unpin();
     if (r->watchdog) dt_watchdog_stop(r->watchdog);
-    if (r->stats_backup && t->have_backend)
-        t->backend.ops->buffer_free(t->backend.ctx, r->stats_backup);
+    if (r->stats_backup && t->have_backend) dt_backend_buffer_free(&t->backend, r->stats_backup);
     r->writer = NULL;
     r->watchdog = NULL;
     r->stats_backup = NULL;

@@ -35,7 +35,7 @@ static int write_results(dt_trainer *t, const uint8_t *bad_files, dt_tensorboard
     char device[256];
     snprintf(device, sizeof device,
              "%s, precision %s, %d compute threads + %d decode workers per rank",
-             t->backend.ops->name, dt_precision_name(t->precision), t->threads, t->workers);
+             dt_backend_name(&t->backend), dt_precision_name(t->precision), t->threads, t->workers);
     dt_results_context c = {.cfg = t->cfg,
                             .ds = &t->ds,
                             .names = t->display_names,

@@ -9,6 +9,7 @@
 #include "dtrain/backend.h"
 #include "dtrain/data.h"
 #include "dtrain/export.h"
+#include "dtrain/gpu.h"
 #include "dtrain/log.h"
 #include "dtrain/metrics.h"
 #include "dtrain/model.h"
@@ -125,7 +126,6 @@ static int create_backend(dt_trainer *t, dt_error *err) {
 /* The grads-ready callback: all-reduces every bucket that backward has just completed. */
 static int issue_ready_buckets(void *user, size_t offset, size_t count, dt_error *err) {
     dt_trainer *t = user;
-    const dt_backend_ops *ops = t->backend.ops;
     int first, n;
     if (dt_bucket_plan_ready(&t->buckets, offset, count, &first, &n, err)) return -1;
     float *grads = dt_model_grads(t->model);
@@ -137,9 +137,9 @@ static int issue_ready_buckets(void *user, size_t offset, size_t count, dt_error
         if (b->offset <= span_offset && span_offset < b->offset + b->count &&
             dt_rel_before_allreduce(t, t->step_in_progress, grads + span_offset, err))
             return -1;
-        if (ops->phase_mark(t->backend.ctx, DT_PHASE_ALLREDUCE, err) ||
+        if (dt_backend_phase_mark(&t->backend, DT_PHASE_ALLREDUCE, err) ||
             t->dcomm.ops->allreduce_sum_float(t->dcomm.ctx, grads + b->offset, b->count, err) ||
-            ops->phase_mark(t->backend.ctx, DT_PHASE_COMPUTE, err))
+            dt_backend_phase_mark(&t->backend, DT_PHASE_COMPUTE, err))
             return dt_error_prefix(err, "all-reduce of gradient bucket %d (%zu floats)", k,
                                    b->count);
     }
@@ -374,9 +374,9 @@ static int setup(dt_trainer *t, dt_error *err) {
                             .prefetch_batches = dt_train_prefetch_batches(cfg),
                             .seed = dt_rng_mix(cfg->train.seed, 0xA06u),
                             .cache = cfg->data.cache,
-                            .pixel_alloc = t->backend.ops->host_alloc,
-                            .pixel_free = t->backend.ops->host_free,
-                            .pixel_alloc_user = t->backend.ctx};
+                            .pixel_alloc = dt_backend_host_alloc_hook,
+                            .pixel_free = dt_backend_host_free_hook,
+                            .pixel_alloc_user = &t->backend};
     if (dt_loader_create(&t->ds, &lo, &t->loader, err)) return -1;
     size_t b = (size_t)cfg->train.batch_size;
     t->n_rank_indices = (size_t)t->steps_per_epoch * b * (size_t)cfg->train.accumulate;
@@ -394,7 +394,7 @@ static void teardown(dt_trainer *t, int failed) {
     if (t->have_dcomm) t->dcomm.ops->destroy(t->dcomm.ctx);
     dt_bucket_plan_free(&t->buckets);
     if (t->model) dt_model_destroy(t->model);
-    if (t->have_backend) t->backend.ops->destroy(t->backend.ctx);
+    if (t->have_backend) dt_backend_free(&t->backend);
     if (t->is_root) dt_metrics_close(&t->metrics);
     dt_run_outputs_close(t);
     if (t->display_names)
@@ -449,7 +449,7 @@ int dt_train_forward_loss(dt_trainer *t, const dt_batch *batch, int training, fl
 }
 
 int dt_train_release_batch(dt_trainer *t, const dt_batch *batch, dt_error *err) {
-    int rc = t->backend.ops->input_wait(t->backend.ctx, err);
+    int rc = dt_backend_input_wait(&t->backend, err);
     dt_loader_release(t->loader, batch);
     return rc;
 }
@@ -472,14 +472,13 @@ static int optimizer_step(dt_trainer *t, long global_step, dt_window *w, dt_erro
     size_t offset, count;
     dt_model_trainable_span(t->model, &offset, &count);
     float *grads = dt_model_grads(t->model) + offset;
-    const dt_backend_ops *ops = t->backend.ops;
     /* the buckets were all-reduced during backward (the test switch's NaN went into the one
      * holding the first trained value); the update waits for the last of them */
     if (t->comm->size == 1 && dt_rel_before_allreduce(t, global_step, grads, err)) return -1;
     if (t->comm->size > 1 && (dt_bucket_plan_check_done(&t->buckets, err) ||
-                              ops->phase_mark(t->backend.ctx, DT_PHASE_ALLREDUCE, err) ||
+                              dt_backend_phase_mark(&t->backend, DT_PHASE_ALLREDUCE, err) ||
                               t->dcomm.ops->wait(t->dcomm.ctx, err) ||
-                              ops->phase_mark(t->backend.ctx, DT_PHASE_COMPUTE, err)))
+                              dt_backend_phase_mark(&t->backend, DT_PHASE_COMPUTE, err)))
         return dt_error_prefix(err, "all-reduce of gradients");
     if (dt_rel_guard_step(t, global_step, grads, count, err)) return -1;
     const dt_config *cfg = t->cfg;
@@ -495,8 +494,8 @@ static int optimizer_step(dt_trainer *t, long global_step, dt_window *w, dt_erro
                        .first_step = global_step == 0,
                        .guarded = 1};
     w->lr = lr;
-    return t->backend.ops->sgd_step(t->backend.ctx, &p, dt_model_params(t->model) + offset, grads,
-                                    dt_model_momentum(t->model) + offset, count, err);
+    return dt_backend_sgd_step(&t->backend, &p, dt_model_params(t->model) + offset, grads,
+                               dt_model_momentum(t->model) + offset, count, err);
 }
 
 static void window_start(dt_trainer *t, dt_window *w, double now) {
@@ -526,8 +525,8 @@ static int log_window(dt_trainer *t, int epoch, long step_in_epoch, long global_
                       dt_error *err) {
     double stats[DT_LOSS_STATS], phases[DT_PHASE_COUNT] = {0};
     if (t->dcomm.ops->drain(t->dcomm.ctx, err) ||
-        t->backend.ops->loss_stats_read(t->backend.ctx, stats, 1, err) ||
-        t->backend.ops->phase_read(t->backend.ctx, phases, 1, err))
+        dt_backend_loss_stats_read(&t->backend, stats, 1, err) ||
+        dt_backend_phase_read(&t->backend, phases, 1, err))
         return dt_error_prefix(err, "reading the training statistics");
     double data_wait = dt_loader_wait_seconds(t->loader) - w->wait_start;
     double sums[6] = {stats[DT_LOSS_SUM],
@@ -591,7 +590,7 @@ static int prefetch_batch(dt_trainer *t, const dt_batch **next, dt_error *err) {
     if (!*next) return dt_fail(err, "internal: the loader ran out of batches early");
     size_t side = (size_t)t->cfg->data.image_size;
     size_t bytes = (size_t)(*next)->batch_size * side * side * 3;
-    return t->backend.ops->input_prefetch(t->backend.ctx, (*next)->pixels, bytes, err);
+    return dt_backend_input_prefetch(&t->backend, (*next)->pixels, bytes, err);
 }
 
 static int train_epoch_steps(dt_trainer *t, int epoch, long first, const dt_batch **pending,
@@ -722,10 +721,10 @@ static void print_summary(dt_trainer *t) {
     char device[320];
     const char *why = t->device.fallback_reason, *tail = strstr(why, "training on the CPU: ");
     if (why[0] && !dt_progress_verbose())
-        snprintf(device, sizeof device, "%s (no GPU: %s)", t->backend.ops->name,
+        snprintf(device, sizeof device, "%s (no GPU: %s)", dt_backend_name(&t->backend),
                  tail ? tail + strlen("training on the CPU: ") : why);
     else
-        snprintf(device, sizeof device, "%s", t->backend.ops->name);
+        snprintf(device, sizeof device, "%s", dt_backend_name(&t->backend));
     dt_progress_line(
         &t->progress, NULL,
         "dtrain: %zu images in %d classes (%zu train, %zu val), %d rank%s on %s, "

@@ -67,38 +67,38 @@ static float *random_floats(size_t n, double lo, double hi, uint64_t *state) {
 /* a tensor on backend b holding host (NCHW) values, NULL: zeros */
 static dt_tensor *tensor_of(dt_backend *b, int n, int c, int h, int w, const float *host) {
     dt_error err = {0};
-    dt_tensor *t = b->ops->tensor_create(b->ctx, n, c, h, w, &err);
+    dt_tensor *t = dt_backend_tensor_create(b, n, c, h, w, &err);
     if (!t) {
-        fprintf(stderr, "%s tensor_create %dx%dx%dx%d: %s\n", b->ops->name, n, c, h, w,
+        fprintf(stderr, "%s tensor_create %dx%dx%dx%d: %s\n", dt_backend_name(b), n, c, h, w,
                 err.message);
         exit(1);
     }
-    if (host) CHECK_MSG(b->ops->tensor_upload(b->ctx, t, host, &err) == 0, "%s", err.message);
+    if (host) CHECK_MSG(dt_backend_tensor_upload(b, t, host, &err) == 0, "%s", err.message);
     return t;
 }
 
 static float *tensor_read(dt_backend *b, const dt_tensor *t, size_t n) {
     dt_error err = {0};
     float *host = test_floats(n);
-    CHECK_MSG(b->ops->tensor_download(b->ctx, t, host, &err) == 0, "%s", err.message);
+    CHECK_MSG(dt_backend_tensor_download(b, t, host, &err) == 0, "%s", err.message);
     return host;
 }
 
 static float *buffer_of(dt_backend *b, const float *host, size_t n) {
     dt_error err = {0};
-    float *buf = b->ops->buffer_alloc(b->ctx, n, &err);
+    float *buf = dt_backend_buffer_alloc(b, n, &err);
     if (!buf) {
-        fprintf(stderr, "%s buffer_alloc: %s\n", b->ops->name, err.message);
+        fprintf(stderr, "%s buffer_alloc: %s\n", dt_backend_name(b), err.message);
         exit(1);
     }
-    if (host) CHECK_MSG(b->ops->buffer_upload(b->ctx, buf, host, n, &err) == 0, "%s", err.message);
+    if (host) CHECK_MSG(dt_backend_buffer_upload(b, buf, host, n, &err) == 0, "%s", err.message);
     return buf;
 }
 
 static float *buffer_read(dt_backend *b, const float *buf, size_t n) {
     dt_error err = {0};
     float *host = test_floats(n);
-    CHECK_MSG(b->ops->buffer_download(b->ctx, host, buf, n, &err) == 0, "%s", err.message);
+    CHECK_MSG(dt_backend_buffer_download(b, host, buf, n, &err) == 0, "%s", err.message);
     return host;
 }
 
@@ -122,8 +122,8 @@ static void check_buffers(pair *p, const tolerances *t) {
         {.lr = 0.05f, .momentum = 0.9f, .weight_decay = 1e-4f, .grad_scale = 1.0f, .nesterov = 1},
         {.lr = 0.05f, .momentum = 0.0f, .weight_decay = 1e-4f, .grad_scale = 0.25f}};
     for (size_t v = 0; v < sizeof variants / sizeof *variants; v++) {
-        CHECK(p->cpu->ops->sgd_step(p->cpu->ctx, &variants[v], ca, cg, cm, N, &err) == 0);
-        CHECK_MSG(p->gpu->ops->sgd_step(p->gpu->ctx, &variants[v], ga, gg, gm, N, &err) == 0, "%s",
+        CHECK(dt_backend_sgd_step(p->cpu, &variants[v], ca, cg, cm, N, &err) == 0);
+        CHECK_MSG(dt_backend_sgd_step(p->gpu, &variants[v], ga, gg, gm, N, &err) == 0, "%s",
                   err.message);
     }
     float *want = buffer_read(p->cpu, ca, N), *got = buffer_read(p->gpu, ga, N);
@@ -132,27 +132,26 @@ static void check_buffers(pair *p, const tolerances *t) {
     want = buffer_read(p->cpu, cm, N), got = buffer_read(p->gpu, gm, N);
     compare("sgd_step momentum buffer", got, want, N, t->exact);
     free(want), free(got);
-    CHECK(p->cpu->ops->buffer_axpy(p->cpu->ctx, ca, -0.5f, cg, N, &err) == 0);
-    CHECK(p->gpu->ops->buffer_axpy(p->gpu->ctx, ga, -0.5f, gg, N, &err) == 0);
+    CHECK(dt_backend_buffer_axpy(p->cpu, ca, -0.5f, cg, N, &err) == 0);
+    CHECK(dt_backend_buffer_axpy(p->gpu, ga, -0.5f, gg, N, &err) == 0);
     want = buffer_read(p->cpu, ca, N), got = buffer_read(p->gpu, ga, N);
     compare("buffer_axpy", got, want, N, t->exact);
     free(want), free(got);
     double cs = 0.0, gs = 0.0;
-    CHECK(p->cpu->ops->buffer_sum_squares(p->cpu->ctx, ca, N, &cs, &err) == 0);
-    CHECK_MSG(p->gpu->ops->buffer_sum_squares(p->gpu->ctx, ga, N, &gs, &err) == 0, "%s",
-              err.message);
+    CHECK(dt_backend_buffer_sum_squares(p->cpu, ca, N, &cs, &err) == 0);
+    CHECK_MSG(dt_backend_buffer_sum_squares(p->gpu, ga, N, &gs, &err) == 0, "%s", err.message);
     printf("  %-4s %-44s error %.3g  tolerance %.3g\n", precision_name(current_precision),
            "buffer_sum_squares", fabs(gs - cs) / cs, 1e-12);
     CHECK_CLOSE(gs, cs, 1e-12, 0.0);
-    CHECK(p->gpu->ops->buffer_fill(p->gpu->ctx, ga, 0.25f, N, &err) == 0);
+    CHECK(dt_backend_buffer_fill(p->gpu, ga, 0.25f, N, &err) == 0);
     got = buffer_read(p->gpu, ga, N);
     int wrong = 0;
     for (int i = 0; i < N; i++) wrong += got[i] != 0.25f;
     CHECK_INT_EQ(wrong, 0);
     free(got);
-    p->cpu->ops->buffer_free(p->cpu->ctx, ca), p->gpu->ops->buffer_free(p->gpu->ctx, ga);
-    p->cpu->ops->buffer_free(p->cpu->ctx, cg), p->gpu->ops->buffer_free(p->gpu->ctx, gg);
-    p->cpu->ops->buffer_free(p->cpu->ctx, cm), p->gpu->ops->buffer_free(p->gpu->ctx, gm);
+    dt_backend_buffer_free(p->cpu, ca), dt_backend_buffer_free(p->gpu, ga);
+    dt_backend_buffer_free(p->cpu, cg), dt_backend_buffer_free(p->gpu, gg);
+    dt_backend_buffer_free(p->cpu, cm), dt_backend_buffer_free(p->gpu, gm);
     free(a), free(g), free(m);
 }
 
@@ -164,37 +163,37 @@ static void check_input(pair *p, const tolerances *t) {
     dt_error err = {0};
     const size_t count = (size_t)N * 3 * H * W;
     dt_backend *gpu = p->gpu;
-    uint8_t *pixels = gpu->ops->host_alloc(gpu->ctx, count, &err);
+    uint8_t *pixels = dt_backend_host_alloc(gpu, count, &err);
     CHECK_MSG(pixels != NULL, "host_alloc: %s", err.message);
     if (!pixels) return;
     for (size_t i = 0; i < count; i++) pixels[i] = (uint8_t)(i * 37 + i / 7);
     const float mean[3] = {0.485f, 0.456f, 0.406f}, std[3] = {0.229f, 0.224f, 0.225f};
     dt_tensor *ct = tensor_of(p->cpu, N, 3, H, W, NULL), *gt = tensor_of(gpu, N, 3, H, W, NULL);
-    CHECK(p->cpu->ops->tensor_from_images(p->cpu->ctx, ct, pixels, mean, std, &err) == 0);
-    CHECK_MSG(gpu->ops->tensor_from_images(gpu->ctx, gt, pixels, mean, std, &err) == 0, "%s",
+    CHECK(dt_backend_tensor_from_images(p->cpu, ct, pixels, mean, std, &err) == 0);
+    CHECK_MSG(dt_backend_tensor_from_images(gpu, gt, pixels, mean, std, &err) == 0, "%s",
               err.message);
-    CHECK_MSG(gpu->ops->input_wait(gpu->ctx, &err) == 0, "%s", err.message);
+    CHECK_MSG(dt_backend_input_wait(gpu, &err) == 0, "%s", err.message);
     memset(pixels, 0, count); /* the copy has been read: the tensor keeps its values */
     float *want = tensor_read(p->cpu, ct, count), *got = tensor_read(gpu, gt, count);
     compare("tensor_from_images", got, want, count, t->eltwise);
     free(got);
     /* the same pixels through input_prefetch (taken from the prefetched device buffer) */
     for (size_t i = 0; i < count; i++) pixels[i] = (uint8_t)(i * 37 + i / 7);
-    CHECK_MSG(gpu->ops->input_prefetch(gpu->ctx, pixels, count, &err) == 0 &&
-                  gpu->ops->tensor_from_images(gpu->ctx, gt, pixels, mean, std, &err) == 0 &&
-                  gpu->ops->input_wait(gpu->ctx, &err) == 0,
+    CHECK_MSG(dt_backend_input_prefetch(gpu, pixels, count, &err) == 0 &&
+                  dt_backend_tensor_from_images(gpu, gt, pixels, mean, std, &err) == 0 &&
+                  dt_backend_input_wait(gpu, &err) == 0,
               "%s", err.message);
     got = tensor_read(gpu, gt, count);
     compare("input_prefetch + tensor_from_images", got, want, count, t->eltwise);
     free(got);
     /* a prefetch that input_wait passed is forgotten: the host buffer may have been refilled */
     memset(pixels, 0, count);
-    CHECK_MSG(gpu->ops->input_prefetch(gpu->ctx, pixels, count, &err) == 0 &&
-                  gpu->ops->input_wait(gpu->ctx, &err) == 0,
+    CHECK_MSG(dt_backend_input_prefetch(gpu, pixels, count, &err) == 0 &&
+                  dt_backend_input_wait(gpu, &err) == 0,
               "%s", err.message);
     for (size_t i = 0; i < count; i++) pixels[i] = (uint8_t)(i * 37 + i / 7);
-    CHECK_MSG(gpu->ops->tensor_from_images(gpu->ctx, gt, pixels, mean, std, &err) == 0 &&
-                  gpu->ops->input_wait(gpu->ctx, &err) == 0,
+    CHECK_MSG(dt_backend_tensor_from_images(gpu, gt, pixels, mean, std, &err) == 0 &&
+                  dt_backend_input_wait(gpu, &err) == 0,
               "%s", err.message);
     got = tensor_read(gpu, gt, count);
     compare("tensor_from_images after a forgotten prefetch", got, want, count, t->eltwise);
@@ -204,9 +203,9 @@ static void check_input(pair *p, const tolerances *t) {
     got = tensor_read(gpu, gu, count);
     compare("tensor_upload/download", got, want, count, t->eltwise);
     free(want), free(got);
-    gpu->ops->host_free(gpu->ctx, pixels);
-    p->cpu->ops->tensor_destroy(p->cpu->ctx, ct);
-    gpu->ops->tensor_destroy(gpu->ctx, gt), gpu->ops->tensor_destroy(gpu->ctx, gu);
+    dt_backend_host_free(gpu, pixels);
+    dt_backend_tensor_destroy(p->cpu, ct);
+    dt_backend_tensor_destroy(gpu, gt), dt_backend_tensor_destroy(gpu, gu);
 }
 
 /* ---- convolution ----------------------------------------------------------------------------- */
@@ -228,31 +227,31 @@ static void check_conv(pair *p, dt_conv_desc d, const tolerances *t) {
     dt_backend *b[2] = {p->cpu, p->gpu};
     float *y[2], *dx[2], *dw[2], *dw2[2], *y2[2];
     for (int k = 0; k < 2; k++) {
-        dt_layer *l = b[k]->ops->conv_create(b[k]->ctx, &d, &err);
-        CHECK_MSG(l != NULL, "%s %s: %s", b[k]->ops->name, what, err.message);
+        dt_layer *l = dt_backend_conv_create(b[k], &d, &err);
+        CHECK_MSG(l != NULL, "%s %s: %s", dt_backend_name(b[k]), what, err.message);
         if (!l) return;
         float *wb = buffer_of(b[k], w, nw), *gb = buffer_of(b[k], NULL, nw);
         dt_tensor *tx = tensor_of(b[k], d.batch, d.in_channels, d.in_height, d.in_width, x);
         dt_tensor *ty = tensor_of(b[k], d.batch, d.out_channels, oh, ow, NULL);
         dt_tensor *tdy = tensor_of(b[k], d.batch, d.out_channels, oh, ow, dy);
         dt_tensor *tdx = tensor_of(b[k], d.batch, d.in_channels, d.in_height, d.in_width, NULL);
-        CHECK_MSG(b[k]->ops->conv_forward(b[k]->ctx, l, wb, tx, ty, &err) == 0, "%s", err.message);
-        CHECK_MSG(b[k]->ops->conv_backward(b[k]->ctx, l, wb, tx, tdy, tdx, gb, 0, &err) == 0, "%s",
+        CHECK_MSG(dt_backend_conv_forward(b[k], l, wb, tx, ty, &err) == 0, "%s", err.message);
+        CHECK_MSG(dt_backend_conv_backward(b[k], l, wb, tx, tdy, tdx, gb, 0, &err) == 0, "%s",
                   err.message);
         y[k] = tensor_read(b[k], ty, ny);
         dx[k] = tensor_read(b[k], tdx, nx);
         dw[k] = buffer_read(b[k], gb, nw);
-        CHECK_MSG(b[k]->ops->conv_backward(b[k]->ctx, l, wb, tx, tdy, NULL, gb, 1, &err) == 0, "%s",
+        CHECK_MSG(dt_backend_conv_backward(b[k], l, wb, tx, tdy, NULL, gb, 1, &err) == 0, "%s",
                   err.message);
         dw2[k] = buffer_read(b[k], gb, nw);
         /* new weights (a new parameter version): the derived filter must follow */
-        CHECK(b[k]->ops->buffer_upload(b[k]->ctx, wb, w2, nw, &err) == 0);
-        CHECK(b[k]->ops->conv_forward(b[k]->ctx, l, wb, tx, ty, &err) == 0);
+        CHECK(dt_backend_buffer_upload(b[k], wb, w2, nw, &err) == 0);
+        CHECK(dt_backend_conv_forward(b[k], l, wb, tx, ty, &err) == 0);
         y2[k] = tensor_read(b[k], ty, ny);
-        b[k]->ops->layer_destroy(b[k]->ctx, l);
-        b[k]->ops->tensor_destroy(b[k]->ctx, tx), b[k]->ops->tensor_destroy(b[k]->ctx, ty);
-        b[k]->ops->tensor_destroy(b[k]->ctx, tdy), b[k]->ops->tensor_destroy(b[k]->ctx, tdx);
-        b[k]->ops->buffer_free(b[k]->ctx, wb), b[k]->ops->buffer_free(b[k]->ctx, gb);
+        dt_backend_layer_destroy(b[k], l);
+        dt_backend_tensor_destroy(b[k], tx), dt_backend_tensor_destroy(b[k], ty);
+        dt_backend_tensor_destroy(b[k], tdy), dt_backend_tensor_destroy(b[k], tdx);
+        dt_backend_buffer_free(b[k], wb), dt_backend_buffer_free(b[k], gb);
     }
     snprintf(label, sizeof label, "%s forward", what);
     compare(label, y[1], y[0], ny, t->conv);
@@ -280,8 +279,8 @@ static void check_batchnorm(pair *p, dt_batchnorm_desc d, const tolerances *t) {
     dt_backend *b[2] = {p->cpu, p->gpu};
     float *y[2], *dx[2], *dg[2], *db[2], *dg2[2], *rmo[2], *rvo[2], *yi[2];
     for (int k = 0; k < 2; k++) {
-        dt_layer *l = b[k]->ops->batchnorm_create(b[k]->ctx, &d, &err);
-        CHECK_MSG(l != NULL, "%s batchnorm_create: %s", b[k]->ops->name, err.message);
+        dt_layer *l = dt_backend_batchnorm_create(b[k], &d, &err);
+        CHECK_MSG(l != NULL, "%s batchnorm_create: %s", dt_backend_name(b[k]), err.message);
         if (!l) return;
         float *g = buffer_of(b[k], gamma, C), *be = buffer_of(b[k], beta, C);
         float *m = buffer_of(b[k], rm, C), *v = buffer_of(b[k], rv, C);
@@ -290,24 +289,24 @@ static void check_batchnorm(pair *p, dt_batchnorm_desc d, const tolerances *t) {
         dt_tensor *ty = tensor_of(b[k], d.batch, d.channels, d.height, d.width, NULL);
         dt_tensor *tdy = tensor_of(b[k], d.batch, d.channels, d.height, d.width, dy);
         dt_tensor *tdx = tensor_of(b[k], d.batch, d.channels, d.height, d.width, NULL);
-        CHECK_MSG(b[k]->ops->batchnorm_forward(b[k]->ctx, l, g, be, m, v, 1, tx, ty, &err) == 0,
-                  "%s", err.message);
-        CHECK_MSG(b[k]->ops->batchnorm_backward(b[k]->ctx, l, g, be, tx, ty, tdy, tdx, dgb, dbb, 0,
-                                                &err) == 0,
-                  "%s", err.message);
+        CHECK_MSG(dt_backend_batchnorm_forward(b[k], l, g, be, m, v, 1, tx, ty, &err) == 0, "%s",
+                  err.message);
+        CHECK_MSG(
+            dt_backend_batchnorm_backward(b[k], l, g, be, tx, ty, tdy, tdx, dgb, dbb, 0, &err) == 0,
+            "%s", err.message);
         y[k] = tensor_read(b[k], ty, n), dx[k] = tensor_read(b[k], tdx, n);
         dg[k] = buffer_read(b[k], dgb, C), db[k] = buffer_read(b[k], dbb, C);
         rmo[k] = buffer_read(b[k], m, C), rvo[k] = buffer_read(b[k], v, C);
-        CHECK(b[k]->ops->batchnorm_backward(b[k]->ctx, l, g, be, tx, ty, tdy, tdx, dgb, dbb, 1,
-                                            &err) == 0);
+        CHECK(dt_backend_batchnorm_backward(b[k], l, g, be, tx, ty, tdy, tdx, dgb, dbb, 1, &err) ==
+              0);
         dg2[k] = buffer_read(b[k], dgb, C);
-        CHECK(b[k]->ops->batchnorm_forward(b[k]->ctx, l, g, be, m, v, 0, tx, ty, &err) == 0);
+        CHECK(dt_backend_batchnorm_forward(b[k], l, g, be, m, v, 0, tx, ty, &err) == 0);
         yi[k] = tensor_read(b[k], ty, n);
-        b[k]->ops->layer_destroy(b[k]->ctx, l);
-        b[k]->ops->tensor_destroy(b[k]->ctx, tx), b[k]->ops->tensor_destroy(b[k]->ctx, ty);
-        b[k]->ops->tensor_destroy(b[k]->ctx, tdy), b[k]->ops->tensor_destroy(b[k]->ctx, tdx);
+        dt_backend_layer_destroy(b[k], l);
+        dt_backend_tensor_destroy(b[k], tx), dt_backend_tensor_destroy(b[k], ty);
+        dt_backend_tensor_destroy(b[k], tdy), dt_backend_tensor_destroy(b[k], tdx);
         float *bufs[] = {g, be, m, v, dgb, dbb};
-        for (int i = 0; i < 6; i++) b[k]->ops->buffer_free(b[k]->ctx, bufs[i]);
+        for (int i = 0; i < 6; i++) dt_backend_buffer_free(b[k], bufs[i]);
     }
     char what[100], label[160];
     snprintf(what, sizeof what, "batchnorm %dx%dx%dx%d%s", d.batch, d.channels, d.height, d.width,
@@ -359,28 +358,28 @@ static void check_eltwise_and_pools(pair *p, const tolerances *t) {
     for (int k = 0; k < 2; k++) {
         dt_tensor *ta = tensor_of(b[k], N, C, H, W, a), *tc = tensor_of(b[k], N, C, H, W, c);
         dt_tensor *td = tensor_of(b[k], N, C, H, W, d), *tdx = tensor_of(b[k], N, C, H, W, NULL);
-        CHECK(b[k]->ops->tensor_add(b[k]->ctx, ta, tc, &err) == 0);
+        CHECK(dt_backend_tensor_add(b[k], ta, tc, &err) == 0);
         sum[k] = tensor_read(b[k], ta, n);
-        CHECK(b[k]->ops->add_relu_forward(b[k]->ctx, ta, tc, &err) == 0);
+        CHECK(dt_backend_add_relu_forward(b[k], ta, tc, &err) == 0);
         addrelu[k] = tensor_read(b[k], ta, n);
-        CHECK(b[k]->ops->relu_backward(b[k]->ctx, ta, td, tdx, &err) == 0);
+        CHECK(dt_backend_relu_backward(b[k], ta, td, tdx, &err) == 0);
         relub[k] = tensor_read(b[k], tdx, n);
-        dt_layer *l = b[k]->ops->maxpool_create(b[k]->ctx, &pd, &err);
+        dt_layer *l = dt_backend_maxpool_create(b[k], &pd, &err);
         CHECK_MSG(l != NULL, "%s", err.message);
         if (!l) return;
         dt_tensor *ty = tensor_of(b[k], N, C, OH, OW, NULL);
         dt_tensor *tdy = tensor_of(b[k], N, C, OH, OW, dpool);
-        CHECK(b[k]->ops->maxpool_forward(b[k]->ctx, l, tc, ty, &err) == 0);
-        CHECK(b[k]->ops->maxpool_backward(b[k]->ctx, l, tdy, tdx, &err) == 0);
+        CHECK(dt_backend_maxpool_forward(b[k], l, tc, ty, &err) == 0);
+        CHECK(dt_backend_maxpool_backward(b[k], l, tdy, tdx, &err) == 0);
         mp[k] = tensor_read(b[k], ty, no), mpb[k] = tensor_read(b[k], tdx, n);
         dt_tensor *tg = tensor_of(b[k], N, C, 1, 1, NULL);
         dt_tensor *tdg = tensor_of(b[k], N, C, 1, 1, dglobal);
-        CHECK(b[k]->ops->avgpool_forward(b[k]->ctx, tc, tg, &err) == 0);
-        CHECK(b[k]->ops->avgpool_backward(b[k]->ctx, tdg, tdx, &err) == 0);
+        CHECK(dt_backend_avgpool_forward(b[k], tc, tg, &err) == 0);
+        CHECK(dt_backend_avgpool_backward(b[k], tdg, tdx, &err) == 0);
         ap[k] = tensor_read(b[k], tg, (size_t)N * C), apb[k] = tensor_read(b[k], tdx, n);
-        b[k]->ops->layer_destroy(b[k]->ctx, l);
+        dt_backend_layer_destroy(b[k], l);
         dt_tensor *all[] = {ta, tc, td, tdx, ty, tdy, tg, tdg};
-        for (int i = 0; i < 8; i++) b[k]->ops->tensor_destroy(b[k]->ctx, all[i]);
+        for (int i = 0; i < 8; i++) dt_backend_tensor_destroy(b[k], all[i]);
     }
     compare("tensor_add", sum[1], sum[0], n, t->eltwise);
     compare("add_relu_forward", addrelu[1], addrelu[0], n, 2 * t->eltwise);
@@ -415,7 +414,7 @@ static void check_linear_and_loss(pair *p, const tolerances *t) {
     int32_t pred[2][N];
     double stats[2][DT_LOSS_STATS];
     for (int k = 0; k < 2; k++) {
-        dt_layer *l = b[k]->ops->linear_create(b[k]->ctx, &d, &err);
+        dt_layer *l = dt_backend_linear_create(b[k], &d, &err);
         CHECK_MSG(l != NULL, "%s", err.message);
         if (!l) return;
         float *wb = buffer_of(b[k], w, (size_t)OUT * IN), *bb = buffer_of(b[k], bias, OUT);
@@ -424,34 +423,32 @@ static void check_linear_and_loss(pair *p, const tolerances *t) {
         dt_tensor *tdl = tensor_of(b[k], N, OUT, 1, 1, NULL);
         dt_tensor *tdx = tensor_of(b[k], N, IN, 1, 1, NULL);
         double discard[DT_LOSS_STATS];
-        CHECK(b[k]->ops->loss_stats_read(b[k]->ctx, discard, 1, &err) == 0);
-        CHECK_MSG(b[k]->ops->linear_forward(b[k]->ctx, l, wb, bb, tx, ty, &err) == 0, "%s",
-                  err.message);
-        CHECK_MSG(b[k]->ops->softmax_cross_entropy(b[k]->ctx, ty, labels, weights, tdl, 0.5f,
-                                                   pred[k], &err) == 0,
+        CHECK(dt_backend_loss_stats_read(b[k], discard, 1, &err) == 0);
+        CHECK_MSG(dt_backend_linear_forward(b[k], l, wb, bb, tx, ty, &err) == 0, "%s", err.message);
+        CHECK_MSG(dt_backend_softmax_cross_entropy(b[k], ty, labels, weights, tdl, 0.5f, pred[k],
+                                                   &err) == 0,
                   "%s", err.message);
-        CHECK_MSG(b[k]->ops->linear_backward(b[k]->ctx, l, wb, tx, tdl, tdx, gwb, gbb, 0, &err) ==
-                      0,
+        CHECK_MSG(dt_backend_linear_backward(b[k], l, wb, tx, tdl, tdx, gwb, gbb, 0, &err) == 0,
                   "%s", err.message);
         y[k] = tensor_read(b[k], ty, (size_t)N * OUT), dl[k] = tensor_read(b[k], tdl, N * OUT);
         dx[k] = tensor_read(b[k], tdx, (size_t)N * IN);
         gw[k] = buffer_read(b[k], gwb, (size_t)OUT * IN), gb[k] = buffer_read(b[k], gbb, OUT);
-        CHECK(b[k]->ops->linear_backward(b[k]->ctx, l, wb, tx, tdl, NULL, gwb, gbb, 1, &err) == 0);
+        CHECK(dt_backend_linear_backward(b[k], l, wb, tx, tdl, NULL, gwb, gbb, 1, &err) == 0);
         gw2[k] = buffer_read(b[k], gwb, (size_t)OUT * IN);
         /* an SGD step changes the weights: the bf16 copy must follow */
         const dt_sgd_params sgd = {.lr = 0.5f, .grad_scale = 1.0f};
-        CHECK(b[k]->ops->sgd_step(b[k]->ctx, &sgd, wb, gwb, NULL, (size_t)OUT * IN, &err) == 0);
-        CHECK(b[k]->ops->linear_forward(b[k]->ctx, l, wb, bb, tx, ty, &err) == 0);
+        CHECK(dt_backend_sgd_step(b[k], &sgd, wb, gwb, NULL, (size_t)OUT * IN, &err) == 0);
+        CHECK(dt_backend_linear_forward(b[k], l, wb, bb, tx, ty, &err) == 0);
         y2[k] = tensor_read(b[k], ty, (size_t)N * OUT);
         /* a second loss call without predictions accumulates into the statistics */
-        CHECK(b[k]->ops->softmax_cross_entropy(b[k]->ctx, ty, labels, weights, NULL, 1.0f, NULL,
-                                               &err) == 0);
-        CHECK(b[k]->ops->loss_stats_read(b[k]->ctx, stats[k], 1, &err) == 0);
-        b[k]->ops->layer_destroy(b[k]->ctx, l);
+        CHECK(dt_backend_softmax_cross_entropy(b[k], ty, labels, weights, NULL, 1.0f, NULL, &err) ==
+              0);
+        CHECK(dt_backend_loss_stats_read(b[k], stats[k], 1, &err) == 0);
+        dt_backend_layer_destroy(b[k], l);
         dt_tensor *all[] = {tx, ty, tdl, tdx};
-        for (int i = 0; i < 4; i++) b[k]->ops->tensor_destroy(b[k]->ctx, all[i]);
+        for (int i = 0; i < 4; i++) dt_backend_tensor_destroy(b[k], all[i]);
         float *bufs[] = {wb, bb, gwb, gbb};
-        for (int i = 0; i < 4; i++) b[k]->ops->buffer_free(b[k]->ctx, bufs[i]);
+        for (int i = 0; i < 4; i++) dt_backend_buffer_free(b[k], bufs[i]);
     }
     compare("linear 512->10 forward", y[1], y[0], (size_t)N * OUT, t->linear);
     compare("softmax_cross_entropy dlogits", dl[1], dl[0], (size_t)N * OUT, t->loss + t->linear);
@@ -512,8 +509,8 @@ int main(void) {
         check_batchnorm(&p, (dt_batchnorm_desc){3, 40, 5, 3, 0.1f, 1e-5f, 1}, &t);
         check_eltwise_and_pools(&p, &t);
         check_linear_and_loss(&p, &t);
-        gpu.ops->destroy(gpu.ctx);
+        dt_backend_free(&gpu);
     }
-    cpu.ops->destroy(cpu.ctx);
+    dt_backend_free(&cpu);
     return dt_test_summary("cuda_ops");
 }

@@ -10,6 +10,7 @@
 #include "cudnn_conv.h" /* cudnn.h without the warnings its own declarations raise */
 #include "dtrain/backend.h"
 #include "dtrain/device_comm.h"
+#include "dtrain/gpu.h"
 
 int dt_backend_cuda_device_count(void) {
     int count = 0;
