@@ -1,6 +1,7 @@
 # Install rules and the Debian package (CPack): `cmake --install build --prefix P` lays out
 #   P/bin/dtrain, P/bin/dtrain-run            the executable and the local launcher
 #   P/lib/dtrain/libdtrain_main.so            the program module, found relative to bin/dtrain
+#   P/lib/dtrain/libdtrain_cuda.so            the CUDA backend (CUDA builds), loaded on first use
 #   P/share/dtrain/{configs,cluster,docs}     example configs, Slurm scripts, documentation
 #   P/share/dtrain/modulefiles/dtrain/V.lua   an Lmod module file (relocatable: it finds P itself)
 #   P/share/man/man1/dtrain.1                 the manual page
@@ -10,10 +11,15 @@ include(GNUInstallDirs)
 set(DTRAIN_INSTALL_MODULE_DIR "${CMAKE_INSTALL_LIBDIR}/dtrain")
 file(RELATIVE_PATH dtrain_module_from_bin "/p/${CMAKE_INSTALL_BINDIR}" "/p/${DTRAIN_INSTALL_MODULE_DIR}")
 target_compile_definitions(dtrain PRIVATE DTRAIN_MODULE_DIR="${dtrain_module_from_bin}")
+target_compile_definitions(dtrain_core PRIVATE DTRAIN_MODULE_DIR="${dtrain_module_from_bin}")
 
 install(TARGETS dtrain RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
 install(TARGETS dtrain_main LIBRARY DESTINATION ${DTRAIN_INSTALL_MODULE_DIR})
 set_target_properties(dtrain_main PROPERTIES INSTALL_RPATH "${CMAKE_BUILD_RPATH}")
+if(DTRAIN_HAVE_CUDA)
+  install(TARGETS dtrain_cuda LIBRARY DESTINATION ${DTRAIN_INSTALL_MODULE_DIR})
+  set_target_properties(dtrain_cuda PROPERTIES INSTALL_RPATH "${CMAKE_BUILD_RPATH}")
+endif()
 install(PROGRAMS launch/dtrain-run DESTINATION ${CMAKE_INSTALL_BINDIR})
 install(DIRECTORY configs/ DESTINATION ${CMAKE_INSTALL_DATADIR}/dtrain/configs
   FILES_MATCHING PATTERN "*.yaml")

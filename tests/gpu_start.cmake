@@ -7,8 +7,17 @@ if(DTRAIN_HAVE_CUDA AND DTRAIN_HAVE_NCCL)
     ENVIRONMENT "ASAN_OPTIONS=detect_leaks=0")
 endif()
 
+# A CUDA build whose CUDA module cannot load (no cuDNN or cuBLAS on the machine): auto falls back
+# to the CPU with the missing library named, cuda is exit 2. With or without a GPU.
+if(DTRAIN_HAVE_CUDA)
+  add_test(NAME gpu_start_module
+    COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/gpu_start_check.sh module $<TARGET_FILE:dtrain>
+      $<TARGET_FILE:make_learnable_imagefolder> ${CMAKE_C_COMPILER})
+  set_tests_properties(gpu_start_module PROPERTIES TIMEOUT 300)
+endif()
+
 # Without a usable GPU (skipped where one is visible): runtime.device=cuda refused with the
-# reason, auto falling back with it, a missing cuDNN named by the launcher. Every build.
+# reason, auto falling back with it. Every build.
 add_test(NAME gpu_start_device
   COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/gpu_start_check.sh device $<TARGET_FILE:dtrain>
     $<TARGET_FILE:make_learnable_imagefolder> ${CMAKE_C_COMPILER})

@@ -55,6 +55,11 @@ expect_match "dtrain through a symlink on PATH" "$out" "dtrain 0.1.0*"
 cp -a "$prefix" "$work/moved"
 out=$(run_clean "$clean_path" "$work/moved/bin/dtrain" -V 2>&1)
 expect_match "a moved prefix still runs" "$out" "dtrain 0.1.0*"
+if [[ $out == *"backends: cpu cuda"* ]]; then # a CUDA build: its module installed and found
+    check "installed: lib/dtrain/libdtrain_cuda.so" test -s "$prefix/lib/dtrain/libdtrain_cuda.so"
+    expect "the moved prefix's dtrain finds its CUDA module" \
+        "$(grep -c 'CUDA module libdtrain_cuda.so is missing' <<<"$out")" 0
+fi
 mkdir -p "$work/bin-only"
 cp "$prefix/bin/dtrain" "$work/bin-only/"
 out=$(run_clean "$clean_path" "$work/bin-only/dtrain" -V 2>&1)

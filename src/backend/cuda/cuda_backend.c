@@ -5,6 +5,8 @@
  * timing with events and the loss statistics read-back. The ops live in one file per job. */
 #include "cuda_internal.h"
 
+#include "../cuda_module.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -548,7 +550,7 @@ static int context_init(cuda_ctx *ctx, const dt_backend_options *opt, dt_error *
     return cuda_wait_stream(ctx, ctx->compute, "starting the backend", err);
 }
 
-int dt_backend_cuda_create(const dt_backend_options *opt, dt_backend *out, dt_error *err) {
+int cuda_backend_create(const dt_backend_options *opt, dt_backend *out, dt_error *err) {
     cuda_ctx *ctx = calloc(1, sizeof *ctx);
     if (!ctx) return dt_fail(err, "out of memory creating the CUDA backend");
     if (context_init(ctx, opt, err) != 0) {
@@ -559,8 +561,4 @@ int dt_backend_cuda_create(const dt_backend_options *opt, dt_backend *out, dt_er
     out->ops = &cuda_backend_ops;
     out->ctx = ctx;
     return 0;
-}
-
-int dt_backend_cuda_training_available(void) {
-    return 1;
 }
