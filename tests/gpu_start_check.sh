@@ -1,9 +1,9 @@
 #!/bin/bash
 # Start-up of a CUDA build on a machine without what a GPU run needs.
 #   gpu_start_check.sh linkage DTRAIN
-#     no DT_NEEDED entry on libnccl in dtrain or its program module (NCCL is dlopened), none on
-#     cuDNN or cuBLAS either (the CUDA module beside them links those), and `dtrain --version`
-#     runs when libnccl.so.2 cannot be loaded, saying so.
+#     no DT_NEEDED entry on libnccl in dtrain (NCCL is dlopened), none on cuDNN or cuBLAS either
+#     (the CUDA module beside it links those), and `dtrain --version` runs when libnccl.so.2
+#     cannot be loaded, saying so.
 #   gpu_start_check.sh device DTRAIN MAKE_LEARNABLE_IMAGEFOLDER CC
 #     on a machine without a usable GPU (exit 77 where nvidia-smi lists one): runtime.device=cuda
 #     is exit 2 with the reason, auto trains on the CPU after one line with it (training and
@@ -24,8 +24,7 @@ dtrain=$2
 source "$(dirname "$0")/testlib/check.sh"
 
 if [[ $mode == linkage ]]; then
-    module=$(dirname "$(readlink -f "$dtrain")")/libdtrain_main.so
-    for file in "$dtrain" "$module"; do
+    for file in "$dtrain"; do
         needed=$(readelf -d "$file" 2>&1)
         expect_match "readelf -d $(basename "$file") runs" "$needed" "*Dynamic section*"
         expect "libnccl in the DT_NEEDED entries of $(basename "$file")" \
@@ -33,7 +32,7 @@ if [[ $mode == linkage ]]; then
         expect "libcudnn or libcublas in the DT_NEEDED entries of $(basename "$file")" \
             "$(grep NEEDED <<<"$needed" | grep -c 'libcudnn\|libcublas')" 0
     done
-    cuda_module=$(dirname "$module")/libdtrain_cuda.so
+    cuda_module=$(dirname "$(readlink -f "$dtrain")")/libdtrain_cuda.so
     needed=$(readelf -d "$cuda_module" 2>&1)
     expect "the CUDA module links cuDNN" "$(grep NEEDED <<<"$needed" | grep -c libcudnn)" 1
     out=$(DTRAIN_NCCL_LIBRARY=/nonexistent-dir/libnccl.so.2 "$dtrain" --version 2>&1)
