@@ -9,4 +9,4 @@ endif()
 add_test(NAME console_terminal
   COMMAND ${DTRAIN_PYTHON3} ${CMAKE_CURRENT_SOURCE_DIR}/console_check.py $<TARGET_FILE:dtrain>
     $<TARGET_FILE:make_learnable_imagefolder> ${dtrain_console_mpirun})
-set_tests_properties(console_terminal PROPERTIES TIMEOUT 600 ENVIRONMENT "ASAN_OPTIONS=detect_leaks=0")
+set_tests_properties(console_terminal PROPERTIES TIMEOUT 600)

@@ -3,4 +3,4 @@
 add_test(NAME eval_folders
   COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/eval_folders_check.sh $<TARGET_FILE:dtrain>
     $<TARGET_FILE:make_learnable_imagefolder>)
-set_tests_properties(eval_folders PROPERTIES TIMEOUT 300 ENVIRONMENT "ASAN_OPTIONS=detect_leaks=0")
+set_tests_properties(eval_folders PROPERTIES TIMEOUT 300)

@@ -3,8 +3,7 @@
 if(DTRAIN_HAVE_CUDA AND DTRAIN_HAVE_NCCL)
   add_test(NAME gpu_start_linkage
     COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/gpu_start_check.sh linkage $<TARGET_FILE:dtrain>)
-  set_tests_properties(gpu_start_linkage PROPERTIES TIMEOUT 120
-    ENVIRONMENT "ASAN_OPTIONS=detect_leaks=0")
+  set_tests_properties(gpu_start_linkage PROPERTIES TIMEOUT 120)
 endif()
 
 # A CUDA build whose CUDA module cannot load (no cuDNN or cuBLAS on the machine): auto falls back
@@ -21,8 +20,7 @@ endif()
 add_test(NAME gpu_start_device
   COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/gpu_start_check.sh device $<TARGET_FILE:dtrain>
     $<TARGET_FILE:make_learnable_imagefolder> ${CMAKE_C_COMPILER})
-set_tests_properties(gpu_start_device PROPERTIES TIMEOUT 300 SKIP_RETURN_CODE 77
-  ENVIRONMENT "ASAN_OPTIONS=detect_leaks=0")
+set_tests_properties(gpu_start_device PROPERTIES TIMEOUT 300 SKIP_RETURN_CODE 77)
 
 # One full-size training step (224 px, batch 32) on the GPU against the CPU twin: loss, every
 # gradient, parameters after SGD, at fp32/tf32/bf16 (label gpu; SKIPPED without a GPU). The same

@@ -8,8 +8,7 @@ endif()
 add_test(NAME startup_threads_and_name
   COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/startup_check.sh threads $<TARGET_FILE:dtrain>
     $<TARGET_FILE:make_learnable_imagefolder> ${dtrain_startup_mpirun})
-set_tests_properties(startup_threads_and_name PROPERTIES TIMEOUT 300
-  ENVIRONMENT "ASAN_OPTIONS=detect_leaks=0")
+set_tests_properties(startup_threads_and_name PROPERTIES TIMEOUT 300)
 
 # valgrind cannot run a sanitizer build (nor gdb one usefully); registered when either tool is
 # installed, and the script fails if it finds neither.
