@@ -9,7 +9,7 @@ add_test(NAME shards_webdataset
   COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/shards/webdataset_check.sh $<TARGET_FILE:dtrain>
     $<TARGET_FILE:make_learnable_imagefolder>)
 set_tests_properties(shards_webdataset PROPERTIES TIMEOUT 900
-  ENVIRONMENT "DTRAIN_TEST_WDS_VENV=${DTRAIN_TEST_WDS_VENV};ASAN_OPTIONS=detect_leaks=0")
+  ENVIRONMENT "DTRAIN_TEST_WDS_VENV=${DTRAIN_TEST_WDS_VENV}")
 
 # Under mpirun: 2 ranks from shards against the folder, and rank 0's file list used by rank 1.
 if(DTRAIN_HAVE_MPI AND DTRAIN_MPIRUN)
