@@ -35,7 +35,7 @@ if(DTRAIN_HAVE_MPI AND DTRAIN_MPIRUN)
 endif()
 set_tests_properties(${results_tests} PROPERTIES FIXTURES_REQUIRED "results_python;results_run"
   TIMEOUT 600 ENVIRONMENT "OMP_NUM_THREADS=1")
-if(TARGET MPI::MPI_C AND DTRAIN_MPIRUN) # the MPI job: no leak checking (tests/comm.cmake)
+if(DTRAIN_HAVE_MPI AND DTRAIN_MPIRUN) # the MPI job: no leak checking (tests/comm.cmake)
   set_tests_properties(results_eval_ranks PROPERTIES
     ENVIRONMENT "OMP_NUM_THREADS=1;ASAN_OPTIONS=detect_leaks=0")
 endif()
