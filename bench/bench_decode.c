@@ -43,7 +43,7 @@ static dt_tensor *input_tensor;
 
 static void normalise(const uint8_t *hwc) {
     dt_error err;
-    if (backend.ops->tensor_from_images(backend.ctx, input_tensor, hwc, mean, std_dev, &err)) {
+    if (dt_backend_tensor_from_images(&backend, input_tensor, hwc, mean, std_dev, &err)) {
         fprintf(stderr, "bench_decode: %s\n", err.message);
         exit(1);
     }
@@ -92,7 +92,7 @@ int main(int argc, char **argv) {
     double checksum = 0, pixels = 0;
     dt_error err;
     if (dt_backend_cpu_create(&(dt_backend_options){.threads = 1}, &backend, &err) ||
-        !(input_tensor = backend.ops->tensor_create(backend.ctx, 1, 3, size, size, &err))) {
+        !(input_tensor = dt_backend_tensor_create(&backend, 1, 3, size, size, &err))) {
         fprintf(stderr, "bench_decode: %s\n", err.message);
         return 1;
     }
@@ -214,7 +214,7 @@ int main(int argc, char **argv) {
     free(decoded);
     free(paths);
     free(resized);
-    backend.ops->tensor_destroy(backend.ctx, input_tensor);
-    backend.ops->destroy(backend.ctx);
+    dt_backend_tensor_destroy(&backend, input_tensor);
+    dt_backend_free(&backend);
     return 0;
 }

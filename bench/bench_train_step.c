@@ -53,9 +53,8 @@ static int train_step(bench *b, int first, dt_error *err) {
                        .weight_decay = 1e-4f,
                        .grad_scale = 1.0f,
                        .first_step = first};
-    return b->backend.ops->sgd_step(b->backend.ctx, &p, dt_model_params(b->model),
-                                    dt_model_grads(b->model), dt_model_momentum(b->model),
-                                    dt_model_param_count(b->model), err);
+    return dt_backend_sgd_step(&b->backend, &p, dt_model_params(b->model), dt_model_grads(b->model),
+                               dt_model_momentum(b->model), dt_model_param_count(b->model), err);
 }
 
 int main(int argc, char **argv) {
@@ -127,16 +126,15 @@ int main(int argc, char **argv) {
     for (int s = 0; s < warmup + steps; s++) {
         if (s == warmup) {
             /* a download waits for everything queued so far */
-            if (b.backend.ops->buffer_download(b.backend.ctx, &one_param, dt_model_params(b.model),
-                                               1, &err))
+            if (dt_backend_buffer_download(&b.backend, &one_param, dt_model_params(b.model), 1,
+                                           &err))
                 break;
             start = now();
         }
         if (train_step(&b, s == 0, &err)) break;
     }
     if (!err.message[0])
-        b.backend.ops->buffer_download(b.backend.ctx, &one_param, dt_model_params(b.model), 1,
-                                       &err);
+        dt_backend_buffer_download(&b.backend, &one_param, dt_model_params(b.model), 1, &err);
     if (err.message[0]) {
         fprintf(stderr, "bench_train_step: %s\n", err.message);
         goto done;
@@ -147,7 +145,7 @@ int main(int argc, char **argv) {
     rc = 0;
 done:
     if (b.model) dt_model_destroy(b.model);
-    b.backend.ops->destroy(b.backend.ctx);
+    dt_backend_free(&b.backend);
     free(b.pixels), free(b.labels), free(b.weights);
     return rc;
 }

@@ -1,19 +1,23 @@
 # Install rules and the Debian package (CPack): `cmake --install build --prefix P` lays out
 #   P/bin/dtrain, P/bin/dtrain-run            the executable and the local launcher
-#   P/lib/dtrain/libdtrain_main.so            the program module, found relative to bin/dtrain
+#   P/lib/dtrain/libdtrain_cuda.so            the CUDA backend (CUDA builds), loaded on first use,
+#                                             found relative to bin/dtrain
 #   P/share/dtrain/{configs,cluster,docs}     example configs, Slurm scripts, documentation
 #   P/share/dtrain/modulefiles/dtrain/V.lua   an Lmod module file (relocatable: it finds P itself)
 #   P/share/man/man1/dtrain.1                 the manual page
-# The module's run path keeps the CUDA libraries' folders of a CUDA build (not system folders).
+# The run paths keep the CUDA libraries' folders of a CUDA build (not system folders).
 # Included from CMakeLists.txt.
 include(GNUInstallDirs)
 set(DTRAIN_INSTALL_MODULE_DIR "${CMAKE_INSTALL_LIBDIR}/dtrain")
 file(RELATIVE_PATH dtrain_module_from_bin "/p/${CMAKE_INSTALL_BINDIR}" "/p/${DTRAIN_INSTALL_MODULE_DIR}")
-target_compile_definitions(dtrain PRIVATE DTRAIN_MODULE_DIR="${dtrain_module_from_bin}")
+target_compile_definitions(dtrain_core PRIVATE DTRAIN_MODULE_DIR="${dtrain_module_from_bin}")
 
 install(TARGETS dtrain RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
-install(TARGETS dtrain_main LIBRARY DESTINATION ${DTRAIN_INSTALL_MODULE_DIR})
-set_target_properties(dtrain_main PROPERTIES INSTALL_RPATH "${CMAKE_BUILD_RPATH}")
+set_target_properties(dtrain PROPERTIES INSTALL_RPATH "${CMAKE_BUILD_RPATH}")
+if(DTRAIN_HAVE_CUDA)
+  install(TARGETS dtrain_cuda LIBRARY DESTINATION ${DTRAIN_INSTALL_MODULE_DIR})
+  set_target_properties(dtrain_cuda PROPERTIES INSTALL_RPATH "${CMAKE_BUILD_RPATH}")
+endif()
 install(PROGRAMS launch/dtrain-run DESTINATION ${CMAKE_INSTALL_BINDIR})
 install(DIRECTORY configs/ DESTINATION ${CMAKE_INSTALL_DATADIR}/dtrain/configs
   FILES_MATCHING PATTERN "*.yaml")
@@ -30,7 +34,7 @@ install(FILES ${CMAKE_CURRENT_BINARY_DIR}/dtrain-module.lua
   DESTINATION ${CMAKE_INSTALL_DATADIR}/dtrain/modulefiles/dtrain RENAME ${PROJECT_VERSION}.lua)
 
 # cpack -G DEB (in the build folder): the package's dependencies come from dpkg-shlibdeps on the
-# installed executable and module (oneDNN, libjpeg-turbo, libpng, libyaml, Open MPI, libgomp...).
+# installed executable (oneDNN, libjpeg-turbo, libpng, libyaml, Open MPI, libgomp...).
 # Build a package for other machines with -DDTRAIN_CUDA=OFF: the CUDA toolkit, cuDNN and NCCL
 # are not Debian packages, so a CUDA build's package would need them installed by other means.
 set(CPACK_PACKAGE_NAME dtrain)

@@ -1,6 +1,17 @@
 /* dtrain's command line: parses arguments, loads the config, starts the comm layer and runs the
- * training; maps errors to exit codes and makes a failing rank end the whole job. Built as the
- * module libdtrain_main.so that the dtrain executable loads (src/launcher.c says why). */
+ * training; maps errors to exit codes and makes a failing rank end the whole job.
+ *
+ * First it chooses the OpenMP wait policy. dtrain's decode threads share the cores with the
+ * OpenMP compute threads, so a compute thread that spins while it waits takes the time a decoder
+ * (or another rank) needs: sleeping waits (OMP_WAIT_POLICY=PASSIVE) unless the user chose.
+ * libgomp reads the variable once, when it is loaded, before main; so when it is unset, main sets
+ * it and executes this same program file again: same process id, arguments and name. That costs
+ * a second start of the program, a few milliseconds (bench/README.md, "Start-up"), which is why
+ * it replaced the former small launcher executable that set the variable and then dlopened the
+ * program as a module: a second binary, Open MPI's plugins needing that module loaded
+ * RTLD_GLOBAL, and LeakSanitizer crashing at the exit of the dlopened module, which had kept leak
+ * checking off for the tests that run dtrain. Under valgrind, which would not follow the exec,
+ * the policy is left to the OpenMP library (the log says so). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +26,7 @@
 #include "dtrain/backend.h"
 #include "dtrain/comm.h"
 #include "dtrain/config.h"
+#include "dtrain/gpu.h"
 #include "dtrain/log.h"
 #include "dtrain/platform.h"
 #include "dtrain/signals.h"
@@ -75,10 +87,7 @@ static void print_version(void) {
     printf("MPI: %s\n", dt_comm_mpi_library_version());
 #endif
 #ifdef DTRAIN_HAVE_CUDA
-    printf("CUDA: %s%s\n", dt_backend_cuda_library_versions(),
-           dt_backend_cuda_training_available() ? ""
-                                                : " (device query only: no CUDA training "
-                                                  "backend in this version)");
+    printf("CUDA: %s\n", dt_backend_cuda_library_versions());
     /* the start-up check runtime.device=cuda makes (driver, cuDNN, cuBLAS), in one line */
     dt_gpu_query gpus;
     char reason[1024];
@@ -100,11 +109,35 @@ static void print_error(const dt_comm *comm, int env_rank, const dt_error *err) 
         fprintf(stderr, "dtrain: error: %s\n", shown);
 }
 
-/* Called by the dtrain executable (src/launcher.c) once it has chosen the OpenMP wait policy
- * and loaded this module. */
-int dtrain_main(int argc, char **argv, int wait_policy_set_by_dtrain);
-int dtrain_main(int argc, char **argv, int wait_policy_set_by_dtrain) {
-    dt_openmp_wait_policy_record(wait_policy_set_by_dtrain);
+/* Set in the environment of the second execution only, so that it knows the policy is dtrain's
+ * (and never executes again); removed before anything else runs. */
+static const char policy_mark[] = "DTRAIN_WAIT_POLICY_SET";
+
+/* Returns 1 when OMP_WAIT_POLICY is dtrain's choice; executes the program again to make it so
+ * when the user has not chosen (see the top of this file), and returns 0 when it cannot. */
+static int choose_openmp_wait_policy(char **argv) {
+    const char *mark = getenv(policy_mark);
+    int second = mark != NULL;
+    if (second) unsetenv(policy_mark);
+    if (second || getenv("OMP_WAIT_POLICY")) return second && getenv("OMP_WAIT_POLICY");
+    const char *preload = getenv("LD_PRELOAD");
+    if (preload && strstr(preload, "vgpreload")) return 0; /* valgrind: no exec to follow */
+    /* the real file (links resolved): the process keeps its name, argv[0] stays as typed */
+    char self[4096];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+    if (n <= 0) return 0;
+    self[n] = '\0';
+    if (setenv("OMP_WAIT_POLICY", "PASSIVE", 1) == 0 && setenv(policy_mark, "1", 1) == 0)
+        execv(self, argv);
+    unsetenv("OMP_WAIT_POLICY"); /* not executed: this process's library keeps its default */
+    unsetenv(policy_mark);
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    /* before any file is opened */
+    if (dt_keep_standard_descriptors_open() != 0) return DT_EXIT_RUNTIME;
+    dt_openmp_wait_policy_record(choose_openmp_wait_policy(argv));
     if (argc > 1 && strcmp(argv[1], "predict") == 0) return dt_cli_predict(argc - 1, argv + 1);
     if (argc > 1 && strcmp(argv[1], "eval") == 0) return dt_cli_eval(argc - 1, argv + 1);
     if (argc > 1 && strcmp(argv[1], "pack") == 0) return dt_cli_pack(argc - 1, argv + 1);

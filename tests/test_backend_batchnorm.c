@@ -86,7 +86,7 @@ static void run_case(dt_backend *b, dt_batchnorm_desc d, int in_place) {
     snprintf(label, sizeof label, "batchnorm %dx%dx%dx%d%s%s", d.batch, d.channels, d.height,
              d.width, d.fuse_relu ? " +relu" : "", in_place ? " in-place" : "");
 
-    dt_layer *layer = b->ops->batchnorm_create(b->ctx, &d, &err);
+    dt_layer *layer = dt_backend_batchnorm_create(b, &d, &err);
     CHECK_MSG(layer != NULL, "%s: %s", label, err.message);
     if (!layer) return;
     dt_tensor *x = test_tensor(b, d.batch, d.channels, d.height, d.width, c.x);
@@ -104,8 +104,7 @@ static void run_case(dt_backend *b, dt_batchnorm_desc d, int in_place) {
     double *want = test_doubles(count), *got = test_doubles(count);
     double *batch_mean = test_doubles(C), *batch_var = test_doubles(C);
     reference_bn(&c, 1, NULL, NULL, want, batch_mean, batch_var);
-    CHECK_MSG(b->ops->batchnorm_forward(b->ctx, layer, gamma, beta, rmean, rvar, 1, x, y, &err) ==
-                  0,
+    CHECK_MSG(dt_backend_batchnorm_forward(b, layer, gamma, beta, rmean, rvar, 1, x, y, &err) == 0,
               "%s: %s", label, err.message);
     test_tensor_read(b, y, got, count);
     char what[200];
@@ -128,8 +127,8 @@ static void run_case(dt_backend *b, dt_batchnorm_desc d, int in_place) {
     CHECK_OP_CLOSE(b, "batchnorm", what, got_var, want_var, C, 1e-5, 1e-6);
 
     /* backward after the training forward */
-    CHECK_MSG(b->ops->batchnorm_backward(b->ctx, layer, gamma, beta, x, y, dy, dx, dgamma, dbeta, 0,
-                                         &err) == 0,
+    CHECK_MSG(dt_backend_batchnorm_backward(b, layer, gamma, beta, x, y, dy, dx, dgamma, dbeta, 0,
+                                            &err) == 0,
               "%s: %s", label, err.message);
     double *dx_got = test_doubles(count), *dgamma_got = test_doubles(C),
            *dbeta_got = test_doubles(C);
@@ -143,8 +142,8 @@ static void run_case(dt_backend *b, dt_batchnorm_desc d, int in_place) {
     /* accumulate: the parameter gradients are added to what the buffers hold (here the same
      * gradients: twice them, exactly), dx is overwritten */
     if (!in_place) {
-        CHECK(b->ops->batchnorm_backward(b->ctx, layer, gamma, beta, x, y, dy, dx, dgamma, dbeta, 1,
-                                         &err) == 0);
+        CHECK(dt_backend_batchnorm_backward(b, layer, gamma, beta, x, y, dy, dx, dgamma, dbeta, 1,
+                                            &err) == 0);
         double *twice = test_doubles(C), *acc = test_doubles(C), *dx_again = test_doubles(count);
         for (size_t ch = 0; ch < C; ch++) twice[ch] = 2.0 * dgamma_got[ch];
         test_buffer_read(b, dgamma, acc, C);
@@ -166,10 +165,10 @@ static void run_case(dt_backend *b, dt_batchnorm_desc d, int in_place) {
     if (!in_place) {
         float *junk = test_floats(count);
         for (size_t i = 0; i < count; i++) junk[i] = NAN; /* a call that writes nothing fails */
-        CHECK(b->ops->tensor_upload(b->ctx, dx, junk, &err) == 0);
+        CHECK(dt_backend_tensor_upload(b, dx, junk, &err) == 0);
         free(junk);
-        CHECK(b->ops->batchnorm_backward(b->ctx, layer, gamma, beta, x, y, dy, dx, NULL, NULL, 0,
-                                         &err) == 0);
+        CHECK(dt_backend_batchnorm_backward(b, layer, gamma, beta, x, y, dy, dx, NULL, NULL, 0,
+                                            &err) == 0);
         double *again = test_doubles(count);
         test_tensor_read(b, dx, again, count);
         snprintf(what, sizeof what, "%s dx without parameter gradients", label);
@@ -182,7 +181,7 @@ static void run_case(dt_backend *b, dt_batchnorm_desc d, int in_place) {
     test_buffer_read(b, rmean, stat_mean, C);
     test_buffer_read(b, rvar, stat_var, C);
     reference_bn(&c, 0, stat_mean, stat_var, want, NULL, NULL);
-    CHECK(b->ops->batchnorm_forward(b->ctx, layer, gamma, beta, rmean, rvar, 0, x, y, &err) == 0);
+    CHECK(dt_backend_batchnorm_forward(b, layer, gamma, beta, rmean, rvar, 0, x, y, &err) == 0);
     test_tensor_read(b, y, got, count);
     snprintf(what, sizeof what, "%s inference forward", label);
     CHECK_OP_CLOSE(b, "batchnorm", what, got, want, count, 1e-4, 1e-5);
@@ -191,11 +190,11 @@ static void run_case(dt_backend *b, dt_batchnorm_desc d, int in_place) {
     snprintf(what, sizeof what, "%s running var after inference", label);
     CHECK_ARRAY_CLOSE(what, got_var, stat_var, C, 0.0, 0.0);
 
-    b->ops->layer_destroy(b->ctx, layer);
-    b->ops->tensor_destroy(b->ctx, x);
-    b->ops->tensor_destroy(b->ctx, y);
-    b->ops->tensor_destroy(b->ctx, dy);
-    if (!in_place) b->ops->tensor_destroy(b->ctx, dx);
+    dt_backend_layer_destroy(b, layer);
+    dt_backend_tensor_destroy(b, x);
+    dt_backend_tensor_destroy(b, y);
+    dt_backend_tensor_destroy(b, dy);
+    if (!in_place) dt_backend_tensor_destroy(b, dx);
     float *buffers[] = {gamma, beta, rmean, rvar, dgamma, dbeta};
     for (size_t i = 0; i < sizeof buffers / sizeof buffers[0]; i++) test_buffer_free(b, buffers[i]);
     free(start_mean), free(start_var), free(want), free(got), free(batch_mean), free(batch_var);
@@ -216,11 +215,11 @@ static void check_large_mean(dt_backend *b) {
     c.x = test_doubles(count), c.gamma = test_doubles(C), c.beta = test_doubles(C);
     test_random_fill(c.x, count, 99.85, 100.15, &state);
     for (size_t ch = 0; ch < C; ch++) c.gamma[ch] = 1.0, c.beta[ch] = 0.0;
-    dt_layer *layer = b->ops->batchnorm_create(b->ctx, &c.d, &err);
+    dt_layer *layer = dt_backend_batchnorm_create(b, &c.d, &err);
     dt_tensor *x = test_tensor(b, 4, 16, 16, 16, c.x), *y = test_tensor(b, 4, 16, 16, 16, NULL);
     float *gamma = test_buffer(b, c.gamma, C), *beta = test_buffer(b, c.beta, C);
     float *rmean = test_buffer(b, NULL, C), *rvar = test_buffer(b, NULL, C);
-    CHECK(b->ops->batchnorm_forward(b->ctx, layer, gamma, beta, rmean, rvar, 1, x, y, &err) == 0);
+    CHECK(dt_backend_batchnorm_forward(b, layer, gamma, beta, rmean, rvar, 1, x, y, &err) == 0);
     double *want = test_doubles(count), *got = test_doubles(count);
     double mean[16], var[16], got_mean[16], got_var[16];
     reference_bn(&c, 1, NULL, NULL, want, mean, var);
@@ -236,9 +235,9 @@ static void check_large_mean(dt_backend *b) {
     CHECK_OP_CLOSE(b, "batchnorm", "batchnorm mean 100: running var", got_var, var, C, 1e-4, 0.0);
     test_buffer_free(b, gamma), test_buffer_free(b, beta), test_buffer_free(b, rmean);
     test_buffer_free(b, rvar);
-    b->ops->layer_destroy(b->ctx, layer);
-    b->ops->tensor_destroy(b->ctx, x);
-    b->ops->tensor_destroy(b->ctx, y);
+    dt_backend_layer_destroy(b, layer);
+    dt_backend_tensor_destroy(b, x);
+    dt_backend_tensor_destroy(b, y);
     free(want), free(got), free(c.x), free(c.gamma), free(c.beta);
 }
 
@@ -255,22 +254,22 @@ int main(int argc, char **argv) {
     /* descriptions every backend refuses alike (src/backend/layer_descs.c) */
     dt_error err = {0};
     dt_batchnorm_desc bad_momentum = {2, 16, 2, 2, 1.5f, 1e-5f, 0};
-    CHECK(b.ops->batchnorm_create(b.ctx, &bad_momentum, &err) == NULL);
+    CHECK(dt_backend_batchnorm_create(&b, &bad_momentum, &err) == NULL);
     CHECK(strstr(err.message, "batchnorm_create: invalid description") != NULL);
     dt_batchnorm_desc bad_epsilon = {2, 16, 2, 2, 0.1f, 0.0f, 0};
-    CHECK(b.ops->batchnorm_create(b.ctx, &bad_epsilon, &err) == NULL);
+    CHECK(dt_backend_batchnorm_create(&b, &bad_epsilon, &err) == NULL);
 
     /* a backward before any training forward is refused */
     dt_batchnorm_desc d = {2, 16, 2, 2, 0.1f, 1e-5f, 0};
-    dt_layer *layer = b.ops->batchnorm_create(b.ctx, &d, &err);
+    dt_layer *layer = dt_backend_batchnorm_create(&b, &d, &err);
     dt_tensor *t = test_tensor(&b, 2, 16, 2, 2, NULL);
     float *params = test_buffer(&b, NULL, 16);
-    CHECK(b.ops->batchnorm_backward(b.ctx, layer, params, params, t, t, t, t, NULL, NULL, 0,
-                                    &err) == -1);
+    CHECK(dt_backend_batchnorm_backward(&b, layer, params, params, t, t, t, t, NULL, NULL, 0,
+                                        &err) == -1);
     test_buffer_free(&b, params);
     CHECK(strstr(err.message, "training forward") != NULL);
-    b.ops->layer_destroy(b.ctx, layer);
-    b.ops->tensor_destroy(b.ctx, t);
-    b.ops->destroy(b.ctx);
+    dt_backend_layer_destroy(&b, layer);
+    dt_backend_tensor_destroy(&b, t);
+    dt_backend_free(&b);
     return dt_test_summary("backend_batchnorm");
 }

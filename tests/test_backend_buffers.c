@@ -11,7 +11,7 @@
 
 static float *alloc_buffer(dt_backend *b, size_t count) {
     dt_error err = {0};
-    float *buffer = b->ops->buffer_alloc(b->ctx, count, &err);
+    float *buffer = dt_backend_buffer_alloc(b, count, &err);
     if (!buffer) {
         fprintf(stderr, "buffer_alloc: %s\n", err.message);
         exit(1);
@@ -25,16 +25,16 @@ static void sgd_two(dt_backend *b, dt_sgd_params p, float params[2], float buf[2
     dt_error err = {0};
     const float grads[2] = {0.5f, 0.25f};
     float *dp = alloc_buffer(b, 2), *dg = alloc_buffer(b, 2), *dbuf = alloc_buffer(b, 2);
-    CHECK(b->ops->buffer_upload(b->ctx, dp, params, 2, &err) == 0 &&
-          b->ops->buffer_upload(b->ctx, dg, grads, 2, &err) == 0 &&
-          b->ops->buffer_upload(b->ctx, dbuf, buf, 2, &err) == 0);
-    CHECK_MSG(b->ops->sgd_step(b->ctx, &p, dp, dg, p.momentum != 0.0f ? dbuf : NULL, 2, &err) == 0,
+    CHECK(dt_backend_buffer_upload(b, dp, params, 2, &err) == 0 &&
+          dt_backend_buffer_upload(b, dg, grads, 2, &err) == 0 &&
+          dt_backend_buffer_upload(b, dbuf, buf, 2, &err) == 0);
+    CHECK_MSG(dt_backend_sgd_step(b, &p, dp, dg, p.momentum != 0.0f ? dbuf : NULL, 2, &err) == 0,
               "%s", err.message);
-    CHECK(b->ops->buffer_download(b->ctx, params, dp, 2, &err) == 0 &&
-          b->ops->buffer_download(b->ctx, buf, dbuf, 2, &err) == 0);
-    b->ops->buffer_free(b->ctx, dp);
-    b->ops->buffer_free(b->ctx, dg);
-    b->ops->buffer_free(b->ctx, dbuf);
+    CHECK(dt_backend_buffer_download(b, params, dp, 2, &err) == 0 &&
+          dt_backend_buffer_download(b, buf, dbuf, 2, &err) == 0);
+    dt_backend_buffer_free(b, dp);
+    dt_backend_buffer_free(b, dg);
+    dt_backend_buffer_free(b, dbuf);
 }
 
 static void check_sgd_by_hand(dt_backend *b) {
@@ -83,10 +83,10 @@ static void check_sgd_by_hand(dt_backend *b) {
     dt_error err = {0};
     dt_sgd_params bad = {.grad_scale = 1.0f, .lr = 0.1f, .momentum = 0.9f};
     float *dp = alloc_buffer(b, 2), *dg = alloc_buffer(b, 2);
-    CHECK(b->ops->sgd_step(b->ctx, &bad, dp, dg, NULL, 2, &err) == -1);
+    CHECK(dt_backend_sgd_step(b, &bad, dp, dg, NULL, 2, &err) == -1);
     CHECK(strstr(err.message, "momentum") != NULL);
-    b->ops->buffer_free(b->ctx, dp);
-    b->ops->buffer_free(b->ctx, dg);
+    dt_backend_buffer_free(b, dp);
+    dt_backend_buffer_free(b, dg);
 }
 
 /* Three steps on a large buffer against a double-precision reference. */
@@ -99,13 +99,13 @@ static void check_sgd_large(dt_backend *b, dt_sgd_params p) {
     float *dparams = alloc_buffer(b, COUNT), *dgrads = alloc_buffer(b, COUNT),
           *dbuf = alloc_buffer(b, COUNT), *host = test_floats(COUNT);
     test_to_float(host, params, COUNT);
-    CHECK(b->ops->buffer_upload(b->ctx, dparams, host, COUNT, &err) == 0);
+    CHECK(dt_backend_buffer_upload(b, dparams, host, COUNT, &err) == 0);
     for (int step = 0; step < 3; step++) {
         test_random_fill(grads, COUNT, -1.0, 1.0, &state);
         test_to_float(host, grads, COUNT);
-        CHECK(b->ops->buffer_upload(b->ctx, dgrads, host, COUNT, &err) == 0);
+        CHECK(dt_backend_buffer_upload(b, dgrads, host, COUNT, &err) == 0);
         p.first_step = step == 0;
-        CHECK(b->ops->sgd_step(b->ctx, &p, dparams, dgrads, dbuf, COUNT, &err) == 0);
+        CHECK(dt_backend_sgd_step(b, &p, dparams, dgrads, dbuf, COUNT, &err) == 0);
         for (size_t i = 0; i < COUNT; i++) {
             double g = grads[i] + p.weight_decay * params[i];
             buf[i] = step == 0 ? g : p.momentum * buf[i] + g;
@@ -113,13 +113,13 @@ static void check_sgd_large(dt_backend *b, dt_sgd_params p) {
         }
     }
     double *got = test_doubles(COUNT);
-    CHECK(b->ops->buffer_download(b->ctx, host, dparams, COUNT, &err) == 0);
+    CHECK(dt_backend_buffer_download(b, host, dparams, COUNT, &err) == 0);
     test_to_double(got, host, COUNT);
     CHECK_ARRAY_CLOSE(p.nesterov ? "sgd nesterov, 3 steps" : "sgd momentum, 3 steps", got, params,
                       COUNT, 1e-5, 1e-6);
-    b->ops->buffer_free(b->ctx, dparams);
-    b->ops->buffer_free(b->ctx, dgrads);
-    b->ops->buffer_free(b->ctx, dbuf);
+    dt_backend_buffer_free(b, dparams);
+    dt_backend_buffer_free(b, dgrads);
+    dt_backend_buffer_free(b, dbuf);
     free(params), free(grads), free(buf), free(got), free(host);
 }
 
@@ -127,7 +127,7 @@ static void check_buffer_ops(dt_backend *b) {
     enum { COUNT = 70001 };
     dt_error err = {0};
     float *x = alloc_buffer(b, COUNT), *y = alloc_buffer(b, COUNT), *host = test_floats(COUNT);
-    CHECK(b->ops->buffer_download(b->ctx, host, x, COUNT, &err) == 0);
+    CHECK(dt_backend_buffer_download(b, host, x, COUNT, &err) == 0);
     int zero = 1;
     for (size_t i = 0; i < COUNT; i++) zero &= host[i] == 0.0f;
     CHECK_MSG(zero, "buffer_alloc is zero-filled");
@@ -136,10 +136,10 @@ static void check_buffer_ops(dt_backend *b) {
     uint64_t state = 17u;
     test_random_fill(xs, COUNT, -2.0, 2.0, &state);
     test_to_float(host, xs, COUNT);
-    CHECK(b->ops->buffer_upload(b->ctx, x, host, COUNT, &err) == 0);
-    CHECK(b->ops->buffer_fill(b->ctx, y, 0.5f, COUNT, &err) == 0);
-    CHECK(b->ops->buffer_axpy(b->ctx, y, -3.0f, x, COUNT, &err) == 0);
-    CHECK(b->ops->buffer_download(b->ctx, host, y, COUNT, &err) == 0);
+    CHECK(dt_backend_buffer_upload(b, x, host, COUNT, &err) == 0);
+    CHECK(dt_backend_buffer_fill(b, y, 0.5f, COUNT, &err) == 0);
+    CHECK(dt_backend_buffer_axpy(b, y, -3.0f, x, COUNT, &err) == 0);
+    CHECK(dt_backend_buffer_download(b, host, y, COUNT, &err) == 0);
     double *got = test_doubles(COUNT), *want_y = test_doubles(COUNT);
     for (size_t i = 0; i < COUNT; i++) {
         got[i] = host[i];
@@ -151,62 +151,62 @@ static void check_buffer_ops(dt_backend *b) {
 
     double sum = 0.0, want = 0.0;
     for (size_t i = 0; i < COUNT; i++) want += xs[i] * xs[i];
-    CHECK(b->ops->buffer_sum_squares(b->ctx, x, COUNT, &sum, &err) == 0);
-    CHECK_CLOSE(sum, want, strcmp(b->ops->name, "cpu") == 0 ? 1e-12 : 1e-6, 0);
-    CHECK(b->ops->buffer_sum_squares(b->ctx, x, 0, &sum, &err) == 0);
+    CHECK(dt_backend_buffer_sum_squares(b, x, COUNT, &sum, &err) == 0);
+    CHECK_CLOSE(sum, want, dt_backend_has(b, DT_BACKEND_HOST_MEMORY) ? 1e-12 : 1e-6, 0);
+    CHECK(dt_backend_buffer_sum_squares(b, x, 0, &sum, &err) == 0);
     CHECK(sum == 0.0);
     /* a NaN shows in the sum of squares */
     host[0] = NAN;
-    CHECK(b->ops->buffer_upload(b->ctx, x, host, 1, &err) == 0);
-    CHECK(b->ops->buffer_sum_squares(b->ctx, x, COUNT, &sum, &err) == 0);
+    CHECK(dt_backend_buffer_upload(b, x, host, 1, &err) == 0);
+    CHECK(dt_backend_buffer_sum_squares(b, x, COUNT, &sum, &err) == 0);
     CHECK(isnan(sum));
-    b->ops->buffer_free(b->ctx, x);
-    b->ops->buffer_free(b->ctx, y);
+    dt_backend_buffer_free(b, x);
+    dt_backend_buffer_free(b, y);
     free(host), free(xs);
 }
 
 /* Host memory for input slots, input_wait and the phase timers. */
 static void check_stream_entries(dt_backend *b) {
     dt_error err = {{0}, 0};
-    unsigned char *slot = b->ops->host_alloc(b->ctx, 1 << 20, &err);
+    unsigned char *slot = dt_backend_host_alloc(b, 1 << 20, &err);
     CHECK_MSG(slot != NULL, "host_alloc: %s", err.message);
     if (slot) {
         memset(slot, 0xA5, 1 << 20); /* writable host memory */
         CHECK(slot[(1 << 20) - 1] == 0xA5);
-        b->ops->host_free(b->ctx, slot);
+        dt_backend_host_free(b, slot);
     }
-    CHECK(b->ops->input_wait(b->ctx, &err) == 0);
-    if (strcmp(b->ops->name, "cpu") == 0)
-        CHECK(b->ops->compute_stream(b->ctx) == NULL);
+    CHECK(dt_backend_input_wait(b, &err) == 0);
+    if (dt_backend_has(b, DT_BACKEND_HOST_MEMORY))
+        CHECK(dt_backend_compute_stream(b) == NULL);
     else
-        CHECK(b->ops->compute_stream(b->ctx) != NULL);
+        CHECK(dt_backend_compute_stream(b) != NULL);
     /* the seconds between marks count to the phase entered; reset zeroes them */
     double seconds[DT_PHASE_COUNT] = {0};
-    CHECK(b->ops->phase_read(b->ctx, seconds, 1, &err) == 0);
-    CHECK(b->ops->phase_mark(b->ctx, DT_PHASE_ALLREDUCE, &err) == 0);
+    CHECK(dt_backend_phase_read(b, seconds, 1, &err) == 0);
+    CHECK(dt_backend_phase_mark(b, DT_PHASE_ALLREDUCE, &err) == 0);
     struct timespec pause = {0, 30 * 1000 * 1000};
     nanosleep(&pause, NULL);
-    CHECK(b->ops->phase_mark(b->ctx, DT_PHASE_COMPUTE, &err) == 0);
+    CHECK(dt_backend_phase_mark(b, DT_PHASE_COMPUTE, &err) == 0);
     double after[DT_PHASE_COUNT] = {0};
-    CHECK(b->ops->phase_read(b->ctx, after, 0, &err) == 0);
+    CHECK(dt_backend_phase_read(b, after, 0, &err) == 0);
     /* the CPU's marks are host times; a GPU's are stream times, near 0 for an idle stream */
-    if (strcmp(b->ops->name, "cpu") == 0)
+    if (dt_backend_has(b, DT_BACKEND_HOST_MEMORY))
         CHECK_MSG(after[DT_PHASE_ALLREDUCE] >= 0.025 && after[DT_PHASE_ALLREDUCE] < 10,
                   "all-reduce phase %.3f s", after[DT_PHASE_ALLREDUCE]);
     else
         CHECK(after[DT_PHASE_ALLREDUCE] >= 0 && after[DT_PHASE_ALLREDUCE] < 10);
     double again[DT_PHASE_COUNT] = {0};
-    CHECK(b->ops->phase_read(b->ctx, again, 1, &err) == 0); /* not reset by the first read */
+    CHECK(dt_backend_phase_read(b, again, 1, &err) == 0); /* not reset by the first read */
     CHECK(again[DT_PHASE_ALLREDUCE] == after[DT_PHASE_ALLREDUCE]);
     double zero[DT_PHASE_COUNT] = {0};
-    CHECK(b->ops->phase_read(b->ctx, zero, 0, &err) == 0);
+    CHECK(dt_backend_phase_read(b, zero, 0, &err) == 0);
     CHECK(zero[DT_PHASE_ALLREDUCE] == 0.0);
-    CHECK(b->ops->phase_mark(b->ctx, DT_PHASE_COUNT, &err) == -1);
+    CHECK(dt_backend_phase_mark(b, DT_PHASE_COUNT, &err) == -1);
 }
 
 int main(int argc, char **argv) {
     dt_backend b = test_backend_open(argc, argv);
-    CHECK_STR_EQ(b.ops->name, dt_test_backend_name(argc, argv));
+    CHECK_STR_EQ(dt_backend_name(&b), dt_test_backend_name(argc, argv));
     check_stream_entries(&b);
     check_buffer_ops(&b);
     check_sgd_by_hand(&b);
@@ -219,7 +219,7 @@ int main(int argc, char **argv) {
                                         .weight_decay = 5e-4f,
                                         .nesterov = 1});
     dt_error err = {0};
-    CHECK(b.ops->synchronize(b.ctx, &err) == 0);
-    b.ops->destroy(b.ctx);
+    CHECK(dt_backend_synchronize(&b, &err) == 0);
+    dt_backend_free(&b);
     return dt_test_summary("backend_buffers");
 }

@@ -33,7 +33,7 @@ static inline dt_backend test_backend_open(int argc, char **argv) {
 /* A flat buffer in backend memory holding values (rounded to float); NULL values: zeros. */
 static inline float *test_buffer(dt_backend *b, const double *values, size_t n) {
     dt_error err = {{0}, 0};
-    float *buffer = b->ops->buffer_alloc(b->ctx, n ? n : 1, &err);
+    float *buffer = dt_backend_buffer_alloc(b, n ? n : 1, &err);
     if (!buffer) {
         fprintf(stderr, "buffer_alloc %zu: %s\n", n, err.message);
         exit(1);
@@ -42,7 +42,7 @@ static inline float *test_buffer(dt_backend *b, const double *values, size_t n) 
         float *host = calloc(n ? n : 1, sizeof *host);
         if (!host) exit(1);
         for (size_t i = 0; i < n; i++) host[i] = (float)values[i];
-        CHECK(b->ops->buffer_upload(b->ctx, buffer, host, n, &err) == 0);
+        CHECK(dt_backend_buffer_upload(b, buffer, host, n, &err) == 0);
         free(host);
     }
     return buffer;
@@ -54,27 +54,27 @@ static inline void test_buffer_write(dt_backend *b, float *buffer, const double 
     float *host = calloc(n ? n : 1, sizeof *host);
     if (!host) exit(1);
     for (size_t i = 0; i < n; i++) host[i] = (float)values[i];
-    CHECK(b->ops->buffer_upload(b->ctx, buffer, host, n, &err) == 0);
+    CHECK(dt_backend_buffer_upload(b, buffer, host, n, &err) == 0);
     free(host);
 }
 
 /* Fills a flat buffer with one value (NaN: a call that writes nothing shows). */
 static inline void test_buffer_fill(dt_backend *b, float *buffer, float value, size_t n) {
     dt_error err = {{0}, 0};
-    CHECK(b->ops->buffer_fill(b->ctx, buffer, value, n, &err) == 0);
+    CHECK(dt_backend_buffer_fill(b, buffer, value, n, &err) == 0);
 }
 
 static inline void test_buffer_read(dt_backend *b, const float *buffer, double *out, size_t n) {
     dt_error err = {{0}, 0};
     float *host = calloc(n ? n : 1, sizeof *host);
     if (!host) exit(1);
-    CHECK(b->ops->buffer_download(b->ctx, host, buffer, n, &err) == 0);
+    CHECK(dt_backend_buffer_download(b, host, buffer, n, &err) == 0);
     for (size_t i = 0; i < n; i++) out[i] = host[i];
     free(host);
 }
 
 static inline void test_buffer_free(dt_backend *b, float *buffer) {
-    b->ops->buffer_free(b->ctx, buffer);
+    dt_backend_buffer_free(b, buffer);
 }
 
 /* xorshift64*: a deterministic stream of doubles in [lo, hi), rounded to float precision so
@@ -122,7 +122,7 @@ static inline void test_to_double(double *dst, const float *src, size_t n) {
 static inline dt_tensor *test_tensor(dt_backend *b, int n, int c, int h, int w,
                                      const double *values) {
     dt_error err = {0};
-    dt_tensor *t = b->ops->tensor_create(b->ctx, n, c, h, w, &err);
+    dt_tensor *t = dt_backend_tensor_create(b, n, c, h, w, &err);
     if (!t) {
         fprintf(stderr, "tensor_create %dx%dx%dx%d: %s\n", n, c, h, w, err.message);
         exit(1);
@@ -131,7 +131,7 @@ static inline dt_tensor *test_tensor(dt_backend *b, int n, int c, int h, int w,
         size_t count = (size_t)n * c * h * w;
         float *host = test_floats(count);
         test_to_float(host, values, count);
-        CHECK(b->ops->tensor_upload(b->ctx, t, host, &err) == 0);
+        CHECK(dt_backend_tensor_upload(b, t, host, &err) == 0);
         free(host);
     }
     return t;
@@ -140,7 +140,7 @@ static inline dt_tensor *test_tensor(dt_backend *b, int n, int c, int h, int w,
 static inline void test_tensor_read(dt_backend *b, const dt_tensor *t, double *out, size_t count) {
     dt_error err = {0};
     float *host = test_floats(count);
-    CHECK(b->ops->tensor_download(b->ctx, t, host, &err) == 0);
+    CHECK(dt_backend_tensor_download(b, t, host, &err) == 0);
     test_to_double(out, host, count);
     free(host);
 }

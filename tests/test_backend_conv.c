@@ -88,7 +88,7 @@ static void run_case(dt_backend *b, dt_conv_desc d) {
     snprintf(label, sizeof label, "conv %d->%d k%d s%d p%d %dx%d", d.in_channels, d.out_channels,
              d.kernel, d.stride, d.padding, d.in_height, d.in_width);
 
-    dt_layer *layer = b->ops->conv_create(b->ctx, &d, &err);
+    dt_layer *layer = dt_backend_conv_create(b, &d, &err);
     CHECK_MSG(layer != NULL, "%s: conv_create: %s", label, err.message);
     if (!layer) return;
     dt_tensor *x = test_tensor(b, d.batch, d.in_channels, d.in_height, d.in_width, c.x);
@@ -100,14 +100,14 @@ static void run_case(dt_backend *b, dt_conv_desc d) {
 
     double *want = test_doubles(y_count(&c)), *got = test_doubles(y_count(&c));
     reference_conv(&c, want);
-    CHECK_MSG(b->ops->conv_forward(b->ctx, layer, weight, x, y, &err) == 0, "%s: %s", label,
+    CHECK_MSG(dt_backend_conv_forward(b, layer, weight, x, y, &err) == 0, "%s: %s", label,
               err.message);
     test_tensor_read(b, y, got, y_count(&c));
     char what[200];
     snprintf(what, sizeof what, "%s forward", label);
     CHECK_OP_CLOSE(b, "conv", what, got, want, y_count(&c), 1e-4, 1e-5);
 
-    CHECK_MSG(b->ops->conv_backward(b->ctx, layer, weight, x, dy, dx, weight_grad, 0, &err) == 0,
+    CHECK_MSG(dt_backend_conv_backward(b, layer, weight, x, dy, dx, weight_grad, 0, &err) == 0,
               "%s: %s", label, err.message);
     double *dx_got = test_doubles(x_count(&c)), *dw_got = test_doubles(w_count(&c));
     test_tensor_read(b, dx, dx_got, x_count(&c));
@@ -122,24 +122,24 @@ static void run_case(dt_backend *b, dt_conv_desc d) {
     for (size_t i = 0; i < w_count(&c); i++) c.weight[i] = (double)(float)(-0.7 * c.weight[i]);
     test_buffer_write(b, weight, c.weight, w_count(&c));
     reference_conv(&c, want);
-    CHECK(b->ops->conv_forward(b->ctx, layer, weight, x, y, &err) == 0);
+    CHECK(dt_backend_conv_forward(b, layer, weight, x, y, &err) == 0);
     test_tensor_read(b, y, got, y_count(&c));
     snprintf(what, sizeof what, "%s forward with new weights", label);
     CHECK_OP_CLOSE(b, "conv", what, got, want, y_count(&c), 1e-4, 1e-5);
-    CHECK(b->ops->conv_backward(b->ctx, layer, weight, x, dy, dx, NULL, 0, &err) == 0);
+    CHECK(dt_backend_conv_backward(b, layer, weight, x, dy, dx, NULL, 0, &err) == 0);
     test_tensor_read(b, dx, dx_got, x_count(&c));
     snprintf(what, sizeof what, "%s dx with new weights", label);
     check_gradient_samples(what, &c, c.x, x_count(&c), dx_got);
 
     /* weight gradient only (the buffer holds NaN first, so a call that writes nothing fails) */
     test_buffer_fill(b, weight_grad, NAN, w_count(&c));
-    CHECK(b->ops->conv_backward(b->ctx, layer, weight, x, dy, NULL, weight_grad, 0, &err) == 0);
+    CHECK(dt_backend_conv_backward(b, layer, weight, x, dy, NULL, weight_grad, 0, &err) == 0);
     test_buffer_read(b, weight_grad, dw_got, w_count(&c));
     snprintf(what, sizeof what, "%s dweight only", label);
     check_gradient_samples(what, &c, c.weight, w_count(&c), dw_got);
 
     /* accumulate: added to the buffer's gradient (the same one: twice it, exactly) */
-    CHECK(b->ops->conv_backward(b->ctx, layer, weight, x, dy, NULL, weight_grad, 1, &err) == 0);
+    CHECK(dt_backend_conv_backward(b, layer, weight, x, dy, NULL, weight_grad, 1, &err) == 0);
     double *twice = test_doubles(w_count(&c)), *acc = test_doubles(w_count(&c));
     for (size_t i = 0; i < w_count(&c); i++) twice[i] = 2.0 * dw_got[i];
     test_buffer_read(b, weight_grad, acc, w_count(&c));
@@ -151,15 +151,15 @@ static void run_case(dt_backend *b, dt_conv_desc d) {
     /* a wrongly shaped tensor is refused with a message */
     dt_tensor *wrong = test_tensor(b, d.batch + 1, d.in_channels, d.in_height, d.in_width, NULL);
     err.message[0] = 0;
-    CHECK(b->ops->conv_forward(b->ctx, layer, weight, wrong, y, &err) == -1);
+    CHECK(dt_backend_conv_forward(b, layer, weight, wrong, y, &err) == -1);
     CHECK(strstr(err.message, "conv_forward") != NULL);
-    b->ops->tensor_destroy(b->ctx, wrong);
+    dt_backend_tensor_destroy(b, wrong);
 
-    b->ops->layer_destroy(b->ctx, layer);
-    b->ops->tensor_destroy(b->ctx, x);
-    b->ops->tensor_destroy(b->ctx, y);
-    b->ops->tensor_destroy(b->ctx, dy);
-    b->ops->tensor_destroy(b->ctx, dx);
+    dt_backend_layer_destroy(b, layer);
+    dt_backend_tensor_destroy(b, x);
+    dt_backend_tensor_destroy(b, y);
+    dt_backend_tensor_destroy(b, dy);
+    dt_backend_tensor_destroy(b, dx);
     test_buffer_free(b, weight), test_buffer_free(b, weight_grad), free(want), free(got),
         free(dx_got), free(dw_got);
     free(c.x), free(c.weight), free(c.r), free(c.y);
@@ -175,21 +175,21 @@ static void check_params_changed(dt_backend *b) {
     uint64_t state = 99u;
     test_random_fill(values, wn, -0.5, 0.5, &state);
     test_random_fill(x_values, yn, -1.0, 1.0, &state);
-    dt_layer *layer = b->ops->conv_create(b->ctx, &d, &err);
+    dt_layer *layer = dt_backend_conv_create(b, &d, &err);
     dt_tensor *x = test_tensor(b, 2, 16, 6, 6, x_values), *y = test_tensor(b, 2, 16, 6, 6, NULL);
     float *weight = test_buffer(b, values, wn);
     double *first = test_doubles(yn), *second = test_doubles(yn);
-    CHECK(b->ops->conv_forward(b->ctx, layer, weight, x, y, &err) == 0);
+    CHECK(dt_backend_conv_forward(b, layer, weight, x, y, &err) == 0);
     test_tensor_read(b, y, first, yn);
     for (size_t i = 0; i < wn; i++) weight[i] = -weight[i];
-    b->ops->params_changed(b->ctx);
-    CHECK(b->ops->conv_forward(b->ctx, layer, weight, x, y, &err) == 0);
+    dt_backend_params_changed(b);
+    CHECK(dt_backend_conv_forward(b, layer, weight, x, y, &err) == 0);
     test_tensor_read(b, y, second, yn);
     for (size_t i = 0; i < yn; i++) first[i] = -first[i];
     CHECK_ARRAY_CLOSE("conv forward after params_changed", second, first, yn, 0.0, 0.0);
-    b->ops->layer_destroy(b->ctx, layer);
-    b->ops->tensor_destroy(b->ctx, x);
-    b->ops->tensor_destroy(b->ctx, y);
+    dt_backend_layer_destroy(b, layer);
+    dt_backend_tensor_destroy(b, x);
+    dt_backend_tensor_destroy(b, y);
     test_buffer_free(b, weight);
     free(values), free(x_values), free(first), free(second);
 }
@@ -208,22 +208,22 @@ int main(int argc, char **argv) {
     /* descriptions every backend refuses alike (src/backend/layer_descs.c) */
     dt_error bad_err = {0};
     dt_conv_desc too_big = {2, 3, 8, 2, 2, 7, 1, 1, 0, 0}; /* 7x7 kernel over a padded 4x4 input */
-    CHECK(b.ops->conv_create(b.ctx, &too_big, &bad_err) == NULL);
+    CHECK(dt_backend_conv_create(&b, &too_big, &bad_err) == NULL);
     CHECK(strstr(bad_err.message, "conv_create: kernel 7 is larger than the padded 2x2 input"));
     dt_conv_desc no_stride = {2, 3, 8, 8, 8, 3, 0, 1, 0, 0};
-    CHECK(b.ops->conv_create(b.ctx, &no_stride, &bad_err) == NULL);
+    CHECK(dt_backend_conv_create(&b, &no_stride, &bad_err) == NULL);
     CHECK(strstr(bad_err.message, "conv_create: invalid description") != NULL);
     /* tf32 lets oneDNN choose the algorithm: Winograd for this batch-16 3x3 stride-1 layer */
     dt_backend fast = test_backend_open_precision(argc, argv, DT_PRECISION_TF32);
     run_case(&fast, (dt_conv_desc){16, 16, 16, 8, 8, 3, 1, 1, 0, 0});
     run_case(&fast, (dt_conv_desc){2, 16, 32, 8, 8, 3, 2, 1, 0, 0});
-    fast.ops->destroy(fast.ctx);
+    dt_backend_free(&fast);
 
     dt_error err = {0};
-    if (strcmp(b.ops->name, "cpu") == 0) check_params_changed(&b);
+    if (dt_backend_has(&b, DT_BACKEND_HOST_MEMORY)) check_params_changed(&b);
     dt_conv_desc bad = {2, 16, 16, 8, 8, 3, 0, 1, 0, 0};
-    CHECK(b.ops->conv_create(b.ctx, &bad, &err) == NULL);
+    CHECK(dt_backend_conv_create(&b, &bad, &err) == NULL);
     CHECK(strstr(err.message, "stride 0") != NULL);
-    b.ops->destroy(b.ctx);
+    dt_backend_free(&b);
     return dt_test_summary("backend_conv");
 }

@@ -42,13 +42,13 @@ static void run_case(dt_backend *be, int n, int ch, int h, int w, int in_place) 
     dt_tensor *dx = in_place ? dy : test_tensor(be, n, ch, h, w, NULL);
     double *want = test_doubles(c.count), *got = test_doubles(c.count);
     reference_join(&c, want);
-    CHECK_MSG(be->ops->add_relu_forward(be->ctx, y, x, &err) == 0, "%s: %s", label, err.message);
+    CHECK_MSG(dt_backend_add_relu_forward(be, y, x, &err) == 0, "%s: %s", label, err.message);
     test_tensor_read(be, y, got, c.count);
     char what[200];
     snprintf(what, sizeof what, "%s add_relu", label);
     CHECK_ARRAY_CLOSE(what, got, want, c.count, 1e-6, 0.0);
 
-    CHECK_MSG(be->ops->relu_backward(be->ctx, y, dy, dx, &err) == 0, "%s: %s", label, err.message);
+    CHECK_MSG(dt_backend_relu_backward(be, y, dy, dx, &err) == 0, "%s: %s", label, err.message);
     test_tensor_read(be, dx, got, c.count);
     /* d loss / d b, where loss = r . relu(a + b) */
     /* at most ~500 sampled elements: each difference re-evaluates the whole reference */
@@ -62,16 +62,16 @@ static void run_case(dt_backend *be, int n, int ch, int h, int w, int in_place) 
     CHECK_ARRAY_CLOSE(what, analytic, fd, samples, 1e-6, 1e-6);
 
     /* tensor_add: x += y */
-    CHECK(be->ops->tensor_add(be->ctx, x, y, &err) == 0);
+    CHECK(dt_backend_tensor_add(be, x, y, &err) == 0);
     test_tensor_read(be, x, got, c.count);
     for (size_t i = 0; i < c.count; i++) want[i] = (double)(float)(c.b[i] + (double)(float)want[i]);
     snprintf(what, sizeof what, "%s tensor_add", label);
     CHECK_ARRAY_CLOSE(what, got, want, c.count, 1e-6, 0.0);
 
-    be->ops->tensor_destroy(be->ctx, y);
-    be->ops->tensor_destroy(be->ctx, x);
-    be->ops->tensor_destroy(be->ctx, dy);
-    if (!in_place) be->ops->tensor_destroy(be->ctx, dx);
+    dt_backend_tensor_destroy(be, y);
+    dt_backend_tensor_destroy(be, x);
+    dt_backend_tensor_destroy(be, dy);
+    if (!in_place) dt_backend_tensor_destroy(be, dx);
     free(want), free(got), free(fd), free(analytic), free(c.a), free(c.b), free(c.r), free(c.y);
 }
 
@@ -84,12 +84,12 @@ int main(int argc, char **argv) {
 
     dt_error err = {0};
     dt_tensor *a = test_tensor(&b, 2, 16, 4, 4, NULL), *c = test_tensor(&b, 2, 16, 4, 5, NULL);
-    CHECK(b.ops->add_relu_forward(b.ctx, a, c, &err) == -1);
+    CHECK(dt_backend_add_relu_forward(&b, a, c, &err) == -1);
     CHECK(strstr(err.message, "add_relu_forward") != NULL);
-    CHECK(b.ops->relu_backward(b.ctx, a, a, c, &err) == -1);
-    CHECK(b.ops->tensor_add(b.ctx, a, c, &err) == -1);
-    b.ops->tensor_destroy(b.ctx, a);
-    b.ops->tensor_destroy(b.ctx, c);
-    b.ops->destroy(b.ctx);
+    CHECK(dt_backend_relu_backward(&b, a, a, c, &err) == -1);
+    CHECK(dt_backend_tensor_add(&b, a, c, &err) == -1);
+    dt_backend_tensor_destroy(&b, a);
+    dt_backend_tensor_destroy(&b, c);
+    dt_backend_free(&b);
     return dt_test_summary("backend_eltwise");
 }

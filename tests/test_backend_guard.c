@@ -19,7 +19,7 @@ typedef struct guard_fixture {
 static void upload_constant(guard_fixture *f, float *dst, float value) {
     dt_error err = {{0}, 0};
     for (size_t i = 0; i < COUNT; i++) f->host[i] = value;
-    CHECK(f->b->ops->buffer_upload(f->b->ctx, dst, f->host, COUNT, &err) == 0);
+    CHECK(dt_backend_buffer_upload(f->b, dst, f->host, COUNT, &err) == 0);
 }
 
 /* grads all `value`, with NaN/Inf at the given indexes (-1: none) */
@@ -28,22 +28,21 @@ static void set_grads(guard_fixture *f, float value, long nan_at, long inf_at) {
     for (size_t i = 0; i < COUNT; i++) f->host[i] = value;
     if (nan_at >= 0) f->host[nan_at] = NAN;
     if (inf_at >= 0) f->host[inf_at] = -INFINITY;
-    CHECK(f->b->ops->buffer_upload(f->b->ctx, f->grads, f->host, COUNT, &err) == 0);
+    CHECK(dt_backend_buffer_upload(f->b, f->grads, f->host, COUNT, &err) == 0);
 }
 
 /* one guarded step: check, restore, SGD with momentum; returns params[0] afterwards and checks
  * that params, momentum and stats are uniform */
 static float step(guard_fixture *f, int64_t index, float *momentum0, float *stats0) {
     dt_error err = {{0}, 0};
-    const dt_backend_ops *ops = f->b->ops;
     dt_sgd_params p = {.lr = 0.5f, .momentum = 0.9f, .grad_scale = 1.0f, .guarded = 1};
-    CHECK_MSG(ops->guard_check(f->b->ctx, f->grads, COUNT, index, &err) == 0, "%s", err.message);
-    CHECK(ops->guard_restore(f->b->ctx, f->stats, f->backup, COUNT, &err) == 0);
-    CHECK(ops->sgd_step(f->b->ctx, &p, f->params, f->grads, f->momentum, COUNT, &err) == 0);
+    CHECK_MSG(dt_backend_guard_check(f->b, f->grads, COUNT, index, &err) == 0, "%s", err.message);
+    CHECK(dt_backend_guard_restore(f->b, f->stats, f->backup, COUNT, &err) == 0);
+    CHECK(dt_backend_sgd_step(f->b, &p, f->params, f->grads, f->momentum, COUNT, &err) == 0);
     float *m = test_floats(COUNT), *s = test_floats(COUNT);
-    CHECK(ops->buffer_download(f->b->ctx, f->host, f->params, COUNT, &err) == 0 &&
-          ops->buffer_download(f->b->ctx, m, f->momentum, COUNT, &err) == 0 &&
-          ops->buffer_download(f->b->ctx, s, f->stats, COUNT, &err) == 0);
+    CHECK(dt_backend_buffer_download(f->b, f->host, f->params, COUNT, &err) == 0 &&
+          dt_backend_buffer_download(f->b, m, f->momentum, COUNT, &err) == 0 &&
+          dt_backend_buffer_download(f->b, s, f->stats, COUNT, &err) == 0);
     int uniform = 1;
     for (size_t i = 1; i < COUNT; i++)
         uniform &= f->host[i] == f->host[0] && m[i] == m[0] && s[i] == s[0];
@@ -59,7 +58,7 @@ static dt_guard_state read_guard(guard_fixture *f) {
     dt_guard_state g;
     dt_error err = {{0}, 0};
     memset(&g, 0x55, sizeof g);
-    CHECK_MSG(f->b->ops->guard_read(f->b->ctx, &g, &err) == 0, "%s", err.message);
+    CHECK_MSG(dt_backend_guard_read(f->b, &g, &err) == 0, "%s", err.message);
     return g;
 }
 
@@ -70,7 +69,7 @@ static void reset(guard_fixture *f, int64_t in_row, int64_t total, int64_t halt_
     s.total = total;
     s.halted_step = -1;
     dt_error err = {{0}, 0};
-    CHECK_MSG(f->b->ops->guard_reset(f->b->ctx, &s, halt_after, &err) == 0, "%s", err.message);
+    CHECK_MSG(dt_backend_guard_reset(f->b, &s, halt_after, &err) == 0, "%s", err.message);
 }
 
 static void check_skip_and_count(guard_fixture *f) {
@@ -117,13 +116,13 @@ static void check_skip_and_count(guard_fixture *f) {
     /* an unguarded update applies whatever the verdict */
     set_grads(f, 0.5f, 3, -1);
     dt_error err = {{0}, 0};
-    CHECK(f->b->ops->guard_check(f->b->ctx, f->grads, COUNT, 4, &err) == 0);
+    CHECK(dt_backend_guard_check(f->b, f->grads, COUNT, 4, &err) == 0);
     set_grads(f, 0.5f, -1, -1);
     dt_sgd_params plain = {.lr = 0.5f, .grad_scale = 1.0f};
-    CHECK(f->b->ops->sgd_step(f->b->ctx, &plain, f->params, f->grads, NULL, COUNT, &err) == 0);
-    CHECK(f->b->ops->buffer_download(f->b->ctx, f->host, f->params, 1, &err) == 0);
+    CHECK(dt_backend_sgd_step(f->b, &plain, f->params, f->grads, NULL, COUNT, &err) == 0);
+    CHECK(dt_backend_buffer_download(f->b, f->host, f->params, 1, &err) == 0);
     CHECK_CLOSE(f->host[0], 0.75 - 0.5 * 0.95 - 0.25, 1e-6, 0);
-    CHECK(f->b->ops->guard_reset(f->b->ctx, &g, 0, &err) == -1);
+    CHECK(dt_backend_guard_reset(f->b, &g, 0, &err) == -1);
     CHECK(strstr(err.message, "halt_after") != NULL);
 }
 
@@ -167,26 +166,26 @@ static void check_halt(guard_fixture *f) {
 static void check_counters(guard_fixture *f) {
     dt_backend_counters before, after;
     dt_error err = {{0}, 0};
-    const dt_backend_ops *ops = f->b->ops;
     reset(f, 0, 0, 1000);
-    CHECK(ops->synchronize(f->b->ctx, &err) == 0);
-    ops->counters(f->b->ctx, &before);
+    CHECK(dt_backend_synchronize(f->b, &err) == 0);
+    dt_backend_read_counters(f->b, &before);
     dt_sgd_params p = {.lr = 0.5f, .momentum = 0.9f, .grad_scale = 1.0f, .guarded = 1};
     for (int64_t k = 0; k < 5; k++)
-        CHECK(ops->buffer_fill(f->b->ctx, f->backup, 1.0f, COUNT, &err) == 0 &&
-              ops->buffer_axpy(f->b->ctx, f->backup, 1.0f, f->stats, COUNT, &err) == 0 &&
-              ops->guard_check(f->b->ctx, f->grads, COUNT, k, &err) == 0 &&
-              ops->guard_restore(f->b->ctx, f->stats, f->backup, COUNT, &err) == 0 &&
-              ops->sgd_step(f->b->ctx, &p, f->params, f->grads, f->momentum, COUNT, &err) == 0);
-    ops->counters(f->b->ctx, &after);
+        CHECK(dt_backend_buffer_fill(f->b, f->backup, 1.0f, COUNT, &err) == 0 &&
+              dt_backend_buffer_axpy(f->b, f->backup, 1.0f, f->stats, COUNT, &err) == 0 &&
+              dt_backend_guard_check(f->b, f->grads, COUNT, k, &err) == 0 &&
+              dt_backend_guard_restore(f->b, f->stats, f->backup, COUNT, &err) == 0 &&
+              dt_backend_sgd_step(f->b, &p, f->params, f->grads, f->momentum, COUNT, &err) == 0);
+    dt_backend_read_counters(f->b, &after);
     CHECK_MSG(after.host_waits == before.host_waits, "%llu host waits in 5 guarded updates",
               (unsigned long long)(after.host_waits - before.host_waits));
     CHECK(after.device_allocations == before.device_allocations);
     /* a read is a host wait (none on the CPU, which never waits) */
     read_guard(f);
-    ops->counters(f->b->ctx, &after);
-    CHECK(after.host_waits == before.host_waits + (strcmp(ops->name, "cpu") == 0 ? 0 : 1));
-    if (strcmp(ops->name, "cpu") == 0)
+    dt_backend_read_counters(f->b, &after);
+    int host = dt_backend_has(f->b, DT_BACKEND_HOST_MEMORY);
+    CHECK(after.host_waits == before.host_waits + (host ? 0 : 1));
+    if (host)
         CHECK(after.host_waits == 0 && after.device_allocations == 0 && after.input_waits == 0);
     else
         CHECK(after.device_allocations > 0); /* the buffers of this test */
@@ -211,8 +210,8 @@ int main(int argc, char **argv) {
     check_halt(&f);
     check_counters(&f);
     float *buffers[] = {f.params, f.grads, f.momentum, f.stats, f.backup};
-    for (int i = 0; i < 5; i++) b.ops->buffer_free(b.ctx, buffers[i]);
+    for (int i = 0; i < 5; i++) dt_backend_buffer_free(&b, buffers[i]);
     free(f.host);
-    b.ops->destroy(b.ctx);
+    dt_backend_free(&b);
     return dt_test_summary("backend_guard");
 }

@@ -57,7 +57,7 @@ static void run_case(dt_backend *b, dt_linear_desc d) {
     char label[120];
     snprintf(label, sizeof label, "linear %d: %d -> %d", d.batch, d.in_features, d.out_features);
 
-    dt_layer *layer = b->ops->linear_create(b->ctx, &d, &err);
+    dt_layer *layer = dt_backend_linear_create(b, &d, &err);
     CHECK_MSG(layer != NULL, "%s: %s", label, err.message);
     if (!layer) return;
     dt_tensor *x = test_tensor(b, d.batch, d.in_features, 1, 1, c.x);
@@ -69,7 +69,7 @@ static void run_case(dt_backend *b, dt_linear_desc d) {
 
     double *want = test_doubles(yn), *got = test_doubles(yn);
     reference_linear(&c, want);
-    CHECK_MSG(b->ops->linear_forward(b->ctx, layer, weight, bias, x, y, &err) == 0, "%s: %s", label,
+    CHECK_MSG(dt_backend_linear_forward(b, layer, weight, bias, x, y, &err) == 0, "%s: %s", label,
               err.message);
     test_tensor_read(b, y, got, yn);
     char what[200];
@@ -79,8 +79,8 @@ static void run_case(dt_backend *b, dt_linear_desc d) {
     /* stale values in the gradient buffers must be overwritten, not accumulated */
     test_buffer_fill(b, weight_grad, 100.0f, wn);
     test_buffer_fill(b, bias_grad, 100.0f, bn);
-    CHECK_MSG(b->ops->linear_backward(b->ctx, layer, weight, x, dy, dx, weight_grad, bias_grad, 0,
-                                      &err) == 0,
+    CHECK_MSG(dt_backend_linear_backward(b, layer, weight, x, dy, dx, weight_grad, bias_grad, 0,
+                                         &err) == 0,
               "%s: %s", label, err.message);
     double *dx_got = test_doubles(xn), *dw_got = test_doubles(wn), *db_got = test_doubles(bn);
     test_tensor_read(b, dx, dx_got, xn);
@@ -94,8 +94,8 @@ static void run_case(dt_backend *b, dt_linear_desc d) {
      * buffers hold junk first, so a call that writes nothing fails) */
     test_buffer_fill(b, weight_grad, NAN, wn);
     test_buffer_fill(b, bias_grad, NAN, bn);
-    CHECK(b->ops->linear_backward(b->ctx, layer, weight, x, dy, NULL, weight_grad, bias_grad, 0,
-                                  &err) == 0);
+    CHECK(dt_backend_linear_backward(b, layer, weight, x, dy, NULL, weight_grad, bias_grad, 0,
+                                     &err) == 0);
     double *again = test_doubles(wn > bn ? wn : bn);
     test_buffer_read(b, weight_grad, again, wn);
     snprintf(what, sizeof what, "%s dweight without dx", label);
@@ -105,8 +105,8 @@ static void run_case(dt_backend *b, dt_linear_desc d) {
     CHECK_OP_CLOSE(b, "linear", what, again, db_got, bn, 0.0, 0.0);
 
     /* accumulate: added to the buffers' gradients (the same ones: twice them, exactly) */
-    CHECK(b->ops->linear_backward(b->ctx, layer, weight, x, dy, NULL, weight_grad, bias_grad, 1,
-                                  &err) == 0);
+    CHECK(dt_backend_linear_backward(b, layer, weight, x, dy, NULL, weight_grad, bias_grad, 1,
+                                     &err) == 0);
     double *twice = test_doubles(wn > bn ? wn : bn);
     for (size_t i = 0; i < wn; i++) twice[i] = 2.0 * dw_got[i];
     test_buffer_read(b, weight_grad, again, wn);
@@ -119,11 +119,11 @@ static void run_case(dt_backend *b, dt_linear_desc d) {
     free(twice);
     free(again);
 
-    b->ops->layer_destroy(b->ctx, layer);
-    b->ops->tensor_destroy(b->ctx, x);
-    b->ops->tensor_destroy(b->ctx, y);
-    b->ops->tensor_destroy(b->ctx, dy);
-    b->ops->tensor_destroy(b->ctx, dx);
+    dt_backend_layer_destroy(b, layer);
+    dt_backend_tensor_destroy(b, x);
+    dt_backend_tensor_destroy(b, y);
+    dt_backend_tensor_destroy(b, dy);
+    dt_backend_tensor_destroy(b, dx);
     test_buffer_free(b, weight), test_buffer_free(b, bias), test_buffer_free(b, weight_grad);
     test_buffer_free(b, bias_grad), free(want), free(got);
     free(dx_got), free(dw_got), free(db_got);
@@ -138,16 +138,16 @@ int main(int argc, char **argv) {
 
     dt_error err = {0};
     dt_linear_desc d = {3, 20, 7};
-    dt_layer *layer = b.ops->linear_create(b.ctx, &d, &err);
+    dt_layer *layer = dt_backend_linear_create(&b, &d, &err);
     dt_tensor *wrong = test_tensor(&b, 3, 20, 2, 2, NULL), *y = test_tensor(&b, 3, 7, 1, 1, NULL);
     float *weight = test_buffer(&b, NULL, 140), *bias = test_buffer(&b, NULL, 7);
-    CHECK(b.ops->linear_forward(b.ctx, layer, weight, bias, wrong, y, &err) == -1);
+    CHECK(dt_backend_linear_forward(&b, layer, weight, bias, wrong, y, &err) == -1);
     test_buffer_free(&b, weight);
     test_buffer_free(&b, bias);
     CHECK(strstr(err.message, "linear_forward") != NULL);
-    b.ops->layer_destroy(b.ctx, layer);
-    b.ops->tensor_destroy(b.ctx, wrong);
-    b.ops->tensor_destroy(b.ctx, y);
-    b.ops->destroy(b.ctx);
+    dt_backend_layer_destroy(&b, layer);
+    dt_backend_tensor_destroy(&b, wrong);
+    dt_backend_tensor_destroy(&b, y);
+    dt_backend_free(&b);
     return dt_test_summary("backend_linear");
 }

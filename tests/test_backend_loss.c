@@ -37,10 +37,10 @@ static int loss_call(dt_backend *b, const dt_tensor *logits, const int32_t *labe
                      const float *weights, dt_tensor *dlogits, float grad_scale,
                      int32_t *predictions, double stats[DT_LOSS_STATS], dt_error *err) {
     double discard[DT_LOSS_STATS];
-    CHECK(b->ops->loss_stats_read(b->ctx, discard, 1, err) == 0);
-    int rc = b->ops->softmax_cross_entropy(b->ctx, logits, labels, weights, dlogits, grad_scale,
-                                           predictions, err);
-    CHECK(b->ops->loss_stats_read(b->ctx, stats, 1, err) == 0);
+    CHECK(dt_backend_loss_stats_read(b, discard, 1, err) == 0);
+    int rc = dt_backend_softmax_cross_entropy(b, logits, labels, weights, dlogits, grad_scale,
+                                              predictions, err);
+    CHECK(dt_backend_loss_stats_read(b, stats, 1, err) == 0);
     return rc;
 }
 
@@ -77,17 +77,17 @@ int main(int argc, char **argv) {
     CHECK_CLOSE(stats[DT_LOSS_NONFINITE], 0.0, 0.0, 0.0);
 
     /* statistics add up over calls until read with reset */
-    CHECK(b.ops->softmax_cross_entropy(b.ctx, logits, c.labels, c.weights, NULL, 1.0f, NULL,
-                                       &err) == 0);
-    CHECK(b.ops->softmax_cross_entropy(b.ctx, logits, c.labels, c.weights, NULL, 1.0f, NULL,
-                                       &err) == 0);
+    CHECK(dt_backend_softmax_cross_entropy(&b, logits, c.labels, c.weights, NULL, 1.0f, NULL,
+                                           &err) == 0);
+    CHECK(dt_backend_softmax_cross_entropy(&b, logits, c.labels, c.weights, NULL, 1.0f, NULL,
+                                           &err) == 0);
     double two[DT_LOSS_STATS], after[DT_LOSS_STATS];
-    CHECK(b.ops->loss_stats_read(b.ctx, two, 0, &err) == 0);
+    CHECK(dt_backend_loss_stats_read(&b, two, 0, &err) == 0);
     CHECK_CLOSE(two[DT_LOSS_SUM], 2.0 * loss, 1e-12, 0.0);
     CHECK_CLOSE(two[DT_LOSS_COUNT], 8.0, 0.0, 0.0);
-    CHECK(b.ops->loss_stats_read(b.ctx, after, 1, &err) == 0); /* not reset by the first read */
+    CHECK(dt_backend_loss_stats_read(&b, after, 1, &err) == 0); /* not reset by the first read */
     CHECK_CLOSE(after[DT_LOSS_COUNT], 8.0, 0.0, 0.0);
-    CHECK(b.ops->loss_stats_read(b.ctx, after, 0, &err) == 0);
+    CHECK(dt_backend_loss_stats_read(&b, after, 0, &err) == 0);
     CHECK_CLOSE(after[DT_LOSS_COUNT], 0.0, 0.0, 0.0);
 
     double got[N * K], fd[N * K];
@@ -110,7 +110,7 @@ int main(int argc, char **argv) {
     CHECK(loss_call(&b, nan_logits, c.labels, c.weights, NULL, 1.0f, NULL, stats, &err) == 0);
     CHECK_CLOSE(stats[DT_LOSS_NONFINITE], 1.0, 0.0, 0.0);
     CHECK(!isfinite(stats[DT_LOSS_SUM]));
-    b.ops->tensor_destroy(b.ctx, nan_logits);
+    dt_backend_tensor_destroy(&b, nan_logits);
 
     /* huge logits: log-sum-exp stays finite. loss = log(1 + e^-10) for the right class */
     double huge[2 * K] = {1000, 990, -1000, 0, 0, 1e4, 0, 0};
@@ -144,11 +144,11 @@ int main(int argc, char **argv) {
     }
     CHECK_CLOSE(stats[DT_LOSS_SUM], want, 1e-6, 1e-9);
 
-    b.ops->tensor_destroy(b.ctx, logits);
-    b.ops->tensor_destroy(b.ctx, dlogits);
-    b.ops->tensor_destroy(b.ctx, big);
-    b.ops->tensor_destroy(b.ctx, big_grad);
-    b.ops->tensor_destroy(b.ctx, wide_logits);
-    b.ops->destroy(b.ctx);
+    dt_backend_tensor_destroy(&b, logits);
+    dt_backend_tensor_destroy(&b, dlogits);
+    dt_backend_tensor_destroy(&b, big);
+    dt_backend_tensor_destroy(&b, big_grad);
+    dt_backend_tensor_destroy(&b, wide_logits);
+    dt_backend_free(&b);
     return dt_test_summary("backend_loss");
 }

@@ -75,7 +75,7 @@ static void run_case(dt_backend *b, pool_case c, double lo, double hi) {
 
     dt_layer *layer = NULL;
     if (!c.global_average) {
-        layer = b->ops->maxpool_create(b->ctx, d, &err);
+        layer = dt_backend_maxpool_create(b, d, &err);
         CHECK_MSG(layer != NULL, "%s: %s", label, err.message);
         if (!layer) return;
     }
@@ -86,16 +86,16 @@ static void run_case(dt_backend *b, pool_case c, double lo, double hi) {
 
     double *want = test_doubles(yn), *got = test_doubles(yn), *dx_got = test_doubles(xn);
     reference_pool(&c, want);
-    int rc = c.global_average ? b->ops->avgpool_forward(b->ctx, x, y, &err)
-                              : b->ops->maxpool_forward(b->ctx, layer, x, y, &err);
+    int rc = c.global_average ? dt_backend_avgpool_forward(b, x, y, &err)
+                              : dt_backend_maxpool_forward(b, layer, x, y, &err);
     CHECK_MSG(rc == 0, "%s: %s", label, err.message);
     test_tensor_read(b, y, got, yn);
     char what[200];
     snprintf(what, sizeof what, "%s forward", label);
     CHECK_ARRAY_CLOSE(what, got, want, yn, 1e-5, 1e-6);
 
-    rc = c.global_average ? b->ops->avgpool_backward(b->ctx, dy, dx, &err)
-                          : b->ops->maxpool_backward(b->ctx, layer, dy, dx, &err);
+    rc = c.global_average ? dt_backend_avgpool_backward(b, dy, dx, &err)
+                          : dt_backend_maxpool_backward(b, layer, dy, dx, &err);
     CHECK_MSG(rc == 0, "%s: %s", label, err.message);
     test_tensor_read(b, dx, dx_got, xn);
     double *fd = test_doubles(xn);
@@ -103,11 +103,11 @@ static void run_case(dt_backend *b, pool_case c, double lo, double hi) {
     snprintf(what, sizeof what, "%s dx", label);
     CHECK_ARRAY_CLOSE(what, dx_got, fd, xn, 1e-3, 1e-4);
 
-    if (layer) b->ops->layer_destroy(b->ctx, layer);
-    b->ops->tensor_destroy(b->ctx, x);
-    b->ops->tensor_destroy(b->ctx, y);
-    b->ops->tensor_destroy(b->ctx, dy);
-    b->ops->tensor_destroy(b->ctx, dx);
+    if (layer) dt_backend_layer_destroy(b, layer);
+    dt_backend_tensor_destroy(b, x);
+    dt_backend_tensor_destroy(b, y);
+    dt_backend_tensor_destroy(b, dy);
+    dt_backend_tensor_destroy(b, dx);
     free(want), free(got), free(dx_got), free(fd), free(c.x), free(c.r), free(c.y);
 }
 
@@ -134,17 +134,17 @@ int main(int argc, char **argv) {
 
     dt_error err = {0};
     dt_pool_desc bad = {2, 16, 8, 8, 3, 2, 2}; /* padding more than half the kernel */
-    CHECK(b.ops->maxpool_create(b.ctx, &bad, &err) == NULL);
+    CHECK(dt_backend_maxpool_create(&b, &bad, &err) == NULL);
     CHECK(strstr(err.message, "maxpool_create") != NULL);
     dt_pool_desc d = {2, 16, 8, 8, 3, 2, 1};
-    dt_layer *layer = b.ops->maxpool_create(b.ctx, &d, &err);
+    dt_layer *layer = dt_backend_maxpool_create(&b, &d, &err);
     dt_tensor *dy = test_tensor(&b, 2, 16, 4, 4, NULL), *dx = test_tensor(&b, 2, 16, 8, 8, NULL);
-    CHECK(b.ops->maxpool_backward(b.ctx, layer, dy, dx, &err) == -1); /* no forward yet */
-    CHECK(b.ops->maxpool_forward(b.ctx, layer, dx, dx, &err) == -1);  /* wrong output shape */
+    CHECK(dt_backend_maxpool_backward(&b, layer, dy, dx, &err) == -1); /* no forward yet */
+    CHECK(dt_backend_maxpool_forward(&b, layer, dx, dx, &err) == -1);  /* wrong output shape */
     CHECK(strstr(err.message, "maxpool_forward") != NULL);
-    b.ops->layer_destroy(b.ctx, layer);
-    b.ops->tensor_destroy(b.ctx, dy);
-    b.ops->tensor_destroy(b.ctx, dx);
-    b.ops->destroy(b.ctx);
+    dt_backend_layer_destroy(&b, layer);
+    dt_backend_tensor_destroy(&b, dy);
+    dt_backend_tensor_destroy(&b, dx);
+    dt_backend_free(&b);
     return dt_test_summary("backend_pool");
 }

@@ -13,14 +13,14 @@ static void check_round_trip(dt_backend *b, int n, int c, int h, int w) {
     size_t count = (size_t)n * c * h * w;
     float *host = test_floats(count), *back = test_floats(count);
     for (size_t i = 0; i < count; i++) host[i] = (float)i * 0.5f - 7.0f;
-    dt_tensor *t = b->ops->tensor_create(b->ctx, n, c, h, w, &err);
+    dt_tensor *t = dt_backend_tensor_create(b, n, c, h, w, &err);
     CHECK_MSG(t != NULL, "%s", err.message);
     if (!t) return;
-    CHECK(b->ops->tensor_upload(b->ctx, t, host, &err) == 0);
-    CHECK(b->ops->tensor_download(b->ctx, t, back, &err) == 0);
+    CHECK(dt_backend_tensor_upload(b, t, host, &err) == 0);
+    CHECK(dt_backend_tensor_download(b, t, back, &err) == 0);
     CHECK_MSG(memcmp(host, back, count * sizeof(float)) == 0, "round trip %dx%dx%dx%d", n, c, h, w);
-    if (strcmp(b->ops->name, "cpu") != 0) { /* the physical layout is the backend's own */
-        b->ops->tensor_destroy(b->ctx, t);
+    if (!dt_backend_has(b, DT_BACKEND_HOST_MEMORY)) { /* the physical layout is the backend's own */
+        dt_backend_tensor_destroy(b, t);
         free(host), free(back);
         return;
     }
@@ -34,7 +34,7 @@ static void check_round_trip(dt_backend *b, int n, int c, int h, int w) {
                        CPU_BLOCK +
                    (size_t)(c - 1) % CPU_BLOCK;
     CHECK_MSG(t->data[physical] == host[logical], "physical position in %dx%dx%dx%d", n, c, h, w);
-    b->ops->tensor_destroy(b->ctx, t);
+    dt_backend_tensor_destroy(b, t);
     free(host), free(back);
 }
 
@@ -45,9 +45,8 @@ static int from_images_exact(dt_backend *b, dt_tensor *t, const uint8_t *pixels,
                              const float mean[3], const float std[3], float *got) {
     enum { N = IMG_N, H = IMG_H, W = IMG_W };
     dt_error err = {0};
-    CHECK_MSG(b->ops->tensor_from_images(b->ctx, t, pixels, mean, std, &err) == 0, "%s",
-              err.message);
-    CHECK(b->ops->tensor_download(b->ctx, t, got, &err) == 0);
+    CHECK_MSG(dt_backend_tensor_from_images(b, t, pixels, mean, std, &err) == 0, "%s", err.message);
+    CHECK(dt_backend_tensor_download(b, t, got, &err) == 0);
     int exact = 1;
     for (int n = 0; n < N; n++)
         for (int c = 0; c < 3; c++)
@@ -69,7 +68,7 @@ static void check_from_images(dt_backend *b) {
         pixels[i] = (uint8_t)((int)test_random(&state, 0, 256) & 255);
     pixels[0] = 0, pixels[1] = 255, pixels[2] = 128;
     const float mean[3] = {0.485f, 0.456f, 0.406f}, std[3] = {0.229f, 0.224f, 0.225f};
-    dt_tensor *t = b->ops->tensor_create(b->ctx, N, 3, H, W, &err);
+    dt_tensor *t = dt_backend_tensor_create(b, N, 3, H, W, &err);
     float got[N * 3 * H * W];
     CHECK_MSG(from_images_exact(b, t, pixels, mean, std, got), "tensor_from_images values");
     CHECK_CLOSE(got[0], (0.0 - 0.485) / 0.229, 1e-6, 0);                 /* red of pixel 0 */
@@ -82,17 +81,17 @@ static void check_from_images(dt_backend *b) {
     CHECK_MSG(from_images_exact(b, t, pixels, mean2, std2, got), "values after new mean/std");
     CHECK_CLOSE(got[0], (0.0 - 0.5) / 0.5, 1e-6, 0);
     const float zero_std[3] = {0.5f, 0.0f, 1.0f};
-    CHECK(b->ops->tensor_from_images(b->ctx, t, pixels, mean2, zero_std, &err) == -1);
+    CHECK(dt_backend_tensor_from_images(b, t, pixels, mean2, zero_std, &err) == -1);
     CHECK(strstr(err.message, "non-zero") != NULL);
-    CHECK(b->ops->tensor_from_images(b->ctx, t, pixels, mean2, zero_std, &err) == -1);
+    CHECK(dt_backend_tensor_from_images(b, t, pixels, mean2, zero_std, &err) == -1);
     CHECK_MSG(from_images_exact(b, t, pixels, mean, std, got), "values after the first again");
     CHECK_CLOSE(got[0], (0.0 - 0.485) / 0.229, 1e-6, 0);
-    b->ops->tensor_destroy(b->ctx, t);
+    dt_backend_tensor_destroy(b, t);
 
-    dt_tensor *wide = b->ops->tensor_create(b->ctx, N, 16, H, W, &err);
-    CHECK(b->ops->tensor_from_images(b->ctx, wide, pixels, mean, std, &err) == -1);
+    dt_tensor *wide = dt_backend_tensor_create(b, N, 16, H, W, &err);
+    CHECK(dt_backend_tensor_from_images(b, wide, pixels, mean, std, &err) == -1);
     CHECK(strstr(err.message, "16 channels") != NULL);
-    b->ops->tensor_destroy(b->ctx, wide);
+    dt_backend_tensor_destroy(b, wide);
 }
 
 int main(int argc, char **argv) {
@@ -106,13 +105,13 @@ int main(int argc, char **argv) {
     check_from_images(&b);
 
     dt_error err = {0};
-    CHECK(b.ops->tensor_create(b.ctx, 0, 3, 4, 4, &err) == NULL);
+    CHECK(dt_backend_tensor_create(&b, 0, 3, 4, 4, &err) == NULL);
     CHECK(strstr(err.message, "tensor_create") != NULL);
-    CHECK(b.ops->tensor_create(b.ctx, 1 << 20, 1 << 20, 1 << 20, 1 << 20, &err) == NULL);
+    CHECK(dt_backend_tensor_create(&b, 1 << 20, 1 << 20, 1 << 20, 1 << 20, &err) == NULL);
 
     const char *version = dt_backend_cpu_library_version();
     CHECK_MSG(strncmp(version, "oneDNN ", 7) == 0 && strlen(version) > 8, "version \"%s\"",
               version);
-    b.ops->destroy(b.ctx);
+    dt_backend_free(&b);
     return dt_test_summary("backend_tensor");
 }

@@ -103,24 +103,24 @@ static void check_sgd(dt_backend *b) {
                                      p->lr, p->momentum, p->weight_decay, p->grad_scale,
                                      p->nesterov, p->first_step);
         dt_error err = {0};
-        float *cpu_params = b->ops->buffer_alloc(b->ctx, N, &err);
-        float *cpu_grads = b->ops->buffer_alloc(b->ctx, N, &err);
-        float *cpu_momentum = b->ops->buffer_alloc(b->ctx, N, &err);
+        float *cpu_params = dt_backend_buffer_alloc(b, N, &err);
+        float *cpu_grads = dt_backend_buffer_alloc(b, N, &err);
+        float *cpu_momentum = dt_backend_buffer_alloc(b, N, &err);
         CHECK(cpu_params && cpu_grads && cpu_momentum);
         if (!cpu_params || !cpu_grads || !cpu_momentum) return;
         memcpy(cpu_params, params, sizeof params);
         memcpy(cpu_grads, grads, sizeof grads);
         memcpy(cpu_momentum, momentum, sizeof momentum);
-        CHECK(b->ops->sgd_step(b->ctx, p, cpu_params, cpu_grads,
-                               p->momentum != 0.0f ? cpu_momentum : NULL, N, &err) == 0);
+        CHECK(dt_backend_sgd_step(b, p, cpu_params, cpu_grads,
+                                  p->momentum != 0.0f ? cpu_momentum : NULL, N, &err) == 0);
         CHECK_MSG(memcmp(cpu_params, mine, sizeof mine) == 0,
                   "sgd variant %zu: parameters bit for bit as the CPU backend", v);
         if (p->momentum != 0.0f)
             CHECK_MSG(memcmp(cpu_momentum, mine_momentum, sizeof mine_momentum) == 0,
                       "sgd variant %zu: momentum buffer bit for bit as the CPU backend", v);
-        b->ops->buffer_free(b->ctx, cpu_params);
-        b->ops->buffer_free(b->ctx, cpu_grads);
-        b->ops->buffer_free(b->ctx, cpu_momentum);
+        dt_backend_buffer_free(b, cpu_params);
+        dt_backend_buffer_free(b, cpu_grads);
+        dt_backend_buffer_free(b, cpu_momentum);
     }
 }
 
@@ -146,14 +146,14 @@ static void check_batchnorm_case(dt_backend *b, dt_batchnorm_desc d, double offs
     memcpy(my_rmean, rmean, C * sizeof(float));
     memcpy(my_rvar, rvar, C * sizeof(float));
 
-    dt_layer *layer = b->ops->batchnorm_create(b->ctx, &d, &err);
+    dt_layer *layer = dt_backend_batchnorm_create(b, &d, &err);
     CHECK_MSG(layer != NULL, "batchnorm_create: %s", err.message);
     if (!layer) return;
     dt_tensor *tx = test_tensor(b, N, C, H, W, x), *ty = test_tensor(b, N, C, H, W, NULL);
     dt_tensor *tdy = test_tensor(b, N, C, H, W, dy), *tdx = test_tensor(b, N, C, H, W, NULL);
-    CHECK(b->ops->batchnorm_forward(b->ctx, layer, gamma, beta, rmean, rvar, 1, tx, ty, &err) == 0);
-    CHECK(b->ops->batchnorm_backward(b->ctx, layer, gamma, beta, tx, ty, tdy, tdx, dgamma, dbeta, 0,
-                                     &err) == 0);
+    CHECK(dt_backend_batchnorm_forward(b, layer, gamma, beta, rmean, rvar, 1, tx, ty, &err) == 0);
+    CHECK(dt_backend_batchnorm_backward(b, layer, gamma, beta, tx, ty, tdy, tdx, dgamma, dbeta, 0,
+                                        &err) == 0);
     double *cpu_y = test_doubles(count), *cpu_dx = test_doubles(count);
     test_tensor_read(b, ty, cpu_y, count);
     test_tensor_read(b, tdx, cpu_dx, count);
@@ -216,7 +216,7 @@ static void check_batchnorm_case(dt_backend *b, dt_batchnorm_desc d, double offs
     CHECK_ARRAY_CLOSE(label, my_dx, cpu_dx, count, 1e-3, 1e-5);
 
     /* inference with the running statistics */
-    CHECK(b->ops->batchnorm_forward(b->ctx, layer, gamma, beta, rmean, rvar, 0, tx, ty, &err) == 0);
+    CHECK(dt_backend_batchnorm_forward(b, layer, gamma, beta, rmean, rvar, 0, tx, ty, &err) == 0);
     test_tensor_read(b, ty, cpu_y, count);
     for (int c = 0; c < C; c++) {
         const float inv_std = dt_bn_inv_std(rvar[c], d.epsilon);
@@ -230,9 +230,9 @@ static void check_batchnorm_case(dt_backend *b, dt_batchnorm_desc d, double offs
     snprintf(label, sizeof label, "%s: inference forward", what);
     CHECK_ARRAY_CLOSE(label, my_y, cpu_y, count, 1e-5, 2e-6);
 
-    b->ops->layer_destroy(b->ctx, layer);
-    b->ops->tensor_destroy(b->ctx, tx), b->ops->tensor_destroy(b->ctx, ty);
-    b->ops->tensor_destroy(b->ctx, tdy), b->ops->tensor_destroy(b->ctx, tdx);
+    dt_backend_layer_destroy(b, layer);
+    dt_backend_tensor_destroy(b, tx), dt_backend_tensor_destroy(b, ty);
+    dt_backend_tensor_destroy(b, tdy), dt_backend_tensor_destroy(b, tdx);
     free(x), free(dy), free(tmp), free(gamma), free(beta), free(rmean), free(rvar), free(dgamma),
         free(dbeta), free(my_rmean), free(my_rvar), free(cpu_y), free(cpu_dx), free(my_y),
         free(my_dx), free(my_dgamma), free(my_dbeta), free(got_dgamma), free(got_dbeta),
@@ -269,10 +269,10 @@ static void check_softmax_cross_entropy(dt_backend *b) {
     dt_tensor *logits = test_tensor(b, N, K, 1, 1, z), *dlogits = test_tensor(b, N, K, 1, 1, NULL);
     double cpu_stats[DT_LOSS_STATS];
     int32_t cpu_pred[N];
-    CHECK(b->ops->loss_stats_read(b->ctx, cpu_stats, 1, &err) == 0);
-    CHECK(b->ops->softmax_cross_entropy(b->ctx, logits, labels, weights, dlogits, grad_scale,
-                                        cpu_pred, &err) == 0);
-    CHECK(b->ops->loss_stats_read(b->ctx, cpu_stats, 1, &err) == 0);
+    CHECK(dt_backend_loss_stats_read(b, cpu_stats, 1, &err) == 0);
+    CHECK(dt_backend_softmax_cross_entropy(b, logits, labels, weights, dlogits, grad_scale,
+                                           cpu_pred, &err) == 0);
+    CHECK(dt_backend_loss_stats_read(b, cpu_stats, 1, &err) == 0);
     const double cpu_loss = cpu_stats[DT_LOSS_SUM];
     double cpu_grad[N * K];
     test_tensor_read(b, dlogits, cpu_grad, N * K);
@@ -324,8 +324,8 @@ static void check_softmax_cross_entropy(dt_backend *b) {
     int bf16_wrong = pb != pr || loss_b != loss_r;
     for (int j = 0; j < K; j++) bf16_wrong += gb[j] != dt_float_to_bf16(gr[j]);
     CHECK_INT_EQ(bf16_wrong, 0);
-    b->ops->tensor_destroy(b->ctx, logits);
-    b->ops->tensor_destroy(b->ctx, dlogits);
+    dt_backend_tensor_destroy(b, logits);
+    dt_backend_tensor_destroy(b, dlogits);
 }
 
 /* ---- input normalisation ----------------------------------------------------------------------
@@ -343,9 +343,9 @@ static void check_normalize(dt_backend *b) {
     dt_tensor *t = test_tensor(b, N, 3, H, W, NULL);
     for (size_t s = 0; s < sizeof means / sizeof *means; s++) {
         dt_error err = {0};
-        CHECK(b->ops->tensor_from_images(b->ctx, t, pixels, means[s], stds[s], &err) == 0);
+        CHECK(dt_backend_tensor_from_images(b, t, pixels, means[s], stds[s], &err) == 0);
         float got[N * 3 * H * W];
-        CHECK(b->ops->tensor_download(b->ctx, t, got, &err) == 0);
+        CHECK(dt_backend_tensor_download(b, t, got, &err) == 0);
         int wrong = 0;
         for (int n = 0; n < N; n++)
             for (int c = 0; c < 3; c++)
@@ -359,7 +359,7 @@ static void check_normalize(dt_backend *b) {
         CHECK_MSG(wrong == 0, "normalisation set %zu: %d values differ from the CPU backend", s,
                   wrong);
     }
-    b->ops->tensor_destroy(b->ctx, t);
+    dt_backend_tensor_destroy(b, t);
 }
 
 /* ---- pooling ------------------------------------------------------------------------------- */
@@ -412,13 +412,13 @@ static void check_maxpool_case(dt_backend *b, dt_pool_desc d) {
     double *x = test_doubles(in_count), *dy = test_doubles(out_count);
     test_random_fill(x, in_count, -3.0, -1.0, &state); /* all negative: padding must lose */
     test_random_fill(dy, out_count, -1.0, 1.0, &state);
-    dt_layer *layer = b->ops->maxpool_create(b->ctx, &d, &err);
+    dt_layer *layer = dt_backend_maxpool_create(b, &d, &err);
     CHECK_MSG(layer != NULL, "maxpool_create: %s", err.message);
     if (!layer) return;
     dt_tensor *tx = test_tensor(b, N, C, H, W, x), *ty = test_tensor(b, N, C, OH, OW, NULL);
     dt_tensor *tdy = test_tensor(b, N, C, OH, OW, dy), *tdx = test_tensor(b, N, C, H, W, NULL);
-    CHECK(b->ops->maxpool_forward(b->ctx, layer, tx, ty, &err) == 0);
-    CHECK(b->ops->maxpool_backward(b->ctx, layer, tdy, tdx, &err) == 0);
+    CHECK(dt_backend_maxpool_forward(b, layer, tx, ty, &err) == 0);
+    CHECK(dt_backend_maxpool_backward(b, layer, tdy, tdx, &err) == 0);
     double *cpu_y = test_doubles(out_count), *cpu_dx = test_doubles(in_count);
     test_tensor_read(b, ty, cpu_y, out_count);
     test_tensor_read(b, tdx, cpu_dx, in_count);
@@ -471,9 +471,9 @@ static void check_maxpool_case(dt_backend *b, dt_pool_desc d) {
     snprintf(what, sizeof what, "maxpool %dx%dx%dx%d k%d s%d p%d backward", N, C, H, W, d.kernel,
              d.stride, d.padding);
     CHECK_ARRAY_CLOSE(what, my_dx, cpu_dx, in_count, 1e-6, 1e-7);
-    b->ops->layer_destroy(b->ctx, layer);
-    b->ops->tensor_destroy(b->ctx, tx), b->ops->tensor_destroy(b->ctx, ty);
-    b->ops->tensor_destroy(b->ctx, tdy), b->ops->tensor_destroy(b->ctx, tdx);
+    dt_backend_layer_destroy(b, layer);
+    dt_backend_tensor_destroy(b, tx), dt_backend_tensor_destroy(b, ty);
+    dt_backend_tensor_destroy(b, tdy), dt_backend_tensor_destroy(b, tdx);
     free(x), free(dy), free(cpu_y), free(cpu_dx), free(nhwc), free(dy_nhwc), free(argmax),
         free(my_y), free(my_dx);
 }
@@ -489,9 +489,9 @@ static void check_eltwise(dt_backend *b) {
     test_random_fill(c, N, -2.0, 2.0, &state);
     a[0] = NAN, a[1] = INFINITY, c[1] = -1.0, a[2] = -INFINITY, a[3] = 0.0, c[3] = 0.0;
     dt_tensor *ty = test_tensor(b, 1, N, 1, 1, a), *tx = test_tensor(b, 1, N, 1, 1, c);
-    CHECK(b->ops->add_relu_forward(b->ctx, ty, tx, &err) == 0);
+    CHECK(dt_backend_add_relu_forward(b, ty, tx, &err) == 0);
     float got[N];
-    CHECK(b->ops->tensor_download(b->ctx, ty, got, &err) == 0);
+    CHECK(dt_backend_tensor_download(b, ty, got, &err) == 0);
     int wrong = 0;
     for (int i = 0; i < N; i++) {
         float mine = dt_add_relu((float)a[i], (float)c[i]);
@@ -500,17 +500,17 @@ static void check_eltwise(dt_backend *b) {
     CHECK_INT_EQ(wrong, 0);
     /* relu backward through the output just computed, dy = c */
     dt_tensor *tdy = test_tensor(b, 1, N, 1, 1, c), *tdx = test_tensor(b, 1, N, 1, 1, NULL);
-    CHECK(b->ops->relu_backward(b->ctx, ty, tdy, tdx, &err) == 0);
+    CHECK(dt_backend_relu_backward(b, ty, tdy, tdx, &err) == 0);
     float dx[N];
-    CHECK(b->ops->tensor_download(b->ctx, tdx, dx, &err) == 0);
+    CHECK(dt_backend_tensor_download(b, tdx, dx, &err) == 0);
     wrong = 0;
     for (int i = 0; i < N; i++) {
         float mine = dt_relu_grad(got[i], (float)c[i]);
         wrong += memcmp(&mine, &dx[i], sizeof mine) != 0;
     }
     CHECK_INT_EQ(wrong, 0);
-    b->ops->tensor_destroy(b->ctx, ty), b->ops->tensor_destroy(b->ctx, tx);
-    b->ops->tensor_destroy(b->ctx, tdy), b->ops->tensor_destroy(b->ctx, tdx);
+    dt_backend_tensor_destroy(b, ty), dt_backend_tensor_destroy(b, tx);
+    dt_backend_tensor_destroy(b, tdy), dt_backend_tensor_destroy(b, tdx);
 }
 
 /* ---- index maps ---------------------------------------------------------------------------- */
@@ -586,6 +586,6 @@ int main(void) {
                                           .padding = 0});
     check_eltwise(&b);
     check_index_maps();
-    b.ops->destroy(b.ctx);
+    dt_backend_free(&b);
     return dt_test_summary("cuda_math");
 }

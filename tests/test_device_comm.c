@@ -12,6 +12,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "../src/backend/backend_impl.h" /* a stand-in backend: its table is private */
 #include "check.h"
 #include "dtrain/device_comm.h"
 #include "dtrain/platform.h"
@@ -437,6 +438,7 @@ static void test_host_comm_and_choice(void) {
     dt_error err = {{0}, 0};
     dt_backend_ops cpu_like = fake_backend_ops;
     cpu_like.name = "cpu";
+    cpu_like.flags = DT_BACKEND_HOST_MEMORY;
     dt_backend cpu = {&cpu_like, NULL};
     dt_comm host = host_comm(0, 2);
     dt_device_comm dc;

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../src/backend/backend_impl.h" /* the recording backend wraps a table */
 #include "backends.h"
 #include "check.h"
 #include "dtrain/backend.h"
@@ -44,7 +45,7 @@ static void test_layout(void) {
     const dt_state_entry *fc = dt_model_find(m, "fc.weight");
     CHECK(fc && fc->shape[0] == 10 && fc->shape[1] == 512 && fc->in_classifier);
     dt_model_destroy(m);
-    be.ops->destroy(be.ctx);
+    dt_backend_free(&be);
 }
 
 /* Each depth against torchvision's resnetNN(num_classes=1000): parameters (sum of numel over
@@ -176,10 +177,10 @@ static double loss_of(dt_model *m, const uint8_t *px, const int32_t *labels, con
     dt_error err = {{0}, 0};
     const dt_backend *be = dt_model_backend(m);
     double stats[DT_LOSS_STATS];
-    if (be->ops->loss_stats_read(be->ctx, stats, 1, &err) ||
+    if (dt_backend_loss_stats_read(be, stats, 1, &err) ||
         dt_model_forward(m, px, mean, stdev, 1, &err) ||
         dt_model_loss(m, labels, w, grad_scale, pred, &err) ||
-        be->ops->loss_stats_read(be->ctx, stats, 1, &err)) {
+        dt_backend_loss_stats_read(be, stats, 1, &err)) {
         fprintf(stderr, "forward failed: %s\n", err.message);
         return NAN;
     }
@@ -214,7 +215,7 @@ static void test_whole_network_gradient(void) {
     double loss0 = loss_of(m, px, labels, w, pred, 1.0f / B);
     CHECK(isfinite(loss0));
     CHECK(dt_model_backward(m, 0, 0, &err) == 0);
-    CHECK(be.ops->buffer_download(be.ctx, grads, dt_model_grads(m), n, &err) == 0);
+    CHECK(dt_backend_buffer_download(&be, grads, dt_model_grads(m), n, &err) == 0);
 
     /* Along the gradient itself (the largest signal for float32 forwards): the directional
      * derivative is |g|. BatchNorm over 4 samples makes the loss strongly curved, so the step
@@ -265,10 +266,10 @@ static void test_whole_network_gradient(void) {
     float *twice = malloc(n * sizeof *twice);
     loss_of(m, px, labels, w, pred, 1.0f / B);
     CHECK(dt_model_backward(m, 0, 0, &err) == 0);
-    CHECK(be.ops->buffer_download(be.ctx, grads, dt_model_grads(m), n, &err) == 0);
+    CHECK(dt_backend_buffer_download(&be, grads, dt_model_grads(m), n, &err) == 0);
     loss_of(m, px, labels, w, pred, 1.0f / B);
     CHECK(dt_model_backward(m, 1, 0, &err) == 0);
-    CHECK(be.ops->buffer_download(be.ctx, twice, dt_model_grads(m), n, &err) == 0);
+    CHECK(dt_backend_buffer_download(&be, twice, dt_model_grads(m), n, &err) == 0);
     double worst = 0;
     for (size_t i = 0; i < n; i++) {
         double d = fabs(twice[i] - 2.0 * grads[i]) / (1e-6 + fabs(2.0 * grads[i]));
@@ -284,7 +285,7 @@ static void test_whole_network_gradient(void) {
     free(stats);
     free(twice);
     dt_model_destroy(m);
-    be.ops->destroy(be.ctx);
+    dt_backend_free(&be);
 }
 
 /* freeze: backbone: only the classifier gets gradients; the rest of the buffer is untouched. */
@@ -310,7 +311,7 @@ static void test_frozen_backbone(void) {
     CHECK(isfinite(loss_of(m, px, labels, w, pred, 0.5f)));
     CHECK(dt_model_backward(m, 0, 0, &err) == 0);
     float *grads = malloc(n * sizeof *grads);
-    CHECK(be.ops->buffer_download(be.ctx, grads, dt_model_grads(m), n, &err) == 0);
+    CHECK(dt_backend_buffer_download(&be, grads, dt_model_grads(m), n, &err) == 0);
     double backbone = 0, head = 0;
     for (size_t i = 0; i < offset; i++) backbone += fabs(grads[i]);
     for (size_t i = offset; i < n; i++) head += fabs(grads[i]);
@@ -319,7 +320,7 @@ static void test_frozen_backbone(void) {
     CHECK_INT_EQ(dt_model_batches_tracked(m), 0);
     free(grads);
     dt_model_destroy(m);
-    be.ops->destroy(be.ctx);
+    dt_backend_free(&be);
 }
 
 static int failing_ready(void *user, size_t offset, size_t count, dt_error *err) {
@@ -344,8 +345,8 @@ static int record_ready(void *user, size_t offset, size_t count, dt_error *err) 
     log->n++;
     /* the span's gradients are final when reported: they are not all zero any more */
     float *host = malloc(count * sizeof *host);
-    if (!host || log->be->ops->buffer_download(log->be->ctx, host, dt_model_grads(log->m) + offset,
-                                               count, err)) {
+    if (!host ||
+        dt_backend_buffer_download(log->be, host, dt_model_grads(log->m) + offset, count, err)) {
         free(host);
         return -1;
     }
@@ -398,7 +399,7 @@ static void check_grads_ready(int freeze) {
     CHECK(dt_model_backward(m, 0, 1, &err) == -1);
     CHECK(strstr(err.message, "bucket refused") != NULL);
     dt_model_destroy(m);
-    be.ops->destroy(be.ctx);
+    dt_backend_free(&be);
 }
 
 /* ---- the convolutions the model creates are the ones dt_model_conv_descs lists ---- */
@@ -440,7 +441,7 @@ static void check_conv_list(const char *arch, int expect, int freeze) {
     }
     CHECK_INT_EQ(dt_model_conv_descs(&opt, listed, 1), n); /* counts past max */
     if (m) dt_model_destroy(m);
-    be.ops->destroy(be.ctx);
+    dt_backend_free(&be);
 }
 
 int main(int argc, char **argv) {

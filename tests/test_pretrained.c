@@ -492,7 +492,7 @@ int main(void) {
         test_through_dtrain();
     }
     if (model) dt_model_destroy(model);
-    if (backend.ops) backend.ops->destroy(backend.ctx);
+    if (backend.ops) dt_backend_free(&backend);
     free(source_params);
     free(source_stats);
     dt_testgen_finish_temp_dir(workdir);

@@ -302,7 +302,7 @@ static int run_create(const fixture *f, run *r) {
 
 static void run_destroy(run *r) {
     if (r->model) dt_model_destroy(r->model);
-    if (r->be.ops) r->be.ops->destroy(r->be.ctx);
+    if (r->be.ops) dt_backend_free(&r->be);
     free(r->params);
     free(r->grads);
     free(r->stats);
@@ -469,22 +469,21 @@ static int train_steps(const fixture *f, run *r, int steps, double *losses, wors
     if (!momentum || !after) goto fail;
     for (int step = 0; step < steps; step++) {
         double stats[DT_LOSS_STATS];
-        if (r->be.ops->loss_stats_read(r->be.ctx, stats, 1, &err) ||
+        if (dt_backend_loss_stats_read(&r->be, stats, 1, &err) ||
             dt_model_forward(m, r->pixels, f->mean, f->std, 1, &err) ||
             dt_model_loss(m, r->labels, r->weights, 1.0f / (float)f->batch, r->pred, &err) ||
-            dt_model_backward(m, 0, 0, &err) ||
-            r->be.ops->loss_stats_read(r->be.ctx, stats, 1, &err))
+            dt_model_backward(m, 0, 0, &err) || dt_backend_loss_stats_read(&r->be, stats, 1, &err))
             goto fail;
         losses[step] = stats[DT_LOSS_SUM] / f->batch;
-        if (r->be.ops->buffer_download(r->be.ctx, r->grads, dt_model_grads(m), np, &err)) goto fail;
+        if (dt_backend_buffer_download(&r->be, r->grads, dt_model_grads(m), np, &err)) goto fail;
         if (step == 0) {
             check_logits(f, r, Q_LOGITS, "logits", w);
             check_gradients(f, r, w);
         }
         sgd.first_step = step == 0;
-        if (r->be.ops->sgd_step(r->be.ctx, &sgd, dt_model_params(m), dt_model_grads(m),
+        if (dt_backend_sgd_step(&r->be, &sgd, dt_model_params(m), dt_model_grads(m),
                                 dt_model_momentum(m), np, &err) ||
-            r->be.ops->buffer_download(r->be.ctx, after, dt_model_params(m), np, &err))
+            dt_backend_buffer_download(&r->be, after, dt_model_params(m), np, &err))
             goto fail;
         double e = expected_sgd_error(&sgd, r->params, r->grads, momentum, after, np);
         CHECK_MSG(e <= 1e-6, "SGD step %d: parameters off torch.optim.SGD's rule by %.3g", step, e);

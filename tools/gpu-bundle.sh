@@ -4,7 +4,7 @@
 # packs into gpu-bundle/bundle.tar.xz (git-ignored, at most 60 MiB; every test program carries
 # the CUDA kernels, so the tree itself is larger) what the GPU machine needs and lacks:
 #
-#   build/...                   dtrain (+ libdtrain_main.so), the gpu-labelled test programs
+#   build/...                   dtrain (+ its CUDA module libdtrain_cuda.so), the gpu tests
 #                               (cuda_steady_state_check among them),
 #                               test_cudnn_plans, the dataset programs, at their build-tree paths
 #                               (stripped), each with an $ORIGIN-relative run path to lib/
@@ -112,8 +112,8 @@ EOF
 chmod +x "$bundle/run-gpu-tests.sh"
 
 # ---- programs --------------------------------------------------------------------------------
-# dtrain is a small launcher plus the program proper, libdtrain_main.so, loaded from beside it
-programs=(dtrain libdtrain_main.so tests/test_cudnn_plans tests/make_learnable_imagefolder
+# dtrain loads its CUDA backend, libdtrain_cuda.so, from beside it
+programs=(dtrain libdtrain_cuda.so tests/test_cudnn_plans tests/make_learnable_imagefolder
   bench/bench_make_photos)
 mapfile -t -O "${#programs[@]}" programs <"$bundle/gpu-programs.txt"
 rm -f "$bundle/gpu-programs.txt"
@@ -142,7 +142,7 @@ done
 strip --strip-unneeded "$bundle"/lib/*.so* "$bundle"/lib/extra/*.so* 2>/dev/null || true
 
 # ---- the run path: every program finds lib/ from where it lies --------------------------------
-for p in libdtrain_main.so tests/cuda_ops_check tests/cuda_steady_state_check \
+for p in dtrain libdtrain_cuda.so tests/cuda_ops_check tests/cuda_steady_state_check \
   tests/nccl_one_rank_check; do
   # shellcheck disable=SC2016 # a literal $ORIGIN
   readelf -d "$bundle/build/$p" | grep -q 'R.*PATH.*\$ORIGIN/\.\./' ||

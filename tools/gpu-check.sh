@@ -153,7 +153,11 @@ fi
 
 version_out=$("$build/dtrain" --version 2>&1)
 rc=$?
-if [[ $rc -ne 0 ]] && LD_LIBRARY_PATH=$LD_LIBRARY_PATH:$bundle/lib/extra "$build/dtrain" --version >/dev/null 2>&1; then
+# the CUDA module (libdtrain_cuda.so, the C++ runtime's user) is loaded by --version: its failure
+# shows as "CUDA: not loadable"
+if [[ $rc -ne 0 || $version_out == *"CUDA: not loadable"* ]] &&
+  extra_out=$(LD_LIBRARY_PATH=$LD_LIBRARY_PATH:$bundle/lib/extra "$build/dtrain" --version 2>&1) &&
+  [[ $extra_out != *"CUDA: not loadable"* ]]; then
   export LD_LIBRARY_PATH=$LD_LIBRARY_PATH:$bundle/lib/extra
   version_out=$("$build/dtrain" --version 2>&1)
   rc=$?

@@ -1,6 +1,10 @@
-/* The compute backend interface: a table of functions plus a context, implemented by the CPU
- * (oneDNN) backend and by the CUDA (cuDNN) backend. The model graph and the training loop are
- * written once, above it. C only: no CUDA or oneDNN types appear here.
+/* The compute backend interface: a handle (dt_backend) and the functions dt_backend_OP(b, ...)
+ * that the model graph, the training loop and the comms call, implemented by the CPU (oneDNN)
+ * backend and by the CUDA (cuDNN) backend. The table of functions behind a handle is private to
+ * src/backend/ (backend_impl.h); a backend may leave optional entries out, which the functions
+ * here turn into a no-op or a clear error, and the checks both backends need (argument ranges)
+ * are made here once. What differs between backends is asked through capability flags
+ * (dt_backend_has), never by name. C only: no CUDA or oneDNN types appear here.
  *
  * Memory model
  *  - Flat buffers (parameters, gradients, momentum, BN running statistics) are float arrays in
@@ -32,6 +36,15 @@
 #include <stdint.h>
 
 #include "dtrain/error.h"
+
+/* runtime.precision; auto (the default) is resolved per device by dt_precision_resolve
+ * (config.h) before a backend is created, which gets one of the other three */
+typedef enum {
+    DT_PRECISION_FP32,
+    DT_PRECISION_TF32,
+    DT_PRECISION_BF16,
+    DT_PRECISION_AUTO
+} dt_precision_kind;
 
 typedef struct dt_tensor dt_tensor; /* activation, logical shape n x c x h x w */
 typedef struct dt_layer dt_layer;   /* one op instance: its primitives and saved state */
@@ -146,159 +159,189 @@ enum {
     DT_LOSS_STATS = 4
 };
 
-typedef struct dt_backend_ops {
-    const char *name; /* "cpu", "cuda" */
-
-    void (*destroy)(void *ctx);
-    /* waits until every queued op has finished */
-    int (*synchronize)(void *ctx, dt_error *err);
-    /* the compute stream as an opaque handle (cudaStream_t on CUDA, NULL on the CPU): device
-     * collectives are queued on it so they run in the ops' order */
-    void *(*compute_stream)(void *ctx);
-
-    /* Host memory the backend can copy from asynchronously (CUDA: pinned; CPU: aligned
-     * malloc). Used for the loader's batch slots. */
-    void *(*host_alloc)(void *ctx, size_t bytes, dt_error *err);
-    void (*host_free)(void *ctx, void *p);
-    /* Blocks until every host pixel buffer handed to tensor_from_images so far has been read,
-     * so that the caller may refill it. */
-    int (*input_wait)(void *ctx, dt_error *err);
-    /* Starts moving the next batch's pixels (bytes of pixels_nhwc, host_alloc memory) to the
-     * device ahead of the tensor_from_images that takes the same pointer and size, so that the
-     * copy overlaps the current step (CUDA: into the other device pixel buffer; CPU: nothing to
-     * do, tensor_from_images reads the host pixels). The buffer stays untouched until input_wait
-     * returns; input_wait forgets a prefetch not used by then, and tensor_from_images with other
-     * pixels copies them itself. */
-    int (*input_prefetch)(void *ctx, const uint8_t *pixels_nhwc, size_t bytes, dt_error *err);
-
-    /* The parameters were written other than through this interface (a load, a broadcast into
-     * host memory on the CPU): cached derived weights are rebuilt on next use. */
-    void (*params_changed)(void *ctx);
-
-    /* Marks, in stream order, that the compute stream enters phase (dt_phase) from here on.
-     * phase_read adds the seconds counted to each phase since the last reset into seconds[]
-     * (waiting for the marks to complete) and resets the counters when reset is set. */
-    int (*phase_mark)(void *ctx, int phase, dt_error *err);
-    int (*phase_read)(void *ctx, double seconds[DT_PHASE_COUNT], int reset, dt_error *err);
-
-    /* flat float buffers in backend memory */
-    float *(*buffer_alloc)(void *ctx, size_t count, dt_error *err); /* zero-filled */
-    void (*buffer_free)(void *ctx, float *buffer);
-    int (*buffer_upload)(void *ctx, float *dst, const float *host_src, size_t count, dt_error *err);
-    int (*buffer_download)(void *ctx, float *host_dst, const float *src, size_t count,
-                           dt_error *err);
-    int (*buffer_fill)(void *ctx, float *dst, float value, size_t count, dt_error *err);
-    /* y += alpha * x */
-    int (*buffer_axpy)(void *ctx, float *y, float alpha, const float *x, size_t count,
-                       dt_error *err);
-    /* updates params in place; momentum may be NULL when p->momentum == 0 */
-    int (*sgd_step)(void *ctx, const dt_sgd_params *p, float *params, const float *grads,
-                    float *momentum, size_t count, dt_error *err);
-    /* sum of squares of count floats (for weight norms and checks outside the step; waits) */
-    int (*buffer_sum_squares)(void *ctx, const float *src, size_t count, double *out,
-                              dt_error *err);
-
-    /* The non-finite guard (see dt_guard_state). guard_reset sets the state (records and
-     * step_skipped ignored, halted_step taken as given) and the consecutive non-finite steps
-     * that halt the guard (>= 1). guard_check: in stream order, the step's verdict from count
-     * gradients at grads. guard_restore: in stream order, dst = backup when the last checked
-     * step is skipped. guard_read waits for the queued ops, returns the state and clears its
-     * records and skipped count. */
-    int (*guard_reset)(void *ctx, const dt_guard_state *state, int64_t halt_after, dt_error *err);
-    int (*guard_check)(void *ctx, const float *grads, size_t count, int64_t step, dt_error *err);
-    int (*guard_restore)(void *ctx, float *dst, const float *backup, size_t count, dt_error *err);
-    int (*guard_read)(void *ctx, dt_guard_state *out, dt_error *err);
-    /* the backend's own counts since it was created (never fails) */
-    void (*counters)(void *ctx, dt_backend_counters *out);
-    /* installs (check != NULL) or removes the check every host wait polls (see
-     * dt_wait_check_fn); the CPU backend never waits and keeps it unused */
-    void (*set_wait_check)(void *ctx, dt_wait_check_fn check, void *user);
-
-    /* activations */
-    dt_tensor *(*tensor_create)(void *ctx, int n, int c, int h, int w, dt_error *err);
-    void (*tensor_destroy)(void *ctx, dt_tensor *t);
-    /* host arrays are plain NCHW float */
-    int (*tensor_upload)(void *ctx, dt_tensor *dst, const float *host_nchw, dt_error *err);
-    int (*tensor_download)(void *ctx, const dt_tensor *src, float *host_nchw, dt_error *err);
-    /* dst[n][c][h][w] = (pixels[n][h][w][c] / 255 - mean[c]) / std[c]; pixels uint8 NHWC RGB.
-     * May return before the pixels are read (CUDA: an asynchronous copy from host_alloc
-     * memory); the buffer stays untouched until input_wait returns. */
-    int (*tensor_from_images)(void *ctx, dt_tensor *dst, const uint8_t *pixels_nhwc,
-                              const float mean[3], const float std[3], dt_error *err);
-    /* dst += src (same shape) */
-    int (*tensor_add)(void *ctx, dt_tensor *dst, const dt_tensor *src, dt_error *err);
-
-    void (*layer_destroy)(void *ctx, dt_layer *layer);
-
-    /* convolution, no bias. weight: OIHW view into the parameter buffer. */
-    dt_layer *(*conv_create)(void *ctx, const dt_conv_desc *d, dt_error *err);
-    int (*conv_forward)(void *ctx, dt_layer *l, const float *weight, const dt_tensor *x,
-                        dt_tensor *y, dt_error *err);
-    /* writes weight_grad when not NULL (overwrites, or adds when accumulate is set) and dx when
-     * not NULL (overwrites). Follows this layer's conv_forward of the same step with the same
-     * weight values (as autograd's saved tensors): the backend may reuse what that forward
-     * derived from the weights. */
-    int (*conv_backward)(void *ctx, dt_layer *l, const float *weight, const dt_tensor *x,
-                         const dt_tensor *dy, dt_tensor *dx, float *weight_grad, int accumulate,
-                         dt_error *err);
-
-    /* batch normalisation (+ optional fused ReLU). training: batch statistics, saved for
-     * backward, running statistics updated (unbiased variance, as torch); else running stats. */
-    dt_layer *(*batchnorm_create)(void *ctx, const dt_batchnorm_desc *d, dt_error *err);
-    int (*batchnorm_forward)(void *ctx, dt_layer *l, const float *gamma, const float *beta,
-                             float *running_mean, float *running_var, int training,
-                             const dt_tensor *x, dt_tensor *y, dt_error *err);
-    /* after a training forward; y is that forward's output (needed for the fused ReLU mask).
-     * Writes dgamma/dbeta (when not NULL; overwritten, or added to when accumulate is set) and
-     * overwrites dx. dx may be the same tensor as dy. */
-    int (*batchnorm_backward)(void *ctx, dt_layer *l, const float *gamma, const float *beta,
-                              const dt_tensor *x, const dt_tensor *y, const dt_tensor *dy,
-                              dt_tensor *dx, float *dgamma, float *dbeta, int accumulate,
-                              dt_error *err);
-
-    /* y = relu(y + x), in place on y (the residual join) */
-    int (*add_relu_forward)(void *ctx, dt_tensor *y, const dt_tensor *x, dt_error *err);
-    /* dx = dy * (y > 0); dx may be the same tensor as dy */
-    int (*relu_backward)(void *ctx, const dt_tensor *y, const dt_tensor *dy, dt_tensor *dx,
-                         dt_error *err);
-
-    dt_layer *(*maxpool_create)(void *ctx, const dt_pool_desc *d, dt_error *err);
-    int (*maxpool_forward)(void *ctx, dt_layer *l, const dt_tensor *x, dt_tensor *y, dt_error *err);
-    int (*maxpool_backward)(void *ctx, dt_layer *l, const dt_tensor *dy, dt_tensor *dx,
-                            dt_error *err);
-
-    /* global average pool: x (n,c,h,w) -> y (n,c,1,1) */
-    int (*avgpool_forward)(void *ctx, const dt_tensor *x, dt_tensor *y, dt_error *err);
-    int (*avgpool_backward)(void *ctx, const dt_tensor *dy, dt_tensor *dx, dt_error *err);
-
-    /* fully connected: x (n,in,1,1) -> y (n,out,1,1); weight [out][in], bias [out] */
-    dt_layer *(*linear_create)(void *ctx, const dt_linear_desc *d, dt_error *err);
-    int (*linear_forward)(void *ctx, dt_layer *l, const float *weight, const float *bias,
-                          const dt_tensor *x, dt_tensor *y, dt_error *err);
-    /* writes weight_grad/bias_grad (when not NULL; overwritten, or added to when accumulate is
-     * set) and overwrites dx (when not NULL) */
-    int (*linear_backward)(void *ctx, dt_layer *l, const float *weight, const dt_tensor *x,
-                           const dt_tensor *dy, dt_tensor *dx, float *weight_grad, float *bias_grad,
-                           int accumulate, dt_error *err);
-
-    /* Softmax cross-entropy over logits (n,k,1,1) with host labels and host per-sample weights
-     * (0 or 1), both read before the call returns. Adds sum_i w_i * loss_i, the weighted count
-     * of correct argmax predictions, sum_i w_i and the number of weighted samples whose loss is
-     * not finite to the backend's loss statistics (see DT_LOSS_*). When dlogits is not NULL:
-     * dlogits_i = grad_scale * w_i * (softmax_i - onehot_i). predictions (host, may be NULL):
-     * argmax per sample, for which the backend may wait (evaluation and tests only). */
-    int (*softmax_cross_entropy)(void *ctx, const dt_tensor *logits, const int32_t *labels,
-                                 const float *weights, dt_tensor *dlogits, float grad_scale,
-                                 int32_t *predictions, dt_error *err);
-    /* Waits for the queued ops and reads the loss statistics (out[DT_LOSS_*]); reset: zero them
-     * afterwards. */
-    int (*loss_stats_read)(void *ctx, double out[DT_LOSS_STATS], int reset, dt_error *err);
-} dt_backend_ops;
-
+/* A backend: held by value (two words, copied by the model and the comms); its table is the
+ * backend's own (src/backend/backend_impl.h) and is only reached through the functions below. */
+typedef struct dt_backend_ops dt_backend_ops;
 typedef struct dt_backend {
     const dt_backend_ops *ops;
     void *ctx;
 } dt_backend;
+
+/* Capabilities (dt_backend_has). */
+enum {
+    /* flat buffers and tensors live in host memory: the host may read and write buffers
+     * directly (then params_changed), and host collectives (MPI) take them as they are */
+    DT_BACKEND_HOST_MEMORY = 1u << 0,
+};
+
+/* "cpu", "cuda": for logs and reports */
+const char *dt_backend_name(const dt_backend *b);
+/* whether b has every capability in flags (DT_BACKEND_*) */
+int dt_backend_has(const dt_backend *b, unsigned flags);
+/* Releases the backend and everything it holds (b may be a zeroed handle: nothing to do). */
+void dt_backend_free(const dt_backend *b);
+/* waits until every queued op has finished */
+int dt_backend_synchronize(const dt_backend *b, dt_error *err);
+/* the compute stream as an opaque handle (cudaStream_t on CUDA, NULL on the CPU): device
+ * collectives are queued on it so they run in the ops' order */
+void *dt_backend_compute_stream(const dt_backend *b);
+
+/* Host memory the backend can copy from asynchronously (CUDA: pinned; CPU: aligned
+ * malloc). Used for the loader's batch slots. */
+void *dt_backend_host_alloc(const dt_backend *b, size_t bytes, dt_error *err);
+void dt_backend_host_free(const dt_backend *b, void *p);
+/* the two above shaped as allocator hooks (user: the dt_backend), for the loader's batch slots */
+void *dt_backend_host_alloc_hook(void *backend, size_t bytes, dt_error *err);
+void dt_backend_host_free_hook(void *backend, void *p);
+/* Blocks until every host pixel buffer handed to tensor_from_images so far has been read,
+ * so that the caller may refill it. */
+int dt_backend_input_wait(const dt_backend *b, dt_error *err);
+/* Starts moving the next batch's pixels (bytes of pixels_nhwc, host_alloc memory) to the
+ * device ahead of the tensor_from_images that takes the same pointer and size, so that the
+ * copy overlaps the current step (CUDA: into the other device pixel buffer; CPU: nothing to
+ * do, tensor_from_images reads the host pixels). The buffer stays untouched until input_wait
+ * returns; input_wait forgets a prefetch not used by then, and tensor_from_images with other
+ * pixels copies them itself. */
+int dt_backend_input_prefetch(const dt_backend *b, const uint8_t *pixels_nhwc, size_t bytes,
+                              dt_error *err);
+
+/* The parameters were written other than through this interface (a load, a broadcast into
+ * host memory on the CPU): cached derived weights are rebuilt on next use. */
+void dt_backend_params_changed(const dt_backend *b);
+
+/* Marks, in stream order, that the compute stream enters phase (dt_phase) from here on.
+ * phase_read adds the seconds counted to each phase since the last reset into seconds[]
+ * (waiting for the marks to complete) and resets the counters when reset is set. */
+int dt_backend_phase_mark(const dt_backend *b, int phase, dt_error *err);
+int dt_backend_phase_read(const dt_backend *b, double seconds[DT_PHASE_COUNT], int reset,
+                          dt_error *err);
+
+/* flat float buffers in backend memory */
+float *dt_backend_buffer_alloc(const dt_backend *b, size_t count, dt_error *err); /* zero-filled */
+void dt_backend_buffer_free(const dt_backend *b, float *buffer);
+int dt_backend_buffer_upload(const dt_backend *b, float *dst, const float *host_src, size_t count,
+                             dt_error *err);
+int dt_backend_buffer_download(const dt_backend *b, float *host_dst, const float *src, size_t count,
+                               dt_error *err);
+int dt_backend_buffer_fill(const dt_backend *b, float *dst, float value, size_t count,
+                           dt_error *err);
+/* y += alpha * x */
+int dt_backend_buffer_axpy(const dt_backend *b, float *y, float alpha, const float *x, size_t count,
+                           dt_error *err);
+/* updates params in place; momentum may be NULL when p->momentum == 0 */
+int dt_backend_sgd_step(const dt_backend *b, const dt_sgd_params *p, float *params,
+                        const float *grads, float *momentum, size_t count, dt_error *err);
+/* sum of squares of count floats (for weight norms and checks outside the step; waits) */
+int dt_backend_buffer_sum_squares(const dt_backend *b, const float *src, size_t count, double *out,
+                                  dt_error *err);
+
+/* The non-finite guard (see dt_guard_state). guard_reset sets the state (records and
+ * step_skipped ignored, halted_step taken as given) and the consecutive non-finite steps
+ * that halt the guard (>= 1). guard_check: in stream order, the step's verdict from count
+ * gradients at grads. guard_restore: in stream order, dst = backup when the last checked
+ * step is skipped. guard_read waits for the queued ops, returns the state and clears its
+ * records and skipped count. */
+int dt_backend_guard_reset(const dt_backend *b, const dt_guard_state *state, int64_t halt_after,
+                           dt_error *err);
+int dt_backend_guard_check(const dt_backend *b, const float *grads, size_t count, int64_t step,
+                           dt_error *err);
+int dt_backend_guard_restore(const dt_backend *b, float *dst, const float *backup, size_t count,
+                             dt_error *err);
+int dt_backend_guard_read(const dt_backend *b, dt_guard_state *out, dt_error *err);
+/* the backend's own counts since it was created (never fails) */
+void dt_backend_read_counters(const dt_backend *b, dt_backend_counters *out);
+/* installs (check != NULL) or removes the check every host wait polls (see
+ * dt_wait_check_fn); the CPU backend never waits and keeps it unused */
+void dt_backend_set_wait_check(const dt_backend *b, dt_wait_check_fn check, void *user);
+
+/* activations */
+dt_tensor *dt_backend_tensor_create(const dt_backend *b, int n, int c, int h, int w, dt_error *err);
+void dt_backend_tensor_destroy(const dt_backend *b, dt_tensor *t);
+/* host arrays are plain NCHW float */
+int dt_backend_tensor_upload(const dt_backend *b, dt_tensor *dst, const float *host_nchw,
+                             dt_error *err);
+int dt_backend_tensor_download(const dt_backend *b, const dt_tensor *src, float *host_nchw,
+                               dt_error *err);
+/* dst[n][c][h][w] = (pixels[n][h][w][c] / 255 - mean[c]) / std[c]; pixels uint8 NHWC RGB.
+ * May return before the pixels are read (CUDA: an asynchronous copy from host_alloc
+ * memory); the buffer stays untouched until input_wait returns. */
+int dt_backend_tensor_from_images(const dt_backend *b, dt_tensor *dst, const uint8_t *pixels_nhwc,
+                                  const float mean[3], const float std[3], dt_error *err);
+/* dst += src (same shape) */
+int dt_backend_tensor_add(const dt_backend *b, dt_tensor *dst, const dt_tensor *src, dt_error *err);
+
+void dt_backend_layer_destroy(const dt_backend *b, dt_layer *layer);
+
+/* convolution, no bias. weight: OIHW view into the parameter buffer. */
+dt_layer *dt_backend_conv_create(const dt_backend *b, const dt_conv_desc *d, dt_error *err);
+int dt_backend_conv_forward(const dt_backend *b, dt_layer *l, const float *weight,
+                            const dt_tensor *x, dt_tensor *y, dt_error *err);
+/* writes weight_grad when not NULL (overwrites, or adds when accumulate is set) and dx when
+ * not NULL (overwrites). Follows this layer's conv_forward of the same step with the same
+ * weight values (as autograd's saved tensors): the backend may reuse what that forward
+ * derived from the weights. */
+int dt_backend_conv_backward(const dt_backend *b, dt_layer *l, const float *weight,
+                             const dt_tensor *x, const dt_tensor *dy, dt_tensor *dx,
+                             float *weight_grad, int accumulate, dt_error *err);
+
+/* batch normalisation (+ optional fused ReLU). training: batch statistics, saved for
+ * backward, running statistics updated (unbiased variance, as torch); else running stats. */
+dt_layer *dt_backend_batchnorm_create(const dt_backend *b, const dt_batchnorm_desc *d,
+                                      dt_error *err);
+int dt_backend_batchnorm_forward(const dt_backend *b, dt_layer *l, const float *gamma,
+                                 const float *beta, float *running_mean, float *running_var,
+                                 int training, const dt_tensor *x, dt_tensor *y, dt_error *err);
+/* after a training forward; y is that forward's output (needed for the fused ReLU mask).
+ * Writes dgamma/dbeta (when not NULL; overwritten, or added to when accumulate is set) and
+ * overwrites dx. dx may be the same tensor as dy. */
+int dt_backend_batchnorm_backward(const dt_backend *b, dt_layer *l, const float *gamma,
+                                  const float *beta, const dt_tensor *x, const dt_tensor *y,
+                                  const dt_tensor *dy, dt_tensor *dx, float *dgamma, float *dbeta,
+                                  int accumulate, dt_error *err);
+
+/* y = relu(y + x), in place on y (the residual join) */
+int dt_backend_add_relu_forward(const dt_backend *b, dt_tensor *y, const dt_tensor *x,
+                                dt_error *err);
+/* dx = dy * (y > 0); dx may be the same tensor as dy */
+int dt_backend_relu_backward(const dt_backend *b, const dt_tensor *y, const dt_tensor *dy,
+                             dt_tensor *dx, dt_error *err);
+
+dt_layer *dt_backend_maxpool_create(const dt_backend *b, const dt_pool_desc *d, dt_error *err);
+int dt_backend_maxpool_forward(const dt_backend *b, dt_layer *l, const dt_tensor *x, dt_tensor *y,
+                               dt_error *err);
+int dt_backend_maxpool_backward(const dt_backend *b, dt_layer *l, const dt_tensor *dy,
+                                dt_tensor *dx, dt_error *err);
+
+/* global average pool: x (n,c,h,w) -> y (n,c,1,1) */
+int dt_backend_avgpool_forward(const dt_backend *b, const dt_tensor *x, dt_tensor *y,
+                               dt_error *err);
+int dt_backend_avgpool_backward(const dt_backend *b, const dt_tensor *dy, dt_tensor *dx,
+                                dt_error *err);
+
+/* fully connected: x (n,in,1,1) -> y (n,out,1,1); weight [out][in], bias [out] */
+dt_layer *dt_backend_linear_create(const dt_backend *b, const dt_linear_desc *d, dt_error *err);
+int dt_backend_linear_forward(const dt_backend *b, dt_layer *l, const float *weight,
+                              const float *bias, const dt_tensor *x, dt_tensor *y, dt_error *err);
+/* writes weight_grad/bias_grad (when not NULL; overwritten, or added to when accumulate is
+ * set) and overwrites dx (when not NULL) */
+int dt_backend_linear_backward(const dt_backend *b, dt_layer *l, const float *weight,
+                               const dt_tensor *x, const dt_tensor *dy, dt_tensor *dx,
+                               float *weight_grad, float *bias_grad, int accumulate, dt_error *err);
+
+/* Softmax cross-entropy over logits (n,k,1,1) with host labels and host per-sample weights
+ * (0 or 1), both read before the call returns. Adds sum_i w_i * loss_i, the weighted count
+ * of correct argmax predictions, sum_i w_i and the number of weighted samples whose loss is
+ * not finite to the backend's loss statistics (see DT_LOSS_*). When dlogits is not NULL:
+ * dlogits_i = grad_scale * w_i * (softmax_i - onehot_i). predictions (host, may be NULL):
+ * argmax per sample, for which the backend may wait (evaluation and tests only). */
+int dt_backend_softmax_cross_entropy(const dt_backend *b, const dt_tensor *logits,
+                                     const int32_t *labels, const float *weights,
+                                     dt_tensor *dlogits, float grad_scale, int32_t *predictions,
+                                     dt_error *err);
+/* Waits for the queued ops and reads the loss statistics (out[DT_LOSS_*]); reset: zero them
+ * afterwards. */
+int dt_backend_loss_stats_read(const dt_backend *b, double out[DT_LOSS_STATS], int reset,
+                               dt_error *err);
 
 typedef struct dt_backend_options {
     int threads;   /* compute threads (CPU); 0 = all cores */
@@ -312,71 +355,13 @@ typedef struct dt_backend_options {
 /* CPU backend (oneDNN). Always compiled in. */
 int dt_backend_cpu_create(const dt_backend_options *opt, dt_backend *out, dt_error *err);
 
-/* CUDA training backend: fails with a clear message while it is not built in. */
+/* CUDA backend (cuDNN, cuBLAS, own kernels), in the module libdtrain_cuda.so that the program
+ * loads on first use (src/backend/cuda_module.c): a build without the toolkit, or a machine
+ * where the module cannot load (libcudnn.so.9 or libcublas missing), fails with the reason
+ * (dt_gpu_query's, include/dtrain/gpu.h). */
 int dt_backend_cuda_create(const dt_backend_options *opt, dt_backend *out, dt_error *err);
+/* this dtrain was built with the CUDA backend (whether or not it can load here) */
 int dt_backend_cuda_training_available(void);
-/* GPUs visible to this process (0 without the CUDA toolkit, driver or device). */
-int dt_backend_cuda_device_count(void);
-
-/* Why no GPU is usable (dt_gpu_query.status). */
-typedef enum {
-    DT_GPU_AVAILABLE = 0,   /* count > 0 */
-    DT_GPU_NOT_BUILT,       /* this dtrain was built without the CUDA toolkit */
-    DT_GPU_NO_DRIVER,       /* no NVIDIA driver (libcuda) found */
-    DT_GPU_DRIVER_TOO_OLD,  /* the driver is older than this build's CUDA runtime needs */
-    DT_GPU_NO_DEVICE,       /* a driver, but no device visible (CUDA_VISIBLE_DEVICES?) */
-    DT_GPU_QUERY_FAILED,    /* another CUDA error: see detail */
-    DT_GPU_LIBRARY_MISSING, /* cuDNN, cuBLAS or (several ranks) NCCL not loadable: see detail */
-    DT_GPU_LIBRARY_MISMATCH /* a library too old or built for another CUDA major: see detail */
-} dt_gpu_status;
-
-typedef struct dt_gpu_query {
-    int count; /* visible GPUs (the runtime applies CUDA_VISIBLE_DEVICES) */
-    dt_gpu_status status;
-    int driver_version, runtime_version; /* CUDA's 1000 * major + 10 * minor; 0: none/unknown */
-    char detail[600];                    /* the CUDA error's or the library check's text */
-    /* The libraries as loaded (0: not loadable): cudnnGetVersion (90100 = 9.1.0) and the CUDA
-     * version cuDNN was built for (cudnnGetCudartVersion), cuBLAS's (cublasGetProperty:
-     * 10000 * major + 100 * minor + patch), NCCL's (ncclGetVersion), needed by several GPU
-     * ranks only (nccl_needed, set by the caller). */
-    int cudnn_version, cudnn_cudart_version, cublas_version, nccl_version, nccl_needed;
-} dt_gpu_query;
-
-/* Oldest library versions the CUDA backend runs with (README: versions). */
-#define DT_CUDNN_MIN_VERSION 90100
-#define DT_NCCL_MIN_VERSION 21800
-
-/* Asks the CUDA runtime (which starts it) for the visible GPUs and, when there are none, why.
- * Without the toolkit: count 0, DT_GPU_NOT_BUILT. */
-void dt_backend_cuda_query(dt_gpu_query *out);
-/* The status for cudaGetDeviceCount's error code and cudaDriverGetVersion's version (0 when no
- * driver is installed); pure, so that every mapping is tested without a GPU. */
-dt_gpu_status dt_gpu_status_from_cuda(int cuda_error, int driver_version);
-/* The start-up check, pure so that every case is tested with fake versions: when q says GPUs
- * are visible, the driver against the runtime's CUDA major (a 13.x runtime needs a driver of
- * CUDA 13.0 or newer), then cuDNN (loaded, >= 9.1, built for the runtime's CUDA major: a cu12
- * libcudnn.so.9 is refused), cuBLAS (loaded) and, when nccl_needed, NCCL (loaded, >= 2.18).
- * The first failure sets q->status and q->detail (both numbers, and how to provide the
- * library); otherwise q is unchanged. */
-void dt_gpu_query_check(dt_gpu_query *q);
-/* How to provide a missing NVIDIA library (pip wheel or toolkit folder) for CUDA major (the
- * runtime's), for a soname such as "libcudnn.so.9", into buf; NULL for a library that is not one
- * of them. */
-const char *dt_gpu_library_hint(const char *soname, int major, char *buf, size_t size);
-/* One line saying why no GPU is usable ("no NVIDIA driver found", ...), into buf. */
-const char *dt_gpu_query_reason(const dt_gpu_query *q, char *buf, size_t size);
-
-typedef struct dt_gpu_info {
-    char name[96];
-    size_t total_bytes;
-    char pci_bus[32];                 /* "0000:17:00.0" */
-    int compute_major, compute_minor; /* compute capability, e.g. 9.0 */
-} dt_gpu_info;
-/* Name, memory and PCI bus id of visible GPU device (DTRAIN_HAVE_CUDA builds; else an error). */
-int dt_backend_cuda_device_info(int device, dt_gpu_info *out, dt_error *err);
-/* "runtime 13.0, driver ..., cuDNN 9.x.y, NCCL 2.x.y" (DTRAIN_HAVE_CUDA builds only). */
-const char *dt_backend_cuda_library_versions(void);
-
 /* Library version strings for --version ("oneDNN 2.6.3", ...). */
 const char *dt_backend_cpu_library_version(void);
 

@@ -12,7 +12,7 @@
 typedef enum { DT_REDUCE_SUM, DT_REDUCE_AVG } dt_reduce_op;
 
 typedef struct dt_comm_ops {
-    const char *name; /* "single", "mpi", "nccl" */
+    const char *name; /* "single", "mpi" (NCCL is a device comm: device_comm.h) */
     int (*allreduce_float)(void *ctx, float *buffer, size_t count, dt_reduce_op op, dt_error *err);
     int (*allreduce_double)(void *ctx, double *buffer, size_t count, dt_reduce_op op,
                             dt_error *err); /* host memory: metrics */

@@ -7,6 +7,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "dtrain/backend.h" /* dt_precision_kind */
 #include "dtrain/error.h"
 
 typedef enum { DT_RESIZE_SQUASH, DT_RESIZE_CENTER } dt_resize_mode;
@@ -14,13 +15,6 @@ typedef enum { DT_AUGMENT_NONE, DT_AUGMENT_FLIP, DT_AUGMENT_CROP_FLIP } dt_augme
 typedef enum { DT_FREEZE_NONE, DT_FREEZE_BACKBONE } dt_freeze_mode;
 typedef enum { DT_SCHEDULE_CONSTANT, DT_SCHEDULE_STEP, DT_SCHEDULE_COSINE } dt_schedule_kind;
 typedef enum { DT_DEVICE_AUTO, DT_DEVICE_CPU, DT_DEVICE_CUDA } dt_device_kind;
-/* runtime.precision; auto (the default) is resolved per device by dt_precision_resolve */
-typedef enum {
-    DT_PRECISION_FP32,
-    DT_PRECISION_TF32,
-    DT_PRECISION_BF16,
-    DT_PRECISION_AUTO
-} dt_precision_kind;
 typedef enum { DT_NONFINITE_STOP, DT_NONFINITE_SKIP } dt_nonfinite_policy;
 
 typedef struct dt_class_rename {

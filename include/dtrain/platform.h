@@ -24,7 +24,7 @@ int dt_make_directories(const char *path, dt_error *err);
 int dt_open_regular_file(const char *path, int *fd, uint64_t *size, dt_error *err);
 
 /* Opens /dev/null onto whichever of descriptors 0, 1, 2 is closed, so that no file opened later
- * takes their place. Called first thing in the dtrain executable's main (src/launcher.c).
+ * takes their place. Called first thing in the dtrain executable's main (src/main.c).
  * Returns -1 if one cannot be filled. (src/util/std_descriptors.c: needs only the C library.) */
 int dt_keep_standard_descriptors_open(void);
 

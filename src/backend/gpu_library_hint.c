@@ -1,11 +1,11 @@
 /* How to provide each NVIDIA library the CUDA backend loads: the pip wheel that carries it (for
- * a CUDA major) or a toolkit folder. Used by the start-up check and by the dtrain executable when
- * its program module cannot be loaded for want of one (src/launcher.c), so it depends on nothing
- * but the C library. */
+ * a CUDA major) or a toolkit folder. Used by the start-up check and when the CUDA module cannot be
+ * loaded for want of one (src/backend/cuda_module.c). */
 #include <stdio.h>
 #include <string.h>
 
 #include "dtrain/backend.h"
+#include "dtrain/gpu.h"
 
 const char *dt_gpu_library_hint(const char *soname, int major, char *buf, size_t size) {
     /* CUDA 13's cuBLAS and runtime wheels dropped the -cuNN suffix */

@@ -4,6 +4,7 @@
 #include <stdio.h>
 
 #include "dtrain/backend.h"
+#include "dtrain/gpu.h"
 
 enum {
     CUDA_SUCCESS_CODE = 0,

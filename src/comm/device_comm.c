@@ -10,21 +10,16 @@ double dt_device_comm_timeout_seconds(void) {
     return value > 0.0 ? value : DT_NCCL_DEFAULT_TIMEOUT_S;
 }
 
-/* The CPU backend's flat buffers are host memory; every other backend's are device memory. */
-static int buffers_in_host_memory(const dt_backend *backend) {
-    return strcmp(backend->ops->name, "cpu") == 0;
-}
-
 int dt_device_comm_create(dt_comm *host, const dt_backend *backend, int device, dt_device_comm *out,
                           dt_error *err) {
-    if (host->size == 1 || buffers_in_host_memory(backend))
+    if (host->size == 1 || dt_backend_has(backend, DT_BACKEND_HOST_MEMORY))
         return dt_device_comm_host_create(host, backend, out, err);
     const dt_nccl_api *api = dt_nccl_api_load(err);
     if (!api)
         return dt_error_prefix(err,
                                "%d ranks on the %s backend need NCCL for the gradient all-reduce "
                                "(or run one rank: one GPU needs no NCCL)",
-                               host->size, backend->ops->name);
+                               host->size, dt_backend_name(backend));
     return dt_device_comm_nccl_create(host, backend, device, api, dt_device_comm_timeout_seconds(),
                                       out, err);
 }

@@ -13,7 +13,7 @@ typedef struct host_device_comm {
 static int host_allreduce_sum_float(void *opaque, float *buffer, size_t count, dt_error *err) {
     host_device_comm *ctx = opaque;
     if (ctx->host->size == 1) return 0;
-    if (ctx->backend.ops->synchronize(ctx->backend.ctx, err)) return -1;
+    if (dt_backend_synchronize(&ctx->backend, err)) return -1;
     return ctx->host->ops->allreduce_float(ctx->host->ctx, buffer, count, DT_REDUCE_SUM, err);
 }
 

@@ -152,8 +152,7 @@ static void nccl_destroy(void *opaque) {
     nccl_device_comm *ctx = opaque;
     if (!ctx) return;
     const dt_nccl_api *api = ctx->api;
-    if (ctx->backend.ops && ctx->backend.ops->set_wait_check)
-        ctx->backend.ops->set_wait_check(ctx->backend.ctx, NULL, NULL);
+    if (ctx->backend.ops) dt_backend_set_wait_check(&ctx->backend, NULL, NULL);
     if (ctx->comm && !atomic_load(&ctx->aborted)) api->comm_destroy(ctx->comm);
     for (int i = 0; i < 2; i++)
         if (ctx->done_event[i]) api->event_destroy(ctx->done_event[i]);
@@ -201,7 +200,7 @@ int dt_device_comm_nccl_create(dt_comm *host, const dt_backend *backend, int dev
     ctx->host = host;
     ctx->api = api;
     ctx->timeout_s = timeout_s;
-    ctx->compute_stream = backend->ops->compute_stream(backend->ctx);
+    ctx->compute_stream = dt_backend_compute_stream(backend);
     int rc = share_unique_id(host, api, message, err);
     if (rc == 0 &&
         api->comm_init_rank(&ctx->comm, host->size, message + 1, host->rank, device, err))
@@ -217,8 +216,7 @@ int dt_device_comm_nccl_create(dt_comm *host, const dt_backend *backend, int dev
         return -1;
     }
     ctx->backend = *backend;
-    if (backend->ops->set_wait_check)
-        backend->ops->set_wait_check(backend->ctx, nccl_wait_check, ctx);
+    dt_backend_set_wait_check(backend, nccl_wait_check, ctx);
     *out = (dt_device_comm){.rank = host->rank, .size = host->size, .ops = &nccl_ops, .ctx = ctx};
     return 0;
 }

@@ -12,7 +12,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backend/cuda_module.h"
 #include "dtrain/device_comm.h"
+#include "dtrain/gpu.h"
 
 /* NCCL's functions, resolved from the library by name */
 typedef struct nccl_functions {
@@ -202,7 +204,7 @@ static const dt_nccl_api real_api = {
     .event_query = api_event_query,
 };
 
-const dt_nccl_api *dt_nccl_api_load(dt_error *err) {
+const dt_nccl_api *cuda_nccl_api_load(dt_error *err) {
     pthread_once(&nccl_once, load_nccl);
     if (nccl_load_error[0]) {
         dt_fail_usage(err, "%s", nccl_load_error);
@@ -211,7 +213,7 @@ const dt_nccl_api *dt_nccl_api_load(dt_error *err) {
     return &real_api;
 }
 
-int dt_nccl_loaded_version(void) {
+int cuda_nccl_loaded_version(void) {
     dt_error ignored = {{0}, 0};
-    return dt_nccl_api_load(&ignored) ? nccl_loaded_version : 0;
+    return cuda_nccl_api_load(&ignored) ? nccl_loaded_version : 0;
 }

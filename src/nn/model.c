@@ -41,10 +41,10 @@ int dt_model_create(const dt_backend *backend, const dt_model_options *opt, dt_m
     if (model_build(backend, opt, &m, err)) return -1;
     const dt_backend_ops *ops = backend->ops;
     size_t n = m->layout.n_params;
-    if (!(m->params = ops->buffer_alloc(backend->ctx, n, err)) ||
-        !(m->grads = ops->buffer_alloc(backend->ctx, n, err)) ||
-        !(m->momentum = ops->buffer_alloc(backend->ctx, n, err)) ||
-        !(m->stats = ops->buffer_alloc(backend->ctx, m->layout.n_stats, err))) {
+    if (!(m->params = dt_backend_buffer_alloc(backend, n, err)) ||
+        !(m->grads = dt_backend_buffer_alloc(backend, n, err)) ||
+        !(m->momentum = dt_backend_buffer_alloc(backend, n, err)) ||
+        !(m->stats = dt_backend_buffer_alloc(backend, m->layout.n_stats, err))) {
         dt_error_prefix(err, "model: allocating %zu parameters", n);
         dt_model_destroy(m);
         return -1;
@@ -73,7 +73,7 @@ void dt_model_destroy(dt_model *m) {
     const dt_backend_ops *ops = m->backend.ops;
     float *buffers[] = {m->params, m->grads, m->momentum, m->stats, m->stats_backup};
     for (size_t i = 0; i < sizeof buffers / sizeof buffers[0]; i++)
-        if (buffers[i]) ops->buffer_free(m->backend.ctx, buffers[i]);
+        if (buffers[i]) dt_backend_buffer_free(&m->backend, buffers[i]);
     free(m);
 }
 
@@ -126,10 +126,10 @@ int dt_model_init_weights(dt_model *m, uint64_t seed, dt_error *err) {
     for (size_t i = 0; i < m->layout.n_entries; i++)
         init_entry(m, &m->layout.entries[i], seed, i, params, stats);
     const dt_backend_ops *ops = m->backend.ops;
-    if (ops->buffer_upload(m->backend.ctx, m->params, params, m->layout.n_params, err) ||
-        ops->buffer_upload(m->backend.ctx, m->stats, stats, m->layout.n_stats, err))
+    if (dt_backend_buffer_upload(&m->backend, m->params, params, m->layout.n_params, err) ||
+        dt_backend_buffer_upload(&m->backend, m->stats, stats, m->layout.n_stats, err))
         goto done;
-    ops->params_changed(m->backend.ctx);
+    dt_backend_params_changed(&m->backend);
     m->batches_tracked = 0;
     rc = 0;
 done:
@@ -187,8 +187,8 @@ void dt_model_set_batches_tracked(dt_model *m, int64_t value) {
 
 int dt_model_download_state(dt_model *m, float *host_params, float *host_stats, dt_error *err) {
     const dt_backend_ops *ops = m->backend.ops;
-    if (ops->buffer_download(m->backend.ctx, host_params, m->params, m->layout.n_params, err) ||
-        ops->buffer_download(m->backend.ctx, host_stats, m->stats, m->layout.n_stats, err))
+    if (dt_backend_buffer_download(&m->backend, host_params, m->params, m->layout.n_params, err) ||
+        dt_backend_buffer_download(&m->backend, host_stats, m->stats, m->layout.n_stats, err))
         return dt_error_prefix(err, "model: reading weights back");
     return 0;
 }
@@ -196,10 +196,10 @@ int dt_model_download_state(dt_model *m, float *host_params, float *host_stats, 
 int dt_model_upload_state(dt_model *m, const float *host_params, const float *host_stats,
                           dt_error *err) {
     const dt_backend_ops *ops = m->backend.ops;
-    if (ops->buffer_upload(m->backend.ctx, m->params, host_params, m->layout.n_params, err) ||
-        ops->buffer_upload(m->backend.ctx, m->stats, host_stats, m->layout.n_stats, err))
+    if (dt_backend_buffer_upload(&m->backend, m->params, host_params, m->layout.n_params, err) ||
+        dt_backend_buffer_upload(&m->backend, m->stats, host_stats, m->layout.n_stats, err))
         return dt_error_prefix(err, "model: loading weights");
-    ops->params_changed(m->backend.ctx);
+    dt_backend_params_changed(&m->backend);
     return 0;
 }
 

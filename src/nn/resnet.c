@@ -9,9 +9,6 @@
 
 #include "nn/model_internal.h"
 
-#define OPS (m->backend.ops)
-#define CTX (m->backend.ctx)
-
 static const dt_resnet_arch resnet_archs[] = {
     {"resnet18", DT_BLOCK_BASIC, {2, 2, 2, 2}},
     {"resnet34", DT_BLOCK_BASIC, {3, 4, 6, 3}},
@@ -49,16 +46,16 @@ static int described_only(const dt_model *m) {
 
 static int new_tensor(dt_model *m, dt_tensor **t, int c, int h, int w, dt_error *err) {
     if (described_only(m)) return 0;
-    return (*t = OPS->tensor_create(CTX, m->batch, c, h, w, err)) ? 0 : -1;
+    return (*t = dt_backend_tensor_create(&m->backend, m->batch, c, h, w, err)) ? 0 : -1;
 }
 
 static void free_tensor(dt_model *m, dt_tensor **t) {
-    if (*t) OPS->tensor_destroy(CTX, *t);
+    if (*t) dt_backend_tensor_destroy(&m->backend, *t);
     *t = NULL;
 }
 
 static void free_layer(dt_model *m, dt_layer **l) {
-    if (*l) OPS->layer_destroy(CTX, *l);
+    if (*l) dt_backend_layer_destroy(&m->backend, *l);
     *l = NULL;
 }
 
@@ -117,8 +114,8 @@ static int conv_bn_create(dt_model *m, dt_conv_bn *u, const char *conv_name, con
         record_conv(m, &cd, err))
         return -1;
     if (described_only(m)) return 0;
-    if (!(u->conv = OPS->conv_create(CTX, &cd, err)) ||
-        !(u->bn = OPS->batchnorm_create(CTX, &bd, err)) ||
+    if (!(u->conv = dt_backend_conv_create(&m->backend, &cd, err)) ||
+        !(u->bn = dt_backend_batchnorm_create(&m->backend, &bd, err)) ||
         new_tensor(m, &u->conv_out, out_c, out_hw, out_hw, err) ||
         new_tensor(m, &u->bn_out, out_c, out_hw, out_hw, err))
         return dt_error_prefix(err, "creating %s", conv_name);
@@ -135,8 +132,8 @@ static void conv_bn_destroy(dt_model *m, dt_conv_bn *u) {
 static int conv_bn_forward(dt_model *m, dt_conv_bn *u, const dt_tensor *x, int training,
                            dt_error *err) {
     float *p = m->params, *s = m->stats;
-    if (OPS->conv_forward(CTX, u->conv, p + u->weight, x, u->conv_out, err)) return -1;
-    return OPS->batchnorm_forward(CTX, u->bn, p + u->gamma, p + u->beta, s + u->running_mean,
+    if (dt_backend_conv_forward(&m->backend, u->conv, p + u->weight, x, u->conv_out, err)) return -1;
+    return dt_backend_batchnorm_forward(&m->backend, u->bn, p + u->gamma, p + u->beta, s + u->running_mean,
                                   s + u->running_var, training, u->conv_out, u->bn_out, err);
 }
 
@@ -146,10 +143,10 @@ static int conv_bn_forward(dt_model *m, dt_conv_bn *u, const dt_tensor *x, int t
 static int conv_bn_backward(dt_model *m, dt_conv_bn *u, int accumulate, const dt_tensor *x,
                             const dt_tensor *dy, dt_tensor *bn_grad, dt_tensor *dx, dt_error *err) {
     float *p = m->params, *g = m->grads;
-    if (OPS->batchnorm_backward(CTX, u->bn, p + u->gamma, p + u->beta, u->conv_out, u->bn_out, dy,
+    if (dt_backend_batchnorm_backward(&m->backend, u->bn, p + u->gamma, p + u->beta, u->conv_out, u->bn_out, dy,
                                 bn_grad, g + u->gamma, g + u->beta, accumulate, err))
         return -1;
-    return OPS->conv_backward(CTX, u->conv, p + u->weight, x, bn_grad, dx, g + u->weight,
+    return dt_backend_conv_backward(&m->backend, u->conv, p + u->weight, x, bn_grad, dx, g + u->weight,
                               accumulate, err);
 }
 
@@ -254,7 +251,7 @@ static int block_forward(dt_model *m, dt_block *b, const dt_tensor *x, int train
         if (conv_bn_forward(m, &b->downsample, x, training, err)) return -1;
         identity = b->downsample.bn_out;
     }
-    return OPS->add_relu_forward(CTX, b->units[b->n_units - 1].bn_out, identity, err);
+    return dt_backend_add_relu_forward(&m->backend, b->units[b->n_units - 1].bn_out, identity, err);
 }
 
 /* dy: gradient w.r.t. the block output. Leaves the gradient w.r.t. x in b->grad_in and the
@@ -262,7 +259,7 @@ static int block_forward(dt_model *m, dt_block *b, const dt_tensor *x, int train
 static int block_backward(dt_model *m, dt_block *b, int accumulate, const dt_tensor *x,
                           const dt_tensor *dy, dt_error *err) {
     int last = b->n_units - 1;
-    if (OPS->relu_backward(CTX, b->units[last].bn_out, dy, b->grad_sum, err)) return -1;
+    if (dt_backend_relu_backward(&m->backend, b->units[last].bn_out, dy, b->grad_sum, err)) return -1;
     /* the last unit (no ReLU of its own): from the sum's gradient to its input's */
     if (conv_bn_backward(m, &b->units[last], accumulate, b->units[last - 1].bn_out, b->grad_sum,
                          b->grad_work, b->grad_mid[last - 1], err))
@@ -279,9 +276,9 @@ static int block_backward(dt_model *m, dt_block *b, int accumulate, const dt_ten
         if (conv_bn_backward(m, &b->downsample, accumulate, x, b->grad_sum, b->grad_work,
                              b->grad_in_downsample, err))
             return -1;
-        return OPS->tensor_add(CTX, b->grad_in, b->grad_in_downsample, err);
+        return dt_backend_tensor_add(&m->backend, b->grad_in, b->grad_in_downsample, err);
     }
-    return OPS->tensor_add(CTX, b->grad_in, b->grad_sum, err);
+    return dt_backend_tensor_add(&m->backend, b->grad_in, b->grad_sum, err);
 }
 
 int dt_resnet_build(dt_model *m, dt_error *err) {
@@ -302,7 +299,7 @@ int dt_resnet_build(dt_model *m, dt_error *err) {
                        .stride = 2,
                        .padding = 1};
     if (!described_only(m) && (new_tensor(m, &m->input, 3, size, size, err) ||
-                               !(m->maxpool = OPS->maxpool_create(CTX, &pd, err)) ||
+                               !(m->maxpool = dt_backend_maxpool_create(&m->backend, &pd, err)) ||
                                new_tensor(m, &m->pool_out, 64, pooled_hw, pooled_hw, err)))
         return dt_error_prefix(err, "creating the stem");
     if (!m->freeze_backbone && new_tensor(m, &m->grad_stem, 64, hw, hw, err))
@@ -322,7 +319,7 @@ int dt_resnet_build(dt_model *m, dt_error *err) {
     dt_linear_desc ld = {.batch = m->batch, .in_features = in_c, .out_features = m->n_classes};
     if (new_tensor(m, &m->features_out, in_c, 1, 1, err) ||
         new_tensor(m, &m->grad_features, in_c, 1, 1, err) ||
-        !(m->fc = OPS->linear_create(CTX, &ld, err)) ||
+        !(m->fc = dt_backend_linear_create(&m->backend, &ld, err)) ||
         new_tensor(m, &m->logits, m->n_classes, 1, 1, err) ||
         new_tensor(m, &m->grad_logits, m->n_classes, 1, 1, err))
         return dt_error_prefix(err, "creating the classifier");
@@ -368,9 +365,9 @@ int dt_model_forward(dt_model *m, const uint8_t *pixels_nhwc, const float mean[3
                      const float std[3], int training, dt_error *err) {
     if (not_runnable(m, err)) return -1;
     int backbone_training = training && !m->freeze_backbone;
-    if (OPS->tensor_from_images(CTX, m->input, pixels_nhwc, mean, std, err) ||
+    if (dt_backend_tensor_from_images(&m->backend, m->input, pixels_nhwc, mean, std, err) ||
         conv_bn_forward(m, &m->stem, m->input, backbone_training, err) ||
-        OPS->maxpool_forward(CTX, m->maxpool, m->stem.bn_out, m->pool_out, err))
+        dt_backend_maxpool_forward(&m->backend, m->maxpool, m->stem.bn_out, m->pool_out, err))
         return dt_error_prefix(err, "forward (stem)");
     for (int i = 0; i < m->n_blocks; i++) {
         dt_block *b = &m->blocks[i];
@@ -378,8 +375,8 @@ int dt_model_forward(dt_model *m, const uint8_t *pixels_nhwc, const float mean[3
             return dt_error_prefix(err, "forward (layer%d.%d)", b->stage + 1, b->index);
     }
     float *p = m->params;
-    if (OPS->avgpool_forward(CTX, block_output(m, m->n_blocks - 1), m->features_out, err) ||
-        OPS->linear_forward(CTX, m->fc, p + m->fc_weight, p + m->fc_bias, m->features_out,
+    if (dt_backend_avgpool_forward(&m->backend, block_output(m, m->n_blocks - 1), m->features_out, err) ||
+        dt_backend_linear_forward(&m->backend, m->fc, p + m->fc_weight, p + m->fc_bias, m->features_out,
                             m->logits, err))
         return dt_error_prefix(err, "forward (classifier)");
     if (backbone_training) m->batches_tracked++;
@@ -391,7 +388,7 @@ int dt_model_loss(dt_model *m, const int32_t *labels, const float *weights, floa
                   int32_t *predictions, dt_error *err) {
     if (not_runnable(m, err)) return -1;
     dt_tensor *dlogits = grad_scale != 0.0f ? m->grad_logits : NULL;
-    if (OPS->softmax_cross_entropy(CTX, m->logits, labels, weights, dlogits, grad_scale,
+    if (dt_backend_softmax_cross_entropy(&m->backend, m->logits, labels, weights, dlogits, grad_scale,
                                    predictions, err))
         return dt_error_prefix(err, "loss");
     m->have_logit_grad = dlogits != NULL;
@@ -410,13 +407,13 @@ int dt_model_backward(dt_model *m, int accumulate, int report, dt_error *err) {
         return dt_fail(err, "internal: backward needs a training forward and a loss gradient");
     float *p = m->params, *g = m->grads;
     int frozen = m->freeze_backbone;
-    if (OPS->linear_backward(CTX, m->fc, p + m->fc_weight, m->features_out, m->grad_logits,
+    if (dt_backend_linear_backward(&m->backend, m->fc, p + m->fc_weight, m->features_out, m->grad_logits,
                              frozen ? NULL : m->grad_features, g + m->fc_weight, g + m->fc_bias,
                              accumulate, err) ||
         report_ready(m, report, m->fc_params, err))
         return dt_error_prefix(err, "backward (classifier)");
     if (frozen) return 0;
-    if (OPS->avgpool_backward(CTX, m->grad_features, m->grad_last, err))
+    if (dt_backend_avgpool_backward(&m->backend, m->grad_features, m->grad_last, err))
         return dt_error_prefix(err, "backward (avgpool)");
     const dt_tensor *dy = m->grad_last;
     for (int i = m->n_blocks - 1; i >= 0; i--) {
@@ -426,7 +423,7 @@ int dt_model_backward(dt_model *m, int accumulate, int report, dt_error *err) {
             return dt_error_prefix(err, "backward (layer%d.%d)", b->stage + 1, b->index);
         dy = b->grad_in;
     }
-    if (OPS->maxpool_backward(CTX, m->maxpool, dy, m->grad_stem, err) ||
+    if (dt_backend_maxpool_backward(&m->backend, m->maxpool, dy, m->grad_stem, err) ||
         conv_bn_backward(m, &m->stem, accumulate, m->input, m->grad_stem, m->grad_stem, NULL,
                          err) ||
         report_ready(m, report, m->stem_params, err))
@@ -436,5 +433,5 @@ int dt_model_backward(dt_model *m, int accumulate, int report, dt_error *err) {
 
 int dt_model_logits(dt_model *m, float *host_logits, dt_error *err) {
     if (not_runnable(m, err)) return -1;
-    return OPS->tensor_download(CTX, m->logits, host_logits, err);
+    return dt_backend_tensor_download(&m->backend, m->logits, host_logits, err);
 }

@@ -34,7 +34,7 @@ static int write_results(dt_trainer *t, const uint8_t *bad_files, dt_tensorboard
     char device[256];
     snprintf(device, sizeof device,
              "%s, precision %s, %d compute threads + %d decode workers per rank",
-             t->session.backend.ops->name, dt_precision_name(t->session.precision),
+             dt_backend_name(&t->session.backend), dt_precision_name(t->session.precision),
              t->session.threads, t->session.workers);
     dt_results_context c = {.cfg = t->cfg,
                             .ds = &t->session.ds,

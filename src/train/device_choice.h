@@ -8,6 +8,7 @@
 #include "dtrain/backend.h"
 #include "dtrain/config.h"
 #include "dtrain/error.h"
+#include "dtrain/gpu.h"
 
 typedef struct dt_device_request {
     dt_device_kind kind;              /* runtime.device */

@@ -14,7 +14,7 @@ static int evaluate_on_root(dt_trainer *t, int epoch, long global_step, dt_error
     const dt_backend_ops *ops = t->session.backend.ops;
     double stats[DT_LOSS_STATS];
     /* the training statistics were read (and reset) by the epoch's last log line */
-    if (ops->loss_stats_read(t->session.backend.ctx, stats, 1, err)) return -1;
+    if (dt_backend_loss_stats_read(&t->session.backend, stats, 1, err)) return -1;
     if (stats[DT_LOSS_COUNT] != 0)
         return dt_fail(err, "internal: training statistics left unread before evaluation");
     if (dt_loader_start(t->session.loader, t->session.split.val, t->session.split.n_val, epoch, 0,
@@ -42,7 +42,7 @@ static int evaluate_on_root(dt_trainer *t, int epoch, long global_step, dt_error
         if (rc) break;
     }
     free(logits);
-    if (rc || ops->loss_stats_read(t->session.backend.ctx, stats, 1, err)) {
+    if (rc || dt_backend_loss_stats_read(&t->session.backend, stats, 1, err)) {
         dt_predictions_free(&predictions);
         return dt_error_prefix(err, "evaluation");
     }

@@ -23,7 +23,7 @@ int dt_guard_start(dt_nonfinite_guard *g, const dt_config *cfg, int is_root, lon
     int64_t halt_after =
         cfg->train.nonfinite == DT_NONFINITE_SKIP ? cfg->train.max_skipped_steps : 1;
     const dt_backend *b = dt_model_backend(model);
-    if (b->ops->guard_reset(b->ctx, &state, halt_after, err))
+    if (dt_backend_guard_reset(b, &state, halt_after, err))
         return dt_error_prefix(err, "setting up the non-finite guard");
     return 0;
 }
@@ -38,7 +38,7 @@ int dt_guard_step(dt_nonfinite_guard *g, dt_model *model, long global_step, cons
     const dt_backend *b = dt_model_backend(model);
     /* the batches this step counted, taken back for every skipped step when the state is read */
     g->tracked_per_step = dt_model_batches_tracked(model) - g->tracked_backup;
-    if (b->ops->guard_check(b->ctx, grads, count, global_step, err) ||
+    if (dt_backend_guard_check(b, grads, count, global_step, err) ||
         dt_model_stats_restore_if_skipped(model, err))
         return dt_error_prefix(err, "non-finite guard of step %ld", global_step + 1);
     return 0;
@@ -69,7 +69,7 @@ int dt_guard_sync(dt_nonfinite_guard *g, dt_model *model, dt_device_comm *dcomm,
     halt->halted_step = -1;
     snprintf(halt->what, sizeof halt->what, "a gradient is not finite");
     /* the device comm first: its wait has the collectives' deadline */
-    if (dcomm->ops->drain(dcomm->ctx, err) || b->ops->guard_read(b->ctx, &s, err))
+    if (dcomm->ops->drain(dcomm->ctx, err) || dt_backend_guard_read(b, &s, err))
         return dt_error_prefix(err, "reading the non-finite guard");
     if (skipped) *skipped += (long)s.skipped;
     dt_model_set_batches_tracked(model, dt_model_batches_tracked(model) -

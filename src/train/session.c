@@ -226,16 +226,16 @@ int dt_session_create_model(dt_session *s, const dt_model_options *opt, dt_error
 
 int dt_session_create_loader(dt_session *s, dt_loader_options *opt, dt_error *err) {
     if (opt->workers <= 0) opt->workers = s->workers;
-    opt->pixel_alloc = s->backend.ops->host_alloc;
-    opt->pixel_free = s->backend.ops->host_free;
-    opt->pixel_alloc_user = s->backend.ctx;
+    opt->pixel_alloc = dt_backend_host_alloc_hook;
+    opt->pixel_free = dt_backend_host_free_hook;
+    opt->pixel_alloc_user = &s->backend;
     return dt_loader_create(&s->ds, opt, &s->loader, err);
 }
 
 void dt_session_close(dt_session *s) {
     if (s->loader) dt_loader_destroy(s->loader);
     if (s->model) dt_model_destroy(s->model);
-    if (s->have_backend) s->backend.ops->destroy(s->backend.ctx);
+    if (s->have_backend) dt_backend_free(&s->backend);
     if (s->display_names)
         for (int i = 0; i < s->ds.n_classes; i++) free(s->display_names[i]);
     free(s->display_names);

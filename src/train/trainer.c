@@ -59,7 +59,7 @@ int dt_train_forward_loss(dt_trainer *t, const dt_batch *batch, int training, fl
 }
 
 int dt_train_release_batch(dt_trainer *t, const dt_batch *batch, dt_error *err) {
-    int rc = t->session.backend.ops->input_wait(t->session.backend.ctx, err);
+    int rc = dt_backend_input_wait(&t->session.backend, err);
     dt_loader_release(t->session.loader, batch);
     return rc;
 }
@@ -87,9 +87,9 @@ static int optimizer_step(dt_trainer *t, long global_step, dt_window *w, dt_erro
      * holding the first trained value); the update waits for the last of them */
     if (t->comm->size == 1 && dt_train_before_allreduce(t, global_step, grads, err)) return -1;
     if (t->comm->size > 1 && (dt_bucket_plan_check_done(&t->buckets, err) ||
-                              ops->phase_mark(t->session.backend.ctx, DT_PHASE_ALLREDUCE, err) ||
+                              dt_backend_phase_mark(&t->session.backend, DT_PHASE_ALLREDUCE, err) ||
                               t->dcomm.ops->wait(t->dcomm.ctx, err) ||
-                              ops->phase_mark(t->session.backend.ctx, DT_PHASE_COMPUTE, err)))
+                              dt_backend_phase_mark(&t->session.backend, DT_PHASE_COMPUTE, err)))
         return dt_error_prefix(err, "all-reduce of gradients");
     if (dt_guard_step(&t->guard, t->session.model, global_step, grads, count, err)) return -1;
     const dt_config *cfg = t->cfg;
@@ -105,8 +105,7 @@ static int optimizer_step(dt_trainer *t, long global_step, dt_window *w, dt_erro
                        .first_step = global_step == 0,
                        .guarded = 1};
     w->lr = lr;
-    return t->session.backend.ops->sgd_step(
-        t->session.backend.ctx, &p, dt_model_params(t->session.model) + offset, grads,
+    return dt_backend_sgd_step(&t->session.backend, &p, dt_model_params(t->session.model) + offset, grads,
         dt_model_momentum(t->session.model) + offset, count, err);
 }
 
@@ -137,8 +136,8 @@ static int log_window(dt_trainer *t, int epoch, long step_in_epoch, long global_
                       dt_error *err) {
     double stats[DT_LOSS_STATS], phases[DT_PHASE_COUNT] = {0};
     if (t->dcomm.ops->drain(t->dcomm.ctx, err) ||
-        t->session.backend.ops->loss_stats_read(t->session.backend.ctx, stats, 1, err) ||
-        t->session.backend.ops->phase_read(t->session.backend.ctx, phases, 1, err))
+        dt_backend_loss_stats_read(&t->session.backend, stats, 1, err) ||
+        dt_backend_phase_read(&t->session.backend, phases, 1, err))
         return dt_error_prefix(err, "reading the training statistics");
     double data_wait = dt_loader_wait_seconds(t->session.loader) - w->wait_start;
     double sums[6] = {stats[DT_LOSS_SUM],
@@ -206,7 +205,7 @@ static int prefetch_batch(dt_trainer *t, const dt_batch **next, dt_error *err) {
     if (!*next) return dt_fail(err, "internal: the loader ran out of batches early");
     size_t side = (size_t)t->cfg->data.image_size;
     size_t bytes = (size_t)(*next)->batch_size * side * side * 3;
-    return t->session.backend.ops->input_prefetch(t->session.backend.ctx, (*next)->pixels, bytes,
+    return dt_backend_input_prefetch(&t->session.backend, (*next)->pixels, bytes,
                                                   err);
 }
 
@@ -215,7 +214,7 @@ int dt_train_before_allreduce(dt_trainer *t, long global_step, float *grads, dt_
     const dt_test_faults *f = &t->faults;
     if (f->nan_step < 0 || global_step < f->nan_step || global_step >= f->nan_step + f->nan_steps)
         return 0;
-    return t->session.backend.ops->buffer_fill(t->session.backend.ctx, grads, NAN, 1, err);
+    return dt_backend_buffer_fill(&t->session.backend, grads, NAN, 1, err);
 }
 
 /* One optimizer step: the test switches, the running statistics kept for a bad step, forward

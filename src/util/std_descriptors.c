@@ -1,5 +1,5 @@
 /* Keeping descriptors 0, 1 and 2 occupied. Self-contained (the C library only): the dtrain
- * executable (src/launcher.c) compiles it in and calls it before it loads anything. */
+ * executable calls it first thing in main (src/main.c). */
 #include "dtrain/platform.h"
 
 #include <errno.h>

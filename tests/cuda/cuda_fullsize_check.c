@@ -41,24 +41,24 @@ static int one_step(const dt_backend *backend, const dt_model_options *mopt,
     size_t offset, count;
     if (dt_model_create(backend, mopt, &model, err) ||
         dt_model_upload_state(model, init_params, init_stats, err) ||
-        ops->loss_stats_read(backend->ctx, stats, 1, err) ||
+        dt_backend_loss_stats_read(backend, stats, 1, err) ||
         dt_model_forward(model, pixels, mean, std, 1, err) ||
         dt_model_loss(model, labels, weights, 1.0f / (float)mopt->batch, NULL, err) ||
-        dt_model_backward(model, 0, 1, err) || ops->input_wait(backend->ctx, err))
+        dt_model_backward(model, 0, 1, err) || dt_backend_input_wait(backend, err))
         goto done;
     dt_model_trainable_span(model, &offset, &count);
     memset(out->grads, 0, dt_model_param_count(model) * sizeof(float));
-    if (ops->buffer_download(backend->ctx, out->grads + offset, dt_model_grads(model) + offset,
+    if (dt_backend_buffer_download(backend, out->grads + offset, dt_model_grads(model) + offset,
                              count, err) ||
-        ops->loss_stats_read(backend->ctx, stats, 1, err))
+        dt_backend_loss_stats_read(backend, stats, 1, err))
         goto done;
     out->loss = stats[DT_LOSS_SUM] / stats[DT_LOSS_COUNT];
     const dt_sgd_params p = {
         .lr = 0.05f, .momentum = 0.9f, .weight_decay = 5e-4f, .grad_scale = 1.0f, .first_step = 1};
-    if (ops->sgd_step(backend->ctx, &p, dt_model_params(model) + offset,
+    if (dt_backend_sgd_step(backend, &p, dt_model_params(model) + offset,
                       dt_model_grads(model) + offset, dt_model_momentum(model) + offset, count,
                       err) ||
-        ops->buffer_download(backend->ctx, out->params, dt_model_params(model),
+        dt_backend_buffer_download(backend, out->params, dt_model_params(model),
                              dt_model_param_count(model), err))
         goto done;
     rc = 0;
@@ -150,7 +150,7 @@ int main(int argc, char **argv) {
                                              : dt_backend_cpu_create(&opt, &backend, &err);
         if (rc || one_step(&backend, &mopt, init_params, init_stats, pixels, labels, &dev, &err)) {
             CHECK_MSG(0, "%s %s step: %s", device, name, err.message);
-            if (!rc) backend.ops->destroy(backend.ctx);
+            if (!rc) dt_backend_free(&backend);
             continue;
         }
         compare(name, "loss", fabs(dev.loss - ref.loss) / fabs(ref.loss), loss_tol[k]);
@@ -173,10 +173,10 @@ int main(int argc, char **argv) {
         CHECK_INT_EQ(over, 0);
         compare(name, "parameters after one SGD step",
                 dt_test_relative_error(dev.params, ref.params, n_params, NULL), param_tol[k]);
-        backend.ops->destroy(backend.ctx);
+        dt_backend_free(&backend);
     }
     dt_model_destroy(init);
-    cpu.ops->destroy(cpu.ctx);
+    dt_backend_free(&cpu);
     free(pixels), free(labels), free(init_params), free(init_stats);
     free(ref.grads), free(ref.params), free(dev.grads), free(dev.params);
     return dt_test_summary("cuda_fullsize");

@@ -26,14 +26,13 @@ static int train(run *r, const uint8_t *pixels, const int32_t *labels, dt_error 
     const float mean[3] = {0.485f, 0.456f, 0.406f}, std[3] = {0.229f, 0.224f, 0.225f};
     float weights[BATCH];
     for (int i = 0; i < BATCH; i++) weights[i] = 1.0f;
-    const dt_backend_ops *ops = r->backend.ops;
-    if (ops->loss_stats_read(r->backend.ctx, r->stats, 1, err)) return -1;
+    if (dt_backend_loss_stats_read(&r->backend, r->stats, 1, err)) return -1;
     for (int step = 0; step < STEPS; step++) {
         const uint8_t *batch = pixels + (size_t)step * BATCH * SIZE * SIZE * 3;
         const int32_t *batch_labels = labels + step * BATCH;
         if (dt_model_forward(r->model, batch, mean, std, 1, err) ||
             dt_model_loss(r->model, batch_labels, weights, 1.0f / BATCH, NULL, err) ||
-            dt_model_backward(r->model, 0, 1, err) || ops->input_wait(r->backend.ctx, err))
+            dt_model_backward(r->model, 0, 1, err) || dt_backend_input_wait(&r->backend, err))
             return -1;
         size_t offset, count;
         dt_model_trainable_span(r->model, &offset, &count);
@@ -42,12 +41,12 @@ static int train(run *r, const uint8_t *pixels, const int32_t *labels, dt_error 
                                  .weight_decay = 5e-4f,
                                  .grad_scale = 1.0f,
                                  .first_step = step == 0};
-        if (ops->sgd_step(r->backend.ctx, &p, dt_model_params(r->model) + offset,
-                          dt_model_grads(r->model) + offset, dt_model_momentum(r->model) + offset,
-                          count, err))
+        if (dt_backend_sgd_step(&r->backend, &p, dt_model_params(r->model) + offset,
+                                dt_model_grads(r->model) + offset,
+                                dt_model_momentum(r->model) + offset, count, err))
             return -1;
     }
-    return ops->loss_stats_read(r->backend.ctx, r->stats, 1, err);
+    return dt_backend_loss_stats_read(&r->backend, r->stats, 1, err);
 }
 
 static void compare(int precision, const char *what, double error, double tolerance) {
@@ -125,10 +124,10 @@ int main(void) {
         CHECK(gpu.stats[DT_LOSS_COUNT] == cpu.stats[DT_LOSS_COUNT]);
         CHECK(gpu.stats[DT_LOSS_NONFINITE] == 0.0);
         dt_model_destroy(gpu.model);
-        gpu.backend.ops->destroy(gpu.backend.ctx);
+        dt_backend_free(&gpu.backend);
     }
     dt_model_destroy(cpu.model);
-    cpu.backend.ops->destroy(cpu.backend.ctx);
+    dt_backend_free(&cpu.backend);
     free(pixels), free(init_params), free(init_stats), free(cpu_params), free(cpu_stats),
         free(gpu_params), free(gpu_stats);
     return dt_test_summary("cuda_model");

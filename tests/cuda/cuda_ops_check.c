@@ -38,38 +38,38 @@ static float *random_floats(size_t n, double lo, double hi, uint64_t *state) {
 /* a tensor on backend b holding host (NCHW) values, NULL: zeros */
 static dt_tensor *tensor_of(dt_backend *b, int n, int c, int h, int w, const float *host) {
     dt_error err = {0};
-    dt_tensor *t = b->ops->tensor_create(b->ctx, n, c, h, w, &err);
+    dt_tensor *t = dt_backend_tensor_create(b, n, c, h, w, &err);
     if (!t) {
         fprintf(stderr, "%s tensor_create %dx%dx%dx%d: %s\n", b->ops->name, n, c, h, w,
                 err.message);
         exit(1);
     }
-    if (host) CHECK_MSG(b->ops->tensor_upload(b->ctx, t, host, &err) == 0, "%s", err.message);
+    if (host) CHECK_MSG(dt_backend_tensor_upload(b, t, host, &err) == 0, "%s", err.message);
     return t;
 }
 
 static float *tensor_read(dt_backend *b, const dt_tensor *t, size_t n) {
     dt_error err = {0};
     float *host = test_floats(n);
-    CHECK_MSG(b->ops->tensor_download(b->ctx, t, host, &err) == 0, "%s", err.message);
+    CHECK_MSG(dt_backend_tensor_download(b, t, host, &err) == 0, "%s", err.message);
     return host;
 }
 
 static float *buffer_of(dt_backend *b, const float *host, size_t n) {
     dt_error err = {0};
-    float *buf = b->ops->buffer_alloc(b->ctx, n, &err);
+    float *buf = dt_backend_buffer_alloc(b, n, &err);
     if (!buf) {
         fprintf(stderr, "%s buffer_alloc: %s\n", b->ops->name, err.message);
         exit(1);
     }
-    if (host) CHECK_MSG(b->ops->buffer_upload(b->ctx, buf, host, n, &err) == 0, "%s", err.message);
+    if (host) CHECK_MSG(dt_backend_buffer_upload(b, buf, host, n, &err) == 0, "%s", err.message);
     return buf;
 }
 
 static float *buffer_read(dt_backend *b, const float *buf, size_t n) {
     dt_error err = {0};
     float *host = test_floats(n);
-    CHECK_MSG(b->ops->buffer_download(b->ctx, host, buf, n, &err) == 0, "%s", err.message);
+    CHECK_MSG(dt_backend_buffer_download(b, host, buf, n, &err) == 0, "%s", err.message);
     return host;
 }
 
@@ -93,8 +93,8 @@ static void check_buffers(pair *p, const dt_test_tolerances *t) {
         {.lr = 0.05f, .momentum = 0.9f, .weight_decay = 1e-4f, .grad_scale = 1.0f, .nesterov = 1},
         {.lr = 0.05f, .momentum = 0.0f, .weight_decay = 1e-4f, .grad_scale = 0.25f}};
     for (size_t v = 0; v < sizeof variants / sizeof *variants; v++) {
-        CHECK(p->cpu->ops->sgd_step(p->cpu->ctx, &variants[v], ca, cg, cm, N, &err) == 0);
-        CHECK_MSG(p->gpu->ops->sgd_step(p->gpu->ctx, &variants[v], ga, gg, gm, N, &err) == 0, "%s",
+        CHECK(dt_backend_sgd_step(p->cpu, &variants[v], ca, cg, cm, N, &err) == 0);
+        CHECK_MSG(dt_backend_sgd_step(p->gpu, &variants[v], ga, gg, gm, N, &err) == 0, "%s",
                   err.message);
     }
     float *want = buffer_read(p->cpu, ca, N), *got = buffer_read(p->gpu, ga, N);
@@ -103,27 +103,27 @@ static void check_buffers(pair *p, const dt_test_tolerances *t) {
     want = buffer_read(p->cpu, cm, N), got = buffer_read(p->gpu, gm, N);
     compare("sgd_step momentum buffer", got, want, N, t->exact);
     free(want), free(got);
-    CHECK(p->cpu->ops->buffer_axpy(p->cpu->ctx, ca, -0.5f, cg, N, &err) == 0);
-    CHECK(p->gpu->ops->buffer_axpy(p->gpu->ctx, ga, -0.5f, gg, N, &err) == 0);
+    CHECK(dt_backend_buffer_axpy(p->cpu, ca, -0.5f, cg, N, &err) == 0);
+    CHECK(dt_backend_buffer_axpy(p->gpu, ga, -0.5f, gg, N, &err) == 0);
     want = buffer_read(p->cpu, ca, N), got = buffer_read(p->gpu, ga, N);
     compare("buffer_axpy", got, want, N, t->exact);
     free(want), free(got);
     double cs = 0.0, gs = 0.0;
-    CHECK(p->cpu->ops->buffer_sum_squares(p->cpu->ctx, ca, N, &cs, &err) == 0);
-    CHECK_MSG(p->gpu->ops->buffer_sum_squares(p->gpu->ctx, ga, N, &gs, &err) == 0, "%s",
+    CHECK(dt_backend_buffer_sum_squares(p->cpu, ca, N, &cs, &err) == 0);
+    CHECK_MSG(dt_backend_buffer_sum_squares(p->gpu, ga, N, &gs, &err) == 0, "%s",
               err.message);
     printf("  %-4s %-44s error %.3g  tolerance %.3g\n", dt_precision_name(current_precision),
            "buffer_sum_squares", fabs(gs - cs) / cs, 1e-12);
     CHECK_CLOSE(gs, cs, 1e-12, 0.0);
-    CHECK(p->gpu->ops->buffer_fill(p->gpu->ctx, ga, 0.25f, N, &err) == 0);
+    CHECK(dt_backend_buffer_fill(p->gpu, ga, 0.25f, N, &err) == 0);
     got = buffer_read(p->gpu, ga, N);
     int wrong = 0;
     for (int i = 0; i < N; i++) wrong += got[i] != 0.25f;
     CHECK_INT_EQ(wrong, 0);
     free(got);
-    p->cpu->ops->buffer_free(p->cpu->ctx, ca), p->gpu->ops->buffer_free(p->gpu->ctx, ga);
-    p->cpu->ops->buffer_free(p->cpu->ctx, cg), p->gpu->ops->buffer_free(p->gpu->ctx, gg);
-    p->cpu->ops->buffer_free(p->cpu->ctx, cm), p->gpu->ops->buffer_free(p->gpu->ctx, gm);
+    dt_backend_buffer_free(p->cpu, ca), dt_backend_buffer_free(p->gpu, ga);
+    dt_backend_buffer_free(p->cpu, cg), dt_backend_buffer_free(p->gpu, gg);
+    dt_backend_buffer_free(p->cpu, cm), dt_backend_buffer_free(p->gpu, gm);
     free(a), free(g), free(m);
 }
 
@@ -135,37 +135,37 @@ static void check_input(pair *p, const dt_test_tolerances *t) {
     dt_error err = {0};
     const size_t count = (size_t)N * 3 * H * W;
     dt_backend *gpu = p->gpu;
-    uint8_t *pixels = gpu->ops->host_alloc(gpu->ctx, count, &err);
+    uint8_t *pixels = dt_backend_host_alloc(gpu, count, &err);
     CHECK_MSG(pixels != NULL, "host_alloc: %s", err.message);
     if (!pixels) return;
     for (size_t i = 0; i < count; i++) pixels[i] = (uint8_t)(i * 37 + i / 7);
     const float mean[3] = {0.485f, 0.456f, 0.406f}, std[3] = {0.229f, 0.224f, 0.225f};
     dt_tensor *ct = tensor_of(p->cpu, N, 3, H, W, NULL), *gt = tensor_of(gpu, N, 3, H, W, NULL);
-    CHECK(p->cpu->ops->tensor_from_images(p->cpu->ctx, ct, pixels, mean, std, &err) == 0);
-    CHECK_MSG(gpu->ops->tensor_from_images(gpu->ctx, gt, pixels, mean, std, &err) == 0, "%s",
+    CHECK(dt_backend_tensor_from_images(p->cpu, ct, pixels, mean, std, &err) == 0);
+    CHECK_MSG(dt_backend_tensor_from_images(gpu, gt, pixels, mean, std, &err) == 0, "%s",
               err.message);
-    CHECK_MSG(gpu->ops->input_wait(gpu->ctx, &err) == 0, "%s", err.message);
+    CHECK_MSG(dt_backend_input_wait(gpu, &err) == 0, "%s", err.message);
     memset(pixels, 0, count); /* the copy has been read: the tensor keeps its values */
     float *want = tensor_read(p->cpu, ct, count), *got = tensor_read(gpu, gt, count);
     compare("tensor_from_images", got, want, count, t->eltwise);
     free(got);
     /* the same pixels through input_prefetch (taken from the prefetched device buffer) */
     for (size_t i = 0; i < count; i++) pixels[i] = (uint8_t)(i * 37 + i / 7);
-    CHECK_MSG(gpu->ops->input_prefetch(gpu->ctx, pixels, count, &err) == 0 &&
-                  gpu->ops->tensor_from_images(gpu->ctx, gt, pixels, mean, std, &err) == 0 &&
-                  gpu->ops->input_wait(gpu->ctx, &err) == 0,
+    CHECK_MSG(dt_backend_input_prefetch(gpu, pixels, count, &err) == 0 &&
+                  dt_backend_tensor_from_images(gpu, gt, pixels, mean, std, &err) == 0 &&
+                  dt_backend_input_wait(gpu, &err) == 0,
               "%s", err.message);
     got = tensor_read(gpu, gt, count);
     compare("input_prefetch + tensor_from_images", got, want, count, t->eltwise);
     free(got);
     /* a prefetch that input_wait passed is forgotten: the host buffer may have been refilled */
     memset(pixels, 0, count);
-    CHECK_MSG(gpu->ops->input_prefetch(gpu->ctx, pixels, count, &err) == 0 &&
-                  gpu->ops->input_wait(gpu->ctx, &err) == 0,
+    CHECK_MSG(dt_backend_input_prefetch(gpu, pixels, count, &err) == 0 &&
+                  dt_backend_input_wait(gpu, &err) == 0,
               "%s", err.message);
     for (size_t i = 0; i < count; i++) pixels[i] = (uint8_t)(i * 37 + i / 7);
-    CHECK_MSG(gpu->ops->tensor_from_images(gpu->ctx, gt, pixels, mean, std, &err) == 0 &&
-                  gpu->ops->input_wait(gpu->ctx, &err) == 0,
+    CHECK_MSG(dt_backend_tensor_from_images(gpu, gt, pixels, mean, std, &err) == 0 &&
+                  dt_backend_input_wait(gpu, &err) == 0,
               "%s", err.message);
     got = tensor_read(gpu, gt, count);
     compare("tensor_from_images after a forgotten prefetch", got, want, count, t->eltwise);
@@ -175,9 +175,9 @@ static void check_input(pair *p, const dt_test_tolerances *t) {
     got = tensor_read(gpu, gu, count);
     compare("tensor_upload/download", got, want, count, t->eltwise);
     free(want), free(got);
-    gpu->ops->host_free(gpu->ctx, pixels);
-    p->cpu->ops->tensor_destroy(p->cpu->ctx, ct);
-    gpu->ops->tensor_destroy(gpu->ctx, gt), gpu->ops->tensor_destroy(gpu->ctx, gu);
+    dt_backend_host_free(gpu, pixels);
+    dt_backend_tensor_destroy(p->cpu, ct);
+    dt_backend_tensor_destroy(gpu, gt), dt_backend_tensor_destroy(gpu, gu);
 }
 
 /* ---- convolution ----------------------------------------------------------------------------- */
@@ -483,8 +483,8 @@ int main(void) {
         check_batchnorm(&p, (dt_batchnorm_desc){3, 40, 5, 3, 0.1f, 1e-5f, 1}, t);
         check_eltwise_and_pools(&p, t);
         check_linear_and_loss(&p, t);
-        gpu.ops->destroy(gpu.ctx);
+        dt_backend_free(&gpu);
     }
-    cpu.ops->destroy(cpu.ctx);
+    dt_backend_free(&cpu);
     return dt_test_summary("cuda_ops");
 }

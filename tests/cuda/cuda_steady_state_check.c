@@ -33,8 +33,6 @@ static int step(run *r, int s, dt_error *err) {
     float weights[BATCH];
     int32_t labels[BATCH];
     for (int i = 0; i < BATCH; i++) weights[i] = 1.0f, labels[i] = (i * 7 + s) % CLASSES;
-    const dt_backend_ops *ops = r->backend.ops;
-    void *ctx = r->backend.ctx;
     size_t ns = dt_model_stats_count(r->model), offset, count;
     dt_model_trainable_span(r->model, &offset, &count);
     float *grads = dt_model_grads(r->model) + offset;
@@ -46,18 +44,22 @@ static int step(run *r, int s, dt_error *err) {
                        .grad_scale = 1.0f,
                        .first_step = s == 0,
                        .guarded = 1};
-    return ops->buffer_fill(ctx, r->backup, 0.0f, ns, err) ||
-                   ops->buffer_axpy(ctx, r->backup, 1.0f, dt_model_stats(r->model), ns, err) ||
+    return dt_backend_buffer_fill(&r->backend, r->backup, 0.0f, ns, err) ||
+                   dt_backend_buffer_axpy(&r->backend, r->backup, 1.0f, dt_model_stats(r->model),
+                                          ns, err) ||
                    dt_model_forward(r->model, batch, mean, std, 1, err) ||
                    dt_model_loss(r->model, labels, weights, 1.0f / BATCH, NULL, err) ||
-                   dt_model_backward(r->model, 0, 1, err) || ops->input_wait(ctx, err) ||
-                   (s + 1 < STEPS &&
-                    ops->input_prefetch(ctx, batch + batch_bytes, batch_bytes, err)) ||
-                   (s == NAN_STEP && ops->buffer_fill(ctx, grads + 17, NAN, 1, err)) ||
-                   ops->guard_check(ctx, grads, count, s, err) ||
-                   ops->guard_restore(ctx, dt_model_stats(r->model), r->backup, ns, err) ||
-                   ops->sgd_step(ctx, &p, dt_model_params(r->model) + offset, grads,
-                                 dt_model_momentum(r->model) + offset, count, err)
+                   dt_model_backward(r->model, 0, 1, err) ||
+                   dt_backend_input_wait(&r->backend, err) ||
+                   (s + 1 < STEPS && dt_backend_input_prefetch(&r->backend, batch + batch_bytes,
+                                                               batch_bytes, err)) ||
+                   (s == NAN_STEP &&
+                    dt_backend_buffer_fill(&r->backend, grads + 17, NAN, 1, err)) ||
+                   dt_backend_guard_check(&r->backend, grads, count, s, err) ||
+                   dt_backend_guard_restore(&r->backend, dt_model_stats(r->model), r->backup, ns,
+                                            err) ||
+                   dt_backend_sgd_step(&r->backend, &p, dt_model_params(r->model) + offset, grads,
+                                       dt_model_momentum(r->model) + offset, count, err)
                ? -1
                : 0;
 }
@@ -71,11 +73,10 @@ static int train(run *r, const float *init_params, const float *init_stats, int 
         dt_model_create(&r->backend, &mopt, &r->model, err) ||
         dt_model_upload_state(r->model, init_params, init_stats, err))
         return -1;
-    const dt_backend_ops *ops = r->backend.ops;
     size_t pixel_bytes = (size_t)STEPS * BATCH * SIZE * SIZE * 3;
     size_t np = dt_model_param_count(r->model), ns = dt_model_stats_count(r->model);
-    if (!(r->backup = ops->buffer_alloc(r->backend.ctx, ns, err)) ||
-        !(r->pixels = ops->host_alloc(r->backend.ctx, pixel_bytes, err)))
+    if (!(r->backup = dt_backend_buffer_alloc(&r->backend, ns, err)) ||
+        !(r->pixels = dt_backend_host_alloc(&r->backend, pixel_bytes, err)))
         return -1;
     uint64_t state = 0x9e3779b9u;
     for (size_t i = 0; i < pixel_bytes; i++) {
@@ -83,14 +84,15 @@ static int train(run *r, const float *init_params, const float *init_stats, int 
         r->pixels[i] = (uint8_t)(state >> 24);
     }
     dt_guard_state never = {.halted_step = -1};
-    if (ops->guard_reset(r->backend.ctx, &never, 1000, err)) return -1;
+    if (dt_backend_guard_reset(&r->backend, &never, 1000, err)) return -1;
     r->params_before_nan = malloc(np * sizeof(float));
     r->params_after_nan = malloc(np * sizeof(float));
     r->stats_before_nan = malloc(ns * sizeof(float));
     r->stats_after_nan = malloc(ns * sizeof(float));
     for (int s = 0; s < STEPS; s++) {
-        if (s == WARMUP) ops->counters(r->backend.ctx, &r->before);
-        if (s == NAN_STEP) ops->counters(r->backend.ctx, &r->after); /* before the reads below */
+        if (s == WARMUP) dt_backend_read_counters(&r->backend, &r->before);
+        if (s == NAN_STEP)
+            dt_backend_read_counters(&r->backend, &r->after); /* before the reads below */
         if (s == NAN_STEP &&
             dt_model_download_state(r->model, r->params_before_nan, r->stats_before_nan, err))
             return -1;
@@ -99,14 +101,14 @@ static int train(run *r, const float *init_params, const float *init_stats, int 
             dt_model_download_state(r->model, r->params_after_nan, r->stats_after_nan, err))
             return -1;
     }
-    return ops->synchronize(r->backend.ctx, err);
+    return dt_backend_synchronize(&r->backend, err);
 }
 
 static void run_free(run *r) {
     if (r->model) dt_model_destroy(r->model);
-    if (r->backup) r->backend.ops->buffer_free(r->backend.ctx, r->backup);
-    if (r->pixels) r->backend.ops->host_free(r->backend.ctx, r->pixels);
-    if (r->backend.ops) r->backend.ops->destroy(r->backend.ctx);
+    if (r->backup) dt_backend_buffer_free(&r->backend, r->backup);
+    if (r->pixels) dt_backend_host_free(&r->backend, r->pixels);
+    if (r->backend.ops) dt_backend_free(&r->backend);
     free(r->params_before_nan), free(r->params_after_nan), free(r->stats_before_nan),
         free(r->stats_after_nan);
 }
@@ -148,7 +150,7 @@ int main(void) {
         CHECK(memcmp(a.stats_before_nan, a.stats_after_nan, ns * sizeof(float)) == 0);
     }
     dt_guard_state g;
-    CHECK(a.backend.ops->guard_read(a.backend.ctx, &g, &err) == 0);
+    CHECK(dt_backend_guard_read(&a.backend, &g, &err) == 0);
     CHECK(g.total == 1 && g.n_records == 1 && g.records[0].step == NAN_STEP &&
           g.records[0].index == 17 && g.records[0].is_nan == 1 && g.halted_step == -1);
     printf("NaN gradient at step %d: %s on the device, read late (%lld skipped step(s) counted)\n",
@@ -170,6 +172,6 @@ int main(void) {
     run_free(&a);
     run_free(&b);
     dt_model_destroy(init);
-    cpu.ops->destroy(cpu.ctx);
+    dt_backend_free(&cpu);
     return dt_test_summary("cuda_steady_state");
 }

@@ -21,20 +21,19 @@ enum { COUNT = 1 << 22, BUCKETS = 4, STEPS = 3 };
 
 static int run_steps(const dt_backend *backend, dt_device_comm *dc, float *grads, float *sum,
                      dt_error *err) {
-    const dt_backend_ops *ops = backend->ops;
     const size_t per_bucket = COUNT / BUCKETS;
     for (int step = 0; step < STEPS; step++) {
         /* compute writes the gradients; each bucket's all-reduce must follow its write */
         for (int b = 0; b < BUCKETS; b++) {
             float *bucket = grads + (size_t)b * per_bucket;
-            if (ops->buffer_fill(backend->ctx, bucket, (float)(step + 1) * (float)(b + 1),
-                                 per_bucket, err) ||
+            if (dt_backend_buffer_fill(backend, bucket, (float)(step + 1) * (float)(b + 1),
+                                       per_bucket, err) ||
                 dc->ops->allreduce_sum_float(dc->ctx, bucket, per_bucket, err))
                 return -1;
         }
         /* the optimizer's stand-in reads them after every all-reduce */
         if (dc->ops->wait(dc->ctx, err) ||
-            ops->buffer_axpy(backend->ctx, sum, 1.0f, grads, COUNT, err))
+            dt_backend_buffer_axpy(backend, sum, 1.0f, grads, COUNT, err))
             return -1;
     }
     return dc->ops->drain(dc->ctx, err);
@@ -63,9 +62,8 @@ int main(void) {
         printf("FAIL: CUDA backend: %s\n", err.message);
         return 1;
     }
-    const dt_backend_ops *ops = backend.ops;
-    float *grads = ops->buffer_alloc(backend.ctx, COUNT, &err);
-    float *sum = grads ? ops->buffer_alloc(backend.ctx, COUNT, &err) : NULL;
+    float *grads = dt_backend_buffer_alloc(&backend, COUNT, &err);
+    float *sum = grads ? dt_backend_buffer_alloc(&backend, COUNT, &err) : NULL;
     CHECK_MSG(sum != NULL, "buffers: %s", err.message);
     dt_device_comm dc;
     double t0 = dt_monotonic_seconds();
@@ -78,7 +76,7 @@ int main(void) {
         printf("%d steps of %d bucketed all-reduces (%d floats) in %.3f s\n", STEPS, BUCKETS, COUNT,
                dt_monotonic_seconds() - t0);
         float *host_sum = malloc(COUNT * sizeof *host_sum);
-        if (host_sum && ops->buffer_download(backend.ctx, host_sum, sum, COUNT, &err) == 0) {
+        if (host_sum && dt_backend_buffer_download(&backend, host_sum, sum, COUNT, &err) == 0) {
             long wrong = 0;
             for (size_t i = 0; i < COUNT; i++) {
                 /* steps 1+2+3 times the bucket's factor: one rank sums to itself */
@@ -111,8 +109,8 @@ int main(void) {
         printf("ncclCommAbort returned in %.2f s\n", took);
         CHECK_MSG(took < 30.0, "ncclCommAbort took %.1f s", took);
     }
-    if (sum) ops->buffer_free(backend.ctx, sum);
-    if (grads) ops->buffer_free(backend.ctx, grads);
-    ops->destroy(backend.ctx);
+    if (sum) dt_backend_buffer_free(&backend, sum);
+    if (grads) dt_backend_buffer_free(&backend, grads);
+    dt_backend_free(&backend);
     return dt_test_summary("nccl_one_rank");
 }

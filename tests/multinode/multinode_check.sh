@@ -79,7 +79,9 @@ fi
 agent=$("${cluster[@]}" agent)
 shared=$work/shared
 mkdir -p "$shared/build" "$shared/submit"
-cp "$dtrain_bin" "$(dirname "$dtrain_bin")/libdtrain_main.so" "$shared/build/"
+cp "$dtrain_bin" "$shared/build/"
+cuda_module=$(dirname "$dtrain_bin")/libdtrain_cuda.so # a CUDA build's, found beside dtrain
+[[ ! -f $cuda_module ]] || cp "$cuda_module" "$shared/build/"
 dtrain=$shared/build/dtrain
 cp -r "$src/cluster" "$src/launch" "$shared/submit/"
 "$make_imagefolder" "$shared/data" 4 12 20 5 >/dev/null || exit 1

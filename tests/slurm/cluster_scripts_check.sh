@@ -54,7 +54,9 @@ trap cleanup EXIT
 # A submit folder as a user has it: the scripts, the build, data and config.
 mkdir -p "$submit/build/bench" "$work/elsewhere"
 cp -r "$src/cluster" "$src/bench" "$src/launch" "$submit/"
-cp "$dtrain_bin" "$(dirname "$dtrain_bin")/libdtrain_main.so" "$submit/build/"
+cp "$dtrain_bin" "$submit/build/"
+cuda_module=$(dirname "$dtrain_bin")/libdtrain_cuda.so # a CUDA build's, found beside dtrain
+[[ ! -f $cuda_module ]] || cp "$cuda_module" "$submit/build/"
 cp "$bench_make_photos" "$submit/build/bench/"
 "$make_imagefolder" "$submit/data" 4 12 20 5 >/dev/null || exit 1
 # 48 images, 12 held out: 9 steps of global batch 4 (2 ranks x 2) per epoch, 36 in all

@@ -25,11 +25,6 @@ static int cpu_synchronize(void *opaque, dt_error *err) {
     return cpu_check(dnnl_stream_wait(ctx->stream), err, "waiting for the stream");
 }
 
-static void *cpu_compute_stream(void *ctx) {
-    (void)ctx;
-    return NULL;
-}
-
 static void *cpu_host_alloc(void *ctx, size_t bytes, dt_error *err) {
     (void)ctx;
     void *p = cpu_aligned_alloc(bytes, 0);
@@ -42,22 +37,6 @@ static void cpu_host_free(void *ctx, void *p) {
     cpu_aligned_free(p);
 }
 
-/* tensor_from_images has read the pixels when it returns */
-static int cpu_input_wait(void *ctx, dt_error *err) {
-    (void)ctx;
-    (void)err;
-    return 0;
-}
-
-/* tensor_from_images reads the host pixels directly: there is no copy to start early */
-static int cpu_input_prefetch(void *ctx, const uint8_t *pixels_nhwc, size_t bytes, dt_error *err) {
-    (void)ctx;
-    (void)pixels_nhwc;
-    (void)bytes;
-    (void)err;
-    return 0;
-}
-
 static void cpu_params_changed(void *ctx) {
     ((cpu_ctx *)ctx)->params_version++;
 }
@@ -65,7 +44,6 @@ static void cpu_params_changed(void *ctx) {
 /* Ops finish when they return, so the host clock at a mark is the stream's time. */
 static int cpu_phase_mark(void *opaque, int phase, dt_error *err) {
     cpu_ctx *ctx = opaque;
-    if (phase < 0 || phase >= DT_PHASE_COUNT) return dt_fail(err, "phase_mark: phase %d", phase);
     double now = dt_monotonic_seconds();
     if (ctx->phase_since > 0) ctx->phase_seconds[ctx->phase] += now - ctx->phase_since;
     ctx->phase = phase;
@@ -83,20 +61,6 @@ static int cpu_phase_read(void *opaque, double seconds[DT_PHASE_COUNT], int rese
     return 0;
 }
 
-/* every op finishes on the calling thread and every buffer is host memory */
-static void cpu_counters(void *ctx, dt_backend_counters *out) {
-    (void)ctx;
-    out->host_waits = 0;
-    out->input_waits = 0;
-    out->device_allocations = 0;
-}
-
-static void cpu_set_wait_check(void *ctx, dt_wait_check_fn check, void *user) {
-    (void)ctx;
-    (void)check;
-    (void)user;
-}
-
 static void cpu_layer_destroy(void *ctx, dt_layer *layer) {
     (void)ctx;
     if (layer) layer->destroy(layer);
@@ -104,13 +68,13 @@ static void cpu_layer_destroy(void *ctx, dt_layer *layer) {
 
 static const dt_backend_ops cpu_ops = {
     .name = "cpu",
+    .flags = DT_BACKEND_HOST_MEMORY,
+    /* compute_stream, input_wait, input_prefetch, counters, set_wait_check: left out, every op
+     * has finished (and read its inputs) when it returns, in host memory */
     .destroy = cpu_destroy,
     .synchronize = cpu_synchronize,
-    .compute_stream = cpu_compute_stream,
     .host_alloc = cpu_host_alloc,
     .host_free = cpu_host_free,
-    .input_wait = cpu_input_wait,
-    .input_prefetch = cpu_input_prefetch,
     .params_changed = cpu_params_changed,
     .phase_mark = cpu_phase_mark,
     .phase_read = cpu_phase_read,
@@ -126,8 +90,6 @@ static const dt_backend_ops cpu_ops = {
     .guard_check = cpu_guard_check,
     .guard_restore = cpu_guard_restore,
     .guard_read = cpu_guard_read,
-    .counters = cpu_counters,
-    .set_wait_check = cpu_set_wait_check,
     .tensor_create = cpu_tensor_create,
     .tensor_destroy = cpu_tensor_destroy,
     .tensor_upload = cpu_tensor_upload,

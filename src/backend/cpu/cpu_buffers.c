@@ -65,7 +65,6 @@ int cpu_sgd_step(void *ctx, const dt_sgd_params *p, float *params, const float *
         for (long long i = 0; i < n; i++) params[i] -= lr * (scale * grads[i] + wd * params[i]);
         return 0;
     }
-    if (!momentum) return dt_fail(err, "sgd_step: momentum %g needs a momentum buffer", mu);
     const int first = p->first_step, nesterov = p->nesterov;
 #pragma omp parallel for simd if (n >= CPU_PARALLEL_MIN) schedule(static)
     for (long long i = 0; i < n; i++) {

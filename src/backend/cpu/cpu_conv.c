@@ -15,8 +15,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "dtrain/config.h"
-
 /* Weights in one primitive's format: either the user's OIHW buffer itself (same format) or a
  * private buffer filled by a reorder. */
 typedef struct conv_weights {

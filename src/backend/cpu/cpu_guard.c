@@ -17,8 +17,6 @@ void cpu_guard_init(cpu_ctx *ctx) {
 
 int cpu_guard_reset(void *opaque, const dt_guard_state *state, int64_t halt_after, dt_error *err) {
     cpu_ctx *ctx = opaque;
-    if (halt_after < 1)
-        return dt_fail(err, "guard_reset: halt_after %lld is below 1", (long long)halt_after);
     cpu_guard_init(ctx);
     ctx->guard.in_row = state->in_row;
     ctx->guard.total = state->total;

@@ -9,7 +9,7 @@
 
 #include <oneapi/dnnl/dnnl.h>
 
-#include "dtrain/backend.h"
+#include "../backend_impl.h"
 
 #include "cpu_normalize.h"
 

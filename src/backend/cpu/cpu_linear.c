@@ -14,11 +14,6 @@ static void linear_destroy(dt_layer *layer) {
 }
 
 dt_layer *cpu_linear_create(void *ctx, const dt_linear_desc *d, dt_error *err) {
-    if (d->batch <= 0 || d->in_features <= 0 || d->out_features <= 0) {
-        dt_fail(err, "linear_create: invalid description (batch %d, %d -> %d features)", d->batch,
-                d->in_features, d->out_features);
-        return NULL;
-    }
     cpu_linear *linear = calloc(1, sizeof *linear);
     if (!linear) {
         dt_fail(err, "out of memory creating a linear layer");

@@ -7,8 +7,6 @@
 
 #include <oneapi/dnnl/dnnl_debug.h>
 
-#include "dtrain/config.h"
-
 enum { CPU_ALIGNMENT = 64, CPU_MAX_ARGS = 16 };
 
 int cpu_check(dnnl_status_t status, dt_error *err, const char *what) {

@@ -20,10 +20,6 @@ int cpu_activation_md(dnnl_memory_desc_t *md, int n, int c, int h, int w, dt_err
 
 dt_tensor *cpu_tensor_create(void *opaque, int n, int c, int h, int w, dt_error *err) {
     cpu_ctx *ctx = opaque;
-    if (n <= 0 || c <= 0 || h <= 0 || w <= 0) {
-        dt_fail(err, "tensor_create: shape %dx%dx%dx%d has a non-positive size", n, c, h, w);
-        return NULL;
-    }
     size_t count = (size_t)n * (size_t)c * (size_t)h * (size_t)w;
     if (count / (size_t)n / (size_t)c / (size_t)h != (size_t)w ||
         count > ((size_t)-1) / sizeof(float)) {

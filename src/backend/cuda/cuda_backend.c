@@ -5,12 +5,13 @@
  * timing with events and the loss statistics read-back. The ops live in one file per job. */
 #include "cuda_internal.h"
 
+#include "../cuda_module.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
-#include "dtrain/config.h"
 #include "dtrain/platform.h"
 
 /* ---- errors ------------------------------------------------------------------------------ */
@@ -211,7 +212,6 @@ static int phases_fold(cuda_ctx *ctx, int wait, dt_error *err) {
 
 static int cuda_phase_mark(void *opaque, int phase, dt_error *err) {
     cuda_ctx *ctx = opaque;
-    if (phase < 0 || phase >= DT_PHASE_COUNT) return dt_fail(err, "phase_mark: phase %d", phase);
     /* a full ring (no read for many steps) folds the marks already reached; when the stream is
      * that far behind, the two oldest merge (their time counts to the older one's phase) */
     if (ctx->mark_count == CUDA_PHASE_MARKS) {
@@ -310,8 +310,6 @@ static int cuda_buffer_axpy(void *opaque, float *y, float alpha, const float *x,
 static int cuda_sgd_step(void *opaque, const dt_sgd_params *p, float *params, const float *grads,
                          float *momentum, size_t count, dt_error *err) {
     cuda_ctx *ctx = opaque;
-    if (p->momentum != 0.0f && !momentum)
-        return dt_fail(err, "sgd_step: momentum %g needs a momentum buffer", (double)p->momentum);
     ctx->param_version++;
     return cuda_launch_sgd(ctx->compute, p, params, grads, momentum, count,
                            p->guarded ? ctx->guard : NULL, err);
@@ -340,8 +338,6 @@ static int cuda_buffer_sum_squares(void *opaque, const float *src, size_t count,
 static int cuda_guard_reset(void *opaque, const dt_guard_state *state, int64_t halt_after,
                             dt_error *err) {
     cuda_ctx *ctx = opaque;
-    if (halt_after < 1)
-        return dt_fail(err, "guard_reset: halt_after %lld is below 1", (long long)halt_after);
     memset(ctx->host_guard, 0, sizeof *ctx->host_guard);
     ctx->host_guard->in_row = state->in_row;
     ctx->host_guard->total = state->total;
@@ -539,7 +535,7 @@ static int context_init(cuda_ctx *ctx, const dt_backend_options *opt, dt_error *
     return cuda_wait_stream(ctx, ctx->compute, "starting the backend", err);
 }
 
-int dt_backend_cuda_create(const dt_backend_options *opt, dt_backend *out, dt_error *err) {
+int cuda_backend_create(const dt_backend_options *opt, dt_backend *out, dt_error *err) {
     cuda_ctx *ctx = calloc(1, sizeof *ctx);
     if (!ctx) return dt_fail(err, "out of memory creating the CUDA backend");
     if (context_init(ctx, opt, err) != 0) {
@@ -550,8 +546,4 @@ int dt_backend_cuda_create(const dt_backend_options *opt, dt_backend *out, dt_er
     out->ops = &cuda_backend_ops;
     out->ctx = ctx;
     return 0;
-}
-
-int dt_backend_cuda_training_available(void) {
-    return 1;
 }

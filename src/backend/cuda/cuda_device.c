@@ -7,17 +7,19 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "../cuda_module.h"
 #include "cudnn_conv.h" /* cudnn.h without the warnings its own declarations raise */
 #include "dtrain/backend.h"
 #include "dtrain/device_comm.h"
+#include "dtrain/gpu.h"
 
-int dt_backend_cuda_device_count(void) {
+int cuda_device_count(void) {
     int count = 0;
     if (cudaGetDeviceCount(&count) != cudaSuccess) return 0;
     return count;
 }
 
-void dt_backend_cuda_query(dt_gpu_query *out) {
+void cuda_query(dt_gpu_query *out) {
     memset(out, 0, sizeof *out);
     cudaDriverGetVersion(&out->driver_version);
     cudaRuntimeGetVersion(&out->runtime_version);
@@ -45,7 +47,7 @@ void dt_backend_cuda_query(dt_gpu_query *out) {
     dt_gpu_query_check(out);
 }
 
-int dt_backend_cuda_device_info(int device, dt_gpu_info *out, dt_error *err) {
+int cuda_device_info(int device, dt_gpu_info *out, dt_error *err) {
     memset(out, 0, sizeof *out);
     struct cudaDeviceProp prop;
     cudaError_t status = cudaGetDeviceProperties(&prop, device);
@@ -60,7 +62,7 @@ int dt_backend_cuda_device_info(int device, dt_gpu_info *out, dt_error *err) {
     return 0;
 }
 
-const char *dt_backend_cuda_library_versions(void) {
+const char *cuda_library_versions(void) {
     static char text[256];
     int runtime = 0, driver = 0;
     cudaRuntimeGetVersion(&runtime);
@@ -70,7 +72,7 @@ const char *dt_backend_cuda_library_versions(void) {
     if (driver > 0)
         snprintf(driver_text, sizeof driver_text, "%d.%d", driver / 1000, (driver % 1000) / 10);
 #ifdef DTRAIN_HAVE_NCCL
-    int nccl = dt_nccl_loaded_version();
+    int nccl = cuda_nccl_loaded_version();
     if (nccl > 0)
         snprintf(nccl_text, sizeof nccl_text, "%d.%d.%d", nccl / 10000, (nccl % 10000) / 100,
                  nccl % 100);

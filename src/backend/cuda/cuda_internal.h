@@ -15,7 +15,7 @@
 #include "conv_plan_list.h"
 #include "cudnn_conv.h" /* and through it cudnn.h, without its own deprecation warnings */
 
-#include "dtrain/backend.h"
+#include "../backend_impl.h"
 
 #ifdef __cplusplus
 extern "C" {

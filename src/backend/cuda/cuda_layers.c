@@ -8,8 +8,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "dtrain/config.h"
-
 /* ---- batch norm -------------------------------------------------------------------------------
  */
 
@@ -214,11 +212,6 @@ static void linear_destroy(cuda_ctx *ctx, dt_layer *layer) {
 
 dt_layer *cuda_linear_create(void *opaque, const dt_linear_desc *d, dt_error *err) {
     cuda_ctx *ctx = opaque;
-    if (d->batch <= 0 || d->in_features <= 0 || d->out_features <= 0) {
-        dt_fail(err, "linear_create: invalid description (batch %d, %d -> %d features)", d->batch,
-                d->in_features, d->out_features);
-        return NULL;
-    }
     cuda_linear *linear = calloc(1, sizeof *linear);
     if (!linear) {
         dt_fail(err, "out of memory creating a linear layer");

@@ -13,10 +13,6 @@
 
 dt_tensor *cuda_tensor_create(void *opaque, int n, int c, int h, int w, dt_error *err) {
     cuda_ctx *ctx = opaque;
-    if (n <= 0 || c <= 0 || h <= 0 || w <= 0) {
-        dt_fail(err, "tensor_create: shape %dx%dx%dx%d has a non-positive size", n, c, h, w);
-        return NULL;
-    }
     size_t count = (size_t)n * (size_t)c * (size_t)h * (size_t)w;
     if (count / (size_t)n / (size_t)c / (size_t)h != (size_t)w || count > ((size_t)-1) / 4) {
         dt_fail(err, "tensor_create: shape %dx%dx%dx%d is too large", n, c, h, w);

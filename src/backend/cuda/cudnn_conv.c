@@ -13,8 +13,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "dtrain/config.h"
-
 enum { UID_X = 1, UID_W = 2, UID_Y = 3 }; /* x or dx; w or dw; y or dy */
 enum { TENSOR_ALIGNMENT = 16 };
 
