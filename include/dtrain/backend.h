@@ -46,6 +46,9 @@ typedef enum {
     DT_PRECISION_AUTO
 } dt_precision_kind;
 
+/* "fp32", "tf32", "bf16" or "auto" (the names runtime.precision takes) */
+const char *dt_precision_name(dt_precision_kind precision);
+
 typedef struct dt_tensor dt_tensor; /* activation, logical shape n x c x h x w */
 typedef struct dt_layer dt_layer;   /* one op instance: its primitives and saved state */
 

@@ -101,8 +101,6 @@ const char *dt_config_display_name(const dt_config *cfg, const char *folder);
  * PyTorch's default for cuDNN convolutions) on a GPU that has TF32 (gpu_has_tf32: compute
  * capability 8.0 or newer), fp32 elsewhere (the CPU); fp32, tf32 and bf16 are kept. */
 dt_precision_kind dt_precision_resolve(dt_precision_kind requested, int gpu_has_tf32);
-/* "fp32", "tf32", "bf16" or "auto" */
-const char *dt_precision_name(dt_precision_kind precision);
 
 void dt_config_free(dt_config *cfg);
 

@@ -10,6 +10,20 @@ static int missing(const dt_backend *b, const char *op, dt_error *err) {
     return dt_fail(err, "internal: the %s backend has no %s", b->ops->name, op);
 }
 
+const char *dt_precision_name(dt_precision_kind precision) {
+    switch (precision) {
+    case DT_PRECISION_FP32:
+        return "fp32";
+    case DT_PRECISION_TF32:
+        return "tf32";
+    case DT_PRECISION_BF16:
+        return "bf16";
+    case DT_PRECISION_AUTO:
+        return "auto";
+    }
+    return "?";
+}
+
 const char *dt_backend_name(const dt_backend *b) {
     return b->ops->name;
 }

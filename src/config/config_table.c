@@ -33,7 +33,7 @@ static const char *const precision_names[] = {"fp32", "tf32", "bf16", "auto"};
 static const char *const nonfinite_names[] = {"stop", "skip"};
 /* model.arch is a string restricted to these names */
 static const char *const arch_names[] = {"resnet18", "resnet34", "resnet50", "resnet101",
-                                          "resnet152"};
+                                         "resnet152"};
 
 static const char *const section_names[] = {"data", "model", "train", "runtime", "output"};
 
@@ -267,11 +267,6 @@ const char *dt_config_display_name(const dt_config *cfg, const char *folder) {
 dt_precision_kind dt_precision_resolve(dt_precision_kind requested, int gpu_has_tf32) {
     if (requested != DT_PRECISION_AUTO) return requested;
     return gpu_has_tf32 ? DT_PRECISION_TF32 : DT_PRECISION_FP32;
-}
-
-const char *dt_precision_name(dt_precision_kind precision) {
-    if ((int)precision < 0 || (int)precision >= COUNT(precision_names)) return "?";
-    return precision_names[precision];
 }
 
 /* ---- "did you mean": the closest name of the table ---- */

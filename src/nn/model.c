@@ -39,7 +39,6 @@ int dt_model_create(const dt_backend *backend, const dt_model_options *opt, dt_m
                     dt_error *err) {
     dt_model *m;
     if (model_build(backend, opt, &m, err)) return -1;
-    const dt_backend_ops *ops = backend->ops;
     size_t n = m->layout.n_params;
     if (!(m->params = dt_backend_buffer_alloc(backend, n, err)) ||
         !(m->grads = dt_backend_buffer_alloc(backend, n, err)) ||
@@ -70,7 +69,6 @@ int dt_model_conv_descs(const dt_model_options *opt, dt_conv_desc *out, int max)
 void dt_model_destroy(dt_model *m) {
     if (!m) return;
     dt_resnet_free(m);
-    const dt_backend_ops *ops = m->backend.ops;
     float *buffers[] = {m->params, m->grads, m->momentum, m->stats, m->stats_backup};
     for (size_t i = 0; i < sizeof buffers / sizeof buffers[0]; i++)
         if (buffers[i]) dt_backend_buffer_free(&m->backend, buffers[i]);
@@ -125,7 +123,6 @@ int dt_model_init_weights(dt_model *m, uint64_t seed, dt_error *err) {
     }
     for (size_t i = 0; i < m->layout.n_entries; i++)
         init_entry(m, &m->layout.entries[i], seed, i, params, stats);
-    const dt_backend_ops *ops = m->backend.ops;
     if (dt_backend_buffer_upload(&m->backend, m->params, params, m->layout.n_params, err) ||
         dt_backend_buffer_upload(&m->backend, m->stats, stats, m->layout.n_stats, err))
         goto done;
@@ -186,7 +183,6 @@ void dt_model_set_batches_tracked(dt_model *m, int64_t value) {
 }
 
 int dt_model_download_state(dt_model *m, float *host_params, float *host_stats, dt_error *err) {
-    const dt_backend_ops *ops = m->backend.ops;
     if (dt_backend_buffer_download(&m->backend, host_params, m->params, m->layout.n_params, err) ||
         dt_backend_buffer_download(&m->backend, host_stats, m->stats, m->layout.n_stats, err))
         return dt_error_prefix(err, "model: reading weights back");
@@ -195,7 +191,6 @@ int dt_model_download_state(dt_model *m, float *host_params, float *host_stats, 
 
 int dt_model_upload_state(dt_model *m, const float *host_params, const float *host_stats,
                           dt_error *err) {
-    const dt_backend_ops *ops = m->backend.ops;
     if (dt_backend_buffer_upload(&m->backend, m->params, host_params, m->layout.n_params, err) ||
         dt_backend_buffer_upload(&m->backend, m->stats, host_stats, m->layout.n_stats, err))
         return dt_error_prefix(err, "model: loading weights");

@@ -8,16 +8,15 @@
 
 int dt_model_download_momentum(dt_model *m, float *host_momentum, dt_error *err) {
     return dt_backend_buffer_download(&m->backend, host_momentum, m->momentum,
-                                           dt_model_param_count(m), err);
+                                      dt_model_param_count(m), err);
 }
 
 int dt_model_upload_momentum(dt_model *m, const float *host_momentum, dt_error *err) {
     return dt_backend_buffer_upload(&m->backend, m->momentum, host_momentum,
-                                         dt_model_param_count(m), err);
+                                    dt_model_param_count(m), err);
 }
 
 int dt_model_stats_snapshot(dt_model *m, dt_error *err) {
-    const dt_backend_ops *ops = m->backend.ops;
     size_t ns = dt_model_stats_count(m);
     if (!m->stats_backup && !(m->stats_backup = dt_backend_buffer_alloc(&m->backend, ns, err)))
         return -1;
@@ -29,16 +28,14 @@ int dt_model_stats_snapshot(dt_model *m, dt_error *err) {
 
 int dt_model_stats_restore_if_skipped(dt_model *m, dt_error *err) {
     if (!m->stats_backup) return dt_fail(err, "internal: no snapshot of the running statistics");
-    return dt_backend_guard_restore(&m->backend, m->stats, m->stats_backup,
-                                         dt_model_stats_count(m), err);
+    return dt_backend_guard_restore(&m->backend, m->stats, m->stats_backup, dt_model_stats_count(m),
+                                    err);
 }
 
 int dt_model_state_finite(dt_model *m, int *finite, dt_error *err) {
     double a = 0, b = 0;
-    if (dt_backend_buffer_sum_squares(&m->backend, m->params, dt_model_param_count(m), &a,
-                                           err) ||
-        dt_backend_buffer_sum_squares(&m->backend, m->stats, dt_model_stats_count(m), &b,
-                                           err))
+    if (dt_backend_buffer_sum_squares(&m->backend, m->params, dt_model_param_count(m), &a, err) ||
+        dt_backend_buffer_sum_squares(&m->backend, m->stats, dt_model_stats_count(m), &b, err))
         return -1;
     *finite = isfinite(a) && isfinite(b);
     return 0;

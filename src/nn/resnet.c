@@ -132,9 +132,11 @@ static void conv_bn_destroy(dt_model *m, dt_conv_bn *u) {
 static int conv_bn_forward(dt_model *m, dt_conv_bn *u, const dt_tensor *x, int training,
                            dt_error *err) {
     float *p = m->params, *s = m->stats;
-    if (dt_backend_conv_forward(&m->backend, u->conv, p + u->weight, x, u->conv_out, err)) return -1;
-    return dt_backend_batchnorm_forward(&m->backend, u->bn, p + u->gamma, p + u->beta, s + u->running_mean,
-                                  s + u->running_var, training, u->conv_out, u->bn_out, err);
+    if (dt_backend_conv_forward(&m->backend, u->conv, p + u->weight, x, u->conv_out, err))
+        return -1;
+    return dt_backend_batchnorm_forward(&m->backend, u->bn, p + u->gamma, p + u->beta,
+                                        s + u->running_mean, s + u->running_var, training,
+                                        u->conv_out, u->bn_out, err);
 }
 
 /* dy is the gradient w.r.t. bn_out; bn_grad receives the gradient w.r.t. conv_out (it may be dy
@@ -143,11 +145,12 @@ static int conv_bn_forward(dt_model *m, dt_conv_bn *u, const dt_tensor *x, int t
 static int conv_bn_backward(dt_model *m, dt_conv_bn *u, int accumulate, const dt_tensor *x,
                             const dt_tensor *dy, dt_tensor *bn_grad, dt_tensor *dx, dt_error *err) {
     float *p = m->params, *g = m->grads;
-    if (dt_backend_batchnorm_backward(&m->backend, u->bn, p + u->gamma, p + u->beta, u->conv_out, u->bn_out, dy,
-                                bn_grad, g + u->gamma, g + u->beta, accumulate, err))
+    if (dt_backend_batchnorm_backward(&m->backend, u->bn, p + u->gamma, p + u->beta, u->conv_out,
+                                      u->bn_out, dy, bn_grad, g + u->gamma, g + u->beta, accumulate,
+                                      err))
         return -1;
-    return dt_backend_conv_backward(&m->backend, u->conv, p + u->weight, x, bn_grad, dx, g + u->weight,
-                              accumulate, err);
+    return dt_backend_conv_backward(&m->backend, u->conv, p + u->weight, x, bn_grad, dx,
+                                    g + u->weight, accumulate, err);
 }
 
 /* One residual block, torchvision's BasicBlock or Bottleneck with `planes`, in its order of
@@ -259,7 +262,8 @@ static int block_forward(dt_model *m, dt_block *b, const dt_tensor *x, int train
 static int block_backward(dt_model *m, dt_block *b, int accumulate, const dt_tensor *x,
                           const dt_tensor *dy, dt_error *err) {
     int last = b->n_units - 1;
-    if (dt_backend_relu_backward(&m->backend, b->units[last].bn_out, dy, b->grad_sum, err)) return -1;
+    if (dt_backend_relu_backward(&m->backend, b->units[last].bn_out, dy, b->grad_sum, err))
+        return -1;
     /* the last unit (no ReLU of its own): from the sum's gradient to its input's */
     if (conv_bn_backward(m, &b->units[last], accumulate, b->units[last - 1].bn_out, b->grad_sum,
                          b->grad_work, b->grad_mid[last - 1], err))
@@ -375,9 +379,10 @@ int dt_model_forward(dt_model *m, const uint8_t *pixels_nhwc, const float mean[3
             return dt_error_prefix(err, "forward (layer%d.%d)", b->stage + 1, b->index);
     }
     float *p = m->params;
-    if (dt_backend_avgpool_forward(&m->backend, block_output(m, m->n_blocks - 1), m->features_out, err) ||
-        dt_backend_linear_forward(&m->backend, m->fc, p + m->fc_weight, p + m->fc_bias, m->features_out,
-                            m->logits, err))
+    if (dt_backend_avgpool_forward(&m->backend, block_output(m, m->n_blocks - 1), m->features_out,
+                                   err) ||
+        dt_backend_linear_forward(&m->backend, m->fc, p + m->fc_weight, p + m->fc_bias,
+                                  m->features_out, m->logits, err))
         return dt_error_prefix(err, "forward (classifier)");
     if (backbone_training) m->batches_tracked++;
     m->forward_was_training = training;
@@ -388,8 +393,8 @@ int dt_model_loss(dt_model *m, const int32_t *labels, const float *weights, floa
                   int32_t *predictions, dt_error *err) {
     if (not_runnable(m, err)) return -1;
     dt_tensor *dlogits = grad_scale != 0.0f ? m->grad_logits : NULL;
-    if (dt_backend_softmax_cross_entropy(&m->backend, m->logits, labels, weights, dlogits, grad_scale,
-                                   predictions, err))
+    if (dt_backend_softmax_cross_entropy(&m->backend, m->logits, labels, weights, dlogits,
+                                         grad_scale, predictions, err))
         return dt_error_prefix(err, "loss");
     m->have_logit_grad = dlogits != NULL;
     return 0;
@@ -407,9 +412,9 @@ int dt_model_backward(dt_model *m, int accumulate, int report, dt_error *err) {
         return dt_fail(err, "internal: backward needs a training forward and a loss gradient");
     float *p = m->params, *g = m->grads;
     int frozen = m->freeze_backbone;
-    if (dt_backend_linear_backward(&m->backend, m->fc, p + m->fc_weight, m->features_out, m->grad_logits,
-                             frozen ? NULL : m->grad_features, g + m->fc_weight, g + m->fc_bias,
-                             accumulate, err) ||
+    if (dt_backend_linear_backward(&m->backend, m->fc, p + m->fc_weight, m->features_out,
+                                   m->grad_logits, frozen ? NULL : m->grad_features,
+                                   g + m->fc_weight, g + m->fc_bias, accumulate, err) ||
         report_ready(m, report, m->fc_params, err))
         return dt_error_prefix(err, "backward (classifier)");
     if (frozen) return 0;

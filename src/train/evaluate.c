@@ -11,7 +11,6 @@
 
 static int evaluate_on_root(dt_trainer *t, int epoch, long global_step, dt_error *err) {
     const dt_config *cfg = t->cfg;
-    const dt_backend_ops *ops = t->session.backend.ops;
     double stats[DT_LOSS_STATS];
     /* the training statistics were read (and reset) by the epoch's last log line */
     if (dt_backend_loss_stats_read(&t->session.backend, stats, 1, err)) return -1;

@@ -82,7 +82,6 @@ static int optimizer_step(dt_trainer *t, long global_step, dt_window *w, dt_erro
     size_t offset, count;
     dt_model_trainable_span(t->session.model, &offset, &count);
     float *grads = dt_model_grads(t->session.model) + offset;
-    const dt_backend_ops *ops = t->session.backend.ops;
     /* the buckets were all-reduced during backward (the test switch's NaN went into the one
      * holding the first trained value); the update waits for the last of them */
     if (t->comm->size == 1 && dt_train_before_allreduce(t, global_step, grads, err)) return -1;
@@ -105,8 +104,8 @@ static int optimizer_step(dt_trainer *t, long global_step, dt_window *w, dt_erro
                        .first_step = global_step == 0,
                        .guarded = 1};
     w->lr = lr;
-    return dt_backend_sgd_step(&t->session.backend, &p, dt_model_params(t->session.model) + offset, grads,
-        dt_model_momentum(t->session.model) + offset, count, err);
+    return dt_backend_sgd_step(&t->session.backend, &p, dt_model_params(t->session.model) + offset,
+                               grads, dt_model_momentum(t->session.model) + offset, count, err);
 }
 
 static void window_start(dt_trainer *t, dt_window *w, double now) {
@@ -205,8 +204,7 @@ static int prefetch_batch(dt_trainer *t, const dt_batch **next, dt_error *err) {
     if (!*next) return dt_fail(err, "internal: the loader ran out of batches early");
     size_t side = (size_t)t->cfg->data.image_size;
     size_t bytes = (size_t)(*next)->batch_size * side * side * 3;
-    return dt_backend_input_prefetch(&t->session.backend, (*next)->pixels, bytes,
-                                                  err);
+    return dt_backend_input_prefetch(&t->session.backend, (*next)->pixels, bytes, err);
 }
 
 int dt_train_before_allreduce(dt_trainer *t, long global_step, float *grads, dt_error *err) {

@@ -14,7 +14,6 @@
 /* The grads-ready callback: all-reduces every bucket that backward has just completed. */
 static int issue_ready_buckets(void *user, size_t offset, size_t count, dt_error *err) {
     dt_trainer *t = user;
-    const dt_backend_ops *ops = t->session.backend.ops;
     int first, n;
     if (dt_bucket_plan_ready(&t->buckets, offset, count, &first, &n, err)) return -1;
     float *grads = dt_model_grads(t->session.model);

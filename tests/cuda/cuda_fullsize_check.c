@@ -31,7 +31,6 @@ static int one_step(const dt_backend *backend, const dt_model_options *mopt,
                     const float *init_params, const float *init_stats, const uint8_t *pixels,
                     const int32_t *labels, step_result *out, dt_error *err) {
     const float mean[3] = {0.485f, 0.456f, 0.406f}, std[3] = {0.229f, 0.224f, 0.225f};
-    const dt_backend_ops *ops = backend->ops;
     float *weights = malloc((size_t)mopt->batch * sizeof *weights);
     dt_model *model = NULL;
     int rc = -1;
@@ -49,17 +48,17 @@ static int one_step(const dt_backend *backend, const dt_model_options *mopt,
     dt_model_trainable_span(model, &offset, &count);
     memset(out->grads, 0, dt_model_param_count(model) * sizeof(float));
     if (dt_backend_buffer_download(backend, out->grads + offset, dt_model_grads(model) + offset,
-                             count, err) ||
+                                   count, err) ||
         dt_backend_loss_stats_read(backend, stats, 1, err))
         goto done;
     out->loss = stats[DT_LOSS_SUM] / stats[DT_LOSS_COUNT];
     const dt_sgd_params p = {
         .lr = 0.05f, .momentum = 0.9f, .weight_decay = 5e-4f, .grad_scale = 1.0f, .first_step = 1};
     if (dt_backend_sgd_step(backend, &p, dt_model_params(model) + offset,
-                      dt_model_grads(model) + offset, dt_model_momentum(model) + offset, count,
-                      err) ||
+                            dt_model_grads(model) + offset, dt_model_momentum(model) + offset,
+                            count, err) ||
         dt_backend_buffer_download(backend, out->params, dt_model_params(model),
-                             dt_model_param_count(model), err))
+                                   dt_model_param_count(model), err))
         goto done;
     rc = 0;
 done:

@@ -40,7 +40,7 @@ static dt_tensor *tensor_of(dt_backend *b, int n, int c, int h, int w, const flo
     dt_error err = {0};
     dt_tensor *t = dt_backend_tensor_create(b, n, c, h, w, &err);
     if (!t) {
-        fprintf(stderr, "%s tensor_create %dx%dx%dx%d: %s\n", b->ops->name, n, c, h, w,
+        fprintf(stderr, "%s tensor_create %dx%dx%dx%d: %s\n", dt_backend_name(b), n, c, h, w,
                 err.message);
         exit(1);
     }
@@ -59,7 +59,7 @@ static float *buffer_of(dt_backend *b, const float *host, size_t n) {
     dt_error err = {0};
     float *buf = dt_backend_buffer_alloc(b, n, &err);
     if (!buf) {
-        fprintf(stderr, "%s buffer_alloc: %s\n", b->ops->name, err.message);
+        fprintf(stderr, "%s buffer_alloc: %s\n", dt_backend_name(b), err.message);
         exit(1);
     }
     if (host) CHECK_MSG(dt_backend_buffer_upload(b, buf, host, n, &err) == 0, "%s", err.message);
@@ -110,8 +110,7 @@ static void check_buffers(pair *p, const dt_test_tolerances *t) {
     free(want), free(got);
     double cs = 0.0, gs = 0.0;
     CHECK(dt_backend_buffer_sum_squares(p->cpu, ca, N, &cs, &err) == 0);
-    CHECK_MSG(dt_backend_buffer_sum_squares(p->gpu, ga, N, &gs, &err) == 0, "%s",
-              err.message);
+    CHECK_MSG(dt_backend_buffer_sum_squares(p->gpu, ga, N, &gs, &err) == 0, "%s", err.message);
     printf("  %-4s %-44s error %.3g  tolerance %.3g\n", dt_precision_name(current_precision),
            "buffer_sum_squares", fabs(gs - cs) / cs, 1e-12);
     CHECK_CLOSE(gs, cs, 1e-12, 0.0);
@@ -199,31 +198,31 @@ static void check_conv(pair *p, dt_conv_desc d, const dt_test_tolerances *t) {
     dt_backend *b[2] = {p->cpu, p->gpu};
     float *y[2], *dx[2], *dw[2], *dw2[2], *y2[2];
     for (int k = 0; k < 2; k++) {
-        dt_layer *l = b[k]->ops->conv_create(b[k]->ctx, &d, &err);
-        CHECK_MSG(l != NULL, "%s %s: %s", b[k]->ops->name, what, err.message);
+        dt_layer *l = dt_backend_conv_create(b[k], &d, &err);
+        CHECK_MSG(l != NULL, "%s %s: %s", dt_backend_name(b[k]), what, err.message);
         if (!l) return;
         float *wb = buffer_of(b[k], w, nw), *gb = buffer_of(b[k], NULL, nw);
         dt_tensor *tx = tensor_of(b[k], d.batch, d.in_channels, d.in_height, d.in_width, x);
         dt_tensor *ty = tensor_of(b[k], d.batch, d.out_channels, oh, ow, NULL);
         dt_tensor *tdy = tensor_of(b[k], d.batch, d.out_channels, oh, ow, dy);
         dt_tensor *tdx = tensor_of(b[k], d.batch, d.in_channels, d.in_height, d.in_width, NULL);
-        CHECK_MSG(b[k]->ops->conv_forward(b[k]->ctx, l, wb, tx, ty, &err) == 0, "%s", err.message);
-        CHECK_MSG(b[k]->ops->conv_backward(b[k]->ctx, l, wb, tx, tdy, tdx, gb, 0, &err) == 0, "%s",
+        CHECK_MSG(dt_backend_conv_forward(b[k], l, wb, tx, ty, &err) == 0, "%s", err.message);
+        CHECK_MSG(dt_backend_conv_backward(b[k], l, wb, tx, tdy, tdx, gb, 0, &err) == 0, "%s",
                   err.message);
         y[k] = tensor_read(b[k], ty, ny);
         dx[k] = tensor_read(b[k], tdx, nx);
         dw[k] = buffer_read(b[k], gb, nw);
-        CHECK_MSG(b[k]->ops->conv_backward(b[k]->ctx, l, wb, tx, tdy, NULL, gb, 1, &err) == 0, "%s",
+        CHECK_MSG(dt_backend_conv_backward(b[k], l, wb, tx, tdy, NULL, gb, 1, &err) == 0, "%s",
                   err.message);
         dw2[k] = buffer_read(b[k], gb, nw);
         /* new weights (a new parameter version): the derived filter must follow */
-        CHECK(b[k]->ops->buffer_upload(b[k]->ctx, wb, w2, nw, &err) == 0);
-        CHECK(b[k]->ops->conv_forward(b[k]->ctx, l, wb, tx, ty, &err) == 0);
+        CHECK(dt_backend_buffer_upload(b[k], wb, w2, nw, &err) == 0);
+        CHECK(dt_backend_conv_forward(b[k], l, wb, tx, ty, &err) == 0);
         y2[k] = tensor_read(b[k], ty, ny);
-        b[k]->ops->layer_destroy(b[k]->ctx, l);
-        b[k]->ops->tensor_destroy(b[k]->ctx, tx), b[k]->ops->tensor_destroy(b[k]->ctx, ty);
-        b[k]->ops->tensor_destroy(b[k]->ctx, tdy), b[k]->ops->tensor_destroy(b[k]->ctx, tdx);
-        b[k]->ops->buffer_free(b[k]->ctx, wb), b[k]->ops->buffer_free(b[k]->ctx, gb);
+        dt_backend_layer_destroy(b[k], l);
+        dt_backend_tensor_destroy(b[k], tx), dt_backend_tensor_destroy(b[k], ty);
+        dt_backend_tensor_destroy(b[k], tdy), dt_backend_tensor_destroy(b[k], tdx);
+        dt_backend_buffer_free(b[k], wb), dt_backend_buffer_free(b[k], gb);
     }
     snprintf(label, sizeof label, "%s forward", what);
     compare(label, y[1], y[0], ny, t->conv);
@@ -251,8 +250,8 @@ static void check_batchnorm(pair *p, dt_batchnorm_desc d, const dt_test_toleranc
     dt_backend *b[2] = {p->cpu, p->gpu};
     float *y[2], *dx[2], *dg[2], *db[2], *dg2[2], *rmo[2], *rvo[2], *yi[2];
     for (int k = 0; k < 2; k++) {
-        dt_layer *l = b[k]->ops->batchnorm_create(b[k]->ctx, &d, &err);
-        CHECK_MSG(l != NULL, "%s batchnorm_create: %s", b[k]->ops->name, err.message);
+        dt_layer *l = dt_backend_batchnorm_create(b[k], &d, &err);
+        CHECK_MSG(l != NULL, "%s batchnorm_create: %s", dt_backend_name(b[k]), err.message);
         if (!l) return;
         float *g = buffer_of(b[k], gamma, C), *be = buffer_of(b[k], beta, C);
         float *m = buffer_of(b[k], rm, C), *v = buffer_of(b[k], rv, C);
@@ -261,24 +260,24 @@ static void check_batchnorm(pair *p, dt_batchnorm_desc d, const dt_test_toleranc
         dt_tensor *ty = tensor_of(b[k], d.batch, d.channels, d.height, d.width, NULL);
         dt_tensor *tdy = tensor_of(b[k], d.batch, d.channels, d.height, d.width, dy);
         dt_tensor *tdx = tensor_of(b[k], d.batch, d.channels, d.height, d.width, NULL);
-        CHECK_MSG(b[k]->ops->batchnorm_forward(b[k]->ctx, l, g, be, m, v, 1, tx, ty, &err) == 0,
-                  "%s", err.message);
-        CHECK_MSG(b[k]->ops->batchnorm_backward(b[k]->ctx, l, g, be, tx, ty, tdy, tdx, dgb, dbb, 0,
-                                                &err) == 0,
-                  "%s", err.message);
+        CHECK_MSG(dt_backend_batchnorm_forward(b[k], l, g, be, m, v, 1, tx, ty, &err) == 0, "%s",
+                  err.message);
+        CHECK_MSG(
+            dt_backend_batchnorm_backward(b[k], l, g, be, tx, ty, tdy, tdx, dgb, dbb, 0, &err) == 0,
+            "%s", err.message);
         y[k] = tensor_read(b[k], ty, n), dx[k] = tensor_read(b[k], tdx, n);
         dg[k] = buffer_read(b[k], dgb, C), db[k] = buffer_read(b[k], dbb, C);
         rmo[k] = buffer_read(b[k], m, C), rvo[k] = buffer_read(b[k], v, C);
-        CHECK(b[k]->ops->batchnorm_backward(b[k]->ctx, l, g, be, tx, ty, tdy, tdx, dgb, dbb, 1,
-                                            &err) == 0);
+        CHECK(dt_backend_batchnorm_backward(b[k], l, g, be, tx, ty, tdy, tdx, dgb, dbb, 1, &err) ==
+              0);
         dg2[k] = buffer_read(b[k], dgb, C);
-        CHECK(b[k]->ops->batchnorm_forward(b[k]->ctx, l, g, be, m, v, 0, tx, ty, &err) == 0);
+        CHECK(dt_backend_batchnorm_forward(b[k], l, g, be, m, v, 0, tx, ty, &err) == 0);
         yi[k] = tensor_read(b[k], ty, n);
-        b[k]->ops->layer_destroy(b[k]->ctx, l);
-        b[k]->ops->tensor_destroy(b[k]->ctx, tx), b[k]->ops->tensor_destroy(b[k]->ctx, ty);
-        b[k]->ops->tensor_destroy(b[k]->ctx, tdy), b[k]->ops->tensor_destroy(b[k]->ctx, tdx);
+        dt_backend_layer_destroy(b[k], l);
+        dt_backend_tensor_destroy(b[k], tx), dt_backend_tensor_destroy(b[k], ty);
+        dt_backend_tensor_destroy(b[k], tdy), dt_backend_tensor_destroy(b[k], tdx);
         float *bufs[] = {g, be, m, v, dgb, dbb};
-        for (int i = 0; i < 6; i++) b[k]->ops->buffer_free(b[k]->ctx, bufs[i]);
+        for (int i = 0; i < 6; i++) dt_backend_buffer_free(b[k], bufs[i]);
     }
     char what[100], label[160];
     snprintf(what, sizeof what, "batchnorm %dx%dx%dx%d%s", d.batch, d.channels, d.height, d.width,
@@ -330,28 +329,28 @@ static void check_eltwise_and_pools(pair *p, const dt_test_tolerances *t) {
     for (int k = 0; k < 2; k++) {
         dt_tensor *ta = tensor_of(b[k], N, C, H, W, a), *tc = tensor_of(b[k], N, C, H, W, c);
         dt_tensor *td = tensor_of(b[k], N, C, H, W, d), *tdx = tensor_of(b[k], N, C, H, W, NULL);
-        CHECK(b[k]->ops->tensor_add(b[k]->ctx, ta, tc, &err) == 0);
+        CHECK(dt_backend_tensor_add(b[k], ta, tc, &err) == 0);
         sum[k] = tensor_read(b[k], ta, n);
-        CHECK(b[k]->ops->add_relu_forward(b[k]->ctx, ta, tc, &err) == 0);
+        CHECK(dt_backend_add_relu_forward(b[k], ta, tc, &err) == 0);
         addrelu[k] = tensor_read(b[k], ta, n);
-        CHECK(b[k]->ops->relu_backward(b[k]->ctx, ta, td, tdx, &err) == 0);
+        CHECK(dt_backend_relu_backward(b[k], ta, td, tdx, &err) == 0);
         relub[k] = tensor_read(b[k], tdx, n);
-        dt_layer *l = b[k]->ops->maxpool_create(b[k]->ctx, &pd, &err);
+        dt_layer *l = dt_backend_maxpool_create(b[k], &pd, &err);
         CHECK_MSG(l != NULL, "%s", err.message);
         if (!l) return;
         dt_tensor *ty = tensor_of(b[k], N, C, OH, OW, NULL);
         dt_tensor *tdy = tensor_of(b[k], N, C, OH, OW, dpool);
-        CHECK(b[k]->ops->maxpool_forward(b[k]->ctx, l, tc, ty, &err) == 0);
-        CHECK(b[k]->ops->maxpool_backward(b[k]->ctx, l, tdy, tdx, &err) == 0);
+        CHECK(dt_backend_maxpool_forward(b[k], l, tc, ty, &err) == 0);
+        CHECK(dt_backend_maxpool_backward(b[k], l, tdy, tdx, &err) == 0);
         mp[k] = tensor_read(b[k], ty, no), mpb[k] = tensor_read(b[k], tdx, n);
         dt_tensor *tg = tensor_of(b[k], N, C, 1, 1, NULL);
         dt_tensor *tdg = tensor_of(b[k], N, C, 1, 1, dglobal);
-        CHECK(b[k]->ops->avgpool_forward(b[k]->ctx, tc, tg, &err) == 0);
-        CHECK(b[k]->ops->avgpool_backward(b[k]->ctx, tdg, tdx, &err) == 0);
+        CHECK(dt_backend_avgpool_forward(b[k], tc, tg, &err) == 0);
+        CHECK(dt_backend_avgpool_backward(b[k], tdg, tdx, &err) == 0);
         ap[k] = tensor_read(b[k], tg, (size_t)N * C), apb[k] = tensor_read(b[k], tdx, n);
-        b[k]->ops->layer_destroy(b[k]->ctx, l);
+        dt_backend_layer_destroy(b[k], l);
         dt_tensor *all[] = {ta, tc, td, tdx, ty, tdy, tg, tdg};
-        for (int i = 0; i < 8; i++) b[k]->ops->tensor_destroy(b[k]->ctx, all[i]);
+        for (int i = 0; i < 8; i++) dt_backend_tensor_destroy(b[k], all[i]);
     }
     compare("tensor_add", sum[1], sum[0], n, t->eltwise);
     compare("add_relu_forward", addrelu[1], addrelu[0], n, 2 * t->eltwise);
@@ -386,7 +385,7 @@ static void check_linear_and_loss(pair *p, const dt_test_tolerances *t) {
     int32_t pred[2][N];
     double stats[2][DT_LOSS_STATS];
     for (int k = 0; k < 2; k++) {
-        dt_layer *l = b[k]->ops->linear_create(b[k]->ctx, &d, &err);
+        dt_layer *l = dt_backend_linear_create(b[k], &d, &err);
         CHECK_MSG(l != NULL, "%s", err.message);
         if (!l) return;
         float *wb = buffer_of(b[k], w, (size_t)OUT * IN), *bb = buffer_of(b[k], bias, OUT);
@@ -395,34 +394,32 @@ static void check_linear_and_loss(pair *p, const dt_test_tolerances *t) {
         dt_tensor *tdl = tensor_of(b[k], N, OUT, 1, 1, NULL);
         dt_tensor *tdx = tensor_of(b[k], N, IN, 1, 1, NULL);
         double discard[DT_LOSS_STATS];
-        CHECK(b[k]->ops->loss_stats_read(b[k]->ctx, discard, 1, &err) == 0);
-        CHECK_MSG(b[k]->ops->linear_forward(b[k]->ctx, l, wb, bb, tx, ty, &err) == 0, "%s",
-                  err.message);
-        CHECK_MSG(b[k]->ops->softmax_cross_entropy(b[k]->ctx, ty, labels, weights, tdl, 0.5f,
-                                                   pred[k], &err) == 0,
+        CHECK(dt_backend_loss_stats_read(b[k], discard, 1, &err) == 0);
+        CHECK_MSG(dt_backend_linear_forward(b[k], l, wb, bb, tx, ty, &err) == 0, "%s", err.message);
+        CHECK_MSG(dt_backend_softmax_cross_entropy(b[k], ty, labels, weights, tdl, 0.5f, pred[k],
+                                                   &err) == 0,
                   "%s", err.message);
-        CHECK_MSG(b[k]->ops->linear_backward(b[k]->ctx, l, wb, tx, tdl, tdx, gwb, gbb, 0, &err) ==
-                      0,
+        CHECK_MSG(dt_backend_linear_backward(b[k], l, wb, tx, tdl, tdx, gwb, gbb, 0, &err) == 0,
                   "%s", err.message);
         y[k] = tensor_read(b[k], ty, (size_t)N * OUT), dl[k] = tensor_read(b[k], tdl, N * OUT);
         dx[k] = tensor_read(b[k], tdx, (size_t)N * IN);
         gw[k] = buffer_read(b[k], gwb, (size_t)OUT * IN), gb[k] = buffer_read(b[k], gbb, OUT);
-        CHECK(b[k]->ops->linear_backward(b[k]->ctx, l, wb, tx, tdl, NULL, gwb, gbb, 1, &err) == 0);
+        CHECK(dt_backend_linear_backward(b[k], l, wb, tx, tdl, NULL, gwb, gbb, 1, &err) == 0);
         gw2[k] = buffer_read(b[k], gwb, (size_t)OUT * IN);
         /* an SGD step changes the weights: the bf16 copy must follow */
         const dt_sgd_params sgd = {.lr = 0.5f, .grad_scale = 1.0f};
-        CHECK(b[k]->ops->sgd_step(b[k]->ctx, &sgd, wb, gwb, NULL, (size_t)OUT * IN, &err) == 0);
-        CHECK(b[k]->ops->linear_forward(b[k]->ctx, l, wb, bb, tx, ty, &err) == 0);
+        CHECK(dt_backend_sgd_step(b[k], &sgd, wb, gwb, NULL, (size_t)OUT * IN, &err) == 0);
+        CHECK(dt_backend_linear_forward(b[k], l, wb, bb, tx, ty, &err) == 0);
         y2[k] = tensor_read(b[k], ty, (size_t)N * OUT);
         /* a second loss call without predictions accumulates into the statistics */
-        CHECK(b[k]->ops->softmax_cross_entropy(b[k]->ctx, ty, labels, weights, NULL, 1.0f, NULL,
-                                               &err) == 0);
-        CHECK(b[k]->ops->loss_stats_read(b[k]->ctx, stats[k], 1, &err) == 0);
-        b[k]->ops->layer_destroy(b[k]->ctx, l);
+        CHECK(dt_backend_softmax_cross_entropy(b[k], ty, labels, weights, NULL, 1.0f, NULL, &err) ==
+              0);
+        CHECK(dt_backend_loss_stats_read(b[k], stats[k], 1, &err) == 0);
+        dt_backend_layer_destroy(b[k], l);
         dt_tensor *all[] = {tx, ty, tdl, tdx};
-        for (int i = 0; i < 4; i++) b[k]->ops->tensor_destroy(b[k]->ctx, all[i]);
+        for (int i = 0; i < 4; i++) dt_backend_tensor_destroy(b[k], all[i]);
         float *bufs[] = {wb, bb, gwb, gbb};
-        for (int i = 0; i < 4; i++) b[k]->ops->buffer_free(b[k]->ctx, bufs[i]);
+        for (int i = 0; i < 4; i++) dt_backend_buffer_free(b[k], bufs[i]);
     }
     compare("linear 512->10 forward", y[1], y[0], (size_t)N * OUT, t->linear);
     compare("softmax_cross_entropy dlogits", dl[1], dl[0], (size_t)N * OUT, t->loss + t->linear);

@@ -196,8 +196,9 @@ int main(int argc, char **argv) {
                 run_target.deterministic = deterministic;
                 runs++;
                 printf("run: %s, batch %d, %d px, %s%s: %d plans for %d distinct shapes\n",
-                       sizes[si].arch, sizes[si].batch, sizes[si].size, dt_precision_name(precisions[pi]),
-                       deterministic ? ", deterministic" : "", n_keys, shapes);
+                       sizes[si].arch, sizes[si].batch, sizes[si].size,
+                       dt_precision_name(precisions[pi]), deterministic ? ", deterministic" : "",
+                       n_keys, shapes);
                 for (int k = 0; k < n_keys; k++) {
                     const dt_conv_desc *d = &keys[k].shape;
                     char what[160];
