@@ -372,5 +372,8 @@ const char *dt_backend_cuda_library_versions(void);
 
 /* Library version strings for --version ("oneDNN 2.6.3", ...). */
 const char *dt_backend_cpu_library_version(void);
+/* One line for the start-up log of a CPU backend: the ISA oneDNN dispatches to, the activation
+ * layout chosen for it, the precision. snprintf's return value. */
+int dt_backend_cpu_describe(const dt_backend *backend, char *text, size_t size);
 
 #endif

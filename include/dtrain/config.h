@@ -19,7 +19,8 @@ typedef enum {
     DT_PRECISION_FP32,
     DT_PRECISION_TF32,
     DT_PRECISION_BF16,
-    DT_PRECISION_AUTO
+    DT_PRECISION_AUTO,
+    DT_PRECISION_WINOGRAD /* CPU: Winograd convolutions where faster (the CPU's old "tf32") */
 } dt_precision_kind;
 typedef enum { DT_NONFINITE_STOP, DT_NONFINITE_SKIP } dt_nonfinite_policy;
 

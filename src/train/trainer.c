@@ -114,12 +114,24 @@ static int create_backend(dt_trainer *t, dt_error *err) {
                              info.pci_bus);
     }
     t->precision = dt_precision_resolve(cfg->runtime.precision, gpu_has_tf32);
+    if (t->device.kind == DT_DEVICE_CUDA && t->precision == DT_PRECISION_WINOGRAD)
+        return dt_fail_usage(err, "runtime.precision: 'winograd' is a CPU mode; on a GPU use "
+                                  "tf32, fp32 or bf16");
+    if (t->device.kind != DT_DEVICE_CUDA && t->precision == DT_PRECISION_TF32) {
+        if (t->is_root)
+            fprintf(stderr, "dtrain: note: runtime.precision: 'tf32' on the CPU is now called "
+                            "'winograd' (TensorFloat-32 is a GPU format); running winograd\n");
+        t->precision = DT_PRECISION_WINOGRAD;
+    }
     opt.precision = (int)t->precision;
     if (t->device.kind == DT_DEVICE_CUDA) return dt_backend_cuda_create(&opt, &t->backend, err);
-    if (t->precision == DT_PRECISION_BF16)
-        return dt_fail_usage(err, "runtime.precision: 'bf16' is supported by the CUDA backend "
-                                  "only; on the CPU use fp32, or tf32 for faster convolutions");
-    return dt_backend_cpu_create(&opt, &t->backend, err);
+    if (dt_backend_cpu_create(&opt, &t->backend, err)) return -1;
+    if (t->is_root && dt_progress_verbose()) {
+        char line[256];
+        dt_backend_cpu_describe(&t->backend, line, sizeof line);
+        dt_progress_line(&t->progress, NULL, "%s", line);
+    }
+    return 0;
 }
 
 /* The grads-ready callback: all-reduces every bucket that backward has just completed. */

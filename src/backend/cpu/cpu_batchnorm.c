@@ -49,7 +49,7 @@ static int batchnorm_build(cpu_batchnorm *bn, dt_error *err) {
     cpu_ctx *ctx = bn->ctx;
     dnnl_memory_desc_t data_md, channel_md;
     const dnnl_dims_t channel_dims = {d->channels};
-    if (cpu_activation_md(&data_md, d->batch, d->channels, d->height, d->width, err) ||
+    if (cpu_activation_md(ctx, &data_md, d->batch, d->channels, d->height, d->width, err) ||
         cpu_check(dnnl_memory_desc_init_by_tag(&channel_md, 1, channel_dims, dnnl_f32, dnnl_a), err,
                   "describing per-channel vectors"))
         return -1;
@@ -149,21 +149,32 @@ static int batchnorm_expect(const cpu_batchnorm *bn, const dt_tensor *t, const c
     return cpu_tensor_expect(t, d->batch, d->channels, d->height, d->width, op, name, err);
 }
 
-/* Sums and sums of squares, in double, of `plane` pixels of CPU_BLOCK interleaved channels (one
- * nChw8c block). Cloned for AVX-512 and AVX2, chosen at load time by the CPU. */
-__attribute__((target_clones("avx512f", "avx2", "default"))) static void
-block_sums(const float *in, long long plane, double *out) {
-    double sum[CPU_BLOCK] = {0}, squares[CPU_BLOCK] = {0};
+/* Sums and sums of squares, in double, of `plane` pixels of B interleaved channels (one
+ * nChw8c or nChw16c block). Inlined with B a constant into one function per block size, each
+ * cloned for AVX-512 and AVX2 and chosen at load time by the CPU. */
+static inline __attribute__((always_inline)) void block_sums(const float *in, long long plane,
+                                                             double *out, const int B) {
+    double sum[CPU_BLOCK_MAX] = {0}, squares[CPU_BLOCK_MAX] = {0};
     for (long long p = 0; p < plane; p++)
-        for (int k = 0; k < CPU_BLOCK; k++) {
-            double v = in[p * CPU_BLOCK + k];
+        for (int k = 0; k < B; k++) {
+            double v = in[p * B + k];
             sum[k] += v;
             squares[k] += v * v;
         }
-    for (int k = 0; k < CPU_BLOCK; k++) {
+    for (int k = 0; k < B; k++) {
         out[2 * k] = sum[k];
         out[2 * k + 1] = squares[k];
     }
+}
+
+__attribute__((target_clones("avx512f", "avx2", "default"))) static void
+block_sums8(const float *in, long long plane, double *out) {
+    block_sums(in, plane, out, 8);
+}
+
+__attribute__((target_clones("avx512f", "avx2", "default"))) static void
+block_sums16(const float *in, long long plane, double *out) {
+    block_sums(in, plane, out, 16);
 }
 
 /* Per-channel mean and biased variance of x into batch_mean/batch_variance: sums and sums of
@@ -173,12 +184,17 @@ static void batchnorm_batch_statistics(cpu_batchnorm *bn, const dt_tensor *x) {
     const long long plane = (long long)x->h * x->w;
     double *partial = bn->partial_sums; /* [image][channel][sum, sum of squares] */
     if (x->layout == CPU_LAYOUT_BLOCKED) {
-        /* task t: image t / (C/B), channels B * (t % (C/B)) .. + B-1 (B = CPU_BLOCK), i.e. the
+        /* task t: image t / (C/B), channels B * (t % (C/B)) .. + B-1 (B = x->block), i.e. the
          * partial sums of [image][channel] from t * B on */
-        const long long tasks = (long long)images * (channels / CPU_BLOCK);
+        const int B = x->block;
+        const long long tasks = (long long)images * (channels / B);
 #pragma omp parallel for schedule(static)
-        for (long long t = 0; t < tasks; t++)
-            block_sums(x->data + t * plane * CPU_BLOCK, plane, partial + 2 * t * CPU_BLOCK);
+        for (long long t = 0; t < tasks; t++) {
+            if (B == 16)
+                block_sums16(x->data + t * plane * B, plane, partial + 2 * t * B);
+            else
+                block_sums8(x->data + t * plane * B, plane, partial + 2 * t * B);
+        }
     } else {
         const long long tasks = (long long)images * channels;
 #pragma omp parallel for schedule(static)
