@@ -18,7 +18,7 @@ static void cpu_destroy(void *opaque) {
     if (ctx->engine) dnnl_engine_destroy(ctx->engine);
     cpu_aligned_free(ctx->scratchpad);
     cpu_aligned_free(ctx->grad_scratch);
-    free(ctx->algorithm_choices);
+    free(ctx->conv_choices);
     free(ctx);
 }
 

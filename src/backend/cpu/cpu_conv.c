@@ -5,13 +5,15 @@
  * backward of the same step and by forwards without an update in between (evaluation). Weight
  * gradients are computed in the preferred format and reordered into the OIHW gradient view
  * (into the backend's gradient scratch, then added, when accumulating).
- * Algorithm: precision fp32 and bf16 use direct convolution; winograd (cpu_winograd.c) takes
- * Winograd F(4x4, 3x3) for the layers where it measured faster at creation.
+ * Algorithm: direct convolution; precision winograd takes Winograd F(4x4, 3x3) for the layers
+ * where it measured faster at creation (cpu_conv_choice.c).
  * bf16 (CPUs with AVX512-BF16 or AMX, as PyTorch's CPU autocast): x, dy and the weights are
  * converted to bf16 in the layouts the bf16 primitives choose (format "any"); outputs, weight
  * gradients and accumulation stay fp32, so the activations, the master weights, batch norm, the
  * loss and SGD are fp32. The bf16 copy of x made by the forward serves the backward of the same
- * step (the saved-tensor contract of conv_backward). */
+ * step (the saved-tensor contract of conv_backward). oneDNN 2.6's bf16 backward-weights kernel
+ * is many times slower than its fp32 one on some shapes (small feature maps, some stride-2
+ * layers), so the variant with an fp32 backward-weights is measured against it at creation. */
 #include "cpu_internal.h"
 
 #include <stdlib.h>
@@ -206,9 +208,10 @@ static int conv_bf16_copies(cpu_conv *conv, const dnnl_memory_desc_t *src_md,
                : 0;
 }
 
-/* Creates the three primitives for the layouts of x (in) and y (out) with algorithm. */
-static int conv_build(cpu_conv *conv, dnnl_alg_kind_t algorithm, dt_error *err) {
+/* Creates the three primitives for the layouts of x (in) and y (out) in variant v. */
+static int conv_build(cpu_conv *conv, cpu_conv_variant v, dt_error *err) {
     const dt_conv_desc *d = &conv->d;
+    const dnnl_alg_kind_t algorithm = v.algorithm;
     const int bf16 = conv->ctx->precision == DT_PRECISION_BF16;
     /* bf16: what the primitives read (x, dy, weights) is bf16 in a layout of their choice */
     const dnnl_data_type_t input_type = bf16 ? dnnl_bf16 : dnnl_f32;
@@ -248,9 +251,10 @@ static int conv_build(cpu_conv *conv, dnnl_alg_kind_t algorithm, dt_error *err) 
                                                            &any_weights_md, &dy_md, strides,
                                                            padding, padding),
                   err, "describing the convolution backward-data") ||
-        cpu_check(dnnl_convolution_backward_weights_desc_init(&weights_desc, algorithm, &in_md,
-                                                              &any_grad_md, NULL, &dy_md, strides,
-                                                              padding, padding),
+        cpu_check(dnnl_convolution_backward_weights_desc_init(
+                      &weights_desc, algorithm, v.weights_grad_fp32 ? &src_md : &in_md,
+                      &any_grad_md, NULL, v.weights_grad_fp32 ? &dst_md : &dy_md, strides, padding,
+                      padding),
                   err, "describing the convolution backward-weights"))
         return -1;
 
@@ -262,6 +266,7 @@ static int conv_build(cpu_conv *conv, dnnl_alg_kind_t algorithm, dt_error *err) 
                                   "convolution backward-data") ||
         cpu_primitive_desc_create(conv->ctx, &weights_desc, forward_pd, &weights_pd, err,
                                   "convolution backward-weights") ||
+        /* (no AVX2 reference fallback to avoid with bf16: it needs AVX512-BF16 or AMX) */
         (bf16 ? conv_bf16_copies(conv, &src_md, &dst_md, forward_pd, data_pd, weights_pd, err)
               : conv_weights_pd_fast(conv, &weights_desc, &any_weights_md, forward_pd, &weights_pd,
                                      err)))
@@ -293,8 +298,8 @@ done:
     return rc;
 }
 
-dt_layer *cpu_conv_create_algorithm(cpu_ctx *ctx, const dt_conv_desc *d, dnnl_alg_kind_t algorithm,
-                                    dt_error *err) {
+dt_layer *cpu_conv_create_variant(cpu_ctx *ctx, const dt_conv_desc *d, cpu_conv_variant variant,
+                                  dt_error *err) {
     int out_height, out_width;
     if (dt_conv_desc_check(d, &out_height, &out_width, err)) return NULL;
     cpu_conv *conv = calloc(1, sizeof *conv);
@@ -308,7 +313,7 @@ dt_layer *cpu_conv_create_algorithm(cpu_ctx *ctx, const dt_conv_desc *d, dnnl_al
     conv->out_height = out_height;
     conv->out_width = out_width;
     size_t weight_count = (size_t)d->out_channels * d->in_channels * d->kernel * d->kernel;
-    if (conv_build(conv, algorithm, err) != 0 ||
+    if (conv_build(conv, variant, err) != 0 ||
         cpu_grad_scratch_reserve(ctx, weight_count, err) != 0) {
         dt_error_prefix(err, "conv_create (%d->%d, kernel %d, stride %d, %dx%d)", d->in_channels,
                         d->out_channels, d->kernel, d->stride, d->in_height, d->in_width);
@@ -316,13 +321,6 @@ dt_layer *cpu_conv_create_algorithm(cpu_ctx *ctx, const dt_conv_desc *d, dnnl_al
         return NULL;
     }
     return &conv->base;
-}
-
-dt_layer *cpu_conv_create(void *opaque, const dt_conv_desc *d, dt_error *err) {
-    cpu_ctx *ctx = opaque;
-    if (ctx->precision == DT_PRECISION_WINOGRAD || ctx->precision == DT_PRECISION_TF32)
-        return cpu_winograd_conv_create(ctx, d, err);
-    return cpu_conv_create_algorithm(ctx, d, dnnl_convolution_direct, err);
 }
 
 static int conv_expect_x(const cpu_conv *conv, const dt_tensor *x, const char *op, dt_error *err) {

@@ -45,9 +45,10 @@ typedef struct cpu_ctx {
     int phase;            /* dt_phase entered by the last phase_mark */
     double phase_since;   /* monotonic seconds of the last phase_mark */
     dt_guard_state guard; /* the non-finite guard (cpu_guard.c) */
-    /* precision winograd: the algorithm measured faster per convolution shape (cpu_winograd.c) */
-    struct cpu_algorithm_choice *algorithm_choices;
-    int algorithm_choice_count;
+    /* precision winograd and bf16: the variant measured faster per convolution shape
+     * (cpu_conv_choice.c) */
+    struct cpu_conv_choice *conv_choices;
+    int conv_choice_count;
     int64_t guard_halt_after;
 } cpu_ctx;
 
@@ -164,12 +165,14 @@ int cpu_tensor_from_images(void *ctx, dt_tensor *dst, const uint8_t *pixels_nhwc
 int cpu_tensor_add(void *ctx, dt_tensor *dst, const dt_tensor *src, dt_error *err);
 
 dt_layer *cpu_conv_create(void *ctx, const dt_conv_desc *d, dt_error *err);
-/* A convolution layer with one oneDNN algorithm (direct or Winograd) for all three passes. */
-dt_layer *cpu_conv_create_algorithm(cpu_ctx *ctx, const dt_conv_desc *d, dnnl_alg_kind_t algorithm,
-                                    dt_error *err);
-/* precision winograd (cpu_winograd.c): the faster of Winograd and direct for this layer on this
- * CPU, measured once per layer shape; direct where oneDNN has no Winograd kernel. */
-dt_layer *cpu_winograd_conv_create(cpu_ctx *ctx, const dt_conv_desc *d, dt_error *err);
+/* How a convolution layer is built: oneDNN's algorithm (direct or Winograd) for all three passes,
+ * and with precision bf16 whether backward-weights reads the fp32 x and dy instead. */
+typedef struct cpu_conv_variant {
+    dnnl_alg_kind_t algorithm;
+    int weights_grad_fp32;
+} cpu_conv_variant;
+dt_layer *cpu_conv_create_variant(cpu_ctx *ctx, const dt_conv_desc *d, cpu_conv_variant variant,
+                                  dt_error *err);
 int cpu_conv_forward(void *ctx, dt_layer *l, const float *weight, const dt_tensor *x, dt_tensor *y,
                      dt_error *err);
 int cpu_conv_backward(void *ctx, dt_layer *l, const float *weight, const dt_tensor *x,
