@@ -10,7 +10,8 @@
 #     winograd with a note.
 #   cpu_isa_check.sh bf16 DTRAIN MAKE_LEARNABLE_IMAGEFOLDER
 #     bf16 training where oneDNN has bf16 kernels (AVX512-BF16 or AMX): it runs, logs bf16 and
-#     its first loss is near fp32's; SKIPPED (exit 77) with the reason elsewhere.
+#     its first loss is near fp32's, and with runtime.deterministic two runs repeat exactly;
+#     SKIPPED (exit 77) with the reason elsewhere.
 set -u
 mode=$1
 dtrain=$2
@@ -74,6 +75,11 @@ if [[ $mode == bf16 ]]; then
     expect_match "summary line, bf16" "$log" "*precision bf16,*"
     # bf16 inputs to the convolutions: a per cent from fp32, not more
     check "bf16 first loss within 1% of fp32's" first_loss_close bf16 native 0.01
+    # runtime.deterministic: no timed choices, so two runs give the same losses
+    train det1 runtime.precision=bf16 runtime.deterministic=true
+    expect "exit code, deterministic bf16" "$rc" 0
+    train det2 runtime.precision=bf16 runtime.deterministic=true
+    expect "deterministic bf16 runs repeat" "$(losses det2)" "$(losses det1)"
     check_summary cpu_isa_bf16
     exit
 fi

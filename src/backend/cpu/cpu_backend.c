@@ -167,6 +167,7 @@ int dt_backend_cpu_create(const dt_backend_options *opt, dt_backend *out, dt_err
     cpu_ctx *ctx = calloc(1, sizeof *ctx);
     if (!ctx) return dt_fail(err, "out of memory creating the CPU backend");
     ctx->precision = opt->precision;
+    ctx->deterministic = opt->deterministic;
     cpu_isa_choose(ctx);
     if (ctx->precision == DT_PRECISION_BF16 && !cpu_isa_has_bf16(ctx->isa)) {
         /* what oneDNN will dispatch to decides, not the CPU's flags: ONEDNN_MAX_CPU_ISA caps it */

@@ -9,7 +9,9 @@
  *  - precision bf16: backward-weights in bf16 against fp32 (oneDNN 2.6's bf16 one is several
  *    times faster on large feature maps and many times slower on small ones).
  * fp32 layers are always direct, so fp32 runs repeat bit for bit; the measured choices follow the
- * timing, so two winograd or bf16 runs on a loaded machine may differ in their last digits. */
+ * timing, so two winograd or bf16 runs on a loaded machine may differ in their last digits.
+ * runtime.deterministic fixes them instead: Winograd wherever oneDNN has it, fp32
+ * backward-weights with bf16. */
 #include "cpu_internal.h"
 
 #include <stdlib.h>
@@ -142,6 +144,19 @@ dt_layer *cpu_conv_create(void *opaque, const dt_conv_desc *d, dt_error *err) {
     const cpu_conv_variant direct = {dnnl_convolution_direct, 0};
     const int winograd = ctx->precision == DT_PRECISION_WINOGRAD ||
                          ctx->precision == DT_PRECISION_TF32; /* the old name of winograd */
+    if (ctx->deterministic) {
+        /* runtime.deterministic: no timing, so that every run builds the same layers */
+        if (winograd && d->kernel == 3 && d->stride == 1) {
+            dt_error unused = {{0}, 0};
+            dt_layer *layer = cpu_conv_create_variant(
+                ctx, d, (cpu_conv_variant){dnnl_convolution_winograd, 0}, &unused);
+            if (layer) return layer;
+        }
+        if (ctx->precision == DT_PRECISION_BF16)
+            return cpu_conv_create_variant(ctx, d, (cpu_conv_variant){dnnl_convolution_direct, 1},
+                                           err);
+        return cpu_conv_create_variant(ctx, d, direct, err);
+    }
     if (winograd && d->kernel == 3 && d->stride == 1)
         return conv_create_faster(ctx, d, direct, (cpu_conv_variant){dnnl_convolution_winograd, 0},
                                   err);

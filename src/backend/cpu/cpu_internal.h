@@ -26,6 +26,7 @@ typedef struct cpu_ctx {
     dnnl_stream_t stream;
     int precision;      /* dt_precision_kind */
     int block;          /* channels per block of blocked activations: 8 or 16 (cpu_isa.c) */
+    int deterministic;  /* runtime.deterministic: no measured choices (cpu_conv_choice.c) */
     dnnl_cpu_isa_t isa; /* what oneDNN dispatches to (ONEDNN_MAX_CPU_ISA caps it) */
     void *scratchpad;
     size_t scratchpad_size;
