@@ -189,6 +189,20 @@ int cpu_batchnorm_backward(void *ctx, dt_layer *l, const float *gamma, const flo
                            dt_tensor *dx, float *dgamma, float *dbeta, int accumulate,
                            dt_error *err);
 
+/* The batch-norm backward (cpu_batchnorm_backward.c): dx, and dgamma/dbeta when not NULL
+ * (overwritten, or added to with accumulate), from the forward's batch statistics. */
+typedef struct cpu_batchnorm_grad {
+    const dt_tensor *x, *y, *dy; /* y: the fused ReLU's output (its mask), read when relu */
+    dt_tensor *dx;
+    const float *gamma, *mean, *variance;
+    float epsilon;
+    int relu, accumulate;
+    float *dgamma, *dbeta;
+    double *partial;     /* n * c * 2 doubles of scratch */
+    float *coefficients; /* 3 * c floats of scratch */
+} cpu_batchnorm_grad;
+int cpu_batchnorm_backward_compute(const cpu_batchnorm_grad *g);
+
 int cpu_add_relu_forward(void *ctx, dt_tensor *y, const dt_tensor *x, dt_error *err);
 int cpu_relu_backward(void *ctx, const dt_tensor *y, const dt_tensor *dy, dt_tensor *dx,
                       dt_error *err);
