@@ -183,6 +183,7 @@ for i in "${!size_list[@]}"; do
     grep -a '^time:' "$log" | sed 's/^/  dtrain /'
     grep -a -m1 '^CPU backend:' "$log" | sed 's/^/  /' || true
     rate["$size dtrain-$precision"]=$dtrain_rate
+    echo "  dtrain img_per_s=$dtrain_rate"
     wait_share["$size $precision"]=$data_wait
   done
 
