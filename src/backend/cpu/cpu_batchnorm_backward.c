@@ -90,8 +90,9 @@ int cpu_batchnorm_backward_compute(const cpu_batchnorm_grad *g) {
         }
         const double invstd = 1.0 / sqrt((double)g->variance[ch] + g->epsilon);
         const double dgamma = dot * invstd, dbeta = sum;
-        if (g->dgamma) g->dgamma[ch] = (float)(g->accumulate ? g->dgamma[ch] + dgamma : dgamma);
-        if (g->dbeta) g->dbeta[ch] = (float)(g->accumulate ? g->dbeta[ch] + dbeta : dbeta);
+        /* accumulating adds this batch's float, as summing ranks' floats does */
+        if (g->dgamma) g->dgamma[ch] = (g->accumulate ? g->dgamma[ch] : 0.0f) + (float)dgamma;
+        if (g->dbeta) g->dbeta[ch] = (g->accumulate ? g->dbeta[ch] : 0.0f) + (float)dbeta;
         a[ch] = (float)(g->gamma[ch] * invstd);
         b[ch] = (float)(dbeta / count);
         c[ch] = (float)(dgamma * invstd / count);
