@@ -129,6 +129,23 @@ machine_load() {
   echo "load average $load on $cores cores"
 }
 
+# cpu_model: the CPU's model name (lscpu's "Model name"), for the benchmarks' headers.
+cpu_model() {
+  local model
+  model=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo 2>/dev/null | head -n 1)
+  echo "${model:-unknown CPU}"
+}
+
+# cpu_isa_flags: the vector instruction sets the CPU reports (AVX2, AVX-512 parts, AMX), which
+# decide dtrain's layout and whether bf16 exists.
+cpu_isa_flags() {
+  local flags
+  flags=$(grep -m1 '^flags' /proc/cpuinfo 2>/dev/null | tr ' ' '\n' |
+    grep -E '^(avx2|fma|avx512f|avx512bw|avx512vl|avx512dq|avx512_vnni|avx512_bf16|avx512_fp16|amx_[a-z0-9]+)$' |
+    tr '\n' ' ')
+  echo "${flags:-none of avx2, avx512*, amx*}"
+}
+
 # omp_note: the OpenMP wait policy in effect, which matters on a shared machine: busy-waiting
 # threads (the default) burn the time slices their descheduled partners need.
 omp_note() {

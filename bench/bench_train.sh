@@ -15,9 +15,9 @@
 #   --batch 64         batch size (train.batch_size)
 #   --threads 2        compute threads on both sides (runtime.threads, torch.set_num_threads)
 #   --workers N        data.workers for dtrain (default: dtrain's own choice, 0)
-#   --precisions fp32,tf32,bf16
-#                      dtrain's runtime.precision values; one this CPU refuses (bf16 without
-#                      AVX-512-BF16/AMX) is shown as "refused"
+#   --precisions fp32,winograd,bf16
+#                      dtrain's runtime.precision values; one this CPU refuses (bf16 where oneDNN
+#                      has no AVX512-BF16/AMX kernels) is shown as "refused"
 #   --peers debian,pypi
 #                      PyTorch peers: debian (python3-torch 1.13: fp32), pypi (PyPI's torch 2.x
 #                      in a virtual environment of the benchmarks' own, installed on first use:
@@ -50,7 +50,7 @@ export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE}
 build=$1
 shift
 sizes=64,224 steps=10,6 warmup=2 torch_steps='' batch=64 threads=2 workers='' workdir='' keep=0
-run_torch=1 precisions=fp32,tf32,bf16 peers=debian,pypi
+run_torch=1 precisions=fp32,winograd,bf16 peers=debian,pypi
 extra=()
 while [[ $# -gt 0 ]]; do
   case $1 in
@@ -78,10 +78,13 @@ done
 
 IFS=, read -r -a precision_list <<<"$precisions"
 for p in "${precision_list[@]}"; do
-  [[ $p == fp32 || $p == tf32 || $p == bf16 ]] || die "--precisions takes fp32, tf32, bf16; not '$p'"
+  [[ $p == fp32 || $p == winograd || $p == tf32 || $p == bf16 ]] ||
+    die "--precisions takes fp32, winograd, bf16 (tf32: winograd's old name); not '$p'"
 done
 find_dtrain "$build"
 require_bench_tools "$build" bench_make_photos
+echo "CPU: $(cpu_model); instruction sets: $(cpu_isa_flags)"
+echo "machine: $(machine_load); $(omp_note)"
 # The PyTorch peers: "label python mode" per line, mode fp32 or bf16 (autocast).
 torch_runs=()
 if [[ $run_torch -eq 1 ]]; then
@@ -166,7 +169,7 @@ for i in "${!size_list[@]}"; do
     echo "size $size: dtrain $precision, $warmup + $n_steps steps of $batch ($(machine_load))"
     log=$workdir/dtrain$size-$precision.log
     status=0
-    "$dtrain" "$config" "${overrides[@]}" >"$log" 2>&1 || status=$?
+    DTRAIN_VERBOSE=1 "$dtrain" "$config" "${overrides[@]}" >"$log" 2>&1 || status=$?
     if [[ $status -eq 2 && $precision == bf16 ]]; then
       echo "  refused: $(grep -a -m1 'bf16' "$log")"
       rate["$size dtrain-$precision"]=refused
@@ -178,7 +181,9 @@ for i in "${!size_list[@]}"; do
     read -r dtrain_rate _ _ _ < <(steady_rate "$run_dir/metrics.jsonl" "$batch" "$warmup")
     read -r data_wait _ < <(time_shares "$log")
     grep -a '^time:' "$log" | sed 's/^/  dtrain /'
+    grep -a -m1 '^CPU backend:' "$log" | sed 's/^/  /' || true
     rate["$size dtrain-$precision"]=$dtrain_rate
+    echo "  dtrain img_per_s=$dtrain_rate"
     wait_share["$size $precision"]=$data_wait
   done
 
@@ -219,10 +224,11 @@ for size in "${size_list[@]}"; do
   echo "$line"
 done
 echo
-echo "ratios (dtrain / peer)"
+echo "ratios"
 for size in "${size_list[@]}"; do
   for pair in "dtrain-fp32 torch-pypi-fp32" "dtrain-fp32 torch-debian-fp32" \
-    "dtrain-tf32 torch-pypi-fp32" "dtrain-bf16 torch-pypi-bf16" "dtrain-tf32 torch-pypi-bf16"; do
+    "dtrain-winograd torch-pypi-fp32" "dtrain-bf16 torch-pypi-bf16" \
+    "dtrain-winograd torch-pypi-bf16" "dtrain-bf16 dtrain-fp32" "dtrain-winograd dtrain-fp32"; do
     read -r a b <<<"$pair"
     [[ -n ${rate["$size $a"]:-} && -n ${rate["$size $b"]:-} ]] || continue
     printf '%6s  %-12s / %-18s %6s\n' "$size" "$a" "$b" "$(ratio "${rate["$size $a"]}" "${rate["$size $b"]}")"

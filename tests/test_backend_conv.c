@@ -2,12 +2,18 @@
  * convolution, backward (input and weight gradients) against central finite differences of that
  * reference, for the shapes of ResNet-18 (7x7 s2 p3 from RGB, 3x3 s1/s2, 1x1 s2) in both activation
  * layouts, plus the reuse of forward-reordered weights when the weights change between steps, at
- * fp32 (direct convolution) and tf32 (oneDNN's choice, Winograd where it pays). */
+ * fp32 (direct convolution) and tf32 (GPUs; the CPU's old name of winograd). On the CPU, every
+ * variant its measured choices can pick is also built and checked directly: Winograd where
+ * oneDNN has it for this ISA, and at bf16 ("cpu bf16" argument) both backward-weights variants. */
 #include <stdlib.h>
 #include <string.h>
 
+#include "../src/backend/cpu/cpu_internal.h"
 #include "dtrain/config.h"
 #include "test_backend_common.h"
+
+/* CPU only: when set, run_case builds this variant instead of asking conv_create to choose */
+static const cpu_conv_variant *forced_variant;
 
 typedef struct conv_case {
     dt_backend *b;
@@ -88,7 +94,8 @@ static void run_case(dt_backend *b, dt_conv_desc d) {
     snprintf(label, sizeof label, "conv %d->%d k%d s%d p%d %dx%d", d.in_channels, d.out_channels,
              d.kernel, d.stride, d.padding, d.in_height, d.in_width);
 
-    dt_layer *layer = dt_backend_conv_create(b, &d, &err);
+    dt_layer *layer = forced_variant ? cpu_conv_create_variant(b->ctx, &d, *forced_variant, &err)
+                                     : dt_backend_conv_create(b, &d, &err);
     CHECK_MSG(layer != NULL, "%s: conv_create: %s", label, err.message);
     if (!layer) return;
     dt_tensor *x = test_tensor(b, d.batch, d.in_channels, d.in_height, d.in_width, c.x);
@@ -194,7 +201,44 @@ static void check_params_changed(dt_backend *b) {
     free(values), free(x_values), free(first), free(second);
 }
 
+/* "test_backend_conv cpu bf16": the CPU's bf16 convolutions against the same references, or
+ * SKIPPED with the reason where oneDNN has no bf16 kernels (no AVX512-BF16 or AMX, or capped). */
+static int run_bf16(int argc, char **argv) {
+    dt_backend b = {0};
+    dt_error err = {{0}, 0};
+    dt_backend_options opt = {.threads = 2, .precision = DT_PRECISION_BF16};
+    test_precision = DT_PRECISION_BF16;
+    if (dt_backend_cpu_create(&opt, &b, &err) != 0) {
+        CHECK_MSG(err.exit_code == DT_EXIT_USAGE && strstr(err.message, "AVX512-BF16"), "%s",
+                  err.message);
+        if (dt_test_failed) return dt_test_summary("backend_conv bf16");
+        printf("SKIPPED: %s\n", err.message);
+        return DT_TEST_SKIP;
+    }
+    (void)argc, (void)argv;
+    run_case(&b, (dt_conv_desc){2, 3, 16, 8, 8, 7, 2, 3, 0, 0});  /* the stem: RGB -> blocked */
+    run_case(&b, (dt_conv_desc){2, 16, 16, 8, 8, 3, 1, 1, 0, 0}); /* blocked -> blocked */
+    run_case(&b, (dt_conv_desc){2, 16, 32, 8, 8, 3, 2, 1, 0, 0}); /* stage entry, stride 2 */
+    run_case(&b, (dt_conv_desc){2, 16, 32, 8, 8, 1, 2, 0, 0, 0}); /* downsample 1x1 s2 */
+    run_case(&b, (dt_conv_desc){3, 32, 16, 7, 7, 3, 2, 1, 0, 0}); /* odd size, stride 2 */
+    run_case(&b, (dt_conv_desc){2, 6, 10, 6, 5, 3, 1, 1, 0, 0});  /* plain -> plain */
+    run_case(&b, (dt_conv_desc){2, 16, 8, 5, 5, 3, 1, 0, 0, 0});  /* blocked -> plain, no pad */
+    run_case(&b, (dt_conv_desc){4, 64, 64, 4, 4, 3, 1, 1, 0, 0}); /* a last-stage shape */
+    /* both variants the measured choice picks from, whichever it picked above */
+    for (int fp32_grad = 0; fp32_grad < 2; fp32_grad++) {
+        const cpu_conv_variant v = {dnnl_convolution_direct, fp32_grad};
+        forced_variant = &v;
+        run_case(&b, (dt_conv_desc){2, 16, 32, 8, 8, 3, 2, 1, 0, 0});
+        run_case(&b, (dt_conv_desc){4, 64, 64, 4, 4, 3, 1, 1, 0, 0});
+        run_case(&b, (dt_conv_desc){2, 3, 16, 8, 8, 7, 2, 3, 0, 0});
+        forced_variant = NULL;
+    }
+    dt_backend_free(&b);
+    return dt_test_summary("backend_conv bf16");
+}
+
 int main(int argc, char **argv) {
+    if (argc > 2 && strcmp(argv[2], "bf16") == 0) return run_bf16(argc, argv);
     dt_backend b = test_backend_open(argc, argv);
     /* batch, in, out, h, w, kernel, stride, padding */
     run_case(&b, (dt_conv_desc){2, 3, 16, 8, 8, 7, 2, 3, 0, 0});  /* the stem: RGB -> blocked */
@@ -213,10 +257,32 @@ int main(int argc, char **argv) {
     dt_conv_desc no_stride = {2, 3, 8, 8, 8, 3, 0, 1, 0, 0};
     CHECK(dt_backend_conv_create(&b, &no_stride, &bad_err) == NULL);
     CHECK(strstr(bad_err.message, "conv_create: invalid description") != NULL);
-    /* tf32 lets oneDNN choose the algorithm: Winograd for this batch-16 3x3 stride-1 layer */
+    /* tf32 (GPUs; on the CPU the old name of winograd, which measures Winograd against direct
+     * for this batch-16 3x3 stride-1 layer and keeps the faster) */
     dt_backend fast = test_backend_open_precision(argc, argv, DT_PRECISION_TF32);
     run_case(&fast, (dt_conv_desc){16, 16, 16, 8, 8, 3, 1, 1, 0, 0});
     run_case(&fast, (dt_conv_desc){2, 16, 32, 8, 8, 3, 2, 1, 0, 0});
+    if (dt_backend_has(&fast, DT_BACKEND_HOST_MEMORY)) {
+        /* Winograd itself, whether or not it measured faster here; oneDNN 2.6 has it for
+         * AVX-512 only, so under an AVX2 cap the layer cannot be built (and the choice is direct)
+         */
+        const cpu_conv_variant v = {dnnl_convolution_winograd, 0};
+        const dt_conv_desc wd = {16, 16, 16, 8, 8, 3, 1, 1, 0, 0};
+        dt_error werr = {{0}, 0};
+        dt_layer *probe = cpu_conv_create_variant(fast.ctx, &wd, v, &werr);
+        const cpu_ctx *fast_ctx = fast.ctx;
+        if (probe) {
+            dt_backend_layer_destroy(&fast, probe);
+            forced_variant = &v;
+            run_case(&fast, wd);
+            forced_variant = NULL;
+        } else {
+            CHECK_MSG((fast_ctx->isa & dnnl_cpu_isa_avx512_core) != dnnl_cpu_isa_avx512_core,
+                      "no Winograd on %s: %s", cpu_isa_name(fast_ctx->isa), werr.message);
+            printf("Winograd not available on %s: not checked directly\n",
+                   cpu_isa_name(fast_ctx->isa));
+        }
+    }
     dt_backend_free(&fast);
 
     dt_error err = {0};

@@ -1,7 +1,8 @@
-/* Backend activation tensors: the CPU's layout rule (nChw8c when channels % CPU_BLOCK == 0, else
- * nchw), exact upload/download round trips with elements at their blocked positions, the fused
- * uint8 NHWC -> normalised NCHW image conversion (exact values, also when mean and std change
- * between calls), argument errors, and the library version string. */
+/* Backend activation tensors: the CPU's layout rule (nChw8c or nChw16c, the block chosen for the
+ * ISA oneDNN dispatches to, when channels % block == 0, else nchw), exact upload/download round
+ * trips with elements at their blocked positions, the fused uint8 NHWC -> normalised NCHW image
+ * conversion (exact values, also when mean and std change between calls), argument errors, and the
+ * library version string. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -24,15 +25,17 @@ static void check_round_trip(dt_backend *b, int n, int c, int h, int w) {
         free(host), free(back);
         return;
     }
-    cpu_layout want = c % CPU_BLOCK == 0 ? CPU_LAYOUT_BLOCKED : CPU_LAYOUT_NCHW;
+    const cpu_ctx *ctx = b->ctx;
+    const int B = ctx->block;
+    CHECK_MSG(t->block == B, "block of %dx%dx%dx%d", n, c, h, w);
+    cpu_layout want = c % B == 0 ? CPU_LAYOUT_BLOCKED : CPU_LAYOUT_NCHW;
     CHECK_MSG(t->layout == want, "layout of %dx%dx%dx%d", n, c, h, w);
     /* element (n-1, c-1, h-1, 0) at its physical place */
     size_t logical = (((size_t)(n - 1) * c + (c - 1)) * h + (h - 1)) * w;
     size_t physical = logical;
     if (want == CPU_LAYOUT_BLOCKED)
-        physical = ((((size_t)(n - 1) * (c / CPU_BLOCK) + (c - 1) / CPU_BLOCK) * h + (h - 1)) * w) *
-                       CPU_BLOCK +
-                   (size_t)(c - 1) % CPU_BLOCK;
+        physical = ((((size_t)(n - 1) * (c / B) + (c - 1) / B) * h + (h - 1)) * w) * B +
+                   (size_t)(c - 1) % B;
     CHECK_MSG(t->data[physical] == host[logical], "physical position in %dx%dx%dx%d", n, c, h, w);
     dt_backend_tensor_destroy(b, t);
     free(host), free(back);
@@ -101,6 +104,7 @@ int main(int argc, char **argv) {
     check_round_trip(&b, 3, 64, 3, 5);
     check_round_trip(&b, 2, 32, 1, 1);
     check_round_trip(&b, 1, 24, 2, 3);
+    check_round_trip(&b, 2, 8, 3, 3);    /* blocked with 8-channel blocks, plain with 16 */
     check_round_trip(&b, 4, 64, 28, 28); /* threaded path */
     check_from_images(&b);
 

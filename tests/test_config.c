@@ -223,7 +223,7 @@ static const bad_case bad_cases[] = {
      "FILE:4:11: runtime.device: must be one of auto, cpu, cuda; got 'gpu'"},
     {ROOT "runtime:\n  precision: fp16\n",
      {0},
-     "FILE:4:14: runtime.precision: must be one of fp32, tf32, bf16, auto; got 'fp16'"},
+     "FILE:4:14: runtime.precision: must be one of fp32, tf32, bf16, auto, winograd; got 'fp16'"},
     {ROOT "model:\n  arch: resnet51\n",
      {0},
      "FILE:4:9: model.arch: must be one of resnet18, resnet34, resnet50, resnet101, resnet152; "
@@ -965,6 +965,7 @@ static void test_precision_resolve(void) {
     }
     CHECK_STR_EQ(dt_precision_name(DT_PRECISION_FP32), "fp32");
     CHECK_STR_EQ(dt_precision_name(DT_PRECISION_TF32), "tf32");
+    CHECK_STR_EQ(dt_precision_name(DT_PRECISION_WINOGRAD), "winograd");
     CHECK_STR_EQ(dt_precision_name(DT_PRECISION_BF16), "bf16");
     CHECK_STR_EQ(dt_precision_name(DT_PRECISION_AUTO), "auto");
 }

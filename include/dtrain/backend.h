@@ -43,10 +43,11 @@ typedef enum {
     DT_PRECISION_FP32,
     DT_PRECISION_TF32,
     DT_PRECISION_BF16,
-    DT_PRECISION_AUTO
+    DT_PRECISION_AUTO,
+    DT_PRECISION_WINOGRAD /* CPU: Winograd convolutions where faster (the CPU's old "tf32") */
 } dt_precision_kind;
 
-/* "fp32", "tf32", "bf16" or "auto" (the names runtime.precision takes) */
+/* "fp32", "tf32", "bf16", "auto" or "winograd" (the names runtime.precision takes) */
 const char *dt_precision_name(dt_precision_kind precision);
 
 typedef struct dt_tensor dt_tensor; /* activation, logical shape n x c x h x w */
@@ -367,5 +368,8 @@ int dt_backend_cuda_create(const dt_backend_options *opt, dt_backend *out, dt_er
 int dt_backend_cuda_training_available(void);
 /* Library version strings for --version ("oneDNN 2.6.3", ...). */
 const char *dt_backend_cpu_library_version(void);
+/* One line for the start-up log of a CPU backend: the ISA oneDNN dispatches to, the activation
+ * layout chosen for it, the precision. snprintf's return value. */
+int dt_backend_cpu_describe(const dt_backend *backend, char *text, size_t size);
 
 #endif

@@ -20,6 +20,8 @@ const char *dt_precision_name(dt_precision_kind precision) {
         return "bf16";
     case DT_PRECISION_AUTO:
         return "auto";
+    case DT_PRECISION_WINOGRAD:
+        return "winograd";
     }
     return "?";
 }

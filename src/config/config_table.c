@@ -29,7 +29,7 @@ static const char *const augment_names[] = {"none", "flip", "crop_flip"};
 static const char *const freeze_names[] = {"none", "backbone"};
 static const char *const schedule_names[] = {"constant", "step", "cosine"};
 static const char *const device_names[] = {"auto", "cpu", "cuda"};
-static const char *const precision_names[] = {"fp32", "tf32", "bf16", "auto"};
+static const char *const precision_names[] = {"fp32", "tf32", "bf16", "auto", "winograd"};
 static const char *const nonfinite_names[] = {"stop", "skip"};
 /* model.arch is a string restricted to these names */
 static const char *const arch_names[] = {"resnet18", "resnet34", "resnet50", "resnet101",

@@ -205,17 +205,28 @@ int dt_session_create_backend(dt_session *s, const dt_session_request *req, dt_e
         }
     }
     s->precision = dt_precision_resolve(req->precision, gpu_has_tf32);
+    if (s->device.kind == DT_DEVICE_CUDA && s->precision == DT_PRECISION_WINOGRAD)
+        return dt_fail_usage(err, "runtime.precision: 'winograd' is a CPU mode; on a GPU use "
+                                  "tf32, fp32 or bf16");
+    if (s->device.kind != DT_DEVICE_CUDA && s->precision == DT_PRECISION_TF32) {
+        if (comm->rank == 0)
+            fprintf(stderr, "dtrain: note: runtime.precision: 'tf32' on the CPU is now called "
+                            "'winograd' (TensorFloat-32 is a GPU format); running winograd\n");
+        s->precision = DT_PRECISION_WINOGRAD;
+    }
     opt.precision = (int)s->precision;
-    int rc;
-    if (s->device.kind == DT_DEVICE_CUDA)
-        rc = dt_backend_cuda_create(&opt, &s->backend, err);
-    else if (s->precision == DT_PRECISION_BF16)
-        return dt_fail_usage(err, "runtime.precision: 'bf16' is supported by the CUDA backend "
-                                  "only; on the CPU use fp32, or tf32 for faster convolutions");
-    else
-        rc = dt_backend_cpu_create(&opt, &s->backend, err);
-    if (rc == 0) s->have_backend = 1;
-    return rc;
+    if (s->device.kind == DT_DEVICE_CUDA) {
+        if (dt_backend_cuda_create(&opt, &s->backend, err)) return -1;
+    } else {
+        if (dt_backend_cpu_create(&opt, &s->backend, err)) return -1;
+        if (dt_progress_verbose()) {
+            char line[256];
+            dt_backend_cpu_describe(&s->backend, line, sizeof line);
+            say(s, line);
+        }
+    }
+    s->have_backend = 1;
+    return 0;
 }
 
 /* ---- model and loader ---- */

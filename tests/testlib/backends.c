@@ -72,8 +72,15 @@ dt_backend dt_test_backend_open(int argc, char **argv, int precision) {
 
 void dt_test_tolerance(const dt_backend *b, int precision, const char *op, double *rtol,
                        double *atol_scale) {
-    if (dt_backend_has(b, DT_BACKEND_HOST_MEMORY)) return;
     int product = strcmp(op, "conv") == 0 || strcmp(op, "linear") == 0;
+    if (dt_backend_has(b, DT_BACKEND_HOST_MEMORY)) {
+        /* the CPU's bf16 convolutions: inputs rounded to bf16 (7 mantissa bits), fp32 sums */
+        if (product && precision == DT_PRECISION_BF16) {
+            *rtol = *rtol > 2e-2 ? *rtol : 2e-2;
+            *atol_scale = *atol_scale > 2e-2 ? *atol_scale : 2e-2;
+        }
+        return;
+    }
     /* fp32 everywhere: the same math summed in another order (cuDNN/cuBLAS/atomics), so what
      * is exact on the CPU (x + x) may not be bit for bit */
     double scale = 4.0, floor = 1e-6;

@@ -8,6 +8,7 @@
 
 #include <omp.h>
 
+#include "dtrain/config.h"
 #include "dtrain/platform.h"
 
 static void cpu_destroy(void *opaque) {
@@ -17,6 +18,7 @@ static void cpu_destroy(void *opaque) {
     if (ctx->engine) dnnl_engine_destroy(ctx->engine);
     cpu_aligned_free(ctx->scratchpad);
     cpu_aligned_free(ctx->grad_scratch);
+    free(ctx->conv_choices);
     free(ctx);
 }
 
@@ -127,6 +129,19 @@ int dt_backend_cpu_create(const dt_backend_options *opt, dt_backend *out, dt_err
     cpu_ctx *ctx = calloc(1, sizeof *ctx);
     if (!ctx) return dt_fail(err, "out of memory creating the CPU backend");
     ctx->precision = opt->precision;
+    ctx->deterministic = opt->deterministic;
+    cpu_isa_choose(ctx);
+    if (ctx->precision == DT_PRECISION_BF16 && !cpu_isa_has_bf16(ctx->isa)) {
+        /* what oneDNN will dispatch to decides, not the CPU's flags: ONEDNN_MAX_CPU_ISA caps it */
+        const char *cap = getenv("ONEDNN_MAX_CPU_ISA");
+        dt_fail_usage(err,
+                      "runtime.precision: 'bf16' on the CPU needs the AVX512-BF16 instruction set "
+                      "(or AMX), and oneDNN runs %s kernels here%s%s%s; use fp32 or winograd",
+                      cpu_isa_name(ctx->isa), cap ? " (capped by ONEDNN_MAX_CPU_ISA=" : "",
+                      cap ? cap : "", cap ? ")" : "");
+        free(ctx);
+        return -1;
+    }
     cpu_guard_init(ctx);
     if (cpu_check(dnnl_engine_create(&ctx->engine, dnnl_cpu, 0), err, "creating the CPU engine") !=
             0 ||

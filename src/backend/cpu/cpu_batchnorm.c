@@ -1,5 +1,6 @@
 /* Batch normalisation layer of the CPU backend (optionally fused with the following ReLU):
- * oneDNN training-forward, inference-forward and backward primitives created once per layer.
+ * oneDNN training-forward and inference-forward primitives created once per layer; the backward
+ * is the backend's own (cpu_batchnorm_backward.c).
  * The training forward computes the batch mean/variance itself with double accumulation (oneDNN
  * sums in float, which loses digits when a channel's mean is large against its spread) and
  * hands them to oneDNN as given statistics; it keeps them (and the ReLU mask workspace) for the
@@ -12,14 +13,14 @@ typedef struct cpu_batchnorm {
     dt_layer base;
     cpu_ctx *ctx;
     dt_batchnorm_desc d;
-    cpu_primitive training, inference, backward;
+    cpu_primitive training, inference;
     /* per-channel vectors; the parameter and running-stat ones point into caller buffers */
-    dnnl_memory_t scale, shift, mean_in, variance_in, diff_scale, diff_shift;
+    dnnl_memory_t scale, shift, mean_in, variance_in;
     float *batch_mean, *batch_variance; /* saved by the training forward */
     dnnl_memory_t batch_mean_memory, batch_variance_memory;
-    float *spare_diff_scale, *spare_diff_shift; /* targets when the caller passes NULL */
-    double *partial_sums;                       /* per (image, channel): sum and sum of squares */
-    void *workspace;                            /* ReLU mask of the fused training forward */
+    float *coefficients;  /* 3 per channel: the backward's scratch */
+    double *partial_sums; /* per (image, channel): two sums (forward and backward) */
+    void *workspace;      /* ReLU mask of the fused training forward */
     dnnl_memory_t workspace_memory;
     int trained; /* a training forward has run: the backward has what it needs */
 } cpu_batchnorm;
@@ -28,17 +29,18 @@ static void batchnorm_destroy(dt_layer *layer) {
     cpu_batchnorm *bn = (cpu_batchnorm *)layer;
     cpu_primitive_destroy(&bn->training);
     cpu_primitive_destroy(&bn->inference);
-    cpu_primitive_destroy(&bn->backward);
-    dnnl_memory_t memories[] = {
-        bn->scale,           bn->shift,      bn->mean_in,           bn->variance_in,
-        bn->diff_scale,      bn->diff_shift, bn->batch_mean_memory, bn->batch_variance_memory,
-        bn->workspace_memory};
+    dnnl_memory_t memories[] = {bn->scale,
+                                bn->shift,
+                                bn->mean_in,
+                                bn->variance_in,
+                                bn->batch_mean_memory,
+                                bn->batch_variance_memory,
+                                bn->workspace_memory};
     for (size_t i = 0; i < sizeof memories / sizeof *memories; i++)
         if (memories[i]) dnnl_memory_destroy(memories[i]);
     cpu_aligned_free(bn->batch_mean);
     cpu_aligned_free(bn->batch_variance);
-    cpu_aligned_free(bn->spare_diff_scale);
-    cpu_aligned_free(bn->spare_diff_shift);
+    cpu_aligned_free(bn->coefficients);
     cpu_aligned_free(bn->workspace);
     cpu_aligned_free(bn->partial_sums);
     free(bn);
@@ -49,15 +51,15 @@ static int batchnorm_build(cpu_batchnorm *bn, dt_error *err) {
     cpu_ctx *ctx = bn->ctx;
     dnnl_memory_desc_t data_md, channel_md;
     const dnnl_dims_t channel_dims = {d->channels};
-    if (cpu_activation_md(&data_md, d->batch, d->channels, d->height, d->width, err) ||
+    if (cpu_activation_md(ctx, &data_md, d->batch, d->channels, d->height, d->width, err) ||
         cpu_check(dnnl_memory_desc_init_by_tag(&channel_md, 1, channel_dims, dnnl_f32, dnnl_a), err,
                   "describing per-channel vectors"))
         return -1;
     unsigned flags = dnnl_use_scale | dnnl_use_shift | (d->fuse_relu ? dnnl_fuse_norm_relu : 0);
 
-    dnnl_batch_normalization_desc_t training_desc, inference_desc, backward_desc;
-    /* training: the batch statistics come in (computed here), the backward still takes the
-     * full derivative through them (no use_global_stats there) */
+    dnnl_batch_normalization_desc_t training_desc, inference_desc;
+    /* training: the batch statistics come in (computed here); the backward (computed here too)
+     * takes the full derivative through them */
     if (cpu_check(dnnl_batch_normalization_forward_desc_init(&training_desc, dnnl_forward_training,
                                                              &data_md, d->epsilon,
                                                              flags | dnnl_use_global_stats),
@@ -65,34 +67,25 @@ static int batchnorm_build(cpu_batchnorm *bn, dt_error *err) {
         cpu_check(dnnl_batch_normalization_forward_desc_init(
                       &inference_desc, dnnl_forward_inference, &data_md, d->epsilon,
                       flags | dnnl_use_global_stats),
-                  err, "describing the batchnorm inference forward") ||
-        cpu_check(dnnl_batch_normalization_backward_desc_init(
-                      &backward_desc, dnnl_backward, &data_md, &data_md, d->epsilon, flags),
-                  err, "describing the batchnorm backward"))
+                  err, "describing the batchnorm inference forward"))
         return -1;
 
-    dnnl_primitive_desc_t training_pd = NULL, inference_pd = NULL, backward_pd = NULL;
+    dnnl_primitive_desc_t training_pd = NULL, inference_pd = NULL;
     int rc = -1;
     if (cpu_primitive_desc_create(ctx, &training_desc, NULL, &training_pd, err,
                                   "batchnorm training forward") ||
         cpu_primitive_desc_create(ctx, &inference_desc, NULL, &inference_pd, err,
                                   "batchnorm inference forward") ||
-        cpu_primitive_desc_create(ctx, &backward_desc, training_pd, &backward_pd, err,
-                                  "batchnorm backward") ||
         cpu_primitive_create(ctx, training_pd, &bn->training, err, "batchnorm training forward") ||
-        cpu_primitive_create(ctx, inference_pd, &bn->inference, err,
-                             "batchnorm inference forward") ||
-        cpu_primitive_create(ctx, backward_pd, &bn->backward, err, "batchnorm backward"))
+        cpu_primitive_create(ctx, inference_pd, &bn->inference, err, "batchnorm inference forward"))
         goto done;
 
     size_t channel_bytes = (size_t)d->channels * sizeof(float);
     bn->batch_mean = cpu_aligned_alloc(channel_bytes, 1);
     bn->batch_variance = cpu_aligned_alloc(channel_bytes, 1);
-    bn->spare_diff_scale = cpu_aligned_alloc(channel_bytes, 1);
-    bn->spare_diff_shift = cpu_aligned_alloc(channel_bytes, 1);
+    bn->coefficients = cpu_aligned_alloc(3 * channel_bytes, 1);
     bn->partial_sums = cpu_aligned_alloc((size_t)d->batch * d->channels * 2 * sizeof(double), 1);
-    if (!bn->batch_mean || !bn->batch_variance || !bn->spare_diff_scale || !bn->spare_diff_shift ||
-        !bn->partial_sums) {
+    if (!bn->batch_mean || !bn->batch_variance || !bn->coefficients || !bn->partial_sums) {
         dt_fail(err, "out of memory for batchnorm statistics");
         goto done;
     }
@@ -111,8 +104,6 @@ static int batchnorm_build(cpu_batchnorm *bn, dt_error *err) {
         cpu_memory_create(ctx, &channel_md, NULL, &bn->shift, err) ||
         cpu_memory_create(ctx, &channel_md, NULL, &bn->mean_in, err) ||
         cpu_memory_create(ctx, &channel_md, NULL, &bn->variance_in, err) ||
-        cpu_memory_create(ctx, &channel_md, NULL, &bn->diff_scale, err) ||
-        cpu_memory_create(ctx, &channel_md, NULL, &bn->diff_shift, err) ||
         cpu_memory_create(ctx, &channel_md, bn->batch_mean, &bn->batch_mean_memory, err) ||
         cpu_memory_create(ctx, &channel_md, bn->batch_variance, &bn->batch_variance_memory, err))
         goto done;
@@ -120,7 +111,6 @@ static int batchnorm_build(cpu_batchnorm *bn, dt_error *err) {
 done:
     if (training_pd) dnnl_primitive_desc_destroy(training_pd);
     if (inference_pd) dnnl_primitive_desc_destroy(inference_pd);
-    if (backward_pd) dnnl_primitive_desc_destroy(backward_pd);
     return rc;
 }
 
@@ -149,21 +139,32 @@ static int batchnorm_expect(const cpu_batchnorm *bn, const dt_tensor *t, const c
     return cpu_tensor_expect(t, d->batch, d->channels, d->height, d->width, op, name, err);
 }
 
-/* Sums and sums of squares, in double, of `plane` pixels of CPU_BLOCK interleaved channels (one
- * nChw8c block). Cloned for AVX-512 and AVX2, chosen at load time by the CPU. */
-__attribute__((target_clones("avx512f", "avx2", "default"))) static void
-block_sums(const float *in, long long plane, double *out) {
-    double sum[CPU_BLOCK] = {0}, squares[CPU_BLOCK] = {0};
+/* Sums and sums of squares, in double, of `plane` pixels of B interleaved channels (one
+ * nChw8c or nChw16c block). Inlined with B a constant into one function per block size, each
+ * cloned for AVX-512 and AVX2 and chosen at load time by the CPU. */
+static inline __attribute__((always_inline)) void block_sums(const float *in, long long plane,
+                                                             double *out, const int B) {
+    double sum[CPU_BLOCK_MAX] = {0}, squares[CPU_BLOCK_MAX] = {0};
     for (long long p = 0; p < plane; p++)
-        for (int k = 0; k < CPU_BLOCK; k++) {
-            double v = in[p * CPU_BLOCK + k];
+        for (int k = 0; k < B; k++) {
+            double v = in[p * B + k];
             sum[k] += v;
             squares[k] += v * v;
         }
-    for (int k = 0; k < CPU_BLOCK; k++) {
+    for (int k = 0; k < B; k++) {
         out[2 * k] = sum[k];
         out[2 * k + 1] = squares[k];
     }
+}
+
+__attribute__((target_clones("avx512f", "avx2", "default"))) static void
+block_sums8(const float *in, long long plane, double *out) {
+    block_sums(in, plane, out, 8);
+}
+
+__attribute__((target_clones("avx512f", "avx2", "default"))) static void
+block_sums16(const float *in, long long plane, double *out) {
+    block_sums(in, plane, out, 16);
 }
 
 /* Per-channel mean and biased variance of x into batch_mean/batch_variance: sums and sums of
@@ -173,12 +174,17 @@ static void batchnorm_batch_statistics(cpu_batchnorm *bn, const dt_tensor *x) {
     const long long plane = (long long)x->h * x->w;
     double *partial = bn->partial_sums; /* [image][channel][sum, sum of squares] */
     if (x->layout == CPU_LAYOUT_BLOCKED) {
-        /* task t: image t / (C/B), channels B * (t % (C/B)) .. + B-1 (B = CPU_BLOCK), i.e. the
+        /* task t: image t / (C/B), channels B * (t % (C/B)) .. + B-1 (B = x->block), i.e. the
          * partial sums of [image][channel] from t * B on */
-        const long long tasks = (long long)images * (channels / CPU_BLOCK);
+        const int B = x->block;
+        const long long tasks = (long long)images * (channels / B);
 #pragma omp parallel for schedule(static)
-        for (long long t = 0; t < tasks; t++)
-            block_sums(x->data + t * plane * CPU_BLOCK, plane, partial + 2 * t * CPU_BLOCK);
+        for (long long t = 0; t < tasks; t++) {
+            if (B == 16)
+                block_sums16(x->data + t * plane * B, plane, partial + 2 * t * B);
+            else
+                block_sums8(x->data + t * plane * B, plane, partial + 2 * t * B);
+        }
     } else {
         const long long tasks = (long long)images * channels;
 #pragma omp parallel for schedule(static)
@@ -268,33 +274,27 @@ int cpu_batchnorm_backward(void *ctx, dt_layer *l, const float *gamma, const flo
                            dt_error *err) {
     cpu_batchnorm *bn = (cpu_batchnorm *)l;
     (void)ctx;
-    (void)y; /* the fused ReLU's mask comes from the forward's workspace */
+    (void)beta;
     if (batchnorm_expect(bn, x, "batchnorm_backward", "x", err) ||
         batchnorm_expect(bn, dy, "batchnorm_backward", "dy", err) ||
-        batchnorm_expect(bn, dx, "batchnorm_backward", "dx", err))
+        batchnorm_expect(bn, dx, "batchnorm_backward", "dx", err) ||
+        (bn->d.fuse_relu && batchnorm_expect(bn, y, "batchnorm_backward", "y", err)))
         return -1;
     if (!bn->trained)
         return dt_fail(err, "batchnorm_backward: no training forward ran on this layer");
-    if (cpu_memory_point(bn->scale, gamma, err) || cpu_memory_point(bn->shift, beta, err) ||
-        cpu_memory_point(bn->diff_scale, dgamma && !accumulate ? dgamma : bn->spare_diff_scale,
-                         err) ||
-        cpu_memory_point(bn->diff_shift, dbeta && !accumulate ? dbeta : bn->spare_diff_shift, err))
-        return -1;
-    dnnl_exec_arg_t args[] = {{DNNL_ARG_SRC, x->memory},
-                              {DNNL_ARG_DIFF_DST, dy->memory},
-                              {DNNL_ARG_DIFF_SRC, dx->memory},
-                              {DNNL_ARG_SCALE, bn->scale},
-                              {DNNL_ARG_SHIFT, bn->shift},
-                              {DNNL_ARG_MEAN, bn->batch_mean_memory},
-                              {DNNL_ARG_VARIANCE, bn->batch_variance_memory},
-                              {DNNL_ARG_DIFF_SCALE, bn->diff_scale},
-                              {DNNL_ARG_DIFF_SHIFT, bn->diff_shift},
-                              {DNNL_ARG_WORKSPACE, bn->workspace_memory}};
-    if (cpu_primitive_execute(bn->ctx, &bn->backward, bn->d.fuse_relu ? 10 : 9, args, err,
-                              "batchnorm backward") != 0)
-        return -1;
-    /* accumulating: the spare targets hold this batch's gradients */
-    if (accumulate && dgamma) cpu_add_floats(dgamma, bn->spare_diff_scale, (size_t)bn->d.channels);
-    if (accumulate && dbeta) cpu_add_floats(dbeta, bn->spare_diff_shift, (size_t)bn->d.channels);
-    return 0;
+    const cpu_batchnorm_grad g = {.x = x,
+                                  .y = y,
+                                  .dy = dy,
+                                  .dx = dx,
+                                  .gamma = gamma,
+                                  .mean = bn->batch_mean,
+                                  .variance = bn->batch_variance,
+                                  .epsilon = bn->d.epsilon,
+                                  .relu = bn->d.fuse_relu,
+                                  .accumulate = accumulate,
+                                  .dgamma = dgamma,
+                                  .dbeta = dbeta,
+                                  .partial = bn->partial_sums,
+                                  .coefficients = bn->coefficients};
+    return cpu_batchnorm_backward_compute(&g);
 }

@@ -5,11 +5,15 @@
  * backward of the same step and by forwards without an update in between (evaluation). Weight
  * gradients are computed in the preferred format and reordered into the OIHW gradient view
  * (into the backend's gradient scratch, then added, when accumulating).
- * Algorithm: precision fp32 uses direct convolution (errors about 3e-7 of the output scale, as
- * PyTorch's float32). tf32 and bf16 ask for speed over the last digits, which here means
- * oneDNN's "auto": Winograd F(4x4, 3x3) for the stride-1 3x3 layers where oneDNN expects a gain
- * (about 2x over direct for ResNet-18's at batch 64; errors about 3e-6 of the output scale
- * instead of 3e-7) and direct convolution elsewhere. */
+ * Algorithm: direct convolution; precision winograd takes Winograd F(4x4, 3x3) for the layers
+ * where it measured faster at creation (cpu_conv_choice.c).
+ * bf16 (CPUs with AVX512-BF16 or AMX, as PyTorch's CPU autocast): x, dy and the weights are
+ * converted to bf16 in the layouts the bf16 primitives choose (format "any"); outputs, weight
+ * gradients and accumulation stay fp32, so the activations, the master weights, batch norm, the
+ * loss and SGD are fp32. The bf16 copy of x made by the forward serves the backward of the same
+ * step (the saved-tensor contract of conv_backward). oneDNN 2.6's bf16 backward-weights kernel
+ * is many times slower than its fp32 one on some shapes (small feature maps, some stride-2
+ * layers), so the variant with an fp32 backward-weights is measured against it at creation. */
 #include "cpu_internal.h"
 
 #include <stdlib.h>
@@ -42,8 +46,14 @@ typedef struct cpu_conv {
     cpu_primitive forward, backward_data, backward_weights;
     conv_weights forward_weights, data_weights, grad_weights;
     int data_weights_share_forward; /* backward-data wants the forward format */
-    /* backward-weights' own layouts of x and dy, where the blocked ones have no fast kernel */
+    /* backward-weights' own layouts of x and dy, where the blocked ones have no fast kernel
+     * (fp32), or their bf16 copies (bf16) */
     conv_activation_copy weights_src, weights_diff_dst;
+    /* bf16 only: x for the forward and dy for backward-data, in bf16; backward-weights reuses
+     * them when it wants the same layouts (the *_share flags) */
+    conv_activation_copy forward_src, data_diff_dst;
+    int weights_src_share_forward, weights_diff_dst_share_data;
+    const float *forward_src_of; /* x->data whose bf16 copy forward_src holds (NULL: none) */
     /* the OIHW pointer and parameter version whose reorder forward_weights holds (NULL: none) */
     const float *forward_weights_source;
     uint64_t forward_weights_version;
@@ -139,6 +149,8 @@ static void conv_destroy(dt_layer *layer) {
     cpu_conv *conv = (cpu_conv *)layer;
     conv_activation_copy_free(&conv->weights_src);
     conv_activation_copy_free(&conv->weights_diff_dst);
+    conv_activation_copy_free(&conv->forward_src);
+    conv_activation_copy_free(&conv->data_diff_dst);
     cpu_primitive_destroy(&conv->forward);
     cpu_primitive_destroy(&conv->backward_data);
     cpu_primitive_destroy(&conv->backward_weights);
@@ -165,37 +177,82 @@ static int conv_weights_init(cpu_conv *conv, conv_weights *w, const dnnl_memory_
                                         "creating the weight reorder");
 }
 
-/* Creates the three primitives for the layouts of x (in) and y (out). */
-static int conv_build(cpu_conv *conv, dt_error *err) {
+/* bf16: the copies of x and dy in the layouts the primitives chose, shared between the forward
+ * and backward-weights, and between backward-data and backward-weights, where they agree. */
+static int conv_bf16_copies(cpu_conv *conv, const dnnl_memory_desc_t *src_md,
+                            const dnnl_memory_desc_t *dst_md,
+                            const_dnnl_primitive_desc_t forward_pd,
+                            const_dnnl_primitive_desc_t data_pd,
+                            const_dnnl_primitive_desc_t weights_pd, dt_error *err) {
+    const dnnl_memory_desc_t *forward_src =
+        dnnl_primitive_desc_query_md(forward_pd, dnnl_query_src_md, 0);
+    const dnnl_memory_desc_t *data_dy =
+        dnnl_primitive_desc_query_md(data_pd, dnnl_query_diff_dst_md, 0);
+    const dnnl_memory_desc_t *weights_src =
+        dnnl_primitive_desc_query_md(weights_pd, dnnl_query_src_md, 0);
+    const dnnl_memory_desc_t *weights_dy =
+        dnnl_primitive_desc_query_md(weights_pd, dnnl_query_diff_dst_md, 0);
+    conv->weights_src_share_forward = dnnl_memory_desc_equal(weights_src, forward_src);
+    conv->weights_diff_dst_share_data = dnnl_memory_desc_equal(weights_dy, data_dy);
+    return conv_activation_copy_init(conv, &conv->forward_src, src_md, forward_src, err) ||
+                   conv_activation_copy_init(conv, &conv->data_diff_dst, dst_md, data_dy, err) ||
+                   (!conv->weights_src_share_forward &&
+                    conv_activation_copy_init(conv, &conv->weights_src, src_md, weights_src,
+                                              err)) ||
+                   (!conv->weights_diff_dst_share_data &&
+                    conv_activation_copy_init(conv, &conv->weights_diff_dst, dst_md, weights_dy,
+                                              err))
+               ? -1
+               : 0;
+}
+
+/* Creates the three primitives for the layouts of x (in) and y (out) in variant v. */
+static int conv_build(cpu_conv *conv, cpu_conv_variant v, dt_error *err) {
     const dt_conv_desc *d = &conv->d;
-    dnnl_memory_desc_t src_md, dst_md, any_weights_md;
+    const dnnl_alg_kind_t algorithm = v.algorithm;
+    const int bf16 = conv->ctx->precision == DT_PRECISION_BF16;
+    /* bf16: what the primitives read (x, dy, weights) is bf16 in a layout of their choice */
+    const dnnl_data_type_t input_type = bf16 ? dnnl_bf16 : dnnl_f32;
+    dnnl_memory_desc_t src_md, dst_md, any_weights_md, any_grad_md, in_md, dy_md;
     const dnnl_dims_t weight_dims = {d->out_channels, d->in_channels, d->kernel, d->kernel};
     const dnnl_dims_t strides = {d->stride, d->stride};
     const dnnl_dims_t padding = {d->padding, d->padding};
-    if (cpu_activation_md(&src_md, d->batch, d->in_channels, d->in_height, d->in_width, err) ||
-        cpu_activation_md(&dst_md, d->batch, d->out_channels, conv->out_height, conv->out_width,
+    if (cpu_activation_md(conv->ctx, &src_md, d->batch, d->in_channels, d->in_height, d->in_width,
                           err) ||
-        cpu_check(dnnl_memory_desc_init_by_tag(&any_weights_md, 4, weight_dims, dnnl_f32,
+        cpu_activation_md(conv->ctx, &dst_md, d->batch, d->out_channels, conv->out_height,
+                          conv->out_width, err) ||
+        cpu_check(dnnl_memory_desc_init_by_tag(&any_weights_md, 4, weight_dims, input_type,
+                                               dnnl_format_tag_any),
+                  err, "describing convolution weights") ||
+        cpu_check(dnnl_memory_desc_init_by_tag(&any_grad_md, 4, weight_dims, dnnl_f32,
                                                dnnl_format_tag_any),
                   err, "describing convolution weights") ||
         cpu_check(dnnl_memory_desc_init_by_tag(&conv->oihw_md, 4, weight_dims, dnnl_f32, dnnl_oihw),
                   err, "describing convolution weights"))
         return -1;
+    in_md = src_md;
+    dy_md = dst_md;
+    if (bf16 && (cpu_check(dnnl_memory_desc_init_by_tag(&in_md, 4, src_md.dims, dnnl_bf16,
+                                                        dnnl_format_tag_any),
+                           err, "describing convolution activations") ||
+                 cpu_check(dnnl_memory_desc_init_by_tag(&dy_md, 4, dst_md.dims, dnnl_bf16,
+                                                        dnnl_format_tag_any),
+                           err, "describing convolution activations")))
+        return -1;
 
-    const dnnl_alg_kind_t algorithm =
-        conv->ctx->precision == DT_PRECISION_FP32 ? dnnl_convolution_direct : dnnl_convolution_auto;
     dnnl_convolution_desc_t forward_desc, data_desc, weights_desc;
     if (cpu_check(dnnl_convolution_forward_desc_init(&forward_desc, dnnl_forward_training,
-                                                     algorithm, &src_md, &any_weights_md, NULL,
+                                                     algorithm, &in_md, &any_weights_md, NULL,
                                                      &dst_md, strides, padding, padding),
                   err, "describing the convolution forward") ||
         cpu_check(dnnl_convolution_backward_data_desc_init(&data_desc, algorithm, &src_md,
-                                                           &any_weights_md, &dst_md, strides,
+                                                           &any_weights_md, &dy_md, strides,
                                                            padding, padding),
                   err, "describing the convolution backward-data") ||
-        cpu_check(dnnl_convolution_backward_weights_desc_init(&weights_desc, algorithm, &src_md,
-                                                              &any_weights_md, NULL, &dst_md,
-                                                              strides, padding, padding),
+        cpu_check(dnnl_convolution_backward_weights_desc_init(
+                      &weights_desc, algorithm, v.weights_grad_fp32 ? &src_md : &in_md,
+                      &any_grad_md, NULL, v.weights_grad_fp32 ? &dst_md : &dy_md, strides, padding,
+                      padding),
                   err, "describing the convolution backward-weights"))
         return -1;
 
@@ -207,7 +264,10 @@ static int conv_build(cpu_conv *conv, dt_error *err) {
                                   "convolution backward-data") ||
         cpu_primitive_desc_create(conv->ctx, &weights_desc, forward_pd, &weights_pd, err,
                                   "convolution backward-weights") ||
-        conv_weights_pd_fast(conv, &weights_desc, &any_weights_md, forward_pd, &weights_pd, err))
+        /* (no AVX2 reference fallback to avoid with bf16: it needs AVX512-BF16 or AMX) */
+        (bf16 ? conv_bf16_copies(conv, &src_md, &dst_md, forward_pd, data_pd, weights_pd, err)
+              : conv_weights_pd_fast(conv, &weights_desc, &any_weights_md, forward_pd, &weights_pd,
+                                     err)))
         goto done;
     const dnnl_memory_desc_t *forward_md =
         dnnl_primitive_desc_query_md(forward_pd, dnnl_query_weights_md, 0);
@@ -236,7 +296,8 @@ done:
     return rc;
 }
 
-dt_layer *cpu_conv_create(void *ctx, const dt_conv_desc *d, dt_error *err) {
+dt_layer *cpu_conv_create_variant(cpu_ctx *ctx, const dt_conv_desc *d, cpu_conv_variant variant,
+                                  dt_error *err) {
     int out_height, out_width;
     if (dt_conv_desc_check(d, &out_height, &out_width, err)) return NULL;
     cpu_conv *conv = calloc(1, sizeof *conv);
@@ -250,7 +311,8 @@ dt_layer *cpu_conv_create(void *ctx, const dt_conv_desc *d, dt_error *err) {
     conv->out_height = out_height;
     conv->out_width = out_width;
     size_t weight_count = (size_t)d->out_channels * d->in_channels * d->kernel * d->kernel;
-    if (conv_build(conv, err) != 0 || cpu_grad_scratch_reserve(ctx, weight_count, err) != 0) {
+    if (conv_build(conv, variant, err) != 0 ||
+        cpu_grad_scratch_reserve(ctx, weight_count, err) != 0) {
         dt_error_prefix(err, "conv_create (%d->%d, kernel %d, stride %d, %dx%d)", d->in_channels,
                         d->out_channels, d->kernel, d->stride, d->in_height, d->in_width);
         conv_destroy(&conv->base);
@@ -299,7 +361,11 @@ int cpu_conv_forward(void *ctx, dt_layer *l, const float *weight, const dt_tenso
         conv_expect_y(conv, y, "conv_forward", "y", err))
         return -1;
     if (conv_forward_weights(conv, weight, err) != 0) return -1;
-    dnnl_exec_arg_t args[] = {{DNNL_ARG_SRC, x->memory},
+    dnnl_memory_t src;
+    conv->forward_src_of = NULL;
+    if (conv_activation_for(conv, &conv->forward_src, x->memory, &src, err) != 0) return -1;
+    conv->forward_src_of = x->data;
+    dnnl_exec_arg_t args[] = {{DNNL_ARG_SRC, src},
                               {DNNL_ARG_WEIGHTS, conv->forward_weights.memory},
                               {DNNL_ARG_DST, y->memory}};
     return cpu_primitive_execute(conv->ctx, &conv->forward, 3, args, err, "convolution forward");
@@ -330,14 +396,26 @@ int cpu_conv_backward(void *ctx, dt_layer *l, const float *weight, const dt_tens
         conv_expect_y(conv, dy, "conv_backward", "dy", err) ||
         (dx && conv_expect_x(conv, dx, "conv_backward", err)))
         return -1;
+    /* bf16: dy once for backward-data and, when it wants the same layout, backward-weights */
+    dnnl_memory_t data_dy = dy->memory;
+    if ((dx || conv->weights_diff_dst_share_data) &&
+        conv_activation_for(conv, &conv->data_diff_dst, dy->memory, &data_dy, err) != 0)
+        return -1;
     if (weight_grad) {
         conv_weights *g = &conv->grad_weights;
         float *target = accumulate ? conv->ctx->grad_scratch : weight_grad;
         if (cpu_memory_point(g->reordered ? conv->user_grad : g->memory, target, err) != 0)
             return -1;
-        dnnl_memory_t src, diff_dst;
-        if (conv_activation_for(conv, &conv->weights_src, x->memory, &src, err) ||
-            conv_activation_for(conv, &conv->weights_diff_dst, dy->memory, &diff_dst, err))
+        dnnl_memory_t src, diff_dst = data_dy;
+        if (conv->weights_src_share_forward && conv->forward_src_of == x->data)
+            src = conv->forward_src.memory; /* the forward's bf16 x (saved tensor) */
+        else if (conv_activation_for(conv,
+                                     conv->weights_src_share_forward ? &conv->forward_src
+                                                                     : &conv->weights_src,
+                                     x->memory, &src, err) != 0)
+            return -1;
+        if (!conv->weights_diff_dst_share_data &&
+            conv_activation_for(conv, &conv->weights_diff_dst, dy->memory, &diff_dst, err) != 0)
             return -1;
         dnnl_exec_arg_t args[] = {
             {DNNL_ARG_SRC, src}, {DNNL_ARG_DIFF_DST, diff_dst}, {DNNL_ARG_DIFF_WEIGHTS, g->memory}};
@@ -356,7 +434,7 @@ int cpu_conv_backward(void *ctx, dt_layer *l, const float *weight, const dt_tens
     if (dx) {
         dnnl_memory_t weights_memory;
         if (conv_data_weights(conv, weight, &weights_memory, err) != 0) return -1;
-        dnnl_exec_arg_t args[] = {{DNNL_ARG_DIFF_DST, dy->memory},
+        dnnl_exec_arg_t args[] = {{DNNL_ARG_DIFF_DST, data_dy},
                                   {DNNL_ARG_WEIGHTS, weights_memory},
                                   {DNNL_ARG_DIFF_SRC, dx->memory}};
         if (cpu_primitive_execute(conv->ctx, &conv->backward_data, 3, args, err,

@@ -13,16 +13,21 @@
 
 #include "cpu_normalize.h"
 
-/* Channels per block of the nChw8c layout: oneDNN has JIT kernels for 8-channel blocks on
- * AVX2 and AVX-512 alike, while 16-channel blocks fall back to reference code on AVX2. */
-enum { CPU_BLOCK = 8 };
+/* Channels per block of the blocked activation layout, chosen at start-up from the instruction
+ * set oneDNN dispatches to (cpu_isa.c): 16 (nChw16c, one AVX-512 register) where oneDNN runs
+ * AVX-512 kernels, 8 (nChw8c) otherwise: oneDNN's AVX2 kernels take 8-channel blocks and fall
+ * back to reference code for 16-channel ones. CPU_BLOCK_MAX sizes stack arrays. */
+enum { CPU_BLOCK_MAX = 16 };
 
 /* One engine, one in-order stream; primitives run one after another, so they can all share
  * one scratchpad buffer (grown to the largest need when layers are created). */
 typedef struct cpu_ctx {
     dnnl_engine_t engine;
     dnnl_stream_t stream;
-    int precision; /* dt_precision_kind */
+    int precision;      /* dt_precision_kind */
+    int block;          /* channels per block of blocked activations: 8 or 16 (cpu_isa.c) */
+    int deterministic;  /* runtime.deterministic: no measured choices (cpu_conv_choice.c) */
+    dnnl_cpu_isa_t isa; /* what oneDNN dispatches to (ONEDNN_MAX_CPU_ISA caps it) */
     void *scratchpad;
     size_t scratchpad_size;
     /* The image normaliser of tensor_from_images, kept for the mean and std it holds (built
@@ -41,6 +46,10 @@ typedef struct cpu_ctx {
     int phase;            /* dt_phase entered by the last phase_mark */
     double phase_since;   /* monotonic seconds of the last phase_mark */
     dt_guard_state guard; /* the non-finite guard (cpu_guard.c) */
+    /* precision winograd and bf16: the variant measured faster per convolution shape
+     * (cpu_conv_choice.c) */
+    struct cpu_conv_choice *conv_choices;
+    int conv_choice_count;
     int64_t guard_halt_after;
 } cpu_ctx;
 
@@ -50,13 +59,14 @@ typedef struct cpu_ctx {
  * Neither layout has padding, so a tensor holds exactly n*c*h*w floats, and element-wise ops
  * can run over the flat buffer. With h = w = 1 both layouts are the plain [n][c] matrix. */
 typedef enum {
-    CPU_LAYOUT_NCHW,    /* plain, used when channels % CPU_BLOCK != 0 (e.g. the RGB input) */
-    CPU_LAYOUT_BLOCKED, /* oneDNN nChw8c: blocks of CPU_BLOCK channels innermost */
+    CPU_LAYOUT_NCHW,    /* plain, used when channels % block != 0 (e.g. the RGB input) */
+    CPU_LAYOUT_BLOCKED, /* oneDNN nChw8c or nChw16c: blocks of `block` channels innermost */
 } cpu_layout;
 
 struct dt_tensor {
     int n, c, h, w;
     cpu_layout layout;
+    int block;    /* the context's block size: channels per block when layout is blocked */
     size_t count; /* n * c * h * w */
     float *data;  /* 64-byte aligned */
     dnnl_memory_desc_t md;
@@ -107,11 +117,21 @@ int cpu_grad_scratch_reserve(cpu_ctx *ctx, size_t count, dt_error *err);
 /* dst[i] += src[i]: the accumulating backward's addition (as axpy with alpha 1). */
 void cpu_add_floats(float *dst, const float *src, size_t count);
 
+/* ---- the instruction set and what follows from it (cpu_isa.c) ---------------------------- */
+
+/* Reads the ISA oneDNN dispatches to and sets ctx->isa and ctx->block. */
+void cpu_isa_choose(cpu_ctx *ctx);
+/* Lower-case name of an ISA as ONEDNN_MAX_CPU_ISA spells it ("avx512_core_bf16"). */
+const char *cpu_isa_name(dnnl_cpu_isa_t isa);
+/* 1 when oneDNN has bf16 convolution kernels on this ISA (AVX512-BF16 or AMX). */
+int cpu_isa_has_bf16(dnnl_cpu_isa_t isa);
+
 /* ---- activations (cpu_tensor.c) ----------------------------------------------------------- */
 
-cpu_layout cpu_layout_for_channels(int channels);
+cpu_layout cpu_layout_for_channels(const cpu_ctx *ctx, int channels);
 /* The oneDNN description of an activation of this shape in its layout. */
-int cpu_activation_md(dnnl_memory_desc_t *md, int n, int c, int h, int w, dt_error *err);
+int cpu_activation_md(const cpu_ctx *ctx, dnnl_memory_desc_t *md, int n, int c, int h, int w,
+                      dt_error *err);
 /* -1 with "<op>: <name> is ... but the layer expects ..." unless t has the shape n,c,h,w. */
 static inline int cpu_tensor_expect(const dt_tensor *t, int n, int c, int h, int w, const char *op,
                                     const char *name, dt_error *err) {
@@ -153,6 +173,14 @@ int cpu_tensor_from_images(void *ctx, dt_tensor *dst, const uint8_t *pixels_nhwc
 int cpu_tensor_add(void *ctx, dt_tensor *dst, const dt_tensor *src, dt_error *err);
 
 dt_layer *cpu_conv_create(void *ctx, const dt_conv_desc *d, dt_error *err);
+/* How a convolution layer is built: oneDNN's algorithm (direct or Winograd) for all three passes,
+ * and with precision bf16 whether backward-weights reads the fp32 x and dy instead. */
+typedef struct cpu_conv_variant {
+    dnnl_alg_kind_t algorithm;
+    int weights_grad_fp32;
+} cpu_conv_variant;
+dt_layer *cpu_conv_create_variant(cpu_ctx *ctx, const dt_conv_desc *d, cpu_conv_variant variant,
+                                  dt_error *err);
 int cpu_conv_forward(void *ctx, dt_layer *l, const float *weight, const dt_tensor *x, dt_tensor *y,
                      dt_error *err);
 int cpu_conv_backward(void *ctx, dt_layer *l, const float *weight, const dt_tensor *x,
@@ -167,6 +195,20 @@ int cpu_batchnorm_backward(void *ctx, dt_layer *l, const float *gamma, const flo
                            const dt_tensor *x, const dt_tensor *y, const dt_tensor *dy,
                            dt_tensor *dx, float *dgamma, float *dbeta, int accumulate,
                            dt_error *err);
+
+/* The batch-norm backward (cpu_batchnorm_backward.c): dx, and dgamma/dbeta when not NULL
+ * (overwritten, or added to with accumulate), from the forward's batch statistics. */
+typedef struct cpu_batchnorm_grad {
+    const dt_tensor *x, *y, *dy; /* y: the fused ReLU's output (its mask), read when relu */
+    dt_tensor *dx;
+    const float *gamma, *mean, *variance;
+    float epsilon;
+    int relu, accumulate;
+    float *dgamma, *dbeta;
+    double *partial;     /* n * c * 2 doubles of scratch */
+    float *coefficients; /* 3 * c floats of scratch */
+} cpu_batchnorm_grad;
+int cpu_batchnorm_backward_compute(const cpu_batchnorm_grad *g);
 
 int cpu_add_relu_forward(void *ctx, dt_tensor *y, const dt_tensor *x, dt_error *err);
 int cpu_relu_backward(void *ctx, const dt_tensor *y, const dt_tensor *dy, dt_tensor *dx,

@@ -30,8 +30,10 @@ static int maxpool_build(cpu_maxpool *pool, dt_error *err) {
     dnnl_memory_desc_t src_md, dst_md;
     const dnnl_dims_t strides = {d->stride, d->stride}, kernel = {d->kernel, d->kernel};
     const dnnl_dims_t padding = {d->padding, d->padding};
-    if (cpu_activation_md(&src_md, d->batch, d->channels, d->in_height, d->in_width, err) ||
-        cpu_activation_md(&dst_md, d->batch, d->channels, pool->out_height, pool->out_width, err))
+    if (cpu_activation_md(pool->ctx, &src_md, d->batch, d->channels, d->in_height, d->in_width,
+                          err) ||
+        cpu_activation_md(pool->ctx, &dst_md, d->batch, d->channels, pool->out_height,
+                          pool->out_width, err))
         return -1;
     dnnl_pooling_desc_t forward_desc, backward_desc;
     if (cpu_check(dnnl_pooling_forward_desc_init(&forward_desc, dnnl_forward_training,
@@ -145,16 +147,16 @@ int cpu_avgpool_forward(void *ctx, const dt_tensor *x, dt_tensor *y, dt_error *e
         }
         return 0;
     }
-    const long long blocks = (long long)x->n * (x->c / CPU_BLOCK);
+    const int B = x->block;
+    const long long blocks = (long long)x->n * (x->c / B);
 #pragma omp parallel for schedule(static)
     for (long long b = 0; b < blocks; b++) {
-        const float *in = x->data + b * plane * CPU_BLOCK;
-        float sum[CPU_BLOCK] = {0};
+        const float *in = x->data + b * plane * B;
+        float sum[CPU_BLOCK_MAX] = {0};
         for (long long p = 0; p < plane; p++)
-            for (int k = 0; k < CPU_BLOCK; k++) sum[k] += in[p * CPU_BLOCK + k];
-        /* block b covers channels B*(b % C/B).. of image b / (C/B): y offset b * B (B = CPU_BLOCK)
-         */
-        for (int k = 0; k < CPU_BLOCK; k++) y->data[b * CPU_BLOCK + k] = sum[k] * inv_plane;
+            for (int k = 0; k < B; k++) sum[k] += in[p * B + k];
+        /* block b covers channels B*(b % C/B).. of image b / (C/B): y offset b * B */
+        for (int k = 0; k < B; k++) y->data[b * B + k] = sum[k] * inv_plane;
     }
     return 0;
 }
@@ -174,14 +176,15 @@ int cpu_avgpool_backward(void *ctx, const dt_tensor *dy, dt_tensor *dx, dt_error
         }
         return 0;
     }
-    const long long blocks = (long long)dx->n * (dx->c / CPU_BLOCK);
+    const int B = dx->block;
+    const long long blocks = (long long)dx->n * (dx->c / B);
 #pragma omp parallel for schedule(static)
     for (long long b = 0; b < blocks; b++) {
-        float g[CPU_BLOCK];
-        for (int k = 0; k < CPU_BLOCK; k++) g[k] = dy->data[b * CPU_BLOCK + k] * inv_plane;
-        float *out = dx->data + b * plane * CPU_BLOCK;
+        float g[CPU_BLOCK_MAX];
+        for (int k = 0; k < B; k++) g[k] = dy->data[b * B + k] * inv_plane;
+        float *out = dx->data + b * plane * B;
         for (long long p = 0; p < plane; p++)
-            for (int k = 0; k < CPU_BLOCK; k++) out[p * CPU_BLOCK + k] = g[k];
+            for (int k = 0; k < B; k++) out[p * B + k] = g[k];
     }
     return 0;
 }

@@ -1,19 +1,21 @@
-/* Activation tensors of the CPU backend: creation in the one layout rule (nChw8c when the
- * channels are a multiple of CPU_BLOCK, plain nchw otherwise), conversion from and to host NCHW
- * arrays, the fused uint8-image normalisation, and element-wise add. */
+/* Activation tensors of the CPU backend: creation in the one layout rule (nChw8c or nChw16c, the
+ * context's block, when the channels are a multiple of it, plain nchw otherwise), conversion from
+ * and to host NCHW arrays, the fused uint8-image normalisation, and element-wise add. */
 #include "cpu_internal.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-cpu_layout cpu_layout_for_channels(int channels) {
-    return channels % CPU_BLOCK == 0 ? CPU_LAYOUT_BLOCKED : CPU_LAYOUT_NCHW;
+cpu_layout cpu_layout_for_channels(const cpu_ctx *ctx, int channels) {
+    return channels % ctx->block == 0 ? CPU_LAYOUT_BLOCKED : CPU_LAYOUT_NCHW;
 }
 
-int cpu_activation_md(dnnl_memory_desc_t *md, int n, int c, int h, int w, dt_error *err) {
+int cpu_activation_md(const cpu_ctx *ctx, dnnl_memory_desc_t *md, int n, int c, int h, int w,
+                      dt_error *err) {
     const dnnl_dims_t dims = {n, c, h, w};
-    dnnl_format_tag_t tag =
-        cpu_layout_for_channels(c) == CPU_LAYOUT_BLOCKED ? dnnl_nChw8c : dnnl_nchw;
+    dnnl_format_tag_t tag = dnnl_nchw;
+    if (cpu_layout_for_channels(ctx, c) == CPU_LAYOUT_BLOCKED)
+        tag = ctx->block == 16 ? dnnl_nChw16c : dnnl_nChw8c;
     return cpu_check(dnnl_memory_desc_init_by_tag(md, 4, dims, dnnl_f32, tag), err,
                      "describing an activation");
 }
@@ -32,14 +34,15 @@ dt_tensor *cpu_tensor_create(void *opaque, int n, int c, int h, int w, dt_error 
         return NULL;
     }
     *t = (dt_tensor){.n = n, .c = c, .h = h, .w = w, .count = count};
-    t->layout = cpu_layout_for_channels(c);
+    t->layout = cpu_layout_for_channels(ctx, c);
+    t->block = ctx->block;
     t->data = cpu_aligned_alloc(count * sizeof(float), 1);
     if (!t->data) {
         dt_fail(err, "out of memory for a %dx%dx%dx%d tensor", n, c, h, w);
         cpu_tensor_destroy(ctx, t);
         return NULL;
     }
-    if (cpu_activation_md(&t->md, n, c, h, w, err) != 0 ||
+    if (cpu_activation_md(ctx, &t->md, n, c, h, w, err) != 0 ||
         cpu_memory_create(ctx, &t->md, t->data, &t->memory, err) != 0) {
         cpu_tensor_destroy(ctx, t);
         return NULL;
@@ -62,16 +65,17 @@ int cpu_tensor_upload(void *ctx, dt_tensor *dst, const float *host_nchw, dt_erro
         memcpy(dst->data, host_nchw, dst->count * sizeof(float));
         return 0;
     }
-    const long long blocks = (long long)dst->n * (dst->c / CPU_BLOCK);
+    const int B = dst->block;
+    const long long blocks = (long long)dst->n * (dst->c / B);
     const long long plane = (long long)dst->h * dst->w;
 #pragma omp parallel for schedule(static)
     for (long long b = 0; b < blocks; b++) {
-        /* block b holds channels B*(b % C/B) .. +B-1 of image b / (C/B), B = CPU_BLOCK: in NCHW
-         * these are B consecutive planes starting at b * B * plane */
-        const float *src = host_nchw + b * CPU_BLOCK * plane;
-        float *out = dst->data + b * CPU_BLOCK * plane;
+        /* block b holds channels B*(b % C/B) .. +B-1 of image b / (C/B): in NCHW these are B
+         * consecutive planes starting at b * B * plane */
+        const float *src = host_nchw + b * B * plane;
+        float *out = dst->data + b * B * plane;
         for (long long p = 0; p < plane; p++)
-            for (int k = 0; k < CPU_BLOCK; k++) out[p * CPU_BLOCK + k] = src[k * plane + p];
+            for (int k = 0; k < B; k++) out[p * B + k] = src[k * plane + p];
     }
     return 0;
 }
@@ -83,14 +87,15 @@ int cpu_tensor_download(void *ctx, const dt_tensor *src, float *host_nchw, dt_er
         memcpy(host_nchw, src->data, src->count * sizeof(float));
         return 0;
     }
-    const long long blocks = (long long)src->n * (src->c / CPU_BLOCK);
+    const int B = src->block;
+    const long long blocks = (long long)src->n * (src->c / B);
     const long long plane = (long long)src->h * src->w;
 #pragma omp parallel for schedule(static)
     for (long long b = 0; b < blocks; b++) {
-        const float *in = src->data + b * CPU_BLOCK * plane;
-        float *out = host_nchw + b * CPU_BLOCK * plane;
-        for (int k = 0; k < CPU_BLOCK; k++)
-            for (long long p = 0; p < plane; p++) out[k * plane + p] = in[p * CPU_BLOCK + k];
+        const float *in = src->data + b * B * plane;
+        float *out = host_nchw + b * B * plane;
+        for (int k = 0; k < B; k++)
+            for (long long p = 0; p < plane; p++) out[k * plane + p] = in[p * B + k];
     }
     return 0;
 }
