@@ -52,7 +52,7 @@ repo=$(cd "$here/.." && pwd)
 # shellcheck source-path=SCRIPTDIR
 source "$here/bench_lib.sh"
 # dtrain sleeps rather than spins in OpenMP waits unless OMP_WAIT_POLICY is set (see
-# src/launcher.c); setting that policy here hands it to every rank through the launcher and names it
+# src/main.c); setting that policy here hands it to every rank through the launcher and names it
 # in the closing line (omp_note). Set OMP_WAIT_POLICY=ACTIVE to measure spinning waits instead.
 export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE}
 

@@ -42,7 +42,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source-path=SCRIPTDIR
 source "$here/bench_lib.sh"
 # dtrain sleeps rather than spins in OpenMP waits unless OMP_WAIT_POLICY is set (see
-# src/launcher.c); give the PyTorch side the same policy so both are measured alike.
+# src/main.c); give the PyTorch side the same policy so both are measured alike.
 export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE}
 
 [[ $# -ge 1 ]] || { usage >&2 && exit 2; }
