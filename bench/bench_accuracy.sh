@@ -31,18 +31,13 @@ workers=${WORKERS:-1}
 python=${PYTHON:-/usr/bin/python3}
 read -r -a seeds <<<"${SEEDS:-0}"
 
-for tool in dtrain fashion_mnist_to_imagefolder; do
-    [ -x "$build/$tool" ] || { echo "bench_accuracy: $build/$tool not found (build it first)" >&2; exit 2; }
-done
 "$python" -c 'import torch, torchvision' 2>/dev/null ||
     { echo "bench_accuracy: $python cannot import torch and torchvision" >&2; exit 2; }
 
-work=$(mktemp -d "${TMPDIR:-/tmp}/dtrain-accuracy-XXXXXX")
-if [ "${KEEP:-0}" = 1 ]; then echo "keeping $work"; else trap 'rm -rf "$work"' EXIT; fi
-data=${DATA:-$work/fashion-mnist}
-if [ -z "${DATA:-}" ]; then
-    "$build/fashion_mnist_to_imagefolder" --out "$data" --limit "$limit" >/dev/null
-fi
+workdir=""
+use_workdir dtrain-accuracy "${KEEP:-0}"
+work=$workdir
+fashion_mnist_data "$build" "$limit"
 
 now() { date +%s.%N; }
 

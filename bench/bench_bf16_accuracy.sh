@@ -26,13 +26,10 @@ threads=${THREADS:-2}
 workers=${WORKERS:-1}
 read -r -a seeds <<<"${SEEDS:-0 1 2}"
 
-for tool in dtrain fashion_mnist_to_imagefolder; do
-    [ -x "$build/$tool" ] || { echo "bench_bf16_accuracy: $build/$tool not found (build it first)" >&2; exit 2; }
-done
-work=$(mktemp -d "${TMPDIR:-/tmp}/dtrain-bf16-accuracy-XXXXXX")
-if [ "${KEEP:-0}" = 1 ]; then echo "keeping $work"; else trap 'rm -rf "$work"' EXIT; fi
-data=${DATA:-$work/fashion-mnist}
-[ -n "${DATA:-}" ] || "$build/fashion_mnist_to_imagefolder" --out "$data" --limit "$limit" >/dev/null
+workdir=""
+use_workdir dtrain-bf16-accuracy "${KEEP:-0}"
+work=$workdir
+fashion_mnist_data "$build" "$limit"
 
 now() { date +%s.%N; }
 # train RUN PRECISION SIZE SEED: prints "val_acc seconds"; exit 2 (bf16 refused) is passed on

@@ -23,13 +23,9 @@ epochs=${EPOCHS:-4}
 threads=${THREADS:-2}
 workers=${WORKERS:-1}
 read -r -a seeds <<<"${SEEDS:-0 1 2}"
-for tool in dtrain fashion_mnist_to_imagefolder; do
-  [[ -x $build/$tool ]] || die "$build/$tool not found (build it first)"
-done
 workdir=""
 use_workdir dtrain-cache-accuracy "${KEEP:-0}"
-data=${DATA:-$workdir/fashion-mnist}
-[[ -n ${DATA:-} ]] || "$build/fashion_mnist_to_imagefolder" --out "$data" --limit "$limit" >/dev/null
+fashion_mnist_data "$build" "$limit"
 
 # per_epoch METRICS: the val_acc of every "eval" row, space separated
 per_epoch() { sed -n 's/.*"event":"eval".*"val_acc":\([0-9.]*\).*/\1/p' "$1" | tr '\n' ' '; }

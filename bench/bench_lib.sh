@@ -26,6 +26,19 @@ use_workdir() {
   workdir=$(cd "$workdir" && pwd)
 }
 
+# fashion_mnist_data BUILD_DIR LIMIT: sets data to $DATA (an existing ImageFolder), or else
+# converts LIMIT Fashion-MNIST training images (Debian's dataset-fashion-mnist) into
+# $workdir/fashion-mnist with BUILD_DIR's fashion_mnist_to_imagefolder; dies when that tool or
+# dtrain was not built.
+fashion_mnist_data() {
+  local tool
+  for tool in dtrain fashion_mnist_to_imagefolder; do
+    [[ -x $1/$tool ]] || die "$1/$tool not found (build it first)"
+  done
+  data=${DATA:-$workdir/fashion-mnist}
+  [[ -n ${DATA:-} ]] || "$1/fashion_mnist_to_imagefolder" --out "$data" --limit "$2" >/dev/null
+}
+
 # find_dtrain BUILD_DIR: sets dtrain to $DTRAIN_BIN or BUILD_DIR/dtrain; dies when it is not there.
 find_dtrain() {
   dtrain=${DTRAIN_BIN:-$1/dtrain}

@@ -201,6 +201,21 @@ static void check_params_changed(dt_backend *b) {
     free(values), free(x_values), free(first), free(second);
 }
 
+/* The layer shapes every precision runs: each pair of plain and blocked layouts, strides,
+ * odd sizes and the 1x1 downsample (batch, in, out, h, w, kernel, stride, padding). */
+static void run_layout_cases(dt_backend *b) {
+    static const dt_conv_desc cases[] = {
+        {2, 3, 16, 8, 8, 7, 2, 3, 0, 0},  /* the stem: RGB -> blocked */
+        {2, 16, 16, 8, 8, 3, 1, 1, 0, 0}, /* blocked -> blocked */
+        {2, 16, 32, 8, 8, 3, 2, 1, 0, 0}, /* stage entry, stride 2 */
+        {2, 16, 32, 8, 8, 1, 2, 0, 0, 0}, /* downsample 1x1 s2 */
+        {3, 32, 16, 7, 7, 3, 2, 1, 0, 0}, /* odd size, stride 2 */
+        {2, 6, 10, 6, 5, 3, 1, 1, 0, 0},  /* plain -> plain */
+        {2, 16, 8, 5, 5, 3, 1, 0, 0, 0},  /* blocked -> plain, no pad */
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) run_case(b, cases[i]);
+}
+
 /* "test_backend_conv cpu bf16": the CPU's bf16 convolutions against the same references, or
  * SKIPPED with the reason where oneDNN has no bf16 kernels (no AVX512-BF16 or AMX, or capped). */
 static int run_bf16(int argc, char **argv) {
@@ -216,13 +231,7 @@ static int run_bf16(int argc, char **argv) {
         return DT_TEST_SKIP;
     }
     (void)argc, (void)argv;
-    run_case(&b, (dt_conv_desc){2, 3, 16, 8, 8, 7, 2, 3, 0, 0});  /* the stem: RGB -> blocked */
-    run_case(&b, (dt_conv_desc){2, 16, 16, 8, 8, 3, 1, 1, 0, 0}); /* blocked -> blocked */
-    run_case(&b, (dt_conv_desc){2, 16, 32, 8, 8, 3, 2, 1, 0, 0}); /* stage entry, stride 2 */
-    run_case(&b, (dt_conv_desc){2, 16, 32, 8, 8, 1, 2, 0, 0, 0}); /* downsample 1x1 s2 */
-    run_case(&b, (dt_conv_desc){3, 32, 16, 7, 7, 3, 2, 1, 0, 0}); /* odd size, stride 2 */
-    run_case(&b, (dt_conv_desc){2, 6, 10, 6, 5, 3, 1, 1, 0, 0});  /* plain -> plain */
-    run_case(&b, (dt_conv_desc){2, 16, 8, 5, 5, 3, 1, 0, 0, 0});  /* blocked -> plain, no pad */
+    run_layout_cases(&b);
     run_case(&b, (dt_conv_desc){4, 64, 64, 4, 4, 3, 1, 1, 0, 0}); /* a last-stage shape */
     /* both variants the measured choice picks from, whichever it picked above */
     for (int fp32_grad = 0; fp32_grad < 2; fp32_grad++) {
@@ -240,14 +249,7 @@ static int run_bf16(int argc, char **argv) {
 int main(int argc, char **argv) {
     if (argc > 2 && strcmp(argv[2], "bf16") == 0) return run_bf16(argc, argv);
     dt_backend b = test_backend_open(argc, argv);
-    /* batch, in, out, h, w, kernel, stride, padding */
-    run_case(&b, (dt_conv_desc){2, 3, 16, 8, 8, 7, 2, 3, 0, 0});  /* the stem: RGB -> blocked */
-    run_case(&b, (dt_conv_desc){2, 16, 16, 8, 8, 3, 1, 1, 0, 0}); /* blocked -> blocked */
-    run_case(&b, (dt_conv_desc){2, 16, 32, 8, 8, 3, 2, 1, 0, 0}); /* stage entry, stride 2 */
-    run_case(&b, (dt_conv_desc){2, 16, 32, 8, 8, 1, 2, 0, 0, 0}); /* downsample 1x1 s2 */
-    run_case(&b, (dt_conv_desc){3, 32, 16, 7, 7, 3, 2, 1, 0, 0}); /* odd size, stride 2 */
-    run_case(&b, (dt_conv_desc){2, 6, 10, 6, 5, 3, 1, 1, 0, 0});  /* plain -> plain */
-    run_case(&b, (dt_conv_desc){2, 16, 8, 5, 5, 3, 1, 0, 0, 0});  /* blocked -> plain, no pad */
+    run_layout_cases(&b);
     run_case(&b, (dt_conv_desc){16, 16, 16, 8, 8, 3, 1, 1, 0, 0});
     /* descriptions every backend refuses alike (src/backend/layer_descs.c) */
     dt_error bad_err = {0};
