@@ -808,7 +808,7 @@ int main(int argc, char **argv) {
         return 2;
     }
     const char *training[] = {"resnet18_b16_s64", "resnet18_b2_s224", "resnet34_b4_s64",
-                              "resnet50_b4_s64", "resnet152_b2_s64"};
+                              "resnet50_b4_s64",  "resnet101_b2_s64", "resnet152_b2_s64"};
     for (size_t i = 0; i < sizeof training / sizeof *training; i++)
         training_case(training[i], NULL);
     const char *loading[] = {"resnet18_eval_s64", "resnet34_eval_s64", "resnet50_eval_s64",
