@@ -3,10 +3,11 @@
  * update changes neither weights nor momentum and guard_restore puts the backup back, finite
  * steps reset the in-row count, the guard halts at halt_after in a row and then skips every
  * step, resumed counts carry on, records keep the newest, reads clear what they return; and
- * the backend's own counters: no host wait and no device allocation in these step-time ops. */
+ * the backend's own counters: no host wait and no device allocation in these step-time ops.
+ * Rows: test_backend_ops.c. */
 #include <string.h>
 
-#include "test_backend_common.h"
+#include "backend_ops.h"
 
 enum { COUNT = 100003 };
 
@@ -191,14 +192,14 @@ static void check_counters(guard_fixture *f) {
         CHECK(after.device_allocations > 0); /* the buffers of this test */
 }
 
-int main(int argc, char **argv) {
-    dt_backend b = test_backend_open(argc, argv);
-    guard_fixture f = {.b = &b};
-    f.params = test_buffer(&b, NULL, COUNT);
-    f.grads = test_buffer(&b, NULL, COUNT);
-    f.momentum = test_buffer(&b, NULL, COUNT);
-    f.stats = test_buffer(&b, NULL, COUNT);
-    f.backup = test_buffer(&b, NULL, COUNT);
+void guard_check(dt_backend *b, const backend_op_case *oc) {
+    (void)oc;
+    guard_fixture f = {.b = b};
+    f.params = test_buffer(b, NULL, COUNT);
+    f.grads = test_buffer(b, NULL, COUNT);
+    f.momentum = test_buffer(b, NULL, COUNT);
+    f.stats = test_buffer(b, NULL, COUNT);
+    f.backup = test_buffer(b, NULL, COUNT);
     f.host = test_floats(COUNT);
     /* a fresh backend's guard skips a non-finite step and never halts */
     float m, s;
@@ -210,8 +211,6 @@ int main(int argc, char **argv) {
     check_halt(&f);
     check_counters(&f);
     float *buffers[] = {f.params, f.grads, f.momentum, f.stats, f.backup};
-    for (int i = 0; i < 5; i++) dt_backend_buffer_free(&b, buffers[i]);
+    for (int i = 0; i < 5; i++) dt_backend_buffer_free(b, buffers[i]);
     free(f.host);
-    dt_backend_free(&b);
-    return dt_test_summary("backend_guard");
 }
