@@ -73,13 +73,18 @@ static void reset(guard_fixture *f, int64_t in_row, int64_t total, int64_t halt_
     CHECK_MSG(dt_backend_guard_reset(f->b, &s, halt_after, &err) == 0, "%s", err.message);
 }
 
-static void check_skip_and_count(guard_fixture *f) {
-    float m, s;
-    reset(f, 0, 0, 3);
+/* weights 1, momentum 0, running statistics 2 and their backup 7: what a step changes shows */
+static void fill_state(guard_fixture *f) {
     upload_constant(f, f->params, 1.0f);
     upload_constant(f, f->momentum, 0.0f);
     upload_constant(f, f->backup, 7.0f);
     upload_constant(f, f->stats, 2.0f);
+}
+
+static void check_skip_and_count(guard_fixture *f) {
+    float m, s;
+    reset(f, 0, 0, 3);
+    fill_state(f);
     /* finite: applied (buf = 0.9 * 0 + 0.5, p = 1 - 0.5 * 0.5), stats left alone */
     set_grads(f, 0.5f, -1, -1);
     CHECK_CLOSE(step(f, 0, &m, &s), 0.75, 1e-6, 0);
@@ -131,10 +136,7 @@ static void check_halt(guard_fixture *f) {
     float m, s;
     /* resumed with 1 in a row: the next non-finite step makes 2 and halts */
     reset(f, 1, 5, 2);
-    upload_constant(f, f->params, 1.0f);
-    upload_constant(f, f->momentum, 0.0f);
-    upload_constant(f, f->backup, 7.0f);
-    upload_constant(f, f->stats, 2.0f);
+    fill_state(f);
     set_grads(f, 0.5f, 10, -1);
     CHECK(step(f, 20, &m, &s) == 1.0f);
     CHECK(s == 7.0f);
