@@ -1,8 +1,8 @@
-/* Helpers shared by the backend tests (tests/test_backend_*.c), which run on every backend
- * compiled in (testlib/backends.h; the backend's name is the program's argument): backend setup,
- * seeded random data rounded to float, tensor and flat-buffer transfer through double arrays,
- * array comparison with one check per array (widened per op for the backend and precision), and
- * central finite differences of a scalar loss. */
+/* Helpers shared by the backend op tests (tests/test_backend_ops.c and tests/backend_ops/), which
+ * run on every backend compiled in (testlib/backends.h; the backend's name is the program's
+ * argument): backend setup, seeded random data rounded to float, tensor and flat-buffer transfer
+ * through double arrays, array comparison with one check per array (widened per op for the
+ * backend and precision), and central finite differences of a scalar loss. */
 #ifndef DTRAIN_TEST_BACKEND_COMMON_H
 #define DTRAIN_TEST_BACKEND_COMMON_H
 
@@ -15,13 +15,9 @@
 #include "check.h"
 #include "dtrain/backend.h"
 
-/* The precision of the backend opened last (for the per-op tolerances). */
-static int test_precision;
-
 /* The backend named on the command line (cpu by default) at a precision (dt_precision_kind);
  * exits with DT_TEST_SKIP when it cannot run here. */
 static inline dt_backend test_backend_open_precision(int argc, char **argv, int precision) {
-    test_precision = precision;
     return dt_test_backend_open(argc, argv, precision);
 }
 
@@ -181,11 +177,25 @@ static inline void test_compare_array(const char *file, int line, const char *wh
 static inline void test_compare_op(const char *file, int line, const dt_backend *b, const char *op,
                                    const char *what, const double *got, const double *want,
                                    size_t n, double rtol, double atol_scale) {
-    dt_test_tolerance(b, test_precision, op, &rtol, &atol_scale);
+    dt_test_tolerance(b, dt_test_precision(), op, &rtol, &atol_scale);
     test_compare_array(file, line, what, got, want, n, rtol, atol_scale);
 }
 #define CHECK_OP_CLOSE(b, op, what, got, want, n, rtol, atol_scale)                                \
     test_compare_op(__FILE__, __LINE__, b, op, what, got, want, n, rtol, atol_scale)
+
+/* After a backward that accumulated the same gradients into buffer again: it must hold twice
+ * the first result once (n values), exactly on the CPU (x + x), widened per backend and op. */
+static inline void test_compare_doubled(const char *file, int line, dt_backend *b, const char *op,
+                                        const char *what, const float *buffer, const double *once,
+                                        size_t n) {
+    double *twice = test_doubles(n), *got = test_doubles(n);
+    for (size_t i = 0; i < n; i++) twice[i] = 2.0 * once[i];
+    test_buffer_read(b, buffer, got, n);
+    test_compare_op(file, line, b, op, what, got, twice, n, 0.0, 0.0);
+    free(twice), free(got);
+}
+#define CHECK_DOUBLED(b, op, what, buffer, once, n)                                                \
+    test_compare_doubled(__FILE__, __LINE__, b, op, what, buffer, once, n)
 
 /* d loss / d value[index] by central differences; value is restored. */
 static inline double test_finite_difference(double *value, size_t index, double step,

@@ -1,7 +1,8 @@
 /* ResNet model tests on a backend (the program's argument, as the backend tests: cpu by
  * default; testlib/backends.h): torchvision's state-dict layout and parameter count for each
  * depth, zero_init_residual, the whole network's gradient against finite differences, gradient
- * accumulation, the grads-ready spans of the last micro-batch and the frozen backbone. */
+ * accumulation, the grads-ready spans of the last micro-batch, the frozen backbone, and the
+ * step's bookkeeping through the model. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,6 +45,60 @@ static void test_layout(void) {
     CHECK(dt_model_find(m, "layer1.0.downsample.0.weight") == NULL);
     const dt_state_entry *fc = dt_model_find(m, "fc.weight");
     CHECK(fc && fc->shape[0] == 10 && fc->shape[1] == 512 && fc->in_classifier);
+    dt_model_destroy(m);
+    dt_backend_free(&be);
+}
+
+/* The step's bookkeeping through the model (nn/model_step.c), as the trainer uses it: the loss
+ * statistics of a forward and loss, the phase timers, the input prefetch, a gradient span set
+ * (and one outside the buffer refused), and the non-finite guard skipping a NaN step. */
+static void test_step_bookkeeping(void) {
+    dt_error err = {{0}, 0};
+    dt_backend be = dt_test_backend_open(test_argc, test_argv, 0);
+    dt_model *m = NULL;
+    dt_model_options opt = {.batch = 2, .image_size = 32, .n_classes = 10};
+    CHECK_MSG(dt_model_create(&be, &opt, &m, &err) == 0, "%s", err.message);
+    if (!m) return;
+    CHECK(dt_model_init_weights(m, 1, &err) == 0);
+    size_t pixels_n = 2 * 32 * 32 * 3;
+    uint8_t *pixels = dt_backend_host_alloc(&be, pixels_n, &err);
+    CHECK_MSG(pixels != NULL, "%s", err.message);
+    if (!pixels) return;
+    for (size_t i = 0; i < pixels_n; i++) pixels[i] = (uint8_t)(i * 7);
+    int32_t labels[2] = {3, 4};
+    float weights[2] = {1.0f, 1.0f};
+    double stats[DT_LOSS_STATS], phases[DT_PHASE_COUNT] = {0};
+    CHECK(dt_model_loss_stats_read(m, stats, 1, &err) == 0);
+    CHECK(dt_model_phase_mark(m, DT_PHASE_COMPUTE, &err) == 0);
+    CHECK(dt_model_input_prefetch(m, pixels, pixels_n, &err) == 0);
+    CHECK_MSG(dt_model_forward(m, pixels, mean, stdev, 1, &err) == 0 &&
+                  dt_model_loss(m, labels, weights, 0.5f, NULL, &err) == 0,
+              "%s", err.message);
+    CHECK(dt_model_input_wait(m, &err) == 0);
+    CHECK(dt_model_loss_stats_read(m, stats, 1, &err) == 0);
+    CHECK(stats[DT_LOSS_COUNT] == 2.0 && isfinite(stats[DT_LOSS_SUM]) && stats[DT_LOSS_SUM] > 0);
+    CHECK(dt_model_loss_stats_read(m, stats, 1, &err) == 0 && stats[DT_LOSS_COUNT] == 0.0);
+    CHECK(dt_model_phase_read(m, phases, 1, &err) == 0);
+    CHECK(phases[DT_PHASE_COMPUTE] >= 0.0 && phases[DT_PHASE_ALLREDUCE] == 0.0);
+
+    size_t n = dt_model_param_count(m);
+    float *grads = dt_model_grads(m), back[3];
+    CHECK(dt_model_grads_fill(m, 0, n, 0.0f, &err) == 0);
+    CHECK(dt_model_grads_fill(m, n - 3, 2, 7.0f, &err) == 0);
+    CHECK(dt_backend_buffer_download(&be, back, grads + n - 3, 3, &err) == 0);
+    CHECK(back[0] == 7.0f && back[1] == 7.0f && back[2] == 0.0f);
+    CHECK(dt_model_grads_fill(m, n - 1, 2, 7.0f, &err) == -1);
+    CHECK(strstr(err.message, "outside") != NULL);
+
+    dt_guard_state state = {.halted_step = -1};
+    CHECK(dt_model_guard_reset(m, &state, 10, &err) == 0);
+    CHECK(dt_model_grads_fill(m, 5, 1, NAN, &err) == 0);
+    CHECK(dt_model_guard_check(m, grads, n, 0, &err) == 0);
+    dt_guard_state read = {0};
+    CHECK(dt_model_guard_read(m, &read, &err) == 0);
+    CHECK(read.skipped == 1 && read.in_row == 1 && read.halted_step == -1);
+    CHECK(read.n_records == 1 && read.records[0].index == 5 && read.records[0].is_nan);
+    dt_backend_host_free(&be, pixels);
     dt_model_destroy(m);
     dt_backend_free(&be);
 }
@@ -450,6 +505,7 @@ int main(int argc, char **argv) {
     check_grads_ready(0);
     check_grads_ready(1);
     test_layout();
+    test_step_bookkeeping();
     test_whole_network_gradient();
     test_frozen_backbone();
     test_depths();

@@ -142,7 +142,7 @@ done
 strip --strip-unneeded "$bundle"/lib/*.so* "$bundle"/lib/extra/*.so* 2>/dev/null || true
 
 # ---- the run path: every program finds lib/ from where it lies --------------------------------
-for p in dtrain libdtrain_cuda.so tests/cuda_ops_check tests/cuda_steady_state_check \
+for p in dtrain libdtrain_cuda.so tests/test_backend_ops tests/cuda_steady_state_check \
   tests/nccl_one_rank_check; do
   # shellcheck disable=SC2016 # a literal $ORIGIN
   readelf -d "$bundle/build/$p" | grep -q 'R.*PATH.*\$ORIGIN/\.\./' ||

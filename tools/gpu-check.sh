@@ -256,8 +256,11 @@ if [[ -z $sanitizer ]]; then
 else
   rows=()
   for tool in memcheck racecheck synccheck initcheck; do
-    for prog in cuda_ops_check cuda_model_check; do
-      limit=$([[ $prog == cuda_ops_check ]] && echo 30 || echo 45)
+    # the op table's compare mode (CUDA against the CPU backend) and the 3-step model check
+    for prog in test_backend_ops cuda_model_check; do
+      args=()
+      [[ $prog == test_backend_ops ]] && args=(--compare cuda)
+      limit=$([[ $prog == test_backend_ops ]] && echo 30 || echo 45)
       if (($(elapsed) + limit > sanitizer_end)); then
         rows+=("$tool $prog: NOT RUN (the sanitizers' 100 s share of the budget is spent)")
         continue
@@ -265,7 +268,7 @@ else
       mark=$(wc -l <"$log")
       t0=$(date +%s)
       quiet "$limit" "$sanitizer" --tool "$tool" --error-exitcode 99 --print-limit 20 \
-        "$build/tests/$prog"
+        "$build/tests/$prog" "${args[@]}"
       rc=$?
       took=$(($(date +%s) - t0))
       errors=$(tail -n +"$mark" "$log" | grep -m1 -E 'ERROR SUMMARY|RACECHECK SUMMARY' || true)

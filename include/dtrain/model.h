@@ -89,7 +89,7 @@ int dt_model_forward(dt_model *model, const uint8_t *pixels_nhwc, const float me
 
 /* Loss on the last forward's logits: softmax cross-entropy with labels and per-sample weights.
  * The weighted loss sum, correct count and sample count are added to the backend's loss
- * statistics (dt_backend_ops.loss_stats_read); predictions (may be NULL) receives the argmax
+ * statistics (dt_model_loss_stats_read); predictions (may be NULL) receives the argmax
  * per sample. When grad_scale != 0 the logits gradient (grad_scale * weight_i * (softmax -
  * onehot)) is kept for dt_model_backward. */
 int dt_model_loss(dt_model *model, const int32_t *labels, const float *weights, float grad_scale,
@@ -120,11 +120,37 @@ int dt_model_upload_momentum(dt_model *model, const float *host_momentum, dt_err
 
 /* Before a training step: keeps a copy of the running statistics in backend memory. */
 int dt_model_stats_snapshot(dt_model *model, dt_error *err);
-/* After the step's non-finite check (dt_backend_ops.guard_check): queues the restore of the
+/* After the step's non-finite check (dt_model_guard_check): queues the restore of the
  * snapshot, applied by the backend only when the guard skips the step. */
 int dt_model_stats_restore_if_skipped(dt_model *model, dt_error *err);
 /* *finite: every parameter and running statistic is finite (a wait for the device). */
 int dt_model_state_finite(dt_model *model, int *finite, dt_error *err);
+
+/* The step's device-side bookkeeping on the model's backend (nn/model_step.c), so that training
+ * needs no backend calls of its own. Loss statistics (added by dt_model_loss): read, and reset
+ * when reset is set; waits for the queued work. */
+int dt_model_loss_stats_read(dt_model *model, double stats[DT_LOSS_STATS], int reset,
+                             dt_error *err);
+/* The step's phases (dt_phase): mark, in stream order, that phase starts here; read the seconds
+ * per phase since the last reset. */
+int dt_model_phase_mark(dt_model *model, int phase, dt_error *err);
+int dt_model_phase_read(dt_model *model, double seconds[DT_PHASE_COUNT], int reset, dt_error *err);
+/* Starts the copy of the next batch's pixels (bytes of NHWC uint8) to the device, taken by the
+ * next dt_model_forward on the same pixels; the buffer stays untouched until
+ * dt_model_input_wait returns, which also forgets a prefetch not used by then. */
+int dt_model_input_prefetch(dt_model *model, const uint8_t *pixels_nhwc, size_t bytes,
+                            dt_error *err);
+int dt_model_input_wait(dt_model *model, dt_error *err);
+/* Sets count gradient values from offset (in floats, into dt_model_grads) to value. */
+int dt_model_grads_fill(dt_model *model, size_t offset, size_t count, float value, dt_error *err);
+/* The non-finite guard (dt_guard_state in backend.h): reset to state, halting after halt_after
+ * non-finite steps in a row; check count gradients (a span of dt_model_grads) of step in
+ * stream order; read (a wait) and clear its records. */
+int dt_model_guard_reset(dt_model *model, const dt_guard_state *state, int64_t halt_after,
+                         dt_error *err);
+int dt_model_guard_check(dt_model *model, const float *grads, size_t count, int64_t step,
+                         dt_error *err);
+int dt_model_guard_read(dt_model *model, dt_guard_state *out, dt_error *err);
 
 /* Loads a torchvision/timm state dict of the model's architecture from a safetensors file (F32,
  * F16, BF16 or F64 tensors; num_batches_tracked optional, bn1's value becomes the model's counter).

@@ -236,7 +236,7 @@ static int report_on_root(eval_state *s, double seconds, dt_error *err) {
     dt_text report = {0};
     char device[256];
     snprintf(device, sizeof device, "%s, %d compute threads per rank",
-             dt_backend_name(&s->session.backend), s->session.threads);
+             dt_session_backend_name(&s->session), s->session.threads);
     dt_results_context c = {.cfg = s->cfg,
                             .ds = &s->session.ds,
                             .names = s->session.display_names,

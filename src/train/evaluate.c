@@ -13,7 +13,7 @@ static int evaluate_on_root(dt_trainer *t, int epoch, long global_step, dt_error
     const dt_config *cfg = t->cfg;
     double stats[DT_LOSS_STATS];
     /* the training statistics were read (and reset) by the epoch's last log line */
-    if (dt_backend_loss_stats_read(&t->session.backend, stats, 1, err)) return -1;
+    if (dt_model_loss_stats_read(t->session.model, stats, 1, err)) return -1;
     if (stats[DT_LOSS_COUNT] != 0)
         return dt_fail(err, "internal: training statistics left unread before evaluation");
     if (dt_loader_start(t->session.loader, t->session.split.val, t->session.split.n_val, epoch, 0,
@@ -41,7 +41,7 @@ static int evaluate_on_root(dt_trainer *t, int epoch, long global_step, dt_error
         if (rc) break;
     }
     free(logits);
-    if (rc || dt_backend_loss_stats_read(&t->session.backend, stats, 1, err)) {
+    if (rc || dt_model_loss_stats_read(t->session.model, stats, 1, err)) {
         dt_predictions_free(&predictions);
         return dt_error_prefix(err, "evaluation");
     }

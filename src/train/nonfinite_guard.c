@@ -22,8 +22,7 @@ int dt_guard_start(dt_nonfinite_guard *g, const dt_config *cfg, int is_root, lon
     state.halted_step = -1;
     int64_t halt_after =
         cfg->train.nonfinite == DT_NONFINITE_SKIP ? cfg->train.max_skipped_steps : 1;
-    const dt_backend *b = dt_model_backend(model);
-    if (dt_backend_guard_reset(b, &state, halt_after, err))
+    if (dt_model_guard_reset(model, &state, halt_after, err))
         return dt_error_prefix(err, "setting up the non-finite guard");
     return 0;
 }
@@ -35,10 +34,9 @@ int dt_guard_before_step(dt_nonfinite_guard *g, dt_model *model, dt_error *err) 
 
 int dt_guard_step(dt_nonfinite_guard *g, dt_model *model, long global_step, const float *grads,
                   size_t count, dt_error *err) {
-    const dt_backend *b = dt_model_backend(model);
     /* the batches this step counted, taken back for every skipped step when the state is read */
     g->tracked_per_step = dt_model_batches_tracked(model) - g->tracked_backup;
-    if (dt_backend_guard_check(b, grads, count, global_step, err) ||
+    if (dt_model_guard_check(model, grads, count, global_step, err) ||
         dt_model_stats_restore_if_skipped(model, err))
         return dt_error_prefix(err, "non-finite guard of step %ld", global_step + 1);
     return 0;
@@ -64,12 +62,11 @@ static void describe_nonfinite(dt_model *model, const dt_guard_record *rec, char
 int dt_guard_sync(dt_nonfinite_guard *g, dt_model *model, dt_device_comm *dcomm, long *skipped,
                   dt_guard_halt *halt, dt_error *err) {
     const dt_config *cfg = g->cfg;
-    const dt_backend *b = dt_model_backend(model);
     dt_guard_state s;
     halt->halted_step = -1;
     snprintf(halt->what, sizeof halt->what, "a gradient is not finite");
     /* the device comm first: its wait has the collectives' deadline */
-    if (dcomm->ops->drain(dcomm->ctx, err) || dt_backend_guard_read(b, &s, err))
+    if (dcomm->ops->drain(dcomm->ctx, err) || dt_model_guard_read(model, &s, err))
         return dt_error_prefix(err, "reading the non-finite guard");
     if (skipped) *skipped += (long)s.skipped;
     dt_model_set_batches_tracked(model, dt_model_batches_tracked(model) -

@@ -231,6 +231,10 @@ int dt_session_create_backend(dt_session *s, const dt_session_request *req, dt_e
 
 /* ---- model and loader ---- */
 
+const char *dt_session_backend_name(const dt_session *s) {
+    return dt_backend_name(&s->backend);
+}
+
 int dt_session_create_model(dt_session *s, const dt_model_options *opt, dt_error *err) {
     return dt_model_create(&s->backend, opt, &s->model, err);
 }

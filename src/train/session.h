@@ -64,6 +64,8 @@ int dt_session_choose_device(dt_device_kind kind, const dt_comm *comm, int cuda_
  * rank's GPU gathered and two ranks of a node on one GPU refused), the precision resolved for
  * it, and its backend with the planned compute threads. */
 int dt_session_create_backend(dt_session *s, const dt_session_request *req, dt_error *err);
+/* The backend's name ("cpu", "cuda") for the start-up lines. */
+const char *dt_session_backend_name(const dt_session *s);
 int dt_session_create_model(dt_session *s, const dt_model_options *opt, dt_error *err);
 /* The loader over s->ds; batches in the backend's host buffers; opt->workers 0: the plan's. */
 int dt_session_create_loader(dt_session *s, dt_loader_options *opt, dt_error *err);

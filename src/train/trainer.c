@@ -59,7 +59,7 @@ int dt_train_forward_loss(dt_trainer *t, const dt_batch *batch, int training, fl
 }
 
 int dt_train_release_batch(dt_trainer *t, const dt_batch *batch, dt_error *err) {
-    int rc = dt_backend_input_wait(&t->session.backend, err);
+    int rc = dt_model_input_wait(t->session.model, err);
     dt_loader_release(t->session.loader, batch);
     return rc;
 }
@@ -86,9 +86,9 @@ static int optimizer_step(dt_trainer *t, long global_step, dt_window *w, dt_erro
      * holding the first trained value); the update waits for the last of them */
     if (t->comm->size == 1 && dt_train_before_allreduce(t, global_step, grads, err)) return -1;
     if (t->comm->size > 1 && (dt_bucket_plan_check_done(&t->buckets, err) ||
-                              dt_backend_phase_mark(&t->session.backend, DT_PHASE_ALLREDUCE, err) ||
+                              dt_model_phase_mark(t->session.model, DT_PHASE_ALLREDUCE, err) ||
                               t->dcomm.ops->wait(t->dcomm.ctx, err) ||
-                              dt_backend_phase_mark(&t->session.backend, DT_PHASE_COMPUTE, err)))
+                              dt_model_phase_mark(t->session.model, DT_PHASE_COMPUTE, err)))
         return dt_error_prefix(err, "all-reduce of gradients");
     if (dt_guard_step(&t->guard, t->session.model, global_step, grads, count, err)) return -1;
     const dt_config *cfg = t->cfg;
@@ -135,8 +135,8 @@ static int log_window(dt_trainer *t, int epoch, long step_in_epoch, long global_
                       dt_error *err) {
     double stats[DT_LOSS_STATS], phases[DT_PHASE_COUNT] = {0};
     if (t->dcomm.ops->drain(t->dcomm.ctx, err) ||
-        dt_backend_loss_stats_read(&t->session.backend, stats, 1, err) ||
-        dt_backend_phase_read(&t->session.backend, phases, 1, err))
+        dt_model_loss_stats_read(t->session.model, stats, 1, err) ||
+        dt_model_phase_read(t->session.model, phases, 1, err))
         return dt_error_prefix(err, "reading the training statistics");
     double data_wait = dt_loader_wait_seconds(t->session.loader) - w->wait_start;
     double sums[6] = {stats[DT_LOSS_SUM],
@@ -204,7 +204,7 @@ static int prefetch_batch(dt_trainer *t, const dt_batch **next, dt_error *err) {
     if (!*next) return dt_fail(err, "internal: the loader ran out of batches early");
     size_t side = (size_t)t->cfg->data.image_size;
     size_t bytes = (size_t)(*next)->batch_size * side * side * 3;
-    return dt_backend_input_prefetch(&t->session.backend, (*next)->pixels, bytes, err);
+    return dt_model_input_prefetch(t->session.model, (*next)->pixels, bytes, err);
 }
 
 int dt_train_before_allreduce(dt_trainer *t, long global_step, float *grads, dt_error *err) {
@@ -212,7 +212,8 @@ int dt_train_before_allreduce(dt_trainer *t, long global_step, float *grads, dt_
     const dt_test_faults *f = &t->faults;
     if (f->nan_step < 0 || global_step < f->nan_step || global_step >= f->nan_step + f->nan_steps)
         return 0;
-    return dt_backend_buffer_fill(&t->session.backend, grads, NAN, 1, err);
+    return dt_model_grads_fill(t->session.model, (size_t)(grads - dt_model_grads(t->session.model)),
+                               1, NAN, err);
 }
 
 /* One optimizer step: the test switches, the running statistics kept for a bad step, forward

@@ -25,9 +25,9 @@ static int issue_ready_buckets(void *user, size_t offset, size_t count, dt_error
         if (b->offset <= span_offset && span_offset < b->offset + b->count &&
             dt_train_before_allreduce(t, t->step_in_progress, grads + span_offset, err))
             return -1;
-        if (dt_backend_phase_mark(&t->session.backend, DT_PHASE_ALLREDUCE, err) ||
+        if (dt_model_phase_mark(t->session.model, DT_PHASE_ALLREDUCE, err) ||
             t->dcomm.ops->allreduce_sum_float(t->dcomm.ctx, grads + b->offset, b->count, err) ||
-            dt_backend_phase_mark(&t->session.backend, DT_PHASE_COMPUTE, err))
+            dt_model_phase_mark(t->session.model, DT_PHASE_COMPUTE, err))
             return dt_error_prefix(err, "all-reduce of gradient bucket %d (%zu floats)", k,
                                    b->count);
     }
@@ -171,10 +171,10 @@ void dt_train_print_summary(dt_trainer *t) {
     const char *why = t->session.device.fallback_reason,
                *tail = strstr(why, "training on the CPU: ");
     if (why[0] && !dt_progress_verbose())
-        snprintf(device, sizeof device, "%s (no GPU: %s)", dt_backend_name(&t->session.backend),
+        snprintf(device, sizeof device, "%s (no GPU: %s)", dt_session_backend_name(&t->session),
                  tail ? tail + strlen("training on the CPU: ") : why);
     else
-        snprintf(device, sizeof device, "%s", dt_backend_name(&t->session.backend));
+        snprintf(device, sizeof device, "%s", dt_session_backend_name(&t->session));
     dt_progress_line(&t->progress, NULL,
                      "dtrain: %zu images in %d classes (%zu train, %zu val), %d rank%s on %s, "
                      "precision %s%s, %d compute thread%s + %d decode worker%s per rank, %ld "

@@ -43,7 +43,18 @@ int dt_test_backend_unusable(const char *name, char *reason, size_t size) {
     return 0;
 }
 
+static int opened_precision;
+
+int dt_test_precision(void) {
+    return opened_precision;
+}
+
+void dt_test_set_precision(int precision) {
+    opened_precision = precision;
+}
+
 dt_backend dt_test_backend_open(int argc, char **argv, int precision) {
+    opened_precision = precision;
     const char *name = dt_test_backend_name(argc, argv);
     const char *names[4];
     int n = dt_test_backend_names(names, 4), known = 0;

@@ -22,6 +22,10 @@ int dt_test_backend_names(const char **names, int max);
  * compute threads on the CPU. Unusable here: prints "SKIPPED: ..." and exits DT_TEST_SKIP; an
  * unknown name or a failed creation exits 1. */
 dt_backend dt_test_backend_open(int argc, char **argv, int precision);
+/* The precision of the backend opened last, for the per-op tolerances; set by
+ * dt_test_backend_open, and by a test that creates its backend itself. */
+int dt_test_precision(void);
+void dt_test_set_precision(int precision);
 /* The name dt_test_backend_open uses for these arguments. */
 const char *dt_test_backend_name(int argc, char **argv);
 
@@ -37,7 +41,7 @@ void dt_test_tolerance(const dt_backend *b, int precision, const char *op, doubl
 
 /* The tolerances of one precision, the one table of what a device backend may differ from the
  * CPU backend at fp32 by, per kind of op:
- *  - max |device - cpu| / max |cpu| over a whole op's output (tests/cuda/cuda_ops_check.c):
+ *  - max |device - cpu| / max |cpu| over a whole op's output (test_backend_ops --compare):
  *    exact (buffers, SGD), eltwise, pool, conv, bn, linear, loss;
  *  - product_floor: the smallest per-element rtol and atol scale dt_test_tolerance allows conv and
  *    linear (their inputs rounded to TF32 or BF16), beside the 4x widening of fp32 ops.

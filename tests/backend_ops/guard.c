@@ -3,10 +3,11 @@
  * update changes neither weights nor momentum and guard_restore puts the backup back, finite
  * steps reset the in-row count, the guard halts at halt_after in a row and then skips every
  * step, resumed counts carry on, records keep the newest, reads clear what they return; and
- * the backend's own counters: no host wait and no device allocation in these step-time ops. */
+ * the backend's own counters: no host wait and no device allocation in these step-time ops.
+ * Rows: test_backend_ops.c. */
 #include <string.h>
 
-#include "test_backend_common.h"
+#include "backend_ops.h"
 
 enum { COUNT = 100003 };
 
@@ -72,13 +73,18 @@ static void reset(guard_fixture *f, int64_t in_row, int64_t total, int64_t halt_
     CHECK_MSG(dt_backend_guard_reset(f->b, &s, halt_after, &err) == 0, "%s", err.message);
 }
 
-static void check_skip_and_count(guard_fixture *f) {
-    float m, s;
-    reset(f, 0, 0, 3);
+/* weights 1, momentum 0, running statistics 2 and their backup 7: what a step changes shows */
+static void fill_state(guard_fixture *f) {
     upload_constant(f, f->params, 1.0f);
     upload_constant(f, f->momentum, 0.0f);
     upload_constant(f, f->backup, 7.0f);
     upload_constant(f, f->stats, 2.0f);
+}
+
+static void check_skip_and_count(guard_fixture *f) {
+    float m, s;
+    reset(f, 0, 0, 3);
+    fill_state(f);
     /* finite: applied (buf = 0.9 * 0 + 0.5, p = 1 - 0.5 * 0.5), stats left alone */
     set_grads(f, 0.5f, -1, -1);
     CHECK_CLOSE(step(f, 0, &m, &s), 0.75, 1e-6, 0);
@@ -130,10 +136,7 @@ static void check_halt(guard_fixture *f) {
     float m, s;
     /* resumed with 1 in a row: the next non-finite step makes 2 and halts */
     reset(f, 1, 5, 2);
-    upload_constant(f, f->params, 1.0f);
-    upload_constant(f, f->momentum, 0.0f);
-    upload_constant(f, f->backup, 7.0f);
-    upload_constant(f, f->stats, 2.0f);
+    fill_state(f);
     set_grads(f, 0.5f, 10, -1);
     CHECK(step(f, 20, &m, &s) == 1.0f);
     CHECK(s == 7.0f);
@@ -191,14 +194,14 @@ static void check_counters(guard_fixture *f) {
         CHECK(after.device_allocations > 0); /* the buffers of this test */
 }
 
-int main(int argc, char **argv) {
-    dt_backend b = test_backend_open(argc, argv);
-    guard_fixture f = {.b = &b};
-    f.params = test_buffer(&b, NULL, COUNT);
-    f.grads = test_buffer(&b, NULL, COUNT);
-    f.momentum = test_buffer(&b, NULL, COUNT);
-    f.stats = test_buffer(&b, NULL, COUNT);
-    f.backup = test_buffer(&b, NULL, COUNT);
+void guard_check(dt_backend *b, const backend_op_case *oc) {
+    (void)oc;
+    guard_fixture f = {.b = b};
+    f.params = test_buffer(b, NULL, COUNT);
+    f.grads = test_buffer(b, NULL, COUNT);
+    f.momentum = test_buffer(b, NULL, COUNT);
+    f.stats = test_buffer(b, NULL, COUNT);
+    f.backup = test_buffer(b, NULL, COUNT);
     f.host = test_floats(COUNT);
     /* a fresh backend's guard skips a non-finite step and never halts */
     float m, s;
@@ -210,8 +213,6 @@ int main(int argc, char **argv) {
     check_halt(&f);
     check_counters(&f);
     float *buffers[] = {f.params, f.grads, f.momentum, f.stats, f.backup};
-    for (int i = 0; i < 5; i++) dt_backend_buffer_free(&b, buffers[i]);
+    for (int i = 0; i < 5; i++) dt_backend_buffer_free(b, buffers[i]);
     free(f.host);
-    dt_backend_free(&b);
-    return dt_test_summary("backend_guard");
 }

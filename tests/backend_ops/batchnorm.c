@@ -3,11 +3,13 @@
  * momentum 0.1) and inference forward (running statistics) against double-precision references; the
  * backward (dx, dgamma, dbeta) against central finite differences of the training reference, with
  * and without the fused ReLU, in both activation layouts, in place (dx = dy) and with NULL
- * parameter gradients; statistics of channels with a large mean keep their precision. */
+ * parameter gradients; statistics of channels with a large mean keep their precision. Compare mode:
+ * training and inference forward and backward on another backend against the CPU's. Rows:
+ * test_backend_ops.c. */
 #include <stdlib.h>
 #include <string.h>
 
-#include "test_backend_common.h"
+#include "backend_ops.h"
 
 typedef struct bn_case {
     dt_backend *b;
@@ -71,7 +73,10 @@ static void check_fd(const char *label, const char *name, bn_case *c, double *va
     free(fd);
 }
 
-static void run_case(dt_backend *b, dt_batchnorm_desc d, int in_place) {
+void batchnorm_check(dt_backend *b, const backend_op_case *oc) {
+    const op_batchnorm *row = oc->params;
+    const dt_batchnorm_desc d = row->d;
+    const int in_place = row->in_place;
     dt_error err = {0};
     bn_case c = {.b = b, .d = d};
     const size_t count = count_of(&c), C = (size_t)d.channels;
@@ -144,20 +149,14 @@ static void run_case(dt_backend *b, dt_batchnorm_desc d, int in_place) {
     if (!in_place) {
         CHECK(dt_backend_batchnorm_backward(b, layer, gamma, beta, x, y, dy, dx, dgamma, dbeta, 1,
                                             &err) == 0);
-        double *twice = test_doubles(C), *acc = test_doubles(C), *dx_again = test_doubles(count);
-        for (size_t ch = 0; ch < C; ch++) twice[ch] = 2.0 * dgamma_got[ch];
-        test_buffer_read(b, dgamma, acc, C);
+        double *dx_again = test_doubles(count);
         snprintf(what, sizeof what, "%s dgamma accumulated", label);
-        CHECK_OP_CLOSE(b, "batchnorm", what, acc, twice, C, 0.0, 0.0);
-        for (size_t ch = 0; ch < C; ch++) twice[ch] = 2.0 * dbeta_got[ch];
-        test_buffer_read(b, dbeta, acc, C);
+        CHECK_DOUBLED(b, "batchnorm", what, dgamma, dgamma_got, C);
         snprintf(what, sizeof what, "%s dbeta accumulated", label);
-        CHECK_OP_CLOSE(b, "batchnorm", what, acc, twice, C, 0.0, 0.0);
+        CHECK_DOUBLED(b, "batchnorm", what, dbeta, dbeta_got, C);
         test_tensor_read(b, dx, dx_again, count);
         snprintf(what, sizeof what, "%s dx when accumulating", label);
         CHECK_OP_CLOSE(b, "batchnorm", what, dx_again, dx_got, count, 0.0, 0.0);
-        free(twice);
-        free(acc);
         free(dx_again);
     }
 
@@ -207,7 +206,8 @@ static void run_case(dt_backend *b, dt_batchnorm_desc d, int in_place) {
  * must not lose the digits that float sums lose. The floor is the mean's own rounding to float
  * (half an ulp of 100 is 3.8e-6, 4.4e-5 after dividing by the std); float sums gave 2.3e-4.
  * The running statistics (momentum 1: the batch's own) must match the exact values. */
-static void check_large_mean(dt_backend *b) {
+void batchnorm_check_large_mean(dt_backend *b, const backend_op_case *oc) {
+    (void)oc;
     dt_error err = {0};
     bn_case c = {.d = {4, 16, 16, 16, 1.0f, 1e-5f, 0}};
     const size_t count = count_of(&c), C = 16;
@@ -241,35 +241,87 @@ static void check_large_mean(dt_backend *b) {
     free(want), free(got), free(c.x), free(c.gamma), free(c.beta);
 }
 
-int main(int argc, char **argv) {
-    dt_backend b = test_backend_open(argc, argv);
-    /* batch, channels, h, w, momentum, eps, fuse_relu */
-    run_case(&b, (dt_batchnorm_desc){4, 16, 5, 5, 0.1f, 1e-5f, 0}, 0);
-    run_case(&b, (dt_batchnorm_desc){4, 16, 5, 5, 0.1f, 1e-5f, 1}, 0);
-    run_case(&b, (dt_batchnorm_desc){2, 32, 3, 4, 0.1f, 1e-5f, 1}, 1);
-    run_case(&b, (dt_batchnorm_desc){3, 6, 4, 4, 0.1f, 1e-5f, 0}, 1);
-    run_case(&b, (dt_batchnorm_desc){3, 6, 4, 4, 0.1f, 1e-5f, 1}, 0);
-    check_large_mean(&b);
-
+/* descriptions every backend refuses alike, a backward before any training forward */
+void batchnorm_check_refusals(dt_backend *b, const backend_op_case *oc) {
+    (void)oc;
     /* descriptions every backend refuses alike (src/backend/layer_descs.c) */
     dt_error err = {0};
     dt_batchnorm_desc bad_momentum = {2, 16, 2, 2, 1.5f, 1e-5f, 0};
-    CHECK(dt_backend_batchnorm_create(&b, &bad_momentum, &err) == NULL);
+    CHECK(dt_backend_batchnorm_create(b, &bad_momentum, &err) == NULL);
     CHECK(strstr(err.message, "batchnorm_create: invalid description") != NULL);
     dt_batchnorm_desc bad_epsilon = {2, 16, 2, 2, 0.1f, 0.0f, 0};
-    CHECK(dt_backend_batchnorm_create(&b, &bad_epsilon, &err) == NULL);
+    CHECK(dt_backend_batchnorm_create(b, &bad_epsilon, &err) == NULL);
 
     /* a backward before any training forward is refused */
     dt_batchnorm_desc d = {2, 16, 2, 2, 0.1f, 1e-5f, 0};
-    dt_layer *layer = dt_backend_batchnorm_create(&b, &d, &err);
-    dt_tensor *t = test_tensor(&b, 2, 16, 2, 2, NULL);
-    float *params = test_buffer(&b, NULL, 16);
-    CHECK(dt_backend_batchnorm_backward(&b, layer, params, params, t, t, t, t, NULL, NULL, 0,
+    dt_layer *layer = dt_backend_batchnorm_create(b, &d, &err);
+    dt_tensor *t = test_tensor(b, 2, 16, 2, 2, NULL);
+    float *params = test_buffer(b, NULL, 16);
+    CHECK(dt_backend_batchnorm_backward(b, layer, params, params, t, t, t, t, NULL, NULL, 0,
                                         &err) == -1);
-    test_buffer_free(&b, params);
+    test_buffer_free(b, params);
     CHECK(strstr(err.message, "training forward") != NULL);
-    dt_backend_layer_destroy(&b, layer);
-    dt_backend_tensor_destroy(&b, t);
-    dt_backend_free(&b);
-    return dt_test_summary("backend_batchnorm");
+    dt_backend_layer_destroy(b, layer);
+    dt_backend_tensor_destroy(b, t);
+}
+
+/* Training forward (with the running statistics), inference forward and backward (overwritten
+ * and accumulated) on the other backend against the CPU's. */
+void batchnorm_compare(dt_backend *cpu, dt_backend *other, const backend_op_case *oc) {
+    const dt_batchnorm_desc d = ((const op_batchnorm *)oc->params)->d;
+    const dt_test_tolerances *t = dt_test_tolerances_for(oc->precision);
+    dt_error err = {0};
+    const size_t n = (size_t)d.batch * d.channels * d.height * d.width, C = (size_t)d.channels;
+    uint64_t state = 5u + C;
+    float *x = op_random_floats(n, -1, 3, &state), *dy = op_random_floats(n, -1, 1, &state);
+    float *gamma = op_random_floats(C, 0.5, 1.5, &state),
+          *beta = op_random_floats(C, -0.5, 0.5, &state);
+    float *rm = op_random_floats(C, -0.2, 0.2, &state), *rv = op_random_floats(C, 0.5, 2, &state);
+    dt_backend *b[2] = {cpu, other};
+    float *y[2], *dx[2], *dg[2], *db[2], *dg2[2], *rmo[2], *rvo[2], *yi[2];
+    for (int k = 0; k < 2; k++) {
+        dt_layer *l = dt_backend_batchnorm_create(b[k], &d, &err);
+        CHECK_MSG(l != NULL, "%s batchnorm_create: %s", dt_backend_name(b[k]), err.message);
+        if (!l) return;
+        float *g = op_buffer_of(b[k], gamma, C), *be = op_buffer_of(b[k], beta, C);
+        float *m = op_buffer_of(b[k], rm, C), *v = op_buffer_of(b[k], rv, C);
+        float *dgb = op_buffer_of(b[k], NULL, C), *dbb = op_buffer_of(b[k], NULL, C);
+        dt_tensor *tx = op_tensor_of(b[k], d.batch, d.channels, d.height, d.width, x);
+        dt_tensor *ty = op_tensor_of(b[k], d.batch, d.channels, d.height, d.width, NULL);
+        dt_tensor *tdy = op_tensor_of(b[k], d.batch, d.channels, d.height, d.width, dy);
+        dt_tensor *tdx = op_tensor_of(b[k], d.batch, d.channels, d.height, d.width, NULL);
+        CHECK_MSG(dt_backend_batchnorm_forward(b[k], l, g, be, m, v, 1, tx, ty, &err) == 0, "%s",
+                  err.message);
+        CHECK_MSG(
+            dt_backend_batchnorm_backward(b[k], l, g, be, tx, ty, tdy, tdx, dgb, dbb, 0, &err) == 0,
+            "%s", err.message);
+        y[k] = op_tensor_read(b[k], ty, n), dx[k] = op_tensor_read(b[k], tdx, n);
+        dg[k] = op_buffer_read(b[k], dgb, C), db[k] = op_buffer_read(b[k], dbb, C);
+        rmo[k] = op_buffer_read(b[k], m, C), rvo[k] = op_buffer_read(b[k], v, C);
+        CHECK(dt_backend_batchnorm_backward(b[k], l, g, be, tx, ty, tdy, tdx, dgb, dbb, 1, &err) ==
+              0);
+        dg2[k] = op_buffer_read(b[k], dgb, C);
+        CHECK(dt_backend_batchnorm_forward(b[k], l, g, be, m, v, 0, tx, ty, &err) == 0);
+        yi[k] = op_tensor_read(b[k], ty, n);
+        dt_backend_layer_destroy(b[k], l);
+        dt_backend_tensor_destroy(b[k], tx), dt_backend_tensor_destroy(b[k], ty);
+        dt_backend_tensor_destroy(b[k], tdy), dt_backend_tensor_destroy(b[k], tdx);
+        float *bufs[] = {g, be, m, v, dgb, dbb};
+        for (int i = 0; i < 6; i++) dt_backend_buffer_free(b[k], bufs[i]);
+    }
+    char what[100];
+    snprintf(what, sizeof what, "batchnorm %dx%dx%dx%d%s", d.batch, d.channels, d.height, d.width,
+             d.fuse_relu ? "+relu" : "");
+    op_compare_of(oc->precision, what, "training forward", y[1], y[0], n, t->bn);
+    op_compare_of(oc->precision, what, "running mean", rmo[1], rmo[0], C, t->bn);
+    op_compare_of(oc->precision, what, "running var", rvo[1], rvo[0], C, t->bn);
+    op_compare_of(oc->precision, what, "backward dx", dx[1], dx[0], n, t->bn);
+    op_compare_of(oc->precision, what, "backward dgamma", dg[1], dg[0], C, t->bn);
+    op_compare_of(oc->precision, what, "backward dbeta", db[1], db[0], C, t->bn);
+    op_compare_of(oc->precision, what, "backward dgamma, accumulated", dg2[1], dg2[0], C, t->bn);
+    op_compare_of(oc->precision, what, "inference forward", yi[1], yi[0], n, t->bn);
+    for (int k = 0; k < 2; k++)
+        free(y[k]), free(dx[k]), free(dg[k]), free(db[k]), free(dg2[k]), free(rmo[k]), free(rvo[k]),
+            free(yi[k]);
+    free(x), free(dy), free(gamma), free(beta), free(rm), free(rv);
 }

@@ -2,12 +2,14 @@
  * fill, axpy, sum of squares and the SGD update (torch.optim.SGD: plain, weight decay, momentum
  * first and later steps, nesterov) against hand-computed values and, on large buffers that take
  * the threaded path, against a double-precision sequential reference; the host memory for input
- * slots, input_wait, and the phase timers. */
+ * slots, input_wait, and the phase timers. Compare mode: the same ops on another backend against
+ * the CPU's. Rows: test_backend_ops.c. */
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
-#include "test_backend_common.h"
+#include "backend_ops.h"
+#include "dtrain/config.h"
 
 static float *alloc_buffer(dt_backend *b, size_t count) {
     dt_error err = {0};
@@ -37,7 +39,8 @@ static void sgd_two(dt_backend *b, dt_sgd_params p, float params[2], float buf[2
     dt_backend_buffer_free(b, dbuf);
 }
 
-static void check_sgd_by_hand(dt_backend *b) {
+void buffers_check_sgd_by_hand(dt_backend *b, const backend_op_case *oc) {
+    (void)oc;
     float p[2], buf[2];
     /* plain: p -= lr * g */
     p[0] = 1.0f, p[1] = -2.0f;
@@ -90,7 +93,8 @@ static void check_sgd_by_hand(dt_backend *b) {
 }
 
 /* Three steps on a large buffer against a double-precision reference. */
-static void check_sgd_large(dt_backend *b, dt_sgd_params p) {
+void buffers_check_sgd_large(dt_backend *b, const backend_op_case *oc) {
+    dt_sgd_params p = ((const op_sgd *)oc->params)->p;
     enum { COUNT = 100003 };
     dt_error err = {0};
     uint64_t state = 2024u + (uint64_t)p.nesterov;
@@ -123,7 +127,8 @@ static void check_sgd_large(dt_backend *b, dt_sgd_params p) {
     free(params), free(grads), free(buf), free(got), free(host);
 }
 
-static void check_buffer_ops(dt_backend *b) {
+void buffers_check_ops(dt_backend *b, const backend_op_case *oc) {
+    (void)oc;
     enum { COUNT = 70001 };
     dt_error err = {0};
     float *x = alloc_buffer(b, COUNT), *y = alloc_buffer(b, COUNT), *host = test_floats(COUNT);
@@ -166,7 +171,8 @@ static void check_buffer_ops(dt_backend *b) {
 }
 
 /* Host memory for input slots, input_wait and the phase timers. */
-static void check_stream_entries(dt_backend *b) {
+void buffers_check_stream_entries(dt_backend *b, const backend_op_case *oc) {
+    (void)oc;
     dt_error err = {{0}, 0};
     unsigned char *slot = dt_backend_host_alloc(b, 1 << 20, &err);
     CHECK_MSG(slot != NULL, "host_alloc: %s", err.message);
@@ -204,22 +210,56 @@ static void check_stream_entries(dt_backend *b) {
     CHECK(dt_backend_phase_mark(b, DT_PHASE_COUNT, &err) == -1);
 }
 
-int main(int argc, char **argv) {
-    dt_backend b = test_backend_open(argc, argv);
-    CHECK_STR_EQ(dt_backend_name(&b), dt_test_backend_name(argc, argv));
-    check_stream_entries(&b);
-    check_buffer_ops(&b);
-    check_sgd_by_hand(&b);
-    check_sgd_large(
-        &b,
-        (dt_sgd_params){.grad_scale = 1.0f, .lr = 0.05f, .momentum = 0.9f, .weight_decay = 1e-4f});
-    check_sgd_large(&b, (dt_sgd_params){.grad_scale = 1.0f,
-                                        .lr = 0.05f,
-                                        .momentum = 0.9f,
-                                        .weight_decay = 5e-4f,
-                                        .nesterov = 1});
+/* Upload/download, four SGD updates (momentum first and later, nesterov, plain), axpy, the sum
+ * of squares and fill on the other backend against the CPU's. */
+void buffers_compare(dt_backend *cpu, dt_backend *other, const backend_op_case *oc) {
+    const dt_test_tolerances *t = dt_test_tolerances_for(oc->precision);
+    enum { N = 100003 };
     dt_error err = {0};
-    CHECK(dt_backend_synchronize(&b, &err) == 0);
-    dt_backend_free(&b);
-    return dt_test_summary("backend_buffers");
+    uint64_t state = 1u;
+    float *a = op_random_floats(N, -1, 1, &state), *g = op_random_floats(N, -2, 2, &state);
+    float *m = op_random_floats(N, -0.5, 0.5, &state);
+    float *ca = op_buffer_of(cpu, a, N), *ga = op_buffer_of(other, a, N);
+    float *back = op_buffer_read(other, ga, N);
+    op_compare(oc->precision, "buffer upload/download", back, a, N, t->exact);
+    free(back);
+    float *cg = op_buffer_of(cpu, g, N), *gg = op_buffer_of(other, g, N);
+    float *cm = op_buffer_of(cpu, m, N), *gm = op_buffer_of(other, m, N);
+    const dt_sgd_params variants[] = {
+        {.lr = 0.1f, .momentum = 0.9f, .weight_decay = 5e-4f, .grad_scale = 0.5f, .first_step = 1},
+        {.lr = 0.1f, .momentum = 0.9f, .weight_decay = 5e-4f, .grad_scale = 0.5f},
+        {.lr = 0.05f, .momentum = 0.9f, .weight_decay = 1e-4f, .grad_scale = 1.0f, .nesterov = 1},
+        {.lr = 0.05f, .momentum = 0.0f, .weight_decay = 1e-4f, .grad_scale = 0.25f}};
+    for (size_t v = 0; v < sizeof variants / sizeof *variants; v++) {
+        CHECK(dt_backend_sgd_step(cpu, &variants[v], ca, cg, cm, N, &err) == 0);
+        CHECK_MSG(dt_backend_sgd_step(other, &variants[v], ga, gg, gm, N, &err) == 0, "%s",
+                  err.message);
+    }
+    float *want = op_buffer_read(cpu, ca, N), *got = op_buffer_read(other, ga, N);
+    op_compare(oc->precision, "sgd_step x4 (momentum, nesterov, plain)", got, want, N, t->exact);
+    free(want), free(got);
+    want = op_buffer_read(cpu, cm, N), got = op_buffer_read(other, gm, N);
+    op_compare(oc->precision, "sgd_step momentum buffer", got, want, N, t->exact);
+    free(want), free(got);
+    CHECK(dt_backend_buffer_axpy(cpu, ca, -0.5f, cg, N, &err) == 0);
+    CHECK(dt_backend_buffer_axpy(other, ga, -0.5f, gg, N, &err) == 0);
+    want = op_buffer_read(cpu, ca, N), got = op_buffer_read(other, ga, N);
+    op_compare(oc->precision, "buffer_axpy", got, want, N, t->exact);
+    free(want), free(got);
+    double cs = 0.0, gs = 0.0;
+    CHECK(dt_backend_buffer_sum_squares(cpu, ca, N, &cs, &err) == 0);
+    CHECK_MSG(dt_backend_buffer_sum_squares(other, ga, N, &gs, &err) == 0, "%s", err.message);
+    printf("  %-4s %-44s error %.3g  tolerance %.3g\n", dt_precision_name(oc->precision),
+           "buffer_sum_squares", fabs(gs - cs) / cs, 1e-12);
+    CHECK_CLOSE(gs, cs, 1e-12, 0.0);
+    CHECK(dt_backend_buffer_fill(other, ga, 0.25f, N, &err) == 0);
+    got = op_buffer_read(other, ga, N);
+    int wrong = 0;
+    for (int i = 0; i < N; i++) wrong += got[i] != 0.25f;
+    CHECK_INT_EQ(wrong, 0);
+    free(got);
+    dt_backend_buffer_free(cpu, ca), dt_backend_buffer_free(other, ga);
+    dt_backend_buffer_free(cpu, cg), dt_backend_buffer_free(other, gg);
+    dt_backend_buffer_free(cpu, cm), dt_backend_buffer_free(other, gm);
+    free(a), free(g), free(m);
 }

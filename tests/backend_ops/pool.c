@@ -1,12 +1,13 @@
 /* Backend pooling: max pooling (kernel 3, stride 2, padding 1 as in ResNet-18, padding
  * counting as -inf even when every input is negative) and global average pooling, forward
  * against double-precision references and backward against central finite differences, in
- * both activation layouts. */
+ * both activation layouts. Compare mode: both pools on another backend against the CPU's. Rows:
+ * test_backend_ops.c. */
 #include <float.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "test_backend_common.h"
+#include "backend_ops.h"
 
 typedef struct pool_case {
     dt_pool_desc d;
@@ -54,7 +55,10 @@ static double pool_loss(void *state) {
     return test_dot(c->r, c->y, y_count(c));
 }
 
-static void run_case(dt_backend *b, pool_case c, double lo, double hi) {
+void pool_check(dt_backend *b, const backend_op_case *oc) {
+    const op_pool *row = oc->params;
+    pool_case c = {.d = row->d, .global_average = row->global_average};
+    const double lo = row->lo, hi = row->hi;
     dt_error err = {0};
     const dt_pool_desc *d = &c.d;
     if (c.global_average) {
@@ -111,40 +115,68 @@ static void run_case(dt_backend *b, pool_case c, double lo, double hi) {
     free(want), free(got), free(dx_got), free(fd), free(c.x), free(c.r), free(c.y);
 }
 
-int main(int argc, char **argv) {
-    dt_backend b = test_backend_open(argc, argv);
-    /* batch, channels, h, w, kernel, stride, padding */
-    pool_case blocked = {.d = {2, 16, 9, 9, 3, 2, 1}};
-    pool_case plain = {.d = {2, 3, 8, 8, 3, 2, 1}};
-    pool_case odd = {.d = {1, 32, 7, 6, 3, 2, 1}};
-    run_case(&b, blocked, -1.0, 1.0);
-    run_case(&b, blocked, -3.0, -1.0); /* all negative: zero padding would win, -inf must not */
-    run_case(&b, plain, -1.0, 1.0);
-    run_case(&b, plain, -3.0, -1.0);
-    run_case(&b, odd, -1.0, 1.0);
-    pool_case average_blocked = {.d = {.batch = 2, .channels = 32, .in_height = 3, .in_width = 3},
-                                 .global_average = 1};
-    pool_case average_plain = {.d = {.batch = 2, .channels = 5, .in_height = 4, .in_width = 4},
-                               .global_average = 1};
-    pool_case average_resnet = {.d = {.batch = 1, .channels = 64, .in_height = 7, .in_width = 7},
-                                .global_average = 1};
-    run_case(&b, average_blocked, -1.0, 1.0);
-    run_case(&b, average_plain, -1.0, 1.0);
-    run_case(&b, average_resnet, -1.0, 1.0);
-
+/* descriptions every backend refuses, a backward before a forward, a wrong output shape */
+void pool_check_refusals(dt_backend *b, const backend_op_case *oc) {
+    (void)oc;
     dt_error err = {0};
     dt_pool_desc bad = {2, 16, 8, 8, 3, 2, 2}; /* padding more than half the kernel */
-    CHECK(dt_backend_maxpool_create(&b, &bad, &err) == NULL);
+    CHECK(dt_backend_maxpool_create(b, &bad, &err) == NULL);
     CHECK(strstr(err.message, "maxpool_create") != NULL);
     dt_pool_desc d = {2, 16, 8, 8, 3, 2, 1};
-    dt_layer *layer = dt_backend_maxpool_create(&b, &d, &err);
-    dt_tensor *dy = test_tensor(&b, 2, 16, 4, 4, NULL), *dx = test_tensor(&b, 2, 16, 8, 8, NULL);
-    CHECK(dt_backend_maxpool_backward(&b, layer, dy, dx, &err) == -1); /* no forward yet */
-    CHECK(dt_backend_maxpool_forward(&b, layer, dx, dx, &err) == -1);  /* wrong output shape */
+    dt_layer *layer = dt_backend_maxpool_create(b, &d, &err);
+    dt_tensor *dy = test_tensor(b, 2, 16, 4, 4, NULL), *dx = test_tensor(b, 2, 16, 8, 8, NULL);
+    CHECK(dt_backend_maxpool_backward(b, layer, dy, dx, &err) == -1); /* no forward yet */
+    CHECK(dt_backend_maxpool_forward(b, layer, dx, dx, &err) == -1);  /* wrong output shape */
     CHECK(strstr(err.message, "maxpool_forward") != NULL);
-    dt_backend_layer_destroy(&b, layer);
-    dt_backend_tensor_destroy(&b, dy);
-    dt_backend_tensor_destroy(&b, dx);
-    dt_backend_free(&b);
-    return dt_test_summary("backend_pool");
+    dt_backend_layer_destroy(b, layer);
+    dt_backend_tensor_destroy(b, dy);
+    dt_backend_tensor_destroy(b, dx);
+}
+
+/* max pooling of the row's description and global average pooling, forward and backward, on
+ * the other backend against the CPU's */
+void pool_compare(dt_backend *cpu, dt_backend *other, const backend_op_case *oc) {
+    const dt_pool_desc pd = ((const op_pool *)oc->params)->d;
+    const int N = pd.batch, C = pd.channels, H = pd.in_height, W = pd.in_width;
+    const int OH = (H + 2 * pd.padding - pd.kernel) / pd.stride + 1;
+    const int OW = (W + 2 * pd.padding - pd.kernel) / pd.stride + 1;
+    const dt_test_tolerances *t = dt_test_tolerances_for(oc->precision);
+    dt_error err = {0};
+    const size_t n = (size_t)N * C * H * W, no = (size_t)N * C * OH * OW;
+    uint64_t state = 9u; /* the eltwise row's inputs: a, c, d, then the pools' gradients */
+    float *a = op_random_floats(n, -1, 1, &state), *c = op_random_floats(n, -1, 1, &state);
+    float *d = op_random_floats(n, -1, 1, &state);
+    float *dpool = op_random_floats(no, -1, 1, &state);
+    float *dglobal = op_random_floats((size_t)N * C, -1, 1, &state);
+    dt_backend *b[2] = {cpu, other};
+    float *mp[2], *mpb[2], *ap[2], *apb[2];
+    for (int k = 0; k < 2; k++) {
+        dt_tensor *tc = op_tensor_of(b[k], N, C, H, W, c);
+        dt_tensor *tdx = op_tensor_of(b[k], N, C, H, W, NULL);
+        dt_layer *l = dt_backend_maxpool_create(b[k], &pd, &err);
+        CHECK_MSG(l != NULL, "%s", err.message);
+        if (!l) return;
+        dt_tensor *ty = op_tensor_of(b[k], N, C, OH, OW, NULL);
+        dt_tensor *tdy = op_tensor_of(b[k], N, C, OH, OW, dpool);
+        CHECK(dt_backend_maxpool_forward(b[k], l, tc, ty, &err) == 0);
+        CHECK(dt_backend_maxpool_backward(b[k], l, tdy, tdx, &err) == 0);
+        mp[k] = op_tensor_read(b[k], ty, no), mpb[k] = op_tensor_read(b[k], tdx, n);
+        dt_tensor *tg = op_tensor_of(b[k], N, C, 1, 1, NULL);
+        dt_tensor *tdg = op_tensor_of(b[k], N, C, 1, 1, dglobal);
+        CHECK(dt_backend_avgpool_forward(b[k], tc, tg, &err) == 0);
+        CHECK(dt_backend_avgpool_backward(b[k], tdg, tdx, &err) == 0);
+        ap[k] = op_tensor_read(b[k], tg, (size_t)N * C), apb[k] = op_tensor_read(b[k], tdx, n);
+        dt_backend_layer_destroy(b[k], l);
+        dt_tensor *all[] = {tc, tdx, ty, tdy, tg, tdg};
+        for (int i = 0; i < 6; i++) dt_backend_tensor_destroy(b[k], all[i]);
+    }
+    char what[80];
+    snprintf(what, sizeof what, "maxpool %dx%d s%d p%d", pd.kernel, pd.kernel, pd.stride,
+             pd.padding);
+    op_compare_of(oc->precision, what, "forward", mp[1], mp[0], no, t->pool);
+    op_compare_of(oc->precision, what, "backward", mpb[1], mpb[0], n, t->pool);
+    op_compare(oc->precision, "avgpool forward", ap[1], ap[0], (size_t)N * C, t->pool);
+    op_compare(oc->precision, "avgpool backward", apb[1], apb[0], n, t->pool);
+    for (int k = 0; k < 2; k++) free(mp[k]), free(mpb[k]), free(ap[k]), free(apb[k]);
+    free(a), free(c), free(d), free(dpool), free(dglobal);
 }

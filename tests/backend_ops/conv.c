@@ -4,16 +4,15 @@
  * layouts, plus the reuse of forward-reordered weights when the weights change between steps, at
  * fp32 (direct convolution) and tf32 (GPUs; the CPU's old name of winograd). On the CPU, every
  * variant its measured choices can pick is also built and checked directly: Winograd where
- * oneDNN has it for this ISA, and at bf16 ("cpu bf16" argument) both backward-weights variants. */
+ * oneDNN has it for this ISA, and at bf16 (--precision bf16) both backward-weights variants.
+ * Compare mode: forward and both backwards on another backend against the CPU's. Rows:
+ * test_backend_ops.c. */
 #include <stdlib.h>
 #include <string.h>
 
 #include "../src/backend/cpu/cpu_internal.h"
+#include "backend_ops.h"
 #include "dtrain/config.h"
-#include "test_backend_common.h"
-
-/* CPU only: when set, run_case builds this variant instead of asking conv_create to choose */
-static const cpu_conv_variant *forced_variant;
 
 typedef struct conv_case {
     dt_backend *b;
@@ -77,7 +76,18 @@ static void check_gradient_samples(const char *what, conv_case *c, double *value
     CHECK_OP_CLOSE(c->b, "conv", what, analytic, fd, (size_t)samples, 1e-3, 1e-4);
 }
 
-static void run_case(dt_backend *b, dt_conv_desc d) {
+/* The CPU variant a row forces (the others: conv_create's choice); NULL: none. */
+static const cpu_conv_variant *forced_variant(conv_kind kind) {
+    static const cpu_conv_variant winograd = {dnnl_convolution_winograd, 0};
+    static const cpu_conv_variant bf16_grad = {dnnl_convolution_direct, 0};
+    static const cpu_conv_variant fp32_grad = {dnnl_convolution_direct, 1};
+    return kind == CONV_WINOGRAD           ? &winograd
+           : kind == CONV_DIRECT_BF16_GRAD ? &bf16_grad
+           : kind == CONV_DIRECT_FP32_GRAD ? &fp32_grad
+                                           : NULL;
+}
+
+static void run_case(dt_backend *b, dt_conv_desc d, const cpu_conv_variant *forced) {
     dt_error err = {0};
     conv_case c = {.b = b, .d = d};
     c.out_h = (d.in_height + 2 * d.padding - d.kernel) / d.stride + 1;
@@ -94,8 +104,8 @@ static void run_case(dt_backend *b, dt_conv_desc d) {
     snprintf(label, sizeof label, "conv %d->%d k%d s%d p%d %dx%d", d.in_channels, d.out_channels,
              d.kernel, d.stride, d.padding, d.in_height, d.in_width);
 
-    dt_layer *layer = forced_variant ? cpu_conv_create_variant(b->ctx, &d, *forced_variant, &err)
-                                     : dt_backend_conv_create(b, &d, &err);
+    dt_layer *layer = forced ? cpu_conv_create_variant(b->ctx, &d, *forced, &err)
+                             : dt_backend_conv_create(b, &d, &err);
     CHECK_MSG(layer != NULL, "%s: conv_create: %s", label, err.message);
     if (!layer) return;
     dt_tensor *x = test_tensor(b, d.batch, d.in_channels, d.in_height, d.in_width, c.x);
@@ -147,13 +157,8 @@ static void run_case(dt_backend *b, dt_conv_desc d) {
 
     /* accumulate: added to the buffer's gradient (the same one: twice it, exactly) */
     CHECK(dt_backend_conv_backward(b, layer, weight, x, dy, NULL, weight_grad, 1, &err) == 0);
-    double *twice = test_doubles(w_count(&c)), *acc = test_doubles(w_count(&c));
-    for (size_t i = 0; i < w_count(&c); i++) twice[i] = 2.0 * dw_got[i];
-    test_buffer_read(b, weight_grad, acc, w_count(&c));
     snprintf(what, sizeof what, "%s dweight accumulated", label);
-    CHECK_OP_CLOSE(b, "conv", what, acc, twice, w_count(&c), 0.0, 0.0); /* x + x: exact on CPU */
-    free(twice);
-    free(acc);
+    CHECK_DOUBLED(b, "conv", what, weight_grad, dw_got, w_count(&c));
 
     /* a wrongly shaped tensor is refused with a message */
     dt_tensor *wrong = test_tensor(b, d.batch + 1, d.in_channels, d.in_height, d.in_width, NULL);
@@ -174,7 +179,9 @@ static void run_case(dt_backend *b, dt_conv_desc d) {
 
 /* CPU only (its buffers are host memory): weights written directly, not through the backend,
  * are used by the next forward once params_changed says so; negated weights negate y. */
-static void check_params_changed(dt_backend *b) {
+void conv_check_params_changed(dt_backend *b, const backend_op_case *oc) {
+    (void)oc;
+    if (!dt_backend_has(b, DT_BACKEND_HOST_MEMORY)) return; /* the CPU backend's own mechanism */
     dt_error err = {0};
     dt_conv_desc d = {2, 16, 16, 6, 6, 3, 1, 1, 0, 0};
     size_t wn = 16 * 16 * 9, yn = 2 * 16 * 6 * 6;
@@ -201,97 +208,96 @@ static void check_params_changed(dt_backend *b) {
     free(values), free(x_values), free(first), free(second);
 }
 
-/* The layer shapes every precision runs: each pair of plain and blocked layouts, strides,
- * odd sizes and the 1x1 downsample (batch, in, out, h, w, kernel, stride, padding). */
-static void run_layout_cases(dt_backend *b) {
-    static const dt_conv_desc cases[] = {
-        {2, 3, 16, 8, 8, 7, 2, 3, 0, 0},  /* the stem: RGB -> blocked */
-        {2, 16, 16, 8, 8, 3, 1, 1, 0, 0}, /* blocked -> blocked */
-        {2, 16, 32, 8, 8, 3, 2, 1, 0, 0}, /* stage entry, stride 2 */
-        {2, 16, 32, 8, 8, 1, 2, 0, 0, 0}, /* downsample 1x1 s2 */
-        {3, 32, 16, 7, 7, 3, 2, 1, 0, 0}, /* odd size, stride 2 */
-        {2, 6, 10, 6, 5, 3, 1, 1, 0, 0},  /* plain -> plain */
-        {2, 16, 8, 5, 5, 3, 1, 0, 0, 0},  /* blocked -> plain, no pad */
-    };
-    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) run_case(b, cases[i]);
+/* The row's convolution against the references; a row that forces a CPU variant runs on the
+ * CPU backend only, and Winograd, which oneDNN 2.6 has for AVX-512 only, is checked where it can
+ * be built (under an AVX2 cap the layer cannot be, and the measured choice is direct). */
+void conv_check(dt_backend *b, const backend_op_case *oc) {
+    const op_conv *row = oc->params;
+    const cpu_conv_variant *forced = forced_variant(row->kind);
+    if (forced && !dt_backend_has(b, DT_BACKEND_HOST_MEMORY)) return;
+    if (row->kind == CONV_WINOGRAD) {
+        dt_error werr = {{0}, 0};
+        dt_layer *probe = cpu_conv_create_variant(b->ctx, &row->d, *forced, &werr);
+        const cpu_ctx *ctx = b->ctx;
+        if (!probe) {
+            CHECK_MSG((ctx->isa & dnnl_cpu_isa_avx512_core) != dnnl_cpu_isa_avx512_core,
+                      "no Winograd on %s: %s", cpu_isa_name(ctx->isa), werr.message);
+            printf("Winograd not available on %s: not checked directly\n", cpu_isa_name(ctx->isa));
+            return;
+        }
+        dt_backend_layer_destroy(b, probe);
+    }
+    run_case(b, row->d, forced);
 }
 
-/* "test_backend_conv cpu bf16": the CPU's bf16 convolutions against the same references, or
- * SKIPPED with the reason where oneDNN has no bf16 kernels (no AVX512-BF16 or AMX, or capped). */
-static int run_bf16(int argc, char **argv) {
-    dt_backend b = {0};
-    dt_error err = {{0}, 0};
-    dt_backend_options opt = {.threads = 2, .precision = DT_PRECISION_BF16};
-    test_precision = DT_PRECISION_BF16;
-    if (dt_backend_cpu_create(&opt, &b, &err) != 0) {
-        CHECK_MSG(err.exit_code == DT_EXIT_USAGE && strstr(err.message, "AVX512-BF16"), "%s",
-                  err.message);
-        if (dt_test_failed) return dt_test_summary("backend_conv bf16");
-        printf("SKIPPED: %s\n", err.message);
-        return DT_TEST_SKIP;
-    }
-    (void)argc, (void)argv;
-    run_layout_cases(&b);
-    run_case(&b, (dt_conv_desc){4, 64, 64, 4, 4, 3, 1, 1, 0, 0}); /* a last-stage shape */
-    /* both variants the measured choice picks from, whichever it picked above */
-    for (int fp32_grad = 0; fp32_grad < 2; fp32_grad++) {
-        const cpu_conv_variant v = {dnnl_convolution_direct, fp32_grad};
-        forced_variant = &v;
-        run_case(&b, (dt_conv_desc){2, 16, 32, 8, 8, 3, 2, 1, 0, 0});
-        run_case(&b, (dt_conv_desc){4, 64, 64, 4, 4, 3, 1, 1, 0, 0});
-        run_case(&b, (dt_conv_desc){2, 3, 16, 8, 8, 7, 2, 3, 0, 0});
-        forced_variant = NULL;
-    }
-    dt_backend_free(&b);
-    return dt_test_summary("backend_conv bf16");
-}
-
-int main(int argc, char **argv) {
-    if (argc > 2 && strcmp(argv[2], "bf16") == 0) return run_bf16(argc, argv);
-    dt_backend b = test_backend_open(argc, argv);
-    run_layout_cases(&b);
-    run_case(&b, (dt_conv_desc){16, 16, 16, 8, 8, 3, 1, 1, 0, 0});
-    /* descriptions every backend refuses alike (src/backend/layer_descs.c) */
+/* descriptions every backend refuses alike (src/backend/layer_descs.c) */
+void conv_check_refusals(dt_backend *b, const backend_op_case *oc) {
+    (void)oc;
     dt_error bad_err = {0};
     dt_conv_desc too_big = {2, 3, 8, 2, 2, 7, 1, 1, 0, 0}; /* 7x7 kernel over a padded 4x4 input */
-    CHECK(dt_backend_conv_create(&b, &too_big, &bad_err) == NULL);
+    CHECK(dt_backend_conv_create(b, &too_big, &bad_err) == NULL);
     CHECK(strstr(bad_err.message, "conv_create: kernel 7 is larger than the padded 2x2 input"));
     dt_conv_desc no_stride = {2, 3, 8, 8, 8, 3, 0, 1, 0, 0};
-    CHECK(dt_backend_conv_create(&b, &no_stride, &bad_err) == NULL);
+    CHECK(dt_backend_conv_create(b, &no_stride, &bad_err) == NULL);
     CHECK(strstr(bad_err.message, "conv_create: invalid description") != NULL);
-    /* tf32 (GPUs; on the CPU the old name of winograd, which measures Winograd against direct
-     * for this batch-16 3x3 stride-1 layer and keeps the faster) */
-    dt_backend fast = test_backend_open_precision(argc, argv, DT_PRECISION_TF32);
-    run_case(&fast, (dt_conv_desc){16, 16, 16, 8, 8, 3, 1, 1, 0, 0});
-    run_case(&fast, (dt_conv_desc){2, 16, 32, 8, 8, 3, 2, 1, 0, 0});
-    if (dt_backend_has(&fast, DT_BACKEND_HOST_MEMORY)) {
-        /* Winograd itself, whether or not it measured faster here; oneDNN 2.6 has it for
-         * AVX-512 only, so under an AVX2 cap the layer cannot be built (and the choice is direct)
-         */
-        const cpu_conv_variant v = {dnnl_convolution_winograd, 0};
-        const dt_conv_desc wd = {16, 16, 16, 8, 8, 3, 1, 1, 0, 0};
-        dt_error werr = {{0}, 0};
-        dt_layer *probe = cpu_conv_create_variant(fast.ctx, &wd, v, &werr);
-        const cpu_ctx *fast_ctx = fast.ctx;
-        if (probe) {
-            dt_backend_layer_destroy(&fast, probe);
-            forced_variant = &v;
-            run_case(&fast, wd);
-            forced_variant = NULL;
-        } else {
-            CHECK_MSG((fast_ctx->isa & dnnl_cpu_isa_avx512_core) != dnnl_cpu_isa_avx512_core,
-                      "no Winograd on %s: %s", cpu_isa_name(fast_ctx->isa), werr.message);
-            printf("Winograd not available on %s: not checked directly\n",
-                   cpu_isa_name(fast_ctx->isa));
-        }
-    }
-    dt_backend_free(&fast);
-
     dt_error err = {0};
-    if (dt_backend_has(&b, DT_BACKEND_HOST_MEMORY)) check_params_changed(&b);
     dt_conv_desc bad = {2, 16, 16, 8, 8, 3, 0, 1, 0, 0};
-    CHECK(dt_backend_conv_create(&b, &bad, &err) == NULL);
+    CHECK(dt_backend_conv_create(b, &bad, &err) == NULL);
     CHECK(strstr(err.message, "stride 0") != NULL);
-    dt_backend_free(&b);
-    return dt_test_summary("backend_conv");
+}
+
+/* Forward, backward data, backward filter (overwritten and accumulated) and a forward after new
+ * weights (the derived filter must follow) on the other backend against the CPU's. */
+void conv_compare(dt_backend *cpu, dt_backend *other, const backend_op_case *oc) {
+    const dt_conv_desc d = ((const op_conv *)oc->params)->d;
+    const dt_test_tolerances *t = dt_test_tolerances_for(oc->precision);
+    dt_error err = {0};
+    const int oh = (d.in_height + 2 * d.padding - d.kernel) / d.stride + 1;
+    const int ow = (d.in_width + 2 * d.padding - d.kernel) / d.stride + 1;
+    const size_t nx = (size_t)d.batch * d.in_channels * d.in_height * d.in_width;
+    const size_t ny = (size_t)d.batch * d.out_channels * oh * ow;
+    const size_t nw = (size_t)d.out_channels * d.in_channels * d.kernel * d.kernel;
+    uint64_t state = 77u + (uint64_t)d.in_channels;
+    float *x = op_random_floats(nx, -1, 1, &state), *w = op_random_floats(nw, -0.2, 0.2, &state);
+    float *dy = op_random_floats(ny, -1, 1, &state);
+    char what[120];
+    snprintf(what, sizeof what, "conv %dx%dx%dx%d->%d k%d s%d", d.batch, d.in_channels, d.in_height,
+             d.in_width, d.out_channels, d.kernel, d.stride);
+    float *w2 = op_random_floats(nw, -0.2, 0.2, &state);
+    dt_backend *b[2] = {cpu, other};
+    float *y[2], *dx[2], *dw[2], *dw2[2], *y2[2];
+    for (int k = 0; k < 2; k++) {
+        dt_layer *l = dt_backend_conv_create(b[k], &d, &err);
+        CHECK_MSG(l != NULL, "%s %s: %s", dt_backend_name(b[k]), what, err.message);
+        if (!l) return;
+        float *wb = op_buffer_of(b[k], w, nw), *gb = op_buffer_of(b[k], NULL, nw);
+        dt_tensor *tx = op_tensor_of(b[k], d.batch, d.in_channels, d.in_height, d.in_width, x);
+        dt_tensor *ty = op_tensor_of(b[k], d.batch, d.out_channels, oh, ow, NULL);
+        dt_tensor *tdy = op_tensor_of(b[k], d.batch, d.out_channels, oh, ow, dy);
+        dt_tensor *tdx = op_tensor_of(b[k], d.batch, d.in_channels, d.in_height, d.in_width, NULL);
+        CHECK_MSG(dt_backend_conv_forward(b[k], l, wb, tx, ty, &err) == 0, "%s", err.message);
+        CHECK_MSG(dt_backend_conv_backward(b[k], l, wb, tx, tdy, tdx, gb, 0, &err) == 0, "%s",
+                  err.message);
+        y[k] = op_tensor_read(b[k], ty, ny);
+        dx[k] = op_tensor_read(b[k], tdx, nx);
+        dw[k] = op_buffer_read(b[k], gb, nw);
+        CHECK_MSG(dt_backend_conv_backward(b[k], l, wb, tx, tdy, NULL, gb, 1, &err) == 0, "%s",
+                  err.message);
+        dw2[k] = op_buffer_read(b[k], gb, nw);
+        /* new weights (a new parameter version): the derived filter must follow */
+        CHECK(dt_backend_buffer_upload(b[k], wb, w2, nw, &err) == 0);
+        CHECK(dt_backend_conv_forward(b[k], l, wb, tx, ty, &err) == 0);
+        y2[k] = op_tensor_read(b[k], ty, ny);
+        dt_backend_layer_destroy(b[k], l);
+        dt_backend_tensor_destroy(b[k], tx), dt_backend_tensor_destroy(b[k], ty);
+        dt_backend_tensor_destroy(b[k], tdy), dt_backend_tensor_destroy(b[k], tdx);
+        dt_backend_buffer_free(b[k], wb), dt_backend_buffer_free(b[k], gb);
+    }
+    op_compare_of(oc->precision, what, "forward", y[1], y[0], ny, t->conv);
+    op_compare_of(oc->precision, what, "backward data", dx[1], dx[0], nx, t->conv);
+    op_compare_of(oc->precision, what, "backward filter", dw[1], dw[0], nw, t->conv);
+    op_compare_of(oc->precision, what, "backward filter, accumulated", dw2[1], dw2[0], nw, t->conv);
+    op_compare_of(oc->precision, what, "forward, weights changed", y2[1], y2[0], ny, t->conv);
+    for (int k = 0; k < 2; k++) free(y[k]), free(dx[k]), free(dw[k]), free(dw2[k]), free(y2[k]);
+    free(x), free(w), free(w2), free(dy);
 }

@@ -1,10 +1,11 @@
 /* Backend element-wise ops: the residual join y = relu(y + x) against a reference, and the
  * ReLU backward against central finite differences of relu(y + x) (also in place, dx = dy), in
- * both activation layouts; tensor_add; shape mismatches are refused. */
+ * both activation layouts; tensor_add; shape mismatches are refused. Compare mode: the same ops on
+ * another backend against the CPU's. Rows: test_backend_ops.c. */
 #include <stdlib.h>
 #include <string.h>
 
-#include "test_backend_common.h"
+#include "backend_ops.h"
 
 typedef struct join_case {
     size_t count;
@@ -24,7 +25,9 @@ static double join_loss(void *state) {
     return test_dot(c->r, c->y, c->count);
 }
 
-static void run_case(dt_backend *be, int n, int ch, int h, int w, int in_place) {
+void eltwise_check(dt_backend *be, const backend_op_case *oc) {
+    const op_shape *shape = oc->params;
+    const int n = shape->n, ch = shape->c, h = shape->h, w = shape->w, in_place = shape->in_place;
     dt_error err = {0};
     join_case c = {.count = (size_t)n * ch * h * w};
     uint64_t state = 5150u + (uint64_t)ch;
@@ -75,21 +78,47 @@ static void run_case(dt_backend *be, int n, int ch, int h, int w, int in_place) 
     free(want), free(got), free(fd), free(analytic), free(c.a), free(c.b), free(c.r), free(c.y);
 }
 
-int main(int argc, char **argv) {
-    dt_backend b = test_backend_open(argc, argv);
-    run_case(&b, 2, 16, 5, 5, 0);
-    run_case(&b, 2, 16, 5, 5, 1);
-    run_case(&b, 3, 5, 4, 3, 0);
-    run_case(&b, 2, 64, 12, 12, 1);
-
+/* shape mismatches are refused */
+void eltwise_check_refusals(dt_backend *be, const backend_op_case *oc) {
+    (void)oc;
     dt_error err = {0};
-    dt_tensor *a = test_tensor(&b, 2, 16, 4, 4, NULL), *c = test_tensor(&b, 2, 16, 4, 5, NULL);
-    CHECK(dt_backend_add_relu_forward(&b, a, c, &err) == -1);
+    dt_tensor *a = test_tensor(be, 2, 16, 4, 4, NULL), *c = test_tensor(be, 2, 16, 4, 5, NULL);
+    CHECK(dt_backend_add_relu_forward(be, a, c, &err) == -1);
     CHECK(strstr(err.message, "add_relu_forward") != NULL);
-    CHECK(dt_backend_relu_backward(&b, a, a, c, &err) == -1);
-    CHECK(dt_backend_tensor_add(&b, a, c, &err) == -1);
-    dt_backend_tensor_destroy(&b, a);
-    dt_backend_tensor_destroy(&b, c);
-    dt_backend_free(&b);
-    return dt_test_summary("backend_eltwise");
+    CHECK(dt_backend_relu_backward(be, a, a, c, &err) == -1);
+    CHECK(dt_backend_tensor_add(be, a, c, &err) == -1);
+    dt_backend_tensor_destroy(be, a);
+    dt_backend_tensor_destroy(be, c);
+}
+
+/* tensor_add, the residual add+ReLU and ReLU backward on the other backend against the CPU's */
+void eltwise_compare(dt_backend *cpu, dt_backend *other, const backend_op_case *oc) {
+    const op_shape *shape = oc->params;
+    const int N = shape->n, C = shape->c, H = shape->h, W = shape->w;
+    const dt_test_tolerances *t = dt_test_tolerances_for(oc->precision);
+    dt_error err = {0};
+    const size_t n = (size_t)N * C * H * W;
+    uint64_t state = 9u;
+    float *a = op_random_floats(n, -1, 1, &state), *c = op_random_floats(n, -1, 1, &state);
+    float *d = op_random_floats(n, -1, 1, &state);
+    dt_backend *b[2] = {cpu, other};
+    float *sum[2], *addrelu[2], *relub[2];
+    for (int k = 0; k < 2; k++) {
+        dt_tensor *ta = op_tensor_of(b[k], N, C, H, W, a), *tc = op_tensor_of(b[k], N, C, H, W, c);
+        dt_tensor *td = op_tensor_of(b[k], N, C, H, W, d);
+        dt_tensor *tdx = op_tensor_of(b[k], N, C, H, W, NULL);
+        CHECK(dt_backend_tensor_add(b[k], ta, tc, &err) == 0);
+        sum[k] = op_tensor_read(b[k], ta, n);
+        CHECK(dt_backend_add_relu_forward(b[k], ta, tc, &err) == 0);
+        addrelu[k] = op_tensor_read(b[k], ta, n);
+        CHECK(dt_backend_relu_backward(b[k], ta, td, tdx, &err) == 0);
+        relub[k] = op_tensor_read(b[k], tdx, n);
+        dt_tensor *all[] = {ta, tc, td, tdx};
+        for (int i = 0; i < 4; i++) dt_backend_tensor_destroy(b[k], all[i]);
+    }
+    op_compare(oc->precision, "tensor_add", sum[1], sum[0], n, t->eltwise);
+    op_compare(oc->precision, "add_relu_forward", addrelu[1], addrelu[0], n, 2 * t->eltwise);
+    op_compare(oc->precision, "relu_backward", relub[1], relub[0], n, 2 * t->eltwise);
+    for (int k = 0; k < 2; k++) free(sum[k]), free(addrelu[k]), free(relub[k]);
+    free(a), free(c), free(d);
 }

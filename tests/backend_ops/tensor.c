@@ -2,14 +2,17 @@
  * ISA oneDNN dispatches to, when channels % block == 0, else nchw), exact upload/download round
  * trips with elements at their blocked positions, the fused uint8 NHWC -> normalised NCHW image
  * conversion (exact values, also when mean and std change between calls), argument errors, and the
- * library version string. */
+ * library version string. Compare mode: the input path on another backend against the CPU's.
+ * Rows: test_backend_ops.c. */
 #include <stdlib.h>
 #include <string.h>
 
 #include "../src/backend/cpu/cpu_internal.h"
-#include "test_backend_common.h"
+#include "backend_ops.h"
 
-static void check_round_trip(dt_backend *b, int n, int c, int h, int w) {
+void tensor_check_round_trip(dt_backend *b, const backend_op_case *oc) {
+    const op_shape *shape = oc->params;
+    const int n = shape->n, c = shape->c, h = shape->h, w = shape->w;
     dt_error err = {0};
     size_t count = (size_t)n * c * h * w;
     float *host = test_floats(count), *back = test_floats(count);
@@ -62,7 +65,8 @@ static int from_images_exact(dt_backend *b, dt_tensor *t, const uint8_t *pixels,
     return exact;
 }
 
-static void check_from_images(dt_backend *b) {
+void tensor_check_from_images(dt_backend *b, const backend_op_case *oc) {
+    (void)oc;
     enum { N = IMG_N, H = IMG_H, W = IMG_W };
     dt_error err = {0};
     uint8_t pixels[N * H * W * 3];
@@ -97,25 +101,69 @@ static void check_from_images(dt_backend *b) {
     dt_backend_tensor_destroy(b, wide);
 }
 
-int main(int argc, char **argv) {
-    dt_backend b = test_backend_open(argc, argv);
-    check_round_trip(&b, 2, 3, 5, 7);
-    check_round_trip(&b, 2, 16, 4, 4);
-    check_round_trip(&b, 3, 64, 3, 5);
-    check_round_trip(&b, 2, 32, 1, 1);
-    check_round_trip(&b, 1, 24, 2, 3);
-    check_round_trip(&b, 2, 8, 3, 3);    /* blocked with 8-channel blocks, plain with 16 */
-    check_round_trip(&b, 4, 64, 28, 28); /* threaded path */
-    check_from_images(&b);
-
+/* argument errors, and the library version string */
+void tensor_check_refusals(dt_backend *b, const backend_op_case *oc) {
+    (void)oc;
     dt_error err = {0};
-    CHECK(dt_backend_tensor_create(&b, 0, 3, 4, 4, &err) == NULL);
+    CHECK(dt_backend_tensor_create(b, 0, 3, 4, 4, &err) == NULL);
     CHECK(strstr(err.message, "tensor_create") != NULL);
-    CHECK(dt_backend_tensor_create(&b, 1 << 20, 1 << 20, 1 << 20, 1 << 20, &err) == NULL);
+    CHECK(dt_backend_tensor_create(b, 1 << 20, 1 << 20, 1 << 20, 1 << 20, &err) == NULL);
 
     const char *version = dt_backend_cpu_library_version();
     CHECK_MSG(strncmp(version, "oneDNN ", 7) == 0 && strlen(version) > 8, "version \"%s\"",
               version);
-    dt_backend_free(&b);
-    return dt_test_summary("backend_tensor");
+}
+
+/* The input path on the other backend: pinned host pixels normalised to NCHW against the CPU's,
+ * also through input_prefetch, a forgotten prefetch, and a tensor upload/download round trip. */
+void tensor_compare_input(dt_backend *cpu, dt_backend *other, const backend_op_case *oc) {
+    const dt_test_tolerances *t = dt_test_tolerances_for(oc->precision);
+    enum { N = 3, H = 17, W = 19 };
+    dt_error err = {0};
+    const size_t count = (size_t)N * 3 * H * W;
+    dt_backend *gpu = other;
+    uint8_t *pixels = dt_backend_host_alloc(gpu, count, &err);
+    CHECK_MSG(pixels != NULL, "host_alloc: %s", err.message);
+    if (!pixels) return;
+    for (size_t i = 0; i < count; i++) pixels[i] = (uint8_t)(i * 37 + i / 7);
+    const float mean[3] = {0.485f, 0.456f, 0.406f}, std[3] = {0.229f, 0.224f, 0.225f};
+    dt_tensor *ct = op_tensor_of(cpu, N, 3, H, W, NULL), *gt = op_tensor_of(gpu, N, 3, H, W, NULL);
+    CHECK(dt_backend_tensor_from_images(cpu, ct, pixels, mean, std, &err) == 0);
+    CHECK_MSG(dt_backend_tensor_from_images(gpu, gt, pixels, mean, std, &err) == 0, "%s",
+              err.message);
+    CHECK_MSG(dt_backend_input_wait(gpu, &err) == 0, "%s", err.message);
+    memset(pixels, 0, count); /* the copy has been read: the tensor keeps its values */
+    float *want = op_tensor_read(cpu, ct, count), *got = op_tensor_read(gpu, gt, count);
+    op_compare(oc->precision, "tensor_from_images", got, want, count, t->eltwise);
+    free(got);
+    /* the same pixels through input_prefetch (taken from the prefetched device buffer) */
+    for (size_t i = 0; i < count; i++) pixels[i] = (uint8_t)(i * 37 + i / 7);
+    CHECK_MSG(dt_backend_input_prefetch(gpu, pixels, count, &err) == 0 &&
+                  dt_backend_tensor_from_images(gpu, gt, pixels, mean, std, &err) == 0 &&
+                  dt_backend_input_wait(gpu, &err) == 0,
+              "%s", err.message);
+    got = op_tensor_read(gpu, gt, count);
+    op_compare(oc->precision, "input_prefetch + tensor_from_images", got, want, count, t->eltwise);
+    free(got);
+    /* a prefetch that input_wait passed is forgotten: the host buffer may have been refilled */
+    memset(pixels, 0, count);
+    CHECK_MSG(dt_backend_input_prefetch(gpu, pixels, count, &err) == 0 &&
+                  dt_backend_input_wait(gpu, &err) == 0,
+              "%s", err.message);
+    for (size_t i = 0; i < count; i++) pixels[i] = (uint8_t)(i * 37 + i / 7);
+    CHECK_MSG(dt_backend_tensor_from_images(gpu, gt, pixels, mean, std, &err) == 0 &&
+                  dt_backend_input_wait(gpu, &err) == 0,
+              "%s", err.message);
+    got = op_tensor_read(gpu, gt, count);
+    op_compare(oc->precision, "tensor_from_images after a forgotten prefetch", got, want, count,
+               t->eltwise);
+    free(got);
+    /* tensor upload/download round trip */
+    dt_tensor *gu = op_tensor_of(gpu, N, 3, H, W, want);
+    got = op_tensor_read(gpu, gu, count);
+    op_compare(oc->precision, "tensor_upload/download", got, want, count, t->eltwise);
+    free(want), free(got);
+    dt_backend_host_free(gpu, pixels);
+    dt_backend_tensor_destroy(cpu, ct);
+    dt_backend_tensor_destroy(gpu, gt), dt_backend_tensor_destroy(gpu, gu);
 }

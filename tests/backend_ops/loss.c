@@ -1,11 +1,12 @@
 /* Backend softmax cross-entropy: the loss statistics it accumulates (weighted loss sum,
  * correct count, sample count, non-finite losses) and the argmax predictions against a
  * double-precision reference, the logits gradient against central finite differences of
- * grad_scale * weighted loss, stability with huge logits, and label checking. */
+ * grad_scale * weighted loss, stability with huge logits, and label checking (compared across
+ * backends with the linear layer, linear.c). Rows: test_backend_ops.c. */
 #include <stdlib.h>
 #include <string.h>
 
-#include "test_backend_common.h"
+#include "backend_ops.h"
 
 enum { N = 5, K = 4 };
 
@@ -44,20 +45,20 @@ static int loss_call(dt_backend *b, const dt_tensor *logits, const int32_t *labe
     return rc;
 }
 
-int main(int argc, char **argv) {
-    dt_backend b = test_backend_open(argc, argv);
+void loss_check(dt_backend *b, const backend_op_case *oc) {
+    (void)oc;
     dt_error err = {0};
     loss_case c = {.labels = {0, 3, 2, 1, 7}, .weights = {1, 1, 1, 1, 0}};
     uint64_t state = 31337u;
     test_random_fill(c.logits, N * K, -3.0, 3.0, &state);
     c.logits[1 * K + 2] = 5.0; /* sample 1 predicts class 2 */
 
-    dt_tensor *logits = test_tensor(&b, N, K, 1, 1, c.logits);
-    dt_tensor *dlogits = test_tensor(&b, N, K, 1, 1, NULL);
+    dt_tensor *logits = test_tensor(b, N, K, 1, 1, c.logits);
+    dt_tensor *dlogits = test_tensor(b, N, K, 1, 1, NULL);
     double stats[DT_LOSS_STATS];
     int32_t predictions[N];
     const float grad_scale = 0.25f;
-    CHECK_MSG(loss_call(&b, logits, c.labels, c.weights, dlogits, grad_scale, predictions, stats,
+    CHECK_MSG(loss_call(b, logits, c.labels, c.weights, dlogits, grad_scale, predictions, stats,
                         &err) == 0,
               "%s", err.message);
     /* sample 4 has weight 0 and an out-of-range label: it is padding and contributes nothing */
@@ -77,28 +78,28 @@ int main(int argc, char **argv) {
     CHECK_CLOSE(stats[DT_LOSS_NONFINITE], 0.0, 0.0, 0.0);
 
     /* statistics add up over calls until read with reset */
-    CHECK(dt_backend_softmax_cross_entropy(&b, logits, c.labels, c.weights, NULL, 1.0f, NULL,
+    CHECK(dt_backend_softmax_cross_entropy(b, logits, c.labels, c.weights, NULL, 1.0f, NULL,
                                            &err) == 0);
-    CHECK(dt_backend_softmax_cross_entropy(&b, logits, c.labels, c.weights, NULL, 1.0f, NULL,
+    CHECK(dt_backend_softmax_cross_entropy(b, logits, c.labels, c.weights, NULL, 1.0f, NULL,
                                            &err) == 0);
     double two[DT_LOSS_STATS], after[DT_LOSS_STATS];
-    CHECK(dt_backend_loss_stats_read(&b, two, 0, &err) == 0);
+    CHECK(dt_backend_loss_stats_read(b, two, 0, &err) == 0);
     CHECK_CLOSE(two[DT_LOSS_SUM], 2.0 * loss, 1e-12, 0.0);
     CHECK_CLOSE(two[DT_LOSS_COUNT], 8.0, 0.0, 0.0);
-    CHECK(dt_backend_loss_stats_read(&b, after, 1, &err) == 0); /* not reset by the first read */
+    CHECK(dt_backend_loss_stats_read(b, after, 1, &err) == 0); /* not reset by the first read */
     CHECK_CLOSE(after[DT_LOSS_COUNT], 8.0, 0.0, 0.0);
-    CHECK(dt_backend_loss_stats_read(&b, after, 0, &err) == 0);
+    CHECK(dt_backend_loss_stats_read(b, after, 0, &err) == 0);
     CHECK_CLOSE(after[DT_LOSS_COUNT], 0.0, 0.0, 0.0);
 
     double got[N * K], fd[N * K];
-    test_tensor_read(&b, dlogits, got, N * K);
+    test_tensor_read(b, dlogits, got, N * K);
     for (int i = 0; i < N * K; i++)
         fd[i] = grad_scale * test_finite_difference(c.logits, (size_t)i, 1e-5, reference_loss, &c);
     CHECK_ARRAY_CLOSE("dlogits", got, fd, N * K, 1e-4, 1e-6);
     for (int j = 0; j < K; j++) CHECK(got[4 * K + j] == 0.0); /* padding sample */
 
     /* without dlogits and predictions: loss only */
-    CHECK(loss_call(&b, logits, c.labels, c.weights, NULL, 1.0f, NULL, stats, &err) == 0);
+    CHECK(loss_call(b, logits, c.labels, c.weights, NULL, 1.0f, NULL, stats, &err) == 0);
     CHECK_CLOSE(stats[DT_LOSS_SUM], loss, 0.0, 0.0);
 
     /* a non-finite logit of a counted sample is counted as such; a padding one is not */
@@ -106,36 +107,36 @@ int main(int argc, char **argv) {
     memcpy(with_nan, c.logits, sizeof with_nan);
     with_nan[2 * K + 1] = NAN;
     with_nan[4 * K + 1] = INFINITY;
-    dt_tensor *nan_logits = test_tensor(&b, N, K, 1, 1, with_nan);
-    CHECK(loss_call(&b, nan_logits, c.labels, c.weights, NULL, 1.0f, NULL, stats, &err) == 0);
+    dt_tensor *nan_logits = test_tensor(b, N, K, 1, 1, with_nan);
+    CHECK(loss_call(b, nan_logits, c.labels, c.weights, NULL, 1.0f, NULL, stats, &err) == 0);
     CHECK_CLOSE(stats[DT_LOSS_NONFINITE], 1.0, 0.0, 0.0);
     CHECK(!isfinite(stats[DT_LOSS_SUM]));
-    dt_backend_tensor_destroy(&b, nan_logits);
+    dt_backend_tensor_destroy(b, nan_logits);
 
     /* huge logits: log-sum-exp stays finite. loss = log(1 + e^-10) for the right class */
     double huge[2 * K] = {1000, 990, -1000, 0, 0, 1e4, 0, 0};
     int32_t huge_labels[2] = {0, 1};
     float ones[2] = {1, 1};
-    dt_tensor *big = test_tensor(&b, 2, K, 1, 1, huge);
-    dt_tensor *big_grad = test_tensor(&b, 2, K, 1, 1, NULL);
-    CHECK(loss_call(&b, big, huge_labels, ones, big_grad, 1.0f, predictions, stats, &err) == 0);
+    dt_tensor *big = test_tensor(b, 2, K, 1, 1, huge);
+    dt_tensor *big_grad = test_tensor(b, 2, K, 1, 1, NULL);
+    CHECK(loss_call(b, big, huge_labels, ones, big_grad, 1.0f, predictions, stats, &err) == 0);
     CHECK_CLOSE(stats[DT_LOSS_SUM], log1p(exp(-10.0)), 1e-6, 1e-9);
     double big_got[2 * K];
-    test_tensor_read(&b, big_grad, big_got, 2 * K);
+    test_tensor_read(b, big_grad, big_got, 2 * K);
     for (int i = 0; i < 2 * K; i++) CHECK(isfinite(big_got[i]));
     CHECK_CLOSE(big_got[1], 1.0 / (1.0 + exp(10.0)), 1e-5, 1e-9);
 
     /* a real (weighted) sample with an out-of-range label is an error */
     int32_t bad_labels[N] = {0, 3, 2, 4, 0};
-    CHECK(loss_call(&b, logits, bad_labels, c.weights, NULL, 1.0f, NULL, stats, &err) == -1);
+    CHECK(loss_call(b, logits, bad_labels, c.weights, NULL, 1.0f, NULL, stats, &err) == -1);
     CHECK(strstr(err.message, "label 4") != NULL);
 
     /* logits with 16 classes are stored blocked; same results as the reference */
     double wide[2 * 16];
     test_random_fill(wide, 2 * 16, -2.0, 2.0, &state);
     int32_t wide_labels[2] = {3, 15};
-    dt_tensor *wide_logits = test_tensor(&b, 2, 16, 1, 1, wide);
-    CHECK(loss_call(&b, wide_logits, wide_labels, ones, NULL, 1.0f, predictions, stats, &err) == 0);
+    dt_tensor *wide_logits = test_tensor(b, 2, 16, 1, 1, wide);
+    CHECK(loss_call(b, wide_logits, wide_labels, ones, NULL, 1.0f, predictions, stats, &err) == 0);
     double want = 0.0;
     for (int i = 0; i < 2; i++) {
         double sum = 0.0;
@@ -144,11 +145,9 @@ int main(int argc, char **argv) {
     }
     CHECK_CLOSE(stats[DT_LOSS_SUM], want, 1e-6, 1e-9);
 
-    dt_backend_tensor_destroy(&b, logits);
-    dt_backend_tensor_destroy(&b, dlogits);
-    dt_backend_tensor_destroy(&b, big);
-    dt_backend_tensor_destroy(&b, big_grad);
-    dt_backend_tensor_destroy(&b, wide_logits);
-    dt_backend_free(&b);
-    return dt_test_summary("backend_loss");
+    dt_backend_tensor_destroy(b, logits);
+    dt_backend_tensor_destroy(b, dlogits);
+    dt_backend_tensor_destroy(b, big);
+    dt_backend_tensor_destroy(b, big_grad);
+    dt_backend_tensor_destroy(b, wide_logits);
 }
