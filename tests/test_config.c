@@ -75,7 +75,8 @@ static const bad_case bad_cases[] = {
     {ROOT "train:\n  banana: 3\n",
      {0},
      "FILE:4:3: train.banana: unknown key (train keys: epochs, batch_size, accumulate, lr, "
-     "momentum, nesterov, weight_decay, schedule, step_size, gamma, warmup_epochs, shuffle, "
+     "momentum, nesterov, weight_decay, schedule, step_size, gamma, warmup_epochs, "
+     "label_smoothing, shuffle, "
      "seed, nonfinite, max_skipped_steps)"},
     {ROOT "train:\n  device: cpu\n",
      {0},
@@ -181,6 +182,12 @@ static const bad_case bad_cases[] = {
      "FILE:4:17: train.weight_decay: must be >= 0, got -0.1"},
     {ROOT "train:\n  gamma: 0\n", {0}, "FILE:4:10: train.gamma: must be in (0, 1], got 0"},
     {ROOT "train:\n  gamma: 1.5\n", {0}, "FILE:4:10: train.gamma: must be in (0, 1], got 1.5"},
+    {ROOT "train:\n  label_smoothing: 1.5\n",
+     {0},
+     "FILE:4:20: train.label_smoothing: must be in [0, 1], got 1.5"},
+    {ROOT "train:\n  label_smoothing: -0.1\n",
+     {0},
+     "FILE:4:20: train.label_smoothing: must be in [0, 1], got -0.1"},
     {ROOT "train:\n  warmup_epochs: -1\n",
      {0},
      "FILE:4:18: train.warmup_epochs: must be >= 0, got -1"},
@@ -454,6 +461,7 @@ static void check_spec_defaults(const dt_config *cfg) {
     CHECK_INT_EQ(cfg->train.step_size, 2);
     CHECK(cfg->train.gamma == 0.1);
     CHECK(cfg->train.warmup_epochs == 0.0);
+    CHECK(cfg->train.label_smoothing == 0.0);
     CHECK(cfg->train.shuffle == true);
     CHECK(cfg->train.seed == 0);
     CHECK_INT_EQ(cfg->runtime.device, DT_DEVICE_AUTO);
@@ -690,6 +698,7 @@ static const char *const default_yaml = "data:\n"
                                         "  step_size: 2\n"
                                         "  gamma: 0.1\n"
                                         "  warmup_epochs: 0.0\n"
+                                        "  label_smoothing: 0.0\n"
                                         "  shuffle: true\n"
                                         "  seed: 0\n"
                                         "  nonfinite: stop\n"

@@ -56,6 +56,7 @@ typedef struct dt_config {
         int step_size; /* schedule=step: epochs between decays (torch StepLR step_size) */
         double gamma;  /* schedule=step: decay factor (torch StepLR gamma) */
         double warmup_epochs;
+        double label_smoothing; /* torch CrossEntropyLoss(label_smoothing=) of the training loss */
         bool shuffle;
         uint64_t seed;
         dt_nonfinite_policy nonfinite; /* what a NaN/Inf gradient does */

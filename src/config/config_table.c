@@ -161,6 +161,8 @@ static const dt_config_key config_keys[] = {
     NUMBER_RANGE_KEY(train, gamma, 0.1, 0.0, OPEN, 1.0, CLOSED, 0, "schedule step: decay factor"),
     NUMBER_MIN_KEY(train, warmup_epochs, 0.0, 0.0, CLOSED, 0,
                    "linear learning-rate warmup, may be fractional"),
+    FLOAT_RANGE_KEY(train, label_smoothing, 0.0, 0.0, CLOSED, 1.0, CLOSED, 0,
+                    "training targets (1 - eps) onehot + eps / classes"),
     BOOL_KEY(train, shuffle, true, 0, "seeded per-epoch permutation"),
     SEED_KEY(train, seed, 0, 0, "initial weights, data order, augmentation"),
     ENUM_KEY(train, nonfinite, DT_NONFINITE_STOP, nonfinite_names, RESUMABLE,

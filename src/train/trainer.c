@@ -51,9 +51,16 @@ int dt_train_forward_loss(dt_trainer *t, const dt_batch *batch, int training, fl
     const dt_config *cfg = t->cfg;
     int b = batch->batch_size;
     for (int i = 0; i < b; i++) t->weights[i] = batch->counts[i] ? 1.0f : 0.0f;
+    /* training: label smoothing (torch CrossEntropyLoss); evaluation: plain cross-entropy, as
+     * timm's validate */
+    const dt_loss_targets targets = {.labels = batch->labels,
+                                     .weights = t->weights,
+                                     .mix_lambda = 1.0f,
+                                     .label_smoothing =
+                                         training ? (float)cfg->train.label_smoothing : 0.0f};
     if (dt_model_forward(t->session.model, batch->pixels, cfg->data.mean, cfg->data.std, training,
                          err) ||
-        dt_model_loss(t->session.model, batch->labels, t->weights, grad_scale, NULL, err))
+        dt_model_loss_targets(t->session.model, &targets, grad_scale, NULL, err))
         return -1;
     return 0;
 }
