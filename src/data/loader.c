@@ -109,54 +109,8 @@ static int fill_slot(dt_loader *loader, dt_batch *batch, size_t batch_number, in
     return SLOT_UNDECODABLE;
 }
 
-/* Gives every slot that holds no decoded image a copy of the batch's first decoded one. */
-static void finish_batch(dt_loader *loader, ring_buffer *buffer) {
-    dt_batch *batch = &buffer->batch;
-    int first_decoded = -1;
-    for (int s = 0; s < batch->batch_size && first_decoded < 0; s++)
-        if (buffer->slot_state[s] == SLOT_DECODED) first_decoded = s;
-    batch->n_counted = 0;
-    for (int s = 0; s < batch->batch_size; s++) {
-        if (buffer->slot_state[s] == SLOT_DECODED) {
-            batch->counts[s] = 1;
-            batch->n_counted++;
-            continue;
-        }
-        batch->counts[s] = 0;
-        uint8_t *dst = batch->pixels + (size_t)s * loader->slot_bytes;
-        if (first_decoded >= 0) {
-            memcpy(dst, batch->pixels + (size_t)first_decoded * loader->slot_bytes,
-                   loader->slot_bytes);
-            batch->labels[s] = batch->labels[first_decoded];
-            batch->file_index[s] = batch->file_index[first_decoded];
-        } else {
-            memset(dst, 0, loader->slot_bytes);
-        }
-    }
-}
-
-/* The global micro-batch index of this loader's batch batch_number (dt_loader_options). */
-static uint64_t global_batch_index(const dt_loader *loader, size_t batch_number) {
-    const uint64_t ranks = loader->opt.mix_ranks > 0 ? (uint64_t)loader->opt.mix_ranks : 1;
-    const uint64_t accumulate =
-        loader->opt.mix_accumulate > 0 ? (uint64_t)loader->opt.mix_accumulate : 1;
-    const uint64_t local = (uint64_t)(loader->first_batch + batch_number);
-    return local / accumulate * ranks * accumulate + (uint64_t)loader->opt.mix_rank * accumulate +
-           local % accumulate;
-}
-
-/* Fillers, then the training batch's mixup/cutmix (dt_mix_batch). Runs without the lock, in
- * the worker that finished the batch's last slot. */
-static void complete_batch(dt_loader *loader, ring_buffer *buffer, size_t batch_number) {
-    finish_batch(loader, buffer);
-    dt_mix_draw draw = {0};
-    draw.lambda = 1.0;
-    if (loader->training && dt_mix_enabled(&loader->opt.mix))
-        dt_mix_draw_for(&loader->opt.mix, loader->opt.image_size, loader->opt.image_size,
-                        loader->opt.seed, loader->epoch, global_batch_index(loader, batch_number),
-                        &draw);
-    dt_mix_batch(&draw, loader->opt.image_size, buffer->mix_labels, &buffer->batch);
-}
+/* Fillers, then the training batch's mixup/cutmix (below). */
+static void complete_batch(dt_loader *loader, ring_buffer *buffer, size_t batch_number);
 
 static int job_available(const dt_loader *loader) {
     if (!loader->started || loader->next_job >= loader->n_batches * (size_t)loader->opt.batch_size)
@@ -358,6 +312,55 @@ int dt_loader_start_at(dt_loader *loader, const uint32_t *indices, size_t n_indi
     pthread_cond_broadcast(&loader->work_available);
     pthread_mutex_unlock(&loader->lock);
     return 0;
+}
+
+/* Gives every slot that holds no decoded image a copy of the batch's first decoded one. */
+static void finish_batch(dt_loader *loader, ring_buffer *buffer) {
+    dt_batch *batch = &buffer->batch;
+    int first_decoded = -1;
+    for (int s = 0; s < batch->batch_size && first_decoded < 0; s++)
+        if (buffer->slot_state[s] == SLOT_DECODED) first_decoded = s;
+    batch->n_counted = 0;
+    for (int s = 0; s < batch->batch_size; s++) {
+        if (buffer->slot_state[s] == SLOT_DECODED) {
+            batch->counts[s] = 1;
+            batch->n_counted++;
+            continue;
+        }
+        batch->counts[s] = 0;
+        uint8_t *dst = batch->pixels + (size_t)s * loader->slot_bytes;
+        if (first_decoded >= 0) {
+            memcpy(dst, batch->pixels + (size_t)first_decoded * loader->slot_bytes,
+                   loader->slot_bytes);
+            batch->labels[s] = batch->labels[first_decoded];
+            batch->file_index[s] = batch->file_index[first_decoded];
+        } else {
+            memset(dst, 0, loader->slot_bytes);
+        }
+    }
+}
+
+/* The global micro-batch index of this loader's batch batch_number (dt_loader_options). */
+static uint64_t global_batch_index(const dt_loader *loader, size_t batch_number) {
+    const uint64_t ranks = loader->opt.mix_ranks > 0 ? (uint64_t)loader->opt.mix_ranks : 1;
+    const uint64_t accumulate =
+        loader->opt.mix_accumulate > 0 ? (uint64_t)loader->opt.mix_accumulate : 1;
+    const uint64_t local = (uint64_t)(loader->first_batch + batch_number);
+    return local / accumulate * ranks * accumulate + (uint64_t)loader->opt.mix_rank * accumulate +
+           local % accumulate;
+}
+
+/* Fillers, then the training batch's mixup/cutmix (dt_mix_batch). Runs without the lock, in
+ * the worker that finished the batch's last slot. */
+static void complete_batch(dt_loader *loader, ring_buffer *buffer, size_t batch_number) {
+    finish_batch(loader, buffer);
+    dt_mix_draw draw = {0};
+    draw.lambda = 1.0;
+    if (loader->training && dt_mix_enabled(&loader->opt.mix))
+        dt_mix_draw_for(&loader->opt.mix, loader->opt.image_size, loader->opt.image_size,
+                        loader->opt.seed, loader->epoch, global_batch_index(loader, batch_number),
+                        &draw);
+    dt_mix_batch(&draw, loader->opt.image_size, buffer->mix_labels, &buffer->batch);
 }
 
 /* dt_loader_next, or with wait 0 dt_loader_try_next: 1 when the batch is not complete. */
