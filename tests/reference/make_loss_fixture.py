@@ -15,7 +15,7 @@ whose argmax is the label of larger weight (labels when lam >= 0.5, else the par
 torch_f32.* hold the same loss and gradient computed in float32, for the noise level.
 
 Run by hand (CI never runs it):
-    /work/venv-torch/bin/python tests/reference/make_loss_fixture.py
+    python3 tests/reference/make_loss_fixture.py
 (any Python with torch >= 1.10 and numpy).
 """
 import json
