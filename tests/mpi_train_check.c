@@ -1,6 +1,6 @@
 /* Data-parallel training checks, run by ctest with the path of mpirun and its flags:
  *  - 2 ranks x batch b equal 1 rank x batch b x accumulate 2 (weights within 1e-5 relative),
- *    and 3 ranks equal 1 rank with accumulate 3;
+ *    also with mixup/cutmix and label smoothing on, and 3 ranks equal 1 rank with accumulate 3;
  *  - a data set that does not divide by ranks x batch: every rank runs the same steps, the job
  *    ends by itself;
  *  - a rank failing mid-training ends the whole job quickly with a non-zero code, no process left;
@@ -116,6 +116,14 @@ static void test_equivalence(void) {
     snprintf(args, sizeof args, "%s train.accumulate=3", common);
     CHECK_INT_EQ(train("accumulate3", 1, NULL, args), 0);
     CHECK_INT_EQ(train("ranks3", 3, NULL, common), 0);
+    /* mixup/cutmix and label smoothing: each rank mixes its own micro-batch, seeded by its
+     * place in the epoch's global order, so 2 ranks mix as 1 rank with accumulate 2 */
+    const char *mix = "train.label_smoothing=0.1 train.mixup_alpha=0.4 train.cutmix_alpha=1.0 "
+                      "train.mix_prob=0.8";
+    snprintf(args, sizeof args, "%s %s train.accumulate=2", common, mix);
+    CHECK_INT_EQ(train("accumulate2mix", 1, NULL, args), 0);
+    snprintf(args, sizeof args, "%s %s", common, mix);
+    CHECK_INT_EQ(train("ranks2mix", 2, NULL, args), 0);
     /* the same start on other data: what a sharding mistake would look like */
     snprintf(args, sizeof args, "%s train.accumulate=3 data.split_seed=7", common);
     CHECK_INT_EQ(train("accumulate3_other_split", 1, NULL, args), 0);
@@ -127,6 +135,16 @@ static void test_equivalence(void) {
            weight_rel, update_rel);
     CHECK_MSG(weight_rel <= 1e-5, "2 ranks vs accumulate 2 differ by %.3g", weight_rel);
     CHECK_MSG(update_rel <= 1e-3, "2 ranks vs accumulate 2: %.3g of the update", update_rel);
+
+    CHECK(compare_models("accumulate2mix", "ranks2mix", "init", &weight_rel, &update_rel) == 0);
+    printf("mixed, 2 ranks vs 1 rank accumulate 2: weights differ by %.3g relative (%.3g of the "
+           "update)\n",
+           weight_rel, update_rel);
+    CHECK_MSG(weight_rel <= 1e-5, "mixed: 2 ranks vs accumulate 2 differ by %.3g", weight_rel);
+    CHECK_MSG(update_rel <= 1e-3, "mixed: 2 ranks vs accumulate 2: %.3g of the update", update_rel);
+    CHECK(compare_models("accumulate2", "accumulate2mix", "init", &weight_rel, &update_rel) == 0);
+    printf("mixing, same start: %.3g of the update\n", update_rel);
+    CHECK_MSG(update_rel >= 0.1, "mixing changes the update by only %.3g", update_rel);
 
     CHECK(compare_models("accumulate3", "ranks3", "init", &weight_rel, &update_rel) == 0);
     printf("3 ranks vs 1 rank accumulate 3: weights differ by %.3g relative (%.3g of the "

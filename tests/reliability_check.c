@@ -23,6 +23,9 @@
 #include "process.h"
 
 static char workdir[256], mpirun_prefix[2048];
+#define MIX_SETTINGS                                                                               \
+    "train.label_smoothing=0.1 train.mixup_alpha=0.4 train.cutmix_alpha=1.0 train.mix_prob=0.9"
+
 static const char *dtrain_bin;
 
 /* dtrain on `ranks` ranks (1: no launcher) with the test config, output.dir workdir/dir, extra
@@ -274,16 +277,20 @@ static int wait_rc(const char *log, double seconds) {
 
 /* ---- one rank ---- */
 
-static void test_kill_and_resume(int ranks, const char *full, const char *tag) {
-    char run[64], log[64];
+/* settings (overrides) that the killed run, its resume and the full run share */
+static void test_kill_and_resume(int ranks, const char *full, const char *tag,
+                                 const char *settings) {
+    char run[64], log[64], resume[600];
     snprintf(run, sizeof run, "kill%s", tag);
     /* SIGKILL of rank 0 right after the checkpoint of step 2 is complete */
     CHECK(dtrain(run, run, ranks,
-                 "DTRAIN_TEST_CKPT_CRASH=after-latest DTRAIN_TEST_CKPT_CRASH_STEP=2", "", 0) != 0);
+                 "DTRAIN_TEST_CKPT_CRASH=after-latest DTRAIN_TEST_CKPT_CRASH_STEP=2", settings,
+                 0) != 0);
     CHECK(exists("%s/%s/checkpoints/%s", run, "step-00000002"));
     CHECK(!exists("%s/%s/%s", run, "model.safetensors"));
     snprintf(log, sizeof log, "%s-resume", run);
-    CHECK_INT_EQ(dtrain(run, log, ranks, NULL, "--resume", 0), 0);
+    snprintf(resume, sizeof resume, "--resume %s", settings);
+    CHECK_INT_EQ(dtrain(run, log, ranks, NULL, resume, 0), 0);
     CHECK(log_has(log, "resuming from"));
     CHECK_MSG(models_equal(full, run), "%d rank(s): resumed weights differ", ranks);
     check_metrics_continued(full, run);
@@ -588,7 +595,12 @@ int main(int argc, char **argv) {
         CHECK(exists("%s/%s/checkpoints/%s", "full", "step-00000006"));
         CHECK(!exists("%s/%s/checkpoints/%s", "full", "step-00000002")); /* keep 3 */
         CHECK(log_has("full", "checkpoint step-00000002 written: 89.5 MB in"));
-        test_kill_and_resume(1, "full", "1");
+        test_kill_and_resume(1, "full", "1", "");
+        /* label smoothing, mixup and cutmix: the resumed run's batches are mixed as the
+         * uninterrupted run's (checkpoint mid-epoch: step 2 of 3) */
+        CHECK_INT_EQ(dtrain("fullmix", "fullmix", 1, NULL, MIX_SETTINGS, 0), 0);
+        CHECK(!models_equal("full", "fullmix"));
+        test_kill_and_resume(1, "fullmix", "1mix", MIX_SETTINGS);
         test_writer_faults("full");
         test_damaged("full");
         test_full_disk("full");
@@ -597,7 +609,9 @@ int main(int argc, char **argv) {
         test_sigterm_and_lock();
     } else {
         CHECK_INT_EQ(dtrain("full2", "full2", 2, NULL, "", 0), 0);
-        test_kill_and_resume(2, "full2", "2");
+        test_kill_and_resume(2, "full2", "2", "");
+        CHECK_INT_EQ(dtrain("full2mix", "full2mix", 2, NULL, MIX_SETTINGS, 0), 0);
+        test_kill_and_resume(2, "full2mix", "2mix", MIX_SETTINGS);
         test_sigterm_one_rank_mpi("full2");
         test_nonfinite_mpi();
         test_watchdog_mpi();

@@ -178,6 +178,8 @@ static const backend_op_case cases[] = {
     /* ---- loss: softmax cross-entropy and its statistics ---- */
     {"loss", FP32, "softmax cross-entropy 5x4, padding, statistics, extremes", loss_check, NULL,
      NULL},
+    {"loss", FP32, "label smoothing and two-label (mixup/cutmix) targets", loss_check_targets, NULL,
+     NULL},
     /* ---- guard: the non-finite guard and the step-time counters ---- */
     {"guard", FP32, "skip, halt, counts, records", guard_check, NULL, NULL},
     /* ---- the compare mode: the CUDA backend against the CPU backend ---- */

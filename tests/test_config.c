@@ -75,7 +75,8 @@ static const bad_case bad_cases[] = {
     {ROOT "train:\n  banana: 3\n",
      {0},
      "FILE:4:3: train.banana: unknown key (train keys: epochs, batch_size, accumulate, lr, "
-     "momentum, nesterov, weight_decay, schedule, step_size, gamma, warmup_epochs, shuffle, "
+     "momentum, nesterov, weight_decay, schedule, step_size, gamma, warmup_epochs, "
+     "label_smoothing, mixup_alpha, cutmix_alpha, mix_prob, mix_switch_prob, shuffle, "
      "seed, nonfinite, max_skipped_steps)"},
     {ROOT "train:\n  device: cpu\n",
      {0},
@@ -181,6 +182,22 @@ static const bad_case bad_cases[] = {
      "FILE:4:17: train.weight_decay: must be >= 0, got -0.1"},
     {ROOT "train:\n  gamma: 0\n", {0}, "FILE:4:10: train.gamma: must be in (0, 1], got 0"},
     {ROOT "train:\n  gamma: 1.5\n", {0}, "FILE:4:10: train.gamma: must be in (0, 1], got 1.5"},
+    {ROOT "train:\n  label_smoothing: 1.5\n",
+     {0},
+     "FILE:4:20: train.label_smoothing: must be in [0, 1], got 1.5"},
+    {ROOT "train:\n  label_smoothing: -0.1\n",
+     {0},
+     "FILE:4:20: train.label_smoothing: must be in [0, 1], got -0.1"},
+    {ROOT "train:\n  mixup_alpha: -1\n", {0}, "FILE:4:16: train.mixup_alpha: must be >= 0, got -1"},
+    {ROOT "train:\n  cutmix_alpha: 1e300\n",
+     {0},
+     "FILE:4:17: train.cutmix_alpha: out of range for a 32-bit float, got 1e300"},
+    {ROOT "train:\n  mix_prob: 1.01\n",
+     {0},
+     "FILE:4:13: train.mix_prob: must be in [0, 1], got 1.01"},
+    {ROOT "train:\n  mix_switch_prob: nan\n",
+     {0},
+     "FILE:4:20: train.mix_switch_prob: expected a number, got 'nan'"},
     {ROOT "train:\n  warmup_epochs: -1\n",
      {0},
      "FILE:4:18: train.warmup_epochs: must be >= 0, got -1"},
@@ -454,6 +471,9 @@ static void check_spec_defaults(const dt_config *cfg) {
     CHECK_INT_EQ(cfg->train.step_size, 2);
     CHECK(cfg->train.gamma == 0.1);
     CHECK(cfg->train.warmup_epochs == 0.0);
+    CHECK(cfg->train.label_smoothing == 0.0 && cfg->train.mixup_alpha == 0.0 &&
+          cfg->train.cutmix_alpha == 0.0 && cfg->train.mix_prob == 1.0 &&
+          cfg->train.mix_switch_prob == 0.5);
     CHECK(cfg->train.shuffle == true);
     CHECK(cfg->train.seed == 0);
     CHECK_INT_EQ(cfg->runtime.device, DT_DEVICE_AUTO);
@@ -690,6 +710,11 @@ static const char *const default_yaml = "data:\n"
                                         "  step_size: 2\n"
                                         "  gamma: 0.1\n"
                                         "  warmup_epochs: 0.0\n"
+                                        "  label_smoothing: 0.0\n"
+                                        "  mixup_alpha: 0.0\n"
+                                        "  cutmix_alpha: 0.0\n"
+                                        "  mix_prob: 1.0\n"
+                                        "  mix_switch_prob: 0.5\n"
                                         "  shuffle: true\n"
                                         "  seed: 0\n"
                                         "  nonfinite: stop\n"

@@ -283,8 +283,8 @@ static void check_softmax_cross_entropy(dt_backend *b) {
     int pred_wrong = 0, grad_wrong = 0;
     for (int i = 0; i < N; i++) {
         double loss, s[4];
-        int pred =
-            dt_ce_row_f32(zf + i * K, K, labels[i], weights[i], grad_scale, grad + i * K, &loss);
+        dt_ce_target t = {labels[i], labels[i], 1.0, 0.0};
+        int pred = dt_ce_row_f32(zf + i * K, K, &t, weights[i], grad_scale, grad + i * K, &loss);
         pred_wrong += pred != cpu_pred[i];
         total += weights[i] * loss;
         dt_ce_stats(loss, pred, labels[i], weights[i], s);
@@ -307,10 +307,11 @@ static void check_softmax_cross_entropy(dt_backend *b) {
     /* a non-finite logit makes a non-finite loss, counted; padding rows never count */
     float bad[3] = {1.0f, INFINITY, 0.0f};
     double loss, s[4];
-    int pred = dt_ce_row_f32(bad, 3, 0, 1.0f, 1.0f, NULL, &loss);
+    dt_ce_target t0 = {0, 0, 1.0, 0.0}, t_bad = {-7, -7, 1.0, 0.0};
+    int pred = dt_ce_row_f32(bad, 3, &t0, 1.0f, 1.0f, NULL, &loss);
     dt_ce_stats(loss, pred, 0, 1.0f, s);
     CHECK(pred == 1 && s[3] == 1.0 && s[2] == 1.0);
-    pred = dt_ce_row_f32(bad, 3, -7, 0.0f, 1.0f, NULL, &loss);
+    pred = dt_ce_row_f32(bad, 3, &t_bad, 0.0f, 1.0f, NULL, &loss);
     dt_ce_stats(loss, pred, -7, 0.0f, s);
     CHECK(s[0] == 0.0 && s[1] == 0.0 && s[2] == 0.0 && s[3] == 0.0);
 
@@ -319,8 +320,8 @@ static void check_softmax_cross_entropy(dt_backend *b) {
     float zr[K], gr[K];
     for (int j = 0; j < K; j++) zb[j] = dt_float_to_bf16(zf[j]), zr[j] = dt_bf16_to_float(zb[j]);
     double loss_b, loss_r;
-    int pb = dt_ce_row_bf16(zb, K, 0, 1.0f, 0.5f, gb, &loss_b);
-    int pr = dt_ce_row_f32(zr, K, 0, 1.0f, 0.5f, gr, &loss_r);
+    int pb = dt_ce_row_bf16(zb, K, &t0, 1.0f, 0.5f, gb, &loss_b);
+    int pr = dt_ce_row_f32(zr, K, &t0, 1.0f, 0.5f, gr, &loss_r);
     int bf16_wrong = pb != pr || loss_b != loss_r;
     for (int j = 0; j < K; j++) bf16_wrong += gb[j] != dt_float_to_bf16(gr[j]);
     CHECK_INT_EQ(bf16_wrong, 0);
@@ -554,12 +555,64 @@ static void check_index_maps(void) {
     CHECK(dt_nchw_index(1, 2, 3, 4, 5, 6, 7) == (((size_t)1 * 5 + 2) * 6 + 3) * 7 + 4);
 }
 
+/* Mixed and label-smoothed targets: the device row gives the CPU backend's loss sum, gradient
+ * (bit for bit), predictions and statistics, the accuracy counting the label of larger weight. */
+static void check_softmax_cross_entropy_targets(dt_backend *b) {
+    enum { N = 6, K = 5 };
+    dt_error err = {0};
+    uint64_t state = 777u;
+    double z[N * K];
+    test_random_fill(z, N * K, -3.0, 3.0, &state);
+    int32_t labels[N] = {0, 4, 3, -1, 2, 1}, second[N] = {2, 4, 0, 9, 1, 3};
+    float weights[N] = {1, 1, 1, 0, 1, 1};
+    const float lambdas[3] = {0.3f, 0.5f, 1.0f};
+    dt_tensor *logits = test_tensor(b, N, K, 1, 1, z), *dlogits = test_tensor(b, N, K, 1, 1, NULL);
+    float zf[N * K];
+    test_to_float(zf, z, N * K);
+    for (int c = 0; c < 3; c++) {
+        dt_loss_targets targets = {.labels = labels,
+                                   .weights = weights,
+                                   .mix_labels = second,
+                                   .mix_lambda = lambdas[c],
+                                   .label_smoothing = 0.1f * (float)c};
+        double cpu_stats[DT_LOSS_STATS], cpu_grad[N * K];
+        int32_t cpu_pred[N];
+        CHECK(dt_backend_loss_stats_read(b, cpu_stats, 1, &err) == 0);
+        CHECK_MSG(dt_backend_softmax_cross_entropy_targets(b, logits, &targets, dlogits, 0.5f,
+                                                           cpu_pred, &err) == 0,
+                  "%s", err.message);
+        CHECK(dt_backend_loss_stats_read(b, cpu_stats, 1, &err) == 0);
+        test_tensor_read(b, dlogits, cpu_grad, N * K);
+        double stats[4] = {0};
+        float grad[N * K];
+        int wrong = 0;
+        for (int i = 0; i < N; i++) {
+            dt_ce_target t = {labels[i], second[i], (double)targets.mix_lambda,
+                              (double)targets.label_smoothing};
+            double loss, s[4];
+            int pred = dt_ce_row_f32(zf + i * K, K, &t, weights[i], 0.5f, grad + i * K, &loss);
+            wrong += pred != cpu_pred[i];
+            dt_ce_stats(loss, pred, dt_ce_hard_label(&t), weights[i], s);
+            for (int j = 0; j < 4; j++) stats[j] += s[j];
+            for (int j = 0; j < K; j++) wrong += (double)grad[i * K + j] != cpu_grad[i * K + j];
+        }
+        CHECK_INT_EQ(wrong, 0);
+        for (int j = 0; j < 4; j++) CHECK_CLOSE(stats[j], cpu_stats[j], 1e-12, 0.0);
+    }
+    /* lambda 0.5 counts the first label, below it the second */
+    dt_ce_target half = {1, 2, 0.5, 0.0}, below = {1, 2, 0.49, 0.0};
+    CHECK(dt_ce_hard_label(&half) == 1 && dt_ce_hard_label(&below) == 2);
+    dt_backend_tensor_destroy(b, logits);
+    dt_backend_tensor_destroy(b, dlogits);
+}
+
 int main(void) {
     dt_backend b = test_backend_open(0, NULL); /* the CPU backend: the reference */
     check_bf16();
     check_sgd(&b);
     check_batchnorm(&b);
     check_softmax_cross_entropy(&b);
+    check_softmax_cross_entropy_targets(&b);
     check_normalize(&b);
     check_pool_covering();
     check_maxpool_rules();

@@ -2,8 +2,11 @@
  * images, undecodable files (skipped, counted, named once, batch count unchanged), filler
  * slots, augmentation determinism across worker counts, restart and destroy mid-epoch, taking
  * a batch only when it is ready (dt_loader_try_next), and the refusal to hang when every buffer
- * is held. */
+ * is held; mixup/cutmix of the assembled batches (exact pixels against a direct reference,
+ * partners among counted slots only, lambda's distribution, the seeding by global batch index
+ * across worker counts and a mid-epoch restart). */
 #include <fcntl.h>
+#include <math.h>
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -451,6 +454,219 @@ static void test_learnable_folder_is_separable(const dt_dataset *ds) {
         }
 }
 
+/* ---- mixup and cutmix ------------------------------------------------------------------- */
+
+enum { MIX_FILES = 18, MIX_BATCH = 5, MIX_SIDE = 16, MIX_BATCHES = 4 };
+#define MIX_SLOT_BYTES ((size_t)MIX_SIDE * MIX_SIDE * 3)
+
+typedef struct mixed_epoch {
+    uint8_t pixels[MIX_BATCHES][MIX_BATCH * MIX_SLOT_BYTES];
+    int32_t labels[MIX_BATCHES][MIX_BATCH], mix_labels[MIX_BATCHES][MIX_BATCH];
+    uint8_t counts[MIX_BATCHES][MIX_BATCH];
+    int mixed[MIX_BATCHES];
+    float lambda[MIX_BATCHES];
+} mixed_epoch;
+
+/* The batches of one training epoch started at batch first (indices from there on). */
+static void collect_mixed(const dt_dataset *ds, const dt_loader_options *opt,
+                          const uint32_t *indices, size_t first, mixed_epoch *out) {
+    memset(out, 0, sizeof *out);
+    dt_loader *loader;
+    dt_error err = {{0}, 0};
+    if (dt_loader_create(ds, opt, &loader, &err) != 0) {
+        CHECK_MSG(0, "create: %s", err.message);
+        return;
+    }
+    size_t skip = first * MIX_BATCH;
+    CHECK(dt_loader_start_at(loader, indices + skip, MIX_FILES - skip, 2, 1, first, &err) == 0);
+    const dt_batch *batch;
+    size_t b = first;
+    while (dt_loader_next(loader, &batch, &err) == 0 && batch) {
+        if (b < MIX_BATCHES) {
+            memcpy(out->pixels[b], batch->pixels, sizeof out->pixels[b]);
+            memcpy(out->labels[b], batch->labels, sizeof out->labels[b]);
+            memcpy(out->counts[b], batch->counts, sizeof out->counts[b]);
+            out->mixed[b] = batch->mix_labels != NULL;
+            if (batch->mix_labels)
+                memcpy(out->mix_labels[b], batch->mix_labels, sizeof out->mix_labels[b]);
+            out->lambda[b] = batch->mix_lambda;
+        }
+        dt_loader_release(loader, batch);
+        b++;
+    }
+    CHECK_INT_EQ(b, MIX_BATCHES);
+    dt_loader_destroy(loader);
+}
+
+/* The mixed epoch against the unmixed one, slot by slot, written directly from the definition:
+ * the k-th counted slot's partner is the k-th counted slot from the end; mixup pixels are
+ * rint(lam * own + (1 - lam) * partner) in float32, cutmix pixels the partner's inside the box. */
+static int mix_matches_reference(const dt_loader_options *opt, const mixed_epoch *plain,
+                                 const mixed_epoch *mixed, uint64_t global_of_batch_1) {
+    int wrong = 0;
+    for (int b = 0; b < MIX_BATCHES; b++) {
+        uint64_t global = b == 1 ? global_of_batch_1 : (uint64_t)b * opt->mix_ranks + opt->mix_rank;
+        dt_mix_draw draw;
+        dt_mix_draw_for(&opt->mix, MIX_SIDE, MIX_SIDE, opt->seed, 2, global, &draw);
+        wrong += mixed->mixed[b] != draw.mixed;
+        if (!draw.mixed) {
+            wrong += memcmp(mixed->pixels[b], plain->pixels[b], sizeof plain->pixels[b]) != 0;
+            continue;
+        }
+        wrong += mixed->lambda[b] != (float)draw.lambda;
+        int counted[MIX_BATCH], r = 0, partner[MIX_BATCH];
+        for (int s = 0; s < MIX_BATCH; s++) {
+            partner[s] = s;
+            if (plain->counts[b][s]) counted[r++] = s;
+        }
+        for (int k = 0; k < r; k++) partner[counted[k]] = counted[r - 1 - k];
+        for (int s = 0; s < MIX_BATCH; s++) {
+            wrong += mixed->mix_labels[b][s] != plain->labels[b][partner[s]];
+            const uint8_t *own = plain->pixels[b] + s * MIX_SLOT_BYTES;
+            const uint8_t *other = plain->pixels[b] + partner[s] * MIX_SLOT_BYTES;
+            const uint8_t *got = mixed->pixels[b] + s * MIX_SLOT_BYTES;
+            for (int y = 0; y < MIX_SIDE; y++)
+                for (int x = 0; x < MIX_SIDE; x++)
+                    for (int c = 0; c < 3; c++) {
+                        size_t i = ((size_t)y * MIX_SIDE + (size_t)x) * 3 + (size_t)c;
+                        int want;
+                        if (draw.cutmix) {
+                            int inside = y >= draw.y0 && y < draw.y1 && x >= draw.x0 && x < draw.x1;
+                            want = inside ? other[i] : own[i];
+                        } else {
+                            float v = (float)own[i] * (float)draw.lambda +
+                                      (float)other[i] * (float)(1.0 - draw.lambda);
+                            want = (int)rintf(v);
+                        }
+                        wrong += got[i] != want;
+                    }
+        }
+    }
+    return wrong;
+}
+
+static void test_mixing(const dt_dataset *ds) {
+    uint32_t indices[MIX_FILES];
+    for (uint32_t i = 0; i < MIX_FILES; i++) indices[i] = (i * 5) % MIX_FILES;
+    dt_loader_options opt = default_options();
+    opt.batch_size = MIX_BATCH; /* 18 files: the last batch has 3 counted slots and 2 fillers */
+    opt.image_size = MIX_SIDE;
+    opt.augment = DT_AUGMENT_FLIP;
+    opt.seed = 99;
+    opt.workers = 2;
+    static mixed_epoch plain, one, four, resumed;
+    collect_mixed(ds, &opt, indices, 0, &plain);
+    for (int b = 0; b < MIX_BATCHES; b++) CHECK(!plain.mixed[b] && plain.lambda[b] == 1.0f);
+    CHECK_INT_EQ(plain.counts[3][2] + plain.counts[3][3] + plain.counts[3][4], 1);
+
+    const dt_mix_params modes[3] = {
+        {.mixup_alpha = 0.4, .prob = 1.0},
+        {.cutmix_alpha = 1.0, .prob = 1.0},
+        {.mixup_alpha = 0.8, .cutmix_alpha = 1.0, .prob = 0.7, .switch_prob = 0.5}};
+    for (int m = 0; m < 3; m++) {
+        opt.mix = modes[m];
+        opt.mix_ranks = 2, opt.mix_rank = 1; /* global batch of local b: 2b + 1 */
+        opt.workers = 1;
+        collect_mixed(ds, &opt, indices, 0, &one);
+        opt.workers = 4;
+        collect_mixed(ds, &opt, indices, 0, &four);
+        CHECK_MSG(memcmp(&one, &four, sizeof one) == 0, "mode %d: 1 and 4 workers differ", m);
+        CHECK_INT_EQ(mix_matches_reference(&opt, &plain, &one, 3), 0);
+        if (m < 2) /* prob 1: every batch mixed, pixels changed */
+            CHECK(one.mixed[0] && one.mixed[3] &&
+                  memcmp(one.pixels, plain.pixels, sizeof one.pixels) != 0);
+        /* started at batch 2 (a resume mid-epoch): those batches are the same */
+        collect_mixed(ds, &opt, indices, 2, &resumed);
+        CHECK_MSG(memcmp(resumed.pixels[2], one.pixels[2], 2 * sizeof one.pixels[2]) == 0 &&
+                      memcmp(resumed.mix_labels[2], one.mix_labels[2],
+                             2 * sizeof one.mix_labels[2]) == 0 &&
+                      resumed.lambda[2] == one.lambda[2] && resumed.lambda[3] == one.lambda[3],
+                  "mode %d: batches 2 and 3 differ when the epoch starts at batch 2", m);
+        /* the last batch's fillers are neither mixed nor partners */
+        for (int s = 0; s < MIX_BATCH; s++)
+            if (!plain.counts[3][s] && one.mixed[3]) {
+                CHECK(memcmp(one.pixels[3] + s * MIX_SLOT_BYTES,
+                             plain.pixels[3] + s * MIX_SLOT_BYTES, MIX_SLOT_BYTES) == 0);
+                CHECK_INT_EQ(one.mix_labels[3][s], plain.labels[3][s]);
+            }
+    }
+    /* another accumulation layout maps batch 1 elsewhere: accumulate 2 of 2 ranks, rank 1 ->
+     * local 1 is step 0, micro-batch 1: global 0 * 4 + 1 * 2 + 1 = 3 (as above by chance), and
+     * local 2 is global 1 * 4 + 2 + 0 = 6 */
+    opt.mix = modes[0];
+    opt.mix_accumulate = 2;
+    collect_mixed(ds, &opt, indices, 0, &one);
+    dt_mix_draw want;
+    dt_mix_draw_for(&opt.mix, MIX_SIDE, MIX_SIDE, opt.seed, 2, 6, &want);
+    CHECK(one.lambda[2] == (float)want.lambda);
+    /* evaluation batches are never mixed */
+    size_t bytes;
+    uint8_t *evaluation = run_epoch(ds, &opt, indices, MIX_FILES, 2, 0, &bytes);
+    opt.mix = (dt_mix_params){0};
+    uint8_t *eval_plain = run_epoch(ds, &opt, indices, MIX_FILES, 2, 0, &bytes);
+    CHECK(evaluation && eval_plain && memcmp(evaluation, eval_plain, bytes) == 0);
+    free(evaluation);
+    free(eval_plain);
+}
+
+/* lambda ~ Beta(alpha, alpha): mean 1/2 and variance 1 / (4 (2 alpha + 1)); prob and
+ * switch_prob as shares; the cutmix box is timm's rand_bbox and lambda its real area. */
+static void test_mix_draws(void) {
+    const double alphas[3] = {0.2, 1.0, 4.0};
+    enum { DRAWS = 40000 };
+    for (int a = 0; a < 3; a++) {
+        dt_mix_params p = {.mixup_alpha = alphas[a], .prob = 1.0};
+        double sum = 0.0, squares = 0.0;
+        int in_range = 1;
+        for (uint64_t g = 0; g < DRAWS; g++) {
+            dt_mix_draw d;
+            dt_mix_draw_for(&p, 224, 224, 7, 1, g, &d);
+            in_range &= d.mixed && !d.cutmix && d.lambda >= 0.0 && d.lambda <= 1.0;
+            sum += d.lambda, squares += d.lambda * d.lambda;
+        }
+        double mean = sum / DRAWS, var = squares / DRAWS - mean * mean;
+        double want_var = 1.0 / (4.0 * (2.0 * alphas[a] + 1.0));
+        CHECK(in_range);
+        /* 4 standard errors of the mean (sqrt(var / n)) and about 3% of the variance */
+        CHECK_MSG(fabs(mean - 0.5) < 4.0 * sqrt(want_var / DRAWS), "alpha %g: mean %.4f", alphas[a],
+                  mean);
+        CHECK_MSG(fabs(var / want_var - 1.0) < 0.03, "alpha %g: variance %.5f, Beta's %.5f",
+                  alphas[a], var, want_var);
+    }
+    dt_mix_params both = {
+        .mixup_alpha = 0.2, .cutmix_alpha = 1.0, .prob = 0.3, .switch_prob = 0.25};
+    int mixed = 0, cutmix = 0, area_ok = 1;
+    for (uint64_t g = 0; g < DRAWS; g++) {
+        dt_mix_draw d;
+        dt_mix_draw_for(&both, 40, 30, 7, 3, g, &d);
+        mixed += d.mixed, cutmix += d.cutmix;
+        if (d.cutmix)
+            area_ok &= d.y0 >= 0 && d.y1 <= 40 && d.x0 >= 0 && d.x1 <= 30 && d.y0 <= d.y1 &&
+                       d.x0 <= d.x1 &&
+                       d.lambda == 1.0 - (double)(d.y1 - d.y0) * (d.x1 - d.x0) / (40.0 * 30.0);
+    }
+    CHECK(area_ok);
+    CHECK_MSG(fabs((double)mixed / DRAWS - 0.3) < 0.01, "mixed share %d", mixed);
+    CHECK_MSG(fabs((double)cutmix / mixed - 0.25) < 0.02, "cutmix share %d of %d", cutmix, mixed);
+    dt_mix_params off = {.prob = 1.0};
+    dt_mix_draw d;
+    dt_mix_draw_for(&off, 8, 8, 1, 1, 1, &d);
+    CHECK(!dt_mix_enabled(&off) && !d.mixed && d.lambda == 1.0);
+    /* rand_bbox by hand: lambda 0.75 on 16 x 16: cut int(16 * 0.5) = 8, half 4 */
+    int y0, y1, x0, x1;
+    dt_mix_cutmix_box(0.75, 16, 16, 0, 15, &y0, &y1, &x0, &x1);
+    CHECK(y0 == 0 && y1 == 4 && x0 == 11 && x1 == 16);
+    dt_mix_cutmix_box(0.75, 16, 16, 8, 8, &y0, &y1, &x0, &x1);
+    CHECK(y0 == 4 && y1 == 12 && x0 == 4 && x1 == 12);
+    /* odd cut (int(10 * sqrt(0.19)) = 4 rows, int(7 * sqrt(0.19)) = 3 columns: 3 // 2 = 1 each
+     * side, so the box is 2 wide as in timm) */
+    dt_mix_cutmix_box(0.81, 10, 7, 5, 3, &y0, &y1, &x0, &x1);
+    CHECK(y0 == 3 && y1 == 7 && x0 == 2 && x1 == 4);
+    /* lambda 0 on a side: the whole image */
+    dt_mix_cutmix_box(0.0, 10, 10, 5, 5, &y0, &y1, &x0, &x1);
+    CHECK(y0 == 0 && y1 == 10 && x0 == 0 && x1 == 10);
+}
+
 int main(void) {
     dt_error err;
     if (dt_testgen_make_temp_dir("dtrain-loader", dir, sizeof dir, &err) != 0) {
@@ -475,10 +691,12 @@ int main(void) {
         test_augmentation_determinism(&learnable);
         test_lifecycle(&learnable);
         test_learnable_folder_is_separable(&learnable);
+        test_mixing(&learnable);
         dt_dataset_free(&learnable);
     } else {
         CHECK_MSG(0, "learnable folder: %s", err.message);
     }
+    test_mix_draws();
     dt_testgen_finish_temp_dir(dir);
     return dt_test_summary("data_loader");
 }

@@ -157,7 +157,7 @@ typedef enum {
 /* The loss statistics accumulated by softmax_cross_entropy, as loss_stats_read returns them. */
 enum {
     DT_LOSS_SUM = 0,       /* sum_i w_i * loss_i */
-    DT_LOSS_CORRECT = 1,   /* sum_i w_i * [argmax_i == label_i] */
+    DT_LOSS_CORRECT = 1,   /* sum_i w_i * [argmax_i == label_i] (dt_loss_targets) */
     DT_LOSS_COUNT = 2,     /* sum_i w_i */
     DT_LOSS_NONFINITE = 3, /* samples with w_i != 0 whose loss is not finite */
     DT_LOSS_STATS = 4
@@ -342,6 +342,27 @@ int dt_backend_softmax_cross_entropy(const dt_backend *b, const dt_tensor *logit
                                      const int32_t *labels, const float *weights,
                                      dt_tensor *dlogits, float grad_scale, int32_t *predictions,
                                      dt_error *err);
+
+/* The targets of the training loss: hard labels, optionally mixed with a second label per sample
+ * (mixup/cutmix: timm's Mixup targets) and label-smoothed (torch CrossEntropyLoss's
+ * label_smoothing). Sample i's target distribution over k classes is
+ *   t_i = mix_lambda * s(labels_i) + (1 - mix_lambda) * s(mix_labels_i),
+ *   s(y) = (1 - label_smoothing) * onehot(y) + label_smoothing / k,
+ * (mix_labels NULL: t_i = s(labels_i)), its loss -sum_j t_ij log softmax_ij and its logits
+ * gradient grad_scale * w_i * (softmax_i - t_i). DT_LOSS_CORRECT counts argmax == the label of
+ * larger weight (labels_i when mix_lambda >= 0.5, else mix_labels_i). */
+typedef struct dt_loss_targets {
+    const int32_t *labels;     /* n hard labels */
+    const float *weights;      /* n sample weights: 1 counted, 0 padding (label not read) */
+    const int32_t *mix_labels; /* NULL, or n second labels */
+    float mix_lambda;          /* [0, 1]: weight of labels when mix_labels is set */
+    float label_smoothing;     /* [0, 1] */
+} dt_loss_targets;
+
+/* dt_backend_softmax_cross_entropy with these targets; the arrays are read before it returns. */
+int dt_backend_softmax_cross_entropy_targets(const dt_backend *b, const dt_tensor *logits,
+                                             const dt_loss_targets *targets, dt_tensor *dlogits,
+                                             float grad_scale, int32_t *predictions, dt_error *err);
 /* Waits for the queued ops and reads the loss statistics (out[DT_LOSS_*]); reset: zero them
  * afterwards. */
 int dt_backend_loss_stats_read(const dt_backend *b, double out[DT_LOSS_STATS], int reset,

@@ -56,6 +56,11 @@ typedef struct dt_config {
         int step_size; /* schedule=step: epochs between decays (torch StepLR step_size) */
         double gamma;  /* schedule=step: decay factor (torch StepLR gamma) */
         double warmup_epochs;
+        double label_smoothing; /* torch CrossEntropyLoss(label_smoothing=) of the training loss */
+        double mixup_alpha;     /* timm Mixup mixup_alpha; 0 = off */
+        double cutmix_alpha;    /* timm Mixup cutmix_alpha; 0 = off */
+        double mix_prob;        /* timm Mixup prob */
+        double mix_switch_prob; /* timm Mixup switch_prob */
         bool shuffle;
         uint64_t seed;
         dt_nonfinite_policy nonfinite; /* what a NaN/Inf gradient does */

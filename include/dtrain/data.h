@@ -8,6 +8,7 @@
 
 #include "dtrain/config.h"
 #include "dtrain/error.h"
+#include "dtrain/rng.h"
 
 /* ---- ImageFolder scan ------------------------------------------------------------------ */
 
@@ -213,7 +214,49 @@ typedef struct dt_batch {
     uint32_t *file_index; /* batch_size: index into ds->files of the image in that slot */
     int n_counted;        /* number of slots with counts[i] == 1 */
     int batch_size;
+    /* Mixup/CutMix (dt_mix_batch): NULL when the batch is not mixed, else per slot the label
+     * of the partner mixed into it; mix_lambda is the weight of labels (1 when not mixed). */
+    int32_t *mix_labels;
+    float mix_lambda;
 } dt_batch;
+
+/* ---- mixup and cutmix (timm's Mixup, mode 'batch', correct_lam) --------------------------- */
+
+typedef struct dt_mix_params {
+    double mixup_alpha, cutmix_alpha; /* Beta(alpha, alpha); both 0: off */
+    double prob;                      /* share of batches mixed */
+    double switch_prob;               /* both alphas > 0: share of mixed batches using cutmix */
+} dt_mix_params;
+
+/* One batch's draw, timm's _params_per_batch then rand_bbox: u < prob decides mixing; with both
+ * alphas, u < switch_prob picks cutmix; lambda ~ Beta(alpha, alpha); for cutmix a box of sides
+ * int(side * sqrt(1 - lambda)) centred at uniform integers (cy, cx), clipped to the image, and
+ * lambda corrected to 1 - box area / image area. Draws from a generator seeded with (seed,
+ * epoch, global_batch) only. */
+typedef struct dt_mix_draw {
+    int mixed;          /* 0: the batch stays as it is */
+    int cutmix;         /* 1: box copy, 0: pixel blend */
+    double lambda;      /* weight of each slot's own image and label */
+    int y0, y1, x0, x1; /* cutmix: rows [y0, y1) and columns [x0, x1) */
+} dt_mix_draw;
+
+int dt_mix_enabled(const dt_mix_params *params);
+void dt_mix_draw_for(const dt_mix_params *params, int height, int width, uint64_t seed, int epoch,
+                     uint64_t global_batch, dt_mix_draw *draw);
+/* timm's rand_bbox for a given lambda and centre: cut = int(side * sqrt(1 - lambda)),
+ * [c - cut / 2, c + cut / 2) clipped to [0, side), per axis. */
+void dt_mix_cutmix_box(double lambda, int height, int width, int cy, int cx, int *y0, int *y1,
+                       int *x0, int *x1);
+/* Beta(alpha, alpha) from the generator (alpha > 0), via two Gamma(alpha) draws. */
+double dt_mix_beta(dt_rng *rng, double alpha);
+
+/* Applies a draw to a batch of side x side images in place, as timm's FastCollateMixup on
+ * uint8: the partner of the j-th of the r counted slots is the (r-1-j)-th (x.flip(0) on a full
+ * batch); mixup writes rint(lambda * own + (1 - lambda) * partner) in float32, cutmix copies the
+ * partner's box. Slots that do not count (fillers, undecodable files) are neither mixed nor
+ * partners; their mix label is their own. Sets mix_labels (from storage, batch_size entries)
+ * and mix_lambda; a draw that does not mix leaves the batch unmixed (mix_labels NULL). */
+void dt_mix_batch(const dt_mix_draw *draw, int side, int32_t *storage, dt_batch *batch);
 
 typedef struct dt_loader_options {
     int batch_size;
@@ -228,6 +271,13 @@ typedef struct dt_loader_options {
                              or a folder for memory-mapped cache files */
     int jpeg_dct_scaling; /* 1: decode big JPEGs at a reduced DCT scale (dt_image_decode_*_scaled)
                              when no random crop follows; faster, not bit-identical with PIL */
+    /* Mixup/CutMix of training batches (off when both alphas are 0), seeded with (seed, epoch,
+     * global micro-batch index): this loader's batch L (counted from the epoch's start, see
+     * dt_loader_start_at) is micro-batch L % mix_accumulate of step L / mix_accumulate, which is
+     * global micro-batch step * mix_ranks * mix_accumulate + mix_rank * mix_accumulate +
+     * L % mix_accumulate of the epoch (the trainer's layout); 0 ranks/accumulate count as 1. */
+    dt_mix_params mix;
+    int mix_ranks, mix_rank, mix_accumulate;
     /* Allocator of the batches' pixel buffers, e.g. the backend's host_alloc/host_free (pinned
      * memory for asynchronous copies); NULL: malloc/free. */
     void *(*pixel_alloc)(void *user, size_t bytes, dt_error *err);
@@ -274,6 +324,10 @@ int dt_loader_create(const dt_dataset *ds, const dt_loader_options *opt, dt_load
  * be called mid-epoch: pending work is dropped and batches handed out earlier become invalid. */
 int dt_loader_start(dt_loader *loader, const uint32_t *indices, size_t n_indices, int epoch,
                     int training, dt_error *err);
+/* The same when indices start at the epoch's batch first_batch (after a resume): the mixing
+ * draws are those of the batches' places in the whole epoch. */
+int dt_loader_start_at(dt_loader *loader, const uint32_t *indices, size_t n_indices, int epoch,
+                       int training, size_t first_batch, dt_error *err);
 
 /* Blocks until the next batch is ready. Sets *batch to NULL after the last one. Fails (rather
  * than waiting forever) when every prefetch buffer is held by the caller, unreleased. */

@@ -94,6 +94,10 @@ int dt_model_forward(dt_model *model, const uint8_t *pixels_nhwc, const float me
  * onehot)) is kept for dt_model_backward. */
 int dt_model_loss(dt_model *model, const int32_t *labels, const float *weights, float grad_scale,
                   int32_t *predictions, dt_error *err);
+/* The same with the training loss's targets: mixed labels and label smoothing
+ * (dt_loss_targets; the gradient is grad_scale * weight_i * (softmax - target_i)). */
+int dt_model_loss_targets(dt_model *model, const dt_loss_targets *targets, float grad_scale,
+                          int32_t *predictions, dt_error *err);
 
 /* Called by dt_model_backward with report_ready set, once per layer group (the classifier, each
  * residual block, the stem; last first), as soon as the parameter gradients [offset, offset +

@@ -346,9 +346,25 @@ int dt_backend_softmax_cross_entropy(const dt_backend *b, const dt_tensor *logit
                                      const int32_t *labels, const float *weights,
                                      dt_tensor *dlogits, float grad_scale, int32_t *predictions,
                                      dt_error *err) {
+    const dt_loss_targets targets = {.labels = labels, .weights = weights, .mix_lambda = 1.0f};
+    return dt_backend_softmax_cross_entropy_targets(b, logits, &targets, dlogits, grad_scale,
+                                                    predictions, err);
+}
+
+int dt_backend_softmax_cross_entropy_targets(const dt_backend *b, const dt_tensor *logits,
+                                             const dt_loss_targets *targets, dt_tensor *dlogits,
+                                             float grad_scale, int32_t *predictions,
+                                             dt_error *err) {
     if (!b->ops->softmax_cross_entropy) return missing(b, "softmax_cross_entropy", err);
-    return b->ops->softmax_cross_entropy(b->ctx, logits, labels, weights, dlogits, grad_scale,
-                                         predictions, err);
+    /* NaN fails these comparisons too */
+    if (!(targets->label_smoothing >= 0.0f && targets->label_smoothing <= 1.0f))
+        return dt_fail(err, "softmax_cross_entropy: label smoothing %g outside [0, 1]",
+                       (double)targets->label_smoothing);
+    if (targets->mix_labels && !(targets->mix_lambda >= 0.0f && targets->mix_lambda <= 1.0f))
+        return dt_fail(err, "softmax_cross_entropy: mix lambda %g outside [0, 1]",
+                       (double)targets->mix_lambda);
+    return b->ops->softmax_cross_entropy(b->ctx, logits, targets, dlogits, grad_scale, predictions,
+                                         err);
 }
 
 int dt_backend_loss_stats_read(const dt_backend *b, double out[DT_LOSS_STATS], int reset,

@@ -145,15 +145,16 @@ typedef struct dt_backend_ops {
                            const dt_tensor *dy, dt_tensor *dx, float *weight_grad, float *bias_grad,
                            int accumulate, dt_error *err);
 
-    /* Softmax cross-entropy over logits (n,k,1,1) with host labels and host per-sample weights
-     * (0 or 1), both read before the call returns. Adds sum_i w_i * loss_i, the weighted count
-     * of correct argmax predictions, sum_i w_i and the number of weighted samples whose loss is
-     * not finite to the backend's loss statistics (see DT_LOSS_*). When dlogits is not NULL:
-     * dlogits_i = grad_scale * w_i * (softmax_i - onehot_i). predictions (host, may be NULL):
+    /* Softmax cross-entropy over logits (n,k,1,1) with host targets (dt_loss_targets: labels,
+     * per-sample weights 0 or 1, optional second labels and label smoothing), read before the
+     * call returns. Adds sum_i w_i * loss_i, the weighted count of correct argmax predictions,
+     * sum_i w_i and the number of weighted samples whose loss is not finite to the backend's
+     * loss statistics (see DT_LOSS_*). When dlogits is not NULL:
+     * dlogits_i = grad_scale * w_i * (softmax_i - target_i). predictions (host, may be NULL):
      * argmax per sample, for which the backend may wait (evaluation and tests only). */
-    int (*softmax_cross_entropy)(void *ctx, const dt_tensor *logits, const int32_t *labels,
-                                 const float *weights, dt_tensor *dlogits, float grad_scale,
-                                 int32_t *predictions, dt_error *err);
+    int (*softmax_cross_entropy)(void *ctx, const dt_tensor *logits, const dt_loss_targets *targets,
+                                 dt_tensor *dlogits, float grad_scale, int32_t *predictions,
+                                 dt_error *err);
     /* Waits for the queued ops and reads the loss statistics (out[DT_LOSS_*]); reset: zero them
      * afterwards. */
     int (*loss_stats_read)(void *ctx, double out[DT_LOSS_STATS], int reset, dt_error *err);

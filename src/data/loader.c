@@ -2,7 +2,9 @@
  * ahead of the consumer. Work is handed out one image at a time, in order (image j of the
  * epoch belongs to batch j / batch_size, which lives in ring buffer (j / batch_size) % ring),
  * so every worker helps with the batch the consumer needs next. A worker only takes an image
- * whose batch owns its ring buffer, i.e. the batch ring_size earlier has been released.
+ * whose batch owns its ring buffer, i.e. the batch ring_size earlier has been released. The
+ * worker that finishes a batch's last slot completes the batch (fillers, mixup/cutmix) before
+ * counting that slot, so the consumer only ever sees complete batches.
  *
  * Locking: one mutex guards the scheduling state (next job, per-buffer progress, hand-out);
  * a worker writes its slot's pixels, label and file index outside the lock, and the consumer
@@ -15,6 +17,7 @@
 #include "dtrain/platform.h"
 #include "sample_cache_internal.h"
 
+#include <math.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,6 +29,7 @@ enum { SLOT_PENDING, SLOT_DECODED, SLOT_UNDECODABLE, SLOT_FILLER };
 typedef struct ring_buffer {
     dt_batch batch;
     uint8_t *slot_state; /* SLOT_* per slot */
+    int32_t *mix_labels; /* the batch's mix_labels when it is mixed */
     size_t batch_number; /* the batch this buffer is filled with (or holds) */
     int done;            /* slots finished for batch_number */
     int held;            /* handed to the consumer and not yet released */
@@ -52,6 +56,7 @@ struct dt_loader {
     size_t n_indices;
     int epoch, training, started;
     size_t n_batches, next_job, delivered; /* jobs: n_batches * batch_size images */
+    size_t first_batch;                    /* the epoch's batch number of indices[0] */
     int in_flight;
     double wait_seconds;
 
@@ -104,6 +109,9 @@ static int fill_slot(dt_loader *loader, dt_batch *batch, size_t batch_number, in
     return SLOT_UNDECODABLE;
 }
 
+/* Fillers, then the training batch's mixup/cutmix (below). */
+static void complete_batch(dt_loader *loader, ring_buffer *buffer, size_t batch_number);
+
 static int job_available(const dt_loader *loader) {
     if (!loader->started || loader->next_job >= loader->n_batches * (size_t)loader->opt.batch_size)
         return 0;
@@ -129,6 +137,12 @@ static void *worker_main(void *arg) {
 
         pthread_mutex_lock(&loader->lock);
         buffer->slot_state[slot] = (uint8_t)state;
+        if (buffer->done + 1 == loader->opt.batch_size) {
+            /* every other slot is done: this worker alone completes the batch */
+            pthread_mutex_unlock(&loader->lock);
+            complete_batch(loader, buffer, batch_number);
+            pthread_mutex_lock(&loader->lock);
+        }
         if (++buffer->done == loader->opt.batch_size) pthread_cond_broadcast(&loader->batch_ready);
         if (--loader->in_flight == 0) pthread_cond_broadcast(&loader->workers_idle);
     }
@@ -148,6 +162,7 @@ static void free_ring(dt_loader *loader) {
         free(buffer->batch.counts);
         free(buffer->batch.file_index);
         free(buffer->slot_state);
+        free(buffer->mix_labels);
     }
     free(loader->ring);
     loader->ring = NULL;
@@ -174,9 +189,11 @@ static int allocate_ring(dt_loader *loader, dt_error *err) {
         batch->counts = calloc((size_t)batch_size, sizeof *batch->counts);
         batch->file_index = calloc((size_t)batch_size, sizeof *batch->file_index);
         buffer->slot_state = calloc((size_t)batch_size, 1);
+        buffer->mix_labels = calloc((size_t)batch_size, sizeof *buffer->mix_labels);
         batch->batch_size = batch_size;
+        batch->mix_lambda = 1.0f;
         if (!batch->pixels || !batch->labels || !batch->counts || !batch->file_index ||
-            !buffer->slot_state)
+            !buffer->slot_state || !buffer->mix_labels)
             return dt_fail(err, "loader: out of memory for %d batches of %d images of %dx%d",
                            loader->ring_size, batch_size, loader->opt.image_size,
                            loader->opt.image_size);
@@ -199,6 +216,15 @@ int dt_loader_create(const dt_dataset *ds, const dt_loader_options *opt, dt_load
     if (opt->prefetch_batches < 2 || opt->prefetch_batches > DT_MAX_PREFETCH_BATCHES)
         return dt_fail(err, "loader: prefetch_batches must be 2..%d, got %d",
                        DT_MAX_PREFETCH_BATCHES, opt->prefetch_batches);
+
+    const dt_mix_params *mix = &opt->mix;
+    if (!(mix->mixup_alpha >= 0.0 && mix->cutmix_alpha >= 0.0 && mix->prob >= 0.0 &&
+          mix->prob <= 1.0 && mix->switch_prob >= 0.0 && mix->switch_prob <= 1.0 &&
+          isfinite(mix->mixup_alpha) && isfinite(mix->cutmix_alpha)))
+        return dt_fail(err, "loader: mixup/cutmix settings out of range");
+    if (opt->mix_rank < 0 || opt->mix_accumulate < 0 ||
+        (opt->mix_ranks > 0 ? opt->mix_rank >= opt->mix_ranks : opt->mix_rank != 0))
+        return dt_fail(err, "loader: rank %d of %d ranks", opt->mix_rank, opt->mix_ranks);
 
     dt_loader *loader = calloc(1, sizeof *loader);
     if (!loader) return dt_fail(err, "loader: out of memory");
@@ -249,6 +275,11 @@ int dt_loader_create(const dt_dataset *ds, const dt_loader_options *opt, dt_load
 
 int dt_loader_start(dt_loader *loader, const uint32_t *indices, size_t n_indices, int epoch,
                     int training, dt_error *err) {
+    return dt_loader_start_at(loader, indices, n_indices, epoch, training, 0, err);
+}
+
+int dt_loader_start_at(dt_loader *loader, const uint32_t *indices, size_t n_indices, int epoch,
+                       int training, size_t first_batch, dt_error *err) {
     for (size_t i = 0; i < n_indices; i++)
         if (indices[i] >= loader->ds->n_files)
             return dt_fail(err, "loader: sample index %u out of range (%zu files)", indices[i],
@@ -268,6 +299,7 @@ int dt_loader_start(dt_loader *loader, const uint32_t *indices, size_t n_indices
     loader->n_indices = n_indices;
     loader->epoch = epoch;
     loader->training = training;
+    loader->first_batch = first_batch;
     loader->n_batches = (n_indices + batch_size - 1) / batch_size;
     loader->next_job = 0;
     loader->delivered = 0;
@@ -308,6 +340,29 @@ static void finish_batch(dt_loader *loader, ring_buffer *buffer) {
     }
 }
 
+/* The global micro-batch index of this loader's batch batch_number (dt_loader_options). */
+static uint64_t global_batch_index(const dt_loader *loader, size_t batch_number) {
+    const uint64_t ranks = loader->opt.mix_ranks > 0 ? (uint64_t)loader->opt.mix_ranks : 1;
+    const uint64_t accumulate =
+        loader->opt.mix_accumulate > 0 ? (uint64_t)loader->opt.mix_accumulate : 1;
+    const uint64_t local = (uint64_t)(loader->first_batch + batch_number);
+    return local / accumulate * ranks * accumulate + (uint64_t)loader->opt.mix_rank * accumulate +
+           local % accumulate;
+}
+
+/* Fillers, then the training batch's mixup/cutmix (dt_mix_batch). Runs without the lock, in
+ * the worker that finished the batch's last slot. */
+static void complete_batch(dt_loader *loader, ring_buffer *buffer, size_t batch_number) {
+    finish_batch(loader, buffer);
+    dt_mix_draw draw = {0};
+    draw.lambda = 1.0;
+    if (loader->training && dt_mix_enabled(&loader->opt.mix))
+        dt_mix_draw_for(&loader->opt.mix, loader->opt.image_size, loader->opt.image_size,
+                        loader->opt.seed, loader->epoch, global_batch_index(loader, batch_number),
+                        &draw);
+    dt_mix_batch(&draw, loader->opt.image_size, buffer->mix_labels, &buffer->batch);
+}
+
 /* dt_loader_next, or with wait 0 dt_loader_try_next: 1 when the batch is not complete. */
 static int next_batch(dt_loader *loader, int wait, const dt_batch **batch, dt_error *err) {
     *batch = NULL;
@@ -343,7 +398,6 @@ static int next_batch(dt_loader *loader, int wait, const dt_batch **batch, dt_er
     loader->delivered++;
     pthread_mutex_unlock(&loader->lock);
 
-    finish_batch(loader, buffer); /* no worker touches a complete buffer */
     *batch = &buffer->batch;
     return 0;
 }

@@ -391,10 +391,16 @@ int dt_model_forward(dt_model *m, const uint8_t *pixels_nhwc, const float mean[3
 
 int dt_model_loss(dt_model *m, const int32_t *labels, const float *weights, float grad_scale,
                   int32_t *predictions, dt_error *err) {
+    const dt_loss_targets targets = {.labels = labels, .weights = weights, .mix_lambda = 1.0f};
+    return dt_model_loss_targets(m, &targets, grad_scale, predictions, err);
+}
+
+int dt_model_loss_targets(dt_model *m, const dt_loss_targets *targets, float grad_scale,
+                          int32_t *predictions, dt_error *err) {
     if (not_runnable(m, err)) return -1;
     dt_tensor *dlogits = grad_scale != 0.0f ? m->grad_logits : NULL;
-    if (dt_backend_softmax_cross_entropy(&m->backend, m->logits, labels, weights, dlogits,
-                                         grad_scale, predictions, err))
+    if (dt_backend_softmax_cross_entropy_targets(&m->backend, m->logits, targets, dlogits,
+                                                 grad_scale, predictions, err))
         return dt_error_prefix(err, "loss");
     m->have_logit_grad = dlogits != NULL;
     return 0;

@@ -51,9 +51,17 @@ int dt_train_forward_loss(dt_trainer *t, const dt_batch *batch, int training, fl
     const dt_config *cfg = t->cfg;
     int b = batch->batch_size;
     for (int i = 0; i < b; i++) t->weights[i] = batch->counts[i] ? 1.0f : 0.0f;
+    /* training: the batch's mixup/cutmix labels and label smoothing (timm's mixup_target,
+     * torch CrossEntropyLoss); evaluation: plain cross-entropy, as timm's validate */
+    const dt_loss_targets targets = {
+        .labels = batch->labels,
+        .weights = t->weights,
+        .mix_labels = training ? batch->mix_labels : NULL,
+        .mix_lambda = training && batch->mix_labels ? batch->mix_lambda : 1.0f,
+        .label_smoothing = training ? (float)cfg->train.label_smoothing : 0.0f};
     if (dt_model_forward(t->session.model, batch->pixels, cfg->data.mean, cfg->data.std, training,
                          err) ||
-        dt_model_loss(t->session.model, batch->labels, t->weights, grad_scale, NULL, err))
+        dt_model_loss_targets(t->session.model, &targets, grad_scale, NULL, err))
         return -1;
     return 0;
 }
@@ -265,8 +273,10 @@ static void show_live(dt_trainer *t, int epoch, long step_in_epoch, long global_
 static int epoch_start(dt_trainer *t, int epoch, long first, dt_window *w, dt_error *err) {
     const dt_config *cfg = t->cfg;
     size_t skipped = (size_t)first * (size_t)cfg->train.batch_size * (size_t)cfg->train.accumulate;
-    if (plan_epoch(t, epoch, err) || dt_loader_start(t->session.loader, t->rank_indices + skipped,
-                                                     t->n_rank_indices - skipped, epoch, 1, err))
+    if (plan_epoch(t, epoch, err) ||
+        dt_loader_start_at(t->session.loader, t->rank_indices + skipped,
+                           t->n_rank_indices - skipped, epoch, 1,
+                           (size_t)first * (size_t)cfg->train.accumulate, err))
         return -1;
     window_start(t, w, dt_monotonic_seconds());
     return 0;

@@ -268,7 +268,14 @@ int dt_train_setup(dt_trainer *t, dt_error *err) {
                             .augment = cfg->data.augment,
                             .prefetch_batches = dt_train_prefetch_batches(cfg),
                             .seed = dt_rng_mix(cfg->train.seed, 0xA06u),
-                            .cache = cfg->data.cache};
+                            .cache = cfg->data.cache,
+                            .mix = {.mixup_alpha = cfg->train.mixup_alpha,
+                                    .cutmix_alpha = cfg->train.cutmix_alpha,
+                                    .prob = cfg->train.mix_prob,
+                                    .switch_prob = cfg->train.mix_switch_prob},
+                            .mix_ranks = t->comm->size,
+                            .mix_rank = t->comm->rank,
+                            .mix_accumulate = cfg->train.accumulate};
     if (dt_session_create_loader(ses, &lo, err)) return -1;
     size_t b = (size_t)cfg->train.batch_size;
     t->n_rank_indices = (size_t)t->steps_per_epoch * b * (size_t)cfg->train.accumulate;

@@ -106,6 +106,7 @@ void linear_check_refusals(dt_backend *b, const backend_op_case *c);
 void linear_compare_with_loss(dt_backend *cpu, dt_backend *other, const backend_op_case *c);
 
 void loss_check(dt_backend *b, const backend_op_case *c);
+void loss_check_targets(dt_backend *b, const backend_op_case *c);
 
 void guard_check(dt_backend *b, const backend_op_case *c);
 

@@ -1,8 +1,10 @@
 /* Backend softmax cross-entropy: the loss statistics it accumulates (weighted loss sum,
  * correct count, sample count, non-finite losses) and the argmax predictions against a
  * double-precision reference, the logits gradient against central finite differences of
- * grad_scale * weighted loss, stability with huge logits, and label checking (compared across
- * backends with the linear layer, linear.c). Rows: test_backend_ops.c. */
+ * grad_scale * weighted loss, stability with huge logits, and label checking; the same for
+ * label-smoothed and two-label (mixup/cutmix) targets against a float64 reference of their
+ * definition (torch CrossEntropyLoss(label_smoothing), timm's mixup_target). Compared across
+ * backends with the linear layer (linear.c). Rows: test_backend_ops.c. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -43,6 +45,102 @@ static int loss_call(dt_backend *b, const dt_tensor *logits, const int32_t *labe
                                               predictions, err);
     CHECK(dt_backend_loss_stats_read(b, stats, 1, err) == 0);
     return rc;
+}
+
+/* Label-smoothed, two-label targets: the float64 reference of the definition,
+ * -sum_j t_j log softmax_j with t = lam s(a) + (1 - lam) s(b), s(y) = (1 - eps) onehot(y) +
+ * eps / k, written from log-softmax (not the backend's rearranged form). */
+typedef struct target_case {
+    double logits[N * K];
+    int32_t labels[N], second[N];
+    float weights[N];
+    double lam, eps;
+} target_case;
+
+static double reference_target_loss(void *state) {
+    target_case *c = state;
+    double total = 0.0;
+    for (int i = 0; i < N; i++) {
+        if (c->weights[i] == 0.0f) continue;
+        const double *z = c->logits + i * K;
+        double top = z[0];
+        for (int j = 1; j < K; j++)
+            if (z[j] > top) top = z[j];
+        double sum = 0.0;
+        for (int j = 0; j < K; j++) sum += exp(z[j] - top);
+        for (int j = 0; j < K; j++) {
+            double onehot_a = j == c->labels[i], onehot_b = j == c->second[i];
+            double t = c->lam * ((1.0 - c->eps) * onehot_a + c->eps / K) +
+                       (1.0 - c->lam) * ((1.0 - c->eps) * onehot_b + c->eps / K);
+            total -= c->weights[i] * t * (z[j] - top - log(sum));
+        }
+    }
+    return total;
+}
+
+void loss_check_targets(dt_backend *b, const backend_op_case *oc) {
+    (void)oc;
+    dt_error err = {0};
+    target_case c = {.labels = {0, 3, 2, 1, 9},
+                     .second = {2, 3, 0, 3, -4},
+                     .weights = {1, 1, 1, 1, 0}}; /* sample 4: padding, labels never read */
+    uint64_t state = 4242u;
+    test_random_fill(c.logits, N * K, -3.0, 3.0, &state);
+    c.logits[0 * K + 2] = 6.0; /* sample 0 predicts its second label */
+    dt_tensor *logits = test_tensor(b, N, K, 1, 1, c.logits);
+    dt_tensor *dlogits = test_tensor(b, N, K, 1, 1, NULL);
+    const double lams[4] = {1.0, 0.7, 0.5, 0.2}, epss[4] = {0.1, 0.0, 0.25, 1.0};
+    for (int t = 0; t < 4; t++) {
+        c.lam = lams[t], c.eps = epss[t];
+        dt_loss_targets targets = {.labels = c.labels,
+                                   .weights = c.weights,
+                                   .mix_labels = t == 0 ? NULL : c.second,
+                                   .mix_lambda = (float)c.lam,
+                                   .label_smoothing = (float)c.eps};
+        double stats[DT_LOSS_STATS], discard[DT_LOSS_STATS];
+        int32_t predictions[N];
+        const float grad_scale = 0.5f;
+        CHECK(dt_backend_loss_stats_read(b, discard, 1, &err) == 0);
+        CHECK_MSG(dt_backend_softmax_cross_entropy_targets(b, logits, &targets, dlogits, grad_scale,
+                                                           predictions, &err) == 0,
+                  "%s", err.message);
+        CHECK(dt_backend_loss_stats_read(b, stats, 1, &err) == 0);
+        CHECK_CLOSE(stats[DT_LOSS_SUM], reference_target_loss(&c), 1e-6, 1e-9);
+        CHECK_CLOSE(stats[DT_LOSS_COUNT], 4.0, 0.0, 0.0);
+        /* accuracy: argmax == the label of larger weight (the first at lam 0.5) */
+        int correct = 0;
+        for (int i = 0; i < 4; i++)
+            correct += predictions[i] == (c.lam >= 0.5 || t == 0 ? c.labels[i] : c.second[i]);
+        CHECK_CLOSE(stats[DT_LOSS_CORRECT], (double)correct, 0.0, 0.0);
+        CHECK_INT_EQ(predictions[0], 2);
+        double got[N * K], fd[N * K];
+        test_tensor_read(b, dlogits, got, N * K);
+        for (int i = 0; i < N * K; i++)
+            fd[i] = grad_scale *
+                    test_finite_difference(c.logits, (size_t)i, 1e-5, reference_target_loss, &c);
+        CHECK_ARRAY_CLOSE(t == 0 ? "dlogits, smoothed" : "dlogits, mixed", got, fd, N * K, 1e-4,
+                          1e-6);
+        for (int j = 0; j < K; j++) CHECK(got[4 * K + j] == 0.0);
+    }
+
+    /* a counted sample's second label is checked like its first; lambda and eps are checked */
+    int32_t bad_second[N] = {2, 3, 0, 5, 0};
+    dt_loss_targets bad = {
+        .labels = c.labels, .weights = c.weights, .mix_labels = bad_second, .mix_lambda = 0.5f};
+    CHECK(dt_backend_softmax_cross_entropy_targets(b, logits, &bad, NULL, 1.0f, NULL, &err) == -1);
+    CHECK(strstr(err.message, "second label 5") != NULL);
+    bad.mix_labels = c.second;
+    bad.mix_lambda = 1.5f;
+    CHECK(dt_backend_softmax_cross_entropy_targets(b, logits, &bad, NULL, 1.0f, NULL, &err) == -1);
+    CHECK(strstr(err.message, "lambda") != NULL);
+    bad.mix_lambda = 0.5f;
+    bad.label_smoothing = NAN;
+    CHECK(dt_backend_softmax_cross_entropy_targets(b, logits, &bad, NULL, 1.0f, NULL, &err) == -1);
+    CHECK(strstr(err.message, "smoothing") != NULL);
+    double discard[DT_LOSS_STATS];
+    CHECK(dt_backend_loss_stats_read(b, discard, 1, &err) == 0);
+    dt_backend_tensor_destroy(b, logits);
+    dt_backend_tensor_destroy(b, dlogits);
 }
 
 void loss_check(dt_backend *b, const backend_op_case *oc) {

@@ -227,9 +227,9 @@ int cpu_linear_backward(void *ctx, dt_layer *l, const float *weight, const dt_te
                         const dt_tensor *dy, dt_tensor *dx, float *weight_grad, float *bias_grad,
                         int accumulate, dt_error *err);
 
-int cpu_softmax_cross_entropy(void *ctx, const dt_tensor *logits, const int32_t *labels,
-                              const float *weights, dt_tensor *dlogits, float grad_scale,
-                              int32_t *predictions, dt_error *err);
+int cpu_softmax_cross_entropy(void *ctx, const dt_tensor *logits, const dt_loss_targets *targets,
+                              dt_tensor *dlogits, float grad_scale, int32_t *predictions,
+                              dt_error *err);
 int cpu_loss_stats_read(void *ctx, double out[DT_LOSS_STATS], int reset, dt_error *err);
 
 #endif

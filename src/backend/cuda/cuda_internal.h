@@ -90,7 +90,7 @@ typedef struct cuda_ctx {
     const uint8_t *pixels_prefetched[CUDA_PIXEL_SLOTS];
     size_t pixels_prefetched_bytes[CUDA_PIXEL_SLOTS];
     /* loss: labels and weights on the device, the statistics accumulator, predictions */
-    int32_t *labels;
+    int32_t *labels; /* [2 * loss_capacity]: the labels, then the second (mixed) labels */
     float *weights;
     int32_t *predictions;
     size_t loss_capacity;      /* samples the three arrays above hold */
@@ -219,9 +219,9 @@ int cuda_linear_backward(void *ctx, dt_layer *l, const float *weight, const dt_t
                          const dt_tensor *dy, dt_tensor *dx, float *weight_grad, float *bias_grad,
                          int accumulate, dt_error *err);
 
-int cuda_softmax_cross_entropy(void *ctx, const dt_tensor *logits, const int32_t *labels,
-                               const float *weights, dt_tensor *dlogits, float grad_scale,
-                               int32_t *predictions, dt_error *err);
+int cuda_softmax_cross_entropy(void *ctx, const dt_tensor *logits, const dt_loss_targets *targets,
+                               dt_tensor *dlogits, float grad_scale, int32_t *predictions,
+                               dt_error *err);
 
 /* ---- kernel launchers (cuda_kernels_*.cu) --------------------------------------------------- */
 
@@ -316,12 +316,14 @@ int cuda_launch_bias_fill(cudaStream_t s, void *y, cuda_dtype dtype, const float
 int cuda_launch_bias_grad(cudaStream_t s, const void *dy, cuda_dtype dtype, float *bias_grad, int n,
                           int out, int accumulate, dt_error *err);
 
-/* softmax cross-entropy of logits [n][k]: dlogits (may be NULL) written, predictions (may be
- * NULL) written, the four statistics added to stats (device double[4]); one block */
+/* softmax cross-entropy of logits [n][k] (targets as dt_loss_targets; mix_labels: device array
+ * or NULL): dlogits (may be NULL) written, predictions (may be NULL) written, the four
+ * statistics added to stats (device double[4]); one block */
 int cuda_launch_softmax_cross_entropy(cudaStream_t s, const void *logits, void *dlogits,
                                       cuda_dtype dtype, int n, int k, const int32_t *labels,
-                                      const float *weights, float grad_scale, int32_t *predictions,
-                                      double *stats, dt_error *err);
+                                      const int32_t *mix_labels, float mix_lambda,
+                                      float label_smoothing, const float *weights, float grad_scale,
+                                      int32_t *predictions, double *stats, dt_error *err);
 
 #ifdef __cplusplus
 }

@@ -245,32 +245,37 @@ __global__ void bias_grad_kernel(const T *dy, float *bias_grad, int n, int out, 
 /* ---- softmax cross-entropy ---------------------------------------------------------------------
  */
 
-__device__ inline int ce_row(const float *z, int k, int label, float w, float scale, float *g,
-                             double *loss) {
-    return dt_ce_row_f32(z, k, label, w, scale, g, loss);
+__device__ inline int ce_row(const float *z, int k, const dt_ce_target *t, float w, float scale,
+                             float *g, double *loss) {
+    return dt_ce_row_f32(z, k, t, w, scale, g, loss);
 }
-__device__ inline int ce_row(const uint16_t *z, int k, int label, float w, float scale, uint16_t *g,
-                             double *loss) {
-    return dt_ce_row_bf16(z, k, label, w, scale, g, loss);
+__device__ inline int ce_row(const uint16_t *z, int k, const dt_ce_target *t, float w, float scale,
+                             uint16_t *g, double *loss) {
+    return dt_ce_row_bf16(z, k, t, w, scale, g, loss);
 }
 
 /* One block; each thread takes samples tid, tid + blockDim, ...; the statistics are reduced in
  * a fixed order (deterministic) and added once to the accumulator. */
 template <typename T>
 __global__ void softmax_cross_entropy_kernel(const T *logits, T *dlogits, int n, int k,
-                                             const int32_t *labels, const float *weights,
-                                             float grad_scale, int32_t *predictions,
-                                             double *stats) {
+                                             const int32_t *labels, const int32_t *mix_labels,
+                                             float mix_lambda, float label_smoothing,
+                                             const float *weights, float grad_scale,
+                                             int32_t *predictions, double *stats) {
     __shared__ double shared[4][kThreads];
     double mine[4] = {0.0, 0.0, 0.0, 0.0};
     for (int i = threadIdx.x; i < n; i += blockDim.x) {
         double loss, s[4];
         const float w = weights[i];
-        const int label = labels[i];
-        const int pred = ce_row(logits + (size_t)i * k, k, label, w, grad_scale,
+        dt_ce_target t;
+        t.a = labels[i];
+        t.b = mix_labels ? mix_labels[i] : t.a;
+        t.mix = mix_labels ? (double)mix_lambda : 1.0;
+        t.smoothing = label_smoothing;
+        const int pred = ce_row(logits + (size_t)i * k, k, &t, w, grad_scale,
                                 dlogits ? dlogits + (size_t)i * k : nullptr, &loss);
         if (predictions) predictions[i] = pred;
-        dt_ce_stats(loss, pred, label, w, s);
+        dt_ce_stats(loss, pred, dt_ce_hard_label(&t), w, s);
         for (int j = 0; j < 4; j++) mine[j] += s[j];
     }
     for (int j = 0; j < 4; j++) shared[j][threadIdx.x] = mine[j];
@@ -493,16 +498,17 @@ int cuda_launch_bias_grad(cudaStream_t s, const void *dy, cuda_dtype dtype, floa
 
 int cuda_launch_softmax_cross_entropy(cudaStream_t s, const void *logits, void *dlogits,
                                       cuda_dtype dtype, int n, int k, const int32_t *labels,
-                                      const float *weights, float grad_scale, int32_t *predictions,
-                                      double *stats, dt_error *err) {
+                                      const int32_t *mix_labels, float mix_lambda,
+                                      float label_smoothing, const float *weights, float grad_scale,
+                                      int32_t *predictions, double *stats, dt_error *err) {
     if (dtype == CUDA_BF16)
         softmax_cross_entropy_kernel<<<1, kThreads, 0, s>>>(
-            (const uint16_t *)logits, (uint16_t *)dlogits, n, k, labels, weights, grad_scale,
-            predictions, stats);
+            (const uint16_t *)logits, (uint16_t *)dlogits, n, k, labels, mix_labels, mix_lambda,
+            label_smoothing, weights, grad_scale, predictions, stats);
     else
-        softmax_cross_entropy_kernel<<<1, kThreads, 0, s>>>((const float *)logits, (float *)dlogits,
-                                                            n, k, labels, weights, grad_scale,
-                                                            predictions, stats);
+        softmax_cross_entropy_kernel<<<1, kThreads, 0, s>>>(
+            (const float *)logits, (float *)dlogits, n, k, labels, mix_labels, mix_lambda,
+            label_smoothing, weights, grad_scale, predictions, stats);
     return launched(err, "softmax cross-entropy kernel");
 }
 

@@ -336,14 +336,14 @@ int cuda_reserve_samples(cuda_ctx *ctx, int n, dt_error *err) {
     ctx->host_predictions = NULL;
     ctx->loss_capacity = 0;
     const size_t count = (size_t)n;
-    if (!(ctx->labels = cuda_device_alloc(ctx, count * sizeof(int32_t), "the labels", err)) ||
+    if (!(ctx->labels = cuda_device_alloc(ctx, 2 * count * sizeof(int32_t), "the labels", err)) ||
         !(ctx->weights = cuda_device_alloc(ctx, count * sizeof(float), "the weights", err)) ||
         !(ctx->predictions =
               cuda_device_alloc(ctx, count * sizeof(int32_t), "the predictions", err)) ||
         cuda_check(cudaMallocHost((void **)&ctx->host_predictions, count * sizeof(int32_t)), err,
                    "allocating pinned memory"))
         return -1;
-    const size_t slot_bytes = count * (sizeof(int32_t) + sizeof(float));
+    const size_t slot_bytes = count * (2 * sizeof(int32_t) + sizeof(float));
     for (int i = 0; i < CUDA_STAGING_SLOTS; i++) {
         cuda_staging_slot *slot = &ctx->staging[i];
         if (slot->host) cudaFreeHost(slot->host);
@@ -357,18 +357,28 @@ int cuda_reserve_samples(cuda_ctx *ctx, int n, dt_error *err) {
     return 0;
 }
 
-int cuda_softmax_cross_entropy(void *opaque, const dt_tensor *logits, const int32_t *labels,
-                               const float *weights, dt_tensor *dlogits, float grad_scale,
+static int check_labels(const int32_t *labels, const float *weights, int n, int k, const char *what,
+                        dt_error *err) {
+    for (int i = 0; i < n; i++)
+        if (weights[i] != 0.0f && (labels[i] < 0 || labels[i] >= k))
+            return dt_fail(err, "softmax_cross_entropy: sample %d has %s %d, outside [0, %d)", i,
+                           what, (int)labels[i], k);
+    return 0;
+}
+
+int cuda_softmax_cross_entropy(void *opaque, const dt_tensor *logits,
+                               const dt_loss_targets *targets, dt_tensor *dlogits, float grad_scale,
                                int32_t *predictions, dt_error *err) {
     cuda_ctx *ctx = opaque;
     if (!logits || logits->h != 1 || logits->w != 1)
         return dt_fail(err, "softmax_cross_entropy: logits must be (n, k, 1, 1)");
     if (dlogits && cuda_tensor_same_shape(logits, dlogits, "softmax_cross_entropy", err)) return -1;
     const int n = logits->n, k = logits->c;
-    for (int i = 0; i < n; i++)
-        if (weights[i] != 0.0f && (labels[i] < 0 || labels[i] >= k))
-            return dt_fail(err, "softmax_cross_entropy: sample %d has label %d, outside [0, %d)", i,
-                           (int)labels[i], k);
+    const int32_t *labels = targets->labels, *mix_labels = targets->mix_labels;
+    const float *weights = targets->weights;
+    if (check_labels(labels, weights, n, k, "label", err) ||
+        (mix_labels && check_labels(mix_labels, weights, n, k, "second label", err)))
+        return -1;
     if ((size_t)n > ctx->loss_capacity)
         return dt_fail(err, "internal: softmax_cross_entropy for %d samples, buffers hold %zu", n,
                        ctx->loss_capacity);
@@ -382,13 +392,20 @@ int cuda_softmax_cross_entropy(void *opaque, const dt_tensor *logits, const int3
                 : cuda_check(copied, err, "querying a staging slot"))
             return -1;
     }
+    /* staged as [labels | second labels | weights], the device arrays as ctx->labels says */
     int32_t *staged_labels = slot->host;
-    float *staged_weights = (float *)(staged_labels + n);
+    float *staged_weights = (float *)(staged_labels + 2 * (size_t)n);
     memcpy(staged_labels, labels, (size_t)n * sizeof(int32_t));
+    if (mix_labels) memcpy(staged_labels + n, mix_labels, (size_t)n * sizeof(int32_t));
     memcpy(staged_weights, weights, (size_t)n * sizeof(float));
+    int32_t *device_mix_labels = ctx->labels + ctx->loss_capacity;
     if (cuda_check(cudaMemcpyAsync(ctx->labels, staged_labels, (size_t)n * sizeof(int32_t),
                                    cudaMemcpyHostToDevice, ctx->compute),
                    err, "copying the labels") ||
+        (mix_labels && cuda_check(cudaMemcpyAsync(device_mix_labels, staged_labels + n,
+                                                  (size_t)n * sizeof(int32_t),
+                                                  cudaMemcpyHostToDevice, ctx->compute),
+                                  err, "copying the second labels")) ||
         cuda_check(cudaMemcpyAsync(ctx->weights, staged_weights, (size_t)n * sizeof(float),
                                    cudaMemcpyHostToDevice, ctx->compute),
                    err, "copying the sample weights") ||
@@ -397,8 +414,9 @@ int cuda_softmax_cross_entropy(void *opaque, const dt_tensor *logits, const int3
     slot->used = 1;
     if (cuda_launch_softmax_cross_entropy(
             ctx->compute, logits->data, dlogits ? dlogits->data : NULL, logits->dtype, n, k,
-            ctx->labels, ctx->weights, grad_scale, predictions ? ctx->predictions : NULL,
-            ctx->loss_stats, err))
+            ctx->labels, mix_labels ? device_mix_labels : NULL, targets->mix_lambda,
+            targets->label_smoothing, ctx->weights, grad_scale,
+            predictions ? ctx->predictions : NULL, ctx->loss_stats, err))
         return -1;
     if (!predictions) return 0;
     /* evaluation: the predictions are wanted now */

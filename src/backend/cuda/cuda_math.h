@@ -232,13 +232,26 @@ DT_DEFINE_MAXPOOL_ARGMAX(dt_maxpool_argmax_bf16, uint16_t, dt_load_bf16)
 /* ---- softmax cross-entropy --------------------------------------------------------------------
  */
 
-/* One sample's row of k logits, in double as the CPU backend: returns the argmax (first
- * maximum); *loss = log-sum-exp - z[label] (only when weight != 0, else 0); when grad is not
- * NULL, grad[j] = grad_scale * weight * (softmax_j - [j == label]) (zeros when weight == 0).
- * The label is only read when weight != 0 (the caller has checked it is in [0, k)). */
+/* The targets of one sample (dt_loss_targets): label a with weight mix, label b with 1 - mix,
+ * smoothed by smoothing (1 mix and b == a: the hard label). */
+typedef struct dt_ce_target {
+    int a, b;
+    double mix, smoothing;
+} dt_ce_target;
+
+/* The label the accuracy statistic compares the argmax with: the one of larger weight. */
+DT_HD static inline int dt_ce_hard_label(const dt_ce_target *t) {
+    return t->mix >= 0.5 ? t->a : t->b;
+}
+
+/* One sample's row of k logits, in double as the CPU backend (same operations in the same
+ * order): returns the argmax (first maximum); *loss = -sum_j target_j log softmax_j (only when
+ * weight != 0, else 0); when grad is not NULL, grad[j] = grad_scale * weight * (softmax_j -
+ * target_j) (zeros when weight == 0). The labels are only read when weight != 0 (the caller has
+ * checked they are in [0, k)). */
 #define DT_DEFINE_CE_ROW(NAME, TYPE, LOAD, STORE)                                                  \
-    DT_HD static inline int NAME(const TYPE *z, int k, int label, float weight, float grad_scale,  \
-                                 TYPE *grad, double *loss) {                                       \
+    DT_HD static inline int NAME(const TYPE *z, int k, const dt_ce_target *t, float weight,        \
+                                 float grad_scale, TYPE *grad, double *loss) {                     \
         int best = 0;                                                                              \
         float best_value = LOAD(z);                                                                \
         for (int j = 1; j < k; j++) {                                                              \
@@ -252,15 +265,29 @@ DT_DEFINE_MAXPOOL_ARGMAX(dt_maxpool_argmax_bf16, uint16_t, dt_load_bf16)
         double denominator = 0.0;                                                                  \
         for (int j = 0; j < k; j++) denominator += exp((double)LOAD(z + j) - top);                 \
         const double log_denominator = log(denominator);                                           \
-        const double w = weight;                                                                   \
-        *loss = w != 0.0 ? top + log_denominator - (double)LOAD(z + label) : 0.0;                  \
+        const double w = weight, mix = t->mix, smoothing = t->smoothing;                           \
+        *loss = 0.0;                                                                               \
+        if (w != 0.0) {                                                                            \
+            const double lse = top + log_denominator;                                              \
+            double value = lse - (double)LOAD(z + t->a);                                           \
+            if (mix != 1.0) value = mix * value + (1.0 - mix) * (lse - (double)LOAD(z + t->b));    \
+            if (smoothing != 0.0) {                                                                \
+                double uniform = 0.0;                                                              \
+                for (int j = 0; j < k; j++) uniform += lse - (double)LOAD(z + j);                  \
+                value = (1.0 - smoothing) * value + smoothing / k * uniform;                       \
+            }                                                                                      \
+            *loss = value;                                                                         \
+        }                                                                                          \
         if (grad) {                                                                                \
             const double scale = (double)grad_scale * w;                                           \
             for (int j = 0; j < k; j++) {                                                          \
                 double value = 0.0;                                                                \
                 if (w != 0.0) {                                                                    \
                     double softmax = exp((double)LOAD(z + j) - top - log_denominator);             \
-                    value = scale * (softmax - (j == label ? 1.0 : 0.0));                          \
+                    double target =                                                                \
+                        (1.0 - smoothing) * (mix * (j == t->a) + (1.0 - mix) * (j == t->b)) +      \
+                        smoothing / k;                                                             \
+                    value = scale * (softmax - target);                                            \
                 }                                                                                  \
                 STORE(grad + j, (float)value);                                                     \
             }                                                                                      \
