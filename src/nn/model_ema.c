@@ -70,19 +70,25 @@ void dt_model_ema_swap(dt_model_ema *ema) {
     dt_backend_params_changed(&m->backend);
 }
 
+/* Straight from or into the average's buffers (no swap: the model's derived weights stay). */
 int dt_model_ema_download(dt_model_ema *ema, float *host_params, float *host_stats, dt_error *err) {
-    dt_model_ema_swap(ema);
-    int rc = dt_model_download_state(ema->model, host_params, host_stats, err);
-    dt_model_ema_swap(ema);
-    return rc ? dt_error_prefix(err, "EMA") : 0;
+    dt_model *m = ema->model;
+    const dt_backend *b = dt_model_backend(m);
+    if (ema->swapped) return dt_fail(err, "internal: EMA read while swapped in");
+    if (dt_backend_buffer_download(b, host_params, ema->params, m->layout.n_params, err) ||
+        dt_backend_buffer_download(b, host_stats, ema->stats, m->layout.n_stats, err))
+        return dt_error_prefix(err, "EMA: reading the average back");
+    return 0;
 }
 
 int dt_model_ema_upload(dt_model_ema *ema, const float *host_params, const float *host_stats,
                         int64_t batches_tracked, dt_error *err) {
-    dt_model_ema_swap(ema);
-    int rc = dt_model_upload_state(ema->model, host_params, host_stats, err);
-    dt_model_ema_swap(ema);
-    if (rc) return dt_error_prefix(err, "EMA");
+    dt_model *m = ema->model;
+    const dt_backend *b = dt_model_backend(m);
+    if (ema->swapped) return dt_fail(err, "internal: EMA written while swapped in");
+    if (dt_backend_buffer_upload(b, ema->params, host_params, m->layout.n_params, err) ||
+        dt_backend_buffer_upload(b, ema->stats, host_stats, m->layout.n_stats, err))
+        return dt_error_prefix(err, "EMA: loading the average");
     ema->batches_tracked = batches_tracked;
     return 0;
 }
