@@ -4,7 +4,8 @@
  *  - a data set that does not divide by ranks x batch: every rank runs the same steps, the job
  *    ends by itself;
  *  - a rank failing mid-training ends the whole job quickly with a non-zero code, no process left;
- *  - ranks resolving different configs abort with a message naming the differing rank.
+ *  - ranks resolving different configs abort with a message naming the differing rank;
+ *  - early stopping ends every rank after the same step, with exit code 0.
  * usage: mpi_train_check DTRAIN_BIN MPIRUN [MPIRUN_FLAGS...] */
 #include <math.h>
 #include <stdio.h>
@@ -193,6 +194,37 @@ static int leftover_processes(const char *dir) {
     return dt_test_run(cmd) == 0;
 }
 
+/* train.early_stop_patience on 3 ranks, on a plateau (frozen backbone, lr 1e-30) with the EMA
+ * kept: rank 0 decides after the third evaluation and every rank stops after the same step (5
+ * steps per epoch: 120 images, 3 ranks x batch 8), the job ending with exit code 0. */
+static void test_early_stop(void) {
+    double t0 = dt_monotonic_seconds();
+    int rc = train("early", 3, NULL,
+                   "train.epochs=6 train.batch_size=8 model.freeze=backbone train.lr=1e-30 "
+                   "train.early_stop_patience=2 train.ema_decay=0.9");
+    CHECK_INT_EQ(rc, 0);
+    char path[600];
+    snprintf(path, sizeof path, "%s/early.log", workdir);
+    char *log = dt_test_read_text(path);
+    CHECK(log && strstr(log, "early stopping: the validation accuracy of the EMA weights has not "
+                             "improved for 2 evaluations"));
+    CHECK(log && strstr(log, "stopped early after epoch 3 of 6"));
+    CHECK(log && !strstr(log, "rank 1") && !strstr(log, "rank 2")); /* no rank complained */
+    free(log);
+    snprintf(path, sizeof path, "%s/early/metrics.jsonl", workdir);
+    char *jsonl = dt_test_read_text(path);
+    CHECK(jsonl && dt_test_count(jsonl, "\"event\":\"eval\"") == 3);
+    CHECK(jsonl && strstr(jsonl, "{\"event\":\"early_stop\",\"epoch\":3,\"step\":15,"
+                                 "\"monitor\":\"ema_val_acc\","));
+    CHECK(jsonl && strstr(jsonl, "\"stopped_early\":true"));
+    free(jsonl);
+    snprintf(path, sizeof path, "%s/early/ema.safetensors", workdir);
+    CHECK(access(path, F_OK) == 0);
+    printf("early stopping on 3 ranks: exit %d after %.1f s\n", rc, dt_monotonic_seconds() - t0);
+    sleep(1);
+    CHECK(!leftover_processes(workdir));
+}
+
 static void test_fault(void) {
     double t0 = dt_monotonic_seconds();
     int rc = train("fault", 2, "DTRAIN_TEST_FAIL_RANK=1 DTRAIN_TEST_FAIL_STEP=3",
@@ -259,6 +291,7 @@ int main(int argc, char **argv) {
     test_uneven();
     test_fault();
     test_config_mismatch();
+    test_early_stop();
     dt_testgen_finish_temp_dir(workdir);
     return dt_test_summary("mpi_train");
 }

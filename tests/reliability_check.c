@@ -296,6 +296,31 @@ static void test_kill_and_resume(int ranks, const char *full, const char *tag,
     check_metrics_continued(full, run);
 }
 
+/* train.ema_decay: a run killed after a checkpoint and resumed ends with the weights and their
+ * moving average (ema.safetensors, every tensor) bitwise those of the uninterrupted run. */
+static void test_ema_kill_and_resume(int ranks, const char *tag) {
+    char full[64], run[64], log[64], pa[600], pb[600];
+    snprintf(full, sizeof full, "ema-full%s", tag);
+    snprintf(run, sizeof run, "ema-kill%s", tag);
+    CHECK_INT_EQ(dtrain(full, full, ranks, NULL, "train.ema_decay=0.9", 0), 0);
+    CHECK(exists("%s/%s/checkpoints/%s/ema.safetensors", full, "step-00000006"));
+    CHECK(dtrain(run, run, ranks,
+                 "DTRAIN_TEST_CKPT_CRASH=after-latest DTRAIN_TEST_CKPT_CRASH_STEP=2",
+                 "train.ema_decay=0.9", 0) != 0);
+    CHECK(exists("%s/%s/checkpoints/%s/ema.safetensors", run, "step-00000002"));
+    snprintf(log, sizeof log, "%s-resume", run);
+    CHECK_INT_EQ(dtrain(run, log, ranks, NULL, "--resume train.ema_decay=0.9", 0), 0);
+    CHECK(log_has(log, "resuming from"));
+    CHECK_MSG(models_equal(full, run), "%d rank(s), EMA on: resumed weights differ", ranks);
+    snprintf(pa, sizeof pa, "%s/%s/ema.safetensors", workdir, full);
+    snprintf(pb, sizeof pb, "%s/%s/ema.safetensors", workdir, run);
+    CHECK_MSG(model_files_equal(pa, pb, full, run), "%d rank(s): resumed EMA differs", ranks);
+    /* the average is not the model: the test would notice a file of the wrong weights */
+    snprintf(pb, sizeof pb, "%s/%s/model.safetensors", workdir, full);
+    CHECK(!model_files_equal(pa, pb, "ema.safetensors", "model.safetensors"));
+    check_metrics_continued(full, run);
+}
+
 static void test_writer_faults(const char *full) {
     static const char *const points[] = {"model", "optimizer", "state", "before-rename",
                                          "after-rename"};
@@ -601,6 +626,7 @@ int main(int argc, char **argv) {
         CHECK_INT_EQ(dtrain("fullmix", "fullmix", 1, NULL, MIX_SETTINGS, 0), 0);
         CHECK(!models_equal("full", "fullmix"));
         test_kill_and_resume(1, "fullmix", "1mix", MIX_SETTINGS);
+        test_ema_kill_and_resume(1, "1");
         test_writer_faults("full");
         test_damaged("full");
         test_full_disk("full");
@@ -612,6 +638,7 @@ int main(int argc, char **argv) {
         test_kill_and_resume(2, "full2", "2", "");
         CHECK_INT_EQ(dtrain("full2mix", "full2mix", 2, NULL, MIX_SETTINGS, 0), 0);
         test_kill_and_resume(2, "full2mix", "2mix", MIX_SETTINGS);
+        test_ema_kill_and_resume(2, "2");
         test_sigterm_one_rank_mpi("full2");
         test_nonfinite_mpi();
         test_watchdog_mpi();

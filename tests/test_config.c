@@ -77,7 +77,7 @@ static const bad_case bad_cases[] = {
      "FILE:4:3: train.banana: unknown key (train keys: epochs, batch_size, accumulate, lr, "
      "momentum, nesterov, weight_decay, schedule, step_size, gamma, warmup_epochs, "
      "label_smoothing, mixup_alpha, cutmix_alpha, mix_prob, mix_switch_prob, shuffle, "
-     "seed, nonfinite, max_skipped_steps)"},
+     "seed, nonfinite, max_skipped_steps, ema_decay, early_stop_patience)"},
     {ROOT "train:\n  device: cpu\n",
      {0},
      "FILE:4:3: train.device: unknown key, did you mean 'runtime.device'?"},
@@ -177,6 +177,13 @@ static const bad_case bad_cases[] = {
      {0},
      "FILE:4:7: train.lr: expected a number, got the quoted string \"0.1\""},
     {ROOT "train:\n  momentum: 1\n", {0}, "FILE:4:13: train.momentum: must be in [0, 1), got 1"},
+    {ROOT "train:\n  ema_decay: 1\n", {0}, "FILE:4:14: train.ema_decay: must be in [0, 1), got 1"},
+    {ROOT "train:\n  ema_decay: -0.5\n",
+     {0},
+     "FILE:4:14: train.ema_decay: must be in [0, 1), got -0.5"},
+    {ROOT "train:\n  early_stop_patience: -1\n",
+     {0},
+     "FILE:4:24: train.early_stop_patience: must be in [0, 1000000], got -1"},
     {ROOT "train:\n  weight_decay: -0.1\n",
      {0},
      "FILE:4:17: train.weight_decay: must be >= 0, got -0.1"},
@@ -719,6 +726,8 @@ static const char *const default_yaml = "data:\n"
                                         "  seed: 0\n"
                                         "  nonfinite: stop\n"
                                         "  max_skipped_steps: 10\n"
+                                        "  ema_decay: 0.0\n"
+                                        "  early_stop_patience: 0\n"
                                         "runtime:\n"
                                         "  device: auto\n"
                                         "  threads: 0\n"

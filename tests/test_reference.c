@@ -6,8 +6,9 @@
  * gradient's norm and samples, parameters, BatchNorm running statistics and eval-mode logits
  * with float64 references, within fixed tolerances or PyTorch float32's own measured noise (see
  * tests/reference/README.md); the SGD arithmetic is checked exactly on dtrain's own gradients.
- * A third fixture checks the loader: torchvision's state-dict layout, written as safetensors,
- * loaded by dt_model_load_safetensors, must give torchvision's eval-mode logits.
+ * The EMA case adds the weights' moving average (dt_model_ema, timm's ModelEmaV2) after the
+ * steps. A third fixture checks the loader: torchvision's state-dict layout, written as
+ * safetensors, loaded by dt_model_load_safetensors, must give torchvision's eval-mode logits.
  * Tolerances are widened per backend as the op tests' (dt_test_tolerance).
  * `test_reference [BACKEND] --export DIR` writes DIR/model.safetensors (dt_model_save_safetensors)
  * and DIR/logits.safetensors for `make_fixtures.py --check-export DIR`. */
@@ -20,6 +21,7 @@
 #include "check.h"
 #include "dtrain/backend.h"
 #include "dtrain/model.h"
+#include "dtrain/model_ema.h"
 #include "dtrain/rng.h"
 #include "dtrain/safetensors.h"
 #include "imagegen.h"
@@ -266,6 +268,7 @@ typedef struct run {
     int32_t *labels;
     float *weights;
     int32_t *pred;
+    dt_model_ema ema; /* the fixture's ema_decay: the weights' moving average, updated per step */
 } run;
 
 static int run_create(const fixture *f, run *r) {
@@ -301,6 +304,7 @@ static int run_create(const fixture *f, run *r) {
 }
 
 static void run_destroy(run *r) {
+    dt_model_ema_free(&r->ema);
     if (r->model) dt_model_destroy(r->model);
     if (r->be.ops) dt_backend_free(&r->be);
     free(r->params);
@@ -410,6 +414,49 @@ static void check_state_after(const fixture *f, const run *r, const float *initi
     }
 }
 
+/* The weights' moving average after the steps (timm's ModelEmaV2 in the fixture): every sampled
+ * value, of parameters and running statistics, and the parameters' change from their initial
+ * values; num_batches_tracked copied from the model. */
+static void check_ema_after(const fixture *f, run *r, const float *initial, worst *w) {
+    dt_error err = {{0}, 0};
+    size_t n, np = dt_model_param_count(r->model), ns = dt_model_stats_count(r->model);
+    float *params = malloc(np * sizeof *params), *stats = malloc(ns * sizeof *stats);
+    CHECK_MSG(params && stats && dt_model_ema_download(&r->ema, params, stats, &err) == 0,
+              "EMA: %s", err.message[0] ? err.message : "out of memory");
+    const dt_state_entry *e = dt_model_state(r->model, &n);
+    for (size_t i = 0; params && stats && i < n; i++) {
+        if (e[i].role == DT_TENSOR_BATCHES_TRACKED) continue;
+        int is_param = e[i].role == DT_TENSOR_PARAMETER;
+        const float *v = (is_param ? params : stats) + e[i].offset;
+        double *want = fixture_doubles(f, "ema.", e[i].name, SAMPLES);
+        double *want_delta = is_param ? fixture_doubles(f, "ema_delta.", e[i].name, SAMPLES) : NULL;
+        int64_t index[SAMPLES];
+        char key[160];
+        CHECK_MSG(want && (!is_param || want_delta), "fixture: no EMA values of %s", e[i].name);
+        if (want && sample_indices(f, e[i].name, e[i].count, index) == 0) {
+            double got[SAMPLES], delta[SAMPLES];
+            for (int k = 0; k < SAMPLES; k++) got[k] = v[index[k]];
+            snprintf(key, sizeof key, "ema.%s", e[i].name);
+            compare(f, w, is_param ? Q_PARAMS : Q_STATS, key, got, want, SAMPLES,
+                    test_max_abs(want, SAMPLES));
+            if (want_delta) {
+                for (int k = 0; k < SAMPLES; k++)
+                    delta[k] = got[k] - (double)initial[e[i].offset + (size_t)index[k]];
+                snprintf(key, sizeof key, "ema_delta.%s", e[i].name);
+                compare(f, w, Q_UPDATES, key, delta, want_delta, SAMPLES,
+                        test_max_abs(want_delta, SAMPLES));
+            }
+        }
+        free(want);
+        free(want_delta);
+    }
+    int64_t tracked = -1;
+    CHECK(fixture_i64(f, "ema_num_batches_tracked", &tracked, 1) == 0);
+    CHECK_INT_EQ(r->ema.batches_tracked, tracked);
+    free(params);
+    free(stats);
+}
+
 static const char *metadata_or(const fixture *f, const char *key, const char *fallback) {
     const char *v = dt_safetensors_metadata_value(&f->st, key);
     return v ? v : fallback;
@@ -489,6 +536,7 @@ static int train_steps(const fixture *f, run *r, int steps, double *losses, wors
         CHECK_MSG(e <= 1e-6, "SGD step %d: parameters off torch.optim.SGD's rule by %.3g", step, e);
         *sgd_error = fmax(*sgd_error, e);
         memcpy(r->params, after, np * sizeof *after);
+        if (dt_model_ema_update(&r->ema, 0, &err)) goto fail; /* nothing without an average */
     }
     free(momentum);
     free(after);
@@ -570,6 +618,9 @@ static int training_case(const char *name, const char *export_dir) {
     dt_error err = {{0}, 0};
     CHECK(dt_model_upload_state(r.model, r.params, r.stats, &err) == 0);
     dt_model_set_batches_tracked(r.model, 0);
+    double ema_decay = atof(metadata_or(&f, "ema_decay", "0"));
+    if (ema_decay > 0)
+        CHECK_MSG(dt_model_ema_init(&r.ema, r.model, ema_decay, &err) == 0, "%s", err.message);
     check_initial_weights(&f, &r);
     double sgd_error = 0;
     if (train_steps(&f, &r, steps, losses, &w, &sgd_error)) goto done;
@@ -588,6 +639,7 @@ static int training_case(const char *name, const char *export_dir) {
     free(torch_losses);
     CHECK(dt_model_download_state(r.model, r.params, r.stats, &err) == 0);
     check_state_after(&f, &r, initial, &w);
+    if (ema_decay > 0) check_ema_after(&f, &r, initial, &w);
     int64_t tracked = -1;
     if (fixture_i64(&f, "num_batches_tracked", &tracked, 1) == 0)
         CHECK_INT_EQ(dt_model_batches_tracked(r.model), tracked);
@@ -807,8 +859,9 @@ int main(int argc, char **argv) {
                 "usage: test_reference [BACKEND] [--export DIR [FIXTURE] | --predict DTRAIN]\n");
         return 2;
     }
-    const char *training[] = {"resnet18_b16_s64", "resnet18_b2_s224", "resnet34_b4_s64",
-                              "resnet50_b4_s64",  "resnet101_b2_s64", "resnet152_b2_s64"};
+    const char *training[] = {"resnet18_b16_s64",   "resnet18_b2_s224", "resnet34_b4_s64",
+                              "resnet50_b4_s64",    "resnet101_b2_s64", "resnet152_b2_s64",
+                              "resnet18_ema_b4_s64"};
     for (size_t i = 0; i < sizeof training / sizeof *training; i++)
         training_case(training[i], NULL);
     const char *loading[] = {"resnet18_eval_s64", "resnet34_eval_s64", "resnet50_eval_s64",

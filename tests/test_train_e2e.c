@@ -1,7 +1,8 @@
 /* End to end: the dtrain binary trains on a generated, learnable JPEG ImageFolder to at least
  * 90% validation accuracy, writes every file of README's "Output files" with the right contents,
- * shows a live progress line and data.class_names' display names, and maps bad command lines and
- * configs to exit code 2. */
+ * shows a live progress line and data.class_names' display names, keeps and evaluates the
+ * weights' moving average (train.ema_decay), stops early on a plateau
+ * (train.early_stop_patience), and maps bad command lines and configs to exit code 2. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -88,8 +89,10 @@ static void test_training_run(void) {
     char *csv = dt_test_read_text(path);
     CHECK(csv && strncmp(csv,
                          "event,epoch,step,loss,acc,lr,img_per_s,val_loss,val_acc,n,"
-                         "elapsed_s\n",
-                         68) == 0);
+                         "elapsed_s,ema_val_loss,ema_val_acc\n",
+                         93) == 0);
+    CHECK(csv && strstr(csv, "\neval,") && !strstr(csv, "ema_val_acc\neval") &&
+          strstr(strstr(csv, "\neval,"), ",\n")); /* no EMA: its columns stay empty */
     CHECK(csv && dt_test_count(csv, "\neval,") == 4);
     free(csv);
     snprintf(path, sizeof path, "%s/classes.txt", out);
@@ -164,6 +167,130 @@ static void test_training_run(void) {
     CHECK_INT_EQ(dt_test_run(cmd), 0);
 }
 
+/* The last ema_val_acc of metrics.jsonl as report.html and `dtrain eval` print it (%.4f). */
+static void four_digits(const char *jsonl, char *out, size_t size) {
+    snprintf(out, size, "%.4f", last_number(jsonl, "\"event\":\"eval\"", "\"ema_val_acc\":"));
+}
+
+/* train.ema_decay: both accuracies in the log, metrics.jsonl, metrics.csv and report.html;
+ * ema.safetensors beside the model, a normal model file for `dtrain eval` and `predict`, which
+ * reproduce the run's evaluation of it. */
+static void test_ema_run(void) {
+    char cmd[4096], path[1024], out[512];
+    snprintf(out, sizeof out, "%s/ema", workdir);
+    snprintf(cmd, sizeof cmd,
+             "%s %s/cfg.yaml train.epochs=2 train.ema_decay=0.9 output.dir=%s > %s/ema.log 2>&1",
+             dtrain_bin, workdir, out, workdir);
+    CHECK_INT_EQ(dt_test_run(cmd), 0);
+    char *log = dt_test_read_log(workdir, "ema");
+    CHECK_INT_EQ(dt_test_count(log, "; EMA weights: loss "), 2);
+    free(log);
+    snprintf(path, sizeof path, "%s/metrics.jsonl", out);
+    char *jsonl = dt_test_read_text(path);
+    CHECK(jsonl && dt_test_count(jsonl, ",\"ema_val_acc\":") == 2);
+    char acc[32] = "";
+    if (jsonl) four_digits(jsonl, acc, sizeof acc);
+    free(jsonl);
+    snprintf(path, sizeof path, "%s/metrics.csv", out);
+    char *csv = dt_test_read_text(path);
+    /* eval rows end with the two EMA columns filled, train rows with them empty */
+    CHECK(csv && strstr(csv, "\ntrain,") && strstr(strstr(csv, "\ntrain,"), ",,\n"));
+    const char *eval = csv ? strstr(csv, "\neval,2,") : NULL;
+    CHECK(eval && !strstr(eval, ",,\n") && dt_test_count(eval, ",") == 12);
+    free(csv);
+    snprintf(path, sizeof path, "%s/report.html", out);
+    char *report = dt_test_read_text(path);
+    char want[96];
+    snprintf(want, sizeof want, "EMA weights: accuracy <span id=\"ema-accuracy\">%s</span>", acc);
+    CHECK_MSG(report && strstr(report, want), "report.html lacks \"%s\"", want);
+    CHECK(report && strstr(report, "validation (EMA)"));
+    free(report);
+    snprintf(path, sizeof path, "%s/ema.safetensors", out);
+    dt_safetensors st;
+    dt_error err = {{0}, 0};
+    int read_rc = dt_safetensors_read(path, &st, &err);
+    CHECK_MSG(read_rc == 0, "%s", err.message);
+    if (read_rc == 0) {
+        CHECK_INT_EQ(st.n_tensors, 122);
+        CHECK_STR_EQ(dt_safetensors_metadata_value(&st, "arch"), "resnet18");
+        const dt_st_tensor *tracked = dt_safetensors_find(&st, "bn1.num_batches_tracked");
+        long long v = -1;
+        if (tracked) memcpy(&v, tracked->data, sizeof v);
+        CHECK_INT_EQ(v, 24); /* copied from the model: 2 epochs of 12 steps */
+        dt_safetensors_free(&st);
+    }
+    /* the checkpoints hold it too */
+    snprintf(path, sizeof path, "%s/checkpoints/step-00000024/ema.safetensors", out);
+    CHECK(access(path, F_OK) == 0);
+    /* dtrain eval on it: the run's own evaluation of the average */
+    snprintf(cmd, sizeof cmd,
+             "%s eval %s/cfg.yaml output.dir=%s --model %s/ema.safetensors --out %s/ema-eval "
+             "> %s/ema-eval.log 2>&1",
+             dtrain_bin, workdir, out, out, workdir, workdir);
+    CHECK_INT_EQ(dt_test_run(cmd), 0);
+    char *text = dt_test_read_log(workdir, "ema-eval");
+    snprintf(want, sizeof want, "validation accuracy %s, ", acc);
+    CHECK_MSG(strstr(text, want), "dtrain eval of ema.safetensors: no \"%s\" in\n%s", want, text);
+    free(text);
+    snprintf(cmd, sizeof cmd,
+             "%s predict %s/ema.safetensors %s/data/class01 --top-k 1 > %s/ema-predict.log 2>&1",
+             dtrain_bin, out, workdir, workdir);
+    CHECK_INT_EQ(dt_test_run(cmd), 0);
+    text = dt_test_read_log(workdir, "ema-predict");
+    CHECK(dt_test_count(text, "\n") == 80 && dt_test_count(text, "\tclass0") == 80);
+    free(text);
+}
+
+/* train.early_stop_patience on a plateau (frozen backbone, lr 1e-30: the weights cannot move):
+ * the first evaluation sets the best, the next 2 do not improve it, the run stops after epoch 3
+ * of 6 with exit code 0 and says why in the log, metrics.jsonl and report.html. */
+static void test_early_stop(void) {
+    char cmd[4096], path[1024];
+    snprintf(cmd, sizeof cmd,
+             "%s %s/cfg.yaml train.epochs=6 model.freeze=backbone train.lr=1e-30 "
+             "train.early_stop_patience=2 output.dir=%s/stop > %s/stop.log 2>&1",
+             dtrain_bin, workdir, workdir, workdir);
+    CHECK_INT_EQ(dt_test_run(cmd), 0);
+    char *log = dt_test_read_log(workdir, "stop");
+    CHECK(strstr(log, "early stopping: the validation accuracy has not improved for 2 "
+                      "evaluations (best "));
+    CHECK(strstr(log, "stopped early after epoch 3 of 6 (train.early_stop_patience 2)"));
+    CHECK_INT_EQ(dt_test_count(log, ": validation loss "), 3);
+    free(log);
+    snprintf(path, sizeof path, "%s/stop/metrics.jsonl", workdir);
+    char *jsonl = dt_test_read_text(path);
+    CHECK(jsonl && dt_test_count(jsonl, "\"event\":\"eval\"") == 3);
+    CHECK(jsonl && strstr(jsonl, "{\"event\":\"early_stop\",\"epoch\":3,\"step\":36,"
+                                 "\"monitor\":\"val_acc\",\"best\":"));
+    CHECK(jsonl && strstr(jsonl, ",\"best_epoch\":1,\"wait\":2,\"patience\":2}\n"));
+    CHECK(jsonl && strstr(jsonl, ",\"stopped_early\":true,\"elapsed_s\":"));
+    free(jsonl);
+    snprintf(path, sizeof path, "%s/stop/report.html", workdir);
+    char *report = dt_test_read_text(path);
+    CHECK(report && strstr(report, "<p id=\"early-stop\">Stopped early after epoch 3 (step 36): "
+                                   "the validation accuracy did not improve for 2 evaluations"));
+    free(report);
+    /* a resume of the ended run does not train on; a larger patience goes on to its own end */
+    snprintf(cmd, sizeof cmd,
+             "%s %s/cfg.yaml train.epochs=6 model.freeze=backbone train.lr=1e-30 "
+             "train.early_stop_patience=2 output.dir=%s/stop --resume > %s/stop2.log 2>&1",
+             dtrain_bin, workdir, workdir, workdir);
+    CHECK_INT_EQ(dt_test_run(cmd), 0);
+    log = dt_test_read_log(workdir, "stop2");
+    CHECK(strstr(log, "the resumed run had stopped early after epoch 3: nothing to train"));
+    CHECK_INT_EQ(dt_test_count(log, ": validation loss "), 0);
+    free(log);
+    snprintf(cmd, sizeof cmd,
+             "%s %s/cfg.yaml train.epochs=6 model.freeze=backbone train.lr=1e-30 "
+             "train.early_stop_patience=3 output.dir=%s/stop --resume > %s/stop3.log 2>&1",
+             dtrain_bin, workdir, workdir, workdir);
+    CHECK_INT_EQ(dt_test_run(cmd), 0);
+    log = dt_test_read_log(workdir, "stop3");
+    CHECK_INT_EQ(dt_test_count(log, ": validation loss "), 1);
+    CHECK(strstr(log, "stopped early after epoch 4 of 6 (train.early_stop_patience 3)"));
+    free(log);
+}
+
 static void test_exit_codes(void) {
     char cmd[2048], cfg_path[512];
     snprintf(cmd, sizeof cmd, "%s %s/missing.yaml 2>/dev/null", dtrain_bin, workdir);
@@ -203,6 +330,8 @@ static void test_exit_codes(void) {
 int main(void) {
     if (dt_test_dtrain_setup("dtrain-e2e", &dtrain_bin, workdir, sizeof workdir)) return 1;
     test_training_run();
+    test_ema_run();
+    test_early_stop();
     test_exit_codes();
     dt_testgen_finish_temp_dir(workdir);
     return dt_test_summary("train_e2e");

@@ -252,6 +252,13 @@ int dt_backend_guard_check(const dt_backend *b, const float *grads, size_t count
 int dt_backend_guard_restore(const dt_backend *b, float *dst, const float *backup, size_t count,
                              dt_error *err);
 int dt_backend_guard_read(const dt_backend *b, dt_guard_state *out, dt_error *err);
+/* The moving average of a flat buffer, timm's ModelEmaV2 update in torch's float32 arithmetic:
+ * ema = decay * ema + one_minus_decay * live, each product rounded and then the sum (never one
+ * fused multiply-add), where one_minus_decay is 1 - decay computed in double and rounded, as
+ * torch rounds Python's (1. - decay). Both factors in [0, 1]. guarded: nothing changes when the
+ * last guard_check skipped its step (as a guarded sgd_step). In stream order, no wait. */
+int dt_backend_ema_update(const dt_backend *b, float *ema, const float *live, float decay,
+                          float one_minus_decay, size_t count, int guarded, dt_error *err);
 /* the backend's own counts since it was created (never fails) */
 void dt_backend_read_counters(const dt_backend *b, dt_backend_counters *out);
 /* installs (check != NULL) or removes the check every host wait polls (see

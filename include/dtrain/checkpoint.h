@@ -1,5 +1,6 @@
 /* Checkpoints (output.dir/checkpoints/step-NNNNNNNN/): model.safetensors (torchvision names),
- * optimizer.safetensors (SGD momentum, same names), config.yaml (the resolved config) and
+ * optimizer.safetensors (SGD momentum, same names), ema.safetensors (the weights' moving average,
+ * torchvision names, with train.ema_decay only), config.yaml (the resolved config) and
  * state.json (position, counters, hashes, ranks, global batch and every file's size and FNV-1a
  * checksum, plus a checksum of state.json itself). Written into a temporary folder, each file
  * fsynced, the folder renamed into place and its parent fsynced; only then is
@@ -29,6 +30,11 @@ typedef struct dt_ckpt_state {
     uint64_t config_hash, file_list_hash;
     int ranks;
     long global_batch;
+    /* early stopping (train.early_stop_patience): the best monitored accuracy (-1: none yet),
+     * the epoch it was reached, and the evaluations since without improvement */
+    double early_stop_best;
+    int early_stop_best_epoch;
+    long early_stop_wait;
 } dt_ckpt_state;
 
 /* One tensor of model.safetensors or optimizer.safetensors, in the order written. */
@@ -54,6 +60,12 @@ typedef struct dt_ckpt_payload {
     char *config_yaml;
     size_t config_length;
     char *classes; /* display names joined by '\n', the models' "classes" metadata */
+    /* train.ema_decay > 0: ema.safetensors, the weights' moving average as a state dict (NULL /
+     * 0 otherwise; dt_model_ema_checkpoint_tensors) */
+    float *ema_params, *ema_stats;
+    int64_t ema_batches_tracked;
+    dt_ckpt_tensor *ema_tensors;
+    size_t n_ema_tensors;
 } dt_ckpt_payload;
 
 void dt_ckpt_payload_free(dt_ckpt_payload *p);

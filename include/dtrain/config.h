@@ -65,6 +65,8 @@ typedef struct dt_config {
         uint64_t seed;
         dt_nonfinite_policy nonfinite; /* what a NaN/Inf gradient does */
         int max_skipped_steps;         /* nonfinite=skip: stop after this many in a row */
+        double ema_decay;        /* moving average of the weights (timm ModelEmaV2); 0 = off */
+        int early_stop_patience; /* evaluations without improvement before stopping; 0 = off */
     } train;
     struct {
         dt_device_kind device;

@@ -24,6 +24,8 @@ typedef struct dt_eval_row {
     double val_loss, val_acc;
     long n;
     double elapsed_s;
+    int has_ema; /* train.ema_decay: the weights' moving average evaluated too */
+    double ema_val_loss, ema_val_acc;
 } dt_eval_row;
 
 typedef struct dt_done_row {
@@ -33,6 +35,7 @@ typedef struct dt_done_row {
     double elapsed_s;
     const char *precision; /* runtime.precision as resolved ("tf32" for auto on a GPU) */
     const char *arch;      /* model.arch */
+    int stopped_early;     /* early stopping ended the run before train.epochs */
 } dt_done_row;
 
 /* Creates (truncates) dir/metrics.jsonl and dir/metrics.csv. */
@@ -43,6 +46,10 @@ int dt_metrics_open_resume(dt_metrics *m, const char *dir, long step, dt_error *
 int dt_metrics_train(dt_metrics *m, const dt_train_row *row, dt_error *err);
 int dt_metrics_eval(dt_metrics *m, const dt_eval_row *row, dt_error *err);
 int dt_metrics_done(dt_metrics *m, const dt_done_row *row, dt_error *err);
+/* metrics.jsonl only: the evaluation after which early stopping decided to stop, what it
+ * monitored ("val_acc" or "ema_val_acc"), its best value and epoch, the count and patience. */
+int dt_metrics_early_stop(dt_metrics *m, int epoch, long step, const char *monitor, double best,
+                          int best_epoch, long wait, int patience, dt_error *err);
 void dt_metrics_close(dt_metrics *m);
 
 #endif

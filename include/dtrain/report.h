@@ -42,6 +42,10 @@ typedef struct dt_report_input {
     double val_loss;
     const dt_class_metrics *metrics;
     dt_report_series train_loss, train_acc, val_loss_curve, val_acc_curve;
+    /* the weights' moving average (train.ema_decay; n 0: none): its validation curves, the
+     * last point at `step` shown beside the accuracy at the top */
+    dt_report_series ema_loss_curve, ema_acc_curve;
+    const char *stop_note;      /* why the run stopped early (early stopping), or NULL */
     const dt_report_tile *grid; /* the seeded validation images */
     size_t n_grid;
     const dt_report_tile *mistakes; /* the most confident mistakes, most confident first */

@@ -169,6 +169,15 @@ int dt_backend_guard_read(const dt_backend *b, dt_guard_state *out, dt_error *er
     return b->ops->guard_read(b->ctx, out, err);
 }
 
+int dt_backend_ema_update(const dt_backend *b, float *ema, const float *live, float decay,
+                          float one_minus_decay, size_t count, int guarded, dt_error *err) {
+    if (!b->ops->ema_update) return missing(b, "ema_update", err);
+    if (!(decay >= 0.0f && decay <= 1.0f && one_minus_decay >= 0.0f && one_minus_decay <= 1.0f))
+        return dt_fail(err, "ema_update: decay %g and 1 - decay %g must be in [0, 1]",
+                       (double)decay, (double)one_minus_decay);
+    return b->ops->ema_update(b->ctx, ema, live, decay, one_minus_decay, count, guarded, err);
+}
+
 void dt_backend_read_counters(const dt_backend *b, dt_backend_counters *out) {
     memset(out, 0, sizeof *out); /* optional: a backend without it waits and allocates nothing */
     if (b->ops->counters) b->ops->counters(b->ctx, out);

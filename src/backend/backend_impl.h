@@ -72,6 +72,10 @@ typedef struct dt_backend_ops {
     int (*guard_check)(void *ctx, const float *grads, size_t count, int64_t step, dt_error *err);
     int (*guard_restore)(void *ctx, float *dst, const float *backup, size_t count, dt_error *err);
     int (*guard_read)(void *ctx, dt_guard_state *out, dt_error *err);
+    /* ema = decay * ema + one_minus_decay * live (two rounded products, then the sum); nothing
+     * when guarded and the last guard_check skipped its step */
+    int (*ema_update)(void *ctx, float *ema, const float *live, float decay, float one_minus_decay,
+                      size_t count, int guarded, dt_error *err);
     /* the backend's own counts since it was created (never fails) */
     void (*counters)(void *ctx, dt_backend_counters *out);
     /* installs (check != NULL) or removes the check every host wait polls (see

@@ -177,6 +177,10 @@ static const dt_config_key config_keys[] = {
              "what a NaN/Inf gradient does"),
     INT_KEY(train, max_skipped_steps, 10, 1, 1000000, RESUMABLE,
             "nonfinite skip: stop after this many in a row"),
+    FLOAT_RANGE_KEY(train, ema_decay, 0.0, 0.0, CLOSED, 1.0, OPEN, 0,
+                    "moving average of the weights (timm ModelEmaV2 decay); 0 = off"),
+    INT_KEY(train, early_stop_patience, 0, 0, DT_MAX_EPOCHS, RESUMABLE,
+            "stop after this many evaluations without a better accuracy; 0 = off"),
 
     ENUM_KEY(runtime, device, DT_DEVICE_AUTO, device_names, RESUMABLE,
              "auto: a GPU when one is usable, else the CPU"),

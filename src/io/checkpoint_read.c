@@ -85,6 +85,20 @@ static int parse_state(const char *text, dt_ckpt_state *s) {
     s->batches_tracked = tracked;
     s->ranks = (int)ranks;
     s->train_seed = (uint64_t)seed;
+    /* early stopping's state; absent from checkpoints written before it existed */
+    long best_epoch = 0;
+    s->early_stop_best = -1;
+    s->early_stop_wait = 0;
+    if (field(text, "early_stop_best") &&
+        (read_double(text, "early_stop_best", &s->early_stop_best) ||
+         read_long(text, "early_stop_best_epoch", &best_epoch) ||
+         read_long(text, "early_stop_wait", &s->early_stop_wait)))
+        return -1;
+    if (!(s->early_stop_best == -1 || (s->early_stop_best >= 0 && s->early_stop_best <= 1)) ||
+        best_epoch < 0 || best_epoch > epoch || s->early_stop_wait < 0 ||
+        s->early_stop_wait > epoch)
+        return -1;
+    s->early_stop_best_epoch = (int)best_epoch;
     return 0;
 }
 
@@ -147,7 +161,10 @@ int dt_checkpoint_verify(const char *dir, dt_ckpt_state *state, dt_error *err) {
         rc = dt_fail_usage(err, "%s: unreadable or out-of-range values", path);
     else if (verify_member(dir, text, "model.safetensors", err) ||
              verify_member(dir, text, "optimizer.safetensors", err) ||
-             verify_member(dir, text, "config.yaml", err))
+             verify_member(dir, text, "config.yaml", err) ||
+             /* with train.ema_decay only: then state.json lists it */
+             (strstr(text, "\"ema.safetensors\": ") &&
+              verify_member(dir, text, "ema.safetensors", err)))
         rc = -1;
     free(bytes);
     return rc;

@@ -29,6 +29,9 @@ void dt_ckpt_payload_free(dt_ckpt_payload *p) {
     free(p->classes);
     free(p->model_tensors);
     free(p->optimizer_tensors);
+    free(p->ema_params);
+    free(p->ema_stats);
+    free(p->ema_tensors);
     memset(p, 0, sizeof *p);
 }
 
@@ -95,7 +98,8 @@ static int add_tensors(dt_st_writer *w, const dt_ckpt_tensor *tensors, size_t n,
     return 0;
 }
 
-static int add_model_tensors(dt_st_writer *w, const dt_ckpt_payload *p, dt_error *err) {
+static int add_model_tensors(dt_st_writer *w, const dt_ckpt_payload *p,
+                             const dt_ckpt_tensor *tensors, size_t n, dt_error *err) {
     char hash[32];
     snprintf(hash, sizeof hash, "%016llx", (unsigned long long)p->state.config_hash);
     if (dt_st_writer_add_metadata(w, "format", "pt", err) ||
@@ -103,7 +107,7 @@ static int add_model_tensors(dt_st_writer *w, const dt_ckpt_payload *p, dt_error
         dt_st_writer_add_metadata(w, "classes", p->classes ? p->classes : "", err) ||
         dt_st_writer_add_metadata(w, "config_hash", hash, err))
         return -1;
-    return add_tensors(w, p->model_tensors, p->n_model_tensors, err);
+    return add_tensors(w, tensors, n, err);
 }
 
 static int add_momentum_tensors(dt_st_writer *w, const dt_ckpt_payload *p, dt_error *err) {
@@ -123,12 +127,16 @@ static char *render_state(const dt_ckpt_state *s, const file_record *files, int 
                    "  \"batches_tracked\": %lld,\n  \"skipped_in_row\": %ld,\n"
                    "  \"skipped_total\": %ld,\n  \"train_seed\": %llu,\n"
                    "  \"config_hash\": \"%016llx\",\n  \"file_list_hash\": \"%016llx\",\n"
-                   "  \"ranks\": %d,\n  \"global_batch\": %ld,\n  \"files\": {",
+                   "  \"ranks\": %d,\n  \"global_batch\": %ld,\n",
                    s->epoch, s->step, s->step_in_epoch, s->steps_per_epoch, s->evaluated,
                    s->best_val_acc, s->last_val_acc, (long long)s->batches_tracked,
                    s->skipped_in_row, s->skipped_total, (unsigned long long)s->train_seed,
                    (unsigned long long)s->config_hash, (unsigned long long)s->file_list_hash,
                    s->ranks, s->global_batch);
+    dt_text_printf(&t,
+                   "  \"early_stop_best\": %.17g,\n  \"early_stop_best_epoch\": %d,\n"
+                   "  \"early_stop_wait\": %ld,\n  \"files\": {",
+                   s->early_stop_best, s->early_stop_best_epoch, s->early_stop_wait);
     for (int i = 0; i < n_files; i++)
         dt_text_printf(&t, "%s\n    \"%s\": {\"bytes\": %zu, \"fnv1a64\": \"%016llx\"}",
                        i ? "," : "", files[i].name, files[i].bytes,
@@ -173,16 +181,23 @@ int dt_checkpoint_write(const char *output_dir, const dt_ckpt_payload *p, int ke
     dt_remove_tree(tmp);
     if (mkdir(tmp, 0755) != 0) return dt_fail(err, "creating %s: %s", tmp, strerror(errno));
     remember_temporary(tmp);
-    file_record files[3] = {
-        {"model.safetensors", 0, 0}, {"optimizer.safetensors", 0, 0}, {"config.yaml", 0, 0}};
-    int rc = -1;
+    file_record files[4] = {{"model.safetensors", 0, 0},
+                            {"optimizer.safetensors", 0, 0},
+                            {"config.yaml", 0, 0},
+                            {"ema.safetensors", 0, 0}};
+    int n_files = p->n_ema_tensors ? 4 : 3, rc = -1;
     char *state = NULL;
-    dt_st_writer *model = dt_st_writer_create(), *optimizer = dt_st_writer_create();
-    if (!model || !optimizer) {
+    dt_st_writer *model = dt_st_writer_create(), *optimizer = dt_st_writer_create(),
+                 *ema = p->n_ema_tensors ? dt_st_writer_create() : NULL;
+    if (!model || !optimizer || (p->n_ema_tensors && !ema)) {
         dt_fail(err, "writing %s: out of memory", tmp);
         goto done;
     }
-    if (add_model_tensors(model, p, err) || write_safetensors(tmp, &files[0], model, err))
+    if (add_model_tensors(model, p, p->model_tensors, p->n_model_tensors, err) ||
+        write_safetensors(tmp, &files[0], model, err))
+        goto done;
+    if (ema && (add_model_tensors(ema, p, p->ema_tensors, p->n_ema_tensors, err) ||
+                write_safetensors(tmp, &files[3], ema, err)))
         goto done;
     crash_point("model", p->state.step);
     if (add_momentum_tensors(optimizer, p, err) ||
@@ -190,7 +205,7 @@ int dt_checkpoint_write(const char *output_dir, const dt_ckpt_payload *p, int ke
         goto done;
     crash_point("optimizer", p->state.step);
     if (write_member(tmp, &files[2], p->config_yaml, p->config_length, err)) goto done;
-    if (!(state = render_state(&p->state, files, 3))) {
+    if (!(state = render_state(&p->state, files, n_files))) {
         dt_fail(err, "writing %s: out of memory", tmp);
         goto done;
     }
@@ -218,7 +233,8 @@ int dt_checkpoint_write(const char *output_dir, const dt_ckpt_payload *p, int ke
     if (report) {
         snprintf(report->name, sizeof report->name, "%s", name);
         report->step = p->state.step;
-        report->bytes = files[0].bytes + files[1].bytes + files[2].bytes + strlen(state);
+        report->bytes =
+            files[0].bytes + files[1].bytes + files[2].bytes + files[3].bytes + strlen(state);
         report->seconds = dt_monotonic_seconds() - t0;
     }
 done:
@@ -227,6 +243,7 @@ done:
     free(state);
     dt_st_writer_destroy(model);
     dt_st_writer_destroy(optimizer);
+    if (ema) dt_st_writer_destroy(ema);
     return rc;
 }
 

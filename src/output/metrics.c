@@ -13,7 +13,8 @@
 #include "dtrain/platform.h"
 
 static const char csv_header[] =
-    "event,epoch,step,loss,acc,lr,img_per_s,val_loss,val_acc,n,elapsed_s\n";
+    "event,epoch,step,loss,acc,lr,img_per_s,val_loss,val_acc,n,elapsed_s,ema_val_loss,"
+    "ema_val_acc\n";
 
 /* JSON has no NaN/Infinity: such values are written as null. */
 static void json_number(char *buf, size_t size, const char *fmt, double v) {
@@ -55,7 +56,7 @@ int dt_metrics_train(dt_metrics *m, const dt_train_row *r, dt_error *err) {
             "{\"event\":\"train\",\"epoch\":%d,\"step\":%ld,\"loss\":%s,\"acc\":%s,\"lr\":%s,"
             "\"img_per_s\":%s,\"elapsed_s\":%.3f}\n",
             r->epoch, r->step, loss, acc, lr, ips, r->elapsed_s);
-    fprintf(m->csv, "train,%d,%ld,%.6g,%.6g,%.8g,%.1f,,,,%.3f\n", r->epoch, r->step, r->loss,
+    fprintf(m->csv, "train,%d,%ld,%.6g,%.6g,%.8g,%.1f,,,,%.3f,,\n", r->epoch, r->step, r->loss,
             r->acc, r->lr, r->img_per_s, r->elapsed_s);
     return flush_both(m, err);
 }
@@ -64,12 +65,21 @@ int dt_metrics_eval(dt_metrics *m, const dt_eval_row *r, dt_error *err) {
     char loss[32], acc[32];
     json_number(loss, sizeof loss, "%.6g", r->val_loss);
     json_number(acc, sizeof acc, "%.6g", r->val_acc);
+    char ema_json[96] = "", ema_csv[64] = ",";
+    if (r->has_ema) {
+        char ema_loss[32], ema_acc[32];
+        json_number(ema_loss, sizeof ema_loss, "%.6g", r->ema_val_loss);
+        json_number(ema_acc, sizeof ema_acc, "%.6g", r->ema_val_acc);
+        snprintf(ema_json, sizeof ema_json, ",\"ema_val_loss\":%s,\"ema_val_acc\":%s", ema_loss,
+                 ema_acc);
+        snprintf(ema_csv, sizeof ema_csv, "%.6g,%.6g", r->ema_val_loss, r->ema_val_acc);
+    }
     fprintf(m->jsonl,
             "{\"event\":\"eval\",\"epoch\":%d,\"step\":%ld,\"val_loss\":%s,\"val_acc\":%s,"
-            "\"n\":%ld,\"elapsed_s\":%.3f}\n",
-            r->epoch, r->step, loss, acc, r->n, r->elapsed_s);
-    fprintf(m->csv, "eval,%d,%ld,,,,,%.6g,%.6g,%ld,%.3f\n", r->epoch, r->step, r->val_loss,
-            r->val_acc, r->n, r->elapsed_s);
+            "\"n\":%ld,\"elapsed_s\":%.3f%s}\n",
+            r->epoch, r->step, loss, acc, r->n, r->elapsed_s, ema_json);
+    fprintf(m->csv, "eval,%d,%ld,,,,,%.6g,%.6g,%ld,%.3f,%s\n", r->epoch, r->step, r->val_loss,
+            r->val_acc, r->n, r->elapsed_s, ema_csv);
     return flush_both(m, err);
 }
 
@@ -78,9 +88,18 @@ int dt_metrics_done(dt_metrics *m, const dt_done_row *r, dt_error *err) {
     json_number(best, sizeof best, "%.6g", r->best_val_acc);
     fprintf(m->jsonl,
             "{\"event\":\"done\",\"epochs\":%d,\"best_val_acc\":%s,\"skipped_files\":%ld,"
-            "\"elapsed_s\":%.3f,\"arch\":\"%s\",\"precision\":\"%s\"}\n",
-            r->epochs, best, r->skipped_files, r->elapsed_s, r->arch ? r->arch : "resnet18",
-            r->precision ? r->precision : "fp32");
+            "\"stopped_early\":%s,\"elapsed_s\":%.3f,\"arch\":\"%s\",\"precision\":\"%s\"}\n",
+            r->epochs, best, r->skipped_files, r->stopped_early ? "true" : "false", r->elapsed_s,
+            r->arch ? r->arch : "resnet18", r->precision ? r->precision : "fp32");
+    return flush_both(m, err);
+}
+
+int dt_metrics_early_stop(dt_metrics *m, int epoch, long step, const char *monitor, double best,
+                          int best_epoch, long wait, int patience, dt_error *err) {
+    fprintf(m->jsonl,
+            "{\"event\":\"early_stop\",\"epoch\":%d,\"step\":%ld,\"monitor\":\"%s\","
+            "\"best\":%.6g,\"best_epoch\":%d,\"wait\":%ld,\"patience\":%d}\n",
+            epoch, step, monitor, best, best_epoch, wait, patience);
     return flush_both(m, err);
 }
 
@@ -156,8 +175,7 @@ int dt_metrics_open_resume(dt_metrics *m, const char *dir, long step, dt_error *
         dt_metrics_close(m);
         return -1;
     }
-    if (ftell(m->csv) == 0)
-        fputs("event,epoch,step,loss,acc,lr,img_per_s,val_loss,val_acc,n,elapsed_s\n", m->csv);
+    if (ftell(m->csv) == 0) fputs(csv_header, m->csv);
     if (fflush(m->jsonl) || fflush(m->csv))
         return dt_fail(err, "writing %s: %s", m->csv_path, strerror(errno));
     return 0;

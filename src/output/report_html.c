@@ -190,10 +190,11 @@ static void tick_label(double value, double step, char *buf, size_t size) {
 }
 
 static void chart(dt_text *out, const char *title, const dt_report_series *train,
-                  const dt_report_series *val, int is_accuracy) {
+                  const dt_report_series *val, const dt_report_series *ema, int is_accuracy) {
     double x0 = INFINITY, x1 = -INFINITY, y0 = INFINITY, y1 = -INFINITY;
     series_range(train, &x0, &x1, &y0, &y1);
     series_range(val, &x0, &x1, &y0, &y1);
+    series_range(ema, &x0, &x1, &y0, &y1);
     if (!isfinite(x0)) x0 = 0, x1 = 1, y0 = 0, y1 = 1;
     if (is_accuracy) y0 = y0 > 0 ? 0 : y0, y1 = y1 < 1 ? 1 : y1;
     if (!is_accuracy) y0 = y0 > 0 ? 0 : y0;
@@ -230,6 +231,11 @@ static void chart(dt_text *out, const char *title, const dt_report_series *train
              "step</text>\n");
     polyline(out, train, "#1f77b4", x0, x1, y0, y1, 0);
     polyline(out, val, "#ff7f0e", x0, x1, y0, y1, 1);
+    if (ema->n) {
+        polyline(out, ema, "#2ca02c", x0, x1, y0, y1, 1);
+        put(out, "<rect x=\"220\" y=\"266\" width=\"12\" height=\"4\" fill=\"#2ca02c\"/><text "
+                 "x=\"236\" y=\"272\" font-size=\"10\">validation (EMA)</text>\n");
+    }
     put(out, "<rect x=\"330\" y=\"266\" width=\"12\" height=\"4\" fill=\"#1f77b4\"/><text "
              "x=\"346\" y=\"272\" font-size=\"10\">train</text><rect x=\"385\" y=\"266\" "
              "width=\"12\" height=\"4\" fill=\"#ff7f0e\"/><text x=\"401\" y=\"272\" "
@@ -332,11 +338,22 @@ void dt_report_html(const dt_report_input *in, dt_text *out) {
                    "loss %.4f (%ld images)</p>\n",
                    split[0] >= 'a' && split[0] <= 'z' ? split[0] - 'a' + 'A' : split[0], split + 1,
                    in->metrics->accuracy, in->val_loss, in->metrics->total);
+    const dt_report_series *ema = &in->ema_acc_curve, *ema_loss = &in->ema_loss_curve;
+    if (ema->n && ema->step[ema->n - 1] == (double)in->step && ema_loss->n == ema->n)
+        dt_text_printf(out,
+                       "<p class=\"big\">EMA weights: accuracy <span id=\"ema-accuracy\">%.4f"
+                       "</span>, loss %.4f</p>\n",
+                       ema->value[ema->n - 1], ema_loss->value[ema->n - 1]);
+    if (in->stop_note) {
+        put(out, "<p id=\"early-stop\">");
+        dt_html_escape(out, in->stop_note);
+        put(out, "</p>\n");
+    }
     write_summary(out, in);
     if (!in->model_path) { /* an evaluation alone has no training curves */
         put(out, "<h2>Curves</h2>\n<div class=\"curves\">\n");
-        chart(out, "loss", &in->train_loss, &in->val_loss_curve, 0);
-        chart(out, "accuracy", &in->train_acc, &in->val_acc_curve, 1);
+        chart(out, "loss", &in->train_loss, &in->val_loss_curve, &in->ema_loss_curve, 0);
+        chart(out, "accuracy", &in->train_acc, &in->val_acc_curve, &in->ema_acc_curve, 1);
         put(out, "</div>\n");
     }
     write_confusion(out, in);

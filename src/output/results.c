@@ -112,7 +112,10 @@ static double json_number(const char *line, const char *end, const char *key) {
     return strtod(k + strlen(key), NULL);
 }
 
-static void read_curves(const char *dir, curve c[4]) {
+/* The curves (train loss and accuracy, validation loss and accuracy, the same of the weights'
+ * moving average) and, when the run stopped early, the early_stop row's sentence into stop. */
+enum { N_CURVES = 6 };
+static void read_curves(const char *dir, curve c[N_CURVES], char *stop, size_t stop_size) {
     char path[4400];
     snprintf(path, sizeof path, "%s/metrics.jsonl", dir);
     uint8_t *bytes = NULL;
@@ -129,6 +132,22 @@ static void read_curves(const char *dir, curve c[4]) {
         } else if (strstr(line, "\"event\":\"eval\"") && strstr(line, "\"event\":\"eval\"") < end) {
             curve_add(&c[2], step, json_number(line, end, "\"val_loss\":"));
             curve_add(&c[3], step, json_number(line, end, "\"val_acc\":"));
+            if (strstr(line, "\"ema_val_acc\":") && strstr(line, "\"ema_val_acc\":") < end) {
+                curve_add(&c[4], step, json_number(line, end, "\"ema_val_loss\":"));
+                curve_add(&c[5], step, json_number(line, end, "\"ema_val_acc\":"));
+            }
+        } else if (strstr(line, "\"event\":\"early_stop\"") &&
+                   strstr(line, "\"event\":\"early_stop\"") < end) {
+            const char *monitor = strstr(line, "\"monitor\":\"ema_val_acc\"");
+            snprintf(stop, stop_size,
+                     "Stopped early after epoch %.0f (step %.0f): the validation accuracy%s did "
+                     "not improve for %.0f evaluations (best %.4f after epoch %.0f; "
+                     "train.early_stop_patience %.0f)",
+                     json_number(line, end, "\"epoch\":"), step,
+                     monitor && monitor < end ? " of the EMA weights" : "",
+                     json_number(line, end, "\"wait\":"), json_number(line, end, "\"best\":"),
+                     json_number(line, end, "\"best_epoch\":"),
+                     json_number(line, end, "\"patience\":"));
         }
         line = *end ? end + 1 : NULL;
     }
@@ -219,7 +238,8 @@ static int write_report_html(const dt_results_context *c, const dt_predictions *
     char **skipped = calloc(c->ds->n_files + c->ds->n_skipped_members + 1, sizeof *skipped);
     dt_report_tile grid[DT_REPORT_GRID] = {{0}}, mistakes[DT_REPORT_GRID] = {{0}};
     tile_pixels *pixels = calloc(DT_REPORT_GRID, sizeof *pixels);
-    curve curves[4] = {{0}};
+    curve curves[N_CURVES] = {{0}};
+    char stop[512] = "";
     char *yaml = config_text(c->cfg);
     int rc = -1;
     if (!train_count || !val_count || !skipped || !pixels) {
@@ -256,7 +276,8 @@ static int write_report_html(const dt_results_context *c, const dt_predictions *
         if (image_rc || dt_tensorboard_flush(c->tensorboard, err)) goto done;
     }
 
-    if (!c->model_path) read_curves(c->cfg->output.dir, curves); /* eval: no training curves */
+    if (!c->model_path) /* eval: no training curves */
+        read_curves(c->cfg->output.dir, curves, stop, sizeof stop);
     dt_report_input in = {
         .output_dir = results_dir(c),
         .data_root = c->data_path ? c->data_path : c->cfg->data.root,
@@ -281,6 +302,9 @@ static int write_report_html(const dt_results_context *c, const dt_predictions *
         .train_acc = {curves[1].step, curves[1].value, curves[1].n},
         .val_loss_curve = {curves[2].step, curves[2].value, curves[2].n},
         .val_acc_curve = {curves[3].step, curves[3].value, curves[3].n},
+        .ema_loss_curve = {curves[4].step, curves[4].value, curves[4].n},
+        .ema_acc_curve = {curves[5].step, curves[5].value, curves[5].n},
+        .stop_note = stop[0] ? stop : NULL,
         .grid = grid,
         .n_grid = n_grid,
         .mistakes = mistakes,
@@ -294,7 +318,7 @@ static int write_report_html(const dt_results_context *c, const dt_predictions *
     rc = write_text(results_dir(c), "report.html", &html, err);
     free(html.data);
 done:
-    for (int i = 0; i < 4; i++) {
+    for (int i = 0; i < N_CURVES; i++) {
         free(curves[i].step);
         free(curves[i].value);
     }

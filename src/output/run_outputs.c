@@ -1,5 +1,6 @@
 /* Rank 0's outputs besides the metrics files: TensorBoard scalars at the optimizer step of
- * metrics.jsonl (train/loss, train/acc, train/lr, train/img_per_s, eval/loss, eval/acc), and at
+ * metrics.jsonl (train/loss, train/acc, train/lr, train/img_per_s, eval/loss, eval/acc, and
+ * eval/ema_loss, eval/ema_acc with train.ema_decay), and at
  * each evaluation the files of dtrain/results.h with the prediction grid as a TensorBoard image. */
 #include <stdio.h>
 #include <string.h>
@@ -64,7 +65,11 @@ int dt_run_outputs_eval(dt_trainer *t, const dt_eval_row *row, dt_predictions *p
     t->last_step = row->step;
     if (t->tensorboard &&
         (dt_tensorboard_scalar(t->tensorboard, "eval/loss", row->step, (float)row->val_loss, err) ||
-         dt_tensorboard_scalar(t->tensorboard, "eval/acc", row->step, (float)row->val_acc, err)))
+         dt_tensorboard_scalar(t->tensorboard, "eval/acc", row->step, (float)row->val_acc, err) ||
+         (row->has_ema && (dt_tensorboard_scalar(t->tensorboard, "eval/ema_loss", row->step,
+                                                 (float)row->ema_val_loss, err) ||
+                           dt_tensorboard_scalar(t->tensorboard, "eval/ema_acc", row->step,
+                                                 (float)row->ema_val_acc, err)))))
         return -1;
     return write_results(t, dt_loader_bad_files(t->session.loader), t->tensorboard, err);
 }

@@ -112,6 +112,35 @@ static int load_momentum(dt_model *model, const char *dir, float *host, dt_error
     return rc;
 }
 
+/* The weights' average from ema.safetensors (the model's loader, on the average swapped in). */
+static int load_ema(dt_model_ema *ema, const char *dir, dt_error *err) {
+    if (!ema || !ema->model) return 0;
+    char path[4300];
+    snprintf(path, sizeof path, "%s/ema.safetensors", dir);
+    dt_model_ema_swap(ema);
+    int rc = dt_model_load_safetensors(ema->model, path, 0, NULL, err);
+    dt_model_ema_swap(ema);
+    return rc;
+}
+
+/* Rank 0's average to every other rank (after a resume: rank 0 read it). */
+static int broadcast_ema(dt_comm *comm, dt_model_ema *ema, dt_error *err) {
+    if (!ema || !ema->model || comm->size == 1) return 0;
+    size_t np = dt_model_param_count(ema->model), ns = dt_model_stats_count(ema->model);
+    float *params = malloc(np * sizeof *params), *stats = malloc((ns ? ns : 1) * sizeof *stats);
+    int64_t tracked = ema->batches_tracked;
+    int rc = !params || !stats ? dt_fail(err, "out of memory") : 0;
+    if (!rc && comm->rank == 0) rc = dt_model_ema_download(ema, params, stats, err);
+    if (!rc)
+        rc = comm->ops->broadcast(comm->ctx, params, np * sizeof *params, 0, err) ||
+             comm->ops->broadcast(comm->ctx, stats, ns * sizeof *stats, 0, err) ||
+             comm->ops->broadcast(comm->ctx, &tracked, sizeof tracked, 0, err);
+    if (!rc && comm->rank != 0) rc = dt_model_ema_upload(ema, params, stats, tracked, err);
+    free(params);
+    free(stats);
+    return rc ? dt_error_prefix(err, "--resume: the weights' average") : 0;
+}
+
 /* Rank 0: the checkpoint, its checks against this run, and the weights loaded; 1 (state->epoch
  * 0) when output.dir has no complete checkpoint, so the run starts over there. */
 static int resume_on_root(dt_checkpoints *c, dt_model *model, const dt_ckpt_run *run,
@@ -154,7 +183,7 @@ static int resume_on_root(dt_checkpoints *c, dt_model *model, const dt_ckpt_run 
                              dir, state->steps_per_epoch, run->steps_per_epoch);
     snprintf(path, sizeof path, "%s/model.safetensors", dir);
     if (dt_model_load_safetensors(model, path, 0, NULL, err) ||
-        load_momentum(model, dir, momentum, err)) {
+        load_momentum(model, dir, momentum, err) || load_ema(run->ema, dir, err)) {
         err->exit_code = DT_EXIT_USAGE;
         return -1;
     }
@@ -175,6 +204,7 @@ int dt_checkpoints_resume(dt_checkpoints *c, dt_model *model, const dt_ckpt_run 
     memset(at, 0, sizeof *at);
     at->start_epoch = 1;
     at->best_val_acc = -1;
+    at->early_stop_best = -1;
     if (!c->resume) return 0;
     size_t np = dt_model_param_count(model);
     float *momentum = calloc(np, sizeof *momentum);
@@ -193,13 +223,17 @@ int dt_checkpoints_resume(dt_checkpoints *c, dt_model *model, const dt_ckpt_run 
         rc = 0;
         goto done;
     }
-    if (dt_model_upload_momentum(model, momentum, err)) goto done;
+    if (dt_model_upload_momentum(model, momentum, err) || broadcast_ema(comm, run->ema, err))
+        goto done;
     at->start_epoch = state.evaluated ? state.epoch + 1 : state.epoch;
     at->start_step = state.evaluated ? 0 : state.step_in_epoch;
     at->skipped_in_row = state.skipped_in_row;
     at->skipped_total = state.skipped_total;
     at->best_val_acc = state.best_val_acc;
     at->last_val_acc = state.last_val_acc;
+    at->early_stop_best = state.early_stop_best;
+    at->early_stop_best_epoch = state.early_stop_best_epoch;
+    at->early_stop_wait = state.early_stop_wait;
     c->last_step = state.step;
     c->last_evaluated = state.evaluated;
     dt_model_set_batches_tracked(model, state.batches_tracked);
@@ -246,6 +280,19 @@ static const char *nonfinite_part(const dt_ckpt_payload *p) {
     return NULL;
 }
 
+/* The weights' average as host copies and its tensor list (ema.safetensors), when kept. */
+static int copy_ema(dt_model_ema *ema, dt_ckpt_payload *p, dt_error *err) {
+    if (!ema || !ema->model) return 0;
+    if (!(p->ema_params = malloc(p->n_params * sizeof(float))) ||
+        !(p->ema_stats = malloc((p->n_stats ? p->n_stats : 1) * sizeof(float))))
+        return dt_fail(err, "out of memory");
+    p->ema_batches_tracked = ema->batches_tracked;
+    return dt_model_ema_download(ema, p->ema_params, p->ema_stats, err) ||
+                   dt_model_ema_checkpoint_tensors(ema, p, err)
+               ? -1
+               : 0;
+}
+
 void dt_checkpoints_report(dt_checkpoints *c) {
     dt_ckpt_report rep;
     if (c->is_root && c->writer && dt_ckpt_writer_take_report(c->writer, &rep))
@@ -278,7 +325,7 @@ int dt_checkpoints_write(dt_checkpoints *c, dt_model *model, const dt_ckpt_run *
         return dt_fail(err, "checkpoint: out of memory");
     }
     if (dt_model_download_state(model, p.params, p.stats, err) ||
-        dt_model_download_momentum(model, p.momentum, err)) {
+        dt_model_download_momentum(model, p.momentum, err) || copy_ema(run->ema, &p, err)) {
         dt_ckpt_payload_free(&p);
         return dt_error_prefix(err, "checkpoint");
     }
@@ -314,6 +361,9 @@ int dt_checkpoints_write(dt_checkpoints *c, dt_model *model, const dt_ckpt_run *
     s->file_list_hash = dt_dataset_hash(run->ds);
     s->ranks = c->comm->size;
     s->global_batch = (long)run->global_batch;
+    s->early_stop_best = run->early_stop_best;
+    s->early_stop_best_epoch = run->early_stop_best_epoch;
+    s->early_stop_wait = run->early_stop_wait;
     if (dt_model_checkpoint_tensors(model, &p, err)) {
         dt_ckpt_payload_free(&p);
         return dt_error_prefix(err, "checkpoint");

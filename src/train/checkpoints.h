@@ -9,6 +9,7 @@
 #include "dtrain/config.h"
 #include "dtrain/data.h"
 #include "dtrain/model.h"
+#include "dtrain/model_ema.h"
 #include "train/progress.h"
 #include "train/watchdog.h"
 
@@ -35,6 +36,10 @@ typedef struct dt_ckpt_run {
     size_t global_batch;
     double best_val_acc, last_val_acc;
     long skipped_in_row, skipped_total; /* the non-finite guard's counts */
+    dt_model_ema *ema;                  /* train.ema_decay > 0: the weights' average, else NULL */
+    double early_stop_best;             /* early stopping's state (dt_ckpt_state) */
+    int early_stop_best_epoch;
+    long early_stop_wait;
 } dt_ckpt_run;
 
 /* Where a resumed run continues (start_epoch 1, start_step 0 for a new run). */
@@ -44,6 +49,9 @@ typedef struct dt_resume_point {
     double best_val_acc; /* -1 until the first evaluation */
     double last_val_acc;
     long skipped_in_row, skipped_total;
+    double early_stop_best; /* -1 until the first evaluation */
+    int early_stop_best_epoch;
+    long early_stop_wait;
 } dt_resume_point;
 
 void dt_checkpoints_init(dt_checkpoints *c, const dt_config *cfg, dt_comm *comm, dt_progress *log,
@@ -55,7 +63,8 @@ int dt_checkpoints_claim_output_dir(dt_checkpoints *c, dt_error *err);
  * it (output.dir on a node-local disk). */
 int dt_checkpoints_check_output_shared(dt_checkpoints *c, dt_error *err);
 /* With --resume, after the model exists and before it is broadcast: rank 0 finds, verifies and
- * loads the checkpoint (weights and momentum), every rank gets the position and momentum. A
+ * loads the checkpoint (weights, momentum and, with run->ema, the weights' average from
+ * ema.safetensors), every rank gets the position, momentum and average. A
  * folder without a complete checkpoint starts over (c->resume becomes 0). */
 int dt_checkpoints_resume(dt_checkpoints *c, dt_model *model, const dt_ckpt_run *run,
                           dt_resume_point *at, dt_error *err);

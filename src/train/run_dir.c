@@ -23,7 +23,8 @@ static const char *const run_files[] = {"config.yaml",       "metrics.jsonl",
                                         "model.safetensors", "best.safetensors",
                                         "metrics.csv",       "classes.txt",
                                         "report.html",       "confusion_matrix.csv",
-                                        "predictions.csv",   "classification_report.txt"};
+                                        "predictions.csv",   "classification_report.txt",
+                                        "ema.safetensors"};
 enum { N_RUN_FILES = sizeof run_files / sizeof run_files[0] };
 
 static int take_lock(const char *dir, int *lock_fd, dt_error *err) {

@@ -60,8 +60,9 @@ int dt_train_stop_after_step(dt_trainer *t, int epoch, long step_in_epoch, long 
     /* the weights so far as model.safetensors too: a job that a time limit ends before it is
      * resumed still leaves a usable model where users look for it (the checkpoint refuses
      * non-finite weights, and then neither is written) */
-    if (t->is_root && (dt_train_checkpoint(t, epoch, global_step, step_in_epoch, 0, 1, err) ||
-                       dt_train_write_model(t, "model.safetensors", err)))
+    if (t->is_root &&
+        (dt_train_checkpoint(t, epoch, global_step, step_in_epoch, 0, 1, err) ||
+         dt_train_write_model(t, "model.safetensors", err) || dt_train_write_ema(t, err)))
         rc = -1;
     return stop_after_write(t, epoch, global_step, rc, err);
 }
@@ -69,7 +70,8 @@ int dt_train_stop_after_step(dt_trainer *t, int epoch, long step_in_epoch, long 
 int dt_train_stop_after_epoch(dt_trainer *t, int epoch, long global_step, dt_error *err) {
     /* the epoch's checkpoint was just written: it is the stop's, not one more after a step */
     int rc = dt_checkpoints_sync(&t->ckpt, "waiting for the checkpoint writer", err) ||
-                     (t->is_root && dt_train_write_model(t, "model.safetensors", err))
+                     (t->is_root && (dt_train_write_model(t, "model.safetensors", err) ||
+                                     dt_train_write_ema(t, err)))
                  ? -1
                  : 0;
     return stop_after_write(t, epoch, global_step, rc, err);

@@ -252,6 +252,8 @@ static int train_step(dt_trainer *t, int epoch, long step, int epoch_ends, dt_wi
         if (rc) return dt_error_prefix(err, "epoch %d step %ld", epoch, step);
     }
     if (optimizer_step(t, step, w, err)) return -1;
+    /* the average follows every applied step, in stream order (a skipped step is no step) */
+    if (t->ema && dt_model_ema_update(t->ema, 1, err)) return -1;
     w->steps++;
     return 0;
 }
@@ -298,7 +300,11 @@ dt_ckpt_run dt_train_ckpt_run(const dt_trainer *t) {
                          .best_val_acc = t->best_val_acc,
                          .last_val_acc = t->last_val_acc,
                          .skipped_in_row = t->guard.skipped_in_row,
-                         .skipped_total = t->guard.skipped_total};
+                         .skipped_total = t->guard.skipped_total,
+                         .ema = t->ema,
+                         .early_stop_best = t->early_stop.best,
+                         .early_stop_best_epoch = t->early_stop.best_epoch,
+                         .early_stop_wait = t->early_stop.wait};
 }
 
 int dt_train_checkpoint(dt_trainer *t, int epoch, long step, long step_in_epoch, int evaluated,
@@ -351,7 +357,7 @@ static int finish(dt_trainer *t, dt_error *err) {
     if (!finite)
         return dt_fail(err, "the final weights are not finite (NaN or Inf): model.safetensors "
                             "not written; try a lower train.lr");
-    if (dt_train_write_model(t, "model.safetensors", err)) return -1;
+    if (dt_train_write_model(t, "model.safetensors", err) || dt_train_write_ema(t, err)) return -1;
     double elapsed = dt_monotonic_seconds() - t->start;
     double best = t->best_val_acc >= 0 ? t->best_val_acc : 0; /* every epoch evaluates */
     dt_done_row done = {.epochs = t->cfg->train.epochs,
@@ -359,7 +365,8 @@ static int finish(dt_trainer *t, dt_error *err) {
                         .skipped_files = skipped,
                         .elapsed_s = elapsed,
                         .precision = dt_precision_name(t->session.precision),
-                        .arch = dt_model_arch(t->session.model)};
+                        .arch = dt_model_arch(t->session.model),
+                        .stopped_early = t->stopped_early_epoch > 0};
     if (dt_metrics_done(&t->metrics, &done, err)) return -1;
     double window = t->window_total_s > 0 ? t->window_total_s : 1;
     dt_progress_line(&t->progress, NULL,
@@ -370,6 +377,10 @@ static int finish(dt_trainer *t, dt_error *err) {
     if (skipped)
         dt_progress_line(&t->progress, NULL, "skipped %ld undecodable file%s", skipped,
                          skipped == 1 ? "" : "s");
+    if (t->stopped_early_epoch)
+        dt_progress_line(
+            &t->progress, NULL, "stopped early after epoch %d of %d (train.early_stop_patience %d)",
+            t->stopped_early_epoch, t->cfg->train.epochs, t->cfg->train.early_stop_patience);
     dt_progress_line(&t->progress, "\033[1;32m",
                      "done: final validation accuracy %.4f (best %.4f); outputs in %s/",
                      t->last_val_acc, best, t->cfg->output.dir);
@@ -389,6 +400,19 @@ int dt_train_write_model(dt_trainer *t, const char *name, dt_error *err) {
                                      t->session.ds.n_classes, dt_config_hash(c), &pre, err);
 }
 
+int dt_train_write_ema(dt_trainer *t, dt_error *err) {
+    if (!t->ema) return 0;
+    dt_model_ema_swap(t->ema);
+    int finite = 0;
+    int rc = dt_model_state_finite(t->session.model, &finite, err);
+    if (!rc && !finite)
+        rc = dt_fail(err, "the weights' moving average is not finite (NaN or Inf): "
+                          "ema.safetensors not written");
+    if (!rc) rc = dt_train_write_model(t, "ema.safetensors", err);
+    dt_model_ema_swap(t->ema);
+    return rc;
+}
+
 /* The run, as a sequence: every step, every log_every steps, every checkpoint_every steps,
  * every epoch end. */
 static int run(dt_trainer *t, dt_error *err) {
@@ -399,6 +423,18 @@ static int run(dt_trainer *t, dt_error *err) {
     long steps_per_epoch = t->steps_per_epoch, total_steps = cfg->train.epochs * steps_per_epoch;
     int log_every = cfg->output.log_every, checkpoint_every = cfg->output.checkpoint_every;
     int classes_checked = 0;
+    if (t->ckpt.resume && dt_early_stop_reached(&t->early_stop) &&
+        t->resumed.start_epoch <= cfg->train.epochs) {
+        /* the checkpoint is of a run that early stopping ended: it stays ended */
+        t->stopped_early_epoch = t->resumed.start_epoch - 1;
+        if (t->is_root)
+            dt_progress_line(&t->progress, NULL,
+                             "the resumed run had stopped early after epoch %d: nothing to "
+                             "train (a larger train.early_stop_patience continues it)",
+                             t->stopped_early_epoch);
+        dt_signals_training_over();
+        return finish(t, err);
+    }
     for (int epoch = t->resumed.start_epoch; epoch <= cfg->train.epochs; epoch++) {
         long first = epoch == t->resumed.start_epoch ? t->resumed.start_step : 0;
         dt_window w = {0};
@@ -439,6 +475,11 @@ static int run(dt_trainer *t, dt_error *err) {
             dt_train_evaluate(t, epoch, end_step, err) ||
             dt_train_checkpoint(t, epoch, end_step, steps_per_epoch, 1, 0, err))
             return -1;
+        /* early stopping ends the run here on every rank, as its last epoch would */
+        int early = 0;
+        if (epoch < cfg->train.epochs && dt_train_agree_on_early_stop(t, epoch, &early, err))
+            return -1;
+        if (early) break;
         int stop = 0; /* after the last epoch the run ends here anyway */
         if (epoch < cfg->train.epochs && dt_train_agree_on_stop(t, end_step, &stop, err)) return -1;
         if (stop) return dt_train_stop_after_epoch(t, epoch, end_step, err);

@@ -11,12 +11,14 @@
 #include "dtrain/device_comm.h"
 #include "dtrain/metrics.h"
 #include "dtrain/model.h"
+#include "dtrain/model_ema.h"
 #include "dtrain/schedule.h"
 #include "dtrain/tensorboard.h"
 #include "dtrain/train.h"
 #include "train/buckets.h"
 #include "train/checkpoints.h"
 #include "train/device_choice.h"
+#include "train/early_stop.h"
 #include "train/nonfinite_guard.h"
 #include "train/progress.h"
 #include "train/session.h"
@@ -73,6 +75,9 @@ typedef struct dt_trainer {
     dt_checkpoints ckpt;     /* output.dir's lock, resume, the checkpoint writer */
     dt_resume_point resumed; /* where the epochs start */
     dt_nonfinite_guard guard;
+    dt_model_ema *ema;        /* train.ema_decay > 0: the weights' moving average, else NULL */
+    dt_early_stop early_stop; /* rank 0's count (every rank's after a resume) */
+    int stopped_early_epoch;  /* 0, or the epoch after which early stopping ended the run */
 } dt_trainer;
 
 /* Forward pass and loss on one batch (BN in training or inference mode): slots that count weigh
@@ -120,6 +125,9 @@ void dt_run_outputs_close(dt_trainer *t);
 /* Rank 0: the current weights as output.dir/NAME (model.safetensors, best.safetensors), in
  * torchvision names with the run's classes and preprocessing (dtrain/export.h). */
 int dt_train_write_model(dt_trainer *t, const char *name, dt_error *err);
+/* Rank 0, with train.ema_decay: the weights' moving average as output.dir/ema.safetensors (the
+ * same format; refused, with the reason, when it is not finite); nothing without it. */
+int dt_train_write_ema(dt_trainer *t, dt_error *err);
 
 /* Rank 0: loads model.pretrained into the model (see src/train/pretrained.c). */
 int dt_train_load_pretrained(dt_trainer *t, dt_error *err);
@@ -147,6 +155,16 @@ int dt_train_checkpoint(dt_trainer *t, int epoch, long step, long step_in_epoch,
 /* Reads the non-finite guard (adds the skipped steps to *skipped, may be NULL); when it halted,
  * writes the checkpoint of the last good state and fails. */
 int dt_train_guard_sync(dt_trainer *t, long *skipped, dt_error *err);
+
+/* ---- early stopping (src/train/early_stop.c) ---- */
+
+/* Rank 0, after an evaluation: counts the monitored accuracy; when that makes the count reach the
+ * patience, says so in the log and in metrics.jsonl (an early_stop row). */
+int dt_train_early_stop_evaluated(dt_trainer *t, int epoch, long global_step, double accuracy,
+                                  dt_error *err);
+/* Every rank, after an epoch's checkpoint: rank 0's decision (broadcast) whether the run ends
+ * here (*stop); nothing to agree on without train.early_stop_patience. */
+int dt_train_agree_on_early_stop(dt_trainer *t, int epoch, int *stop, dt_error *err);
 
 /* ---- stop signals (src/train/stop.c) ---- */
 

@@ -250,6 +250,13 @@ int dt_train_setup(dt_trainer *t, dt_error *err) {
         return -1;
     /* output.dir is locked (and refused if it holds another run) only once every input check
      * has passed: a refused run leaves nothing behind */
+    /* the weights' average starts as a copy of the model; a resume replaces it with the
+     * checkpoint's, a new run copies the broadcast weights below */
+    if (cfg->train.ema_decay > 0 &&
+        (!(t->ema = calloc(1, sizeof *t->ema))
+             ? dt_fail(err, "out of memory")
+             : dt_model_ema_init(t->ema, ses->model, cfg->train.ema_decay, err)))
+        return -1;
     dt_ckpt_run run = dt_train_ckpt_run(t);
     if (dt_checkpoints_claim_output_dir(&t->ckpt, err) ||
         dt_checkpoints_check_output_shared(&t->ckpt, err) ||
@@ -257,9 +264,16 @@ int dt_train_setup(dt_trainer *t, dt_error *err) {
         return -1;
     t->best_val_acc = t->resumed.best_val_acc;
     t->last_val_acc = t->resumed.last_val_acc;
+    t->early_stop = (dt_early_stop){.patience = cfg->train.early_stop_patience,
+                                    .best = t->resumed.early_stop_best,
+                                    .best_epoch = t->resumed.early_stop_best_epoch,
+                                    .wait = t->resumed.early_stop_wait};
     if (broadcast_model(t, err) || setup_gradient_allreduce(t, err) ||
         dt_guard_start(&t->guard, cfg, t->is_root, t->steps_per_epoch, t->resumed.skipped_in_row,
                        t->resumed.skipped_total, ses->model, err))
+        return -1;
+    if (t->ema && !t->ckpt.resume &&
+        dt_model_ema_init(t->ema, ses->model, cfg->train.ema_decay, err))
         return -1;
 
     dt_loader_options lo = {.batch_size = cfg->train.batch_size,
@@ -300,6 +314,9 @@ void dt_train_teardown(dt_trainer *t, int failed) {
     dt_bucket_plan_free(&t->buckets);
     if (t->is_root) dt_metrics_close(&t->metrics);
     dt_run_outputs_close(t);
+    if (t->ema) dt_model_ema_free(t->ema); /* before the model and backend it lives in */
+    free(t->ema);
+    t->ema = NULL;
     dt_session_close(&t->session);
     free(t->weights);
     free(t->rank_indices);

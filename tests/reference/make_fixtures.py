@@ -39,6 +39,7 @@ Input pixels (uint8, NHWC): the top 8 bits of the outputs seeded with mix(seed, 
 ((output >> 32) * element_count) >> 32 from mix(seed, 2000 + i), 16 per tensor.
 """
 import argparse
+import copy
 import json
 import math
 import os
@@ -65,6 +66,12 @@ TRAIN_CASES = [
     ("resnet50_b4_s64", 5, 4, 64, 10, 2, "resnet50"),
     ("resnet101_b2_s64", 6, 2, 64, 10, 1, "resnet101"),
     ("resnet152_b2_s64", 7, 2, 64, 10, 1, "resnet152"),
+]
+# The weights' moving average (dtrain's train.ema_decay, timm's ModelEmaV2): a training case as
+# above plus the decay; the average of every state-dict entry is recorded after the steps.
+# name, seed, batch, image size, classes, SGD steps, architecture, decay
+EMA_CASES = [
+    ("resnet18_ema_b4_s64", 12, 4, 64, 10, 3, "resnet18", 0.9),
 ]
 # name, seed, batch, image size, classes, architecture
 ROUNDTRIP_CASES = [
@@ -211,10 +218,26 @@ def read_safetensors(path):
 # ---- the cases -----------------------------------------------------------------------------
 
 
-def run_steps(torch, torchvision, dtype, seed, batch, size, classes, steps, arch, perturbation=0):
+def ema_update(ema, model, decay):
+    """timm's ModelEmaV2.update: every state-dict entry e <- decay * e + (1 - decay) * m; the
+    integer num_batches_tracked is copied (as timm's ModelEmaV3 does and dtrain)."""
+    import torch
+
+    with torch.no_grad():
+        for e, m in zip(ema.state_dict().values(), model.state_dict().values()):
+            if e.is_floating_point():
+                e.copy_(decay * e + (1.0 - decay) * m)
+            else:
+                e.copy_(m)
+
+
+def run_steps(torch, torchvision, dtype, seed, batch, size, classes, steps, arch, perturbation=0,
+              ema_decay=0.0):
     """Forward (train mode), mean cross-entropy, backward and torch.optim.SGD, `steps` times on
     the same batch, in `dtype`; returns what the fixture records, as float64. perturbation k > 0
-    moves every initial parameter by -1, 0 or +1 unit in the last place (numpy generator k)."""
+    moves every initial parameter by -1, 0 or +1 unit in the last place (numpy generator k).
+    ema_decay > 0: the weights' moving average, a copy of the model at the start, updated after
+    every step (out["ema"])."""
     model = seeded_model(torch, torchvision, seed, classes, False, arch).to(dtype)
     if perturbation:
         rng = np.random.default_rng(perturbation)
@@ -227,6 +250,7 @@ def run_steps(torch, torchvision, dtype, seed, batch, size, classes, steps, arch
     x = x.to(dtype)
     opt = torch.optim.SGD(model.parameters(), lr=SGD["lr"], momentum=SGD["momentum"],
                           weight_decay=SGD["weight_decay"])
+    ema = copy.deepcopy(model) if ema_decay else None
     out = {"loss": []}
     for step in range(steps):
         opt.zero_grad()
@@ -239,7 +263,13 @@ def run_steps(torch, torchvision, dtype, seed, batch, size, classes, steps, arch
             out["grad"] = {k: p.grad.detach().double().reshape(-1).numpy().copy()
                            for k, p in model.named_parameters()}
         opt.step()
+        if ema is not None:
+            ema_update(ema, model, ema_decay)
     out["loss"] = np.array(out["loss"])
+    if ema is not None:
+        out["ema"] = {k: v.double().reshape(-1).numpy().copy()
+                      for k, v in ema.state_dict().items() if not k.endswith("num_batches_tracked")}
+        out["ema_num_batches_tracked"] = int(ema.state_dict()["bn1.num_batches_tracked"])
     state = model.state_dict()
     out["after"] = {k: v.double().reshape(-1).numpy().copy() for k, v in state.items()
                     if not k.endswith("num_batches_tracked")}
@@ -255,14 +285,18 @@ def relative_error(got, want, scale):
     return float(np.abs(np.asarray(got) - np.asarray(want)).max() / max(scale, 1e-30))
 
 
-def train_case(torch, torchvision, out_dir, name, seed, batch, size, classes, steps, arch):
+def train_case(torch, torchvision, out_dir, name, seed, batch, size, classes, steps, arch,
+               ema_decay=0.0):
     """Reference values from a float64 run (the exact answer, to ~1e-12). Beside each one
     (torch_err.*): the worst error of PyTorch's float32 runs against it, over NOISE_RUNS runs (the
     first from the same weights, the others from weights 1 ulp away), i.e. the noise level of a
-    correct float32 implementation; see README.md."""
-    exact = run_steps(torch, torchvision, torch.float64, seed, batch, size, classes, steps, arch)
+    correct float32 implementation; see README.md. ema_decay > 0 adds the moving average of every
+    state-dict entry after the steps (ema.*) and its change from the initial values (ema_delta.*,
+    parameters)."""
+    exact = run_steps(torch, torchvision, torch.float64, seed, batch, size, classes, steps, arch,
+                      ema_decay=ema_decay)
     f32_runs = [run_steps(torch, torchvision, torch.float32, seed, batch, size, classes, steps,
-                          arch, k) for k in range(NOISE_RUNS)]
+                          arch, k, ema_decay) for k in range(NOISE_RUNS)]
     init = seeded_model(torch, torchvision, seed, classes, False, arch).state_dict()
     pixels, labels, _ = seeded_input(torch, seed, batch, size, classes)
     out = {"input.pixels_head": pixels.reshape(-1)[:64].copy(), "input.labels": labels.numpy()}
@@ -292,6 +326,14 @@ def train_case(torch, torchvision, out_dir, name, seed, batch, size, classes, st
         after = exact["after"][key][idx]
         record("after." + key, after, lambda r: r["after"][key][idx], np.abs(after).max(),
                "params after" if key in exact["grad"] else "running stats after")
+        if ema_decay:
+            ema = exact["ema"][key][idx]
+            record("ema." + key, ema, lambda r: r["ema"][key][idx], np.abs(ema).max(), "ema")
+            if key in exact["grad"]:
+                change = ema - start.astype(np.float64)
+                record("ema_delta." + key, change,
+                       lambda r: r["ema"][key][idx] - start.astype(np.float64),
+                       np.abs(change).max(), "ema updates")
         if key not in exact["grad"]:
             continue
         out["init." + key] = start
@@ -305,7 +347,11 @@ def train_case(torch, torchvision, out_dir, name, seed, batch, size, classes, st
         scale = max(np.abs(g[idx]).max(), norm / np.sqrt(g.size))
         record("grad." + key, g[idx], lambda r: r["grad"][key][idx], scale, "grad samples")
     out["num_batches_tracked"] = np.array(exact["num_batches_tracked"], dtype=np.int64)
+    if ema_decay:
+        out["ema_num_batches_tracked"] = np.array(exact["ema_num_batches_tracked"], dtype=np.int64)
     metadata = case_metadata(torch, torchvision, seed, batch, size, classes, arch)
+    if ema_decay:
+        metadata["ema_decay"] = repr(ema_decay)
     metadata.update({k: repr(v) for k, v in SGD.items()})
     metadata["steps"] = str(steps)
     path = os.path.join(out_dir, name + ".safetensors")
@@ -395,11 +441,15 @@ def main():
     if args.write_state_dict:
         write_state_dict(torch, torchvision, args.write_state_dict)
         return 0
-    wanted = set(args.cases or [c[0] for c in TRAIN_CASES + ROUNDTRIP_CASES])
-    unknown = wanted - {c[0] for c in TRAIN_CASES + ROUNDTRIP_CASES}
+    all_cases = TRAIN_CASES + EMA_CASES + ROUNDTRIP_CASES
+    wanted = set(args.cases or [c[0] for c in all_cases])
+    unknown = wanted - {c[0] for c in all_cases}
     if unknown:
         parser.error(f"unknown cases: {', '.join(sorted(unknown))}")
     for case in TRAIN_CASES:
+        if case[0] in wanted:
+            train_case(torch, torchvision, args.out, *case)
+    for case in EMA_CASES:
         if case[0] in wanted:
             train_case(torch, torchvision, args.out, *case)
     for case in ROUNDTRIP_CASES:

@@ -92,6 +92,7 @@ static const dt_backend_ops cpu_ops = {
     .guard_check = cpu_guard_check,
     .guard_restore = cpu_guard_restore,
     .guard_read = cpu_guard_read,
+    .ema_update = cpu_ema_update,
     .tensor_create = cpu_tensor_create,
     .tensor_destroy = cpu_tensor_destroy,
     .tensor_upload = cpu_tensor_upload,

@@ -1,7 +1,8 @@
 /* The non-finite guard of the CPU backend (dt_guard_state in backend.h): the same state and
  * update as the CUDA backend's (guard_verdict.h), kept in the context. Ops finish when they
  * return, so guard_read waits for nothing; the trainer still reads the state only at log time,
- * as on the GPU, so that both backends decide at the same step. */
+ * as on the GPU, so that both backends decide at the same step. The weights' moving average is
+ * here too: like the SGD step, it reads the guard's verdict. */
 #include "cpu_internal.h"
 
 #include <math.h>
@@ -52,5 +53,24 @@ int cpu_guard_read(void *opaque, dt_guard_state *out, dt_error *err) {
     (void)err;
     *out = ctx->guard;
     dt_guard_clear_read(&ctx->guard);
+    return 0;
+}
+
+/* The weights' moving average (dt_backend_ema_update): two rounded products, then the sum; the
+ * build never contracts them into a fused multiply-add (ISO C, -ffp-contract=off). Guarded as
+ * the SGD step: a skipped step leaves the average as it is. */
+int cpu_ema_update(void *opaque, float *ema, const float *live, float decay, float one_minus_decay,
+                   size_t count, int guarded, dt_error *err) {
+    cpu_ctx *ctx = opaque;
+    (void)err;
+    if (guarded && ctx->guard.step_skipped) return 0;
+    ctx->params_version++;
+    const long long n = (long long)count;
+#pragma omp parallel for simd if (n >= (1 << 15)) schedule(static)
+    for (long long i = 0; i < n; i++) {
+        float kept = decay * ema[i];
+        float added = one_minus_decay * live[i];
+        ema[i] = kept + added;
+    }
     return 0;
 }

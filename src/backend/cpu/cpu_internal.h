@@ -163,6 +163,9 @@ int cpu_guard_reset(void *ctx, const dt_guard_state *state, int64_t halt_after, 
 int cpu_guard_check(void *ctx, const float *grads, size_t count, int64_t step, dt_error *err);
 int cpu_guard_restore(void *ctx, float *dst, const float *backup, size_t count, dt_error *err);
 int cpu_guard_read(void *ctx, dt_guard_state *out, dt_error *err);
+/* the weights' moving average, guarded as the SGD step (cpu_guard.c) */
+int cpu_ema_update(void *ctx, float *ema, const float *live, float decay, float one_minus_decay,
+                   size_t count, int guarded, dt_error *err);
 
 dt_tensor *cpu_tensor_create(void *ctx, int n, int c, int h, int w, dt_error *err);
 void cpu_tensor_destroy(void *ctx, dt_tensor *t);

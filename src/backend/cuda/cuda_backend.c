@@ -363,6 +363,14 @@ static int cuda_guard_restore(void *opaque, float *dst, const float *backup, siz
     return cuda_launch_guard_restore(ctx->compute, dst, backup, count, ctx->guard, err);
 }
 
+static int cuda_ema_update(void *opaque, float *ema, const float *live, float decay,
+                           float one_minus_decay, size_t count, int guarded, dt_error *err) {
+    cuda_ctx *ctx = opaque;
+    ctx->param_version++;
+    return cuda_launch_ema(ctx->compute, ema, live, decay, one_minus_decay, count,
+                           guarded ? ctx->guard : NULL, err);
+}
+
 /* the clear is queued after the copy: checks queued later count from zero again */
 static int cuda_guard_read(void *opaque, dt_guard_state *out, dt_error *err) {
     cuda_ctx *ctx = opaque;
@@ -429,6 +437,7 @@ static const dt_backend_ops cuda_backend_ops = {
     .guard_check = cuda_guard_check,
     .guard_restore = cuda_guard_restore,
     .guard_read = cuda_guard_read,
+    .ema_update = cuda_ema_update,
     .counters = cuda_counters,
     .set_wait_check = cuda_set_wait_check,
     .tensor_create = cuda_tensor_create,

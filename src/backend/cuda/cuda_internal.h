@@ -241,6 +241,10 @@ int cuda_launch_guard_check(cudaStream_t s, const float *grads, size_t count, in
 int cuda_launch_guard_restore(cudaStream_t s, float *dst, const float *backup, size_t count,
                               const dt_guard_state *state, dt_error *err);
 int cuda_launch_guard_clear(cudaStream_t s, dt_guard_state *state, dt_error *err);
+/* ema = decay * ema + one_minus_decay * live (dt_ema_element); guard as cuda_launch_sgd's */
+int cuda_launch_ema(cudaStream_t s, float *ema, const float *live, float decay,
+                    float one_minus_decay, size_t count, const dt_guard_state *guard,
+                    dt_error *err);
 /* sum of squares in double into *result (device); partials: scratch of
  * cuda_sum_squares_scratch() bytes */
 size_t cuda_sum_squares_scratch(void);

@@ -1,8 +1,8 @@
 /* CUDA kernels over flat buffers and layouts: fill, axpy, the SGD update (one kernel for every
- * parameter; it reads the non-finite guard's verdict), the guard's scan and verdict, the sum of
- * squares (double, two passes, deterministic), NCHW <-> NHWC transfers, the conv weight OIHW ->
- * KRSC copy and the KRSC filter gradient back into OIHW, and the fp32 -> bf16 copy. The per-element
- * math is cuda_math.h's. */
+ * parameter; it reads the non-finite guard's verdict), the weights' moving average (guarded
+ * alike), the guard's scan and verdict, the sum of squares (double, two passes, deterministic),
+ * NCHW <-> NHWC transfers, the conv weight OIHW -> KRSC copy and the KRSC filter gradient back
+ * into OIHW, and the fp32 -> bf16 copy. The per-element math is cuda_math.h's. */
 #include "backend/guard_verdict.h"
 #include "cuda_internal.h"
 #include "cuda_math.h"
@@ -33,6 +33,12 @@ __global__ void sgd_kernel(float *params, const float *grads, float *momentum, s
                                    nesterov, first);
         if (use_momentum) momentum[i] = buf;
     }
+}
+
+__global__ void ema_kernel(float *ema, const float *live, float decay, float one_minus_decay,
+                           size_t count, const dt_guard_state *guard) {
+    if (guard && guard->step_skipped) return; /* a skipped step is no step for the average */
+    GRID_STRIDE(i, count) ema[i] = dt_ema_element(ema[i], live[i], decay, one_minus_decay);
 }
 
 /* the first non-finite index: each thread's first, then one atomicMin per thread that saw one */
@@ -164,6 +170,15 @@ int cuda_launch_sgd(cudaStream_t s, const dt_sgd_params *p, float *params, const
         params, grads, p->momentum != 0.0f ? momentum : nullptr, count, p->lr, p->momentum,
         p->weight_decay, p->grad_scale, p->nesterov, p->first_step, guard);
     return launched(err, "sgd_step kernel");
+}
+
+int cuda_launch_ema(cudaStream_t s, float *ema, const float *live, float decay,
+                    float one_minus_decay, size_t count, const dt_guard_state *guard,
+                    dt_error *err) {
+    if (!count) return 0;
+    ema_kernel<<<grid_for(count), kThreads, 0, s>>>(ema, live, decay, one_minus_decay, count,
+                                                    guard);
+    return launched(err, "ema_update kernel");
 }
 
 int cuda_launch_guard_check(cudaStream_t s, const float *grads, size_t count, int64_t step,

@@ -141,6 +141,17 @@ DT_HD static inline float dt_sgd_element(float param, float grad, float *momentu
     return param - lr * (nesterov ? g + mu * buf : buf);
 }
 
+/* ---- the weights' moving average (dt_backend_ema_update) ------------------------------------ */
+
+/* timm's decay * ema + (1 - decay) * live as torch computes it in float32: each product rounded,
+ * then the sum (the kernels are built without fused multiply-adds, as the CPU backend). */
+DT_HD static inline float dt_ema_element(float ema, float live, float decay,
+                                         float one_minus_decay) {
+    float kept = decay * ema;
+    float added = one_minus_decay * live;
+    return kept + added;
+}
+
 /* ---- batch normalisation --------------------------------------------------------------------- */
 
 /* Mean and biased variance of a channel from its sum and sum of squares (double), as the CPU
