@@ -277,7 +277,10 @@ static void test_early_stop(void) {
              dtrain_bin, workdir, workdir, workdir);
     CHECK_INT_EQ(dt_test_run(cmd), 0);
     log = dt_test_read_log(workdir, "stop2");
-    CHECK(strstr(log, "the resumed run had stopped early after epoch 3: nothing to train"));
+    CHECK(strstr(log,
+                 "early stopping: the checkpoint's count has reached "
+                 "train.early_stop_patience 2 (2 evaluations without a better accuracy than "));
+    CHECK(strstr(log, "stopped early after epoch 3 of 6"));
     CHECK_INT_EQ(dt_test_count(log, ": validation loss "), 0);
     free(log);
     snprintf(cmd, sizeof cmd,
