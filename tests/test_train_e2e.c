@@ -3,6 +3,8 @@
  * shows a live progress line and data.class_names' display names, keeps and evaluates the
  * weights' moving average (train.ema_decay), stops early on a plateau
  * (train.early_stop_patience), and maps bad command lines and configs to exit code 2. */
+#define _GNU_SOURCE /* memmem */
+#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,6 +12,7 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "dtrain/platform.h"
 #include "dtrain/safetensors.h"
 #include "imagegen.h"
 #include "process.h"
@@ -26,6 +29,27 @@ static double last_number(const char *text, const char *marker, const char *key)
     const char *k = strstr(line, key);
     if (!k || (end && k > end)) return -1;
     return atof(k + strlen(key));
+}
+
+/* How many event files under dir hold the bytes of tag (a TensorBoard scalar's name). */
+static int event_files_with(const char *dir, const char *tag) {
+    DIR *d = opendir(dir);
+    if (!d) return 0;
+    int found = 0;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        if (strncmp(e->d_name, "events.out.tfevents.", 20) != 0) continue;
+        char path[1024];
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        uint8_t *bytes = NULL;
+        size_t size = 0;
+        dt_error err = {{0}, 0};
+        if (dt_read_file(path, (size_t)1 << 28, &bytes, &size, &err) == 0)
+            found += memmem(bytes, size, tag, strlen(tag)) != NULL;
+        free(bytes);
+    }
+    closedir(d);
+    return found;
 }
 
 static void test_training_run(void) {
@@ -65,6 +89,9 @@ static void test_training_run(void) {
     char *report = dt_test_read_text(path);
     CHECK(report && strstr(report, "cpu, precision fp32, "));
     free(report);
+    snprintf(path, sizeof path, "%s/tensorboard", out);
+    CHECK_INT_EQ(event_files_with(path, "eval/acc"), 1);
+    CHECK_INT_EQ(event_files_with(path, "eval/ema_acc"), 0); /* no EMA kept */
 
     snprintf(path, sizeof path, "%s/metrics.jsonl", out);
     char *jsonl = dt_test_read_text(path);
@@ -219,6 +246,9 @@ static void test_ema_run(void) {
         CHECK_INT_EQ(v, 24); /* copied from the model: 2 epochs of 12 steps */
         dt_safetensors_free(&st);
     }
+    snprintf(path, sizeof path, "%s/tensorboard", out);
+    CHECK_INT_EQ(event_files_with(path, "eval/ema_acc"), 1);
+    CHECK_INT_EQ(event_files_with(path, "eval/ema_loss"), 1);
     /* the checkpoints hold it too */
     snprintf(path, sizeof path, "%s/checkpoints/step-00000024/ema.safetensors", out);
     CHECK(access(path, F_OK) == 0);
@@ -277,7 +307,10 @@ static void test_early_stop(void) {
              dtrain_bin, workdir, workdir, workdir);
     CHECK_INT_EQ(dt_test_run(cmd), 0);
     log = dt_test_read_log(workdir, "stop2");
-    CHECK(strstr(log, "the resumed run had stopped early after epoch 3: nothing to train"));
+    CHECK(strstr(log,
+                 "early stopping: the checkpoint's count has reached "
+                 "train.early_stop_patience 2 (2 evaluations without a better accuracy than "));
+    CHECK(strstr(log, "stopped early after epoch 3 of 6"));
     CHECK_INT_EQ(dt_test_count(log, ": validation loss "), 0);
     free(log);
     snprintf(cmd, sizeof cmd,

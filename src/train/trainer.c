@@ -429,9 +429,12 @@ static int run(dt_trainer *t, dt_error *err) {
         t->stopped_early_epoch = t->resumed.start_epoch - 1;
         if (t->is_root)
             dt_progress_line(&t->progress, NULL,
-                             "the resumed run had stopped early after epoch %d: nothing to "
-                             "train (a larger train.early_stop_patience continues it)",
-                             t->stopped_early_epoch);
+                             "early stopping: the checkpoint's count has reached "
+                             "train.early_stop_patience %d (%ld evaluations without a better "
+                             "accuracy than %.4f after epoch %d): nothing to train (a larger "
+                             "patience continues the run)",
+                             t->early_stop.patience, t->early_stop.wait, t->early_stop.best,
+                             t->early_stop.best_epoch);
         dt_signals_training_over();
         return finish(t, err);
     }

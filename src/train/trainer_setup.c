@@ -248,8 +248,6 @@ int dt_train_setup(dt_trainer *t, dt_error *err) {
     if (t->is_root && (dt_model_init_weights(t->session.model, cfg->train.seed, err) ||
                        (cfg->model.pretrained && dt_train_load_pretrained(t, err))))
         return -1;
-    /* output.dir is locked (and refused if it holds another run) only once every input check
-     * has passed: a refused run leaves nothing behind */
     /* the weights' average starts as a copy of the model; a resume replaces it with the
      * checkpoint's, a new run copies the broadcast weights below */
     if (cfg->train.ema_decay > 0 &&
@@ -257,6 +255,8 @@ int dt_train_setup(dt_trainer *t, dt_error *err) {
              ? dt_fail(err, "out of memory")
              : dt_model_ema_init(t->ema, ses->model, cfg->train.ema_decay, err)))
         return -1;
+    /* output.dir is locked (and refused if it holds another run) only once every input check
+     * has passed: a refused run leaves nothing behind */
     dt_ckpt_run run = dt_train_ckpt_run(t);
     if (dt_checkpoints_claim_output_dir(&t->ckpt, err) ||
         dt_checkpoints_check_output_shared(&t->ckpt, err) ||
