@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Training throughput benchmark: dtrain end to end from JPEG files (decode, resize, forward,
 # loss, backward, SGD) at each precision against PyTorch's compute-only training step on random
-# tensors (torchvision resnet18, bench/pytorch_train_step.py): Debian's PyTorch 1.13 (fp32) and
+# tensors (the same torchvision model, bench/pytorch_train_step.py): Debian's PyTorch 1.13 (fp32) and
 # PyPI's current PyTorch 2.x (fp32, and bf16 autocast), same batch and thread count, run one after
 # the other in this invocation, at each image size asked for, with the ratios.
 #
 #   bench/bench_train.sh BUILD_DIR [options]
 #
 # Options:
+#   --arch resnet18    the network on both sides (model.arch; torchvision.models.ARCH): resnet18,
+#                      resnet34, resnet50, resnet101 or resnet152
 #   --sizes 64,224     image sizes (data.image_size) to measure
 #   --steps 10,6       measured steps per size (one number applies to every size)
 #   --warmup 2         steps run before measuring (dtrain: excluded from its metrics.jsonl rows)
@@ -49,11 +51,12 @@ export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE}
 [[ $1 == -h || $1 == --help ]] && { usage && exit 0; }
 build=$1
 shift
-sizes=64,224 steps=10,6 warmup=2 torch_steps='' batch=64 threads=2 workers='' workdir='' keep=0
+arch=resnet18 sizes=64,224 steps=10,6 warmup=2 torch_steps='' batch=64 threads=2 workers='' workdir='' keep=0
 run_torch=1 precisions=fp32,winograd,bf16 peers=debian,pypi
 extra=()
 while [[ $# -gt 0 ]]; do
   case $1 in
+  --arch) arch=${2:?} && shift 2 ;;
   --sizes) sizes=${2:?} && shift 2 ;;
   --steps) steps=${2:?} && shift 2 ;;
   --warmup) warmup=${2:?} && shift 2 ;;
@@ -76,6 +79,8 @@ for v in "$warmup" "$batch" "$threads"; do
 done
 [[ $warmup -ge 1 && $batch -ge 1 && $threads -ge 1 ]] || die "--warmup, --batch, --threads must be >= 1"
 
+[[ $arch =~ ^resnet(18|34|50|101|152)$ ]] ||
+  die "--arch takes resnet18, resnet34, resnet50, resnet101, resnet152; not '$arch'"
 IFS=, read -r -a precision_list <<<"$precisions"
 for p in "${precision_list[@]}"; do
   [[ $p == fp32 || $p == winograd || $p == tf32 || $p == bf16 ]] ||
@@ -159,14 +164,14 @@ for i in "${!size_list[@]}"; do
     rm -rf "$run_dir"
     overrides=(data.root="$root" data.image_size="$size"
       data.val_fraction="$(val_fraction_for "$total" "$n_val")" train.epochs=1
-      train.batch_size="$batch" runtime.device=cpu runtime.threads="$threads"
+      model.arch="$arch" train.batch_size="$batch" runtime.device=cpu runtime.threads="$threads"
       runtime.precision="$precision" output.dir="$run_dir" output.log_every=1)
     [[ -n $workers ]] && overrides+=(data.workers="$workers")
     overrides+=(${extra[@]+"${extra[@]}"})
     config=$workdir/bench_train.yaml
     printf 'data:\n  root: %s\n' "$root" >"$config"
 
-    echo "size $size: dtrain $precision, $warmup + $n_steps steps of $batch ($(machine_load))"
+    echo "size $size: dtrain $arch $precision, $warmup + $n_steps steps of $batch ($(machine_load))"
     log=$workdir/dtrain$size-$precision.log
     status=0
     DTRAIN_VERBOSE=1 "$dtrain" "$config" "${overrides[@]}" >"$log" 2>&1 || status=$?
@@ -189,10 +194,10 @@ for i in "${!size_list[@]}"; do
 
   for run in ${torch_runs[@]+"${torch_runs[@]}"}; do
     read -r peer python mode <<<"$run"
-    echo "size $size: pytorch ($peer) $mode, $warmup + $n_torch steps of $batch ($(machine_load))"
+    echo "size $size: pytorch ($peer) $arch $mode, $warmup + $n_torch steps of $batch ($(machine_load))"
     mode_args=()
     [[ $mode == bf16 ]] && mode_args=(--bf16-autocast)
-    torch_out=$("$python" "$here/pytorch_train_step.py" --size "$size" --batch "$batch" \
+    torch_out=$("$python" "$here/pytorch_train_step.py" --arch "$arch" --size "$size" --batch "$batch" \
       --threads "$threads" --steps "$n_torch" --warmup "$warmup" --classes "$classes" \
       ${mode_args[@]+"${mode_args[@]}"})
     echo "  $torch_out"
@@ -202,7 +207,7 @@ for i in "${!size_list[@]}"; do
 done
 
 echo
-echo "training throughput, batch $batch, $threads threads, ResNet-18, 10 classes, img/s"
+echo "training throughput, batch $batch, $threads threads, $arch, 10 classes, img/s"
 echo "(dtrain: JPEG files end to end; pytorch: compute only on random tensors)"
 echo "($(machine_load) at the end; $(omp_note))"
 columns=()

@@ -7,6 +7,8 @@
 
 #include <math.h>
 
+#include "cpu_lanes.h"
+
 /* The ReLU's gradient mask (y > 0) applied to dy; y is the fused forward's output. */
 static inline float masked(const float *y, const float *dy, long long i) {
     return y && !(y[i] > 0.0f) ? 0.0f : dy[i];
@@ -43,20 +45,86 @@ task_dx(const float *x, const float *y, const float *dy, float *dx, long long pl
         }
 }
 
-#define CPU_BN_TASKS(B)                                                                            \
+/* The same two passes over one nChw8c / nChw16c block with a vector of B lanes, one per
+ * channel (cpu_lanes.h): lane k does task_sums' and task_dx's operations for channel k in their
+ * order, so the results are theirs. RELU is a constant of each inlined copy. */
+#define CPU_BN_BLOCK_TASKS(B, F, D, I)                                                             \
+    static inline __attribute__((always_inline)) void block_sums##B##_body(                        \
+        const float *x, const float *y, const float *dy, long long plane, const float *mean,       \
+        double *out, const int relu) {                                                             \
+        F m, zero = {0};                                                                           \
+        CPU_LANES_LOAD(m, mean);                                                                   \
+        const D mean_d = __builtin_convertvector(m, D);                                            \
+        D sum = {0}, dot = {0};                                                                    \
+        for (long long p = 0; p < plane; p++) {                                                    \
+            F g, xv;                                                                               \
+            CPU_LANES_LOAD(g, dy + p * B);                                                         \
+            CPU_LANES_LOAD(xv, x + p * B);                                                         \
+            if (relu) {                                                                            \
+                F yv;                                                                              \
+                CPU_LANES_LOAD(yv, y + p * B);                                                     \
+                g = (F)((I)g & (yv > zero));                                                       \
+            }                                                                                      \
+            const D gd = __builtin_convertvector(g, D);                                            \
+            sum += gd;                                                                             \
+            dot += gd * (__builtin_convertvector(xv, D) - mean_d);                                 \
+        }                                                                                          \
+        for (int k = 0; k < B; k++) {                                                              \
+            out[2 * k] = sum[k];                                                                   \
+            out[2 * k + 1] = dot[k];                                                               \
+        }                                                                                          \
+    }                                                                                              \
+    static inline __attribute__((always_inline)) void block_dx##B##_body(                          \
+        const float *x, const float *y, const float *dy, float *dx, long long plane,               \
+        const float *mean, const float *a, const float *b, const float *c, const int relu) {       \
+        F m, av, bv, cv, zero = {0};                                                               \
+        CPU_LANES_LOAD(m, mean);                                                                   \
+        CPU_LANES_LOAD(av, a);                                                                     \
+        CPU_LANES_LOAD(bv, b);                                                                     \
+        CPU_LANES_LOAD(cv, c);                                                                     \
+        for (long long p = 0; p < plane; p++) {                                                    \
+            F g, xv;                                                                               \
+            CPU_LANES_LOAD(g, dy + p * B);                                                         \
+            CPU_LANES_LOAD(xv, x + p * B);                                                         \
+            if (relu) {                                                                            \
+                F yv;                                                                              \
+                CPU_LANES_LOAD(yv, y + p * B);                                                     \
+                g = (F)((I)g & (yv > zero));                                                       \
+            }                                                                                      \
+            const F out = av * (g - bv - (xv - m) * cv);                                           \
+            CPU_LANES_STORE(dx + p * B, out);                                                      \
+        }                                                                                          \
+    }                                                                                              \
     __attribute__((target_clones("avx512f", "avx2", "default"))) static void sums##B(              \
         const float *x, const float *y, const float *dy, long long plane, const float *mean,       \
         double *out) {                                                                             \
-        task_sums(x, y, dy, plane, mean, out, B);                                                  \
+        if (y)                                                                                     \
+            block_sums##B##_body(x, y, dy, plane, mean, out, 1);                                   \
+        else                                                                                       \
+            block_sums##B##_body(x, y, dy, plane, mean, out, 0);                                   \
     }                                                                                              \
     __attribute__((target_clones("avx512f", "avx2", "default"))) static void dx##B(                \
         const float *x, const float *y, const float *dy, float *dx, long long plane,               \
         const float *mean, const float *a, const float *b, const float *c) {                       \
-        task_dx(x, y, dy, dx, plane, mean, a, b, c, B);                                            \
+        if (y)                                                                                     \
+            block_dx##B##_body(x, y, dy, dx, plane, mean, a, b, c, 1);                             \
+        else                                                                                       \
+            block_dx##B##_body(x, y, dy, dx, plane, mean, a, b, c, 0);                             \
     }
-CPU_BN_TASKS(1)
-CPU_BN_TASKS(8)
-CPU_BN_TASKS(16)
+CPU_BN_BLOCK_TASKS(8, cpu_f8, cpu_d8, cpu_i8)
+CPU_BN_BLOCK_TASKS(16, cpu_f16, cpu_d16, cpu_i16)
+
+/* One plane of the plain layout (B = 1): a running sum over the plane, kept scalar. */
+__attribute__((target_clones("avx512f", "avx2", "default"))) static void
+sums1(const float *x, const float *y, const float *dy, long long plane, const float *mean,
+      double *out) {
+    task_sums(x, y, dy, plane, mean, out, 1);
+}
+__attribute__((target_clones("avx512f", "avx2", "default"))) static void
+dx1(const float *x, const float *y, const float *dy, float *dx, long long plane, const float *mean,
+    const float *a, const float *b, const float *c) {
+    task_dx(x, y, dy, dx, plane, mean, a, b, c, 1);
+}
 
 int cpu_batchnorm_backward_compute(const cpu_batchnorm_grad *g) {
     const dt_tensor *x = g->x;
