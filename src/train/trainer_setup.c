@@ -269,6 +269,7 @@ int dt_train_setup(dt_trainer *t, dt_error *err) {
                             .prefetch_batches = dt_train_prefetch_batches(cfg),
                             .seed = dt_rng_mix(cfg->train.seed, 0xA06u),
                             .cache = cfg->data.cache};
+    dt_pixel_augment_from_config(cfg, &lo.pixel_augment);
     if (dt_session_create_loader(ses, &lo, err)) return -1;
     size_t b = (size_t)cfg->train.batch_size;
     t->n_rank_indices = (size_t)t->steps_per_epoch * b * (size_t)cfg->train.accumulate;
