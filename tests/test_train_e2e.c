@@ -261,6 +261,13 @@ static void test_pixel_augmentations_resume(void) {
           strstr(written, "\n  color_jitter: [0.4, 0.4, 0.4, 0.1]\n") &&
           strstr(written, "\n  random_erasing: 0.5\n"));
     free(written);
+    snprintf(path, sizeof path, "%s/aug-straight/report.html", workdir);
+    char *report = dt_test_read_text(path);
+    CHECK_MSG(report && strstr(report, "RandomResizedCrop, RandomHorizontalFlip, "
+                                       "TrivialAugmentWide, ColorJitter(0.4, 0.4, 0.4, 0.1), "
+                                       "RandomErasing(p=0.5)"),
+              "report.html lacks the augmentation summary");
+    free(report);
     size_t n_straight = 0, n_resumed = 0, n_off = 0;
     uint8_t *straight = model_tensor_bytes("aug-straight", &n_straight);
     uint8_t *resumed = model_tensor_bytes("aug-resumed", &n_resumed);

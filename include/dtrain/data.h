@@ -220,6 +220,11 @@ typedef struct dt_pixel_augment {
 /* From data.trivial_augment, data.color_jitter, data.random_erasing and data.mean. */
 void dt_pixel_augment_from_config(const dt_config *cfg, dt_pixel_augment *aug);
 
+/* The training augmentations of cfg in torchvision's terms, e.g. "RandomResizedCrop,
+ * RandomHorizontalFlip, TrivialAugmentWide, ColorJitter(0.4, 0.4, 0.4, 0.1), RandomErasing(p=0.25)"
+ * in pipeline order, or "none". */
+void dt_augment_describe(const dt_config *cfg, char *out, size_t size);
+
 /* 1 when any of them is on. */
 int dt_pixel_augment_enabled(const dt_pixel_augment *aug);
 

@@ -9,6 +9,7 @@
 #include "resize_internal.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 
 #define DT_PIXEL_AUGMENT_STREAM_TAG 0x504958454c4155ull /* "PIXELAU" */
@@ -25,6 +26,28 @@ void dt_pixel_augment_from_config(const dt_config *cfg, dt_pixel_augment *aug) {
         double v = nearbyint(255.0 * cfg->data.mean[c]);
         aug->erase_fill[c] = (uint8_t)(v < 0.0 ? 0.0 : v > 255.0 ? 255.0 : v);
     }
+}
+
+void dt_augment_describe(const dt_config *cfg, char *out, size_t size) {
+    size_t used = 0;
+    out[0] = '\0';
+#define APPEND(...)                                                                                \
+    do {                                                                                           \
+        if (used < size) used += (size_t)snprintf(out + used, size - used, __VA_ARGS__);           \
+    } while (0)
+    if (cfg->data.augment == DT_AUGMENT_CROP_FLIP) APPEND("RandomResizedCrop, ");
+    if (cfg->data.augment != DT_AUGMENT_NONE) APPEND("RandomHorizontalFlip, ");
+    if (cfg->data.trivial_augment) APPEND("TrivialAugmentWide, ");
+    const float *j = cfg->data.color_jitter;
+    if (j[0] > 0.0f || j[1] > 0.0f || j[2] > 0.0f || j[3] > 0.0f)
+        APPEND("ColorJitter(%g, %g, %g, %g), ", (double)j[0], (double)j[1], (double)j[2],
+               (double)j[3]);
+    if (cfg->data.random_erasing > 0.0) APPEND("RandomErasing(p=%g), ", cfg->data.random_erasing);
+#undef APPEND
+    if (used == 0)
+        snprintf(out, size, "none");
+    else if (used < size)
+        out[used - 2] = '\0'; /* the last ", " (a truncated text is left as it is) */
 }
 
 int dt_pixel_augment_enabled(const dt_pixel_augment *aug) {
