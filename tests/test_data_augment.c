@@ -92,7 +92,13 @@ static void test_against_torchvision(void) {
                   "fixture case %s complete", name);
         if (!op_name || !param_text || !expected || expected->end - expected->begin != bytes)
             continue;
-        memcpy(img, input->data, bytes);
+        snprintf(key, sizeof key, "input.%s", name);
+        const char *input_name = dt_safetensors_metadata_value(&st, key);
+        const dt_st_tensor *start = input_name ? dt_safetensors_find(&st, input_name) : input;
+        CHECK_MSG(start && start->end - start->begin == bytes, "case %s: input %s", name,
+                  input_name ? input_name : "input");
+        if (!start || start->end - start->begin != bytes) continue;
+        memcpy(img, start->data, bytes);
         CHECK_MSG(apply_case(op_name, strtod(param_text, NULL), img, size, scratch), "known op %s",
                   op_name);
         int differ = 0, worst = 0;

@@ -8,12 +8,6 @@
 #include <math.h>
 #include <stddef.h>
 
-uint8_t dt_aug_gray(const uint8_t *rgb) {
-    float l = 0.2989f * (float)rgb[0] + 0.587f * (float)rgb[1];
-    l = l + 0.114f * (float)rgb[2];
-    return (uint8_t)l;
-}
-
 static inline uint8_t blend(uint8_t value, float other_term, float ratio) {
     float v = ratio * (float)value + other_term;
     if (v < 0.0f) v = 0.0f;
@@ -21,29 +15,66 @@ static inline uint8_t blend(uint8_t value, float other_term, float ratio) {
     return (uint8_t)v;
 }
 
+/* A blend whose other term is the same for every pixel is a function of the byte alone. */
+static void blend_through_table(uint8_t *img, size_t n, float other_term, float ratio) {
+    uint8_t table[256];
+    for (int v = 0; v < 256; v++) table[v] = blend((uint8_t)v, other_term, ratio);
+    for (size_t i = 0; i < n; i++) img[i] = table[img[i]];
+}
+
 void dt_aug_brightness(uint8_t *img, int size, double factor) {
-    size_t n = (size_t)size * size * 3;
-    float ratio = (float)factor;
-    for (size_t i = 0; i < n; i++) img[i] = blend(img[i], 0.0f, ratio);
+    blend_through_table(img, (size_t)size * size * 3, 0.0f, (float)factor);
+}
+
+/* rgb_to_grayscale for uint8: (0.2989 r + 0.587 g) + 0.114 b in float32, truncated; the
+ * products per byte value are looked up (the same float32 values). */
+typedef struct gray_tables {
+    float r[256], g[256], b[256];
+} gray_tables;
+
+static void make_gray_tables(gray_tables *t) {
+    for (int v = 0; v < 256; v++) {
+        t->r[v] = 0.2989f * (float)v;
+        t->g[v] = 0.587f * (float)v;
+        t->b[v] = 0.114f * (float)v;
+    }
+}
+
+static inline uint8_t gray_from_tables(const gray_tables *t, const uint8_t *rgb) {
+    float l = t->r[rgb[0]] + t->g[rgb[1]];
+    l = l + t->b[rgb[2]];
+    return (uint8_t)l;
 }
 
 void dt_aug_contrast(uint8_t *img, int size, double factor) {
     size_t pixels = (size_t)size * size;
+    gray_tables tables;
+    make_gray_tables(&tables);
     uint64_t sum = 0;
-    for (size_t i = 0; i < pixels; i++) sum += dt_aug_gray(img + 3 * i);
+    for (size_t i = 0; i < pixels; i++) sum += gray_from_tables(&tables, img + 3 * i);
     /* torch.mean on CPU: the float32 sum (exact below 2^24) divided by the count */
     float mean = (float)sum / (float)pixels;
-    float ratio = (float)factor, other = (float)(1.0 - factor) * mean;
-    for (size_t i = 0; i < 3 * pixels; i++) img[i] = blend(img[i], other, ratio);
+    blend_through_table(img, 3 * pixels, (float)(1.0 - factor) * mean, (float)factor);
 }
 
 void dt_aug_saturation(uint8_t *img, int size, double factor) {
     size_t pixels = (size_t)size * size;
     float ratio = (float)factor, other_ratio = (float)(1.0 - factor);
+    gray_tables tables;
+    make_gray_tables(&tables);
+    float scaled[256], other[256]; /* ratio * value and (1 - ratio) * gray, per byte value */
+    for (int v = 0; v < 256; v++) {
+        scaled[v] = ratio * (float)v;
+        other[v] = other_ratio * (float)v;
+    }
     for (size_t i = 0; i < pixels; i++) {
         uint8_t *p = img + 3 * i;
-        float other = other_ratio * (float)dt_aug_gray(p);
-        for (int c = 0; c < 3; c++) p[c] = blend(p[c], other, ratio);
+        float o = other[gray_from_tables(&tables, p)];
+        for (int c = 0; c < 3; c++) {
+            float v = scaled[p[c]] + o;
+            v = v < 0.0f ? 0.0f : v > 255.0f ? 255.0f : v;
+            p[c] = (uint8_t)v;
+        }
     }
 }
 
@@ -52,22 +83,28 @@ static inline float clamp01(float v) {
 }
 
 /* _rgb2hsv, the hue shift with torch.remainder, _hsv2rgb and the conversion back to uint8. */
-static void hue_shift_pixel(uint8_t *p, float shift) {
-    float r = (float)p[0] / 255.0f, g = (float)p[1] / 255.0f, b = (float)p[2] / 255.0f;
+static void hue_shift_pixel(uint8_t *p, float shift, const float *unit) {
+    float r = unit[p[0]], g = unit[p[1]], b = unit[p[2]];
     float maxc = fmaxf(r, fmaxf(g, b)), minc = fminf(r, fminf(g, b));
     int eqc = maxc == minc;
     float cr = maxc - minc;
     float s = cr / (eqc ? 1.0f : maxc);
     float divisor = eqc ? 1.0f : cr;
-    float rc = (maxc - r) / divisor, gc = (maxc - g) / divisor, bc = (maxc - b) / divisor;
-    float hr = maxc == r ? bc - gc : 0.0f;
-    float hg = (maxc == g && maxc != r) ? (2.0f + rc) - bc : 0.0f;
-    float hb = (maxc != g && maxc != r) ? (4.0f + gc) - rc : 0.0f;
-    float h = (hr + hg) + hb;
-    h = fmodf(h / 6.0f + 1.0f, 1.0f);
-    float shifted = fmodf(h + shift, 1.0f);
-    if (shifted != 0.0f && shifted < 0.0f) shifted += 1.0f;
-    h = shifted;
+    /* torchvision computes all three terms and keeps one (the others are 0): only that one here */
+    float h;
+    if (maxc == r)
+        h = (maxc - b) / divisor - (maxc - g) / divisor;
+    else if (maxc == g)
+        h = (2.0f + (maxc - r) / divisor) - (maxc - b) / divisor;
+    else
+        h = (4.0f + (maxc - g) / divisor) - (maxc - r) / divisor;
+    /* fmod(h / 6 + 1, 1) with h / 6 + 1 in [0.8, 2), then torch.remainder(h + shift, 1) with
+     * h + shift in [-0.5, 1.5): a subtraction of 1 where fmod would, exact by Sterbenz's lemma */
+    h = h / 6.0f + 1.0f;
+    if (h >= 1.0f) h -= 1.0f;
+    h = h + shift;
+    if (h >= 1.0f) h -= 1.0f;
+    if (h < 0.0f) h += 1.0f;
     float v = maxc;
     float i = floorf(h * 6.0f);
     float f = h * 6.0f - i;
@@ -101,6 +138,7 @@ static void hue_shift_pixel(uint8_t *p, float shift) {
 
 void dt_aug_hue(uint8_t *img, int size, double hue_factor) {
     size_t pixels = (size_t)size * size;
-    float shift = (float)hue_factor;
-    for (size_t i = 0; i < pixels; i++) hue_shift_pixel(img + 3 * i, shift);
+    float shift = (float)hue_factor, unit[256]; /* convert_image_dtype: value / 255 in float32 */
+    for (int v = 0; v < 256; v++) unit[v] = (float)v / 255.0f;
+    for (size_t i = 0; i < pixels; i++) hue_shift_pixel(img + 3 * i, shift, unit);
 }

@@ -9,12 +9,8 @@
 
 #include <stdint.h>
 
-/* torchvision's rgb_to_grayscale for uint8: (0.2989 r + 0.587 g + 0.114 b) in float32,
- * truncated. */
-uint8_t dt_aug_gray(const uint8_t *rgb);
-
-/* adjust_brightness / adjust_contrast / adjust_saturation (blends with zeros, the grayscale
- * mean, the grayscale image) and adjust_hue (an HSV round trip in float32). */
+/* adjust_brightness / adjust_contrast / adjust_saturation (blends with zeros, the mean of
+ * rgb_to_grayscale, rgb_to_grayscale) and adjust_hue (an HSV round trip in float32). */
 void dt_aug_brightness(uint8_t *img, int size, double factor);
 void dt_aug_contrast(uint8_t *img, int size, double factor);
 void dt_aug_saturation(uint8_t *img, int size, double factor);

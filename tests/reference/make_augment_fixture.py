@@ -9,7 +9,9 @@ Run by hand (never by CI) with torchvision 0.29:
 The file holds `input` (24 x 24 x 3 uint8, HWC), one `case.NAME` output per case (HWC uint8),
 TrivialAugmentWide's magnitude tables as torchvision builds them (`magnitudes.OP`, float64 of the
 float32 values, 31 bins), and metadata: `cases` (the names, comma-separated), `op.NAME` and
-`param.NAME` (the parameter as a repr of the Python float passed to torchvision).
+`param.NAME` (the parameter as a repr of the Python float passed to torchvision), and
+`input.NAME` when a case starts from `input_corners` (the same image with its last two rows
+replaced by corner cases: grays, black, white, primaries, ties between channels).
 """
 import argparse
 import json
@@ -35,6 +37,21 @@ def seeded_image():
     for c in range(3):
         img[..., c] = 30 + (x * 5 + y * 3 + c * 40) % 150 + rng.integers(0, 40, (SIZE, SIZE))
     return np.clip(img, 30, 220).astype(np.uint8)
+
+
+def corner_image():
+    """seeded_image with its last two rows replaced by the corner cases"""
+    img = seeded_image()
+    # the last two rows: the corner cases of the HSV round trip and of the clamps (grays, black,
+    # white, pure and mixed primaries, ties between the largest channels)
+    special = [(0, 0, 0), (255, 255, 255), (128, 128, 128), (255, 0, 0), (0, 255, 0),
+               (0, 0, 255), (255, 255, 0), (0, 255, 255), (255, 0, 255), (200, 200, 10),
+               (10, 200, 200), (200, 10, 200), (1, 0, 0), (0, 1, 1), (254, 255, 255),
+               (90, 30, 30), (30, 90, 30), (30, 30, 90), (250, 3, 128), (7, 250, 190),
+               (60, 60, 61), (255, 128, 0), (0, 128, 255), (17, 17, 16)]
+    for i, rgb in enumerate(special * 2):
+        img[SIZE - 2 + i // SIZE, i % SIZE] = rgb
+    return img
 
 
 # (name, op, parameter): the colour ops take the factor, the TrivialAugmentWide ops the signed
@@ -98,13 +115,16 @@ def main():
     args = parser.parse_args()
     image = seeded_image()
     chw = torch.from_numpy(image).permute(2, 0, 1).contiguous()
-    tensors = {"input": image}
+    corners = corner_image()
+    tensors = {"input": image, "input_corners": corners}
     metadata = {"torch": torch.__version__, "torchvision": torchvision.__version__}
     names = []
     color_ops = {"brightness": F.adjust_brightness, "contrast": F.adjust_contrast,
                  "saturation": F.adjust_saturation, "hue": F.adjust_hue}
     for name, op, param in COLOR_CASES:
-        out = color_ops[op](chw, param)
+        # the colour ops also on the corner cases (grays, black, white, primaries, ties)
+        out = color_ops[op](torch.from_numpy(corners).permute(2, 0, 1).contiguous(), param)
+        metadata["input." + name] = "input_corners"
         tensors["case." + name] = out.permute(1, 2, 0).contiguous().numpy()
         metadata["op." + name], metadata["param." + name] = op, repr(float(param))
         names.append(name)
