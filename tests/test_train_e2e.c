@@ -229,13 +229,14 @@ static void test_pixel_augmentations_resume(void) {
     CHECK_MSG(dt_testgen_learnable_imagefolder(data, 3, 12, 30, 26, 7, &err) == 0, "%s",
               err.message);
     char cfg[2048];
-    snprintf(cfg, sizeof cfg,
-             "data:\n  root: %s\n  val_fraction: 0.25\n  image_size: 24\n  workers: 2\n"
-             "  augment: crop_flip\n  trivial_augment: true\n"
-             "  color_jitter: [0.4, 0.4, 0.4, 0.1]\n  random_erasing: 0.5\n"
-             "train:\n  epochs: 2\n  batch_size: 9\n  lr: 0.02\n  momentum: 0.9\n  seed: 3\n"
-             "runtime:\n  device: cpu\n  threads: 2\noutput:\n  log_every: 2\n",
-             data);
+    snprintf(
+        cfg, sizeof cfg,
+        "data:\n  root: %s\n  val_fraction: 0.25\n  image_size: 24\n  workers: 2\n"
+        "  augment: crop_flip\n  trivial_augment: true\n"
+        "  color_jitter: [0.4, 0.4, 0.4, 0.1]\n  random_erasing: 0.5\n"
+        "train:\n  epochs: 2\n  batch_size: 9\n  lr: 0.02\n  momentum: 0.9\n  seed: 3\n"
+        "runtime:\n  device: cpu\n  threads: 2\noutput:\n  log_every: 2\n  keep_checkpoints: 1\n",
+        data);
     snprintf(cfg_path, sizeof cfg_path, "%s/aug.yaml", workdir);
     CHECK(dt_test_write_text(cfg_path, cfg) == 0);
     const char *runs[][2] = {{"aug-straight", ""},

@@ -4,7 +4,7 @@ seeded uint8 image with fixed parameters, for tests/test_data_augment.c.
 
 Run by hand (never by CI) with torchvision 0.29:
 
-    /work/venv-torch/bin/python tests/reference/make_augment_fixture.py
+    VENV/bin/python tests/reference/make_augment_fixture.py   # VENV: torch 2.15, torchvision 0.29
 
 The file holds `input` (24 x 24 x 3 uint8, HWC), one `case.NAME` output per case (HWC uint8),
 TrivialAugmentWide's magnitude tables as torchvision builds them (`magnitudes.OP`, float64 of the
