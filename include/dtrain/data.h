@@ -208,10 +208,9 @@ void dt_augment_draw_for(dt_augment_mode mode, int width, int height, uint64_t s
  * RandomResizedCrop, RandomHorizontalFlip, TrivialAugmentWide, ColorJitter, ToTensor, Normalize,
  * RandomErasing. All zero: none. Drawn from their own stream of (seed, epoch, file_index). */
 typedef struct dt_pixel_augment {
-    float
-        color_jitter[4];  /* brightness, contrast, saturation, hue (ColorJitter); 0: that one off */
-    float random_erasing; /* RandomErasing probability; 0: off */
-    int trivial_augment;  /* 1: TrivialAugmentWide */
+    float color_jitter[4]; /* ColorJitter brightness, contrast, saturation, hue; 0: off */
+    float random_erasing;  /* RandomErasing probability; 0: off */
+    int trivial_augment;   /* 1: TrivialAugmentWide */
     /* The pixel an erased box gets: round(255 * data.mean), the uint8 pixel whose normalised
      * value is nearest torchvision's value 0 (the batch stays uint8 until the device). */
     uint8_t erase_fill[3];
@@ -270,11 +269,12 @@ typedef struct dt_loader_options {
     int batch_size;
     int image_size;
     dt_resize_mode resize;
-    dt_augment_mode augment;        /* applied only when the epoch is started with training = 1 */
-    int workers;                    /* decode threads (>= 1) */
-    int prefetch_batches;           /* ring depth (>= 2) */
-    uint64_t seed;                  /* augmentation seed */
-    dt_pixel_augment pixel_augment; /* applied after augment when training; zero: none */
+    dt_augment_mode augment; /* applied only when the epoch is started with training = 1 */
+    int workers;             /* decode threads (>= 1) */
+    int prefetch_batches;    /* ring depth (>= 2) */
+    uint64_t seed;           /* augmentation seed */
+    /* The pixel augmentations after augment, for training samples only; zero: none. */
+    dt_pixel_augment pixel_augment;
     /* Optional, zero = off/default: */
     const char *cache;    /* data.cache: NULL or "none", "memory" (shared by the node's ranks),
                              or a folder for memory-mapped cache files */

@@ -32,10 +32,11 @@ typedef struct dt_report_input {
     const long *val_count;   /* per class in the evaluated part */
     char *const *skipped;    /* undecodable files by path */
     size_t n_skipped;
-    const char *config_yaml;  /* the resolved config */
-    const char *device;       /* backend and threads, e.g. "cpu (oneDNN), 2 threads" */
-    const char *arch;         /* the model's architecture, e.g. "resnet50" (NULL: not shown) */
-    const char *augmentation; /* training augmentations, torchvision's names (NULL: not shown) */
+    const char *config_yaml; /* the resolved config */
+    const char *device;      /* backend and threads, e.g. "cpu (oneDNN), 2 threads" */
+    const char *arch;        /* the model's architecture, e.g. "resnet50" (NULL: not shown) */
+    /* the training augmentations in torchvision's names (NULL: not shown) */
+    const char *augmentation;
     int ranks;
     int epoch, epochs; /* evaluation after epoch (0 for dtrain eval) */
     long step;
