@@ -280,6 +280,34 @@ static const bad_case bad_cases[] = {
      {0},
      "FILE:3:10: data.mean[0]: out of range for a 32-bit float, got 1e39"},
 
+    /* the pixel augmentations */
+    {ROOT "  color_jitter: [0.4, 0.4, 0.4]\n",
+     {0},
+     "FILE:3:17: data.color_jitter: expected a list of 4 numbers (brightness, contrast, "
+     "saturation, hue), got 3 items"},
+    {ROOT "  color_jitter: 0.4\n",
+     {0},
+     "FILE:3:17: data.color_jitter: expected a list of 4 numbers, got '0.4'"},
+    {ROOT "  color_jitter: [0.4, -0.1, 0.4, 0.1]\n",
+     {0},
+     "FILE:3:23: data.color_jitter[1]: must be >= 0, got -0.1"},
+    {ROOT "  color_jitter: [0.4, 0.4, 0.4, 0.6]\n",
+     {0},
+     "FILE:3:17: data.color_jitter: the hue jitter data.color_jitter[3] must be in [0, 0.5], "
+     "got 0.6"},
+    {ROOT "  random_erasing: 1.5\n",
+     {0},
+     "FILE:3:19: data.random_erasing: must be in [0, 1], got 1.5"},
+    {ROOT "  random_erasing: -0.25\n",
+     {0},
+     "FILE:3:19: data.random_erasing: must be in [0, 1], got -0.25"},
+    {ROOT "  trivial_augment: 1\n",
+     {0},
+     "FILE:3:20: data.trivial_augment: expected true or false, got '1'"},
+    {ROOT,
+     {"data.color_jitter=[0,0,0,-1]"},
+     "override 'data.color_jitter=[0,0,0,-1]': data.color_jitter[3]: must be >= 0, got -1"},
+
     /* class_names */
     {ROOT "  class_names: [a, b]\n",
      {0},
@@ -462,6 +490,8 @@ static void check_spec_defaults(const dt_config *cfg) {
     CHECK(cfg->data.std[0] == 0.229f && cfg->data.std[1] == 0.224f && cfg->data.std[2] == 0.225f);
     CHECK_INT_EQ(cfg->data.workers, 0);
     CHECK_INT_EQ(cfg->data.augment, DT_AUGMENT_NONE);
+    CHECK(!cfg->data.trivial_augment && cfg->data.random_erasing == 0.0);
+    for (int i = 0; i < 4; i++) CHECK(cfg->data.color_jitter[i] == 0.0f);
     CHECK_INT_EQ(cfg->data.n_class_names, 0);
     CHECK(cfg->data.class_names == NULL);
     CHECK_STR_EQ(cfg->model.arch, "resnet18");
@@ -545,6 +575,9 @@ static const char *const full_config =
     "  std: [0.5, 1E-1, 2]\n"
     "  workers: 3\n"
     "  augment: crop_flip\n"
+    "  trivial_augment: true\n"
+    "  color_jitter: [0.4, 0.3, .2, 0.5]\n"
+    "  random_erasing: 0.25\n"
     "  class_names:\n"
     "    cane: dog\n"
     "    \"ragno\": 'spider'\n"
@@ -581,6 +614,10 @@ static void check_full_config(const dt_config *cfg) {
     CHECK(cfg->data.std[0] == 0.5f && cfg->data.std[1] == 0.1f && cfg->data.std[2] == 2.0f);
     CHECK_INT_EQ(cfg->data.workers, 3);
     CHECK_INT_EQ(cfg->data.augment, DT_AUGMENT_CROP_FLIP);
+    CHECK(cfg->data.trivial_augment);
+    CHECK(cfg->data.color_jitter[0] == 0.4f && cfg->data.color_jitter[1] == 0.3f &&
+          cfg->data.color_jitter[2] == 0.2f && cfg->data.color_jitter[3] == 0.5f);
+    CHECK(cfg->data.random_erasing == 0.25);
     CHECK_INT_EQ(cfg->data.n_class_names, 2);
     if (cfg->data.n_class_names == 2) {
         CHECK_STR_EQ(cfg->data.class_names[0].folder, "cane");
@@ -698,6 +735,9 @@ static const char *const default_yaml = "data:\n"
                                         "  std: [0.229, 0.224, 0.225]\n"
                                         "  workers: 0\n"
                                         "  augment: none\n"
+                                        "  trivial_augment: false\n"
+                                        "  color_jitter: [0.0, 0.0, 0.0, 0.0]\n"
+                                        "  random_erasing: 0.0\n"
                                         "  class_names: {}\n"
                                         "  cache: none\n"
                                         "model:\n"
@@ -813,6 +853,9 @@ static void check_same_config(const dt_config *a, const dt_config *b) {
     }
     SAME_FIELD(data.workers);
     SAME_FIELD(data.augment);
+    SAME_FIELD(data.trivial_augment);
+    for (int i = 0; i < 4; i++) SAME_FIELD(data.color_jitter[i]);
+    SAME_FIELD(data.random_erasing);
     CHECK_INT_EQ(a->data.n_class_names, b->data.n_class_names);
     for (int i = 0; i < a->data.n_class_names && i < b->data.n_class_names; i++) {
         CHECK_STR_EQ(a->data.class_names[i].folder, b->data.class_names[i].folder);

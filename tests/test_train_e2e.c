@@ -2,7 +2,8 @@
  * 90% validation accuracy, writes every file of README's "Output files" with the right contents,
  * shows a live progress line and data.class_names' display names, keeps and evaluates the
  * weights' moving average (train.ema_decay), stops early on a plateau
- * (train.early_stop_patience), and maps bad command lines and configs to exit code 2. */
+ * (train.early_stop_patience), and maps bad command lines and configs to exit code 2; with the
+ * pixel augmentations on, a resumed run ends as a straight one. */
 #define _GNU_SOURCE /* memmem */
 #include <dirent.h>
 #include <stdio.h>
@@ -360,11 +361,95 @@ static void test_exit_codes(void) {
     free(text);
 }
 
+/* The tensor bytes of a run's model.safetensors (after its JSON header), or NULL. */
+static uint8_t *model_tensor_bytes(const char *run, size_t *size) {
+    char path[1024];
+    snprintf(path, sizeof path, "%s/%s/model.safetensors", workdir, run);
+    uint8_t *bytes;
+    size_t total;
+    dt_error err;
+    if (dt_testgen_read_file(path, &bytes, &total, &err) != 0 || total < 8) return NULL;
+    uint64_t header = 0;
+    for (int i = 0; i < 8; i++) header |= (uint64_t)bytes[i] << (8 * i);
+    if (header > total - 8) {
+        free(bytes);
+        return NULL;
+    }
+    *size = total - 8 - (size_t)header;
+    memmove(bytes, bytes + 8 + header, *size);
+    return bytes;
+}
+
+/* data.trivial_augment, data.color_jitter and data.random_erasing together with crop_flip: the
+ * run finishes, config.yaml keeps them, and a run resumed after its first epoch ends with the
+ * weights of the run that went straight through (bitwise); without them the weights differ. */
+static void test_pixel_augmentations_resume(void) {
+    char data[512], cfg_path[512], cmd[2048], path[1024];
+    snprintf(data, sizeof data, "%s/augdata", workdir);
+    dt_error err = {{0}, 0};
+    CHECK_MSG(dt_testgen_learnable_imagefolder(data, 3, 12, 30, 26, 7, &err) == 0, "%s",
+              err.message);
+    char cfg[2048];
+    snprintf(
+        cfg, sizeof cfg,
+        "data:\n  root: %s\n  val_fraction: 0.25\n  image_size: 24\n  workers: 2\n"
+        "  augment: crop_flip\n  trivial_augment: true\n"
+        "  color_jitter: [0.4, 0.4, 0.4, 0.1]\n  random_erasing: 0.5\n"
+        "train:\n  epochs: 2\n  batch_size: 9\n  lr: 0.02\n  momentum: 0.9\n  seed: 3\n"
+        "runtime:\n  device: cpu\n  threads: 2\noutput:\n  log_every: 2\n  keep_checkpoints: 1\n",
+        data);
+    snprintf(cfg_path, sizeof cfg_path, "%s/aug.yaml", workdir);
+    CHECK(dt_test_write_text(cfg_path, cfg) == 0);
+    const char *runs[][2] = {{"aug-straight", ""},
+                             {"aug-resumed", "train.epochs=1"},
+                             {"aug-resumed", "--resume train.epochs=2"},
+                             {"aug-off", "data.trivial_augment=false data.random_erasing=0 "
+                                         "data.color_jitter=[0,0,0,0]"}};
+    for (int i = 0; i < 4; i++) {
+        snprintf(cmd, sizeof cmd, "%s %s output.dir=%s/%s %s >> %s/%s.log 2>&1", dtrain_bin,
+                 cfg_path, workdir, runs[i][0], runs[i][1], workdir, runs[i][0]);
+        int rc = dt_test_run(cmd);
+        CHECK_MSG(rc == 0, "%s exited %d", cmd, rc);
+        if (rc != 0) {
+            snprintf(path, sizeof path, "%s/%s.log", workdir, runs[i][0]);
+            char *log = dt_test_read_text(path);
+            fprintf(stderr, "%s\n", log ? log : "");
+            free(log);
+        }
+    }
+    snprintf(path, sizeof path, "%s/aug-straight/config.yaml", workdir);
+    char *written = dt_test_read_text(path);
+    CHECK(written && strstr(written, "\n  trivial_augment: true\n") &&
+          strstr(written, "\n  color_jitter: [0.4, 0.4, 0.4, 0.1]\n") &&
+          strstr(written, "\n  random_erasing: 0.5\n"));
+    free(written);
+    snprintf(path, sizeof path, "%s/aug-straight/report.html", workdir);
+    char *report = dt_test_read_text(path);
+    CHECK_MSG(report && strstr(report, "RandomResizedCrop, RandomHorizontalFlip, "
+                                       "TrivialAugmentWide, ColorJitter(0.4, 0.4, 0.4, 0.1), "
+                                       "RandomErasing(p=0.5)"),
+              "report.html lacks the augmentation summary");
+    free(report);
+    size_t n_straight = 0, n_resumed = 0, n_off = 0;
+    uint8_t *straight = model_tensor_bytes("aug-straight", &n_straight);
+    uint8_t *resumed = model_tensor_bytes("aug-resumed", &n_resumed);
+    uint8_t *off = model_tensor_bytes("aug-off", &n_off);
+    CHECK_MSG(straight && resumed && n_straight == n_resumed && n_straight > 0 &&
+                  memcmp(straight, resumed, n_straight) == 0,
+              "resumed run's weights differ from the straight run's");
+    CHECK_MSG(straight && off && n_straight == n_off && memcmp(straight, off, n_straight) != 0,
+              "the augmentations changed nothing");
+    free(straight);
+    free(resumed);
+    free(off);
+}
+
 int main(void) {
     if (dt_test_dtrain_setup("dtrain-e2e", &dtrain_bin, workdir, sizeof workdir)) return 1;
     test_training_run();
     test_ema_run();
     test_early_stop();
+    test_pixel_augmentations_resume();
     test_exit_codes();
     dt_testgen_finish_temp_dir(workdir);
     return dt_test_summary("train_e2e");

@@ -34,6 +34,9 @@ typedef struct dt_config {
         float std[3];
         int workers; /* 0 = choose */
         dt_augment_mode augment;
+        bool trivial_augment;  /* TrivialAugmentWide after the crop/flip */
+        float color_jitter[4]; /* ColorJitter brightness, contrast, saturation, hue; 0 = off */
+        double random_erasing; /* RandomErasing probability; 0 = off */
         dt_class_rename *class_names; /* in file order */
         int n_class_names;
         char *cache; /* "none", "memory" or a folder (decoded-sample cache) */

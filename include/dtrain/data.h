@@ -205,6 +205,56 @@ typedef struct dt_augment_draw {
 void dt_augment_draw_for(dt_augment_mode mode, int width, int height, uint64_t seed, int epoch,
                          uint32_t file_index, dt_augment_draw *draw);
 
+/* Pixel augmentations of training samples after the crop/flip, in torchvision's recipe order
+ * RandomResizedCrop, RandomHorizontalFlip, TrivialAugmentWide, ColorJitter, ToTensor, Normalize,
+ * RandomErasing. All zero: none. Drawn from their own stream of (seed, epoch, file_index). */
+typedef struct dt_pixel_augment {
+    float color_jitter[4]; /* ColorJitter brightness, contrast, saturation, hue; 0: off */
+    float random_erasing;  /* RandomErasing probability; 0: off */
+    int trivial_augment;   /* 1: TrivialAugmentWide */
+    /* The pixel an erased box gets: round(255 * data.mean), the uint8 pixel whose normalised
+     * value is nearest torchvision's value 0 (the batch stays uint8 until the device). */
+    uint8_t erase_fill[3];
+} dt_pixel_augment;
+
+/* From data.trivial_augment, data.color_jitter, data.random_erasing and data.mean. */
+void dt_pixel_augment_from_config(const dt_config *cfg, dt_pixel_augment *aug);
+
+/* The training augmentations of cfg in torchvision's terms, e.g. "RandomResizedCrop,
+ * RandomHorizontalFlip, TrivialAugmentWide, ColorJitter(0.4, 0.4, 0.4, 0.1), RandomErasing(p=0.25)"
+ * in pipeline order, or "none". */
+void dt_augment_describe(const dt_config *cfg, char *out, size_t size);
+
+/* 1 when any of them is on. */
+int dt_pixel_augment_enabled(const dt_pixel_augment *aug);
+
+/* The random parameters of one sample, drawn in this order: TrivialAugmentWide's op, bin and sign;
+ * ColorJitter's order (a uniform permutation of the four) and factors (brightness, contrast,
+ * saturation in [max(0, 1 - v), 1 + v], hue in [-v, v]; an adjustment set to 0 is skipped); then
+ * RandomErasing's coin (p) and box (10 tries of area fraction U(0.02, 0.33) and aspect
+ * exp(U(ln 0.3, ln 3.3)), h = round(sqrt(area * aspect)), w = round(sqrt(area / aspect)), kept
+ * when h < size and w < size, position uniform; none kept: no erasing). */
+typedef struct dt_pixel_augment_draw {
+    int trivial_op;           /* dt_trivial_op (augment_ops.h); -1: TrivialAugmentWide off */
+    double trivial_magnitude; /* signed, as _apply_op receives it */
+    int jitter_order[4];      /* 0 brightness, 1 contrast, 2 saturation, 3 hue */
+    double jitter_factor[4];  /* per adjustment; used only when its config value is > 0 */
+    int erase;                /* 1: the box below is erased */
+    int erase_x, erase_y, erase_width, erase_height;
+} dt_pixel_augment_draw;
+
+void dt_pixel_augment_draw_for(const dt_pixel_augment *aug, int size, uint64_t seed, int epoch,
+                               uint32_t file_index, dt_pixel_augment_draw *draw);
+
+/* Applies the draws to one size x size x 3 uint8 image in place. scratch: size * size * 3 bytes
+ * (NULL: allocated here). Returns 0, or -1 when scratch could not be allocated. */
+int dt_pixel_augment_apply(const dt_pixel_augment *aug, const dt_pixel_augment_draw *draw,
+                           uint8_t *img, int size, uint8_t *scratch, dt_error *err);
+
+/* Both for sample file_index of epoch; a no-op when none is enabled. */
+int dt_pixel_augment_sample(const dt_pixel_augment *aug, int size, uint64_t seed, int epoch,
+                            uint32_t file_index, uint8_t *img, dt_error *err);
+
 /* ---- loader ------------------------------------------------------------------------------ */
 
 typedef struct dt_batch {
@@ -266,6 +316,8 @@ typedef struct dt_loader_options {
     int workers;             /* decode threads (>= 1) */
     int prefetch_batches;    /* ring depth (>= 2) */
     uint64_t seed;           /* augmentation seed */
+    /* The pixel augmentations after augment, for training samples only; zero: none. */
+    dt_pixel_augment pixel_augment;
     /* Optional, zero = off/default: */
     const char *cache;    /* data.cache: NULL or "none", "memory" (shared by the node's ranks),
                              or a folder for memory-mapped cache files */

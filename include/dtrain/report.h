@@ -35,6 +35,8 @@ typedef struct dt_report_input {
     const char *config_yaml; /* the resolved config */
     const char *device;      /* backend and threads, e.g. "cpu (oneDNN), 2 threads" */
     const char *arch;        /* the model's architecture, e.g. "resnet50" (NULL: not shown) */
+    /* the training augmentations in torchvision's names (NULL: not shown) */
+    const char *augmentation;
     int ranks;
     int epoch, epochs; /* evaluation after epoch (0 for dtrain eval) */
     long step;

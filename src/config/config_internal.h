@@ -92,6 +92,7 @@ typedef enum {
     DT_KEY_BOOL,            /* bool: true or false in any letter case */
     DT_KEY_ENUM,            /* one of choices, stored as the enum's int value (choice index) */
     DT_KEY_RGB,             /* float[3]: three numbers, each within the number bounds */
+    DT_KEY_FLOAT4,          /* float[4]: four numbers, each within the number bounds */
     DT_KEY_NAME_MAP,        /* data.class_names: mapping of strings to strings */
 } dt_key_type;
 
@@ -114,6 +115,7 @@ typedef struct dt_config_key {
         double number;      /* NUMBER */
         const char *string; /* STRING, OPTIONAL_STRING; NULL: null (or required) */
         float rgb[3];       /* RGB */
+        float float4[4];    /* FLOAT4 */
     } fallback;
     long long int_min, int_max; /* INT */
     bool has_min, has_max;      /* number bounds (NUMBER and each RGB item) */

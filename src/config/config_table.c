@@ -116,6 +116,13 @@ static const char *const section_names[] = {"data", "model", "train", "runtime",
         KEY(sec, key, DT_KEY_RGB), .fallback.rgb = {(r), (g), (b)}, .has_min = true, .min = (lo),  \
                                    .min_exclusive = (lo_open), .help = (text)                      \
     }
+/* Four 32-bit floats; a lower bound, if any, holds for each. */
+#define FLOAT4_MIN_KEY(sec, key, v0, v1, v2, v3, lo, lo_open, text)                                \
+    {                                                                                              \
+        KEY(sec, key, DT_KEY_FLOAT4), .fallback.float4 = {(v0), (v1), (v2), (v3)},                 \
+                                      .has_min = true, .min = (lo), .min_exclusive = (lo_open),    \
+                                      .help = (text)                                               \
+    }
 #define NAME_MAP_KEY(sec, key, text)                                                               \
     { KEY(sec, key, DT_KEY_NAME_MAP), .help = (text) }
 
@@ -138,6 +145,12 @@ static const dt_config_key config_keys[] = {
     INT_KEY(data, workers, 0, 0, DT_MAX_WORKERS, RESUMABLE,
             "decode threads per rank; 0 = this rank's share of the cores"),
     ENUM_KEY(data, augment, DT_AUGMENT_NONE, augment_names, 0, "training-time augmentation"),
+    BOOL_KEY(data, trivial_augment, false, 0,
+             "TrivialAugmentWide on training images (after the crop/flip)"),
+    FLOAT4_MIN_KEY(data, color_jitter, 0.0f, 0.0f, 0.0f, 0.0f, 0.0, CLOSED,
+                   "ColorJitter [brightness, contrast, saturation, hue] (hue <= 0.5); 0 = off"),
+    FLOAT_RANGE_KEY(data, random_erasing, 0.0, 0.0, CLOSED, 1.0, CLOSED, 0,
+                    "RandomErasing probability on training images; 0 = off"),
     NAME_MAP_KEY(data, class_names, "class folder -> display name, e.g. {cane: dog}"),
     STRING_KEY(data, cache, "none", 0, "decoded-sample cache: none, memory or a folder"),
 
@@ -249,6 +262,9 @@ void dt_config_defaults(dt_config *cfg) {
             break;
         case DT_KEY_RGB:
             memcpy(field, k->fallback.rgb, sizeof k->fallback.rgb);
+            break;
+        case DT_KEY_FLOAT4:
+            memcpy(field, k->fallback.float4, sizeof k->fallback.float4);
             break;
         case DT_KEY_NAME_MAP: /* empty: cleared above */
             break;

@@ -93,7 +93,7 @@ static int read_number(const assignment *a, const dt_yaml_node *node, const char
 static int check_number_bounds(const assignment *a, const dt_yaml_node *node, const char *path,
                                double given) {
     const dt_config_key *k = a->key;
-    bool as_float = k->float32 || k->type == DT_KEY_RGB;
+    bool as_float = k->float32 || k->type == DT_KEY_RGB || k->type == DT_KEY_FLOAT4;
     if (as_float && fabs(given) > FLT_MAX) {
         char message[256];
         snprintf(message, sizeof message, "out of range for a 32-bit float, got %.64s", node->text);
@@ -269,17 +269,23 @@ static int assign_string(const assignment *a, const dt_yaml_node *node, char **f
     return 0;
 }
 
-static int assign_rgb(const assignment *a, const dt_yaml_node *node, float *field) {
+/* A list of count numbers (named in the message by items, e.g. "R, G, B"). */
+static int assign_floats(const assignment *a, const dt_yaml_node *node, float *field, int count,
+                         const char *items) {
     const char *path = a->key->path;
-    if (node->kind != DT_YAML_SEQUENCE) return type_error(a, node, path, "a list of 3 numbers");
-    if (node->n_children != 3) {
-        char message[128];
-        snprintf(message, sizeof message, "expected a list of 3 numbers (R, G, B), got %d %s",
-                 node->n_children, node->n_children == 1 ? "item" : "items");
+    if (node->kind != DT_YAML_SEQUENCE) {
+        char expected[32];
+        snprintf(expected, sizeof expected, "a list of %d numbers", count);
+        return type_error(a, node, path, expected);
+    }
+    if (node->n_children != count) {
+        char message[160];
+        snprintf(message, sizeof message, "expected a list of %d numbers (%s), got %d %s", count,
+                 items, node->n_children, node->n_children == 1 ? "item" : "items");
         return fail_on(a, node, path, message);
     }
-    float values[3];
-    for (int i = 0; i < 3; i++) {
+    float values[4];
+    for (int i = 0; i < count; i++) {
         const dt_yaml_node *item = &node->children[i];
         char item_path[64];
         snprintf(item_path, sizeof item_path, "%s[%d]", path, i);
@@ -288,7 +294,7 @@ static int assign_rgb(const assignment *a, const dt_yaml_node *node, float *fiel
         if (check_number_bounds(a, item, item_path, value)) return -1;
         values[i] = (float)value;
     }
-    memcpy(field, values, sizeof values);
+    memcpy(field, values, sizeof values[0] * (size_t)count);
     return 0;
 }
 
@@ -358,7 +364,9 @@ int dt_config_assign(dt_config *cfg, const dt_config_key *key, const dt_yaml_nod
     case DT_KEY_ENUM:
         return assign_enum(&a, value, field);
     case DT_KEY_RGB:
-        return assign_rgb(&a, value, field);
+        return assign_floats(&a, value, field, 3, "R, G, B");
+    case DT_KEY_FLOAT4:
+        return assign_floats(&a, value, field, 4, "brightness, contrast, saturation, hue");
     case DT_KEY_NAME_MAP:
         return assign_name_map(&a, value, cfg);
     }
@@ -426,6 +434,12 @@ static int check_values_in_use(const rule_check *r, const dt_config *cfg) {
         /* located where the user set one of the two */
         bool std_set = place_of(r, "data", "std")->set;
         return fail_at_key(r, "data", std_set ? "std" : "mean", message);
+    }
+    if (cfg->data.color_jitter[3] > 0.5f) { /* torchvision's hue range: [-0.5, 0.5] */
+        snprintf(message, sizeof message,
+                 "the hue jitter data.color_jitter[3] must be in [0, 0.5], got %g",
+                 (double)cfg->data.color_jitter[3]);
+        return fail_at_key(r, "data", "color_jitter", message);
     }
     size_t dir_length = strlen(cfg->output.dir);
     if (dir_length + DT_OUTPUT_NAME_RESERVE >= DT_PATH_BYTES) {

@@ -146,6 +146,16 @@ static void append_value(dt_text *t, const dt_config *cfg, const dt_config_key *
         dt_text_printf(t, "]");
         break;
     }
+    case DT_KEY_FLOAT4: {
+        const float *values = field;
+        dt_text_printf(t, "[");
+        for (int i = 0; i < 4; i++) {
+            if (i) dt_text_printf(t, ", ");
+            append_float(t, values[i]);
+        }
+        dt_text_printf(t, "]");
+        break;
+    }
     case DT_KEY_NAME_MAP:
         if (cfg->data.n_class_names == 0) {
             dt_text_printf(t, "{}");
@@ -281,6 +291,10 @@ static void append_type(dt_text *t, const dt_config_key *k) {
         break;
     case DT_KEY_RGB:
         dt_text_printf(t, "3 numbers (32-bit floats)\t");
+        append_bound(t, k);
+        break;
+    case DT_KEY_FLOAT4:
+        dt_text_printf(t, "4 numbers (32-bit floats)\t");
         append_bound(t, k);
         break;
     case DT_KEY_NAME_MAP:

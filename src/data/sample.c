@@ -19,8 +19,9 @@ static int minimum_decoded_side(const dt_loader_options *opt, dt_augment_mode au
 
 /* Augments and resizes a decoded image into dst; frees img. */
 static int sample_from_image(dt_image *decoded, const char *name, const dt_loader_options *opt,
-                             dt_augment_mode augment, int epoch, uint32_t file_index, uint8_t *dst,
+                             int training, int epoch, uint32_t file_index, uint8_t *dst,
                              dt_error *err) {
+    dt_augment_mode augment = training ? opt->augment : DT_AUGMENT_NONE;
     dt_image img = *decoded;
     int size = opt->image_size;
     dt_augment_draw draw;
@@ -44,6 +45,9 @@ static int sample_from_image(dt_image *decoded, const char *name, const dt_loade
     req.mirror = draw.flip;
     if (rc == 0) rc = dt_resize_run(&img, &req, dst, err);
     dt_image_free(&img);
+    if (rc == 0 && training)
+        rc = dt_pixel_augment_sample(&opt->pixel_augment, size, opt->seed, epoch, file_index, dst,
+                                     err);
     if (rc != 0) return dt_error_prefix(err, "%s", name);
     return 0;
 }
@@ -54,7 +58,7 @@ int dt_sample_load(const char *path, const dt_loader_options *opt, int training,
     int min_side = minimum_decoded_side(opt, augment);
     dt_image img;
     if (dt_image_decode_file_scaled(path, min_side, min_side, &img, err) != 0) return -1;
-    return sample_from_image(&img, path, opt, augment, epoch, file_index, dst, err);
+    return sample_from_image(&img, path, opt, training, epoch, file_index, dst, err);
 }
 
 int dt_sample_load_named(const char *name, const dt_loader_options *opt, uint8_t *dst,
@@ -68,7 +72,7 @@ int dt_sample_load_named(const char *name, const dt_loader_options *opt, uint8_t
     int rc = dt_image_decode_memory_scaled(bytes, size, name, min_side, min_side, &img, err);
     free(bytes);
     if (rc) return -1;
-    return sample_from_image(&img, name, opt, DT_AUGMENT_NONE, 0, 0, dst, err);
+    return sample_from_image(&img, name, opt, 0, 0, 0, dst, err);
 }
 
 int dt_sample_load_from(const dt_dataset *ds, uint32_t file_index, const dt_loader_options *opt,
@@ -86,7 +90,7 @@ int dt_sample_load_from(const dt_dataset *ds, uint32_t file_index, const dt_load
     int rc = dt_image_decode_memory_scaled(bytes, size, name, min_side, min_side, &img, err);
     free(bytes);
     if (rc) return -1;
-    return sample_from_image(&img, name, opt, augment, epoch, file_index, dst, err);
+    return sample_from_image(&img, name, opt, training, epoch, file_index, dst, err);
 }
 
 /* ---- through the decoded-sample cache --------------------------------------------------- */
@@ -134,10 +138,10 @@ static int scale_edge(int at, int from, int to) {
 /* The batch slot from a cache entry: a copy (mirrored for a flip), or for crop_flip the crop
  * drawn from the decoded size, mapped onto the cached square, scaled to image_size
  * (dt_cache_crop_run: one pass from the slot into dst). */
-static int sample_from_entry(const uint8_t *entry, int width, int height, int side,
-                             dt_cache_layout layout, const dt_loader_options *opt,
-                             dt_augment_mode augment, int epoch, uint32_t index, uint8_t *dst,
-                             dt_error *err) {
+static int crop_from_entry(const uint8_t *entry, int width, int height, int side,
+                           dt_cache_layout layout, const dt_loader_options *opt,
+                           dt_augment_mode augment, int epoch, uint32_t index, uint8_t *dst,
+                           dt_error *err) {
     dt_augment_draw draw;
     dt_augment_draw_for(augment, width, height, opt->seed, epoch, index, &draw);
     int size = opt->image_size;
@@ -185,15 +189,26 @@ static int sample_from_entry(const uint8_t *entry, int width, int height, int si
     return 0;
 }
 
+/* The crop/flip from the entry, then the pixel augmentations of a training sample. */
+static int sample_from_entry(const uint8_t *entry, int width, int height, int side,
+                             dt_cache_layout layout, const dt_loader_options *opt, int training,
+                             int epoch, uint32_t index, uint8_t *dst, dt_error *err) {
+    dt_augment_mode augment = training ? opt->augment : DT_AUGMENT_NONE;
+    if (crop_from_entry(entry, width, height, side, layout, opt, augment, epoch, index, dst, err))
+        return -1;
+    if (!training) return 0;
+    return dt_pixel_augment_sample(&opt->pixel_augment, opt->image_size, opt->seed, epoch, index,
+                                   dst, err);
+}
+
 int dt_sample_load_cached(const dt_dataset *ds, uint32_t index, const dt_loader_options *opt,
                           int training, int epoch, dt_sample_cache *cache, dt_cache_layout layout,
                           uint8_t *dst, dt_error *err) {
-    dt_augment_mode augment = training ? opt->augment : DT_AUGMENT_NONE;
     int side = dt_sample_cache_side(cache), width = 0, height = 0;
     const uint8_t *entry;
     int state = dt_sample_cache_get(cache, index, &entry, &width, &height);
     if (state == DT_CACHE_READY)
-        return sample_from_entry(entry, width, height, side, layout, opt, augment, epoch, index,
+        return sample_from_entry(entry, width, height, side, layout, opt, training, epoch, index,
                                  dst, err);
     uint8_t *slot = dt_sample_cache_claim(cache, index);
     uint8_t *scratch = NULL;
@@ -209,7 +224,7 @@ int dt_sample_load_cached(const dt_dataset *ds, uint32_t index, const dt_loader_
         dt_sample_cache_publish(cache, index, rc == 0 ? DT_CACHE_READY : DT_CACHE_EMPTY, width,
                                 height);
     if (rc == 0)
-        rc = sample_from_entry(slot ? slot : scratch, width, height, side, layout, opt, augment,
+        rc = sample_from_entry(slot ? slot : scratch, width, height, side, layout, opt, training,
                                epoch, index, dst, err);
     free(scratch);
     return rc;

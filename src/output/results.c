@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dtrain/data.h"
 #include "dtrain/platform.h"
 #include "dtrain/report.h"
 #include "dtrain/rng.h"
@@ -278,6 +279,8 @@ static int write_report_html(const dt_results_context *c, const dt_predictions *
 
     if (!c->model_path) /* eval: no training curves */
         read_curves(c->cfg->output.dir, curves, stop, sizeof stop);
+    char augmentation[256];
+    dt_augment_describe(c->cfg, augmentation, sizeof augmentation);
     dt_report_input in = {
         .output_dir = results_dir(c),
         .data_root = c->data_path ? c->data_path : c->cfg->data.root,
@@ -290,6 +293,7 @@ static int write_report_html(const dt_results_context *c, const dt_predictions *
         .config_yaml = yaml,
         .device = c->device,
         .arch = c->cfg->model.arch,
+        .augmentation = c->model_path ? NULL : augmentation,
         .ranks = c->ranks,
         .epoch = c->epoch,
         .epochs = c->epochs,

@@ -290,6 +290,7 @@ int dt_train_setup(dt_trainer *t, dt_error *err) {
                             .mix_ranks = t->comm->size,
                             .mix_rank = t->comm->rank,
                             .mix_accumulate = cfg->train.accumulate};
+    dt_pixel_augment_from_config(cfg, &lo.pixel_augment);
     if (dt_session_create_loader(ses, &lo, err)) return -1;
     size_t b = (size_t)cfg->train.batch_size;
     t->n_rank_indices = (size_t)t->steps_per_epoch * b * (size_t)cfg->train.accumulate;
