@@ -43,6 +43,7 @@ enum { FP32 = DT_PRECISION_FP32, TF32 = DT_PRECISION_TF32, BF16 = DT_PRECISION_B
 #define COMPARE_ROWS(P)                                                                            \
     {"buffers", P, "upload/download, sgd_step, axpy, sum of squares, fill", NULL, buffers_compare, \
      NULL},                                                                                        \
+    {"ema", P, "ema_update: 4 updates, guarded skipped and applied", NULL, ema_compare, NULL},     \
     {"tensor", P, "images to NCHW, input_prefetch, upload/download 3x3x17x19", NULL,              \
      tensor_compare_input, NULL},                                                                  \
     {"conv", P, "stem", NULL, conv_compare, CONV(CONV_CHOSEN, 2, 3, 64, 32, 32, 7, 2, 3, 0, 0)},  \
@@ -180,6 +181,23 @@ static const backend_op_case cases[] = {
      NULL},
     {"loss", FP32, "label smoothing and two-label (mixup/cutmix) targets", loss_check_targets, NULL,
      NULL},
+    /* against PyTorch (tests/reference/loss_targets.safetensors): one row per fixture case */
+    {"loss", FP32, "vs PyTorch: the fixture's cases", loss_check_torch_cases, NULL,
+     "smooth,smooth_pad,mixup,cutmix,half"},
+    {"loss", FP32, "vs PyTorch: smooth (8x10, eps 0.1)", loss_check_torch, NULL, "smooth"},
+    {"loss", FP32, "vs PyTorch: smooth_pad (7x5, eps 0.3, padding)", loss_check_torch, NULL,
+     "smooth_pad"},
+    {"loss", FP32, "vs PyTorch: mixup (8x10, eps 0.1, lambda 0.35)", loss_check_torch, NULL,
+     "mixup"},
+    {"loss", FP32, "vs PyTorch: cutmix (6x4, lambda 0.8125, padding)", loss_check_torch, NULL,
+     "cutmix"},
+    {"loss", FP32, "vs PyTorch: half (6x3, eps 0.2, lambda 0.5)", loss_check_torch, NULL, "half"},
+    /* ---- ema: the weights' moving average (timm's ModelEmaV2 update) ---- */
+    {"ema", FP32, "by hand, factors refused, zero elements", ema_check_by_hand, NULL, NULL},
+    {"ema", FP32, "100003, 3 steps vs torch's float32 (bitwise) and float64", ema_check_large, NULL,
+     NULL},
+    {"ema", FP32, "guarded: skipped step unchanged, unguarded and applied steps update",
+     ema_check_guarded, NULL, NULL},
     /* ---- guard: the non-finite guard and the step-time counters ---- */
     {"guard", FP32, "skip, halt, counts, records", guard_check, NULL, NULL},
     /* ---- the compare mode: the CUDA backend against the CPU backend ---- */

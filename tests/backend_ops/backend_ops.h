@@ -52,7 +52,8 @@ struct backend_op_case {
     const char *what; /* the case in words */
     backend_op_check_fn check;
     backend_op_compare_fn compare;
-    const void *params; /* op_shape, op_conv, ... as the family's functions expect; may be NULL */
+    const void *params; /* op_shape, op_conv, a fixture case's name, ... as the family's functions
+                         * expect; may be NULL */
 };
 
 /* ---- tests/backend_ops/compare.c: the compare mode's helpers ---------------------------- */
@@ -107,6 +108,13 @@ void linear_compare_with_loss(dt_backend *cpu, dt_backend *other, const backend_
 
 void loss_check(dt_backend *b, const backend_op_case *c);
 void loss_check_targets(dt_backend *b, const backend_op_case *c);
+void loss_check_torch(dt_backend *b, const backend_op_case *c);
+void loss_check_torch_cases(dt_backend *b, const backend_op_case *c);
+
+void ema_check_by_hand(dt_backend *b, const backend_op_case *c);
+void ema_check_large(dt_backend *b, const backend_op_case *c);
+void ema_check_guarded(dt_backend *b, const backend_op_case *c);
+void ema_compare(dt_backend *cpu, dt_backend *other, const backend_op_case *c);
 
 void guard_check(dt_backend *b, const backend_op_case *c);
 

@@ -3,12 +3,16 @@
  * double-precision reference, the logits gradient against central finite differences of
  * grad_scale * weighted loss, stability with huge logits, and label checking; the same for
  * label-smoothed and two-label (mixup/cutmix) targets against a float64 reference of their
- * definition (torch CrossEntropyLoss(label_smoothing), timm's mixup_target). Compared across
- * backends with the linear layer (linear.c). Rows: test_backend_ops.c. */
+ * definition (torch CrossEntropyLoss(label_smoothing), timm's mixup_target), and against PyTorch
+ * itself: the cases of tests/reference/loss_targets.safetensors (make_loss_fixture.py: float32
+ * logits, labels, partner labels, weights, eps and lambda, with torch's float64 loss sum, logits
+ * gradient and correct count), one row each. Compared across backends with the linear layer
+ * (linear.c). Rows: test_backend_ops.c. */
 #include <stdlib.h>
 #include <string.h>
 
 #include "backend_ops.h"
+#include "dtrain/safetensors.h"
 
 enum { N = 5, K = 4 };
 
@@ -248,4 +252,146 @@ void loss_check(dt_backend *b, const backend_op_case *oc) {
     dt_backend_tensor_destroy(b, big);
     dt_backend_tensor_destroy(b, big_grad);
     dt_backend_tensor_destroy(b, wide_logits);
+}
+
+/* ---- against PyTorch: tests/reference/loss_targets.safetensors ---- */
+
+enum { MAX_N = 16, MAX_K = 16 };
+
+/* The tensor case.name as doubles (count values), or 0 when missing or of another size. */
+static int fixture_values(const dt_safetensors *st, const char *c, const char *name, double *out,
+                          size_t count) {
+    char full[96];
+    snprintf(full, sizeof full, "%s.%s", c, name);
+    const dt_st_tensor *t = dt_safetensors_find(st, full);
+    if (!t || dt_st_tensor_element_count(t) != count) {
+        CHECK_MSG(0, "fixture: %s missing or not %zu values", full, count);
+        return 0;
+    }
+    for (size_t i = 0; i < count; i++) {
+        const uint8_t *p = t->data + i * dt_st_dtype_size(t->dtype);
+        if (t->dtype == DT_ST_F64) {
+            memcpy(&out[i], p, sizeof(double));
+        } else if (t->dtype == DT_ST_F32) {
+            float v;
+            memcpy(&v, p, sizeof v);
+            out[i] = v;
+        } else if (t->dtype == DT_ST_I64) {
+            int64_t v;
+            memcpy(&v, p, sizeof v);
+            out[i] = (double)v;
+        } else {
+            CHECK_MSG(0, "fixture: %s has dtype %s", full, dt_st_dtype_name(t->dtype));
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* tests/reference/loss_targets.safetensors into st; 0, or -1 after a failed check */
+static int open_fixture(dt_safetensors *st) {
+    const char *src = getenv("DTRAIN_SOURCE_DIR");
+    char path[4096];
+    snprintf(path, sizeof path, "%s/tests/reference/loss_targets.safetensors", src ? src : ".");
+    dt_error err = {0};
+    if (dt_safetensors_read(path, st, &err) == 0) return 0;
+    CHECK_MSG(0, "fixture: %s (is DTRAIN_SOURCE_DIR set?)", err.message);
+    return -1;
+}
+
+/* The fixture lists five cases, those of the rows (params: their names, comma-separated), so
+ * that none goes unchecked. */
+void loss_check_torch_cases(dt_backend *b, const backend_op_case *oc) {
+    (void)b;
+    dt_safetensors st;
+    if (open_fixture(&st) != 0) return;
+    const char *cases = dt_safetensors_metadata_value(&st, "cases");
+    CHECK(cases != NULL);
+    CHECK_STR_EQ(cases ? cases : "", (const char *)oc->params);
+    char list[256];
+    snprintf(list, sizeof list, "%s", cases ? cases : "");
+    int n_cases = 0;
+    for (char *save = NULL, *c = strtok_r(list, ",", &save); c; c = strtok_r(NULL, ",", &save))
+        n_cases++;
+    CHECK_INT_EQ(n_cases, 5);
+    dt_safetensors_free(&st);
+}
+
+/* One fixture case through softmax_cross_entropy_targets: loss, dlogits and correct count within
+ * 1e-6 of torch's float64; prints the errors beside torch's own float32 ones. */
+static void run_case(dt_backend *b, const dt_safetensors *st, const char *c) {
+    char full[96];
+    snprintf(full, sizeof full, "%s.logits", c);
+    const dt_st_tensor *shape = dt_safetensors_find(st, full);
+    CHECK_MSG(shape && shape->ndim == 2, "fixture: %s", full);
+    if (!shape || shape->ndim != 2) return;
+    const int n = (int)shape->shape[0], k = (int)shape->shape[1];
+    CHECK(n <= MAX_N && k <= MAX_K);
+    if (n > MAX_N || k > MAX_K) return;
+    double logits[MAX_N * MAX_K], labels_d[MAX_N], second_d[MAX_N], weights_d[MAX_N], params[2];
+    double loss, correct, dlogits[MAX_N * MAX_K];
+    if (!fixture_values(st, c, "logits", logits, (size_t)(n * k)) ||
+        !fixture_values(st, c, "labels", labels_d, (size_t)n) ||
+        !fixture_values(st, c, "second", second_d, (size_t)n) ||
+        !fixture_values(st, c, "weights", weights_d, (size_t)n) ||
+        !fixture_values(st, c, "params", params, 2) || !fixture_values(st, c, "loss", &loss, 1) ||
+        !fixture_values(st, c, "correct", &correct, 1) ||
+        !fixture_values(st, c, "dlogits", dlogits, (size_t)(n * k)))
+        return;
+    int32_t labels[MAX_N], second[MAX_N];
+    float weights[MAX_N];
+    for (int i = 0; i < n; i++) {
+        labels[i] = (int32_t)labels_d[i], second[i] = (int32_t)second_d[i];
+        weights[i] = (float)weights_d[i];
+    }
+    const int mixed = params[1] != 1.0;
+    dt_loss_targets targets = {.labels = labels,
+                               .weights = weights,
+                               .mix_labels = mixed ? second : NULL,
+                               .mix_lambda = (float)params[1],
+                               .label_smoothing = (float)params[0]};
+    dt_tensor *x = test_tensor(b, n, k, 1, 1, logits), *dx = test_tensor(b, n, k, 1, 1, NULL);
+    dt_error err = {0};
+    double stats[DT_LOSS_STATS];
+    CHECK(dt_backend_loss_stats_read(b, stats, 1, &err) == 0);
+    CHECK_MSG(dt_backend_softmax_cross_entropy_targets(b, x, &targets, dx, 1.0f, NULL, &err) == 0,
+              "%s: %s", c, err.message);
+    CHECK(dt_backend_loss_stats_read(b, stats, 1, &err) == 0);
+    double got[MAX_N * MAX_K];
+    test_tensor_read(b, dx, got, (size_t)(n * k));
+    /* eps and lambda reach the backend as float32 (0.1 is 1.5e-9 off): within the tolerance */
+    double loss_error = fabs(stats[DT_LOSS_SUM] - loss) / fabs(loss);
+    double grad_error = 0.0, scale = test_max_abs(dlogits, (size_t)(n * k));
+    for (int i = 0; i < n * k; i++)
+        if (fabs(got[i] - dlogits[i]) / scale > grad_error)
+            grad_error = fabs(got[i] - dlogits[i]) / scale;
+    CHECK_MSG(loss_error < 1e-6, "%s: loss %.9g, torch %.9g", c, stats[DT_LOSS_SUM], loss);
+    CHECK_MSG(grad_error < 1e-6, "%s: dlogits off by %.3g of their largest", c, grad_error);
+    CHECK_MSG(stats[DT_LOSS_CORRECT] == correct, "%s: correct %g, torch %g", c,
+              stats[DT_LOSS_CORRECT], correct);
+    double counted = 0.0;
+    for (int i = 0; i < n; i++) counted += weights[i];
+    CHECK(stats[DT_LOSS_COUNT] == counted);
+    /* torch's own float32 error, for scale */
+    double loss32, grad32[MAX_N * MAX_K], loss32_error = 0.0, grad32_error = 0.0;
+    if (fixture_values(st, c, "torch_f32.loss", &loss32, 1) &&
+        fixture_values(st, c, "torch_f32.dlogits", grad32, (size_t)(n * k))) {
+        loss32_error = fabs(loss32 - loss) / fabs(loss);
+        for (int i = 0; i < n * k; i++)
+            if (fabs(grad32[i] - dlogits[i]) / scale > grad32_error)
+                grad32_error = fabs(grad32[i] - dlogits[i]) / scale;
+    }
+    printf("  vs torch float64: loss relative error %.3g, dlogits %.3g of the largest (torch "
+           "float32: %.3g, %.3g)\n",
+           loss_error, grad_error, loss32_error, grad32_error);
+    dt_backend_tensor_destroy(b, x);
+    dt_backend_tensor_destroy(b, dx);
+}
+
+/* The row's fixture case (params: its name). */
+void loss_check_torch(dt_backend *b, const backend_op_case *oc) {
+    dt_safetensors st;
+    if (open_fixture(&st) != 0) return;
+    run_case(b, &st, oc->params);
+    dt_safetensors_free(&st);
 }
