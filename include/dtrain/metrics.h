@@ -16,6 +16,8 @@ typedef struct dt_train_row {
     int epoch;
     long step;
     double loss, acc, lr, img_per_s, elapsed_s;
+    int has_grad_norm; /* train.clip_grad_norm: grad_norm is the window's mean pre-clip norm */
+    double grad_norm;
 } dt_train_row;
 
 typedef struct dt_eval_row {

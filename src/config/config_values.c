@@ -93,7 +93,7 @@ static int read_number(const assignment *a, const dt_yaml_node *node, const char
 static int check_number_bounds(const assignment *a, const dt_yaml_node *node, const char *path,
                                double given) {
     const dt_config_key *k = a->key;
-    bool as_float = k->float32 || k->type == DT_KEY_RGB;
+    bool as_float = k->float32 || k->type == DT_KEY_RGB || k->type == DT_KEY_PAIR;
     if (as_float && fabs(given) > FLT_MAX) {
         char message[256];
         snprintf(message, sizeof message, "out of range for a 32-bit float, got %.64s", node->text);
@@ -269,17 +269,21 @@ static int assign_string(const assignment *a, const dt_yaml_node *node, char **f
     return 0;
 }
 
-static int assign_rgb(const assignment *a, const dt_yaml_node *node, float *field) {
+/* A list of n numbers (n <= 3; items names them in the message, e.g. " (R, G, B)"). */
+static int assign_floats(const assignment *a, const dt_yaml_node *node, float *field, int n,
+                         const char *items) {
     const char *path = a->key->path;
-    if (node->kind != DT_YAML_SEQUENCE) return type_error(a, node, path, "a list of 3 numbers");
-    if (node->n_children != 3) {
+    char list[48];
+    snprintf(list, sizeof list, "a list of %d numbers", n);
+    if (node->kind != DT_YAML_SEQUENCE) return type_error(a, node, path, list);
+    if (node->n_children != n) {
         char message[128];
-        snprintf(message, sizeof message, "expected a list of 3 numbers (R, G, B), got %d %s",
-                 node->n_children, node->n_children == 1 ? "item" : "items");
+        snprintf(message, sizeof message, "expected %s%s, got %d %s", list, items, node->n_children,
+                 node->n_children == 1 ? "item" : "items");
         return fail_on(a, node, path, message);
     }
     float values[3];
-    for (int i = 0; i < 3; i++) {
+    for (int i = 0; i < n; i++) {
         const dt_yaml_node *item = &node->children[i];
         char item_path[64];
         snprintf(item_path, sizeof item_path, "%s[%d]", path, i);
@@ -288,7 +292,7 @@ static int assign_rgb(const assignment *a, const dt_yaml_node *node, float *fiel
         if (check_number_bounds(a, item, item_path, value)) return -1;
         values[i] = (float)value;
     }
-    memcpy(field, values, sizeof values);
+    memcpy(field, values, (size_t)n * sizeof *values);
     return 0;
 }
 
@@ -358,7 +362,9 @@ int dt_config_assign(dt_config *cfg, const dt_config_key *key, const dt_yaml_nod
     case DT_KEY_ENUM:
         return assign_enum(&a, value, field);
     case DT_KEY_RGB:
-        return assign_rgb(&a, value, field);
+        return assign_floats(&a, value, field, 3, " (R, G, B)");
+    case DT_KEY_PAIR:
+        return assign_floats(&a, value, field, 2, "");
     case DT_KEY_NAME_MAP:
         return assign_name_map(&a, value, cfg);
     }
@@ -466,10 +472,22 @@ int dt_config_check_rules(const dt_config *cfg, const dt_config_place *places,
     if (cfg->train.nesterov && cfg->train.momentum <= 0.0)
         return fail_at_key(&r, "train", "nesterov",
                            "true requires train.momentum > 0 (as torch.optim.SGD)");
+    bool adamw = cfg->train.optimizer == DT_OPTIMIZER_ADAMW;
+    if (adamw && cfg->train.momentum > 0.0)
+        return fail_at_key(&r, "train", "momentum",
+                           "is SGD's: train.optimizer adamw takes train.betas instead");
+    const char *adamw_only[] = {"betas", "eps"};
+    for (int i = 0; i < 2 && !adamw; i++)
+        if (place_of(&r, "train", adamw_only[i])->set)
+            return fail_at_key(&r, "train", adamw_only[i],
+                               "is used by train.optimizer adamw only (this config trains with "
+                               "sgd)");
     return check_values_in_use(&r, cfg);
 }
 
 bool dt_config_key_in_use(const dt_config *cfg, const dt_config_key *key) {
     if (key == dt_config_find_key("data", "val_fraction")) return cfg->data.val_root == NULL;
+    if (key == dt_config_find_key("train", "betas") || key == dt_config_find_key("train", "eps"))
+        return cfg->train.optimizer == DT_OPTIMIZER_ADAMW;
     return true;
 }

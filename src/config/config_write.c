@@ -136,10 +136,11 @@ static void append_value(dt_text *t, const dt_config *cfg, const dt_config_key *
         dt_text_printf(t, "%s", value >= 0 && value < key->n_choices ? key->choices[value] : "?");
         break;
     }
-    case DT_KEY_RGB: {
+    case DT_KEY_RGB:
+    case DT_KEY_PAIR: {
         const float *rgb = field;
         dt_text_printf(t, "[");
-        for (int i = 0; i < 3; i++) {
+        for (int i = 0; i < (key->type == DT_KEY_RGB ? 3 : 2); i++) {
             if (i) dt_text_printf(t, ", ");
             append_float(t, rgb[i]);
         }
@@ -281,6 +282,10 @@ static void append_type(dt_text *t, const dt_config_key *k) {
         break;
     case DT_KEY_RGB:
         dt_text_printf(t, "3 numbers (32-bit floats)\t");
+        append_bound(t, k);
+        break;
+    case DT_KEY_PAIR:
+        dt_text_printf(t, "2 numbers (32-bit floats)\t");
         append_bound(t, k);
         break;
     case DT_KEY_NAME_MAP:

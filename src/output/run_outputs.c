@@ -24,7 +24,9 @@ int dt_run_outputs_train(dt_trainer *t, const dt_train_row *row, dt_error *err) 
     if (dt_tensorboard_scalar(tb, "train/loss", row->step, (float)row->loss, err) ||
         dt_tensorboard_scalar(tb, "train/acc", row->step, (float)row->acc, err) ||
         dt_tensorboard_scalar(tb, "train/lr", row->step, (float)row->lr, err) ||
-        dt_tensorboard_scalar(tb, "train/img_per_s", row->step, (float)row->img_per_s, err))
+        dt_tensorboard_scalar(tb, "train/img_per_s", row->step, (float)row->img_per_s, err) ||
+        (row->has_grad_norm &&
+         dt_tensorboard_scalar(tb, "train/grad_norm", row->step, (float)row->grad_norm, err)))
         return -1;
     return dt_tensorboard_flush(tb, err);
 }

@@ -18,6 +18,7 @@
 #include "train/checkpoints.h"
 #include "train/device_choice.h"
 #include "train/nonfinite_guard.h"
+#include "train/optimizer.h"
 #include "train/progress.h"
 #include "train/session.h"
 #include "train/test_faults.h"
@@ -30,7 +31,9 @@ typedef struct dt_window {
     double wait_start; /* the loader's total data-wait seconds at start */
     double lr;
     long steps;
-    long skipped; /* non-finite steps skipped in this window */
+    long skipped;         /* non-finite steps skipped in this window */
+    double grad_norm_sum; /* train.clip_grad_norm: pre-clip gradient norms of the window's steps */
+    long grad_norms;
 } dt_window;
 
 typedef struct dt_trainer {
@@ -73,6 +76,7 @@ typedef struct dt_trainer {
     dt_checkpoints ckpt;     /* output.dir's lock, resume, the checkpoint writer */
     dt_resume_point resumed; /* where the epochs start */
     dt_nonfinite_guard guard;
+    dt_optimizer optimizer; /* train.optimizer, no_weight_decay, clip_grad_norm */
 } dt_trainer;
 
 /* Forward pass and loss on one batch (BN in training or inference mode): slots that count weigh
