@@ -103,6 +103,32 @@ static void check_buffers(pair *p, const dt_test_tolerances *t) {
     want = buffer_read(p->cpu, cm, N), got = buffer_read(p->gpu, gm, N);
     compare("sgd_step momentum buffer", got, want, N, t->exact);
     free(want), free(got);
+    /* AdamW, three steps from the same state: adamw_math.h on both sides; the per-step scalars
+     * come from the device's pow, so within 1e-6 rather than bit for bit */
+    float *cv = buffer_of(p->cpu, NULL, N), *gv = buffer_of(p->gpu, NULL, N);
+    for (int s = 1; s <= 3; s++) {
+        dt_adamw_params adamw = {.lr = 1e-3,
+                                 .beta1 = 0.9,
+                                 .beta2 = 0.999,
+                                 .eps = 1e-8,
+                                 .weight_decay = 0.05,
+                                 .grad_scale = 0.5f,
+                                 .step = s};
+        CHECK(dt_backend_adamw_step(p->cpu, &adamw, ca, cg, cm, cv, N, &err) == 0);
+        CHECK_MSG(dt_backend_adamw_step(p->gpu, &adamw, ga, gg, gm, gv, N, &err) == 0, "%s",
+                  err.message);
+    }
+    want = buffer_read(p->cpu, ca, N), got = buffer_read(p->gpu, ga, N);
+    compare("adamw_step x3 parameters", got, want, N, 1e-6);
+    free(want), free(got);
+    want = buffer_read(p->cpu, cv, N), got = buffer_read(p->gpu, gv, N);
+    compare("adamw_step x3 exp_avg_sq", got, want, N, 1e-6);
+    free(want), free(got);
+    dt_backend_buffer_free(p->cpu, cv);
+    dt_backend_buffer_free(p->gpu, gv);
+    /* the exact checks below start again from equal buffers */
+    CHECK(dt_backend_buffer_upload(p->cpu, ca, a, N, &err) == 0 &&
+          dt_backend_buffer_upload(p->gpu, ga, a, N, &err) == 0);
     CHECK(dt_backend_buffer_axpy(p->cpu, ca, -0.5f, cg, N, &err) == 0);
     CHECK(dt_backend_buffer_axpy(p->gpu, ga, -0.5f, gg, N, &err) == 0);
     want = buffer_read(p->cpu, ca, N), got = buffer_read(p->gpu, ga, N);

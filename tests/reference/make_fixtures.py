@@ -65,6 +65,10 @@ TRAIN_CASES = [
     ("resnet50_b4_s64", 5, 4, 64, 10, 2, "resnet50"),
     ("resnet101_b2_s64", 6, 2, 64, 10, 1, "resnet101"),
     ("resnet152_b2_s64", 7, 2, 64, 10, 1, "resnet152"),
+    # the optimizer options (train.optimizer, no_weight_decay, clip_grad_norm): an 8th element
+    # replaces SGD's settings; the clipping case's max_norm is below every step's gradient norm
+    ("resnet18_b4_s64_adamw", 12, 4, 64, 10, 3, "resnet18", "ADAMW"),
+    ("resnet18_b4_s64_clip", 13, 4, 64, 10, 3, "resnet18", "SGD_CLIP"),
 ]
 # name, seed, batch, image size, classes, architecture
 ROUNDTRIP_CASES = [
@@ -78,6 +82,13 @@ ROUNDTRIP_CASE = ROUNDTRIP_CASES[0]
 ROUNDTRIP_BATCHES_TRACKED = 7
 NOISE_RUNS = 6
 SGD = {"lr": 0.01, "momentum": 0.9, "weight_decay": 0.05}
+# torch.optim.AdamW with timm's param_groups_weight_decay (no decay for tensors of one dimension:
+# BN weights and biases, fc.bias), as dtrain's train.no_weight_decay: norm_and_bias
+ADAMW = {"optimizer": "adamw", "lr": 0.001, "betas": (0.9, 0.999), "eps": 1e-8,
+         "weight_decay": 0.05, "no_weight_decay": "norm_and_bias"}
+# torch.nn.utils.clip_grad_norm_(params, max_norm) after backward, then SGD as above
+SGD_CLIP = dict(SGD, clip_grad_norm=0.25)
+OPTIONS = {"SGD": SGD, "ADAMW": ADAMW, "SGD_CLIP": SGD_CLIP}
 
 
 # ---- the generator -------------------------------------------------------------------------
@@ -211,10 +222,30 @@ def read_safetensors(path):
 # ---- the cases -----------------------------------------------------------------------------
 
 
-def run_steps(torch, torchvision, dtype, seed, batch, size, classes, steps, arch, perturbation=0):
-    """Forward (train mode), mean cross-entropy, backward and torch.optim.SGD, `steps` times on
-    the same batch, in `dtype`; returns what the fixture records, as float64. perturbation k > 0
-    moves every initial parameter by -1, 0 or +1 unit in the last place (numpy generator k)."""
+def make_optimizer(torch, model, options):
+    """torch.optim.SGD or AdamW for options (SGD, ADAMW, SGD_CLIP above)."""
+    params = list(model.named_parameters())
+    wd = options["weight_decay"]
+    if options.get("no_weight_decay") == "norm_and_bias":
+        # timm's param_groups_weight_decay: ndim <= 1 or a bias
+        groups = [{"params": [p for n, p in params if p.ndim > 1 and not n.endswith(".bias")],
+                   "weight_decay": wd},
+                  {"params": [p for n, p in params if p.ndim <= 1 or n.endswith(".bias")],
+                   "weight_decay": 0.0}]
+    else:
+        groups = [{"params": [p for _, p in params], "weight_decay": wd}]
+    if options.get("optimizer") == "adamw":
+        return torch.optim.AdamW(groups, lr=options["lr"], betas=options["betas"],
+                                 eps=options["eps"])
+    return torch.optim.SGD(groups, lr=options["lr"], momentum=options["momentum"])
+
+
+def run_steps(torch, torchvision, dtype, seed, batch, size, classes, steps, arch, perturbation=0,
+              options=SGD):
+    """Forward (train mode), mean cross-entropy, backward, the gradient clipping of options (if
+    any) and the optimizer of options, `steps` times on the same batch, in `dtype`; returns what
+    the fixture records, as float64. perturbation k > 0 moves every initial parameter by -1, 0 or
+    +1 unit in the last place (numpy generator k)."""
     model = seeded_model(torch, torchvision, seed, classes, False, arch).to(dtype)
     if perturbation:
         rng = np.random.default_rng(perturbation)
@@ -225,9 +256,8 @@ def run_steps(torch, torchvision, dtype, seed, batch, size, classes, steps, arch
     model.train()
     _, labels, x = seeded_input(torch, seed, batch, size, classes)
     x = x.to(dtype)
-    opt = torch.optim.SGD(model.parameters(), lr=SGD["lr"], momentum=SGD["momentum"],
-                          weight_decay=SGD["weight_decay"])
-    out = {"loss": []}
+    opt = make_optimizer(torch, model, options)
+    out = {"loss": [], "total_norm": []}
     for step in range(steps):
         opt.zero_grad()
         logits = model(x)
@@ -238,8 +268,12 @@ def run_steps(torch, torchvision, dtype, seed, batch, size, classes, steps, arch
             out["logits"] = logits.detach().double().numpy().copy()
             out["grad"] = {k: p.grad.detach().double().reshape(-1).numpy().copy()
                            for k, p in model.named_parameters()}
+        if options.get("clip_grad_norm"):
+            norm = torch.nn.utils.clip_grad_norm_(model.parameters(), options["clip_grad_norm"])
+            out["total_norm"].append(float(norm))
         opt.step()
     out["loss"] = np.array(out["loss"])
+    out["total_norm"] = np.array(out["total_norm"])
     state = model.state_dict()
     out["after"] = {k: v.double().reshape(-1).numpy().copy() for k, v in state.items()
                     if not k.endswith("num_batches_tracked")}
@@ -255,14 +289,17 @@ def relative_error(got, want, scale):
     return float(np.abs(np.asarray(got) - np.asarray(want)).max() / max(scale, 1e-30))
 
 
-def train_case(torch, torchvision, out_dir, name, seed, batch, size, classes, steps, arch):
+def train_case(torch, torchvision, out_dir, name, seed, batch, size, classes, steps, arch,
+               options="SGD"):
     """Reference values from a float64 run (the exact answer, to ~1e-12). Beside each one
     (torch_err.*): the worst error of PyTorch's float32 runs against it, over NOISE_RUNS runs (the
     first from the same weights, the others from weights 1 ulp away), i.e. the noise level of a
     correct float32 implementation; see README.md."""
-    exact = run_steps(torch, torchvision, torch.float64, seed, batch, size, classes, steps, arch)
+    settings = OPTIONS[options]
+    exact = run_steps(torch, torchvision, torch.float64, seed, batch, size, classes, steps, arch,
+                      options=settings)
     f32_runs = [run_steps(torch, torchvision, torch.float32, seed, batch, size, classes, steps,
-                          arch, k) for k in range(NOISE_RUNS)]
+                          arch, k, settings) for k in range(NOISE_RUNS)]
     init = seeded_model(torch, torchvision, seed, classes, False, arch).state_dict()
     pixels, labels, _ = seeded_input(torch, seed, batch, size, classes)
     out = {"input.pixels_head": pixels.reshape(-1)[:64].copy(), "input.labels": labels.numpy()}
@@ -281,6 +318,14 @@ def train_case(torch, torchvision, out_dir, name, seed, batch, size, classes, st
     out["torch_err.loss"] = np.max([np.abs(r["loss"] - exact["loss"]) / np.abs(exact["loss"])
                                     for r in f32_runs], axis=0)
     worst["loss"] = float(out["torch_err.loss"].max())
+    if settings.get("clip_grad_norm"):
+        # clip_grad_norm_'s total norm before clipping, per step: every one above max_norm
+        assert (exact["total_norm"] > settings["clip_grad_norm"]).all(), exact["total_norm"]
+        out["total_norm"] = exact["total_norm"]
+        out["torch_err.total_norm"] = np.max(
+            [np.abs(r["total_norm"] - exact["total_norm"]) / exact["total_norm"]
+             for r in f32_runs], axis=0)
+        worst["total norm"] = float(out["torch_err.total_norm"].max())
     scale = np.abs(exact["eval_logits"]).max()
     record("eval_logits", exact["eval_logits"], lambda r: r["eval_logits"], scale, "eval logits")
     for index, (key, tensor) in enumerate(init.items()):
@@ -306,11 +351,15 @@ def train_case(torch, torchvision, out_dir, name, seed, batch, size, classes, st
         record("grad." + key, g[idx], lambda r: r["grad"][key][idx], scale, "grad samples")
     out["num_batches_tracked"] = np.array(exact["num_batches_tracked"], dtype=np.int64)
     metadata = case_metadata(torch, torchvision, seed, batch, size, classes, arch)
-    metadata.update({k: repr(v) for k, v in SGD.items()})
+    metadata.update({k: v if isinstance(v, str) else
+                     ",".join(repr(x) for x in v) if isinstance(v, tuple) else repr(v)
+                     for k, v in settings.items()})
     metadata["steps"] = str(steps)
     path = os.path.join(out_dir, name + ".safetensors")
     write_safetensors(path, out, metadata)
-    print(f"{path}: losses {', '.join(f'{v:.6f}' for v in exact['loss'])}")
+    print(f"{path}: losses {', '.join(f'{v:.6f}' for v in exact['loss'])}" +
+          (f"; pre-clip norms {', '.join(f'{v:.4f}' for v in exact['total_norm'])}"
+           if len(exact["total_norm"]) else ""))
     print(f"  PyTorch float32 vs float64, worst relative error over {NOISE_RUNS} runs: " +
           ", ".join(f"{k} {v:.2g}" for k, v in worst.items()))
 
