@@ -35,6 +35,7 @@ typedef struct dt_done_row {
     double elapsed_s;
     const char *precision; /* runtime.precision as resolved ("tf32" for auto on a GPU) */
     const char *arch;      /* model.arch */
+    const char *optimizer; /* train.optimizer: "sgd" (also when NULL) or "adamw" */
 } dt_done_row;
 
 /* Creates (truncates) dir/metrics.jsonl and dir/metrics.csv. */

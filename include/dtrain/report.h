@@ -35,6 +35,7 @@ typedef struct dt_report_input {
     const char *config_yaml; /* the resolved config */
     const char *device;      /* backend and threads, e.g. "cpu (oneDNN), 2 threads" */
     const char *arch;        /* the model's architecture, e.g. "resnet50" (NULL: not shown) */
+    const char *optimizer;   /* "adamw, weight decay 0.05, ..." (NULL: not shown) */
     int ranks;
     int epoch, epochs; /* evaluation after epoch (0 for dtrain eval) */
     long step;

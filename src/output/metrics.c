@@ -82,9 +82,9 @@ int dt_metrics_done(dt_metrics *m, const dt_done_row *r, dt_error *err) {
     json_number(best, sizeof best, "%.6g", r->best_val_acc);
     fprintf(m->jsonl,
             "{\"event\":\"done\",\"epochs\":%d,\"best_val_acc\":%s,\"skipped_files\":%ld,"
-            "\"elapsed_s\":%.3f,\"arch\":\"%s\",\"precision\":\"%s\"}\n",
-            r->epochs, best, r->skipped_files, r->elapsed_s, r->arch ? r->arch : "resnet18",
-            r->precision ? r->precision : "fp32");
+            "\"elapsed_s\":%.3f,\"optimizer\":\"%s\",\"arch\":\"%s\",\"precision\":\"%s\"}\n",
+            r->epochs, best, r->skipped_files, r->elapsed_s, r->optimizer ? r->optimizer : "sgd",
+            r->arch ? r->arch : "resnet18", r->precision ? r->precision : "fp32");
     return flush_both(m, err);
 }
 

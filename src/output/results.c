@@ -269,6 +269,7 @@ static int write_report_html(const dt_results_context *c, const dt_predictions *
         .config_yaml = yaml,
         .device = c->device,
         .arch = c->cfg->model.arch,
+        .optimizer = c->optimizer,
         .ranks = c->ranks,
         .epoch = c->epoch,
         .epochs = c->epochs,

@@ -33,7 +33,8 @@ int dt_run_outputs_train(dt_trainer *t, const dt_train_row *row, dt_error *err) 
 
 static int write_results(dt_trainer *t, const uint8_t *bad_files, dt_tensorboard *tb,
                          dt_error *err) {
-    char device[256];
+    char device[256], optimizer[160];
+    dt_optimizer_describe(t->cfg, optimizer, sizeof optimizer);
     snprintf(device, sizeof device,
              "%s, precision %s, %d compute threads + %d decode workers per rank",
              dt_backend_name(&t->session.backend), dt_precision_name(t->session.precision),
@@ -45,6 +46,7 @@ static int write_results(dt_trainer *t, const uint8_t *bad_files, dt_tensorboard
                             .n_train = t->session.split.n_train,
                             .bad_files = bad_files,
                             .device = device,
+                            .optimizer = optimizer,
                             .ranks = t->comm->size,
                             .epoch = t->last_epoch,
                             .epochs = t->cfg->train.epochs,

@@ -3,6 +3,7 @@
 #include "train/optimizer.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -61,6 +62,22 @@ void dt_optimizer_free(dt_optimizer *o) {
     free(o->ranges);
     o->ranges = NULL;
     o->n_ranges = 0;
+}
+
+const char *dt_optimizer_name(const dt_config *cfg) {
+    return cfg->train.optimizer == DT_OPTIMIZER_ADAMW ? "adamw" : "sgd";
+}
+
+void dt_optimizer_describe(const dt_config *cfg, char *out, size_t size) {
+    const char *no_decay = cfg->train.no_weight_decay == DT_NO_WEIGHT_DECAY_NORM_AND_BIAS &&
+                                   cfg->train.weight_decay > 0
+                               ? ", no weight decay on norms and biases"
+                               : "";
+    char clip[64] = "";
+    if (cfg->train.clip_grad_norm > 0)
+        snprintf(clip, sizeof clip, ", gradients clipped to norm %g", cfg->train.clip_grad_norm);
+    snprintf(out, size, "%s, weight decay %g%s%s", dt_optimizer_name(cfg), cfg->train.weight_decay,
+             no_decay, clip);
 }
 
 long dt_optimizer_steps_taken(long step, long skipped) {

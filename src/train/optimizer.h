@@ -42,6 +42,11 @@ void dt_optimizer_free(dt_optimizer *o);
 int dt_optimizer_step(dt_optimizer *o, long global_step, double lr, float grad_scale,
                       const float *grads, double *norm, dt_error *err);
 
+/* "sgd" or "adamw" (train.optimizer); dt_optimizer_describe: the optimizer and its options for
+ * the report ("adamw, no weight decay on norms and biases, gradients clipped to norm 1"). */
+const char *dt_optimizer_name(const dt_config *cfg);
+void dt_optimizer_describe(const dt_config *cfg, char *out, size_t size);
+
 /* The bias-correction step count of AdamW after `step` steps of which `skipped` were skipped
  * (what optimizer.safetensors records). */
 long dt_optimizer_steps_taken(long step, long skipped);

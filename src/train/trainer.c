@@ -1,5 +1,6 @@
 /* The training run: set-up (data, split, backend, model, loader, outputs), the epoch loop with
- * gradient accumulation, all-reduce and SGD, rank-0 evaluation, and the final files. */
+ * gradient accumulation, all-reduce and the optimizer step, rank-0 evaluation, and the final
+ * files. */
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
@@ -349,7 +350,8 @@ static int finish(dt_trainer *t, dt_error *err) {
                         .skipped_files = skipped,
                         .elapsed_s = elapsed,
                         .precision = dt_precision_name(t->session.precision),
-                        .arch = dt_model_arch(t->session.model)};
+                        .arch = dt_model_arch(t->session.model),
+                        .optimizer = dt_optimizer_name(t->cfg)};
     if (dt_metrics_done(&t->metrics, &done, err)) return -1;
     double window = t->window_total_s > 0 ? t->window_total_s : 1;
     dt_progress_line(&t->progress, NULL,
