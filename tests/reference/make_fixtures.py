@@ -83,9 +83,12 @@ ROUNDTRIP_BATCHES_TRACKED = 7
 NOISE_RUNS = 6
 SGD = {"lr": 0.01, "momentum": 0.9, "weight_decay": 0.05}
 # torch.optim.AdamW with timm's param_groups_weight_decay (no decay for tensors of one dimension:
-# BN weights and biases, fc.bias), as dtrain's train.no_weight_decay: norm_and_bias
+# BN weights and biases, fc.bias), as dtrain's train.no_weight_decay: norm_and_bias. The decay is
+# large on purpose: lr * weight_decay = 5e-3 per step, so that decaying an excluded tensor (or
+# not decaying a kept one) moves it 1.5% in 3 steps, far outside PyTorch's float32 noise, while
+# AdamW's own step moves a parameter by about lr (1e-3) per step
 ADAMW = {"optimizer": "adamw", "lr": 0.001, "betas": (0.9, 0.999), "eps": 1e-8,
-         "weight_decay": 0.05, "no_weight_decay": "norm_and_bias"}
+         "weight_decay": 5.0, "no_weight_decay": "norm_and_bias"}
 # torch.nn.utils.clip_grad_norm_(params, max_norm) after backward, then SGD as above
 SGD_CLIP = dict(SGD, clip_grad_norm=0.25)
 OPTIONS = {"SGD": SGD, "ADAMW": ADAMW, "SGD_CLIP": SGD_CLIP}
