@@ -277,20 +277,20 @@ static int wait_rc(const char *log, double seconds) {
 
 /* ---- one rank ---- */
 
-/* settings (overrides) that the killed run, its resume and the full run share */
-static void test_kill_and_resume(int ranks, const char *full, const char *tag,
-                                 const char *settings) {
-    char run[64], log[64], resume[600];
+/* full: an uninterrupted run with the same config overrides (args) and test switches (env). */
+static void test_kill_and_resume_with(int ranks, const char *full, const char *tag, const char *env,
+                                      const char *args) {
+    char run[64], log[64], crash[400], resume[400];
     snprintf(run, sizeof run, "kill%s", tag);
     /* SIGKILL of rank 0 right after the checkpoint of step 2 is complete */
-    CHECK(dtrain(run, run, ranks,
-                 "DTRAIN_TEST_CKPT_CRASH=after-latest DTRAIN_TEST_CKPT_CRASH_STEP=2", settings,
-                 0) != 0);
+    snprintf(crash, sizeof crash,
+             "%s DTRAIN_TEST_CKPT_CRASH=after-latest DTRAIN_TEST_CKPT_CRASH_STEP=2", env);
+    CHECK(dtrain(run, run, ranks, crash, args, 0) != 0);
     CHECK(exists("%s/%s/checkpoints/%s", run, "step-00000002"));
     CHECK(!exists("%s/%s/%s", run, "model.safetensors"));
     snprintf(log, sizeof log, "%s-resume", run);
-    snprintf(resume, sizeof resume, "--resume %s", settings);
-    CHECK_INT_EQ(dtrain(run, log, ranks, NULL, resume, 0), 0);
+    snprintf(resume, sizeof resume, "--resume %s", args);
+    CHECK_INT_EQ(dtrain(run, log, ranks, env, resume, 0), 0);
     CHECK(log_has(log, "resuming from"));
     CHECK_MSG(models_equal(full, run), "%d rank(s): resumed weights differ", ranks);
     check_metrics_continued(full, run);
@@ -319,6 +319,55 @@ static void test_ema_kill_and_resume(int ranks, const char *tag) {
     snprintf(pb, sizeof pb, "%s/%s/model.safetensors", workdir, full);
     CHECK(!model_files_equal(pa, pb, "ema.safetensors", "model.safetensors"));
     check_metrics_continued(full, run);
+}
+
+/* settings (overrides) that the killed run, its resume and the full run share */
+static void test_kill_and_resume(int ranks, const char *full, const char *tag,
+                                 const char *settings) {
+    test_kill_and_resume_with(ranks, full, tag, "", settings);
+}
+
+/* AdamW with weight decay off for norms and biases, gradient clipping that clips, and a step
+ * skipped for a NaN before the checkpoint (left out of the bias correction's step count):
+ * resumed to the uninterrupted run's weights; optimizer.safetensors holds exp_avg,
+ * exp_avg_sq and the step count; a resume with another optimizer is refused naming the file. */
+static void test_adamw_resume(void) {
+    const char *args = "train.optimizer=adamw train.momentum=0 train.lr=0.001 "
+                       "train.weight_decay=0.05 "
+                       "train.no_weight_decay=norm_and_bias train.clip_grad_norm=0.5 "
+                       "train.nonfinite=skip";
+    const char *nan = "DTRAIN_TEST_NAN_RANK=0 DTRAIN_TEST_NAN_STEP=0";
+    CHECK_INT_EQ(dtrain("adamw", "adamw", 1, nan, args, 0), 0);
+    CHECK(log_has("adamw", "step skipped"));
+    char path[700];
+    snprintf(path, sizeof path, "%s/adamw/metrics.jsonl", workdir);
+    char *metrics = dt_test_read_text(path);
+    CHECK(metrics && strstr(metrics, "\"grad_norm\":") &&
+          strstr(metrics, "\"optimizer\":\"adamw\""));
+    free(metrics);
+    snprintf(path, sizeof path, "%s/adamw/checkpoints/step-00000006/optimizer.safetensors",
+             workdir);
+    dt_safetensors st;
+    dt_error err = {{0}, 0};
+    int read = dt_safetensors_read(path, &st, &err) == 0;
+    CHECK_MSG(read, "%s", err.message);
+    if (read) {
+        const char *opt = dt_safetensors_metadata_value(&st, "optimizer");
+        const char *step = dt_safetensors_metadata_value(&st, "step");
+        CHECK(opt && strcmp(opt, "adamw") == 0);
+        CHECK_MSG(step && strcmp(step, "5") == 0, "step count %s, want 5 (6 steps, 1 skipped)",
+                  step ? step : "missing");
+        CHECK(dt_safetensors_find(&st, "conv1.weight.exp_avg") &&
+              dt_safetensors_find(&st, "fc.bias.exp_avg_sq") &&
+              !dt_safetensors_find(&st, "conv1.weight"));
+        dt_safetensors_free(&st);
+    }
+    test_kill_and_resume_with(1, "adamw", "adamw", nan, args);
+    char other[400];
+    snprintf(other, sizeof other, "--resume %s train.optimizer=sgd", args);
+    CHECK_INT_EQ(dtrain("killadamw", "adamw-as-sgd", 1, NULL, other, 0), 2);
+    CHECK(log_has("adamw-as-sgd",
+                  "config.yaml was written with other values of train.optimizer; a resume may"));
 }
 
 static void test_writer_faults(const char *full) {
@@ -627,6 +676,7 @@ int main(int argc, char **argv) {
         CHECK(!models_equal("full", "fullmix"));
         test_kill_and_resume(1, "fullmix", "1mix", MIX_SETTINGS);
         test_ema_kill_and_resume(1, "1");
+        test_adamw_resume();
         test_writer_faults("full");
         test_damaged("full");
         test_full_disk("full");

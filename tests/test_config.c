@@ -75,9 +75,10 @@ static const bad_case bad_cases[] = {
     {ROOT "train:\n  banana: 3\n",
      {0},
      "FILE:4:3: train.banana: unknown key (train keys: epochs, batch_size, accumulate, lr, "
-     "momentum, nesterov, weight_decay, schedule, step_size, gamma, warmup_epochs, "
-     "label_smoothing, mixup_alpha, cutmix_alpha, mix_prob, mix_switch_prob, shuffle, "
-     "seed, nonfinite, max_skipped_steps, ema_decay, early_stop_patience)"},
+     "momentum, nesterov, weight_decay, optimizer, betas, eps, no_weight_decay, clip_grad_norm, "
+     "schedule, step_size, gamma, warmup_epochs, label_smoothing, mixup_alpha, cutmix_alpha, "
+     "mix_prob, mix_switch_prob, shuffle, seed, nonfinite, max_skipped_steps, ema_decay, "
+     "early_stop_patience)"},
     {ROOT "train:\n  device: cpu\n",
      {0},
      "FILE:4:3: train.device: unknown key, did you mean 'runtime.device'?"},
@@ -187,6 +188,36 @@ static const bad_case bad_cases[] = {
     {ROOT "train:\n  weight_decay: -0.1\n",
      {0},
      "FILE:4:17: train.weight_decay: must be >= 0, got -0.1"},
+    /* optimizer keys */
+    {ROOT "train:\n  optimizer: adam\n",
+     {0},
+     "FILE:4:14: train.optimizer: must be one of sgd, adamw; got 'adam'"},
+    {ROOT "train:\n  optimizer: adamw\n  betas: [0.9, 1]\n",
+     {0},
+     "FILE:5:16: train.betas[1]: must be in [0, 1), got 1"},
+    {ROOT "train:\n  optimizer: adamw\n  betas: [0.9]\n",
+     {0},
+     "FILE:5:10: train.betas: expected a list of 2 numbers, got 1 item"},
+    {ROOT "train:\n  optimizer: adamw\n  betas: [-0.1, 0.9]\n",
+     {0},
+     "FILE:5:11: train.betas[0]: must be in [0, 1), got -0.1"},
+    {ROOT "train:\n  optimizer: adamw\n  eps: 0\n", {0}, "FILE:5:8: train.eps: must be > 0, got 0"},
+    {ROOT "train:\n  betas: [0.9, 0.99]\n",
+     {0},
+     "FILE:4:10: train.betas: is used by train.optimizer adamw only (this config trains with "
+     "sgd)"},
+    {ROOT "train:\n  eps: 1e-6\n",
+     {0},
+     "FILE:4:8: train.eps: is used by train.optimizer adamw only (this config trains with sgd)"},
+    {ROOT "train:\n  optimizer: adamw\n  momentum: 0.9\n",
+     {0},
+     "FILE:5:13: train.momentum: is SGD's: train.optimizer adamw takes train.betas instead"},
+    {ROOT "train:\n  no_weight_decay: bn\n",
+     {0},
+     "FILE:4:20: train.no_weight_decay: must be one of none, norm_and_bias; got 'bn'"},
+    {ROOT "train:\n  clip_grad_norm: -1\n",
+     {0},
+     "FILE:4:19: train.clip_grad_norm: must be >= 0, got -1"},
     {ROOT "train:\n  gamma: 0\n", {0}, "FILE:4:10: train.gamma: must be in (0, 1], got 0"},
     {ROOT "train:\n  gamma: 1.5\n", {0}, "FILE:4:10: train.gamma: must be in (0, 1], got 1.5"},
     {ROOT "train:\n  label_smoothing: 1.5\n",
@@ -753,6 +784,9 @@ static const char *const default_yaml = "data:\n"
                                         "  momentum: 0.0\n"
                                         "  nesterov: false\n"
                                         "  weight_decay: 0.0\n"
+                                        "  optimizer: sgd\n"
+                                        "  no_weight_decay: none\n"
+                                        "  clip_grad_norm: 0.0\n"
                                         "  schedule: constant\n"
                                         "  step_size: 2\n"
                                         "  gamma: 0.1\n"
@@ -1047,6 +1081,28 @@ static void test_precision_resolve(void) {
     CHECK_STR_EQ(dt_precision_name(DT_PRECISION_AUTO), "auto");
 }
 
+/* train.optimizer adamw: its keys read, and written to config.yaml (with sgd they are left out,
+ * see default_yaml) */
+static void test_adamw_keys(void) {
+    dt_config cfg;
+    dt_error err;
+    const char *overrides[] = {"train.clip_grad_norm=2.5", NULL};
+    int rc = load_text(ROOT "train:\n  optimizer: adamw\n  betas: [0.8, 0.99]\n  eps: 1e-6\n"
+                            "  weight_decay: 0.05\n  no_weight_decay: norm_and_bias\n",
+                       overrides, &cfg, &err);
+    CHECK_MSG(rc == 0, "%s", err.message);
+    if (rc) return;
+    CHECK(cfg.train.optimizer == DT_OPTIMIZER_ADAMW);
+    CHECK(cfg.train.betas[0] == 0.8f && cfg.train.betas[1] == 0.99f);
+    CHECK(cfg.train.eps == 1e-6 && cfg.train.clip_grad_norm == 2.5);
+    CHECK(cfg.train.no_weight_decay == DT_NO_WEIGHT_DECAY_NORM_AND_BIAS);
+    char *text = written_yaml(&cfg);
+    CHECK(text && strstr(text, "  optimizer: adamw\n  betas: [0.8, 0.99]\n  eps: 1.0e-06\n"
+                               "  no_weight_decay: norm_and_bias\n  clip_grad_norm: 2.5\n"));
+    free(text);
+    dt_config_free(&cfg);
+}
+
 int main(void) {
     test_precision_resolve();
     const char *tmp = getenv("TMPDIR");
@@ -1062,6 +1118,7 @@ int main(void) {
     test_plain_scalars_are_typed_by_key();
     test_good_overrides();
     test_write_defaults();
+    test_adamw_keys();
     test_round_trip();
     test_enum_names();
     test_bad_cases();

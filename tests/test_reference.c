@@ -1,7 +1,9 @@
 /* Same numbers as PyTorch: rebuilds the seeded ResNets and inputs of the fixtures written by
  * tests/reference/make_fixtures.py (torchvision resnet18 ... resnet152, torch.optim.SGD; the
- * fixture's "arch" metadata, resnet18 when absent), runs the training
- * forward/backward and SGD steps on a backend (the program's argument, as the backend tests:
+ * fixture's "arch" metadata, resnet18 when absent; the "optimizer", "no_weight_decay" and
+ * "clip_grad_norm" metadata of the optimizer cases: torch.optim.AdamW, timm's weight-decay
+ * exclusion and clip_grad_norm_, run through the trainer's optimizer step), runs the training
+ * forward/backward and optimizer steps on a backend (the program's argument, as the backend tests:
  * cpu by default, cuda; testlib/backends.h), and compares logits, losses, every
  * gradient's norm and samples, parameters, BatchNorm running statistics and eval-mode logits
  * with float64 references, within fixed tolerances or PyTorch float32's own measured noise (see
@@ -17,9 +19,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../src/train/optimizer.h"
 #include "backends.h"
 #include "check.h"
 #include "dtrain/backend.h"
+#include "dtrain/config.h"
 #include "dtrain/model.h"
 #include "dtrain/model_ema.h"
 #include "dtrain/rng.h"
@@ -500,6 +504,148 @@ static double expected_sgd_error(const dt_sgd_params *p, const float *before, co
     return error / largest;
 }
 
+/* The optimizer of an optimizer case (make_fixtures.py's ADAMW and SGD_CLIP), as the trainer's
+ * config keys. */
+typedef struct optimizer_rule {
+    int adamw, no_weight_decay;
+    double lr, momentum, weight_decay, beta1, beta2, eps, clip;
+} optimizer_rule;
+
+/* 1 when the fixture is an optimizer case (its metadata names optimizer options). */
+static int optimizer_case(const fixture *f, optimizer_rule *u) {
+    memset(u, 0, sizeof *u);
+    const char *opt = metadata_or(f, "optimizer", "sgd");
+    const char *betas = metadata_or(f, "betas", "0.9,0.999");
+    u->adamw = strcmp(opt, "adamw") == 0;
+    u->no_weight_decay = strcmp(metadata_or(f, "no_weight_decay", "none"), "norm_and_bias") == 0;
+    u->lr = atof(metadata_or(f, "lr", "0"));
+    u->momentum = atof(metadata_or(f, "momentum", "0"));
+    u->weight_decay = atof(metadata_or(f, "weight_decay", "0"));
+    u->eps = atof(metadata_or(f, "eps", "1e-8"));
+    u->clip = atof(metadata_or(f, "clip_grad_norm", "0"));
+    CHECK(sscanf(betas, "%lf,%lf", &u->beta1, &u->beta2) == 2);
+    return u->adamw || u->no_weight_decay || u->clip > 0;
+}
+
+/* The update rule of torch.optim.SGD / AdamW with timm's exclusion and clip_grad_norm_, in
+ * double, on dtrain's own gradients of step `step` (from 0): every parameter must be where it
+ * puts it (to float rounding). The optimizer state is kept here as PyTorch keeps it (float).
+ * Returns the worst error relative to the largest parameter (NaN: infinite); *norm: the
+ * gradients' total norm. */
+static double expected_rule_error(const optimizer_rule *u, const dt_model *m, int step,
+                                  const float *before, const float *grads, float *state1,
+                                  float *state2, const float *after, double *norm) {
+    size_t n;
+    const dt_state_entry *e = dt_model_state(m, &n);
+    double squares = 0, error = 0, largest = 0;
+    for (size_t i = 0; i < dt_model_param_count(m); i++) squares += (double)grads[i] * grads[i];
+    *norm = sqrt(squares);
+    double coef = u->clip > 0 ? fmin(1.0, u->clip / (*norm + 1e-6)) : 1.0;
+    double t = step + 1, bias1 = 1 - pow(u->beta1, t), bias2 = 1 - pow(u->beta2, t);
+    for (size_t k = 0; k < n; k++) {
+        if (e[k].role != DT_TENSOR_PARAMETER) continue;
+        double wd = u->no_weight_decay && e[k].ndim <= 1 ? 0.0 : u->weight_decay;
+        for (size_t j = 0; j < e[k].count; j++) {
+            size_t i = e[k].offset + j;
+            double g = coef * grads[i], expected;
+            if (u->adamw) {
+                double m1 = u->beta1 * state1[i] + (1 - u->beta1) * g;
+                double m2 = u->beta2 * state2[i] + (1 - u->beta2) * g * g;
+                state1[i] = (float)m1;
+                state2[i] = (float)m2;
+                expected = before[i] * (1 - u->lr * wd) -
+                           u->lr / bias1 * m1 / (sqrt(m2) / sqrt(bias2) + u->eps);
+            } else {
+                g += wd * before[i];
+                double buf = step == 0 ? g : u->momentum * state1[i] + g;
+                state1[i] = (float)buf;
+                expected = before[i] - u->lr * buf;
+            }
+            double d = fabs(after[i] - expected);
+            if (!(d <= error)) error = isnan(d) ? INFINITY : d;
+            largest = fmax(largest, fabs(expected));
+        }
+    }
+    return error / largest;
+}
+
+/* The steps of an optimizer case through the trainer's optimizer step (src/train/optimizer.c)
+ * with the config keys set as the fixture says; checks each step against expected_rule_error and
+ * the pre-clip norm against clip_grad_norm_'s total norm. As train_steps otherwise. */
+static int train_steps_optimizer(const fixture *f, run *r, const optimizer_rule *u, int steps,
+                                 double *losses, worst *w, double *rule_error) {
+    dt_error err = {{0}, 0};
+    dt_model *m = r->model;
+    size_t np = dt_model_param_count(m);
+    dt_config cfg;
+    dt_config_defaults(&cfg);
+    cfg.train.optimizer = u->adamw ? DT_OPTIMIZER_ADAMW : DT_OPTIMIZER_SGD;
+    cfg.train.momentum = u->momentum;
+    cfg.train.weight_decay = u->weight_decay;
+    cfg.train.betas[0] = (float)u->beta1;
+    cfg.train.betas[1] = (float)u->beta2;
+    cfg.train.eps = u->eps;
+    cfg.train.no_weight_decay =
+        u->no_weight_decay ? DT_NO_WEIGHT_DECAY_NORM_AND_BIAS : DT_NO_WEIGHT_DECAY_NONE;
+    cfg.train.clip_grad_norm = u->clip;
+    dt_optimizer opt;
+    float *state1 = calloc(np, sizeof *state1), *state2 = calloc(np, sizeof *state2);
+    float *after = malloc(np * sizeof *after);
+    double *want_norms = u->clip > 0 ? fixture_doubles(f, "", "total_norm", (size_t)steps) : NULL;
+    double *torch_norms =
+        u->clip > 0 ? fixture_doubles(f, "torch_err.", "total_norm", (size_t)steps) : NULL;
+    int rc = -1, have_opt = 0;
+    if (!state1 || !state2 || !after || (u->clip > 0 && (!want_norms || !torch_norms))) goto done;
+    if (dt_optimizer_init(&opt, &cfg, m, &err)) goto done;
+    have_opt = 1;
+    for (int step = 0; step < steps; step++) {
+        double stats[DT_LOSS_STATS], norm, want_norm;
+        if (dt_backend_loss_stats_read(&r->be, stats, 1, &err) ||
+            dt_model_forward(m, r->pixels, f->mean, f->std, 1, &err) ||
+            dt_model_loss(m, r->labels, r->weights, 1.0f / (float)f->batch, r->pred, &err) ||
+            dt_model_backward(m, 0, 0, &err) || dt_backend_loss_stats_read(&r->be, stats, 1, &err))
+            goto done;
+        losses[step] = stats[DT_LOSS_SUM] / f->batch;
+        if (dt_backend_buffer_download(&r->be, r->grads, dt_model_grads(m), np, &err)) goto done;
+        if (step == 0) {
+            check_logits(f, r, Q_LOGITS, "logits", w);
+            check_gradients(f, r, w);
+        }
+        if (dt_optimizer_step(&opt, step, u->lr, 1.0f, dt_model_grads(m), &norm, &err) ||
+            dt_backend_buffer_download(&r->be, after, dt_model_params(m), np, &err))
+            goto done;
+        double e =
+            expected_rule_error(u, m, step, r->params, r->grads, state1, state2, after, &want_norm);
+        CHECK_MSG(e <= 1e-6, "%s step %d: parameters off the optimizer's rule by %.3g",
+                  u->adamw ? "AdamW" : "SGD", step, e);
+        *rule_error = fmax(*rule_error, e);
+        if (u->clip > 0) {
+            CHECK_MSG(fabs(norm - want_norm) <= 1e-6 * want_norm,
+                      "step %d: pre-clip norm %.9g, of dtrain's gradients %.9g", step, norm,
+                      want_norm);
+            double err_norm = fabs(norm - want_norms[step]) / want_norms[step];
+            double tol = backend_tolerance_factor * fmax(quantity_tolerance[Q_GRAD_NORM],
+                                                         TORCH_ERROR_FACTOR * torch_norms[step]);
+            CHECK_MSG(err_norm <= tol && norm > u->clip,
+                      "step %d: pre-clip norm %.9g, clip_grad_norm_'s %.9g (error %.3g, "
+                      "tolerance %.3g; max_norm %g)",
+                      step, norm, want_norms[step], err_norm, tol, u->clip);
+            w->dtrain[Q_GRAD_NORM] = fmax(w->dtrain[Q_GRAD_NORM], err_norm);
+            w->torch[Q_GRAD_NORM] = fmax(w->torch[Q_GRAD_NORM], torch_norms[step]);
+        } else {
+            CHECK(norm == -1.0);
+        }
+        memcpy(r->params, after, np * sizeof *after);
+    }
+    rc = 0;
+done:
+    if (rc) CHECK_MSG(0, "optimizer steps: %s", err.message[0] ? err.message : "out of memory");
+    if (have_opt) dt_optimizer_free(&opt);
+    dt_config_free(&cfg);
+    free(state1), free(state2), free(after), free(want_norms), free(torch_norms);
+    return rc;
+}
+
 /* Forward (train mode), loss, backward and SGD, `steps` times on the same batch. r->params holds
  * the initial parameters on entry, the final ones on return. */
 static int train_steps(const fixture *f, run *r, int steps, double *losses, worst *w,
@@ -507,6 +653,9 @@ static int train_steps(const fixture *f, run *r, int steps, double *losses, wors
     dt_error err = {{0}, 0};
     dt_model *m = r->model;
     size_t np = dt_model_param_count(m);
+    optimizer_rule rule;
+    if (optimizer_case(f, &rule))
+        return train_steps_optimizer(f, r, &rule, steps, losses, w, sgd_error);
     dt_sgd_params sgd = {.grad_scale = 1.0f,
                          .lr = (float)atof(metadata_or(f, "lr", "0")),
                          .momentum = (float)atof(metadata_or(f, "momentum", "0")),
@@ -593,7 +742,8 @@ static void report(const char *name, const worst *w, const double *losses, int s
         printf("  %-20s %.2g (%.2g)\n", quantity_names[q], w->dtrain[q], w->torch[q]);
     printf("  losses:");
     for (int i = 0; i < steps; i++) printf(" %.6f", losses[i]);
-    printf("\n  SGD steps against torch.optim.SGD's rule on the same gradients: %.2g\n", sgd_error);
+    printf("\n  optimizer steps against torch.optim's rule on the same gradients: %.2g\n",
+           sgd_error);
 }
 
 /* One training case; with export_dir, exports the model after the steps instead of ending. */
@@ -859,9 +1009,10 @@ int main(int argc, char **argv) {
                 "usage: test_reference [BACKEND] [--export DIR [FIXTURE] | --predict DTRAIN]\n");
         return 2;
     }
-    const char *training[] = {"resnet18_b16_s64",   "resnet18_b2_s224", "resnet34_b4_s64",
-                              "resnet50_b4_s64",    "resnet101_b2_s64", "resnet152_b2_s64",
-                              "resnet18_ema_b4_s64"};
+    const char *training[] = {
+        "resnet18_b16_s64",    "resnet18_b2_s224",      "resnet34_b4_s64",
+        "resnet50_b4_s64",     "resnet101_b2_s64",      "resnet152_b2_s64",
+        "resnet18_ema_b4_s64", "resnet18_b4_s64_adamw", "resnet18_b4_s64_clip"};
     for (size_t i = 0; i < sizeof training / sizeof *training; i++)
         training_case(training[i], NULL);
     const char *loading[] = {"resnet18_eval_s64", "resnet34_eval_s64", "resnet50_eval_s64",

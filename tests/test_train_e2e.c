@@ -89,6 +89,7 @@ static void test_training_run(void) {
     snprintf(path, sizeof path, "%s/report.html", out);
     char *report = dt_test_read_text(path);
     CHECK(report && strstr(report, "cpu, precision fp32, "));
+    CHECK(report && strstr(report, "<td>sgd, weight decay 0</td>"));
     free(report);
     snprintf(path, sizeof path, "%s/tensorboard", out);
     CHECK_INT_EQ(event_files_with(path, "eval/acc"), 1);
@@ -100,8 +101,10 @@ static void test_training_run(void) {
     if (jsonl) {
         CHECK_INT_EQ(dt_test_count(jsonl, "\"event\":\"eval\""), 4);
         CHECK_INT_EQ(dt_test_count(jsonl, "\"event\":\"done\""), 1);
-        CHECK(strstr(jsonl, ",\"arch\":\"resnet18\",\"precision\":\"fp32\"}\n") >
+        CHECK(strstr(jsonl,
+                     ",\"optimizer\":\"sgd\",\"arch\":\"resnet18\",\"precision\":\"fp32\"}\n") >
               strstr(jsonl, "\"event\":\"done\""));
+        CHECK(!strstr(jsonl, "grad_norm")); /* train.clip_grad_norm off */
         CHECK(dt_test_count(jsonl, "\"event\":\"train\"") >= 4);
         double val_acc = last_number(jsonl, "\"event\":\"eval\"", "\"val_acc\":");
         CHECK_MSG(val_acc >= 0.9, "final validation accuracy %.4f < 0.9", val_acc);

@@ -26,7 +26,7 @@
  *    training step needs no device-to-host transfer.
  *  - Derived copies of the weights (reordered, other precision) are keyed on a parameter
  *    version inside the backend that every write through this interface (buffer_upload,
- *    buffer_fill, buffer_axpy, sgd_step) and every params_changed call advances; memory
+ *    buffer_fill, buffer_axpy, sgd_step, adamw_step) and every params_changed call advances; memory
  *    written any other way must be followed by params_changed.
  * All functions return 0 on success, -1 with err filled on failure. */
 #ifndef DTRAIN_BACKEND_H
@@ -104,6 +104,21 @@ typedef struct dt_sgd_params {
     int first_step; /* momentum buffer not yet initialised: buf = g */
     int guarded;    /* no update at all when the last guard_check skipped its step */
 } dt_sgd_params;
+
+/* One AdamW update over a flat buffer, torch.optim.AdamW semantics (amsgrad off):
+ *   g = grad_scale * grad;  param *= 1 - lr * weight_decay
+ *   exp_avg = lerp(exp_avg, g, 1 - beta1);  exp_avg_sq = beta2 * exp_avg_sq + (1 - beta2) g^2
+ *   param -= lr / (1 - beta1^t) * exp_avg / (sqrt(exp_avg_sq) / sqrt(1 - beta2^t) + eps)
+ * Scalars are double, as torch's Python floats, and rounded to float where torch does. t is
+ * `step` (the update's number from 1); a guarded update subtracts the guard's count of skipped
+ * steps (dt_guard_state.total), as torch's step count leaves out the steps not taken, and
+ * changes nothing when the guard skips the step. */
+typedef struct dt_adamw_params {
+    double lr, beta1, beta2, eps, weight_decay;
+    float grad_scale; /* multiplies grads before anything else */
+    int64_t step;     /* >= 1 */
+    int guarded;
+} dt_adamw_params;
 
 /* The non-finite guard (train.nonfinite) keeps its state in backend memory and decides in the
  * stream's order, so that a training step needs no host wait: guard_check scans a step's
@@ -235,6 +250,10 @@ int dt_backend_buffer_axpy(const dt_backend *b, float *y, float alpha, const flo
 /* updates params in place; momentum may be NULL when p->momentum == 0 */
 int dt_backend_sgd_step(const dt_backend *b, const dt_sgd_params *p, float *params,
                         const float *grads, float *momentum, size_t count, dt_error *err);
+/* updates params, exp_avg and exp_avg_sq in place (see dt_adamw_params) */
+int dt_backend_adamw_step(const dt_backend *b, const dt_adamw_params *p, float *params,
+                          const float *grads, float *exp_avg, float *exp_avg_sq, size_t count,
+                          dt_error *err);
 /* sum of squares of count floats (for weight norms and checks outside the step; waits) */
 int dt_backend_buffer_sum_squares(const dt_backend *b, const float *src, size_t count, double *out,
                                   dt_error *err);

@@ -1,9 +1,10 @@
 /* Checkpoints (output.dir/checkpoints/step-NNNNNNNN/): model.safetensors (torchvision names),
- * optimizer.safetensors (SGD momentum, same names), ema.safetensors (the weights' moving average,
- * torchvision names, with train.ema_decay only), config.yaml (the resolved config) and
- * state.json (position, counters, hashes, ranks, global batch and every file's size and FNV-1a
- * checksum, plus a checksum of state.json itself). Written into a temporary folder, each file
- * fsynced, the folder renamed into place and its parent fsynced; only then is
+ * optimizer.safetensors (SGD momentum under the parameters' names; AdamW exp_avg and exp_avg_sq
+ * under NAME.exp_avg and NAME.exp_avg_sq, its step count in the metadata), ema.safetensors (the
+ * weights' moving average, torchvision names, with train.ema_decay only), config.yaml (the
+ * resolved config) and state.json (position, counters, hashes, ranks, global batch and every file's
+ * size and FNV-1a checksum, plus a checksum of state.json itself). Written into a temporary folder,
+ * each file fsynced, the folder renamed into place and its parent fsynced; only then is
  * checkpoints/latest replaced the same way, and older checkpoints beyond the number to keep
  * removed. */
 #ifndef DTRAIN_CHECKPOINT_H
@@ -56,6 +57,10 @@ typedef struct dt_ckpt_payload {
     dt_ckpt_tensor *model_tensors, *optimizer_tensors;
     size_t n_model_tensors, n_optimizer_tensors;
     float *params, *stats, *momentum;
+    float *second_moment;  /* AdamW's exp_avg_sq (momentum holds exp_avg); NULL for SGD */
+    const char *optimizer; /* "sgd" or "adamw" (not owned) */
+    long optimizer_step;   /* AdamW: steps taken (skipped ones left out), the bias correction's */
+    char *optimizer_names; /* storage of the AdamW tensor names */
     size_t n_params, n_stats;
     char *config_yaml;
     size_t config_length;

@@ -16,6 +16,8 @@ typedef enum { DT_FREEZE_NONE, DT_FREEZE_BACKBONE } dt_freeze_mode;
 typedef enum { DT_SCHEDULE_CONSTANT, DT_SCHEDULE_STEP, DT_SCHEDULE_COSINE } dt_schedule_kind;
 typedef enum { DT_DEVICE_AUTO, DT_DEVICE_CPU, DT_DEVICE_CUDA } dt_device_kind;
 typedef enum { DT_NONFINITE_STOP, DT_NONFINITE_SKIP } dt_nonfinite_policy;
+typedef enum { DT_OPTIMIZER_SGD, DT_OPTIMIZER_ADAMW } dt_optimizer_kind;
+typedef enum { DT_NO_WEIGHT_DECAY_NONE, DT_NO_WEIGHT_DECAY_NORM_AND_BIAS } dt_no_weight_decay;
 
 typedef struct dt_class_rename {
     char *folder;  /* class folder name, e.g. "cane" */
@@ -55,6 +57,11 @@ typedef struct dt_config {
         double momentum;
         bool nesterov;
         double weight_decay;
+        dt_optimizer_kind optimizer;
+        float betas[2];                     /* adamw: torch.optim.AdamW betas */
+        double eps;                         /* adamw: torch.optim.AdamW eps */
+        dt_no_weight_decay no_weight_decay; /* norm_and_bias: timm's exclusion (ndim <= 1) */
+        double clip_grad_norm;              /* 0: off; else max_norm of torch's clip_grad_norm_ */
         dt_schedule_kind schedule;
         int step_size; /* schedule=step: epochs between decays (torch StepLR step_size) */
         double gamma;  /* schedule=step: decay factor (torch StepLR gamma) */

@@ -16,6 +16,8 @@ typedef struct dt_train_row {
     int epoch;
     long step;
     double loss, acc, lr, img_per_s, elapsed_s;
+    int has_grad_norm; /* train.clip_grad_norm: grad_norm is the window's mean pre-clip norm */
+    double grad_norm;
 } dt_train_row;
 
 typedef struct dt_eval_row {
@@ -36,6 +38,7 @@ typedef struct dt_done_row {
     const char *precision; /* runtime.precision as resolved ("tf32" for auto on a GPU) */
     const char *arch;      /* model.arch */
     int stopped_early;     /* early stopping ended the run before train.epochs */
+    const char *optimizer; /* train.optimizer: "sgd" (also when NULL) or "adamw" */
 } dt_done_row;
 
 /* Creates (truncates) dir/metrics.jsonl and dir/metrics.csv. */

@@ -122,6 +122,14 @@ int dt_model_upload_state(dt_model *model, const float *host_params, const float
 int dt_model_download_momentum(dt_model *model, float *host_momentum, dt_error *err);
 int dt_model_upload_momentum(dt_model *model, const float *host_momentum, dt_error *err);
 
+/* A second optimizer buffer beside the momentum (AdamW: the momentum buffer holds exp_avg, this
+ * one exp_avg_sq), one float per parameter: allocated zero-filled by the first use call;
+ * dt_model_second_moment is NULL before. Host copies as for the momentum (upload allocates). */
+int dt_model_use_second_moment(dt_model *model, dt_error *err);
+float *dt_model_second_moment(dt_model *model);
+int dt_model_download_second_moment(dt_model *model, float *host, dt_error *err);
+int dt_model_upload_second_moment(dt_model *model, const float *host, dt_error *err);
+
 /* Before a training step: keeps a copy of the running statistics in backend memory. */
 int dt_model_stats_snapshot(dt_model *model, dt_error *err);
 /* After the step's non-finite check (dt_model_guard_check): queues the restore of the
@@ -188,8 +196,9 @@ int dt_model_save_safetensors(dt_model *model, const char *path, char *const *cl
                               const dt_model_preprocessing *preprocessing, dt_error *err);
 
 /* A checkpoint's tensor lists (model.safetensors: the state dict; optimizer.safetensors: the
- * momentum of each parameter) over p's host copies params, stats and momentum, and its arch;
- * num_batches_tracked is p->state.batches_tracked, so call it once the state is filled. */
+ * momentum of each parameter, or with p->second_moment AdamW's NAME.exp_avg and NAME.exp_avg_sq)
+ * over p's host copies params, stats and momentum, and its arch; num_batches_tracked is
+ * p->state.batches_tracked, so call it once the state is filled. */
 struct dt_ckpt_payload;
 int dt_model_checkpoint_tensors(const dt_model *model, struct dt_ckpt_payload *p, dt_error *err);
 

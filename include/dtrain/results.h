@@ -25,6 +25,7 @@ typedef struct dt_results_context {
     size_t n_train;
     const uint8_t *bad_files; /* per dataset file: 1 = undecodable; may be NULL */
     const char *device;       /* e.g. "cpu, 2 threads per rank" */
+    const char *optimizer;    /* training: the optimizer and its options (NULL: not shown) */
     int ranks;
     int epoch, epochs; /* 0 for dtrain eval */
     long step;

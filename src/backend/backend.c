@@ -138,6 +138,21 @@ int dt_backend_sgd_step(const dt_backend *b, const dt_sgd_params *p, float *para
     return b->ops->sgd_step(b->ctx, p, params, grads, momentum, count, err);
 }
 
+int dt_backend_adamw_step(const dt_backend *b, const dt_adamw_params *p, float *params,
+                          const float *grads, float *exp_avg, float *exp_avg_sq, size_t count,
+                          dt_error *err) {
+    if (!b->ops->adamw_step) return missing(b, "adamw_step", err);
+    if (!(p->beta1 >= 0.0 && p->beta1 < 1.0) || !(p->beta2 >= 0.0 && p->beta2 < 1.0) ||
+        !(p->eps > 0.0) || !(p->lr >= 0.0) || !(p->weight_decay >= 0.0) || p->step < 1)
+        return dt_fail(err,
+                       "adamw_step: needs betas in [0, 1), eps > 0, lr and weight_decay >= 0 and "
+                       "step >= 1 (got betas %g %g, eps %g, lr %g, weight_decay %g, step %lld)",
+                       p->beta1, p->beta2, p->eps, p->lr, p->weight_decay, (long long)p->step);
+    if (count && (!params || !grads || !exp_avg || !exp_avg_sq))
+        return dt_fail(err, "adamw_step: a buffer is NULL");
+    return b->ops->adamw_step(b->ctx, p, params, grads, exp_avg, exp_avg_sq, count, err);
+}
+
 int dt_backend_buffer_sum_squares(const dt_backend *b, const float *src, size_t count, double *out,
                                   dt_error *err) {
     if (!b->ops->buffer_sum_squares) return missing(b, "buffer_sum_squares", err);

@@ -58,6 +58,10 @@ typedef struct dt_backend_ops {
     /* updates params in place; momentum may be NULL when p->momentum == 0 */
     int (*sgd_step)(void *ctx, const dt_sgd_params *p, float *params, const float *grads,
                     float *momentum, size_t count, dt_error *err);
+    /* updates params, exp_avg and exp_avg_sq in place (dt_adamw_params); the wrapper checked
+     * the parameters and that no buffer is NULL */
+    int (*adamw_step)(void *ctx, const dt_adamw_params *p, float *params, const float *grads,
+                      float *exp_avg, float *exp_avg_sq, size_t count, dt_error *err);
     /* sum of squares of count floats (for weight norms and checks outside the step; waits) */
     int (*buffer_sum_squares)(void *ctx, const float *src, size_t count, double *out,
                               dt_error *err);

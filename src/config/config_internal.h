@@ -93,6 +93,7 @@ typedef enum {
     DT_KEY_ENUM,            /* one of choices, stored as the enum's int value (choice index) */
     DT_KEY_RGB,             /* float[3]: three numbers, each within the number bounds */
     DT_KEY_FLOAT4,          /* float[4]: four numbers, each within the number bounds */
+    DT_KEY_PAIR,            /* float[2]: two numbers, each within the number bounds */
     DT_KEY_NAME_MAP,        /* data.class_names: mapping of strings to strings */
 } dt_key_type;
 
@@ -116,9 +117,10 @@ typedef struct dt_config_key {
         const char *string; /* STRING, OPTIONAL_STRING; NULL: null (or required) */
         float rgb[3];       /* RGB */
         float float4[4];    /* FLOAT4 */
+        float pair[2];      /* PAIR */
     } fallback;
     long long int_min, int_max; /* INT */
-    bool has_min, has_max;      /* number bounds (NUMBER and each RGB item) */
+    bool has_min, has_max;      /* number bounds (NUMBER and each RGB or PAIR item) */
     bool min_exclusive, max_exclusive;
     double min, max;
     bool float32; /* NUMBER used as a 32-bit float (RGB always is): bounds hold after conversion */

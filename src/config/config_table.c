@@ -22,6 +22,8 @@ _Static_assert(sizeof(dt_schedule_kind) == sizeof(int), "enum size");
 _Static_assert(sizeof(dt_device_kind) == sizeof(int), "enum size");
 _Static_assert(sizeof(dt_precision_kind) == sizeof(int), "enum size");
 _Static_assert(sizeof(dt_nonfinite_policy) == sizeof(int), "enum size");
+_Static_assert(sizeof(dt_optimizer_kind) == sizeof(int), "enum size");
+_Static_assert(sizeof(dt_no_weight_decay) == sizeof(int), "enum size");
 
 /* Names in the order of the C enums of dtrain/config.h. */
 static const char *const resize_names[] = {"squash", "center"};
@@ -31,6 +33,8 @@ static const char *const schedule_names[] = {"constant", "step", "cosine"};
 static const char *const device_names[] = {"auto", "cpu", "cuda"};
 static const char *const precision_names[] = {"fp32", "tf32", "bf16", "auto", "winograd"};
 static const char *const nonfinite_names[] = {"stop", "skip"};
+static const char *const optimizer_names[] = {"sgd", "adamw"};
+static const char *const no_weight_decay_names[] = {"none", "norm_and_bias"};
 /* model.arch is a string restricted to these names */
 static const char *const arch_names[] = {"resnet18", "resnet34", "resnet50", "resnet101",
                                          "resnet152"};
@@ -123,6 +127,14 @@ static const char *const section_names[] = {"data", "model", "train", "runtime",
                                       .has_min = true, .min = (lo), .min_exclusive = (lo_open),    \
                                       .help = (text)                                               \
     }
+/* Two 32-bit floats, each in [lo, hi) or the bounds given. */
+#define PAIR_RANGE_KEY(sec, key, a, b, lo, lo_open, hi, hi_open, flag_bits, text)                  \
+    {                                                                                              \
+        KEY(sec, key, DT_KEY_PAIR), .fallback.pair = {(a), (b)}, .has_min = true, .min = (lo),     \
+                                    .min_exclusive = (lo_open), .has_max = true, .max = (hi),      \
+                                    .max_exclusive = (hi_open), .flags = (flag_bits),              \
+                                    .help = (text)                                                 \
+    }
 #define NAME_MAP_KEY(sec, key, text)                                                               \
     { KEY(sec, key, DT_KEY_NAME_MAP), .help = (text) }
 
@@ -168,7 +180,17 @@ static const dt_config_key config_keys[] = {
     FLOAT_MIN_KEY(train, lr, 0.01, 0.0, OPEN, 0, "learning rate"),
     FLOAT_RANGE_KEY(train, momentum, 0.0, 0.0, CLOSED, 1.0, OPEN, 0, "SGD momentum"),
     BOOL_KEY(train, nesterov, false, 0, "Nesterov momentum"),
-    FLOAT_MIN_KEY(train, weight_decay, 0.0, 0.0, CLOSED, 0, "L2 weight decay"),
+    FLOAT_MIN_KEY(train, weight_decay, 0.0, 0.0, CLOSED, 0,
+                  "sgd: L2 weight decay; adamw: decoupled (param *= 1 - lr * weight_decay)"),
+    ENUM_KEY(train, optimizer, DT_OPTIMIZER_SGD, optimizer_names, 0,
+             "sgd (torch.optim.SGD) or adamw (torch.optim.AdamW)"),
+    PAIR_RANGE_KEY(train, betas, 0.9f, 0.999f, 0.0, CLOSED, 1.0, OPEN, 0,
+                   "adamw: coefficients of the running averages of the gradient and its square"),
+    FLOAT_MIN_KEY(train, eps, 1e-8, 0.0, OPEN, 0, "adamw: added to the denominator"),
+    ENUM_KEY(train, no_weight_decay, DT_NO_WEIGHT_DECAY_NONE, no_weight_decay_names, 0,
+             "norm_and_bias: no weight decay for BN weights and biases and every bias (timm)"),
+    FLOAT_MIN_KEY(train, clip_grad_norm, 0.0, 0.0, CLOSED, 0,
+                  "max global L2 norm of the averaged gradients (clip_grad_norm_); 0 = off"),
     ENUM_KEY(train, schedule, DT_SCHEDULE_CONSTANT, schedule_names, 0, "learning-rate schedule"),
     INT_KEY(train, step_size, 2, 1, INT_MAX, 0, "schedule step: epochs between decays"),
     NUMBER_RANGE_KEY(train, gamma, 0.1, 0.0, OPEN, 1.0, CLOSED, 0, "schedule step: decay factor"),
@@ -265,6 +287,9 @@ void dt_config_defaults(dt_config *cfg) {
             break;
         case DT_KEY_FLOAT4:
             memcpy(field, k->fallback.float4, sizeof k->fallback.float4);
+            break;
+        case DT_KEY_PAIR:
+            memcpy(field, k->fallback.pair, sizeof k->fallback.pair);
             break;
         case DT_KEY_NAME_MAP: /* empty: cleared above */
             break;

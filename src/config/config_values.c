@@ -93,7 +93,8 @@ static int read_number(const assignment *a, const dt_yaml_node *node, const char
 static int check_number_bounds(const assignment *a, const dt_yaml_node *node, const char *path,
                                double given) {
     const dt_config_key *k = a->key;
-    bool as_float = k->float32 || k->type == DT_KEY_RGB || k->type == DT_KEY_FLOAT4;
+    bool as_float =
+        k->float32 || k->type == DT_KEY_RGB || k->type == DT_KEY_FLOAT4 || k->type == DT_KEY_PAIR;
     if (as_float && fabs(given) > FLT_MAX) {
         char message[256];
         snprintf(message, sizeof message, "out of range for a 32-bit float, got %.64s", node->text);
@@ -367,6 +368,8 @@ int dt_config_assign(dt_config *cfg, const dt_config_key *key, const dt_yaml_nod
         return assign_floats(&a, value, field, 3, "R, G, B");
     case DT_KEY_FLOAT4:
         return assign_floats(&a, value, field, 4, "brightness, contrast, saturation, hue");
+    case DT_KEY_PAIR:
+        return assign_floats(&a, value, field, 2, "beta1, beta2");
     case DT_KEY_NAME_MAP:
         return assign_name_map(&a, value, cfg);
     }
@@ -480,10 +483,22 @@ int dt_config_check_rules(const dt_config *cfg, const dt_config_place *places,
     if (cfg->train.nesterov && cfg->train.momentum <= 0.0)
         return fail_at_key(&r, "train", "nesterov",
                            "true requires train.momentum > 0 (as torch.optim.SGD)");
+    bool adamw = cfg->train.optimizer == DT_OPTIMIZER_ADAMW;
+    if (adamw && cfg->train.momentum > 0.0)
+        return fail_at_key(&r, "train", "momentum",
+                           "is SGD's: train.optimizer adamw takes train.betas instead");
+    const char *adamw_only[] = {"betas", "eps"};
+    for (int i = 0; i < 2 && !adamw; i++)
+        if (place_of(&r, "train", adamw_only[i])->set)
+            return fail_at_key(&r, "train", adamw_only[i],
+                               "is used by train.optimizer adamw only (this config trains with "
+                               "sgd)");
     return check_values_in_use(&r, cfg);
 }
 
 bool dt_config_key_in_use(const dt_config *cfg, const dt_config_key *key) {
     if (key == dt_config_find_key("data", "val_fraction")) return cfg->data.val_root == NULL;
+    if (key == dt_config_find_key("train", "betas") || key == dt_config_find_key("train", "eps"))
+        return cfg->train.optimizer == DT_OPTIMIZER_ADAMW;
     return true;
 }

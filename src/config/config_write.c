@@ -136,20 +136,13 @@ static void append_value(dt_text *t, const dt_config *cfg, const dt_config_key *
         dt_text_printf(t, "%s", value >= 0 && value < key->n_choices ? key->choices[value] : "?");
         break;
     }
-    case DT_KEY_RGB: {
-        const float *rgb = field;
-        dt_text_printf(t, "[");
-        for (int i = 0; i < 3; i++) {
-            if (i) dt_text_printf(t, ", ");
-            append_float(t, rgb[i]);
-        }
-        dt_text_printf(t, "]");
-        break;
-    }
+    case DT_KEY_RGB:
+    case DT_KEY_PAIR:
     case DT_KEY_FLOAT4: {
         const float *values = field;
+        int count = key->type == DT_KEY_RGB ? 3 : key->type == DT_KEY_PAIR ? 2 : 4;
         dt_text_printf(t, "[");
-        for (int i = 0; i < 4; i++) {
+        for (int i = 0; i < count; i++) {
             if (i) dt_text_printf(t, ", ");
             append_float(t, values[i]);
         }
@@ -295,6 +288,10 @@ static void append_type(dt_text *t, const dt_config_key *k) {
         break;
     case DT_KEY_FLOAT4:
         dt_text_printf(t, "4 numbers (32-bit floats)\t");
+        append_bound(t, k);
+        break;
+    case DT_KEY_PAIR:
+        dt_text_printf(t, "2 numbers (32-bit floats)\t");
         append_bound(t, k);
         break;
     case DT_KEY_NAME_MAP:

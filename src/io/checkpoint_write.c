@@ -25,6 +25,8 @@ void dt_ckpt_payload_free(dt_ckpt_payload *p) {
     free(p->params);
     free(p->stats);
     free(p->momentum);
+    free(p->second_moment);
+    free(p->optimizer_names);
     free(p->config_yaml);
     free(p->classes);
     free(p->model_tensors);
@@ -111,8 +113,14 @@ static int add_model_tensors(dt_st_writer *w, const dt_ckpt_payload *p,
 }
 
 static int add_momentum_tensors(dt_st_writer *w, const dt_ckpt_payload *p, dt_error *err) {
+    int adamw = p->optimizer && strcmp(p->optimizer, "adamw") == 0;
+    char step[32];
+    snprintf(step, sizeof step, "%ld", p->optimizer_step);
     if (dt_st_writer_add_metadata(w, "format", "pt", err) ||
-        dt_st_writer_add_metadata(w, "contents", "SGD momentum buffers", err))
+        dt_st_writer_add_metadata(w, "optimizer", adamw ? "adamw" : "sgd", err) ||
+        dt_st_writer_add_metadata(
+            w, "contents", adamw ? "AdamW exp_avg and exp_avg_sq" : "SGD momentum buffers", err) ||
+        (adamw && dt_st_writer_add_metadata(w, "step", step, err)))
         return -1;
     return add_tensors(w, p->optimizer_tensors, p->n_optimizer_tensors, err);
 }

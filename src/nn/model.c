@@ -69,7 +69,8 @@ int dt_model_conv_descs(const dt_model_options *opt, dt_conv_desc *out, int max)
 void dt_model_destroy(dt_model *m) {
     if (!m) return;
     dt_resnet_free(m);
-    float *buffers[] = {m->params, m->grads, m->momentum, m->stats, m->stats_backup};
+    float *buffers[] = {m->params, m->grads,        m->momentum,
+                        m->stats,  m->stats_backup, m->second_moment};
     for (size_t i = 0; i < sizeof buffers / sizeof buffers[0]; i++)
         if (buffers[i]) dt_backend_buffer_free(&m->backend, buffers[i]);
     free(m);

@@ -57,7 +57,8 @@ struct dt_model {
     dt_conv_desc *conv_descs; /* every convolution, in creation order */
     int n_convs, conv_capacity;
     float *params, *grads, *momentum, *stats; /* backend memory */
-    float *stats_backup; /* dt_model_stats_snapshot's copy (model_stats.c); NULL until then */
+    float *stats_backup;  /* dt_model_stats_snapshot's copy (model_stats.c); NULL until then */
+    float *second_moment; /* AdamW's exp_avg_sq (model_stats.c); NULL until asked for */
     int64_t batches_tracked;
     int forward_was_training, have_logit_grad;
 

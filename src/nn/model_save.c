@@ -80,10 +80,17 @@ int dt_model_checkpoint_tensors(const dt_model *model, dt_ckpt_payload *p, dt_er
     for (size_t i = 0; i < n_entries; i++) n_params += entries[i].role == DT_TENSOR_PARAMETER;
     free(p->model_tensors);
     free(p->optimizer_tensors);
+    free(p->optimizer_names);
+    /* AdamW: NAME.exp_avg and NAME.exp_avg_sq, names kept in the payload */
+    enum { NAME = sizeof entries[0].name + 16 };
+    size_t per_param = p->second_moment ? 2 : 1;
     p->model_tensors = calloc(n_entries, sizeof *p->model_tensors);
-    p->optimizer_tensors = calloc(n_params ? n_params : 1, sizeof *p->optimizer_tensors);
+    p->optimizer_tensors =
+        calloc(n_params ? n_params * per_param : 1, sizeof *p->optimizer_tensors);
+    p->optimizer_names = p->second_moment ? calloc(n_params ? n_params * 2 : 1, NAME) : NULL;
     p->n_model_tensors = p->n_optimizer_tensors = 0;
-    if (!p->model_tensors || !p->optimizer_tensors) return dt_fail(err, "out of memory");
+    if (!p->model_tensors || !p->optimizer_tensors || (p->second_moment && !p->optimizer_names))
+        return dt_fail(err, "out of memory");
     p->arch = dt_model_arch(model);
     for (size_t i = 0; i < n_entries; i++) {
         const dt_state_entry *e = &entries[i];
@@ -96,8 +103,19 @@ int dt_model_checkpoint_tensors(const dt_model *model, dt_ckpt_payload *p, dt_er
             t.data = (e->role == DT_TENSOR_PARAMETER ? p->params : p->stats) + e->offset;
         }
         p->model_tensors[p->n_model_tensors++] = t;
-        if (e->role == DT_TENSOR_PARAMETER) {
-            t.data = p->momentum + e->offset;
+        if (e->role != DT_TENSOR_PARAMETER) continue;
+        t.data = p->momentum + e->offset;
+        if (!p->second_moment) {
+            p->optimizer_tensors[p->n_optimizer_tensors++] = t;
+            continue;
+        }
+        const char *suffix[2] = {"exp_avg", "exp_avg_sq"};
+        const float *data[2] = {p->momentum + e->offset, p->second_moment + e->offset};
+        for (int k = 0; k < 2; k++) {
+            char *name = p->optimizer_names + p->n_optimizer_tensors * NAME;
+            snprintf(name, NAME, "%s.%s", e->name, suffix[k]);
+            t.name = name;
+            t.data = data[k];
             p->optimizer_tensors[p->n_optimizer_tensors++] = t;
         }
     }

@@ -1,4 +1,5 @@
-/* The model's state as training keeps it safe: host copies of the momentum, the running
+/* The model's state as training keeps it safe: the second optimizer buffer, host copies of the
+ * momentum and of it, the running
  * statistics' snapshot before a step and their restore when the non-finite guard skips it, and
  * whether the weights and statistics are finite. */
 #include <math.h>
@@ -14,6 +15,28 @@ int dt_model_download_momentum(dt_model *m, float *host_momentum, dt_error *err)
 int dt_model_upload_momentum(dt_model *m, const float *host_momentum, dt_error *err) {
     return dt_backend_buffer_upload(&m->backend, m->momentum, host_momentum,
                                     dt_model_param_count(m), err);
+}
+
+int dt_model_use_second_moment(dt_model *m, dt_error *err) {
+    if (m->second_moment) return 0;
+    m->second_moment = dt_backend_buffer_alloc(&m->backend, dt_model_param_count(m), err);
+    return m->second_moment ? 0 : dt_error_prefix(err, "model: allocating the second moment");
+}
+
+float *dt_model_second_moment(dt_model *m) {
+    return m->second_moment;
+}
+
+int dt_model_download_second_moment(dt_model *m, float *host, dt_error *err) {
+    if (!m->second_moment) return dt_fail(err, "internal: the model has no second moment");
+    return dt_backend_buffer_download(&m->backend, host, m->second_moment, dt_model_param_count(m),
+                                      err);
+}
+
+int dt_model_upload_second_moment(dt_model *m, const float *host, dt_error *err) {
+    if (dt_model_use_second_moment(m, err)) return -1;
+    return dt_backend_buffer_upload(&m->backend, m->second_moment, host, dt_model_param_count(m),
+                                    err);
 }
 
 int dt_model_stats_snapshot(dt_model *m, dt_error *err) {

@@ -47,15 +47,19 @@ int dt_metrics_open(dt_metrics *m, const char *dir, dt_error *err) {
 }
 
 int dt_metrics_train(dt_metrics *m, const dt_train_row *r, dt_error *err) {
-    char loss[32], acc[32], lr[32], ips[32];
+    char loss[32], acc[32], lr[32], ips[32], norm[48] = "", value[32];
     json_number(loss, sizeof loss, "%.6g", r->loss);
     json_number(acc, sizeof acc, "%.6g", r->acc);
     json_number(lr, sizeof lr, "%.8g", r->lr);
     json_number(ips, sizeof ips, "%.1f", r->img_per_s);
+    if (r->has_grad_norm) {
+        json_number(value, sizeof value, "%.6g", r->grad_norm);
+        snprintf(norm, sizeof norm, ",\"grad_norm\":%s", value);
+    }
     fprintf(m->jsonl,
             "{\"event\":\"train\",\"epoch\":%d,\"step\":%ld,\"loss\":%s,\"acc\":%s,\"lr\":%s,"
-            "\"img_per_s\":%s,\"elapsed_s\":%.3f}\n",
-            r->epoch, r->step, loss, acc, lr, ips, r->elapsed_s);
+            "\"img_per_s\":%s%s,\"elapsed_s\":%.3f}\n",
+            r->epoch, r->step, loss, acc, lr, ips, norm, r->elapsed_s);
     fprintf(m->csv, "train,%d,%ld,%.6g,%.6g,%.8g,%.1f,,,,%.3f,,\n", r->epoch, r->step, r->loss,
             r->acc, r->lr, r->img_per_s, r->elapsed_s);
     return flush_both(m, err);
@@ -88,9 +92,11 @@ int dt_metrics_done(dt_metrics *m, const dt_done_row *r, dt_error *err) {
     json_number(best, sizeof best, "%.6g", r->best_val_acc);
     fprintf(m->jsonl,
             "{\"event\":\"done\",\"epochs\":%d,\"best_val_acc\":%s,\"skipped_files\":%ld,"
-            "\"stopped_early\":%s,\"elapsed_s\":%.3f,\"arch\":\"%s\",\"precision\":\"%s\"}\n",
+            "\"stopped_early\":%s,\"elapsed_s\":%.3f,\"optimizer\":\"%s\",\"arch\":\"%s\","
+            "\"precision\":\"%s\"}\n",
             r->epochs, best, r->skipped_files, r->stopped_early ? "true" : "false", r->elapsed_s,
-            r->arch ? r->arch : "resnet18", r->precision ? r->precision : "fp32");
+            r->optimizer ? r->optimizer : "sgd", r->arch ? r->arch : "resnet18",
+            r->precision ? r->precision : "fp32");
     return flush_both(m, err);
 }
 

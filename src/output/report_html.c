@@ -88,6 +88,7 @@ static void write_summary(dt_text *out, const dt_report_input *in) {
     }
     if (in->arch) summary_row(out, "architecture", in->arch);
     if (in->augmentation) summary_row(out, "training augmentation", in->augmentation);
+    if (in->optimizer) summary_row(out, "optimizer", in->optimizer);
     summary_row(out, "device", in->device);
     snprintf(value, sizeof value, "%d", in->ranks);
     summary_row(out, "ranks", value);

@@ -294,6 +294,7 @@ static int write_report_html(const dt_results_context *c, const dt_predictions *
         .device = c->device,
         .arch = c->cfg->model.arch,
         .augmentation = c->model_path ? NULL : augmentation,
+        .optimizer = c->optimizer,
         .ranks = c->ranks,
         .epoch = c->epoch,
         .epochs = c->epochs,

@@ -25,14 +25,17 @@ int dt_run_outputs_train(dt_trainer *t, const dt_train_row *row, dt_error *err) 
     if (dt_tensorboard_scalar(tb, "train/loss", row->step, (float)row->loss, err) ||
         dt_tensorboard_scalar(tb, "train/acc", row->step, (float)row->acc, err) ||
         dt_tensorboard_scalar(tb, "train/lr", row->step, (float)row->lr, err) ||
-        dt_tensorboard_scalar(tb, "train/img_per_s", row->step, (float)row->img_per_s, err))
+        dt_tensorboard_scalar(tb, "train/img_per_s", row->step, (float)row->img_per_s, err) ||
+        (row->has_grad_norm &&
+         dt_tensorboard_scalar(tb, "train/grad_norm", row->step, (float)row->grad_norm, err)))
         return -1;
     return dt_tensorboard_flush(tb, err);
 }
 
 static int write_results(dt_trainer *t, const uint8_t *bad_files, dt_tensorboard *tb,
                          dt_error *err) {
-    char device[256];
+    char device[256], optimizer[160];
+    dt_optimizer_describe(t->cfg, optimizer, sizeof optimizer);
     snprintf(device, sizeof device,
              "%s, precision %s, %d compute threads + %d decode workers per rank",
              dt_backend_name(&t->session.backend), dt_precision_name(t->session.precision),
@@ -44,6 +47,7 @@ static int write_results(dt_trainer *t, const uint8_t *bad_files, dt_tensorboard
                             .n_train = t->session.split.n_train,
                             .bad_files = bad_files,
                             .device = device,
+                            .optimizer = optimizer,
                             .ranks = t->comm->size,
                             .epoch = t->last_epoch,
                             .epochs = t->cfg->train.epochs,

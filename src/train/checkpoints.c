@@ -14,6 +14,7 @@
 #include "dtrain/platform.h"
 #include "dtrain/safetensors.h"
 #include "dtrain/signals.h"
+#include "train/optimizer.h"
 #include "train/run_dir.h"
 
 void dt_checkpoints_init(dt_checkpoints *c, const dt_config *cfg, dt_comm *comm, dt_progress *log,
@@ -85,28 +86,64 @@ int dt_checkpoints_check_output_shared(dt_checkpoints *c, dt_error *err) {
 
 /* ---- resume ---- */
 
-static int load_momentum(dt_model *model, const char *dir, float *host, dt_error *err) {
+/* One buffer of optimizer.safetensors: every parameter's tensor NAME (suffix "") or
+ * NAME.suffix, finite, into host. */
+static int load_buffer(dt_model *model, const dt_safetensors *st, const char *path,
+                       const char *suffix, const char *what, float *host, dt_error *err) {
+    size_t n;
+    const dt_state_entry *entries = dt_model_state(model, &n);
+    for (size_t i = 0; i < n; i++) {
+        if (entries[i].role != DT_TENSOR_PARAMETER) continue;
+        char name[sizeof entries[i].name + 16];
+        snprintf(name, sizeof name, "%s%s%s", entries[i].name, *suffix ? "." : "", suffix);
+        const dt_st_tensor *x = dt_safetensors_find(st, name);
+        if (!x) return dt_fail_usage(err, "%s: no %s for %s", path, what, entries[i].name);
+        if (dt_st_tensor_to_float(x, host + entries[i].offset, entries[i].count, err))
+            return dt_error_prefix(err, "%s", path);
+        for (size_t k = 0; k < entries[i].count; k++)
+            if (!isfinite(host[entries[i].offset + k]))
+                return dt_fail_usage(err,
+                                     "%s: the %s of %s holds NaN or infinite values (element "
+                                     "%zu): not a usable state",
+                                     path, what, entries[i].name, k);
+    }
+    return 0;
+}
+
+/* optimizer.safetensors: the state of this run's optimizer (written before AdamW existed: SGD),
+ * AdamW's step count matching the checkpoint's steps taken. second is NULL for SGD. */
+static int load_optimizer(dt_model *model, const char *dir, const dt_config *cfg,
+                          const dt_ckpt_state *state, float *momentum, float *second,
+                          dt_error *err) {
     char path[4300];
     snprintf(path, sizeof path, "%s/optimizer.safetensors", dir);
     dt_safetensors st;
     if (dt_safetensors_read(path, &st, err)) return -1;
-    size_t n;
-    const dt_state_entry *entries = dt_model_state(model, &n);
+    const char *saved = dt_safetensors_metadata_value(&st, "optimizer");
+    const char *mine = cfg->train.optimizer == DT_OPTIMIZER_ADAMW ? "adamw" : "sgd";
+    if (!saved) saved = "sgd";
     int rc = 0;
-    for (size_t i = 0; i < n && rc == 0; i++) {
-        if (entries[i].role != DT_TENSOR_PARAMETER) continue;
-        const dt_st_tensor *x = dt_safetensors_find(&st, entries[i].name);
-        if (!x)
-            rc = dt_fail_usage(err, "%s: no momentum for %s", path, entries[i].name);
-        else if (dt_st_tensor_to_float(x, host + entries[i].offset, entries[i].count, err))
-            rc = dt_error_prefix(err, "%s", path);
-        else
-            for (size_t k = 0; k < entries[i].count && rc == 0; k++)
-                if (!isfinite(host[entries[i].offset + k]))
-                    rc = dt_fail_usage(err,
-                                       "%s: the momentum of %s holds NaN or infinite values "
-                                       "(element %zu): not a usable state",
-                                       path, entries[i].name, k);
+    if (strcmp(saved, mine) != 0) {
+        rc = dt_fail_usage(err,
+                           "%s holds the state of optimizer %s; this run trains with "
+                           "train.optimizer %s: resume with the checkpoint's optimizer",
+                           path, saved, mine);
+    } else if (!second) {
+        rc = load_buffer(model, &st, path, "", "momentum", momentum, err);
+    } else {
+        const char *step = dt_safetensors_metadata_value(&st, "step");
+        long want = dt_optimizer_steps_taken(state->step, state->skipped_total);
+        char *end = NULL;
+        long got = step ? strtol(step, &end, 10) : -1;
+        if (!step || *end || got != want)
+            rc = dt_fail_usage(err,
+                               "%s: AdamW step count %s, but the checkpoint took %ld steps "
+                               "(%ld, %ld of them skipped): not this checkpoint's state",
+                               path, step ? step : "missing", want, state->step,
+                               state->skipped_total);
+        else if (load_buffer(model, &st, path, "exp_avg", "exp_avg", momentum, err) ||
+                 load_buffer(model, &st, path, "exp_avg_sq", "exp_avg_sq", second, err))
+            rc = -1;
     }
     dt_safetensors_free(&st);
     return rc;
@@ -144,7 +181,7 @@ static int broadcast_ema(dt_comm *comm, dt_model_ema *ema, dt_error *err) {
 /* Rank 0: the checkpoint, its checks against this run, and the weights loaded; 1 (state->epoch
  * 0) when output.dir has no complete checkpoint, so the run starts over there. */
 static int resume_on_root(dt_checkpoints *c, dt_model *model, const dt_ckpt_run *run,
-                          dt_ckpt_state *state, float *momentum, dt_error *err) {
+                          dt_ckpt_state *state, float *momentum, float *second, dt_error *err) {
     const dt_config *cfg = c->cfg;
     char dir[4300], path[4400];
     int found = dt_checkpoint_find(cfg->output.dir, c->resume_path, dir, sizeof dir, state, err);
@@ -183,7 +220,8 @@ static int resume_on_root(dt_checkpoints *c, dt_model *model, const dt_ckpt_run 
                              dir, state->steps_per_epoch, run->steps_per_epoch);
     snprintf(path, sizeof path, "%s/model.safetensors", dir);
     if (dt_model_load_safetensors(model, path, 0, NULL, err) ||
-        load_momentum(model, dir, momentum, err) || load_ema(run->ema, dir, err)) {
+        load_optimizer(model, dir, cfg, state, momentum, second, err) ||
+        load_ema(run->ema, dir, err)) {
         err->exit_code = DT_EXIT_USAGE;
         return -1;
     }
@@ -207,23 +245,32 @@ int dt_checkpoints_resume(dt_checkpoints *c, dt_model *model, const dt_ckpt_run 
     at->early_stop_best = -1;
     if (!c->resume) return 0;
     size_t np = dt_model_param_count(model);
+    int adamw = c->cfg->train.optimizer == DT_OPTIMIZER_ADAMW;
     float *momentum = calloc(np, sizeof *momentum);
-    if (!momentum) return dt_fail(err, "out of memory");
+    float *second = adamw ? calloc(np, sizeof *second) : NULL;
+    if (!momentum || (adamw && !second)) {
+        free(momentum);
+        free(second);
+        return dt_fail(err, "out of memory");
+    }
     dt_ckpt_state state;
     memset(&state, 0, sizeof state);
     int rc = -1;
-    if (c->is_root && resume_on_root(c, model, run, &state, momentum, err) < 0) goto done;
+    if (c->is_root && resume_on_root(c, model, run, &state, momentum, second, err) < 0) goto done;
     dt_comm *comm = c->comm;
     if (comm->size > 1 &&
         (comm->ops->broadcast(comm->ctx, &state, sizeof state, 0, err) ||
-         comm->ops->broadcast(comm->ctx, momentum, np * sizeof *momentum, 0, err)))
+         comm->ops->broadcast(comm->ctx, momentum, np * sizeof *momentum, 0, err) ||
+         (second && comm->ops->broadcast(comm->ctx, second, np * sizeof *second, 0, err))))
         goto done;
     if (state.epoch == 0) { /* no checkpoint: a new run */
         c->resume = 0;
         rc = 0;
         goto done;
     }
-    if (dt_model_upload_momentum(model, momentum, err) || broadcast_ema(comm, run->ema, err))
+    if (dt_model_upload_momentum(model, momentum, err) ||
+        (second && dt_model_upload_second_moment(model, second, err)) ||
+        broadcast_ema(comm, run->ema, err))
         goto done;
     at->start_epoch = state.evaluated ? state.epoch + 1 : state.epoch;
     at->start_step = state.evaluated ? 0 : state.step_in_epoch;
@@ -240,6 +287,7 @@ int dt_checkpoints_resume(dt_checkpoints *c, dt_model *model, const dt_ckpt_run 
     rc = 0;
 done:
     free(momentum);
+    free(second);
     return rc;
 }
 
@@ -269,14 +317,17 @@ static char *join_classes(const dt_ckpt_run *run) {
     return s;
 }
 
-/* "weights", "running statistics" or "momentum" when that part holds NaN or Inf, else NULL. */
+/* "weights", "running statistics", "momentum" or "AdamW moments" when that part holds NaN or
+ * Inf, else NULL. */
 static const char *nonfinite_part(const dt_ckpt_payload *p) {
     for (size_t i = 0; i < p->n_params; i++)
         if (!isfinite(p->params[i])) return "weights";
     for (size_t i = 0; i < p->n_stats; i++)
         if (!isfinite(p->stats[i])) return "running statistics";
     for (size_t i = 0; i < p->n_params; i++)
-        if (!isfinite(p->momentum[i])) return "momentum";
+        if (!isfinite(p->momentum[i])) return p->second_moment ? "AdamW moments" : "momentum";
+    for (size_t i = 0; p->second_moment && i < p->n_params; i++)
+        if (!isfinite(p->second_moment[i])) return "AdamW moments";
     return NULL;
 }
 
@@ -319,13 +370,17 @@ int dt_checkpoints_write(dt_checkpoints *c, dt_model *model, const dt_ckpt_run *
     if (!(p.params = malloc(p.n_params * sizeof(float))) ||
         !(p.stats = malloc((p.n_stats ? p.n_stats : 1) * sizeof(float))) ||
         !(p.momentum = malloc(p.n_params * sizeof(float))) ||
+        (dt_model_second_moment(model) &&
+         !(p.second_moment = malloc(p.n_params * sizeof(float)))) ||
         !(p.config_yaml = render_config(c->cfg, &p.config_length)) ||
         !(p.classes = join_classes(run))) {
         dt_ckpt_payload_free(&p);
         return dt_fail(err, "checkpoint: out of memory");
     }
     if (dt_model_download_state(model, p.params, p.stats, err) ||
-        dt_model_download_momentum(model, p.momentum, err) || copy_ema(run->ema, &p, err)) {
+        dt_model_download_momentum(model, p.momentum, err) ||
+        (p.second_moment && dt_model_download_second_moment(model, p.second_moment, err)) ||
+        copy_ema(run->ema, &p, err)) {
         dt_ckpt_payload_free(&p);
         return dt_error_prefix(err, "checkpoint");
     }
@@ -364,6 +419,8 @@ int dt_checkpoints_write(dt_checkpoints *c, dt_model *model, const dt_ckpt_run *
     s->early_stop_best = run->early_stop_best;
     s->early_stop_best_epoch = run->early_stop_best_epoch;
     s->early_stop_wait = run->early_stop_wait;
+    p.optimizer = c->cfg->train.optimizer == DT_OPTIMIZER_ADAMW ? "adamw" : "sgd";
+    p.optimizer_step = dt_optimizer_steps_taken(step, run->skipped_total);
     if (dt_model_checkpoint_tensors(model, &p, err)) {
         dt_ckpt_payload_free(&p);
         return dt_error_prefix(err, "checkpoint");

@@ -1,5 +1,6 @@
 /* The training run: set-up (data, split, backend, model, loader, outputs), the epoch loop with
- * gradient accumulation, all-reduce and SGD, rank-0 evaluation, and the final files. */
+ * gradient accumulation, all-reduce and the optimizer step, rank-0 evaluation, and the final
+ * files. */
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
@@ -87,7 +88,7 @@ static int train_micro_batch(dt_trainer *t, const dt_batch *batch, int micro, dt
 /* Queues the update without waiting for the device: the backend's non-finite guard decides
  * whether it applies (dt_guard_step); the host learns it at the next dt_train_guard_sync. */
 static int optimizer_step(dt_trainer *t, long global_step, dt_window *w, dt_error *err) {
-    size_t offset, count;
+    size_t offset, count; /* the update's weight-decay ranges are the optimizer's (optimizer.h) */
     dt_model_trainable_span(t->session.model, &offset, &count);
     float *grads = dt_model_grads(t->session.model) + offset;
     /* the buckets were all-reduced during backward (the test switch's NaN went into the one
@@ -104,16 +105,15 @@ static int optimizer_step(dt_trainer *t, long global_step, dt_window *w, dt_erro
     /* grads hold the sum of (ranks x accumulate) micro-batch means: average them inside the
      * update, one multiplication for both, so that N ranks and N accumulation steps do the same
      * arithmetic up to the order of the summation */
-    dt_sgd_params p = {.grad_scale = 1.0f / ((float)t->comm->size * (float)cfg->train.accumulate),
-                       .lr = (float)lr,
-                       .momentum = (float)cfg->train.momentum,
-                       .weight_decay = (float)cfg->train.weight_decay,
-                       .nesterov = cfg->train.nesterov,
-                       .first_step = global_step == 0,
-                       .guarded = 1};
+    float grad_scale = 1.0f / ((float)t->comm->size * (float)cfg->train.accumulate);
     w->lr = lr;
-    return dt_backend_sgd_step(&t->session.backend, &p, dt_model_params(t->session.model) + offset,
-                               grads, dt_model_momentum(t->session.model) + offset, count, err);
+    double norm;
+    if (dt_optimizer_step(&t->optimizer, global_step, lr, grad_scale, grads, &norm, err)) return -1;
+    if (norm >= 0.0 || isnan(norm)) {
+        w->grad_norm_sum += norm;
+        w->grad_norms++;
+    }
+    return 0;
 }
 
 static void window_start(dt_trainer *t, dt_window *w, double now) {
@@ -189,7 +189,9 @@ static int log_window(dt_trainer *t, int epoch, long step_in_epoch, long global_
                             .acc = sums[1] / sums[2],
                             .lr = w->lr,
                             .img_per_s = img_per_s,
-                            .elapsed_s = now - t->start};
+                            .elapsed_s = now - t->start,
+                            .has_grad_norm = w->grad_norms > 0,
+                            .grad_norm = w->grad_norms > 0 ? w->grad_norm_sum / w->grad_norms : 0};
         if (dt_metrics_train(&t->metrics, &row, err) || dt_run_outputs_train(t, &row, err))
             return -1;
         t->allreduce_total_s += sums[3] / t->comm->size;
@@ -366,7 +368,8 @@ static int finish(dt_trainer *t, dt_error *err) {
                         .elapsed_s = elapsed,
                         .precision = dt_precision_name(t->session.precision),
                         .arch = dt_model_arch(t->session.model),
-                        .stopped_early = t->stopped_early_epoch > 0};
+                        .stopped_early = t->stopped_early_epoch > 0,
+                        .optimizer = dt_optimizer_name(t->cfg)};
     if (dt_metrics_done(&t->metrics, &done, err)) return -1;
     double window = t->window_total_s > 0 ? t->window_total_s : 1;
     dt_progress_line(&t->progress, NULL,

@@ -20,6 +20,7 @@
 #include "train/device_choice.h"
 #include "train/early_stop.h"
 #include "train/nonfinite_guard.h"
+#include "train/optimizer.h"
 #include "train/progress.h"
 #include "train/session.h"
 #include "train/test_faults.h"
@@ -32,7 +33,9 @@ typedef struct dt_window {
     double wait_start; /* the loader's total data-wait seconds at start */
     double lr;
     long steps;
-    long skipped; /* non-finite steps skipped in this window */
+    long skipped;         /* non-finite steps skipped in this window */
+    double grad_norm_sum; /* train.clip_grad_norm: pre-clip gradient norms of the window's steps */
+    long grad_norms;
 } dt_window;
 
 typedef struct dt_trainer {
@@ -78,6 +81,7 @@ typedef struct dt_trainer {
     dt_model_ema *ema;        /* train.ema_decay > 0: the weights' moving average, else NULL */
     dt_early_stop early_stop; /* rank 0's count (every rank's after a resume) */
     int stopped_early_epoch;  /* 0, or the epoch after which early stopping ended the run */
+    dt_optimizer optimizer; /* train.optimizer, no_weight_decay, clip_grad_norm */
 } dt_trainer;
 
 /* Forward pass and loss on one batch (BN in training or inference mode): slots that count weigh

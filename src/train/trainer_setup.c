@@ -240,7 +240,9 @@ int dt_train_setup(dt_trainer *t, dt_error *err) {
                            .n_classes = t->session.ds.n_classes,
                            .freeze_backbone = cfg->model.freeze == DT_FREEZE_BACKBONE,
                            .zero_init_residual = cfg->model.zero_init_residual};
-    if (dt_session_create_model(ses, &mo, err)) return -1;
+    if (dt_session_create_model(ses, &mo, err) ||
+        dt_optimizer_init(&t->optimizer, cfg, ses->model, err))
+        return -1;
     /* Rank 0 initialises (and loads model.pretrained): broadcast_model overwrites every parameter
      * and statistic of the other ranks, and nothing else they keep derives from either (the
      * batches_tracked counter is only exported by rank 0). A bad pretrained file fails rank 0,
@@ -313,6 +315,7 @@ void dt_train_teardown(dt_trainer *t, int failed) {
     if (t->have_dcomm && failed) t->dcomm.ops->abort_collectives(t->dcomm.ctx);
     if (t->have_dcomm) t->dcomm.ops->destroy(t->dcomm.ctx);
     dt_bucket_plan_free(&t->buckets);
+    dt_optimizer_free(&t->optimizer);
     if (t->is_root) dt_metrics_close(&t->metrics);
     dt_run_outputs_close(t);
     if (t->ema) dt_model_ema_free(t->ema); /* before the model and backend it lives in */

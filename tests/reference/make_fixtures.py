@@ -66,6 +66,10 @@ TRAIN_CASES = [
     ("resnet50_b4_s64", 5, 4, 64, 10, 2, "resnet50"),
     ("resnet101_b2_s64", 6, 2, 64, 10, 1, "resnet101"),
     ("resnet152_b2_s64", 7, 2, 64, 10, 1, "resnet152"),
+    # the optimizer options (train.optimizer, no_weight_decay, clip_grad_norm): an 8th element
+    # replaces SGD's settings; the clipping case's max_norm is below every step's gradient norm
+    ("resnet18_b4_s64_adamw", 12, 4, 64, 10, 3, "resnet18", "ADAMW"),
+    ("resnet18_b4_s64_clip", 13, 4, 64, 10, 3, "resnet18", "SGD_CLIP"),
 ]
 # The weights' moving average (dtrain's train.ema_decay, timm's ModelEmaV2): a training case as
 # above plus the decay; the average of every state-dict entry is recorded after the steps.
@@ -85,6 +89,16 @@ ROUNDTRIP_CASE = ROUNDTRIP_CASES[0]
 ROUNDTRIP_BATCHES_TRACKED = 7
 NOISE_RUNS = 6
 SGD = {"lr": 0.01, "momentum": 0.9, "weight_decay": 0.05}
+# torch.optim.AdamW with timm's param_groups_weight_decay (no decay for tensors of one dimension:
+# BN weights and biases, fc.bias), as dtrain's train.no_weight_decay: norm_and_bias. The decay is
+# large on purpose: lr * weight_decay = 5e-3 per step, so that decaying an excluded tensor (or
+# not decaying a kept one) moves it 1.5% in 3 steps, far outside PyTorch's float32 noise, while
+# AdamW's own step moves a parameter by about lr (1e-3) per step
+ADAMW = {"optimizer": "adamw", "lr": 0.001, "betas": (0.9, 0.999), "eps": 1e-8,
+         "weight_decay": 5.0, "no_weight_decay": "norm_and_bias"}
+# torch.nn.utils.clip_grad_norm_(params, max_norm) after backward, then SGD as above
+SGD_CLIP = dict(SGD, clip_grad_norm=0.25)
+OPTIONS = {"SGD": SGD, "ADAMW": ADAMW, "SGD_CLIP": SGD_CLIP}
 
 
 # ---- the generator -------------------------------------------------------------------------
@@ -231,13 +245,31 @@ def ema_update(ema, model, decay):
                 e.copy_(m)
 
 
+def make_optimizer(torch, model, options):
+    """torch.optim.SGD or AdamW for options (SGD, ADAMW, SGD_CLIP above)."""
+    params = list(model.named_parameters())
+    wd = options["weight_decay"]
+    if options.get("no_weight_decay") == "norm_and_bias":
+        # timm's param_groups_weight_decay: ndim <= 1 or a bias
+        groups = [{"params": [p for n, p in params if p.ndim > 1 and not n.endswith(".bias")],
+                   "weight_decay": wd},
+                  {"params": [p for n, p in params if p.ndim <= 1 or n.endswith(".bias")],
+                   "weight_decay": 0.0}]
+    else:
+        groups = [{"params": [p for _, p in params], "weight_decay": wd}]
+    if options.get("optimizer") == "adamw":
+        return torch.optim.AdamW(groups, lr=options["lr"], betas=options["betas"],
+                                 eps=options["eps"])
+    return torch.optim.SGD(groups, lr=options["lr"], momentum=options["momentum"])
+
+
 def run_steps(torch, torchvision, dtype, seed, batch, size, classes, steps, arch, perturbation=0,
-              ema_decay=0.0):
-    """Forward (train mode), mean cross-entropy, backward and torch.optim.SGD, `steps` times on
-    the same batch, in `dtype`; returns what the fixture records, as float64. perturbation k > 0
-    moves every initial parameter by -1, 0 or +1 unit in the last place (numpy generator k).
-    ema_decay > 0: the weights' moving average, a copy of the model at the start, updated after
-    every step (out["ema"])."""
+              options=SGD, ema_decay=0.0):
+    """Forward (train mode), mean cross-entropy, backward, the gradient clipping of options (if
+    any) and the optimizer of options, `steps` times on the same batch, in `dtype`; returns what
+    the fixture records, as float64. perturbation k > 0 moves every initial parameter by -1, 0 or
+    +1 unit in the last place (numpy generator k). ema_decay > 0: the weights' moving average, a
+    copy of the model at the start, updated after every step (out["ema"])."""
     model = seeded_model(torch, torchvision, seed, classes, False, arch).to(dtype)
     if perturbation:
         rng = np.random.default_rng(perturbation)
@@ -248,10 +280,9 @@ def run_steps(torch, torchvision, dtype, seed, batch, size, classes, steps, arch
     model.train()
     _, labels, x = seeded_input(torch, seed, batch, size, classes)
     x = x.to(dtype)
-    opt = torch.optim.SGD(model.parameters(), lr=SGD["lr"], momentum=SGD["momentum"],
-                          weight_decay=SGD["weight_decay"])
+    opt = make_optimizer(torch, model, options)
     ema = copy.deepcopy(model) if ema_decay else None
-    out = {"loss": []}
+    out = {"loss": [], "total_norm": []}
     for step in range(steps):
         opt.zero_grad()
         logits = model(x)
@@ -262,10 +293,14 @@ def run_steps(torch, torchvision, dtype, seed, batch, size, classes, steps, arch
             out["logits"] = logits.detach().double().numpy().copy()
             out["grad"] = {k: p.grad.detach().double().reshape(-1).numpy().copy()
                            for k, p in model.named_parameters()}
+        if options.get("clip_grad_norm"):
+            norm = torch.nn.utils.clip_grad_norm_(model.parameters(), options["clip_grad_norm"])
+            out["total_norm"].append(float(norm))
         opt.step()
         if ema is not None:
             ema_update(ema, model, ema_decay)
     out["loss"] = np.array(out["loss"])
+    out["total_norm"] = np.array(out["total_norm"])
     if ema is not None:
         out["ema"] = {k: v.double().reshape(-1).numpy().copy()
                       for k, v in ema.state_dict().items() if not k.endswith("num_batches_tracked")}
@@ -286,17 +321,18 @@ def relative_error(got, want, scale):
 
 
 def train_case(torch, torchvision, out_dir, name, seed, batch, size, classes, steps, arch,
-               ema_decay=0.0):
+               options="SGD", ema_decay=0.0):
     """Reference values from a float64 run (the exact answer, to ~1e-12). Beside each one
     (torch_err.*): the worst error of PyTorch's float32 runs against it, over NOISE_RUNS runs (the
     first from the same weights, the others from weights 1 ulp away), i.e. the noise level of a
     correct float32 implementation; see README.md. ema_decay > 0 adds the moving average of every
     state-dict entry after the steps (ema.*) and its change from the initial values (ema_delta.*,
     parameters)."""
+    settings = OPTIONS[options]
     exact = run_steps(torch, torchvision, torch.float64, seed, batch, size, classes, steps, arch,
-                      ema_decay=ema_decay)
+                      options=settings, ema_decay=ema_decay)
     f32_runs = [run_steps(torch, torchvision, torch.float32, seed, batch, size, classes, steps,
-                          arch, k, ema_decay) for k in range(NOISE_RUNS)]
+                          arch, k, settings, ema_decay) for k in range(NOISE_RUNS)]
     init = seeded_model(torch, torchvision, seed, classes, False, arch).state_dict()
     pixels, labels, _ = seeded_input(torch, seed, batch, size, classes)
     out = {"input.pixels_head": pixels.reshape(-1)[:64].copy(), "input.labels": labels.numpy()}
@@ -315,6 +351,14 @@ def train_case(torch, torchvision, out_dir, name, seed, batch, size, classes, st
     out["torch_err.loss"] = np.max([np.abs(r["loss"] - exact["loss"]) / np.abs(exact["loss"])
                                     for r in f32_runs], axis=0)
     worst["loss"] = float(out["torch_err.loss"].max())
+    if settings.get("clip_grad_norm"):
+        # clip_grad_norm_'s total norm before clipping, per step: every one above max_norm
+        assert (exact["total_norm"] > settings["clip_grad_norm"]).all(), exact["total_norm"]
+        out["total_norm"] = exact["total_norm"]
+        out["torch_err.total_norm"] = np.max(
+            [np.abs(r["total_norm"] - exact["total_norm"]) / exact["total_norm"]
+             for r in f32_runs], axis=0)
+        worst["total norm"] = float(out["torch_err.total_norm"].max())
     scale = np.abs(exact["eval_logits"]).max()
     record("eval_logits", exact["eval_logits"], lambda r: r["eval_logits"], scale, "eval logits")
     for index, (key, tensor) in enumerate(init.items()):
@@ -352,11 +396,15 @@ def train_case(torch, torchvision, out_dir, name, seed, batch, size, classes, st
     metadata = case_metadata(torch, torchvision, seed, batch, size, classes, arch)
     if ema_decay:
         metadata["ema_decay"] = repr(ema_decay)
-    metadata.update({k: repr(v) for k, v in SGD.items()})
+    metadata.update({k: v if isinstance(v, str) else
+                     ",".join(repr(x) for x in v) if isinstance(v, tuple) else repr(v)
+                     for k, v in settings.items()})
     metadata["steps"] = str(steps)
     path = os.path.join(out_dir, name + ".safetensors")
     write_safetensors(path, out, metadata)
-    print(f"{path}: losses {', '.join(f'{v:.6f}' for v in exact['loss'])}")
+    print(f"{path}: losses {', '.join(f'{v:.6f}' for v in exact['loss'])}" +
+          (f"; pre-clip norms {', '.join(f'{v:.4f}' for v in exact['total_norm'])}"
+           if len(exact["total_norm"]) else ""))
     print(f"  PyTorch float32 vs float64, worst relative error over {NOISE_RUNS} runs: " +
           ", ".join(f"{k} {v:.2g}" for k, v in worst.items()))
 
@@ -451,7 +499,7 @@ def main():
             train_case(torch, torchvision, args.out, *case)
     for case in EMA_CASES:
         if case[0] in wanted:
-            train_case(torch, torchvision, args.out, *case)
+            train_case(torch, torchvision, args.out, *case[:7], ema_decay=case[7])
     for case in ROUNDTRIP_CASES:
         if case[0] in wanted:
             roundtrip_case(torch, torchvision, args.out, *case)

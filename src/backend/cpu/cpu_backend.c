@@ -87,6 +87,7 @@ static const dt_backend_ops cpu_ops = {
     .buffer_fill = cpu_buffer_fill,
     .buffer_axpy = cpu_buffer_axpy,
     .sgd_step = cpu_sgd_step,
+    .adamw_step = cpu_adamw_step,
     .buffer_sum_squares = cpu_buffer_sum_squares,
     .guard_reset = cpu_guard_reset,
     .guard_check = cpu_guard_check,

@@ -1,9 +1,13 @@
 /* Flat float buffers of the CPU backend (parameters, gradients, momentum, BN statistics):
  * allocation in host memory and the vectorisable OpenMP loops over them (fill, axpy, the SGD
- * update, sum of squares). Every write advances the parameter version (cpu_internal.h). */
+ * and AdamW updates, sum of squares). Every write advances the parameter version
+ * (cpu_internal.h). */
 #include "cpu_internal.h"
 
+#include <stdlib.h>
 #include <string.h>
+
+#include "../adamw_math.h"
 
 /* Below this many elements a loop runs on the calling thread only. */
 enum { CPU_PARALLEL_MIN = 1 << 15 };
@@ -76,13 +80,50 @@ int cpu_sgd_step(void *ctx, const dt_sgd_params *p, float *params, const float *
     return 0;
 }
 
+/* torch.optim.AdamW; see dt_adamw_params. The math is adamw_math.h's, shared with CUDA. */
+int cpu_adamw_step(void *ctx, const dt_adamw_params *p, float *params, const float *grads,
+                   float *exp_avg, float *exp_avg_sq, size_t count, dt_error *err) {
+    (void)err;
+    const dt_guard_state *guard = &((cpu_ctx *)ctx)->guard;
+    if (p->guarded && guard->step_skipped) return 0;
+    ((cpu_ctx *)ctx)->params_version++;
+    const dt_adamw_scalars s = dt_adamw_scalars_at(p, p->step - (p->guarded ? guard->total : 0));
+    const long long n = (long long)count;
+#pragma omp parallel for simd if (n >= CPU_PARALLEL_MIN) schedule(static)
+    for (long long i = 0; i < n; i++)
+        params[i] = dt_adamw_element(params[i], grads[i], &exp_avg[i], &exp_avg_sq[i], &s);
+    return 0;
+}
+
+/* Summed in fixed blocks, the block sums then added in order: the same result whatever the
+ * number of threads (gradient clipping scales every rank's step by it). */
+enum { CPU_SUM_BLOCK = 1 << 16 };
+
+static double sum_squares_block(const float *src, long long n) {
+    double sum = 0.0;
+#pragma omp simd reduction(+ : sum)
+    for (long long i = 0; i < n; i++) sum += (double)src[i] * src[i];
+    return sum;
+}
+
 int cpu_buffer_sum_squares(void *ctx, const float *src, size_t count, double *out, dt_error *err) {
     (void)ctx;
-    (void)err;
     const long long n = (long long)count;
+    const long long blocks = (n + CPU_SUM_BLOCK - 1) / CPU_SUM_BLOCK;
+    if (blocks <= 1) {
+        *out = sum_squares_block(src, n);
+        return 0;
+    }
+    double *partial = malloc((size_t)blocks * sizeof *partial);
+    if (!partial) return dt_fail(err, "sum of squares: out of memory");
+#pragma omp parallel for schedule(static)
+    for (long long k = 0; k < blocks; k++) {
+        long long first = k * CPU_SUM_BLOCK, rest = n - first;
+        partial[k] = sum_squares_block(src + first, rest < CPU_SUM_BLOCK ? rest : CPU_SUM_BLOCK);
+    }
     double sum = 0.0;
-#pragma omp parallel for simd if (n >= CPU_PARALLEL_MIN) schedule(static) reduction(+ : sum)
-    for (long long i = 0; i < n; i++) sum += (double)src[i] * src[i];
+    for (long long k = 0; k < blocks; k++) sum += partial[k];
+    free(partial);
     *out = sum;
     return 0;
 }

@@ -155,6 +155,8 @@ int cpu_buffer_fill(void *ctx, float *dst, float value, size_t count, dt_error *
 int cpu_buffer_axpy(void *ctx, float *y, float alpha, const float *x, size_t count, dt_error *err);
 int cpu_sgd_step(void *ctx, const dt_sgd_params *p, float *params, const float *grads,
                  float *momentum, size_t count, dt_error *err);
+int cpu_adamw_step(void *ctx, const dt_adamw_params *p, float *params, const float *grads,
+                   float *exp_avg, float *exp_avg_sq, size_t count, dt_error *err);
 int cpu_buffer_sum_squares(void *ctx, const float *src, size_t count, double *out, dt_error *err);
 
 /* the non-finite guard (cpu_guard.c); cpu_guard_init at creation: not halted, never halts */

@@ -315,6 +315,15 @@ static int cuda_sgd_step(void *opaque, const dt_sgd_params *p, float *params, co
                            p->guarded ? ctx->guard : NULL, err);
 }
 
+static int cuda_adamw_step(void *opaque, const dt_adamw_params *p, float *params,
+                           const float *grads, float *exp_avg, float *exp_avg_sq, size_t count,
+                           dt_error *err) {
+    cuda_ctx *ctx = opaque;
+    ctx->param_version++;
+    return cuda_launch_adamw(ctx->compute, p, params, grads, exp_avg, exp_avg_sq, count,
+                             p->guarded ? ctx->guard : NULL, err);
+}
+
 /* a read for logs and checks: waits for the result */
 static int cuda_buffer_sum_squares(void *opaque, const float *src, size_t count, double *out,
                                    dt_error *err) {
@@ -432,6 +441,7 @@ static const dt_backend_ops cuda_backend_ops = {
     .buffer_fill = cuda_buffer_fill,
     .buffer_axpy = cuda_buffer_axpy,
     .sgd_step = cuda_sgd_step,
+    .adamw_step = cuda_adamw_step,
     .buffer_sum_squares = cuda_buffer_sum_squares,
     .guard_reset = cuda_guard_reset,
     .guard_check = cuda_guard_check,

@@ -232,6 +232,11 @@ int cuda_launch_axpy(cudaStream_t s, float *y, float alpha, const float *x, size
 /* guard: NULL, or the guard state whose step_skipped turns the update off */
 int cuda_launch_sgd(cudaStream_t s, const dt_sgd_params *p, float *params, const float *grads,
                     float *momentum, size_t count, const dt_guard_state *guard, dt_error *err);
+/* guard as for cuda_launch_sgd; its count of skipped steps is taken from p->step as well
+ * (cuda_kernels_adamw.cu) */
+int cuda_launch_adamw(cudaStream_t s, const dt_adamw_params *p, float *params, const float *grads,
+                      float *exp_avg, float *exp_avg_sq, size_t count, const dt_guard_state *guard,
+                      dt_error *err);
 /* the non-finite guard (dt_guard_state): the scan of count gradients and the verdict that
  * applies it to state (first: device scratch, ~0 on entry and left so); the copy of backup
  * into dst when the checked step is skipped; the clear after a read */

@@ -1,4 +1,4 @@
-/* What both CUDA kernel files share: the block size, the grid for a count, the launch check,
+/* What every CUDA kernel file shares: the block size, the grid for a count, the launch check,
  * element loads/stores for fp32 and bf16 storage, and the grid-stride loop. Each .cu file
  * includes it inside its own anonymous namespace. */
 const int kThreads = 256;
