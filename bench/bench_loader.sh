@@ -28,7 +28,7 @@ use_workdir dtrain-bench-loader "${KEEP:-0}"
 workers_list=${WORKERS:-"1 2"}
 
 echo "cpu: $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)"
-echo "cpu flags: $(grep -m1 -ow -E 'avx2|avx512f|avx512bw|avx512_bf16|amx_bf16|amx_tile' /proc/cpuinfo | sort -u | tr '\n' ' ')"
+echo "cpu flags: $(grep -m1 -ow -E 'avx2|avx512f|avx512bw|avx512vbmi|avx512_bf16|amx_bf16|amx_tile' /proc/cpuinfo | sort -u | tr '\n' ' ')"
 echo "machine: $(machine_load); shared with other jobs: expect noise"
 
 make_photo_pool "$build" "$workdir/pool" 10 $(((n_images + 9) / 10)) 300 500

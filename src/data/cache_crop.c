@@ -68,11 +68,18 @@ typedef struct value_taps {
     int8_t weight0, weight1;
 } value_taps;
 
-static void horizontal_taps(const dt_cache_crop *c, int *first, int *frac, value_taps *taps) {
-    axis_taps(c->region_width, c->out_size, first, frac);
+/* The region pixels output pixel x blends (first[] and frac[] from axis_taps over the width). */
+static inline int tap_from(const dt_cache_crop *c, int x) {
+    return c->mirror ? c->out_size - 1 - x : x;
+}
+static inline int tap_next(const dt_cache_crop *c, const int *first, int from) {
+    return first[from] + 1 < c->region_width ? first[from] + 1 : first[from];
+}
+
+static void horizontal_taps(const dt_cache_crop *c, const int *first, const int *frac,
+                            value_taps *taps) {
     for (int x = 0; x < c->out_size; x++) {
-        int from = c->mirror ? c->out_size - 1 - x : x;
-        int next = first[from] + 1 < c->region_width ? first[from] + 1 : first[from];
+        int from = tap_from(c, x), next = tap_next(c, first, from);
         for (int channel = 0; channel < 3; channel++) {
             value_taps *t = &taps[3 * x + channel];
             t->byte0 = 3 * (c->region_x + first[from]) + channel;
@@ -212,26 +219,39 @@ typedef struct crop_block {
     int32_t base;
 } crop_block;
 
-/* Fills every block's table; 0 when some block's taps do not fit 64 bytes (a scale the cache
- * never asks for) or a row is shorter than that, then a narrower path is used. */
-static int build_blocks(const value_taps *taps, int values, int row_bytes, crop_block *blocks) {
-    for (int b = 0; 32 * b < values; b++) {
-        crop_block *block = &blocks[b];
-        int low = INT32_MAX, high = 0;
-        for (int k = 0; k < 32 && 32 * b + k < values; k++) {
-            const value_taps *t = &taps[32 * b + k];
-            if (t->byte0 < low) low = t->byte0;
-            if (t->byte1 > high) high = t->byte1;
-        }
+/* Fills every block's table straight from the axis taps (the bytes and weights horizontal_taps
+ * gives); 0 when some block's taps do not fit 64 bytes (a scale the cache never asks for) or a
+ * row is shorter than that, then a narrower path is used. The region pixels a block reads are
+ * monotonic in x (rising, or falling when mirrored), so its first and last pixels bound them. */
+static int build_blocks(const dt_cache_crop *c, const int *first, const int *frac, int row_bytes,
+                        crop_block *blocks) {
+    int values = 3 * c->out_size, n_blocks = (values + 31) / 32;
+    for (int b = 0; b < n_blocks; b++) {
+        int last_value = 32 * b + 31 < values ? 32 * b + 31 : values - 1;
+        int from_low = tap_from(c, 32 * b / 3), from_high = tap_from(c, last_value / 3);
+        int low_pixel = first[from_low] < first[from_high] ? first[from_low] : first[from_high];
+        int next_low = tap_next(c, first, from_low), next_high = tap_next(c, first, from_high);
+        int high_pixel = next_low > next_high ? next_low : next_high;
+        int low = 3 * (c->region_x + low_pixel), high = 3 * (c->region_x + high_pixel) + 2;
         int base = low + 64 <= row_bytes ? low : row_bytes - 64;
         if (base < 0 || high - base >= 64) return 0;
-        block->base = base;
-        for (int k = 0; k < 32; k++) {
-            const value_taps *t = 32 * b + k < values ? &taps[32 * b + k] : NULL;
-            block->permute[2 * k] = t ? (uint8_t)(t->byte0 - base) : 0;
-            block->permute[2 * k + 1] = t ? (uint8_t)(t->byte1 - base) : 0;
-            block->weights[2 * k] = t ? t->weight0 : 0; /* past the row: zero weights */
-            block->weights[2 * k + 1] = t ? t->weight1 : 0;
+        blocks[b].base = base;
+    }
+    crop_block *last = &blocks[n_blocks - 1]; /* values past the row: zero weights */
+    memset(last->permute, 0, sizeof last->permute);
+    memset(last->weights, 0, sizeof last->weights);
+    for (int x = 0; x < c->out_size; x++) {
+        int from = tap_from(c, x);
+        int byte0 = 3 * (c->region_x + first[from]),
+            byte1 = 3 * (c->region_x + tap_next(c, first, from));
+        for (int channel = 0; channel < 3; channel++) {
+            int value = 3 * x + channel;
+            crop_block *block = &blocks[value / 32];
+            int at = 2 * (value % 32);
+            block->permute[at] = (uint8_t)(byte0 + channel - block->base);
+            block->permute[at + 1] = (uint8_t)(byte1 + channel - block->base);
+            block->weights[at] = (int8_t)(WEIGHT_ONE - frac[from]);
+            block->weights[at + 1] = (int8_t)frac[from];
         }
     }
     return 1;
@@ -356,7 +376,7 @@ int dt_cache_crop_run(const uint8_t *square, int side, const dt_cache_crop *c, i
     int *first = (int *)(taps + values), *frac = first + c->out_size;
     int *row_first = frac + c->out_size, *row_frac = row_first + c->out_size;
     uint8_t *after_taps = (uint8_t *)(row_frac + c->out_size);
-    horizontal_taps(c, first, frac, taps);
+    axis_taps(c->region_width, c->out_size, first, frac);
     axis_taps(c->region_height, c->out_size, row_first, row_frac);
     void *halves = NULL;
     int simd = DT_CACHE_CROP_SCALAR;
@@ -366,16 +386,20 @@ int dt_cache_crop_run(const uint8_t *square, int side, const dt_cache_crop *c, i
         (crop_half *)(((uintptr_t)(blocks + padded / 32) + 63) & ~(uintptr_t)63);
     after_taps = (uint8_t *)(avx2_halves + padded / 16);
     if (kernels >= DT_CACHE_CROP_AVX512 && dt_cache_crop_avx512_available() &&
-        build_blocks(taps, values, row_bytes, blocks)) {
+        build_blocks(c, first, frac, row_bytes, blocks)) {
         simd = DT_CACHE_CROP_AVX512;
         halves = blocks;
-    } else if (kernels >= DT_CACHE_CROP_AVX2 && dt_resize_simd_available() &&
-               build_halves(taps, values, row_bytes, avx2_halves)) {
-        simd = DT_CACHE_CROP_AVX2;
-        halves = avx2_halves;
+    } else {
+        horizontal_taps(c, first, frac, taps);
+        if (kernels >= DT_CACHE_CROP_AVX2 && dt_resize_simd_available() &&
+            build_halves(taps, values, row_bytes, avx2_halves)) {
+            simd = DT_CACHE_CROP_AVX2;
+            halves = avx2_halves;
+        }
     }
 #else
     (void)kernels;
+    horizontal_taps(c, first, frac, taps);
 #endif
     uint8_t *ring[2] = {after_taps, after_taps + padded}, *blended = after_taps + 2 * padded;
 
