@@ -405,7 +405,8 @@ int dt_cache_crop_run(const uint8_t *square, int side, const dt_cache_crop *c, i
 
     if (rows_needed(row_first, row_frac, c->out_size) > c->out_size) {
         /* scaling down: blending two source rows first, then one horizontal pass per output
-         * row, resamples fewer rows; the bytes the lanes' 32-byte windows may read are blended */
+         * row, resamples fewer rows; the bytes the AVX2 lanes' 32-byte windows may read are
+         * blended (an AVX-512 window's bytes outside the region are read but never picked) */
         int low = 3 * c->region_x - 32, high = 3 * (c->region_x + c->region_width) + 32;
         if (low < 0) low = 0;
         if (high > row_bytes) high = row_bytes;
