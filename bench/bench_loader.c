@@ -20,6 +20,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "../src/data/resize_internal.h"
 #include "../src/data/sample_cache_internal.h"
 #include "dtrain/data.h"
 #include "dtrain/platform.h"
@@ -158,7 +159,7 @@ static int bench_crop(int n_squares, int repeats) {
         squares[i] = (uint8_t)(i % 768 / 3 + i / 768 % 256 + (i * 2654435761u >> 28));
     memset(slots, 0, slot_bytes * n_slots);
     const char *names[] = {"scalar", "avx2", "avx512"};
-    int available[] = {1, __builtin_cpu_supports("avx2") != 0, dt_cache_crop_avx512_available()};
+    int available[] = {1, dt_resize_simd_available(), dt_cache_crop_avx512_available()};
     for (int kernels = DT_CACHE_CROP_SCALAR; kernels <= DT_CACHE_CROP_AVX512; kernels++) {
         if (!available[kernels]) {
             printf("crop_us_%s=n/a\n", names[kernels]);
