@@ -8,12 +8,20 @@
  *     and steady_img_per_cpu_s: images per second of this process's CPU time (all threads), a
  *     per-core rate that the load of other processes on a shared machine moves much less.
  *   bench_loader startup ROOT
- *     Prints open_s (dt_dataset_open: the scan, or the shards' indexes) and n_files. */
+ *     Prints open_s (dt_dataset_open: the scan, or the shards' indexes) and n_files.
+ *   bench_loader crop SQUARES REPEATS
+ *     The cache's crop_flip step alone (dt_cache_crop_run, 224 px out of 256 px squares, crops
+ *     drawn as the loader draws them) with each code path the CPU has: microseconds of CPU time
+ *     per crop, the best of REPEATS passes, from one square (hot in the CPU's caches) and from
+ *     SQUARES different squares (as from a cache far larger than the CPU's caches), into a ring
+ *     of 256 batch slots as the loader's. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include "../src/data/resize_internal.h"
+#include "../src/data/sample_cache_internal.h"
 #include "dtrain/data.h"
 #include "dtrain/platform.h"
 
@@ -122,12 +130,77 @@ static int bench_startup(const char *root) {
     return 0;
 }
 
+/* Microseconds of CPU time per crop over n crops, square k % n_squares for crop k. */
+static double time_crops(const uint8_t *squares, int n_squares, const dt_cache_crop *crops, int n,
+                         int kernels, uint8_t *scratch, uint8_t *slots, int n_slots) {
+    const int side = 256, out = 224;
+    size_t square_bytes = (size_t)side * side * 3, slot_bytes = (size_t)out * out * 3;
+    double start = cpu_seconds();
+    for (int k = 0; k < n; k++)
+        if (dt_cache_crop_run(squares + (size_t)(k % n_squares) * square_bytes, side, &crops[k],
+                              kernels, scratch, slots + (size_t)(k % n_slots) * slot_bytes))
+            return -1;
+    return (cpu_seconds() - start) / n * 1e6;
+}
+
+static int bench_crop(int n_squares, int repeats) {
+    const int side = 256, out = 224, n_slots = 256;
+    size_t square_bytes = (size_t)side * side * 3, slot_bytes = (size_t)out * out * 3;
+    if (n_squares < 1 || repeats < 1) return 2;
+    uint8_t *squares = malloc(square_bytes * (size_t)n_squares);
+    uint8_t *slots = malloc(slot_bytes * n_slots);
+    uint8_t *scratch = malloc(dt_cache_crop_scratch_bytes(out, side));
+    dt_cache_crop *crops = malloc((size_t)n_squares * sizeof *crops);
+    if (!squares || !slots || !scratch || !crops) {
+        fputs("bench_loader: out of memory\n", stderr);
+        return 1;
+    }
+    for (size_t i = 0; i < square_bytes * (size_t)n_squares; i++) /* gradients and texture */
+        squares[i] = (uint8_t)(i % 768 / 3 + i / 768 % 256 + (i * 2654435761u >> 28));
+    memset(slots, 0, slot_bytes * n_slots);
+    const char *names[] = {"scalar", "avx2", "avx512"};
+    int available[] = {1, dt_resize_simd_available(), dt_cache_crop_avx512_available()};
+    for (int kernels = DT_CACHE_CROP_SCALAR; kernels <= DT_CACHE_CROP_AVX512; kernels++) {
+        if (!available[kernels]) {
+            printf("crop_us_%s=n/a\n", names[kernels]);
+            continue;
+        }
+        double best[2] = {1e30, 1e30}; /* hot, cold */
+        for (int r = 0; r < repeats; r++) {
+            for (int k = 0; k < n_squares; k++) {
+                dt_augment_draw draw;
+                dt_augment_draw_for(DT_AUGMENT_CROP_FLIP, side, side, 1, r, (uint32_t)k, &draw);
+                crops[k] = (dt_cache_crop){draw.crop_x,      draw.crop_y, draw.crop_width,
+                                           draw.crop_height, out,         draw.flip};
+            }
+            for (int cold = 0; cold < 2; cold++) {
+                double us = time_crops(squares, cold ? n_squares : 1, crops, n_squares, kernels,
+                                       scratch, slots, n_slots);
+                if (us < 0) {
+                    fputs("bench_loader: a crop fell outside its square\n", stderr);
+                    return 1;
+                }
+                if (us < best[cold]) best[cold] = us;
+            }
+        }
+        printf("crop_us_%s_hot=%.2f\ncrop_us_%s_cold=%.2f\n", names[kernels], best[0],
+               names[kernels], best[1]);
+    }
+    free(squares);
+    free(slots);
+    free(scratch);
+    free(crops);
+    return 0;
+}
+
 int main(int argc, char **argv) {
     if (argc == 8 && strcmp(argv[1], "load") == 0) return bench_load(argv + 1);
     if (argc == 3 && strcmp(argv[1], "startup") == 0) return bench_startup(argv[2]);
+    if (argc == 4 && strcmp(argv[1], "crop") == 0) return bench_crop(atoi(argv[2]), atoi(argv[3]));
     fputs("usage: bench_loader load ROOT IMAGE_SIZE none|flip|crop_flip WORKERS EPOCHS "
           "none|memory|FOLDER\n"
-          "       bench_loader startup ROOT\n",
+          "       bench_loader startup ROOT\n"
+          "       bench_loader crop SQUARES REPEATS\n",
           stderr);
     return 2;
 }

@@ -3,8 +3,9 @@
 # the same generated photos (300..500 px JPEGs, quality 90): a JPEG ImageFolder, tar shards of
 # the same files, shards pre-resized to 256 px (`dtrain pack --resize 256`), and data.cache in
 # memory; against PyTorch's DataLoader + torchvision (ImageFolder, and webdataset on the same
-# shards) with the same transforms and worker counts. Then the start-up (opening data.root) of
-# N_STARTUP tiny files as a folder and as shards.
+# shards) with the same transforms and worker counts; the cache's crop step alone per code path
+# (bench_loader crop). Then the start-up (opening data.root) of N_STARTUP tiny files as a folder
+# and as shards.
 #
 #   bench/bench_loader.sh BUILD_DIR [N_IMAGES=2000] [EPOCHS=3] [N_STARTUP=100000]
 #
@@ -28,7 +29,7 @@ use_workdir dtrain-bench-loader "${KEEP:-0}"
 workers_list=${WORKERS:-"1 2"}
 
 echo "cpu: $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)"
-echo "cpu flags: $(grep -m1 -ow -E 'avx2|avx512f|avx512bw|avx512_bf16|amx_bf16|amx_tile' /proc/cpuinfo | sort -u | tr '\n' ' ')"
+echo "cpu flags: $(grep -m1 -ow -E 'avx2|avx512f|avx512bw|avx512vbmi|avx512_bf16|amx_bf16|amx_tile' /proc/cpuinfo | sort -u | tr '\n' ' ')"
 echo "machine: $(machine_load); shared with other jobs: expect noise"
 
 make_photo_pool "$build" "$workdir/pool" 10 $(((n_images + 9) / 10)) 300 500
@@ -92,6 +93,13 @@ echo "  vs the dtrain JPEG folder: shards $(ratio "$shards_cpu" "$folder_cpu"), 
   "$(ratio "$resized_cpu" "$folder_cpu"), cache $(ratio "$cached_cpu" "$folder_cpu")"
 echo "  vs PyTorch: dtrain folder $(ratio "$folder_cpu" "$torch_cpu"), cache" \
   "$(ratio "$cached_cpu" "$torch_cpu"); dtrain shards / webdataset $(ratio "$shards_cpu" "$wds_cpu")"
+echo "  the cache's crop alone, us of CPU per crop from one hot square / from $n_images squares" \
+  "(bench_loader crop):"
+crop_out=$("$build/bench/bench_loader" crop "$n_images" 3)
+for path in scalar avx2 avx512; do
+  printf '    %-8s %s / %s\n' "$path" "$(value "crop_us_${path}_hot" <<<"$crop_out")" \
+    "$(value "crop_us_${path}_cold" <<<"$crop_out")"
+done
 
 for w in $workers_list; do
   read -r folder _ <<<"$(dtrain_run "$workdir/folder" "$w" none)"

@@ -7,9 +7,11 @@
  * are resampled horizontally once each into a two-row ring, and each output row is blended from
  * two of them directly into dst.
  *
- * The AVX2 path computes exactly the scalar path's integers (vpmaddubsw sums two products of a
- * pixel byte and a 6-bit weight, at most 255 * 64, without saturation), so the two are
- * bit-identical and the test compares them. */
+ * The AVX2 and AVX-512 paths compute exactly the scalar path's integers (vpmaddubsw sums two
+ * products of a pixel byte and a 6-bit weight, at most 255 * 64, without saturation), so all
+ * three are bit-identical and the test compares them. The AVX-512 one (with VBMI's byte
+ * permute, which gathers a block's 64 tap bytes from one 64-byte window in one instruction where
+ * AVX2 needs four loads and two in-lane shuffles) is taken when the CPU has it. */
 #include "sample_cache_internal.h"
 
 #include "resize_internal.h"
@@ -66,11 +68,18 @@ typedef struct value_taps {
     int8_t weight0, weight1;
 } value_taps;
 
-static void horizontal_taps(const dt_cache_crop *c, int *first, int *frac, value_taps *taps) {
-    axis_taps(c->region_width, c->out_size, first, frac);
+/* The region pixels output pixel x blends (first[] and frac[] from axis_taps over the width). */
+static inline int tap_from(const dt_cache_crop *c, int x) {
+    return c->mirror ? c->out_size - 1 - x : x;
+}
+static inline int tap_next(const dt_cache_crop *c, const int *first, int from) {
+    return first[from] + 1 < c->region_width ? first[from] + 1 : first[from];
+}
+
+static void horizontal_taps(const dt_cache_crop *c, const int *first, const int *frac,
+                            value_taps *taps) {
     for (int x = 0; x < c->out_size; x++) {
-        int from = c->mirror ? c->out_size - 1 - x : x;
-        int next = first[from] + 1 < c->region_width ? first[from] + 1 : first[from];
+        int from = tap_from(c, x), next = tap_next(c, first, from);
         for (int channel = 0; channel < 3; channel++) {
             value_taps *t = &taps[3 * x + channel];
             t->byte0 = 3 * (c->region_x + first[from]) + channel;
@@ -194,27 +203,123 @@ AVX2 static void vertical_row_avx2(const uint8_t *a, const uint8_t *b, int weigh
     }
     vertical_row_scalar(a + v, b + v, weight1, values - v, out + v);
 }
+
+#define AVX512 __attribute__((target("avx512f,avx512bw,avx512vbmi")))
+
+int dt_cache_crop_avx512_available(void) {
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+           __builtin_cpu_supports("avx512vbmi");
+}
+
+/* A block of 32 output values for AVX-512: their 64 tap bytes are picked from the 64 source
+ * bytes at base by one byte permute, in output order (value k's two bytes at 2k, 2k + 1). */
+typedef struct crop_block {
+    uint8_t permute[64];
+    int8_t weights[64];
+    int32_t base;
+} crop_block;
+
+/* Fills every block's table straight from the axis taps (the bytes and weights horizontal_taps
+ * gives); 0 when some block's taps do not fit 64 bytes (a scale the cache never asks for) or a
+ * row is shorter than that, then a narrower path is used. The region pixels a block reads are
+ * monotonic in x (rising, or falling when mirrored), so its first and last pixels bound them. */
+static int build_blocks(const dt_cache_crop *c, const int *first, const int *frac, int row_bytes,
+                        crop_block *blocks) {
+    int values = 3 * c->out_size, n_blocks = (values + 31) / 32;
+    for (int b = 0; b < n_blocks; b++) {
+        int last_value = 32 * b + 31 < values ? 32 * b + 31 : values - 1;
+        int from_low = tap_from(c, 32 * b / 3), from_high = tap_from(c, last_value / 3);
+        int low_pixel = first[from_low] < first[from_high] ? first[from_low] : first[from_high];
+        int next_low = tap_next(c, first, from_low), next_high = tap_next(c, first, from_high);
+        int high_pixel = next_low > next_high ? next_low : next_high;
+        int low = 3 * (c->region_x + low_pixel), high = 3 * (c->region_x + high_pixel) + 2;
+        int base = low + 64 <= row_bytes ? low : row_bytes - 64;
+        if (base < 0 || high - base >= 64) return 0;
+        blocks[b].base = base;
+    }
+    crop_block *last = &blocks[n_blocks - 1]; /* values past the row: zero weights */
+    memset(last->permute, 0, sizeof last->permute);
+    memset(last->weights, 0, sizeof last->weights);
+    for (int x = 0; x < c->out_size; x++) {
+        int from = tap_from(c, x);
+        int byte0 = 3 * (c->region_x + first[from]),
+            byte1 = 3 * (c->region_x + tap_next(c, first, from));
+        for (int channel = 0; channel < 3; channel++) {
+            int value = 3 * x + channel;
+            crop_block *block = &blocks[value / 32];
+            int at = 2 * (value % 32);
+            block->permute[at] = (uint8_t)(byte0 + channel - block->base);
+            block->permute[at + 1] = (uint8_t)(byte1 + channel - block->base);
+            block->weights[at] = (int8_t)(WEIGHT_ONE - frac[from]);
+            block->weights[at + 1] = (int8_t)frac[from];
+        }
+    }
+    return 1;
+}
+
+/* out: whole blocks of 32 bytes (the ring rows are padded to them). */
+AVX512 static void horizontal_row_avx512(const uint8_t *row, const crop_block *blocks, int values,
+                                         uint8_t *out) {
+    const __m512i rounding = _mm512_set1_epi16(WEIGHT_ONE / 2);
+    for (int b = 0; 32 * b < values; b++) {
+        const crop_block *block = &blocks[b];
+        __m512i window = _mm512_loadu_si512((const void *)(row + block->base));
+        __m512i bytes =
+            _mm512_permutexvar_epi8(_mm512_loadu_si512((const void *)block->permute), window);
+        __m512i sums =
+            _mm512_maddubs_epi16(bytes, _mm512_loadu_si512((const void *)block->weights));
+        sums = _mm512_srli_epi16(_mm512_add_epi16(sums, rounding), WEIGHT_BITS);
+        _mm256_storeu_si256((__m256i *)(out + 32 * b), _mm512_cvtepi16_epi8(sums));
+    }
+}
+
+AVX512 static void vertical_row_avx512(const uint8_t *a, const uint8_t *b, int weight1, int values,
+                                       uint8_t *out) {
+    const __m512i weights =
+        _mm512_set1_epi16((int16_t)((weight1 << 8) | (WEIGHT_ONE - weight1))); /* bytes w0, w1 */
+    const __m512i rounding = _mm512_set1_epi16(WEIGHT_ONE / 2);
+    int v = 0;
+    for (; v + 64 <= values; v += 64) {
+        __m512i top = _mm512_loadu_si512((const void *)(a + v));
+        __m512i bottom = _mm512_loadu_si512((const void *)(b + v));
+        __m512i low = _mm512_maddubs_epi16(_mm512_unpacklo_epi8(top, bottom), weights);
+        __m512i high = _mm512_maddubs_epi16(_mm512_unpackhi_epi8(top, bottom), weights);
+        low = _mm512_srli_epi16(_mm512_add_epi16(low, rounding), WEIGHT_BITS);
+        high = _mm512_srli_epi16(_mm512_add_epi16(high, rounding), WEIGHT_BITS);
+        _mm512_storeu_si512((void *)(out + v), _mm512_packus_epi16(low, high));
+    }
+    vertical_row_avx2(a + v, b + v, weight1, values - v, out + v);
+}
+#else
+int dt_cache_crop_avx512_available(void) {
+    return 0;
+}
 #endif
 
 size_t dt_cache_crop_scratch_bytes(int out_size, int side) {
     size_t values = (size_t)out_size * 3, padded = (values + 31) / 32 * 32;
     size_t taps = values * sizeof(value_taps) + 4 * (size_t)out_size * sizeof(int);
 #if DT_RESIZE_HAVE_AVX2
-    taps += padded / 16 * sizeof(crop_half) + 64; /* + alignment of the tables */
+    taps += padded / 16 * sizeof(crop_half) + padded / 32 * sizeof(crop_block) + 128;
 #endif
     return taps + 2 * padded + (size_t)side * 3;
 }
 
-static void horizontal_row(int simd, const uint8_t *row, const value_taps *taps, const void *halves,
+/* simd: the DT_CACHE_CROP_* path whose tables were built (tables: its crop_half or crop_block). */
+static void horizontal_row(int simd, const uint8_t *row, const value_taps *taps, const void *tables,
                            int values, uint8_t *out) {
 #if DT_RESIZE_HAVE_AVX2
-    if (simd) {
-        horizontal_row_avx2(row, halves, values, out);
+    if (simd == DT_CACHE_CROP_AVX512) {
+        horizontal_row_avx512(row, tables, values, out);
+        return;
+    }
+    if (simd == DT_CACHE_CROP_AVX2) {
+        horizontal_row_avx2(row, tables, values, out);
         return;
     }
 #else
     (void)simd;
-    (void)halves;
+    (void)tables;
 #endif
     horizontal_row_scalar(row, taps, values, out);
 }
@@ -222,7 +327,11 @@ static void horizontal_row(int simd, const uint8_t *row, const value_taps *taps,
 static void vertical_row(int simd, const uint8_t *a, const uint8_t *b, int weight1, int values,
                          uint8_t *out) {
 #if DT_RESIZE_HAVE_AVX2
-    if (simd) {
+    if (simd == DT_CACHE_CROP_AVX512) {
+        vertical_row_avx512(a, b, weight1, values, out);
+        return;
+    }
+    if (simd == DT_CACHE_CROP_AVX2) {
         vertical_row_avx2(a, b, weight1, values, out);
         return;
     }
@@ -255,7 +364,7 @@ static int rows_needed(const int *row_first, const int *row_frac, int out_size) 
     return count;
 }
 
-int dt_cache_crop_run(const uint8_t *square, int side, const dt_cache_crop *c, int use_simd,
+int dt_cache_crop_run(const uint8_t *square, int side, const dt_cache_crop *c, int kernels,
                       uint8_t *scratch, uint8_t *dst) {
     if (c->region_x < 0 || c->region_y < 0 || c->region_width < 1 || c->region_height < 1 ||
         c->region_x + c->region_width > side || c->region_y + c->region_height > side ||
@@ -267,22 +376,37 @@ int dt_cache_crop_run(const uint8_t *square, int side, const dt_cache_crop *c, i
     int *first = (int *)(taps + values), *frac = first + c->out_size;
     int *row_first = frac + c->out_size, *row_frac = row_first + c->out_size;
     uint8_t *after_taps = (uint8_t *)(row_frac + c->out_size);
-    horizontal_taps(c, first, frac, taps);
+    axis_taps(c->region_width, c->out_size, first, frac);
     axis_taps(c->region_height, c->out_size, row_first, row_frac);
     void *halves = NULL;
-    int simd = 0;
+    int simd = DT_CACHE_CROP_SCALAR;
 #if DT_RESIZE_HAVE_AVX2
-    halves = (crop_half *)(((uintptr_t)after_taps + 63) & ~(uintptr_t)63);
-    after_taps = (uint8_t *)halves + padded / 16 * sizeof(crop_half);
-    simd = use_simd && dt_resize_simd_available() && build_halves(taps, values, row_bytes, halves);
+    crop_block *blocks = (crop_block *)(((uintptr_t)after_taps + 63) & ~(uintptr_t)63);
+    crop_half *avx2_halves =
+        (crop_half *)(((uintptr_t)(blocks + padded / 32) + 63) & ~(uintptr_t)63);
+    after_taps = (uint8_t *)(avx2_halves + padded / 16);
+    if (kernels >= DT_CACHE_CROP_AVX512 && dt_cache_crop_avx512_available() &&
+        build_blocks(c, first, frac, row_bytes, blocks)) {
+        simd = DT_CACHE_CROP_AVX512;
+        halves = blocks;
+    } else {
+        horizontal_taps(c, first, frac, taps);
+        if (kernels >= DT_CACHE_CROP_AVX2 && dt_resize_simd_available() &&
+            build_halves(taps, values, row_bytes, avx2_halves)) {
+            simd = DT_CACHE_CROP_AVX2;
+            halves = avx2_halves;
+        }
+    }
 #else
-    (void)use_simd;
+    (void)kernels;
+    horizontal_taps(c, first, frac, taps);
 #endif
     uint8_t *ring[2] = {after_taps, after_taps + padded}, *blended = after_taps + 2 * padded;
 
     if (rows_needed(row_first, row_frac, c->out_size) > c->out_size) {
         /* scaling down: blending two source rows first, then one horizontal pass per output
-         * row, resamples fewer rows; the bytes the lanes' 32-byte windows may read are blended */
+         * row, resamples fewer rows; the bytes the AVX2 lanes' 32-byte windows may read are
+         * blended (an AVX-512 window's bytes outside the region are read but never picked) */
         int low = 3 * c->region_x - 32, high = 3 * (c->region_x + c->region_width) + 32;
         if (low < 0) low = 0;
         if (high > row_bytes) high = row_bytes;

@@ -3,14 +3,18 @@
  * epoch belongs to batch j / batch_size, which lives in ring buffer (j / batch_size) % ring),
  * so every worker helps with the batch the consumer needs next. A worker only takes an image
  * whose batch owns its ring buffer, i.e. the batch ring_size earlier has been released. The
- * worker that finishes a batch's last slot completes the batch (fillers, mixup/cutmix) before
- * counting that slot, so the consumer only ever sees complete batches.
+ * worker that writes a batch's last slot completes the batch (fillers, mixup/cutmix) before
+ * counting it done, so the consumer only ever sees complete batches.
  *
- * Locking: one mutex guards the scheduling state (next job, per-buffer progress, hand-out);
- * a worker writes its slot's pixels, label and file index outside the lock, and the consumer
- * reads them only after the buffer's done count (under the lock) says every slot is written.
- * dt_loader_start drains the in-flight images before resetting, so no worker ever writes into
- * a buffer that belongs to a new epoch. */
+ * No lock per image: a worker claims its image with a compare-and-swap on the next job (taken
+ * only while the job's ring buffer belongs to its batch), writes the slot's pixels, label and
+ * file index, and counts the slot written with an atomic add; the consumer reads a buffer
+ * only after its done count says the batch is complete. The mutex is taken once per batch (by the
+ * worker that finishes it, to wake the consumer), by the consumer and by idle workers, and it
+ * guards the hand-out state: a buffer's ring position and done count change under it, and an
+ * idle worker re-checks for work under it, so no wake-up is lost. dt_loader_start closes the
+ * hand-out (next job CLOSED) and drains the workers that are inside a claim or an image before
+ * resetting, so no worker ever writes into a buffer that belongs to a new epoch. */
 #include "dtrain/data.h"
 #include "dtrain/limits.h"
 #include "dtrain/log.h"
@@ -19,6 +23,8 @@
 
 #include <math.h>
 #include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,11 +34,12 @@ enum { SLOT_PENDING, SLOT_DECODED, SLOT_UNDECODABLE, SLOT_FILLER };
 
 typedef struct ring_buffer {
     dt_batch batch;
-    uint8_t *slot_state; /* SLOT_* per slot */
-    int32_t *mix_labels; /* the batch's mix_labels when it is mixed */
-    size_t batch_number; /* the batch this buffer is filled with (or holds) */
-    int done;            /* slots finished for batch_number */
-    int held;            /* handed to the consumer and not yet released */
+    uint8_t *slot_state;         /* SLOT_* per slot */
+    _Atomic size_t batch_number; /* the batch this buffer is filled with (or holds) */
+    atomic_int filled;           /* slots written for batch_number */
+    atomic_int done;             /* batch_size once the batch is complete (fillers, mixing) */
+    int32_t *mix_labels;         /* the batch's mix_labels when it is mixed */
+    int held;                    /* handed to the consumer and not yet released (lock) */
 } ring_buffer;
 
 struct dt_loader {
@@ -55,9 +62,11 @@ struct dt_loader {
     uint32_t *indices;
     size_t n_indices;
     int epoch, training, started;
-    size_t n_batches, next_job, delivered; /* jobs: n_batches * batch_size images */
-    size_t first_batch;                    /* the epoch's batch number of indices[0] */
-    int in_flight;
+    size_t n_batches, delivered; /* jobs: n_batches * batch_size images */
+    size_t first_batch;          /* the epoch's batch number of indices[0] */
+    _Atomic size_t next_job;     /* the next image to claim; JOBS_CLOSED while none may be */
+    atomic_int in_flight;        /* workers inside a claim or an image */
+    atomic_int draining;         /* dt_loader_start waits for in_flight to reach 0 */
     double wait_seconds;
 
     /* data.cache: slots for evaluation (and training without random crops), and for training
@@ -109,44 +118,76 @@ static int fill_slot(dt_loader *loader, dt_batch *batch, size_t batch_number, in
     return SLOT_UNDECODABLE;
 }
 
+#define JOBS_CLOSED SIZE_MAX
+
+/* 1 when job may be claimed now: inside the epoch and its ring buffer belongs to its batch.
+ * n_batches is read only inside a claim (in_flight counted) or under the lock: dt_loader_start
+ * changes it under the lock, after closing the hand-out and draining the claims. */
+static int job_claimable(const dt_loader *loader, size_t job) {
+    if (job >= loader->n_batches * (size_t)loader->opt.batch_size) return 0; /* or CLOSED */
+    size_t batch_number = job / (size_t)loader->opt.batch_size;
+    return atomic_load(&loader->ring[batch_number % (size_t)loader->ring_size].batch_number) ==
+           batch_number;
+}
+
+/* Claims the next job without the lock; 0 when there is none to take now. */
+static int claim_job(dt_loader *loader, size_t *job) {
+    size_t next = atomic_load(&loader->next_job);
+    while (job_claimable(loader, next))
+        if (atomic_compare_exchange_weak(&loader->next_job, &next, next + 1)) {
+            *job = next;
+            return 1;
+        }
+    return 0;
+}
+
+/* A worker leaves a claim or an image: wakes dt_loader_start when it waits for the last. */
+static void leave_flight(dt_loader *loader) {
+    if (atomic_fetch_sub(&loader->in_flight, 1) == 1 && atomic_load(&loader->draining)) {
+        pthread_mutex_lock(&loader->lock);
+        pthread_cond_broadcast(&loader->workers_idle);
+        pthread_mutex_unlock(&loader->lock);
+    }
+}
+
 /* Fillers, then the training batch's mixup/cutmix (below). */
 static void complete_batch(dt_loader *loader, ring_buffer *buffer, size_t batch_number);
 
-static int job_available(const dt_loader *loader) {
-    if (!loader->started || loader->next_job >= loader->n_batches * (size_t)loader->opt.batch_size)
-        return 0;
-    size_t batch_number = loader->next_job / (size_t)loader->opt.batch_size;
-    return loader->ring[batch_number % (size_t)loader->ring_size].batch_number == batch_number;
-}
-
 static void *worker_main(void *arg) {
     dt_loader *loader = arg;
-    pthread_mutex_lock(&loader->lock);
+    const int batch_size = loader->opt.batch_size;
     for (;;) {
-        while (!loader->shutting_down && !job_available(loader))
-            pthread_cond_wait(&loader->work_available, &loader->lock);
-        if (loader->shutting_down) break;
-        size_t job = loader->next_job++;
-        size_t batch_number = job / (size_t)loader->opt.batch_size;
-        int slot = (int)(job % (size_t)loader->opt.batch_size);
-        ring_buffer *buffer = &loader->ring[batch_number % (size_t)loader->ring_size];
-        loader->in_flight++;
-        pthread_mutex_unlock(&loader->lock);
-
-        int state = fill_slot(loader, &buffer->batch, batch_number, slot);
-
-        pthread_mutex_lock(&loader->lock);
-        buffer->slot_state[slot] = (uint8_t)state;
-        if (buffer->done + 1 == loader->opt.batch_size) {
-            /* every other slot is done: this worker alone completes the batch */
-            pthread_mutex_unlock(&loader->lock);
-            complete_batch(loader, buffer, batch_number);
-            pthread_mutex_lock(&loader->lock);
+        atomic_fetch_add(&loader->in_flight, 1); /* before looking at next_job: see above */
+        size_t job;
+        if (claim_job(loader, &job)) {
+            size_t batch_number = job / (size_t)batch_size;
+            int slot = (int)(job % (size_t)batch_size);
+            ring_buffer *buffer = &loader->ring[batch_number % (size_t)loader->ring_size];
+            buffer->slot_state[slot] =
+                (uint8_t)fill_slot(loader, &buffer->batch, batch_number, slot);
+            if (atomic_fetch_add(&buffer->filled, 1) + 1 == batch_size) {
+                /* every other slot is written: this worker alone completes the batch, then
+                 * counts it done for the consumer */
+                complete_batch(loader, buffer, batch_number);
+                atomic_store(&buffer->done, batch_size);
+                pthread_mutex_lock(&loader->lock);
+                pthread_cond_broadcast(&loader->batch_ready);
+                pthread_mutex_unlock(&loader->lock);
+            }
+            leave_flight(loader);
+            continue;
         }
-        if (++buffer->done == loader->opt.batch_size) pthread_cond_broadcast(&loader->batch_ready);
-        if (--loader->in_flight == 0) pthread_cond_broadcast(&loader->workers_idle);
+        leave_flight(loader);
+        /* nothing to claim: wait for a released buffer or a new epoch (both change under the
+         * lock and broadcast, and the check here is under it) */
+        pthread_mutex_lock(&loader->lock);
+        while (!loader->shutting_down &&
+               !(loader->started && job_claimable(loader, atomic_load(&loader->next_job))))
+            pthread_cond_wait(&loader->work_available, &loader->lock);
+        int stop = loader->shutting_down;
+        pthread_mutex_unlock(&loader->lock);
+        if (stop) break;
     }
-    pthread_mutex_unlock(&loader->lock);
     return NULL;
 }
 
@@ -290,9 +331,12 @@ int dt_loader_start_at(dt_loader *loader, const uint32_t *indices, size_t n_indi
 
     size_t batch_size = (size_t)loader->opt.batch_size;
     pthread_mutex_lock(&loader->lock);
-    /* Stop handing out the old epoch's images and let the ones in flight finish. */
-    loader->next_job = loader->n_batches * batch_size;
-    while (loader->in_flight > 0) pthread_cond_wait(&loader->workers_idle, &loader->lock);
+    /* Stop handing out the old epoch's images and let the claims and images in flight finish. */
+    atomic_store(&loader->next_job, JOBS_CLOSED);
+    atomic_store(&loader->draining, 1);
+    while (atomic_load(&loader->in_flight) > 0)
+        pthread_cond_wait(&loader->workers_idle, &loader->lock);
+    atomic_store(&loader->draining, 0);
 
     free(loader->indices);
     loader->indices = copy;
@@ -301,14 +345,15 @@ int dt_loader_start_at(dt_loader *loader, const uint32_t *indices, size_t n_indi
     loader->training = training;
     loader->first_batch = first_batch;
     loader->n_batches = (n_indices + batch_size - 1) / batch_size;
-    loader->next_job = 0;
     loader->delivered = 0;
     for (int k = 0; k < loader->ring_size; k++) {
-        loader->ring[k].batch_number = (size_t)k;
-        loader->ring[k].done = 0;
+        atomic_store(&loader->ring[k].done, 0);
+        atomic_store(&loader->ring[k].filled, 0);
+        atomic_store(&loader->ring[k].batch_number, (size_t)k);
         loader->ring[k].held = 0;
     }
     loader->started = 1;
+    atomic_store(&loader->next_job, 0); /* last: opens the new epoch to the workers */
     pthread_cond_broadcast(&loader->work_available);
     pthread_mutex_unlock(&loader->lock);
     return 0;
@@ -351,7 +396,7 @@ static uint64_t global_batch_index(const dt_loader *loader, size_t batch_number)
 }
 
 /* Fillers, then the training batch's mixup/cutmix (dt_mix_batch). Runs without the lock, in
- * the worker that finished the batch's last slot. */
+ * the worker that wrote the batch's last slot; no other worker touches the buffer then. */
 static void complete_batch(dt_loader *loader, ring_buffer *buffer, size_t batch_number) {
     finish_batch(loader, buffer);
     dt_mix_draw draw = {0};
@@ -361,6 +406,11 @@ static void complete_batch(dt_loader *loader, ring_buffer *buffer, size_t batch_
                         loader->opt.seed, loader->epoch, global_batch_index(loader, batch_number),
                         &draw);
     dt_mix_batch(&draw, loader->opt.image_size, buffer->mix_labels, &buffer->batch);
+}
+
+static int batch_complete(const dt_loader *loader, ring_buffer *buffer, size_t batch_number) {
+    return atomic_load(&buffer->batch_number) == batch_number &&
+           atomic_load(&buffer->done) == loader->opt.batch_size;
 }
 
 /* dt_loader_next, or with wait 0 dt_loader_try_next: 1 when the batch is not complete. */
@@ -384,13 +434,13 @@ static int next_batch(dt_loader *loader, int wait, const dt_batch **batch, dt_er
                        "dt_loader_release before asking for more",
                        loader->ring_size);
     }
-    if (!(buffer->batch_number == wanted && buffer->done == loader->opt.batch_size)) {
+    if (!batch_complete(loader, buffer, wanted)) {
         if (!wait) {
             pthread_mutex_unlock(&loader->lock);
             return 1;
         }
         double start = dt_monotonic_seconds();
-        while (!(buffer->batch_number == wanted && buffer->done == loader->opt.batch_size))
+        while (!batch_complete(loader, buffer, wanted))
             pthread_cond_wait(&loader->batch_ready, &loader->lock);
         loader->wait_seconds += dt_monotonic_seconds() - start;
     }
@@ -417,8 +467,10 @@ void dt_loader_release(dt_loader *loader, const dt_batch *batch) {
         ring_buffer *buffer = &loader->ring[k];
         if (&buffer->batch == batch && buffer->held) {
             buffer->held = 0;
-            buffer->batch_number += (size_t)loader->ring_size;
-            buffer->done = 0;
+            atomic_store(&buffer->filled, 0);
+            atomic_store(&buffer->done, 0); /* before the buffer is open to the next batch */
+            atomic_store(&buffer->batch_number,
+                         atomic_load(&buffer->batch_number) + (size_t)loader->ring_size);
             pthread_cond_broadcast(&loader->work_available);
             break;
         }
@@ -444,6 +496,7 @@ void dt_loader_destroy(dt_loader *loader) {
     if (!loader) return;
     pthread_mutex_lock(&loader->lock);
     loader->shutting_down = 1;
+    atomic_store(&loader->next_job, JOBS_CLOSED); /* no new image: the workers leave */
     pthread_cond_broadcast(&loader->work_available);
     pthread_mutex_unlock(&loader->lock);
     for (int t = 0; t < loader->n_threads; t++) pthread_join(loader->threads[t], NULL);

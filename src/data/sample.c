@@ -181,7 +181,7 @@ static int crop_from_entry(const uint8_t *entry, int width, int height, int side
     uint8_t *scratch =
         dt_resize_cache_scratch(thread_cache, dt_cache_crop_scratch_bytes(size, side));
     if (!scratch) return dt_fail(err, "out of memory");
-    int rc = dt_cache_crop_run(entry, side, &crop, 1, scratch, dst);
+    int rc = dt_cache_crop_run(entry, side, &crop, DT_CACHE_CROP_BEST, scratch, dst);
     dt_resize_cache_release_scratch(thread_cache, scratch);
     if (rc)
         return dt_fail(err, "cache crop %dx%d at (%d, %d) outside the %d px square", x1 - x0,

@@ -61,10 +61,22 @@ typedef struct dt_cache_crop {
  * three rows). */
 size_t dt_cache_crop_scratch_bytes(int out_size, int side);
 
+/* The code dt_cache_crop_run may use: at most the one named, each falling back to the next
+ * narrower one when the CPU lacks it. All give the same bytes. */
+enum {
+    DT_CACHE_CROP_SCALAR = 0,
+    DT_CACHE_CROP_AVX2 = 1,
+    DT_CACHE_CROP_AVX512 = 2, /* AVX512F, AVX512BW and AVX512VBMI */
+    DT_CACHE_CROP_BEST = DT_CACHE_CROP_AVX512
+};
+
+/* 1 when this CPU runs the AVX-512 path. */
+int dt_cache_crop_avx512_available(void);
+
 /* Writes the crop of square (side x side x 3) to dst (out_size rows of out_size RGB pixels),
- * two-tap bilinear with 6-bit weights; use_simd 0 forces the scalar path (the AVX2 one, used
- * when the CPU has it, gives the same bytes). -1 when the region is outside the square. */
-int dt_cache_crop_run(const uint8_t *square, int side, const dt_cache_crop *crop, int use_simd,
+ * two-tap bilinear with 6-bit weights, with at most the DT_CACHE_CROP_* path kernels. -1 when
+ * the region is outside the square. */
+int dt_cache_crop_run(const uint8_t *square, int side, const dt_cache_crop *crop, int kernels,
                       uint8_t *scratch, uint8_t *dst);
 
 /* Bytes the cache of ds needs with these options and layout. */
