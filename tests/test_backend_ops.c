@@ -43,6 +43,7 @@ enum { FP32 = DT_PRECISION_FP32, TF32 = DT_PRECISION_TF32, BF16 = DT_PRECISION_B
 #define COMPARE_ROWS(P)                                                                            \
     {"buffers", P, "upload/download, sgd_step, axpy, sum of squares, fill", NULL, buffers_compare, \
      NULL},                                                                                        \
+    {"adamw", P, "adamw_step: 3 steps", NULL, adamw_compare, NULL},                                \
     {"ema", P, "ema_update: 4 updates, guarded skipped and applied", NULL, ema_compare, NULL},     \
     {"tensor", P, "images to NCHW, input_prefetch, upload/download 3x3x17x19", NULL,              \
      tensor_compare_input, NULL},                                                                  \
@@ -192,6 +193,13 @@ static const backend_op_case cases[] = {
     {"loss", FP32, "vs PyTorch: cutmix (6x4, lambda 0.8125, padding)", loss_check_torch, NULL,
      "cutmix"},
     {"loss", FP32, "vs PyTorch: half (6x3, eps 0.2, lambda 0.5)", loss_check_torch, NULL, "half"},
+    /* ---- adamw: torch.optim.AdamW's update over a flat buffer ---- */
+    {"adamw", FP32, "first step by hand", adamw_check_first_step_by_hand, NULL, NULL},
+    {"adamw", FP32, "100003, 4 steps vs float64, weight decay, grad scale", adamw_check_steps_large,
+     NULL, NULL},
+    {"adamw", FP32, "guard: skipped step unchanged, left out of the step count", adamw_check_guard,
+     NULL, NULL},
+    {"adamw", FP32, "wrapper checks", adamw_check_wrapper, NULL, NULL},
     /* ---- ema: the weights' moving average (timm's ModelEmaV2 update) ---- */
     {"ema", FP32, "by hand, factors refused, zero elements", ema_check_by_hand, NULL, NULL},
     {"ema", FP32, "100003, 3 steps vs torch's float32 (bitwise) and float64", ema_check_large, NULL,

@@ -197,7 +197,7 @@ static const bad_case bad_cases[] = {
      "FILE:5:16: train.betas[1]: must be in [0, 1), got 1"},
     {ROOT "train:\n  optimizer: adamw\n  betas: [0.9]\n",
      {0},
-     "FILE:5:10: train.betas: expected a list of 2 numbers, got 1 item"},
+     "FILE:5:10: train.betas: expected a list of 2 numbers (beta1, beta2), got 1 item"},
     {ROOT "train:\n  optimizer: adamw\n  betas: [-0.1, 0.9]\n",
      {0},
      "FILE:5:11: train.betas[0]: must be in [0, 1), got -0.1"},

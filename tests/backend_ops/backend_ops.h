@@ -111,6 +111,12 @@ void loss_check_targets(dt_backend *b, const backend_op_case *c);
 void loss_check_torch(dt_backend *b, const backend_op_case *c);
 void loss_check_torch_cases(dt_backend *b, const backend_op_case *c);
 
+void adamw_check_first_step_by_hand(dt_backend *b, const backend_op_case *c);
+void adamw_check_steps_large(dt_backend *b, const backend_op_case *c);
+void adamw_check_guard(dt_backend *b, const backend_op_case *c);
+void adamw_check_wrapper(dt_backend *b, const backend_op_case *c);
+void adamw_compare(dt_backend *cpu, dt_backend *other, const backend_op_case *c);
+
 void ema_check_by_hand(dt_backend *b, const backend_op_case *c);
 void ema_check_large(dt_backend *b, const backend_op_case *c);
 void ema_check_guarded(dt_backend *b, const backend_op_case *c);

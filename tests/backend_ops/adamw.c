@@ -2,10 +2,12 @@
  * step by hand (its size is lr whatever the gradient's scale), four steps with weight decay and a
  * gradient scale on a buffer large enough for the threaded path against a float64 reference of
  * torch's formula, the non-finite guard (a skipped step changes nothing and is left out of the
- * bias correction's step count), and the wrapper's checks. */
+ * bias correction's step count), and the wrapper's checks. Compare mode: three steps on another
+ * backend against the CPU's from the same state. Rows: test_backend_ops.c. */
+#include <stdlib.h>
 #include <string.h>
 
-#include "test_backend_common.h"
+#include "backend_ops.h"
 
 /* torch.optim.AdamW's single-tensor update in double. */
 static void reference_step(const dt_adamw_params *p, int64_t t, double *param, const double *grad,
@@ -20,7 +22,8 @@ static void reference_step(const dt_adamw_params *p, int64_t t, double *param, c
     }
 }
 
-static void check_first_step_by_hand(dt_backend *b) {
+void adamw_check_first_step_by_hand(dt_backend *b, const backend_op_case *oc) {
+    (void)oc;
     const double params[3] = {1.0, -2.0, 0.5}, grads[3] = {0.5, -1e-3, 40.0};
     float *dp = test_buffer(b, params, 3), *dg = test_buffer(b, grads, 3);
     float *dm = test_buffer(b, NULL, 3), *dv = test_buffer(b, NULL, 3);
@@ -43,7 +46,8 @@ static void check_first_step_by_hand(dt_backend *b) {
 }
 
 /* Four steps against the float64 reference: parameters, exp_avg and exp_avg_sq. */
-static void check_steps_large(dt_backend *b) {
+void adamw_check_steps_large(dt_backend *b, const backend_op_case *oc) {
+    (void)oc;
     enum { COUNT = 100003, STEPS = 4 };
     uint64_t state = 4242u;
     double *param = test_doubles(COUNT), *grad = test_doubles(COUNT);
@@ -86,7 +90,8 @@ static void read_all(dt_backend *b, float *const bufs[3], double *out, size_t n)
 
 /* A guarded step after a skipped one: nothing changed by the skipped step, and the next one is
  * update number 1 of the bias correction although the host counts it as step 2. */
-static void check_guard(dt_backend *b) {
+void adamw_check_guard(dt_backend *b, const backend_op_case *oc) {
+    (void)oc;
     enum { N = 40000 };
     uint64_t state = 77u;
     double *start = test_doubles(N), *grad = test_doubles(N), *bad = test_doubles(N);
@@ -136,7 +141,8 @@ static void check_guard(dt_backend *b) {
     free(start), free(grad), free(bad), free(before), free(after), free(want);
 }
 
-static void check_wrapper(dt_backend *b) {
+void adamw_check_wrapper(dt_backend *b, const backend_op_case *oc) {
+    (void)oc;
     float *d = test_buffer(b, NULL, 4);
     dt_error err = {{0}, 0};
     dt_adamw_params p = {
@@ -152,14 +158,41 @@ static void check_wrapper(dt_backend *b) {
     test_buffer_free(b, d);
 }
 
-int main(int argc, char **argv) {
-    dt_backend b = test_backend_open(argc, argv);
-    check_first_step_by_hand(&b);
-    check_steps_large(&b);
-    check_guard(&b);
-    check_wrapper(&b);
-    dt_error err = {{0}, 0};
-    CHECK(dt_backend_synchronize(&b, &err) == 0);
-    dt_backend_free(&b);
-    return dt_test_summary("backend_adamw");
+void adamw_compare(dt_backend *cpu, dt_backend *other, const backend_op_case *oc) {
+    enum { N = 100003 };
+    dt_error err = {0};
+    uint64_t state = 23u;
+    float *a = op_random_floats(N, -1, 1, &state), *g = op_random_floats(N, -3, 3, &state);
+    float *ca = op_buffer_of(cpu, a, N), *ga = op_buffer_of(other, a, N);
+    float *cg = op_buffer_of(cpu, g, N), *gg = op_buffer_of(other, g, N);
+    float *cm = op_buffer_of(cpu, NULL, N), *gm = op_buffer_of(other, NULL, N);
+    float *cv = op_buffer_of(cpu, NULL, N), *gv = op_buffer_of(other, NULL, N);
+    /* adamw_math.h on both sides; the per-step scalars come from each side's pow, so within
+     * 1e-6 rather than bit for bit */
+    for (int s = 1; s <= 3; s++) {
+        dt_adamw_params adamw = {.lr = 1e-3,
+                                 .beta1 = 0.9,
+                                 .beta2 = 0.999,
+                                 .eps = 1e-8,
+                                 .weight_decay = 0.05,
+                                 .grad_scale = 0.5f,
+                                 .step = s};
+        CHECK(dt_backend_adamw_step(cpu, &adamw, ca, cg, cm, cv, N, &err) == 0);
+        CHECK_MSG(dt_backend_adamw_step(other, &adamw, ga, gg, gm, gv, N, &err) == 0, "%s",
+                  err.message);
+    }
+    float *want = op_buffer_read(cpu, ca, N), *got = op_buffer_read(other, ga, N);
+    op_compare(oc->precision, "adamw_step x3 parameters", got, want, N, 1e-6);
+    free(want), free(got);
+    want = op_buffer_read(cpu, cm, N), got = op_buffer_read(other, gm, N);
+    op_compare(oc->precision, "adamw_step x3 exp_avg", got, want, N, 1e-6);
+    free(want), free(got);
+    want = op_buffer_read(cpu, cv, N), got = op_buffer_read(other, gv, N);
+    op_compare(oc->precision, "adamw_step x3 exp_avg_sq", got, want, N, 1e-6);
+    free(want), free(got);
+    dt_backend_buffer_free(cpu, ca), dt_backend_buffer_free(other, ga);
+    dt_backend_buffer_free(cpu, cg), dt_backend_buffer_free(other, gg);
+    dt_backend_buffer_free(cpu, cm), dt_backend_buffer_free(other, gm);
+    dt_backend_buffer_free(cpu, cv), dt_backend_buffer_free(other, gv);
+    free(a), free(g);
 }
