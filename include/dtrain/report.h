@@ -37,7 +37,7 @@ typedef struct dt_report_input {
     const char *arch;        /* the model's architecture, e.g. "resnet50" (NULL: not shown) */
     /* the training augmentations in torchvision's names (NULL: not shown) */
     const char *augmentation;
-    const char *optimizer;   /* "adamw, weight decay 0.05, ..." (NULL: not shown) */
+    const char *optimizer; /* "adamw, weight decay 0.05, ..." (NULL: not shown) */
     int ranks;
     int epoch, epochs; /* evaluation after epoch (0 for dtrain eval) */
     long step;

@@ -81,7 +81,7 @@ typedef struct dt_trainer {
     dt_model_ema *ema;        /* train.ema_decay > 0: the weights' moving average, else NULL */
     dt_early_stop early_stop; /* rank 0's count (every rank's after a resume) */
     int stopped_early_epoch;  /* 0, or the epoch after which early stopping ended the run */
-    dt_optimizer optimizer; /* train.optimizer, no_weight_decay, clip_grad_norm */
+    dt_optimizer optimizer;   /* train.optimizer, no_weight_decay, clip_grad_norm */
 } dt_trainer;
 
 /* Forward pass and loss on one batch (BN in training or inference mode): slots that count weigh
