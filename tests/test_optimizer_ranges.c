@@ -1,4 +1,4 @@
-/* The weight-decay ranges of the optimizer step (src/train/optimizer.c, train.no_weight_decay):
+/* The weight-decay ranges of the optimizer step (src/nn/optimizer.c, train.no_weight_decay):
  * for every architecture, norm_and_bias leaves weight decay on exactly the tensors of more than
  * one dimension (conv weights, fc.weight) and off every BN weight and bias and fc.bias, as timm's
  * param_groups_weight_decay; the ranges are maximal, ascending and cover the trainable span (the
@@ -6,9 +6,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../src/train/optimizer.h"
 #include "check.h"
 #include "dtrain/model.h"
+#include "dtrain/optimizer.h"
 
 /* The range holding parameter offset `at`, or NULL. */
 static const dt_decay_range *range_of(const dt_decay_range *r, int n, size_t at) {

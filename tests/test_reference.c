@@ -19,13 +19,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../src/train/optimizer.h"
 #include "backends.h"
 #include "check.h"
 #include "dtrain/backend.h"
 #include "dtrain/config.h"
 #include "dtrain/model.h"
 #include "dtrain/model_ema.h"
+#include "dtrain/optimizer.h"
 #include "dtrain/rng.h"
 #include "dtrain/safetensors.h"
 #include "imagegen.h"
@@ -569,7 +569,7 @@ static double expected_rule_error(const optimizer_rule *u, const dt_model *m, in
     return error / largest;
 }
 
-/* The steps of an optimizer case through the trainer's optimizer step (src/train/optimizer.c)
+/* The steps of an optimizer case through the trainer's optimizer step (src/nn/optimizer.c)
  * with the config keys set as the fixture says; checks each step against expected_rule_error and
  * the pre-clip norm against clip_grad_norm_'s total norm. As train_steps otherwise. */
 static int train_steps_optimizer(const fixture *f, run *r, const optimizer_rule *u, int steps,

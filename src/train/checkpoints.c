@@ -10,11 +10,11 @@
 #include <unistd.h>
 
 #include "dtrain/log.h"
+#include "dtrain/optimizer.h"
 #include "dtrain/output_files.h"
 #include "dtrain/platform.h"
 #include "dtrain/safetensors.h"
 #include "dtrain/signals.h"
-#include "train/optimizer.h"
 #include "train/run_dir.h"
 
 void dt_checkpoints_init(dt_checkpoints *c, const dt_config *cfg, dt_comm *comm, dt_progress *log,

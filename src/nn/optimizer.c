@@ -1,6 +1,6 @@
-/* The optimizer step (optimizer.h): weight-decay ranges, gradient clipping, and the backend's SGD
- * or AdamW update over each range. */
-#include "train/optimizer.h"
+/* The optimizer step (dtrain/optimizer.h): weight-decay ranges, gradient clipping, and the
+ * backend's SGD or AdamW update over each range. */
+#include "dtrain/optimizer.h"
 
 #include <math.h>
 #include <stdio.h>

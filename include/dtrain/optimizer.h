@@ -4,8 +4,8 @@
  * dimension: BN weights and biases, fc.bias), and the gradients clipped to a global L2 norm as
  * torch.nn.utils.clip_grad_norm_ after the all-reduce. Takes the model and the config, not the
  * trainer. */
-#ifndef DTRAIN_TRAIN_OPTIMIZER_H
-#define DTRAIN_TRAIN_OPTIMIZER_H
+#ifndef DTRAIN_OPTIMIZER_H
+#define DTRAIN_OPTIMIZER_H
 
 #include <stddef.h>
 
