@@ -5,8 +5,15 @@ and prints the validation accuracy after every epoch and the wall time.
 
 usage: pytorch_fashion_mnist.py --root DIR --size 32 [--epochs 3] [--batch 64] [--lr 0.01]
            [--momentum 0.9] [--val-fraction 0.2] [--split-seed 42] [--seed 0] [--threads 2]
-           [--workers 1]
-Last line: "pytorch val_acc=<float> n_val=<int> n_train=<int> seconds=<float>".
+           [--workers 1] [--optimizer sgd|adamw] [--weight-decay 0] [--no-wd-norm-bias]
+           [--label-smoothing 0] [--ema-decay 0]
+Last line: "pytorch val_acc=<float> n_val=<int> n_train=<int> seconds=<float>" (and
+"ema_val_acc=<float>" with --ema-decay).
+
+The recipe options are dtrain's train.optimizer (torch.optim.AdamW, betas 0.9/0.999, eps 1e-8),
+train.weight_decay, train.no_weight_decay: norm_and_bias (timm's rule: no decay for tensors of one
+dimension), train.label_smoothing (CrossEntropyLoss(label_smoothing)) and train.ema_decay (timm's
+ModelEmaV2: every state-dict entry averaged after each step, num_batches_tracked copied).
 Needs torch and torchvision (Debian's python3-torch / python3-torchvision); run by hand.
 
 The split is dtrain's (src/data/split.c), reproduced here: the file indices 0..n-1 (in
@@ -87,6 +94,11 @@ def main():
     p.add_argument("--workers", type=int, default=1)
     p.add_argument("--mean", type=float, default=0.286)
     p.add_argument("--std", type=float, default=0.353)
+    p.add_argument("--optimizer", choices=["sgd", "adamw"], default="sgd")
+    p.add_argument("--weight-decay", type=float, default=0.0)
+    p.add_argument("--no-wd-norm-bias", action="store_true")
+    p.add_argument("--label-smoothing", type=float, default=0.0)
+    p.add_argument("--ema-decay", type=float, default=0.0)
     a = p.parse_args()
 
     import torch
@@ -110,8 +122,23 @@ def main():
     val = torch.utils.data.DataLoader(torch.utils.data.Subset(data, val_idx), batch_size=256,
                                       num_workers=a.workers)
     model = torchvision.models.resnet18(num_classes=len(data.classes))
-    opt = torch.optim.SGD(model.parameters(), lr=a.lr, momentum=a.momentum)
-    loss_fn = torch.nn.CrossEntropyLoss()
+    params = list(model.named_parameters())
+    if a.no_wd_norm_bias:
+        groups = [{"params": [q for _, q in params if q.ndim > 1], "weight_decay": a.weight_decay},
+                  {"params": [q for _, q in params if q.ndim <= 1], "weight_decay": 0.0}]
+    else:
+        groups = [{"params": [q for _, q in params], "weight_decay": a.weight_decay}]
+    if a.optimizer == "adamw":
+        opt = torch.optim.AdamW(groups, lr=a.lr, betas=(0.9, 0.999), eps=1e-8)
+    else:
+        opt = torch.optim.SGD(groups, lr=a.lr, momentum=a.momentum)
+    loss_fn = torch.nn.CrossEntropyLoss(label_smoothing=a.label_smoothing)
+    ema = None
+    if a.ema_decay > 0:
+        import copy
+        ema = copy.deepcopy(model)
+        for q in ema.parameters():
+            q.requires_grad_(False)
     print(f"pytorch: {len(data)} images, {len(data.classes)} classes, train {len(train_idx)}, "
           f"val {len(val_idx)}, torch {torch.__version__}, {a.threads} threads, "
           f"{a.workers} loader workers", flush=True)
@@ -124,13 +151,25 @@ def main():
             loss = loss_fn(model(x), y)
             loss.backward()
             opt.step()
+            if ema is not None:
+                with torch.no_grad():
+                    for e, m in zip(ema.state_dict().values(), model.state_dict().values()):
+                        if e.is_floating_point():
+                            e.copy_(a.ema_decay * e + (1.0 - a.ema_decay) * m)
+                        else:
+                            e.copy_(m)
             loss_sum += loss.item() * y.numel()
             seen += y.numel()
         acc, n_val = evaluate(torch, model, val)
-        print(f"pytorch epoch {epoch}: train loss {loss_sum / seen:.4f}, val_acc {acc:.4f} "
-              f"({n_val} images), {time.monotonic() - start:.1f} s", flush=True)
+        ema_text = ""
+        if ema is not None:
+            ema_acc, _ = evaluate(torch, ema, val)
+            ema_text = f", ema_val_acc {ema_acc:.4f}"
+        print(f"pytorch epoch {epoch}: train loss {loss_sum / seen:.4f}, val_acc {acc:.4f}"
+              f"{ema_text} ({n_val} images), {time.monotonic() - start:.1f} s", flush=True)
     print(f"pytorch val_acc={acc:.4f} n_val={len(val_idx)} n_train={len(train_idx)} "
-          f"seconds={time.monotonic() - start:.1f}")
+          f"seconds={time.monotonic() - start:.1f}" +
+          (f" ema_val_acc={ema_acc:.4f}" if ema is not None else ""))
 
 
 if __name__ == "__main__":

@@ -16,29 +16,12 @@
 static char workdir[512];
 static const char *dtrain_bin;
 
-/* The tensor bytes of a safetensors file (after its JSON header), or NULL. */
-static uint8_t *tensor_bytes(const char *path, size_t *size) {
-    uint8_t *bytes;
-    size_t total;
-    dt_error err;
-    if (dt_testgen_read_file(path, &bytes, &total, &err) != 0 || total < 8) return NULL;
-    uint64_t header = 0;
-    for (int i = 0; i < 8; i++) header |= (uint64_t)bytes[i] << (8 * i);
-    if (header > total - 8) {
-        free(bytes);
-        return NULL;
-    }
-    *size = total - 8 - (size_t)header;
-    memmove(bytes, bytes + 8 + header, *size);
-    return bytes;
-}
-
 static int same_weights(const char *run_a, const char *run_b) {
     char a[1024], b[1024];
     snprintf(a, sizeof a, "%s/%s/model.safetensors", workdir, run_a);
     snprintf(b, sizeof b, "%s/%s/model.safetensors", workdir, run_b);
     size_t na = 0, nb = 0;
-    uint8_t *wa = tensor_bytes(a, &na), *wb = tensor_bytes(b, &nb);
+    uint8_t *wa = dt_testgen_safetensors_data(a, &na), *wb = dt_testgen_safetensors_data(b, &nb);
     int same = wa && wb && na == nb && na > 0 && memcmp(wa, wb, na) == 0;
     free(wa);
     free(wb);

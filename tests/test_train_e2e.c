@@ -368,19 +368,7 @@ static void test_exit_codes(void) {
 static uint8_t *model_tensor_bytes(const char *run, size_t *size) {
     char path[1024];
     snprintf(path, sizeof path, "%s/%s/model.safetensors", workdir, run);
-    uint8_t *bytes;
-    size_t total;
-    dt_error err;
-    if (dt_testgen_read_file(path, &bytes, &total, &err) != 0 || total < 8) return NULL;
-    uint64_t header = 0;
-    for (int i = 0; i < 8; i++) header |= (uint64_t)bytes[i] << (8 * i);
-    if (header > total - 8) {
-        free(bytes);
-        return NULL;
-    }
-    *size = total - 8 - (size_t)header;
-    memmove(bytes, bytes + 8 + header, *size);
-    return bytes;
+    return dt_testgen_safetensors_data(path, size);
 }
 
 /* data.trivial_augment, data.color_jitter and data.random_erasing together with crop_flip: the

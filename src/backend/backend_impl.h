@@ -8,6 +8,7 @@
 #define DTRAIN_BACKEND_IMPL_H
 
 #include "dtrain/backend.h"
+#include "dtrain/error.h"
 
 typedef struct dt_backend_ops {
     const char *name; /* "cpu", "cuda" */
@@ -167,5 +168,21 @@ typedef struct dt_backend_ops {
      * afterwards. */
     int (*loss_stats_read)(void *ctx, double out[DT_LOSS_STATS], int reset, dt_error *err);
 } dt_backend_ops;
+
+/* softmax_cross_entropy's label check, shared by the backends (whose tensors alone know the
+ * class count): a counted sample's labels (and second labels when mixed) must be in [0, k);
+ * padding slots (weight 0) may hold anything. */
+static inline int dt_backend_check_loss_labels(const dt_loss_targets *targets, int n, int k,
+                                               dt_error *err) {
+    for (int pass = 0; pass < 2; pass++) {
+        const int32_t *labels = pass == 0 ? targets->labels : targets->mix_labels;
+        if (!labels) continue;
+        for (int i = 0; i < n; i++)
+            if (targets->weights[i] != 0.0f && (labels[i] < 0 || labels[i] >= k))
+                return dt_fail(err, "softmax_cross_entropy: sample %d has %s %d, outside [0, %d)",
+                               i, pass == 0 ? "label" : "second label", (int)labels[i], k);
+    }
+    return 0;
+}
 
 #endif

@@ -111,16 +111,8 @@ int dt_model_ema_checkpoint_tensors(const dt_model_ema *ema, dt_ckpt_payload *p,
     if (!(p->ema_tensors = calloc(n_entries, sizeof *p->ema_tensors)))
         return dt_fail(err, "out of memory");
     for (size_t i = 0; i < n_entries; i++) {
-        const dt_state_entry *e = &entries[i];
-        dt_ckpt_tensor t = {
-            .name = e->name, .dtype = DT_ST_F32, .ndim = e->ndim, .shape = e->shape};
-        if (e->role == DT_TENSOR_BATCHES_TRACKED) {
-            t.dtype = DT_ST_I64;
-            t.scalar = p->ema_batches_tracked;
-        } else {
-            t.data = (e->role == DT_TENSOR_PARAMETER ? p->ema_params : p->ema_stats) + e->offset;
-        }
-        p->ema_tensors[p->n_ema_tensors++] = t;
+        p->ema_tensors[p->n_ema_tensors++] =
+            dt_model_state_tensor(&entries[i], p->ema_params, p->ema_stats, p->ema_batches_tracked);
     }
     return 0;
 }

@@ -3,6 +3,7 @@
 #ifndef DTRAIN_NN_MODEL_INTERNAL_H
 #define DTRAIN_NN_MODEL_INTERNAL_H
 
+#include "dtrain/checkpoint.h"
 #include "dtrain/model.h"
 #include "nn/state_dict.h"
 
@@ -80,5 +81,10 @@ struct dt_model {
 /* Builds the layers (only their state dict and convolution list when described only). */
 int dt_resnet_build(dt_model *m, dt_error *err);
 void dt_resnet_free(dt_model *m);
+
+/* One state-dict entry as a checkpoint tensor over host copies of the parameter and statistics
+ * buffers (num_batches_tracked as an int64 scalar); used for the model and for its EMA. */
+dt_ckpt_tensor dt_model_state_tensor(const dt_state_entry *e, const float *params,
+                                     const float *stats, int64_t batches_tracked);
 
 #endif

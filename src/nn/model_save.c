@@ -8,6 +8,7 @@
 #include "dtrain/checkpoint.h"
 #include "dtrain/model.h"
 #include "dtrain/safetensors.h"
+#include "nn/model_internal.h"
 
 int dt_model_save_safetensors(dt_model *model, const char *path, char *const *class_names,
                               int n_classes, uint64_t config_hash,
@@ -74,6 +75,18 @@ done:
     return rc;
 }
 
+dt_ckpt_tensor dt_model_state_tensor(const dt_state_entry *e, const float *params,
+                                     const float *stats, int64_t batches_tracked) {
+    dt_ckpt_tensor t = {.name = e->name, .dtype = DT_ST_F32, .ndim = e->ndim, .shape = e->shape};
+    if (e->role == DT_TENSOR_BATCHES_TRACKED) {
+        t.dtype = DT_ST_I64;
+        t.scalar = batches_tracked;
+    } else {
+        t.data = (e->role == DT_TENSOR_PARAMETER ? params : stats) + e->offset;
+    }
+    return t;
+}
+
 int dt_model_checkpoint_tensors(const dt_model *model, dt_ckpt_payload *p, dt_error *err) {
     size_t n_entries, n_params = 0;
     const dt_state_entry *entries = dt_model_state(model, &n_entries);
@@ -94,14 +107,7 @@ int dt_model_checkpoint_tensors(const dt_model *model, dt_ckpt_payload *p, dt_er
     p->arch = dt_model_arch(model);
     for (size_t i = 0; i < n_entries; i++) {
         const dt_state_entry *e = &entries[i];
-        dt_ckpt_tensor t = {
-            .name = e->name, .dtype = DT_ST_F32, .ndim = e->ndim, .shape = e->shape};
-        if (e->role == DT_TENSOR_BATCHES_TRACKED) {
-            t.dtype = DT_ST_I64;
-            t.scalar = p->state.batches_tracked;
-        } else {
-            t.data = (e->role == DT_TENSOR_PARAMETER ? p->params : p->stats) + e->offset;
-        }
+        dt_ckpt_tensor t = dt_model_state_tensor(e, p->params, p->stats, p->state.batches_tracked);
         p->model_tensors[p->n_model_tensors++] = t;
         if (e->role != DT_TENSOR_PARAMETER) continue;
         t.data = p->momentum + e->offset;

@@ -14,11 +14,12 @@ float32 values, 31 bins), and metadata: `cases` (the names, comma-separated), `o
 replaced by corner cases: grays, black, white, primaries, ties between channels).
 """
 import argparse
-import json
 import os
-import struct
 
 import numpy as np
+
+# the safetensors writer of the ResNet fixtures (this folder's make_fixtures.py)
+from make_fixtures import write_safetensors
 import torch
 import torchvision
 import torchvision.transforms.functional as F
@@ -86,26 +87,6 @@ TRIVIAL_CASES = [  # (op name, bin, sign)
     ("AutoContrast", None, 1),
     ("Equalize", None, 1),
 ]
-
-
-def write_safetensors(path, tensors, metadata):
-    header = {"__metadata__": metadata}
-    blobs, offset = [], 0
-    for name, array in tensors.items():
-        array = np.ascontiguousarray(array)
-        dtype = {np.dtype(np.uint8): "U8", np.dtype(np.float64): "F64"}[array.dtype]
-        raw = array.astype(array.dtype.newbyteorder("<")).tobytes()
-        header[name] = {"dtype": dtype, "shape": list(array.shape),
-                        "data_offsets": [offset, offset + len(raw)]}
-        blobs.append(raw)
-        offset += len(raw)
-    text = json.dumps(header, separators=(",", ":")).encode()
-    text += b" " * (-len(text) % 8)
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(text)))
-        f.write(text)
-        for raw in blobs:
-            f.write(raw)
 
 
 def main():

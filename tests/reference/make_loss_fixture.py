@@ -18,34 +18,13 @@ Run by hand (CI never runs it):
     python3 tests/reference/make_loss_fixture.py
 (any Python with torch >= 1.10 and numpy).
 """
-import json
 import os
-import struct
 
 import numpy as np
+
+# the safetensors writer of the ResNet fixtures (this folder's make_fixtures.py)
+from make_fixtures import write_safetensors
 import torch
-
-DTYPES = {np.dtype(np.float32): "F32", np.dtype(np.float64): "F64", np.dtype(np.int64): "I64"}
-
-
-def write_safetensors(path, tensors, metadata):
-    header = {"__metadata__": metadata}
-    blobs, offset = [], 0
-    for name, array in tensors.items():
-        array = np.ascontiguousarray(array)
-        raw = array.astype(array.dtype.newbyteorder("<")).tobytes()
-        header[name] = {"dtype": DTYPES[array.dtype], "shape": list(array.shape),
-                        "data_offsets": [offset, offset + len(raw)]}
-        blobs.append(raw)
-        offset += len(raw)
-    text = json.dumps(header, separators=(",", ":")).encode()
-    text += b" " * (-len(text) % 8)
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(text)))
-        f.write(text)
-        for raw in blobs:
-            f.write(raw)
-
 
 def one_hot(y, k, on, off):
     out = np.full((len(y), k), off, dtype=np.float64)

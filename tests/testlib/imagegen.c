@@ -352,3 +352,23 @@ int dt_testgen_learnable_imagefolder(const char *root, int n_classes, int per_cl
     free(rgb);
     return rc;
 }
+
+uint8_t *dt_testgen_safetensors_data(const char *path, size_t *size) {
+    uint8_t *bytes;
+    size_t total;
+    dt_error err;
+    if (dt_testgen_read_file(path, &bytes, &total, &err) != 0) return NULL;
+    if (total < 8) {
+        free(bytes);
+        return NULL;
+    }
+    uint64_t header = 0;
+    for (int i = 0; i < 8; i++) header |= (uint64_t)bytes[i] << (8 * i);
+    if (header > total - 8) {
+        free(bytes);
+        return NULL;
+    }
+    *size = total - 8 - (size_t)header;
+    memmove(bytes, bytes + 8 + header, *size);
+    return bytes;
+}

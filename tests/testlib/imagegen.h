@@ -48,6 +48,9 @@ int dt_testgen_write_bytes(const char *path, const void *data, size_t size, dt_e
 int dt_testgen_truncated_copy(const char *src, const char *dst, size_t keep_bytes, dt_error *err);
 /* Reads a whole file into a malloc'ed buffer. */
 int dt_testgen_read_file(const char *path, uint8_t **bytes, size_t *size, dt_error *err);
+/* The tensor bytes of a safetensors file (what follows its JSON header), malloc'ed, or NULL:
+ * two runs' weights compared bitwise. */
+uint8_t *dt_testgen_safetensors_data(const char *path, size_t *size);
 
 /* Pixel patterns: a solid colour, and smooth gradients plus seeded noise (photo-like). */
 void dt_testgen_fill_solid(uint8_t *rgb, int width, int height, uint8_t r, uint8_t g, uint8_t b);

@@ -8,15 +8,6 @@
 
 #include <math.h>
 
-static int check_labels(const int32_t *labels, const float *weights, int n, int k, const char *what,
-                        dt_error *err) {
-    for (int i = 0; i < n; i++)
-        if (weights[i] != 0.0f && (labels[i] < 0 || labels[i] >= k))
-            return dt_fail(err, "softmax_cross_entropy: sample %d has %s %d, outside [0, %d)", i,
-                           what, (int)labels[i], k);
-    return 0;
-}
-
 int cpu_softmax_cross_entropy(void *ctx, const dt_tensor *logits, const dt_loss_targets *targets,
                               dt_tensor *dlogits, float grad_scale, int32_t *predictions,
                               dt_error *err) {
@@ -28,9 +19,7 @@ int cpu_softmax_cross_entropy(void *ctx, const dt_tensor *logits, const dt_loss_
     const int n = logits->n, k = logits->c;
     const int32_t *labels = targets->labels, *mix_labels = targets->mix_labels;
     const float *weights = targets->weights;
-    if (check_labels(labels, weights, n, k, "label", err) ||
-        (mix_labels && check_labels(mix_labels, weights, n, k, "second label", err)))
-        return -1;
+    if (dt_backend_check_loss_labels(targets, n, k, err)) return -1;
     const double mix = mix_labels ? (double)targets->mix_lambda : 1.0;
     const double smoothing = targets->label_smoothing;
     double total = 0.0, correct = 0.0, count = 0.0, nonfinite = 0.0;

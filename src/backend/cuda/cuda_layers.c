@@ -357,15 +357,6 @@ int cuda_reserve_samples(cuda_ctx *ctx, int n, dt_error *err) {
     return 0;
 }
 
-static int check_labels(const int32_t *labels, const float *weights, int n, int k, const char *what,
-                        dt_error *err) {
-    for (int i = 0; i < n; i++)
-        if (weights[i] != 0.0f && (labels[i] < 0 || labels[i] >= k))
-            return dt_fail(err, "softmax_cross_entropy: sample %d has %s %d, outside [0, %d)", i,
-                           what, (int)labels[i], k);
-    return 0;
-}
-
 int cuda_softmax_cross_entropy(void *opaque, const dt_tensor *logits,
                                const dt_loss_targets *targets, dt_tensor *dlogits, float grad_scale,
                                int32_t *predictions, dt_error *err) {
@@ -376,9 +367,7 @@ int cuda_softmax_cross_entropy(void *opaque, const dt_tensor *logits,
     const int n = logits->n, k = logits->c;
     const int32_t *labels = targets->labels, *mix_labels = targets->mix_labels;
     const float *weights = targets->weights;
-    if (check_labels(labels, weights, n, k, "label", err) ||
-        (mix_labels && check_labels(mix_labels, weights, n, k, "second label", err)))
-        return -1;
+    if (dt_backend_check_loss_labels(targets, n, k, err)) return -1;
     if ((size_t)n > ctx->loss_capacity)
         return dt_fail(err, "internal: softmax_cross_entropy for %d samples, buffers hold %zu", n,
                        ctx->loss_capacity);
