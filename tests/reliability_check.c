@@ -25,6 +25,15 @@
 static char workdir[256], mpirun_prefix[2048];
 #define MIX_SETTINGS                                                                               \
     "train.label_smoothing=0.1 train.mixup_alpha=0.4 train.cutmix_alpha=1.0 train.mix_prob=0.9"
+/* every training feature at once: the mixing above, AdamW with the norm/bias exclusion and
+ * clipping that clips, the weights' average, early stopping that does not trigger, and the
+ * pixel augmentations after random crops */
+#define ALL_SETTINGS                                                                               \
+    MIX_SETTINGS " train.optimizer=adamw train.momentum=0 train.lr=0.001 train.weight_decay=0.05 " \
+                 "train.no_weight_decay=norm_and_bias train.clip_grad_norm=0.5 "                   \
+                 "train.ema_decay=0.9 train.early_stop_patience=5 data.augment=crop_flip "         \
+                 "data.trivial_augment=true data.color_jitter=[0.4,0.4,0.4,0.1] "                  \
+                 "data.random_erasing=0.25"
 
 static const char *dtrain_bin;
 
@@ -675,6 +684,16 @@ int main(int argc, char **argv) {
         CHECK_INT_EQ(dtrain("fullmix", "fullmix", 1, NULL, MIX_SETTINGS, 0), 0);
         CHECK(!models_equal("full", "fullmix"));
         test_kill_and_resume(1, "fullmix", "1mix", MIX_SETTINGS);
+        /* all of them together: weights and their average as the uninterrupted run's */
+        CHECK_INT_EQ(dtrain("fullall", "fullall", 1, NULL, ALL_SETTINGS, 0), 0);
+        test_kill_and_resume(1, "fullall", "1all", ALL_SETTINGS);
+        {
+            char pa[600], pb[600];
+            snprintf(pa, sizeof pa, "%s/fullall/ema.safetensors", workdir);
+            snprintf(pb, sizeof pb, "%s/kill1all/ema.safetensors", workdir);
+            CHECK_MSG(model_files_equal(pa, pb, "fullall", "kill1all"),
+                      "every feature on: the resumed EMA differs");
+        }
         test_ema_kill_and_resume(1, "1");
         test_adamw_resume();
         test_writer_faults("full");
