@@ -8,8 +8,8 @@
 #
 #   bench/bench_augment.sh BUILD_DIR [N_IMAGES=600] [EPOCHS=3] [SIZE=224]
 #
-# Needs bench_augment and bench_make_photos built; torchvision's rates of the same ops come from
-# DTRAIN_BENCH_PYTHON (default python3) when it has torchvision. Prints the CPU, the load and the
+# Needs bench_augment, bench_loader and bench_make_photos built; torchvision's rates of the same
+# ops come from DTRAIN_BENCH_PYTHON (default python3) when it has torchvision. Prints the CPU, the load and the
 # numbers.
 set -euo pipefail
 
@@ -20,7 +20,7 @@ size=${4:-224}
 here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source-path=SCRIPTDIR
 source "$here/bench_lib.sh"
-require_bench_tools "$build" bench_augment bench_make_photos
+require_bench_tools "$build" bench_augment bench_loader bench_make_photos
 workdir=""
 use_workdir dtrain-bench-augment "${KEEP:-0}"
 
@@ -44,8 +44,8 @@ printf '%-8s %-8s %12s %10s\n' source setting img/cpu_s vs_off
 for cache in none memory; do
   base=""
   for setting in off jitter erasing trivial all; do
-    rate=$("$build/bench/bench_augment" load "$workdir/folder" "$size" 1 "$epochs" "$cache" \
-      "$setting" | sed -n 's/^steady_img_per_cpu_s=//p')
+    rate=$("$build/bench/bench_loader" load "$workdir/folder" "$size" crop_flip 1 "$epochs" \
+      "$cache" "$setting" | sed -n 's/^steady_img_per_cpu_s=//p')
     [[ $setting == off ]] && base=$rate
     printf '%-8s %-8s %12s %10s\n' "$([[ $cache == none ]] && echo jpeg || echo cache)" \
       "$setting" "$rate" "$(ratio "$rate" "$base")"

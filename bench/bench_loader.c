@@ -2,8 +2,9 @@
  * ImageFolder, tar shards, pre-resized shards, or any of them through data.cache), and the time
  * to open data.root (the start-up scan). Run by bench/bench_loader.sh, never as a test.
  *
- *   bench_loader load ROOT IMAGE_SIZE AUGMENT WORKERS EPOCHS CACHE
- *     AUGMENT none|flip|crop_flip; CACHE none|memory|FOLDER. Prints first_epoch_img_per_s (the
+ *   bench_loader load ROOT IMAGE_SIZE AUGMENT WORKERS EPOCHS CACHE [PIXELS]
+ *     AUGMENT none|flip|crop_flip; CACHE none|memory|FOLDER; PIXELS off (default), jitter,
+ *     erasing, trivial or all (bench_pixel_settings.h). Prints first_epoch_img_per_s (the
  *     epoch that fills the page cache, or data.cache) and steady_img_per_s (the later epochs),
  *     and steady_img_per_cpu_s: images per second of this process's CPU time (all threads), a
  *     per-core rate that the load of other processes on a shared machine moves much less.
@@ -22,6 +23,7 @@
 
 #include "../src/data/resize_internal.h"
 #include "../src/data/sample_cache_internal.h"
+#include "bench_pixel_settings.h"
 #include "dtrain/data.h"
 #include "dtrain/platform.h"
 
@@ -67,9 +69,10 @@ static double cpu_seconds(void) {
     return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
 }
 
-static int bench_load(char **argv) {
+static int bench_load(char **argv, const char *pixels) {
     dt_augment_mode augment;
-    if (parse_augment(argv[3], &augment)) return 2;
+    dt_pixel_augment pixel_augment;
+    if (parse_augment(argv[3], &augment) || bench_pixel_setting(pixels, &pixel_augment)) return 2;
     int image_size = atoi(argv[2]), workers = atoi(argv[4]), epochs = atoi(argv[5]);
     dt_error err = {{0}, 0};
     dt_dataset ds;
@@ -84,7 +87,8 @@ static int bench_load(char **argv) {
                             .workers = workers,
                             .prefetch_batches = 4,
                             .seed = 1,
-                            .cache = argv[6]};
+                            .cache = argv[6],
+                            .pixel_augment = pixel_augment};
     dt_loader *loader;
     if (dt_loader_create(&ds, &lo, &loader, &err)) {
         fprintf(stderr, "bench_loader: %s\n", err.message);
@@ -194,11 +198,12 @@ static int bench_crop(int n_squares, int repeats) {
 }
 
 int main(int argc, char **argv) {
-    if (argc == 8 && strcmp(argv[1], "load") == 0) return bench_load(argv + 1);
+    if ((argc == 8 || argc == 9) && strcmp(argv[1], "load") == 0)
+        return bench_load(argv + 1, argc == 9 ? argv[8] : "off");
     if (argc == 3 && strcmp(argv[1], "startup") == 0) return bench_startup(argv[2]);
     if (argc == 4 && strcmp(argv[1], "crop") == 0) return bench_crop(atoi(argv[2]), atoi(argv[3]));
     fputs("usage: bench_loader load ROOT IMAGE_SIZE none|flip|crop_flip WORKERS EPOCHS "
-          "none|memory|FOLDER\n"
+          "none|memory|FOLDER [off|jitter|erasing|trivial|all]\n"
           "       bench_loader startup ROOT\n"
           "       bench_loader crop SQUARES REPEATS\n",
           stderr);
