@@ -1103,8 +1103,23 @@ static void test_adamw_keys(void) {
     dt_config_free(&cfg);
 }
 
+/* The keys --resume lets change, as its refusal lists them: the table's resumable rows. */
+static void test_resumable_keys(void) {
+    char keys[1024];
+    dt_config_resumable_keys(keys, sizeof keys);
+    CHECK(strstr(keys, "train.epochs") != NULL);
+    CHECK(strstr(keys, "train.nonfinite") != NULL);
+    CHECK(strstr(keys, "train.early_stop_patience") != NULL);
+    CHECK(strstr(keys, "output.dir") != NULL);
+    CHECK(strstr(keys, "runtime.threads") != NULL);
+    CHECK_MSG(strstr(keys, "train.lr") == NULL && strstr(keys, "data.root") == NULL &&
+                  strstr(keys, "train.optimizer") == NULL,
+              "%s", keys);
+}
+
 int main(void) {
     test_precision_resolve();
+    test_resumable_keys();
     const char *tmp = getenv("TMPDIR");
     snprintf(case_dir, sizeof case_dir, "%s/dtrain_test_config_XXXXXX", tmp && *tmp ? tmp : "/tmp");
     if (!mkdtemp(case_dir)) {

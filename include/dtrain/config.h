@@ -131,5 +131,7 @@ int dt_config_write_key_list(FILE *out);
  * and returns how many differ. */
 int dt_config_resume_differences(const dt_config *saved, const dt_config *now, char *out,
                                  size_t size);
+/* The keys a resume may change (the table's resumable ones), comma-separated into out. */
+void dt_config_resumable_keys(char *out, size_t size);
 
 #endif

@@ -46,8 +46,9 @@ typedef struct eval_state {
 
 /* A file a training run writes in output.dir: the evaluation's folder must hold none. */
 static int holds_training_run(const char *dir) {
-    static const char *const names[] = {"config.yaml",      "metrics.jsonl", "model.safetensors",
-                                        "best.safetensors", "checkpoints",   ".dtrain.lock"};
+    static const char *const names[] = {"config.yaml",      "metrics.jsonl",   "model.safetensors",
+                                        "best.safetensors", "ema.safetensors", "checkpoints",
+                                        ".dtrain.lock"};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
         char path[4400];
         struct stat st;

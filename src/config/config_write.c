@@ -239,6 +239,17 @@ int dt_config_resume_differences(const dt_config *saved, const dt_config *now, c
     return differing;
 }
 
+void dt_config_resumable_keys(char *out, size_t size) {
+    int count = 0;
+    const dt_config_key *keys = dt_config_keys(&count);
+    if (size) out[0] = '\0';
+    for (int i = 0; i < count; i++) {
+        if (!(keys[i].flags & DT_KEY_RESUMABLE)) continue;
+        size_t used = strlen(out);
+        if (size > used) snprintf(out + used, size - used, "%s%s", used ? ", " : "", keys[i].path);
+    }
+}
+
 /* ---- the key listing ---- */
 
 static void append_bound(dt_text *t, const dt_config_key *k) {

@@ -198,11 +198,14 @@ static int resume_on_root(dt_checkpoints *c, dt_model *model, const dt_ckpt_run 
     char keys[1024];
     int differing = dt_config_resume_differences(&saved, cfg, keys, sizeof keys);
     dt_config_free(&saved);
-    if (differing)
+    if (differing) {
+        char resumable[1024];
+        dt_config_resumable_keys(resumable, sizeof resumable);
         return dt_fail_usage(err,
                              "--resume: %s was written with other values of %s; a resume may "
-                             "change train.epochs, output.* and runtime.* only",
-                             path, keys);
+                             "change only %s",
+                             path, keys, resumable);
+    }
     if (state->file_list_hash != dt_dataset_hash(run->ds))
         return dt_fail_usage(err,
                              "--resume: the files under %s differ from those of checkpoint %s "
