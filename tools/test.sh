@@ -29,8 +29,8 @@ cmake --build build/asan -j"$jobs"
 # storage) at the exit of a training run whose program module the former launcher dlopened, so
 # the tests that run the dtrain executable had it off; dtrain is now one executable, and those
 # that have run with leak checking since have it on again. The rest still turn it off in their
-# ctest ENVIRONMENT: the MPI jobs (tests/CMakeLists.txt, comm section, says why) and the tests not yet rerun with
-# it. Address and undefined-behaviour checks stay on for every test.
+# ctest ENVIRONMENT: the MPI jobs (the comm section of tests/CMakeLists.txt says why) and the
+# tests not yet rerun with it. Address and undefined-behaviour checks stay on for every test.
 export ASAN_OPTIONS="detect_leaks=1"
 export LSAN_OPTIONS="suppressions=$PWD/tests/lsan.supp:print_suppressions=0"
 export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
