@@ -48,6 +48,19 @@ task_dx(const float *x, const float *y, const float *dy, float *dx, long long pl
 /* The same two passes over one nChw8c / nChw16c block with a vector of B lanes, one per
  * channel (cpu_lanes.h): lane k does task_sums' and task_dx's operations for channel k in their
  * order, so the results are theirs. RELU is a constant of each inlined copy. */
+/* Position p's gradient (zeroed where the fused ReLU's output y is not positive) and input,
+ * as both passes below read them. */
+#define CPU_BN_LOAD_GRAD(g, xv, F, I, B, p)                                                        \
+    do {                                                                                           \
+        CPU_LANES_LOAD(g, dy + (p) * (B));                                                         \
+        CPU_LANES_LOAD(xv, x + (p) * (B));                                                         \
+        if (relu) {                                                                                \
+            F yv_;                                                                                 \
+            CPU_LANES_LOAD(yv_, y + (p) * (B));                                                    \
+            g = (F)((I)g & (yv_ > zero));                                                          \
+        }                                                                                          \
+    } while (0)
+
 #define CPU_BN_BLOCK_TASKS(B, F, D, I)                                                             \
     static inline __attribute__((always_inline)) void block_sums##B##_body(                        \
         const float *x, const float *y, const float *dy, long long plane, const float *mean,       \
@@ -58,13 +71,7 @@ task_dx(const float *x, const float *y, const float *dy, float *dx, long long pl
         D sum = {0}, dot = {0};                                                                    \
         for (long long p = 0; p < plane; p++) {                                                    \
             F g, xv;                                                                               \
-            CPU_LANES_LOAD(g, dy + p * B);                                                         \
-            CPU_LANES_LOAD(xv, x + p * B);                                                         \
-            if (relu) {                                                                            \
-                F yv;                                                                              \
-                CPU_LANES_LOAD(yv, y + p * B);                                                     \
-                g = (F)((I)g & (yv > zero));                                                       \
-            }                                                                                      \
+            CPU_BN_LOAD_GRAD(g, xv, F, I, B, p);                                                   \
             const D gd = __builtin_convertvector(g, D);                                            \
             sum += gd;                                                                             \
             dot += gd * (__builtin_convertvector(xv, D) - mean_d);                                 \
@@ -84,13 +91,7 @@ task_dx(const float *x, const float *y, const float *dy, float *dx, long long pl
         CPU_LANES_LOAD(cv, c);                                                                     \
         for (long long p = 0; p < plane; p++) {                                                    \
             F g, xv;                                                                               \
-            CPU_LANES_LOAD(g, dy + p * B);                                                         \
-            CPU_LANES_LOAD(xv, x + p * B);                                                         \
-            if (relu) {                                                                            \
-                F yv;                                                                              \
-                CPU_LANES_LOAD(yv, y + p * B);                                                     \
-                g = (F)((I)g & (yv > zero));                                                       \
-            }                                                                                      \
+            CPU_BN_LOAD_GRAD(g, xv, F, I, B, p);                                                   \
             const F out = av * (g - bv - (xv - m) * cv);                                           \
             CPU_LANES_STORE(dx + p * B, out);                                                      \
         }                                                                                          \
