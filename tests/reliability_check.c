@@ -1,7 +1,10 @@
 /* Long-run reliability checks of the dtrain binary: checkpoints, exact resume, fault injection
  * inside the checkpoint writer, damaged checkpoints, a full disk, signals, the output.dir lock and
  * earlier-run rule, the non-finite guard and (with mpirun) the same on 2 ranks plus the watchdog.
- * usage: reliability_check single DTRAIN_BIN
+ * "features": exact resume with one training feature at a time (mixing, EMA, AdamW with a
+ * skipped step); "single" resumes with all of them at once, which covers the same code, so the
+ * sanitizer builds register only "single" and "mpi" (tests/CMakeLists.txt).
+ * usage: reliability_check single|features DTRAIN_BIN
  *        reliability_check mpi DTRAIN_BIN MPIRUN [MPIRUN_FLAGS...] */
 #define _GNU_SOURCE
 #include <dirent.h>
@@ -657,12 +660,14 @@ static void test_rank_change(void) {
 }
 
 int main(int argc, char **argv) {
-    if (argc < 3 || (strcmp(argv[1], "mpi") == 0 && argc < 4)) {
-        fprintf(stderr, "usage: %s single DTRAIN_BIN | mpi DTRAIN_BIN MPIRUN [FLAGS...]\n",
+    const int mpi = argc >= 2 && strcmp(argv[1], "mpi") == 0;
+    const int features = argc >= 2 && strcmp(argv[1], "features") == 0;
+    if (argc < 3 || (mpi && argc < 4) || (!mpi && !features && strcmp(argv[1], "single") != 0)) {
+        fprintf(stderr,
+                "usage: %s single|features DTRAIN_BIN | mpi DTRAIN_BIN MPIRUN [FLAGS...]\n",
                 argv[0]);
         return 2;
     }
-    int mpi = strcmp(argv[1], "mpi") == 0;
     static char bin[4096];
     if (dt_test_program_path(argv[2], bin, sizeof bin)) return 2;
     dtrain_bin = bin;
@@ -673,19 +678,25 @@ int main(int argc, char **argv) {
     if (dt_test_small_run_setup("dtrain-reliab", 2, mpi ? 2 : 4, 3, workdir, sizeof workdir))
         return 1;
 
-    if (!mpi) {
+    if (features) {
+        /* the EMA run's model is the plain run's (the average is a separate file) */
+        test_ema_kill_and_resume(1, "1");
+        /* label smoothing, mixup and cutmix: the resumed run's batches are mixed as the
+         * uninterrupted run's (checkpoint mid-epoch: step 2 of 3) */
+        CHECK_INT_EQ(dtrain("fullmix", "fullmix", 1, NULL, MIX_SETTINGS, 0), 0);
+        CHECK(!models_equal("ema-full1", "fullmix"));
+        test_kill_and_resume(1, "fullmix", "1mix", MIX_SETTINGS);
+        test_adamw_resume();
+    } else if (!mpi) {
         CHECK_INT_EQ(dtrain("full", "full", 1, NULL, "", 0), 0);
         CHECK(exists("%s/%s/checkpoints/%s", "full", "step-00000006"));
         CHECK(!exists("%s/%s/checkpoints/%s", "full", "step-00000002")); /* keep 3 */
         CHECK(log_has("full", "checkpoint step-00000002 written: 89.5 MB in"));
         test_kill_and_resume(1, "full", "1", "");
-        /* label smoothing, mixup and cutmix: the resumed run's batches are mixed as the
-         * uninterrupted run's (checkpoint mid-epoch: step 2 of 3) */
-        CHECK_INT_EQ(dtrain("fullmix", "fullmix", 1, NULL, MIX_SETTINGS, 0), 0);
-        CHECK(!models_equal("full", "fullmix"));
-        test_kill_and_resume(1, "fullmix", "1mix", MIX_SETTINGS);
-        /* all of them together: weights and their average as the uninterrupted run's */
+        /* every training feature together: weights and their average as the uninterrupted
+         * run's */
         CHECK_INT_EQ(dtrain("fullall", "fullall", 1, NULL, ALL_SETTINGS, 0), 0);
+        CHECK(!models_equal("full", "fullall"));
         test_kill_and_resume(1, "fullall", "1all", ALL_SETTINGS);
         {
             char pa[600], pb[600];
@@ -694,8 +705,6 @@ int main(int argc, char **argv) {
             CHECK_MSG(model_files_equal(pa, pb, "fullall", "kill1all"),
                       "every feature on: the resumed EMA differs");
         }
-        test_ema_kill_and_resume(1, "1");
-        test_adamw_resume();
         test_writer_faults("full");
         test_damaged("full");
         test_full_disk("full");
@@ -714,5 +723,7 @@ int main(int argc, char **argv) {
         test_rank_change();
     }
     dt_testgen_finish_temp_dir(workdir);
-    return dt_test_summary(mpi ? "reliability_mpi" : "reliability");
+    return dt_test_summary(mpi        ? "reliability_mpi"
+                           : features ? "reliability_features"
+                                      : "reliability");
 }

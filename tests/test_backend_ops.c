@@ -53,6 +53,8 @@ enum { FP32 = DT_PRECISION_FP32, TF32 = DT_PRECISION_TF32, BF16 = DT_PRECISION_B
      CONV(CONV_CHOSEN, 2, 64, 128, 8, 8, 3, 2, 1, 0, 0)},                                          \
     {"conv", P, "downsample", NULL, conv_compare,                                                  \
      CONV(CONV_CHOSEN, 2, 64, 128, 8, 8, 1, 2, 0, 0, 0)},                                          \
+    {"conv", P, "last stage, 2x2", NULL, conv_compare,                                             \
+     CONV(CONV_CHOSEN, 4, 64, 64, 2, 2, 3, 1, 1, 0, 0)},                                           \
     {"batchnorm", P, "+ relu", NULL, batchnorm_compare, BN(0, 4, 64, 6, 6, 0.1f, 1e-5f, 1)},      \
     {"batchnorm", P, "", NULL, batchnorm_compare, BN(0, 4, 64, 6, 6, 0.1f, 1e-5f, 0)},            \
     {"batchnorm", P, "+ relu, odd", NULL, batchnorm_compare, BN(0, 3, 40, 5, 3, 0.1f, 1e-5f, 1)}, \
@@ -102,6 +104,26 @@ static const backend_op_case cases[] = {
      CONV(CONV_CHOSEN, 2, 16, 8, 5, 5, 3, 1, 0, 0, 0)},
     {"conv", FP32, "batch 16", conv_check, NULL,
      CONV(CONV_CHOSEN, 16, 16, 16, 8, 8, 3, 1, 1, 0, 0)},
+    /* the smallest maps: per-tap matrix products on the CPU (cpu_conv_gemm.c), by the shape
+     * rule and forced onto other shapes (row runs, strides, plain layouts, no padding); the same
+     * last-stage shape through oneDNN's direct convolution */
+    {"conv", FP32, "last stage, 2x2 (per-tap GEMM by shape)", conv_check, NULL,
+     CONV(CONV_CHOSEN, 4, 32, 32, 2, 2, 3, 1, 1, 0, 0)},
+    {"conv", FP32, "last stage, 2x2, oneDNN direct (CPU)", conv_check, NULL,
+     CONV(CONV_DIRECT, 4, 32, 32, 2, 2, 3, 1, 1, 0, 0)},
+    {"conv", FP32, "stage entry 4x4 -> 2x2, stride 2 (per-tap GEMM by shape)", conv_check, NULL,
+     CONV(CONV_CHOSEN, 3, 16, 32, 4, 4, 3, 2, 1, 0, 0)},
+    {"conv", FP32, "1x1 map (per-tap GEMM by shape)", conv_check, NULL,
+     CONV(CONV_CHOSEN, 2, 16, 16, 1, 1, 3, 1, 1, 0, 0)},
+    {"conv", FP32, "per-tap GEMM: 1x1 kernel, stride 2 (CPU)", conv_check, NULL,
+     CONV(CONV_SMALL_MAP_GEMM, 2, 16, 32, 4, 4, 1, 2, 0, 0, 0)},
+    {"conv", FP32, "per-tap GEMM: plain layouts, 6x5 (CPU)", conv_check, NULL,
+     CONV(CONV_SMALL_MAP_GEMM, 2, 6, 10, 6, 5, 3, 1, 1, 0, 0)},
+    {"conv", FP32, "per-tap GEMM: no padding, odd size, stride 2 (CPU)", conv_check, NULL,
+     CONV(CONV_SMALL_MAP_GEMM, 3, 16, 8, 7, 7, 3, 2, 0, 0, 0)},
+    {"conv", FP32, "per-tap GEMM: 8x8, batch 16 (CPU)", conv_check, NULL,
+     CONV(CONV_SMALL_MAP_GEMM, 16, 16, 16, 8, 8, 3, 1, 1, 0, 0)},
+    {"conv", FP32, "which layers are per-tap GEMMs (CPU)", conv_check_small_map_rule, NULL, NULL},
     {"conv", FP32, "refusals", conv_check_refusals, NULL, NULL},
     {"conv", FP32, "new weights after params_changed (CPU)", conv_check_params_changed, NULL, NULL},
     /* tf32: GPUs' TF32; on the CPU the old name of winograd, which measures Winograd against
@@ -110,6 +132,8 @@ static const backend_op_case cases[] = {
      CONV(CONV_CHOSEN, 16, 16, 16, 8, 8, 3, 1, 1, 0, 0)},
     {"conv", TF32, "stage entry, stride 2", conv_check, NULL,
      CONV(CONV_CHOSEN, 2, 16, 32, 8, 8, 3, 2, 1, 0, 0)},
+    {"conv", TF32, "last stage, 2x2", conv_check, NULL,
+     CONV(CONV_CHOSEN, 4, 32, 32, 2, 2, 3, 1, 1, 0, 0)},
     {"conv", TF32, "Winograd itself (CPU, where oneDNN has it)", conv_check, NULL,
      CONV(CONV_WINOGRAD, 16, 16, 16, 8, 8, 3, 1, 1, 0, 0)},
     /* bf16 (the CPU's, --precision bf16): the layout shapes, a last-stage shape, and both

@@ -25,7 +25,14 @@ typedef struct op_shape {
 } op_shape;
 
 /* Which convolution the CPU backend builds (others: conv_create's choice). */
-typedef enum { CONV_CHOSEN, CONV_WINOGRAD, CONV_DIRECT_BF16_GRAD, CONV_DIRECT_FP32_GRAD } conv_kind;
+typedef enum {
+    CONV_CHOSEN,
+    CONV_WINOGRAD,
+    CONV_DIRECT_BF16_GRAD,
+    CONV_DIRECT_FP32_GRAD,
+    CONV_DIRECT,         /* oneDNN's direct convolution, also where the shape rule says GEMM */
+    CONV_SMALL_MAP_GEMM, /* the per-tap matrix products, whatever the shape */
+} conv_kind;
 typedef struct op_conv {
     dt_conv_desc d;
     conv_kind kind;
@@ -87,6 +94,7 @@ void tensor_compare_input(dt_backend *cpu, dt_backend *other, const backend_op_c
 void conv_check(dt_backend *b, const backend_op_case *c);
 void conv_check_params_changed(dt_backend *b, const backend_op_case *c);
 void conv_check_refusals(dt_backend *b, const backend_op_case *c);
+void conv_check_small_map_rule(dt_backend *b, const backend_op_case *c);
 void conv_compare(dt_backend *cpu, dt_backend *other, const backend_op_case *c);
 
 void batchnorm_check(dt_backend *b, const backend_op_case *c);

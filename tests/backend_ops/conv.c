@@ -3,8 +3,9 @@
  * reference, for the shapes of ResNet-18 (7x7 s2 p3 from RGB, 3x3 s1/s2, 1x1 s2) in both activation
  * layouts, plus the reuse of forward-reordered weights when the weights change between steps, at
  * fp32 (direct convolution) and tf32 (GPUs; the CPU's old name of winograd). On the CPU, every
- * variant its measured choices can pick is also built and checked directly: Winograd where
- * oneDNN has it for this ISA, and at bf16 (--precision bf16) both backward-weights variants.
+ * variant its choices can pick is also built and checked directly: Winograd where oneDNN has it
+ * for this ISA, at bf16 (--precision bf16) both backward-weights variants, and the per-tap matrix
+ * products of the smallest maps on other shapes too, with the rule that picks them.
  * Compare mode: forward and both backwards on another backend against the CPU's. Rows:
  * test_backend_ops.c. */
 #include <stdlib.h>
@@ -78,12 +79,16 @@ static void check_gradient_samples(const char *what, conv_case *c, double *value
 
 /* The CPU variant a row forces (the others: conv_create's choice); NULL: none. */
 static const cpu_conv_variant *forced_variant(conv_kind kind) {
-    static const cpu_conv_variant winograd = {dnnl_convolution_winograd, 0};
-    static const cpu_conv_variant bf16_grad = {dnnl_convolution_direct, 0};
-    static const cpu_conv_variant fp32_grad = {dnnl_convolution_direct, 1};
+    static const cpu_conv_variant winograd = {dnnl_convolution_winograd, 0, 0};
+    static const cpu_conv_variant bf16_grad = {dnnl_convolution_direct, 0, 0};
+    static const cpu_conv_variant fp32_grad = {dnnl_convolution_direct, 1, 0};
+    static const cpu_conv_variant direct = {dnnl_convolution_direct, 0, 0};
+    static const cpu_conv_variant small_map_gemm = {dnnl_convolution_direct, 0, 1};
     return kind == CONV_WINOGRAD           ? &winograd
            : kind == CONV_DIRECT_BF16_GRAD ? &bf16_grad
            : kind == CONV_DIRECT_FP32_GRAD ? &fp32_grad
+           : kind == CONV_DIRECT           ? &direct
+           : kind == CONV_SMALL_MAP_GEMM   ? &small_map_gemm
                                            : NULL;
 }
 
@@ -228,6 +233,32 @@ void conv_check(dt_backend *b, const backend_op_case *oc) {
         dt_backend_layer_destroy(b, probe);
     }
     run_case(b, row->d, forced);
+}
+
+/* CPU: which layers the shape rule gives the per-tap matrix products (cpu_conv_gemm.c): a kernel
+ * wider than 1 over at most CPU_CONV_GEMM_MAX_POSITIONS output positions, not at bf16. */
+void conv_check_small_map_rule(dt_backend *b, const backend_op_case *oc) {
+    (void)oc;
+    if (!dt_backend_has(b, DT_BACKEND_HOST_MEMORY)) return;
+    cpu_ctx *ctx = b->ctx;
+    const dt_conv_desc last_stage = {64, 512, 512, 2, 2, 3, 1, 1, 0, 0};
+    const dt_conv_desc stage_entry = {64, 256, 512, 4, 4, 3, 2, 1, 0, 0};
+    const dt_conv_desc one_position = {8, 16, 16, 1, 1, 3, 1, 1, 0, 0};
+    const dt_conv_desc downsample = {64, 256, 512, 4, 4, 1, 2, 0, 0, 0};
+    const dt_conv_desc four_by_four = {64, 256, 256, 4, 4, 3, 1, 1, 0, 0};
+    const dt_conv_desc invalid = {2, 16, 16, 2, 2, 3, 0, 1, 0, 0}; /* stride 0 */
+    CHECK(cpu_conv_gemm_suits(ctx, &last_stage) == 1);
+    CHECK(cpu_conv_gemm_suits(ctx, &stage_entry) == 1);
+    CHECK(cpu_conv_gemm_suits(ctx, &one_position) == 1);
+    CHECK(cpu_conv_gemm_suits(ctx, &downsample) == 0);
+    CHECK(cpu_conv_gemm_suits(ctx, &four_by_four) == 0);
+    CHECK(cpu_conv_gemm_suits(ctx, &invalid) == 0);
+    const int precision = ctx->precision;
+    ctx->precision = DT_PRECISION_BF16;
+    CHECK(cpu_conv_gemm_suits(ctx, &last_stage) == 0);
+    ctx->precision = DT_PRECISION_WINOGRAD;
+    CHECK(cpu_conv_gemm_suits(ctx, &last_stage) == 1);
+    ctx->precision = precision;
 }
 
 /* descriptions every backend refuses alike (src/backend/layer_descs.c) */

@@ -6,7 +6,8 @@
  * gradients are computed in the preferred format and reordered into the OIHW gradient view
  * (into the backend's gradient scratch, then added, when accumulating).
  * Algorithm: direct convolution; precision winograd takes Winograd F(4x4, 3x3) for the layers
- * where it measured faster at creation (cpu_conv_choice.c).
+ * where it measured faster at creation (cpu_conv_choice.c). Layers over the smallest maps are
+ * instead one matrix product per kernel tap (variant small_map_gemm, cpu_conv_gemm.c).
  * bf16 (CPUs with AVX512-BF16 or AMX, as PyTorch's CPU autocast): x, dy and the weights are
  * converted to bf16 in the layouts the bf16 primitives choose (format "any"); outputs, weight
  * gradients and accumulation stay fp32, so the activations, the master weights, batch norm, the
@@ -57,6 +58,7 @@ typedef struct cpu_conv {
     /* the OIHW pointer and parameter version whose reorder forward_weights holds (NULL: none) */
     const float *forward_weights_source;
     uint64_t forward_weights_version;
+    cpu_conv_gemm *gemm; /* variant small_map_gemm: the whole layer, no primitives */
 } cpu_conv;
 
 static void conv_weights_free(conv_weights *w) {
@@ -147,6 +149,7 @@ static int conv_weights_pd_fast(cpu_conv *conv, const dnnl_convolution_desc_t *b
 
 static void conv_destroy(dt_layer *layer) {
     cpu_conv *conv = (cpu_conv *)layer;
+    cpu_conv_gemm_destroy(conv->gemm);
     conv_activation_copy_free(&conv->weights_src);
     conv_activation_copy_free(&conv->weights_diff_dst);
     conv_activation_copy_free(&conv->forward_src);
@@ -311,7 +314,9 @@ dt_layer *cpu_conv_create_variant(cpu_ctx *ctx, const dt_conv_desc *d, cpu_conv_
     conv->out_height = out_height;
     conv->out_width = out_width;
     size_t weight_count = (size_t)d->out_channels * d->in_channels * d->kernel * d->kernel;
-    if (conv_build(conv, variant, err) != 0 ||
+    if (variant.small_map_gemm)
+        conv->gemm = cpu_conv_gemm_create(ctx, d, out_height, out_width, err);
+    if ((variant.small_map_gemm ? !conv->gemm : conv_build(conv, variant, err) != 0) ||
         cpu_grad_scratch_reserve(ctx, weight_count, err) != 0) {
         dt_error_prefix(err, "conv_create (%d->%d, kernel %d, stride %d, %dx%d)", d->in_channels,
                         d->out_channels, d->kernel, d->stride, d->in_height, d->in_width);
@@ -360,6 +365,7 @@ int cpu_conv_forward(void *ctx, dt_layer *l, const float *weight, const dt_tenso
     if (conv_expect_x(conv, x, "conv_forward", err) ||
         conv_expect_y(conv, y, "conv_forward", "y", err))
         return -1;
+    if (conv->gemm) return cpu_conv_gemm_forward(conv->gemm, weight, x, y, err);
     if (conv_forward_weights(conv, weight, err) != 0) return -1;
     dnnl_memory_t src;
     conv->forward_src_of = NULL;
@@ -396,6 +402,8 @@ int cpu_conv_backward(void *ctx, dt_layer *l, const float *weight, const dt_tens
         conv_expect_y(conv, dy, "conv_backward", "dy", err) ||
         (dx && conv_expect_x(conv, dx, "conv_backward", err)))
         return -1;
+    if (conv->gemm)
+        return cpu_conv_gemm_backward(conv->gemm, weight, x, dy, dx, weight_grad, accumulate, err);
     /* bf16: dy once for backward-data and, when it wants the same layout, backward-weights */
     dnnl_memory_t data_dy = dy->memory;
     if ((dx || conv->weights_diff_dst_share_data) &&

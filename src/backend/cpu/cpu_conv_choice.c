@@ -8,7 +8,9 @@
  *    kernel (AVX2, other shapes) the layer is direct.
  *  - precision bf16: backward-weights in bf16 against fp32 (oneDNN 2.6's bf16 one is several
  *    times faster on large feature maps and many times slower on small ones).
- * fp32 layers are always direct, so fp32 runs repeat bit for bit; the measured choices follow the
+ * Not measured but decided by shape (cpu_conv_gemm_suits): the layers over the smallest maps
+ * are per-tap matrix products at fp32 and winograd, on every CPU.
+ * fp32 layers are never timed, so fp32 runs repeat bit for bit; the measured choices follow the
  * timing, so two winograd or bf16 runs on a loaded machine may differ in their last digits.
  * runtime.deterministic fixes them instead: Winograd wherever oneDNN has it, fp32
  * backward-weights with bf16. */
@@ -141,28 +143,31 @@ static dt_layer *conv_create_faster(cpu_ctx *ctx, const dt_conv_desc *d, cpu_con
 
 dt_layer *cpu_conv_create(void *opaque, const dt_conv_desc *d, dt_error *err) {
     cpu_ctx *ctx = opaque;
-    const cpu_conv_variant direct = {dnnl_convolution_direct, 0};
+    const cpu_conv_variant direct = {dnnl_convolution_direct, 0, 0};
     const int winograd = ctx->precision == DT_PRECISION_WINOGRAD ||
                          ctx->precision == DT_PRECISION_TF32; /* the old name of winograd */
+    if (cpu_conv_gemm_suits(ctx, d)) /* by shape alone, so fp32 runs still repeat bit for bit */
+        return cpu_conv_create_variant(ctx, d, (cpu_conv_variant){dnnl_convolution_direct, 0, 1},
+                                       err);
     if (ctx->deterministic) {
         /* runtime.deterministic: no timing, so that every run builds the same layers */
         if (winograd && d->kernel == 3 && d->stride == 1) {
             dt_error unused = {{0}, 0};
             dt_layer *layer = cpu_conv_create_variant(
-                ctx, d, (cpu_conv_variant){dnnl_convolution_winograd, 0}, &unused);
+                ctx, d, (cpu_conv_variant){dnnl_convolution_winograd, 0, 0}, &unused);
             if (layer) return layer;
         }
         if (ctx->precision == DT_PRECISION_BF16)
-            return cpu_conv_create_variant(ctx, d, (cpu_conv_variant){dnnl_convolution_direct, 1},
-                                           err);
+            return cpu_conv_create_variant(ctx, d,
+                                           (cpu_conv_variant){dnnl_convolution_direct, 1, 0}, err);
         return cpu_conv_create_variant(ctx, d, direct, err);
     }
     if (winograd && d->kernel == 3 && d->stride == 1)
-        return conv_create_faster(ctx, d, direct, (cpu_conv_variant){dnnl_convolution_winograd, 0},
-                                  err);
+        return conv_create_faster(ctx, d, direct,
+                                  (cpu_conv_variant){dnnl_convolution_winograd, 0, 0}, err);
     if (ctx->precision == DT_PRECISION_BF16 && !d->no_backward)
         /* the fp32 backward-weights first: it is never the one far slower */
-        return conv_create_faster(ctx, d, (cpu_conv_variant){dnnl_convolution_direct, 1}, direct,
+        return conv_create_faster(ctx, d, (cpu_conv_variant){dnnl_convolution_direct, 1, 0}, direct,
                                   err);
     return cpu_conv_create_variant(ctx, d, direct, err);
 }

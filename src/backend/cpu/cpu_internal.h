@@ -183,6 +183,7 @@ dt_layer *cpu_conv_create(void *ctx, const dt_conv_desc *d, dt_error *err);
 typedef struct cpu_conv_variant {
     dnnl_alg_kind_t algorithm;
     int weights_grad_fp32;
+    int small_map_gemm; /* fp32: all three passes as per-tap matrix products (cpu_conv_gemm.c) */
 } cpu_conv_variant;
 dt_layer *cpu_conv_create_variant(cpu_ctx *ctx, const dt_conv_desc *d, cpu_conv_variant variant,
                                   dt_error *err);
@@ -191,6 +192,21 @@ int cpu_conv_forward(void *ctx, dt_layer *l, const float *weight, const dt_tenso
 int cpu_conv_backward(void *ctx, dt_layer *l, const float *weight, const dt_tensor *x,
                       const dt_tensor *dy, dt_tensor *dx, float *weight_grad, int accumulate,
                       dt_error *err);
+
+/* Convolutions over the smallest output maps as one matrix product per kernel tap
+ * (cpu_conv_gemm.c): fp32 (and winograd) layers with a kernel wider than 1 and at most this
+ * many output positions (a 2x2 map: the last stage of ResNet at 64 px) take that path. */
+enum { CPU_CONV_GEMM_MAX_POSITIONS = 4 };
+typedef struct cpu_conv_gemm cpu_conv_gemm;
+int cpu_conv_gemm_suits(const cpu_ctx *ctx, const dt_conv_desc *d);
+cpu_conv_gemm *cpu_conv_gemm_create(cpu_ctx *ctx, const dt_conv_desc *d, int out_height,
+                                    int out_width, dt_error *err);
+void cpu_conv_gemm_destroy(cpu_conv_gemm *g);
+int cpu_conv_gemm_forward(cpu_conv_gemm *g, const float *weight, const dt_tensor *x, dt_tensor *y,
+                          dt_error *err);
+int cpu_conv_gemm_backward(cpu_conv_gemm *g, const float *weight, const dt_tensor *x,
+                           const dt_tensor *dy, dt_tensor *dx, float *weight_grad, int accumulate,
+                           dt_error *err);
 
 dt_layer *cpu_batchnorm_create(void *ctx, const dt_batchnorm_desc *d, dt_error *err);
 int cpu_batchnorm_forward(void *ctx, dt_layer *l, const float *gamma, const float *beta,

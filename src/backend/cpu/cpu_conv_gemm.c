@@ -1,0 +1,356 @@
+/* Convolution over small feature maps (the last stages of a network at small image sizes) as
+ * one matrix product per kernel tap, in fp32. oneDNN 2.6's direct kernels parallelise over the
+ * output map, and over a 2x2 map most of each 3x3 window is padding; these layers
+ * instead keep their activations in HWNC order (position-major, then the image, then the
+ * channel), where for one tap every valid output position pairs with one input position and the
+ * rows of a position run over the whole batch. Each tap then is a product over only its valid
+ * rows, with K (backward-weights) or M (forward, backward-data) as large as the batch times the
+ * valid positions of one row, and no arithmetic on padding:
+ *   forward          y[rows of (oh, ow)]  += x[rows of (ih, iw)] . W_tap^T
+ *   backward-data    dx[rows of (ih, iw)] += dy[rows of (oh, ow)] . W_tap
+ *   backward-weights dW_tap               += dy[rows of (oh, ow)]^T . x[rows of (ih, iw)]
+ * with (ih, iw) = (oh * stride + kh - padding, ow * stride + kw - padding). The products are
+ * oneDNN's sgemm (its threads); the activations move between the backend's layout and HWNC, and
+ * the weights between OIHW and tap-major orders, by oneDNN reorders. The taps and rows
+ * are summed in a fixed order, so a layer repeats bit for bit for a given thread count. */
+#include "cpu_internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* A run of output positions whose input positions are equally far apart for one tap: rows
+ * `positions * batch` long from output position `out` and input position `in`. */
+typedef struct gemm_span {
+    int tap; /* kh * kernel + kw */
+    int out, in, positions;
+} gemm_span;
+
+/* The weights in one tap-major order, made by a reorder from OIHW when the buffer or the
+ * parameter version changed. */
+typedef struct tap_weights {
+    float *data;
+    dnnl_memory_t memory;
+    cpu_primitive reorder;
+    const float *source; /* NULL: not made yet */
+    uint64_t version;
+} tap_weights;
+
+/* An activation copy in HWNC with the reorders to and from the backend's layout. */
+typedef struct hwnc_copy {
+    float *data;
+    dnnl_memory_t memory;
+    cpu_primitive reorder; /* layout -> HWNC (inputs) or HWNC -> layout (outputs) */
+} hwnc_copy;
+
+struct cpu_conv_gemm {
+    cpu_ctx *ctx;
+    dt_conv_desc d;
+    int out_height, out_width;
+    gemm_span *spans; /* grouped by tap, taps in order */
+    int span_count;
+    hwnc_copy x, y, dy, dx;
+    const float *x_of; /* x->data whose HWNC copy x holds (NULL: none) */
+    /* the weights tap-major, from the OIHW buffer (user_weights) at a parameter version:
+     * [kh][kw][I][O] for the forward and [kh][kw][O][I] for backward-data, so that neither
+     * product reads a transposed weight operand, which sgemm handles much more slowly when
+     * the rows are few */
+    tap_weights forward_taps, data_taps;
+    dnnl_memory_t user_weights;
+    /* the weight gradient tap-major, reordered into the OIHW buffer */
+    float *grad_taps;
+    dnnl_memory_t grad_taps_memory, user_grad;
+    cpu_primitive grad_reorder;
+};
+
+/* The first and last output index along one axis whose input index is inside the map, for
+ * kernel offset k; -1 in *first when there is none. */
+static void valid_range(int out_size, int in_size, int stride, int padding, int k, int *first,
+                        int *last) {
+    *first = -1;
+    *last = -2;
+    for (int o = 0; o < out_size; o++) {
+        int i = o * stride + k - padding;
+        if (i < 0 || i >= in_size) continue;
+        if (*first < 0) *first = o;
+        *last = o;
+    }
+}
+
+static int add_span(cpu_conv_gemm *g, int tap, int out, int in, int positions, dt_error *err) {
+    gemm_span *grown = realloc(g->spans, (size_t)(g->span_count + 1) * sizeof *grown);
+    if (!grown) return dt_fail(err, "out of memory for a convolution's tap plan");
+    g->spans = grown;
+    g->spans[g->span_count++] = (gemm_span){tap, out, in, positions};
+    return 0;
+}
+
+/* The spans of every tap: with stride 1 a row of output positions maps onto a row of input
+ * positions, and when both rows are whole map rows, consecutive rows join into one span. */
+static int plan_spans(cpu_conv_gemm *g, dt_error *err) {
+    const dt_conv_desc *d = &g->d;
+    const int OH = g->out_height, OW = g->out_width, H = d->in_height, W = d->in_width;
+    for (int kh = 0; kh < d->kernel; kh++)
+        for (int kw = 0; kw < d->kernel; kw++) {
+            const int tap = kh * d->kernel + kw;
+            int oh0, oh1, ow0, ow1;
+            valid_range(OH, H, d->stride, d->padding, kh, &oh0, &oh1);
+            valid_range(OW, W, d->stride, d->padding, kw, &ow0, &ow1);
+            if (oh0 < 0 || ow0 < 0) continue;
+            const int ih0 = oh0 * d->stride + kh - d->padding;
+            const int iw0 = ow0 * d->stride + kw - d->padding;
+            if (d->stride == 1 && ow0 == 0 && ow1 == OW - 1 && OW == W) {
+                if (add_span(g, tap, oh0 * OW, ih0 * W, (oh1 - oh0 + 1) * OW, err)) return -1;
+                continue;
+            }
+            for (int oh = oh0; oh <= oh1; oh++) {
+                const int ih = ih0 + (oh - oh0) * d->stride;
+                if (d->stride == 1) {
+                    if (add_span(g, tap, oh * OW + ow0, ih * W + iw0, ow1 - ow0 + 1, err))
+                        return -1;
+                    continue;
+                }
+                for (int ow = ow0; ow <= ow1; ow++)
+                    if (add_span(g, tap, oh * OW + ow, ih * W + iw0 + (ow - ow0) * d->stride, 1,
+                                 err))
+                        return -1;
+            }
+        }
+    return 0;
+}
+
+/* HWNC description of an n x c x h x w activation. */
+static int hwnc_md(dnnl_memory_desc_t *md, int n, int c, int h, int w, dt_error *err) {
+    const dnnl_dims_t dims = {n, c, h, w};
+    const dnnl_dims_t strides = {c, 1, (dnnl_dim_t)w * n * c, (dnnl_dim_t)n * c};
+    return cpu_check(dnnl_memory_desc_init_by_strides(md, 4, dims, dnnl_f32, strides), err,
+                     "describing an HWNC activation");
+}
+
+/* Weights [kh][kw][O][I] (or [kh][kw][I][O] with in_major) for OIHW dimensions. */
+static int taps_md(dnnl_memory_desc_t *md, const dt_conv_desc *d, int in_major, dt_error *err) {
+    const dnnl_dims_t dims = {d->out_channels, d->in_channels, d->kernel, d->kernel};
+    const dnnl_dim_t plane = (dnnl_dim_t)d->out_channels * d->in_channels;
+    const dnnl_dims_t strides = {in_major ? 1 : d->in_channels, in_major ? d->out_channels : 1,
+                                 (dnnl_dim_t)d->kernel * plane, plane};
+    return cpu_check(dnnl_memory_desc_init_by_strides(md, 4, dims, dnnl_f32, strides), err,
+                     "describing tap-major weights");
+}
+
+static int tap_weights_init(cpu_ctx *ctx, tap_weights *t, const dnnl_memory_desc_t *oihw,
+                            const dnnl_memory_desc_t *md, dt_error *err) {
+    t->data = cpu_aligned_alloc(dnnl_memory_desc_get_size(md), 1);
+    if (!t->data) return dt_fail(err, "out of memory for convolution weights");
+    return cpu_memory_create(ctx, md, t->data, &t->memory, err) ||
+                   cpu_reorder_create(ctx, oihw, md, &t->reorder, err,
+                                      "creating the tap-major weight reorder")
+               ? -1
+               : 0;
+}
+
+static void tap_weights_free(tap_weights *t) {
+    cpu_primitive_destroy(&t->reorder);
+    if (t->memory) dnnl_memory_destroy(t->memory);
+    cpu_aligned_free(t->data);
+}
+
+static int hwnc_copy_init(cpu_ctx *ctx, hwnc_copy *c, int n, int channels, int h, int w,
+                          int to_hwnc, dt_error *err) {
+    dnnl_memory_desc_t layout, hwnc;
+    if (cpu_activation_md(ctx, &layout, n, channels, h, w, err) ||
+        hwnc_md(&hwnc, n, channels, h, w, err))
+        return -1;
+    c->data = cpu_aligned_alloc(dnnl_memory_desc_get_size(&hwnc), 1);
+    if (!c->data) return dt_fail(err, "out of memory for a convolution's HWNC activation");
+    return cpu_memory_create(ctx, &hwnc, c->data, &c->memory, err) ||
+                   cpu_reorder_create(ctx, to_hwnc ? &layout : &hwnc, to_hwnc ? &hwnc : &layout,
+                                      &c->reorder, err, "creating an HWNC reorder")
+               ? -1
+               : 0;
+}
+
+static void hwnc_copy_free(hwnc_copy *c) {
+    cpu_primitive_destroy(&c->reorder);
+    if (c->memory) dnnl_memory_destroy(c->memory);
+    cpu_aligned_free(c->data);
+}
+
+void cpu_conv_gemm_destroy(cpu_conv_gemm *g) {
+    if (!g) return;
+    hwnc_copy_free(&g->x);
+    hwnc_copy_free(&g->y);
+    hwnc_copy_free(&g->dy);
+    hwnc_copy_free(&g->dx);
+    tap_weights_free(&g->forward_taps);
+    tap_weights_free(&g->data_taps);
+    cpu_primitive_destroy(&g->grad_reorder);
+    if (g->user_weights) dnnl_memory_destroy(g->user_weights);
+    if (g->grad_taps_memory) dnnl_memory_destroy(g->grad_taps_memory);
+    if (g->user_grad) dnnl_memory_destroy(g->user_grad);
+    cpu_aligned_free(g->grad_taps);
+    free(g->spans);
+    free(g);
+}
+
+/* Where oneDNN 2.6's direct kernels spend most of a window on padding and parallelise poorly:
+ * maps of at most CPU_CONV_GEMM_MAX_POSITIONS output positions, with a kernel wider than 1 (a
+ * 1x1 convolution has no padding to skip, and oneDNN's is faster there). fp32 only: bf16 has
+ * its own measured choices. */
+int cpu_conv_gemm_suits(const cpu_ctx *ctx, const dt_conv_desc *d) {
+    int out_height, out_width;
+    dt_error unused = {{0}, 0};
+    if (dt_conv_desc_check(d, &out_height, &out_width, &unused)) return 0; /* refused later */
+    return ctx->precision != DT_PRECISION_BF16 && d->kernel > 1 &&
+           out_height * out_width <= CPU_CONV_GEMM_MAX_POSITIONS;
+}
+
+cpu_conv_gemm *cpu_conv_gemm_create(cpu_ctx *ctx, const dt_conv_desc *d, int out_height,
+                                    int out_width, dt_error *err) {
+    cpu_conv_gemm *g = calloc(1, sizeof *g);
+    if (!g) {
+        dt_fail(err, "out of memory creating a convolution");
+        return NULL;
+    }
+    g->ctx = ctx;
+    g->d = *d;
+    g->out_height = out_height;
+    g->out_width = out_width;
+    const size_t weights = (size_t)d->out_channels * d->in_channels * d->kernel * d->kernel;
+    const dnnl_dims_t weight_dims = {d->out_channels, d->in_channels, d->kernel, d->kernel};
+    dnnl_memory_desc_t oihw, taps, in_major_taps;
+    if (plan_spans(g, err) ||
+        hwnc_copy_init(ctx, &g->x, d->batch, d->in_channels, d->in_height, d->in_width, 1, err) ||
+        hwnc_copy_init(ctx, &g->y, d->batch, d->out_channels, out_height, out_width, 0, err) ||
+        hwnc_copy_init(ctx, &g->dy, d->batch, d->out_channels, out_height, out_width, 1, err) ||
+        hwnc_copy_init(ctx, &g->dx, d->batch, d->in_channels, d->in_height, d->in_width, 0, err) ||
+        cpu_check(dnnl_memory_desc_init_by_tag(&oihw, 4, weight_dims, dnnl_f32, dnnl_oihw), err,
+                  "describing convolution weights") ||
+        taps_md(&taps, d, 0, err) || taps_md(&in_major_taps, d, 1, err) ||
+        tap_weights_init(ctx, &g->forward_taps, &oihw, &in_major_taps, err) ||
+        tap_weights_init(ctx, &g->data_taps, &oihw, &taps, err))
+        goto fail;
+    g->grad_taps = cpu_aligned_alloc(weights * sizeof(float), 1);
+    if (!g->grad_taps) {
+        dt_fail(err, "out of memory for convolution weights");
+        goto fail;
+    }
+    if (cpu_memory_create(ctx, &taps, g->grad_taps, &g->grad_taps_memory, err) ||
+        cpu_memory_create(ctx, &oihw, NULL, &g->user_weights, err) ||
+        cpu_memory_create(ctx, &oihw, NULL, &g->user_grad, err) ||
+        cpu_reorder_create(ctx, &taps, &oihw, &g->grad_reorder, err,
+                           "creating the weight-gradient reorder"))
+        goto fail;
+    return g;
+fail:
+    cpu_conv_gemm_destroy(g);
+    return NULL;
+}
+
+static int run_reorder(cpu_ctx *ctx, const cpu_primitive *reorder, dnnl_memory_t from,
+                       dnnl_memory_t to, dt_error *err, const char *what) {
+    dnnl_exec_arg_t args[] = {{DNNL_ARG_FROM, from}, {DNNL_ARG_TO, to}};
+    return cpu_primitive_execute(ctx, reorder, 2, args, err, what);
+}
+
+static int sgemm(char transa, char transb, dnnl_dim_t m, dnnl_dim_t n, dnnl_dim_t k, const float *a,
+                 dnnl_dim_t lda, const float *b, dnnl_dim_t ldb, float beta, float *c,
+                 dnnl_dim_t ldc, dt_error *err) {
+    return cpu_check(dnnl_sgemm(transa, transb, m, n, k, 1.0f, a, lda, b, ldb, beta, c, ldc), err,
+                     "convolution sgemm");
+}
+
+/* t up to date for weight (OIHW) at the current parameter version. */
+static int load_taps(cpu_conv_gemm *g, tap_weights *t, const float *weight, dt_error *err) {
+    const uint64_t version = g->ctx->params_version;
+    if (t->source == weight && t->version == version) return 0;
+    t->source = NULL;
+    if (cpu_memory_point(g->user_weights, weight, err) ||
+        run_reorder(g->ctx, &t->reorder, g->user_weights, t->memory, err,
+                    "reordering weights tap-major"))
+        return -1;
+    t->source = weight;
+    t->version = version;
+    return 0;
+}
+
+static const float *tap_of(const cpu_conv_gemm *g, const tap_weights *t, int tap) {
+    return t->data + (size_t)tap * g->d.out_channels * g->d.in_channels;
+}
+
+int cpu_conv_gemm_forward(cpu_conv_gemm *g, const float *weight, const dt_tensor *x, dt_tensor *y,
+                          dt_error *err) {
+    const dt_conv_desc *d = &g->d;
+    const dnnl_dim_t N = d->batch, I = d->in_channels, O = d->out_channels;
+    g->x_of = NULL;
+    if (load_taps(g, &g->forward_taps, weight, err) ||
+        run_reorder(g->ctx, &g->x.reorder, x->memory, g->x.memory, err, "reordering x to HWNC"))
+        return -1;
+    g->x_of = x->data;
+    memset(g->y.data, 0, y->count * sizeof(float));
+    for (int s = 0; s < g->span_count; s++) {
+        const gemm_span *sp = &g->spans[s];
+        if (sgemm('N', 'N', sp->positions * N, O, I, g->x.data + sp->in * N * I, I,
+                  tap_of(g, &g->forward_taps, sp->tap), O, 1.0f, g->y.data + sp->out * N * O, O,
+                  err))
+            return -1;
+    }
+    return run_reorder(g->ctx, &g->y.reorder, g->y.memory, y->memory, err,
+                       "reordering y from HWNC");
+}
+
+/* dW (tap-major) from the HWNC x and dy; a tap without valid positions gets zeros. */
+static int weights_grad_taps(cpu_conv_gemm *g, dt_error *err) {
+    const dt_conv_desc *d = &g->d;
+    const dnnl_dim_t N = d->batch, I = d->in_channels, O = d->out_channels;
+    const size_t plane = (size_t)O * I;
+    int done_tap = -1;
+    for (int tap = 0, s = 0; tap < d->kernel * d->kernel; tap++) {
+        float *c = g->grad_taps + (size_t)tap * plane;
+        if (s == g->span_count || g->spans[s].tap != tap) memset(c, 0, plane * sizeof(float));
+        for (; s < g->span_count && g->spans[s].tap == tap; s++) {
+            const gemm_span *sp = &g->spans[s];
+            if (sgemm('T', 'N', O, I, sp->positions * N, g->dy.data + sp->out * N * O, O,
+                      g->x.data + sp->in * N * I, I, done_tap == tap ? 1.0f : 0.0f, c, I, err))
+                return -1;
+            done_tap = tap;
+        }
+    }
+    return 0;
+}
+
+int cpu_conv_gemm_backward(cpu_conv_gemm *g, const float *weight, const dt_tensor *x,
+                           const dt_tensor *dy, dt_tensor *dx, float *weight_grad, int accumulate,
+                           dt_error *err) {
+    const dt_conv_desc *d = &g->d;
+    const dnnl_dim_t N = d->batch, I = d->in_channels, O = d->out_channels;
+    if (run_reorder(g->ctx, &g->dy.reorder, dy->memory, g->dy.memory, err, "reordering dy to HWNC"))
+        return -1;
+    if (weight_grad) {
+        /* the forward's HWNC x when it was made from this x (the saved-tensor contract) */
+        if (g->x_of != x->data) {
+            g->x_of = NULL;
+            if (run_reorder(g->ctx, &g->x.reorder, x->memory, g->x.memory, err,
+                            "reordering x to HWNC"))
+                return -1;
+            g->x_of = x->data;
+        }
+        float *target = accumulate ? g->ctx->grad_scratch : weight_grad;
+        if (weights_grad_taps(g, err) || cpu_memory_point(g->user_grad, target, err) ||
+            run_reorder(g->ctx, &g->grad_reorder, g->grad_taps_memory, g->user_grad, err,
+                        "reordering the weight gradient"))
+            return -1;
+        if (accumulate)
+            cpu_add_floats(weight_grad, target,
+                           (size_t)O * I * (size_t)d->kernel * (size_t)d->kernel);
+    }
+    if (!dx) return 0;
+    if (load_taps(g, &g->data_taps, weight, err)) return -1;
+    memset(g->dx.data, 0, dx->count * sizeof(float));
+    for (int s = 0; s < g->span_count; s++) {
+        const gemm_span *sp = &g->spans[s];
+        if (sgemm('N', 'N', sp->positions * N, I, O, g->dy.data + sp->out * N * O, O,
+                  tap_of(g, &g->data_taps, sp->tap), I, 1.0f, g->dx.data + sp->in * N * I, I, err))
+            return -1;
+    }
+    return run_reorder(g->ctx, &g->dx.reorder, g->dx.memory, dx->memory, err,
+                       "reordering dx from HWNC");
+}
