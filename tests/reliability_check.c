@@ -663,8 +663,7 @@ int main(int argc, char **argv) {
     const int mpi = argc >= 2 && strcmp(argv[1], "mpi") == 0;
     const int features = argc >= 2 && strcmp(argv[1], "features") == 0;
     if (argc < 3 || (mpi && argc < 4) || (!mpi && !features && strcmp(argv[1], "single") != 0)) {
-        fprintf(stderr,
-                "usage: %s single|features DTRAIN_BIN | mpi DTRAIN_BIN MPIRUN [FLAGS...]\n",
+        fprintf(stderr, "usage: %s single|features DTRAIN_BIN | mpi DTRAIN_BIN MPIRUN [FLAGS...]\n",
                 argv[0]);
         return 2;
     }
