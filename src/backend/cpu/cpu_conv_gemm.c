@@ -15,6 +15,7 @@
  * are summed in a fixed order, so a layer repeats bit for bit for a given thread count. */
 #include "cpu_internal.h"
 
+#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -251,13 +252,6 @@ static int run_reorder(cpu_ctx *ctx, const cpu_primitive *reorder, dnnl_memory_t
     return cpu_primitive_execute(ctx, reorder, 2, args, err, what);
 }
 
-static int sgemm(char transa, char transb, dnnl_dim_t m, dnnl_dim_t n, dnnl_dim_t k, const float *a,
-                 dnnl_dim_t lda, const float *b, dnnl_dim_t ldb, float beta, float *c,
-                 dnnl_dim_t ldc, dt_error *err) {
-    return cpu_check(dnnl_sgemm(transa, transb, m, n, k, 1.0f, a, lda, b, ldb, beta, c, ldc), err,
-                     "convolution sgemm");
-}
-
 /* t up to date for weight (OIHW) at the current parameter version. */
 static int load_taps(cpu_conv_gemm *g, tap_weights *t, const float *weight, dt_error *err) {
     const uint64_t version = g->ctx->params_version;
@@ -272,27 +266,63 @@ static int load_taps(cpu_conv_gemm *g, tap_weights *t, const float *weight, dt_e
     return 0;
 }
 
-static const float *tap_of(const cpu_conv_gemm *g, const tap_weights *t, int tap) {
-    return t->data + (size_t)tap * g->d.out_channels * g->d.in_channels;
+typedef enum { PASS_FORWARD, PASS_DATA, PASS_WEIGHTS } gemm_pass;
+
+/* Every span of one pass in one OpenMP region: each thread takes a block of the products'
+ * columns (whole 16-column blocks) through all the spans in order, with sgemm on that thread
+ * alone (oneDNN runs sgemm single-threaded inside a parallel region), so that a pass wakes the
+ * threads once, not once per span. Output columns never cross threads, and each sum runs in
+ * the spans' order: the result does not depend on the timing. PASS_WEIGHTS overwrites a tap at
+ * its first span and adds the later ones; the other passes add to a zeroed output. */
+static int run_pass(cpu_conv_gemm *g, gemm_pass pass, dt_error *err) {
+    const dt_conv_desc *d = &g->d;
+    const dnnl_dim_t N = d->batch, I = d->in_channels, O = d->out_channels;
+    const dnnl_dim_t columns = pass == PASS_FORWARD ? O : I, blocks = (columns + 15) / 16;
+    const float *forward_taps = g->forward_taps.data, *data_taps = g->data_taps.data;
+    const float *x = g->x.data, *dy = g->dy.data;
+    float *y = g->y.data, *dx = g->dx.data, *grad = g->grad_taps;
+    const size_t plane = (size_t)O * I;
+    dnnl_status_t status = dnnl_success;
+#pragma omp parallel
+    {
+        const dnnl_dim_t threads = omp_get_num_threads(), t = omp_get_thread_num();
+        dnnl_dim_t c0 = blocks * t / threads * 16, c1 = blocks * (t + 1) / threads * 16;
+        if (c1 > columns) c1 = columns;
+        int last_tap = -1;
+        for (int s = 0; s < g->span_count && c0 < c1; s++) {
+            const gemm_span *sp = &g->spans[s];
+            const dnnl_dim_t rows = sp->positions * N;
+            const size_t out = (size_t)sp->out * N * O, in = (size_t)sp->in * N * I;
+            const size_t tap = (size_t)sp->tap * plane;
+            dnnl_status_t st;
+            if (pass == PASS_FORWARD)
+                st = dnnl_sgemm('N', 'N', rows, c1 - c0, I, 1.0f, x + in, I,
+                                forward_taps + tap + c0, O, 1.0f, y + out + c0, O);
+            else if (pass == PASS_DATA)
+                st = dnnl_sgemm('N', 'N', rows, c1 - c0, O, 1.0f, dy + out, O, data_taps + tap + c0,
+                                I, 1.0f, dx + in + c0, I);
+            else
+                st = dnnl_sgemm('T', 'N', O, c1 - c0, rows, 1.0f, dy + out, O, x + in + c0, I,
+                                last_tap == sp->tap ? 1.0f : 0.0f, grad + tap + c0, I);
+            last_tap = sp->tap;
+            if (st != dnnl_success) {
+#pragma omp atomic write
+                status = st;
+            }
+        }
+    }
+    return cpu_check(status, err, "convolution sgemm");
 }
 
 int cpu_conv_gemm_forward(cpu_conv_gemm *g, const float *weight, const dt_tensor *x, dt_tensor *y,
                           dt_error *err) {
-    const dt_conv_desc *d = &g->d;
-    const dnnl_dim_t N = d->batch, I = d->in_channels, O = d->out_channels;
     g->x_of = NULL;
     if (load_taps(g, &g->forward_taps, weight, err) ||
         run_reorder(g->ctx, &g->x.reorder, x->memory, g->x.memory, err, "reordering x to HWNC"))
         return -1;
     g->x_of = x->data;
     memset(g->y.data, 0, y->count * sizeof(float));
-    for (int s = 0; s < g->span_count; s++) {
-        const gemm_span *sp = &g->spans[s];
-        if (sgemm('N', 'N', sp->positions * N, O, I, g->x.data + sp->in * N * I, I,
-                  tap_of(g, &g->forward_taps, sp->tap), O, 1.0f, g->y.data + sp->out * N * O, O,
-                  err))
-            return -1;
-    }
+    if (run_pass(g, PASS_FORWARD, err)) return -1;
     return run_reorder(g->ctx, &g->y.reorder, g->y.memory, y->memory, err,
                        "reordering y from HWNC");
 }
@@ -300,28 +330,21 @@ int cpu_conv_gemm_forward(cpu_conv_gemm *g, const float *weight, const dt_tensor
 /* dW (tap-major) from the HWNC x and dy; a tap without valid positions gets zeros. */
 static int weights_grad_taps(cpu_conv_gemm *g, dt_error *err) {
     const dt_conv_desc *d = &g->d;
-    const dnnl_dim_t N = d->batch, I = d->in_channels, O = d->out_channels;
-    const size_t plane = (size_t)O * I;
-    int done_tap = -1;
+    const size_t plane = (size_t)d->out_channels * d->in_channels;
     for (int tap = 0, s = 0; tap < d->kernel * d->kernel; tap++) {
-        float *c = g->grad_taps + (size_t)tap * plane;
-        if (s == g->span_count || g->spans[s].tap != tap) memset(c, 0, plane * sizeof(float));
-        for (; s < g->span_count && g->spans[s].tap == tap; s++) {
-            const gemm_span *sp = &g->spans[s];
-            if (sgemm('T', 'N', O, I, sp->positions * N, g->dy.data + sp->out * N * O, O,
-                      g->x.data + sp->in * N * I, I, done_tap == tap ? 1.0f : 0.0f, c, I, err))
-                return -1;
-            done_tap = tap;
-        }
+        if (s < g->span_count && g->spans[s].tap == tap)
+            while (s < g->span_count && g->spans[s].tap == tap) s++;
+        else
+            memset(g->grad_taps + (size_t)tap * plane, 0, plane * sizeof(float));
     }
-    return 0;
+    return run_pass(g, PASS_WEIGHTS, err);
 }
 
 int cpu_conv_gemm_backward(cpu_conv_gemm *g, const float *weight, const dt_tensor *x,
                            const dt_tensor *dy, dt_tensor *dx, float *weight_grad, int accumulate,
                            dt_error *err) {
     const dt_conv_desc *d = &g->d;
-    const dnnl_dim_t N = d->batch, I = d->in_channels, O = d->out_channels;
+    const size_t I = (size_t)d->in_channels, O = (size_t)d->out_channels;
     if (run_reorder(g->ctx, &g->dy.reorder, dy->memory, g->dy.memory, err, "reordering dy to HWNC"))
         return -1;
     if (weight_grad) {
@@ -339,18 +362,12 @@ int cpu_conv_gemm_backward(cpu_conv_gemm *g, const float *weight, const dt_tenso
                         "reordering the weight gradient"))
             return -1;
         if (accumulate)
-            cpu_add_floats(weight_grad, target,
-                           (size_t)O * I * (size_t)d->kernel * (size_t)d->kernel);
+            cpu_add_floats(weight_grad, target, O * I * (size_t)d->kernel * (size_t)d->kernel);
     }
     if (!dx) return 0;
     if (load_taps(g, &g->data_taps, weight, err)) return -1;
     memset(g->dx.data, 0, dx->count * sizeof(float));
-    for (int s = 0; s < g->span_count; s++) {
-        const gemm_span *sp = &g->spans[s];
-        if (sgemm('N', 'N', sp->positions * N, I, O, g->dy.data + sp->out * N * O, O,
-                  tap_of(g, &g->data_taps, sp->tap), I, 1.0f, g->dx.data + sp->in * N * I, I, err))
-            return -1;
-    }
+    if (run_pass(g, PASS_DATA, err)) return -1;
     return run_reorder(g->ctx, &g->dx.reorder, g->dx.memory, dx->memory, err,
                        "reordering dx from HWNC");
 }

@@ -26,14 +26,33 @@ int cpu_guard_reset(void *opaque, const dt_guard_state *state, int64_t halt_afte
     return 0;
 }
 
+/* The gradients are scanned in blocks with a branch-free test of the exponent bits (all ones:
+ * infinity or NaN) that vectorises; only the first block with a hit is searched element by
+ * element for the first non-finite index. */
+enum { CPU_GUARD_BLOCK = 4096 };
+
 int cpu_guard_check(void *opaque, const float *grads, size_t count, int64_t step, dt_error *err) {
     cpu_ctx *ctx = opaque;
     (void)err;
     const long long n = (long long)count;
+    const long long blocks = (n + CPU_GUARD_BLOCK - 1) / CPU_GUARD_BLOCK;
+    long long first_block = blocks;
+#pragma omp parallel for if (n >= (1 << 15)) schedule(static) reduction(min : first_block)
+    for (long long b = 0; b < blocks; b++) {
+        const long long lo = b * CPU_GUARD_BLOCK;
+        const long long hi = lo + CPU_GUARD_BLOCK < n ? lo + CPU_GUARD_BLOCK : n;
+        uint32_t hit = 0;
+#pragma omp simd reduction(| : hit)
+        for (long long i = lo; i < hi; i++) {
+            uint32_t bits;
+            memcpy(&bits, &grads[i], sizeof bits);
+            hit |= (uint32_t)((bits & 0x7f800000u) == 0x7f800000u);
+        }
+        if (hit && b < first_block) first_block = b;
+    }
     long long first = n;
-#pragma omp parallel for if (n >= (1 << 15)) schedule(static) reduction(min : first)
-    for (long long i = 0; i < n; i++)
-        if (!isfinite(grads[i]) && i < first) first = i;
+    for (long long i = first_block * CPU_GUARD_BLOCK; i < n && first == n; i++)
+        if (!isfinite(grads[i])) first = i;
     int is_nan = first < n && isnan(grads[first]);
     dt_guard_apply(&ctx->guard, ctx->guard_halt_after, step, first < n ? first : -1, is_nan);
     return 0;
