@@ -26,22 +26,22 @@ typedef struct gemm_span {
     int out, in, positions;
 } gemm_span;
 
-/* The weights in one tap-major order, made by a reorder from OIHW when the buffer or the
- * parameter version changed. */
-typedef struct tap_weights {
+/* A private buffer and the one reorder that fills it or empties it: an activation in HWNC (from
+ * the backend's layout for inputs, to it for outputs), the weights or their gradient in a
+ * tap-major order (from or to OIHW). */
+typedef struct reordered {
     float *data;
-    dnnl_memory_t memory;
+    dnnl_memory_t memory; /* over data */
     cpu_primitive reorder;
+} reordered;
+
+/* The weights in one tap-major order, made from OIHW when the buffer or the parameter version
+ * changed. */
+typedef struct tap_weights {
+    reordered copy;
     const float *source; /* NULL: not made yet */
     uint64_t version;
 } tap_weights;
-
-/* An activation copy in HWNC with the reorders to and from the backend's layout. */
-typedef struct hwnc_copy {
-    float *data;
-    dnnl_memory_t memory;
-    cpu_primitive reorder; /* layout -> HWNC (inputs) or HWNC -> layout (outputs) */
-} hwnc_copy;
 
 struct cpu_conv_gemm {
     cpu_ctx *ctx;
@@ -49,18 +49,17 @@ struct cpu_conv_gemm {
     int out_height, out_width;
     gemm_span *spans; /* grouped by tap, taps in order */
     int span_count;
-    hwnc_copy x, y, dy, dx;
-    const float *x_of; /* x->data whose HWNC copy x holds (NULL: none) */
+    reordered x, y, dy, dx; /* HWNC */
+    const float *x_of;      /* x->data whose HWNC copy x holds (NULL: none) */
     /* the weights tap-major, from the OIHW buffer (user_weights) at a parameter version:
      * [kh][kw][I][O] for the forward and [kh][kw][O][I] for backward-data, so that neither
      * product reads a transposed weight operand, which sgemm handles much more slowly when
      * the rows are few */
     tap_weights forward_taps, data_taps;
     dnnl_memory_t user_weights;
-    /* the weight gradient tap-major, reordered into the OIHW buffer */
-    float *grad_taps;
-    dnnl_memory_t grad_taps_memory, user_grad;
-    cpu_primitive grad_reorder;
+    /* the weight gradient tap-major, reordered into the OIHW buffer (user_grad) */
+    reordered grad;
+    dnnl_memory_t user_grad;
 };
 
 /* The first and last output index along one axis whose input index is inside the map, for
@@ -137,57 +136,44 @@ static int taps_md(dnnl_memory_desc_t *md, const dt_conv_desc *d, int in_major, 
                      "describing tap-major weights");
 }
 
-static int tap_weights_init(cpu_ctx *ctx, tap_weights *t, const dnnl_memory_desc_t *oihw,
-                            const dnnl_memory_desc_t *md, dt_error *err) {
-    t->data = cpu_aligned_alloc(dnnl_memory_desc_get_size(md), 1);
-    if (!t->data) return dt_fail(err, "out of memory for convolution weights");
-    return cpu_memory_create(ctx, md, t->data, &t->memory, err) ||
-                   cpu_reorder_create(ctx, oihw, md, &t->reorder, err,
-                                      "creating the tap-major weight reorder")
+/* r->data in layout own, with the reorder from `from` to `to` (one of which is own). */
+static int reordered_init(cpu_ctx *ctx, reordered *r, const dnnl_memory_desc_t *own,
+                          const dnnl_memory_desc_t *from, const dnnl_memory_desc_t *to,
+                          dt_error *err) {
+    r->data = cpu_aligned_alloc(dnnl_memory_desc_get_size(own), 1);
+    if (!r->data) return dt_fail(err, "out of memory for a convolution's private buffer");
+    return cpu_memory_create(ctx, own, r->data, &r->memory, err) ||
+                   cpu_reorder_create(ctx, from, to, &r->reorder, err,
+                                      "creating a per-tap convolution reorder")
                ? -1
                : 0;
 }
 
-static void tap_weights_free(tap_weights *t) {
-    cpu_primitive_destroy(&t->reorder);
-    if (t->memory) dnnl_memory_destroy(t->memory);
-    cpu_aligned_free(t->data);
+static void reordered_free(reordered *r) {
+    cpu_primitive_destroy(&r->reorder);
+    if (r->memory) dnnl_memory_destroy(r->memory);
+    cpu_aligned_free(r->data);
 }
 
-static int hwnc_copy_init(cpu_ctx *ctx, hwnc_copy *c, int n, int channels, int h, int w,
-                          int to_hwnc, dt_error *err) {
+/* An n x c x h x w activation in HWNC, reordered from the backend's layout (to_hwnc) or to it. */
+static int hwnc_init(cpu_ctx *ctx, reordered *r, int n, int channels, int h, int w, int to_hwnc,
+                     dt_error *err) {
     dnnl_memory_desc_t layout, hwnc;
-    if (cpu_activation_md(ctx, &layout, n, channels, h, w, err) ||
-        hwnc_md(&hwnc, n, channels, h, w, err))
-        return -1;
-    c->data = cpu_aligned_alloc(dnnl_memory_desc_get_size(&hwnc), 1);
-    if (!c->data) return dt_fail(err, "out of memory for a convolution's HWNC activation");
-    return cpu_memory_create(ctx, &hwnc, c->data, &c->memory, err) ||
-                   cpu_reorder_create(ctx, to_hwnc ? &layout : &hwnc, to_hwnc ? &hwnc : &layout,
-                                      &c->reorder, err, "creating an HWNC reorder")
+    return cpu_activation_md(ctx, &layout, n, channels, h, w, err) ||
+                   hwnc_md(&hwnc, n, channels, h, w, err) ||
+                   reordered_init(ctx, r, &hwnc, to_hwnc ? &layout : &hwnc,
+                                  to_hwnc ? &hwnc : &layout, err)
                ? -1
                : 0;
-}
-
-static void hwnc_copy_free(hwnc_copy *c) {
-    cpu_primitive_destroy(&c->reorder);
-    if (c->memory) dnnl_memory_destroy(c->memory);
-    cpu_aligned_free(c->data);
 }
 
 void cpu_conv_gemm_destroy(cpu_conv_gemm *g) {
     if (!g) return;
-    hwnc_copy_free(&g->x);
-    hwnc_copy_free(&g->y);
-    hwnc_copy_free(&g->dy);
-    hwnc_copy_free(&g->dx);
-    tap_weights_free(&g->forward_taps);
-    tap_weights_free(&g->data_taps);
-    cpu_primitive_destroy(&g->grad_reorder);
+    reordered *owned[] = {&g->x,   &g->y, &g->dy, &g->dx, &g->forward_taps.copy, &g->data_taps.copy,
+                          &g->grad};
+    for (size_t i = 0; i < sizeof owned / sizeof owned[0]; i++) reordered_free(owned[i]);
     if (g->user_weights) dnnl_memory_destroy(g->user_weights);
-    if (g->grad_taps_memory) dnnl_memory_destroy(g->grad_taps_memory);
     if (g->user_grad) dnnl_memory_destroy(g->user_grad);
-    cpu_aligned_free(g->grad_taps);
     free(g->spans);
     free(g);
 }
@@ -215,35 +201,25 @@ cpu_conv_gemm *cpu_conv_gemm_create(cpu_ctx *ctx, const dt_conv_desc *d, int out
     g->d = *d;
     g->out_height = out_height;
     g->out_width = out_width;
-    const size_t weights = (size_t)d->out_channels * d->in_channels * d->kernel * d->kernel;
     const dnnl_dims_t weight_dims = {d->out_channels, d->in_channels, d->kernel, d->kernel};
     dnnl_memory_desc_t oihw, taps, in_major_taps;
     if (plan_spans(g, err) ||
-        hwnc_copy_init(ctx, &g->x, d->batch, d->in_channels, d->in_height, d->in_width, 1, err) ||
-        hwnc_copy_init(ctx, &g->y, d->batch, d->out_channels, out_height, out_width, 0, err) ||
-        hwnc_copy_init(ctx, &g->dy, d->batch, d->out_channels, out_height, out_width, 1, err) ||
-        hwnc_copy_init(ctx, &g->dx, d->batch, d->in_channels, d->in_height, d->in_width, 0, err) ||
+        hwnc_init(ctx, &g->x, d->batch, d->in_channels, d->in_height, d->in_width, 1, err) ||
+        hwnc_init(ctx, &g->y, d->batch, d->out_channels, out_height, out_width, 0, err) ||
+        hwnc_init(ctx, &g->dy, d->batch, d->out_channels, out_height, out_width, 1, err) ||
+        hwnc_init(ctx, &g->dx, d->batch, d->in_channels, d->in_height, d->in_width, 0, err) ||
         cpu_check(dnnl_memory_desc_init_by_tag(&oihw, 4, weight_dims, dnnl_f32, dnnl_oihw), err,
                   "describing convolution weights") ||
         taps_md(&taps, d, 0, err) || taps_md(&in_major_taps, d, 1, err) ||
-        tap_weights_init(ctx, &g->forward_taps, &oihw, &in_major_taps, err) ||
-        tap_weights_init(ctx, &g->data_taps, &oihw, &taps, err))
-        goto fail;
-    g->grad_taps = cpu_aligned_alloc(weights * sizeof(float), 1);
-    if (!g->grad_taps) {
-        dt_fail(err, "out of memory for convolution weights");
-        goto fail;
-    }
-    if (cpu_memory_create(ctx, &taps, g->grad_taps, &g->grad_taps_memory, err) ||
+        reordered_init(ctx, &g->forward_taps.copy, &in_major_taps, &oihw, &in_major_taps, err) ||
+        reordered_init(ctx, &g->data_taps.copy, &taps, &oihw, &taps, err) ||
+        reordered_init(ctx, &g->grad, &taps, &taps, &oihw, err) ||
         cpu_memory_create(ctx, &oihw, NULL, &g->user_weights, err) ||
-        cpu_memory_create(ctx, &oihw, NULL, &g->user_grad, err) ||
-        cpu_reorder_create(ctx, &taps, &oihw, &g->grad_reorder, err,
-                           "creating the weight-gradient reorder"))
-        goto fail;
+        cpu_memory_create(ctx, &oihw, NULL, &g->user_grad, err)) {
+        cpu_conv_gemm_destroy(g);
+        return NULL;
+    }
     return g;
-fail:
-    cpu_conv_gemm_destroy(g);
-    return NULL;
 }
 
 static int run_reorder(cpu_ctx *ctx, const cpu_primitive *reorder, dnnl_memory_t from,
@@ -258,7 +234,7 @@ static int load_taps(cpu_conv_gemm *g, tap_weights *t, const float *weight, dt_e
     if (t->source == weight && t->version == version) return 0;
     t->source = NULL;
     if (cpu_memory_point(g->user_weights, weight, err) ||
-        run_reorder(g->ctx, &t->reorder, g->user_weights, t->memory, err,
+        run_reorder(g->ctx, &t->copy.reorder, g->user_weights, t->copy.memory, err,
                     "reordering weights tap-major"))
         return -1;
     t->source = weight;
@@ -278,9 +254,9 @@ static int run_pass(cpu_conv_gemm *g, gemm_pass pass, dt_error *err) {
     const dt_conv_desc *d = &g->d;
     const dnnl_dim_t N = d->batch, I = d->in_channels, O = d->out_channels;
     const dnnl_dim_t columns = pass == PASS_FORWARD ? O : I, blocks = (columns + 15) / 16;
-    const float *forward_taps = g->forward_taps.data, *data_taps = g->data_taps.data;
+    const float *forward_taps = g->forward_taps.copy.data, *data_taps = g->data_taps.copy.data;
     const float *x = g->x.data, *dy = g->dy.data;
-    float *y = g->y.data, *dx = g->dx.data, *grad = g->grad_taps;
+    float *y = g->y.data, *dx = g->dx.data, *grad = g->grad.data;
     const size_t plane = (size_t)O * I;
     dnnl_status_t status = dnnl_success;
 #pragma omp parallel
@@ -335,7 +311,7 @@ static int weights_grad_taps(cpu_conv_gemm *g, dt_error *err) {
         if (s < g->span_count && g->spans[s].tap == tap)
             while (s < g->span_count && g->spans[s].tap == tap) s++;
         else
-            memset(g->grad_taps + (size_t)tap * plane, 0, plane * sizeof(float));
+            memset(g->grad.data + (size_t)tap * plane, 0, plane * sizeof(float));
     }
     return run_pass(g, PASS_WEIGHTS, err);
 }
@@ -358,7 +334,7 @@ int cpu_conv_gemm_backward(cpu_conv_gemm *g, const float *weight, const dt_tenso
         }
         float *target = accumulate ? g->ctx->grad_scratch : weight_grad;
         if (weights_grad_taps(g, err) || cpu_memory_point(g->user_grad, target, err) ||
-            run_reorder(g->ctx, &g->grad_reorder, g->grad_taps_memory, g->user_grad, err,
+            run_reorder(g->ctx, &g->grad.reorder, g->grad.memory, g->user_grad, err,
                         "reordering the weight gradient"))
             return -1;
         if (accumulate)
