@@ -16,41 +16,25 @@ typedef struct layer_shape {
     int in_channels, out_channels, in_size, kernel, stride;
 } layer_shape;
 
-static void fill(float *data, size_t count, int period) {
-    for (size_t i = 0; i < count; i++)
-        data[i] = (float)((int)(i % (size_t)period) - period / 2) * 0.01f;
-}
-
 /* Best forward and backward seconds of both variants over rounds, alternating. */
 static int time_shape(cpu_ctx *ctx, const dt_conv_desc *d, int rounds, double best[2][2],
                       dt_error *err) {
-    const int out = (d->in_height + 2 * d->padding - d->kernel) / d->stride + 1;
     dt_layer *layers[2] = {
         cpu_conv_create_variant(ctx, d, (cpu_conv_variant){dnnl_convolution_direct, 0, 0}, err),
         cpu_conv_create_variant(ctx, d, (cpu_conv_variant){dnnl_convolution_direct, 0, 1}, err)};
-    dt_tensor *x = cpu_tensor_create(ctx, d->batch, d->in_channels, d->in_height, d->in_width, err);
-    dt_tensor *dx =
-        cpu_tensor_create(ctx, d->batch, d->in_channels, d->in_height, d->in_width, err);
-    dt_tensor *y = cpu_tensor_create(ctx, d->batch, d->out_channels, out, out, err);
-    dt_tensor *dy = cpu_tensor_create(ctx, d->batch, d->out_channels, out, out, err);
-    const size_t weights = (size_t)d->out_channels * d->in_channels * d->kernel * d->kernel;
-    float *weight = cpu_aligned_alloc(weights * sizeof(float), 1);
-    float *grad = cpu_aligned_alloc(weights * sizeof(float), 1);
+    cpu_conv_timing_inputs in;
     int rc = -1;
-    if (!layers[0] || !layers[1] || !x || !dx || !y || !dy || !weight || !grad) goto done;
-    fill(x->data, x->count, 13);
-    fill(dy->data, dy->count, 7);
-    fill(weight, weights, 5);
+    if (cpu_conv_timing_inputs_make(ctx, d, &in, err) || !layers[0] || !layers[1]) goto done;
     for (int v = 0; v < 2; v++) best[v][0] = best[v][1] = 1e30;
     for (int round = 0; round < rounds + 2; round++)
         for (int v = 0; v < 2; v++) {
             ctx->params_version++;
             const double start = dt_monotonic_seconds();
-            if (cpu_conv_forward(ctx, layers[v], weight, x, y, err)) goto done;
+            if (cpu_conv_forward(ctx, layers[v], in.weight, in.x, in.y, err)) goto done;
             const double middle = dt_monotonic_seconds();
             /* the stem (no_input_grad) computes no dx, as in the network */
-            if (cpu_conv_backward(ctx, layers[v], weight, x, dy, d->no_input_grad ? NULL : dx, grad,
-                                  0, err))
+            if (cpu_conv_backward(ctx, layers[v], in.weight, in.x, in.dy,
+                                  d->no_input_grad ? NULL : in.dx, in.grad, 0, err))
                 goto done;
             const double end = dt_monotonic_seconds();
             if (round < 2) continue; /* warm-up: page faults, caches */
@@ -61,9 +45,7 @@ static int time_shape(cpu_ctx *ctx, const dt_conv_desc *d, int rounds, double be
 done:
     for (int v = 0; v < 2; v++)
         if (layers[v]) layers[v]->destroy(layers[v]);
-    cpu_tensor_destroy(ctx, x), cpu_tensor_destroy(ctx, dx);
-    cpu_tensor_destroy(ctx, y), cpu_tensor_destroy(ctx, dy);
-    cpu_aligned_free(weight), cpu_aligned_free(grad);
+    cpu_conv_timing_inputs_free(ctx, &in);
     return rc;
 }
 

@@ -34,13 +34,7 @@ static int same_shape(const dt_conv_desc *a, const dt_conv_desc *b) {
            a->padding == b->padding;
 }
 
-/* Scratch tensors and buffers for one layer's timing, filled with small non-zero values. */
-typedef struct timing_inputs {
-    dt_tensor *x, *y, *dy, *dx;
-    float *weight, *grad;
-} timing_inputs;
-
-static void timing_inputs_free(cpu_ctx *ctx, timing_inputs *in) {
+void cpu_conv_timing_inputs_free(cpu_ctx *ctx, cpu_conv_timing_inputs *in) {
     cpu_tensor_destroy(ctx, in->x);
     cpu_tensor_destroy(ctx, in->y);
     cpu_tensor_destroy(ctx, in->dy);
@@ -53,8 +47,8 @@ static void fill(float *data, size_t count) {
     for (size_t i = 0; i < count; i++) data[i] = (float)((int)(i % 17) - 8) * 0.0625f;
 }
 
-static int timing_inputs_make(cpu_ctx *ctx, const dt_conv_desc *d, timing_inputs *in,
-                              dt_error *err) {
+int cpu_conv_timing_inputs_make(cpu_ctx *ctx, const dt_conv_desc *d, cpu_conv_timing_inputs *in,
+                                dt_error *err) {
     memset(in, 0, sizeof *in);
     const int oh = (d->in_height + 2 * d->padding - d->kernel) / d->stride + 1;
     const int ow = (d->in_width + 2 * d->padding - d->kernel) / d->stride + 1;
@@ -78,7 +72,7 @@ static int timing_inputs_make(cpu_ctx *ctx, const dt_conv_desc *d, timing_inputs
 /* Seconds of one forward + backward of layer, after a warm-up pass (page faults, caches). A
  * candidate whose warm-up already took more than three times the best time so far is not timed
  * again: it is slower, and some of oneDNN 2.6's kernels are slower by tens of times. */
-static int time_layer(cpu_ctx *ctx, dt_layer *layer, const timing_inputs *in, double best,
+static int time_layer(cpu_ctx *ctx, dt_layer *layer, const cpu_conv_timing_inputs *in, double best,
                       double *seconds, dt_error *err) {
     for (int round = 0; round < 2; round++) {
         ctx->params_version++; /* the weights are reordered every time, as after an update */
@@ -119,12 +113,12 @@ static dt_layer *conv_create_faster(cpu_ctx *ctx, const dt_conv_desc *d, cpu_con
     dt_layer *second = cpu_conv_create_variant(ctx, d, b, &unused);
     dt_layer *chosen = first;
     if (second) {
-        timing_inputs in;
+        cpu_conv_timing_inputs in;
         double first_s = 0, second_s = 0;
-        int rc = timing_inputs_make(ctx, d, &in, err) ||
+        int rc = cpu_conv_timing_inputs_make(ctx, d, &in, err) ||
                  time_layer(ctx, first, &in, 1e30, &first_s, err) ||
                  time_layer(ctx, second, &in, first_s, &second_s, err);
-        timing_inputs_free(ctx, &in);
+        cpu_conv_timing_inputs_free(ctx, &in);
         if (rc) {
             first->destroy(first);
             second->destroy(second);

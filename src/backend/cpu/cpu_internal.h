@@ -185,6 +185,15 @@ typedef struct cpu_conv_variant {
     int weights_grad_fp32;
     int small_map_gemm; /* fp32: all three passes as per-tap matrix products (cpu_conv_gemm.c) */
 } cpu_conv_variant;
+/* Scratch tensors and buffers for timing one layer shape, filled with small non-zero values
+ * (cpu_conv_choice.c; also bench/bench_conv_layers.c). */
+typedef struct cpu_conv_timing_inputs {
+    dt_tensor *x, *y, *dy, *dx;
+    float *weight, *grad;
+} cpu_conv_timing_inputs;
+int cpu_conv_timing_inputs_make(cpu_ctx *ctx, const dt_conv_desc *d, cpu_conv_timing_inputs *in,
+                                dt_error *err);
+void cpu_conv_timing_inputs_free(cpu_ctx *ctx, cpu_conv_timing_inputs *in);
 dt_layer *cpu_conv_create_variant(cpu_ctx *ctx, const dt_conv_desc *d, cpu_conv_variant variant,
                                   dt_error *err);
 int cpu_conv_forward(void *ctx, dt_layer *l, const float *weight, const dt_tensor *x, dt_tensor *y,
