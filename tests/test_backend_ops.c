@@ -87,6 +87,8 @@ static const backend_op_case cases[] = {
      SHAPE(4, 64, 28, 28, 0)},
     {"tensor", FP32, "images to NCHW", tensor_check_from_images, NULL, NULL},
     {"tensor", FP32, "refusals, library version", tensor_check_refusals, NULL, NULL},
+    {"tensor", FP32, "small reorders on one thread (CPU)", tensor_check_reorder_threads, NULL,
+     NULL},
     /* ---- conv (batch, in, out, h, w, kernel, stride, padding) ---- */
     {"conv", FP32, "stem: RGB -> blocked", conv_check, NULL,
      CONV(CONV_CHOSEN, 2, 3, 16, 8, 8, 7, 2, 3, 0, 0)},

@@ -89,6 +89,7 @@ void buffers_compare(dt_backend *cpu, dt_backend *other, const backend_op_case *
 void tensor_check_round_trip(dt_backend *b, const backend_op_case *c);
 void tensor_check_from_images(dt_backend *b, const backend_op_case *c);
 void tensor_check_refusals(dt_backend *b, const backend_op_case *c);
+void tensor_check_reorder_threads(dt_backend *b, const backend_op_case *c);
 void tensor_compare_input(dt_backend *cpu, dt_backend *other, const backend_op_case *c);
 
 void conv_check(dt_backend *b, const backend_op_case *c);

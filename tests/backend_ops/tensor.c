@@ -1,9 +1,11 @@
 /* Backend activation tensors: the CPU's layout rule (nChw8c or nChw16c, the block chosen for the
  * ISA oneDNN dispatches to, when channels % block == 0, else nchw), exact upload/download round
  * trips with elements at their blocked positions, the fused uint8 NHWC -> normalised NCHW image
- * conversion (exact values, also when mean and std change between calls), argument errors, and the
- * library version string. Compare mode: the input path on another backend against the CPU's.
+ * conversion (exact values, also when mean and std change between calls), argument errors, the
+ * library version string, and the CPU's rule that small reorders run on one thread. Compare mode:
+ * the input path on another backend against the CPU's.
  * Rows: test_backend_ops.c. */
+#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -166,4 +168,55 @@ void tensor_compare_input(dt_backend *cpu, dt_backend *other, const backend_op_c
     dt_backend_host_free(gpu, pixels);
     dt_backend_tensor_destroy(cpu, ct);
     dt_backend_tensor_destroy(gpu, gt), dt_backend_tensor_destroy(gpu, gu);
+}
+
+/* CPU: a reorder small enough to copy in tens of microseconds runs on the calling thread alone
+ * (cpu_primitive.c); the OpenMP thread count is the same after it is made and after it runs, and
+ * the copy is exact. */
+void tensor_check_reorder_threads(dt_backend *b, const backend_op_case *oc) {
+    (void)oc;
+    if (!dt_backend_has(b, DT_BACKEND_HOST_MEMORY)) return;
+    cpu_ctx *ctx = b->ctx;
+    dt_error err = {0};
+    const int threads = omp_get_max_threads();
+    dnnl_memory_desc_t small_plain, small_blocked, big_plain, big_blocked;
+    const dnnl_dims_t small = {64, 64, 3, 3}, big = {512, 512, 3, 3};
+    CHECK(dnnl_memory_desc_init_by_tag(&small_plain, 4, small, dnnl_f32, dnnl_oihw) == 0);
+    CHECK(dnnl_memory_desc_init_by_tag(&small_blocked, 4, small, dnnl_f32, dnnl_OIhw16i16o) == 0);
+    CHECK(dnnl_memory_desc_init_by_tag(&big_plain, 4, big, dnnl_f32, dnnl_oihw) == 0);
+    CHECK(dnnl_memory_desc_init_by_tag(&big_blocked, 4, big, dnnl_f32, dnnl_OIhw16i16o) == 0);
+    cpu_primitive small_reorder, big_reorder;
+    CHECK_MSG(
+        cpu_reorder_create(ctx, &small_plain, &small_blocked, &small_reorder, &err, "small") == 0,
+        "%s", err.message);
+    CHECK(omp_get_max_threads() == threads);
+    CHECK_MSG(cpu_reorder_create(ctx, &big_plain, &big_blocked, &big_reorder, &err, "big") == 0,
+              "%s", err.message);
+    CHECK(small_reorder.one_thread == 1);
+    CHECK(big_reorder.one_thread == 0);
+    const size_t count = 64 * 64 * 9;
+    float *from = test_floats(count), *to = test_floats(count);
+    for (size_t i = 0; i < count; i++) from[i] = (float)i;
+    dnnl_memory_t from_memory = NULL, to_memory = NULL;
+    CHECK(cpu_memory_create(ctx, &small_plain, from, &from_memory, &err) == 0);
+    CHECK(cpu_memory_create(ctx, &small_blocked, to, &to_memory, &err) == 0);
+    dnnl_exec_arg_t args[] = {{DNNL_ARG_FROM, from_memory}, {DNNL_ARG_TO, to_memory}};
+    CHECK_MSG(cpu_primitive_execute(ctx, &small_reorder, 2, args, &err, "small reorder") == 0, "%s",
+              err.message);
+    CHECK(omp_get_max_threads() == threads);
+    /* element (o, i, h, w) of OIhw16i16o: block (o / 16, i / 16), then h, w, i % 16, o % 16 */
+    int wrong = 0;
+    for (int o = 0; o < 64; o++)
+        for (int i = 0; i < 64; i++)
+            for (int k = 0; k < 9; k++) {
+                size_t blocked =
+                    ((((size_t)(o / 16) * 4 + i / 16) * 9 + k) * 16 + i % 16) * 16 + o % 16;
+                wrong += to[blocked] != from[((size_t)o * 64 + i) * 9 + k];
+            }
+    CHECK_MSG(wrong == 0, "%d elements of the one-thread reorder misplaced", wrong);
+    dnnl_memory_destroy(from_memory);
+    dnnl_memory_destroy(to_memory);
+    cpu_primitive_destroy(&small_reorder);
+    cpu_primitive_destroy(&big_reorder);
+    free(from), free(to);
 }

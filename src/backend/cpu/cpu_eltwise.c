@@ -26,7 +26,11 @@ int cpu_relu_backward(void *ctx, const dt_tensor *y, const dt_tensor *dy, dt_ten
     const float *out = y->data, *grad_out = dy->data;
     float *grad_in = dx->data;
     const long long n = (long long)y->count;
+    /* both loads unconditional: a load under the condition keeps the loop scalar and branchy */
 #pragma omp parallel for simd schedule(static)
-    for (long long i = 0; i < n; i++) grad_in[i] = out[i] > 0.0f ? grad_out[i] : 0.0f;
+    for (long long i = 0; i < n; i++) {
+        const float g = grad_out[i];
+        grad_in[i] = out[i] > 0.0f ? g : 0.0f;
+    }
     return 0;
 }

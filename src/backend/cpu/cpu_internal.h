@@ -82,7 +82,12 @@ struct dt_layer {
 typedef struct cpu_primitive {
     dnnl_primitive_t primitive;
     dnnl_memory_t scratchpad; /* NULL when the primitive needs none */
+    int one_thread;           /* runs on the calling thread alone (a small reorder) */
 } cpu_primitive;
+
+/* A reorder that moves at most this many bytes runs on one thread: copying it takes a few tens
+ * of microseconds, no more than waking the other OpenMP threads (bench/README.md). */
+enum { CPU_REORDER_ONE_THREAD_MAX_BYTES = 1 << 19 };
 
 /* ---- oneDNN helpers (cpu_primitive.c) ---------------------------------------------------- */
 
@@ -96,7 +101,7 @@ int cpu_primitive_desc_create(cpu_ctx *ctx, const_dnnl_op_desc_t op_desc,
 /* Creates the primitive of pd (pd stays owned by the caller) and grows the shared scratchpad. */
 int cpu_primitive_create(cpu_ctx *ctx, const_dnnl_primitive_desc_t pd, cpu_primitive *out,
                          dt_error *err, const char *what);
-/* Reorder primitive from one memory description to another. */
+/* Reorder primitive from one memory description to another (on one thread when small). */
 int cpu_reorder_create(cpu_ctx *ctx, const dnnl_memory_desc_t *from, const dnnl_memory_desc_t *to,
                        cpu_primitive *out, dt_error *err, const char *what);
 void cpu_primitive_destroy(cpu_primitive *p);
