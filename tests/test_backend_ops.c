@@ -177,6 +177,10 @@ static const backend_op_case cases[] = {
     {"batchnorm", FP32, "3x6x4x4, in place", batchnorm_check, NULL,
      BN(1, 3, 6, 4, 4, 0.1f, 1e-5f, 0)},
     {"batchnorm", FP32, "3x6x4x4 + relu", batchnorm_check, NULL, BN(0, 3, 6, 4, 4, 0.1f, 1e-5f, 1)},
+    /* no ReLU here: among this many values some lie within the finite-difference step of its
+     * kink */
+    {"batchnorm", FP32, "16x32x17x17 (threaded: over the one-thread size)", batchnorm_check, NULL,
+     BN(0, 16, 32, 17, 17, 0.1f, 1e-5f, 0)},
     {"batchnorm", FP32, "large mean", batchnorm_check_large_mean, NULL, NULL},
     {"batchnorm", FP32, "refusals", batchnorm_check_refusals, NULL, NULL},
     /* ---- eltwise: the residual join, ReLU backward, tensor_add ---- */
@@ -184,6 +188,8 @@ static const backend_op_case cases[] = {
     {"eltwise", FP32, "2x16x5x5, in place", eltwise_check, NULL, SHAPE(2, 16, 5, 5, 1)},
     {"eltwise", FP32, "3x5x4x3", eltwise_check, NULL, SHAPE(3, 5, 4, 3, 0)},
     {"eltwise", FP32, "2x64x12x12, in place", eltwise_check, NULL, SHAPE(2, 64, 12, 12, 1)},
+    {"eltwise", FP32, "4x64x24x24 (threaded: over the one-thread size)", eltwise_check, NULL,
+     SHAPE(4, 64, 24, 24, 0)},
     {"eltwise", FP32, "refusals", eltwise_check_refusals, NULL, NULL},
     /* ---- pool: max 3x3 s2 p1 and global average ---- */
     {"pool", FP32, "max, blocked", pool_check, NULL, MAXPOOL(-1.0, 1.0, 2, 16, 9, 9, 3, 2, 1)},

@@ -22,7 +22,8 @@ typedef struct cpu_batchnorm {
     double *partial_sums; /* per (image, channel): two sums (forward and backward) */
     void *workspace;      /* ReLU mask of the fused training forward */
     dnnl_memory_t workspace_memory;
-    int trained; /* a training forward has run: the backward has what it needs */
+    int trained;    /* a training forward has run: the backward has what it needs */
+    int one_thread; /* small tensors: every pass on the calling thread (cpu_one_thread_suits) */
 } cpu_batchnorm;
 
 static void batchnorm_destroy(dt_layer *layer) {
@@ -72,6 +73,8 @@ static int batchnorm_build(cpu_batchnorm *bn, dt_error *err) {
 
     dnnl_primitive_desc_t training_pd = NULL, inference_pd = NULL;
     int rc = -1;
+    bn->one_thread = cpu_one_thread_suits(dnnl_memory_desc_get_size(&data_md));
+    const int threads = cpu_threads_limit(bn->one_thread);
     if (cpu_primitive_desc_create(ctx, &training_desc, NULL, &training_pd, err,
                                   "batchnorm training forward") ||
         cpu_primitive_desc_create(ctx, &inference_desc, NULL, &inference_pd, err,
@@ -79,6 +82,7 @@ static int batchnorm_build(cpu_batchnorm *bn, dt_error *err) {
         cpu_primitive_create(ctx, training_pd, &bn->training, err, "batchnorm training forward") ||
         cpu_primitive_create(ctx, inference_pd, &bn->inference, err, "batchnorm inference forward"))
         goto done;
+    bn->training.one_thread = bn->inference.one_thread = bn->one_thread;
 
     size_t channel_bytes = (size_t)d->channels * sizeof(float);
     bn->batch_mean = cpu_aligned_alloc(channel_bytes, 1);
@@ -109,6 +113,7 @@ static int batchnorm_build(cpu_batchnorm *bn, dt_error *err) {
         goto done;
     rc = 0;
 done:
+    cpu_threads_restore(bn->one_thread, threads);
     if (training_pd) dnnl_primitive_desc_destroy(training_pd);
     if (inference_pd) dnnl_primitive_desc_destroy(inference_pd);
     return rc;
@@ -295,6 +300,7 @@ int cpu_batchnorm_backward(void *ctx, dt_layer *l, const float *gamma, const flo
                                   .dgamma = dgamma,
                                   .dbeta = dbeta,
                                   .partial = bn->partial_sums,
-                                  .coefficients = bn->coefficients};
+                                  .coefficients = bn->coefficients,
+                                  .one_thread = bn->one_thread};
     return cpu_batchnorm_backward_compute(&g);
 }

@@ -9,7 +9,8 @@ int cpu_add_relu_forward(void *ctx, dt_tensor *y, const dt_tensor *x, dt_error *
     float *out = y->data;
     const float *in = x->data;
     const long long n = (long long)y->count;
-#pragma omp parallel for simd schedule(static)
+    const int one_thread = cpu_one_thread_suits((size_t)n * sizeof(float));
+#pragma omp parallel for simd if (!one_thread) schedule(static)
     for (long long i = 0; i < n; i++) {
         float sum = out[i] + in[i];
         out[i] = sum > 0.0f ? sum : 0.0f;
@@ -26,8 +27,9 @@ int cpu_relu_backward(void *ctx, const dt_tensor *y, const dt_tensor *dy, dt_ten
     const float *out = y->data, *grad_out = dy->data;
     float *grad_in = dx->data;
     const long long n = (long long)y->count;
+    const int one_thread = cpu_one_thread_suits((size_t)n * sizeof(float));
     /* both loads unconditional: a load under the condition keeps the loop scalar and branchy */
-#pragma omp parallel for simd schedule(static)
+#pragma omp parallel for simd if (!one_thread) schedule(static)
     for (long long i = 0; i < n; i++) {
         const float g = grad_out[i];
         grad_in[i] = out[i] > 0.0f ? g : 0.0f;

@@ -4,6 +4,7 @@
 #ifndef DTRAIN_CPU_INTERNAL_H
 #define DTRAIN_CPU_INTERNAL_H
 
+#include <omp.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -82,12 +83,27 @@ struct dt_layer {
 typedef struct cpu_primitive {
     dnnl_primitive_t primitive;
     dnnl_memory_t scratchpad; /* NULL when the primitive needs none */
-    int one_thread;           /* runs on the calling thread alone (a small reorder) */
+    int one_thread;           /* made and run on the calling thread alone (small data) */
 } cpu_primitive;
 
-/* A reorder that moves at most this many bytes runs on one thread: copying it takes a few tens
- * of microseconds, no more than waking the other OpenMP threads (bench/README.md). */
-enum { CPU_REORDER_ONE_THREAD_MAX_BYTES = 1 << 19 };
+/* An element-wise pass, batch-norm or reorder over tensors of at most this many bytes runs on
+ * the calling thread alone: it takes a few tens of microseconds, no longer than waking the other
+ * OpenMP threads and waiting for the last of them (bench/README.md). */
+enum { CPU_ONE_THREAD_MAX_BYTES = 1 << 19 };
+static inline int cpu_one_thread_suits(size_t bytes) {
+    return bytes <= CPU_ONE_THREAD_MAX_BYTES;
+}
+/* oneDNN takes its thread count from omp_get_max_threads() when it makes a primitive (sizing
+ * its scratchpad) and when it runs one: both happen between these two when one_thread is set.
+ * cpu_threads_limit returns the count that cpu_threads_restore puts back. */
+static inline int cpu_threads_limit(int one_thread) {
+    const int threads = omp_get_max_threads();
+    if (one_thread) omp_set_num_threads(1);
+    return threads;
+}
+static inline void cpu_threads_restore(int one_thread, int threads) {
+    if (one_thread) omp_set_num_threads(threads);
+}
 
 /* ---- oneDNN helpers (cpu_primitive.c) ---------------------------------------------------- */
 
@@ -242,6 +258,7 @@ typedef struct cpu_batchnorm_grad {
     float *dgamma, *dbeta;
     double *partial;     /* n * c * 2 doubles of scratch */
     float *coefficients; /* 3 * c floats of scratch */
+    int one_thread;      /* small tensors: no OpenMP region (cpu_one_thread_suits) */
 } cpu_batchnorm_grad;
 int cpu_batchnorm_backward_compute(const cpu_batchnorm_grad *g);
 

@@ -2,7 +2,6 @@
  * one shared user-mode scratchpad, reorders, memory objects, aligned buffers and status text. */
 #include "cpu_internal.h"
 
-#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -70,11 +69,10 @@ int cpu_reorder_create(cpu_ctx *ctx, const dnnl_memory_desc_t *from, const dnnl_
                        cpu_primitive *out, dt_error *err, const char *what) {
     dnnl_primitive_attr_t attr;
     if (make_attributes(ctx, &attr, err) != 0) return -1;
-    /* a reorder's thread count is fixed when it is created (and read again when it runs) */
-    const size_t bytes = dnnl_memory_desc_get_size(from) + dnnl_memory_desc_get_size(to);
-    const int one_thread = bytes <= 2 * (size_t)CPU_REORDER_ONE_THREAD_MAX_BYTES;
-    const int threads = omp_get_max_threads();
-    if (one_thread) omp_set_num_threads(1);
+    const size_t from_bytes = dnnl_memory_desc_get_size(from),
+                 to_bytes = dnnl_memory_desc_get_size(to);
+    const int one_thread = cpu_one_thread_suits(from_bytes > to_bytes ? from_bytes : to_bytes);
+    const int threads = cpu_threads_limit(one_thread);
     dnnl_primitive_desc_t pd;
     dnnl_status_t status =
         dnnl_reorder_primitive_desc_create(&pd, from, ctx->engine, to, ctx->engine, attr);
@@ -84,7 +82,7 @@ int cpu_reorder_create(cpu_ctx *ctx, const dnnl_memory_desc_t *from, const dnnl_
         rc = cpu_primitive_create(ctx, pd, out, err, what);
         dnnl_primitive_desc_destroy(pd);
     }
-    if (one_thread) omp_set_num_threads(threads);
+    cpu_threads_restore(one_thread, threads);
     if (rc == 0) out->one_thread = one_thread;
     return rc;
 }
@@ -106,11 +104,9 @@ int cpu_primitive_execute(cpu_ctx *ctx, const cpu_primitive *p, int nargs,
             return dt_error_prefix(err, "%s", what);
         all[nargs++] = (dnnl_exec_arg_t){DNNL_ARG_SCRATCHPAD, p->scratchpad};
     }
-    /* oneDNN takes its thread count from omp_get_max_threads() when it executes */
-    const int threads = omp_get_max_threads();
-    if (p->one_thread) omp_set_num_threads(1);
+    const int threads = cpu_threads_limit(p->one_thread);
     dnnl_status_t status = dnnl_primitive_execute(p->primitive, ctx->stream, nargs, all);
-    if (p->one_thread) omp_set_num_threads(threads);
+    cpu_threads_restore(p->one_thread, threads);
     return cpu_check(status, err, what);
 }
 

@@ -140,7 +140,8 @@ int cpu_tensor_add(void *ctx, dt_tensor *dst, const dt_tensor *src, dt_error *er
     float *y = dst->data;
     const float *x = src->data;
     const long long n = (long long)dst->count;
-#pragma omp parallel for simd schedule(static)
+    const int one_thread = cpu_one_thread_suits((size_t)n * sizeof(float));
+#pragma omp parallel for simd if (!one_thread) schedule(static)
     for (long long i = 0; i < n; i++) y[i] += x[i];
     return 0;
 }
