@@ -99,6 +99,7 @@ void conv_check_small_map_rule(dt_backend *b, const backend_op_case *c);
 void conv_compare(dt_backend *cpu, dt_backend *other, const backend_op_case *c);
 
 void batchnorm_check(dt_backend *b, const backend_op_case *c);
+void batchnorm_check_threaded(dt_backend *b, const backend_op_case *c);
 void batchnorm_check_large_mean(dt_backend *b, const backend_op_case *c);
 void batchnorm_check_refusals(dt_backend *b, const backend_op_case *c);
 void batchnorm_compare(dt_backend *cpu, dt_backend *other, const backend_op_case *c);

@@ -325,3 +325,82 @@ void batchnorm_compare(dt_backend *cpu, dt_backend *other, const backend_op_case
             free(yi[k]);
     free(x), free(dy), free(gamma), free(beta), free(rm), free(rv);
 }
+
+/* A tensor above the CPU's one-thread size (the threaded passes), with the fused ReLU: forward
+ * against reference_bn, backward against the closed form in double (no finite differences,
+ * which would cost a forward per element here): with g = dy where the backend's y > 0,
+ * dbeta = sum g, dgamma = sum g * xhat, dx = gamma * invstd * (g - dbeta / n - xhat * dgamma / n).
+ */
+void batchnorm_check_threaded(dt_backend *b, const backend_op_case *oc) {
+    (void)oc;
+    dt_error err = {0};
+    bn_case c = {.b = b, .d = {16, 32, 17, 17, 0.1f, 1e-5f, 1}};
+    const dt_batchnorm_desc d = c.d;
+    const size_t count = count_of(&c), C = (size_t)d.channels, plane = (size_t)d.height * d.width;
+    uint64_t state = 9001u;
+    c.x = test_doubles(count), c.r = test_doubles(count), c.y = test_doubles(count);
+    c.gamma = test_doubles(C), c.beta = test_doubles(C);
+    test_random_fill(c.x, count, -2.0, 3.0, &state);
+    test_random_fill(c.r, count, -1.0, 1.0, &state);
+    test_random_fill(c.gamma, C, 0.5, 1.5, &state);
+    test_random_fill(c.beta, C, -0.5, 0.5, &state);
+    dt_layer *layer = dt_backend_batchnorm_create(b, &d, &err);
+    CHECK_MSG(layer != NULL, "%s", err.message);
+    if (!layer) return;
+    dt_tensor *x = test_tensor(b, d.batch, d.channels, d.height, d.width, c.x);
+    dt_tensor *y = test_tensor(b, d.batch, d.channels, d.height, d.width, NULL);
+    dt_tensor *dy = test_tensor(b, d.batch, d.channels, d.height, d.width, c.r);
+    dt_tensor *dx = test_tensor(b, d.batch, d.channels, d.height, d.width, NULL);
+    float *gamma = test_buffer(b, c.gamma, C), *beta = test_buffer(b, c.beta, C);
+    float *rmean = test_buffer(b, NULL, C), *rvar = test_buffer(b, NULL, C);
+    float *dgamma = test_buffer(b, NULL, C), *dbeta = test_buffer(b, NULL, C);
+    double *want = test_doubles(count), *got = test_doubles(count), *mean = test_doubles(C),
+           *var = test_doubles(C);
+    reference_bn(&c, 1, NULL, NULL, want, mean, var);
+    CHECK(dt_backend_batchnorm_forward(b, layer, gamma, beta, rmean, rvar, 1, x, y, &err) == 0);
+    test_tensor_read(b, y, got, count);
+    CHECK_OP_CLOSE(b, "batchnorm", "batchnorm 16x32x17x17 +relu (threaded) forward", got, want,
+                   count, 1e-4, 1e-5);
+    CHECK(dt_backend_batchnorm_backward(b, layer, gamma, beta, x, y, dy, dx, dgamma, dbeta, 0,
+                                        &err) == 0);
+    double *want_dx = test_doubles(count), *want_dgamma = test_doubles(C),
+           *want_dbeta = test_doubles(C), *got_dx = test_doubles(count),
+           *got_dgamma = test_doubles(C), *got_dbeta = test_doubles(C);
+    const double n = (double)d.batch * plane;
+    for (size_t ch = 0; ch < C; ch++) {
+        const double invstd = 1.0 / sqrt(var[ch] + d.epsilon);
+        double sum = 0.0, dot = 0.0;
+        for (int k = 0; k < d.batch; k++)
+            for (size_t p = 0; p < plane; p++) {
+                const size_t i = ((size_t)k * C + ch) * plane + p;
+                const double g = got[i] > 0.0 ? c.r[i] : 0.0;
+                sum += g;
+                dot += g * (c.x[i] - mean[ch]) * invstd;
+            }
+        want_dbeta[ch] = sum, want_dgamma[ch] = dot;
+        for (int k = 0; k < d.batch; k++)
+            for (size_t p = 0; p < plane; p++) {
+                const size_t i = ((size_t)k * C + ch) * plane + p;
+                const double g = got[i] > 0.0 ? c.r[i] : 0.0;
+                const double xhat = (c.x[i] - mean[ch]) * invstd;
+                want_dx[i] = c.gamma[ch] * invstd * (g - sum / n - xhat * dot / n);
+            }
+    }
+    test_tensor_read(b, dx, got_dx, count);
+    test_buffer_read(b, dgamma, got_dgamma, C);
+    test_buffer_read(b, dbeta, got_dbeta, C);
+    CHECK_OP_CLOSE(b, "batchnorm", "batchnorm 16x32x17x17 +relu (threaded) dx", got_dx, want_dx,
+                   count, 1e-4, 1e-5);
+    CHECK_OP_CLOSE(b, "batchnorm", "batchnorm 16x32x17x17 +relu (threaded) dgamma", got_dgamma,
+                   want_dgamma, C, 1e-4, 1e-4);
+    CHECK_OP_CLOSE(b, "batchnorm", "batchnorm 16x32x17x17 +relu (threaded) dbeta", got_dbeta,
+                   want_dbeta, C, 1e-4, 1e-4);
+    test_buffer_free(b, gamma), test_buffer_free(b, beta), test_buffer_free(b, rmean);
+    test_buffer_free(b, rvar), test_buffer_free(b, dgamma), test_buffer_free(b, dbeta);
+    dt_backend_layer_destroy(b, layer);
+    dt_backend_tensor_destroy(b, x), dt_backend_tensor_destroy(b, y);
+    dt_backend_tensor_destroy(b, dy), dt_backend_tensor_destroy(b, dx);
+    free(want), free(got), free(mean), free(var), free(want_dx), free(want_dgamma);
+    free(want_dbeta), free(got_dx), free(got_dgamma), free(got_dbeta);
+    free(c.x), free(c.r), free(c.y), free(c.gamma), free(c.beta);
+}
