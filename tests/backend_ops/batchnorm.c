@@ -21,6 +21,17 @@ static size_t count_of(const bn_case *c) {
     return (size_t)c->d.batch * c->d.channels * c->d.height * c->d.width;
 }
 
+/* x, the upstream gradient r, gamma and beta drawn at random; y allocated */
+static void bn_case_fill(bn_case *c, uint64_t *state) {
+    const size_t count = count_of(c), C = (size_t)c->d.channels;
+    c->x = test_doubles(count), c->r = test_doubles(count), c->y = test_doubles(count);
+    c->gamma = test_doubles(C), c->beta = test_doubles(C);
+    test_random_fill(c->x, count, -2.0, 3.0, state);
+    test_random_fill(c->r, count, -1.0, 1.0, state);
+    test_random_fill(c->gamma, C, 0.5, 1.5, state);
+    test_random_fill(c->beta, C, -0.5, 0.5, state);
+}
+
 /* training: batch statistics into mean/var (biased) when not NULL; else the given stats */
 static void reference_bn(const bn_case *c, int training, const double *stat_mean,
                          const double *stat_var, double *y, double *mean_out, double *var_out) {
@@ -81,12 +92,7 @@ void batchnorm_check(dt_backend *b, const backend_op_case *oc) {
     bn_case c = {.b = b, .d = d};
     const size_t count = count_of(&c), C = (size_t)d.channels;
     uint64_t state = 777u + (uint64_t)d.channels * 13u + (uint64_t)d.fuse_relu;
-    c.x = test_doubles(count), c.r = test_doubles(count), c.y = test_doubles(count);
-    c.gamma = test_doubles(C), c.beta = test_doubles(C);
-    test_random_fill(c.x, count, -2.0, 3.0, &state);
-    test_random_fill(c.r, count, -1.0, 1.0, &state);
-    test_random_fill(c.gamma, C, 0.5, 1.5, &state);
-    test_random_fill(c.beta, C, -0.5, 0.5, &state);
+    bn_case_fill(&c, &state);
     char label[160];
     snprintf(label, sizeof label, "batchnorm %dx%dx%dx%d%s%s", d.batch, d.channels, d.height,
              d.width, d.fuse_relu ? " +relu" : "", in_place ? " in-place" : "");
@@ -338,12 +344,7 @@ void batchnorm_check_threaded(dt_backend *b, const backend_op_case *oc) {
     const dt_batchnorm_desc d = c.d;
     const size_t count = count_of(&c), C = (size_t)d.channels, plane = (size_t)d.height * d.width;
     uint64_t state = 9001u;
-    c.x = test_doubles(count), c.r = test_doubles(count), c.y = test_doubles(count);
-    c.gamma = test_doubles(C), c.beta = test_doubles(C);
-    test_random_fill(c.x, count, -2.0, 3.0, &state);
-    test_random_fill(c.r, count, -1.0, 1.0, &state);
-    test_random_fill(c.gamma, C, 0.5, 1.5, &state);
-    test_random_fill(c.beta, C, -0.5, 0.5, &state);
+    bn_case_fill(&c, &state);
     dt_layer *layer = dt_backend_batchnorm_create(b, &d, &err);
     CHECK_MSG(layer != NULL, "%s", err.message);
     if (!layer) return;
