@@ -22,8 +22,7 @@ typedef struct cpu_batchnorm {
     double *partial_sums; /* per (image, channel): two sums (forward and backward) */
     void *workspace;      /* ReLU mask of the fused training forward */
     dnnl_memory_t workspace_memory;
-    int trained;    /* a training forward has run: the backward has what it needs */
-    int one_thread; /* small tensors: every pass on the calling thread (cpu_one_thread_suits) */
+    int trained; /* a training forward has run: the backward has what it needs */
 } cpu_batchnorm;
 
 static void batchnorm_destroy(dt_layer *layer) {
@@ -73,8 +72,9 @@ static int batchnorm_build(cpu_batchnorm *bn, dt_error *err) {
 
     dnnl_primitive_desc_t training_pd = NULL, inference_pd = NULL;
     int rc = -1;
-    bn->one_thread = cpu_one_thread_suits(dnnl_memory_desc_get_size(&data_md));
-    const int threads = cpu_threads_limit(bn->one_thread);
+    /* small tensors: oneDNN's forward made and run on one thread, as the loops here decide */
+    const int one_thread = cpu_one_thread_suits(dnnl_memory_desc_get_size(&data_md));
+    const int threads = cpu_threads_limit(one_thread);
     if (cpu_primitive_desc_create(ctx, &training_desc, NULL, &training_pd, err,
                                   "batchnorm training forward") ||
         cpu_primitive_desc_create(ctx, &inference_desc, NULL, &inference_pd, err,
@@ -82,7 +82,7 @@ static int batchnorm_build(cpu_batchnorm *bn, dt_error *err) {
         cpu_primitive_create(ctx, training_pd, &bn->training, err, "batchnorm training forward") ||
         cpu_primitive_create(ctx, inference_pd, &bn->inference, err, "batchnorm inference forward"))
         goto done;
-    bn->training.one_thread = bn->inference.one_thread = bn->one_thread;
+    bn->training.one_thread = bn->inference.one_thread = one_thread;
 
     size_t channel_bytes = (size_t)d->channels * sizeof(float);
     bn->batch_mean = cpu_aligned_alloc(channel_bytes, 1);
@@ -113,7 +113,7 @@ static int batchnorm_build(cpu_batchnorm *bn, dt_error *err) {
         goto done;
     rc = 0;
 done:
-    cpu_threads_restore(bn->one_thread, threads);
+    cpu_threads_restore(one_thread, threads);
     if (training_pd) dnnl_primitive_desc_destroy(training_pd);
     if (inference_pd) dnnl_primitive_desc_destroy(inference_pd);
     return rc;
@@ -177,13 +177,14 @@ block_sums16(const float *in, long long plane, double *out) {
 static void batchnorm_batch_statistics(cpu_batchnorm *bn, const dt_tensor *x) {
     const int images = x->n, channels = x->c;
     const long long plane = (long long)x->h * x->w;
+    const int one_thread = cpu_one_thread_suits(x->count * sizeof(float));
     double *partial = bn->partial_sums; /* [image][channel][sum, sum of squares] */
     if (x->layout == CPU_LAYOUT_BLOCKED) {
         /* task t: image t / (C/B), channels B * (t % (C/B)) .. + B-1 (B = x->block), i.e. the
          * partial sums of [image][channel] from t * B on */
         const int B = x->block;
         const long long tasks = (long long)images * (channels / B);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for if (!one_thread) schedule(static)
         for (long long t = 0; t < tasks; t++) {
             if (B == 16)
                 block_sums16(x->data + t * plane * B, plane, partial + 2 * t * B);
@@ -192,7 +193,7 @@ static void batchnorm_batch_statistics(cpu_batchnorm *bn, const dt_tensor *x) {
         }
     } else {
         const long long tasks = (long long)images * channels;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for if (!one_thread) schedule(static)
         for (long long t = 0; t < tasks; t++) {
             const float *in = x->data + t * plane;
             double sum = 0.0, squares = 0.0;
@@ -300,7 +301,6 @@ int cpu_batchnorm_backward(void *ctx, dt_layer *l, const float *gamma, const flo
                                   .dgamma = dgamma,
                                   .dbeta = dbeta,
                                   .partial = bn->partial_sums,
-                                  .coefficients = bn->coefficients,
-                                  .one_thread = bn->one_thread};
+                                  .coefficients = bn->coefficients};
     return cpu_batchnorm_backward_compute(&g);
 }

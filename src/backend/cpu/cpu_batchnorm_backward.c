@@ -135,7 +135,8 @@ int cpu_batchnorm_backward_compute(const cpu_batchnorm_grad *g) {
     const long long tasks = (long long)x->n * groups;
     const float *y = g->relu ? g->y->data : NULL;
     double *partial = g->partial; /* [image][channel][sum g, sum g (x - mean)] */
-#pragma omp parallel for if (!g->one_thread) schedule(static)
+    const int one_thread = cpu_one_thread_suits(x->count * sizeof(float));
+#pragma omp parallel for if (!one_thread) schedule(static)
     for (long long t = 0; t < tasks; t++) {
         const long long offset = t * plane * B;
         const float *mean = g->mean + (t % groups) * B;
@@ -166,7 +167,7 @@ int cpu_batchnorm_backward_compute(const cpu_batchnorm_grad *g) {
         b[ch] = (float)(dbeta / count);
         c[ch] = (float)(dgamma * invstd / count);
     }
-#pragma omp parallel for if (!g->one_thread) schedule(static)
+#pragma omp parallel for if (!one_thread) schedule(static)
     for (long long t = 0; t < tasks; t++) {
         const long long offset = t * plane * B, first = (t % groups) * B;
         const float *mean = g->mean + first;

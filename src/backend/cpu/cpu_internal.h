@@ -258,7 +258,6 @@ typedef struct cpu_batchnorm_grad {
     float *dgamma, *dbeta;
     double *partial;     /* n * c * 2 doubles of scratch */
     float *coefficients; /* 3 * c floats of scratch */
-    int one_thread;      /* small tensors: no OpenMP region (cpu_one_thread_suits) */
 } cpu_batchnorm_grad;
 int cpu_batchnorm_backward_compute(const cpu_batchnorm_grad *g);
 
