@@ -2,8 +2,9 @@
 # The convolution shapes of ResNet-18 at SIZE px through the CPU backend's two implementations,
 # oneDNN's direct convolution and the per-tap matrix products of the smallest maps
 # (src/backend/cpu/cpu_conv_gemm.c), on the CPU as it is and under ONEDNN_MAX_CPU_ISA=AVX2 (the
-# path of AVX2-only CPUs); prints the CPU, its instruction sets, the load, and per shape both
-# times, their ratio and which one dtrain's shape rule picks.
+# path of AVX2-only CPUs); prints the CPU, its instruction sets, the load, and per shape the
+# times of each pass (forward, backward-data, backward-weights) both ways, the ratio of the sums
+# and which passes dtrain's shape rule gives the per-tap products.
 #
 #   bench/bench_conv_layers.sh BUILD_DIR [SIZE=64] [BATCH=64] [THREADS=2]
 set -euo pipefail

@@ -133,6 +133,16 @@ static inline dt_tensor *test_tensor(dt_backend *b, int n, int c, int h, int w,
     return t;
 }
 
+/* New values (NCHW doubles, rounded to float) into an existing tensor. */
+static inline void test_tensor_write(dt_backend *b, dt_tensor *t, const double *values,
+                                     size_t count) {
+    dt_error err = {0};
+    float *host = test_floats(count);
+    test_to_float(host, values, count);
+    CHECK(dt_backend_tensor_upload(b, t, host, &err) == 0);
+    free(host);
+}
+
 static inline void test_tensor_read(dt_backend *b, const dt_tensor *t, double *out, size_t count) {
     dt_error err = {0};
     float *host = test_floats(count);

@@ -125,6 +125,18 @@ static const backend_op_case cases[] = {
      CONV(CONV_SMALL_MAP_GEMM, 3, 16, 8, 7, 7, 3, 2, 0, 0, 0)},
     {"conv", FP32, "per-tap GEMM: 8x8, batch 16 (CPU)", conv_check, NULL,
      CONV(CONV_SMALL_MAP_GEMM, 16, 16, 16, 8, 8, 3, 1, 1, 0, 0)},
+    /* the stage before: on the CPU backward-weights per-tap with 16-channel blocks, all passes
+     * with 8 (by shape), and backward-weights alone forced onto other shapes */
+    {"conv", FP32, "4x4 map (per-tap backward-weights or GEMM by shape)", conv_check, NULL,
+     CONV(CONV_CHOSEN, 4, 32, 32, 4, 4, 3, 1, 1, 0, 0)},
+    {"conv", FP32, "stage entry 8x8 -> 4x4, stride 2 (per-tap by shape)", conv_check, NULL,
+     CONV(CONV_CHOSEN, 3, 16, 32, 8, 8, 3, 2, 1, 0, 0)},
+    {"conv", FP32, "per-tap backward-weights: 4x4 map (CPU)", conv_check, NULL,
+     CONV(CONV_WEIGHTS_GEMM, 4, 32, 32, 4, 4, 3, 1, 1, 0, 0)},
+    {"conv", FP32, "per-tap backward-weights: plain layouts, 6x5 (CPU)", conv_check, NULL,
+     CONV(CONV_WEIGHTS_GEMM, 2, 6, 10, 6, 5, 3, 1, 1, 0, 0)},
+    {"conv", FP32, "per-tap backward-weights: no padding, odd size, stride 2 (CPU)", conv_check,
+     NULL, CONV(CONV_WEIGHTS_GEMM, 3, 16, 8, 7, 7, 3, 2, 0, 0, 0)},
     {"conv", FP32, "which layers are per-tap GEMMs (CPU)", conv_check_small_map_rule, NULL, NULL},
     {"conv", FP32, "refusals", conv_check_refusals, NULL, NULL},
     {"conv", FP32, "new weights after params_changed (CPU)", conv_check_params_changed, NULL, NULL},

@@ -32,6 +32,7 @@ typedef enum {
     CONV_DIRECT_FP32_GRAD,
     CONV_DIRECT,         /* oneDNN's direct convolution, also where the shape rule says GEMM */
     CONV_SMALL_MAP_GEMM, /* the per-tap matrix products, whatever the shape */
+    CONV_WEIGHTS_GEMM,   /* backward-weights per-tap, the rest direct, whatever the shape */
 } conv_kind;
 typedef struct op_conv {
     dt_conv_desc d;

@@ -83,12 +83,14 @@ static const cpu_conv_variant *forced_variant(conv_kind kind) {
     static const cpu_conv_variant bf16_grad = {dnnl_convolution_direct, 0, 0};
     static const cpu_conv_variant fp32_grad = {dnnl_convolution_direct, 1, 0};
     static const cpu_conv_variant direct = {dnnl_convolution_direct, 0, 0};
-    static const cpu_conv_variant small_map_gemm = {dnnl_convolution_direct, 0, 1};
+    static const cpu_conv_variant small_map_gemm = {dnnl_convolution_direct, 0, CPU_PER_TAP_ALL};
+    static const cpu_conv_variant weights_gemm = {dnnl_convolution_direct, 0, CPU_PER_TAP_WEIGHTS};
     return kind == CONV_WINOGRAD           ? &winograd
            : kind == CONV_DIRECT_BF16_GRAD ? &bf16_grad
            : kind == CONV_DIRECT_FP32_GRAD ? &fp32_grad
            : kind == CONV_DIRECT           ? &direct
            : kind == CONV_SMALL_MAP_GEMM   ? &small_map_gemm
+           : kind == CONV_WEIGHTS_GEMM     ? &weights_gemm
                                            : NULL;
 }
 
@@ -165,6 +167,16 @@ static void run_case(dt_backend *b, dt_conv_desc d, const cpu_conv_variant *forc
     snprintf(what, sizeof what, "%s dweight accumulated", label);
     CHECK_DOUBLED(b, "conv", what, weight_grad, dw_got, w_count(&c));
 
+    /* next step: new values in the same x tensor; the weight gradient after the forward must
+     * follow them (no copy of x a layer keeps may outlive the values it was made from) */
+    for (size_t i = 0; i < x_count(&c); i++) c.x[i] = (double)(float)(0.25 - 0.5 * c.x[i]);
+    test_tensor_write(b, x, c.x, x_count(&c));
+    CHECK(dt_backend_conv_forward(b, layer, weight, x, y, &err) == 0);
+    CHECK(dt_backend_conv_backward(b, layer, weight, x, dy, NULL, weight_grad, 0, &err) == 0);
+    test_buffer_read(b, weight_grad, dw_got, w_count(&c));
+    snprintf(what, sizeof what, "%s dweight after new x", label);
+    check_gradient_samples(what, &c, c.weight, w_count(&c), dw_got);
+
     /* a wrongly shaped tensor is refused with a message */
     dt_tensor *wrong = test_tensor(b, d.batch + 1, d.in_channels, d.in_height, d.in_width, NULL);
     err.message[0] = 0;
@@ -235,8 +247,10 @@ void conv_check(dt_backend *b, const backend_op_case *oc) {
     run_case(b, row->d, forced);
 }
 
-/* CPU: which layers the shape rule gives the per-tap matrix products (cpu_conv_gemm.c): a kernel
- * wider than 1 over at most CPU_CONV_GEMM_MAX_POSITIONS output positions, not at bf16. */
+/* CPU: which passes the shape rule gives the per-tap matrix products (cpu_conv_gemm.c), for
+ * both channel blocks whatever the CPU: with 16 (AVX-512) all three for a kernel wider than 1
+ * over at most CPU_CONV_GEMM_MAX_POSITIONS output positions and backward-weights alone up to
+ * CPU_CONV_GEMM_WEIGHTS_MAX_POSITIONS; with 8 (AVX2) all three up to the latter; none at bf16. */
 void conv_check_small_map_rule(dt_backend *b, const backend_op_case *oc) {
     (void)oc;
     if (!dt_backend_has(b, DT_BACKEND_HOST_MEMORY)) return;
@@ -246,19 +260,38 @@ void conv_check_small_map_rule(dt_backend *b, const backend_op_case *oc) {
     const dt_conv_desc one_position = {8, 16, 16, 1, 1, 3, 1, 1, 0, 0};
     const dt_conv_desc downsample = {64, 256, 512, 4, 4, 1, 2, 0, 0, 0};
     const dt_conv_desc four_by_four = {64, 256, 256, 4, 4, 3, 1, 1, 0, 0};
+    const dt_conv_desc entry_to_four = {64, 128, 256, 8, 8, 3, 2, 1, 0, 0};
+    const dt_conv_desc four_by_four_inference = {64, 256, 256, 4, 4, 3, 1, 1, 0, 1};
+    const dt_conv_desc eight_by_eight = {64, 128, 128, 8, 8, 3, 1, 1, 0, 0};
     const dt_conv_desc invalid = {2, 16, 16, 2, 2, 3, 0, 1, 0, 0}; /* stride 0 */
-    CHECK(cpu_conv_gemm_suits(ctx, &last_stage) == 1);
-    CHECK(cpu_conv_gemm_suits(ctx, &stage_entry) == 1);
-    CHECK(cpu_conv_gemm_suits(ctx, &one_position) == 1);
-    CHECK(cpu_conv_gemm_suits(ctx, &downsample) == 0);
-    CHECK(cpu_conv_gemm_suits(ctx, &four_by_four) == 0);
-    CHECK(cpu_conv_gemm_suits(ctx, &invalid) == 0);
-    const int precision = ctx->precision;
+    const int precision = ctx->precision, block = ctx->block;
+    ctx->block = 16;
+    CHECK(cpu_conv_per_tap_rule(ctx, &last_stage) == CPU_PER_TAP_ALL);
+    CHECK(cpu_conv_per_tap_rule(ctx, &stage_entry) == CPU_PER_TAP_ALL);
+    CHECK(cpu_conv_per_tap_rule(ctx, &one_position) == CPU_PER_TAP_ALL);
+    CHECK(cpu_conv_per_tap_rule(ctx, &downsample) == CPU_PER_TAP_NONE);
+    CHECK(cpu_conv_per_tap_rule(ctx, &four_by_four) == CPU_PER_TAP_WEIGHTS);
+    CHECK(cpu_conv_per_tap_rule(ctx, &entry_to_four) == CPU_PER_TAP_WEIGHTS);
+    CHECK(cpu_conv_per_tap_rule(ctx, &four_by_four_inference) == CPU_PER_TAP_NONE);
+    CHECK(cpu_conv_per_tap_rule(ctx, &eight_by_eight) == CPU_PER_TAP_NONE);
+    CHECK(cpu_conv_per_tap_rule(ctx, &invalid) == CPU_PER_TAP_NONE);
+    ctx->block = 8;
+    CHECK(cpu_conv_per_tap_rule(ctx, &last_stage) == CPU_PER_TAP_ALL);
+    CHECK(cpu_conv_per_tap_rule(ctx, &four_by_four) == CPU_PER_TAP_ALL);
+    CHECK(cpu_conv_per_tap_rule(ctx, &entry_to_four) == CPU_PER_TAP_ALL);
+    CHECK(cpu_conv_per_tap_rule(ctx, &four_by_four_inference) == CPU_PER_TAP_ALL);
+    CHECK(cpu_conv_per_tap_rule(ctx, &downsample) == CPU_PER_TAP_NONE);
+    CHECK(cpu_conv_per_tap_rule(ctx, &eight_by_eight) == CPU_PER_TAP_NONE);
     ctx->precision = DT_PRECISION_BF16;
-    CHECK(cpu_conv_gemm_suits(ctx, &last_stage) == 0);
+    CHECK(cpu_conv_per_tap_rule(ctx, &last_stage) == CPU_PER_TAP_NONE);
+    CHECK(cpu_conv_per_tap_rule(ctx, &four_by_four) == CPU_PER_TAP_NONE);
+    ctx->block = 16;
+    CHECK(cpu_conv_per_tap_rule(ctx, &four_by_four) == CPU_PER_TAP_NONE);
     ctx->precision = DT_PRECISION_WINOGRAD;
-    CHECK(cpu_conv_gemm_suits(ctx, &last_stage) == 1);
+    CHECK(cpu_conv_per_tap_rule(ctx, &last_stage) == CPU_PER_TAP_ALL);
+    CHECK(cpu_conv_per_tap_rule(ctx, &four_by_four) == CPU_PER_TAP_WEIGHTS);
     ctx->precision = precision;
+    ctx->block = block;
 }
 
 /* descriptions every backend refuses alike (src/backend/layer_descs.c) */

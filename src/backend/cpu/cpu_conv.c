@@ -7,7 +7,8 @@
  * (into the backend's gradient scratch, then added, when accumulating).
  * Algorithm: direct convolution; precision winograd takes Winograd F(4x4, 3x3) for the layers
  * where it measured faster at creation (cpu_conv_choice.c). Layers over the smallest maps are
- * instead one matrix product per kernel tap (variant small_map_gemm, cpu_conv_gemm.c).
+ * instead one matrix product per kernel tap (cpu_conv_gemm.c), and those over slightly larger
+ * ones take their backward-weights that way (cpu_conv_variant.per_tap).
  * bf16 (CPUs with AVX512-BF16 or AMX, as PyTorch's CPU autocast): x, dy and the weights are
  * converted to bf16 in the layouts the bf16 primitives choose (format "any"); outputs, weight
  * gradients and accumulation stay fp32, so the activations, the master weights, batch norm, the
@@ -58,7 +59,10 @@ typedef struct cpu_conv {
     /* the OIHW pointer and parameter version whose reorder forward_weights holds (NULL: none) */
     const float *forward_weights_source;
     uint64_t forward_weights_version;
-    cpu_conv_gemm *gemm; /* variant small_map_gemm: the whole layer, no primitives */
+    /* per-tap matrix products: the whole layer, no primitives (CPU_PER_TAP_ALL), or its
+     * backward-weights with the forward and backward-data primitives (CPU_PER_TAP_WEIGHTS) */
+    cpu_conv_gemm *gemm;
+    cpu_per_tap per_tap;
 } cpu_conv;
 
 static void conv_weights_free(conv_weights *w) {
@@ -243,6 +247,8 @@ static int conv_build(cpu_conv *conv, cpu_conv_variant v, dt_error *err) {
                            err, "describing convolution activations")))
         return -1;
 
+    /* per-tap backward-weights: no primitive for it */
+    const int weights_primitive = v.per_tap == CPU_PER_TAP_NONE;
     dnnl_convolution_desc_t forward_desc, data_desc, weights_desc;
     if (cpu_check(dnnl_convolution_forward_desc_init(&forward_desc, dnnl_forward_training,
                                                      algorithm, &in_md, &any_weights_md, NULL,
@@ -252,11 +258,12 @@ static int conv_build(cpu_conv *conv, cpu_conv_variant v, dt_error *err) {
                                                            &any_weights_md, &dy_md, strides,
                                                            padding, padding),
                   err, "describing the convolution backward-data") ||
-        cpu_check(dnnl_convolution_backward_weights_desc_init(
-                      &weights_desc, algorithm, v.weights_grad_fp32 ? &src_md : &in_md,
-                      &any_grad_md, NULL, v.weights_grad_fp32 ? &dst_md : &dy_md, strides, padding,
-                      padding),
-                  err, "describing the convolution backward-weights"))
+        (weights_primitive &&
+         cpu_check(dnnl_convolution_backward_weights_desc_init(
+                       &weights_desc, algorithm, v.weights_grad_fp32 ? &src_md : &in_md,
+                       &any_grad_md, NULL, v.weights_grad_fp32 ? &dst_md : &dy_md, strides, padding,
+                       padding),
+                   err, "describing the convolution backward-weights")))
         return -1;
 
     dnnl_primitive_desc_t forward_pd = NULL, data_pd = NULL, weights_pd = NULL;
@@ -265,29 +272,30 @@ static int conv_build(cpu_conv *conv, cpu_conv_variant v, dt_error *err) {
                                   "convolution forward") ||
         cpu_primitive_desc_create(conv->ctx, &data_desc, forward_pd, &data_pd, err,
                                   "convolution backward-data") ||
-        cpu_primitive_desc_create(conv->ctx, &weights_desc, forward_pd, &weights_pd, err,
-                                  "convolution backward-weights") ||
-        /* (no AVX2 reference fallback to avoid with bf16: it needs AVX512-BF16 or AMX) */
-        (bf16 ? conv_bf16_copies(conv, &src_md, &dst_md, forward_pd, data_pd, weights_pd, err)
-              : conv_weights_pd_fast(conv, &weights_desc, &any_weights_md, forward_pd, &weights_pd,
-                                     err)))
+        (weights_primitive &&
+         (cpu_primitive_desc_create(conv->ctx, &weights_desc, forward_pd, &weights_pd, err,
+                                    "convolution backward-weights") ||
+          /* (no AVX2 reference fallback to avoid with bf16: it needs AVX512-BF16 or AMX) */
+          (bf16 ? conv_bf16_copies(conv, &src_md, &dst_md, forward_pd, data_pd, weights_pd, err)
+                : conv_weights_pd_fast(conv, &weights_desc, &any_weights_md, forward_pd,
+                                       &weights_pd, err)))))
         goto done;
     const dnnl_memory_desc_t *forward_md =
         dnnl_primitive_desc_query_md(forward_pd, dnnl_query_weights_md, 0);
     const dnnl_memory_desc_t *data_md =
         dnnl_primitive_desc_query_md(data_pd, dnnl_query_weights_md, 0);
     const dnnl_memory_desc_t *grad_md =
-        dnnl_primitive_desc_query_md(weights_pd, dnnl_query_diff_weights_md, 0);
+        weights_pd ? dnnl_primitive_desc_query_md(weights_pd, dnnl_query_diff_weights_md, 0) : NULL;
     conv->data_weights_share_forward = dnnl_memory_desc_equal(forward_md, data_md);
     if (cpu_primitive_create(conv->ctx, forward_pd, &conv->forward, err, "convolution forward") ||
         cpu_primitive_create(conv->ctx, data_pd, &conv->backward_data, err,
                              "convolution backward-data") ||
-        cpu_primitive_create(conv->ctx, weights_pd, &conv->backward_weights, err,
-                             "convolution backward-weights") ||
+        (weights_pd && cpu_primitive_create(conv->ctx, weights_pd, &conv->backward_weights, err,
+                                            "convolution backward-weights")) ||
         conv_weights_init(conv, &conv->forward_weights, forward_md, 0, err) ||
         (!conv->data_weights_share_forward &&
          conv_weights_init(conv, &conv->data_weights, data_md, 0, err)) ||
-        conv_weights_init(conv, &conv->grad_weights, grad_md, 1, err) ||
+        (grad_md && conv_weights_init(conv, &conv->grad_weights, grad_md, 1, err)) ||
         cpu_memory_create(conv->ctx, &conv->oihw_md, NULL, &conv->user_weights, err) ||
         cpu_memory_create(conv->ctx, &conv->oihw_md, NULL, &conv->user_grad, err))
         goto done;
@@ -314,9 +322,13 @@ dt_layer *cpu_conv_create_variant(cpu_ctx *ctx, const dt_conv_desc *d, cpu_conv_
     conv->out_height = out_height;
     conv->out_width = out_width;
     size_t weight_count = (size_t)d->out_channels * d->in_channels * d->kernel * d->kernel;
-    if (variant.small_map_gemm)
-        conv->gemm = cpu_conv_gemm_create(ctx, d, out_height, out_width, err);
-    if ((variant.small_map_gemm ? !conv->gemm : conv_build(conv, variant, err) != 0) ||
+    conv->per_tap = variant.per_tap;
+    if (variant.per_tap != CPU_PER_TAP_NONE && ctx->precision == DT_PRECISION_BF16)
+        dt_fail(err, "per-tap matrix products are fp32 only");
+    else if (variant.per_tap != CPU_PER_TAP_NONE)
+        conv->gemm = cpu_conv_gemm_create(ctx, d, out_height, out_width, variant.per_tap, err);
+    if ((variant.per_tap != CPU_PER_TAP_NONE && !conv->gemm) ||
+        (variant.per_tap != CPU_PER_TAP_ALL && conv_build(conv, variant, err) != 0) ||
         cpu_grad_scratch_reserve(ctx, weight_count, err) != 0) {
         dt_error_prefix(err, "conv_create (%d->%d, kernel %d, stride %d, %dx%d)", d->in_channels,
                         d->out_channels, d->kernel, d->stride, d->in_height, d->in_width);
@@ -365,7 +377,8 @@ int cpu_conv_forward(void *ctx, dt_layer *l, const float *weight, const dt_tenso
     if (conv_expect_x(conv, x, "conv_forward", err) ||
         conv_expect_y(conv, y, "conv_forward", "y", err))
         return -1;
-    if (conv->gemm) return cpu_conv_gemm_forward(conv->gemm, weight, x, y, err);
+    if (conv->per_tap == CPU_PER_TAP_ALL)
+        return cpu_conv_gemm_forward(conv->gemm, weight, x, y, err);
     if (conv_forward_weights(conv, weight, err) != 0) return -1;
     dnnl_memory_t src;
     conv->forward_src_of = NULL;
@@ -402,8 +415,13 @@ int cpu_conv_backward(void *ctx, dt_layer *l, const float *weight, const dt_tens
         conv_expect_y(conv, dy, "conv_backward", "dy", err) ||
         (dx && conv_expect_x(conv, dx, "conv_backward", err)))
         return -1;
-    if (conv->gemm)
+    if (conv->per_tap == CPU_PER_TAP_ALL)
         return cpu_conv_gemm_backward(conv->gemm, weight, x, dy, dx, weight_grad, accumulate, err);
+    if (conv->per_tap == CPU_PER_TAP_WEIGHTS && weight_grad) {
+        if (cpu_conv_gemm_backward(conv->gemm, weight, x, dy, NULL, weight_grad, accumulate, err))
+            return -1;
+        weight_grad = NULL; /* done; dx below by the primitive */
+    }
     /* bf16: dy once for backward-data and, when it wants the same layout, backward-weights */
     dnnl_memory_t data_dy = dy->memory;
     if ((dx || conv->weights_diff_dst_share_data) &&

@@ -9,10 +9,15 @@
  *   forward          y[rows of (oh, ow)]  += x[rows of (ih, iw)] . W_tap^T
  *   backward-data    dx[rows of (ih, iw)] += dy[rows of (oh, ow)] . W_tap
  *   backward-weights dW_tap               += dy[rows of (oh, ow)]^T . x[rows of (ih, iw)]
- * with (ih, iw) = (oh * stride + kh - padding, ow * stride + kw - padding). The products are
- * oneDNN's sgemm (its threads); the activations move between the backend's layout and HWNC, and
- * the weights between OIHW and tap-major orders, by oneDNN reorders. The taps and rows
- * are summed in a fixed order, so a layer repeats bit for bit for a given thread count. */
+ * with (ih, iw) = (oh * stride + kh - padding, ow * stride + kw - padding) and W_tap the O x I
+ * matrix of one tap, read from and written to tap-major weights ([kh][kw][O][I]). The
+ * products are oneDNN's sgemm; the activations move between the backend's layout and HWNC,
+ * and the weights and their gradient between OIHW and tap-major, by oneDNN reorders: one copy of
+ * the weights per parameter version serves the forward and backward-data (the forward reads it
+ * transposed, which costs that product less than a second copy costs). The taps and rows are
+ * summed in a fixed order, so a layer repeats bit for bit for a given thread count. A layer
+ * may use the products for backward-weights alone (CPU_PER_TAP_WEIGHTS), its forward and
+ * backward-data being oneDNN's primitives (cpu_conv.c). */
 #include "cpu_internal.h"
 
 #include <omp.h>
@@ -27,16 +32,15 @@ typedef struct gemm_span {
 } gemm_span;
 
 /* A private buffer and the one reorder that fills it or empties it: an activation in HWNC (from
- * the backend's layout for inputs, to it for outputs), the weights or their gradient in a
- * tap-major order (from or to OIHW). */
+ * the backend's layout for inputs, to it for outputs), the weights or their gradient
+ * tap-major (from or to OIHW). */
 typedef struct reordered {
     float *data;
     dnnl_memory_t memory; /* over data */
     cpu_primitive reorder;
 } reordered;
 
-/* The weights in one tap-major order, made from OIHW when the buffer or the parameter version
- * changed. */
+/* The weights tap-major, made from OIHW when the buffer or the parameter version changed. */
 typedef struct tap_weights {
     reordered copy;
     const float *source; /* NULL: not made yet */
@@ -49,13 +53,12 @@ struct cpu_conv_gemm {
     int out_height, out_width;
     gemm_span *spans; /* grouped by tap, taps in order */
     int span_count;
+    int weights_only;       /* CPU_PER_TAP_WEIGHTS: no y, dx or weight copy */
     reordered x, y, dy, dx; /* HWNC */
     const float *x_of;      /* x->data whose HWNC copy x holds (NULL: none) */
-    /* the weights tap-major, from the OIHW buffer (user_weights) at a parameter version:
-     * [kh][kw][I][O] for the forward and [kh][kw][O][I] for backward-data, so that neither
-     * product reads a transposed weight operand, which sgemm handles much more slowly when
-     * the rows are few */
-    tap_weights forward_taps, data_taps;
+    /* the weights tap-major, from the OIHW buffer (user_weights) at a parameter version, for the
+     * forward and backward-data */
+    tap_weights taps;
     dnnl_memory_t user_weights;
     /* the weight gradient tap-major, reordered into the OIHW buffer (user_grad) */
     reordered grad;
@@ -126,12 +129,12 @@ static int hwnc_md(dnnl_memory_desc_t *md, int n, int c, int h, int w, dt_error 
                      "describing an HWNC activation");
 }
 
-/* Weights [kh][kw][O][I] (or [kh][kw][I][O] with in_major) for OIHW dimensions. */
-static int taps_md(dnnl_memory_desc_t *md, const dt_conv_desc *d, int in_major, dt_error *err) {
+/* Weights or their gradient tap-major, [kh][kw][O][I], for OIHW dimensions: each tap's O x I
+ * matrix dense, as sgemm reads and writes it. */
+static int taps_md(dnnl_memory_desc_t *md, const dt_conv_desc *d, dt_error *err) {
     const dnnl_dims_t dims = {d->out_channels, d->in_channels, d->kernel, d->kernel};
     const dnnl_dim_t plane = (dnnl_dim_t)d->out_channels * d->in_channels;
-    const dnnl_dims_t strides = {in_major ? 1 : d->in_channels, in_major ? d->out_channels : 1,
-                                 (dnnl_dim_t)d->kernel * plane, plane};
+    const dnnl_dims_t strides = {d->in_channels, 1, (dnnl_dim_t)d->kernel * plane, plane};
     return cpu_check(dnnl_memory_desc_init_by_strides(md, 4, dims, dnnl_f32, strides), err,
                      "describing tap-major weights");
 }
@@ -169,8 +172,7 @@ static int hwnc_init(cpu_ctx *ctx, reordered *r, int n, int channels, int h, int
 
 void cpu_conv_gemm_destroy(cpu_conv_gemm *g) {
     if (!g) return;
-    reordered *owned[] = {&g->x,   &g->y, &g->dy, &g->dx, &g->forward_taps.copy, &g->data_taps.copy,
-                          &g->grad};
+    reordered *owned[] = {&g->x, &g->y, &g->dy, &g->dx, &g->taps.copy, &g->grad};
     for (size_t i = 0; i < sizeof owned / sizeof owned[0]; i++) reordered_free(owned[i]);
     if (g->user_weights) dnnl_memory_destroy(g->user_weights);
     if (g->user_grad) dnnl_memory_destroy(g->user_grad);
@@ -179,19 +181,29 @@ void cpu_conv_gemm_destroy(cpu_conv_gemm *g) {
 }
 
 /* Where oneDNN 2.6's direct kernels spend most of a window on padding and parallelise poorly:
- * maps of at most CPU_CONV_GEMM_MAX_POSITIONS output positions, with a kernel wider than 1 (a
- * 1x1 convolution has no padding to skip, and oneDNN's is faster there). fp32 only: bf16 has
- * its own measured choices. */
-int cpu_conv_gemm_suits(const cpu_ctx *ctx, const dt_conv_desc *d) {
+ * a kernel wider than 1 (a 1x1 convolution has no padding to skip, and oneDNN's is faster
+ * there) over few output positions. All passes up to CPU_CONV_GEMM_MAX_POSITIONS (2x2) with
+ * 16-channel blocks (AVX-512), where oneDNN's forward and backward-data over 4x4 maps are as
+ * fast as the products and only its backward-weights is slower, so up to
+ * CPU_CONV_GEMM_WEIGHTS_MAX_POSITIONS (4x4) that pass alone; with 8-channel blocks (AVX2) all
+ * passes up to 4x4. fp32 only: bf16 has its own measured choices. A rule of shape and
+ * instruction set, so that fp32 runs repeat bit for bit on one machine. */
+cpu_per_tap cpu_conv_per_tap_rule(const cpu_ctx *ctx, const dt_conv_desc *d) {
     int out_height, out_width;
     dt_error unused = {{0}, 0};
-    if (dt_conv_desc_check(d, &out_height, &out_width, &unused)) return 0; /* refused later */
-    return ctx->precision != DT_PRECISION_BF16 && d->kernel > 1 &&
-           out_height * out_width <= CPU_CONV_GEMM_MAX_POSITIONS;
+    if (dt_conv_desc_check(d, &out_height, &out_width, &unused)) return CPU_PER_TAP_NONE;
+    if (ctx->precision == DT_PRECISION_BF16 || d->kernel == 1) return CPU_PER_TAP_NONE;
+    const int positions = out_height * out_width;
+    const int all_max =
+        ctx->block == 16 ? CPU_CONV_GEMM_MAX_POSITIONS : CPU_CONV_GEMM_WEIGHTS_MAX_POSITIONS;
+    if (positions <= all_max) return CPU_PER_TAP_ALL;
+    if (positions <= CPU_CONV_GEMM_WEIGHTS_MAX_POSITIONS && !d->no_backward)
+        return CPU_PER_TAP_WEIGHTS;
+    return CPU_PER_TAP_NONE;
 }
 
 cpu_conv_gemm *cpu_conv_gemm_create(cpu_ctx *ctx, const dt_conv_desc *d, int out_height,
-                                    int out_width, dt_error *err) {
+                                    int out_width, cpu_per_tap passes, dt_error *err) {
     cpu_conv_gemm *g = calloc(1, sizeof *g);
     if (!g) {
         dt_fail(err, "out of memory creating a convolution");
@@ -201,21 +213,21 @@ cpu_conv_gemm *cpu_conv_gemm_create(cpu_ctx *ctx, const dt_conv_desc *d, int out
     g->d = *d;
     g->out_height = out_height;
     g->out_width = out_width;
+    g->weights_only = passes == CPU_PER_TAP_WEIGHTS;
     const dnnl_dims_t weight_dims = {d->out_channels, d->in_channels, d->kernel, d->kernel};
-    dnnl_memory_desc_t oihw, taps, in_major_taps;
+    dnnl_memory_desc_t oihw, taps;
     if (plan_spans(g, err) ||
         hwnc_init(ctx, &g->x, d->batch, d->in_channels, d->in_height, d->in_width, 1, err) ||
-        hwnc_init(ctx, &g->y, d->batch, d->out_channels, out_height, out_width, 0, err) ||
         hwnc_init(ctx, &g->dy, d->batch, d->out_channels, out_height, out_width, 1, err) ||
-        hwnc_init(ctx, &g->dx, d->batch, d->in_channels, d->in_height, d->in_width, 0, err) ||
         cpu_check(dnnl_memory_desc_init_by_tag(&oihw, 4, weight_dims, dnnl_f32, dnnl_oihw), err,
                   "describing convolution weights") ||
-        taps_md(&taps, d, 0, err) || taps_md(&in_major_taps, d, 1, err) ||
-        reordered_init(ctx, &g->forward_taps.copy, &in_major_taps, &oihw, &in_major_taps, err) ||
-        reordered_init(ctx, &g->data_taps.copy, &taps, &oihw, &taps, err) ||
-        reordered_init(ctx, &g->grad, &taps, &taps, &oihw, err) ||
-        cpu_memory_create(ctx, &oihw, NULL, &g->user_weights, err) ||
-        cpu_memory_create(ctx, &oihw, NULL, &g->user_grad, err)) {
+        taps_md(&taps, d, err) || reordered_init(ctx, &g->grad, &taps, &taps, &oihw, err) ||
+        cpu_memory_create(ctx, &oihw, NULL, &g->user_grad, err) ||
+        (!g->weights_only &&
+         (hwnc_init(ctx, &g->y, d->batch, d->out_channels, out_height, out_width, 0, err) ||
+          hwnc_init(ctx, &g->dx, d->batch, d->in_channels, d->in_height, d->in_width, 0, err) ||
+          reordered_init(ctx, &g->taps.copy, &taps, &oihw, &taps, err) ||
+          cpu_memory_create(ctx, &oihw, NULL, &g->user_weights, err)))) {
         cpu_conv_gemm_destroy(g);
         return NULL;
     }
@@ -254,8 +266,7 @@ static int run_pass(cpu_conv_gemm *g, gemm_pass pass, dt_error *err) {
     const dt_conv_desc *d = &g->d;
     const dnnl_dim_t N = d->batch, I = d->in_channels, O = d->out_channels;
     const dnnl_dim_t columns = pass == PASS_FORWARD ? O : I, blocks = (columns + 15) / 16;
-    const float *forward_taps = g->forward_taps.copy.data, *data_taps = g->data_taps.copy.data;
-    const float *x = g->x.data, *dy = g->dy.data;
+    const float *taps = g->taps.copy.data, *x = g->x.data, *dy = g->dy.data;
     float *y = g->y.data, *dx = g->dx.data, *grad = g->grad.data;
     const size_t plane = (size_t)O * I;
     dnnl_status_t status = dnnl_success;
@@ -269,15 +280,15 @@ static int run_pass(cpu_conv_gemm *g, gemm_pass pass, dt_error *err) {
             const gemm_span *sp = &g->spans[s];
             const dnnl_dim_t rows = sp->positions * N;
             const size_t out = (size_t)sp->out * N * O, in = (size_t)sp->in * N * I;
-            const size_t tap = (size_t)sp->tap * plane;
+            const size_t tap = (size_t)sp->tap * plane; /* the tap's O x I matrix */
             dnnl_status_t st;
-            if (pass == PASS_FORWARD)
-                st = dnnl_sgemm('N', 'N', rows, c1 - c0, I, 1.0f, x + in, I,
-                                forward_taps + tap + c0, O, 1.0f, y + out + c0, O);
-            else if (pass == PASS_DATA)
-                st = dnnl_sgemm('N', 'N', rows, c1 - c0, O, 1.0f, dy + out, O, data_taps + tap + c0,
-                                I, 1.0f, dx + in + c0, I);
-            else
+            if (pass == PASS_FORWARD) /* y[:, c0..c1) += x . W_tap[c0..c1)^T */
+                st = dnnl_sgemm('N', 'T', rows, c1 - c0, I, 1.0f, x + in, I, taps + tap + c0 * I, I,
+                                1.0f, y + out + c0, O);
+            else if (pass == PASS_DATA) /* dx[:, c0..c1) += dy . W_tap[:, c0..c1) */
+                st = dnnl_sgemm('N', 'N', rows, c1 - c0, O, 1.0f, dy + out, O, taps + tap + c0, I,
+                                1.0f, dx + in + c0, I);
+            else /* dW_tap[:, c0..c1) (+)= dy^T . x[:, c0..c1) */
                 st = dnnl_sgemm('T', 'N', O, c1 - c0, rows, 1.0f, dy + out, O, x + in + c0, I,
                                 last_tap == sp->tap ? 1.0f : 0.0f, grad + tap + c0, I);
             last_tap = sp->tap;
@@ -292,8 +303,10 @@ static int run_pass(cpu_conv_gemm *g, gemm_pass pass, dt_error *err) {
 
 int cpu_conv_gemm_forward(cpu_conv_gemm *g, const float *weight, const dt_tensor *x, dt_tensor *y,
                           dt_error *err) {
+    if (g->weights_only)
+        return dt_fail(err, "conv_forward: this layer's products are weights only");
     g->x_of = NULL;
-    if (load_taps(g, &g->forward_taps, weight, err) ||
+    if (load_taps(g, &g->taps, weight, err) ||
         run_reorder(g->ctx, &g->x.reorder, x->memory, g->x.memory, err, "reordering x to HWNC"))
         return -1;
     g->x_of = x->data;
@@ -321,16 +334,19 @@ int cpu_conv_gemm_backward(cpu_conv_gemm *g, const float *weight, const dt_tenso
                            dt_error *err) {
     const dt_conv_desc *d = &g->d;
     const size_t I = (size_t)d->in_channels, O = (size_t)d->out_channels;
+    if (dx && g->weights_only)
+        return dt_fail(err, "conv_backward: this layer's products are weights only");
     if (run_reorder(g->ctx, &g->dy.reorder, dy->memory, g->dy.memory, err, "reordering dy to HWNC"))
         return -1;
     if (weight_grad) {
-        /* the forward's HWNC x when it was made from this x (the saved-tensor contract) */
+        /* the forward's HWNC x when it was made from this x (the saved-tensor contract), else
+         * a copy made here and not recorded: only a forward knows that x's values are new (a
+         * layer whose forward is oneDNN's sees the same tensor with new values every step) */
         if (g->x_of != x->data) {
             g->x_of = NULL;
             if (run_reorder(g->ctx, &g->x.reorder, x->memory, g->x.memory, err,
                             "reordering x to HWNC"))
                 return -1;
-            g->x_of = x->data;
         }
         float *target = accumulate ? g->ctx->grad_scratch : weight_grad;
         if (weights_grad_taps(g, err) || cpu_memory_point(g->user_grad, target, err) ||
@@ -341,7 +357,7 @@ int cpu_conv_gemm_backward(cpu_conv_gemm *g, const float *weight, const dt_tenso
             cpu_add_floats(weight_grad, target, O * I * (size_t)d->kernel * (size_t)d->kernel);
     }
     if (!dx) return 0;
-    if (load_taps(g, &g->data_taps, weight, err)) return -1;
+    if (load_taps(g, &g->taps, weight, err)) return -1;
     memset(g->dx.data, 0, dx->count * sizeof(float));
     if (run_pass(g, PASS_DATA, err)) return -1;
     return run_reorder(g->ctx, &g->dx.reorder, g->dx.memory, dx->memory, err,

@@ -199,12 +199,20 @@ int cpu_tensor_from_images(void *ctx, dt_tensor *dst, const uint8_t *pixels_nhwc
 int cpu_tensor_add(void *ctx, dt_tensor *dst, const dt_tensor *src, dt_error *err);
 
 dt_layer *cpu_conv_create(void *ctx, const dt_conv_desc *d, dt_error *err);
-/* How a convolution layer is built: oneDNN's algorithm (direct or Winograd) for all three passes,
- * and with precision bf16 whether backward-weights reads the fp32 x and dy instead. */
+/* Which passes of a convolution are per-tap matrix products (cpu_conv_gemm.c) instead of oneDNN
+ * primitives. */
+typedef enum cpu_per_tap {
+    CPU_PER_TAP_NONE,
+    CPU_PER_TAP_WEIGHTS, /* backward-weights only; forward and backward-data by oneDNN */
+    CPU_PER_TAP_ALL,
+} cpu_per_tap;
+/* How a convolution layer is built: oneDNN's algorithm (direct or Winograd) for its passes,
+ * with precision bf16 whether backward-weights reads the fp32 x and dy instead, and (fp32)
+ * which passes are per-tap matrix products. */
 typedef struct cpu_conv_variant {
     dnnl_alg_kind_t algorithm;
     int weights_grad_fp32;
-    int small_map_gemm; /* fp32: all three passes as per-tap matrix products (cpu_conv_gemm.c) */
+    cpu_per_tap per_tap;
 } cpu_conv_variant;
 /* Scratch tensors and buffers for timing one layer shape, filled with small non-zero values
  * (cpu_conv_choice.c; also bench/bench_conv_layers.c). */
@@ -223,14 +231,17 @@ int cpu_conv_backward(void *ctx, dt_layer *l, const float *weight, const dt_tens
                       const dt_tensor *dy, dt_tensor *dx, float *weight_grad, int accumulate,
                       dt_error *err);
 
-/* Convolutions over the smallest output maps as one matrix product per kernel tap
- * (cpu_conv_gemm.c): fp32 (and winograd) layers with a kernel wider than 1 and at most this
- * many output positions (a 2x2 map: the last stage of ResNet at 64 px) take that path. */
-enum { CPU_CONV_GEMM_MAX_POSITIONS = 4 };
+/* Convolutions over small output maps as one matrix product per kernel tap (cpu_conv_gemm.c):
+ * fp32 (and winograd) layers with a kernel wider than 1 and at most CPU_CONV_GEMM_MAX_POSITIONS
+ * output positions (a 2x2 map: the last stage of ResNet at 64 px) in all three passes, and with
+ * at most CPU_CONV_GEMM_WEIGHTS_MAX_POSITIONS (4x4: the stage before) in backward-weights with
+ * 16-channel blocks, in all passes with 8 (cpu_conv_per_tap_rule). */
+enum { CPU_CONV_GEMM_MAX_POSITIONS = 4, CPU_CONV_GEMM_WEIGHTS_MAX_POSITIONS = 16 };
 typedef struct cpu_conv_gemm cpu_conv_gemm;
-int cpu_conv_gemm_suits(const cpu_ctx *ctx, const dt_conv_desc *d);
+cpu_per_tap cpu_conv_per_tap_rule(const cpu_ctx *ctx, const dt_conv_desc *d);
+/* passes: CPU_PER_TAP_ALL, or CPU_PER_TAP_WEIGHTS (then only backward without dx works) */
 cpu_conv_gemm *cpu_conv_gemm_create(cpu_ctx *ctx, const dt_conv_desc *d, int out_height,
-                                    int out_width, dt_error *err);
+                                    int out_width, cpu_per_tap passes, dt_error *err);
 void cpu_conv_gemm_destroy(cpu_conv_gemm *g);
 int cpu_conv_gemm_forward(cpu_conv_gemm *g, const float *weight, const dt_tensor *x, dt_tensor *y,
                           dt_error *err);
