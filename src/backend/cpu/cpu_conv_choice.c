@@ -8,9 +8,10 @@
  *    kernel (AVX2, other shapes) the layer is direct.
  *  - precision bf16: backward-weights in bf16 against fp32 (oneDNN 2.6's bf16 one is several
  *    times faster on large feature maps and many times slower on small ones).
- * Not measured but decided by shape (cpu_conv_per_tap_rule): the layers over the smallest maps
- * are per-tap matrix products at fp32 and winograd, on every CPU, and those over slightly
- * larger ones take their backward-weights that way (the direct candidate above).
+ * Not measured but decided by shape and channel block (cpu_conv_per_tap_rule): the layers over
+ * the smallest maps are per-tap matrix products at fp32 and winograd, on every CPU, and with
+ * 16-channel blocks those over slightly larger ones take their backward-weights that way (in
+ * the direct candidate above).
  * fp32 layers are never timed, so fp32 runs repeat bit for bit; the measured choices follow the
  * timing, so two winograd or bf16 runs on a loaded machine may differ in their last digits.
  * runtime.deterministic fixes them instead: Winograd wherever oneDNN has it, fp32
@@ -138,7 +139,7 @@ static dt_layer *conv_create_faster(cpu_ctx *ctx, const dt_conv_desc *d, cpu_con
 
 dt_layer *cpu_conv_create(void *opaque, const dt_conv_desc *d, dt_error *err) {
     cpu_ctx *ctx = opaque;
-    /* by shape alone, so fp32 runs still repeat bit for bit */
+    /* by shape and channel block, never timed, so fp32 runs still repeat bit for bit */
     const cpu_per_tap per_tap = cpu_conv_per_tap_rule(ctx, d);
     const cpu_conv_variant direct = {dnnl_convolution_direct, 0, per_tap};
     const int winograd = ctx->precision == DT_PRECISION_WINOGRAD ||
