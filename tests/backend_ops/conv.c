@@ -254,42 +254,38 @@ void conv_check(dt_backend *b, const backend_op_case *oc) {
 void conv_check_small_map_rule(dt_backend *b, const backend_op_case *oc) {
     (void)oc;
     if (!dt_backend_has(b, DT_BACKEND_HOST_MEMORY)) return;
+    /* the rule's answer for fp32 and winograd with 16- and 8-channel blocks (bf16: none) */
+    static const struct {
+        const char *name;
+        dt_conv_desc d;
+        cpu_per_tap block16, block8;
+    } rows[] = {
+        {"last stage", {64, 512, 512, 2, 2, 3, 1, 1, 0, 0}, CPU_PER_TAP_ALL, CPU_PER_TAP_ALL},
+        {"stage entry", {64, 256, 512, 4, 4, 3, 2, 1, 0, 0}, CPU_PER_TAP_ALL, CPU_PER_TAP_ALL},
+        {"one position", {8, 16, 16, 1, 1, 3, 1, 1, 0, 0}, CPU_PER_TAP_ALL, CPU_PER_TAP_ALL},
+        {"downsample", {64, 256, 512, 4, 4, 1, 2, 0, 0, 0}, CPU_PER_TAP_NONE, CPU_PER_TAP_NONE},
+        {"4x4", {64, 256, 256, 4, 4, 3, 1, 1, 0, 0}, CPU_PER_TAP_WEIGHTS, CPU_PER_TAP_ALL},
+        {"entry to 4x4", {64, 128, 256, 8, 8, 3, 2, 1, 0, 0}, CPU_PER_TAP_WEIGHTS, CPU_PER_TAP_ALL},
+        {"4x4 inference", {64, 256, 256, 4, 4, 3, 1, 1, 0, 1}, CPU_PER_TAP_NONE, CPU_PER_TAP_ALL},
+        {"8x8", {64, 128, 128, 8, 8, 3, 1, 1, 0, 0}, CPU_PER_TAP_NONE, CPU_PER_TAP_NONE},
+        {"stride 0", {2, 16, 16, 2, 2, 3, 0, 1, 0, 0}, CPU_PER_TAP_NONE, CPU_PER_TAP_NONE},
+    };
+    static const int precisions[] = {DT_PRECISION_FP32, DT_PRECISION_WINOGRAD, DT_PRECISION_BF16};
     cpu_ctx *ctx = b->ctx;
-    const dt_conv_desc last_stage = {64, 512, 512, 2, 2, 3, 1, 1, 0, 0};
-    const dt_conv_desc stage_entry = {64, 256, 512, 4, 4, 3, 2, 1, 0, 0};
-    const dt_conv_desc one_position = {8, 16, 16, 1, 1, 3, 1, 1, 0, 0};
-    const dt_conv_desc downsample = {64, 256, 512, 4, 4, 1, 2, 0, 0, 0};
-    const dt_conv_desc four_by_four = {64, 256, 256, 4, 4, 3, 1, 1, 0, 0};
-    const dt_conv_desc entry_to_four = {64, 128, 256, 8, 8, 3, 2, 1, 0, 0};
-    const dt_conv_desc four_by_four_inference = {64, 256, 256, 4, 4, 3, 1, 1, 0, 1};
-    const dt_conv_desc eight_by_eight = {64, 128, 128, 8, 8, 3, 1, 1, 0, 0};
-    const dt_conv_desc invalid = {2, 16, 16, 2, 2, 3, 0, 1, 0, 0}; /* stride 0 */
     const int precision = ctx->precision, block = ctx->block;
-    ctx->block = 16;
-    CHECK(cpu_conv_per_tap_rule(ctx, &last_stage) == CPU_PER_TAP_ALL);
-    CHECK(cpu_conv_per_tap_rule(ctx, &stage_entry) == CPU_PER_TAP_ALL);
-    CHECK(cpu_conv_per_tap_rule(ctx, &one_position) == CPU_PER_TAP_ALL);
-    CHECK(cpu_conv_per_tap_rule(ctx, &downsample) == CPU_PER_TAP_NONE);
-    CHECK(cpu_conv_per_tap_rule(ctx, &four_by_four) == CPU_PER_TAP_WEIGHTS);
-    CHECK(cpu_conv_per_tap_rule(ctx, &entry_to_four) == CPU_PER_TAP_WEIGHTS);
-    CHECK(cpu_conv_per_tap_rule(ctx, &four_by_four_inference) == CPU_PER_TAP_NONE);
-    CHECK(cpu_conv_per_tap_rule(ctx, &eight_by_eight) == CPU_PER_TAP_NONE);
-    CHECK(cpu_conv_per_tap_rule(ctx, &invalid) == CPU_PER_TAP_NONE);
-    ctx->block = 8;
-    CHECK(cpu_conv_per_tap_rule(ctx, &last_stage) == CPU_PER_TAP_ALL);
-    CHECK(cpu_conv_per_tap_rule(ctx, &four_by_four) == CPU_PER_TAP_ALL);
-    CHECK(cpu_conv_per_tap_rule(ctx, &entry_to_four) == CPU_PER_TAP_ALL);
-    CHECK(cpu_conv_per_tap_rule(ctx, &four_by_four_inference) == CPU_PER_TAP_ALL);
-    CHECK(cpu_conv_per_tap_rule(ctx, &downsample) == CPU_PER_TAP_NONE);
-    CHECK(cpu_conv_per_tap_rule(ctx, &eight_by_eight) == CPU_PER_TAP_NONE);
-    ctx->precision = DT_PRECISION_BF16;
-    CHECK(cpu_conv_per_tap_rule(ctx, &last_stage) == CPU_PER_TAP_NONE);
-    CHECK(cpu_conv_per_tap_rule(ctx, &four_by_four) == CPU_PER_TAP_NONE);
-    ctx->block = 16;
-    CHECK(cpu_conv_per_tap_rule(ctx, &four_by_four) == CPU_PER_TAP_NONE);
-    ctx->precision = DT_PRECISION_WINOGRAD;
-    CHECK(cpu_conv_per_tap_rule(ctx, &last_stage) == CPU_PER_TAP_ALL);
-    CHECK(cpu_conv_per_tap_rule(ctx, &four_by_four) == CPU_PER_TAP_WEIGHTS);
+    for (size_t r = 0; r < sizeof rows / sizeof rows[0]; r++)
+        for (size_t p = 0; p < sizeof precisions / sizeof precisions[0]; p++)
+            for (int blocks = 16; blocks >= 8; blocks -= 8) {
+                ctx->precision = precisions[p];
+                ctx->block = blocks;
+                const cpu_per_tap want = precisions[p] == DT_PRECISION_BF16 ? CPU_PER_TAP_NONE
+                                         : blocks == 16                     ? rows[r].block16
+                                                                            : rows[r].block8;
+                const cpu_per_tap got = cpu_conv_per_tap_rule(ctx, &rows[r].d);
+                CHECK_MSG(got == want, "per-tap rule, %s, %s, %d-channel blocks: %d, want %d",
+                          rows[r].name, dt_precision_name((dt_precision_kind)precisions[p]), blocks,
+                          (int)got, (int)want);
+            }
     ctx->precision = precision;
     ctx->block = block;
 }
