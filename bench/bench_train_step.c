@@ -7,8 +7,12 @@
  *                    [--arch resnet18]
  *
  * Prints one line: "dtrain device=... precision=... size=... batch=... img_per_s=... step_s=...
- * cpu_s=... arch=...", cpu_s being the process's CPU seconds per measured step (all threads), a
- * figure that a machine shared with other work disturbs less than the wall-clock rate.
+ * cpu_s=... arch=... conv_gflop=... conv_gflops=...", cpu_s being the process's CPU seconds per
+ * measured step (all threads), a figure that a machine shared with other work disturbs less than
+ * the wall-clock rate; conv_gflop the floating-point operations of the step's convolutions
+ * (forward, backward-weights, backward-data but the first layer's), counting only the taps inside
+ * the input (dt_conv_desc_macs), and conv_gflops that over step_s: the figure
+ * bench_headroom.sh sets against the CPU's multiply-add peak.
  * The clock stops after a parameter download, which waits for the queued steps. */
 #include <stdint.h>
 #include <stdio.h>
@@ -50,6 +54,24 @@ typedef struct bench {
     float *weights;
     int batch;
 } bench;
+
+/* GFLOP of one training step's convolutions (see the top of this file); -1 if unknown. */
+static double conv_gflop(const dt_model_options *mo) {
+    int n = dt_model_conv_descs(mo, NULL, 0);
+    dt_conv_desc *convs = n > 0 ? malloc((size_t)n * sizeof *convs) : NULL;
+    if (!convs || dt_model_conv_descs(mo, convs, n) != n) {
+        free(convs);
+        return -1;
+    }
+    double flop = 0;
+    for (int i = 0; i < n; i++) {
+        const dt_conv_desc *d = &convs[i];
+        const int passes = d->no_backward ? 1 : d->no_input_grad ? 2 : 3;
+        flop += 2.0 * passes * dt_conv_desc_macs(d, 0);
+    }
+    free(convs);
+    return flop / 1e9;
+}
 
 static int train_step(bench *b, int first, dt_error *err) {
     static const float mean[3] = {0.485f, 0.456f, 0.406f}, stdev[3] = {0.229f, 0.224f, 0.225f};
@@ -152,9 +174,11 @@ int main(int argc, char **argv) {
         goto done;
     }
     double step_s = (now() - start) / steps, cpu_s = (cpu_seconds() - cpu_start) / steps;
+    double gflop = conv_gflop(&mo);
     printf("dtrain device=%s precision=%s size=%d batch=%d img_per_s=%.2f step_s=%.4f cpu_s=%.4f "
-           "arch=%s\n",
-           device, precision, size, batch, batch / step_s, step_s, cpu_s, arch);
+           "arch=%s conv_gflop=%.3f conv_gflops=%.1f\n",
+           device, precision, size, batch, batch / step_s, step_s, cpu_s, arch, gflop,
+           gflop / step_s);
     rc = 0;
 done:
     if (b.model) dt_model_destroy(b.model);

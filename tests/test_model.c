@@ -499,6 +499,51 @@ static void check_conv_list(const char *arch, int expect, int freeze) {
     dt_backend_free(&be);
 }
 
+/* Multiply-adds of the convolutions: with padding, torchvision's published figures for
+ * ResNet-18 and ResNet-50 at 224 px (1.81 and 4.09 G, which also count the classifier's 0.5 and
+ * 2 M); without, counted by hand for the small maps (per axis, 3x3 padding 1 over 2 positions
+ * sees 2 + 2 taps, over 4 positions 2 + 3 + 3 + 2, at stride 2 over 4 positions 2 + 3), and for
+ * the whole networks as summed tap by tap by an independent count. */
+static void test_conv_macs(void) {
+    const struct {
+        const char *arch;
+        int convs;
+        double padded, inside;
+    } nets[] = {{"resnet18", 20, 1813561344.0, 1679878912.0},
+                {"resnet50", 53, 4087136256.0, 3946203904.0}};
+    for (int a = 0; a < 2; a++) {
+        dt_model_options opt = {
+            .arch = nets[a].arch, .batch = 1, .image_size = 224, .n_classes = 10};
+        dt_conv_desc convs[53];
+        CHECK_INT_EQ(dt_model_conv_descs(&opt, convs, 53), nets[a].convs);
+        double padded = 0, inside = 0;
+        for (int i = 0; i < nets[a].convs; i++) {
+            padded += dt_conv_desc_macs(&convs[i], 1);
+            inside += dt_conv_desc_macs(&convs[i], 0);
+        }
+        CHECK_MSG(padded == nets[a].padded && inside == nets[a].inside,
+                  "%s: %.0f and %.0f multiply-adds", nets[a].arch, padded, inside);
+    }
+    const struct {
+        int size, stride, taps;
+    } maps[] = {{2, 1, 4 * 4}, {4, 1, 10 * 10}, {4, 2, 5 * 5}, {1, 1, 1}};
+    for (int i = 0; i < 4; i++) {
+        dt_conv_desc d = {.batch = 3,
+                          .in_channels = 5,
+                          .out_channels = 7,
+                          .in_height = maps[i].size,
+                          .in_width = maps[i].size,
+                          .kernel = 3,
+                          .stride = maps[i].stride,
+                          .padding = 1};
+        const int out = (maps[i].size + 2 - 3) / maps[i].stride + 1;
+        CHECK_MSG(dt_conv_desc_macs(&d, 0) == 3.0 * 5 * 7 * maps[i].taps &&
+                      dt_conv_desc_macs(&d, 1) == 3.0 * 5 * 7 * out * out * 9,
+                  "%dx%d stride %d: %.0f and %.0f", maps[i].size, maps[i].size, maps[i].stride,
+                  dt_conv_desc_macs(&d, 0), dt_conv_desc_macs(&d, 1));
+    }
+}
+
 int main(int argc, char **argv) {
     test_argc = argc;
     test_argv = argv;
@@ -510,6 +555,7 @@ int main(int argc, char **argv) {
     test_frozen_backbone();
     test_depths();
     test_zero_init_residual();
+    test_conv_macs();
     check_conv_list("resnet18", 20, 0);
     check_conv_list("resnet18", 20, 1);
     check_conv_list("resnet50", 53, 0);

@@ -84,6 +84,11 @@ typedef struct dt_linear_desc {
 int dt_conv_desc_check(const dt_conv_desc *d, int *out_height, int *out_width, dt_error *err);
 int dt_pool_desc_check(const dt_pool_desc *d, int *out_height, int *out_width, dt_error *err);
 int dt_batchnorm_desc_check(const dt_batchnorm_desc *d, dt_error *err);
+/* Multiply-adds of one forward pass of a valid d over its batch: with_padding counts every tap
+ * of every output position (what FLOP tables such as torchvision's report); otherwise only the
+ * taps that fall inside the input, the work a kernel that skips padding does. Backward-data and
+ * backward-weights each take as many as the forward. */
+double dt_conv_desc_macs(const dt_conv_desc *d, int with_padding);
 /* The backends' shape checks of their tensors (also layer_descs.c), so that both word them
  * alike: -1 with "<op>: <name> is ... but the layer expects ..." unless n,c,h,w is the wanted
  * shape; -1 with "<op>: shapes differ (...)" unless the two shapes are equal. */

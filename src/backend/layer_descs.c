@@ -23,6 +23,26 @@ int dt_conv_desc_check(const dt_conv_desc *d, int *out_height, int *out_width, d
     return 0;
 }
 
+/* Summed over the output positions of one axis: the taps whose input index is inside it. */
+static double taps_inside(int in, int kernel, int stride, int padding) {
+    const int out = out_size(in, kernel, stride, padding);
+    double taps = 0;
+    for (int o = 0; o < out; o++) {
+        const int first = o * stride - padding, last = first + kernel - 1;
+        taps += (last < in - 1 ? last : in - 1) - (first > 0 ? first : 0) + 1;
+    }
+    return taps;
+}
+
+double dt_conv_desc_macs(const dt_conv_desc *d, int with_padding) {
+    const double channels = (double)d->batch * d->in_channels * d->out_channels;
+    if (with_padding)
+        return channels * out_size(d->in_height, d->kernel, d->stride, d->padding) *
+               out_size(d->in_width, d->kernel, d->stride, d->padding) * d->kernel * d->kernel;
+    return channels * taps_inside(d->in_height, d->kernel, d->stride, d->padding) *
+           taps_inside(d->in_width, d->kernel, d->stride, d->padding);
+}
+
 int dt_pool_desc_check(const dt_pool_desc *d, int *out_height, int *out_width, dt_error *err) {
     /* torch's rule: padding at most half the kernel, so every window touches the input */
     if (d->batch <= 0 || d->channels <= 0 || d->in_height <= 0 || d->in_width <= 0 ||
