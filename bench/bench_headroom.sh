@@ -16,10 +16,8 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source-path=SCRIPTDIR
 source "$here/bench_lib.sh"
-export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE}
-
-[[ $# -ge 1 ]] || { usage >&2 && exit 2; }
-[[ $1 == -h || $1 == --help ]] && { usage && exit 0; }
+passive_waits_unless_set
+usage_unless_args "$@"
 build=$1
 rounds=${2:-5}
 size=${3:-64}
@@ -64,12 +62,14 @@ for ((round = 1; round <= rounds; round++)); do
   echo "$dt_rate $torch_rate $ratio $ceiling" >>"$all"
 done
 echo "convolution work per step: $gflop GFLOP; $(field "$torch" torch), fma peak $peak GFLOP/s"
-awk -v p="$peak" '
-  function median(col,   n, i, j, t, a) {
-    n = 0; for (i = 1; i <= NR; i++) a[++n] = v[i, col]
-    for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (a[j] < a[i]) { t = a[i]; a[i] = a[j]; a[j] = t }
-    return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2 }
-  { for (c = 1; c <= 4; c++) v[NR, c] = $c }
-  END { printf "median: dtrain %.1f GFLOP/s (%.0f%% of peak), PyTorch %.1f (%.0f%%), ratio %.2f, ceiling %.2f\n",
-          median(1), 100 * median(1) / p, median(2), 100 * median(2) / p, median(3), median(4) }' "$all"
+# shellcheck disable=SC2046 # one number a word
+{
+  read -r _ dt_median _ < <(spread $(cut -d' ' -f1 "$all"))
+  read -r _ torch_median _ < <(spread $(cut -d' ' -f2 "$all"))
+  read -r _ ratio_median _ < <(spread $(cut -d' ' -f3 "$all"))
+  read -r _ ceiling_median _ < <(spread $(cut -d' ' -f4 "$all"))
+}
+printf 'median: dtrain %.1f GFLOP/s (%s of peak), PyTorch %.1f (%s), ratio %.2f, ceiling %.2f\n' \
+  "$dt_median" "$(share "$dt_median")" "$torch_median" "$(share "$torch_median")" \
+  "$ratio_median" "$ceiling_median"
 echo "machine at the end: $(machine_load)"

@@ -8,6 +8,27 @@
 # comment), without the leading "# ".
 usage() { awk 'NR > 1 && !/^#/ { exit } NR > 1 { sub(/^# ?/, ""); print }' "$0"; }
 
+# usage_unless_args "$@": the usage on stderr and exit 2 when there are no arguments; on stdout
+# and exit 0 for -h or --help.
+usage_unless_args() {
+  [[ $# -ge 1 ]] || { usage >&2 && exit 2; }
+  [[ $1 == -h || $1 == --help ]] && { usage && exit 0; }
+  return 0
+}
+
+# passive_waits_unless_set: dtrain sleeps rather than spins in OpenMP waits unless
+# OMP_WAIT_POLICY is set (see src/main.c); exporting that policy hands it to everything a
+# benchmark starts (PyTorch peers, every rank through the launcher), so all are measured alike,
+# and omp_note names it. OMP_WAIT_POLICY=ACTIVE measures spinning waits instead.
+passive_waits_unless_set() { export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE}; }
+
+# spread NUMBER...: prints "LOWEST MEDIAN HIGHEST" of the numbers (the median of an even count
+# is the mean of the middle two).
+spread() {
+  printf '%s\n' "$@" | sort -g | awk '{ a[NR] = $1 }
+    END { print a[1], (NR % 2 ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2), a[NR] }'
+}
+
 # die MESSAGE...: "SCRIPT: MESSAGE" on stderr, exit 2.
 die() {
   echo "$(basename "$0"): $*" >&2

@@ -51,13 +51,8 @@ here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/.." && pwd)
 # shellcheck source-path=SCRIPTDIR
 source "$here/bench_lib.sh"
-# dtrain sleeps rather than spins in OpenMP waits unless OMP_WAIT_POLICY is set (see
-# src/main.c); setting that policy here hands it to every rank through the launcher and names it
-# in the closing line (omp_note). Set OMP_WAIT_POLICY=ACTIVE to measure spinning waits instead.
-export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE}
-
-[[ $# -ge 1 ]] || { usage >&2 && exit 2; }
-[[ $1 == -h || $1 == --help ]] && { usage && exit 0; }
+passive_waits_unless_set
+usage_unless_args "$@"
 build=$1
 shift
 ranks_list='' modes=strong,weak global_batch=64 rank_batch=64 size='' steps=20 warmup=3

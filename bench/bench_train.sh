@@ -43,12 +43,8 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source-path=SCRIPTDIR
 source "$here/bench_lib.sh"
-# dtrain sleeps rather than spins in OpenMP waits unless OMP_WAIT_POLICY is set (see
-# src/main.c); give the PyTorch side the same policy so both are measured alike.
-export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE}
-
-[[ $# -ge 1 ]] || { usage >&2 && exit 2; }
-[[ $1 == -h || $1 == --help ]] && { usage && exit 0; }
+passive_waits_unless_set
+usage_unless_args "$@"
 build=$1
 shift
 arch=resnet18 sizes=64,224 steps=10,6 warmup=2 torch_steps='' batch=64 threads=2 workers='' workdir='' keep=0

@@ -28,8 +28,9 @@ done
 
 echo
 echo "ratios over $rounds rounds: lowest, median, highest"
-awk '{ key = $1 "  " $2 " / " $4; v[key] = v[key] " " $5 }
-     END { for (k in v) { n = split(substr(v[k], 2), a, " ");
-             for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (a[j] < a[i]) { t = a[i]; a[i] = a[j]; a[j] = t }
-             med = n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2;
-             printf "%-44s %5.2f %5.2f %5.2f  (%s)\n", k, a[1], med, a[n], substr(v[k], 2) } }' "$all" | sort
+while read -r key; do
+  values=$(awk -v key="$key" '$1 "  " $2 " / " $4 == key { printf " %s", $5 }' "$all")
+  # shellcheck disable=SC2086 # one number a word
+  read -r lowest median highest < <(spread $values)
+  printf '%-44s %5.2f %5.2f %5.2f  (%s)\n' "$key" "$lowest" "$median" "$highest" "${values# }"
+done < <(awk '{ print $1 "  " $2 " / " $4 }' "$all" | sort -u)
