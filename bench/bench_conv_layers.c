@@ -107,7 +107,8 @@ int main(int argc, char **argv) {
         const layer_shape *s = &shapes[i];
         const int padding = s->kernel / 2;
         dt_conv_desc d = {batch,     s->in_channels, s->out_channels, s->in_size, s->in_size,
-                          s->kernel, s->stride,      padding,         i == 0,     0};
+                          s->kernel, s->stride,      padding,         i == 0,     0,
+                          0};
         const int out = (s->in_size + 2 * padding - s->kernel) / s->stride + 1;
         double best[2][3];
         if (time_shape(backend.ctx, &d, rounds, best, &err)) {

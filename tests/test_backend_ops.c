@@ -27,7 +27,7 @@
 enum { FP32 = DT_PRECISION_FP32, TF32 = DT_PRECISION_TF32, BF16 = DT_PRECISION_BF16 };
 
 #define SHAPE(...) (&(const op_shape){__VA_ARGS__})
-#define CONV(kind, ...) (&(const op_conv){{__VA_ARGS__}, kind})
+#define CONV(kind, ...) (&(const op_conv){{__VA_ARGS__, 0}, kind})
 /* batch, channels, h, w, momentum, eps, fuse_relu; in place */
 #define BN(in_place, ...) (&(const op_batchnorm){{__VA_ARGS__}, in_place})
 /* batch, channels, h, w, kernel, stride, padding; global average; input range */

@@ -270,7 +270,7 @@ static void test_whole_network_gradient(void) {
     double loss0 = loss_of(m, px, labels, w, pred, 1.0f / B);
     CHECK(isfinite(loss0));
     CHECK(dt_model_backward(m, 0, 0, &err) == 0);
-    CHECK(dt_backend_buffer_download(&be, grads, dt_model_grads(m), n, &err) == 0);
+    CHECK(dt_model_param_buffer_download(m, grads, dt_model_grads(m), &err) == 0);
 
     /* Along the gradient itself (the largest signal for float32 forwards): the directional
      * derivative is |g|. BatchNorm over 4 samples makes the loss strongly curved, so the step
@@ -340,6 +340,68 @@ static void test_whole_network_gradient(void) {
     free(stats);
     free(twice);
     dt_model_destroy(m);
+    dt_backend_free(&be);
+}
+
+/* Weights in the backend's own layouts (the default) against the same model with OIHW weights:
+ * the CPU at fp32 keeps some convolutions in its own layouts (the raw buffer differs from OIHW
+ * there), the OIHW host copies are byte-identical after the same initialisation, one training
+ * step gives bit-identical gradients (the same kernels read the same formats), and host copies
+ * go there and back unchanged. A backend with OIHW layers (CUDA) gets identifier 0 in both. */
+static void test_own_weight_layouts(void) {
+    enum { B = 4, S = 32, K = 3 };
+    dt_backend be = dt_test_backend_open(test_argc, test_argv, 0);
+    dt_error err = {{0}, 0};
+    dt_model *own = NULL, *oihw = NULL;
+    dt_model_options opt = {.batch = B, .image_size = S, .n_classes = K};
+    CHECK_MSG(dt_model_create(&be, &opt, &own, &err) == 0, "%s", err.message);
+    opt.oihw_weights = 1;
+    CHECK_MSG(dt_model_create(&be, &opt, &oihw, &err) == 0, "%s", err.message);
+    if (!own || !oihw) return;
+    const int cpu = strcmp(dt_backend_name(&be), "cpu") == 0;
+    CHECK_MSG((dt_model_weight_layout(own) != 0) == cpu, "own layouts on %s: identifier %llx",
+              dt_backend_name(&be), (unsigned long long)dt_model_weight_layout(own));
+    CHECK(dt_model_weight_layout(oihw) == 0);
+    const size_t n = dt_model_param_count(own), ns = dt_model_stats_count(own);
+    float *a = malloc(n * sizeof *a), *b = malloc(n * sizeof *b), *raw = malloc(n * sizeof *raw);
+    float *sa = malloc(ns * sizeof *sa), *sb = malloc(ns * sizeof *sb);
+    CHECK(dt_model_init_weights(own, 5, &err) == 0 && dt_model_init_weights(oihw, 5, &err) == 0);
+    CHECK(dt_model_download_state(own, a, sa, &err) == 0);
+    CHECK(dt_model_download_state(oihw, b, sb, &err) == 0);
+    CHECK_MSG(memcmp(a, b, n * sizeof *a) == 0, "OIHW copies of the same initialisation differ");
+    CHECK(dt_backend_buffer_download(&be, raw, dt_model_params(own), n, &err) == 0);
+    CHECK_MSG((memcmp(raw, a, n * sizeof *a) != 0) == cpu,
+              "raw parameter buffer %s the OIHW copy on %s", cpu ? "equals" : "differs from",
+              dt_backend_name(&be));
+
+    uint8_t px[B * S * S * 3];
+    dt_rng rng = dt_rng_seeded(21);
+    for (size_t i = 0; i < sizeof px; i++) px[i] = (uint8_t)dt_rng_below(&rng, 256);
+    int32_t labels[B] = {0, 1, 2, 1}, pred[B];
+    float w[B] = {1, 1, 1, 1};
+    dt_model *models[2] = {own, oihw};
+    float *grads[2] = {a, b};
+    for (int k = 0; k < 2; k++) {
+        CHECK(isfinite(loss_of(models[k], px, labels, w, pred, 1.0f / B)));
+        CHECK(dt_model_backward(models[k], 0, 0, &err) == 0);
+        CHECK(dt_model_param_buffer_download(models[k], grads[k], dt_model_grads(models[k]),
+                                             &err) == 0);
+    }
+    size_t differ = 0;
+    for (size_t i = 0; i < n; i++) differ += memcmp(&a[i], &b[i], sizeof *a) != 0;
+    CHECK_MSG(differ == 0, "%zu of %zu gradients differ between own and OIHW layouts", differ, n);
+
+    /* there and back: momentum-shaped random values, then the parameters */
+    for (size_t i = 0; i < n; i++) a[i] = (float)dt_rng_normal(&rng);
+    CHECK(dt_model_upload_momentum(own, a, &err) == 0);
+    CHECK(dt_model_download_momentum(own, b, &err) == 0);
+    CHECK_MSG(memcmp(a, b, n * sizeof *a) == 0, "momentum changed on the way there and back");
+    CHECK(dt_model_upload_state(own, a, sa, &err) == 0);
+    CHECK(dt_model_download_state(own, b, sb, &err) == 0);
+    CHECK_MSG(memcmp(a, b, n * sizeof *a) == 0, "parameters changed on the way there and back");
+    free(a), free(b), free(raw), free(sa), free(sb);
+    dt_model_destroy(own);
+    dt_model_destroy(oihw);
     dt_backend_free(&be);
 }
 
@@ -553,6 +615,7 @@ int main(int argc, char **argv) {
     test_step_bookkeeping();
     test_whole_network_gradient();
     test_frozen_backbone();
+    test_own_weight_layouts();
     test_depths();
     test_zero_init_residual();
     test_conv_macs();

@@ -61,6 +61,10 @@ typedef struct dt_conv_desc {
     /* what backward is never asked for, so that a backend prepares nothing for it: dx (the
      * network's first layer), or backward at all (a frozen layer) */
     int no_input_grad, no_backward;
+    /* 1: the layer may keep its weights and weight gradients in the parameter buffer in a
+     * layout of its own (dt_backend_conv_weight_layout), so that no step reorders them; 0:
+     * OIHW */
+    int own_weight_layout;
 } dt_conv_desc;
 
 typedef struct dt_batchnorm_desc {
@@ -307,8 +311,17 @@ int dt_backend_tensor_add(const dt_backend *b, dt_tensor *dst, const dt_tensor *
 
 void dt_backend_layer_destroy(const dt_backend *b, dt_layer *layer);
 
-/* convolution, no bias. weight: OIHW view into the parameter buffer. */
+/* convolution, no bias. weight: view into the parameter buffer, OIHW or (own_weight_layout)
+ * in the layer's layout; weight_grad in the same layout. */
 dt_layer *dt_backend_conv_create(const dt_backend *b, const dt_conv_desc *d, dt_error *err);
+/* The layout of the layer's weights and weight gradient: 0 for OIHW, else an identifier of the
+ * layer's own layout (same float count as OIHW; a permutation of it). Layers with the same
+ * description and identifier, in any process, place every weight at the same index. */
+uint64_t dt_backend_conv_weight_layout(const dt_backend *b, const dt_layer *l);
+/* Host arrays of one layer's weight count: dst = src moved from OIHW into the layer's layout
+ * (to_layer) or back; for a layer whose layout is not 0. dst and src do not overlap. */
+int dt_backend_conv_weights_convert(const dt_backend *b, dt_layer *l, float *dst, const float *src,
+                                    int to_layer, dt_error *err);
 int dt_backend_conv_forward(const dt_backend *b, dt_layer *l, const float *weight,
                             const dt_tensor *x, dt_tensor *y, dt_error *err);
 /* writes weight_grad when not NULL (overwrites, or adds when accumulate is set) and dx when

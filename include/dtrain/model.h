@@ -39,6 +39,9 @@ typedef struct dt_model_options {
     int n_classes;
     int freeze_backbone;    /* train fc only; backbone BN in inference mode */
     int zero_init_residual; /* torchvision's option: each block's last BN weight starts at 0 */
+    /* 1: every convolution keeps OIHW weights in the flat buffers (for ranks whose backends
+     * chose different layouts of their own); 0: each may keep its backend's own layout */
+    int oihw_weights;
 } dt_model_options;
 
 /* The architectures dt_model_create builds, by torchvision's names: index 0 .. count-1. */
@@ -70,7 +73,12 @@ int dt_model_init_weights(dt_model *model, uint64_t seed, dt_error *err);
 const dt_state_entry *dt_model_state(const dt_model *model, size_t *n_entries);
 const dt_state_entry *dt_model_find(const dt_model *model, const char *name);
 
-/* Flat buffers in backend memory. */
+/* Flat buffers in backend memory. The parameter-shaped ones (params, grads, momentum, the
+ * second moment, an average's params) hold each convolution's weights in its layer's layout
+ * (dt_backend_conv_weight_layout), which may differ from OIHW: element-wise arithmetic and
+ * collectives between ranks with the same dt_model_weight_layout may use them as they are, and
+ * host copies go through the download/upload functions below, which convert to and from
+ * OIHW. */
 float *dt_model_params(dt_model *model);
 float *dt_model_grads(dt_model *model);
 float *dt_model_momentum(dt_model *model);
@@ -111,6 +119,16 @@ void dt_model_set_grads_ready(dt_model *model, dt_grads_ready_fn fn, void *user)
  * gradients into the flat grads buffer (overwriting), or adds them when accumulate is set.
  * report_ready: this is the step's last micro-batch; call the grads-ready callback (if set). */
 int dt_model_backward(dt_model *model, int accumulate, int report_ready, dt_error *err);
+
+/* 0 when every convolution keeps OIHW weights, else an identifier of the layouts of all of
+ * them: models of the same description with the same identifier place every parameter at the
+ * same index of the flat buffers. */
+uint64_t dt_model_weight_layout(const dt_model *model);
+/* A parameter-shaped buffer of the model (count dt_model_param_count) to or from a host array
+ * in OIHW order, the order of the state dict's entries. */
+int dt_model_param_buffer_download(dt_model *model, float *host, const float *buffer,
+                                   dt_error *err);
+int dt_model_param_buffer_upload(dt_model *model, float *buffer, const float *host, dt_error *err);
 
 /* Host copies of the whole parameter and running-statistics buffers. */
 int dt_model_download_state(dt_model *model, float *host_params, float *host_stats, dt_error *err);

@@ -255,6 +255,20 @@ dt_layer *dt_backend_conv_create(const dt_backend *b, const dt_conv_desc *d, dt_
     return b->ops->conv_create(b->ctx, d, err);
 }
 
+uint64_t dt_backend_conv_weight_layout(const dt_backend *b, const dt_layer *l) {
+    return b->ops->conv_weight_layout ? b->ops->conv_weight_layout(b->ctx, l) : 0;
+}
+
+int dt_backend_conv_weights_convert(const dt_backend *b, dt_layer *l, float *dst, const float *src,
+                                    int to_layer, dt_error *err) {
+    if (b->ops->conv_weights_convert)
+        return b->ops->conv_weights_convert(b->ctx, l, dst, src, to_layer, err);
+    return dt_fail(err,
+                   "internal: the %s backend keeps convolution weights in OIHW; nothing to "
+                   "convert",
+                   dt_backend_name(b));
+}
+
 int dt_backend_conv_forward(const dt_backend *b, dt_layer *l, const float *weight,
                             const dt_tensor *x, dt_tensor *y, dt_error *err) {
     if (!b->ops->conv_forward) return missing(b, "conv_forward", err);

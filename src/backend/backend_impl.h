@@ -2,7 +2,8 @@
  * functions of include/dtrain/backend.h, which document each entry; here, what a backend must
  * provide. Entries marked optional may be NULL: the wrapper then does nothing (or returns NULL /
  * zeros): compute_stream, input_wait, input_prefetch, params_changed, phase_mark, phase_read,
- * counters, set_wait_check, host_free, buffer_free, tensor_destroy, layer_destroy. Any other
+ * counters, set_wait_check, host_free, buffer_free, tensor_destroy, layer_destroy,
+ * conv_weight_layout (0: OIHW; then conv_weights_convert is never called). Any other
  * entry left NULL makes its wrapper fail with an error naming it. */
 #ifndef DTRAIN_BACKEND_IMPL_H
 #define DTRAIN_BACKEND_IMPL_H
@@ -103,8 +104,13 @@ typedef struct dt_backend_ops {
 
     void (*layer_destroy)(void *ctx, dt_layer *layer);
 
-    /* convolution, no bias. weight: OIHW view into the parameter buffer. */
+    /* convolution, no bias. weight: OIHW view into the parameter buffer, or in the layer's own
+     * layout (d->own_weight_layout; the two below, which a backend without layouts of its own
+     * leaves NULL) */
     dt_layer *(*conv_create)(void *ctx, const dt_conv_desc *d, dt_error *err);
+    uint64_t (*conv_weight_layout)(void *ctx, const dt_layer *l);
+    int (*conv_weights_convert)(void *ctx, dt_layer *l, float *dst, const float *src, int to_layer,
+                                dt_error *err);
     int (*conv_forward)(void *ctx, dt_layer *l, const float *weight, const dt_tensor *x,
                         dt_tensor *y, dt_error *err);
     /* writes weight_grad when not NULL (overwrites, or adds when accumulate is set) and dx when

@@ -27,6 +27,7 @@ static int model_build(const dt_backend *backend, const dt_model_options *opt, d
     m->n_classes = opt->n_classes;
     m->freeze_backbone = opt->freeze_backbone;
     m->zero_init_residual = opt->zero_init_residual;
+    m->oihw_weights = opt->oihw_weights;
     if (dt_resnet_build(m, err)) {
         dt_model_destroy(m);
         return -1;
@@ -73,6 +74,7 @@ void dt_model_destroy(dt_model *m) {
                         m->stats,  m->stats_backup, m->second_moment};
     for (size_t i = 0; i < sizeof buffers / sizeof buffers[0]; i++)
         if (buffers[i]) dt_backend_buffer_free(&m->backend, buffers[i]);
+    free(m->own_layouts);
     free(m);
 }
 
@@ -124,7 +126,7 @@ int dt_model_init_weights(dt_model *m, uint64_t seed, dt_error *err) {
     }
     for (size_t i = 0; i < m->layout.n_entries; i++)
         init_entry(m, &m->layout.entries[i], seed, i, params, stats);
-    if (dt_backend_buffer_upload(&m->backend, m->params, params, m->layout.n_params, err) ||
+    if (dt_model_param_buffer_upload(m, m->params, params, err) ||
         dt_backend_buffer_upload(&m->backend, m->stats, stats, m->layout.n_stats, err))
         goto done;
     dt_backend_params_changed(&m->backend);
@@ -184,7 +186,7 @@ void dt_model_set_batches_tracked(dt_model *m, int64_t value) {
 }
 
 int dt_model_download_state(dt_model *m, float *host_params, float *host_stats, dt_error *err) {
-    if (dt_backend_buffer_download(&m->backend, host_params, m->params, m->layout.n_params, err) ||
+    if (dt_model_param_buffer_download(m, host_params, m->params, err) ||
         dt_backend_buffer_download(&m->backend, host_stats, m->stats, m->layout.n_stats, err))
         return dt_error_prefix(err, "model: reading weights back");
     return 0;
@@ -192,7 +194,7 @@ int dt_model_download_state(dt_model *m, float *host_params, float *host_stats, 
 
 int dt_model_upload_state(dt_model *m, const float *host_params, const float *host_stats,
                           dt_error *err) {
-    if (dt_backend_buffer_upload(&m->backend, m->params, host_params, m->layout.n_params, err) ||
+    if (dt_model_param_buffer_upload(m, m->params, host_params, err) ||
         dt_backend_buffer_upload(&m->backend, m->stats, host_stats, m->layout.n_stats, err))
         return dt_error_prefix(err, "model: loading weights");
     dt_backend_params_changed(&m->backend);

@@ -75,7 +75,7 @@ int dt_model_ema_download(dt_model_ema *ema, float *host_params, float *host_sta
     dt_model *m = ema->model;
     const dt_backend *b = dt_model_backend(m);
     if (ema->swapped) return dt_fail(err, "internal: EMA read while swapped in");
-    if (dt_backend_buffer_download(b, host_params, ema->params, m->layout.n_params, err) ||
+    if (dt_model_param_buffer_download(m, host_params, ema->params, err) ||
         dt_backend_buffer_download(b, host_stats, ema->stats, m->layout.n_stats, err))
         return dt_error_prefix(err, "EMA: reading the average back");
     return 0;
@@ -86,7 +86,7 @@ int dt_model_ema_upload(dt_model_ema *ema, const float *host_params, const float
     dt_model *m = ema->model;
     const dt_backend *b = dt_model_backend(m);
     if (ema->swapped) return dt_fail(err, "internal: EMA written while swapped in");
-    if (dt_backend_buffer_upload(b, ema->params, host_params, m->layout.n_params, err) ||
+    if (dt_model_param_buffer_upload(m, ema->params, host_params, err) ||
         dt_backend_buffer_upload(b, ema->stats, host_stats, m->layout.n_stats, err))
         return dt_error_prefix(err, "EMA: loading the average");
     ema->batches_tracked = batches_tracked;

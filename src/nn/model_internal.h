@@ -20,6 +20,10 @@ typedef struct dt_resnet_arch {
 
 const dt_resnet_arch *dt_resnet_arch_find(const char *name);
 
+/* Records conv's weight layout (model_layout.c): a layer not in OIHW joins own_layouts. */
+int dt_model_note_weight_layout(dt_model *m, dt_layer *conv, size_t offset, size_t count,
+                                dt_error *err);
+
 enum { DT_BLOCK_MAX_UNITS = 3 };
 
 /* conv -> BatchNorm (-> fused ReLU): offsets point into the flat buffers */
@@ -35,6 +39,12 @@ typedef struct dt_conv_bn {
 typedef struct dt_param_span {
     size_t offset, count;
 } dt_param_span;
+
+/* A convolution whose weights its backend keeps in a layout of its own (not OIHW). */
+typedef struct dt_own_layout {
+    dt_layer *conv;
+    size_t offset, count; /* its weights in the parameter-shaped buffers */
+} dt_own_layout;
 
 typedef struct dt_block {
     int stage, index;                     /* layer<stage + 1>.<index> */
@@ -52,11 +62,15 @@ typedef struct dt_block {
 struct dt_model {
     dt_backend backend; /* ops NULL: described only (dt_model_describe) */
     const dt_resnet_arch *arch;
-    int batch, image_size, n_classes, freeze_backbone, zero_init_residual;
+    int batch, image_size, n_classes, freeze_backbone, zero_init_residual, oihw_weights;
     int features; /* the classifier's input width: 512 x the block's expansion */
     dt_state_layout layout;
     dt_conv_desc *conv_descs; /* every convolution, in creation order */
     int n_convs, conv_capacity;
+    dt_own_layout *own_layouts; /* the convolutions not in OIHW, in creation order */
+    int n_own_layouts;
+    size_t own_layout_max;                    /* the largest weight count among them */
+    uint64_t weight_layout;                   /* dt_model_weight_layout */
     float *params, *grads, *momentum, *stats; /* backend memory */
     float *stats_backup;  /* dt_model_stats_snapshot's copy (model_stats.c); NULL until then */
     float *second_moment; /* AdamW's exp_avg_sq (model_stats.c); NULL until asked for */

@@ -8,13 +8,11 @@
 #include "model_internal.h"
 
 int dt_model_download_momentum(dt_model *m, float *host_momentum, dt_error *err) {
-    return dt_backend_buffer_download(&m->backend, host_momentum, m->momentum,
-                                      dt_model_param_count(m), err);
+    return dt_model_param_buffer_download(m, host_momentum, m->momentum, err);
 }
 
 int dt_model_upload_momentum(dt_model *m, const float *host_momentum, dt_error *err) {
-    return dt_backend_buffer_upload(&m->backend, m->momentum, host_momentum,
-                                    dt_model_param_count(m), err);
+    return dt_model_param_buffer_upload(m, m->momentum, host_momentum, err);
 }
 
 int dt_model_use_second_moment(dt_model *m, dt_error *err) {
@@ -29,14 +27,12 @@ float *dt_model_second_moment(dt_model *m) {
 
 int dt_model_download_second_moment(dt_model *m, float *host, dt_error *err) {
     if (!m->second_moment) return dt_fail(err, "internal: the model has no second moment");
-    return dt_backend_buffer_download(&m->backend, host, m->second_moment, dt_model_param_count(m),
-                                      err);
+    return dt_model_param_buffer_download(m, host, m->second_moment, err);
 }
 
 int dt_model_upload_second_moment(dt_model *m, const float *host, dt_error *err) {
     if (dt_model_use_second_moment(m, err)) return -1;
-    return dt_backend_buffer_upload(&m->backend, m->second_moment, host, dt_model_param_count(m),
-                                    err);
+    return dt_model_param_buffer_upload(m, m->second_moment, host, err);
 }
 
 int dt_model_stats_snapshot(dt_model *m, dt_error *err) {

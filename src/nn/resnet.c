@@ -72,7 +72,8 @@ static dt_conv_desc unit_conv_desc(const dt_model *m, int in_c, int out_c, int i
                           .stride = stride,
                           .padding = padding,
                           .no_input_grad = in_c == 3,
-                          .no_backward = m->freeze_backbone};
+                          .no_backward = m->freeze_backbone,
+                          .own_weight_layout = !m->oihw_weights};
 }
 
 static int conv_out_hw(int in_hw, int kernel, int stride, int padding) {
@@ -115,6 +116,8 @@ static int conv_bn_create(dt_model *m, dt_conv_bn *u, const char *conv_name, con
         return -1;
     if (described_only(m)) return 0;
     if (!(u->conv = dt_backend_conv_create(&m->backend, &cd, err)) ||
+        dt_model_note_weight_layout(m, u->conv, u->weight,
+                                    (size_t)out_c * (size_t)in_c * (size_t)kernel * kernel, err) ||
         !(u->bn = dt_backend_batchnorm_create(&m->backend, &bd, err)) ||
         new_tensor(m, &u->conv_out, out_c, out_hw, out_hw, err) ||
         new_tensor(m, &u->bn_out, out_c, out_hw, out_hw, err))

@@ -5,7 +5,8 @@
  * fp32 (direct convolution) and tf32 (GPUs; the CPU's old name of winograd). On the CPU, every
  * variant its choices can pick is also built and checked directly: Winograd where oneDNN has it
  * for this ISA, at bf16 (--precision bf16) both backward-weights variants, and the per-tap matrix
- * products of the smallest maps on other shapes too, with the rule that picks them.
+ * products of the smallest maps on other shapes too, with the rule that picks them; every CPU
+ * row runs again with the weights in the layer's own layout (converted there and back).
  * Compare mode: forward and both backwards on another backend against the CPU's. Rows:
  * test_backend_ops.c. */
 #include <stdlib.h>
@@ -94,6 +95,39 @@ static const cpu_conv_variant *forced_variant(conv_kind kind) {
                                            : NULL;
 }
 
+/* The weights as the layer takes them: OIHW, or moved into the layer's own layout. */
+static void write_weights(dt_backend *b, dt_layer *layer, float *buffer, const double *oihw,
+                          size_t n) {
+    if (!dt_backend_conv_weight_layout(b, layer)) {
+        test_buffer_write(b, buffer, oihw, n);
+        return;
+    }
+    dt_error err = {0};
+    float *plain = calloc(n, sizeof *plain), *own = calloc(n, sizeof *own);
+    double *values = test_doubles(n);
+    for (size_t i = 0; i < n; i++) plain[i] = (float)oihw[i];
+    CHECK_MSG(dt_backend_conv_weights_convert(b, layer, own, plain, 1, &err) == 0, "%s",
+              err.message);
+    for (size_t i = 0; i < n; i++) values[i] = own[i];
+    test_buffer_write(b, buffer, values, n);
+    free(plain), free(own), free(values);
+}
+
+/* A weight gradient in OIHW order, whatever the layer's layout. */
+static void read_weight_grad(dt_backend *b, dt_layer *layer, const float *buffer, double *oihw,
+                             size_t n) {
+    test_buffer_read(b, buffer, oihw, n);
+    if (!dt_backend_conv_weight_layout(b, layer)) return;
+    dt_error err = {0};
+    float *own = calloc(n, sizeof *own), *plain = calloc(n, sizeof *plain);
+    for (size_t i = 0; i < n; i++) own[i] = (float)oihw[i];
+    CHECK_MSG(dt_backend_conv_weights_convert(b, layer, plain, own, 0, &err) == 0, "%s",
+              err.message);
+    for (size_t i = 0; i < n; i++) oihw[i] = plain[i];
+    free(own), free(plain);
+}
+
+/* d.own_weight_layout: the layer may keep its weights in its own layout; the checks convert. */
 static void run_case(dt_backend *b, dt_conv_desc d, const cpu_conv_variant *forced) {
     dt_error err = {0};
     conv_case c = {.b = b, .d = d};
@@ -108,8 +142,9 @@ static void run_case(dt_backend *b, dt_conv_desc d, const cpu_conv_variant *forc
     test_random_fill(c.weight, w_count(&c), -0.5, 0.5, &state);
     test_random_fill(c.r, y_count(&c), -1.0, 1.0, &state);
     char label[160];
-    snprintf(label, sizeof label, "conv %d->%d k%d s%d p%d %dx%d", d.in_channels, d.out_channels,
-             d.kernel, d.stride, d.padding, d.in_height, d.in_width);
+    snprintf(label, sizeof label, "conv %d->%d k%d s%d p%d %dx%d%s", d.in_channels, d.out_channels,
+             d.kernel, d.stride, d.padding, d.in_height, d.in_width,
+             d.own_weight_layout ? " own layout" : "");
 
     dt_layer *layer = forced ? cpu_conv_create_variant(b->ctx, &d, *forced, &err)
                              : dt_backend_conv_create(b, &d, &err);
@@ -119,8 +154,9 @@ static void run_case(dt_backend *b, dt_conv_desc d, const cpu_conv_variant *forc
     dt_tensor *y = test_tensor(b, d.batch, d.out_channels, c.out_h, c.out_w, NULL);
     dt_tensor *dy = test_tensor(b, d.batch, d.out_channels, c.out_h, c.out_w, c.r);
     dt_tensor *dx = test_tensor(b, d.batch, d.in_channels, d.in_height, d.in_width, NULL);
-    float *weight = test_buffer(b, c.weight, w_count(&c));
+    float *weight = test_buffer(b, NULL, w_count(&c));
     float *weight_grad = test_buffer(b, NULL, w_count(&c));
+    write_weights(b, layer, weight, c.weight, w_count(&c));
 
     double *want = test_doubles(y_count(&c)), *got = test_doubles(y_count(&c));
     reference_conv(&c, want);
@@ -134,8 +170,9 @@ static void run_case(dt_backend *b, dt_conv_desc d, const cpu_conv_variant *forc
     CHECK_MSG(dt_backend_conv_backward(b, layer, weight, x, dy, dx, weight_grad, 0, &err) == 0,
               "%s: %s", label, err.message);
     double *dx_got = test_doubles(x_count(&c)), *dw_got = test_doubles(w_count(&c));
+    double *dw_raw = test_doubles(w_count(&c));
     test_tensor_read(b, dx, dx_got, x_count(&c));
-    test_buffer_read(b, weight_grad, dw_got, w_count(&c));
+    read_weight_grad(b, layer, weight_grad, dw_got, w_count(&c));
     snprintf(what, sizeof what, "%s dx", label);
     check_gradient_samples(what, &c, c.x, x_count(&c), dx_got);
     snprintf(what, sizeof what, "%s dweight", label);
@@ -144,7 +181,7 @@ static void run_case(dt_backend *b, dt_conv_desc d, const cpu_conv_variant *forc
     /* Next step: new weights in the same buffer. Forward must derive its weights again and the
      * backward must use them, also when only dx (no weight gradient) is asked for. */
     for (size_t i = 0; i < w_count(&c); i++) c.weight[i] = (double)(float)(-0.7 * c.weight[i]);
-    test_buffer_write(b, weight, c.weight, w_count(&c));
+    write_weights(b, layer, weight, c.weight, w_count(&c));
     reference_conv(&c, want);
     CHECK(dt_backend_conv_forward(b, layer, weight, x, y, &err) == 0);
     test_tensor_read(b, y, got, y_count(&c));
@@ -158,14 +195,16 @@ static void run_case(dt_backend *b, dt_conv_desc d, const cpu_conv_variant *forc
     /* weight gradient only (the buffer holds NaN first, so a call that writes nothing fails) */
     test_buffer_fill(b, weight_grad, NAN, w_count(&c));
     CHECK(dt_backend_conv_backward(b, layer, weight, x, dy, NULL, weight_grad, 0, &err) == 0);
-    test_buffer_read(b, weight_grad, dw_got, w_count(&c));
+    test_buffer_read(b, weight_grad, dw_raw, w_count(&c));
+    read_weight_grad(b, layer, weight_grad, dw_got, w_count(&c));
     snprintf(what, sizeof what, "%s dweight only", label);
     check_gradient_samples(what, &c, c.weight, w_count(&c), dw_got);
 
-    /* accumulate: added to the buffer's gradient (the same one: twice it, exactly) */
+    /* accumulate: added to the buffer's gradient (the same one: twice it, exactly, in the
+     * buffer's own order) */
     CHECK(dt_backend_conv_backward(b, layer, weight, x, dy, NULL, weight_grad, 1, &err) == 0);
     snprintf(what, sizeof what, "%s dweight accumulated", label);
-    CHECK_DOUBLED(b, "conv", what, weight_grad, dw_got, w_count(&c));
+    CHECK_DOUBLED(b, "conv", what, weight_grad, dw_raw, w_count(&c));
 
     /* next step: new values in the same x tensor; the weight gradient after the forward must
      * follow them (no copy of x a layer keeps may outlive the values it was made from) */
@@ -173,7 +212,7 @@ static void run_case(dt_backend *b, dt_conv_desc d, const cpu_conv_variant *forc
     test_tensor_write(b, x, c.x, x_count(&c));
     CHECK(dt_backend_conv_forward(b, layer, weight, x, y, &err) == 0);
     CHECK(dt_backend_conv_backward(b, layer, weight, x, dy, NULL, weight_grad, 0, &err) == 0);
-    test_buffer_read(b, weight_grad, dw_got, w_count(&c));
+    read_weight_grad(b, layer, weight_grad, dw_got, w_count(&c));
     snprintf(what, sizeof what, "%s dweight after new x", label);
     check_gradient_samples(what, &c, c.weight, w_count(&c), dw_got);
 
@@ -190,7 +229,7 @@ static void run_case(dt_backend *b, dt_conv_desc d, const cpu_conv_variant *forc
     dt_backend_tensor_destroy(b, dy);
     dt_backend_tensor_destroy(b, dx);
     test_buffer_free(b, weight), test_buffer_free(b, weight_grad), free(want), free(got),
-        free(dx_got), free(dw_got);
+        free(dx_got), free(dw_got), free(dw_raw);
     free(c.x), free(c.weight), free(c.r), free(c.y);
 }
 
@@ -200,7 +239,7 @@ void conv_check_params_changed(dt_backend *b, const backend_op_case *oc) {
     (void)oc;
     if (!dt_backend_has(b, DT_BACKEND_HOST_MEMORY)) return; /* the CPU backend's own mechanism */
     dt_error err = {0};
-    dt_conv_desc d = {2, 16, 16, 6, 6, 3, 1, 1, 0, 0};
+    dt_conv_desc d = {2, 16, 16, 6, 6, 3, 1, 1, 0, 0, 0};
     size_t wn = 16 * 16 * 9, yn = 2 * 16 * 6 * 6;
     double *values = test_doubles(wn), *x_values = test_doubles(yn);
     uint64_t state = 99u;
@@ -245,6 +284,11 @@ void conv_check(dt_backend *b, const backend_op_case *oc) {
         dt_backend_layer_destroy(b, probe);
     }
     run_case(b, row->d, forced);
+    /* the CPU's own weight layouts (fp32; other precisions keep OIHW, which the case converts
+     * for) */
+    dt_conv_desc own = row->d;
+    own.own_weight_layout = 1;
+    if (dt_backend_has(b, DT_BACKEND_HOST_MEMORY)) run_case(b, own, forced);
 }
 
 /* CPU: which passes the shape rule gives the per-tap matrix products (cpu_conv_gemm.c), for
@@ -260,15 +304,21 @@ void conv_check_small_map_rule(dt_backend *b, const backend_op_case *oc) {
         dt_conv_desc d;
         cpu_per_tap block16, block8;
     } rows[] = {
-        {"last stage", {64, 512, 512, 2, 2, 3, 1, 1, 0, 0}, CPU_PER_TAP_ALL, CPU_PER_TAP_ALL},
-        {"stage entry", {64, 256, 512, 4, 4, 3, 2, 1, 0, 0}, CPU_PER_TAP_ALL, CPU_PER_TAP_ALL},
-        {"one position", {8, 16, 16, 1, 1, 3, 1, 1, 0, 0}, CPU_PER_TAP_ALL, CPU_PER_TAP_ALL},
-        {"downsample", {64, 256, 512, 4, 4, 1, 2, 0, 0, 0}, CPU_PER_TAP_NONE, CPU_PER_TAP_NONE},
-        {"4x4", {64, 256, 256, 4, 4, 3, 1, 1, 0, 0}, CPU_PER_TAP_WEIGHTS, CPU_PER_TAP_ALL},
-        {"entry to 4x4", {64, 128, 256, 8, 8, 3, 2, 1, 0, 0}, CPU_PER_TAP_WEIGHTS, CPU_PER_TAP_ALL},
-        {"4x4 inference", {64, 256, 256, 4, 4, 3, 1, 1, 0, 1}, CPU_PER_TAP_NONE, CPU_PER_TAP_ALL},
-        {"8x8", {64, 128, 128, 8, 8, 3, 1, 1, 0, 0}, CPU_PER_TAP_NONE, CPU_PER_TAP_NONE},
-        {"stride 0", {2, 16, 16, 2, 2, 3, 0, 1, 0, 0}, CPU_PER_TAP_NONE, CPU_PER_TAP_NONE},
+        {"last stage", {64, 512, 512, 2, 2, 3, 1, 1, 0, 0, 0}, CPU_PER_TAP_ALL, CPU_PER_TAP_ALL},
+        {"stage entry", {64, 256, 512, 4, 4, 3, 2, 1, 0, 0, 0}, CPU_PER_TAP_ALL, CPU_PER_TAP_ALL},
+        {"one position", {8, 16, 16, 1, 1, 3, 1, 1, 0, 0, 0}, CPU_PER_TAP_ALL, CPU_PER_TAP_ALL},
+        {"downsample", {64, 256, 512, 4, 4, 1, 2, 0, 0, 0, 0}, CPU_PER_TAP_NONE, CPU_PER_TAP_NONE},
+        {"4x4", {64, 256, 256, 4, 4, 3, 1, 1, 0, 0, 0}, CPU_PER_TAP_WEIGHTS, CPU_PER_TAP_ALL},
+        {"entry to 4x4",
+         {64, 128, 256, 8, 8, 3, 2, 1, 0, 0, 0},
+         CPU_PER_TAP_WEIGHTS,
+         CPU_PER_TAP_ALL},
+        {"4x4 inference",
+         {64, 256, 256, 4, 4, 3, 1, 1, 0, 1, 0},
+         CPU_PER_TAP_NONE,
+         CPU_PER_TAP_ALL},
+        {"8x8", {64, 128, 128, 8, 8, 3, 1, 1, 0, 0, 0}, CPU_PER_TAP_NONE, CPU_PER_TAP_NONE},
+        {"stride 0", {2, 16, 16, 2, 2, 3, 0, 1, 0, 0, 0}, CPU_PER_TAP_NONE, CPU_PER_TAP_NONE},
     };
     static const int precisions[] = {DT_PRECISION_FP32, DT_PRECISION_WINOGRAD, DT_PRECISION_BF16};
     cpu_ctx *ctx = b->ctx;
@@ -294,14 +344,15 @@ void conv_check_small_map_rule(dt_backend *b, const backend_op_case *oc) {
 void conv_check_refusals(dt_backend *b, const backend_op_case *oc) {
     (void)oc;
     dt_error bad_err = {0};
-    dt_conv_desc too_big = {2, 3, 8, 2, 2, 7, 1, 1, 0, 0}; /* 7x7 kernel over a padded 4x4 input */
+    dt_conv_desc too_big = {2, 3, 8, 2, 2, 7,
+                            1, 1, 0, 0, 0}; /* 7x7 kernel over a padded 4x4 input */
     CHECK(dt_backend_conv_create(b, &too_big, &bad_err) == NULL);
     CHECK(strstr(bad_err.message, "conv_create: kernel 7 is larger than the padded 2x2 input"));
-    dt_conv_desc no_stride = {2, 3, 8, 8, 8, 3, 0, 1, 0, 0};
+    dt_conv_desc no_stride = {2, 3, 8, 8, 8, 3, 0, 1, 0, 0, 0};
     CHECK(dt_backend_conv_create(b, &no_stride, &bad_err) == NULL);
     CHECK(strstr(bad_err.message, "conv_create: invalid description") != NULL);
     dt_error err = {0};
-    dt_conv_desc bad = {2, 16, 16, 8, 8, 3, 0, 1, 0, 0};
+    dt_conv_desc bad = {2, 16, 16, 8, 8, 3, 0, 1, 0, 0, 0};
     CHECK(dt_backend_conv_create(b, &bad, &err) == NULL);
     CHECK(strstr(err.message, "stride 0") != NULL);
 }

@@ -46,9 +46,8 @@ static int one_step(const dt_backend *backend, const dt_model_options *mopt,
         dt_model_backward(model, 0, 1, err) || dt_backend_input_wait(backend, err))
         goto done;
     dt_model_trainable_span(model, &offset, &count);
-    memset(out->grads, 0, dt_model_param_count(model) * sizeof(float));
-    if (dt_backend_buffer_download(backend, out->grads + offset, dt_model_grads(model) + offset,
-                                   count, err) ||
+    /* OIHW host copies (the CPU keeps its own weight layouts); untrained gradients stay 0 */
+    if (dt_model_param_buffer_download(model, out->grads, dt_model_grads(model), err) ||
         dt_backend_loss_stats_read(backend, stats, 1, err))
         goto done;
     out->loss = stats[DT_LOSS_SUM] / stats[DT_LOSS_COUNT];
@@ -57,8 +56,7 @@ static int one_step(const dt_backend *backend, const dt_model_options *mopt,
     if (dt_backend_sgd_step(backend, &p, dt_model_params(model) + offset,
                             dt_model_grads(model) + offset, dt_model_momentum(model) + offset,
                             count, err) ||
-        dt_backend_buffer_download(backend, out->params, dt_model_params(model),
-                                   dt_model_param_count(model), err))
+        dt_model_param_buffer_download(model, out->params, dt_model_params(model), err))
         goto done;
     rc = 0;
 done:

@@ -205,10 +205,10 @@ int main(int argc, char **argv) {
         return dt_test_summary("cudnn_conv_gpu_check");
     }
     /* the stem's 7x7/2, a 3x3/2 on a non-square input, a 3x3/1 and the 1x1/2 downsample */
-    static const dt_conv_desc shapes[] = {{2, 3, 16, 20, 20, 7, 2, 3, 0, 0},
-                                          {2, 16, 32, 9, 13, 3, 2, 1, 0, 0},
-                                          {3, 32, 32, 8, 8, 3, 1, 1, 0, 0},
-                                          {2, 32, 64, 10, 10, 1, 2, 0, 0, 0}};
+    static const dt_conv_desc shapes[] = {{2, 3, 16, 20, 20, 7, 2, 3, 0, 0, 0},
+                                          {2, 16, 32, 9, 13, 3, 2, 1, 0, 0, 0},
+                                          {3, 32, 32, 8, 8, 3, 1, 1, 0, 0, 0},
+                                          {2, 32, 64, 10, 10, 1, 2, 0, 0, 0, 0}};
     dt_cudnn_target from_handle = {.handle = h, .workspace_limit = b.workspace_size};
     dt_cudnn_target ahead = {.deviceprop = prop, .workspace_limit = b.workspace_size};
     for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++)

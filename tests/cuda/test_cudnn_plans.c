@@ -80,7 +80,7 @@ static void check_tensors(const dt_cudnn_conv_plan *p, const dt_conv_desc *d, in
 
 /* A non-square input, so that swapped row and column strides cannot pass unnoticed. */
 static int check_non_square(const dt_cudnn_target *t) {
-    dt_conv_desc d = {3, 8, 24, 20, 36, 3, 2, 1, 0, 0};
+    dt_conv_desc d = {3, 8, 24, 20, 36, 3, 2, 1, 0, 0, 0};
     int plans = 0;
     for (int pass = DT_CONV_FORWARD; pass <= DT_CONV_BACKWARD_FILTER; pass++) {
         dt_cudnn_conv_plan *p = NULL;
@@ -97,7 +97,7 @@ static int check_non_square(const dt_cudnn_target *t) {
 
 /* Shapes and arguments the module must refuse, with the layer named in the message. */
 static void check_refusals(const dt_cudnn_target *t) {
-    dt_conv_desc too_small = {4, 3, 8, 2, 2, 7, 1, 0, 0, 0};
+    dt_conv_desc too_small = {4, 3, 8, 2, 2, 7, 1, 0, 0, 0, 0};
     dt_cudnn_conv_plan *p = NULL;
     dt_error err = {0};
     CHECK(dt_cudnn_conv_plan_build(t, &too_small, DT_PRECISION_FP32, DT_CONV_FORWARD, &p, &err) !=
@@ -107,7 +107,7 @@ static void check_refusals(const dt_cudnn_target *t) {
     CHECK(strstr(err.message, "conv 4x3x2x2 -> 8 k7 s1 p0, forward, fp32") != NULL,
           "the error does not name the layer: %s", err.message);
 
-    dt_conv_desc fine = {4, 16, 16, 8, 8, 3, 1, 1, 0, 0};
+    dt_conv_desc fine = {4, 16, 16, 8, 8, 3, 1, 1, 0, 0, 0};
     dt_cudnn_target tiny = *t;
     tiny.workspace_limit = 0;
     memset(&err, 0, sizeof err);

@@ -1,10 +1,14 @@
 /* Convolution layer of the CPU backend (no bias): oneDNN forward, backward-data and
  * backward-weights primitives created once per layer for the activations' layouts, with the
- * weights in oneDNN's preferred format. The OIHW weights are reordered when the buffer or the
- * backend's parameter version changed since the last reorder; the result is reused by the
- * backward of the same step and by forwards without an update in between (evaluation). Weight
- * gradients are computed in the preferred format and reordered into the OIHW gradient view
- * (into the backend's gradient scratch, then added, when accumulating).
+ * weights in oneDNN's preferred format. The caller's weights (OIHW, or with own_weight_layout at
+ * fp32 the forward's format where it has OIHW's size, or tap-major for the per-tap layers) are
+ * reordered where a primitive wants another format, when the buffer or the backend's parameter
+ * version changed since the last reorder; the result is reused by the backward of the same step
+ * and by forwards without an update in between (evaluation). Weight gradients are computed in
+ * the preferred format and reordered into the caller's layout where it differs (into the
+ * backend's gradient scratch, then added, when accumulating). Keeping the weights in the
+ * primitives' own format spares the reorders of every step, a few percent of a step over small
+ * images; the model converts at its edges (uploads, downloads, files).
  * Algorithm: direct convolution; precision winograd takes Winograd F(4x4, 3x3) for the layers
  * where it measured faster at creation (cpu_conv_choice.c). Layers over the smallest maps are
  * instead one matrix product per kernel tap (cpu_conv_gemm.c), and those over slightly larger
@@ -43,8 +47,9 @@ typedef struct cpu_conv {
     dt_conv_desc d;
     int out_height, out_width;
     dnnl_memory_desc_t oihw_md;
-    dnnl_memory_t user_weights; /* OIHW view, handle set per call */
-    dnnl_memory_t user_grad;    /* OIHW gradient view, handle set per call */
+    dnnl_memory_desc_t user_md; /* the caller's weight layout: oihw_md or the layer's own */
+    dnnl_memory_t user_weights; /* view of the caller's weights, handle set per call */
+    dnnl_memory_t user_grad;    /* view of the caller's gradient, handle set per call */
     cpu_primitive forward, backward_data, backward_weights;
     conv_weights forward_weights, data_weights, grad_weights;
     int data_weights_share_forward; /* backward-data wants the forward format */
@@ -169,18 +174,19 @@ static void conv_destroy(dt_layer *layer) {
     free(conv);
 }
 
-/* Sets up w for a primitive whose weights format is md. to_user: gradients (format -> OIHW). */
+/* Sets up w for a primitive whose weights format is md. to_user: gradients (format -> the
+ * caller's layout). */
 static int conv_weights_init(cpu_conv *conv, conv_weights *w, const dnnl_memory_desc_t *md,
                              int to_user, dt_error *err) {
-    if (dnnl_memory_desc_equal(md, &conv->oihw_md))
+    if (dnnl_memory_desc_equal(md, &conv->user_md))
         return cpu_memory_create(conv->ctx, md, NULL, &w->memory, err);
     w->reordered = 1;
     w->buffer = cpu_aligned_alloc(dnnl_memory_desc_get_size(md), 1);
     if (!w->buffer) return dt_fail(err, "out of memory for convolution weights");
     if (cpu_memory_create(conv->ctx, md, w->buffer, &w->memory, err) != 0) return -1;
-    return to_user ? cpu_reorder_create(conv->ctx, md, &conv->oihw_md, &w->reorder, err,
+    return to_user ? cpu_reorder_create(conv->ctx, md, &conv->user_md, &w->reorder, err,
                                         "creating the weight-gradient reorder")
-                   : cpu_reorder_create(conv->ctx, &conv->oihw_md, md, &w->reorder, err,
+                   : cpu_reorder_create(conv->ctx, &conv->user_md, md, &w->reorder, err,
                                         "creating the weight reorder");
 }
 
@@ -233,8 +239,6 @@ static int conv_build(cpu_conv *conv, cpu_conv_variant v, dt_error *err) {
                   err, "describing convolution weights") ||
         cpu_check(dnnl_memory_desc_init_by_tag(&any_grad_md, 4, weight_dims, dnnl_f32,
                                                dnnl_format_tag_any),
-                  err, "describing convolution weights") ||
-        cpu_check(dnnl_memory_desc_init_by_tag(&conv->oihw_md, 4, weight_dims, dnnl_f32, dnnl_oihw),
                   err, "describing convolution weights"))
         return -1;
     in_md = src_md;
@@ -287,6 +291,12 @@ static int conv_build(cpu_conv *conv, cpu_conv_variant v, dt_error *err) {
     const dnnl_memory_desc_t *grad_md =
         weights_pd ? dnnl_primitive_desc_query_md(weights_pd, dnnl_query_diff_weights_md, 0) : NULL;
     conv->data_weights_share_forward = dnnl_memory_desc_equal(forward_md, data_md);
+    /* the layer's own layout: the forward's, where it is a permutation of OIHW (fp32 only: a
+     * bf16 forward reads bf16 weights, and winograd's measured choice may differ by rank) */
+    if (conv->d.own_weight_layout && conv->ctx->precision == DT_PRECISION_FP32 &&
+        forward_md->format_kind == dnnl_blocked &&
+        dnnl_memory_desc_get_size(forward_md) == dnnl_memory_desc_get_size(&conv->oihw_md))
+        conv->user_md = *forward_md;
     if (cpu_primitive_create(conv->ctx, forward_pd, &conv->forward, err, "convolution forward") ||
         cpu_primitive_create(conv->ctx, data_pd, &conv->backward_data, err,
                              "convolution backward-data") ||
@@ -296,8 +306,8 @@ static int conv_build(cpu_conv *conv, cpu_conv_variant v, dt_error *err) {
         (!conv->data_weights_share_forward &&
          conv_weights_init(conv, &conv->data_weights, data_md, 0, err)) ||
         (grad_md && conv_weights_init(conv, &conv->grad_weights, grad_md, 1, err)) ||
-        cpu_memory_create(conv->ctx, &conv->oihw_md, NULL, &conv->user_weights, err) ||
-        cpu_memory_create(conv->ctx, &conv->oihw_md, NULL, &conv->user_grad, err))
+        cpu_memory_create(conv->ctx, &conv->user_md, NULL, &conv->user_weights, err) ||
+        cpu_memory_create(conv->ctx, &conv->user_md, NULL, &conv->user_grad, err))
         goto done;
     rc = 0;
 done:
@@ -323,13 +333,23 @@ dt_layer *cpu_conv_create_variant(cpu_ctx *ctx, const dt_conv_desc *d, cpu_conv_
     conv->out_width = out_width;
     size_t weight_count = (size_t)d->out_channels * d->in_channels * d->kernel * d->kernel;
     conv->per_tap = variant.per_tap;
-    if (variant.per_tap != CPU_PER_TAP_NONE && ctx->precision == DT_PRECISION_BF16)
-        dt_fail(err, "per-tap matrix products are fp32 only");
-    else if (variant.per_tap != CPU_PER_TAP_NONE)
-        conv->gemm = cpu_conv_gemm_create(ctx, d, out_height, out_width, variant.per_tap, err);
-    if ((variant.per_tap != CPU_PER_TAP_NONE && !conv->gemm) ||
-        (variant.per_tap != CPU_PER_TAP_ALL && conv_build(conv, variant, err) != 0) ||
-        cpu_grad_scratch_reserve(ctx, weight_count, err) != 0) {
+    const dnnl_dims_t weight_dims = {d->out_channels, d->in_channels, d->kernel, d->kernel};
+    int rc =
+        cpu_check(dnnl_memory_desc_init_by_tag(&conv->oihw_md, 4, weight_dims, dnnl_f32, dnnl_oihw),
+                  err, "describing convolution weights");
+    conv->user_md = conv->oihw_md;
+    /* all passes per tap: the own layout is the products' tap-major one */
+    if (!rc && variant.per_tap == CPU_PER_TAP_ALL && d->own_weight_layout &&
+        ctx->precision == DT_PRECISION_FP32)
+        rc = cpu_conv_taps_md(&conv->user_md, d, err);
+    if (!rc && variant.per_tap != CPU_PER_TAP_ALL) rc = conv_build(conv, variant, err);
+    if (!rc && variant.per_tap != CPU_PER_TAP_NONE && ctx->precision == DT_PRECISION_BF16)
+        rc = dt_fail(err, "per-tap matrix products are fp32 only");
+    else if (!rc && variant.per_tap != CPU_PER_TAP_NONE &&
+             !(conv->gemm = cpu_conv_gemm_create(ctx, d, out_height, out_width, variant.per_tap,
+                                                 &conv->user_md, err)))
+        rc = -1;
+    if (rc || cpu_grad_scratch_reserve(ctx, weight_count, err) != 0) {
         dt_error_prefix(err, "conv_create (%d->%d, kernel %d, stride %d, %dx%d)", d->in_channels,
                         d->out_channels, d->kernel, d->stride, d->in_height, d->in_width);
         conv_destroy(&conv->base);
@@ -468,4 +488,55 @@ int cpu_conv_backward(void *ctx, dt_layer *l, const float *weight, const dt_tens
             return -1;
     }
     return 0;
+}
+
+/* 0 for OIHW, else FNV-1a over the layout's description (dimensions, blocking), never 0: equal
+ * for equal layouts in any process with this oneDNN. */
+uint64_t cpu_conv_weight_layout(void *ctx, const dt_layer *l) {
+    (void)ctx;
+    const cpu_conv *conv = (const cpu_conv *)l;
+    const dnnl_memory_desc_t *md = &conv->user_md;
+    if (dnnl_memory_desc_equal(md, &conv->oihw_md)) return 0;
+    const dnnl_blocking_desc_t *blk = &md->format_desc.blocking;
+    int64_t fields[4 + 3 * DNNL_MAX_NDIMS] = {md->ndims, md->format_kind, md->data_type,
+                                              blk->inner_nblks};
+    size_t n = 4;
+    for (int i = 0; i < md->ndims; i++) {
+        fields[n++] = md->dims[i];
+        fields[n++] = md->padded_dims[i];
+        fields[n++] = blk->strides[i];
+    }
+    uint64_t hash = 0xcbf29ce484222325ULL;
+    for (size_t i = 0; i < n; i++) hash = (hash ^ (uint64_t)fields[i]) * 0x100000001b3ULL;
+    for (int i = 0; i < blk->inner_nblks; i++) {
+        hash = (hash ^ (uint64_t)blk->inner_blks[i]) * 0x100000001b3ULL;
+        hash = (hash ^ (uint64_t)blk->inner_idxs[i]) * 0x100000001b3ULL;
+    }
+    return hash ? hash : 1;
+}
+
+/* One reorder made for the call: conversions happen at loads, saves and checkpoints, not in
+ * steps. */
+int cpu_conv_weights_convert(void *ctx, dt_layer *l, float *dst, const float *src, int to_layer,
+                             dt_error *err) {
+    cpu_conv *conv = (cpu_conv *)l;
+    (void)ctx;
+    const dnnl_memory_desc_t *from = to_layer ? &conv->oihw_md : &conv->user_md;
+    const dnnl_memory_desc_t *to = to_layer ? &conv->user_md : &conv->oihw_md;
+    cpu_primitive reorder = {0};
+    dnnl_memory_t from_memory = NULL, to_memory = NULL;
+    int rc = cpu_memory_create(conv->ctx, from, (void *)src, &from_memory, err) ||
+                     cpu_memory_create(conv->ctx, to, dst, &to_memory, err) ||
+                     cpu_reorder_create(conv->ctx, from, to, &reorder, err,
+                                        "creating a weight layout conversion")
+                 ? -1
+                 : 0;
+    if (!rc) {
+        dnnl_exec_arg_t args[] = {{DNNL_ARG_FROM, from_memory}, {DNNL_ARG_TO, to_memory}};
+        rc = cpu_primitive_execute(conv->ctx, &reorder, 2, args, err, "converting a weight layout");
+    }
+    cpu_primitive_destroy(&reorder);
+    if (from_memory) dnnl_memory_destroy(from_memory);
+    if (to_memory) dnnl_memory_destroy(to_memory);
+    return rc;
 }

@@ -11,13 +11,14 @@
  *   backward-weights dW_tap               += dy[rows of (oh, ow)]^T . x[rows of (ih, iw)]
  * with (ih, iw) = (oh * stride + kh - padding, ow * stride + kw - padding) and W_tap the O x I
  * matrix of one tap, read from and written to tap-major weights ([kh][kw][O][I]). The
- * products are oneDNN's sgemm; the activations move between the backend's layout and HWNC,
- * and the weights and their gradient between OIHW and tap-major, by oneDNN reorders: one copy of
- * the weights per parameter version serves the forward and backward-data (the forward reads it
- * transposed, which costs that product less than a second copy costs). The taps and rows are
- * summed in a fixed order, so a layer repeats bit for bit for a given thread count. A layer
- * may use the products for backward-weights alone (CPU_PER_TAP_WEIGHTS), its forward and
- * backward-data being oneDNN's primitives (cpu_conv.c). */
+ * products are oneDNN's sgemm; the activations move between the backend's layout and HWNC by
+ * oneDNN reorders. The weights and their gradient are handed in the layer's weight layout: when
+ * that is tap-major, the products read and write them where they are; otherwise reorders move
+ * them, and one copy of the weights per parameter version serves the forward and backward-data
+ * (the forward reads it transposed, which costs that product less than a second copy costs). The
+ * taps and rows are summed in a fixed order, so a layer repeats bit for bit for a given thread
+ * count. A layer may use the products for backward-weights alone (CPU_PER_TAP_WEIGHTS), its forward
+ * and backward-data being oneDNN's primitives (cpu_conv.c). */
 #include "cpu_internal.h"
 
 #include <omp.h>
@@ -49,6 +50,9 @@ typedef struct tap_weights {
 
 struct cpu_conv_gemm {
     cpu_ctx *ctx;
+    int taps_in_place;        /* the caller's weights and gradient are tap-major: no copies */
+    const float *weights_now; /* the tap-major weights of the current pass */
+    float *grad_now;          /* where the current backward-weights pass writes */
     dt_conv_desc d;
     int out_height, out_width;
     gemm_span *spans; /* grouped by tap, taps in order */
@@ -129,9 +133,7 @@ static int hwnc_md(dnnl_memory_desc_t *md, int n, int c, int h, int w, dt_error 
                      "describing an HWNC activation");
 }
 
-/* Weights or their gradient tap-major, [kh][kw][O][I], for OIHW dimensions: each tap's O x I
- * matrix dense, as sgemm reads and writes it. */
-static int taps_md(dnnl_memory_desc_t *md, const dt_conv_desc *d, dt_error *err) {
+int cpu_conv_taps_md(dnnl_memory_desc_t *md, const dt_conv_desc *d, dt_error *err) {
     const dnnl_dims_t dims = {d->out_channels, d->in_channels, d->kernel, d->kernel};
     const dnnl_dim_t plane = (dnnl_dim_t)d->out_channels * d->in_channels;
     const dnnl_dims_t strides = {d->in_channels, 1, (dnnl_dim_t)d->kernel * plane, plane};
@@ -203,7 +205,8 @@ cpu_per_tap cpu_conv_per_tap_rule(const cpu_ctx *ctx, const dt_conv_desc *d) {
 }
 
 cpu_conv_gemm *cpu_conv_gemm_create(cpu_ctx *ctx, const dt_conv_desc *d, int out_height,
-                                    int out_width, cpu_per_tap passes, dt_error *err) {
+                                    int out_width, cpu_per_tap passes,
+                                    const dnnl_memory_desc_t *weights_md, dt_error *err) {
     cpu_conv_gemm *g = calloc(1, sizeof *g);
     if (!g) {
         dt_fail(err, "out of memory creating a convolution");
@@ -214,20 +217,22 @@ cpu_conv_gemm *cpu_conv_gemm_create(cpu_ctx *ctx, const dt_conv_desc *d, int out
     g->out_height = out_height;
     g->out_width = out_width;
     g->weights_only = passes == CPU_PER_TAP_WEIGHTS;
-    const dnnl_dims_t weight_dims = {d->out_channels, d->in_channels, d->kernel, d->kernel};
-    dnnl_memory_desc_t oihw, taps;
-    if (plan_spans(g, err) ||
+    dnnl_memory_desc_t taps;
+    if (plan_spans(g, err) || cpu_conv_taps_md(&taps, d, err) ||
         hwnc_init(ctx, &g->x, d->batch, d->in_channels, d->in_height, d->in_width, 1, err) ||
-        hwnc_init(ctx, &g->dy, d->batch, d->out_channels, out_height, out_width, 1, err) ||
-        cpu_check(dnnl_memory_desc_init_by_tag(&oihw, 4, weight_dims, dnnl_f32, dnnl_oihw), err,
-                  "describing convolution weights") ||
-        taps_md(&taps, d, err) || reordered_init(ctx, &g->grad, &taps, &taps, &oihw, err) ||
-        cpu_memory_create(ctx, &oihw, NULL, &g->user_grad, err) ||
+        hwnc_init(ctx, &g->dy, d->batch, d->out_channels, out_height, out_width, 1, err)) {
+        cpu_conv_gemm_destroy(g);
+        return NULL;
+    }
+    g->taps_in_place = dnnl_memory_desc_equal(weights_md, &taps);
+    if ((!g->taps_in_place && (reordered_init(ctx, &g->grad, &taps, &taps, weights_md, err) ||
+                               cpu_memory_create(ctx, weights_md, NULL, &g->user_grad, err))) ||
         (!g->weights_only &&
          (hwnc_init(ctx, &g->y, d->batch, d->out_channels, out_height, out_width, 0, err) ||
           hwnc_init(ctx, &g->dx, d->batch, d->in_channels, d->in_height, d->in_width, 0, err) ||
-          reordered_init(ctx, &g->taps.copy, &taps, &oihw, &taps, err) ||
-          cpu_memory_create(ctx, &oihw, NULL, &g->user_weights, err)))) {
+          (!g->taps_in_place &&
+           (reordered_init(ctx, &g->taps.copy, &taps, weights_md, &taps, err) ||
+            cpu_memory_create(ctx, weights_md, NULL, &g->user_weights, err)))))) {
         cpu_conv_gemm_destroy(g);
         return NULL;
     }
@@ -240,8 +245,11 @@ static int run_reorder(cpu_ctx *ctx, const cpu_primitive *reorder, dnnl_memory_t
     return cpu_primitive_execute(ctx, reorder, 2, args, err, what);
 }
 
-/* t up to date for weight (OIHW) at the current parameter version. */
+/* weights_now: the caller's weights when they are tap-major, else t's copy, brought up to date
+ * for weight at the current parameter version. */
 static int load_taps(cpu_conv_gemm *g, tap_weights *t, const float *weight, dt_error *err) {
+    g->weights_now = g->taps_in_place ? weight : t->copy.data;
+    if (g->taps_in_place) return 0;
     const uint64_t version = g->ctx->params_version;
     if (t->source == weight && t->version == version) return 0;
     t->source = NULL;
@@ -266,8 +274,8 @@ static int run_pass(cpu_conv_gemm *g, gemm_pass pass, dt_error *err) {
     const dt_conv_desc *d = &g->d;
     const dnnl_dim_t N = d->batch, I = d->in_channels, O = d->out_channels;
     const dnnl_dim_t columns = pass == PASS_FORWARD ? O : I, blocks = (columns + 15) / 16;
-    const float *taps = g->taps.copy.data, *x = g->x.data, *dy = g->dy.data;
-    float *y = g->y.data, *dx = g->dx.data, *grad = g->grad.data;
+    const float *taps = g->weights_now, *x = g->x.data, *dy = g->dy.data;
+    float *y = g->y.data, *dx = g->dx.data, *grad = g->grad_now;
     const size_t plane = (size_t)O * I;
     dnnl_status_t status = dnnl_success;
 #pragma omp parallel
@@ -316,7 +324,8 @@ int cpu_conv_gemm_forward(cpu_conv_gemm *g, const float *weight, const dt_tensor
                        "reordering y from HWNC");
 }
 
-/* dW (tap-major) from the HWNC x and dy; a tap without valid positions gets zeros. */
+/* dW (tap-major) into grad_now from the HWNC x and dy; a tap without valid positions gets
+ * zeros. */
 static int weights_grad_taps(cpu_conv_gemm *g, dt_error *err) {
     const dt_conv_desc *d = &g->d;
     const size_t plane = (size_t)d->out_channels * d->in_channels;
@@ -324,7 +333,7 @@ static int weights_grad_taps(cpu_conv_gemm *g, dt_error *err) {
         if (s < g->span_count && g->spans[s].tap == tap)
             while (s < g->span_count && g->spans[s].tap == tap) s++;
         else
-            memset(g->grad.data + (size_t)tap * plane, 0, plane * sizeof(float));
+            memset(g->grad_now + (size_t)tap * plane, 0, plane * sizeof(float));
     }
     return run_pass(g, PASS_WEIGHTS, err);
 }
@@ -349,9 +358,12 @@ int cpu_conv_gemm_backward(cpu_conv_gemm *g, const float *weight, const dt_tenso
                 return -1;
         }
         float *target = accumulate ? g->ctx->grad_scratch : weight_grad;
-        if (weights_grad_taps(g, err) || cpu_memory_point(g->user_grad, target, err) ||
-            run_reorder(g->ctx, &g->grad.reorder, g->grad.memory, g->user_grad, err,
-                        "reordering the weight gradient"))
+        g->grad_now = g->taps_in_place ? target : g->grad.data;
+        if (weights_grad_taps(g, err) ||
+            (!g->taps_in_place &&
+             (cpu_memory_point(g->user_grad, target, err) ||
+              run_reorder(g->ctx, &g->grad.reorder, g->grad.memory, g->user_grad, err,
+                          "reordering the weight gradient"))))
             return -1;
         if (accumulate)
             cpu_add_floats(weight_grad, target, O * I * (size_t)d->kernel * (size_t)d->kernel);

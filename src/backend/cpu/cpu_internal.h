@@ -230,6 +230,9 @@ int cpu_conv_forward(void *ctx, dt_layer *l, const float *weight, const dt_tenso
 int cpu_conv_backward(void *ctx, dt_layer *l, const float *weight, const dt_tensor *x,
                       const dt_tensor *dy, dt_tensor *dx, float *weight_grad, int accumulate,
                       dt_error *err);
+uint64_t cpu_conv_weight_layout(void *ctx, const dt_layer *l);
+int cpu_conv_weights_convert(void *ctx, dt_layer *l, float *dst, const float *src, int to_layer,
+                             dt_error *err);
 
 /* Convolutions over small output maps as one matrix product per kernel tap (cpu_conv_gemm.c):
  * fp32 (and winograd) layers with a kernel wider than 1 and at most CPU_CONV_GEMM_MAX_POSITIONS
@@ -239,9 +242,14 @@ int cpu_conv_backward(void *ctx, dt_layer *l, const float *weight, const dt_tens
 enum { CPU_CONV_GEMM_MAX_POSITIONS = 4, CPU_CONV_GEMM_WEIGHTS_MAX_POSITIONS = 16 };
 typedef struct cpu_conv_gemm cpu_conv_gemm;
 cpu_per_tap cpu_conv_per_tap_rule(const cpu_ctx *ctx, const dt_conv_desc *d);
-/* passes: CPU_PER_TAP_ALL, or CPU_PER_TAP_WEIGHTS (then only backward without dx works) */
+/* passes: CPU_PER_TAP_ALL, or CPU_PER_TAP_WEIGHTS (then only backward without dx works);
+ * weights_md: the layout of the weights and gradient the layer is handed (f32, OIHW's size) */
 cpu_conv_gemm *cpu_conv_gemm_create(cpu_ctx *ctx, const dt_conv_desc *d, int out_height,
-                                    int out_width, cpu_per_tap passes, dt_error *err);
+                                    int out_width, cpu_per_tap passes,
+                                    const dnnl_memory_desc_t *weights_md, dt_error *err);
+/* Weights or their gradient tap-major, [kh][kw][O][I], for OIHW dimensions: each tap's O x I
+ * matrix dense, as sgemm reads and writes it. */
+int cpu_conv_taps_md(dnnl_memory_desc_t *md, const dt_conv_desc *d, dt_error *err);
 void cpu_conv_gemm_destroy(cpu_conv_gemm *g);
 int cpu_conv_gemm_forward(cpu_conv_gemm *g, const float *weight, const dt_tensor *x, dt_tensor *y,
                           dt_error *err);
