@@ -7,7 +7,10 @@
 #     nChw8c below), both runs compute the same first loss (the forward from the same initial
 #     weights; later steps drift apart, as batch norm over 8 images amplifies rounding), 'bf16'
 #     under the AVX2 cap is an exit-2 error naming AVX512-BF16, and the old 'tf32' runs as
-#     winograd with a note.
+#     winograd with a note. fp32 keeps some convolutions' weights in the backend's own layouts
+#     (the start-up log counts them); winograd keeps all in OIHW. With mpirun (the arguments after
+#     the third) and an AVX-512 CPU, two ranks of which one is capped at AVX2 choose different
+#     layouts: every rank falls back to OIHW with a note and the run trains.
 #   cpu_isa_check.sh bf16 DTRAIN MAKE_LEARNABLE_IMAGEFOLDER
 #     bf16 training where oneDNN has bf16 kernels (AVX512-BF16 or AMX): it runs, logs bf16 and
 #     its first loss is near fp32's, and with runtime.deterministic two runs repeat exactly;
@@ -16,6 +19,7 @@ set -u
 mode=$1
 dtrain=$2
 make_imagefolder=$3
+mpirun=("${@:4}")
 
 # shellcheck source-path=SCRIPTDIR
 source "$(dirname "$0")/testlib/check.sh"
@@ -52,6 +56,7 @@ first_loss_close() {
         END { exit bad }'
 }
 backend_line() { grep -m1 '^CPU backend: ' <<<"$log"; }
+weights_line() { grep -m1 '^convolution weights: ' <<<"$log"; }
 
 isa_cap=''
 train native
@@ -63,6 +68,8 @@ case $native_line in
 esac
 expect_match "start-up line, uncapped" "$native_line" \
     "CPU backend: oneDNN dispatches to *; activations in $layout (* blocks), precision fp32"
+expect_match "own weight layouts, uncapped" "$(weights_line)" \
+    "convolution weights: [1-9]* of 20 in the backend's own layouts"
 
 if [[ $mode == bf16 ]]; then
     if [[ $native_line != *"dispatches to avx512_core_bf16"* && $native_line != *"dispatches to avx512_core_amx"* ]]; then
@@ -89,8 +96,35 @@ train avx2
 expect "exit code, AVX2 cap" "$rc" 0
 expect_match "start-up line, AVX2 cap" "$(backend_line)" \
     "CPU backend: oneDNN dispatches to avx2; activations in nChw8c (8-channel blocks), precision fp32"
+expect_match "own weight layouts, AVX2 cap" "$(weights_line)" \
+    "convolution weights: [1-9]* of 20 in the backend's own layouts"
 # the same arithmetic in another kernel and layout: rounding differences only
 check "AVX2 first loss matches the uncapped run's" first_loss_close avx2 native 1e-5
+
+# two ranks, one capped at AVX2: other weight layouts on that rank, so all ranks use OIHW
+if ((${#mpirun[@]} == 0)); then
+    echo "not checked: ranks with different layouts (no mpirun given)"
+elif [[ $native_line != *"dispatches to avx512"* ]]; then
+    echo "not checked: ranks with different layouts (no AVX-512 here: a rank capped at AVX2 chooses the same ones)"
+else
+    log=$(env -u ONEDNN_MAX_CPU_ISA DTRAIN_VERBOSE=1 OMP_NUM_THREADS=1 "${mpirun[@]}" \
+        -np 1 -x ONEDNN_MAX_CPU_ISA=AVX2 "$dtrain" "$work/run.yaml" output.dir="$work/mixed" \
+        runtime.threads=1 : -np 1 "$dtrain" "$work/run.yaml" output.dir="$work/mixed" \
+        runtime.threads=1 2>&1)
+    rc=$?
+    expect "exit code, ranks with different layouts" "$rc" 0
+    expect_match "ranks with different layouts: a note" "$log" \
+        "*rank 1's backend keeps convolution weights in other layouts than rank 0's*every rank uses OIHW weights*"
+    expect_match "ranks with different layouts: all OIHW" "$(weights_line)" \
+        "convolution weights: 0 of 20 in the backend's own layouts (all OIHW)"
+    check "ranks with different layouts: finite losses" bash -c "[[ -s $work/mixed/metrics.jsonl ]] && ! grep -qi nan $work/mixed/metrics.jsonl"
+    log=$(env -u ONEDNN_MAX_CPU_ISA DTRAIN_VERBOSE=1 OMP_NUM_THREADS=1 "${mpirun[@]}" -np 2 \
+        "$dtrain" "$work/run.yaml" output.dir="$work/same" runtime.threads=1 2>&1)
+    rc=$?
+    expect "exit code, ranks with the same layouts" "$rc" 0
+    expect_match "ranks with the same layouts keep them" "$(weights_line)" \
+        "convolution weights: [1-9]* of 20 in the backend's own layouts"
+fi
 
 train avx2_bf16 runtime.precision=bf16
 expect "exit code of bf16 under the AVX2 cap" "$rc" 2
@@ -103,4 +137,6 @@ expect "exit code, tf32 on the CPU" "$rc" 0
 expect_match "tf32 on the CPU: a note, run as winograd" "$log" "*'tf32' on the CPU is now called 'winograd'*"
 expect_match "start-up line, tf32 on the CPU" "$(backend_line)" "*, precision winograd"
 check "winograd first loss near fp32's" first_loss_close old_name native 1e-4
+expect_match "winograd keeps OIHW weights" "$(weights_line)" \
+    "convolution weights: 0 of 20 in the backend's own layouts (all OIHW)"
 check_summary cpu_isa_fp32

@@ -606,13 +606,13 @@ static int train_steps_optimizer(const fixture *f, run *r, const optimizer_rule 
             dt_model_backward(m, 0, 0, &err) || dt_backend_loss_stats_read(&r->be, stats, 1, &err))
             goto done;
         losses[step] = stats[DT_LOSS_SUM] / f->batch;
-        if (dt_backend_buffer_download(&r->be, r->grads, dt_model_grads(m), np, &err)) goto done;
+        if (dt_model_param_buffer_download(m, r->grads, dt_model_grads(m), &err)) goto done;
         if (step == 0) {
             check_logits(f, r, Q_LOGITS, "logits", w);
             check_gradients(f, r, w);
         }
         if (dt_optimizer_step(&opt, step, u->lr, 1.0f, dt_model_grads(m), &norm, &err) ||
-            dt_backend_buffer_download(&r->be, after, dt_model_params(m), np, &err))
+            dt_model_param_buffer_download(m, after, dt_model_params(m), &err))
             goto done;
         double e =
             expected_rule_error(u, m, step, r->params, r->grads, state1, state2, after, &want_norm);
@@ -671,7 +671,7 @@ static int train_steps(const fixture *f, run *r, int steps, double *losses, wors
             dt_model_backward(m, 0, 0, &err) || dt_backend_loss_stats_read(&r->be, stats, 1, &err))
             goto fail;
         losses[step] = stats[DT_LOSS_SUM] / f->batch;
-        if (dt_backend_buffer_download(&r->be, r->grads, dt_model_grads(m), np, &err)) goto fail;
+        if (dt_model_param_buffer_download(m, r->grads, dt_model_grads(m), &err)) goto fail;
         if (step == 0) {
             check_logits(f, r, Q_LOGITS, "logits", w);
             check_gradients(f, r, w);
@@ -679,7 +679,7 @@ static int train_steps(const fixture *f, run *r, int steps, double *losses, wors
         sgd.first_step = step == 0;
         if (dt_backend_sgd_step(&r->be, &sgd, dt_model_params(m), dt_model_grads(m),
                                 dt_model_momentum(m), np, &err) ||
-            dt_backend_buffer_download(&r->be, after, dt_model_params(m), np, &err))
+            dt_model_param_buffer_download(m, after, dt_model_params(m), &err))
             goto fail;
         double e = expected_sgd_error(&sgd, r->params, r->grads, momentum, after, np);
         CHECK_MSG(e <= 1e-6, "SGD step %d: parameters off torch.optim.SGD's rule by %.3g", step, e);

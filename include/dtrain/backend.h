@@ -9,7 +9,9 @@
  * Memory model
  *  - Flat buffers (parameters, gradients, momentum, BN running statistics) are float arrays in
  *    backend memory (host memory on CPU, device memory on CUDA) in PyTorch's logical layouts:
- *    conv weights OIHW, linear weights [out][in]. Layers receive pointers into them (views).
+ *    conv weights OIHW, linear weights [out][in]. Layers receive pointers into them (views). A
+ *    convolution created with own_weight_layout may keep its weights (and so their gradient and
+ *    optimizer state) in a permutation of OIHW of its own instead (conv_weight_layout).
  *  - Activations are opaque dt_tensor objects with a logical NCHW shape; their physical layout
  *    (e.g. oneDNN's blocked nChw16c) is the backend's choice and stays inside the backend.
  *  - Every layer is created for one batch size and always runs with that batch size; the

@@ -124,6 +124,9 @@ int dt_model_backward(dt_model *model, int accumulate, int report_ready, dt_erro
  * them: models of the same description with the same identifier place every parameter at the
  * same index of the flat buffers. */
 uint64_t dt_model_weight_layout(const dt_model *model);
+/* How many of the model's convolutions keep their weights in a layout of their own; *total:
+ * how many it has. */
+int dt_model_own_layout_count(const dt_model *model, int *total);
 /* A parameter-shaped buffer of the model (count dt_model_param_count) to or from a host array
  * in OIHW order, the order of the state dict's entries. */
 int dt_model_param_buffer_download(dt_model *model, float *host, const float *buffer,

@@ -32,6 +32,11 @@ uint64_t dt_model_weight_layout(const dt_model *m) {
     return m->weight_layout;
 }
 
+int dt_model_own_layout_count(const dt_model *m, int *total) {
+    *total = m->n_convs;
+    return m->n_own_layouts;
+}
+
 int dt_model_param_buffer_download(dt_model *m, float *host, const float *buffer, dt_error *err) {
     if (dt_backend_buffer_download(&m->backend, host, buffer, m->layout.n_params, err)) return -1;
     if (!m->n_own_layouts) return 0;

@@ -238,10 +238,20 @@ const char *dt_session_backend_name(const dt_session *s) {
 /* The ranks' models must place every parameter alike for the gradient all-reduce and the
  * broadcasts: when their backends chose different weight layouts of their own (nodes with
  * different instruction sets), every rank builds its model again with OIHW weights. */
+static int say_weight_layouts(dt_session *s) {
+    if (!dt_progress_verbose()) return 0;
+    int total, own = dt_model_own_layout_count(s->model, &total);
+    char line[160];
+    snprintf(line, sizeof line, "convolution weights: %d of %d in the backend's own layouts%s", own,
+             total, own ? "" : " (all OIHW)");
+    say(s, line);
+    return 0;
+}
+
 int dt_session_create_model(dt_session *s, const dt_model_options *opt, dt_error *err) {
     if (dt_model_create(&s->backend, opt, &s->model, err)) return -1;
     dt_comm *comm = s->comm;
-    if (comm->size == 1 || opt->oihw_weights) return 0;
+    if (comm->size == 1 || opt->oihw_weights) return say_weight_layouts(s);
     const uint64_t mine = dt_model_weight_layout(s->model);
     uint64_t *all = calloc((size_t)comm->size, sizeof *all);
     if (!all) return dt_fail(err, "out of memory");
@@ -253,7 +263,7 @@ int dt_session_create_model(dt_session *s, const dt_model_options *opt, dt_error
     for (int r = 1; r < comm->size && !differing; r++)
         if (all[r] != all[0]) differing = r;
     free(all);
-    if (!differing) return 0;
+    if (!differing) return say_weight_layouts(s);
     if (s->is_root)
         fprintf(stderr,
                 "dtrain: note: rank %d's backend keeps convolution weights in other layouts than "
@@ -264,7 +274,7 @@ int dt_session_create_model(dt_session *s, const dt_model_options *opt, dt_error
     s->model = NULL;
     dt_model_options oihw = *opt;
     oihw.oihw_weights = 1;
-    return dt_model_create(&s->backend, &oihw, &s->model, err);
+    return dt_model_create(&s->backend, &oihw, &s->model, err) ? -1 : say_weight_layouts(s);
 }
 
 int dt_session_create_loader(dt_session *s, dt_loader_options *opt, dt_error *err) {
