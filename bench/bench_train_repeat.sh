@@ -12,6 +12,8 @@ rounds=${2:?usage: bench_train_repeat.sh BUILD_DIR ROUNDS [bench_train.sh option
 shift 2
 [[ $rounds =~ ^[1-9][0-9]*$ ]] || { echo "bench_train_repeat.sh: ROUNDS must be a positive number" >&2; exit 2; }
 here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source-path=SCRIPTDIR
+source "$here/bench_lib.sh"
 all=$(mktemp)
 trap 'rm -f "$all"' EXIT
 
