@@ -5,17 +5,17 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dtrain/bytes.h"
 #include "nn/model_internal.h"
 
 int dt_model_note_weight_layout(dt_model *m, dt_layer *conv, size_t offset, size_t count,
                                 dt_error *err) {
     const uint64_t layout = dt_backend_conv_weight_layout(&m->backend, conv);
     /* FNV-1a over (index, layout) of every convolution, kept 0 while all are OIHW */
-    const uint64_t index = (uint64_t)m->n_convs;
     if (layout || m->weight_layout) {
-        uint64_t hash = m->weight_layout ? m->weight_layout : 0xcbf29ce484222325ULL;
-        hash = (hash ^ index) * 0x100000001b3ULL;
-        hash = (hash ^ layout) * 0x100000001b3ULL;
+        const uint64_t entry[2] = {(uint64_t)m->n_convs, layout};
+        const uint64_t hash =
+            dt_fnv1a64(m->weight_layout ? m->weight_layout : DT_FNV1A64_INIT, entry, sizeof entry);
         m->weight_layout = hash ? hash : 1;
     }
     if (!layout) return 0;

@@ -22,6 +22,8 @@
  * layers), so the variant with an fp32 backward-weights is measured against it at creation. */
 #include "cpu_internal.h"
 
+#include "dtrain/bytes.h"
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -498,7 +500,7 @@ uint64_t cpu_conv_weight_layout(void *ctx, const dt_layer *l) {
     const dnnl_memory_desc_t *md = &conv->user_md;
     if (dnnl_memory_desc_equal(md, &conv->oihw_md)) return 0;
     const dnnl_blocking_desc_t *blk = &md->format_desc.blocking;
-    int64_t fields[4 + 3 * DNNL_MAX_NDIMS] = {md->ndims, md->format_kind, md->data_type,
+    int64_t fields[4 + 5 * DNNL_MAX_NDIMS] = {md->ndims, md->format_kind, md->data_type,
                                               blk->inner_nblks};
     size_t n = 4;
     for (int i = 0; i < md->ndims; i++) {
@@ -506,12 +508,11 @@ uint64_t cpu_conv_weight_layout(void *ctx, const dt_layer *l) {
         fields[n++] = md->padded_dims[i];
         fields[n++] = blk->strides[i];
     }
-    uint64_t hash = 0xcbf29ce484222325ULL;
-    for (size_t i = 0; i < n; i++) hash = (hash ^ (uint64_t)fields[i]) * 0x100000001b3ULL;
     for (int i = 0; i < blk->inner_nblks; i++) {
-        hash = (hash ^ (uint64_t)blk->inner_blks[i]) * 0x100000001b3ULL;
-        hash = (hash ^ (uint64_t)blk->inner_idxs[i]) * 0x100000001b3ULL;
+        fields[n++] = blk->inner_blks[i];
+        fields[n++] = blk->inner_idxs[i];
     }
+    const uint64_t hash = dt_fnv1a64(DT_FNV1A64_INIT, fields, n * sizeof *fields);
     return hash ? hash : 1;
 }
 
